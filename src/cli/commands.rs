@@ -1,0 +1,406 @@
+//! The whole command tree of design.md §4 as data: names, arguments, help
+//! text, and whether each command is implemented yet. The parser
+//! ([`super::parse`]) and the help screens are generated from this one table,
+//! so a command cannot exist in one and not the other.
+//!
+//! A command with `ready: false` is parsed and validated like any other and
+//! then answers `not implemented yet` with exit code 2; the README lists them.
+
+/// One command or command group.
+#[derive(Debug)]
+pub struct Cmd {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub args: &'static [Arg],
+    pub subs: &'static [Cmd],
+    /// Runs when given without a subcommand (e.g. `usage`, `daemon`).
+    pub runnable: bool,
+    /// Implemented in this release.
+    pub ready: bool,
+    /// Metavar for extra arguments collected after the positionals (after
+    /// `--`), e.g. the agent's own arguments for `profiles run`.
+    pub trailing: Option<&'static str>,
+}
+
+/// One option or positional argument.
+#[derive(Debug)]
+pub struct Arg {
+    /// Long option name, or the positional's name (shown as `<NAME>`).
+    pub name: &'static str,
+    pub short: Option<char>,
+    pub kind: Kind,
+    pub required: bool,
+    /// Allowed values, if the set is closed.
+    pub choices: &'static [&'static str],
+    pub help: &'static str,
+    /// Internal (e.g. `--log-file`, set by the CLI when it spawns a daemon).
+    pub hidden: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Flag,
+    /// An option with a value; the string is its metavar.
+    Value(&'static str),
+    Positional,
+}
+
+const fn group(name: &'static str, about: &'static str, subs: &'static [Cmd]) -> Cmd {
+    Cmd { name, about, args: &[], subs, runnable: false, ready: true, trailing: None }
+}
+
+const fn cmd(name: &'static str, about: &'static str, args: &'static [Arg]) -> Cmd {
+    Cmd { name, about, args, subs: &[], runnable: true, ready: false, trailing: None }
+}
+
+const fn ready(c: Cmd) -> Cmd {
+    Cmd { ready: true, ..c }
+}
+
+const fn flag(name: &'static str, help: &'static str) -> Arg {
+    Arg { name, short: None, kind: Kind::Flag, required: false, choices: &[], help, hidden: false }
+}
+
+const fn opt(name: &'static str, metavar: &'static str, help: &'static str) -> Arg {
+    Arg { kind: Kind::Value(metavar), ..flag(name, help) }
+}
+
+const fn pos(name: &'static str, help: &'static str) -> Arg {
+    Arg { kind: Kind::Positional, required: true, ..flag(name, help) }
+}
+
+const fn short(a: Arg, c: char) -> Arg {
+    Arg { short: Some(c), ..a }
+}
+
+const fn required(a: Arg) -> Arg {
+    Arg { required: true, ..a }
+}
+
+const fn optional(a: Arg) -> Arg {
+    Arg { required: false, ..a }
+}
+
+const fn choices(a: Arg, choices: &'static [&'static str]) -> Arg {
+    Arg { choices, ..a }
+}
+
+const fn hidden(a: Arg) -> Arg {
+    Arg { hidden: true, ..a }
+}
+
+const PERIODS: &[&str] = &["today", "yesterday", "week", "month", "7d", "30d", "all"];
+
+/// The filters every usage report takes.
+macro_rules! usage_filters {
+    ($($extra:expr),*) => {
+        &[
+            choices(opt("period", "PERIOD", "today, yesterday, week, month, 7d, 30d or all"), PERIODS),
+            opt("since", "YYYY-MM-DD", "First day to include"),
+            opt("until", "YYYY-MM-DD", "Last day to include"),
+            opt("profile", "ALIAS", "Only this profile"),
+            opt("model", "MODEL", "Only this model"),
+            opt("agent", "ID", "Only this agent"),
+            opt("timezone", "TZ", "Time zone for days (default: local)"),
+            $($extra),*
+        ]
+    };
+}
+
+pub static ROOT: Cmd = Cmd {
+    name: "ringlet",
+    about: "Run AI coding agents in isolated profiles against any provider",
+    args: &[],
+    subs: &[
+        cmd(
+            "init",
+            "Set up ringlet: check the daemon, find agents, create a first profile",
+            &[
+                short(flag("yes", "Accept every default without asking"), 'y'),
+                flag("no-profile", "Do not create a profile"),
+                flag("skip-daemon", "Do not start the daemon"),
+            ],
+        ),
+        group(
+            "agents",
+            "Installed coding agents",
+            &[
+                ready(cmd("list", "List agents, whether installed, and their versions", &[])),
+                ready(cmd(
+                    "inspect",
+                    "Show an agent's manifest and detection",
+                    &[pos("id", "Agent id")],
+                )),
+            ],
+        ),
+        group(
+            "providers",
+            "API providers",
+            &[
+                ready(cmd("list", "List providers with their default endpoints", &[])),
+                ready(cmd(
+                    "inspect",
+                    "Show a provider's endpoints, auth variable and models",
+                    &[pos("id", "Provider id")],
+                )),
+            ],
+        ),
+        group(
+            "profiles",
+            "Profiles: an agent, a provider and a model in an isolated home",
+            &[
+                cmd(
+                    "create",
+                    "Create a profile (the API key is read from a prompt, stdin or the provider's variable)",
+                    &[
+                        pos("agent", "Agent id"),
+                        pos("alias", "Profile name: [a-z0-9][a-z0-9_-]{0,63}"),
+                        required(short(opt("provider", "ID", "Provider id"), 'p')),
+                        opt("endpoint", "NAME|URL", "Provider endpoint name, or a URL"),
+                        opt("model", "MODEL", "Model (default: the provider's)"),
+                        opt("hooks", "A,B", "Hook sets from config.toml to install"),
+                        opt("mcp", "A,B", "MCP servers from config.toml to install"),
+                        flag("bare", "Write no hooks or MCP servers"),
+                        flag("proxy", "Route through the profile's proxy"),
+                        opt("template", "NAME", "Script template to use"),
+                        flag("dry-run", "Show what would be written; change nothing"),
+                        flag("api-key-stdin", "Read the API key from stdin"),
+                        flag("no-alias", "Do not install a shell alias"),
+                    ],
+                ),
+                cmd("list", "List profiles", &[opt("agent", "ID", "Only profiles of this agent")]),
+                cmd(
+                    "inspect",
+                    "Show a profile (the key redacted)",
+                    &[pos("alias", "Profile name")],
+                ),
+                cmd(
+                    "delete",
+                    "Delete a profile",
+                    &[pos("alias", "Profile name"), flag("purge", "Also delete its home")],
+                ),
+                Cmd {
+                    trailing: Some("AGENT_ARGS"),
+                    ..cmd(
+                        "run",
+                        "Run a profile's agent here, or in a daemon terminal with --remote",
+                        &[
+                            pos("alias", "Profile name"),
+                            flag("remote", "Run in a daemon-owned terminal session"),
+                            opt("cols", "N", "Terminal width (--remote)"),
+                            opt("rows", "N", "Terminal height (--remote)"),
+                            flag("no-sandbox", "Run without the sandbox (--remote)"),
+                            opt("bwrap-flags", "FLAGS", "Extra bwrap arguments (--remote)"),
+                        ],
+                    )
+                },
+                cmd(
+                    "env",
+                    "Print shell-safe export lines for eval",
+                    &[pos("alias", "Profile name")],
+                ),
+            ],
+        ),
+        group(
+            "aliases",
+            "Shell shims in ~/.local/bin that run a profile",
+            &[
+                cmd("install", "Install a shim for a profile", &[pos("alias", "Profile name")]),
+                cmd("uninstall", "Remove a profile's shim", &[pos("alias", "Profile name")]),
+                cmd("list", "List installed shims", &[]),
+            ],
+        ),
+        group(
+            "hooks",
+            "Claude Code hooks of a profile",
+            &[
+                cmd(
+                    "add",
+                    "Add a hook",
+                    &[
+                        pos("alias", "Profile name"),
+                        pos("event", "Hook event, e.g. Stop or PostToolUse"),
+                        pos("command", "Shell command to run"),
+                        opt("matcher", "PATTERN", "Tool matcher (default: all)"),
+                    ],
+                ),
+                cmd("list", "List a profile's hooks", &[pos("alias", "Profile name")]),
+                cmd(
+                    "remove",
+                    "Remove a hook",
+                    &[
+                        pos("alias", "Profile name"),
+                        pos("event", "Hook event"),
+                        pos("index", "Position in `hooks list`"),
+                    ],
+                ),
+                cmd(
+                    "import",
+                    "Import hooks from a JSON file",
+                    &[pos("alias", "Profile name"), pos("file", "JSON file")],
+                ),
+                cmd("export", "Print a profile's hooks as JSON", &[pos("alias", "Profile name")]),
+            ],
+        ),
+        group(
+            "proxy",
+            "The routing proxy of a profile",
+            &[
+                cmd("enable", "Route a profile through its proxy", &[pos("alias", "Profile name")]),
+                cmd(
+                    "disable",
+                    "Stop routing a profile through a proxy",
+                    &[pos("alias", "Profile name")],
+                ),
+                cmd("start", "Start a profile's proxy", &[pos("alias", "Profile name")]),
+                cmd("stop", "Stop a profile's proxy", &[pos("alias", "Profile name")]),
+                cmd("stop-all", "Stop every proxy", &[]),
+                cmd("restart", "Restart a profile's proxy", &[pos("alias", "Profile name")]),
+                cmd("status", "Show proxy status", &[optional(pos("alias", "Profile name"))]),
+                cmd(
+                    "config",
+                    "Print a profile's proxy configuration",
+                    &[pos("alias", "Profile name")],
+                ),
+                cmd(
+                    "logs",
+                    "Print a profile's proxy log",
+                    &[pos("alias", "Profile name"), opt("lines", "N", "Last N lines")],
+                ),
+                group(
+                    "route",
+                    "Routing rules",
+                    &[
+                        cmd(
+                            "add",
+                            "Add a routing rule",
+                            &[
+                                pos("alias", "Profile name"),
+                                pos("name", "Rule name"),
+                                pos("condition", "When the rule applies"),
+                                pos("target", "Provider/model to route to"),
+                                opt("priority", "N", "Higher wins"),
+                            ],
+                        ),
+                        cmd("list", "List routing rules", &[pos("alias", "Profile name")]),
+                        cmd(
+                            "remove",
+                            "Remove a routing rule",
+                            &[pos("alias", "Profile name"), pos("name", "Rule name")],
+                        ),
+                    ],
+                ),
+                group(
+                    "alias",
+                    "Model aliases",
+                    &[
+                        cmd(
+                            "set",
+                            "Map a model name to a target",
+                            &[
+                                pos("alias", "Profile name"),
+                                pos("from", "Model name"),
+                                pos("to", "Target"),
+                            ],
+                        ),
+                        cmd("list", "List model aliases", &[pos("alias", "Profile name")]),
+                        cmd(
+                            "remove",
+                            "Remove a model alias",
+                            &[pos("alias", "Profile name"), pos("from", "Model name")],
+                        ),
+                    ],
+                ),
+            ],
+        ),
+        Cmd {
+            runnable: true,
+            ready: false,
+            args: usage_filters!(),
+            ..group(
+                "usage",
+                "Token usage and cost (a summary without a subcommand)",
+                &[
+                    cmd("daily", "One row per day", usage_filters!()),
+                    cmd("models", "One row per model", usage_filters!()),
+                    cmd("profiles", "One row per profile", usage_filters!()),
+                    cmd(
+                        "export",
+                        "One row per day, profile and model",
+                        usage_filters!(required(choices(
+                            opt("format", "FORMAT", "csv or json"),
+                            &["csv", "json"]
+                        ))),
+                    ),
+                    cmd(
+                        "import-claude",
+                        "Import existing Claude Code history",
+                        &[opt("claude-dir", "DIR", "Claude config dir (default: ~/.claude)")],
+                    ),
+                ],
+            )
+        },
+        group(
+            "registry",
+            "The manifest and pricing registry",
+            &[
+                cmd(
+                    "sync",
+                    "Fetch the registry",
+                    &[flag("force", "Fetch even if fresh"), flag("offline", "Use the cache only")],
+                ),
+                cmd("inspect", "Show the registry state", &[]),
+                cmd("pin", "Pin the registry to a ref", &[pos("ref", "Commit or tag")]),
+            ],
+        ),
+        group(
+            "terminal",
+            "Terminal sessions run by the daemon",
+            &[
+                cmd("list", "List sessions", &[]),
+                cmd("info", "Show a session", &[pos("id", "Session id")]),
+                cmd("kill", "End a session's processes", &[pos("id", "Session id")]),
+                cmd("attach", "Attach this terminal to a session", &[pos("id", "Session id")]),
+            ],
+        ),
+        Cmd {
+            runnable: true,
+            args: &[
+                flag("stay-alive", "Never exit for idleness"),
+                flag("foreground", "Run in this process instead of in the background"),
+                hidden(opt("log-file", "PATH", "Log to this file")),
+            ],
+            ..group(
+                "daemon",
+                "The background daemon (starts it in the background without a subcommand)",
+                &[
+                    ready(cmd(
+                        "status",
+                        "Show whether the daemon runs (exit 3 if not); never starts one",
+                        &[],
+                    )),
+                    ready(cmd("stop", "Stop the daemon; never starts one", &[])),
+                    cmd(
+                        "token",
+                        "Print the HTTP API token",
+                        &[flag("rotate", "Replace it with a new one")],
+                    ),
+                ],
+            )
+        },
+        group(
+            "env",
+            "Agent setup tasks",
+            &[cmd(
+                "setup",
+                "Run an agent's setup task in a profile",
+                &[pos("alias", "Profile name"), pos("task", "Task name from the agent manifest")],
+            )],
+        ),
+        cmd("stats", "Profile statistics", &[]),
+        cmd("ui", "Open the web UI with a one-time login link", &[]),
+    ],
+    runnable: false,
+    ready: true,
+    trailing: None,
+};

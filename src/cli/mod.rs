@@ -1,0 +1,182 @@
+//! The client side: parse the command line, route each command to its
+//! module (`cli/<group>.rs`, each with `run`-style functions that build a
+//! request, send it and render the reply), and the small output helpers they
+//! share (tables, JSON, warnings).
+//!
+//! Output goes through [`Out`], which returns write errors instead of
+//! panicking, so `ringlet agents list | head -1` ends quietly.
+
+mod agents;
+pub mod commands;
+mod daemon;
+pub mod parse;
+mod providers;
+
+use std::io::{self, Write};
+
+use anyhow::Result;
+use serde::Serialize;
+
+pub use parse::{Global, Invocation, Parsed, UsageError};
+
+use crate::paths::Paths;
+
+/// A quiet exit with a given code (the message, if any, was printed already
+/// or is carried here), e.g. `daemon status` with no daemon exits 3.
+#[derive(Debug)]
+pub struct Exit {
+    pub code: u8,
+    /// Printed as `ringlet: <message>` when present.
+    pub message: Option<String>,
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message.as_deref().unwrap_or("exit"))
+    }
+}
+
+impl std::error::Error for Exit {}
+
+/// What every command needs: global options and, lazily, the paths.
+pub struct Ctx {
+    pub global: Global,
+}
+
+impl Ctx {
+    pub fn paths(&self) -> Result<Paths> {
+        Paths::from_env()
+    }
+}
+
+/// Runs a parsed command.
+pub fn run(global: Global, inv: Invocation) -> Result<()> {
+    let ctx = Ctx { global };
+    if !inv.cmd.ready {
+        return Err(Exit {
+            code: 2,
+            message: Some(format!("{}: not implemented yet", inv.name())),
+        }
+        .into());
+    }
+    let path: Vec<&str> = inv.path.clone();
+    match path.as_slice() {
+        ["agents", "list"] => agents::list(&ctx),
+        ["agents", "inspect"] => agents::inspect(&ctx, inv.arg("id").unwrap_or_default()),
+        ["providers", "list"] => providers::list(&ctx),
+        ["providers", "inspect"] => providers::inspect(&ctx, inv.arg("id").unwrap_or_default()),
+        ["daemon"] => daemon::start(&ctx, &inv),
+        ["daemon", "status"] => daemon::status(&ctx),
+        ["daemon", "stop"] => daemon::stop(&ctx),
+        _ => {
+            Err(Exit { code: 2, message: Some(format!("{}: not implemented yet", inv.name())) }
+                .into())
+        }
+    }
+}
+
+/// Buffered stdout whose errors propagate (a closed pipe ends the command).
+pub struct Out {
+    inner: io::BufWriter<io::StdoutLock<'static>>,
+}
+
+impl Out {
+    pub fn new() -> Out {
+        Out { inner: io::BufWriter::new(io::stdout().lock()) }
+    }
+
+    pub fn line(&mut self, text: impl std::fmt::Display) -> io::Result<()> {
+        writeln!(self.inner, "{text}")
+    }
+
+    pub fn json<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        serde_json::to_writer_pretty(&mut self.inner, value)?;
+        writeln!(self.inner)?;
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Prints warnings to stderr as `ringlet: warning: ...`.
+pub fn warn_all(warnings: &[String]) {
+    let mut err = io::stderr().lock();
+    for w in warnings {
+        let _ = writeln!(err, "ringlet: warning: {w}");
+    }
+}
+
+/// A plain-text table: a header row and left-aligned columns two spaces
+/// apart. Empty cells print as `-`.
+pub struct Table {
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(header: &[&str]) -> Table {
+        Table { rows: vec![header.iter().map(|h| h.to_string()).collect()] }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows
+            .push(cells.into_iter().map(|c| if c.is_empty() { "-".into() } else { c }).collect());
+    }
+
+    pub fn write(&self, out: &mut Out) -> io::Result<()> {
+        let columns = self.rows.iter().map(Vec::len).max().unwrap_or(0);
+        let widths: Vec<usize> = (0..columns)
+            .map(|i| {
+                self.rows
+                    .iter()
+                    .filter_map(|r| r.get(i))
+                    .map(|c| c.chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        for row in &self.rows {
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                if i + 1 == row.len() {
+                    line.push_str(cell);
+                } else {
+                    let pad = widths[i] - cell.chars().count() + 2;
+                    line.push_str(cell);
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
+            }
+            out.line(line.trim_end())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_implemented_leaf_is_routed() {
+        // A ready command that `run` does not route would answer "not
+        // implemented yet" while claiming to be implemented.
+        let routed = [
+            "agents list",
+            "agents inspect",
+            "providers list",
+            "providers inspect",
+            "daemon",
+            "daemon status",
+            "daemon stop",
+        ];
+        for (path, cmd) in parse::all_paths() {
+            if cmd.ready && cmd.runnable {
+                assert!(
+                    routed.contains(&path.join(" ").as_str()),
+                    "{path:?} is ready but not routed"
+                );
+            }
+        }
+    }
+}

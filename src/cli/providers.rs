@@ -1,0 +1,62 @@
+//! `ringlet providers list|inspect`: providers with their endpoints resolved.
+
+use anyhow::Result;
+
+use super::{Ctx, Out, Table, warn_all};
+use crate::client;
+use crate::protocol::{ProviderInfo, ProviderList, Request};
+
+pub fn list(ctx: &Ctx) -> Result<()> {
+    let data = client::request(&ctx.paths()?, &Request::ProvidersList)?;
+    let mut out = Out::new();
+    if ctx.global.json {
+        out.json(&data)?;
+        return Ok(out.finish()?);
+    }
+    let list: ProviderList = serde_json::from_value(data)?;
+    warn_all(&list.warnings);
+    let mut table = Table::new(&["ID", "NAME", "TYPE", "ENDPOINT", "AUTH ENV", "DEFAULT MODEL"]);
+    for p in &list.providers {
+        table.row(vec![
+            p.id.clone(),
+            p.name.clone(),
+            p.kind.clone(),
+            p.default_endpoint.as_ref().map(|e| e.url.clone()).unwrap_or_default(),
+            p.auth_env_key.clone().unwrap_or_default(),
+            p.default_model.clone().unwrap_or_default(),
+        ]);
+    }
+    table.write(&mut out)?;
+    Ok(out.finish()?)
+}
+
+pub fn inspect(ctx: &Ctx, id: &str) -> Result<()> {
+    let data = client::request(&ctx.paths()?, &Request::ProvidersInspect { id: id.into() })?;
+    let mut out = Out::new();
+    if ctx.global.json {
+        out.json(&data)?;
+        return Ok(out.finish()?);
+    }
+    let p: ProviderInfo = serde_json::from_value(data)?;
+    out.line(format_args!("{} ({})", p.name, p.id))?;
+    out.line(format_args!("  type:           {}", p.kind))?;
+    out.line(format_args!("  source:         {}", p.source))?;
+    match &p.default_endpoint {
+        Some(e) => out.line(format_args!("  endpoint:       {} ({})", e.url, e.name))?,
+        None => out.line("  endpoint:       - (the agent's own)")?,
+    }
+    let width = p.endpoints.iter().map(|e| e.name.len()).max().unwrap_or(0);
+    for e in &p.endpoints {
+        out.line(format_args!("    {:<width$}  {}", e.name, e.url))?;
+    }
+    let auth = match (&p.auth_env_key, p.auth_required) {
+        (Some(k), true) => format!("{k} (required)"),
+        (Some(k), false) => format!("{k} (optional)"),
+        (None, _) => "none".into(),
+    };
+    out.line(format_args!("  auth env key:   {auth}"))?;
+    out.line(format_args!("  default model:  {}", p.default_model.as_deref().unwrap_or("-")))?;
+    let models = if p.models.is_empty() { "-".to_string() } else { p.models.join(", ") };
+    out.line(format_args!("  models:         {models}"))?;
+    Ok(out.finish()?)
+}

@@ -1,0 +1,217 @@
+//! `config.toml`: the user's preferences (design.md §3).
+//!
+//! A missing file means defaults. A present file must be right: unknown keys,
+//! wrong types and syntax errors are errors that name the file, the line and
+//! the key, never a silent fall back to defaults (a typo such as
+//! `idle_timeout_sec` would otherwise quietly do nothing).
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use anyhow::{Result, anyhow};
+use serde::Deserialize;
+
+/// The whole file. Every section is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub daemon: DaemonConfig,
+    pub defaults: Defaults,
+    pub detect: DetectConfig,
+    pub terminal: TerminalConfig,
+    pub run: RunConfig,
+    pub sandbox: SandboxConfig,
+    /// Hook definitions by name, used by `profiles create --hooks` (later issue).
+    pub hooks: toml::Table,
+    /// MCP server definitions by name, used by `--mcp` (later issue).
+    pub mcp_servers: toml::Table,
+    /// Free-form values handed to Rhai scripts as `ctx.prefs.custom`.
+    pub custom: toml::Table,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Seconds without any activity after which the daemon exits.
+    pub idle_timeout_secs: u64,
+    pub http_port: u16,
+    pub http_bind: String,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig { idle_timeout_secs: 300, http_port: 8765, http_bind: "127.0.0.1".into() }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Defaults {
+    pub provider: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectConfig {
+    /// How long one `<agent> --version` probe may take before it is killed.
+    pub probe_timeout_ms: u64,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig { probe_timeout_ms: 5000 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TerminalConfig {
+    pub scrollback_bytes: u64,
+}
+
+impl Default for TerminalConfig {
+    fn default() -> Self {
+        TerminalConfig { scrollback_bytes: 1 << 20 }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// Variables copied from the caller's environment into agent runs.
+    pub env_passthrough: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// Paths under the real home that sandboxed sessions may read.
+    pub home_ro: Vec<String>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig { home_ro: vec![".gitconfig".into(), ".config/git".into()] }
+    }
+}
+
+impl Config {
+    /// Loads `path`; a missing file gives the defaults.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = match fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) => return Err(anyhow!("reading {}: {e}", path.display())),
+        };
+        let config: Config =
+            toml::from_str(&text).map_err(|e| anyhow!("{}", toml_error(path, &text, &e)))?;
+        config.validate().map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.daemon.idle_timeout_secs == 0 {
+            return Err(anyhow!(
+                "[daemon] idle_timeout_secs must be at least 1 (use `ringlet daemon --stay-alive` to never exit)"
+            ));
+        }
+        if self.detect.probe_timeout_ms == 0 {
+            return Err(anyhow!("[detect] probe_timeout_ms must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// Formats a TOML error as one line: `<file>:<line>:<col>: <message> (at `<text>`)`.
+/// Shared by the config and manifest loaders.
+pub fn toml_error(path: &Path, text: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim().replace('\n', "; ");
+    match err.span() {
+        Some(span) => {
+            let (line, col) = line_col(text, span.start);
+            let snippet = text.get(span.clone()).unwrap_or("").lines().next().unwrap_or("").trim();
+            if snippet.is_empty() || snippet.len() > 60 {
+                format!("{}:{line}:{col}: {message}", path.display())
+            } else {
+                format!("{}:{line}:{col}: {message} (at `{snippet}`)", path.display())
+            }
+        }
+        None => format!("{}: {message}", path.display()),
+    }
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        let config: Config = toml::from_str(text)
+            .map_err(|e| anyhow!("{}", toml_error(Path::new("config.toml"), text, &e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.daemon.idle_timeout_secs, 300);
+        assert_eq!(c.daemon.http_port, 8765);
+        assert_eq!(c.daemon.http_bind, "127.0.0.1");
+        assert_eq!(c.terminal.scrollback_bytes, 1 << 20);
+        assert_eq!(c.sandbox.home_ro, [".gitconfig", ".config/git"]);
+    }
+
+    #[test]
+    fn values_are_read() {
+        let c = parse(
+            "[daemon]\nidle_timeout_secs = 5\n[defaults]\nprovider = \"zai\"\n\
+             [run]\nenv_passthrough = [\"DISABLE_AUTOUPDATER\"]\n[custom]\nanything = { a = 1 }\n",
+        )
+        .unwrap();
+        assert_eq!(c.daemon.idle_timeout_secs, 5);
+        assert_eq!(c.defaults.provider.as_deref(), Some("zai"));
+        assert_eq!(c.run.env_passthrough, ["DISABLE_AUTOUPDATER"]);
+        assert!(c.custom.contains_key("anything"));
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let err = parse("[daemon]\nidle_timeout_sec = 5\n").unwrap_err().to_string();
+        assert!(err.starts_with("config.toml:2:1:"), "{err}");
+        assert!(err.contains("idle_timeout_sec"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_line_and_value() {
+        let err = parse("\n[daemon]\nidle_timeout_secs = \"soon\"\n").unwrap_err().to_string();
+        assert!(err.starts_with("config.toml:3:"), "{err}");
+        assert!(err.contains("\"soon\""), "{err}");
+    }
+
+    #[test]
+    fn syntax_error_names_line() {
+        let err = parse("[daemon\n").unwrap_err().to_string();
+        assert!(err.starts_with("config.toml:1:"), "{err}");
+    }
+
+    #[test]
+    fn zero_idle_timeout_is_refused() {
+        let err = parse("[daemon]\nidle_timeout_secs = 0\n").unwrap_err().to_string();
+        assert!(err.contains("idle_timeout_secs"), "{err}");
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+}

@@ -1,0 +1,287 @@
+//! The daemon's lifecycle in one place: take the single-instance lock,
+//! recover a stale socket, bind, start the threads, serve until told to stop
+//! or idle for too long, then shut down cleanly.
+//!
+//! Threads (each named, each with one concern):
+//! - `main`: this file's [`run`]; waits on the [`Ctl`] channel and the idle
+//!   timer, and does the shutdown.
+//! - `ipc-accept` and one `ipc-conn` per connection ([`ipc`]).
+//! - `signals`: SIGTERM/SIGINT/SIGHUP become [`Ctl::Shutdown`] ([`signals`]).
+//!
+//! Shared state lives in [`State`]; each field says who touches it.
+
+pub mod dispatch;
+pub mod events;
+mod ipc;
+mod signals;
+
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+
+use crate::config::Config;
+use crate::detect::Detector;
+use crate::manifests::{self, Catalog};
+use crate::paths::Paths;
+use events::{EventBus, EventKind};
+
+/// How long shutdown waits for in-flight requests to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Options of `ringlet daemon`.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Never exit for idleness.
+    pub stay_alive: bool,
+    /// Send the log here instead of stderr (set by the CLI that spawns us).
+    pub log_file: Option<PathBuf>,
+}
+
+/// Messages to the main thread.
+#[derive(Debug)]
+pub enum Ctl {
+    Shutdown { reason: String },
+}
+
+/// Everything the request handlers share.
+pub struct State {
+    pub paths: Paths,
+    pub config: Config,
+    pub options: Options,
+    pub started: Instant,
+    /// `PATH` as the daemon received it; detection searches it.
+    pub path_var: Option<OsString>,
+    pub activity: Activity,
+    /// Emitted to by handlers and the main thread; read by subscriber threads.
+    pub events: EventBus,
+    /// Requests answered so far (all connection threads increment it).
+    pub requests_served: AtomicU64,
+    /// The loaded manifests and the fingerprint of the user dirs they came
+    /// from; connection threads reload it when a user file changes.
+    catalog: Mutex<Option<(Vec<manifests::Fingerprint>, Arc<Catalog>)>>,
+    /// The detection cache. Held for a whole detection by the connection
+    /// thread running it, so concurrent listings never probe twice.
+    pub detector: Mutex<Detector>,
+    ctl: Sender<Ctl>,
+}
+
+impl State {
+    /// The current manifests, reloaded only if `agents.d`/`providers.d` changed.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        let agents_d = self.paths.agents_d();
+        let providers_d = self.paths.providers_d();
+        let fingerprint = manifests::dir_fingerprint(&[&agents_d, &providers_d]);
+        let mut slot = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((fp, catalog)) = slot.as_ref()
+            && *fp == fingerprint
+        {
+            return catalog.clone();
+        }
+        let catalog = Arc::new(Catalog::load(&agents_d, &providers_d));
+        for w in catalog.agent_warnings.iter().chain(&catalog.provider_warnings) {
+            crate::warn!("manifest: {w}");
+        }
+        *slot = Some((fingerprint, catalog.clone()));
+        catalog
+    }
+
+    /// Asks the main thread to shut down.
+    pub fn request_shutdown(&self, reason: &str) {
+        let _ = self.ctl.send(Ctl::Shutdown { reason: reason.into() });
+    }
+}
+
+/// What counts as activity for the idle timeout: requests in flight, open
+/// subscriptions (and, in later issues, HTTP requests, WebSockets and
+/// terminal sessions), and the time of the last one.
+pub struct Activity {
+    epoch: Instant,
+    /// Milliseconds since `epoch` of the last activity.
+    last_ms: AtomicU64,
+    /// Things going on right now; idle time only counts while this is zero.
+    busy: AtomicUsize,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity { epoch: Instant::now(), last_ms: AtomicU64::new(0), busy: AtomicUsize::new(0) }
+    }
+
+    pub fn touch(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.last_ms.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// Marks something as going on until the guard is dropped.
+    pub fn busy(&self) -> BusyGuard<'_> {
+        self.touch();
+        self.busy.fetch_add(1, Ordering::SeqCst);
+        BusyGuard(self)
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.busy.load(Ordering::SeqCst)
+    }
+
+    /// How long nothing has happened, or `None` while something is going on.
+    fn idle_for(&self) -> Option<Duration> {
+        if self.in_flight() > 0 {
+            return None;
+        }
+        let now = self.epoch.elapsed().as_millis() as u64;
+        Some(Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed))))
+    }
+}
+
+pub struct BusyGuard<'a>(&'a Activity);
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::SeqCst);
+        self.0.touch();
+    }
+}
+
+/// Runs the daemon in this process until shutdown.
+pub fn run(paths: Paths, options: Options) -> Result<()> {
+    if let Some(log) = &options.log_file {
+        crate::logger::log_to_file(log)?;
+    }
+    let config = Config::load(&paths.config_file()).context("loading config")?;
+    paths.ensure_runtime_dir()?;
+
+    // The lock is held for the daemon's whole life; the kernel releases it
+    // when the process dies, however it dies, so it can never go stale.
+    let lock_path = paths.daemon_lock();
+    let lock_file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .read(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .with_context(|| format!("opening lock file {}", lock_path.display()))?;
+    let mut lock = fd_lock::RwLock::new(lock_file);
+    let mut guard = match lock.try_write() {
+        Ok(guard) => guard,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            bail!("a daemon is already running for {}", paths.socket.display())
+        }
+        Err(e) => return Err(e).context("locking the daemon lock file"),
+    };
+    // Record our pid for `daemon status` diagnostics (informational only).
+    let _ = guard.set_len(0).and_then(|()| writeln!(*guard, "{}", std::process::id()));
+
+    let listener = ipc::bind(&paths.socket)?;
+    let socket_id = std::fs::metadata(&paths.socket).map(|m| (m.dev(), m.ino())).ok();
+
+    let (ctl_tx, ctl_rx) = mpsc::channel();
+    let state = Arc::new(State {
+        detector: Mutex::new(Detector::new(paths.detection_cache())),
+        paths,
+        config,
+        options,
+        started: Instant::now(),
+        path_var: std::env::var_os("PATH"),
+        activity: Activity::new(),
+        events: EventBus::default(),
+        requests_served: AtomicU64::new(0),
+        catalog: Mutex::new(None),
+        ctl: ctl_tx.clone(),
+    });
+
+    signals::spawn_signals(ctl_tx).context("starting the signal thread")?;
+    ipc::spawn_accept(listener, state.clone()).context("starting the IPC thread")?;
+
+    let pid = std::process::id();
+    crate::info!(
+        "daemon {} (protocol {}) listening on {} (pid {pid})",
+        env!("CARGO_PKG_VERSION"),
+        crate::protocol::PROTOCOL_VERSION,
+        state.paths.socket.display()
+    );
+    state.events.emit(
+        EventKind::DaemonStarted,
+        json!({"pid": pid, "version": env!("CARGO_PKG_VERSION"), "socket": state.paths.socket}),
+    );
+    announce_ready(&state)?;
+
+    let reason = serve(&state, &ctl_rx);
+    shutdown(&state, socket_id, &reason);
+    drop(guard);
+    Ok(())
+}
+
+/// Waits for a shutdown request or the idle timeout; returns the reason.
+fn serve(state: &State, ctl: &mpsc::Receiver<Ctl>) -> String {
+    let idle_limit = (!state.options.stay_alive)
+        .then(|| Duration::from_secs(state.config.daemon.idle_timeout_secs));
+    loop {
+        // Wake when the idle deadline could first pass, at least once a
+        // second so a deadline moved by activity is noticed promptly.
+        let wait = match (idle_limit, state.activity.idle_for()) {
+            (Some(limit), Some(idle)) => limit.saturating_sub(idle).min(Duration::from_secs(1)),
+            _ => Duration::from_secs(1),
+        };
+        match ctl.recv_timeout(wait.max(Duration::from_millis(10))) {
+            Ok(Ctl::Shutdown { reason }) => return reason,
+            Err(RecvTimeoutError::Disconnected) => return "control channel closed".into(),
+            Err(RecvTimeoutError::Timeout) => {
+                if let (Some(limit), Some(idle)) = (idle_limit, state.activity.idle_for())
+                    && idle >= limit
+                {
+                    return format!("idle for {} s", limit.as_secs());
+                }
+            }
+        }
+    }
+}
+
+/// Announces, lets in-flight requests finish, and removes the socket (only
+/// if it is still the one we bound: never a successor's).
+fn shutdown(state: &State, socket_id: Option<(u64, u64)>, reason: &str) {
+    crate::info!("shutting down: {reason}");
+    state.events.emit(EventKind::DaemonShuttingDown, json!({"reason": reason}));
+    if let Some(id) = socket_id
+        && std::fs::metadata(&state.paths.socket).map(|m| (m.dev(), m.ino())).ok() == Some(id)
+    {
+        let _ = std::fs::remove_file(&state.paths.socket);
+    }
+    // Subscriber connections count as busy; they end once they have written
+    // the shutdown event, so this waits for them too (bounded).
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    while state.activity.in_flight() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Tells whoever started us that we are serving: one line on stdout. When
+/// stdout is a pipe from a spawning CLI, it is then pointed at /dev/null so a
+/// CLI that has gone away can never make a later write fail.
+fn announce_ready(state: &State) -> Result<()> {
+    let mut out = io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "ringlet daemon listening on {} (pid {})",
+        state.paths.socket.display(),
+        std::process::id()
+    );
+    let _ = out.flush();
+    let is_pipe = rustix::fs::fstat(&out)
+        .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Fifo)
+        .unwrap_or(false);
+    if is_pipe {
+        let null = File::options().write(true).open("/dev/null").context("opening /dev/null")?;
+        rustix::stdio::dup2_stdout(&null).context("detaching stdout")?;
+    }
+    Ok(())
+}

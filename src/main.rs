@@ -1,0 +1,82 @@
+//! `ringlet`: one binary that is both the shell CLI and the background daemon
+//! that manages AI coding agents, their profiles and their usage.
+//!
+//! This file is the table of contents: the modules, `main`, and the one exit
+//! path. `main` parses the command line ([`cli::parse`]); `--help` and
+//! `--version` are answered before any file or socket is touched; everything
+//! else runs through [`cli::run`], which talks to the daemon ([`client`],
+//! [`daemon`]) over the wire protocol ([`protocol`]).
+
+mod cli;
+mod client;
+mod config;
+mod daemon;
+mod detect;
+mod fsutil;
+mod logger;
+mod manifests;
+mod paths;
+mod protocol;
+mod time;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use cli::{Exit, Parsed, UsageError};
+
+fn main() -> ExitCode {
+    let json = std::env::args_os().any(|a| a == "--json");
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => report(&err, json),
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let (global, parsed) = cli::parse::parse_env()?;
+    let invocation = match parsed {
+        Parsed::Help(text) => return Ok(io::stdout().lock().write_all(text.as_bytes())?),
+        Parsed::Version => {
+            return Ok(writeln!(io::stdout().lock(), "ringlet {}", env!("CARGO_PKG_VERSION"))?);
+        }
+        Parsed::Run(invocation) => invocation,
+    };
+    // The daemon logs at info by default, the CLI only warnings.
+    let default_level =
+        if invocation.path == ["daemon"] { logger::Level::Info } else { logger::Level::Warn };
+    let env_level = std::env::var("RINGLET_LOG").ok().and_then(|v| logger::Level::parse(&v).ok());
+    logger::set_level(global.log_level.or(env_level).unwrap_or(default_level));
+    cli::run(global, invocation)
+}
+
+/// The one place errors become output: `ringlet: <what>: <why>` on stderr
+/// (or an error object on stdout with `--json`) and an exit code. A closed
+/// stdout (`ringlet ... | head`) is a normal end, not an error.
+fn report(err: &anyhow::Error, json: bool) -> ExitCode {
+    if err.chain().any(|e| {
+        e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    }) {
+        return ExitCode::SUCCESS;
+    }
+    let (code, kind) = if let Some(exit) = err.downcast_ref::<Exit>() {
+        if exit.message.is_none() {
+            return ExitCode::from(exit.code);
+        }
+        (exit.code, if exit.code == 2 { "not_implemented" } else { "error" })
+    } else if err.downcast_ref::<UsageError>().is_some() {
+        (1, "usage")
+    } else if let Some(d) = err.downcast_ref::<client::DaemonError>() {
+        (1, d.code.as_str())
+    } else {
+        (1, "error")
+    };
+    let message = format!("{err:#}");
+    if json {
+        let body =
+            serde_json::json!({"success": false, "error": {"code": kind, "message": message}});
+        let _ = writeln!(io::stdout().lock(), "{body}");
+    } else {
+        let _ = writeln!(io::stderr().lock(), "ringlet: {message}");
+    }
+    ExitCode::from(code)
+}

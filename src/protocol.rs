@@ -1,0 +1,248 @@
+//! The wire protocol shared by the CLI, the IPC server and (in a later issue)
+//! the HTTP API: one [`Request`] enum, one [`Reply`], the error codes a caller
+//! may match on, and the framing constants.
+//!
+//! Framing on the Unix socket is one JSON line each way: the client writes a
+//! [`RequestFrame`] and a newline and half-closes; the daemon answers with a
+//! [`ReplyFrame`] line. `Subscribe` is the one streaming request: after its
+//! reply the daemon keeps writing one [`EventFrame`] line per event.
+//!
+//! Both frames carry [`PROTOCOL_VERSION`]. A daemon refuses a request of
+//! another version (except `Shutdown`, so an old daemon can always be stopped
+//! by a new CLI), and the CLI refuses a reply of another version; either way
+//! the message tells the user to restart the daemon.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Bumped whenever a request or reply changes shape.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest request line the daemon reads; anything longer is answered with
+/// [`ErrorCode::TooLarge`] and the connection is closed.
+pub const MAX_REQUEST_BYTES: usize = 1 << 20;
+
+/// What the client sends: the protocol version and one request.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RequestFrame {
+    pub version: u32,
+    pub request: Request,
+}
+
+/// Every request the daemon serves. Each variant names the `data` of its
+/// successful reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Reply: a [`DaemonStatus`].
+    Status,
+    /// Reply: `null`; the daemon then shuts down cleanly.
+    Shutdown,
+    /// Reply: an [`AgentList`]; runs detection (cached) for every agent.
+    AgentsList,
+    /// Reply: one [`AgentInfo`] with its manifest; `not_found` otherwise.
+    AgentsInspect { id: String },
+    /// Reply: a [`ProviderList`].
+    ProvidersList,
+    /// Reply: one [`ProviderInfo`] with its manifest; `not_found` otherwise.
+    ProvidersInspect { id: String },
+    /// Reply: `null`, then one [`EventFrame`] line per event until the client
+    /// hangs up. An empty `events` list means every event type.
+    Subscribe {
+        #[serde(default)]
+        events: Vec<String>,
+    },
+}
+
+/// What the daemon answers: the protocol version and either data or an error.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReplyFrame {
+    pub version: u32,
+    #[serde(flatten)]
+    pub reply: Reply,
+}
+
+/// The outcome of one request. `data` is one of the `*Info`/`*List` types
+/// below, serialized, so the HTTP API can wrap it unchanged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Reply {
+    Ok { data: Value },
+    Err { error: ErrorReply },
+}
+
+impl Reply {
+    pub fn ok<T: Serialize>(data: &T) -> Reply {
+        match serde_json::to_value(data) {
+            Ok(data) => Reply::Ok { data },
+            Err(e) => Reply::error(ErrorCode::Internal, format!("encoding reply: {e}")),
+        }
+    }
+
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Reply {
+        Reply::Err { error: ErrorReply { code, message: message.into() } }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Error codes a caller may match on. The HTTP API maps them to statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request line was not a valid request (HTTP 400).
+    BadRequest,
+    /// The peer is not the daemon's own user (HTTP 403).
+    Forbidden,
+    /// The named agent, provider or profile does not exist (HTTP 404).
+    NotFound,
+    /// The request conflicts with current state (HTTP 409).
+    Conflict,
+    /// The request exceeded [`MAX_REQUEST_BYTES`] (HTTP 413).
+    TooLarge,
+    /// Client and daemon speak different protocol versions.
+    VersionMismatch,
+    /// The feature arrives in a later release.
+    NotImplemented,
+    /// Anything else; the message says what failed (HTTP 500).
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::VersionMismatch => "version_mismatch",
+            ErrorCode::NotImplemented => "not_implemented",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+/// One event as it travels to subscribers (IPC `Subscribe` now, `/ws` later).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventFrame {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// RFC 3339, UTC.
+    pub timestamp: String,
+    pub data: Value,
+}
+
+/// Reply to [`Request::Status`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    pub version: String,
+    pub protocol: u32,
+    pub pid: u32,
+    pub uptime_secs: u64,
+    pub socket: String,
+    pub config_dir: String,
+    pub stay_alive: bool,
+    /// `None` when `stay_alive` is set.
+    pub idle_timeout_secs: Option<u64>,
+    pub requests_served: u64,
+    pub subscribers: usize,
+}
+
+/// Reply to [`Request::AgentsList`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentList {
+    pub agents: Vec<AgentInfo>,
+    /// Broken user manifests, one line each, naming the file and line.
+    pub warnings: Vec<String>,
+}
+
+/// One agent: what its manifest says and what detection found.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentInfo {
+    pub id: String,
+    pub name: String,
+    pub binary: String,
+    /// `builtin`, or the path of the user manifest that defined it.
+    pub source: String,
+    pub installed: bool,
+    pub path: Option<String>,
+    pub version: Option<String>,
+    /// Why the version is unknown (probe timed out, failed, printed nothing).
+    pub probe_error: Option<String>,
+    /// The manifest's `[detect] files` that exist.
+    pub config_files: Vec<String>,
+    /// The full manifest; only in `AgentsInspect` replies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<Value>,
+}
+
+/// Reply to [`Request::ProvidersList`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProviderList {
+    pub providers: Vec<ProviderInfo>,
+    pub warnings: Vec<String>,
+}
+
+/// One provider with its endpoints resolved to URLs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProviderInfo {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub source: String,
+    /// The endpoint used when a profile names none: `(name, url)`.
+    pub default_endpoint: Option<EndpointInfo>,
+    pub endpoints: Vec<EndpointInfo>,
+    pub auth_env_key: Option<String>,
+    pub auth_required: bool,
+    pub default_model: Option<String>,
+    pub models: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointInfo {
+    pub name: String,
+    pub url: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_frame_is_one_tagged_object() {
+        let frame = RequestFrame {
+            version: PROTOCOL_VERSION,
+            request: Request::AgentsInspect { id: "claude".into() },
+        };
+        let line = serde_json::to_string(&frame).unwrap();
+        assert_eq!(line, r#"{"version":1,"request":{"type":"agents_inspect","id":"claude"}}"#);
+        let back: RequestFrame = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.request, frame.request);
+    }
+
+    #[test]
+    fn reply_frame_flattens_data_or_error() {
+        let ok = ReplyFrame { version: 1, reply: Reply::ok(&42) };
+        assert_eq!(serde_json::to_string(&ok).unwrap(), r#"{"version":1,"data":42}"#);
+        let err = ReplyFrame { version: 1, reply: Reply::error(ErrorCode::NotFound, "no") };
+        let line = serde_json::to_string(&err).unwrap();
+        assert_eq!(line, r#"{"version":1,"error":{"code":"not_found","message":"no"}}"#);
+        let back: ReplyFrame = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.reply, err.reply);
+    }
+
+    #[test]
+    fn unknown_request_fields_are_rejected() {
+        let bad = r#"{"version":1,"request":{"type":"agents_inspect","id":"x","extra":1}}"#;
+        assert!(serde_json::from_str::<RequestFrame>(bad).is_err());
+    }
+}
