@@ -1,0 +1,421 @@
+//! The figures table: how big the release `ringlet` binary is, how fast it
+//! answers, and how much memory its idle daemon holds, each printed next to
+//! its target.
+//!
+//! Everything runs against the binary cargo builds for this bench (release
+//! settings) inside a throw-away HOME, config dir and runtime dir, so no real
+//! daemon or cache is touched. Times are wall clock around spawn + wait of a
+//! whole process, which is what a user at a shell feels. Each is taken many
+//! times and reported as the median, with the p90 beside it to show the
+//! spread: on a small, shared machine one run is mostly scheduler and
+//! page-cache noise, and a mean is dragged up by the one run that got
+//! descheduled, while the median is the typical run. `/bin/true`, timed the
+//! same way, shows what creating a process costs here at all. Sizes are in
+//! decimal megabytes (10^6 bytes), the stricter reading of "MB".
+//!
+//! It reports, it does not assert: a figure over its target is marked MISS.
+//! The exit code is non-zero only when a figure could not be measured at all.
+//! Run it with `cargo bench --bench figures`.
+
+use std::ffi::OsString;
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test, built with the bench (= release) profile.
+const RINGLET: &str = env!("CARGO_BIN_EXE_ringlet");
+/// Runs for the quick figures (`--version`, warm `agents list`).
+const QUICK_RUNS: usize = 200;
+/// Runs for the cold-start figure; each one starts a daemon.
+const COLD_RUNS: usize = 30;
+/// Untimed runs that start the daemon and fill the detection cache.
+const WARM_UPS: usize = 5;
+const MB: f64 = 1_000_000.0;
+
+type Result<T> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let sandbox = match Sandbox::create() {
+        Ok(sandbox) => sandbox,
+        Err(e) => {
+            eprintln!("figures: cannot set up the sandbox: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let rows = measure_all(&sandbox);
+    drop(sandbox); // stops the daemon and removes the temp dir
+    print_table(&rows);
+    if rows.iter().any(|r| r.verdict == Verdict::Error) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Takes every figure in an order that suits the daemon's state: warm figures
+/// (and the idle daemon's memory) first, the cold start last.
+fn measure_all(sb: &Sandbox) -> Vec<Row> {
+    let size = binary_size(sb).unwrap_or_else(|e| Row::error(SIZE, e));
+    let version = time_quick(sb, RINGLET, &["--version"], VERSION, Some(2.0));
+    let reference = time_quick(sb, "/bin/true", &[], TRUE, None);
+    let warm = warm_up(sb).map_or_else(
+        |e| Row::error(WARM, e),
+        |()| time_quick(sb, RINGLET, &["agents", "list"], WARM, Some(3.0)),
+    );
+    let rss = daemon_rss(sb).unwrap_or_else(|e| Row::error(RSS, e));
+    let cold = cold_start(sb).unwrap_or_else(|e| Row::error(COLD, e));
+    vec![size, version, reference, warm, cold, rss]
+}
+
+const SIZE: &str = "1. binary size, stripped";
+const VERSION: &str = "2. ringlet --version";
+const TRUE: &str = "   /bin/true (reference)";
+const WARM: &str = "3. agents list, warm daemon";
+const COLD: &str = "4. agents list, daemon auto-start";
+const RSS: &str = "5. idle daemon RSS";
+
+// ---------------------------------------------------------------------------
+// The figures
+
+/// Figure 1: the size of the binary after `strip` (the release profile
+/// already strips symbols; stripping a copy again makes sure).
+fn binary_size(sb: &Sandbox) -> Result<Row> {
+    eprintln!("figures: {SIZE}");
+    let copy = sb.root.join("ringlet.stripped");
+    fs::copy(RINGLET, &copy).map_err(|e| format!("copying {RINGLET}: {e}"))?;
+    let stripped = Command::new("strip").arg(&copy).output().is_ok_and(|o| o.status.success());
+    let bytes = fs::metadata(if stripped { copy.as_path() } else { Path::new(RINGLET) })
+        .map_err(|e| format!("reading the size of {RINGLET}: {e}"))?
+        .len();
+    let mut row = Row::amount(SIZE, bytes as f64 / MB, 3.5, "MB");
+    if !stripped {
+        row.measured.push_str(" (strip failed; as built)");
+    }
+    Ok(row)
+}
+
+/// Figures 2 and 3 (and the reference row): `QUICK_RUNS` runs of one command.
+fn time_quick(
+    sb: &Sandbox,
+    program: &str,
+    args: &[&str],
+    figure: &'static str,
+    target_ms: Option<f64>,
+) -> Row {
+    eprintln!("figures: {figure} ({QUICK_RUNS} runs)");
+    let mut samples = Vec::with_capacity(QUICK_RUNS);
+    for _ in 0..QUICK_RUNS {
+        match time_once(sb.command(program, args)) {
+            Ok(took) => samples.push(took),
+            Err(e) => return Row::error(figure, e),
+        }
+    }
+    Row::timed(figure, &Timings::new(samples), target_ms)
+}
+
+/// Starts the daemon and fills the detection cache: the first `agents list`
+/// probes every agent's version, which may take seconds.
+fn warm_up(sb: &Sandbox) -> Result<()> {
+    eprintln!("figures: warming up the daemon and the detection cache");
+    for _ in 0..WARM_UPS {
+        sb.run_ringlet(&["agents", "list"])?;
+    }
+    let listing = sb.run_ringlet(&["--json", "agents", "list"])?;
+    eprintln!("figures: detected agents: {}", installed_agents(&listing.stdout));
+    Ok(())
+}
+
+/// The installed agents in an `agents list --json` reply, for the log.
+fn installed_agents(json: &[u8]) -> String {
+    let value: serde_json::Value = serde_json::from_slice(json).unwrap_or_default();
+    let agents = value["agents"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let found: Vec<String> = agents
+        .iter()
+        .filter(|a| a["installed"].as_bool() == Some(true))
+        .map(|a| {
+            format!("{} {}", a["id"].as_str().unwrap_or("?"), a["version"].as_str().unwrap_or("?"))
+        })
+        .collect();
+    if found.is_empty() { "none".into() } else { found.join(", ") }
+}
+
+/// Figure 4: `agents list` with no daemon running, so the CLI starts one and
+/// waits for it; the detection cache on disk is warm from the earlier runs.
+/// `daemon stop` between runs returns once the old daemon is fully gone.
+fn cold_start(sb: &Sandbox) -> Result<Row> {
+    eprintln!("figures: {COLD} ({COLD_RUNS} runs)");
+    let mut samples = Vec::with_capacity(COLD_RUNS);
+    for _ in 0..COLD_RUNS {
+        sb.run_ringlet(&["daemon", "stop"])?;
+        samples.push(time_once(sb.command(RINGLET, &["agents", "list"]))?);
+    }
+    Ok(Row::timed(COLD, &Timings::new(samples), Some(40.0)))
+}
+
+/// Figure 5: the resident memory of the daemon after the warm runs.
+fn daemon_rss(sb: &Sandbox) -> Result<Row> {
+    eprintln!("figures: {RSS}");
+    let pid = sb.daemon_pid()?;
+    let path = format!("/proc/{pid}/status");
+    let status = fs::read_to_string(&path).map_err(|e| format!("reading {path}: {e}"))?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("no VmRSS line in {path}"))?;
+    Ok(Row::amount(RSS, (kib * 1024) as f64 / MB, 8.0, "MB"))
+}
+
+/// Wall time of one spawn + wait; a failing command is an error.
+fn time_once(mut cmd: Command) -> Result<Duration> {
+    let start = Instant::now();
+    let status = cmd.status().map_err(|e| format!("spawning {}: {e}", describe(&cmd)))?;
+    let took = start.elapsed();
+    if !status.success() {
+        return Err(format!("{} failed ({status})", describe(&cmd)));
+    }
+    Ok(took)
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut words = vec![cmd.get_program().to_string_lossy().into_owned()];
+    words.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    words.join(" ")
+}
+
+// ---------------------------------------------------------------------------
+// The sandbox: a private HOME, config dir and runtime dir
+
+/// A temporary directory used as HOME, config dir and runtime dir. Dropping
+/// it stops the daemon and removes the directory, also on an early return.
+struct Sandbox {
+    root: PathBuf,
+    path_var: OsString,
+}
+
+impl Sandbox {
+    fn create() -> Result<Sandbox> {
+        let root = std::env::temp_dir().join(format!("ringlet-figures-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root); // left over from a crashed run with our pid
+        let agents_bin = agents_bin();
+        match &agents_bin {
+            Some(dir) => eprintln!("figures: agents from {}", dir.display()),
+            None => eprintln!("figures: no test agents installed (tests/setup.sh); PATH as is"),
+        }
+        let sandbox = Sandbox { root, path_var: search_path(agents_bin.as_deref())? };
+        let mkdir = |dir: &Path| {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| format!("creating {}: {e}", dir.display()))
+        };
+        mkdir(&sandbox.config_dir())?;
+        mkdir(&sandbox.runtime_dir())?;
+        Ok(sandbox)
+    }
+
+    fn config_dir(&self) -> PathBuf {
+        self.root.join("config")
+    }
+
+    fn runtime_dir(&self) -> PathBuf {
+        self.root.join("run")
+    }
+
+    /// `program args` with only the sandbox's environment and no output.
+    fn command(&self, program: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .env_clear()
+            .env("HOME", &self.root)
+            .env("RINGLET_CONFIG_DIR", self.config_dir())
+            .env("XDG_RUNTIME_DIR", self.runtime_dir())
+            .env("PATH", &self.path_var)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    }
+
+    /// Runs `ringlet args` untimed, capturing its output; failing is an error.
+    fn run_ringlet(&self, args: &[&str]) -> Result<Output> {
+        let mut cmd = self.command(RINGLET, args);
+        let out = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| format!("spawning {}: {e}", describe(&cmd)))?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            return Err(format!("{} failed ({}): {}", describe(&cmd), out.status, stderr.trim()));
+        }
+        Ok(out)
+    }
+
+    fn daemon_pid(&self) -> Result<u64> {
+        let out = self.run_ringlet(&["daemon", "status", "--json"])?;
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| format!("parsing `daemon status --json`: {e}"))?;
+        status["pid"].as_u64().ok_or_else(|| format!("no pid in daemon status: {status}"))
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Err(e) = self.run_ringlet(&["daemon", "stop"]) {
+            eprintln!("figures: warning: stopping the daemon: {e}");
+        }
+        if let Err(e) = fs::remove_dir_all(&self.root) {
+            eprintln!("figures: warning: removing {}: {e}", self.root.display());
+        }
+    }
+}
+
+/// The directory of the real agents installed by `tests/setup.sh`, if any:
+/// `$RINGLET_TEST_AGENTS_BIN`, else its default under `~/.cache`.
+fn agents_bin() -> Option<PathBuf> {
+    let default = || {
+        std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".cache/ringlet-test/agents/node_modules/.bin"))
+    };
+    let dir = std::env::var_os("RINGLET_TEST_AGENTS_BIN").map(PathBuf::from).or_else(default)?;
+    dir.is_dir().then_some(dir)
+}
+
+/// Our `PATH`, with the agents directory first when there is one.
+fn search_path(agents_bin: Option<&Path>) -> Result<OsString> {
+    let inherited = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = agents_bin.map(Path::to_path_buf).into_iter().collect();
+    dirs.extend(std::env::split_paths(&inherited));
+    std::env::join_paths(dirs).map_err(|e| format!("building PATH: {e}"))
+}
+
+// ---------------------------------------------------------------------------
+// Statistics and the table
+
+/// Sorted samples of one timed figure.
+struct Timings(Vec<Duration>);
+
+impl Timings {
+    fn new(mut samples: Vec<Duration>) -> Timings {
+        samples.sort();
+        Timings(samples)
+    }
+
+    fn median_ms(&self) -> f64 {
+        let n = self.0.len();
+        if n == 0 {
+            return f64::NAN;
+        }
+        (ms(self.0[(n - 1) / 2]) + ms(self.0[n / 2])) / 2.0
+    }
+
+    /// The nearest-rank 90th percentile.
+    fn p90_ms(&self) -> f64 {
+        let rank = (self.0.len() * 9).div_ceil(10).max(1);
+        self.0.get(rank - 1).map_or(f64::NAN, |d| ms(*d))
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Ok,
+    Miss,
+    Reference,
+    Error,
+}
+
+impl Verdict {
+    fn within(value: f64, target: f64) -> Verdict {
+        if value <= target { Verdict::Ok } else { Verdict::Miss }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Miss => "MISS",
+            Verdict::Reference => "ref",
+            Verdict::Error => "ERROR",
+        }
+    }
+}
+
+/// One line of the table.
+struct Row {
+    figure: &'static str,
+    measured: String,
+    p90: String,
+    target: String,
+    verdict: Verdict,
+}
+
+impl Row {
+    fn amount(figure: &'static str, value: f64, target: f64, unit: &str) -> Row {
+        Row {
+            figure,
+            measured: format!("{value:.2} {unit}"),
+            p90: "-".into(),
+            target: format!("<= {target} {unit}"),
+            verdict: Verdict::within(value, target),
+        }
+    }
+
+    /// A timed figure: the median is the measurement, the p90 is shown beside
+    /// it; without a target the row is a reference.
+    fn timed(figure: &'static str, timings: &Timings, target_ms: Option<f64>) -> Row {
+        let median = timings.median_ms();
+        Row {
+            figure,
+            measured: format!("{median:.2} ms"),
+            p90: format!("{:.2} ms", timings.p90_ms()),
+            target: target_ms.map_or_else(|| "-".into(), |t| format!("<= {t} ms")),
+            verdict: target_ms.map_or(Verdict::Reference, |t| Verdict::within(median, t)),
+        }
+    }
+
+    fn error(figure: &'static str, message: String) -> Row {
+        eprintln!("figures: {}: {message}", figure.trim());
+        Row {
+            figure,
+            measured: "error (see above)".into(),
+            p90: "-".into(),
+            target: "-".into(),
+            verdict: Verdict::Error,
+        }
+    }
+
+    fn cells(&self) -> [&str; 5] {
+        [self.figure, &self.measured, &self.p90, &self.target, self.verdict.label()]
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    let header = ["figure", "measured (median)", "p90", "target", "ok/MISS"];
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row.cells()) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let line = |cells: [&str; 5]| {
+        let padded: Vec<String> =
+            cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("{}", padded.join(" | ").trim_end());
+    };
+    println!();
+    line(header);
+    line(widths.map(|w| "-".repeat(w)).each_ref().map(String::as_str));
+    for row in rows {
+        line(row.cells());
+    }
+    println!(
+        "\n{QUICK_RUNS} runs per quick figure, {COLD_RUNS} cold starts; wall time of spawn + wait."
+    );
+}

@@ -1,0 +1,159 @@
+//! The daemon's lifecycle as the CLI drives it: auto-start, exactly one
+//! daemon under a start race, stale sockets, idle exit, signals, status/stop.
+
+use std::fs;
+use std::os::unix::fs::FileTypeExt;
+use std::thread;
+use std::time::Duration;
+
+use crate::util::{Env, kill, mode, pid_alive, wait_until};
+
+#[test]
+fn any_command_starts_the_daemon_detached() {
+    let env = Env::new("autostart");
+    assert!(env.daemon_pid().is_none());
+    env.cmd(&["providers", "list"]).ok();
+    let pid = env.daemon_pid().expect("daemon started");
+    let socket = env.socket();
+    assert!(fs::symlink_metadata(&socket).unwrap().file_type().is_socket());
+    assert_eq!(mode(&socket) & 0o777, 0o600, "socket mode");
+    assert_eq!(mode(&env.run.join("ringlet")) & 0o777, 0o700, "runtime dir mode");
+    assert!(env.log_text().contains("listening on"), "log: {}", env.log_text());
+    assert_eq!(mode(&env.log()) & 0o777, 0o600, "log mode");
+    // Detached: its own session, not our child's process group.
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit(") ").next().unwrap().split(' ').collect();
+    assert_eq!(fields[3], pid.to_string(), "daemon leads its own session (sid == pid)");
+    // The next command reuses it.
+    env.cmd(&["agents", "list"]).ok();
+    assert_eq!(env.daemon_pid(), Some(pid));
+    let status = env.cmd(&["daemon", "status", "--json"]).json();
+    assert_eq!(status["running"], true);
+    assert_eq!(status["pid"], pid);
+    assert_eq!(status["protocol"], 1);
+}
+
+#[test]
+fn status_and_stop_never_start_a_daemon() {
+    let env = Env::new("no-start");
+    let (out, _) = env.cmd(&["daemon", "status"]).code(3);
+    assert!(out.starts_with("daemon is not running"), "{out}");
+    let (out, _) = env.cmd(&["daemon", "status", "--json"]).code(3);
+    assert!(out.contains("\"running\": false"), "{out}");
+    let out = env.cmd(&["daemon", "stop"]).ok();
+    assert_eq!(out, "daemon is not running\n");
+    assert!(env.daemon_processes().is_empty());
+    assert!(!env.socket().exists());
+    assert!(!env.log().exists(), "no daemon was ever started");
+}
+
+#[test]
+fn stop_shuts_down_cleanly() {
+    let env = Env::new("stop");
+    let pid = env.start_daemon();
+    assert_eq!(env.cmd(&["daemon", "stop"]).ok(), "daemon stopped\n");
+    assert!(wait_until(Duration::from_secs(5), || !pid_alive(pid)), "daemon still alive");
+    assert!(!env.socket().exists(), "socket removed on shutdown");
+    let log = env.log_text();
+    assert!(log.contains("shutting down: shutdown requested"), "{log}");
+}
+
+#[test]
+fn twenty_clis_at_once_start_one_daemon() {
+    let env = Env::new("race");
+    let children: Vec<_> = (0..20).map(|_| env.cmd(&["agents", "list", "--json"]).spawn()).collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "a racing CLI failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["agents"].as_array().unwrap().len(), 5);
+    }
+    assert_eq!(env.daemon_processes().len(), 1, "exactly one daemon: {:?}", env.daemon_processes());
+    assert_eq!(env.log_text().matches("listening on").count(), 1, "{}", env.log_text());
+}
+
+#[test]
+fn a_killed_daemons_stale_socket_is_recovered() {
+    let env = Env::new("stale");
+    let pid = env.start_daemon();
+    kill(pid, 9);
+    assert!(wait_until(Duration::from_secs(5), || !pid_alive(pid)));
+    assert!(env.socket().exists(), "kill -9 leaves the socket behind");
+    env.cmd(&["agents", "list"]).ok();
+    let new_pid = env.daemon_pid().expect("a new daemon");
+    assert_ne!(new_pid, pid);
+    assert!(env.log_text().contains("removing stale socket"), "{}", env.log_text());
+}
+
+#[test]
+fn a_live_daemons_socket_is_never_stolen() {
+    let env = Env::new("live");
+    let pid = env.start_daemon();
+    let (_, err) = env.cmd(&["daemon", "--foreground"]).code(1);
+    assert!(err.contains("already running"), "{err}");
+    // A background start just reports the running one.
+    assert!(env.cmd(&["daemon"]).ok().starts_with("daemon already running"));
+    assert_eq!(env.daemon_pid(), Some(pid));
+    let status = env.cmd(&["daemon", "status", "--json"]).json();
+    assert_eq!(status["pid"], pid);
+}
+
+#[test]
+fn idle_daemon_exits_and_stay_alive_does_not() {
+    let env = Env::new("idle");
+    env.write_config("[daemon]\nidle_timeout_secs = 1\n");
+    let pid = env.start_daemon();
+    // Activity resets the clock.
+    thread::sleep(Duration::from_millis(600));
+    env.cmd(&["providers", "list"]).ok();
+    thread::sleep(Duration::from_millis(600));
+    assert!(pid_alive(pid), "activity 0.6 s ago must keep it alive");
+    assert!(wait_until(Duration::from_secs(5), || !pid_alive(pid)), "idle daemon did not exit");
+    assert!(!env.socket().exists());
+    assert!(env.log_text().contains("shutting down: idle for 1 s"), "{}", env.log_text());
+
+    env.cmd(&["daemon", "--stay-alive"]).ok();
+    let pid = env.daemon_pid().unwrap();
+    thread::sleep(Duration::from_millis(2500));
+    assert!(pid_alive(pid), "--stay-alive daemon exited");
+    let status = env.cmd(&["daemon", "status", "--json"]).json();
+    assert_eq!(status["stay_alive"], true);
+    assert_eq!(status["idle_timeout_secs"], serde_json::Value::Null);
+}
+
+#[test]
+fn sigterm_and_sigint_shut_down_cleanly() {
+    let env = Env::new("signals");
+    for (signal, name) in [(15, "SIGTERM"), (2, "SIGINT")] {
+        let pid = env.start_daemon();
+        kill(pid, signal);
+        assert!(wait_until(Duration::from_secs(5), || !pid_alive(pid)), "{name} ignored");
+        assert!(!env.socket().exists(), "socket left after {name}");
+        assert!(env.log_text().contains(&format!("received {name}")), "{}", env.log_text());
+        // The lock is free: a new daemon starts without recovering anything.
+        let log_len = env.log_text().len();
+        env.cmd(&["providers", "list"]).ok();
+        assert!(!env.log_text()[log_len..].contains("stale"));
+        env.cmd(&["daemon", "stop"]).ok();
+    }
+}
+
+#[test]
+fn a_foreground_daemon_prints_where_it_listens() {
+    let env = Env::new("foreground");
+    let mut child = env.cmd(&["daemon", "--foreground", "--stay-alive"]).spawn();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    assert!(line.contains(&format!("listening on {}", env.socket().display())), "{line}");
+    env.cmd(&["daemon", "stop"]).ok();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    assert!(stderr.contains("INFO"), "foreground logs to stderr: {stderr}");
+}

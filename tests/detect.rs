@@ -1,0 +1,127 @@
+//! Agent detection: versions of real and fake agents, the cache that keeps a
+//! repeated listing from spawning anything, upgrades, and hanging probes.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::{Env, installed_version, pid_alive, real_agents_dir, wait_until};
+
+fn agent<'a>(list: &'a Value, id: &str) -> &'a Value {
+    list["agents"].as_array().unwrap().iter().find(|a| a["id"] == id).unwrap()
+}
+
+fn probes(env: &Env) -> usize {
+    fs::read_to_string(env.root.join("probes")).unwrap_or_default().lines().count()
+}
+
+#[test]
+fn the_real_agents_from_npm_are_detected() {
+    let bin = real_agents_dir().join("node_modules").join(".bin");
+    let mut env = Env::new("real-agents");
+    env.extra_path.push(bin.clone());
+    let list = env.cmd(&["agents", "list", "--json"]).json();
+    for (id, package) in
+        [("claude", "@anthropic-ai/claude-code"), ("codex", "@openai/codex"), ("opencode", "opencode-ai")]
+    {
+        let a = agent(&list, id);
+        assert_eq!(a["installed"], true, "{id}: {a}");
+        assert_eq!(a["version"], installed_version(package), "{id}: {a}");
+        assert_eq!(a["path"], bin.join(id).display().to_string());
+    }
+    assert_eq!(agent(&list, "grok")["installed"], false);
+    // Warm: answered from the cache, no node process started.
+    let started = Instant::now();
+    env.cmd(&["agents", "list"]).ok();
+    assert!(started.elapsed() < Duration::from_secs(2), "warm listing took {:?}", started.elapsed());
+}
+
+#[test]
+fn a_repeated_listing_spawns_no_process_even_after_a_restart() {
+    let env = Env::new("cache");
+    let counter = env.root.join("probes");
+    env.fake_agent("codex", &format!("echo probe >> {}\necho 'codex-cli 1.2.3'", counter.display()));
+    let list = env.cmd(&["agents", "list", "--json"]).json();
+    assert_eq!(agent(&list, "codex")["version"], "1.2.3");
+    env.cmd(&["agents", "list"]).ok();
+    env.cmd(&["agents", "inspect", "codex"]).ok();
+    assert_eq!(probes(&env), 1);
+
+    env.cmd(&["daemon", "stop"]).ok();
+    let list = env.cmd(&["agents", "list", "--json"]).json();
+    assert_eq!(agent(&list, "codex")["version"], "1.2.3");
+    assert_eq!(probes(&env), 1, "the on-disk cache survives a daemon restart");
+    let cache = env.config.join("cache").join("agent-detections.json");
+    assert!(cache.exists());
+}
+
+#[test]
+fn an_upgraded_binary_is_probed_again_and_announced() {
+    let env = Env::new("upgrade");
+    let counter = env.root.join("probes");
+    env.fake_agent("claude", &format!("echo probe >> {}\necho '1.0.0 (Claude Code)'", counter.display()));
+    env.cmd(&["agents", "list"]).ok();
+    // Subscribe, then upgrade the binary (new size and mtime).
+    let stream = std::os::unix::net::UnixStream::connect(env.socket()).unwrap();
+    std::io::Write::write_all(
+        &mut &stream,
+        b"{\"version\":1,\"request\":{\"type\":\"subscribe\",\"events\":[\"AgentUpdated\"]}}\n",
+    )
+    .unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    crate::util::read_line_matching(&mut reader, Duration::from_secs(5), |_| true).unwrap();
+    env.fake_agent("claude", &format!("echo probe >> {}\necho '1.1.0 (Claude Code) new'", counter.display()));
+    let list = env.cmd(&["agents", "list", "--json"]).json();
+    assert_eq!(agent(&list, "claude")["version"], "1.1.0");
+    assert_eq!(probes(&env), 2);
+    let event = crate::util::read_line_matching(&mut reader, Duration::from_secs(5), |l| {
+        l.contains("AgentUpdated")
+    })
+    .expect("AgentUpdated event");
+    let v: Value = serde_json::from_str(&event).unwrap();
+    assert_eq!(v["data"]["previous_version"], "1.0.0");
+    assert_eq!(v["data"]["version"], "1.1.0");
+}
+
+#[test]
+fn a_hanging_probe_is_killed_and_reported() {
+    let env = Env::new("hang");
+    env.write_config("[detect]\nprobe_timeout_ms = 300\n");
+    let pidfile = env.root.join("hang.pid");
+    // The probe forks a child that holds stdout open, then hangs itself.
+    env.fake_agent(
+        "droid",
+        &format!("sleep 60 &\necho $! > {}\nsleep 60", pidfile.display()),
+    );
+    env.fake_agent("opencode", "echo 0.9.1");
+    let started = Instant::now();
+    let list = env.cmd(&["agents", "list", "--json"]).json();
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    let droid = agent(&list, "droid");
+    assert_eq!(droid["installed"], true);
+    assert_eq!(droid["version"], Value::Null);
+    assert!(droid["probe_error"].as_str().unwrap().contains("did not answer within 300 ms"), "{droid}");
+    assert_eq!(agent(&list, "opencode")["version"], "0.9.1", "other probes are unaffected");
+    let forked: u32 = fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    assert!(wait_until(Duration::from_secs(2), || !pid_alive(forked)), "probe's process group not killed");
+    // Remembered: the next listing does not wait again.
+    let started = Instant::now();
+    let text = env.cmd(&["agents", "list"]).ok();
+    assert!(started.elapsed() < Duration::from_millis(250), "took {:?}", started.elapsed());
+    assert!(text.lines().any(|l| l.starts_with("droid") && l.contains("unknown")), "{text}");
+}
+
+#[test]
+fn binaries_that_are_not_executable_or_print_nothing() {
+    let env = Env::new("odd-binaries");
+    fs::write(env.bin.join("grok"), "not executable").unwrap();
+    env.fake_agent("codex", "exit 3");
+    env.fake_agent("claude", "echo no version here");
+    let list = env.cmd(&["agents", "list", "--json"]).json();
+    assert_eq!(agent(&list, "grok")["installed"], false);
+    let codex = agent(&list, "codex");
+    assert_eq!(codex["installed"], true);
+    assert!(codex["probe_error"].as_str().unwrap().contains("failed"), "{codex}");
+    assert!(agent(&list, "claude")["probe_error"].as_str().unwrap().contains("printed no version"));
+}

@@ -1,0 +1,188 @@
+//! The IPC socket under abuse: oversized, truncated, malformed and
+//! foreign-version frames, silent clients, another uid, and subscriptions.
+//! After each, the daemon must still serve.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::process::Command;
+use std::time::Duration;
+use std::{fs, thread};
+
+use serde_json::Value;
+
+use crate::util::{Env, read_line_matching};
+
+fn error_code(reply: &str) -> String {
+    let v: Value = serde_json::from_str(reply).unwrap_or_else(|e| panic!("{e}: {reply:?}"));
+    assert_eq!(v["version"], 1, "{reply}");
+    v["error"]["code"].as_str().unwrap_or_else(|| panic!("not an error: {reply}")).to_string()
+}
+
+fn still_serves(env: &Env, pid: u32) {
+    let status = env.cmd(&["daemon", "status", "--json"]).json();
+    assert_eq!(status["pid"], pid, "the daemon was replaced");
+}
+
+#[test]
+fn oversized_request_is_refused_and_the_daemon_stays_up() {
+    let env = Env::new("oversized");
+    let pid = env.start_daemon();
+    let mut stream = UnixStream::connect(env.socket()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let big = vec![b'x'; 2 << 20];
+    // The daemon stops reading at the cap, so our write may fail: fine.
+    let _ = stream.write_all(&big);
+    let mut reply = String::new();
+    BufReader::new(&stream).read_line(&mut reply).unwrap();
+    assert_eq!(error_code(&reply), "too_large");
+    still_serves(&env, pid);
+
+    // Exactly at the cap with a valid-looking prefix: still too large.
+    let mut line = br#"{"version":1,"request":{"type":"status"}}"#.to_vec();
+    line.resize(1 << 20, b' ');
+    line.push(b'\n');
+    assert_eq!(error_code(&env.raw_request(&line)), "too_large");
+    still_serves(&env, pid);
+}
+
+#[test]
+fn malformed_frames_get_errors() {
+    let env = Env::new("malformed");
+    let pid = env.start_daemon();
+    let cases: [(&[u8], &str); 7] = [
+        (b"{not json\n", "bad_request"),
+        (b"\xff\xfe\xfd\n", "bad_request"),
+        (br#"{"version":1,"request":{"type":"launch_missiles"}}"#, "bad_request"),
+        (br#"{"version":1,"request":{"type":"agents_inspect"}}"#, "bad_request"),
+        (br#"{"request":{"type":"status"}}"#, "bad_request"),
+        (br#"{"version":2,"request":{"type":"status"}}"#, "version_mismatch"),
+        // Truncated: the client half-closes mid-frame.
+        (br#"{"version":1,"request":{"ty"#, "bad_request"),
+    ];
+    for (line, code) in cases {
+        let reply = env.raw_request(line);
+        assert_eq!(error_code(&reply), code, "for {:?}", String::from_utf8_lossy(line));
+    }
+    // Connect and hang up without a byte: nothing to answer, nothing breaks.
+    drop(UnixStream::connect(env.socket()).unwrap());
+    let v: Value =
+        serde_json::from_str(&env.raw_request(b"{\"version\":1,\"request\":{\"type\":\"status\"}}\n"))
+            .unwrap();
+    assert_eq!(v["data"]["pid"], pid);
+    let reply = env.raw_request(br#"{"version":1,"request":{"type":"agents_inspect","id":"nope"}}"#);
+    assert_eq!(error_code(&reply), "not_found");
+    still_serves(&env, pid);
+}
+
+#[test]
+fn a_silent_client_does_not_block_others() {
+    let env = Env::new("silent");
+    let pid = env.start_daemon();
+    let silent: Vec<UnixStream> = (0..5).map(|_| UnixStream::connect(env.socket()).unwrap()).collect();
+    // Served at once, while five connections sit there saying nothing.
+    let started = std::time::Instant::now();
+    still_serves(&env, pid);
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    // The silent ones are timed out with an error, not left hanging.
+    let mut reply = String::new();
+    let mut first = &silent[0];
+    first.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    first.read_to_string(&mut reply).unwrap();
+    assert_eq!(error_code(&reply), "bad_request");
+    assert!(reply.contains("no complete request line"), "{reply}");
+}
+
+#[test]
+fn a_daemon_of_another_protocol_version_is_named() {
+    let env = Env::new("mismatch");
+    let socket = env.root.join("fake.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    let server = thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut line = String::new();
+        BufReader::new(&stream).read_line(&mut line).unwrap();
+        (&stream).write_all(b"{\"version\":99,\"data\":null}\n").unwrap();
+    });
+    let (_, err) = env.cmd(&["agents", "list"]).env("RINGLET_DAEMON_ENDPOINT", &socket).code(1);
+    server.join().unwrap();
+    assert!(err.contains("speaks protocol 99") && err.contains("ringlet daemon stop"), "{err}");
+}
+
+#[test]
+fn subscribers_receive_events_and_the_shutdown() {
+    let env = Env::new("subscribe");
+    env.fake_agent("claude", "echo '9.8.7 (Claude Code)'");
+    env.start_daemon();
+    let stream = UnixStream::connect(env.socket()).unwrap();
+    (&stream)
+        .write_all(b"{\"version\":1,\"request\":{\"type\":\"subscribe\",\"events\":[\"AgentDetected\",\"DaemonShuttingDown\"]}}\n")
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let ack = read_line_matching(&mut reader, Duration::from_secs(5), |_| true).unwrap();
+    assert_eq!(ack.trim(), r#"{"version":1,"data":null}"#);
+    assert_eq!(env.cmd(&["daemon", "status", "--json"]).json()["subscribers"], 1);
+
+    env.cmd(&["agents", "list"]).ok();
+    let event = read_line_matching(&mut reader, Duration::from_secs(5), |l| l.contains("AgentDetected"))
+        .expect("AgentDetected event");
+    let v: Value = serde_json::from_str(&event).unwrap();
+    assert_eq!(v["data"]["id"], "claude");
+    assert_eq!(v["data"]["version"], "9.8.7");
+    assert!(v["timestamp"].as_str().unwrap().ends_with('Z'));
+
+    env.cmd(&["daemon", "stop"]).ok();
+    let bye = read_line_matching(&mut reader, Duration::from_secs(5), |l| l.contains("DaemonShuttingDown"));
+    assert!(bye.is_some(), "no DaemonShuttingDown event");
+}
+
+#[test]
+fn unknown_event_names_are_refused() {
+    let env = Env::new("subscribe-bad");
+    env.start_daemon();
+    let reply = env.raw_request(
+        b"{\"version\":1,\"request\":{\"type\":\"subscribe\",\"events\":[\"Nonsense\"]}}\n",
+    );
+    assert_eq!(error_code(&reply), "bad_request");
+    assert!(reply.contains("Nonsense"), "{reply}");
+}
+
+/// A peer of another uid is refused. Needs root (to run the daemon as
+/// `nobody` and connect as root) and `setpriv` from util-linux.
+#[test]
+fn a_peer_of_another_uid_is_refused() {
+    let is_root = fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    if !is_root || Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("skipping: needs root and setpriv");
+        return;
+    }
+    let env = Env::new("foreign-uid");
+    // Hand the whole world to nobody (uid 65534).
+    let status = Command::new("chown").args(["-R", "65534:65534"]).arg(&env.root).status().unwrap();
+    assert!(status.success());
+    fs::set_permissions(&env.root, fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", crate::util::BIN, "daemon", "--foreground"])
+        .env_clear()
+        .env("HOME", &env.home)
+        .env("RINGLET_CONFIG_DIR", &env.config)
+        .env("XDG_RUNTIME_DIR", &env.run)
+        .env("PATH", "/usr/bin:/bin")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut daemon = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(daemon.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.contains("listening on"), "{line}");
+    // We are root, so the 0600 socket of uid 65534 lets us connect; the
+    // daemon must still refuse to serve us.
+    let reply = env.raw_request(b"{\"version\":1,\"request\":{\"type\":\"status\"}}\n");
+    assert_eq!(error_code(&reply), "forbidden", "{reply}");
+    let shutdown = env.raw_request(b"{\"version\":1,\"request\":{\"type\":\"shutdown\"}}\n");
+    assert_eq!(error_code(&shutdown), "forbidden");
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+}

@@ -1,0 +1,16 @@
+//! The one integration-test binary: every test drives the real `ringlet`
+//! binary in its own temporary world (see `util`), one module per area.
+
+// The harness: temp worlds, TestCommand, daemon cleanup.
+mod util;
+
+// Parsing, help, version, errors, exit codes, broken pipes, config errors.
+mod cli;
+// Auto-start, the start race, stale sockets, idle exit, signals, status/stop.
+mod daemon;
+// Raw IPC: oversized, malformed and foreign frames, peers, subscriptions.
+mod ipc;
+// Built-in and user manifests, overrides, broken files, endpoints.
+mod manifests;
+// Agent detection: caching, hanging probes, the real agents from npm.
+mod detect;

@@ -1,0 +1,274 @@
+//! The integration-test harness: every test gets its own [`Env`] (a temp dir
+//! holding HOME, the config dir, a 0700 runtime dir and a `bin/` for fake
+//! agents), runs the real `ringlet` binary through [`TestCommand`] (whose
+//! failures print the command, stdout and stderr), and leaves no daemon
+//! behind: dropping the `Env` stops its daemon and kills it if it must.
+
+#![allow(dead_code)]
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ringlet");
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// One isolated world for one test.
+pub struct Env {
+    pub root: PathBuf,
+    pub home: PathBuf,
+    pub config: PathBuf,
+    pub run: PathBuf,
+    pub bin: PathBuf,
+    /// Extra directories put on PATH before `bin/`.
+    pub extra_path: Vec<PathBuf>,
+}
+
+impl Env {
+    pub fn new(name: &str) -> Env {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let root = std::env::temp_dir().join(format!("ringlet-it-{}-{n}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let env = Env {
+            home: root.join("home"),
+            config: root.join("config"),
+            run: root.join("run"),
+            bin: root.join("bin"),
+            extra_path: Vec::new(),
+            root,
+        };
+        for dir in [&env.home, &env.run, &env.bin] {
+            fs::create_dir_all(dir).unwrap();
+        }
+        fs::set_permissions(&env.run, fs::Permissions::from_mode(0o700)).unwrap();
+        env
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.run.join("ringlet").join("ringlet.sock")
+    }
+
+    pub fn log(&self) -> PathBuf {
+        self.config.join("logs").join("daemon.log")
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(self.log()).unwrap_or_default()
+    }
+
+    pub fn path_var(&self) -> OsString {
+        let mut dirs: Vec<PathBuf> = self.extra_path.clone();
+        dirs.push(self.bin.clone());
+        dirs.push("/usr/bin".into());
+        dirs.push("/bin".into());
+        std::env::join_paths(dirs).unwrap()
+    }
+
+    /// A `ringlet` command in this world, with nothing inherited.
+    pub fn cmd(&self, args: &[&str]) -> TestCommand {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env_clear()
+            .env("HOME", &self.home)
+            .env("RINGLET_CONFIG_DIR", &self.config)
+            .env("XDG_RUNTIME_DIR", &self.run)
+            .env("PATH", self.path_var())
+            .current_dir(&self.root)
+            .stdin(Stdio::null());
+        TestCommand { cmd }
+    }
+
+    pub fn write_config(&self, text: &str) {
+        fs::create_dir_all(&self.config).unwrap();
+        fs::write(self.config.join("config.toml"), text).unwrap();
+    }
+
+    /// Writes an executable shell script `bin/<name>`.
+    pub fn fake_agent(&self, name: &str, script: &str) -> PathBuf {
+        let path = self.bin.join(name);
+        fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    /// The pid of the running daemon, from its lock file, if it is alive.
+    pub fn daemon_pid(&self) -> Option<u32> {
+        let text = fs::read_to_string(self.run.join("ringlet").join("ringlet.sock.lock")).ok()?;
+        let pid: u32 = text.trim().parse().ok()?;
+        pid_alive(pid).then_some(pid)
+    }
+
+    /// Pids of live daemon processes of this world (matched by their log
+    /// path on the command line, which is unique to the world).
+    pub fn daemon_processes(&self) -> Vec<u32> {
+        let needle = self.log().display().to_string();
+        let mut pids = Vec::new();
+        for entry in fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else { continue };
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(&needle) && cmdline.contains("daemon") && pid_alive(pid) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    /// Sends one raw line to the daemon socket and reads the reply line.
+    pub fn raw_request(&self, line: &[u8]) -> String {
+        let mut stream = UnixStream::connect(self.socket()).expect("daemon socket");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = stream.write_all(line);
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let mut reply = String::new();
+        let _ = BufReader::new(stream).read_line(&mut reply);
+        reply
+    }
+
+    /// Starts the daemon through the CLI and returns its pid.
+    pub fn start_daemon(&self) -> u32 {
+        self.cmd(&["daemon"]).ok();
+        self.daemon_pid().expect("daemon running after `ringlet daemon`")
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if self.daemon_pid().is_some() || !self.daemon_processes().is_empty() {
+            let _ = self.cmd(&["daemon", "stop"]).output();
+        }
+        for pid in self.daemon_processes() {
+            kill(pid, 9);
+        }
+        if !thread::panicking() {
+            let _ = fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
+/// A `Command` whose failures explain themselves.
+pub struct TestCommand {
+    pub cmd: Command,
+}
+
+impl TestCommand {
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> TestCommand {
+        self.cmd.env(key, value);
+        self
+    }
+
+    pub fn output(mut self) -> Output {
+        self.cmd.output().expect("running ringlet")
+    }
+
+    pub fn spawn(mut self) -> Child {
+        self.cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawning ringlet")
+    }
+
+    fn describe(&self, out: &Output) -> String {
+        format!(
+            "command: {:?}\nstatus: {}\nstdout:\n{}\nstderr:\n{}",
+            self.cmd,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    /// Runs, requires success, returns stdout.
+    pub fn ok(mut self) -> String {
+        let out = self.cmd.output().expect("running ringlet");
+        assert!(out.status.success(), "expected success\n{}", self.describe(&out));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs, requires exit code `code`, returns (stdout, stderr).
+    pub fn code(mut self, code: i32) -> (String, String) {
+        let out = self.cmd.output().expect("running ringlet");
+        assert_eq!(out.status.code(), Some(code), "unexpected exit code\n{}", self.describe(&out));
+        (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    }
+
+    /// Runs with `--json`-style output parsed from stdout; requires success.
+    pub fn json(self) -> serde_json::Value {
+        let text = self.ok();
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON ({e}):\n{text}"))
+    }
+}
+
+pub fn pid_alive(pid: u32) -> bool {
+    // A zombie has exited; only its parent has not collected it yet.
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit(") ").next().is_some_and(|rest| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+pub fn kill(pid: u32, signal: i32) {
+    let _ = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
+}
+
+/// Polls `cond` every 10 ms until it holds or `limit` passes.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Reads lines from a stream until one satisfies `pred` or `limit` passes.
+pub fn read_line_matching(
+    reader: &mut BufReader<UnixStream>,
+    limit: Duration,
+    pred: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        reader.get_ref().set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) => return None,
+            Ok(_) if pred(&line) => return Some(line),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Where tests/setup.sh installs the real agents from npm.
+pub fn real_agents_dir() -> PathBuf {
+    match std::env::var_os("RINGLET_TEST_AGENTS") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/ringlet-test/agents"),
+    }
+}
+
+/// The version npm installed for `package`, from its package.json.
+pub fn installed_version(package: &str) -> String {
+    let path = real_agents_dir().join("node_modules").join(package).join("package.json");
+    let mut text = String::new();
+    fs::File::open(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; run tests/setup.sh (make test does)", path.display()))
+        .read_to_string(&mut text)
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["version"].as_str().unwrap().to_string()
+}
+
+pub fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
