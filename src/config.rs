@@ -123,7 +123,7 @@ impl Config {
     }
 }
 
-/// Formats a TOML error as one line: `<file>:<line>:<col>: <message> (at `<text>`)`.
+/// Formats a TOML error as one line: `<file>:<line>:<col>: <message> (at <text>)`.
 /// Shared by the config and manifest loaders.
 pub fn toml_error(path: &Path, text: &str, err: &toml::de::Error) -> String {
     let message = err.message().trim().replace('\n', "; ");

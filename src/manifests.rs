@@ -3,7 +3,7 @@
 //! files in `agents.d/` and `providers.d/`.
 //!
 //! Loading never fails as a whole because of one user file: a broken file
-//! becomes a [`Catalog::warnings`] line naming its path and line, and every
+//! becomes a warning line ([`Catalog::agent_warnings`]) naming its path and line, and every
 //! other manifest still loads. Built-in manifests are checked by unit tests,
 //! so a broken one cannot ship.
 //!

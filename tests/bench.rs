@@ -147,9 +147,16 @@ fn installed_agents(json: &[u8]) -> String {
 fn cold_start(sb: &Sandbox) -> Result<Row> {
     eprintln!("figures: {COLD} ({COLD_RUNS} runs)");
     let mut samples = Vec::with_capacity(COLD_RUNS);
+    let mut last_pid = sb.daemon_pid().ok();
     for _ in 0..COLD_RUNS {
         sb.run_ringlet(&["daemon", "stop"])?;
         samples.push(time_once(sb.command(RINGLET, &["agents", "list"]))?);
+        // A run that found the old daemon still there would not be cold.
+        let pid = sb.daemon_pid()?;
+        if last_pid == Some(pid) {
+            return Err(format!("`daemon stop` left daemon {pid} running"));
+        }
+        last_pid = Some(pid);
     }
     Ok(Row::timed(COLD, &Timings::new(samples), Some(40.0)))
 }

@@ -61,7 +61,8 @@ fn stop_shuts_down_cleanly() {
 #[test]
 fn twenty_clis_at_once_start_one_daemon() {
     let env = Env::new("race");
-    let children: Vec<_> = (0..20).map(|_| env.cmd(&["agents", "list", "--json"]).spawn()).collect();
+    let children: Vec<_> =
+        (0..20).map(|_| env.cmd(&["agents", "list", "--json"]).spawn()).collect();
     for child in children {
         let out = child.wait_with_output().unwrap();
         assert!(

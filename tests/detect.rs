@@ -22,9 +22,11 @@ fn the_real_agents_from_npm_are_detected() {
     let mut env = Env::new("real-agents");
     env.extra_path.push(bin.clone());
     let list = env.cmd(&["agents", "list", "--json"]).json();
-    for (id, package) in
-        [("claude", "@anthropic-ai/claude-code"), ("codex", "@openai/codex"), ("opencode", "opencode-ai")]
-    {
+    for (id, package) in [
+        ("claude", "@anthropic-ai/claude-code"),
+        ("codex", "@openai/codex"),
+        ("opencode", "opencode-ai"),
+    ] {
         let a = agent(&list, id);
         assert_eq!(a["installed"], true, "{id}: {a}");
         assert_eq!(a["version"], installed_version(package), "{id}: {a}");
@@ -34,14 +36,21 @@ fn the_real_agents_from_npm_are_detected() {
     // Warm: answered from the cache, no node process started.
     let started = Instant::now();
     env.cmd(&["agents", "list"]).ok();
-    assert!(started.elapsed() < Duration::from_secs(2), "warm listing took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "warm listing took {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
 fn a_repeated_listing_spawns_no_process_even_after_a_restart() {
     let env = Env::new("cache");
     let counter = env.root.join("probes");
-    env.fake_agent("codex", &format!("echo probe >> {}\necho 'codex-cli 1.2.3'", counter.display()));
+    env.fake_agent(
+        "codex",
+        &format!("echo probe >> {}\necho 'codex-cli 1.2.3'", counter.display()),
+    );
     let list = env.cmd(&["agents", "list", "--json"]).json();
     assert_eq!(agent(&list, "codex")["version"], "1.2.3");
     env.cmd(&["agents", "list"]).ok();
@@ -60,7 +69,10 @@ fn a_repeated_listing_spawns_no_process_even_after_a_restart() {
 fn an_upgraded_binary_is_probed_again_and_announced() {
     let env = Env::new("upgrade");
     let counter = env.root.join("probes");
-    env.fake_agent("claude", &format!("echo probe >> {}\necho '1.0.0 (Claude Code)'", counter.display()));
+    env.fake_agent(
+        "claude",
+        &format!("echo probe >> {}\necho '1.0.0 (Claude Code)'", counter.display()),
+    );
     env.cmd(&["agents", "list"]).ok();
     // Subscribe, then upgrade the binary (new size and mtime).
     let stream = std::os::unix::net::UnixStream::connect(env.socket()).unwrap();
@@ -71,7 +83,10 @@ fn an_upgraded_binary_is_probed_again_and_announced() {
     .unwrap();
     let mut reader = std::io::BufReader::new(stream);
     crate::util::read_line_matching(&mut reader, Duration::from_secs(5), |_| true).unwrap();
-    env.fake_agent("claude", &format!("echo probe >> {}\necho '1.1.0 (Claude Code) new'", counter.display()));
+    env.fake_agent(
+        "claude",
+        &format!("echo probe >> {}\necho '1.1.0 (Claude Code) new'", counter.display()),
+    );
     let list = env.cmd(&["agents", "list", "--json"]).json();
     assert_eq!(agent(&list, "claude")["version"], "1.1.0");
     assert_eq!(probes(&env), 2);
@@ -90,10 +105,7 @@ fn a_hanging_probe_is_killed_and_reported() {
     env.write_config("[detect]\nprobe_timeout_ms = 300\n");
     let pidfile = env.root.join("hang.pid");
     // The probe forks a child that holds stdout open, then hangs itself.
-    env.fake_agent(
-        "droid",
-        &format!("sleep 60 &\necho $! > {}\nsleep 60", pidfile.display()),
-    );
+    env.fake_agent("droid", &format!("sleep 60 &\necho $! > {}\nsleep 60", pidfile.display()));
     env.fake_agent("opencode", "echo 0.9.1");
     let started = Instant::now();
     let list = env.cmd(&["agents", "list", "--json"]).json();
@@ -101,10 +113,16 @@ fn a_hanging_probe_is_killed_and_reported() {
     let droid = agent(&list, "droid");
     assert_eq!(droid["installed"], true);
     assert_eq!(droid["version"], Value::Null);
-    assert!(droid["probe_error"].as_str().unwrap().contains("did not answer within 300 ms"), "{droid}");
+    assert!(
+        droid["probe_error"].as_str().unwrap().contains("did not answer within 300 ms"),
+        "{droid}"
+    );
     assert_eq!(agent(&list, "opencode")["version"], "0.9.1", "other probes are unaffected");
     let forked: u32 = fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
-    assert!(wait_until(Duration::from_secs(2), || !pid_alive(forked)), "probe's process group not killed");
+    assert!(
+        wait_until(Duration::from_secs(2), || !pid_alive(forked)),
+        "probe's process group not killed"
+    );
     // Remembered: the next listing does not wait again.
     let started = Instant::now();
     let text = env.cmd(&["agents", "list"]).ok();

@@ -66,11 +66,13 @@ fn malformed_frames_get_errors() {
     }
     // Connect and hang up without a byte: nothing to answer, nothing breaks.
     drop(UnixStream::connect(env.socket()).unwrap());
-    let v: Value =
-        serde_json::from_str(&env.raw_request(b"{\"version\":1,\"request\":{\"type\":\"status\"}}\n"))
-            .unwrap();
+    let v: Value = serde_json::from_str(
+        &env.raw_request(b"{\"version\":1,\"request\":{\"type\":\"status\"}}\n"),
+    )
+    .unwrap();
     assert_eq!(v["data"]["pid"], pid);
-    let reply = env.raw_request(br#"{"version":1,"request":{"type":"agents_inspect","id":"nope"}}"#);
+    let reply =
+        env.raw_request(br#"{"version":1,"request":{"type":"agents_inspect","id":"nope"}}"#);
     assert_eq!(error_code(&reply), "not_found");
     still_serves(&env, pid);
 }
@@ -79,7 +81,8 @@ fn malformed_frames_get_errors() {
 fn a_silent_client_does_not_block_others() {
     let env = Env::new("silent");
     let pid = env.start_daemon();
-    let silent: Vec<UnixStream> = (0..5).map(|_| UnixStream::connect(env.socket()).unwrap()).collect();
+    let silent: Vec<UnixStream> =
+        (0..5).map(|_| UnixStream::connect(env.socket()).unwrap()).collect();
     // Served at once, while five connections sit there saying nothing.
     let started = std::time::Instant::now();
     still_serves(&env, pid);
@@ -124,15 +127,18 @@ fn subscribers_receive_events_and_the_shutdown() {
     assert_eq!(env.cmd(&["daemon", "status", "--json"]).json()["subscribers"], 1);
 
     env.cmd(&["agents", "list"]).ok();
-    let event = read_line_matching(&mut reader, Duration::from_secs(5), |l| l.contains("AgentDetected"))
-        .expect("AgentDetected event");
+    let event =
+        read_line_matching(&mut reader, Duration::from_secs(5), |l| l.contains("AgentDetected"))
+            .expect("AgentDetected event");
     let v: Value = serde_json::from_str(&event).unwrap();
     assert_eq!(v["data"]["id"], "claude");
     assert_eq!(v["data"]["version"], "9.8.7");
     assert!(v["timestamp"].as_str().unwrap().ends_with('Z'));
 
     env.cmd(&["daemon", "stop"]).ok();
-    let bye = read_line_matching(&mut reader, Duration::from_secs(5), |l| l.contains("DaemonShuttingDown"));
+    let bye = read_line_matching(&mut reader, Duration::from_secs(5), |l| {
+        l.contains("DaemonShuttingDown")
+    });
     assert!(bye.is_some(), "no DaemonShuttingDown event");
 }
 
@@ -165,14 +171,21 @@ fn a_peer_of_another_uid_is_refused() {
     assert!(status.success());
     fs::set_permissions(&env.root, fs::Permissions::from_mode(0o755)).unwrap();
     let mut cmd = Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", crate::util::BIN, "daemon", "--foreground"])
-        .env_clear()
-        .env("HOME", &env.home)
-        .env("RINGLET_CONFIG_DIR", &env.config)
-        .env("XDG_RUNTIME_DIR", &env.run)
-        .env("PATH", "/usr/bin:/bin")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        crate::util::BIN,
+        "daemon",
+        "--foreground",
+    ])
+    .env_clear()
+    .env("HOME", &env.home)
+    .env("RINGLET_CONFIG_DIR", &env.config)
+    .env("XDG_RUNTIME_DIR", &env.run)
+    .env("PATH", "/usr/bin:/bin")
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::null());
     let mut daemon = cmd.spawn().unwrap();
     let mut line = String::new();
     BufReader::new(daemon.stdout.take().unwrap()).read_line(&mut line).unwrap();

@@ -21,15 +21,29 @@ provider_types = ["openai-compatible"]
 fn builtins_are_listed() {
     let env = Env::new("builtins");
     let agents = env.cmd(&["agents", "list", "--json"]).json();
-    let ids: Vec<&str> = agents["agents"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> =
+        agents["agents"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["claude", "codex", "droid", "grok", "opencode"]);
     assert_eq!(agents["warnings"], serde_json::json!([]));
     let providers = env.cmd(&["providers", "list", "--json"]).json();
-    let ids: Vec<&str> =
-        providers["providers"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = providers["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
     assert_eq!(
         ids,
-        ["anthropic", "minimax", "minimax-openai", "openai", "openrouter", "self", "zai", "zai-openai"]
+        [
+            "anthropic",
+            "minimax",
+            "minimax-openai",
+            "openai",
+            "openrouter",
+            "self",
+            "zai",
+            "zai-openai"
+        ]
     );
     let table = env.cmd(&["providers", "list"]).ok();
     assert!(table.starts_with("ID "), "{table}");
@@ -61,7 +75,8 @@ fn user_manifests_override_builtins_and_add_new_ones() {
     let providers_d = env.config.join("providers.d");
     fs::create_dir_all(&agents_d).unwrap();
     fs::create_dir_all(&providers_d).unwrap();
-    let claude = include_str!("../manifests/agents/claude.toml").replace("\"Claude Code\"", "\"Claude (mine)\"");
+    let claude = include_str!("../manifests/agents/claude.toml")
+        .replace("\"Claude Code\"", "\"Claude (mine)\"");
     fs::write(agents_d.join("claude.toml"), claude).unwrap();
     fs::write(agents_d.join("fake.toml"), FAKE_AGENT).unwrap();
     fs::write(
@@ -115,7 +130,10 @@ fn a_broken_user_manifest_warns_with_path_and_line() {
     let (out, err) = env.cmd(&["providers", "list"]).code(0);
     let typo = providers_d.join("typo.toml");
     assert!(
-        err.contains(&format!("{}:5: endpoints.main: `htp://x` is not an http(s) URL", typo.display())),
+        err.contains(&format!(
+            "{}:5: endpoints.main: `htp://x` is not an http(s) URL",
+            typo.display()
+        )),
         "{err}"
     );
     assert!(out.contains("anthropic") && !out.contains("typo"), "{out}");

@@ -35,7 +35,8 @@ pub struct Env {
 impl Env {
     pub fn new(name: &str) -> Env {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        let root = std::env::temp_dir().join(format!("ringlet-it-{}-{n}-{name}", std::process::id()));
+        let root =
+            std::env::temp_dir().join(format!("ringlet-it-{}-{n}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&root);
         let env = Env {
             home: root.join("home"),

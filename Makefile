@@ -1,0 +1,43 @@
+# ringlet: one binary that is both the CLI and the daemon.
+# `make help` lists the targets; `make test` is exactly what CI runs.
+
+CARGO ?= cargo
+PREFIX ?= /usr/local
+RELEASE := target/release/ringlet
+
+.PHONY: help build run test ci bench install setup fmt-check clippy doc
+
+help: ## Print this help message
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## Build the release binary (target/release/ringlet)
+	$(CARGO) build --release --locked
+
+run: build ## Build, start the daemon, and show agents, providers and daemon status
+	$(RELEASE) daemon
+	$(RELEASE) agents list
+	$(RELEASE) providers list
+	$(RELEASE) daemon status
+
+setup: ## Install what the tests need (real agents from npm, tools); idempotent
+	bash tests/setup.sh
+
+fmt-check:
+	$(CARGO) fmt --check
+
+clippy:
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --no-deps --document-private-items
+
+test: setup fmt-check clippy ## Set up, check formatting and lints, run every test
+	$(CARGO) test --locked
+
+ci: test doc ## Everything CI checks, plus the docs build
+
+bench: setup ## Print the figures table (release build)
+	$(CARGO) bench --locked --bench figures
+
+install: build ## Install the binary into $(PREFIX)/bin
+	install -D -m 0755 $(RELEASE) $(DESTDIR)$(PREFIX)/bin/ringlet
