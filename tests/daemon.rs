@@ -2,7 +2,7 @@
 //! daemon under a start race, stale sockets, idle exit, signals, status/stop.
 
 use std::fs;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::thread;
 use std::time::Duration;
 
@@ -107,16 +107,17 @@ fn a_live_daemons_socket_is_never_stolen() {
 #[test]
 fn idle_daemon_exits_and_stay_alive_does_not() {
     let env = Env::new("idle");
-    env.write_config("[daemon]\nidle_timeout_secs = 1\n");
+    env.write_config("[daemon]\nidle_timeout_secs = 2\n");
     let pid = env.start_daemon();
-    // Activity resets the clock.
-    thread::sleep(Duration::from_millis(600));
+    // Activity resets the clock: 1.5 s + 1.5 s is past the timeout, but
+    // there was a request in between.
+    thread::sleep(Duration::from_millis(1500));
     env.cmd(&["providers", "list"]).ok();
-    thread::sleep(Duration::from_millis(600));
-    assert!(pid_alive(pid), "activity 0.6 s ago must keep it alive");
+    thread::sleep(Duration::from_millis(1500));
+    assert!(pid_alive(pid), "activity 1.5 s ago must keep it alive");
     assert!(wait_until(Duration::from_secs(5), || !pid_alive(pid)), "idle daemon did not exit");
     assert!(!env.socket().exists());
-    assert!(env.log_text().contains("shutting down: idle for 1 s"), "{}", env.log_text());
+    assert!(env.log_text().contains("shutting down: idle for 2 s"), "{}", env.log_text());
 
     env.cmd(&["daemon", "--stay-alive"]).ok();
     let pid = env.daemon_pid().unwrap();
@@ -157,4 +158,76 @@ fn a_foreground_daemon_prints_where_it_listens() {
     assert!(status.success(), "{status}");
     let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
     assert!(stderr.contains("INFO"), "foreground logs to stderr: {stderr}");
+}
+
+#[test]
+fn an_open_subscription_counts_as_activity() {
+    let env = Env::new("idle-subscribed");
+    env.write_config("[daemon]\nidle_timeout_secs = 1\n");
+    let pid = env.start_daemon();
+    let stream = std::os::unix::net::UnixStream::connect(env.socket()).unwrap();
+    std::io::Write::write_all(
+        &mut &stream,
+        b"{\"version\":1,\"request\":{\"type\":\"subscribe\"}}\n",
+    )
+    .unwrap();
+    thread::sleep(Duration::from_millis(2500));
+    assert!(pid_alive(pid), "a daemon with a subscriber is not idle");
+    drop(stream);
+    assert!(
+        wait_until(Duration::from_secs(5), || !pid_alive(pid)),
+        "idle after the subscriber left"
+    );
+}
+
+#[test]
+fn the_runtime_dir_must_be_private_and_ours() {
+    let env = Env::new("runtime-dir");
+    // Ours but too open: tightened.
+    let dir = env.run.join("ringlet");
+    fs::create_dir(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    env.cmd(&["providers", "list"]).ok();
+    assert_eq!(mode(&dir) & 0o777, 0o700);
+    env.cmd(&["daemon", "stop"]).ok();
+
+    // A symlink planted in its place is refused, not followed.
+    fs::remove_dir_all(&dir).unwrap();
+    let elsewhere = env.root.join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &dir).unwrap();
+    let (_, err) = env.cmd(&["providers", "list"]).code(1);
+    assert!(err.contains("is not a directory"), "{err}");
+    assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0, "nothing written through the symlink");
+}
+
+#[test]
+fn the_socket_path_can_be_overridden() {
+    let env = Env::new("endpoint");
+    let socket = env.root.join("custom").join("d.sock");
+    let out = env.cmd(&["agents", "list"]).env("RINGLET_DAEMON_ENDPOINT", &socket).ok();
+    assert!(out.starts_with("ID "), "{out}");
+    assert!(fs::symlink_metadata(&socket).unwrap().file_type().is_socket());
+    assert!(socket.with_file_name("d.sock.lock").exists());
+    assert!(!env.socket().exists(), "the default socket is not used");
+    let status =
+        env.cmd(&["daemon", "status", "--json"]).env("RINGLET_DAEMON_ENDPOINT", &socket).json();
+    assert_eq!(status["socket"], socket.display().to_string());
+    env.cmd(&["daemon", "stop"]).env("RINGLET_DAEMON_ENDPOINT", &socket).ok();
+    assert!(!socket.exists());
+    let (_, err) =
+        env.cmd(&["agents", "list"]).env("RINGLET_DAEMON_ENDPOINT", "relative.sock").code(1);
+    assert!(err.contains("RINGLET_DAEMON_ENDPOINT must be an absolute path"), "{err}");
+}
+
+#[test]
+fn a_full_log_is_rotated() {
+    let env = Env::new("log-rotate");
+    fs::create_dir_all(env.log().parent().unwrap()).unwrap();
+    fs::write(env.log(), vec![b'x'; (1 << 20) + 10]).unwrap();
+    env.start_daemon();
+    let rotated = env.log().with_extension("log.1");
+    assert_eq!(fs::metadata(&rotated).unwrap().len(), (1 << 20) + 10);
+    let log = env.log_text();
+    assert!(log.len() < 4096 && log.contains("listening on"), "{log}");
 }
