@@ -52,6 +52,10 @@ pub enum Request {
         #[serde(default)]
         events: Vec<String>,
     },
+    /// Test hook, debug builds only: the handler panics, to prove a panic
+    /// costs one request an error reply and never the daemon.
+    #[cfg(debug_assertions)]
+    DebugPanic,
 }
 
 /// What the daemon answers: the protocol version and either data or an error.

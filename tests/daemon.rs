@@ -20,6 +20,8 @@ fn any_command_starts_the_daemon_detached() {
     assert_eq!(mode(&env.run.join("ringlet")) & 0o777, 0o700, "runtime dir mode");
     assert!(env.log_text().contains("listening on"), "log: {}", env.log_text());
     assert_eq!(mode(&env.log()) & 0o777, 0o600, "log mode");
+    assert_eq!(mode(&env.config) & 0o777, 0o700, "config dir mode");
+    assert_eq!(mode(&env.config.join("logs")) & 0o777, 0o700, "logs dir mode");
     // Detached: its own session, not our child's process group.
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let fields: Vec<&str> = stat.rsplit(") ").next().unwrap().split(' ').collect();

@@ -12,6 +12,13 @@ fn agent<'a>(list: &'a Value, id: &str) -> &'a Value {
     list["agents"].as_array().unwrap().iter().find(|a| a["id"] == id).unwrap()
 }
 
+/// A fake agent that counts its probes (see [`probes`]) and prints `output`.
+fn counting_agent(env: &Env, name: &str, output: &str) {
+    let counter = env.root.join("probes");
+    env.fake_agent(name, &format!("echo probe >> {}\necho '{output}'", counter.display()));
+}
+
+/// How many times the counting agents were probed.
 fn probes(env: &Env) -> usize {
     fs::read_to_string(env.root.join("probes")).unwrap_or_default().lines().count()
 }
@@ -46,11 +53,7 @@ fn the_real_agents_from_npm_are_detected() {
 #[test]
 fn a_repeated_listing_spawns_no_process_even_after_a_restart() {
     let env = Env::new("cache");
-    let counter = env.root.join("probes");
-    env.fake_agent(
-        "codex",
-        &format!("echo probe >> {}\necho 'codex-cli 1.2.3'", counter.display()),
-    );
+    counting_agent(&env, "codex", "codex-cli 1.2.3");
     let list = env.cmd(&["agents", "list", "--json"]).json();
     assert_eq!(agent(&list, "codex")["version"], "1.2.3");
     env.cmd(&["agents", "list"]).ok();
@@ -62,17 +65,14 @@ fn a_repeated_listing_spawns_no_process_even_after_a_restart() {
     assert_eq!(agent(&list, "codex")["version"], "1.2.3");
     assert_eq!(probes(&env), 1, "the on-disk cache survives a daemon restart");
     let cache = env.config.join("cache").join("agent-detections.json");
-    assert!(cache.exists());
+    assert_eq!(crate::util::mode(&cache) & 0o777, 0o600);
+    assert_eq!(crate::util::mode(cache.parent().unwrap()) & 0o777, 0o700);
 }
 
 #[test]
 fn an_upgraded_binary_is_probed_again_and_announced() {
     let env = Env::new("upgrade");
-    let counter = env.root.join("probes");
-    env.fake_agent(
-        "claude",
-        &format!("echo probe >> {}\necho '1.0.0 (Claude Code)'", counter.display()),
-    );
+    counting_agent(&env, "claude", "1.0.0 (Claude Code)");
     env.cmd(&["agents", "list"]).ok();
     // Subscribe, then upgrade the binary (new size and mtime).
     let stream = std::os::unix::net::UnixStream::connect(env.socket()).unwrap();
@@ -83,10 +83,7 @@ fn an_upgraded_binary_is_probed_again_and_announced() {
     .unwrap();
     let mut reader = std::io::BufReader::new(stream);
     crate::util::read_line_matching(&mut reader, Duration::from_secs(5), |_| true).unwrap();
-    env.fake_agent(
-        "claude",
-        &format!("echo probe >> {}\necho '1.1.0 (Claude Code) new'", counter.display()),
-    );
+    counting_agent(&env, "claude", "1.1.0 (Claude Code), upgraded");
     let list = env.cmd(&["agents", "list", "--json"]).json();
     assert_eq!(agent(&list, "claude")["version"], "1.1.0");
     assert_eq!(probes(&env), 2);

@@ -78,6 +78,16 @@ fn malformed_frames_get_errors() {
 }
 
 #[test]
+fn a_panicking_handler_costs_one_request_not_the_daemon() {
+    let env = Env::new("panic");
+    let pid = env.start_daemon();
+    let reply = env.raw_request(b"{\"version\":1,\"request\":{\"type\":\"debug_panic\"}}\n");
+    assert_eq!(error_code(&reply), "internal", "{reply}");
+    still_serves(&env, pid);
+    assert!(env.log_text().contains("handler panicked"), "{}", env.log_text());
+}
+
+#[test]
 fn a_silent_client_does_not_block_others() {
     let env = Env::new("silent");
     let pid = env.start_daemon();

@@ -24,6 +24,8 @@ pub fn handle(state: &State, request: Request) -> Reply {
         Request::AgentsInspect { id } => handle_agents_inspect(state, &id),
         Request::ProvidersList => handle_providers_list(state),
         Request::ProvidersInspect { id } => handle_providers_inspect(state, &id),
+        #[cfg(debug_assertions)]
+        Request::DebugPanic => panic!("debug_panic requested"),
         Request::Subscribe { .. } => Reply::error(
             ErrorCode::BadRequest,
             "subscribe streams events and is served by the connection, not the dispatcher",

@@ -10,6 +10,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -94,8 +95,12 @@ fn spawn_conn(stream: UnixStream, state: Arc<State>) {
         return;
     }
     let spawned = thread::Builder::new().name("ipc-conn".into()).spawn(move || {
-        if let Err(e) = serve_conn(stream, &state) {
-            crate::debug!("IPC connection: {e:#}");
+        // Handlers are caught per request in serve_conn; this catches the
+        // rest, so a connection thread can never take the daemon down.
+        match panic::catch_unwind(AssertUnwindSafe(|| serve_conn(stream, &state))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => crate::debug!("IPC connection: {e:#}"),
+            Err(_) => crate::error!("IPC connection thread panicked; the daemon carries on"),
         }
         OPEN_CONNECTIONS.fetch_sub(1, Ordering::SeqCst);
     });
@@ -138,7 +143,12 @@ fn serve_conn(mut stream: UnixStream, state: &State) -> Result<()> {
         // Shutdown is served by the dispatcher too: the main thread waits
         // for this connection (it is busy) before the process exits.
         request => {
-            let reply = dispatch::handle(state, request);
+            let name = format!("{request:?}");
+            let served = panic::catch_unwind(AssertUnwindSafe(|| dispatch::handle(state, request)));
+            let reply = served.unwrap_or_else(|_| {
+                crate::error!("handler panicked serving {name}; the daemon carries on");
+                Reply::error(ErrorCode::Internal, "internal error (a bug); see the daemon log")
+            });
             write_reply(&mut stream, &reply)
         }
     }
