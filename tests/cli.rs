@@ -66,6 +66,10 @@ fn broken_config_is_reported_with_file_line_and_key() {
     env.write_config("[daemon]\nidle_timeout_sec = 5\n");
     let (_, err) = env.cmd(&["agents", "list"]).code(1);
     assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("ringlet: agents list: the daemon could not start: loading config: "),
+        "{err}"
+    );
     assert!(err.contains("config.toml:2:1:"), "{err}");
     assert!(err.contains("idle_timeout_sec"), "{err}");
     assert!(env.daemon_processes().is_empty(), "a daemon with a broken config must not stay up");

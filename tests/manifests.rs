@@ -61,7 +61,10 @@ fn inspect_shows_endpoints_models_and_auth() {
     let text = env.cmd(&["agents", "inspect", "claude"]).ok();
     assert!(text.contains("config-dir") && text.contains("~/.claude-profiles/{alias}"), "{text}");
     let (_, err) = env.cmd(&["providers", "inspect", "nope"]).code(1);
-    assert!(err.starts_with("ringlet: no provider `nope` (known: anthropic,"), "{err}");
+    assert!(
+        err.starts_with("ringlet: providers inspect: no provider `nope` (known: anthropic,"),
+        "{err}"
+    );
     let (out, _) = env.cmd(&["agents", "inspect", "nope", "--json"]).code(1);
     assert!(out.contains("\"not_found\""), "{out}");
 }

@@ -53,14 +53,10 @@ impl Ctx {
 pub fn run(global: Global, inv: Invocation) -> Result<()> {
     let ctx = Ctx { global };
     if !inv.cmd.ready {
-        return Err(Exit {
-            code: 2,
-            message: Some(format!("{}: not implemented yet", inv.name())),
-        }
-        .into());
+        return Err(not_implemented(&inv));
     }
     let path: Vec<&str> = inv.path.clone();
-    match path.as_slice() {
+    let result = match path.as_slice() {
         ["agents", "list"] => agents::list(&ctx),
         ["agents", "inspect"] => agents::inspect(&ctx, inv.arg("id").unwrap_or_default()),
         ["providers", "list"] => providers::list(&ctx),
@@ -68,11 +64,15 @@ pub fn run(global: Global, inv: Invocation) -> Result<()> {
         ["daemon"] => daemon::start(&ctx, &inv),
         ["daemon", "status"] => daemon::status(&ctx),
         ["daemon", "stop"] => daemon::stop(&ctx),
-        _ => {
-            Err(Exit { code: 2, message: Some(format!("{}: not implemented yet", inv.name())) }
-                .into())
-        }
-    }
+        _ => Err(not_implemented(&inv)),
+    };
+    // Name the command in every error: `ringlet: <command>: <why>`.
+    result.map_err(|e| if e.is::<Exit>() { e } else { e.context(inv.name()) })
+}
+
+/// Exit code 2: the command is parsed and checked, but its feature is pending.
+fn not_implemented(inv: &Invocation) -> anyhow::Error {
+    Exit { code: 2, message: Some(format!("{}: not implemented yet", inv.name())) }.into()
 }
 
 /// Buffered stdout whose errors propagate (a closed pipe ends the command).
