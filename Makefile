@@ -5,7 +5,7 @@ CARGO ?= cargo
 PREFIX ?= /usr/local
 RELEASE := target/release/ringlet
 
-.PHONY: help build run test ci bench install setup fmt-check clippy doc
+.PHONY: help build run test ci bench install setup fmt-check clippy doc no-async
 
 help: ## Print this help message
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
@@ -28,10 +28,17 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
+# design.md §2: no async runtime anywhere in the dependency tree.
+ASYNC_CRATES := tokio|async-std|async-io|async-executor|async-global-executor|smol|futures-executor|zbus
+no-async:
+	@if $(CARGO) tree --locked -e normal,build --prefix none | grep -E '^($(ASYNC_CRATES)) v'; then \
+		echo "error: an async runtime crate is in the dependency tree (see above)"; exit 1; \
+	else echo "no async runtime in cargo tree"; fi
+
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --no-deps --document-private-items
 
-test: setup fmt-check clippy ## Set up, check formatting and lints, run every test
+test: setup fmt-check clippy no-async ## Set up, check formatting, lints and deps, run every test
 	$(CARGO) test --locked
 
 ci: test doc ## Everything CI checks, plus the docs build
