@@ -204,10 +204,7 @@ fn log_tail(log: &std::path::Path, offset: u64) -> Option<String> {
         .rev()
         .find(|l| l.contains(" ERROR "))
         .or_else(|| text.lines().rev().find(|l| !l.trim().is_empty()))?;
-    let message = line.split_once(" ERROR ").map_or(line, |(_, msg)| msg).trim();
-    // A fatal error is printed by the daemon's `main` as `ringlet: daemon: ...`.
-    let message = message.strip_prefix("ringlet: ").unwrap_or(message);
-    Some(message.strip_prefix("daemon: ").unwrap_or(message).to_string())
+    Some(line.split_once(" ERROR ").map_or(line, |(_, msg)| msg).trim().to_string())
 }
 
 /// Dials until the daemon answers, sleeping 1, 2, 4 ... 50 ms between tries.

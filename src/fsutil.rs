@@ -10,16 +10,21 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-/// Writes `bytes` to `path` atomically, creating the file with `mode` from the
-/// start (never written first and chmod-ed later).
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let dir = path.parent().context("path has no parent directory")?;
-    // Everything under the config dir is private to the user.
+/// Creates `dir` and its missing parents with mode 0700: everything Ringlet
+/// keeps under the config and runtime dirs is private to the user.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .with_context(|| format!("creating {}", dir.display()))?;
+        .with_context(|| format!("creating {}", dir.display()))
+}
+
+/// Writes `bytes` to `path` atomically, creating the file with `mode` from the
+/// start (never written first and chmod-ed later).
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let dir = path.parent().context("path has no parent directory")?;
+    create_private_dir(dir)?;
     let name = path.file_name().context("path has no file name")?.to_string_lossy();
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let result = (|| -> Result<()> {

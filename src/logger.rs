@@ -8,7 +8,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -64,11 +64,7 @@ pub fn enabled(level: Level) -> bool {
 /// Points stderr at `path` (append, 0600), rotating it first if it is full.
 pub fn log_to_file(path: &Path) -> Result<()> {
     if let Some(dir) = path.parent() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("creating {}", dir.display()))?;
+        crate::fsutil::create_private_dir(dir)?;
     }
     let size = reopen(path)?;
     *FILE.lock().unwrap_or_else(|p| p.into_inner()) = Some((path.to_path_buf(), size));

@@ -12,11 +12,12 @@
 
 use std::ffi::OsString;
 use std::fs;
-use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+
+use crate::fsutil::create_private_dir;
 
 /// Every path Ringlet uses, computed once from the environment.
 #[derive(Debug, Clone)]
@@ -120,11 +121,7 @@ impl Paths {
     /// Creates `<config_dir>/<sub>` (and the config dir) if needed.
     pub fn ensure_config_subdir(&self, sub: &str) -> Result<PathBuf> {
         let dir = self.config_dir.join(sub);
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .with_context(|| format!("creating {}", dir.display()))?;
+        create_private_dir(&dir)?;
         Ok(dir)
     }
 }
@@ -148,21 +145,9 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 /// and directories owned by someone else (another user could otherwise
 /// pre-create `/tmp/ringlet-<uid>` and watch or replace our socket).
 pub fn ensure_private_dir(dir: &Path) -> Result<()> {
-    match fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            // The parent is missing (an XDG_RUNTIME_DIR that does not exist yet).
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .with_context(|| format!("creating runtime dir {}", dir.display()))?;
-        }
-        Err(e) => {
-            return Err(e).with_context(|| format!("creating runtime dir {}", dir.display()));
-        }
-    }
+    // Succeeds for an existing directory, or a symlink to one: the checks
+    // below look at the entry itself.
+    create_private_dir(dir)?;
     let meta = fs::symlink_metadata(dir)
         .with_context(|| format!("checking runtime dir {}", dir.display()))?;
     if !meta.is_dir() {

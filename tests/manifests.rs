@@ -17,6 +17,14 @@ script = "fake.rhai"
 provider_types = ["openai-compatible"]
 "#;
 
+/// Creates the user's `agents.d` and `providers.d` and returns them.
+fn user_dirs(env: &Env) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dirs = (env.config.join("agents.d"), env.config.join("providers.d"));
+    fs::create_dir_all(&dirs.0).unwrap();
+    fs::create_dir_all(&dirs.1).unwrap();
+    dirs
+}
+
 /// The ids in a `--json` list reply, in order.
 fn ids(reply: &serde_json::Value, key: &str) -> Vec<String> {
     reply[key].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap().to_string()).collect()
@@ -72,10 +80,7 @@ fn inspect_shows_endpoints_models_and_auth() {
 #[test]
 fn user_manifests_override_builtins_and_add_new_ones() {
     let env = Env::new("override");
-    let agents_d = env.config.join("agents.d");
-    let providers_d = env.config.join("providers.d");
-    fs::create_dir_all(&agents_d).unwrap();
-    fs::create_dir_all(&providers_d).unwrap();
+    let (agents_d, providers_d) = user_dirs(&env);
     let claude = include_str!("../manifests/agents/claude.toml")
         .replace("\"Claude Code\"", "\"Claude (mine)\"");
     fs::write(agents_d.join("claude.toml"), claude).unwrap();
@@ -108,10 +113,7 @@ fn user_manifests_override_builtins_and_add_new_ones() {
 #[test]
 fn a_broken_user_manifest_warns_with_path_and_line() {
     let env = Env::new("broken");
-    let agents_d = env.config.join("agents.d");
-    let providers_d = env.config.join("providers.d");
-    fs::create_dir_all(&agents_d).unwrap();
-    fs::create_dir_all(&providers_d).unwrap();
+    let (agents_d, providers_d) = user_dirs(&env);
     fs::write(agents_d.join("bad.toml"), "id = \"bad\"\nname = \"Bad\nbinary = \"x\"\n").unwrap();
     fs::write(agents_d.join("fake.toml"), FAKE_AGENT).unwrap();
     fs::write(

@@ -55,8 +55,7 @@ pub fn run(global: Global, inv: Invocation) -> Result<()> {
     if !inv.cmd.ready {
         return Err(not_implemented(&inv));
     }
-    let path: Vec<&str> = inv.path.clone();
-    let result = match path.as_slice() {
+    let result = match inv.path.as_slice() {
         ["agents", "list"] => agents::list(&ctx),
         ["agents", "inspect"] => agents::inspect(&ctx, inv.arg("id").unwrap_or_default()),
         ["providers", "list"] => providers::list(&ctx),

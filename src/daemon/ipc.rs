@@ -94,19 +94,26 @@ fn spawn_conn(stream: UnixStream, state: Arc<State>) {
             write_reply(&mut stream, &Reply::error(ErrorCode::Internal, "too many connections"));
         return;
     }
+    // Released when the thread ends, even by a panic (which, with
+    // `panic = "unwind"`, ends only this thread), or if it never starts.
+    let slot = ConnSlot;
     let spawned = thread::Builder::new().name("ipc-conn".into()).spawn(move || {
-        // Handlers are caught per request in serve_conn; this catches the
-        // rest, so a connection thread can never take the daemon down.
-        match panic::catch_unwind(AssertUnwindSafe(|| serve_conn(stream, &state))) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => crate::debug!("IPC connection: {e:#}"),
-            Err(_) => crate::error!("IPC connection thread panicked; the daemon carries on"),
+        let _slot = slot;
+        if let Err(e) = serve_conn(stream, &state) {
+            crate::debug!("IPC connection: {e:#}");
         }
-        OPEN_CONNECTIONS.fetch_sub(1, Ordering::SeqCst);
     });
     if let Err(e) = spawned {
-        OPEN_CONNECTIONS.fetch_sub(1, Ordering::SeqCst);
         crate::error!("starting IPC connection thread: {e}");
+    }
+}
+
+/// One of the [`MAX_CONNECTIONS`] slots, taken in `spawn_conn`.
+struct ConnSlot;
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        OPEN_CONNECTIONS.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -143,10 +150,10 @@ fn serve_conn(mut stream: UnixStream, state: &State) -> Result<()> {
         // Shutdown is served by the dispatcher too: the main thread waits
         // for this connection (it is busy) before the process exits.
         request => {
-            let name = format!("{request:?}");
+            // The panic hook has already logged what panicked and where.
             let served = panic::catch_unwind(AssertUnwindSafe(|| dispatch::handle(state, request)));
             let reply = served.unwrap_or_else(|_| {
-                crate::error!("handler panicked serving {name}; the daemon carries on");
+                crate::error!("a request handler panicked; the daemon carries on");
                 Reply::error(ErrorCode::Internal, "internal error (a bug); see the daemon log")
             });
             write_reply(&mut stream, &reply)

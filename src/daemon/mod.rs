@@ -151,11 +151,21 @@ impl Drop for BusyGuard<'_> {
     }
 }
 
-/// Runs the daemon in this process until shutdown.
+/// Runs the daemon in this process until shutdown. A detached daemon also
+/// logs a fatal error as an ERROR line, which the CLI that spawned it reports.
 pub fn run(paths: Paths, options: Options) -> Result<()> {
+    let detached = options.log_file.is_some();
     if let Some(log) = &options.log_file {
         crate::logger::log_to_file(log)?;
     }
+    serve_until_shutdown(paths, options).inspect_err(|e| {
+        if detached {
+            crate::error!("{e:#}");
+        }
+    })
+}
+
+fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
     let config = Config::load(&paths.config_file()).context("loading config")?;
     paths.ensure_runtime_dir()?;
 
