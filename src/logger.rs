@@ -94,10 +94,10 @@ pub fn write(level: Level, args: std::fmt::Arguments<'_>) {
     let _ = std::io::stderr().write_all(line.as_bytes());
     if let Some((path, size)) = file.as_mut() {
         *size += line.len() as u64;
-        if *size >= LOG_CAP_BYTES {
-            if let Ok(new_size) = reopen(path) {
-                *size = new_size;
-            }
+        if *size >= LOG_CAP_BYTES
+            && let Ok(new_size) = reopen(path)
+        {
+            *size = new_size;
         }
     }
 }

@@ -16,7 +16,10 @@ mod fsutil;
 mod logger;
 mod manifests;
 mod paths;
+mod profiles;
 mod protocol;
+mod scripting;
+mod secrets;
 mod time;
 
 use std::io::{self, Write};

@@ -267,6 +267,12 @@ pub struct AgentProfile {
     pub source_home: String,
     pub script: String,
     pub provider_types: Vec<ProviderType>,
+    /// Variables that point into the profile home, as paths relative to it
+    /// (`CLAUDE_CONFIG_DIR = ".claude"`); each directory is created before a
+    /// run. `config-dir` profiles need at least one; `home-wrapper` ones get
+    /// `HOME` on top.
+    #[serde(default)]
+    pub config_env: BTreeMap<String, String>,
 }
 
 /// How a profile's state is kept apart from the user's own (design.md §6).
@@ -328,6 +334,33 @@ impl AgentManifest {
         }
         if !m.profile.source_home.contains("{alias}") {
             return Err(invalid(path, text, "profile.source_home", "must contain `{alias}`"));
+        }
+        for (var, dir) in &m.profile.config_env {
+            let bad_var = var.is_empty() || var.contains(['=', '\0']) || var == "HOME";
+            if bad_var {
+                return Err(invalid(
+                    path,
+                    text,
+                    "profile.config_env",
+                    format!("`{var}` cannot be set here"),
+                ));
+            }
+            if crate::profiles::relative_path(dir).is_err() {
+                return Err(invalid(
+                    path,
+                    text,
+                    "profile.config_env",
+                    format!("`{dir}` must be a relative path inside the profile home"),
+                ));
+            }
+        }
+        if m.profile.strategy == Strategy::ConfigDir && m.profile.config_env.is_empty() {
+            return Err(invalid(
+                path,
+                text,
+                "profile.config_env",
+                "a config-dir profile needs at least one variable (e.g. CLAUDE_CONFIG_DIR = \".claude\")",
+            ));
         }
         if m.profile.provider_types.is_empty() {
             return Err(invalid(

@@ -15,6 +15,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::profiles::Profile;
+pub use crate::profiles::create::{CreateRequest, Created};
+pub use crate::profiles::hooks::HookRow;
+pub use crate::profiles::run::{RunEnded, RunPlan};
+
 /// Bumped whenever a request or reply changes shape.
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -52,6 +57,71 @@ pub enum Request {
         #[serde(default)]
         events: Vec<String>,
     },
+    /// Reply: a [`Created`]; `not_found`/`conflict`/`bad_request` otherwise.
+    ProfilesCreate(CreateRequest),
+    /// Reply: a [`ProfileList`].
+    ProfilesList {
+        #[serde(default)]
+        agent: Option<String>,
+    },
+    /// Reply: a [`ProfileView`].
+    ProfilesInspect { alias: String },
+    /// Reply: a [`Deleted`].
+    ProfilesDelete {
+        alias: String,
+        #[serde(default)]
+        purge: bool,
+    },
+    /// Reply: a [`RunPlan`]; the caller runs it and sends `ProfilesRunEnded`.
+    ProfilesRun {
+        alias: String,
+        /// The caller's PATH: the agent is found where the user would find it.
+        #[serde(default)]
+        path: Option<String>,
+        #[serde(default)]
+        args: Vec<String>,
+    },
+    /// Reply: `null`. Records a finished run.
+    ProfilesRunEnded(RunEnded),
+    /// Reply: a [`ProfileEnv`].
+    ProfilesEnv { alias: String },
+    /// Reply: an [`AliasInfo`].
+    AliasesInstall {
+        alias: String,
+        #[serde(default)]
+        path: Option<String>,
+    },
+    /// Reply: an [`AliasInfo`].
+    AliasesUninstall { alias: String },
+    /// Reply: an array of [`AliasInfo`].
+    AliasesList,
+    /// Reply: the profile's hooks as [`HookRow`]s.
+    HooksAdd {
+        alias: String,
+        event: String,
+        command: String,
+        #[serde(default)]
+        matcher: Option<String>,
+        #[serde(default)]
+        timeout: Option<u64>,
+    },
+    /// Reply: an array of [`HookRow`].
+    HooksList { alias: String },
+    /// Reply: the removed [`HookRow`].
+    HooksRemove { alias: String, event: String, index: usize },
+    /// Reply: an array of [`HookRow`]; `hooks` replaces the profile's hooks.
+    HooksImport { alias: String, hooks: Value },
+    /// Reply: `{"hooks": {...}}` in Claude Code's schema.
+    HooksExport { alias: String },
+    /// Reply: a [`RunPlan`] that runs the agent's setup task in the profile.
+    EnvSetup {
+        alias: String,
+        task: String,
+        #[serde(default)]
+        path: Option<String>,
+    },
+    /// Reply: a [`Stats`].
+    Stats,
     /// Test hook, debug builds only: the handler panics, to prove a panic
     /// costs one request an error reply and never the daemon.
     #[cfg(debug_assertions)]
@@ -215,6 +285,72 @@ pub struct ProviderInfo {
 pub struct EndpointInfo {
     pub name: String,
     pub url: String,
+}
+
+/// A profile as callers see it: the stored fields, and where the key is
+/// kept, never the key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProfileView {
+    #[serde(flatten)]
+    pub profile: Profile,
+    /// `<redacted>` when a key is stored, `null` when the provider needs none.
+    pub api_key: Option<String>,
+    /// Whether the profile home exists.
+    pub home_exists: bool,
+}
+
+/// Reply to [`Request::ProfilesList`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProfileList {
+    pub profiles: Vec<ProfileView>,
+    /// Profile files that could not be read, one line each.
+    pub warnings: Vec<String>,
+}
+
+/// Reply to [`Request::ProfilesDelete`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Deleted {
+    pub alias: String,
+    pub secret_removed: bool,
+    pub shim_removed: bool,
+    /// The home, when `purge` removed it.
+    pub home_removed: Option<String>,
+    pub notices: Vec<String>,
+}
+
+/// Reply to [`Request::ProfilesEnv`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProfileEnv {
+    pub alias: String,
+    pub env: std::collections::BTreeMap<String, String>,
+}
+
+/// One alias shim.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AliasInfo {
+    pub alias: String,
+    pub path: String,
+    /// Whether a profile of that name exists.
+    pub profile_exists: bool,
+}
+
+/// Reply to [`Request::Stats`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Stats {
+    pub profiles: Vec<ProfileStats>,
+    pub total_runs: u64,
+    pub total_run_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProfileStats {
+    pub alias: String,
+    pub agent: String,
+    pub provider: String,
+    pub model: String,
+    pub runs: u64,
+    pub run_secs: u64,
+    pub last_used: Option<String>,
 }
 
 #[cfg(test)]

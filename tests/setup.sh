@@ -5,26 +5,50 @@
 #     into $RINGLET_TEST_AGENTS (default ~/.cache/ringlet-test/agents), outside
 #     the checkout so a fresh clone does not download them again;
 #   - Node.js/npm and util-linux (setpriv) from Debian if they are missing;
+#   - a headless Secret Service for the keychain tests (dbus, gnome-keyring,
+#     secret-tool; see tests/with-keyring.sh) and tmux, without recommends,
+#     if they are missing;
 #   - rustfmt and clippy if the toolchain lacks them.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 agents=${RINGLET_TEST_AGENTS:-$HOME/.cache/ringlet-test/agents}
 
+# apt_install [apt-get option...] package...
 apt_install() {
+    local opts=() pkgs=() arg
+    for arg in "$@"; do
+        case $arg in
+            -*) opts+=("$arg") ;;
+            *) pkgs+=("$arg") ;;
+        esac
+    done
     if [ "$(id -u)" -ne 0 ]; then
-        echo "setup: missing $*; install it (Debian: apt-get install $*)" >&2
+        echo "setup: missing ${pkgs[*]}; install it (Debian: apt-get install $*)" >&2
         exit 1
     fi
     if [ -z "${APT_UPDATED:-}" ]; then
         apt-get update -qq
         APT_UPDATED=1
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+    echo "setup: installing ${pkgs[*]} (apt)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${opts[@]}" "${pkgs[@]}" >/dev/null
 }
 
 command -v npm >/dev/null 2>&1 || apt_install nodejs npm
 command -v setpriv >/dev/null 2>&1 || apt_install util-linux
+
+# The keychain tests run inside tests/with-keyring.sh: a private session bus
+# (dbus-run-session), gnome-keyring's Secret Service, and secret-tool to check
+# what it holds. Recommends would pull in desktop pieces none of them need.
+lean=()
+for bin in dbus-run-session dbus-daemon dbus-send; do
+    command -v "$bin" >/dev/null 2>&1 || { lean+=(dbus); break; }
+done
+command -v gnome-keyring-daemon >/dev/null 2>&1 || lean+=(gnome-keyring)
+command -v secret-tool >/dev/null 2>&1 || lean+=(libsecret-tools)
+command -v tmux >/dev/null 2>&1 || lean+=(tmux)
+[ ${#lean[@]} -eq 0 ] || apt_install --no-install-recommends "${lean[@]}"
 
 for component in rustfmt clippy; do
     if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then

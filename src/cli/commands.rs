@@ -57,6 +57,11 @@ const fn ready(c: Cmd) -> Cmd {
     Cmd { ready: true, ..c }
 }
 
+/// A command that is implemented: `ready(cmd(..))` in one word.
+const fn rcmd(name: &'static str, about: &'static str, args: &'static [Arg]) -> Cmd {
+    ready(cmd(name, about, args))
+}
+
 const fn flag(name: &'static str, help: &'static str) -> Arg {
     Arg { name, short: None, kind: Kind::Flag, required: false, choices: &[], help, hidden: false }
 }
@@ -112,7 +117,7 @@ pub static ROOT: Cmd = Cmd {
     about: "Run AI coding agents in isolated profiles against any provider",
     args: &[],
     subs: &[
-        cmd(
+        ready(cmd(
             "init",
             "Set up ringlet: check the daemon, find agents, create a first profile",
             &[
@@ -120,7 +125,7 @@ pub static ROOT: Cmd = Cmd {
                 flag("no-profile", "Do not create a profile"),
                 flag("skip-daemon", "Do not start the daemon"),
             ],
-        ),
+        )),
         group(
             "agents",
             "Installed coding agents",
@@ -149,7 +154,7 @@ pub static ROOT: Cmd = Cmd {
             "profiles",
             "Profiles: an agent, a provider and a model in an isolated home",
             &[
-                cmd(
+                rcmd(
                     "create",
                     "Create a profile (the API key is read from a prompt, stdin or the provider's variable)",
                     &[
@@ -168,20 +173,20 @@ pub static ROOT: Cmd = Cmd {
                         flag("no-alias", "Do not install a shell alias"),
                     ],
                 ),
-                cmd("list", "List profiles", &[opt("agent", "ID", "Only profiles of this agent")]),
-                cmd(
+                rcmd("list", "List profiles", &[opt("agent", "ID", "Only profiles of this agent")]),
+                rcmd(
                     "inspect",
                     "Show a profile (the key redacted)",
                     &[pos("alias", "Profile name")],
                 ),
-                cmd(
+                rcmd(
                     "delete",
                     "Delete a profile",
                     &[pos("alias", "Profile name"), flag("purge", "Also delete its home")],
                 ),
                 Cmd {
                     trailing: Some("AGENT_ARGS"),
-                    ..cmd(
+                    ..rcmd(
                         "run",
                         "Run a profile's agent here, or in a daemon terminal with --remote",
                         &[
@@ -194,7 +199,7 @@ pub static ROOT: Cmd = Cmd {
                         ],
                     )
                 },
-                cmd(
+                rcmd(
                     "env",
                     "Print shell-safe export lines for eval",
                     &[pos("alias", "Profile name")],
@@ -205,16 +210,16 @@ pub static ROOT: Cmd = Cmd {
             "aliases",
             "Shell shims in ~/.local/bin that run a profile",
             &[
-                cmd("install", "Install a shim for a profile", &[pos("alias", "Profile name")]),
-                cmd("uninstall", "Remove a profile's shim", &[pos("alias", "Profile name")]),
-                cmd("list", "List installed shims", &[]),
+                rcmd("install", "Install a shim for a profile", &[pos("alias", "Profile name")]),
+                rcmd("uninstall", "Remove a profile's shim", &[pos("alias", "Profile name")]),
+                rcmd("list", "List installed shims", &[]),
             ],
         ),
         group(
             "hooks",
             "Claude Code hooks of a profile",
             &[
-                cmd(
+                rcmd(
                     "add",
                     "Add a hook",
                     &[
@@ -224,8 +229,8 @@ pub static ROOT: Cmd = Cmd {
                         opt("matcher", "PATTERN", "Tool matcher (default: all)"),
                     ],
                 ),
-                cmd("list", "List a profile's hooks", &[pos("alias", "Profile name")]),
-                cmd(
+                rcmd("list", "List a profile's hooks", &[pos("alias", "Profile name")]),
+                rcmd(
                     "remove",
                     "Remove a hook",
                     &[
@@ -234,12 +239,12 @@ pub static ROOT: Cmd = Cmd {
                         pos("index", "Position in `hooks list`"),
                     ],
                 ),
-                cmd(
+                rcmd(
                     "import",
                     "Import hooks from a JSON file",
                     &[pos("alias", "Profile name"), pos("file", "JSON file")],
                 ),
-                cmd("export", "Print a profile's hooks as JSON", &[pos("alias", "Profile name")]),
+                rcmd("export", "Print a profile's hooks as JSON", &[pos("alias", "Profile name")]),
             ],
         ),
         group(
@@ -391,13 +396,13 @@ pub static ROOT: Cmd = Cmd {
         group(
             "env",
             "Agent setup tasks",
-            &[cmd(
+            &[rcmd(
                 "setup",
                 "Run an agent's setup task in a profile",
                 &[pos("alias", "Profile name"), pos("task", "Task name from the agent manifest")],
             )],
         ),
-        cmd("stats", "Profile statistics", &[]),
+        rcmd("stats", "Profile statistics", &[]),
         cmd("ui", "Open the web UI with a one-time login link", &[]),
     ],
     runnable: false,

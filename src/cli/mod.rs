@@ -9,7 +9,12 @@
 mod agents;
 pub mod commands;
 mod daemon;
+mod hooks;
+mod init;
+mod launch;
 pub mod parse;
+mod profiles;
+mod prompt;
 mod providers;
 
 use std::io::{self, Write};
@@ -63,6 +68,17 @@ pub fn run(global: Global, inv: Invocation) -> Result<()> {
         ["daemon"] => daemon::start(&ctx, &inv),
         ["daemon", "status"] => daemon::status(&ctx),
         ["daemon", "stop"] => daemon::stop(&ctx),
+        ["profiles", "create"] => profiles::create(&ctx, &inv),
+        ["profiles", "list"] => profiles::list(&ctx, &inv),
+        ["profiles", "inspect"] => profiles::inspect(&ctx, inv.arg("alias").unwrap_or_default()),
+        ["profiles", "delete"] => profiles::delete(&ctx, &inv),
+        ["profiles", "run"] => profiles::run(&ctx, &inv),
+        ["profiles", "env"] => profiles::env(&ctx, inv.arg("alias").unwrap_or_default()),
+        ["hooks", action] => hooks::hooks(&ctx, &inv, action),
+        ["aliases", action] => hooks::aliases(&ctx, &inv, action),
+        ["env", "setup"] => profiles::env_setup(&ctx, &inv),
+        ["stats"] => profiles::stats(&ctx),
+        ["init"] => init::run(&ctx, &inv),
         _ => Err(not_implemented(&inv)),
     };
     // Name the command in every error: `ringlet: <command>: <why>`.
@@ -168,6 +184,23 @@ mod tests {
             "daemon",
             "daemon status",
             "daemon stop",
+            "profiles create",
+            "profiles list",
+            "profiles inspect",
+            "profiles delete",
+            "profiles run",
+            "profiles env",
+            "hooks add",
+            "hooks list",
+            "hooks remove",
+            "hooks import",
+            "hooks export",
+            "aliases install",
+            "aliases uninstall",
+            "aliases list",
+            "env setup",
+            "stats",
+            "init",
         ];
         for (path, cmd) in parse::all_paths() {
             if cmd.ready && cmd.runnable {

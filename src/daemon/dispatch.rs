@@ -2,7 +2,7 @@
 //! The IPC server calls it now and the HTTP API will call it too, so no
 //! handler logic is ever written twice. Handlers are `handle_<request>`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -10,9 +10,11 @@ use super::State;
 use super::events::EventKind;
 use crate::detect::{Change, Detection};
 use crate::manifests::{AgentManifest, Catalog, Loaded, ProviderManifest};
+use crate::profiles::{Conflict, NotFound, Profile, aliases, create, hooks, render, run};
 use crate::protocol::{
-    AgentInfo, AgentList, DaemonStatus, ErrorCode, PROTOCOL_VERSION, ProviderInfo, ProviderList,
-    Reply, Request,
+    AgentInfo, AgentList, AliasInfo, DaemonStatus, Deleted, ErrorCode, PROTOCOL_VERSION,
+    ProfileEnv, ProfileList, ProfileStats, ProfileView, ProviderInfo, ProviderList, Reply, Request,
+    RunEnded, Stats,
 };
 
 /// Serves one request.
@@ -24,6 +26,43 @@ pub fn handle(state: &State, request: Request) -> Reply {
         Request::AgentsInspect { id } => handle_agents_inspect(state, &id),
         Request::ProvidersList => handle_providers_list(state),
         Request::ProvidersInspect { id } => handle_providers_inspect(state, &id),
+        Request::ProfilesCreate(req) => handle_profiles_create(state, req),
+        Request::ProfilesList { agent } => handle_profiles_list(state, agent.as_deref()),
+        Request::ProfilesInspect { alias } => handle_profiles_inspect(state, &alias),
+        Request::ProfilesDelete { alias, purge } => handle_profiles_delete(state, &alias, purge),
+        Request::ProfilesRun { alias, path, args } => {
+            handle_profiles_run(state, &alias, path.as_deref(), &args)
+        }
+        Request::ProfilesRunEnded(ended) => handle_profiles_run_ended(state, &ended),
+        Request::ProfilesEnv { alias } => handle_profiles_env(state, &alias),
+        Request::AliasesInstall { alias, path } => handle_aliases_install(state, &alias, path),
+        Request::AliasesUninstall { alias } => handle_aliases_uninstall(state, &alias),
+        Request::AliasesList => handle_aliases_list(state),
+        Request::HooksAdd { alias, event, command, matcher, timeout } => {
+            update_hooks(state, &alias, "hook added", |h| {
+                hooks::add(h, &event, &command, matcher.as_deref().unwrap_or(""), timeout)
+                    .map(|()| hooks::list(h))
+            })
+        }
+        Request::HooksList { alias } => {
+            result(state.profiles.get(&alias).map(|p| hooks::list(&p.hooks)))
+        }
+        Request::HooksRemove { alias, event, index } => {
+            update_hooks(state, &alias, "hook removed", |h| hooks::remove(h, &event, index))
+        }
+        Request::HooksImport { alias, hooks: value } => {
+            update_hooks(state, &alias, "hooks imported", |h| {
+                *h = hooks::import(&value)?;
+                Ok(hooks::list(h))
+            })
+        }
+        Request::HooksExport { alias } => {
+            result(state.profiles.get(&alias).map(|p| json!({ "hooks": p.hooks })))
+        }
+        Request::EnvSetup { alias, task, path } => {
+            handle_env_setup(state, &alias, &task, path.as_deref())
+        }
+        Request::Stats => handle_stats(state),
         #[cfg(debug_assertions)]
         Request::DebugPanic => panic!("debug_panic requested"),
         Request::Subscribe { .. } => Reply::error(
@@ -158,4 +197,299 @@ fn provider_info(loaded: &Loaded<ProviderManifest>, with_manifest: bool) -> Prov
 fn not_found<'a>(what: &str, id: &str, known: impl Iterator<Item = &'a str>) -> Reply {
     let known: Vec<&str> = known.collect();
     Reply::error(ErrorCode::NotFound, format!("no {what} `{id}` (known: {})", known.join(", ")))
+}
+
+// ---------------------------------------------------------------------------
+// Profiles
+
+/// Turns a handler result into a reply: `NotFound`/`Conflict` errors keep
+/// their codes, every other error is the caller's to fix (`bad_request`),
+/// with its whole context chain on one line.
+fn result<T: serde::Serialize>(r: anyhow::Result<T>) -> Reply {
+    match r {
+        Ok(data) => Reply::ok(&data),
+        Err(e) => {
+            let code = if e.downcast_ref::<NotFound>().is_some() {
+                ErrorCode::NotFound
+            } else if e.downcast_ref::<Conflict>().is_some() {
+                ErrorCode::Conflict
+            } else {
+                ErrorCode::BadRequest
+            };
+            Reply::error(code, format!("{e:#}"))
+        }
+    }
+}
+
+fn view(profile: Profile) -> ProfileView {
+    ProfileView {
+        api_key: profile.secret.map(|_| render::REDACTED.to_string()),
+        home_exists: profile.home.is_dir(),
+        profile,
+    }
+}
+
+fn handle_profiles_create(state: &State, req: create::CreateRequest) -> Reply {
+    let catalog = state.catalog();
+    let created = create::create(&state.services(&catalog), req);
+    if let Ok(c) = &created
+        && !c.dry_run
+    {
+        let p = &c.profile;
+        crate::info!("profile {} created ({} with {}, {})", p.alias, p.agent, p.provider, p.model);
+        state.events.emit(
+            EventKind::ProfileCreated,
+            json!({"alias": p.alias, "agent": p.agent, "provider": p.provider, "model": p.model}),
+        );
+    }
+    result(created)
+}
+
+fn handle_profiles_list(state: &State, agent: Option<&str>) -> Reply {
+    result(state.profiles.list().map(|(profiles, broken)| ProfileList {
+        profiles:
+            profiles.into_iter().filter(|p| agent.is_none_or(|a| p.agent == a)).map(view).collect(),
+        warnings: broken.into_iter().map(|b| b.error).collect(),
+    }))
+}
+
+fn handle_profiles_inspect(state: &State, alias: &str) -> Reply {
+    result(state.profiles.get(alias).map(view))
+}
+
+fn handle_profiles_delete(state: &State, alias: &str, purge: bool) -> Reply {
+    let catalog = state.catalog();
+    let deleted = (|| -> anyhow::Result<Deleted> {
+        let lock = state.profiles.lock()?;
+        let profile = state.profiles.get(alias)?;
+        let mut notices = Vec::new();
+        let secret_removed = match profile.secret {
+            Some(kind) => {
+                state.secrets.delete(kind, alias)?;
+                true
+            }
+            None => false,
+        };
+        let shim_removed = match aliases::uninstall(&state.paths.home, alias) {
+            Ok(removed) => removed,
+            Err(e) => {
+                notices.push(format!("{e:#}"));
+                false
+            }
+        };
+        state.profiles.remove(&lock, alias)?;
+        let home_removed =
+            if purge { purge_home(state, &catalog, &profile, &mut notices) } else { None };
+        Ok(Deleted {
+            alias: alias.to_string(),
+            secret_removed,
+            shim_removed,
+            home_removed,
+            notices,
+        })
+    })();
+    if let Ok(d) = &deleted {
+        crate::info!("profile {alias} deleted (purge: {purge})");
+        state.events.emit(
+            EventKind::ProfileDeleted,
+            json!({"alias": alias, "purged": d.home_removed.is_some()}),
+        );
+    }
+    result(deleted)
+}
+
+/// Removes a profile's home, but only where the agent's manifest says homes
+/// live: the path comes from a file on disk, and a tampered `"home": "/"`
+/// must not turn `--purge` into `rm -rf /`.
+fn purge_home(
+    state: &State,
+    catalog: &Catalog,
+    profile: &Profile,
+    notices: &mut Vec<String>,
+) -> Option<String> {
+    let expected = catalog.agent(&profile.agent).map(|a| {
+        crate::paths::expand_tilde(
+            &a.manifest.profile.source_home.replace("{alias}", &profile.alias),
+            &state.paths.home,
+        )
+    });
+    if expected.as_deref() != Some(profile.home.as_path()) {
+        notices.push(format!(
+            "{} is not where {} keeps profile homes; not removed",
+            profile.home.display(),
+            profile.agent
+        ));
+        return None;
+    }
+    match std::fs::remove_dir_all(&profile.home) {
+        Ok(()) => Some(profile.home.display().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            notices.push(format!("removing {}: {e}", profile.home.display()));
+            None
+        }
+    }
+}
+
+fn handle_profiles_run(state: &State, alias: &str, path: Option<&str>, args: &[String]) -> Reply {
+    let catalog = state.catalog();
+    let plan = run::prepare(&state.services(&catalog), alias, path, args);
+    if let Ok(plan) = &plan {
+        state
+            .runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(plan.run_id.clone(), Instant::now());
+        crate::info!("profile {alias}: run {} started", plan.run_id);
+        state.events.emit(
+            EventKind::ProfileStarted,
+            json!({"alias": alias, "run_id": plan.run_id, "mode": "local"}),
+        );
+    }
+    result(plan)
+}
+
+fn handle_profiles_run_ended(state: &State, ended: &RunEnded) -> Reply {
+    state.runs.lock().unwrap_or_else(|p| p.into_inner()).remove(&ended.run_id);
+    let catalog = state.catalog();
+    let recorded = run::record_end(&state.services(&catalog), ended);
+    crate::info!("profile {}: run {} ended ({:?})", ended.alias, ended.run_id, ended.exit_code);
+    state.events.emit(
+        EventKind::ProfileStopped,
+        json!({"alias": ended.alias, "run_id": ended.run_id, "exit_code": ended.exit_code,
+               "signal": ended.signal, "duration_ms": ended.duration_ms}),
+    );
+    result(recorded.map(|_| Value::Null))
+}
+
+fn handle_profiles_env(state: &State, alias: &str) -> Reply {
+    let catalog = state.catalog();
+    result(
+        run::env_only(&state.services(&catalog), alias)
+            .map(|(p, env)| ProfileEnv { alias: p.alias, env }),
+    )
+}
+
+fn handle_aliases_install(state: &State, alias: &str, path: Option<String>) -> Reply {
+    result((|| {
+        let exe = std::env::current_exe()?;
+        state.profiles.get(alias)?;
+        let shim = aliases::install(
+            &state.paths.home,
+            &exe,
+            alias,
+            path.as_deref().map(std::ffi::OsStr::new),
+        )?;
+        state.profiles.update(alias, |p| {
+            p.alias_shim = Some(shim.clone());
+            Ok(())
+        })?;
+        Ok(AliasInfo {
+            alias: alias.to_string(),
+            path: shim.display().to_string(),
+            profile_exists: true,
+        })
+    })())
+}
+
+fn handle_aliases_uninstall(state: &State, alias: &str) -> Reply {
+    result((|| {
+        let path = aliases::shim_dir(&state.paths.home).join(alias);
+        if !aliases::uninstall(&state.paths.home, alias)? {
+            return Err(NotFound(format!("no shim {}", path.display())).into());
+        }
+        let exists = state.profiles.load(alias)?.is_some();
+        if exists {
+            state.profiles.update(alias, |p| {
+                p.alias_shim = None;
+                Ok(())
+            })?;
+        }
+        Ok(AliasInfo {
+            alias: alias.to_string(),
+            path: path.display().to_string(),
+            profile_exists: exists,
+        })
+    })())
+}
+
+fn handle_aliases_list(state: &State) -> Reply {
+    let list: Vec<AliasInfo> = aliases::list(&state.paths.home)
+        .into_iter()
+        .map(|(alias, path)| AliasInfo {
+            profile_exists: state.profiles.load(&alias).ok().flatten().is_some(),
+            alias,
+            path: path.display().to_string(),
+        })
+        .collect();
+    Reply::ok(&list)
+}
+
+/// Changes a profile's hooks under the store lock and tells subscribers.
+fn update_hooks<T: serde::Serialize>(
+    state: &State,
+    alias: &str,
+    what: &str,
+    change: impl FnOnce(&mut serde_json::Map<String, Value>) -> anyhow::Result<T>,
+) -> Reply {
+    let catalog = state.catalog();
+    let updated = state.profiles.update(alias, |p| {
+        let supports = catalog.agent(&p.agent).is_some_and(|a| a.manifest.supports_hooks);
+        if !supports {
+            anyhow::bail!("profile `{alias}` runs {}, which has no hooks", p.agent);
+        }
+        change(&mut p.hooks)
+    });
+    if updated.is_ok() {
+        state.events.emit(EventKind::ProfileUpdated, json!({"alias": alias, "change": what}));
+    }
+    result(updated.map(|(_, out)| out))
+}
+
+fn handle_env_setup(state: &State, alias: &str, task: &str, path: Option<&str>) -> Reply {
+    let catalog = state.catalog();
+    result((|| {
+        let profile = state.profiles.get(alias)?;
+        let services = state.services(&catalog);
+        let (agent, _) = services.manifests(&profile)?;
+        let Some(setup) = agent.setup_tasks.get(task) else {
+            let known: Vec<&str> = agent.setup_tasks.keys().map(String::as_str).collect();
+            return Err(NotFound(format!(
+                "{} has no setup task `{task}` (known: {})",
+                agent.name,
+                if known.is_empty() { "none".into() } else { known.join(", ") }
+            ))
+            .into());
+        };
+        let mut plan = run::prepare(&services, alias, path, &[])?;
+        plan.program = "/bin/sh".into();
+        plan.args = vec!["-c".into(), setup.command.clone()];
+        Ok(plan)
+    })())
+}
+
+fn handle_stats(state: &State) -> Reply {
+    result(state.profiles.list().map(|(profiles, _)| {
+        let totals = run::session_totals(&state.paths.config_dir);
+        let profiles: Vec<ProfileStats> = profiles
+            .into_iter()
+            .map(|p| {
+                let (runs, ms) = totals.get(&p.alias).copied().unwrap_or((p.runs, 0));
+                ProfileStats {
+                    alias: p.alias,
+                    agent: p.agent,
+                    provider: p.provider,
+                    model: p.model,
+                    runs,
+                    run_secs: ms / 1000,
+                    last_used: p.last_used,
+                }
+            })
+            .collect();
+        Stats {
+            total_runs: profiles.iter().map(|p| p.runs).sum(),
+            total_run_secs: profiles.iter().map(|p| p.run_secs).sum(),
+            profiles,
+        }
+    }))
 }

@@ -15,6 +15,7 @@ pub mod events;
 mod ipc;
 mod signals;
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -32,6 +33,8 @@ use crate::config::Config;
 use crate::detect::Detector;
 use crate::manifests::{self, Catalog};
 use crate::paths::Paths;
+use crate::profiles::{Services, Store};
+use crate::secrets::Secrets;
 use events::{EventBus, EventKind};
 
 /// How long shutdown waits for in-flight requests to finish.
@@ -71,6 +74,13 @@ pub struct State {
     /// The detection cache. Held for a whole detection by the connection
     /// thread running it, so concurrent listings never probe twice.
     pub detector: Mutex<Detector>,
+    /// The keychain (opened on first use, then kept) and the file store.
+    pub secrets: Secrets,
+    /// The profile files; changes serialize on the store's own lock.
+    pub profiles: Store,
+    /// Local runs in progress (run id -> start): a CLI waiting on its agent
+    /// keeps the daemon alive so the end of the run is recorded here.
+    pub runs: Mutex<HashMap<String, Instant>>,
     ctl: Sender<Ctl>,
 }
 
@@ -92,6 +102,17 @@ impl State {
         }
         *slot = Some((fingerprint, catalog.clone()));
         catalog
+    }
+
+    /// What the profile operations work with, borrowed from the daemon.
+    pub fn services<'a>(&'a self, catalog: &'a Catalog) -> Services<'a> {
+        Services {
+            paths: &self.paths,
+            config: &self.config,
+            catalog,
+            store: &self.profiles,
+            secrets: &self.secrets,
+        }
     }
 
     /// Asks the main thread to shut down.
@@ -167,6 +188,7 @@ pub fn run(paths: Paths, options: Options) -> Result<()> {
 
 fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
     let config = Config::load(&paths.config_file()).context("loading config")?;
+    let secret_store = Secrets::forced_from_env()?;
     paths.ensure_runtime_dir()?;
 
     // The lock is held for the daemon's whole life; the kernel releases it
@@ -197,6 +219,9 @@ fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
     let (ctl_tx, ctl_rx) = mpsc::channel();
     let state = Arc::new(State {
         detector: Mutex::new(Detector::new(paths.detection_cache())),
+        secrets: Secrets::new(paths.config_dir.join("secrets"), secret_store),
+        profiles: Store::new(paths.config_dir.join("profiles")),
+        runs: Mutex::new(HashMap::new()),
         paths,
         config,
         options,
@@ -246,6 +271,9 @@ fn serve(state: &State, ctl: &mpsc::Receiver<Ctl>) -> String {
             Ok(Ctl::Shutdown { reason }) => return reason,
             Err(RecvTimeoutError::Disconnected) => return "control channel closed".into(),
             Err(RecvTimeoutError::Timeout) => {
+                if local_runs_in_progress(state) {
+                    state.activity.touch();
+                }
                 if let (Some(limit), Some(idle)) = (idle_limit, state.activity.idle_for())
                     && idle >= limit
                 {
@@ -254,6 +282,15 @@ fn serve(state: &State, ctl: &mpsc::Receiver<Ctl>) -> String {
             }
         }
     }
+}
+
+/// Whether a CLI is waiting on an agent it started. A run whose end was
+/// never reported (its CLI was killed) stops counting after a day.
+fn local_runs_in_progress(state: &State) -> bool {
+    const FORGET_AFTER: Duration = Duration::from_secs(24 * 3600);
+    let mut runs = state.runs.lock().unwrap_or_else(|p| p.into_inner());
+    runs.retain(|_, started| started.elapsed() < FORGET_AFTER);
+    !runs.is_empty()
 }
 
 /// Announces, lets in-flight requests finish, and removes the socket (only

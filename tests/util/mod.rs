@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod mock;
 use std::ffi::OsString;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};

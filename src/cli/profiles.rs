@@ -1,0 +1,347 @@
+//! `ringlet profiles ...`, `stats` and `env setup`: build the request,
+//! send it, render the reply. The API key is read here (hidden prompt,
+//! `--api-key-stdin`, or the provider's variable), never from argv, and goes
+//! to the daemon only inside the create request.
+
+use anyhow::{Result, bail};
+use serde_json::Value;
+
+use super::{Ctx, Exit, Invocation, Out, Table, launch, prompt, warn_all};
+use crate::client;
+use crate::protocol::{
+    CreateRequest, Created, Deleted, ProfileEnv, ProfileList, ProfileView, ProviderInfo, Request,
+    RunPlan, Stats,
+};
+
+fn list_value(inv: &Invocation, name: &str) -> Option<Vec<String>> {
+    inv.value(name)
+        .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+}
+
+pub fn create(ctx: &Ctx, inv: &Invocation) -> Result<()> {
+    let request = CreateRequest {
+        agent: inv.arg("agent").unwrap_or_default().into(),
+        alias: inv.arg("alias").unwrap_or_default().into(),
+        provider: inv.value("provider").unwrap_or_default().into(),
+        endpoint: inv.value("endpoint").map(String::from),
+        model: inv.value("model").map(String::from),
+        hooks: list_value(inv, "hooks"),
+        mcp: list_value(inv, "mcp"),
+        bare: inv.flag("bare"),
+        proxy: inv.flag("proxy"),
+        template: inv.value("template").map(String::from),
+        dry_run: inv.flag("dry-run"),
+        api_key: None,
+        alias_shim: !inv.flag("no-alias"),
+        path: std::env::var("PATH").ok(),
+    };
+    create_with(ctx, request, inv.flag("api-key-stdin"))
+}
+
+/// Reads the key the way the provider needs it, sends the create and
+/// renders the result (`init` uses it too).
+pub fn create_with(ctx: &Ctx, mut request: CreateRequest, key_from_stdin: bool) -> Result<()> {
+    let paths = ctx.paths()?;
+    let provider_id = request.provider.clone();
+    let provider_id = provider_id.as_str();
+    let dry_run = request.dry_run;
+    let provider: ProviderInfo = serde_json::from_value(client::request(
+        &paths,
+        &Request::ProvidersInspect { id: provider_id.into() },
+    )?)?;
+    let needs_key = provider.kind != "self" && provider.auth_required;
+    let api_key = if provider.kind == "self" {
+        if key_from_stdin {
+            bail!("provider `{}` uses the agent's own login and takes no API key", provider.id);
+        }
+        None
+    } else if key_from_stdin {
+        Some(prompt::key_from_stdin()?)
+    } else if let Some(key) = provider
+        .auth_env_key
+        .as_ref()
+        .and_then(|var| std::env::var(var).ok())
+        .filter(|k| !k.trim().is_empty())
+    {
+        if !ctx.global.json {
+            eprintln!(
+                "ringlet: using the key in ${}",
+                provider.auth_env_key.as_deref().unwrap_or_default()
+            );
+        }
+        Some(key)
+    } else if needs_key && !dry_run {
+        let label = provider
+            .manifest
+            .as_ref()
+            .and_then(|m| m["auth"]["prompt"].as_str())
+            .map(String::from)
+            .unwrap_or_else(|| format!("{} API key", provider.name));
+        Some(prompt::hidden(&label)?)
+    } else {
+        None
+    };
+    request.api_key = api_key;
+    let data = client::request(&paths, &Request::ProfilesCreate(request))?;
+    let mut out = Out::new();
+    if ctx.global.json {
+        out.json(&data)?;
+        return Ok(out.finish()?);
+    }
+    let c: Created = serde_json::from_value(data)?;
+    warn_all(&c.notices);
+    let p = &c.profile;
+    if c.dry_run {
+        out.line("Dry run: nothing was written.")?;
+        out.line(format_args!(
+            "Profile {}: {} with {} ({})",
+            p.alias, p.agent, p.provider, p.model
+        ))?;
+    } else {
+        out.line(format_args!(
+            "Created profile {}: {} with {} ({})",
+            p.alias, p.agent, p.provider, p.model
+        ))?;
+    }
+    out.line(format_args!("  home:      {}", p.home.display()))?;
+    out.line(format_args!(
+        "  endpoint:  {}",
+        p.endpoint.as_deref().unwrap_or("- (the agent's own login)")
+    ))?;
+    if let Some(kind) = p.secret {
+        out.line(format_args!("  key:       stored in the {}", store_name(kind)))?;
+    }
+    if let Some(shim) = &p.alias_shim {
+        out.line(format_args!("  alias:     {}", shim.display()))?;
+    }
+    if c.dry_run {
+        out.line("Files:")?;
+        for f in &c.files {
+            let merged = if f.merged { ", merged into the existing file" } else { "" };
+            out.line(format_args!("  {} (mode {}{merged})", f.path, f.mode))?;
+            for line in f.content.lines() {
+                out.line(format_args!("    {line}"))?;
+            }
+        }
+        out.line("Environment of a run:")?;
+        for (k, v) in &c.env {
+            out.line(format_args!("  {k}={v}"))?;
+        }
+        if !c.args.is_empty() {
+            out.line(format_args!("Arguments: {}", c.args.join(" ")))?;
+        }
+    } else {
+        out.line(format_args!("Run it with: ringlet profiles run {}", p.alias))?;
+    }
+    Ok(out.finish()?)
+}
+
+fn store_name(kind: crate::secrets::StoreKind) -> &'static str {
+    match kind {
+        crate::secrets::StoreKind::Keyring => "OS keychain",
+        crate::secrets::StoreKind::File => "file store (0600)",
+    }
+}
+
+pub fn list(ctx: &Ctx, inv: &Invocation) -> Result<()> {
+    let agent = inv.value("agent").map(String::from);
+    let data = client::request(&ctx.paths()?, &Request::ProfilesList { agent })?;
+    let mut out = Out::new();
+    if ctx.global.json {
+        out.json(&data)?;
+        return Ok(out.finish()?);
+    }
+    let list: ProfileList = serde_json::from_value(data)?;
+    warn_all(&list.warnings);
+    let mut table = Table::new(&["ALIAS", "AGENT", "PROVIDER", "MODEL", "RUNS", "LAST USED"]);
+    for v in &list.profiles {
+        let p = &v.profile;
+        table.row(vec![
+            p.alias.clone(),
+            p.agent.clone(),
+            p.provider.clone(),
+            p.model.clone(),
+            p.runs.to_string(),
+            p.last_used.clone().unwrap_or_default(),
+        ]);
+    }
+    table.write(&mut out)?;
+    Ok(out.finish()?)
+}
+
+pub fn inspect(ctx: &Ctx, alias: &str) -> Result<()> {
+    let data = client::request(&ctx.paths()?, &Request::ProfilesInspect { alias: alias.into() })?;
+    let mut out = Out::new();
+    if ctx.global.json {
+        out.json(&data)?;
+        return Ok(out.finish()?);
+    }
+    let v: ProfileView = serde_json::from_value(data)?;
+    let p = &v.profile;
+    out.line(format_args!("{}", p.alias))?;
+    out.line(format_args!("  agent:      {}", p.agent))?;
+    out.line(format_args!("  provider:   {}", p.provider))?;
+    let endpoint = match (&p.endpoint, &p.endpoint_name) {
+        (Some(url), Some(name)) => format!("{url} ({name})"),
+        (Some(url), None) => url.clone(),
+        (None, _) => "- (the agent's own login)".into(),
+    };
+    out.line(format_args!("  endpoint:   {endpoint}"))?;
+    out.line(format_args!("  model:      {}", p.model))?;
+    let missing = if v.home_exists { "" } else { " (missing: recreated on the next run)" };
+    out.line(format_args!("  home:       {}{missing}", p.home.display()))?;
+    out.line(format_args!(
+        "  isolation:  {}",
+        serde_json::to_value(p.strategy)?.as_str().unwrap_or("")
+    ))?;
+    out.line(format_args!("  script:     {}", p.script))?;
+    match p.secret {
+        Some(kind) => {
+            out.line(format_args!("  api key:    <redacted> (in the {})", store_name(kind)))?
+        }
+        None => out.line("  api key:    none")?,
+    }
+    let hooks: usize = crate::profiles::hooks::list(&p.hooks).len();
+    out.line(format_args!("  hooks:      {hooks}"))?;
+    let mcp: Vec<&str> = p.mcp_servers.keys().map(String::as_str).collect();
+    out.line(format_args!(
+        "  mcp:        {}",
+        if mcp.is_empty() { "-".into() } else { mcp.join(", ") }
+    ))?;
+    out.line(format_args!(
+        "  alias:      {}",
+        p.alias_shim.as_ref().map_or("-".into(), |s| s.display().to_string())
+    ))?;
+    out.line(format_args!("  created:    {}", p.created_at))?;
+    out.line(format_args!("  last used:  {}", p.last_used.as_deref().unwrap_or("never")))?;
+    out.line(format_args!("  runs:       {}", p.runs))?;
+    Ok(out.finish()?)
+}
+
+pub fn delete(ctx: &Ctx, inv: &Invocation) -> Result<()> {
+    let alias = inv.arg("alias").unwrap_or_default();
+    let request = Request::ProfilesDelete { alias: alias.into(), purge: inv.flag("purge") };
+    let data = client::request(&ctx.paths()?, &request)?;
+    let mut out = Out::new();
+    if ctx.global.json {
+        out.json(&data)?;
+        return Ok(out.finish()?);
+    }
+    let d: Deleted = serde_json::from_value(data)?;
+    warn_all(&d.notices);
+    out.line(format_args!("Deleted profile {}", d.alias))?;
+    if let Some(home) = &d.home_removed {
+        out.line(format_args!("  removed {home}"))?;
+    }
+    Ok(out.finish()?)
+}
+
+/// `profiles run`: the daemon prepares, we run the agent here.
+pub fn run(ctx: &Ctx, inv: &Invocation) -> Result<()> {
+    if inv.flag("remote") {
+        return Err(Exit { code: 2, message: Some("profiles run --remote: not implemented yet (terminal sessions arrive with the HTTP issue)".into()) }.into());
+    }
+    let paths = ctx.paths()?;
+    let request = Request::ProfilesRun {
+        alias: inv.arg("alias").unwrap_or_default().into(),
+        path: std::env::var("PATH").ok(),
+        args: inv.trailing.clone(),
+    };
+    launch_plan(&paths, client::request(&paths, &request)?)
+}
+
+fn launch_plan(paths: &crate::paths::Paths, data: Value) -> Result<()> {
+    let plan: RunPlan = serde_json::from_value(data)?;
+    warn_all(&plan.notices);
+    let code = launch::run(paths, &plan)?;
+    if code != 0 {
+        return Err(Exit { code, message: None }.into());
+    }
+    Ok(())
+}
+
+/// `profiles env`: `export NAME='value'` lines for `eval`.
+pub fn env(ctx: &Ctx, alias: &str) -> Result<()> {
+    let data = client::request(&ctx.paths()?, &Request::ProfilesEnv { alias: alias.into() })?;
+    let mut out = Out::new();
+    if ctx.global.json {
+        out.json(&data)?;
+        return Ok(out.finish()?);
+    }
+    let e: ProfileEnv = serde_json::from_value(data)?;
+    for (k, v) in &e.env {
+        out.line(format_args!("export {k}={}", shell_quote(v)))?;
+    }
+    Ok(out.finish()?)
+}
+
+/// Single-quotes `s` for POSIX shells: `'` becomes `'\''`.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+pub fn env_setup(ctx: &Ctx, inv: &Invocation) -> Result<()> {
+    let paths = ctx.paths()?;
+    let request = Request::EnvSetup {
+        alias: inv.arg("alias").unwrap_or_default().into(),
+        task: inv.arg("task").unwrap_or_default().into(),
+        path: std::env::var("PATH").ok(),
+    };
+    launch_plan(&paths, client::request(&paths, &request)?)
+}
+
+pub fn stats(ctx: &Ctx) -> Result<()> {
+    let data = client::request(&ctx.paths()?, &Request::Stats)?;
+    let mut out = Out::new();
+    if ctx.global.json {
+        out.json(&data)?;
+        return Ok(out.finish()?);
+    }
+    let s: Stats = serde_json::from_value(data)?;
+    let mut table =
+        Table::new(&["ALIAS", "AGENT", "PROVIDER", "MODEL", "RUNS", "RUN TIME", "LAST USED"]);
+    for p in &s.profiles {
+        table.row(vec![
+            p.alias.clone(),
+            p.agent.clone(),
+            p.provider.clone(),
+            p.model.clone(),
+            p.runs.to_string(),
+            duration(p.run_secs),
+            p.last_used.clone().unwrap_or_default(),
+        ]);
+    }
+    table.write(&mut out)?;
+    out.line(format_args!(
+        "{} profiles, {} runs, {} in all",
+        s.profiles.len(),
+        s.total_runs,
+        duration(s.total_run_secs)
+    ))?;
+    Ok(out.finish()?)
+}
+
+fn duration(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_the_shell() {
+        for value in ["plain", "it's", "a b\tc", "$(rm -rf /)", "`x`", "\\n", "'", ""] {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {}", shell_quote(value)))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), value);
+        }
+    }
+}

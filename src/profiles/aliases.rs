@@ -1,0 +1,160 @@
+//! Alias shims: `~/.local/bin/<alias>`, a two-line shell script that runs
+//! `ringlet profiles run <alias> -- "$@"`. A shim carries a marker line; a
+//! file without it is the user's and is never overwritten or deleted. A shim
+//! never shadows an existing command: a profile called `git` or `claude`
+//! would otherwise hijack that command (and, for an agent's own name, make
+//! `profiles run` call itself).
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+
+use super::{Conflict, check_alias};
+use crate::fsutil::write_atomic;
+
+/// The line that marks a file as our shim.
+pub const MARKER: &str =
+    "# ringlet-shim: written by ringlet; `ringlet aliases uninstall` removes it";
+
+/// Where shims go: `~/.local/bin`.
+pub fn shim_dir(home: &Path) -> PathBuf {
+    home.join(".local").join("bin")
+}
+
+/// Whether `path` is one of our shims.
+pub fn is_shim(path: &Path) -> bool {
+    // A shim is tiny; never read a large binary whole to find out.
+    match fs::metadata(path) {
+        Ok(m) if m.is_file() && m.len() < 4096 => {
+            fs::read_to_string(path).is_ok_and(|text| text.lines().nth(1) == Some(MARKER))
+        }
+        _ => false,
+    }
+}
+
+fn shim_text(ringlet: &Path, alias: &str) -> String {
+    // The alias is [a-z0-9_-] only (check_alias), so it needs no quoting;
+    // the binary path is single-quoted for the shell.
+    let exe = ringlet.display().to_string().replace('\'', r"'\''");
+    format!("#!/bin/sh\n{MARKER}\nexec '{exe}' profiles run {alias} -- \"$@\"\n")
+}
+
+/// Installs the shim for `alias`. `path_var` is the PATH used to refuse a
+/// name that is already a command. Returns the shim's path.
+pub fn install(
+    home: &Path,
+    ringlet: &Path,
+    alias: &str,
+    path_var: Option<&OsStr>,
+) -> Result<PathBuf> {
+    check_alias(alias)?;
+    let dir = shim_dir(home);
+    let shim = dir.join(alias);
+    match fs::symlink_metadata(&shim) {
+        Ok(_) if !is_shim(&shim) => {
+            return Err(Conflict(format!(
+                "{} exists and was not written by ringlet; it is left alone (remove it yourself, or use another profile name)",
+                shim.display()
+            ))
+            .into());
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => bail!("{}: {e}", shim.display()),
+    }
+    if let Some(existing) = command_on_path(alias, path_var, &dir) {
+        return Err(Conflict(format!(
+            "`{alias}` is already a command ({}); a shim would shadow it",
+            existing.display()
+        ))
+        .into());
+    }
+    write_atomic(&shim, shim_text(ringlet, alias).as_bytes(), 0o755)?;
+    Ok(shim)
+}
+
+/// Removes the shim for `alias`. A file that is not our shim is an error
+/// and stays. Returns whether a shim was removed.
+pub fn uninstall(home: &Path, alias: &str) -> Result<bool> {
+    check_alias(alias)?;
+    let shim = shim_dir(home).join(alias);
+    match fs::symlink_metadata(&shim) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => bail!("{}: {e}", shim.display()),
+        Ok(meta) if meta.file_type().is_symlink() || !is_shim(&shim) => Err(Conflict(format!(
+            "{} was not written by ringlet; it is left alone",
+            shim.display()
+        ))
+        .into()),
+        Ok(_) => {
+            fs::remove_file(&shim)
+                .map_err(|e| anyhow::anyhow!("removing {}: {e}", shim.display()))?;
+            Ok(true)
+        }
+    }
+}
+
+/// Every shim in `~/.local/bin`: (alias, path).
+pub fn list(home: &Path) -> Vec<(String, PathBuf)> {
+    let mut out: Vec<(String, PathBuf)> = fs::read_dir(shim_dir(home))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| is_shim(&e.path()))
+        .filter_map(|e| Some((e.file_name().to_str()?.to_string(), e.path())))
+        .collect();
+    out.sort();
+    out
+}
+
+/// The first executable called `name` on PATH that is not in `skip_dir`
+/// (where our own shims live) and is not a shim.
+fn command_on_path(name: &str, path_var: Option<&OsStr>, skip_dir: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(path_var?).filter(|dir| dir != skip_dir).map(|dir| dir.join(name)).find(
+        |p| {
+            fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                && !is_shim(p)
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn install_uninstall_and_foreign_files() {
+        let home = std::env::temp_dir().join(format!("ringlet-aliases-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&home);
+        let exe = Path::new("/opt/it's/ringlet");
+        let shim = install(&home, exe, "work", Some(OsStr::new("/nonexistent"))).unwrap();
+        let text = fs::read_to_string(&shim).unwrap();
+        assert!(
+            text.contains("exec '/opt/it'\\''s/ringlet' profiles run work -- \"$@\""),
+            "{text}"
+        );
+        assert!(is_shim(&shim));
+        assert_eq!(list(&home), vec![("work".to_string(), shim.clone())]);
+        install(&home, exe, "work", None).unwrap(); // re-install over our own shim
+        assert!(uninstall(&home, "work").unwrap());
+        assert!(!uninstall(&home, "work").unwrap());
+        fs::write(shim_dir(&home).join("mine"), "#!/bin/sh\necho mine\n").unwrap();
+        assert!(install(&home, exe, "mine", None).is_err());
+        assert!(uninstall(&home, "mine").is_err());
+        assert_eq!(
+            fs::read_to_string(shim_dir(&home).join("mine")).unwrap(),
+            "#!/bin/sh\necho mine\n"
+        );
+        assert!(
+            install(&home, exe, "sh", Some(OsStr::new("/usr/bin:/bin")))
+                .unwrap_err()
+                .to_string()
+                .contains("already a command")
+        );
+        fs::remove_dir_all(&home).unwrap();
+    }
+}

@@ -1,0 +1,278 @@
+//! `profiles create`: resolve agent, provider, endpoint, model, hooks and MCP
+//! servers; render the script before anything is written (so a broken script
+//! or a bad path fails with nothing on disk); then store the key, write the
+//! home and the profile file. A failure after the first write undoes every
+//! earlier step: a failed create leaves nothing behind.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use anyhow::{Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
+
+use super::render::{self, FileOut, KeyValue};
+use super::{Conflict, NotFound, Profile, Services, aliases, check_alias, hooks};
+use crate::manifests::ProviderType;
+use crate::paths::expand_tilde;
+use crate::secrets::StoreKind;
+
+/// What `profiles create` asks for (the CLI's flags, plus the key it read).
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CreateRequest {
+    pub agent: String,
+    pub alias: String,
+    pub provider: String,
+    pub endpoint: Option<String>,
+    pub model: Option<String>,
+    /// Hook sets from config.toml; `None` = all of them.
+    pub hooks: Option<Vec<String>>,
+    /// MCP servers from config.toml; `None` = all of them.
+    pub mcp: Option<Vec<String>>,
+    pub bare: bool,
+    pub proxy: bool,
+    pub template: Option<String>,
+    pub dry_run: bool,
+    pub api_key: Option<String>,
+    /// Install the `~/.local/bin/<alias>` shim.
+    pub alias_shim: bool,
+    /// The CLI's PATH, to refuse a shim that would shadow a command.
+    pub path: Option<String>,
+}
+
+// Hand-written so the key can never reach a log or a panic message.
+impl std::fmt::Debug for CreateRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateRequest")
+            .field("agent", &self.agent)
+            .field("alias", &self.alias)
+            .field("provider", &self.provider)
+            .field("api_key", &self.api_key.as_ref().map(|_| render::REDACTED))
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a create did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Created {
+    pub profile: Profile,
+    pub dry_run: bool,
+    pub files: Vec<FileOut>,
+    /// Variables a run sets (the key redacted).
+    pub env: BTreeMap<String, String>,
+    pub args: Vec<String>,
+    /// Things the user should know (file store fallback, shim not installed).
+    pub notices: Vec<String>,
+}
+
+pub fn create(s: &Services<'_>, req: CreateRequest) -> Result<Created> {
+    check_alias(&req.alias)?;
+    let agent = s.catalog.agent(&req.agent).ok_or_else(|| {
+        let known: Vec<&str> = s.catalog.agents.iter().map(|a| a.manifest.id.as_str()).collect();
+        NotFound(format!("unknown agent `{}` (known: {})", req.agent, known.join(", ")))
+    })?;
+    let provider = s.catalog.provider(&req.provider).ok_or_else(|| {
+        let known: Vec<&str> = s.catalog.providers.iter().map(|p| p.manifest.id.as_str()).collect();
+        NotFound(format!("unknown provider `{}` (known: {})", req.provider, known.join(", ")))
+    })?;
+    let (agent, provider) = (&agent.manifest, &provider.manifest);
+    if !agent.profile.provider_types.contains(&provider.kind) {
+        let types: Vec<&str> = agent.profile.provider_types.iter().map(|t| t.as_str()).collect();
+        bail!(
+            "{} cannot use provider `{}`: it speaks {}, and {} supports {}",
+            agent.name,
+            provider.id,
+            provider.kind.as_str(),
+            agent.id,
+            types.join(", ")
+        );
+    }
+    let endpoint = provider.resolve_endpoint(req.endpoint.as_deref())?;
+    let model = req
+        .model
+        .clone()
+        .or_else(|| provider.models.default.clone())
+        .or_else(|| agent.models.default.clone())
+        .ok_or_else(|| {
+            anyhow!("provider `{}` names no default model; pass --model", provider.id)
+        })?;
+    if model.trim().is_empty() || model.chars().any(char::is_control) {
+        bail!("invalid model name `{}`", model.escape_debug());
+    }
+    if req.proxy {
+        bail!("--proxy: the routing proxy is not implemented yet; create the profile without it");
+    }
+
+    let key_needed = provider.kind != ProviderType::SelfAuth && provider.auth.required;
+    let key = match (&req.api_key, key_needed) {
+        (Some(_), _) if provider.kind == ProviderType::SelfAuth => {
+            bail!("provider `{}` uses the agent's own login and takes no API key", provider.id)
+        }
+        (Some(k), _) => Some(check_key(k)?),
+        // A dry run shows the key as <redacted> and stores nothing.
+        (None, true) if req.dry_run => None,
+        (None, true) => bail!(
+            "provider `{}` needs an API key: type it at the prompt, pass --api-key-stdin, or set {}",
+            provider.id,
+            provider.auth.env_key.as_deref().unwrap_or("its key variable")
+        ),
+        (None, false) => None,
+    };
+
+    let (hooks, mcp_servers) = if req.bare {
+        Default::default()
+    } else {
+        let hooks = hooks::from_config(&s.config.hooks, req.hooks.as_deref())?;
+        if !agent.supports_hooks && req.hooks.is_some() && !hooks.is_empty() {
+            bail!(
+                "{} has no hooks; --hooks works with agents that support them (claude)",
+                agent.name
+            );
+        }
+        let hooks = if agent.supports_hooks { hooks } else { Default::default() };
+        (hooks, hooks::mcp_from_config(&s.config.mcp_servers, req.mcp.as_deref())?)
+    };
+    let script = match &req.template {
+        Some(t) => format!("{t}.rhai"),
+        None => agent.profile.script.clone(),
+    };
+    let home =
+        expand_tilde(&agent.profile.source_home.replace("{alias}", &req.alias), &s.paths.home);
+    let profile = Profile {
+        alias: req.alias.clone(),
+        agent: agent.id.clone(),
+        provider: provider.id.clone(),
+        endpoint_name: endpoint.as_ref().map(|e| e.name.clone()),
+        endpoint: endpoint.map(|e| e.url),
+        model,
+        home,
+        strategy: agent.profile.strategy,
+        script,
+        hooks,
+        mcp_servers,
+        proxy: false,
+        secret: None,
+        alias_shim: None,
+        created_at: crate::time::now_rfc3339(),
+        last_used: None,
+        runs: 0,
+    };
+    if s.store.load(&req.alias)?.is_some() {
+        return Err(Conflict(format!("profile `{}` already exists", req.alias)).into());
+    }
+
+    // Everything that can fail without side effects happens first.
+    let rendered = render::render(s.paths, &profile, agent, provider, s.config)?;
+    let mut env = render::isolation_env(&profile, agent);
+    let (script_env, args) =
+        render::substitute_all(&rendered.env, &rendered.args, KeyValue::Redacted)?;
+    env.extend(script_env);
+    let files = render::preview_files(&profile.home, &rendered)?;
+    if req.dry_run {
+        return Ok(Created { profile, dry_run: true, files, env, args, notices: vec![] });
+    }
+
+    let lock = s.store.lock()?;
+    if s.store.load(&req.alias)?.is_some() {
+        return Err(Conflict(format!("profile `{}` already exists", req.alias)).into());
+    }
+    let mut undo = Undo { s, alias: &req.alias, secret: None, home: None, shim: false };
+    let mut profile = profile;
+    let mut notices = Vec::new();
+    if let Some(key) = &key {
+        let stored = s.secrets.set(&req.alias, key)?;
+        undo.secret = Some(stored.kind);
+        profile.secret = Some(stored.kind);
+        if let Some(reason) = stored.fallback_reason {
+            notices.push(format!(
+                "{reason}: the key is stored in {}",
+                s.secrets.describe(StoreKind::File)
+            ));
+        }
+    }
+    if !profile.home.exists() {
+        undo.home = Some(profile.home.clone());
+    }
+    render::ensure_home(&profile, agent)?;
+    render::write_files(&profile.home, &rendered, key.as_deref())?;
+    if req.alias_shim {
+        let exe = std::env::current_exe()?;
+        match aliases::install(
+            &s.paths.home,
+            &exe,
+            &req.alias,
+            req.path.as_deref().map(Path::new).map(Path::as_os_str),
+        ) {
+            Ok(path) => {
+                undo.shim = true;
+                profile.alias_shim = Some(path);
+            }
+            Err(e) => notices.push(format!("no shell alias installed: {e:#}")),
+        }
+    }
+    s.store.save(&lock, &profile)?;
+    undo.disarm();
+    Ok(Created { profile, dry_run: false, files, env, args, notices })
+}
+
+/// API keys are printable ASCII without spaces or quotes; anything else is a
+/// paste accident (a newline, a smart quote) and would also break the JSON
+/// and TOML strings the key is substituted into.
+fn check_key(key: &str) -> Result<String> {
+    let key = key.trim();
+    if key.is_empty() {
+        bail!("the API key is empty");
+    }
+    if let Some(bad) =
+        key.chars().find(|c| !c.is_ascii_graphic() || matches!(c, '"' | '\'' | '\\' | '`'))
+    {
+        bail!(
+            "the API key contains {}, which no API key has (a paste accident?)",
+            if bad.is_control() || bad.is_whitespace() {
+                "a space or control character".to_string()
+            } else {
+                format!("`{bad}`")
+            }
+        );
+    }
+    if key.len() > 4096 {
+        bail!("the API key is {} bytes long; that is not an API key", key.len());
+    }
+    Ok(key.to_string())
+}
+
+/// Undoes a half-done create when dropped armed.
+struct Undo<'a, 'b> {
+    s: &'a Services<'b>,
+    alias: &'a str,
+    secret: Option<StoreKind>,
+    home: Option<std::path::PathBuf>,
+    shim: bool,
+}
+
+impl Undo<'_, '_> {
+    fn disarm(&mut self) {
+        self.secret = None;
+        self.home = None;
+        self.shim = false;
+    }
+}
+
+impl Drop for Undo<'_, '_> {
+    fn drop(&mut self) {
+        if let Some(kind) = self.secret
+            && let Err(e) = self.s.secrets.delete(kind, self.alias)
+        {
+            crate::warn!("undoing create of {}: removing the key: {e:#}", self.alias);
+        }
+        if let Some(home) = &self.home
+            && let Err(e) = fs::remove_dir_all(home)
+        {
+            crate::warn!("undoing create of {}: removing {}: {e}", self.alias, home.display());
+        }
+        if self.shim {
+            let _ = aliases::uninstall(&self.s.paths.home, self.alias);
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! From a profile to what an agent run needs: the script's `ctx`, the
+//! rendered files written into the profile home (confined to it, merged with
+//! what the agent keeps there, secrets only at run time and only in 0600
+//! files), and the environment of the isolation strategy.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Map, Value, json};
+
+use super::{Profile, relative_path};
+use crate::config::Config;
+use crate::fsutil::{create_private_dir, write_atomic};
+use crate::manifests::{AgentManifest, ProviderManifest, ProviderType, Strategy};
+use crate::paths::Paths;
+use crate::scripting::{self, Rendered};
+
+/// The placeholders a script may put in files, env values and arguments.
+const KEY: &str = "${API_KEY}";
+const KEY_LAST20: &str = "${API_KEY_LAST20}";
+
+/// Shown instead of the key in dry runs and previews.
+pub const REDACTED: &str = "<redacted>";
+
+/// The `ctx` map a profile script sees (scripts/README.md).
+pub fn context(
+    profile: &Profile,
+    agent: &AgentManifest,
+    provider: &ProviderManifest,
+    config: &Config,
+) -> Value {
+    let table = |t: &toml::Table| serde_json::to_value(t).unwrap_or(Value::Object(Map::new()));
+    json!({
+        "profile": {
+            "alias": profile.alias,
+            "home": profile.home.display().to_string(),
+            "model": profile.model,
+            "endpoint": profile.endpoint,
+            "hooks_config": profile.hooks,
+            "mcp_servers": profile.mcp_servers,
+            "proxy_url": Value::Null,
+        },
+        "provider": {
+            "id": provider.id,
+            "name": provider.name,
+            "type": provider.kind.as_str(),
+            "auth_env_key": provider.auth.env_key,
+        },
+        "agent": { "id": agent.id, "name": agent.name, "binary": agent.binary },
+        "prefs": {
+            "hooks": table(&config.hooks),
+            "mcp_servers": table(&config.mcp_servers),
+            "custom": table(&config.custom),
+        },
+    })
+}
+
+/// Resolves the profile's script and runs it.
+pub fn render(
+    paths: &Paths,
+    profile: &Profile,
+    agent: &AgentManifest,
+    provider: &ProviderManifest,
+    config: &Config,
+) -> Result<Rendered> {
+    let script = scripting::resolve(paths, &profile.script)?;
+    let rendered = scripting::render(&script, &context(profile, agent, provider, config))?;
+    for path in rendered.files.keys() {
+        relative_path(path).with_context(|| format!("{}: files", script.name))?;
+    }
+    if provider.kind == ProviderType::SelfAuth && mentions_key(&rendered) {
+        bail!(
+            "{}: uses ${{API_KEY}}, but provider `{}` has no key (the agent logs in by itself)",
+            script.name,
+            provider.id
+        );
+    }
+    Ok(rendered)
+}
+
+fn mentions_key(r: &Rendered) -> bool {
+    let has = |s: &String| s.contains(KEY) || s.contains(KEY_LAST20);
+    r.files.values().any(has) || r.env.values().any(has) || r.args.iter().any(has)
+}
+
+/// What a key placeholder becomes: the key, or [`REDACTED`] for previews.
+#[derive(Clone, Copy)]
+pub enum KeyValue<'a> {
+    Key(Option<&'a str>),
+    Redacted,
+}
+
+/// Replaces the placeholders in `text`. Returns the text and whether it now
+/// holds (part of) the secret.
+pub fn substitute(text: &str, key: KeyValue<'_>) -> Result<(String, bool)> {
+    if !text.contains("${API_KEY") {
+        return Ok((text.to_string(), false));
+    }
+    let (full, last20) = match key {
+        KeyValue::Redacted => (REDACTED.to_string(), REDACTED.to_string()),
+        KeyValue::Key(Some(k)) => {
+            let start = k.char_indices().rev().nth(19).map_or(0, |(i, _)| i);
+            (k.to_string(), k[start..].to_string())
+        }
+        KeyValue::Key(None) => {
+            bail!("the script uses ${{API_KEY}}, but this profile has no stored key")
+        }
+    };
+    let out = text.replace(KEY_LAST20, &last20).replace(KEY, &full);
+    Ok((out, matches!(key, KeyValue::Key(_))))
+}
+
+/// The variables of the isolation strategy: `HOME` for `home-wrapper`, plus
+/// every `config_env` variable as an absolute path in the profile home.
+pub fn isolation_env(profile: &Profile, agent: &AgentManifest) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    if profile.strategy == Strategy::HomeWrapper {
+        env.insert("HOME".to_string(), profile.home.display().to_string());
+    }
+    for (var, dir) in &agent.profile.config_env {
+        env.insert(var.clone(), profile.home.join(dir).display().to_string());
+    }
+    env.insert("RINGLET_PROFILE".to_string(), profile.alias.clone());
+    env
+}
+
+/// Creates the profile home (0700) and every `config_env` directory in it.
+pub fn ensure_home(profile: &Profile, agent: &AgentManifest) -> Result<()> {
+    create_private_dir(&profile.home)?;
+    for dir in agent.profile.config_env.values() {
+        let rel = relative_path(dir)?;
+        confined_parent(&profile.home, &rel.join("x"))?;
+        create_private_dir(&profile.home.join(rel))?;
+    }
+    Ok(())
+}
+
+/// One file as it will be written.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct FileOut {
+    pub path: String,
+    /// Octal, e.g. "0600".
+    pub mode: String,
+    pub content: String,
+    /// Whether it is merged into an existing file (JSON/TOML top-level keys).
+    pub merged: bool,
+}
+
+/// Writes the rendered files into the profile home. `.json` and `.toml`
+/// files are merged into what is there (top-level keys the script sets win;
+/// the agent's own keys stay); files holding the secret are 0600.
+pub fn write_files(home: &Path, rendered: &Rendered, key: Option<&str>) -> Result<()> {
+    for (rel, text) in &rendered.files {
+        let rel_path = relative_path(rel)?;
+        let target = confined_parent(home, &rel_path)?;
+        let (merged, _) = merge_with_disk(&target, rel, text)?;
+        let (content, secret) = substitute(&merged, KeyValue::Key(key))?;
+        write_atomic(&target, content.as_bytes(), if secret { 0o600 } else { 0o644 })
+            .with_context(|| format!("writing {rel} in the profile home"))?;
+    }
+    Ok(())
+}
+
+/// The files as a dry run shows them: merged with what is on disk, key redacted.
+pub fn preview_files(home: &Path, rendered: &Rendered) -> Result<Vec<FileOut>> {
+    let mut out = Vec::new();
+    for (rel, text) in &rendered.files {
+        let rel_path = relative_path(rel)?;
+        let target = home.join(&rel_path);
+        let (merged, was_merged) = merge_with_disk(&target, rel, text)?;
+        let secret = merged.contains("${API_KEY");
+        let (content, _) = substitute(&merged, KeyValue::Redacted)?;
+        out.push(FileOut {
+            path: target.display().to_string(),
+            mode: if secret { "0600".into() } else { "0644".into() },
+            content,
+            merged: was_merged,
+        });
+    }
+    Ok(out)
+}
+
+/// Substitutes the placeholders in env values and arguments.
+pub fn substitute_all(
+    env: &BTreeMap<String, String>,
+    args: &[String],
+    key: KeyValue<'_>,
+) -> Result<(BTreeMap<String, String>, Vec<String>)> {
+    let env =
+        env.iter().map(|(k, v)| Ok((k.clone(), substitute(v, key)?.0))).collect::<Result<_>>()?;
+    let args = args.iter().map(|a| Ok(substitute(a, key)?.0)).collect::<Result<_>>()?;
+    Ok((env, args))
+}
+
+/// Checks that no existing component between `home` and the file is a
+/// symlink (a link could point the write anywhere), creating missing
+/// directories on the way. Returns the file's full path.
+fn confined_parent(home: &Path, rel: &Path) -> Result<PathBuf> {
+    let mut current = home.to_path_buf();
+    let components: Vec<_> = rel.components().collect();
+    for (i, part) in components.iter().enumerate() {
+        current.push(part);
+        let last = i + 1 == components.len();
+        match fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => bail!(
+                "{} is a symbolic link; profile files are never written through links",
+                current.display()
+            ),
+            Ok(meta) if !last && !meta.is_dir() => {
+                bail!("{} is not a directory", current.display())
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if !last {
+                    create_private_dir(&current)?;
+                }
+            }
+            Err(e) => bail!("{}: {e}", current.display()),
+        }
+    }
+    Ok(current)
+}
+
+/// Merges the script's text for `rel` into the file on disk, if both are
+/// JSON objects or TOML tables. Returns the text to write and whether a
+/// merge happened.
+fn merge_with_disk(target: &Path, rel: &str, text: &str) -> Result<(String, bool)> {
+    let existing = match fs::read_to_string(target) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((text.to_string(), false)),
+        Err(e) => bail!("reading {}: {e}", target.display()),
+    };
+    if rel.ends_with(".json") {
+        let Ok(Value::Object(new)) = serde_json::from_str::<Value>(text) else {
+            return Ok((text.to_string(), false));
+        };
+        // A file the agent corrupted is replaced, not merged.
+        let Ok(Value::Object(mut old)) = serde_json::from_str::<Value>(&existing) else {
+            return Ok((text.to_string(), false));
+        };
+        old.extend(new);
+        let mut out = serde_json::to_string_pretty(&Value::Object(old))?;
+        out.push('\n');
+        return Ok((out, true));
+    }
+    if rel.ends_with(".toml") {
+        let Ok(new) = toml::from_str::<toml::Table>(text) else {
+            return Ok((text.to_string(), false));
+        };
+        let Ok(mut old) = toml::from_str::<toml::Table>(&existing) else {
+            return Ok((text.to_string(), false));
+        };
+        old.extend(new);
+        return Ok((toml::to_string(&old)?, true));
+    }
+    Ok((text.to_string(), false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ringlet-render-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn substitution() {
+        let key = "sk-ant-api03-0123456789abcdefghijKLMNOPQRSTUVWXYZ";
+        let (s, secret) =
+            substitute("a ${API_KEY} b ${API_KEY_LAST20}", KeyValue::Key(Some(key))).unwrap();
+        assert_eq!(s, format!("a {key} b KLMNOPQRSTUVWXYZ").replace("b KLM", "b ghijKLM"));
+        assert!(secret);
+        let (s, _) = substitute("${API_KEY_LAST20}", KeyValue::Key(Some("short"))).unwrap();
+        assert_eq!(s, "short");
+        assert_eq!(substitute("x", KeyValue::Key(None)).unwrap(), ("x".into(), false));
+        assert!(substitute("${API_KEY}", KeyValue::Key(None)).is_err());
+        assert_eq!(substitute("${API_KEY}", KeyValue::Redacted).unwrap().0, REDACTED);
+    }
+
+    #[test]
+    fn files_merge_and_modes() {
+        use std::os::unix::fs::PermissionsExt;
+        let home = tmp("merge");
+        fs::create_dir_all(home.join(".claude")).unwrap();
+        fs::write(
+            home.join(".claude/.claude.json"),
+            r#"{"projects":{"/w":{}},"mcpServers":{"old":{}}}"#,
+        )
+        .unwrap();
+        let mut r = Rendered::default();
+        r.files.insert(
+            ".claude/.claude.json".into(),
+            r#"{"mcpServers":{},"k":"${API_KEY_LAST20}"}"#.into(),
+        );
+        r.files.insert("c/config.toml".into(), "model = \"m\"\n".into());
+        r.files.insert("plain.txt".into(), "hello".into());
+        write_files(&home, &r, Some("0123456789012345678901234")).unwrap();
+        let v: Value =
+            serde_json::from_str(&fs::read_to_string(home.join(".claude/.claude.json")).unwrap())
+                .unwrap();
+        assert_eq!(v["projects"], json!({"/w": {}}), "the agent's own keys stay");
+        assert_eq!(v["mcpServers"], json!({}), "keys the script sets replace");
+        assert_eq!(v["k"], "56789012345678901234");
+        let mode = |p: &str| fs::metadata(home.join(p)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(".claude/.claude.json"), 0o600);
+        assert_eq!(mode("plain.txt"), 0o644);
+        fs::write(
+            home.join("c/config.toml"),
+            "[projects.\"/w\"]\ntrust_level = \"trusted\"\nmodel = \"old\"\n",
+        )
+        .unwrap();
+        write_files(&home, &r, None).unwrap_err(); // the .claude.json needs the key
+        r.files.remove(".claude/.claude.json");
+        write_files(&home, &r, None).unwrap();
+        let t: toml::Table =
+            toml::from_str(&fs::read_to_string(home.join("c/config.toml")).unwrap()).unwrap();
+        assert_eq!(t["model"].as_str(), Some("m"));
+        assert_eq!(t["projects"]["/w"]["trust_level"].as_str(), Some("trusted"));
+        fs::remove_dir_all(&home).unwrap();
+    }
+
+    #[test]
+    fn writes_never_follow_links_or_leave_home() {
+        let home = tmp("links");
+        let outside = tmp("links-outside");
+        std::os::unix::fs::symlink(&outside, home.join("link")).unwrap();
+        for bad in ["link/x.json", "../x", "/etc/x", "a/../../x"] {
+            let mut r = Rendered::default();
+            r.files.insert(bad.into(), "{}".into());
+            assert!(write_files(&home, &r, None).is_err(), "{bad} written");
+        }
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+        fs::remove_dir_all(&home).unwrap();
+        fs::remove_dir_all(&outside).unwrap();
+    }
+}
