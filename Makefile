@@ -39,7 +39,9 @@ doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --no-deps --document-private-items
 
 test: setup fmt-check clippy no-async ## Set up, check formatting, lints and deps, run every test
-	$(CARGO) test --locked
+	# Inside a private session bus with gnome-keyring's Secret Service, so the
+	# keychain tests use the real thing (and must: REQUIRE_KEYCHAIN).
+	bash tests/with-keyring.sh env REQUIRE_KEYCHAIN=1 $(CARGO) test --locked
 
 ci: test doc ## Everything CI checks, plus the docs build
 

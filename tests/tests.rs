@@ -14,3 +14,5 @@ mod ipc;
 mod manifests;
 // Agent detection: caching, hanging probes, the real agents from npm.
 mod detect;
+// Profiles with fake agents: create, bad input, secrets, scripts, runs, hooks, shims.
+mod profiles;

@@ -77,7 +77,13 @@ pub fn create_with(ctx: &Ctx, mut request: CreateRequest, key_from_stdin: bool) 
             .and_then(|m| m["auth"]["prompt"].as_str())
             .map(String::from)
             .unwrap_or_else(|| format!("{} API key", provider.name));
-        Some(prompt::hidden(&label)?)
+        let var = provider.auth_env_key.as_deref().unwrap_or("the provider's key variable");
+        Some(prompt::hidden(&label).map_err(|e| {
+            anyhow::anyhow!(
+                "provider `{}` needs an API key: {e:#}; pass --api-key-stdin or set {var}",
+                provider.id
+            )
+        })?)
     } else {
         None
     };

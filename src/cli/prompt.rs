@@ -14,7 +14,7 @@ fn tty() -> Result<File> {
         .read(true)
         .write(true)
         .open("/dev/tty")
-        .context("no terminal to ask on (use --api-key-stdin or the provider's key variable)")
+        .context("there is no terminal to ask on")
 }
 
 /// Restores the terminal's modes when dropped, even on an error or panic.

@@ -85,7 +85,7 @@ impl Env {
             .env("PATH", self.path_var())
             .current_dir(&self.root)
             .stdin(Stdio::null());
-        TestCommand { cmd }
+        TestCommand { cmd, input: None }
     }
 
     pub fn write_config(&self, text: &str) {
@@ -159,6 +159,8 @@ impl Drop for Env {
 /// A `Command` whose failures explain themselves.
 pub struct TestCommand {
     pub cmd: Command,
+    /// Written to the command's stdin, when set.
+    pub input: Option<Vec<u8>>,
 }
 
 impl TestCommand {
@@ -167,8 +169,32 @@ impl TestCommand {
         self
     }
 
+    /// Feeds `text` to the command's stdin.
+    pub fn stdin(mut self, text: &str) -> TestCommand {
+        self.input = Some(text.as_bytes().to_vec());
+        self
+    }
+
     pub fn output(mut self) -> Output {
-        self.cmd.output().expect("running ringlet")
+        self.run()
+    }
+
+    fn run(&mut self) -> Output {
+        let Some(input) = self.input.take() else {
+            return self.cmd.output().expect("running ringlet");
+        };
+        let mut child = self
+            .cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning ringlet");
+        let mut stdin = child.stdin.take().unwrap();
+        // A command that does not read stdin may close it early.
+        let _ = stdin.write_all(&input);
+        drop(stdin);
+        child.wait_with_output().expect("running ringlet")
     }
 
     pub fn spawn(mut self) -> Child {
@@ -187,14 +213,14 @@ impl TestCommand {
 
     /// Runs, requires success, returns stdout.
     pub fn ok(mut self) -> String {
-        let out = self.cmd.output().expect("running ringlet");
+        let out = self.run();
         assert!(out.status.success(), "expected success\n{}", self.describe(&out));
         String::from_utf8(out.stdout).unwrap()
     }
 
     /// Runs, requires exit code `code`, returns (stdout, stderr).
     pub fn code(mut self, code: i32) -> (String, String) {
-        let out = self.cmd.output().expect("running ringlet");
+        let out = self.run();
         assert_eq!(out.status.code(), Some(code), "unexpected exit code\n{}", self.describe(&out));
         (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
     }
