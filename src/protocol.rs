@@ -323,6 +323,9 @@ pub struct Deleted {
 pub struct ProfileEnv {
     pub alias: String,
     pub env: std::collections::BTreeMap<String, String>,
+    /// How long the daemon took to resolve and render the script and write
+    /// the files, in milliseconds (the bench reports it).
+    pub render_ms: f64,
 }
 
 /// One alias shim.

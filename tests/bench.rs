@@ -65,8 +65,15 @@ fn measure_all(sb: &Sandbox) -> Vec<Row> {
         |()| time_quick(sb, RINGLET, &["agents", "list"], WARM, Some(3.0)),
     );
     let rss = daemon_rss(sb).unwrap_or_else(|e| Row::error(RSS, e));
+    let (render, overhead) = match bench_profile(sb) {
+        Ok(()) => (
+            render_time(sb).unwrap_or_else(|e| Row::error(RENDER, e)),
+            run_overhead(sb).unwrap_or_else(|e| Row::error(RUN, e)),
+        ),
+        Err(e) => (Row::error(RENDER, e.clone()), Row::error(RUN, e)),
+    };
     let cold = cold_start(sb).unwrap_or_else(|e| Row::error(COLD, e));
-    vec![size, version, reference, warm, cold, rss]
+    vec![size, version, reference, warm, cold, rss, render, overhead]
 }
 
 const SIZE: &str = "1. binary size, stripped";
@@ -75,6 +82,10 @@ const TRUE: &str = "   /bin/true (reference)";
 const WARM: &str = "3. agents list, warm daemon";
 const COLD: &str = "4. agents list, daemon auto-start";
 const RSS: &str = "5. idle daemon RSS";
+const RENDER: &str = "6. claude script render, in the daemon";
+const RUN: &str = "7. `profiles run -- --version` minus direct";
+/// Interleaved pairs for figure 7; each starts Node twice.
+const RUN_PAIRS: usize = 25;
 
 // ---------------------------------------------------------------------------
 // The figures
@@ -113,6 +124,65 @@ fn time_quick(
         }
     }
     Row::timed(figure, &Timings::new(samples), target_ms)
+}
+
+/// Creates the claude profile `bench` (Z.ai, a key from the environment;
+/// nothing is ever sent to it).
+fn bench_profile(sb: &Sandbox) -> Result<()> {
+    let mut cmd =
+        sb.command(RINGLET, &["profiles", "create", "claude", "bench", "-p", "zai", "--no-alias"]);
+    cmd.env("ZAI_API_KEY", "sk-bench-0123456789abcdefghij");
+    let status = cmd.status().map_err(|e| format!("creating the bench profile: {e}"))?;
+    if !status.success() {
+        return Err(format!("creating the bench profile failed ({status})"));
+    }
+    Ok(())
+}
+
+/// Figure 6: the daemon's own time to resolve the claude script, render it
+/// and write its files, as `profiles env --json` reports it (`render_ms`).
+/// The whole command, process start and IPC included, is in the note.
+fn render_time(sb: &Sandbox) -> Result<Row> {
+    eprintln!("figures: {RENDER} ({QUICK_RUNS} runs)");
+    let (mut inside, mut whole) = (Vec::new(), Vec::new());
+    for _ in 0..QUICK_RUNS {
+        let started = Instant::now();
+        let out = sb.run_ringlet(&["profiles", "env", "bench", "--json"])?;
+        whole.push(started.elapsed());
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| format!("parsing `profiles env --json`: {e}"))?;
+        let ms = v["render_ms"].as_f64().ok_or("no render_ms in `profiles env --json`")?;
+        inside.push(Duration::from_secs_f64(ms / 1000.0));
+    }
+    let mut row = Row::timed(RENDER, &Timings::new(inside), Some(3.0));
+    row.measured.push_str(&format!(" (whole command {:.2} ms)", Timings::new(whole).median_ms()));
+    Ok(row)
+}
+
+/// Figure 7: what `profiles run` adds to the agent's own start: the median
+/// of `ringlet profiles run bench -- --version` minus the median of `claude
+/// --version`, run alternately so both see the same machine load. Includes
+/// the CLI start, the IPC round trip, the render and the file writes.
+fn run_overhead(sb: &Sandbox) -> Result<Row> {
+    eprintln!("figures: {RUN} ({RUN_PAIRS} pairs)");
+    let claude = std::env::split_paths(&sb.path_var)
+        .map(|d| d.join("claude"))
+        .find(|p| p.is_file())
+        .ok_or("claude is not installed (tests/setup.sh installs it)")?;
+    let claude = claude.to_string_lossy().into_owned();
+    let (mut direct, mut through) = (Vec::new(), Vec::new());
+    for _ in 0..RUN_PAIRS {
+        direct.push(time_once(sb.command(&claude, &["--version"]))?);
+        through.push(time_once(
+            sb.command(RINGLET, &["profiles", "run", "bench", "--", "--version"]),
+        )?);
+    }
+    let (direct, through) = (Timings::new(direct), Timings::new(through));
+    let extra = through.median_ms() - direct.median_ms();
+    let mut row = Row::amount(RUN, extra, 15.0, "ms");
+    row.measured =
+        format!("{extra:.2} ms ({:.1} vs {:.1} ms)", through.median_ms(), direct.median_ms());
+    Ok(row)
 }
 
 /// Starts the daemon and fills the detection cache: the first `agents list`

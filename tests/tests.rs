@@ -16,3 +16,5 @@ mod manifests;
 mod detect;
 // Profiles with fake agents: create, bad input, secrets, scripts, runs, hooks, shims.
 mod profiles;
+// Built-in scripts x provider types against checked-in expected output.
+mod golden;

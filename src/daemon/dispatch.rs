@@ -364,10 +364,11 @@ fn handle_profiles_run_ended(state: &State, ended: &RunEnded) -> Reply {
 
 fn handle_profiles_env(state: &State, alias: &str) -> Reply {
     let catalog = state.catalog();
-    result(
-        run::env_only(&state.services(&catalog), alias)
-            .map(|(p, env)| ProfileEnv { alias: p.alias, env }),
-    )
+    result(run::env_only(&state.services(&catalog), alias).map(|(p, env, render_ms)| ProfileEnv {
+        alias: p.alias,
+        env,
+        render_ms,
+    }))
 }
 
 fn handle_aliases_install(state: &State, alias: &str, path: Option<String>) -> Reply {

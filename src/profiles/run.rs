@@ -114,8 +114,9 @@ pub fn prepare(
 
 /// Only what `profiles env` prints: the variables, with the key. It also
 /// writes the files, so the exported variables find a ready home.
-pub fn env_only(s: &Services<'_>, alias: &str) -> Result<(Profile, BTreeMap<String, String>)> {
+pub fn env_only(s: &Services<'_>, alias: &str) -> Result<(Profile, BTreeMap<String, String>, f64)> {
     let profile = s.store.get(alias)?;
+    let started = std::time::Instant::now();
     let (agent, provider) = s.manifests(&profile)?;
     let key = s.key(&profile)?;
     let rendered = render::render(s.paths, &profile, agent, provider, s.config)?;
@@ -123,9 +124,10 @@ pub fn env_only(s: &Services<'_>, alias: &str) -> Result<(Profile, BTreeMap<Stri
     render::write_files(&profile.home, &rendered, key.as_deref())?;
     let (script_env, _) =
         render::substitute_all(&rendered.env, &rendered.args, KeyValue::Key(key.as_deref()))?;
+    let took = started.elapsed().as_secs_f64() * 1000.0;
     let mut env = render::isolation_env(&profile, agent);
     env.extend(script_env);
-    Ok((profile, env))
+    Ok((profile, env, took))
 }
 
 fn next_id() -> u64 {
