@@ -18,3 +18,5 @@ mod detect;
 mod profiles;
 // Built-in scripts x provider types against checked-in expected output.
 mod golden;
+// The real agents (Claude Code, Codex, OpenCode) through profiles against mock providers.
+mod agents;
