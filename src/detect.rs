@@ -251,6 +251,18 @@ impl Detector {
 /// The first of `commands` found as an executable file on `path_var`, with
 /// the size and mtime (nanoseconds) of the file it resolves to.
 pub fn find_binary(commands: &[&str], path_var: Option<&OsStr>) -> Option<(PathBuf, u64, i64)> {
+    // Our own alias shims are never an agent: a profile called `claude`
+    // would otherwise be detected as Claude Code, and run itself.
+    find_binary_where(commands, path_var, |p| !crate::profiles::aliases::is_shim(p))
+}
+
+/// The first executable named like one of `commands` on `path_var` (absolute
+/// entries only) that `accept` takes: its path, size and mtime (ns).
+pub fn find_binary_where(
+    commands: &[&str],
+    path_var: Option<&OsStr>,
+    accept: impl Fn(&Path) -> bool,
+) -> Option<(PathBuf, u64, i64)> {
     let path_var = path_var?;
     for cmd in commands {
         for dir in std::env::split_paths(path_var) {
@@ -260,7 +272,7 @@ pub fn find_binary(commands: &[&str], path_var: Option<&OsStr>) -> Option<(PathB
             }
             let candidate = dir.join(cmd);
             let Ok(meta) = fs::metadata(&candidate) else { continue };
-            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 && accept(&candidate) {
                 let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
                 return Some((candidate, meta.len(), mtime_ns));
             }

@@ -454,15 +454,9 @@ fn config_dir_strategy_keeps_the_users_home() {
     let script = format!(
         "eval \"$({BIN} profiles env c)\"; echo \"$CLAUDE_CONFIG_DIR|$ANTHROPIC_AUTH_TOKEN|$ANTHROPIC_MODEL\""
     );
-    let mut sh = Command::new("sh");
-    sh.arg("-c")
-        .arg(script)
-        .env_clear()
-        .env("HOME", &env.home)
-        .env("RINGLET_CONFIG_DIR", &env.config)
-        .env("XDG_RUNTIME_DIR", &env.run)
-        .env("PATH", env.path_var());
-    let shown = String::from_utf8(sh.output().unwrap().stdout).unwrap();
+    let mut sh = env.program("sh");
+    sh.cmd.arg("-c").arg(script);
+    let shown = sh.ok();
     assert_eq!(
         shown.trim(),
         format!("{}|{KEY}|glm-5.1", env.home.join(".claude-profiles/c/.claude").display())
@@ -491,15 +485,9 @@ fn alias_shims_run_the_profile_and_never_touch_foreign_files() {
         .stdin(KEY)
         .ok();
     let shim = env.home.join(".local/bin/mine");
-    let out = Command::new(&shim)
-        .args(["hello", "exit:3"])
-        .env_clear()
-        .env("HOME", &env.home)
-        .env("RINGLET_CONFIG_DIR", &env.config)
-        .env("XDG_RUNTIME_DIR", &env.run)
-        .env("PATH", env.path_var())
-        .output()
-        .unwrap();
+    let mut run_shim = env.program(&shim);
+    run_shim.cmd.args(["hello", "exit:3"]);
+    let out = run_shim.output();
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stdout).contains("ARG=hello"));
     let list = env.cmd(&["aliases", "list", "--json"]).json();

@@ -2,18 +2,14 @@
 
 use anyhow::Result;
 
-use super::{Ctx, Out, Table, warn_all};
-use crate::client;
+use super::{Ctx, Out, Table, fetch, warn_all};
 use crate::protocol::{AgentInfo, AgentList, Request};
 
 pub fn list(ctx: &Ctx) -> Result<()> {
-    let data = client::request(&ctx.paths()?, &Request::AgentsList)?;
     let mut out = Out::new();
-    if ctx.global.json {
-        out.json(&data)?;
+    let Some(list) = fetch::<AgentList>(ctx, &Request::AgentsList, &mut out)? else {
         return Ok(out.finish()?);
-    }
-    let list: AgentList = serde_json::from_value(data)?;
+    };
     warn_all(&list.warnings);
     let mut table = Table::new(&["ID", "NAME", "INSTALLED", "VERSION", "PATH"]);
     for a in &list.agents {
@@ -35,13 +31,11 @@ pub fn list(ctx: &Ctx) -> Result<()> {
 }
 
 pub fn inspect(ctx: &Ctx, id: &str) -> Result<()> {
-    let data = client::request(&ctx.paths()?, &Request::AgentsInspect { id: id.into() })?;
     let mut out = Out::new();
-    if ctx.global.json {
-        out.json(&data)?;
+    let Some(a) = fetch::<AgentInfo>(ctx, &Request::AgentsInspect { id: id.into() }, &mut out)?
+    else {
         return Ok(out.finish()?);
-    }
-    let a: AgentInfo = serde_json::from_value(data)?;
+    };
     let m = a.manifest.clone().unwrap_or_default();
     let field = |path: &[&str]| -> String {
         let mut v = &m;

@@ -3,18 +3,13 @@
 
 use anyhow::{Context, Result};
 
-use super::{Ctx, Invocation, Out, Table};
-use crate::client;
+use super::{Ctx, Invocation, Out, Table, fetch};
 use crate::protocol::{AliasInfo, HookRow, Request};
 
 fn send(ctx: &Ctx, request: Request) -> Result<(Out, Option<serde_json::Value>)> {
-    let data = client::request(&ctx.paths()?, &request)?;
     let mut out = Out::new();
-    if ctx.global.json {
-        out.json(&data)?;
-        return Ok((out, None));
-    }
-    Ok((out, Some(data)))
+    let data = fetch(ctx, &request, &mut out)?;
+    Ok((out, data))
 }
 
 fn hook_table(out: &mut Out, rows: &[HookRow]) -> Result<()> {

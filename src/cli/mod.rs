@@ -90,6 +90,22 @@ fn not_implemented(inv: &Invocation) -> anyhow::Error {
     Exit { code: 2, message: Some(format!("{}: not implemented yet", inv.name())) }.into()
 }
 
+/// Sends `request` (starting the daemon if needed). With `--json` the
+/// reply's data is printed to `out` as it came and `None` is returned;
+/// otherwise the data decoded for the caller to render.
+pub fn fetch<T: serde::de::DeserializeOwned>(
+    ctx: &Ctx,
+    request: &crate::protocol::Request,
+    out: &mut Out,
+) -> Result<Option<T>> {
+    let data = crate::client::request(&ctx.paths()?, request)?;
+    if ctx.global.json {
+        out.json(&data)?;
+        return Ok(None);
+    }
+    Ok(Some(serde_json::from_value(data)?))
+}
+
 /// Buffered stdout whose errors propagate (a closed pipe ends the command).
 pub struct Out {
     inner: io::BufWriter<io::StdoutLock<'static>>,

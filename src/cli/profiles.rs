@@ -6,7 +6,7 @@
 use anyhow::{Result, bail};
 use serde_json::Value;
 
-use super::{Ctx, Exit, Invocation, Out, Table, launch, prompt, warn_all};
+use super::{Ctx, Exit, Invocation, Out, Table, fetch, launch, prompt, warn_all};
 use crate::client;
 use crate::protocol::{
     CreateRequest, Created, Deleted, ProfileEnv, ProfileList, ProfileView, ProviderInfo, Request,
@@ -151,13 +151,10 @@ fn store_name(kind: crate::secrets::StoreKind) -> &'static str {
 
 pub fn list(ctx: &Ctx, inv: &Invocation) -> Result<()> {
     let agent = inv.value("agent").map(String::from);
-    let data = client::request(&ctx.paths()?, &Request::ProfilesList { agent })?;
     let mut out = Out::new();
-    if ctx.global.json {
-        out.json(&data)?;
+    let Some(list) = fetch::<ProfileList>(ctx, &Request::ProfilesList { agent }, &mut out)? else {
         return Ok(out.finish()?);
-    }
-    let list: ProfileList = serde_json::from_value(data)?;
+    };
     warn_all(&list.warnings);
     let mut table = Table::new(&["ALIAS", "AGENT", "PROVIDER", "MODEL", "RUNS", "LAST USED"]);
     for v in &list.profiles {
@@ -176,13 +173,12 @@ pub fn list(ctx: &Ctx, inv: &Invocation) -> Result<()> {
 }
 
 pub fn inspect(ctx: &Ctx, alias: &str) -> Result<()> {
-    let data = client::request(&ctx.paths()?, &Request::ProfilesInspect { alias: alias.into() })?;
     let mut out = Out::new();
-    if ctx.global.json {
-        out.json(&data)?;
+    let Some(v) =
+        fetch::<ProfileView>(ctx, &Request::ProfilesInspect { alias: alias.into() }, &mut out)?
+    else {
         return Ok(out.finish()?);
-    }
-    let v: ProfileView = serde_json::from_value(data)?;
+    };
     let p = &v.profile;
     out.line(format_args!("{}", p.alias))?;
     out.line(format_args!("  agent:      {}", p.agent))?;
@@ -227,13 +223,8 @@ pub fn inspect(ctx: &Ctx, alias: &str) -> Result<()> {
 pub fn delete(ctx: &Ctx, inv: &Invocation) -> Result<()> {
     let alias = inv.arg("alias").unwrap_or_default();
     let request = Request::ProfilesDelete { alias: alias.into(), purge: inv.flag("purge") };
-    let data = client::request(&ctx.paths()?, &request)?;
     let mut out = Out::new();
-    if ctx.global.json {
-        out.json(&data)?;
-        return Ok(out.finish()?);
-    }
-    let d: Deleted = serde_json::from_value(data)?;
+    let Some(d) = fetch::<Deleted>(ctx, &request, &mut out)? else { return Ok(out.finish()?) };
     warn_all(&d.notices);
     out.line(format_args!("Deleted profile {}", d.alias))?;
     if let Some(home) = &d.home_removed {
@@ -268,13 +259,12 @@ fn launch_plan(paths: &crate::paths::Paths, data: Value) -> Result<()> {
 
 /// `profiles env`: `export NAME='value'` lines for `eval`.
 pub fn env(ctx: &Ctx, alias: &str) -> Result<()> {
-    let data = client::request(&ctx.paths()?, &Request::ProfilesEnv { alias: alias.into() })?;
     let mut out = Out::new();
-    if ctx.global.json {
-        out.json(&data)?;
+    let Some(e) =
+        fetch::<ProfileEnv>(ctx, &Request::ProfilesEnv { alias: alias.into() }, &mut out)?
+    else {
         return Ok(out.finish()?);
-    }
-    let e: ProfileEnv = serde_json::from_value(data)?;
+    };
     for (k, v) in &e.env {
         out.line(format_args!("export {k}={}", shell_quote(v)))?;
     }
@@ -297,13 +287,8 @@ pub fn env_setup(ctx: &Ctx, inv: &Invocation) -> Result<()> {
 }
 
 pub fn stats(ctx: &Ctx) -> Result<()> {
-    let data = client::request(&ctx.paths()?, &Request::Stats)?;
     let mut out = Out::new();
-    if ctx.global.json {
-        out.json(&data)?;
-        return Ok(out.finish()?);
-    }
-    let s: Stats = serde_json::from_value(data)?;
+    let Some(s) = fetch::<Stats>(ctx, &Request::Stats, &mut out)? else { return Ok(out.finish()?) };
     let mut table =
         Table::new(&["ALIAS", "AGENT", "PROVIDER", "MODEL", "RUNS", "RUN TIME", "LAST USED"]);
     for p in &s.profiles {

@@ -2,18 +2,14 @@
 
 use anyhow::Result;
 
-use super::{Ctx, Out, Table, warn_all};
-use crate::client;
+use super::{Ctx, Out, Table, fetch, warn_all};
 use crate::protocol::{ProviderInfo, ProviderList, Request};
 
 pub fn list(ctx: &Ctx) -> Result<()> {
-    let data = client::request(&ctx.paths()?, &Request::ProvidersList)?;
     let mut out = Out::new();
-    if ctx.global.json {
-        out.json(&data)?;
+    let Some(list) = fetch::<ProviderList>(ctx, &Request::ProvidersList, &mut out)? else {
         return Ok(out.finish()?);
-    }
-    let list: ProviderList = serde_json::from_value(data)?;
+    };
     warn_all(&list.warnings);
     let mut table = Table::new(&["ID", "NAME", "TYPE", "ENDPOINT", "AUTH ENV", "DEFAULT MODEL"]);
     for p in &list.providers {
@@ -31,13 +27,12 @@ pub fn list(ctx: &Ctx) -> Result<()> {
 }
 
 pub fn inspect(ctx: &Ctx, id: &str) -> Result<()> {
-    let data = client::request(&ctx.paths()?, &Request::ProvidersInspect { id: id.into() })?;
     let mut out = Out::new();
-    if ctx.global.json {
-        out.json(&data)?;
+    let Some(p) =
+        fetch::<ProviderInfo>(ctx, &Request::ProvidersInspect { id: id.into() }, &mut out)?
+    else {
         return Ok(out.finish()?);
-    }
-    let p: ProviderInfo = serde_json::from_value(data)?;
+    };
     out.line(format_args!("{} ({})", p.name, p.id))?;
     out.line(format_args!("  type:           {}", p.kind))?;
     out.line(format_args!("  source:         {}", p.source))?;

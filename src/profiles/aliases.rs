@@ -113,13 +113,10 @@ pub fn list(home: &Path) -> Vec<(String, PathBuf)> {
 /// The first executable called `name` on PATH that is not in `skip_dir`
 /// (where our own shims live) and is not a shim.
 fn command_on_path(name: &str, path_var: Option<&OsStr>, skip_dir: &Path) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    std::env::split_paths(path_var?).filter(|dir| dir != skip_dir).map(|dir| dir.join(name)).find(
-        |p| {
-            fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                && !is_shim(p)
-        },
-    )
+    crate::detect::find_binary_where(&[name], path_var, |p| {
+        p.parent() != Some(skip_dir) && !is_shim(p)
+    })
+    .map(|(path, _, _)| path)
 }
 
 #[cfg(test)]

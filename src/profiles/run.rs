@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::render::{self, KeyValue};
-use super::{Profile, Services, aliases};
+use super::{Profile, Services};
 use crate::fsutil::create_private_dir;
 
 /// Variables a run takes from the caller's environment; everything else is
@@ -139,19 +139,7 @@ fn next_id() -> u64 {
 /// The agent's binary on `path_var`, skipping our own shims (a shim named
 /// like the agent would make the run call itself).
 pub fn find_agent(commands: &[&str], path_var: Option<&str>) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path_var = path_var?;
-    for command in commands {
-        for dir in std::env::split_paths(OsStr::new(path_var)) {
-            let candidate = dir.join(command);
-            let executable = std::fs::metadata(&candidate)
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
-            if executable && !aliases::is_shim(&candidate) {
-                return Some(candidate);
-            }
-        }
-    }
-    None
+    crate::detect::find_binary(commands, path_var.map(OsStr::new)).map(|(path, _, _)| path)
 }
 
 /// One line of `sessions.jsonl`.

@@ -76,9 +76,15 @@ impl Env {
 
     /// A `ringlet` command in this world, with nothing inherited.
     pub fn cmd(&self, args: &[&str]) -> TestCommand {
-        let mut cmd = Command::new(BIN);
-        cmd.args(args)
-            .env_clear()
+        let mut command = self.program(BIN);
+        command.cmd.args(args);
+        command
+    }
+
+    /// Any program in this world: the same cleared environment as [`Env::cmd`].
+    pub fn program(&self, program: impl AsRef<std::ffi::OsStr>) -> TestCommand {
+        let mut cmd = Command::new(program);
+        cmd.env_clear()
             .env("HOME", &self.home)
             .env("RINGLET_CONFIG_DIR", &self.config)
             .env("XDG_RUNTIME_DIR", &self.run)
