@@ -21,6 +21,7 @@ mod protocol;
 mod scripting;
 mod secrets;
 mod time;
+mod usage;
 
 use std::io::{self, Write};
 use std::process::ExitCode;

@@ -19,6 +19,9 @@ use crate::profiles::Profile;
 pub use crate::profiles::create::{CreateRequest, Created};
 pub use crate::profiles::hooks::HookRow;
 pub use crate::profiles::run::{RunEnded, RunPlan};
+pub use crate::usage::report::{
+    ImportReport, ReportKind, Skipped, UsageQuery, UsageReport, UsageRow, UsageTotals,
+};
 
 /// Bumped whenever a request or reply changes shape.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -122,6 +125,17 @@ pub enum Request {
     },
     /// Reply: a [`Stats`].
     Stats,
+    /// Reply: a [`UsageReport`]. Scans what changed first, so the answer
+    /// includes every line an agent has written.
+    Usage(UsageQuery),
+    /// Reply: an [`ImportReport`]. Counts a Claude config dir's history into
+    /// the store (idempotent) and attributes it to `profile` or `(default)`.
+    UsageImportClaude {
+        #[serde(default)]
+        dir: Option<String>,
+        #[serde(default)]
+        profile: Option<String>,
+    },
     /// Test hook, debug builds only: the handler panics, to prove a panic
     /// costs one request an error reply and never the daemon.
     #[cfg(debug_assertions)]

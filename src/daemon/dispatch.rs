@@ -63,6 +63,9 @@ pub fn handle(state: &State, request: Request) -> Reply {
             handle_env_setup(state, &alias, &task, path.as_deref())
         }
         Request::Stats => handle_stats(state),
+        Request::Usage(_) | Request::UsageImportClaude { .. } => {
+            Reply::error(ErrorCode::BadRequest, "usage tracking is being built")
+        }
         #[cfg(debug_assertions)]
         Request::DebugPanic => panic!("debug_panic requested"),
         Request::Subscribe { .. } => Reply::error(

@@ -195,21 +195,38 @@ fn append(path: &Path, bytes: &[u8]) -> Result<()> {
     file.write_all(bytes).with_context(|| format!("appending to {}", path.display()))
 }
 
-/// Reads `sessions.jsonl` for `stats`: per profile, runs and total time.
-pub fn session_totals(config_dir: &Path) -> BTreeMap<String, (u64, u64)> {
-    let mut totals = BTreeMap::new();
+/// One finished run as `sessions.jsonl` remembers it: what `stats` and the
+/// usage reports count as sessions and runtime.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RunRow {
+    pub profile: String,
+    #[serde(default)]
+    pub agent: String,
+    #[serde(default)]
+    pub model: String,
+    /// RFC 3339, as the CLI reported it.
+    #[serde(default)]
+    pub start: String,
+    pub duration_ms: u64,
+}
+
+/// Reads every run from `telemetry/sessions.jsonl`; lines that do not parse
+/// (a torn write, a hand edit) are skipped.
+pub fn read_runs(config_dir: &Path) -> Vec<RunRow> {
     let Ok(text) = std::fs::read_to_string(config_dir.join("telemetry").join("sessions.jsonl"))
     else {
-        return totals;
+        return Vec::new();
     };
-    for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-        let (Some(p), Some(ms)) = (v["profile"].as_str(), v["duration_ms"].as_u64()) else {
-            continue;
-        };
-        let entry: &mut (u64, u64) = totals.entry(p.to_string()).or_default();
+    text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect()
+}
+
+/// Per profile, runs and total time in milliseconds, for `stats`.
+pub fn session_totals(config_dir: &Path) -> BTreeMap<String, (u64, u64)> {
+    let mut totals = BTreeMap::new();
+    for run in read_runs(config_dir) {
+        let entry: &mut (u64, u64) = totals.entry(run.profile).or_default();
         entry.0 += 1;
-        entry.1 += ms;
+        entry.1 += run.duration_ms;
     }
     totals
 }
