@@ -242,6 +242,23 @@ pub struct AgentManifest {
     pub hooks: AgentHooks,
     #[serde(default)]
     pub setup_tasks: BTreeMap<String, SetupTask>,
+    /// Where the agent logs its token usage, for the usage tracker.
+    #[serde(default)]
+    pub usage: Option<AgentUsage>,
+}
+
+/// The agent's usage logs: which parser reads them and where they are.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentUsage {
+    /// The log format: claude, codex or opencode.
+    pub format: crate::usage::Agent,
+    /// Log dirs inside a profile home, relative to it.
+    pub paths: Vec<String>,
+    /// The user's own log dirs, counted as the `(default)` profile. `~/` and
+    /// `${VAR:-fallback}` are expanded with the daemon's environment.
+    #[serde(default)]
+    pub default_paths: Vec<String>,
 }
 
 fn default_version_flag() -> String {

@@ -3,7 +3,9 @@
 # is already there:
 #   - the real agents from the npm registry, pinned in tests/agents/package.json,
 #     into $RINGLET_TEST_AGENTS (default ~/.cache/ringlet-test/agents), outside
-#     the checkout so a fresh clone does not download them again;
+#     the checkout so a fresh clone does not download them again; ccusage,
+#     pinned there too, for the usage cross-check (tests/usage.rs) and the
+#     usage figures of `make bench`;
 #   - Node.js/npm and util-linux (setpriv) from Debian if they are missing;
 #   - a headless Secret Service for the keychain tests (dbus, gnome-keyring,
 #     secret-tool; see tests/with-keyring.sh) and tmux, without recommends,
@@ -56,7 +58,8 @@ for component in rustfmt clippy; do
     fi
 done
 
-# The agents: reinstall only when a pinned version is not what is installed.
+# The agents (and ccusage): reinstall only when a pinned package is missing or
+# not at its pinned version, so a new pin in package.json is noticed.
 mkdir -p "$agents"
 wanted=$(cd "$here/agents" && node -e '
     const deps = require("./package.json").dependencies;
@@ -67,7 +70,7 @@ while read -r name version; do
     installed=$(node -e "try { console.log(require('$agents/node_modules/$name/package.json').version) } catch (e) {}")
     [ "$installed" = "$version" ] || stale=1
 done <<< "$wanted"
-for bin in claude codex opencode; do
+for bin in claude codex opencode ccusage; do
     [ -x "$agents/node_modules/.bin/$bin" ] || stale=1
 done
 
