@@ -28,6 +28,9 @@ pub struct Config {
     pub mcp_servers: toml::Table,
     /// Free-form values handed to Rhai scripts as `ctx.prefs.custom`.
     pub custom: toml::Table,
+    /// Price overrides by model name, in LiteLLM's field names
+    /// (`[pricing."my-model"] input_cost_per_token = 3e-6`).
+    pub pricing: std::collections::BTreeMap<String, crate::usage::pricing::ModelPrice>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

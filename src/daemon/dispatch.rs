@@ -6,16 +6,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::State;
 use super::events::EventKind;
+use super::{State, usage};
 use crate::detect::{Change, Detection};
 use crate::manifests::{AgentManifest, Catalog, Loaded, ProviderManifest};
 use crate::profiles::{Conflict, NotFound, Profile, aliases, create, hooks, render, run};
 use crate::protocol::{
     AgentInfo, AgentList, AliasInfo, DaemonStatus, Deleted, ErrorCode, PROTOCOL_VERSION,
     ProfileEnv, ProfileList, ProfileStats, ProfileView, ProviderInfo, ProviderList, Reply, Request,
-    RunEnded, Stats,
+    RunEnded, Stats, UsageQuery,
 };
+use crate::usage::store::DEFAULT_PROFILE;
 
 /// Serves one request.
 pub fn handle(state: &State, request: Request) -> Reply {
@@ -63,8 +64,9 @@ pub fn handle(state: &State, request: Request) -> Reply {
             handle_env_setup(state, &alias, &task, path.as_deref())
         }
         Request::Stats => handle_stats(state),
-        Request::Usage(_) | Request::UsageImportClaude { .. } => {
-            Reply::error(ErrorCode::BadRequest, "usage tracking is being built")
+        Request::Usage(query) => handle_usage(state, &query),
+        Request::UsageImportClaude { dir, profile } => {
+            handle_usage_import_claude(state, dir.as_deref(), profile.as_deref())
         }
         #[cfg(debug_assertions)]
         Request::DebugPanic => panic!("debug_panic requested"),
@@ -496,4 +498,34 @@ fn handle_stats(state: &State) -> Reply {
             profiles,
         }
     }))
+}
+
+fn handle_usage(state: &State, query: &UsageQuery) -> Reply {
+    let runs = run::read_runs(&state.paths.config_dir);
+    result(state.usage.report(&usage::roots(state), query, &runs).map(|(report, outcome)| {
+        usage::announce(state, &outcome);
+        report
+    }))
+}
+
+fn handle_usage_import_claude(state: &State, dir: Option<&str>, profile: Option<&str>) -> Reply {
+    result((|| {
+        let profile = match profile {
+            None => DEFAULT_PROFILE.to_string(),
+            Some(p) if p == DEFAULT_PROFILE => p.to_string(),
+            Some(p) => state.profiles.get(p)?.alias,
+        };
+        let dir = match dir {
+            Some(d) if std::path::Path::new(d).is_absolute() => d.into(),
+            Some(d) => anyhow::bail!("--claude-dir must be an absolute path, got '{d}'"),
+            None => std::env::var("CLAUDE_CONFIG_DIR")
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map_or_else(|| state.paths.home.join(".claude"), Into::into),
+        };
+        let (report, outcome) = state.usage.import_claude(&dir, &profile)?;
+        usage::announce(state, &outcome);
+        state.events.emit(EventKind::UsageImported, json!(report));
+        Ok(report)
+    })())
 }

@@ -14,6 +14,7 @@ pub mod dispatch;
 pub mod events;
 mod ipc;
 mod signals;
+mod usage;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -21,7 +22,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,6 +36,7 @@ use crate::manifests::{self, Catalog};
 use crate::paths::Paths;
 use crate::profiles::{Services, Store};
 use crate::secrets::Secrets;
+use crate::usage::tracker::Tracker;
 use events::{EventBus, EventKind};
 
 /// How long shutdown waits for in-flight requests to finish.
@@ -81,6 +83,10 @@ pub struct State {
     /// Local runs in progress (run id -> start): a CLI waiting on its agent
     /// keeps the daemon alive so the end of the run is recorded here.
     pub runs: Mutex<HashMap<String, Instant>>,
+    /// Usage store, scanner and prices (loaded on first use).
+    pub usage: Tracker,
+    /// Set when shutdown begins; background threads (the usage watcher) stop.
+    pub stopping: AtomicBool,
     ctl: Sender<Ctl>,
 }
 
@@ -222,6 +228,8 @@ fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
         secrets: Secrets::new(paths.config_dir.join("secrets"), secret_store),
         profiles: Store::new(paths.config_dir.join("profiles")),
         runs: Mutex::new(HashMap::new()),
+        usage: Tracker::new(&paths.config_dir, config.pricing.clone()),
+        stopping: AtomicBool::new(false),
         paths,
         config,
         options,
@@ -236,6 +244,7 @@ fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
 
     signals::spawn_signals(ctl_tx).context("starting the signal thread")?;
     ipc::spawn_accept(listener, state.clone()).context("starting the IPC thread")?;
+    usage::spawn_watcher(state.clone()).context("starting the usage watcher")?;
 
     let pid = std::process::id();
     crate::info!(
@@ -297,6 +306,7 @@ fn local_runs_in_progress(state: &State) -> bool {
 /// if it is still the one we bound: never a successor's).
 fn shutdown(state: &State, socket_id: Option<(u64, u64)>, reason: &str) {
     crate::info!("shutting down: {reason}");
+    state.stopping.store(true, Ordering::Relaxed);
     state.events.emit(EventKind::DaemonShuttingDown, json!({"reason": reason}));
     if let Some(id) = socket_id
         && std::fs::metadata(&state.paths.socket).map(|m| (m.dev(), m.ino())).ok() == Some(id)

@@ -22,6 +22,7 @@ pub mod pricing;
 pub mod report;
 pub mod scan;
 pub mod store;
+pub mod tracker;
 pub mod watch;
 
 use std::borrow::Cow;
@@ -154,7 +155,10 @@ mod tests {
     fn key_hash_separates_parts_and_is_stable() {
         assert_ne!(key_hash(&[b"ab", b"c"]), key_hash(&[b"a", b"bc"]));
         // Stored on disk: this value must never change.
-        assert_eq!(key_hash(&[b"msg_01AAA", b"req_011AAA"]), key_hash(&[b"msg_01AAA", b"req_011AAA"]));
+        assert_eq!(
+            key_hash(&[b"msg_01AAA", b"req_011AAA"]),
+            key_hash(&[b"msg_01AAA", b"req_011AAA"])
+        );
         assert_eq!(format!("{:016x}", key_hash(&[b"x"])), format!("{:016x}", key_hash(&[b"x"])));
     }
 

@@ -1,0 +1,53 @@
+//! The daemon's side of usage tracking: which directories to scan (every
+//! profile's log dirs and the user's own), the watcher thread, and turning a
+//! scan's deltas into UsageUpdated events. Every scan, whether the watcher's
+//! or a request's, goes through [`scan_and_announce`], so no update is
+//! announced twice or missed.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::State;
+use super::events::EventKind;
+use crate::usage::scan::{self, Outcome, Root};
+use crate::usage::watch::{self, WatchSet};
+
+/// The scan roots for the current profiles and manifests.
+pub fn roots(state: &State) -> Vec<Root> {
+    let catalog = state.catalog();
+    let profiles = state.profiles.list().map(|(p, _)| p).unwrap_or_default();
+    scan::roots(&catalog, &profiles, &state.paths.home, &|name| std::env::var(name).ok())
+}
+
+/// Emits one UsageUpdated per (profile, model) a scan changed.
+pub fn announce(state: &State, outcome: &Outcome) {
+    for delta in &outcome.deltas {
+        state.events.emit(EventKind::UsageUpdated, json!(delta));
+    }
+}
+
+/// Scans everything and announces what changed.
+pub fn scan_and_announce(state: &State) -> Result<Outcome> {
+    let outcome = state.usage.scan(&roots(state))?;
+    announce(state, &outcome);
+    Ok(outcome)
+}
+
+/// Starts the watcher thread; it ends when the daemon starts shutting down.
+pub fn spawn_watcher(state: Arc<State>) -> Result<()> {
+    std::thread::Builder::new().name("usage-watcher".into()).spawn(move || {
+        let stop = || state.stopping.load(Ordering::Relaxed);
+        let mut scan = || match scan_and_announce(&state) {
+            Ok(outcome) => Some(WatchSet { dirs: outcome.dirs, ancestors: outcome.ancestors }),
+            Err(e) => {
+                crate::warn!("usage scan: {e:#}");
+                None
+            }
+        };
+        watch::run(&stop, &mut scan);
+    })?;
+    Ok(())
+}

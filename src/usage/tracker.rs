@@ -1,0 +1,113 @@
+//! The daemon's usage tracker: one owner for the store, the scanner and the
+//! price table, loaded on first use (not at daemon start, which must stay
+//! fast) and serialised by one lock, so a report always follows a finished
+//! scan and two scans never race over the index.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use anyhow::{Result, bail};
+
+use super::pricing::{ModelPrice, Pricing};
+use super::report::{self, ImportReport, Input, UsageQuery, UsageReport};
+use super::scan::{self, Outcome, Root, Scanner};
+use super::store::Store;
+use super::Agent;
+use crate::profiles::run::RunRow;
+
+struct Loaded {
+    store: Store,
+    scanner: Scanner,
+}
+
+pub struct Tracker {
+    /// `<config>/telemetry`.
+    dir: PathBuf,
+    config_dir: PathBuf,
+    overrides: BTreeMap<String, ModelPrice>,
+    inner: Mutex<Option<Loaded>>,
+}
+
+impl Tracker {
+    pub fn new(config_dir: &Path, overrides: BTreeMap<String, ModelPrice>) -> Tracker {
+        Tracker {
+            dir: config_dir.join("telemetry"),
+            config_dir: config_dir.to_path_buf(),
+            overrides,
+            inner: Mutex::new(None),
+        }
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Option<Loaded>>> {
+        let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.is_none() {
+            let (pricing, warnings) = Pricing::load(&self.config_dir, &self.overrides);
+            for w in warnings {
+                crate::warn!("pricing: {w}");
+            }
+            let store = Store::open(&self.dir, pricing)?;
+            if store.bad_lines > 0 {
+                crate::warn!("usage store: {} unreadable lines skipped", store.bad_lines);
+            }
+            *guard = Some(Loaded { store, scanner: Scanner::open(&self.dir) });
+        }
+        Ok(guard)
+    }
+
+    /// Scans every root for what changed since the last scan.
+    pub fn scan(&self, roots: &[Root]) -> Result<Outcome> {
+        let mut guard = self.lock()?;
+        let loaded = guard.as_mut().expect("loaded by lock()");
+        loaded.scanner.scan(roots, &mut loaded.store)
+    }
+
+    /// Scans, then answers `query`. The scan's outcome is returned too, so
+    /// the caller can announce what it found.
+    pub fn report(
+        &self,
+        roots: &[Root],
+        query: &UsageQuery,
+        runs: &[RunRow],
+    ) -> Result<(UsageReport, Outcome)> {
+        let mut guard = self.lock()?;
+        let loaded = guard.as_mut().expect("loaded by lock()");
+        let outcome = loaded.scanner.scan(roots, &mut loaded.store)?;
+        let input = Input {
+            records: loaded.store.records(),
+            names: loaded.store.names(),
+            runs,
+            now: jiff::Timestamp::now(),
+            skipped: loaded.scanner.skipped(),
+            pricing: loaded.store.pricing().source().to_string(),
+        };
+        Ok((report::build(query, &input)?, outcome))
+    }
+
+    /// Counts a Claude config dir's history (`<dir>/projects`, or `dir`
+    /// itself when it is a `projects` dir) for `profile`. Idempotent: what
+    /// the store has is not counted again.
+    pub fn import_claude(&self, dir: &Path, profile: &str) -> Result<(ImportReport, Outcome)> {
+        let projects = if dir.file_name().is_some_and(|n| n == "projects") {
+            dir.to_path_buf()
+        } else {
+            dir.join("projects")
+        };
+        if !projects.is_dir() {
+            bail!("no Claude Code history at {}: there is no projects directory", dir.display());
+        }
+        let root = Root { path: projects, agent: Agent::Claude, profile: profile.into(), base: dir.into() };
+        let mut guard = self.lock()?;
+        let loaded = guard.as_mut().expect("loaded by lock()");
+        let (outcome, skipped) = scan::scan_once(&[root], &mut loaded.store)?;
+        let report = ImportReport {
+            dir: dir.display().to_string(),
+            profile: profile.into(),
+            files: outcome.files_read,
+            added: outcome.added,
+            found: outcome.found,
+            skipped,
+        };
+        Ok((report, outcome))
+    }
+}
