@@ -5,7 +5,7 @@ CARGO ?= cargo
 PREFIX ?= /usr/local
 RELEASE := target/release/ringlet
 
-.PHONY: help build run test ci bench install setup fmt-check clippy doc no-async
+.PHONY: help build run test ci bench install setup fmt-check clippy doc no-async pricing
 
 help: ## Print this help message
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,13 @@ ci: test doc ## Everything CI checks, plus the docs build
 
 bench: setup ## Print the figures table (release build)
 	$(CARGO) bench --locked --bench figures
+
+# LiteLLM's file as PyPI ships it: `pip download litellm --no-deps -d /tmp/litellm`
+# gives the wheel. LITELLM_LEGACY names older wheels or files for the models
+# LiteLLM has since dropped (see the script's header).
+pricing: ## Regenerate manifests/pricing.json from LITELLM=<litellm wheel or JSON>
+	@test -n "$(LITELLM)" || { echo "usage: make pricing LITELLM=<wheel or JSON> [LITELLM_LEGACY='<older> ...']" >&2; exit 2; }
+	python3 tests/tools/pricing_snapshot.py $(LITELLM) $(addprefix --legacy ,$(LITELLM_LEGACY))
 
 install: build ## Install the binary into $(PREFIX)/bin
 	install -D -m 0755 $(RELEASE) $(DESTDIR)$(PREFIX)/bin/ringlet
