@@ -25,7 +25,7 @@ fn pending_commands_exit_2_without_starting_a_daemon() {
     let (out, err) = env.cmd(&["proxy", "start", "work"]).code(2);
     assert_eq!(out, "");
     assert_eq!(err, "ringlet: proxy start: not implemented yet\n");
-    let (out, _) = env.cmd(&["usage", "daily", "--json"]).code(2);
+    let (out, _) = env.cmd(&["registry", "inspect", "--json"]).code(2);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["error"]["code"], "not_implemented");
     assert!(env.daemon_processes().is_empty());

@@ -320,16 +320,16 @@ pub static ROOT: Cmd = Cmd {
         ),
         Cmd {
             runnable: true,
-            ready: false,
+            ready: true,
             args: usage_filters!(),
             ..group(
                 "usage",
                 "Token usage and cost (a summary without a subcommand)",
                 &[
-                    cmd("daily", "One row per day", usage_filters!()),
-                    cmd("models", "One row per model", usage_filters!()),
-                    cmd("profiles", "One row per profile", usage_filters!()),
-                    cmd(
+                    rcmd("daily", "One row per day", usage_filters!()),
+                    rcmd("models", "One row per model", usage_filters!()),
+                    rcmd("profiles", "One row per profile", usage_filters!()),
+                    rcmd(
                         "export",
                         "One row per day, profile and model",
                         usage_filters!(required(choices(
@@ -337,10 +337,17 @@ pub static ROOT: Cmd = Cmd {
                             &["csv", "json"]
                         ))),
                     ),
-                    cmd(
+                    rcmd(
                         "import-claude",
                         "Import existing Claude Code history",
-                        &[opt("claude-dir", "DIR", "Claude config dir (default: ~/.claude)")],
+                        &[
+                            opt("claude-dir", "DIR", "Claude config dir (default: ~/.claude)"),
+                            opt(
+                                "profile",
+                                "ALIAS",
+                                "Attribute it to this profile (default: \"(default)\")",
+                            ),
+                        ],
                     ),
                 ],
             )

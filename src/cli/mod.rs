@@ -16,6 +16,7 @@ pub mod parse;
 mod profiles;
 mod prompt;
 mod providers;
+mod usage;
 
 use std::io::{self, Write};
 
@@ -25,6 +26,7 @@ use serde::Serialize;
 pub use parse::{Global, Invocation, Parsed, UsageError};
 
 use crate::paths::Paths;
+use crate::protocol::ReportKind;
 
 /// A quiet exit with a given code (the message, if any, was printed already
 /// or is carried here), e.g. `daemon status` with no daemon exits 3.
@@ -79,6 +81,12 @@ pub fn run(global: Global, inv: Invocation) -> Result<()> {
         ["env", "setup"] => profiles::env_setup(&ctx, &inv),
         ["stats"] => profiles::stats(&ctx),
         ["init"] => init::run(&ctx, &inv),
+        ["usage"] => usage::report(&ctx, &inv, ReportKind::Summary),
+        ["usage", "daily"] => usage::report(&ctx, &inv, ReportKind::Daily),
+        ["usage", "models"] => usage::report(&ctx, &inv, ReportKind::Models),
+        ["usage", "profiles"] => usage::report(&ctx, &inv, ReportKind::Profiles),
+        ["usage", "export"] => usage::report(&ctx, &inv, ReportKind::Export),
+        ["usage", "import-claude"] => usage::import_claude(&ctx, &inv),
         _ => Err(not_implemented(&inv)),
     };
     // Name the command in every error: `ringlet: <command>: <why>`.
@@ -217,6 +225,12 @@ mod tests {
             "env setup",
             "stats",
             "init",
+            "usage",
+            "usage daily",
+            "usage models",
+            "usage profiles",
+            "usage export",
+            "usage import-claude",
         ];
         for (path, cmd) in parse::all_paths() {
             if cmd.ready && cmd.runnable {

@@ -120,9 +120,8 @@ pub fn parse_line<'a>(line: &'a [u8], finder: &memmem::Finder<'_>) -> Parsed<'a>
     let writes = usage.cache_creation_input_tokens;
     let split = usage.cache_creation.as_ref();
     let one_hour = split.and_then(|c| c.ephemeral_1h_input_tokens).unwrap_or(0);
-    let all_writes = writes.unwrap_or_else(|| {
-        split.and_then(|c| c.ephemeral_5m_input_tokens).unwrap_or(0) + one_hour
-    });
+    let all_writes = writes
+        .unwrap_or_else(|| split.and_then(|c| c.ephemeral_5m_input_tokens).unwrap_or(0) + one_hour);
     let one_hour = one_hour.min(all_writes);
     let tokens = Tokens {
         input: usage.input_tokens.unwrap_or(0),

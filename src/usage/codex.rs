@@ -152,15 +152,18 @@ pub fn parse_line<'a>(
             if let Some(id) = payload.id.filter(|s| !s.is_empty()) {
                 state.thread = id.into_owned();
             }
-            let parent = payload.forked_from_id.filter(|s| !s.is_empty()).map(Cow::into_owned).or_else(|| {
-                payload
-                    .source
-                    .as_ref()
-                    .and_then(|s| s.pointer("/subagent/thread_spawn/parent_thread_id"))
-                    .and_then(|v| v.as_str())
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-            });
+            let parent =
+                payload.forked_from_id.filter(|s| !s.is_empty()).map(Cow::into_owned).or_else(
+                    || {
+                        payload
+                            .source
+                            .as_ref()
+                            .and_then(|s| s.pointer("/subagent/thread_spawn/parent_thread_id"))
+                            .and_then(|v| v.as_str())
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                    },
+                );
             state.root = match parent {
                 Some(parent) => root_of(&parent).unwrap_or(parent),
                 None => state.thread.clone(),

@@ -62,6 +62,7 @@ impl Tokens {
         self.input + self.cache_writes() + self.cache_read
     }
 
+    #[cfg(test)]
     pub fn add(&mut self, other: &Tokens) {
         self.input += other.input;
         self.output += other.output;

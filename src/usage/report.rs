@@ -4,7 +4,7 @@
 //! consistent view, the CLI renders the [`UsageReport`] it gets back.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use anyhow::{Result, anyhow, bail};
 use jiff::civil::{Date, DateTime};
@@ -185,7 +185,10 @@ pub fn build(query: &UsageQuery, input: &Input<'_>) -> Result<UsageReport> {
 
     let mut days = Days::new(&tz);
     let mut ids = Ids { names: input.names, extra: Vec::new() };
-    let mut groups = Groups::default();
+    let mut groups = Groups {
+        single: [by_day, by_profile, by_model].iter().filter(|b| **b).count() == 1,
+        ..Groups::default()
+    };
     let mut totals = UsageTotals::default();
     let mut runtime_ms: u64 = 0;
     let mut sessions: FxSet<u64> = FxSet::default();
@@ -218,11 +221,7 @@ pub fn build(query: &UsageQuery, input: &Input<'_>) -> Result<UsageReport> {
         } else {
             0
         };
-        let key = [
-            day,
-            if by_profile { r.profile } else { 0 },
-            if by_model { r.model } else { 0 },
-        ];
+        let key = [day, if by_profile { r.profile } else { 0 }, if by_model { r.model } else { 0 }];
         let g = groups.index(key);
         add_record(&mut groups.totals[g], r);
         groups.session(g, session);
@@ -377,7 +376,9 @@ fn range(query: &UsageQuery, today: Date) -> Result<(Option<Date>, Option<Date>)
 fn parse_day(what: &str, text: &str) -> Result<Date> {
     let b = text.as_bytes();
     let shaped = b.len() == 10
-        && b.iter().enumerate().all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() });
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() });
     match shaped.then(|| text.parse::<Date>().ok()).flatten() {
         Some(day) => Ok(day),
         None => bail!("{what} '{text}' is not a date (expected YYYY-MM-DD)"),
@@ -489,14 +490,20 @@ impl<'a> Ids<'a> {
 /// does not group by it), their totals and distinct sessions.
 #[derive(Default)]
 struct Groups {
-    index: FxMap<[u32; 3], usize>,
+    index: FxMap<Key, usize>,
     keys: Vec<[u32; 3]>,
     totals: Vec<UsageTotals>,
     runtime_ms: Vec<u64>,
     sessions: FxSet<(usize, u64)>,
-    /// Records come in runs of the same group and session: skip the lookups.
+    /// Per group, the session last added to it (`u64::MAX`: none yet).
+    /// Records come in runs of one session, so this skips most lookups.
+    last_session: Vec<u64>,
+    /// Likewise, the last group looked up.
     last: Option<([u32; 3], usize)>,
-    last_session: Option<(usize, u64)>,
+    /// The key has one dimension: `direct[id]` is its group (`usize::MAX`:
+    /// none yet), no hashing.
+    single: bool,
+    direct: Vec<usize>,
 }
 
 impl Groups {
@@ -506,29 +513,62 @@ impl Groups {
         {
             return g;
         }
-        let g = match self.index.get(&key) {
-            Some(&g) => g,
-            None => {
-                let g = self.keys.len();
-                self.index.insert(key, g);
-                self.keys.push(key);
-                self.totals.push(UsageTotals::default());
-                self.runtime_ms.push(0);
-                g
+        // One dimension (the others 0) with a small id: a plain table.
+        let id = (key[0] | key[1] | key[2]) as usize;
+        let g = if self.single && id < 1 << 20 {
+            if id >= self.direct.len() {
+                self.direct.resize(id + 1, usize::MAX);
+            }
+            match self.direct[id] {
+                usize::MAX => {
+                    let g = self.add(key);
+                    self.direct[id] = g;
+                    g
+                }
+                g => g,
+            }
+        } else {
+            match self.index.get(&Key(key)) {
+                Some(&g) => g,
+                None => {
+                    let g = self.add(key);
+                    self.index.insert(Key(key), g);
+                    g
+                }
             }
         };
         self.last = Some((key, g));
         g
     }
 
+    fn add(&mut self, key: [u32; 3]) -> usize {
+        self.keys.push(key);
+        self.totals.push(UsageTotals::default());
+        self.runtime_ms.push(0);
+        self.last_session.push(u64::MAX);
+        self.keys.len() - 1
+    }
+
     fn session(&mut self, g: usize, session: u64) {
-        if self.last_session == Some((g, session)) {
+        if self.last_session[g] == session {
             return;
         }
-        self.last_session = Some((g, session));
+        self.last_session[g] = session;
         if self.sessions.insert((g, session)) {
             self.totals[g].sessions += 1;
         }
+    }
+}
+
+/// A group key, hashed as two words (an array would hash as bytes).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Key([u32; 3]);
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let [day, profile, model] = self.0;
+        state.write_u64(u64::from(day) << 32 | u64::from(profile));
+        state.write_u32(model);
     }
 }
 
@@ -620,3 +660,564 @@ impl Hasher for Fx {
 
 type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 type FxSet<K> = HashSet<K, BuildHasherDefault<Fx>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::usage::Tokens;
+    use crate::usage::store::DEFAULT_PROFILE;
+
+    /// Wednesday 2026-03-11, noon UTC.
+    const NOW: &str = "2026-03-11T12:00:00Z";
+
+    #[derive(Default)]
+    struct Fixture {
+        names: Names,
+        records: Vec<Record>,
+        runs: Vec<RunRow>,
+    }
+
+    /// A record's fields that vary between tests.
+    struct R<'a> {
+        at: &'a str,
+        profile: &'a str,
+        model: &'a str,
+        session: &'a str,
+        agent: Agent,
+        tokens: Tokens,
+        cost: Option<f64>,
+    }
+
+    impl Default for R<'_> {
+        fn default() -> Self {
+            R {
+                at: "2026-03-11T09:00:00Z",
+                profile: "work",
+                model: "claude-sonnet-4-5",
+                session: "s1",
+                agent: Agent::Claude,
+                tokens: Tokens { input: 10, output: 5, ..Tokens::default() },
+                cost: Some(0.5),
+            }
+        }
+    }
+
+    impl Fixture {
+        fn add(&mut self, r: R<'_>) {
+            let record = Record {
+                key: self.records.len() as u64 + 1,
+                message: 0,
+                timestamp_ms: crate::usage::parse_timestamp_ms(r.at).unwrap(),
+                tokens: r.tokens,
+                cost_usd: r.cost,
+                agent_cost: None,
+                agent: r.agent,
+                profile: self.names.intern(r.profile),
+                model: self.names.intern(r.model),
+                session: self.names.intern(r.session),
+                sidechain: false,
+                fast: false,
+            };
+            self.records.push(record);
+        }
+
+        fn run(&mut self, profile: &str, agent: &str, model: &str, start: &str, secs: u64) {
+            self.runs.push(RunRow {
+                profile: profile.into(),
+                agent: agent.into(),
+                model: model.into(),
+                start: start.into(),
+                duration_ms: secs * 1000,
+            });
+        }
+
+        fn report(&self, query: &UsageQuery) -> Result<UsageReport> {
+            let input = Input {
+                records: &self.records,
+                names: &self.names,
+                runs: &self.runs,
+                now: NOW.parse().unwrap(),
+                skipped: Skipped { lines: 2, files: 1, details: vec!["x: bad line".into()] },
+                pricing: "embedded".into(),
+            };
+            build(query, &input)
+        }
+
+        fn ok(&self, query: &UsageQuery) -> UsageReport {
+            self.report(query).unwrap()
+        }
+
+        fn err(&self, query: &UsageQuery) -> String {
+            format!("{:#}", self.report(query).unwrap_err())
+        }
+    }
+
+    fn utc() -> UsageQuery {
+        UsageQuery { timezone: Some("UTC".into()), ..UsageQuery::default() }
+    }
+
+    fn period(p: &str) -> UsageQuery {
+        UsageQuery { period: Some(p.into()), ..utc() }
+    }
+
+    fn daily(q: UsageQuery) -> UsageQuery {
+        UsageQuery { report: ReportKind::Daily, ..q }
+    }
+
+    fn dates(report: &UsageReport) -> Vec<&str> {
+        report.rows.iter().map(|r| r.date.as_deref().unwrap()).collect()
+    }
+
+    fn bounds(report: &UsageReport) -> (Option<&str>, Option<&str>) {
+        (report.since.as_deref(), report.until.as_deref())
+    }
+
+    /// One record at 09:00 UTC on each day.
+    fn days(days: &[&str]) -> Fixture {
+        let mut f = Fixture::default();
+        for day in days {
+            f.add(R { at: &format!("{day}T09:00:00Z"), ..R::default() });
+        }
+        f
+    }
+
+    #[test]
+    fn periods_are_relative_to_now_in_the_zone() {
+        let f = days(&[
+            "2026-01-30",
+            "2026-02-09",
+            "2026-02-10",
+            "2026-02-28",
+            "2026-03-01",
+            "2026-03-04",
+            "2026-03-05",
+            "2026-03-08",
+            "2026-03-09",
+            "2026-03-10",
+            "2026-03-11",
+        ]);
+        // (period, since, until, days with usage)
+        type Case<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [&'a str]);
+        let cases: &[Case] = &[
+            ("today", Some("2026-03-11"), Some("2026-03-11"), &["2026-03-11"]),
+            ("yesterday", Some("2026-03-10"), Some("2026-03-10"), &["2026-03-10"]),
+            // Monday of this week.
+            (
+                "week",
+                Some("2026-03-09"),
+                Some("2026-03-11"),
+                &["2026-03-09", "2026-03-10", "2026-03-11"],
+            ),
+            (
+                "month",
+                Some("2026-03-01"),
+                Some("2026-03-11"),
+                &[
+                    "2026-03-01",
+                    "2026-03-04",
+                    "2026-03-05",
+                    "2026-03-08",
+                    "2026-03-09",
+                    "2026-03-10",
+                    "2026-03-11",
+                ],
+            ),
+            (
+                "7d",
+                Some("2026-03-05"),
+                Some("2026-03-11"),
+                &["2026-03-05", "2026-03-08", "2026-03-09", "2026-03-10", "2026-03-11"],
+            ),
+            (
+                "30d",
+                Some("2026-02-10"),
+                Some("2026-03-11"),
+                &[
+                    "2026-02-10",
+                    "2026-02-28",
+                    "2026-03-01",
+                    "2026-03-04",
+                    "2026-03-05",
+                    "2026-03-08",
+                    "2026-03-09",
+                    "2026-03-10",
+                    "2026-03-11",
+                ],
+            ),
+        ];
+        for (p, since, until, want) in cases {
+            let report = f.ok(&daily(period(p)));
+            assert_eq!(bounds(&report), (*since, *until), "{p}");
+            assert_eq!(dates(&report), *want, "{p}");
+            assert_eq!(report.totals.messages, want.len() as u64, "{p}");
+        }
+        // `all` and no period at all: everything, unbounded.
+        for q in [period("all"), utc()] {
+            let report = f.ok(&daily(q));
+            assert_eq!(bounds(&report), (None, None));
+            assert_eq!(report.rows.len(), 11);
+            assert_eq!(report.totals.messages, 11);
+        }
+    }
+
+    #[test]
+    fn days_are_counted_in_the_requested_zone() {
+        let mut f = Fixture::default();
+        // 23:30 UTC is 00:30 the next day in Berlin (CET, +01:00).
+        f.add(R { at: "2026-03-10T23:30:00Z", ..R::default() });
+        // Summer time (+02:00): 22:30 UTC is already the next day.
+        f.add(R { at: "2026-07-01T22:30:00Z", ..R::default() });
+        let berlin = |q: UsageQuery| UsageQuery { timezone: Some("Europe/Berlin".into()), ..q };
+        let report = f.ok(&berlin(daily(UsageQuery::default())));
+        assert_eq!(report.timezone, "Europe/Berlin");
+        assert_eq!(dates(&report), ["2026-03-11", "2026-07-02"]);
+        assert_eq!(dates(&f.ok(&daily(utc()))), ["2026-03-10", "2026-07-01"]);
+        // `today` follows the zone too.
+        assert_eq!(f.ok(&berlin(period("today"))).totals.messages, 1);
+        assert_eq!(f.ok(&period("today")).totals.messages, 0);
+        assert_eq!(f.ok(&period("yesterday")).totals.messages, 1);
+        // A day given with --since/--until is a day in the zone.
+        let q = UsageQuery {
+            since: Some("2026-03-11".into()),
+            until: Some("2026-03-11".into()),
+            ..utc()
+        };
+        assert_eq!(f.ok(&q).totals.messages, 0);
+        assert_eq!(f.ok(&berlin(q)).totals.messages, 1);
+        // Without a zone: the system's, named.
+        let report = f.ok(&UsageQuery::default());
+        assert!(!report.timezone.is_empty());
+        assert_eq!(report.totals.messages, 2);
+    }
+
+    #[test]
+    fn since_and_until_narrow_a_period() {
+        let f = days(&["2026-02-27", "2026-03-02", "2026-03-05", "2026-03-11"]);
+        let q = |p: Option<&str>, since: Option<&str>, until: Option<&str>| UsageQuery {
+            period: p.map(String::from),
+            since: since.map(String::from),
+            until: until.map(String::from),
+            ..daily(utc())
+        };
+        let r = f.ok(&q(Some("month"), Some("2026-03-03"), None));
+        assert_eq!(bounds(&r), (Some("2026-03-03"), Some("2026-03-11")));
+        assert_eq!(dates(&r), ["2026-03-05", "2026-03-11"]);
+        let r = f.ok(&q(Some("month"), Some("2026-01-01"), Some("2026-03-05")));
+        assert_eq!(bounds(&r), (Some("2026-03-01"), Some("2026-03-05")));
+        assert_eq!(dates(&r), ["2026-03-02", "2026-03-05"]);
+        let r = f.ok(&q(None, Some("2026-03-02"), None));
+        assert_eq!(bounds(&r), (Some("2026-03-02"), None));
+        assert_eq!(dates(&r), ["2026-03-02", "2026-03-05", "2026-03-11"]);
+        let r = f.ok(&q(None, None, Some("2026-03-02")));
+        assert_eq!(bounds(&r), (None, Some("2026-03-02")));
+        assert_eq!(dates(&r), ["2026-02-27", "2026-03-02"]);
+        // Inclusive on both ends.
+        let r = f.ok(&q(None, Some("2026-03-02"), Some("2026-03-05")));
+        assert_eq!(dates(&r), ["2026-03-02", "2026-03-05"]);
+        // Disjoint from the period: nothing, not an error.
+        let r = f.ok(&q(Some("today"), None, Some("2026-03-05")));
+        assert!(r.rows.is_empty());
+        assert_eq!(r.totals, UsageTotals::default());
+    }
+
+    #[test]
+    fn bad_input_is_a_clear_error() {
+        let f = days(&["2026-03-02"]);
+        let date = |since: &str| UsageQuery { since: Some(since.into()), ..utc() };
+        for bad in ["2026-3-02", "2026-02-30", "20260302", "yesterday", "2026-03-02T00:00", ""] {
+            assert_eq!(
+                f.err(&date(bad)),
+                format!("since '{bad}' is not a date (expected YYYY-MM-DD)"),
+            );
+        }
+        let q = UsageQuery { until: Some("2026-13-01".into()), ..utc() };
+        assert_eq!(f.err(&q), "until '2026-13-01' is not a date (expected YYYY-MM-DD)");
+        let q = UsageQuery {
+            since: Some("2026-03-05".into()),
+            until: Some("2026-03-01".into()),
+            ..utc()
+        };
+        assert_eq!(f.err(&q), "since 2026-03-05 is after until 2026-03-01");
+        assert_eq!(
+            f.err(&period("fortnight")),
+            "unknown period 'fortnight' (expected today, yesterday, week, month, 7d, 30d or all)"
+        );
+        let q = UsageQuery { timezone: Some("Mars/Olympus".into()), ..UsageQuery::default() };
+        assert!(f.err(&q).starts_with("unknown time zone 'Mars/Olympus'"), "{}", f.err(&q));
+        let q = UsageQuery { agent: Some("cursor".into()), ..utc() };
+        assert_eq!(f.err(&q), "unknown agent 'cursor' (expected claude, codex or opencode)");
+    }
+
+    #[test]
+    fn filters_by_profile_model_and_agent() {
+        let mut f = Fixture::default();
+        f.add(R { profile: "work", model: "m1", agent: Agent::Claude, ..R::default() });
+        f.add(R { profile: "work", model: "m2", agent: Agent::Codex, ..R::default() });
+        f.add(R { profile: DEFAULT_PROFILE, model: "m1", agent: Agent::Opencode, ..R::default() });
+        f.add(R { profile: "home", model: "m2", agent: Agent::Claude, ..R::default() });
+        let count = |q: UsageQuery| f.ok(&q).totals.messages;
+        let profile = |p: &str| UsageQuery { profile: Some(p.into()), ..utc() };
+        let model = |m: &str| UsageQuery { model: Some(m.into()), ..utc() };
+        let agent = |a: &str| UsageQuery { agent: Some(a.into()), ..utc() };
+        assert_eq!(count(utc()), 4);
+        assert_eq!(count(profile("work")), 2);
+        assert_eq!(count(profile("(default)")), 1);
+        assert_eq!(count(profile("nobody")), 0);
+        // Exact, not a prefix.
+        assert_eq!(count(profile("wor")), 0);
+        assert_eq!(count(model("m1")), 2);
+        assert_eq!(count(model("m")), 0);
+        assert_eq!(count(agent("claude")), 2);
+        assert_eq!(count(agent("codex")), 1);
+        assert_eq!(count(agent("opencode")), 1);
+        let q = UsageQuery {
+            profile: Some("work".into()),
+            model: Some("m2".into()),
+            agent: Some("codex".into()),
+            ..utc()
+        };
+        assert_eq!(count(q), 1);
+        // A name interned in another role (a session) is still no profile.
+        assert_eq!(count(profile("s1")), 0);
+    }
+
+    #[test]
+    fn tokens_costs_and_unpriced_models() {
+        let mut f = Fixture::default();
+        let tokens = Tokens {
+            input: 1,
+            output: 2,
+            cache_write_5m: 30,
+            cache_write_1h: 400,
+            cache_read: 5000,
+            reasoning: 7,
+        };
+        f.add(R { model: "priced", tokens, cost: Some(1.25), ..R::default() });
+        f.add(R { model: "priced", tokens, cost: Some(0.5), ..R::default() });
+        f.add(R { model: "zeta-local", tokens, cost: None, ..R::default() });
+        f.add(R { model: "alpha-local", tokens, cost: None, ..R::default() });
+        f.add(R { model: "alpha-local", tokens, cost: None, ..R::default() });
+        let r = f.ok(&utc());
+        let t = &r.totals;
+        assert_eq!(t.input_tokens, 5);
+        assert_eq!(t.output_tokens, 10);
+        assert_eq!(t.cache_creation_tokens, 5 * 430);
+        assert_eq!(t.cache_creation_1h_tokens, 5 * 400);
+        assert_eq!(t.cache_read_tokens, 5 * 5000);
+        assert_eq!(t.reasoning_tokens, 35);
+        assert_eq!(t.total_tokens, 5 * 5433);
+        // Unpriced tokens are never $0: they are counted apart.
+        assert!((t.cost_usd - 1.75).abs() < 1e-9);
+        assert_eq!(t.unpriced_tokens, 3 * 5433);
+        assert_eq!(t.messages, 5);
+        assert_eq!(r.unpriced_models, ["alpha-local", "zeta-local"]);
+        assert_eq!(r.skipped.lines, 2);
+        assert_eq!(r.pricing, "embedded");
+        // Only the selection's unpriced models.
+        let q = UsageQuery { model: Some("priced".into()), ..utc() };
+        let r = f.ok(&q);
+        assert!(r.unpriced_models.is_empty());
+        assert_eq!(r.totals.unpriced_tokens, 0);
+        let r = f.ok(&UsageQuery { report: ReportKind::Models, ..utc() });
+        let alpha = r.rows.iter().find(|r| r.model.as_deref() == Some("alpha-local")).unwrap();
+        assert_eq!(alpha.totals.unpriced_tokens, 2 * 5433);
+        assert_eq!(alpha.totals.cost_usd, 0.0);
+    }
+
+    #[test]
+    fn sessions_are_distinct_per_group_and_overall() {
+        let mut f = Fixture::default();
+        for (at, session, agent, profile) in [
+            ("2026-03-10T09:00:00Z", "s1", Agent::Claude, "work"),
+            ("2026-03-10T09:01:00Z", "s1", Agent::Claude, "work"),
+            ("2026-03-10T09:02:00Z", "s2", Agent::Claude, "work"),
+            // Same session id, another agent: another session.
+            ("2026-03-10T09:03:00Z", "s1", Agent::Codex, "work"),
+            // s1 again, the next day and after another session.
+            ("2026-03-11T09:00:00Z", "s1", Agent::Claude, "work"),
+            ("2026-03-11T09:01:00Z", "s3", Agent::Claude, "home"),
+            ("2026-03-11T09:02:00Z", "s1", Agent::Claude, "work"),
+        ] {
+            f.add(R { at, session, agent, profile, ..R::default() });
+        }
+        let r = f.ok(&daily(utc()));
+        assert_eq!(r.totals.sessions, 4);
+        assert_eq!(r.totals.messages, 7);
+        let per_day: Vec<_> =
+            r.rows.iter().map(|r| (r.totals.sessions, r.totals.messages)).collect();
+        assert_eq!(per_day, [(3, 4), (2, 3)]);
+        let r = f.ok(&UsageQuery { report: ReportKind::Profiles, ..utc() });
+        let per_profile: Vec<_> =
+            r.rows.iter().map(|r| (r.profile.as_deref().unwrap(), r.totals.sessions)).collect();
+        assert_eq!(per_profile, [("home", 1), ("work", 3)]);
+    }
+
+    #[test]
+    fn runs_come_from_the_run_log() {
+        let mut f = Fixture::default();
+        f.add(R { at: "2026-03-10T09:00:00Z", profile: "work", model: "m1", ..R::default() });
+        f.run("work", "claude", "m1", "2026-03-10T08:59:00.000Z", 90);
+        f.run("work", "claude", "m1", "2026-03-11T10:00:00.000Z", 30);
+        // A run with no usage of its own still gets its row.
+        f.run("idle", "codex", "gpt-5", "2026-03-11T11:00:00+00:00", 600);
+        // Placed on no day: only an unbounded range counts it.
+        f.run("work", "claude", "m1", "garbage", 5);
+        let r = f.ok(&utc());
+        assert_eq!((r.totals.runs, r.totals.runtime_secs), (4, 725));
+        let r = f.ok(&period("today"));
+        assert_eq!((r.totals.runs, r.totals.runtime_secs), (2, 630));
+        assert_eq!(r.totals.messages, 0);
+        let r = f.ok(&UsageQuery { agent: Some("codex".into()), ..utc() });
+        assert_eq!((r.totals.runs, r.totals.runtime_secs), (1, 600));
+        let r = f.ok(&UsageQuery { profile: Some("work".into()), ..period("yesterday") });
+        assert_eq!((r.totals.runs, r.totals.runtime_secs, r.totals.messages), (1, 90, 1));
+        let r = f.ok(&UsageQuery { model: Some("gpt-5".into()), ..utc() });
+        assert_eq!(r.totals.runs, 1);
+
+        let r = f.ok(&UsageQuery { report: ReportKind::Profiles, ..utc() });
+        let rows: Vec<_> = r
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.profile.as_deref().unwrap(),
+                    r.totals.runs,
+                    r.totals.runtime_secs,
+                    r.totals.messages,
+                )
+            })
+            .collect();
+        assert_eq!(rows, [("idle", 1, 600, 0), ("work", 3, 125, 1)]);
+        // The undated run is in the totals but on no day.
+        let r = f.ok(&daily(utc()));
+        let rows: Vec<_> =
+            r.rows.iter().map(|r| (r.date.as_deref().unwrap(), r.totals.runs)).collect();
+        assert_eq!(rows, [("2026-03-10", 1), ("2026-03-11", 2)]);
+        assert_eq!(r.totals.runs, 4);
+    }
+
+    #[test]
+    fn rows_are_ordered_per_report() {
+        let mut f = Fixture::default();
+        f.add(R {
+            at: "2026-03-11T09:00:00Z",
+            profile: "b",
+            model: "cheap",
+            cost: Some(1.0),
+            ..R::default()
+        });
+        f.add(R {
+            at: "2026-03-09T09:00:00Z",
+            profile: "a",
+            model: "dear",
+            cost: Some(5.0),
+            ..R::default()
+        });
+        f.add(R {
+            at: "2026-03-10T09:00:00Z",
+            profile: "c",
+            model: "also-cheap",
+            cost: Some(1.0),
+            ..R::default()
+        });
+        f.add(R {
+            at: "2026-03-10T10:00:00Z",
+            profile: "a",
+            model: "free",
+            cost: None,
+            ..R::default()
+        });
+        let q = |report| UsageQuery { report, ..utc() };
+
+        let r = f.ok(&q(ReportKind::Summary));
+        assert!(r.rows.is_empty());
+        assert_eq!(r.report, ReportKind::Summary);
+
+        let r = f.ok(&q(ReportKind::Daily));
+        assert_eq!(dates(&r), ["2026-03-09", "2026-03-10", "2026-03-11"]);
+        assert!(r.rows.iter().all(|r| r.profile.is_none() && r.model.is_none()));
+
+        let r = f.ok(&q(ReportKind::Models));
+        let models: Vec<_> = r.rows.iter().map(|r| r.model.as_deref().unwrap()).collect();
+        // Cost descending, then name.
+        assert_eq!(models, ["dear", "also-cheap", "cheap", "free"]);
+        assert!(r.rows.iter().all(|r| r.date.is_none() && r.profile.is_none()));
+
+        let r = f.ok(&q(ReportKind::Profiles));
+        let profiles: Vec<_> = r.rows.iter().map(|r| r.profile.as_deref().unwrap()).collect();
+        assert_eq!(profiles, ["a", "b", "c"]);
+        assert_eq!(r.rows[0].totals.messages, 2);
+        assert_eq!(r.totals.messages, 4);
+    }
+
+    #[test]
+    fn export_has_one_row_per_day_profile_and_model() {
+        let mut f = Fixture::default();
+        for (at, profile, model) in [
+            ("2026-03-11T09:00:00Z", "work", "m2"),
+            ("2026-03-10T09:00:00Z", "work", "m1"),
+            ("2026-03-11T10:00:00Z", "work", "m1"),
+            ("2026-03-11T11:00:00Z", "home", "m2"),
+            ("2026-03-11T12:00:00Z", "work", "m2"),
+        ] {
+            f.add(R { at, profile, model, ..R::default() });
+        }
+        f.run("work", "claude", "m1", "2026-03-11T08:00:00Z", 60);
+        let r = f.ok(&UsageQuery { report: ReportKind::Export, ..utc() });
+        let rows: Vec<_> = r
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.date.as_deref().unwrap(),
+                    r.profile.as_deref().unwrap(),
+                    r.model.as_deref().unwrap(),
+                    r.totals.messages,
+                    r.totals.runs,
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("2026-03-10", "work", "m1", 1, 0),
+                ("2026-03-11", "home", "m2", 1, 0),
+                ("2026-03-11", "work", "m1", 1, 1),
+                ("2026-03-11", "work", "m2", 2, 0),
+            ]
+        );
+        assert_eq!(r.totals.messages, 5);
+        assert_eq!(r.totals.runtime_secs, 60);
+        // JSON keeps the keys beside the flattened totals.
+        let json = serde_json::to_value(&r.rows[0]).unwrap();
+        assert_eq!(json["date"], "2026-03-10");
+        assert_eq!(json["input_tokens"], 10);
+    }
+
+    #[test]
+    fn cached_days_match_a_full_conversion() {
+        // Across both DST changes and in no particular order.
+        let tz = TimeZone::get("Europe/Berlin").unwrap();
+        let mut days = Days::new(&tz);
+        let start = crate::usage::parse_timestamp_ms("2026-03-20T00:00:00Z").unwrap();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for i in 0..20_000i64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let ms = if i % 3 == 0 {
+                start + (x % (250 * 86_400_000)) as i64
+            } else {
+                start + i * 1_000_000
+            };
+            let id = days.day_of(ms).unwrap();
+            let want = tz.to_datetime(Timestamp::from_millisecond(ms).unwrap()).date();
+            assert_eq!(days.dates[id as usize], want, "{ms}");
+        }
+        // One id per day.
+        let mut dates = days.dates.clone();
+        dates.sort();
+        dates.dedup();
+        assert_eq!(dates.len(), days.dates.len());
+    }
+}

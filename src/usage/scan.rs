@@ -346,7 +346,7 @@ fn scan_into(
     let next = AtomicUsize::new(0);
     let shared = Mutex::new(Shared { store, deltas: HashMap::new() });
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(jobs.len());
-    let results: Vec<Vec<(usize, Result<Mark, String>, Stats)>> = std::thread::scope(|scope| {
+    let results: Vec<Vec<Done>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 scope.spawn(|| {
@@ -406,6 +406,10 @@ fn scan_into(
     outcome.deltas = deltas;
     (outcome, changed)
 }
+
+/// One read file: its job index, its new mark (or why it could not be
+/// read) and what reading it found.
+type Done = (usize, Result<Mark, String>, Stats);
 
 /// What the workers share: the store and the running deltas.
 struct Shared<'s> {
@@ -571,12 +575,14 @@ impl Reader {
         let mut mark = Mark::of(&meta);
         // Read on from the previous offset only if this is the same file and
         // it has not shrunk; anything else is a new file.
-        if let Some(prev) = &job.previous {
-            if prev.dev == mark.dev && prev.ino == mark.ino && prev.offset <= mark.size {
-                mark.offset = prev.offset;
-                mark.skipped_lines = prev.skipped_lines;
-                mark.codex = prev.codex.clone();
-            }
+        if let Some(prev) = &job.previous
+            && prev.dev == mark.dev
+            && prev.ino == mark.ino
+            && prev.offset <= mark.size
+        {
+            mark.offset = prev.offset;
+            mark.skipped_lines = prev.skipped_lines;
+            mark.codex = prev.codex.clone();
         }
         file.seek(SeekFrom::Start(mark.offset)).map_err(|e| e.to_string())?;
         let mut state = mark.codex.take().unwrap_or_default();

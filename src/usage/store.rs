@@ -15,7 +15,7 @@
 //! applies to all history.
 
 use std::collections::HashMap;
-use std::fs::{self, OpenOptions};
+use std::fs::OpenOptions;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -249,18 +249,9 @@ impl Store {
     }
 
     /// Whether the store already counts `key`.
+    #[cfg(test)]
     pub fn contains(&self, key: u64) -> bool {
         self.by_key.contains_key(&key)
-    }
-
-    /// Replaces the price table and reprices every record.
-    pub fn set_pricing(&mut self, pricing: Pricing) {
-        self.pricing = pricing;
-        for r in &mut self.records {
-            r.cost_usd = r.agent_cost.or_else(|| {
-                self.pricing.cost(r.agent, self.names.get(r.model), &r.tokens, r.fast)
-            });
-        }
     }
 
     /// Counts an entry for `profile`. Returns what changed, or `None` when
@@ -302,14 +293,18 @@ impl Store {
             // Keep the most complete snapshot of a response; on a tie, a
             // non-sidechain line beats its sidechain twin.
             let better = entry.tokens.total() > old.tokens.total()
-                || (entry.tokens.total() == old.tokens.total() && old.sidechain && !entry.sidechain);
+                || (entry.tokens.total() == old.tokens.total()
+                    && old.sidechain
+                    && !entry.sidechain);
             if !better {
                 return None;
             }
             return Some(self.put(Some(slot), agent, profile, entry));
         }
-        if entry.message != 0 {
-            if let Some(&slot) = self.by_message.get(&entry.message) {
+        if entry.message != 0
+            && let Some(&slot) = self.by_message.get(&entry.message)
+        {
+            {
                 if entry.sidechain {
                     // A replay of a message that is already counted.
                     return None;
@@ -357,10 +352,8 @@ impl Store {
             }
         };
         self.by_key.insert(e.key, slot);
-        if e.message != 0 {
-            if !e.sidechain || !self.by_message.contains_key(&e.message) {
-                self.by_message.insert(e.message, slot);
-            }
+        if e.message != 0 && (!e.sidechain || !self.by_message.contains_key(&e.message)) {
+            self.by_message.insert(e.message, slot);
         }
         Change { profile, model, agent, before, after }
     }
@@ -423,13 +416,13 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;
+    use std::fs;
 
     use super::*;
     use crate::usage::claude::{Parsed, finder, parse_line};
 
     fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir()
-            .join(format!("ringlet-store-{name}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("ringlet-store-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         dir
     }

@@ -9,11 +9,11 @@ use std::sync::{Mutex, MutexGuard};
 
 use anyhow::{Result, bail};
 
+use super::Agent;
 use super::pricing::{ModelPrice, Pricing};
 use super::report::{self, ImportReport, Input, UsageQuery, UsageReport};
 use super::scan::{self, Outcome, Root, Scanner};
 use super::store::Store;
-use super::Agent;
 use crate::profiles::run::RunRow;
 
 struct Loaded {
@@ -96,7 +96,12 @@ impl Tracker {
         if !projects.is_dir() {
             bail!("no Claude Code history at {}: there is no projects directory", dir.display());
         }
-        let root = Root { path: projects, agent: Agent::Claude, profile: profile.into(), base: dir.into() };
+        let root = Root {
+            path: projects,
+            agent: Agent::Claude,
+            profile: profile.into(),
+            base: dir.into(),
+        };
         let mut guard = self.lock()?;
         let loaded = guard.as_mut().expect("loaded by lock()");
         let (outcome, skipped) = scan::scan_once(&[root], &mut loaded.store)?;
