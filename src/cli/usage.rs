@@ -237,14 +237,16 @@ pub fn import_claude(ctx: &Ctx, inv: &Invocation) -> Result<()> {
         return Ok(out.finish()?);
     };
     out.line(format_args!(
-        "imported {} new {} from {} {} in {} ({} already known) as {}",
+        "imported {} new {} as {} from {} {} in {} ({} billing {} read, repeats and \
+         history already counted included)",
         count(r.added),
-        plural(r.added, "entry", "entries"),
+        plural(r.added, "response", "responses"),
+        r.profile,
         count(r.files),
         plural(r.files, "file", "files"),
         r.dir,
-        count(r.found.saturating_sub(r.added)),
-        r.profile
+        count(r.found),
+        plural(r.found, "line", "lines"),
     ))?;
     skipped(&r.skipped, &mut out)?;
     Ok(out.finish()?)

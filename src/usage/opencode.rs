@@ -257,7 +257,10 @@ fn to_entry(id: &str, session_id: &str, message: Message) -> Option<Entry<'stati
         timestamp_ms,
         // `providerID` stays out of the name: the pricing resolver tries
         // provider prefixes itself.
-        model: Cow::Owned(message.model_id.unwrap_or_else(|| "unknown".to_owned())),
+        model: message
+            .model_id
+            .filter(|m| !m.is_empty())
+            .map_or(Cow::Borrowed("unknown"), Cow::Owned),
         session: Cow::Owned(session),
         tokens,
         fast: false,
@@ -294,36 +297,32 @@ mod sqlite {
 
     /// Opens `path` read-only. A read-only connection still creates the
     /// `-wal` and `-shm` files of a WAL-mode database when they are missing
-    /// (SQLite >= 3.22), which is the normal state when OpenCode is not
-    /// running, because its last connection deletes them on close. In that
-    /// state the database is opened `immutable` instead, which reads the
-    /// file as it is and creates nothing.
+    /// (SQLite >= 3.22), and leaves them behind. Missing is the normal state
+    /// when OpenCode is not running: its last connection deletes them on
+    /// close. So without a `-wal` file the database is opened `immutable`,
+    /// which reads the file as it is and creates nothing.
     ///
-    /// Immutable skips locking too. That is safe here: no `-wal` file means
-    /// no connection is open, and a writer that starts during the read
-    /// appends to a new WAL, not the db file; only a checkpoint writes the
-    /// db, and one cannot follow within the milliseconds a read takes.
+    /// Immutable also skips locking. That is safe here: no `-wal` file means
+    /// no OpenCode connection has read the database, and one that starts
+    /// during the read commits to a new WAL, not to the db file; only a
+    /// checkpoint writes the db, and one cannot follow within the
+    /// milliseconds a read takes. (A rollback-journal database being written
+    /// right then could read torn; OpenCode always runs in WAL mode, and
+    /// the next change reads it again.)
+    ///
+    /// The journal mode is deliberately not checked by reading the header:
+    /// closing any other descriptor of the db file drops every POSIX lock
+    /// this process holds on it, including those of a connection another
+    /// scan worker has open on the same file through a second path.
     pub(super) fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        if is_quiescent_wal(path) {
+        let no_wal = std::fs::symlink_metadata(sidecar(path, "-wal"))
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+        if no_wal {
             Connection::open_with_flags(immutable_uri(path), flags | OpenFlags::SQLITE_OPEN_URI)
         } else {
             Connection::open_with_flags(path, flags)
         }
-    }
-
-    /// A WAL-mode database (header bytes 18 and 19 are 2) with no `-wal`
-    /// file next to it.
-    fn is_quiescent_wal(path: &Path) -> bool {
-        use std::io::Read;
-
-        let mut header = [0u8; 20];
-        let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut header));
-        if read.is_err() || !header.starts_with(b"SQLite format 3\0") || header[18..20] != [2, 2] {
-            return false;
-        }
-        std::fs::symlink_metadata(sidecar(path, "-wal"))
-            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
     }
 
     /// `file:<path>?mode=ro&immutable=1`, with every byte of the path that

@@ -135,7 +135,8 @@ pub struct ImportReport {
     pub files: u64,
     /// Entries the store did not have before.
     pub added: u64,
-    /// Entries found in the dir (already known ones included).
+    /// Billing lines read (repeats of a response and history the store
+    /// already had included).
     pub found: u64,
     pub skipped: Skipped,
 }
