@@ -840,3 +840,59 @@ fn opencode_run_uses_the_provider_and_keeps_everything_in_its_profile() {
     w.assert_home_only(".opencode-profiles");
     w.assert_no_strays("after opencode run");
 }
+
+/// Issue 4's end-to-end proof: a real Claude Code run through a profile
+/// shows up in `ringlet usage` with exactly the mock's token counts and the
+/// price of the model it used, and the daemon announces it.
+#[test]
+fn a_real_claude_run_is_counted_priced_and_announced() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixStream;
+
+    let mock = MockProvider::anthropic("pong for the usage test");
+    let w = World::new("claude-usage");
+    // A real model name, so the run has a price (the mock echoes the model).
+    w.provider("mock", "anthropic-compatible", &mock.url(), "MOCK_KEY", "claude-sonnet-4-5");
+    w.create("claude", "u1", "mock", "sk-e2e-usage-0123456789abcdefghijklmn");
+
+    let mut events = {
+        let mut stream = UnixStream::connect(w.socket()).unwrap();
+        stream
+            .write_all(b"{\"version\":1,\"request\":{\"type\":\"subscribe\",\"events\":[\"UsageUpdated\"]}}\n")
+            .unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut ack = String::new();
+        reader.read_line(&mut ack).unwrap();
+        reader
+    };
+    w.run(&["u1", "--", "-p", "say pong"]).assert_ok();
+
+    let event = crate::util::read_line_matching(&mut events, Duration::from_secs(10), |l| {
+        l.contains("UsageUpdated") && l.contains("\"u1\"")
+    })
+    .expect("a UsageUpdated event for the run");
+    let event: Value = serde_json::from_str(&event).unwrap();
+    assert_eq!(event["data"]["model"], "claude-sonnet-4-5", "{event}");
+    assert_eq!(event["data"]["input_tokens"], 123, "{event}");
+
+    let r = w.cmd(&["--json", "usage", "--profile", "u1"]).json();
+    let n = r["totals"]["messages"].as_u64().unwrap();
+    assert!(n >= 1, "{r}");
+    let (input, output) = crate::util::mock::ANTHROPIC_USAGE;
+    assert_eq!(r["totals"]["input_tokens"], n * input, "{r}");
+    assert_eq!(r["totals"]["output_tokens"], n * output, "{r}");
+    assert_eq!(r["totals"]["cache_read_tokens"], 0, "{r}");
+    assert_eq!(r["unpriced_models"], json!([]), "{r}");
+    let table: Value = serde_json::from_str(include_str!("../manifests/pricing.json")).unwrap();
+    let price = &table["claude-sonnet-4-5"];
+    let expected = n as f64
+        * (input as f64 * price["input_cost_per_token"].as_f64().unwrap()
+            + output as f64 * price["output_cost_per_token"].as_f64().unwrap());
+    let cost = r["totals"]["cost_usd"].as_f64().unwrap();
+    assert!((cost - expected).abs() < 1e-12, "cost {cost} != {expected}: {r}");
+    // The run itself is a session with a runtime.
+    assert_eq!(r["totals"]["runs"], 1, "{r}");
+    // Nothing of it is counted for anyone else.
+    let all = w.cmd(&["--json", "usage"]).json();
+    assert_eq!(all["totals"]["messages"], n, "{all}");
+}

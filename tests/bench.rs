@@ -13,13 +13,25 @@
 //! same way, shows what creating a process costs here at all. Sizes are in
 //! decimal megabytes (10^6 bytes), the stricter reading of "MB".
 //!
+//! The usage figures run against 1 GiB of generated Claude Code transcripts
+//! in 2,000 files (tests/util/claude_gen.rs), written once to
+//! `<target dir>/bench-data/claude-1g` and reused while its stats file is
+//! there; a fresh daemon scans it as the user's own `~/.claude` (a symlink in
+//! a second throw-away HOME), and ccusage, from tests/setup.sh, reads the
+//! same files for comparison. The page cache is warm for both.
+//!
 //! It reports, it does not assert: a figure over its target is marked MISS.
-//! The exit code is non-zero only when a figure could not be measured at all.
+//! The exit code is non-zero only when a figure could not be measured at all
+//! (ccusage missing is a skip, not an error).
 //! Run it with `cargo bench --bench figures`.
+
+#[path = "util/claude_gen.rs"]
+#[allow(dead_code)]
+mod claude_gen;
 
 use std::ffi::OsString;
 use std::fs;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -33,19 +45,26 @@ const COLD_RUNS: usize = 30;
 /// Untimed runs that start the daemon and fill the detection cache.
 const WARM_UPS: usize = 5;
 const MB: f64 = 1_000_000.0;
+/// The usage data set: files, bytes, seed.
+const USAGE_FILES: usize = 2_000;
+const USAGE_BYTES: u64 = 1 << 30;
+const USAGE_SEED: u64 = 1;
+/// Runs of `usage --json` with nothing changed.
+const USAGE_RUNS: usize = 25;
 
 type Result<T> = std::result::Result<T, String>;
 
 fn main() -> ExitCode {
-    let sandbox = match Sandbox::create() {
+    let sandbox = match Sandbox::create("main") {
         Ok(sandbox) => sandbox,
         Err(e) => {
             eprintln!("figures: cannot set up the sandbox: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let rows = measure_all(&sandbox);
+    let mut rows = measure_all(&sandbox);
     drop(sandbox); // stops the daemon and removes the temp dir
+    rows.extend(usage_figures());
     print_table(&rows);
     if rows.iter().any(|r| r.verdict == Verdict::Error) {
         ExitCode::FAILURE
@@ -64,7 +83,7 @@ fn measure_all(sb: &Sandbox) -> Vec<Row> {
         |e| Row::error(WARM, e),
         |()| time_quick(sb, RINGLET, &["agents", "list"], WARM, Some(3.0)),
     );
-    let rss = daemon_rss(sb).unwrap_or_else(|e| Row::error(RSS, e));
+    let rss = daemon_rss(sb, RSS, 8.0).unwrap_or_else(|e| Row::error(RSS, e));
     let (render, overhead) = match bench_profile(sb) {
         Ok(()) => (
             render_time(sb).unwrap_or_else(|e| Row::error(RENDER, e)),
@@ -84,6 +103,10 @@ const COLD: &str = "4. agents list, daemon auto-start";
 const RSS: &str = "5. idle daemon RSS";
 const RENDER: &str = "6. claude script render, in the daemon";
 const RUN: &str = "7. `profiles run -- --version` minus direct";
+const SCAN: &str = "8. usage: first scan of 1 GiB, 2,000 files";
+const RATIO: &str = "9. ccusage daily / ringlet first scan";
+const UNCHANGED: &str = "10. `usage --json`, nothing changed";
+const SCAN_RSS: &str = "11. daemon RSS after the scan";
 /// Interleaved pairs for figure 7; each starts Node twice.
 const RUN_PAIRS: usize = 25;
 
@@ -100,7 +123,7 @@ fn binary_size(sb: &Sandbox) -> Result<Row> {
     let bytes = fs::metadata(if stripped { copy.as_path() } else { Path::new(RINGLET) })
         .map_err(|e| format!("reading the size of {RINGLET}: {e}"))?
         .len();
-    let mut row = Row::amount(SIZE, bytes as f64 / MB, 3.5, "MB");
+    let mut row = Row::amount(SIZE, bytes as f64 / MB, 4.5, "MB");
     if !stripped {
         row.measured.push_str(" (strip failed; as built)");
     }
@@ -231,9 +254,10 @@ fn cold_start(sb: &Sandbox) -> Result<Row> {
     Ok(Row::timed(COLD, &Timings::new(samples), Some(40.0)))
 }
 
-/// Figure 5: the resident memory of the daemon after the warm runs.
-fn daemon_rss(sb: &Sandbox) -> Result<Row> {
-    eprintln!("figures: {RSS}");
+/// Figures 5 and 11: the resident memory of the daemon, after the warm runs
+/// and after the usage scan.
+fn daemon_rss(sb: &Sandbox, figure: &'static str, target_mb: f64) -> Result<Row> {
+    eprintln!("figures: {}", figure.trim());
     let pid = sb.daemon_pid()?;
     let path = format!("/proc/{pid}/status");
     let status = fs::read_to_string(&path).map_err(|e| format!("reading {path}: {e}"))?;
@@ -242,7 +266,181 @@ fn daemon_rss(sb: &Sandbox) -> Result<Row> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .ok_or_else(|| format!("no VmRSS line in {path}"))?;
-    Ok(Row::amount(RSS, (kib * 1024) as f64 / MB, 8.0, "MB"))
+    Ok(Row::amount(figure, (kib * 1024) as f64 / MB, target_mb, "MB"))
+}
+
+/// Figures 8 to 11, in a sandbox of their own whose `~/.claude` is the data.
+fn usage_figures() -> Vec<Row> {
+    let all_fail = |e: String| {
+        eprintln!("figures: usage figures: {e}");
+        [SCAN, RATIO, UNCHANGED, SCAN_RSS]
+            .into_iter()
+            .map(|f| Row::error(f, "see above".into()))
+            .collect()
+    };
+    let (data, stats) = match bench_data() {
+        Ok(found) => found,
+        Err(e) => return all_fail(e),
+    };
+    let sb = match Sandbox::create("usage") {
+        Ok(sb) => sb,
+        Err(e) => return all_fail(e),
+    };
+    if let Err(e) = symlink(&data, sb.root.join(".claude")) {
+        return all_fail(format!("linking ~/.claude to {}: {e}", data.display()));
+    }
+    let (scan, took) = match first_scan(&sb, &stats) {
+        Ok((row, took)) => (row, Some(took)),
+        Err(e) => (Row::error(SCAN, e), None),
+    };
+    let rss = daemon_rss(&sb, SCAN_RSS, 64.0).unwrap_or_else(|e| Row::error(SCAN_RSS, e));
+    let unchanged = unchanged_usage(&sb).unwrap_or_else(|e| Row::error(UNCHANGED, e));
+    let ratio = match took {
+        Some(took) => ccusage_ratio(&sb, &data, &stats, took),
+        None => Row::error(RATIO, "no ringlet scan time to compare with".into()),
+    };
+    vec![scan, ratio, unchanged, rss]
+}
+
+/// The generated data set and its stats: generated once, kept in the target
+/// dir, regenerated when its stats file is missing (an interrupted run) or
+/// its size is not what the stats say.
+fn bench_data() -> Result<(PathBuf, claude_gen::GenStats)> {
+    let target = Path::new(RINGLET)
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| format!("no target dir above {RINGLET}"))?;
+    let dir = target.join("bench-data").join("claude-1g");
+    let stats_file = dir.join(format!(
+        "gen-stats-v{}-{USAGE_FILES}-{USAGE_BYTES}-{USAGE_SEED}.txt",
+        claude_gen::FORMAT
+    ));
+    let kept = fs::read_to_string(&stats_file).ok();
+    if let Some(stats) = kept.as_deref().and_then(claude_gen::GenStats::from_text) {
+        // Into the page cache, as freshly generated data would be; anything
+        // changed since it was written means it is generated again.
+        match read_all(&dir.join("projects")) {
+            Ok(read) if read == stats.bytes => {
+                eprintln!("figures: usage data: {} ({} files, kept)", dir.display(), stats.files);
+                return Ok((dir, stats));
+            }
+            Ok(read) => {
+                eprintln!("figures: {} holds {read} bytes, not {}", dir.display(), stats.bytes)
+            }
+            Err(e) => eprintln!("figures: {e}"),
+        }
+    }
+    if dir.exists() {
+        fs::remove_dir_all(&dir).map_err(|e| format!("removing {}: {e}", dir.display()))?;
+    }
+    eprintln!(
+        "figures: generating {} GiB of Claude Code data in {}",
+        USAGE_BYTES >> 30,
+        dir.display()
+    );
+    let started = Instant::now();
+    let stats = claude_gen::generate(&dir, USAGE_FILES, USAGE_BYTES, USAGE_SEED);
+    let took = started.elapsed().as_secs_f64();
+    eprintln!(
+        "figures: generated {:.0} MB, {} lines in {} files in {took:.1} s ({:.0} MB/s)",
+        stats.bytes as f64 / MB,
+        stats.lines,
+        stats.files,
+        stats.bytes as f64 / MB / took
+    );
+    fs::write(&stats_file, stats.to_text())
+        .map_err(|e| format!("writing {}: {e}", stats_file.display()))?;
+    Ok((dir, stats))
+}
+
+/// Reads every file under `dir`; returns the bytes read.
+fn read_all(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    let entries = fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|e| format!("reading {}: {e}", dir.display()))?.path();
+        total += if path.is_dir() {
+            read_all(&path)?
+        } else {
+            fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?.len() as u64
+        };
+    }
+    Ok(total)
+}
+
+/// Figure 8: the first `usage --json` of a fresh daemon (auto-started by
+/// it, no store yet) reads every file; its answer must have every token the
+/// generator wrote, or the figure is an error.
+fn first_scan(sb: &Sandbox, stats: &claude_gen::GenStats) -> Result<(Row, Duration)> {
+    eprintln!("figures: {SCAN}");
+    let started = Instant::now();
+    let out = sb.run_ringlet(&["usage", "--json"])?;
+    let took = started.elapsed();
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("parsing `usage --json`: {e}"))?;
+    let found = report["totals"]["total_tokens"].as_u64();
+    if found != Some(stats.tokens.total_tokens()) {
+        return Err(format!(
+            "the scan found {found:?} tokens, the data has {} (is ~/.claude a symlink it skips?)",
+            stats.tokens.total_tokens()
+        ));
+    }
+    let rate = stats.bytes as f64 / MB / took.as_secs_f64();
+    let mut row = Row::at_least(SCAN, rate, 400.0, "MB/s");
+    row.measured = format!("{rate:.0} MB/s ({:.2} s)", took.as_secs_f64());
+    Ok((row, took))
+}
+
+/// Figure 10: `usage --json` when nothing changed since the scan.
+fn unchanged_usage(sb: &Sandbox) -> Result<Row> {
+    eprintln!("figures: {UNCHANGED} ({USAGE_RUNS} runs)");
+    let mut samples = Vec::with_capacity(USAGE_RUNS);
+    for _ in 0..USAGE_RUNS {
+        samples.push(time_once(sb.command(RINGLET, &["usage", "--json"]))?);
+    }
+    Ok(Row::timed(UNCHANGED, &Timings::new(samples), Some(20.0)))
+}
+
+/// Figure 9: one `ccusage daily --offline --json` over the same files,
+/// against the first scan's time. Skipped when ccusage is not installed.
+fn ccusage_ratio(
+    sb: &Sandbox,
+    data: &Path,
+    stats: &claude_gen::GenStats,
+    ringlet: Duration,
+) -> Row {
+    let Some(ccusage) = agents_bin().map(|d| d.join("ccusage")).filter(|p| p.is_file()) else {
+        return Row::skipped(RATIO, "ccusage is not installed (tests/setup.sh installs it)");
+    };
+    eprintln!("figures: {RATIO} (one ccusage run)");
+    let mut cmd = sb.command(&ccusage.to_string_lossy(), &["daily", "--offline", "--json"]);
+    cmd.env("CLAUDE_CONFIG_DIR", data).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let started = Instant::now();
+    let out = match cmd.output() {
+        Ok(out) => out,
+        Err(e) => return Row::error(RATIO, format!("spawning {}: {e}", describe(&cmd))),
+    };
+    let took = started.elapsed();
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Row::error(
+            RATIO,
+            format!("{} failed ({}): {}", describe(&cmd), out.status, stderr.trim()),
+        );
+    }
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let found = report["totals"]["totalTokens"].as_u64();
+    if found != Some(stats.tokens.total_tokens()) {
+        eprintln!(
+            "figures: warning: ccusage found {found:?} tokens, the data has {}",
+            stats.tokens.total_tokens()
+        );
+    }
+    let ratio = took.as_secs_f64() / ringlet.as_secs_f64();
+    let mut row = Row::at_least(RATIO, ratio, 20.0, "x");
+    row.measured = format!("{ratio:.1}x (ccusage {:.1} s)", took.as_secs_f64());
+    row.target = ">= 20x".into();
+    row
 }
 
 /// Wall time of one spawn + wait; a failing command is an error.
@@ -273,8 +471,9 @@ struct Sandbox {
 }
 
 impl Sandbox {
-    fn create() -> Result<Sandbox> {
-        let root = std::env::temp_dir().join(format!("ringlet-figures-{}", std::process::id()));
+    fn create(name: &str) -> Result<Sandbox> {
+        let root =
+            std::env::temp_dir().join(format!("ringlet-figures-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&root); // left over from a crashed run with our pid
         let agents_bin = agents_bin();
         match &agents_bin {
@@ -326,8 +525,10 @@ impl Sandbox {
             .output()
             .map_err(|e| format!("spawning {}: {e}", describe(&cmd)))?;
         if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            return Err(format!("{} failed ({}): {}", describe(&cmd), out.status, stderr.trim()));
+            // `--json` commands report their errors on stdout.
+            let said = if out.stderr.trim_ascii().is_empty() { &out.stdout } else { &out.stderr };
+            let said = String::from_utf8_lossy(said);
+            return Err(format!("{} failed ({}): {}", describe(&cmd), out.status, said.trim()));
         }
         Ok(out)
     }
@@ -406,6 +607,7 @@ enum Verdict {
     Ok,
     Miss,
     Reference,
+    Skipped,
     Error,
 }
 
@@ -419,6 +621,7 @@ impl Verdict {
             Verdict::Ok => "ok",
             Verdict::Miss => "MISS",
             Verdict::Reference => "ref",
+            Verdict::Skipped => "skip",
             Verdict::Error => "ERROR",
         }
     }
@@ -444,6 +647,17 @@ impl Row {
         }
     }
 
+    /// A figure that must reach `target` (a rate, a ratio).
+    fn at_least(figure: &'static str, value: f64, target: f64, unit: &str) -> Row {
+        Row {
+            figure,
+            measured: format!("{value:.2} {unit}"),
+            p90: "-".into(),
+            target: format!(">= {target} {unit}"),
+            verdict: if value >= target { Verdict::Ok } else { Verdict::Miss },
+        }
+    }
+
     /// A timed figure: the median is the measurement, the p90 is shown beside
     /// it; without a target the row is a reference.
     fn timed(figure: &'static str, timings: &Timings, target_ms: Option<f64>) -> Row {
@@ -465,6 +679,17 @@ impl Row {
             p90: "-".into(),
             target: "-".into(),
             verdict: Verdict::Error,
+        }
+    }
+
+    fn skipped(figure: &'static str, why: &str) -> Row {
+        eprintln!("figures: {}: skipped: {why}", figure.trim());
+        Row {
+            figure,
+            measured: format!("skipped: {why}"),
+            p90: "-".into(),
+            target: "-".into(),
+            verdict: Verdict::Skipped,
         }
     }
 
@@ -494,5 +719,11 @@ fn print_table(rows: &[Row]) {
     }
     println!(
         "\n{QUICK_RUNS} runs per quick figure, {COLD_RUNS} cold starts; wall time of spawn + wait."
+    );
+    println!(
+        "Usage figures: {} GiB of generated Claude Code transcripts in {USAGE_FILES} files, page \
+         cache warm; the first scan includes the daemon's auto-start; {USAGE_RUNS} runs of \
+         figure 10.",
+        USAGE_BYTES >> 30
     );
 }

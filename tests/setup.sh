@@ -10,7 +10,9 @@
 #   - a headless Secret Service for the keychain tests (dbus, gnome-keyring,
 #     secret-tool; see tests/with-keyring.sh) and tmux, without recommends,
 #     if they are missing;
-#   - rustfmt and clippy if the toolchain lacks them.
+#   - rustfmt and clippy if the toolchain lacks them;
+#   - the system SQLite the default build links (libsqlite3-dev, pkg-config).
+# `setup.sh --build-deps` does only the last item (what `make build` needs).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -36,6 +38,13 @@ apt_install() {
     echo "setup: installing ${pkgs[*]} (apt)"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${opts[@]}" "${pkgs[@]}" >/dev/null
 }
+
+# The default build links the system's libsqlite3 (the OpenCode usage reader);
+# pkg-config finds it. `--features bundled-sqlite` needs neither.
+if ! pkg-config --exists sqlite3 2>/dev/null; then
+    apt_install --no-install-recommends libsqlite3-dev pkg-config
+fi
+[ "${1:-}" != "--build-deps" ] || exit 0
 
 command -v npm >/dev/null 2>&1 || apt_install nodejs npm
 command -v setpriv >/dev/null 2>&1 || apt_install util-linux

@@ -20,3 +20,8 @@ mod profiles;
 mod golden;
 // The real agents (Claude Code, Codex, OpenCode) through profiles against mock providers.
 mod agents;
+// Usage tracking: synthetic Claude Code data, cross-checked against ccusage.
+mod usage;
+// Usage tracking: every log format in place, the incremental scan, the
+// durable store, bad input, imports, live events, report errors.
+mod usage_scan;

@@ -433,6 +433,7 @@ impl Shared<'_> {
                 self.record(&change);
             }
         }
+        self.store.spill();
     }
 
     fn record(&mut self, c: &Change) {
@@ -526,7 +527,12 @@ fn walk_root(
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            let meta = match fs::metadata(&path) {
+            // `DirEntry::metadata` stats relative to the open directory (no
+            // path walk: most of an unchanged scan's time) but does not
+            // follow symlinks; only a symlink pays for the full path.
+            let is_link = entry.file_type().map_or(true, |t| t.is_symlink());
+            let meta = if is_link { fs::metadata(&path) } else { entry.metadata() };
+            let meta = match meta {
                 Ok(m) => m,
                 Err(e) => {
                     // A dangling symlink, or a file deleted since readdir.

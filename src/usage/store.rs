@@ -28,6 +28,9 @@ use super::pricing::Pricing;
 use super::{Agent, Entry, Tokens};
 use crate::fsutil::{create_private_dir, write_atomic};
 
+/// Pending log lines are written out once they reach this size.
+const SPILL_BYTES: usize = 1 << 20;
+
 /// The profile that owns the user's own agent dirs (`~/.claude`, ...).
 pub const DEFAULT_PROFILE: &str = "(default)";
 
@@ -358,15 +361,33 @@ impl Store {
         Change { profile, model, agent, before, after }
     }
 
-    /// Appends pending lines (one write, then fsync: a scan index saved after
-    /// this never points past records that are not on disk). Rewrites the
-    /// whole log when more than half of it is superseded.
+    /// Appends pending lines (then fsync: a scan index saved after this
+    /// never points past records that are not on disk). Rewrites the whole
+    /// log when more than half of it is superseded.
     pub fn flush(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
         if self.log_lines > 2 * self.records.len() + 1000 {
             return self.compact();
+        }
+        self.append(true)?;
+        // A first scan of a large history grows these once; give it back.
+        self.records.shrink_to_fit();
+        Ok(())
+    }
+
+    /// Writes pending lines out early during a long scan, so they never
+    /// pile up in memory. A failure keeps them for the next [`flush`], which
+    /// reports it.
+    ///
+    /// [`flush`]: Store::flush
+    pub fn spill(&mut self) {
+        if self.pending.len() >= SPILL_BYTES {
+            let _ = self.append(false);
+        }
+    }
+
+    fn append(&mut self, sync: bool) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
         }
         let mut file = OpenOptions::new()
             .create(true)
@@ -375,9 +396,10 @@ impl Store {
             .open(&self.path)
             .with_context(|| format!("opening {}", self.path.display()))?;
         file.write_all(&self.pending)
-            .and_then(|()| file.sync_data())
+            .and_then(|()| if sync { file.sync_data() } else { Ok(()) })
             .with_context(|| format!("appending to {}", self.path.display()))?;
         self.pending.clear();
+        self.pending.shrink_to(SPILL_BYTES);
         Ok(())
     }
 

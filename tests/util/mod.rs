@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod claude_gen;
 pub mod mock;
 use std::ffi::OsString;
 use std::fs;
