@@ -795,6 +795,17 @@ fn codex_exec_runs_against_a_responses_provider_inside_its_profile() {
         .filter(|(_, cmd)| cmd.contains("app-server"))
         .collect();
     assert!(app_servers.is_empty(), "{app_servers:?}");
+
+    // The rollout Codex really wrote is counted: the mock's usage, with the
+    // cached tokens moved out of input (OpenAI's cached is a subset).
+    let (input, cached, output, reasoning) = crate::util::mock::OPENAI_USAGE;
+    let r = w.cmd(&["--json", "usage", "--profile", "c"]).json();
+    let n = r["totals"]["messages"].as_u64().unwrap();
+    assert!(n >= 1, "{r}");
+    assert_eq!(r["totals"]["input_tokens"], n * (input - cached), "{r}");
+    assert_eq!(r["totals"]["cache_read_tokens"], n * cached, "{r}");
+    assert_eq!(r["totals"]["output_tokens"], n * output, "{r}");
+    assert_eq!(r["totals"]["reasoning_tokens"], n * reasoning, "{r}");
 }
 
 // ---------------------------------------------------------------------------
@@ -839,6 +850,17 @@ fn opencode_run_uses_the_provider_and_keeps_everything_in_its_profile() {
     assert!(!libs.is_empty(), "no Bun .so in the profile's TMPDIR {}/tmp", home.display());
     w.assert_home_only(".opencode-profiles");
     w.assert_no_strays("after opencode run");
+
+    // The message OpenCode really stored in its SQLite database is counted;
+    // the mock model has no price and OpenCode's own cost is 0: unpriced.
+    let (input, output) = crate::util::mock::ANTHROPIC_USAGE;
+    let r = w.cmd(&["--json", "usage", "--profile", "o"]).json();
+    let n = r["totals"]["messages"].as_u64().unwrap();
+    assert!(n >= 1, "{r}");
+    assert_eq!(r["totals"]["input_tokens"], n * input, "{r}");
+    assert_eq!(r["totals"]["output_tokens"], n * output, "{r}");
+    assert_eq!(r["unpriced_models"], json!(["mock-model-1"]), "{r}");
+    assert_eq!(r["totals"]["unpriced_tokens"], n * (input + output), "{r}");
 }
 
 /// Issue 4's end-to-end proof: a real Claude Code run through a profile

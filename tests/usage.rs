@@ -370,3 +370,48 @@ fn usage_daily_matches_ccusage() {
         our_total.cost
     );
 }
+
+/// Where ringlet deliberately differs from ccusage, both tools on the same
+/// lines, each difference pinned to the rule README.md documents:
+/// 1. a response written as two lines without `requestId` (a provider that
+///    sends no `request-id` header): ccusage counts both lines, ringlet the
+///    response once (keyed on `message.id`);
+/// 2. streaming snapshots of one response with growing output: ccusage
+///    keeps the first line, ringlet the most complete one;
+/// 3. a `/btw` sidechain replay of a counted message under a new request
+///    id: ccusage counts it again, ringlet drops it.
+#[test]
+fn deliberate_differences_from_ccusage() {
+    let Some(ccusage) = ccusage() else { return };
+    let env = Env::new("usage-differences");
+    let claude = env.home.join(".claude");
+    let line = |id: &str, req: Option<&str>, out: u64, side: bool| {
+        let req = req.map_or(String::new(), |r| format!(r#""requestId":"{r}","#));
+        format!(
+            r#"{{"type":"assistant","timestamp":"2026-03-02T09:00:00.000Z","sessionId":"s","uuid":"u-{id}-{out}-{side}","version":"2.1.197","isSidechain":{side},{req}"message":{{"id":"{id}","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":[],"usage":{{"input_tokens":10,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":{out}}}}}}}"#
+        )
+    };
+    let lines = [
+        line("msg_a", None, 5, false),           // 1: block one
+        line("msg_a", None, 5, false),           // 1: block two
+        line("msg_b", Some("req_b"), 1, false),  // 2: first snapshot
+        line("msg_b", Some("req_b"), 80, false), // 2: final snapshot
+        line("msg_c", Some("req_c"), 7, false),  // 3: the real message
+        line("msg_c", Some("req_c2"), 7, true),  // 3: its sidechain replay
+    ];
+    let path = claude.join("projects/-w/s.jsonl");
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(&path, lines.join("\n") + "\n").unwrap();
+
+    let mut command = env.program(&ccusage).env("CLAUDE_CONFIG_DIR", &claude);
+    command.cmd.args(["daily", "--json", "--offline", "--timezone", "UTC"]);
+    let theirs = command.json();
+    let ours = env.cmd(&["usage", "--json", "--timezone", "UTC"]).json();
+    // ccusage: msg_a twice (5 + 5), msg_b's first line (1), msg_c twice (7 + 7).
+    assert_eq!(num(&theirs["totals"], "outputTokens"), 25, "{theirs}");
+    assert_eq!(num(&theirs["totals"], "inputTokens"), 50, "{theirs}");
+    // ringlet: msg_a once (5), msg_b's final line (80), msg_c once (7).
+    assert_eq!(num(&ours["totals"], "output_tokens"), 92, "{ours}");
+    assert_eq!(num(&ours["totals"], "input_tokens"), 30, "{ours}");
+    assert_eq!(num(&ours["totals"], "messages"), 3, "{ours}");
+}

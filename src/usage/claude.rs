@@ -223,6 +223,18 @@ mod tests {
     }
 
     #[test]
+    fn the_line_real_claude_code_wrote_parses() {
+        // agents-verified.md §6: Claude Code 2.1.197 against the mock.
+        let line = br#"{"parentUuid":"4564fd2e-7eec-4c62-80a8-46d34e68cd4b","isSidechain":false,"message":{"id":"msg_1795569514325","type":"message","role":"assistant","model":"claude-opus-4-8","content":[{"type":"text","text":"pong from mock"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":123,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":45,"server_tool_use":{"web_search_requests":0,"web_fetch_requests":0},"service_tier":"standard","cache_creation":{"ephemeral_1h_input_tokens":0,"ephemeral_5m_input_tokens":0},"inference_geo":"","iterations":[],"speed":"standard"},"stop_details":null},"requestId":"req_mock_1795569514325","type":"assistant","uuid":"2f3fc14d-a160-4144-8321-b0edb236e65d","timestamp":"2026-11-25T01:18:34.329Z","userType":"external","entrypoint":"sdk-cli","cwd":"/tmp/q6/work","sessionId":"e96e94f1-c22f-4dba-a898-e8cd7c5a487d","version":"2.1.197","gitBranch":"HEAD"}"#;
+        let Parsed::Entry(e) = parse_line(line, &finder()) else { panic!("bills") };
+        assert_eq!((e.tokens.input, e.tokens.output, e.tokens.total()), (123, 45, 168));
+        assert_eq!(e.model, "claude-opus-4-8");
+        assert_eq!(e.session, "e96e94f1-c22f-4dba-a898-e8cd7c5a487d");
+        assert!(!e.fast && !e.sidechain && e.cost_usd.is_none());
+        assert_eq!(e.key, key_hash(&[b"claude", b"msg_1795569514325", b"req_mock_1795569514325"]));
+    }
+
+    #[test]
     fn synthetic_and_usage_free_lines_bill_nothing() {
         let f = finder();
         let synthetic = br#"{"type":"assistant","timestamp":"2026-03-02T09:00:00Z","message":{"id":"m","model":"<synthetic>","usage":{"input_tokens":0,"output_tokens":0}}}"#;
