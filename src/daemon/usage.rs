@@ -31,25 +31,9 @@ pub fn announce(state: &State, outcome: &Outcome) {
 
 /// Scans everything and announces what changed.
 pub fn scan_and_announce(state: &State) -> Result<Outcome> {
-    let started = std::time::Instant::now();
     let outcome = state.usage.scan(&roots(state))?;
-    log_scan(&outcome, started);
     announce(state, &outcome);
     Ok(outcome)
-}
-
-/// One log line per scan that read anything.
-pub fn log_scan(outcome: &Outcome, started: std::time::Instant) {
-    if outcome.files_read > 0 {
-        crate::info!(
-            "usage scan: {} files, {:.1} MB, {} entries ({} new) in {} ms",
-            outcome.files_read,
-            outcome.bytes_read as f64 / 1e6,
-            outcome.found,
-            outcome.added,
-            started.elapsed().as_millis()
-        );
-    }
 }
 
 /// Starts the watcher thread; it ends when the daemon starts shutting down.

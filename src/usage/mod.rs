@@ -124,6 +124,11 @@ pub struct Entry<'a> {
     pub cost_usd: Option<f64>,
 }
 
+/// For `skip_serializing_if` on the compact on-disk formats.
+pub(crate) fn is_zero<T: Default + PartialEq>(n: &T) -> bool {
+    *n == T::default()
+}
+
 /// A stable 64-bit hash (FNV-1a) of key parts. Stable across runs and builds,
 /// unlike `std`'s hasher, because keys are stored on disk.
 pub fn key_hash(parts: &[&[u8]]) -> u64 {

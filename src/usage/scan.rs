@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::claude::{self, Parsed};
 use super::report::Skipped;
 use super::store::{Change, DEFAULT_PROFILE, Store};
-use super::{Agent, Entry, Tokens, codex, opencode};
+use super::{Agent, Entry, Tokens, codex, is_zero, opencode};
 use crate::fsutil::write_atomic;
 use crate::manifests::Catalog;
 use crate::paths::expand_tilde;
@@ -138,16 +138,8 @@ struct Mark {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     codex: Option<codex::FileState>,
     /// OpenCode databases: the highest `time_updated` read.
-    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     updated_ms: i64,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
-fn is_zero_i64(n: &i64) -> bool {
-    *n == 0
 }
 
 impl Mark {

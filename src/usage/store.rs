@@ -25,7 +25,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::pricing::Pricing;
-use super::{Agent, Entry, Tokens};
+use super::{Agent, Entry, Tokens, is_zero};
 use crate::fsutil::{create_private_dir, write_atomic};
 
 /// Pending log lines are written out once they reach this size.
@@ -131,9 +131,9 @@ struct Line<'a> {
     md: std::borrow::Cow<'a, str>,
     #[serde(borrow)]
     s: std::borrow::Cow<'a, str>,
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     sc: bool,
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     f: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     c: Option<f64>,
@@ -149,14 +149,6 @@ struct Line<'a> {
     r: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     rs: u64,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
 }
 
 pub struct Store {

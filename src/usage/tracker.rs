@@ -59,7 +59,7 @@ impl Tracker {
     pub fn scan(&self, roots: &[Root]) -> Result<Outcome> {
         let mut guard = self.lock()?;
         let loaded = guard.as_mut().expect("loaded by lock()");
-        loaded.scanner.scan(roots, &mut loaded.store)
+        scan_logged(loaded, roots)
     }
 
     /// Scans, then answers `query`. The scan's outcome is returned too, so
@@ -72,7 +72,7 @@ impl Tracker {
     ) -> Result<(UsageReport, Outcome)> {
         let mut guard = self.lock()?;
         let loaded = guard.as_mut().expect("loaded by lock()");
-        let outcome = loaded.scanner.scan(roots, &mut loaded.store)?;
+        let outcome = scan_logged(loaded, roots)?;
         let input = Input {
             records: loaded.store.records(),
             names: loaded.store.names(),
@@ -115,4 +115,21 @@ impl Tracker {
         };
         Ok((report, outcome))
     }
+}
+
+/// Scans, with one log line when the scan read anything.
+fn scan_logged(loaded: &mut Loaded, roots: &[Root]) -> Result<Outcome> {
+    let started = std::time::Instant::now();
+    let outcome = loaded.scanner.scan(roots, &mut loaded.store)?;
+    if outcome.files_read > 0 {
+        crate::info!(
+            "usage scan: {} files, {:.1} MB, {} entries ({} new) in {} ms",
+            outcome.files_read,
+            outcome.bytes_read as f64 / 1e6,
+            outcome.found,
+            outcome.added,
+            started.elapsed().as_millis()
+        );
+    }
+    Ok(outcome)
 }

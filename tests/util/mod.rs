@@ -240,11 +240,15 @@ impl TestCommand {
 }
 
 pub fn pid_alive(pid: u32) -> bool {
-    // A zombie has exited; only its parent has not collected it yet.
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit(") ").next().is_some_and(|rest| !rest.starts_with('Z')),
-        Err(_) => false,
-    }
+    // A zombie has exited; only its parent has not collected it yet. But a
+    // killed multi-threaded process shows its main thread as a zombie while
+    // the other threads are still exiting, and until the last one has, its
+    // sockets are open: alive while any of its threads is not a zombie.
+    let alive = |stat: &str| stat.rsplit(") ").next().is_some_and(|rest| !rest.starts_with('Z'));
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+    tasks
+        .flatten()
+        .any(|task| fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| alive(&stat)))
 }
 
 pub fn kill(pid: u32, signal: i32) {
