@@ -98,6 +98,12 @@ impl Paths {
         sibling(&self.socket, ".lock")
     }
 
+    /// The HTTP API's internal REST socket (tiny_http), which the front door
+    /// bridges to: beside the IPC socket, in the same private directory.
+    pub fn rest_socket(&self) -> PathBuf {
+        sibling(&self.socket, ".http")
+    }
+
     /// Held by a CLI while it starts a daemon, so that many CLIs starting at
     /// once spawn one daemon, not one each.
     pub fn spawn_lock(&self) -> PathBuf {

@@ -46,6 +46,12 @@ pub enum Request {
     Status,
     /// Reply: `null`; the daemon then shuts down cleanly.
     Shutdown,
+    /// Reply: `{"token", "path"}`, the HTTP API's bearer token; `rotate`
+    /// replaces it first (the old one stops working at once).
+    DaemonToken {
+        #[serde(default)]
+        rotate: bool,
+    },
     /// Reply: an [`AgentList`]; runs detection (cached) for every agent.
     AgentsList,
     /// Reply: one [`AgentInfo`] with its manifest; `not_found` otherwise.
@@ -239,6 +245,9 @@ pub struct DaemonStatus {
     pub idle_timeout_secs: Option<u64>,
     pub requests_served: u64,
     pub subscribers: usize,
+    /// The HTTP API's address (`None`: not listening, see the daemon log).
+    #[serde(default)]
+    pub http: Option<String>,
 }
 
 /// Reply to [`Request::AgentsList`].

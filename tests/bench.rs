@@ -92,7 +92,72 @@ fn measure_all(sb: &Sandbox) -> Vec<Row> {
         Err(e) => (Row::error(RENDER, e.clone()), Row::error(RUN, e)),
     };
     let cold = cold_start(sb).unwrap_or_else(|e| Row::error(COLD, e));
-    vec![size, version, reference, warm, cold, rss, render, overhead]
+    let (rest, rest_p99) = rest_throughput(sb)
+        .unwrap_or_else(|e| (Row::error(REST, e.clone()), Row::error(REST_P99, e)));
+    vec![size, version, reference, warm, cold, rss, render, overhead, rest, rest_p99]
+}
+
+/// Figure 12: `GET /api/profiles` from 10 keep-alive clients at once, through
+/// the front door, the bridge and tiny_http, for 3 s.
+fn rest_throughput(sb: &Sandbox) -> Result<(Row, Row)> {
+    use std::io::{BufRead, BufReader, Read as _, Write as _};
+    let token =
+        String::from_utf8_lossy(&sb.run_ringlet(&["daemon", "token"])?.stdout).trim().to_string();
+    let status: serde_json::Value =
+        serde_json::from_slice(&sb.run_ringlet(&["daemon", "status", "--json"])?.stdout)
+            .map_err(|e| e.to_string())?;
+    let addr: std::net::SocketAddr = status["http"]
+        .as_str()
+        .ok_or("the daemon has no HTTP API")?
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    eprintln!("figures: {REST} (10 clients, 3 s)");
+    let request = format!(
+        "GET /api/profiles HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {token}\r\n\r\n",
+        addr.port()
+    );
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let started = Instant::now();
+    let threads: Vec<_> = (0..10)
+        .map(|_| {
+            let request = request.clone();
+            std::thread::spawn(move || -> Result<Vec<Duration>> {
+                let stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+                stream.set_nodelay(true).map_err(|e| e.to_string())?;
+                let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
+                let mut reader = BufReader::new(stream);
+                let mut samples = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    writer.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+                    let mut length = 0usize;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        reader.read_line(&mut line).map_err(|e| e.to_string())?;
+                        if line == "\r\n" || line.is_empty() {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0u8; length];
+                    reader.read_exact(&mut body).map_err(|e| e.to_string())?;
+                    samples.push(t.elapsed());
+                }
+                Ok(samples)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in threads {
+        all.extend(t.join().map_err(|_| "a client thread panicked")??);
+    }
+    let rate = all.len() as f64 / started.elapsed().as_secs_f64();
+    all.sort();
+    let p99 = all.get(all.len() * 99 / 100).copied().unwrap_or_default();
+    Ok((Row::at_least(REST, rate, 5000.0, "req/s"), Row::amount(REST_P99, ms(p99), 5.0, "ms")))
 }
 
 const SIZE: &str = "1. binary size, stripped";
@@ -107,6 +172,8 @@ const SCAN: &str = "8. usage: first scan of 1 GiB, 2,000 files";
 const RATIO: &str = "9. ccusage daily / ringlet first scan";
 const UNCHANGED: &str = "10. `usage --json`, nothing changed";
 const SCAN_RSS: &str = "11. daemon RSS after the scan";
+const REST: &str = "12. REST GET /api/profiles, 10 keep-alive clients";
+const REST_P99: &str = "    the same, p99 latency";
 /// Interleaved pairs for figure 7; each starts Node twice.
 const RUN_PAIRS: usize = 25;
 
@@ -509,6 +576,7 @@ impl Sandbox {
             .env("HOME", &self.root)
             .env("RINGLET_CONFIG_DIR", self.config_dir())
             .env("XDG_RUNTIME_DIR", self.runtime_dir())
+            .env("RINGLET_HTTP_PORT", "0")
             .env("PATH", &self.path_var)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -8,8 +8,8 @@
 #     usage figures of `make bench`;
 #   - Node.js/npm and util-linux (setpriv) from Debian if they are missing;
 #   - a headless Secret Service for the keychain tests (dbus, gnome-keyring,
-#     secret-tool; see tests/with-keyring.sh) and tmux, without recommends,
-#     if they are missing;
+#     secret-tool; see tests/with-keyring.sh), tmux and bubblewrap, without
+#     recommends, if they are missing;
 #   - rustfmt and clippy if the toolchain lacks them;
 #   - the system SQLite the default build links (libsqlite3-dev, pkg-config).
 # `setup.sh --build-deps` does only the last item (what `make build` needs).
@@ -59,6 +59,8 @@ done
 command -v gnome-keyring-daemon >/dev/null 2>&1 || lean+=(gnome-keyring)
 command -v secret-tool >/dev/null 2>&1 || lean+=(libsecret-tools)
 command -v tmux >/dev/null 2>&1 || lean+=(tmux)
+# The terminal sandbox's tests run the real bwrap.
+command -v bwrap >/dev/null 2>&1 || lean+=(bubblewrap)
 [ ${#lean[@]} -eq 0 ] || apt_install --no-install-recommends "${lean[@]}"
 
 for component in rustfmt clippy; do

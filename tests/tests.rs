@@ -25,3 +25,5 @@ mod usage;
 // Usage tracking: every log format in place, the incremental scan, the
 // durable store, bad input, imports, live events, report errors.
 mod usage_scan;
+// The HTTP API: auth, browser checks, routes, limits, the /ws event stream.
+mod http;

@@ -392,7 +392,7 @@ pub static ROOT: Cmd = Cmd {
                         &[],
                     )),
                     ready(cmd("stop", "Stop the daemon; never starts one", &[])),
-                    cmd(
+                    rcmd(
                         "token",
                         "Print the HTTP API token",
                         &[flag("rotate", "Replace it with a new one")],

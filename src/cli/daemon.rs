@@ -75,6 +75,10 @@ pub fn status(ctx: &Ctx) -> Result<()> {
     };
     out.line(format_args!("  lifetime:  {idle}"))?;
     out.line(format_args!("  requests:  {}", s.requests_served))?;
+    match &s.http {
+        Some(addr) => out.line(format_args!("  http:      http://{addr}"))?,
+        None => out.line("  http:      not listening (see the daemon log)")?,
+    }
     Ok(out.finish()?)
 }
 
@@ -114,6 +118,18 @@ pub fn stop(ctx: &Ctx) -> Result<()> {
     } else {
         out.line("daemon stopped")?;
     }
+    Ok(out.finish()?)
+}
+
+/// `daemon token [--rotate]`: the HTTP API's bearer token, for scripts
+/// (`curl -H "Authorization: Bearer $(ringlet daemon token)"`).
+pub fn token(ctx: &Ctx, inv: &Invocation) -> Result<()> {
+    let request = Request::DaemonToken { rotate: inv.flag("rotate") };
+    let mut out = Out::new();
+    let Some(data) = super::fetch::<serde_json::Value>(ctx, &request, &mut out)? else {
+        return Ok(out.finish()?);
+    };
+    out.line(data["token"].as_str().unwrap_or_default())?;
     Ok(out.finish()?)
 }
 

@@ -18,11 +18,23 @@ use crate::protocol::{
 };
 use crate::usage::store::DEFAULT_PROFILE;
 
+/// Serves one request for a transport (IPC, HTTP): a panicking handler
+/// costs this request an internal-error reply, never the daemon. The panic
+/// hook has already logged what panicked and where.
+pub fn handle_guarded(state: &State, request: Request) -> Reply {
+    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(state, request)));
+    served.unwrap_or_else(|_| {
+        crate::error!("a request handler panicked; the daemon carries on");
+        Reply::error(ErrorCode::Internal, "internal error (a bug); see the daemon log")
+    })
+}
+
 /// Serves one request.
 pub fn handle(state: &State, request: Request) -> Reply {
     match request {
         Request::Status => handle_status(state),
         Request::Shutdown => handle_shutdown(state),
+        Request::DaemonToken { rotate } => handle_daemon_token(state, rotate),
         Request::AgentsList => handle_agents_list(state),
         Request::AgentsInspect { id } => handle_agents_inspect(state, &id),
         Request::ProvidersList => handle_providers_list(state),
@@ -90,7 +102,17 @@ fn handle_status(state: &State) -> Reply {
             .then_some(state.config.daemon.idle_timeout_secs),
         requests_served: state.requests_served.load(std::sync::atomic::Ordering::Relaxed),
         subscribers: state.events.subscriber_count(),
+        http: state.http.get().map(|h| h.addr.to_string()),
     })
+}
+
+fn handle_daemon_token(state: &State, rotate: bool) -> Reply {
+    let token = if rotate { state.rotate_http_token() } else { Ok(state.http_token()) };
+    result(
+        token.map(
+            |token| json!({"token": token, "path": state.paths.config_dir.join("http_token")}),
+        ),
+    )
 }
 
 fn handle_shutdown(state: &State) -> Reply {

@@ -10,7 +10,6 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -149,15 +148,7 @@ fn serve_conn(mut stream: UnixStream, state: &State) -> Result<()> {
         Request::Subscribe { events } => subscribe(stream, state, &events),
         // Shutdown is served by the dispatcher too: the main thread waits
         // for this connection (it is busy) before the process exits.
-        request => {
-            // The panic hook has already logged what panicked and where.
-            let served = panic::catch_unwind(AssertUnwindSafe(|| dispatch::handle(state, request)));
-            let reply = served.unwrap_or_else(|_| {
-                crate::error!("a request handler panicked; the daemon carries on");
-                Reply::error(ErrorCode::Internal, "internal error (a bug); see the daemon log")
-            });
-            write_reply(&mut stream, &reply)
-        }
+        request => write_reply(&mut stream, &dispatch::handle_guarded(state, request)),
     }
 }
 

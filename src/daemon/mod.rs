@@ -12,6 +12,7 @@
 
 pub mod dispatch;
 pub mod events;
+pub mod http;
 mod ipc;
 mod signals;
 mod usage;
@@ -24,7 +25,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -85,8 +86,14 @@ pub struct State {
     pub runs: Mutex<HashMap<String, Instant>>,
     /// Usage store, scanner and prices (loaded on first use).
     pub usage: Tracker,
-    /// Set when shutdown begins; background threads (the usage watcher) stop.
+    /// Set when shutdown begins; background threads (the usage watcher, the
+    /// WebSocket connections) stop.
     pub stopping: AtomicBool,
+    /// The HTTP bearer token; replaced by `daemon token --rotate` (IPC
+    /// thread), read by every HTTP connection thread.
+    http_token: RwLock<String>,
+    /// Where the HTTP front door listens, once it does.
+    pub http: OnceLock<http::HttpInfo>,
     ctl: Sender<Ctl>,
 }
 
@@ -119,6 +126,18 @@ impl State {
             store: &self.profiles,
             secrets: &self.secrets,
         }
+    }
+
+    /// The HTTP API's current token.
+    pub fn http_token(&self) -> String {
+        self.http_token.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the HTTP token (file first, then memory).
+    pub fn rotate_http_token(&self) -> Result<String> {
+        let token = http::auth::rotate(&self.paths.config_dir.join("http_token"))?;
+        *self.http_token.write().unwrap_or_else(|p| p.into_inner()) = token.clone();
+        Ok(token)
     }
 
     /// Asks the main thread to shut down.
@@ -222,6 +241,9 @@ fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
     let listener = ipc::bind(&paths.socket)?;
     let socket_id = std::fs::metadata(&paths.socket).map(|m| (m.dev(), m.ino())).ok();
 
+    crate::fsutil::create_private_dir(&paths.config_dir)?;
+    let http_token = http::auth::load_or_create(&paths.config_dir.join("http_token"))?;
+
     let (ctl_tx, ctl_rx) = mpsc::channel();
     let state = Arc::new(State {
         detector: Mutex::new(Detector::new(paths.detection_cache())),
@@ -230,6 +252,8 @@ fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
         runs: Mutex::new(HashMap::new()),
         usage: Tracker::new(&paths.config_dir, config.pricing.clone()),
         stopping: AtomicBool::new(false),
+        http_token: RwLock::new(http_token),
+        http: OnceLock::new(),
         paths,
         config,
         options,
@@ -245,6 +269,9 @@ fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
     signals::spawn_signals(ctl_tx).context("starting the signal thread")?;
     ipc::spawn_accept(listener, state.clone()).context("starting the IPC thread")?;
     usage::spawn_watcher(state.clone()).context("starting the usage watcher")?;
+    if let Some(info) = http::start(&state).context("starting the HTTP API")? {
+        let _ = state.http.set(info);
+    }
 
     let pid = std::process::id();
     crate::info!(
@@ -312,6 +339,7 @@ fn shutdown(state: &State, socket_id: Option<(u64, u64)>, reason: &str) {
         && std::fs::metadata(&state.paths.socket).map(|m| (m.dev(), m.ino())).ok() == Some(id)
     {
         let _ = std::fs::remove_file(&state.paths.socket);
+        let _ = std::fs::remove_file(state.paths.rest_socket());
     }
     // Subscriber connections count as busy; they end once they have written
     // the shutdown event, so this waits for them too (bounded).

@@ -89,10 +89,20 @@ impl Env {
             .env("HOME", &self.home)
             .env("RINGLET_CONFIG_DIR", &self.config)
             .env("XDG_RUNTIME_DIR", &self.run)
+            // Every test daemon on its own ephemeral HTTP port, never 8765.
+            .env("RINGLET_HTTP_PORT", "0")
             .env("PATH", self.path_var())
             .current_dir(&self.root)
             .stdin(Stdio::null());
         TestCommand { cmd, input: None }
+    }
+
+    /// The daemon's HTTP address and token (starting the daemon if needed).
+    pub fn http(&self) -> (std::net::SocketAddr, String) {
+        let token = self.cmd(&["daemon", "token"]).ok().trim().to_string();
+        let status = self.cmd(&["daemon", "status", "--json"]).json();
+        let addr = status["http"].as_str().unwrap_or_else(|| panic!("no HTTP API: {status}"));
+        (addr.parse().unwrap(), token)
     }
 
     pub fn write_config(&self, text: &str) {

@@ -1,0 +1,175 @@
+//! Who may talk to the HTTP front door: the bearer token (`<config>/http_token`),
+//! compared in constant time, and the browser checks that stop other web
+//! pages from reaching a localhost daemon (Host against DNS rebinding, Origin
+//! on WebSocket upgrades).
+//!
+//! The token file is created with mode 0600 in the same `open` call that
+//! creates it (never written first and chmod-ed after), kept across restarts,
+//! and replaced only by `ringlet daemon token --rotate`.
+
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use crate::fsutil::write_atomic;
+
+/// 32 random bytes, hex: 256 bits.
+const TOKEN_BYTES: usize = 32;
+
+/// Reads the token, creating it (0600) on first use.
+pub fn load_or_create(path: &Path) -> Result<String> {
+    match fs::read_to_string(path) {
+        Ok(text) if valid(text.trim()) => return Ok(text.trim().to_string()),
+        Ok(_) => bail!(
+            "{} is not a ringlet token; delete it or run `ringlet daemon token --rotate`",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let token = fresh()?;
+    match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(mut f) => {
+            f.write_all(token.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+            Ok(token)
+        }
+        // Another daemon start won the race: use its token.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create(path),
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+    }
+}
+
+/// Replaces the token; the old one stops working at once.
+pub fn rotate(path: &Path) -> Result<String> {
+    let token = fresh()?;
+    write_atomic(path, token.as_bytes(), 0o600)?;
+    Ok(token)
+}
+
+fn fresh() -> Result<String> {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom for the HTTP token")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn valid(token: &str) -> bool {
+    token.len() == TOKEN_BYTES * 2 && token.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Compares in time that depends only on the lengths, never on where the
+/// first difference is.
+pub fn same_token(given: &str, token: &str) -> bool {
+    let (a, b) = (given.as_bytes(), token.as_bytes());
+    let mut diff = u8::from(a.len() != b.len());
+    for (i, &x) in b.iter().enumerate() {
+        diff |= x ^ a.get(i).copied().unwrap_or(0);
+    }
+    diff == 0
+}
+
+/// The token from `Authorization: Bearer <token>`.
+pub fn bearer(authorization: Option<&str>) -> Option<&str> {
+    let value = authorization?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The token from `Sec-WebSocket-Protocol: bearer, <token>` (browsers cannot
+/// set headers on a WebSocket, only subprotocols).
+pub fn subprotocol_token(protocols: Option<&str>) -> Option<&str> {
+    let mut parts = protocols?.split(',').map(str::trim);
+    match (parts.next(), parts.next()) {
+        (Some(p), Some(token)) if p.eq_ignore_ascii_case("bearer") => Some(token),
+        _ => None,
+    }
+}
+
+/// The names the daemon answers to: its loopback names with its port (and
+/// the configured bind address when it is not loopback). Anything else in
+/// `Host` is a DNS-rebinding page and gets 403.
+pub fn host_allowed(host: Option<&str>, bind: &str, port: u16) -> bool {
+    let Some(host) = host else { return false };
+    let host = host.trim().to_ascii_lowercase();
+    let mut names = vec!["127.0.0.1".to_string(), "localhost".into(), "[::1]".into()];
+    if !matches!(bind, "127.0.0.1" | "localhost" | "::1" | "0.0.0.0" | "::") {
+        names.push(if bind.contains(':') { format!("[{bind}]") } else { bind.to_string() });
+    }
+    names.iter().any(|n| host == format!("{n}:{port}"))
+}
+
+/// An `Origin` on a WebSocket upgrade must be exactly one of the daemon's
+/// own origins; absent (a non-browser client) is fine. Exact match: a
+/// prefix test would let `http://localhost.evil.com` in.
+pub fn origin_allowed(origin: Option<&str>, bind: &str, port: u16) -> bool {
+    let Some(origin) = origin else { return true };
+    let origin = origin.trim().to_ascii_lowercase();
+    origin.strip_prefix("http://").is_some_and(|host| host_allowed(Some(host), bind, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_file_is_private_kept_and_rotated() {
+        let dir = std::env::temp_dir().join(format!("ringlet-token-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("http_token");
+        let first = load_or_create(&path).unwrap();
+        assert!(valid(&first));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(load_or_create(&path).unwrap(), first, "kept across restarts");
+        let second = rotate(&path).unwrap();
+        assert_ne!(second, first);
+        assert_eq!(load_or_create(&path).unwrap(), second);
+        fs::write(&path, "not a token").unwrap();
+        assert!(
+            load_or_create(&path).is_err(),
+            "a damaged file is an error, not silently replaced"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn tokens_compare_exactly() {
+        assert!(same_token("abc", "abc"));
+        assert!(!same_token("abd", "abc"));
+        assert!(!same_token("ab", "abc"));
+        assert!(!same_token("abcd", "abc"));
+        assert!(!same_token("", "abc"));
+    }
+
+    #[test]
+    fn bearer_and_subprotocol() {
+        assert_eq!(bearer(Some("Bearer xyz")), Some("xyz"));
+        assert_eq!(bearer(Some("bearer  xyz ")), Some("xyz"));
+        assert_eq!(bearer(Some("Basic xyz")), None);
+        assert_eq!(bearer(None), None);
+        assert_eq!(subprotocol_token(Some("bearer, xyz")), Some("xyz"));
+        assert_eq!(subprotocol_token(Some("chat")), None);
+    }
+
+    #[test]
+    fn host_and_origin_are_exact() {
+        assert!(host_allowed(Some("127.0.0.1:8765"), "127.0.0.1", 8765));
+        assert!(host_allowed(Some("LOCALHOST:8765"), "127.0.0.1", 8765));
+        assert!(!host_allowed(Some("localhost:8766"), "127.0.0.1", 8765));
+        assert!(!host_allowed(Some("evil.com:8765"), "127.0.0.1", 8765));
+        assert!(!host_allowed(Some("localhost"), "127.0.0.1", 8765));
+        assert!(!host_allowed(None, "127.0.0.1", 8765));
+        assert!(host_allowed(Some("192.168.1.5:8765"), "192.168.1.5", 8765));
+        assert!(origin_allowed(None, "127.0.0.1", 8765));
+        assert!(origin_allowed(Some("http://localhost:8765"), "127.0.0.1", 8765));
+        assert!(!origin_allowed(Some("http://localhost.evil.com"), "127.0.0.1", 8765));
+        assert!(!origin_allowed(Some("http://localhost.evil.com:8765"), "127.0.0.1", 8765));
+        assert!(!origin_allowed(Some("https://localhost:8765"), "127.0.0.1", 8765));
+        assert!(!origin_allowed(Some("null"), "127.0.0.1", 8765));
+    }
+}

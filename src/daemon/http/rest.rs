@@ -1,0 +1,126 @@
+//! REST requests, as tiny_http hands them over from the bridge: the Host
+//! check, the bearer token, the body limit, then `routes` maps the request to
+//! the one `Request` enum and the shared dispatcher serves it, exactly as it
+//! serves the CLI. The static UI at `/` needs no token; nothing else is
+//! answered without one.
+
+use std::io::Read;
+
+use tiny_http::{Header, Response};
+
+use super::HttpInfo;
+use super::auth;
+use super::routes::{self, envelope_error, envelope_ok, status_of};
+use crate::daemon::State;
+use crate::daemon::dispatch;
+use crate::protocol::{Reply, Request};
+
+/// Request bodies larger than this get 413 without being read.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// The web UI's placeholder page until the UI lands.
+const INDEX_HTML: &str = include_str!("../../../static/index.html");
+
+/// Scripts from 'self' only; xterm.js needs inline styles; nothing external.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+                   connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'";
+
+pub fn serve(state: &State, info: &HttpInfo, mut request: tiny_http::Request) {
+    let _busy = state.activity.busy();
+    let header = |name: &str| {
+        request
+            .headers()
+            .iter()
+            .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str().to_string())
+    };
+    let mut shutdown = false;
+    let (status, body, content_type) = 'answer: {
+        if !auth::host_allowed(header("Host").as_deref(), &info.bind, info.addr.port()) {
+            break 'answer (
+                403,
+                envelope_error(403, "forbidden", "the Host header does not name this daemon"),
+                "application/json",
+            );
+        }
+        let url = request.url().to_string();
+        let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+        let method = request.method().as_str().to_string();
+        if path == "/" || path == "/index.html" {
+            break 'answer match method.as_str() {
+                "GET" | "HEAD" => (200, INDEX_HTML.as_bytes().to_vec(), "text/html; charset=utf-8"),
+                _ => {
+                    (405, envelope_error(405, "method_not_allowed", "GET only"), "application/json")
+                }
+            };
+        }
+        let token = state.http_token();
+        let authorization = header("Authorization");
+        let given = auth::bearer(authorization.as_deref());
+        if !given.is_some_and(|t| auth::same_token(t, &token)) {
+            let why = if given.is_some() { "wrong token" } else { "a bearer token is required" };
+            break 'answer (401, envelope_error(401, "unauthorized", why), "application/json");
+        }
+        if request.body_length().is_some_and(|n| n > MAX_BODY) {
+            break 'answer (413, too_large(), "application/json");
+        }
+        let mut body = Vec::new();
+        if request.as_reader().take(MAX_BODY as u64 + 1).read_to_end(&mut body).is_err() {
+            break 'answer (
+                400,
+                envelope_error(400, "bad_request", "reading the body"),
+                "application/json",
+            );
+        }
+        if body.len() > MAX_BODY {
+            break 'answer (413, too_large(), "application/json");
+        }
+        match routes::route(&method, path, query, &body) {
+            Err(e) => (e.status, envelope_error(e.status, e.code, &e.message), "application/json"),
+            Ok(Request::Shutdown) => {
+                // Answered first, then the shutdown starts: otherwise the
+                // daemon could exit before the bridge delivers the answer.
+                shutdown = true;
+                (200, envelope_ok(&serde_json::Value::Null), "application/json")
+            }
+            Ok(req) => {
+                let create = matches!(&req, Request::ProfilesCreate(c) if !c.dry_run);
+                state.requests_served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let reply = dispatch::handle_guarded(state, req);
+                let status = status_of(&reply, create);
+                let body = match &reply {
+                    Reply::Ok { data } => envelope_ok(data),
+                    Reply::Err { error } => {
+                        envelope_error(status, error.code.as_str(), &error.message)
+                    }
+                };
+                (status, body, "application/json")
+            }
+        }
+    };
+    let mut response = Response::from_data(body).with_status_code(status);
+    for (name, value) in [
+        ("Content-Type", content_type),
+        ("Content-Security-Policy", CSP),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Cache-Control", "no-store"),
+    ] {
+        if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            response.add_header(h);
+        }
+    }
+    if let Err(e) = request.respond(response) {
+        crate::debug!("http: writing a response: {e}");
+    }
+    if shutdown {
+        // Still busy (so the shutdown waits for us): give the bridge a moment
+        // to carry the answer to the client.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        state.requests_served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        state.request_shutdown("shutdown requested over HTTP");
+    }
+}
+
+fn too_large() -> Vec<u8> {
+    envelope_error(413, "too_large", &format!("request bodies are limited to {MAX_BODY} bytes"))
+}

@@ -1,0 +1,256 @@
+//! `GET /ws`: the event stream (design.md §5) over a WebSocket completed on
+//! the front door's raw `TcpStream`.
+//!
+//! The upgrade needs the daemon's Host, an exact own Origin when one is sent,
+//! and the token (an `Authorization: Bearer` header, or the
+//! `Sec-WebSocket-Protocol: bearer, <token>` pair a browser can send, which is
+//! answered with the `bearer` subprotocol). Then every event arrives as one
+//! text frame, `{"type","timestamp","data"}`; a client may narrow them with
+//! `{"action":"subscribe","events":[...]}`. A ping goes out every
+//! [`HEARTBEAT`].
+//!
+//! The socket is non-blocking and one thread serves both directions. Events
+//! are taken from the bus only while the previous ones have been written, so
+//! a client that stops reading lets its bounded bus queue fill, and the bus
+//! drops it; nobody else waits.
+
+use std::io::{self, Write};
+use std::net::TcpStream;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+use tungstenite::handshake::server::create_response;
+use tungstenite::protocol::{CloseFrame, Role, frame::coding::CloseCode};
+use tungstenite::{Message, WebSocket, http};
+
+use super::{Head, HttpInfo, auth, routes};
+use crate::daemon::State;
+use crate::daemon::events::EventKind;
+
+/// A ping this often keeps proxies and the client's idea of liveness happy.
+const HEARTBEAT: Duration = Duration::from_secs(30);
+/// How long the loop waits for an event before looking at the socket.
+const TICK: Duration = Duration::from_millis(20);
+
+pub fn serve(state: &State, info: &HttpInfo, mut stream: TcpStream, head: &Head) -> Result<()> {
+    let port = info.addr.port();
+    if !auth::host_allowed(head.header("host"), &info.bind, port) {
+        return reject(&mut stream, 403, "forbidden", "the Host header does not name this daemon");
+    }
+    if !auth::origin_allowed(head.header("origin"), &info.bind, port) {
+        return reject(
+            &mut stream,
+            403,
+            "forbidden",
+            "WebSocket upgrades from this Origin are refused",
+        );
+    }
+    let via_protocol = auth::subprotocol_token(head.header("sec-websocket-protocol"));
+    let given = auth::bearer(head.header("authorization")).or(via_protocol);
+    if !given.is_some_and(|t| auth::same_token(t, &state.http_token())) {
+        let why = if given.is_some() { "wrong token" } else { "a bearer token is required" };
+        return reject(&mut stream, 401, "unauthorized", why);
+    }
+
+    let mut request = http::Request::builder().method("GET").uri(head.target.as_str());
+    for (name, value) in &head.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let request = request.body(()).context("rebuilding the upgrade request")?;
+    let mut response = match create_response(&request) {
+        Ok(r) => r,
+        Err(e) => {
+            return reject(
+                &mut stream,
+                400,
+                "bad_request",
+                &format!("not a WebSocket upgrade: {e}"),
+            );
+        }
+    };
+    if via_protocol.is_some() {
+        response
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", http::HeaderValue::from_static("bearer"));
+    }
+    let mut text = String::from("HTTP/1.1 101 Switching Protocols\r\n");
+    for (name, value) in response.headers() {
+        text.push_str(&format!("{}: {}\r\n", name, value.to_str().unwrap_or("")));
+    }
+    text.push_str("\r\n");
+    stream.write_all(text.as_bytes())?;
+
+    let _busy = state.activity.busy();
+    let sub = state.events.subscribe(&[]).map_err(anyhow::Error::msg)?;
+    let result = events(state, WebSocket::from_raw_socket(stream, Role::Server, None), &sub.rx);
+    state.events.unsubscribe(sub.id);
+    result
+}
+
+fn reject(stream: &mut TcpStream, status: u16, kind: &str, message: &str) -> Result<()> {
+    let body = routes::envelope_error(status, kind, message);
+    let reason = match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        _ => "Forbidden",
+    };
+    write!(
+        stream,
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    stream.write_all(&body)?;
+    Ok(())
+}
+
+fn would_block(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Io(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+fn events(
+    state: &State,
+    mut ws: WebSocket<TcpStream>,
+    rx: &std::sync::mpsc::Receiver<std::sync::Arc<str>>,
+) -> Result<()> {
+    ws.get_mut().set_nonblocking(true)?;
+    // None: every kind.
+    let mut filter: Option<Vec<EventKind>> = None;
+    let mut last_ping = Instant::now();
+    let mut unflushed = false;
+    loop {
+        if state.stopping.load(Ordering::Relaxed) && !unflushed {
+            let _ = ws.close(None);
+            let _ = ws.flush();
+            return Ok(());
+        }
+        if unflushed {
+            // The client is behind: write what is queued before taking more.
+            std::thread::sleep(TICK);
+        } else {
+            match rx.recv_timeout(TICK) {
+                Ok(line) => {
+                    let mut next = Some(line);
+                    while let Some(line) = next.take() {
+                        if passes(&filter, &line) {
+                            queue(&mut ws, Message::text(line.as_ref()))?;
+                        }
+                        next = rx.try_recv().ok();
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    // The bus dropped this subscriber: it fell too far behind.
+                    let _ = ws.close(Some(CloseFrame {
+                        code: CloseCode::Policy,
+                        reason: "too slow: events were dropped".into(),
+                    }));
+                    let _ = ws.flush();
+                    return Ok(());
+                }
+            }
+        }
+        loop {
+            match ws.read() {
+                Ok(Message::Text(text)) => {
+                    let answer = command(&text, &mut filter);
+                    queue(&mut ws, Message::text(answer.to_string()))?;
+                }
+                Ok(Message::Close(_)) => return Ok(()),
+                Ok(_) => {}
+                Err(e) if would_block(&e) => break,
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if last_ping.elapsed() >= HEARTBEAT {
+            queue(&mut ws, Message::Ping(Vec::new().into()))?;
+            last_ping = Instant::now();
+        }
+        unflushed = match ws.flush() {
+            Ok(()) => false,
+            Err(e) if would_block(&e) => true,
+            Err(tungstenite::Error::ConnectionClosed) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+    }
+}
+
+/// Queues a frame; a full socket only means it is sent later.
+fn queue(ws: &mut WebSocket<TcpStream>, message: Message) -> Result<()> {
+    match ws.write(message) {
+        Ok(()) => Ok(()),
+        Err(e) if would_block(&e) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether an event line (`{"type":"Kind",...}`) is wanted.
+fn passes(filter: &Option<Vec<EventKind>>, line: &str) -> bool {
+    let Some(filter) = filter else { return true };
+    let kind = line
+        .strip_prefix("{\"type\":\"")
+        .and_then(|rest| rest.split('"').next())
+        .and_then(EventKind::parse);
+    kind.is_some_and(|k| filter.contains(&k))
+}
+
+/// A client message: `{"action":"subscribe","events":[...]}` (an empty list
+/// means every kind). The answer says what the stream now carries.
+fn command(text: &str, filter: &mut Option<Vec<EventKind>>) -> Value {
+    let Ok(msg) = serde_json::from_str::<Value>(text) else {
+        return json!({"type": "error", "message": "messages are JSON objects"});
+    };
+    if msg["action"] != "subscribe" {
+        return json!({"type": "error", "message": "the only action is \"subscribe\""});
+    }
+    let Some(names) = msg["events"].as_array() else {
+        return json!({"type": "error", "message": "\"events\" must be an array of event types"});
+    };
+    let mut kinds = Vec::new();
+    let mut unknown = Vec::new();
+    for name in names {
+        match name.as_str().and_then(EventKind::parse) {
+            Some(kind) => kinds.push(kind),
+            None => unknown.push(name.to_string()),
+        }
+    }
+    if !unknown.is_empty() {
+        return json!({"type": "error", "message": format!("unknown event type(s): {}", unknown.join(", "))});
+    }
+    let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+    let answer = json!({"type": "subscribed", "events": names});
+    *filter = (!kinds.is_empty()).then_some(kinds);
+    answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_by_kind() {
+        let line = r#"{"type":"ProfileCreated","timestamp":"t","data":{}}"#;
+        assert!(passes(&None, line));
+        assert!(passes(&Some(vec![EventKind::ProfileCreated]), line));
+        assert!(!passes(&Some(vec![EventKind::UsageUpdated]), line));
+    }
+
+    #[test]
+    fn subscribe_commands() {
+        let mut filter = None;
+        let ok = command(r#"{"action":"subscribe","events":["UsageUpdated"]}"#, &mut filter);
+        assert_eq!(ok["type"], "subscribed");
+        assert_eq!(filter, Some(vec![EventKind::UsageUpdated]));
+        let bad = command(r#"{"action":"subscribe","events":["Nope"]}"#, &mut filter);
+        assert_eq!(bad["type"], "error");
+        assert_eq!(filter, Some(vec![EventKind::UsageUpdated]), "a bad request changes nothing");
+        command(r#"{"action":"subscribe","events":[]}"#, &mut filter);
+        assert_eq!(filter, None);
+        assert_eq!(command("nope", &mut filter)["type"], "error");
+    }
+}

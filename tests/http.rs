@@ -1,0 +1,358 @@
+//! The HTTP API end to end: a real daemon on an ephemeral port, a real HTTP
+//! client (plain HTTP/1.1 over a socket) and a real WebSocket client
+//! (tungstenite): auth, the browser checks, the envelope and status codes,
+//! limits, CLI/HTTP agreement, and the /ws event stream.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::http::HeaderValue;
+use tungstenite::{Message, WebSocket};
+
+use crate::util::{Env, mode};
+
+const KEY: &str = "sk-test-0123456789abcdefghijklmnopqrstuv";
+
+struct Answer {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// One request on a fresh connection (`Connection: close`), read to EOF.
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Answer {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("Host: 127.0.0.1:{}\r\n", addr.port()));
+    }
+    for (n, v) in headers {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head") + 4;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut body = raw[split..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    Answer { status, head, body }
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = raw.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&raw[..line_end]).unwrap().trim(), 16)
+            .unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[line_end + 2..line_end + 2 + size]);
+        raw = &raw[line_end + 2 + size + 2..];
+    }
+}
+
+fn get(addr: SocketAddr, path: &str, token: &str) -> Answer {
+    request(addr, "GET", path, &[("Authorization", &format!("Bearer {token}"))], b"")
+}
+
+#[test]
+fn the_token_guards_everything_but_the_ui() {
+    let env = Env::new("http-auth");
+    let (addr, token) = env.http();
+    assert_eq!(token.len(), 64);
+    assert_eq!(mode(&env.config.join("http_token")), 0o600);
+
+    let none = request(addr, "GET", "/api/agents", &[], b"");
+    assert_eq!(none.status, 401);
+    assert_eq!(none.json()["success"], false);
+    assert_eq!(none.json()["error"]["code"], 401);
+    let wrong = get(addr, "/api/agents", &"0".repeat(64));
+    assert_eq!(wrong.status, 401, "{}", wrong.head);
+    let short = get(addr, "/api/agents", &token[..63]);
+    assert_eq!(short.status, 401);
+    let ok = get(addr, "/api/agents", &token);
+    assert_eq!(ok.status, 200, "{}", String::from_utf8_lossy(&ok.body));
+    assert_eq!(ok.json()["success"], true);
+    assert!(ok.json()["data"]["agents"].is_array());
+
+    let ui = request(addr, "GET", "/", &[], b"");
+    assert_eq!(ui.status, 200);
+    assert!(ui.head.contains("Content-Security-Policy: default-src 'self'"), "{}", ui.head);
+
+    // Kept across restarts, replaced by --rotate.
+    env.cmd(&["daemon", "stop"]).ok();
+    let (addr, again) = env.http();
+    assert_eq!(again, token);
+    let rotated = env.cmd(&["daemon", "token", "--rotate"]).ok().trim().to_string();
+    assert_ne!(rotated, token);
+    assert_eq!(get(addr, "/api/agents", &token).status, 401, "the old token stops working");
+    assert_eq!(get(addr, "/api/agents", &rotated).status, 200);
+    assert_eq!(mode(&env.config.join("http_token")), 0o600);
+}
+
+#[test]
+fn foreign_hosts_are_refused() {
+    let env = Env::new("http-host");
+    let (addr, token) = env.http();
+    let auth = format!("Bearer {token}");
+    for host in ["evil.com", "evil.com:8765", "localhost", "localhost.evil.com", "127.0.0.1:1"] {
+        let a =
+            request(addr, "GET", "/api/agents", &[("Host", host), ("Authorization", &auth)], b"");
+        assert_eq!(a.status, 403, "Host {host}");
+        assert_eq!(a.json()["error"]["code"], 403);
+    }
+    let port = addr.port().to_string();
+    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}")] {
+        let a =
+            request(addr, "GET", "/api/agents", &[("Host", &host), ("Authorization", &auth)], b"");
+        assert_eq!(a.status, 200, "Host {host}");
+    }
+}
+
+#[test]
+fn routes_status_codes_and_the_cli_agree() {
+    let env = Env::new("http-routes");
+    let (addr, token) = env.http();
+    let auth = format!("Bearer {token}");
+    let post = |path: &str, body: &Value| {
+        request(
+            addr,
+            "POST",
+            path,
+            &[("Authorization", &auth), ("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+    };
+    assert_eq!(get(addr, "/api/nope", &token).status, 404);
+    assert_eq!(get(addr, "/api/profiles/ghost", &token).status, 404);
+    assert_eq!(post("/api/profiles", &json!({"oops": 1})).status, 400);
+    let big = vec![b' '; 2 << 20];
+    let too_big = request(addr, "POST", "/api/profiles", &[("Authorization", &auth)], &big);
+    assert_eq!(too_big.status, 413);
+
+    env.cmd(&[
+        "profiles",
+        "create",
+        "claude",
+        "web",
+        "-p",
+        "anthropic",
+        "--api-key-stdin",
+        "--no-alias",
+    ])
+    .env("RINGLET_SECRET_STORE", "file")
+    .stdin(KEY)
+    .ok();
+    let dup = post(
+        "/api/profiles",
+        &json!({"agent": "claude", "alias": "web", "provider": "anthropic", "api_key": KEY}),
+    );
+    assert_eq!(dup.status, 409, "{}", String::from_utf8_lossy(&dup.body));
+
+    let over_http = get(addr, "/api/profiles", &token).json()["data"].clone();
+    let over_cli = env.cmd(&["profiles", "list", "--json"]).json();
+    assert_eq!(over_http, over_cli);
+    let inspect = get(addr, "/api/profiles/web", &token).json();
+    assert_eq!(inspect["data"]["api_key"], "<redacted>");
+    assert_eq!(inspect["data"], env.cmd(&["profiles", "inspect", "web", "--json"]).json());
+
+    let status = get(addr, "/api/daemon/status", &token).json();
+    assert_eq!(status["data"]["http"], addr.to_string());
+    assert!(status["data"]["pid"].as_u64().is_some());
+    let usage = get(addr, "/api/usage/daily?timezone=UTC", &token);
+    assert_eq!(usage.status, 200, "{}", String::from_utf8_lossy(&usage.body));
+    assert_eq!(usage.json()["data"]["report"], "daily");
+    let bad = get(addr, "/api/usage?period=fortnight", &token);
+    assert_eq!(bad.status, 400);
+
+    let deleted = request(addr, "DELETE", "/api/profiles/web", &[("Authorization", &auth)], b"");
+    assert_eq!(deleted.status, 200, "{}", String::from_utf8_lossy(&deleted.body));
+    assert_eq!(env.cmd(&["profiles", "list", "--json"]).json()["profiles"], json!([]));
+
+    // Shutdown over HTTP is answered before the daemon goes.
+    let pid = env.daemon_pid().unwrap();
+    let bye = request(addr, "POST", "/api/daemon/shutdown", &[("Authorization", &auth)], b"");
+    assert_eq!(bye.status, 200, "{}", bye.head);
+    assert_eq!(bye.json()["success"], true);
+    assert!(crate::util::wait_until(Duration::from_secs(5), || !crate::util::pid_alive(pid)));
+}
+
+#[test]
+fn a_slow_or_oversized_head_costs_only_its_own_connection() {
+    let env = Env::new("http-limits");
+    let (addr, token) = env.http();
+    // A client that sends half a request and stalls.
+    let mut stalled = TcpStream::connect(addr).unwrap();
+    stalled.write_all(b"GET /api/agents HTTP/1.1\r\nHost: x").unwrap();
+    // A head far over the limit.
+    let mut huge = TcpStream::connect(addr).unwrap();
+    let _ = huge
+        .write_all(format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(64 << 10)).as_bytes());
+    let mut answer = String::new();
+    huge.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = huge.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    // Others are served meanwhile, and so is IPC.
+    let started = Instant::now();
+    assert_eq!(get(addr, "/api/agents", &token).status, 200);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    env.cmd(&["daemon", "status"]).ok();
+    drop(stalled);
+}
+
+fn ws_connect(
+    addr: SocketAddr,
+    protocol: Option<&str>,
+    origin: Option<&str>,
+) -> Result<(WebSocket<TcpStream>, Option<String>), u16> {
+    let mut req = format!("ws://{addr}/ws").into_client_request().unwrap();
+    if let Some(p) = protocol {
+        req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_str(p).unwrap());
+    }
+    if let Some(o) = origin {
+        req.headers_mut().insert("Origin", HeaderValue::from_str(o).unwrap());
+    }
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    match tungstenite::client(req, stream) {
+        Ok((ws, resp)) => {
+            let proto = resp
+                .headers()
+                .get("Sec-WebSocket-Protocol")
+                .map(|v| v.to_str().unwrap().to_string());
+            Ok((ws, proto))
+        }
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
+            Err(resp.status().as_u16())
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn next_event(ws: &mut WebSocket<TcpStream>, kind: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match ws.read() {
+            Ok(Message::Text(t)) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == kind {
+                    return v;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => panic!("waiting for {kind}: {e}"),
+        }
+    }
+    panic!("no {kind} event");
+}
+
+#[test]
+fn websocket_events_with_browser_auth_and_origin_checks() {
+    let env = Env::new("http-ws");
+    let (addr, token) = env.http();
+    assert_eq!(ws_connect(addr, None, None).err(), Some(401));
+    assert_eq!(ws_connect(addr, Some("bearer, wrong"), None).err(), Some(401));
+    let bearer = format!("bearer, {token}");
+    let port = addr.port();
+    for origin in [
+        "http://localhost.evil.com".to_string(),
+        format!("http://localhost.evil.com:{port}"),
+        "http://evil.com".into(),
+        format!("https://localhost:{port}"),
+    ] {
+        assert_eq!(ws_connect(addr, Some(&bearer), Some(&origin)).err(), Some(403), "{origin}");
+    }
+    let (mut ws, proto) =
+        ws_connect(addr, Some(&bearer), Some(&format!("http://localhost:{port}"))).unwrap();
+    assert_eq!(proto.as_deref(), Some("bearer"), "the subprotocol is echoed");
+
+    // A second client subscribes to UsageUpdated only; a third never reads.
+    let (mut narrow, _) = ws_connect(addr, Some(&bearer), None).unwrap();
+    narrow.send(Message::text(r#"{"action":"subscribe","events":["ProfileDeleted"]}"#)).unwrap();
+    assert_eq!(next_event(&mut narrow, "subscribed")["events"], json!(["ProfileDeleted"]));
+    let (_stalled, _) = ws_connect(addr, Some(&bearer), None).unwrap();
+
+    env.cmd(&[
+        "profiles",
+        "create",
+        "claude",
+        "evt",
+        "-p",
+        "anthropic",
+        "--api-key-stdin",
+        "--no-alias",
+    ])
+    .env("RINGLET_SECRET_STORE", "file")
+    .stdin(KEY)
+    .ok();
+    let created = next_event(&mut ws, "ProfileCreated");
+    assert_eq!(created["data"]["alias"], "evt", "{created}");
+    env.cmd(&["profiles", "delete", "evt"]).ok();
+    let deleted = next_event(&mut narrow, "ProfileDeleted");
+    assert_eq!(deleted["data"]["alias"], "evt", "{deleted}");
+    next_event(&mut ws, "ProfileDeleted");
+}
+
+#[test]
+fn a_stalled_websocket_client_does_not_delay_another() {
+    let env = Env::new("http-ws-stall");
+    let (addr, token) = env.http();
+    let bearer = format!("bearer, {token}");
+    // This client never reads: its socket buffers fill, then its bus queue.
+    let (stalled, _) = ws_connect(addr, Some(&bearer), None).unwrap();
+    let (mut live, _) = ws_connect(addr, Some(&bearer), None).unwrap();
+    // Many events: each profile create/delete emits several.
+    for i in 0..60 {
+        let alias = format!("p{i}");
+        env.cmd(&[
+            "profiles",
+            "create",
+            "claude",
+            &alias,
+            "-p",
+            "anthropic",
+            "--api-key-stdin",
+            "--no-alias",
+        ])
+        .env("RINGLET_SECRET_STORE", "file")
+        .stdin(KEY)
+        .ok();
+        let started = Instant::now();
+        let ev = next_event(&mut live, "ProfileCreated");
+        assert_eq!(ev["data"]["alias"], alias.as_str());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "event {i} took {:?}",
+            started.elapsed()
+        );
+    }
+    drop(stalled);
+    env.cmd(&["daemon", "status"]).ok();
+}
