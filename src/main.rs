@@ -20,6 +20,7 @@ mod profiles;
 mod protocol;
 mod scripting;
 mod secrets;
+mod terminal;
 mod time;
 mod usage;
 

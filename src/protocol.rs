@@ -19,6 +19,8 @@ use crate::profiles::Profile;
 pub use crate::profiles::create::{CreateRequest, Created};
 pub use crate::profiles::hooks::HookRow;
 pub use crate::profiles::run::{RunEnded, RunPlan};
+pub use crate::terminal::TerminalRequest;
+pub use crate::terminal::session::Info as TerminalInfo;
 pub use crate::usage::report::{
     ImportReport, ReportKind, Skipped, UsageQuery, UsageReport, UsageRow, UsageTotals,
 };
@@ -131,6 +133,17 @@ pub enum Request {
     },
     /// Reply: a [`Stats`].
     Stats,
+    /// Reply: the new session's [`TerminalInfo`].
+    TerminalCreate(TerminalRequest),
+    /// Reply: an array of [`TerminalInfo`].
+    TerminalList,
+    /// Reply: a [`TerminalInfo`]; `not_found` otherwise.
+    TerminalInfo { id: String },
+    /// Reply: the ended session's [`TerminalInfo`] (with its exit code); the
+    /// process group is gone when this returns.
+    TerminalKill { id: String },
+    /// Reply: `{"removed": [ids]}`: every ended session.
+    TerminalCleanup,
     /// Reply: a [`UsageReport`]. Scans what changed first, so the answer
     /// includes every line an agent has written.
     Usage(UsageQuery),

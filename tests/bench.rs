@@ -94,7 +94,163 @@ fn measure_all(sb: &Sandbox) -> Vec<Row> {
     let cold = cold_start(sb).unwrap_or_else(|e| Row::error(COLD, e));
     let (rest, rest_p99) = rest_throughput(sb)
         .unwrap_or_else(|e| (Row::error(REST, e.clone()), Row::error(REST_P99, e)));
-    vec![size, version, reference, warm, cold, rss, render, overhead, rest, rest_p99]
+    let mut rows =
+        vec![size, version, reference, warm, cold, rss, render, overhead, rest, rest_p99];
+    rows.extend(terminal_figures(sb).unwrap_or_else(|e| vec![Row::error(PTY_RATE, e)]));
+    rows
+}
+
+/// The daemon's HTTP address and token.
+fn http_api(sb: &Sandbox) -> Result<(std::net::SocketAddr, String)> {
+    let token =
+        String::from_utf8_lossy(&sb.run_ringlet(&["daemon", "token"])?.stdout).trim().to_string();
+    let status: serde_json::Value =
+        serde_json::from_slice(&sb.run_ringlet(&["daemon", "status", "--json"])?.stdout)
+            .map_err(|e| e.to_string())?;
+    let addr = status["http"].as_str().ok_or("the daemon has no HTTP API")?;
+    Ok((addr.parse().map_err(|e| format!("{e}"))?, token))
+}
+
+/// One HTTP request (Connection: close); the reply's `data`.
+fn http_call(
+    addr: std::net::SocketAddr,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<serde_json::Value> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        addr.port(),
+        body.len()
+    )
+    .map_err(|e| e.to_string())?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).map_err(|e| e.to_string())?;
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let v: serde_json::Value = serde_json::from_str(body).map_err(|e| format!("{e}: {raw}"))?;
+    if v["success"] != true {
+        return Err(format!("{method} {path}: {v}"));
+    }
+    Ok(v["data"].clone())
+}
+
+/// Figures 13-16: a `shell` agent whose sessions run `sh`.
+fn terminal_figures(sb: &Sandbox) -> Result<Vec<Row>> {
+    use tungstenite::client::IntoClientRequest;
+    let dir = sb.config_dir();
+    fs::create_dir_all(dir.join("agents.d")).map_err(|e| e.to_string())?;
+    fs::create_dir_all(dir.join("scripts")).map_err(|e| e.to_string())?;
+    fs::write(
+        dir.join("agents.d/shell.toml"),
+        "id = \"shell\"\nname = \"Shell\"\nbinary = \"sh\"\n[profile]\nstrategy = \"home-wrapper\"\nsource_home = \"~/.shell-profiles/{alias}\"\nscript = \"shell.rhai\"\nprovider_types = [\"anthropic\"]\n",
+    )
+    .map_err(|e| e.to_string())?;
+    fs::write(dir.join("scripts/shell.rhai"), "#{ files: #{}, env: #{}, args: [] }")
+        .map_err(|e| e.to_string())?;
+    let mut cmd = sb
+        .command(RINGLET, &["profiles", "create", "shell", "sh", "-p", "anthropic", "--no-alias"]);
+    cmd.env("ANTHROPIC_API_KEY", "sk-bench-0123456789abcdefghij");
+    cmd.status().map_err(|e| e.to_string())?;
+    let (addr, token) = http_api(sb)?;
+    let create = |args: &[&str]| -> Result<String> {
+        let body = serde_json::json!({"profile": "sh", "args": args, "sandbox": false, "path": "/usr/bin:/bin"});
+        let info = http_call(addr, &token, "POST", "/api/terminal/sessions", &body.to_string())?;
+        Ok(info["id"].as_str().unwrap_or_default().to_string())
+    };
+    let attach = |id: &str| -> Result<tungstenite::WebSocket<std::net::TcpStream>> {
+        let mut req = format!("ws://{addr}/ws/terminal/{id}")
+            .into_client_request()
+            .map_err(|e| e.to_string())?;
+        req.headers_mut().insert(
+            "Authorization",
+            format!("Bearer {token}").parse().map_err(|_| "header".to_string())?,
+        );
+        let stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let (ws, _) = tungstenite::client(req, stream).map_err(|e| e.to_string())?;
+        Ok(ws)
+    };
+
+    // 13: a program writing a large stream, one client.
+    eprintln!("figures: {PTY_RATE}");
+    const STREAM: u64 = 400_000_000;
+    let id = create(&[
+        "-c",
+        &format!(
+            "sleep 0.5; yes 0123456789012345678901234567890123456789012345678901234567890123456789 | head -c {STREAM}; sleep 1"
+        ),
+    ])?;
+    let mut ws = attach(&id)?;
+    let mut got = 0u64;
+    let mut first = None;
+    while got < STREAM {
+        if let tungstenite::Message::Binary(b) = ws.read().map_err(|e| e.to_string())? {
+            first.get_or_insert_with(Instant::now);
+            got += b.len() as u64;
+        }
+    }
+    let secs = first.map_or(1.0, |t| t.elapsed().as_secs_f64());
+    let rate = Row::at_least(PTY_RATE, got as f64 / MB / secs, 200.0, "MB/s");
+    drop(ws);
+    // The same stream through the kernel's PTY alone, relayed by script(1):
+    // the ceiling any relay on this machine works under.
+    let started = Instant::now();
+    let status = Command::new("script")
+        .args(["-qc", &format!("yes 0123456789012345678901234567890123456789012345678901234567890123456789 | head -c {STREAM}"), "/dev/null"])
+        .stdout(Stdio::null())
+        .status();
+    let ceiling = match status {
+        Ok(s) if s.success() => Row {
+            figure: PTY_CEILING,
+            measured: format!("{:.2} MB/s", STREAM as f64 / MB / started.elapsed().as_secs_f64()),
+            p90: "-".into(),
+            target: "-".into(),
+            verdict: Verdict::Reference,
+        },
+        _ => Row::skipped(PTY_CEILING, "script(1) is not available"),
+    };
+
+    // 14: keystroke -> echo, through `cat` on the terminal.
+    eprintln!("figures: {ECHO}");
+    let id = create(&["-c", "exec cat"])?;
+    let mut ws = attach(&id)?;
+    let mut samples = Vec::new();
+    for i in 0..300u32 {
+        let key = [b'a' + (i % 26) as u8];
+        let t = Instant::now();
+        ws.send(tungstenite::Message::Binary(key.to_vec().into())).map_err(|e| e.to_string())?;
+        loop {
+            if let tungstenite::Message::Binary(b) = ws.read().map_err(|e| e.to_string())?
+                && b.contains(&key[0])
+            {
+                break;
+            }
+        }
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    let p50 = ms(samples[samples.len() / 2]);
+    let p99 = ms(samples[samples.len() * 99 / 100]);
+    let echo = Row::amount(ECHO, p50, 1.0, "ms");
+    let echo99 = Row::amount(ECHO_P99, p99, 5.0, "ms");
+    drop(ws);
+
+    // 16: 10 sessions, 5 clients each.
+    let mut clients = Vec::new();
+    for _ in 0..10 {
+        let id = create(&[])?;
+        for _ in 0..5 {
+            clients.push(attach(&id)?);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let rss = daemon_rss(sb, SESSIONS_RSS, 64.0)?;
+    drop(clients);
+    Ok(vec![rate, ceiling, echo, echo99, rss])
 }
 
 /// Figure 12: `GET /api/profiles` from 10 keep-alive clients at once, through
@@ -174,6 +330,11 @@ const UNCHANGED: &str = "10. `usage --json`, nothing changed";
 const SCAN_RSS: &str = "11. daemon RSS after the scan";
 const REST: &str = "12. REST GET /api/profiles, 10 keep-alive clients";
 const REST_P99: &str = "    the same, p99 latency";
+const PTY_RATE: &str = "13. PTY -> WebSocket, one client";
+const PTY_CEILING: &str = "    the kernel PTY alone (script), reference";
+const ECHO: &str = "14. keystroke -> echo via WebSocket, p50";
+const ECHO_P99: &str = "    the same, p99";
+const SESSIONS_RSS: &str = "15. daemon RSS, 10 sessions x 5 clients";
 /// Interleaved pairs for figure 7; each starts Node twice.
 const RUN_PAIRS: usize = 25;
 

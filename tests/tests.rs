@@ -27,3 +27,5 @@ mod usage;
 mod usage_scan;
 // The HTTP API: auth, browser checks, routes, limits, the /ws event stream.
 mod http;
+// Terminal sessions: a real PTY over the HTTP API and WebSockets.
+mod terminal;

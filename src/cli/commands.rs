@@ -369,9 +369,9 @@ pub static ROOT: Cmd = Cmd {
             "terminal",
             "Terminal sessions run by the daemon",
             &[
-                cmd("list", "List sessions", &[]),
-                cmd("info", "Show a session", &[pos("id", "Session id")]),
-                cmd("kill", "End a session's processes", &[pos("id", "Session id")]),
+                rcmd("list", "List sessions", &[]),
+                rcmd("info", "Show a session", &[pos("id", "Session id")]),
+                rcmd("kill", "End a session's processes", &[pos("id", "Session id")]),
                 cmd("attach", "Attach this terminal to a session", &[pos("id", "Session id")]),
             ],
         ),

@@ -7,8 +7,6 @@
 //! SIGHUP, which are sent to us by name. The exit code is the agent's, or
 //! 128+N when signal N killed it.
 
-use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 use std::time::Instant;
@@ -21,33 +19,10 @@ use crate::client;
 use crate::paths::Paths;
 use crate::protocol::{Request, RunEnded, RunPlan};
 
-/// The environment for the agent: `plan.passthrough` names (a trailing `*`
-/// is a prefix) taken from `ours`, then `plan.env` on top.
-pub fn environment(
-    plan: &RunPlan,
-    ours: impl Iterator<Item = (OsString, OsString)>,
-) -> BTreeMap<OsString, OsString> {
-    let mut env = BTreeMap::new();
-    for (name, value) in ours {
-        let Some(n) = name.to_str() else { continue };
-        let pass = plan.passthrough.iter().any(|p| match p.strip_suffix('*') {
-            Some(prefix) => n.starts_with(prefix),
-            None => n == p,
-        });
-        if pass {
-            env.insert(name, value);
-        }
-    }
-    for (k, v) in &plan.env {
-        env.insert(k.into(), v.into());
-    }
-    env
-}
-
 /// Runs the plan in the current directory and reports the end to the
 /// daemon. Returns the exit code to leave with.
 pub fn run(paths: &Paths, plan: &RunPlan) -> Result<u8> {
-    let env = environment(plan, std::env::vars_os());
+    let env = plan.environment(std::env::vars_os());
     // Registered before the spawn so no signal falls between; handlers (not
     // SIG_IGN) are reset to the default in the child by exec.
     let mut signals =
@@ -101,6 +76,9 @@ pub fn run(paths: &Paths, plan: &RunPlan) -> Result<u8> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+    use std::ffi::OsString;
+
     use super::*;
 
     #[test]
@@ -119,7 +97,7 @@ mod tests {
         let ours =
             [("PATH", "/bin"), ("LC_ALL", "C"), ("SECRET", "s"), ("HOME", "/h"), ("LANG", "x")]
                 .map(|(k, v)| (OsString::from(k), OsString::from(v)));
-        let env = environment(&plan, ours.into_iter());
+        let env = plan.environment(ours.into_iter());
         let env: BTreeMap<String, String> = env
             .into_iter()
             .map(|(k, v)| (k.into_string().unwrap(), v.into_string().unwrap()))

@@ -16,6 +16,7 @@ pub mod parse;
 mod profiles;
 mod prompt;
 mod providers;
+mod terminal;
 mod usage;
 
 use std::io::{self, Write};
@@ -71,6 +72,9 @@ pub fn run(global: Global, inv: Invocation) -> Result<()> {
         ["daemon", "status"] => daemon::status(&ctx),
         ["daemon", "stop"] => daemon::stop(&ctx),
         ["daemon", "token"] => daemon::token(&ctx, &inv),
+        ["terminal", "list"] => terminal::list(&ctx),
+        ["terminal", "info"] => terminal::info(&ctx, inv.arg("id").unwrap_or_default()),
+        ["terminal", "kill"] => terminal::kill(&ctx, inv.arg("id").unwrap_or_default()),
         ["profiles", "create"] => profiles::create(&ctx, &inv),
         ["profiles", "list"] => profiles::list(&ctx, &inv),
         ["profiles", "inspect"] => profiles::inspect(&ctx, inv.arg("alias").unwrap_or_default()),
@@ -210,6 +214,9 @@ mod tests {
             "daemon status",
             "daemon stop",
             "daemon token",
+            "terminal list",
+            "terminal info",
+            "terminal kill",
             "profiles create",
             "profiles list",
             "profiles inspect",

@@ -236,7 +236,7 @@ pub fn delete(ctx: &Ctx, inv: &Invocation) -> Result<()> {
 /// `profiles run`: the daemon prepares, we run the agent here.
 pub fn run(ctx: &Ctx, inv: &Invocation) -> Result<()> {
     if inv.flag("remote") {
-        return Err(Exit { code: 2, message: Some("profiles run --remote: not implemented yet (terminal sessions arrive with the HTTP issue)".into()) }.into());
+        return super::terminal::create(ctx, inv);
     }
     let paths = ctx.paths()?;
     let request = Request::ProfilesRun {

@@ -77,6 +77,13 @@ pub fn handle(state: &State, request: Request) -> Reply {
         }
         Request::Stats => handle_stats(state),
         Request::Usage(query) => handle_usage(state, &query),
+        Request::TerminalCreate(req) => handle_terminal_create(state, req),
+        Request::TerminalList => Reply::ok(&state.terminals.list()),
+        Request::TerminalInfo { id } => result(state.terminals.info(&id)),
+        Request::TerminalKill { id } => result(state.terminals.kill(&id)),
+        Request::TerminalCleanup => {
+            Reply::ok(&json!({ "removed": state.terminals.cleanup(std::time::Duration::ZERO) }))
+        }
         Request::UsageImportClaude { dir, profile } => {
             handle_usage_import_claude(state, dir.as_deref(), profile.as_deref())
         }
@@ -549,5 +556,126 @@ fn handle_usage_import_claude(state: &State, dir: Option<&str>, profile: Option<
         usage::announce(state, &outcome);
         state.events.emit(EventKind::UsageImported, json!(report));
         Ok(report)
+    })())
+}
+
+/// PATH for a session whose creator sent none (a browser).
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+fn handle_terminal_create(state: &State, req: crate::protocol::TerminalRequest) -> Reply {
+    use crate::terminal::{pty, sandbox, session};
+    result((|| {
+        if req.cols == 0 || req.rows == 0 || req.cols > 1000 || req.rows > 1000 {
+            anyhow::bail!("cols and rows must be between 1 and 1000");
+        }
+        let catalog = state.catalog();
+        let services = state.services(&catalog);
+        let path = req.path.clone().unwrap_or_else(|| DEFAULT_PATH.into());
+        let plan = run::prepare(&services, &req.profile, Some(&path), &req.args)?;
+        let profile = state.profiles.get(&req.profile)?;
+        let cwd = match &req.working_dir {
+            Some(d) if std::path::Path::new(d).is_absolute() => std::path::PathBuf::from(d),
+            Some(d) => anyhow::bail!("working_dir must be an absolute path, got '{d}'"),
+            // The sandbox hides the home: start where the agent can see.
+            None if req.sandbox => profile.home.clone(),
+            None => state.paths.home.clone(),
+        };
+        if !cwd.is_dir() {
+            anyhow::bail!("working_dir {} is not a directory", cwd.display());
+        }
+        // From scratch, like a local run: the creator's passthrough values,
+        // then the profile's own; never the daemon's environment.
+        let mut ours: Vec<(std::ffi::OsString, std::ffi::OsString)> = vec![
+            ("PATH".into(), path.clone().into()),
+            ("HOME".into(), state.paths.home.clone().into()),
+            ("TERM".into(), "xterm-256color".into()),
+            ("LANG".into(), "C.UTF-8".into()),
+        ];
+        ours.extend(req.env.iter().map(|(k, v)| (k.into(), v.into())));
+        let env: Vec<(String, String)> = plan
+            .environment(ours.into_iter())
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        let agent = std::path::PathBuf::from(&plan.program);
+        let (program, args, sandboxed) = if req.sandbox {
+            let bwrap = sandbox::check_bwrap(Some(std::ffi::OsStr::new(&path)))
+                .map_err(|e| anyhow::anyhow!("{e} (or run without the sandbox: --no-sandbox)"))?;
+            let extra_flags = match &req.bwrap_flags {
+                Some(f) => sandbox::split_words(f)?,
+                None => Vec::new(),
+            };
+            // The agent's install must be readable inside: the directory it
+            // was found in, the one its binary really is in (npm links into
+            // node_modules), and that package's root. Nothing broader: a
+            // binary in ~/.local/bin must not open all of ~/.local.
+            let real = std::fs::canonicalize(&agent).unwrap_or_else(|_| agent.clone());
+            let mut extra_ro: Vec<std::path::PathBuf> =
+                [agent.parent(), real.parent()].into_iter().flatten().map(Into::into).collect();
+            if let Some(root) =
+                real.ancestors().skip(1).take(4).find(|d| d.join("package.json").is_file())
+            {
+                extra_ro.push(root.to_path_buf());
+            }
+            let argv = sandbox::bwrap_argv(
+                &bwrap,
+                &sandbox::Spec {
+                    program: &agent,
+                    args: &plan.args,
+                    home: &state.paths.home,
+                    profile_home: &profile.home,
+                    work_dir: &cwd,
+                    home_ro: &state.config.sandbox.home_ro,
+                    extra_ro: &extra_ro,
+                    extra_flags: &extra_flags,
+                },
+            );
+            let (first, rest) =
+                argv.split_first().ok_or_else(|| anyhow::anyhow!("empty sandbox command"))?;
+            (std::path::PathBuf::from(first), rest.to_vec(), "bwrap")
+        } else {
+            (agent.clone(), plan.args.clone(), "none")
+        };
+        let (cols, rows, spawn_cwd) = (req.cols, req.rows, cwd.clone());
+        let spawn = Box::new(move || {
+            pty::Pty::spawn(&pty::Spec {
+                program: &program,
+                args: &args,
+                env: &env,
+                cwd: &spawn_cwd,
+                cols,
+                rows,
+            })
+        });
+        let mut command = vec![plan.program.clone()];
+        command.extend(plan.args.iter().cloned());
+        let info = session::Info {
+            id: state.terminals.next_id(),
+            profile: req.profile.clone(),
+            command,
+            working_dir: cwd.display().to_string(),
+            pid: 0,
+            cols: req.cols,
+            rows: req.rows,
+            state: "running".into(),
+            exit_code: None,
+            sandbox: sandboxed.into(),
+            created_at: crate::time::now_rfc3339(),
+            ended_at: None,
+            clients: 0,
+        };
+        let events = state.events.clone();
+        let handle = session::start(
+            spawn,
+            info,
+            state.config.terminal.scrollback_bytes as usize,
+            Box::new(move |info| events.emit(EventKind::TerminalSessionEnded, json!(info))),
+        )?;
+        let info = state.terminals.insert(handle);
+        if !req.sandbox {
+            crate::warn!("terminal {}: started without the sandbox (--no-sandbox)", info.id);
+        }
+        state.events.emit(EventKind::TerminalSessionCreated, json!(info));
+        Ok(info)
     })())
 }

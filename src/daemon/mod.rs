@@ -68,7 +68,7 @@ pub struct State {
     pub path_var: Option<OsString>,
     pub activity: Activity,
     /// Emitted to by handlers and the main thread; read by subscriber threads.
-    pub events: EventBus,
+    pub events: Arc<EventBus>,
     /// Requests answered so far (all connection threads increment it).
     pub requests_served: AtomicU64,
     /// The loaded manifests and the fingerprint of the user dirs they came
@@ -94,6 +94,8 @@ pub struct State {
     http_token: RwLock<String>,
     /// Where the HTTP front door listens, once it does.
     pub http: OnceLock<http::HttpInfo>,
+    /// Remote terminal sessions (each one's state is owned by its thread).
+    pub terminals: crate::terminal::Registry,
     ctl: Sender<Ctl>,
 }
 
@@ -254,13 +256,14 @@ fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
         stopping: AtomicBool::new(false),
         http_token: RwLock::new(http_token),
         http: OnceLock::new(),
+        terminals: crate::terminal::Registry::default(),
         paths,
         config,
         options,
         started: Instant::now(),
         path_var: std::env::var_os("PATH"),
         activity: Activity::new(),
-        events: EventBus::default(),
+        events: Arc::new(EventBus::default()),
         requests_served: AtomicU64::new(0),
         catalog: Mutex::new(None),
         ctl: ctl_tx.clone(),
@@ -307,9 +310,12 @@ fn serve(state: &State, ctl: &mpsc::Receiver<Ctl>) -> String {
             Ok(Ctl::Shutdown { reason }) => return reason,
             Err(RecvTimeoutError::Disconnected) => return "control channel closed".into(),
             Err(RecvTimeoutError::Timeout) => {
-                if local_runs_in_progress(state) {
+                // Running terminal sessions keep the daemon (and so the
+                // agents) alive with no client attached: that is their point.
+                if local_runs_in_progress(state) || state.terminals.any_running() {
                     state.activity.touch();
                 }
+                state.terminals.cleanup(crate::terminal::ENDED_TTL);
                 if let (Some(limit), Some(idle)) = (idle_limit, state.activity.idle_for())
                     && idle >= limit
                 {
@@ -334,6 +340,8 @@ fn local_runs_in_progress(state: &State) -> bool {
 fn shutdown(state: &State, socket_id: Option<(u64, u64)>, reason: &str) {
     crate::info!("shutting down: {reason}");
     state.stopping.store(true, Ordering::Relaxed);
+    // Every agent's process group ends with the daemon.
+    state.terminals.shutdown();
     state.events.emit(EventKind::DaemonShuttingDown, json!({"reason": reason}));
     if let Some(id) = socket_id
         && std::fs::metadata(&state.paths.socket).map(|m| (m.dev(), m.ino())).ok() == Some(id)

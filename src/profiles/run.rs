@@ -52,6 +52,31 @@ pub struct RunPlan {
     pub notices: Vec<String>,
 }
 
+impl RunPlan {
+    /// The environment for the agent: `self.passthrough` names (a trailing `*`
+    /// is a prefix) taken from `ours`, then `plan.env` on top.
+    pub fn environment(
+        &self,
+        ours: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+    ) -> BTreeMap<std::ffi::OsString, std::ffi::OsString> {
+        let mut env = BTreeMap::new();
+        for (name, value) in ours {
+            let Some(n) = name.to_str() else { continue };
+            let pass = self.passthrough.iter().any(|p| match p.strip_suffix('*') {
+                Some(prefix) => n.starts_with(prefix),
+                None => n == p,
+            });
+            if pass {
+                env.insert(name, value);
+            }
+        }
+        for (k, v) in &self.env {
+            env.insert(k.into(), v.into());
+        }
+        env
+    }
+}
+
 /// What the CLI reports when the agent has exited.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

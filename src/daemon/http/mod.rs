@@ -11,8 +11,10 @@
 //! past the cap a client gets 503 at once. None of it touches the IPC path.
 
 pub mod auth;
+mod handshake;
 mod rest;
 pub mod routes;
+mod terminal_ws;
 mod ws;
 
 use std::io::{self, Read, Write};
@@ -165,6 +167,13 @@ fn connection(
     let upgrade = head.header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
     if head.method == "GET" && head.path() == "/ws" && upgrade {
         return ws::serve(state, info, stream, &head);
+    }
+    if let Some(id) = head.path().strip_prefix("/ws/terminal/")
+        && head.method == "GET"
+        && upgrade
+    {
+        let id = id.to_string();
+        return terminal_ws::serve(state, info, stream, &head, &id);
     }
     bridge(stream, &head.bytes, internal)
 }

@@ -33,8 +33,10 @@
 //! | GET | `/api/daemon/status` | `Status` | |
 //! | POST | `/api/daemon/shutdown` | `Shutdown` | |
 //! | GET | `/api/stats` | `Stats` | |
-//! | any | `/api/{terminal,proxy,registry}...`, `/api/profiles/{alias}/proxy...` | 501 | |
-//! | any | `/ws/terminal/...` (until the front door upgrades it) | 501 | |
+//! | GET / POST | `/api/terminal/sessions` | `TerminalList`; `TerminalCreate` (body: `TerminalRequest`) | |
+//! | GET / DELETE | `/api/terminal/sessions/{id}` | `TerminalInfo`; `TerminalKill` | |
+//! | POST | `/api/terminal/cleanup` | `TerminalCleanup` | |
+//! | any | `/api/{proxy,registry}...`, `/api/profiles/{alias}/proxy...` | 501 | |
 //! | POST | `/api/login` | 501 | |
 //!
 //! Usage takes the query parameters `period`, `since`, `until`, `profile`,
@@ -205,6 +207,9 @@ enum Resource<'a> {
     DaemonShutdown,
     Stats,
     Login,
+    TerminalSessions,
+    TerminalSession(&'a str),
+    TerminalCleanup,
     /// A path of a feature that arrives in a later issue: 501 whatever the
     /// method, so a client can tell "not yet" from "never".
     Unbuilt(&'static str),
@@ -234,12 +239,11 @@ fn resource<'a>(segments: &[&'a str]) -> Option<Resource<'a>> {
         ["api", "daemon", "shutdown"] => Resource::DaemonShutdown,
         ["api", "stats"] => Resource::Stats,
         ["api", "login"] => Resource::Login,
-        ["api", "terminal", ..] => Resource::Unbuilt("terminal sessions"),
+        ["api", "terminal", "sessions"] => Resource::TerminalSessions,
+        ["api", "terminal", "sessions", id] => Resource::TerminalSession(id),
+        ["api", "terminal", "cleanup"] => Resource::TerminalCleanup,
         ["api", "proxy", ..] => Resource::Unbuilt("the proxy"),
         ["api", "registry", ..] => Resource::Unbuilt("the registry"),
-        // The front door upgrades only `/ws` today; a terminal upgrade falls
-        // through to here until terminal sessions exist.
-        ["ws", "terminal", ..] => Resource::Unbuilt("terminal sessions"),
         _ => return None,
     };
     Some(resource)
@@ -259,10 +263,14 @@ impl Resource<'_> {
             | Resource::DaemonStatus
             | Resource::Stats => &["GET"],
             Resource::Profiles => &["GET", "POST"],
-            Resource::Profile(_) => &["GET", "DELETE"],
+            Resource::Profile(_) | Resource::TerminalSession(_) => &["GET", "DELETE"],
+            Resource::TerminalSessions => &["GET", "POST"],
             Resource::Hooks(_) => &["GET", "POST", "PUT"],
             Resource::Hook { .. } => &["DELETE"],
-            Resource::UsageImportClaude | Resource::DaemonShutdown | Resource::Login => &["POST"],
+            Resource::UsageImportClaude
+            | Resource::DaemonShutdown
+            | Resource::Login
+            | Resource::TerminalCleanup => &["POST"],
             Resource::Unbuilt(_) => &[],
         }
     }
@@ -330,6 +338,11 @@ fn build(
         (Resource::DaemonShutdown, "POST") => Request::Shutdown,
         (Resource::Stats, "GET") => Request::Stats,
         (Resource::Login, "POST") => return Err(not_implemented("browser login")),
+        (Resource::TerminalSessions, "GET") => Request::TerminalList,
+        (Resource::TerminalSessions, "POST") => Request::TerminalCreate(json_object(body)?),
+        (Resource::TerminalSession(id), "GET") => Request::TerminalInfo { id: id.into() },
+        (Resource::TerminalSession(id), "DELETE") => Request::TerminalKill { id: id.into() },
+        (Resource::TerminalCleanup, "POST") => Request::TerminalCleanup,
         (Resource::Unbuilt(feature), _) => return Err(not_implemented(feature)),
         // `route` checked the method against `methods`; this arm keeps the
         // two tables honest if they ever drift (a test walks both).
@@ -886,11 +899,6 @@ mod tests {
     #[test]
     fn unbuilt_features_are_501() {
         for (method, path) in [
-            ("GET", "/api/terminal/sessions"),
-            ("GET", "/api/terminal/sessions/abc"),
-            ("DELETE", "/api/terminal/sessions/abc"),
-            ("POST", "/api/terminal/cleanup"),
-            ("GET", "/api/terminal"),
             ("GET", "/api/proxy/status"),
             ("GET", "/api/proxy/status/work"),
             ("POST", "/api/proxy/work/start"),
@@ -900,11 +908,21 @@ mod tests {
             ("GET", "/api/profiles/work/proxy"),
             ("POST", "/api/profiles/work/proxy/enable"),
             ("GET", "/api/profiles/work/proxy/routes"),
-            ("GET", "/ws/terminal/abc"),
             ("POST", "/api/login"),
         ] {
             fails(call(method, path, b""), 501, "not implemented yet");
         }
+        // Terminal sessions are built.
+        assert_eq!(get("/api/terminal/sessions").unwrap(), Request::TerminalList);
+        assert_eq!(
+            call("DELETE", "/api/terminal/sessions/t1", b"").unwrap(),
+            Request::TerminalKill { id: "t1".into() }
+        );
+        assert_eq!(call("POST", "/api/terminal/cleanup", b"").unwrap(), Request::TerminalCleanup);
+        let create =
+            call("POST", "/api/terminal/sessions", br#"{"profile":"p","cols":100}"#).unwrap();
+        let Request::TerminalCreate(req) = create else { panic!("{create:?}") };
+        assert_eq!((req.profile.as_str(), req.cols, req.rows, req.sandbox), ("p", 100, 24, true));
         // Login's method is known already.
         fails(get("/api/login"), 405, "takes POST, not GET");
     }

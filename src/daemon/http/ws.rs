@@ -20,13 +20,12 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::{Value, json};
-use tungstenite::handshake::server::create_response;
 use tungstenite::protocol::{CloseFrame, Role, frame::coding::CloseCode};
-use tungstenite::{Message, WebSocket, http};
+use tungstenite::{Message, WebSocket};
 
-use super::{Head, HttpInfo, auth, routes};
+use super::{Head, HttpInfo, auth, handshake, routes};
 use crate::daemon::State;
 use crate::daemon::events::EventKind;
 
@@ -35,54 +34,10 @@ const HEARTBEAT: Duration = Duration::from_secs(30);
 /// How long the loop waits for an event before looking at the socket.
 const TICK: Duration = Duration::from_millis(20);
 
-pub fn serve(state: &State, info: &HttpInfo, mut stream: TcpStream, head: &Head) -> Result<()> {
-    let port = info.addr.port();
-    if !auth::host_allowed(head.header("host"), &info.bind, port) {
-        return reject(&mut stream, 403, "forbidden", "the Host header does not name this daemon");
-    }
-    if !auth::origin_allowed(head.header("origin"), &info.bind, port) {
-        return reject(
-            &mut stream,
-            403,
-            "forbidden",
-            "WebSocket upgrades from this Origin are refused",
-        );
-    }
-    let via_protocol = auth::subprotocol_token(head.header("sec-websocket-protocol"));
-    let given = auth::bearer(head.header("authorization")).or(via_protocol);
-    if !given.is_some_and(|t| auth::same_token(t, &state.http_token())) {
-        let why = if given.is_some() { "wrong token" } else { "a bearer token is required" };
-        return reject(&mut stream, 401, "unauthorized", why);
-    }
-
-    let mut request = http::Request::builder().method("GET").uri(head.target.as_str());
-    for (name, value) in &head.headers {
-        request = request.header(name.as_str(), value.as_str());
-    }
-    let request = request.body(()).context("rebuilding the upgrade request")?;
-    let mut response = match create_response(&request) {
-        Ok(r) => r,
-        Err(e) => {
-            return reject(
-                &mut stream,
-                400,
-                "bad_request",
-                &format!("not a WebSocket upgrade: {e}"),
-            );
-        }
+pub fn serve(state: &State, info: &HttpInfo, stream: TcpStream, head: &Head) -> Result<()> {
+    let Some(stream) = upgrade(state, info, stream, head, |_| true, "")? else {
+        return Ok(());
     };
-    if via_protocol.is_some() {
-        response
-            .headers_mut()
-            .insert("Sec-WebSocket-Protocol", http::HeaderValue::from_static("bearer"));
-    }
-    let mut text = String::from("HTTP/1.1 101 Switching Protocols\r\n");
-    for (name, value) in response.headers() {
-        text.push_str(&format!("{}: {}\r\n", name, value.to_str().unwrap_or("")));
-    }
-    text.push_str("\r\n");
-    stream.write_all(text.as_bytes())?;
-
     let _busy = state.activity.busy();
     let sub = state.events.subscribe(&[]).map_err(anyhow::Error::msg)?;
     let result = events(state, WebSocket::from_raw_socket(stream, Role::Server, None), &sub.rx);
@@ -90,11 +45,54 @@ pub fn serve(state: &State, info: &HttpInfo, mut stream: TcpStream, head: &Head)
     result
 }
 
+/// The checks every WebSocket upgrade passes (Host, Origin, token; then
+/// `exists(target)`, 404 otherwise), then the 101 answer. `None` when the
+/// upgrade was refused (the refusal has been written).
+pub(super) fn upgrade(
+    state: &State,
+    info: &HttpInfo,
+    mut stream: TcpStream,
+    head: &Head,
+    exists: impl Fn(&str) -> bool,
+    target: &str,
+) -> Result<Option<TcpStream>> {
+    let port = info.addr.port();
+    if !auth::host_allowed(head.header("host"), &info.bind, port) {
+        reject(&mut stream, 403, "forbidden", "the Host header does not name this daemon")?;
+        return Ok(None);
+    }
+    if !auth::origin_allowed(head.header("origin"), &info.bind, port) {
+        reject(&mut stream, 403, "forbidden", "WebSocket upgrades from this Origin are refused")?;
+        return Ok(None);
+    }
+    let via_protocol = auth::subprotocol_token(head.header("sec-websocket-protocol"));
+    let given = auth::bearer(head.header("authorization")).or(via_protocol);
+    if !given.is_some_and(|t| auth::same_token(t, &state.http_token())) {
+        let why = if given.is_some() { "wrong token" } else { "a bearer token is required" };
+        reject(&mut stream, 401, "unauthorized", why)?;
+        return Ok(None);
+    }
+    if !exists(target) {
+        reject(&mut stream, 404, "not_found", &format!("no terminal session {target}"))?;
+        return Ok(None);
+    }
+    let text = match handshake::response(head, via_protocol.map(|_| "bearer")) {
+        Ok(text) => text,
+        Err(why) => {
+            reject(&mut stream, 400, "bad_request", &format!("not a WebSocket upgrade: {why}"))?;
+            return Ok(None);
+        }
+    };
+    stream.write_all(text.as_bytes())?;
+    Ok(Some(stream))
+}
+
 fn reject(stream: &mut TcpStream, status: u16, kind: &str, message: &str) -> Result<()> {
     let body = routes::envelope_error(status, kind, message);
     let reason = match status {
         400 => "Bad Request",
         401 => "Unauthorized",
+        404 => "Not Found",
         _ => "Forbidden",
     };
     write!(
@@ -106,7 +104,7 @@ fn reject(stream: &mut TcpStream, status: u16, kind: &str, message: &str) -> Res
     Ok(())
 }
 
-fn would_block(e: &tungstenite::Error) -> bool {
+pub(super) fn would_block(e: &tungstenite::Error) -> bool {
     matches!(e, tungstenite::Error::Io(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
@@ -181,7 +179,7 @@ fn events(
 }
 
 /// Queues a frame; a full socket only means it is sent later.
-fn queue(ws: &mut WebSocket<TcpStream>, message: Message) -> Result<()> {
+pub(super) fn queue(ws: &mut WebSocket<TcpStream>, message: Message) -> Result<()> {
     match ws.write(message) {
         Ok(()) => Ok(()),
         Err(e) if would_block(&e) => Ok(()),

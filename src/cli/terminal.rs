@@ -1,0 +1,96 @@
+//! `ringlet terminal list|info|kill` and `profiles run --remote`: terminal
+//! sessions the daemon runs. (`terminal attach`, the shell client, arrives
+//! next; browsers and any WebSocket client attach at `/ws/terminal/{id}`.)
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+
+use super::{Ctx, Invocation, Out, Table, fetch};
+use crate::protocol::{Request, TerminalInfo, TerminalRequest};
+
+pub fn list(ctx: &Ctx) -> Result<()> {
+    let mut out = Out::new();
+    let Some(sessions) = fetch::<Vec<TerminalInfo>>(ctx, &Request::TerminalList, &mut out)? else {
+        return Ok(out.finish()?);
+    };
+    if sessions.is_empty() {
+        out.line("no terminal sessions")?;
+        return Ok(out.finish()?);
+    }
+    let mut table =
+        Table::new(&["ID", "PROFILE", "STATE", "PID", "SIZE", "CLIENTS", "SANDBOX", "STARTED"]);
+    for s in &sessions {
+        table.row(vec![
+            s.id.clone(),
+            s.profile.clone(),
+            state(s),
+            s.pid.to_string(),
+            format!("{}x{}", s.cols, s.rows),
+            s.clients.to_string(),
+            s.sandbox.clone(),
+            s.created_at.clone(),
+        ]);
+    }
+    table.write(&mut out)?;
+    Ok(out.finish()?)
+}
+
+pub fn info(ctx: &Ctx, id: &str) -> Result<()> {
+    show(ctx, &Request::TerminalInfo { id: id.into() })
+}
+
+pub fn kill(ctx: &Ctx, id: &str) -> Result<()> {
+    show(ctx, &Request::TerminalKill { id: id.into() })
+}
+
+/// `profiles run <alias> --remote`: starts the session and says where it is.
+pub fn create(ctx: &Ctx, inv: &Invocation) -> Result<()> {
+    let number = |name: &str, default: u16| -> Result<u16> {
+        match inv.value(name) {
+            Some(v) => {
+                v.parse().map_err(|_| anyhow::anyhow!("--{name} must be a number, got `{v}`"))
+            }
+            None => Ok(default),
+        }
+    };
+    // What the CLI's own environment would give a local run: the daemon
+    // keeps the names the profile passes through.
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let request = Request::TerminalCreate(TerminalRequest {
+        profile: inv.arg("alias").unwrap_or_default().into(),
+        args: inv.trailing.clone(),
+        cols: number("cols", 80)?,
+        rows: number("rows", 24)?,
+        working_dir: std::env::current_dir().ok().map(|d| d.display().to_string()),
+        sandbox: !inv.flag("no-sandbox"),
+        bwrap_flags: inv.value("bwrap-flags").map(String::from),
+        path: std::env::var("PATH").ok(),
+        env,
+    });
+    show(ctx, &request)
+}
+
+fn show(ctx: &Ctx, request: &Request) -> Result<()> {
+    let mut out = Out::new();
+    let Some(s) = fetch::<TerminalInfo>(ctx, request, &mut out)? else {
+        return Ok(out.finish()?);
+    };
+    out.line(format_args!("session {} ({})", s.id, state(&s)))?;
+    out.line(format_args!("  profile:  {}", s.profile))?;
+    out.line(format_args!("  command:  {}", s.command.join(" ")))?;
+    out.line(format_args!("  dir:      {}", s.working_dir))?;
+    out.line(format_args!("  pid:      {}", s.pid))?;
+    out.line(format_args!("  size:     {}x{}", s.cols, s.rows))?;
+    out.line(format_args!("  sandbox:  {}", s.sandbox))?;
+    out.line(format_args!("  clients:  {}", s.clients))?;
+    out.line(format_args!("  attach:   ws://<daemon>/ws/terminal/{}", s.id))?;
+    Ok(out.finish()?)
+}
+
+fn state(s: &TerminalInfo) -> String {
+    match s.exit_code {
+        Some(code) => format!("{} ({code})", s.state),
+        None => s.state.clone(),
+    }
+}

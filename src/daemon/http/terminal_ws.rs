@@ -1,0 +1,193 @@
+//! `GET /ws/terminal/{id}`: one client of a terminal session (design.md §5).
+//!
+//! The server sends `{"type":"connected",...}`, then the scrollback, then live
+//! output as binary frames, `{"type":"resized",...}` when another client
+//! resizes, and `{"type":"state_changed","state":"exited","exit_code":N}`.
+//! The client sends keystrokes as binary frames, `{"type":"resize","cols",
+//! "rows"}` and `{"type":"signal","signal":N or "INT"}`.
+//!
+//! Each client is a thread with its own mio loop over its socket and a waker
+//! the session thread rings after queueing output, so neither side ever
+//! waits for the other: keystrokes go to the session as soon as they arrive,
+//! output as soon as the session has it. Output is taken from the queue only
+//! when the previous frames have been written; a client that stops reading
+//! lets its bounded queue fill and the session drops it.
+
+use std::io;
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{TryRecvError, sync_channel};
+use std::time::Duration;
+
+use anyhow::Result;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use serde_json::{Value, json};
+use tungstenite::protocol::Role;
+use tungstenite::{Message, WebSocket};
+
+use super::ws::{queue, upgrade, would_block};
+use super::{Head, HttpInfo};
+use crate::daemon::State;
+use crate::terminal::pty::signal_by_name;
+use crate::terminal::session::{CLIENT_QUEUE, Client, Ctl, Out};
+
+const SOCKET: Token = Token(0);
+const WAKE: Token = Token(1);
+const HEARTBEAT: Duration = Duration::from_secs(30);
+
+static NEXT_CLIENT: AtomicU64 = AtomicU64::new(1);
+
+pub fn serve(
+    state: &State,
+    info: &HttpInfo,
+    stream: TcpStream,
+    head: &Head,
+    id: &str,
+) -> Result<()> {
+    let Some(stream) =
+        upgrade(state, info, stream, head, |id| state.terminals.info(id).is_ok(), id)?
+    else {
+        return Ok(());
+    };
+    let _busy = state.activity.busy();
+    let mut poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+    let (tx, rx) = sync_channel(CLIENT_QUEUE);
+    let client = NEXT_CLIENT.fetch_add(1, Ordering::Relaxed);
+    stream.set_nonblocking(true)?;
+    let fd = stream.as_raw_fd();
+    poll.registry().register(&mut SourceFd(&fd), SOCKET, Interest::READABLE)?;
+    let mut ws = WebSocket::from_raw_socket(stream, Role::Server, None);
+
+    let session = state.terminals.info(id)?;
+    queue(&mut ws, Message::text(json!({"type": "connected", "session": session}).to_string()))?;
+    state.terminals.send(id, Ctl::Attach(Client { id: client, tx, waker }))?;
+
+    let mut events = Events::with_capacity(8);
+    let mut unflushed = false;
+    let result = (|| -> Result<()> {
+        loop {
+            if let Err(e) = poll.poll(&mut events, Some(HEARTBEAT)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e.into());
+            }
+            if events.is_empty() {
+                queue(&mut ws, Message::Ping(Vec::new().into()))?;
+            }
+            if state.stopping.load(Ordering::Relaxed) {
+                let _ = ws.close(None);
+                let _ = ws.flush();
+                return Ok(());
+            }
+            // Output: only while the socket keeps up.
+            while !unflushed {
+                match rx.try_recv() {
+                    Ok(Out::Data(bytes)) => queue(&mut ws, Message::Binary(bytes.to_vec().into()))?,
+                    Ok(Out::Resized { cols, rows }) => queue(
+                        &mut ws,
+                        Message::text(json!({"type": "resized", "cols": cols, "rows": rows}).to_string()),
+                    )?,
+                    Ok(Out::Ended { exit_code }) => queue(
+                        &mut ws,
+                        Message::text(
+                            json!({"type": "state_changed", "state": "exited", "exit_code": exit_code})
+                                .to_string(),
+                        ),
+                    )?,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        let _ = ws.close(None);
+                        let _ = ws.flush();
+                        return Ok(());
+                    }
+                }
+                unflushed = flush(&mut ws)?;
+            }
+            // Input.
+            loop {
+                match ws.read() {
+                    Ok(Message::Binary(bytes)) => {
+                        state.terminals.send(id, Ctl::Input(bytes.to_vec()))?;
+                    }
+                    Ok(Message::Text(text)) => {
+                        if let Some(error) = command(state, id, client, &text) {
+                            queue(
+                                &mut ws,
+                                Message::text(
+                                    json!({"type": "error", "message": error}).to_string(),
+                                ),
+                            )?;
+                        }
+                    }
+                    Ok(Message::Close(_)) => return Ok(()),
+                    Ok(_) => {}
+                    Err(e) if would_block(&e) => break,
+                    Err(
+                        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed,
+                    ) => {
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            unflushed = flush(&mut ws)?;
+            let interest = if unflushed {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            poll.registry().reregister(&mut SourceFd(&fd), SOCKET, interest)?;
+        }
+    })();
+    let _ = state.terminals.send(id, Ctl::Detach(client));
+    result
+}
+
+/// Writes what is queued; true when the socket could not take all of it.
+fn flush(ws: &mut WebSocket<TcpStream>) -> Result<bool> {
+    match ws.flush() {
+        Ok(()) => Ok(false),
+        Err(e) if would_block(&e) => Ok(true),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A JSON message from the client; `Some(error)` to tell it what was wrong.
+fn command(state: &State, id: &str, client: u64, text: &str) -> Option<String> {
+    let Ok(msg) = serde_json::from_str::<Value>(text) else {
+        return Some("messages are JSON objects (keystrokes go in binary frames)".into());
+    };
+    match msg["type"].as_str() {
+        Some("resize") => {
+            let dim =
+                |k: &str| msg[k].as_u64().filter(|n| (1..=1000).contains(n)).map(|n| n as u16);
+            let (Some(cols), Some(rows)) = (dim("cols"), dim("rows")) else {
+                return Some("resize needs cols and rows between 1 and 1000".into());
+            };
+            state
+                .terminals
+                .send(id, Ctl::Resize { cols, rows, from: client })
+                .err()
+                .map(|e| e.to_string())
+        }
+        Some("signal") => {
+            let signal = match &msg["signal"] {
+                Value::Number(n) => n.as_i64().and_then(|n| signal_by_name(&n.to_string())),
+                Value::String(s) => signal_by_name(s),
+                _ => None,
+            };
+            let Some(signal) = signal else {
+                return Some(
+                    "signal must be one of INT, TERM, KILL, HUP, QUIT, WINCH, CONT, STOP".into(),
+                );
+            };
+            state.terminals.send(id, Ctl::Signal(signal)).err().map(|e| e.to_string())
+        }
+        _ => Some("the message types are \"resize\" and \"signal\"".into()),
+    }
+}

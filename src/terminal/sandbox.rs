@@ -1,0 +1,1400 @@
+//! The sandbox around remote terminal sessions: a bubblewrap (`bwrap`)
+//! command line on Linux and a `sandbox-exec` profile on macOS.
+//!
+//! Both give the agent the same world: the system is readable and not
+//! writable, the profile home and the working dir are writable, the user's
+//! real home is hidden except a short read-only allowlist (`[sandbox] home_ro`
+//! in config.toml) and the agent's own install, temp space is private (Linux)
+//! or the usual temp dirs (macOS), and the network is shared. [`check_bwrap`]
+//! proves bwrap works before a session starts and, when it does not, names
+//! the cause and the fix; `ringlet doctor` runs the same check. The caller
+//! (`daemon/dispatch.rs`) resolves the agent, builds the environment (which
+//! passes through bwrap and sandbox-exec unchanged, `HOME` included) and
+//! starts the argv on the session's PTY (`pty.rs`).
+
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::fmt;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+
+/// What to run in the sandbox and what it may see.
+pub struct Spec<'a> {
+    /// The agent, absolute (and resolved, so that exec finds it inside).
+    pub program: &'a Path,
+    pub args: &'a [String],
+    /// The user's real home, hidden inside the sandbox.
+    pub home: &'a Path,
+    /// Writable inside; usually within `home`.
+    pub profile_home: &'a Path,
+    /// Writable inside, and the agent's current directory.
+    pub work_dir: &'a Path,
+    /// Read-only inside: paths relative to `home` (`[sandbox] home_ro`).
+    pub home_ro: &'a [String],
+    /// Read-only inside: the agent's install (its `node_modules`, the
+    /// directory of the resolved binary, ...).
+    pub extra_ro: &'a [PathBuf],
+    /// `--bwrap-flags`, already split ([`split_words`]); appended last.
+    pub extra_flags: &'a [String],
+}
+
+/// The full argv to exec on Linux: `[bwrap, flags..., "--", program, args...]`.
+///
+/// Mounts are emitted parents first (by path depth), so a deeper mount always
+/// lands on top of a shallower one whatever the paths are: `--tmpfs /tmp`
+/// before a work dir under `/tmp`, `--tmpfs <home>` before the allowlist and
+/// the profile home inside it. At equal paths, read-only binds come first,
+/// then read-write binds, then the home-hiding tmpfs, so the real home is
+/// never exposed as a whole: not by a work dir equal to it (the default
+/// working dir of a session!), not by an install dir that happens to be it.
+/// Such a session sees an empty home; the caller should refuse or warn.
+///
+/// Sources that do not exist are skipped (bwrap refuses a missing
+/// `--ro-bind` source); the allowlist and install dirs also use
+/// `--ro-bind-try` against a file vanishing in between. The profile home and
+/// the work dir are bound with `--bind` and must exist: bwrap's own error is
+/// clearer than an agent started in the wrong place.
+///
+/// Env is the caller's business: bwrap passes its environment to the agent.
+/// `HOME` stays the real home's path, which inside is an empty, writable
+/// tmpfs (throwaway caches and dotfiles go there and vanish at exit) holding
+/// only the allowlist and whatever was bound inside it.
+///
+/// `--die-with-parent` makes the kernel kill the sandbox when the *thread*
+/// that started bwrap exits (`PR_SET_PDEATHSIG` follows threads, not
+/// processes): start it from a thread that lives as long as the session,
+/// never from a per-request thread.
+///
+/// The argv is `String`s, so paths are converted lossily: a path that is
+/// not UTF-8 would name another file inside, and is not supported.
+pub fn bwrap_argv(bwrap: &Path, spec: &Spec) -> Vec<String> {
+    let mut argv = vec![
+        s(bwrap),
+        // Killed with the daemon (see above for the thread caveat).
+        "--die-with-parent".into(),
+        "--unshare-pid".into(),
+        "--unshare-ipc".into(),
+        "--unshare-uts".into(),
+        // No --new-session: its setsid(2) would detach the agent from the
+        // PTY, which must stay its controlling terminal (job control,
+        // SIGWINCH, /dev/tty). Its purpose, stopping TIOCSTI input injection
+        // into the terminal, does not apply: the PTY is the session's own
+        // and only the sandboxed agent reads its input side.
+        // No --unshare-net: agents talk to their APIs.
+    ];
+    for op in mounts(Path::new("/"), spec) {
+        argv.extend(op.args);
+    }
+    argv.extend(["--chdir".into(), s(spec.work_dir)]);
+    argv.extend(spec.extra_flags.iter().cloned());
+    argv.push("--".into());
+    argv.push(s(spec.program));
+    argv.extend(spec.args.iter().cloned());
+    argv
+}
+
+/// One bwrap mount option, with what orders it.
+struct Op {
+    dest: PathBuf,
+    rank: Rank,
+    args: Vec<String>,
+}
+
+/// Tie-break between mounts of the same depth: later ones land on top.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Rank {
+    /// Fresh filesystems (`/dev`, `/proc`, `/tmp`) and the system dirs.
+    System,
+    ReadOnly,
+    ReadWrite,
+    /// The tmpfs over the real home.
+    Hide,
+}
+
+/// Every mount of the sandbox, in the order bwrap must apply them. `root`
+/// is where the system dirs are looked up (`/` but in tests).
+fn mounts(root: &Path, spec: &Spec) -> Vec<Op> {
+    let mut ops = Vec::new();
+    let op = |rank, dest: &Path, args: &[&dyn AsRef<OsStr>]| Op {
+        dest: clean(dest),
+        rank,
+        args: args.iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect(),
+    };
+    ops.push(op(Rank::System, Path::new("/dev"), &[&"--dev", &"/dev"]));
+    ops.push(op(Rank::System, Path::new("/proc"), &[&"--proc", &"/proc"]));
+    ops.push(op(Rank::System, Path::new("/tmp"), &[&"--tmpfs", &"/tmp"]));
+    for name in system_dirs(root) {
+        let source = root.join(&name);
+        let dest = Path::new("/").join(&name);
+        let Ok(meta) = fs::symlink_metadata(&source) else { continue };
+        if meta.file_type().is_symlink() {
+            // Merged /usr: /bin -> usr/bin. Binding would follow the link
+            // and mount /usr/bin a second time at /bin; a symlink keeps the
+            // layout (and readlink results) the same as outside.
+            if let Ok(target) = fs::read_link(&source) {
+                ops.push(op(Rank::System, &dest, &[&"--symlink", &target, &dest]));
+            }
+        } else {
+            ops.push(op(Rank::System, &dest, &[&"--ro-bind", &source, &dest]));
+        }
+    }
+    if let Some(dir) = resolver_dir(root, spec.home) {
+        ops.push(op(Rank::System, &dir, &[&"--ro-bind-try", &dir, &dir]));
+    }
+    // A relative or root "home" (HOME=/ for service users) has nothing to
+    // hide: the sandbox's root is a fresh tmpfs, and / is not bound.
+    if spec.home.is_absolute() && clean(spec.home) != Path::new("/") {
+        ops.push(op(Rank::Hide, spec.home, &[&"--tmpfs", &spec.home]));
+    }
+    let allowlist = spec.home_ro.iter().filter_map(|entry| home_entry(spec.home, entry));
+    for path in allowlist.chain(spec.extra_ro.iter().cloned()) {
+        if path.exists() {
+            ops.push(op(Rank::ReadOnly, &path, &[&"--ro-bind-try", &path, &path]));
+        }
+    }
+    for path in [spec.profile_home, spec.work_dir] {
+        ops.push(op(Rank::ReadWrite, path, &[&"--bind", &path, &path]));
+    }
+    // Both sort keys are needed: a stable sort keeps the given order within
+    // one depth and rank, but bwrap applies options in order, so a parent
+    // mounted after its child would hide it.
+    ops.sort_by_key(|o| (o.dest.components().count(), o.rank));
+    // Without this, a program outside every bind fails as "No such file or
+    // directory" from inside, which reads like a wrong path. Its file alone
+    // is bound (not its dir), so nothing else of a hidden dir leaks.
+    let canonical = fs::canonicalize(spec.program).ok();
+    for program in [Some(spec.program.to_path_buf()), canonical].into_iter().flatten() {
+        if program.exists() && !visible(&ops, &program) {
+            let o = op(Rank::ReadOnly, &program, &[&"--ro-bind-try", &program, &program]);
+            let at = ops.partition_point(|p| {
+                (p.dest.components().count(), p.rank) <= (o.dest.components().count(), o.rank)
+            });
+            ops.insert(at, o);
+        }
+    }
+    ops
+}
+
+/// `/usr`, `/bin`, `/sbin`, `/etc` and every `/lib*` (lib, lib32, lib64,
+/// libx32, ...), those that exist.
+fn system_dirs(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = ["usr", "bin", "sbin", "etc"].map(String::from).into();
+    let mut libs: Vec<String> = fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with("lib"))
+        .collect();
+    libs.sort();
+    names.extend(libs);
+    names.retain(|n| fs::symlink_metadata(root.join(n)).is_ok());
+    names
+}
+
+/// The directory holding the real `resolv.conf` when `/etc/resolv.conf` is
+/// a symlink out of the bound system dirs (systemd-resolved points it into
+/// `/run/systemd/resolve`): without it the shared network has no DNS. The
+/// whole directory, because resolved replaces the file by renaming.
+fn resolver_dir(root: &Path, home: &Path) -> Option<PathBuf> {
+    let target = fs::canonicalize(root.join("etc/resolv.conf")).ok()?;
+    let dir = target.parent()?.to_path_buf();
+    let inside_system = system_dirs(root).iter().any(|n| target.starts_with(root.join(n)));
+    let too_wide = dir.components().count() < 3 || home.starts_with(&dir) || dir.starts_with(home);
+    (!inside_system && !too_wide).then_some(dir)
+}
+
+/// An allowlist entry as a path under `home`; `~/` is accepted, and entries
+/// that would name the home itself or leave it are ignored.
+fn home_entry(home: &Path, entry: &str) -> Option<PathBuf> {
+    let rel = Path::new(entry.strip_prefix("~/").unwrap_or(entry));
+    let normal = rel.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    let path = clean(&home.join(rel));
+    (normal && path != clean(home)).then_some(path)
+}
+
+/// Whether `path` is reachable inside: the last mount at or above it (in
+/// bwrap's order) is a bind or a system symlink, not a tmpfs.
+fn visible(ops: &[Op], path: &Path) -> bool {
+    let path = clean(path);
+    ops.iter().rev().find(|o| path.starts_with(&o.dest)).is_some_and(|o| {
+        matches!(
+            o.args.first().map(String::as_str),
+            Some("--ro-bind" | "--ro-bind-try" | "--bind" | "--symlink")
+        )
+    })
+}
+
+/// `path` without `.` and with `..` applied to the text: bwrap takes the
+/// destination as written, and the ordering compares components.
+fn clean(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn s(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// Splits `--bwrap-flags` as a POSIX shell splits words: blanks separate,
+/// single quotes keep everything, double quotes keep everything but `\$`,
+/// `` \` ``, `\"`, `\\` and backslash-newline, a backslash outside quotes
+/// keeps the next character. No expansion of any kind (`$HOME`, `~`, `*`
+/// and `#` stay as written). Unbalanced quotes and a trailing backslash are
+/// errors, never a guess.
+pub fn split_words(text: &str) -> Result<Vec<String>> {
+    let mut words = Vec::new();
+    // `Some` once a word has started, even if empty (`''` is a word).
+    let mut word: Option<String> = None;
+    let mut chars = text.chars().enumerate();
+    while let Some((at, c)) = chars.next() {
+        match c {
+            ' ' | '\t' | '\n' => words.extend(word.take()),
+            '\'' => {
+                let w = word.get_or_insert_default();
+                loop {
+                    match chars.next() {
+                        Some((_, '\'')) => break,
+                        Some((_, c)) => w.push(c),
+                        None => bail!("unbalanced single quote (opened at character {})", at + 1),
+                    }
+                }
+            }
+            '"' => {
+                let w = word.get_or_insert_default();
+                loop {
+                    match chars.next() {
+                        Some((_, '"')) => break,
+                        Some((_, '\\')) => match chars.next() {
+                            Some((_, c @ ('$' | '`' | '"' | '\\'))) => w.push(c),
+                            Some((_, '\n')) => {}
+                            Some((_, c)) => {
+                                w.push('\\');
+                                w.push(c);
+                            }
+                            None => {
+                                bail!("unbalanced double quote (opened at character {})", at + 1)
+                            }
+                        },
+                        Some((_, c)) => w.push(c),
+                        None => bail!("unbalanced double quote (opened at character {})", at + 1),
+                    }
+                }
+            }
+            '\\' => match chars.next() {
+                // A line continuation: joins, starts no word.
+                Some((_, '\n')) => {}
+                Some((_, c)) => word.get_or_insert_default().push(c),
+                None => bail!("a backslash ends the text; it must escape a character"),
+            },
+            c => word.get_or_insert_default().push(c),
+        }
+    }
+    words.extend(word);
+    Ok(words)
+}
+
+/// How long the trial run of bwrap may take (it takes milliseconds).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The trial run: the same namespaces and fresh filesystems as a session.
+const PROBE_ARGS: &[&str] = &[
+    "--ro-bind",
+    "/",
+    "/",
+    "--unshare-pid",
+    "--unshare-ipc",
+    "--unshare-uts",
+    "--dev",
+    "/dev",
+    "--proc",
+    "/proc",
+    "true",
+];
+
+/// Used when the caller has no `PATH` at all.
+const FALLBACK_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// Finds bwrap in `path_var` (a `PATH` value) and proves it works with a
+/// trial sandbox. The error names the cause and the fix: not installed,
+/// unprivileged user namespaces disabled, AppArmor restricting them, or
+/// else bwrap's own message.
+pub fn check_bwrap(path_var: Option<&OsStr>) -> Result<PathBuf, SandboxError> {
+    check_bwrap_within(path_var, PROBE_TIMEOUT)
+}
+
+fn check_bwrap_within(
+    path_var: Option<&OsStr>,
+    timeout: Duration,
+) -> Result<PathBuf, SandboxError> {
+    let bwrap = find_program("bwrap", path_var).ok_or(SandboxError::NotInstalled)?;
+    match probe(&bwrap, timeout)? {
+        None => Ok(bwrap),
+        Some(stderr) => {
+            let setuid = fs::metadata(&bwrap).is_ok_and(|m| m.permissions().mode() & 0o4000 != 0);
+            // Root and a setuid bwrap create namespaces without a user
+            // namespace, so the userns settings cannot be the cause.
+            let needs_userns = !setuid && !rustix::process::geteuid().is_root();
+            Err(diagnose(bwrap, stderr, needs_userns, |name| {
+                fs::read_to_string(Path::new("/proc/sys").join(name))
+                    .ok()
+                    .map(|v| v.trim().to_owned())
+            }))
+        }
+    }
+}
+
+/// Why bwrap does not work. Display gives the cause and the fix.
+#[derive(Debug)]
+pub enum SandboxError {
+    /// No executable `bwrap` in `PATH`.
+    NotInstalled,
+    /// The kernel refuses unprivileged user namespaces: `setting` is the
+    /// sysctl that is 0.
+    UsernsDisabled { bwrap: PathBuf, setting: &'static str, stderr: String },
+    /// AppArmor denies unprivileged user namespaces to unconfined programs
+    /// (`kernel.apparmor_restrict_unprivileged_userns = 1`).
+    AppArmor { bwrap: PathBuf, stderr: String },
+    /// The trial run did not end in time.
+    TimedOut { bwrap: PathBuf },
+    /// bwrap could not be started at all.
+    Spawn { bwrap: PathBuf, error: io::Error },
+    /// Anything else, in bwrap's own words.
+    Failed { bwrap: PathBuf, stderr: String },
+}
+
+impl SandboxError {
+    fn cause(&self) -> String {
+        let said = |stderr: &str| {
+            if stderr.is_empty() { String::new() } else { format!(" (it said: {stderr})") }
+        };
+        match self {
+            SandboxError::NotInstalled => {
+                "the sandbox needs bubblewrap, and there is no `bwrap` in PATH".into()
+            }
+            SandboxError::UsernsDisabled { bwrap, setting, stderr } => format!(
+                "{} cannot create a sandbox: unprivileged user namespaces are disabled \
+                 ({setting} = 0){}",
+                bwrap.display(),
+                said(stderr)
+            ),
+            SandboxError::AppArmor { bwrap, stderr } => format!(
+                "{} cannot create a sandbox: AppArmor restricts unprivileged user namespaces \
+                 (kernel.apparmor_restrict_unprivileged_userns = 1, the default since \
+                 Ubuntu 24.04){}",
+                bwrap.display(),
+                said(stderr)
+            ),
+            SandboxError::TimedOut { bwrap } => format!(
+                "{} did not finish a trial sandbox within {} s",
+                bwrap.display(),
+                PROBE_TIMEOUT.as_secs()
+            ),
+            SandboxError::Spawn { bwrap, error } => {
+                format!("cannot run {}: {error}", bwrap.display())
+            }
+            SandboxError::Failed { bwrap, stderr } => {
+                format!("{} cannot create a sandbox: {stderr}", bwrap.display())
+            }
+        }
+    }
+
+    fn fix(&self) -> String {
+        match self {
+            SandboxError::NotInstalled => "install it: `sudo apt install bubblewrap` (Debian, \
+                Ubuntu), `sudo dnf install bubblewrap` (Fedora), `sudo pacman -S bubblewrap` \
+                (Arch), `sudo zypper install bubblewrap` (openSUSE)"
+                .into(),
+            SandboxError::UsernsDisabled { setting, .. } => {
+                let value = if *setting == "user.max_user_namespaces" { "10000" } else { "1" };
+                format!(
+                    "enable them: `sudo sysctl -w {setting}={value}`, and for every boot \
+                     `echo {setting}={value} | sudo tee /etc/sysctl.d/60-bwrap-userns.conf`"
+                )
+            }
+            SandboxError::AppArmor { bwrap, .. } => {
+                // AppArmor attaches profiles by the executable's real path.
+                let real = fs::canonicalize(bwrap).unwrap_or_else(|_| bwrap.clone());
+                format!(
+                    "allow bwrap alone with an AppArmor profile: `printf 'abi <abi/4.0>,\\n\
+                     include <tunables/global>\\nprofile bwrap {} flags=(unconfined) {{\\n  \
+                     userns,\\n}}\\n' | sudo tee /etc/apparmor.d/bwrap && sudo apparmor_parser \
+                     -r /etc/apparmor.d/bwrap`; or lift the restriction for every program \
+                     (less safe): `sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`",
+                    real.display()
+                )
+            }
+            SandboxError::TimedOut { bwrap } => format!(
+                "check what blocks `{} --ro-bind / / --unshare-pid --dev /dev --proc /proc true` \
+                 (a hung network or FUSE mount under /, an overloaded machine)",
+                bwrap.display()
+            ),
+            SandboxError::Spawn { bwrap, .. } => format!(
+                "check that {} is an executable you may run, or reinstall bubblewrap",
+                bwrap.display()
+            ),
+            SandboxError::Failed { .. } => "in a container, the runtime usually forbids new \
+                namespaces: run the daemon on the host or allow them (for example Docker's \
+                `--security-opt seccomp=unconfined --security-opt apparmor=unconfined`); \
+                a kernel without user namespaces needs a setuid bwrap"
+                .into(),
+        }
+    }
+}
+
+impl fmt::Display for SandboxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}; fix: {}", self.cause(), self.fix())
+    }
+}
+
+impl std::error::Error for SandboxError {}
+
+/// Tells why the trial run failed from the kernel settings (read through
+/// `sysctl`, named as under `/proc/sys`), which say more than bwrap's
+/// messages: "setting up uid map: Permission denied" is AppArmor on Ubuntu.
+fn diagnose(
+    bwrap: PathBuf,
+    stderr: String,
+    needs_userns: bool,
+    sysctl: impl Fn(&str) -> Option<String>,
+) -> SandboxError {
+    let is = |name: &str, value: &str| sysctl(name).as_deref() == Some(value);
+    if needs_userns {
+        // Debian and older Ubuntu kernels carry this switch.
+        if is("kernel/unprivileged_userns_clone", "0") {
+            let setting = "kernel.unprivileged_userns_clone";
+            return SandboxError::UsernsDisabled { bwrap, setting, stderr };
+        }
+        // RHEL 7 and hardened setups limit user namespaces to none.
+        if is("user/max_user_namespaces", "0") {
+            let setting = "user.max_user_namespaces";
+            return SandboxError::UsernsDisabled { bwrap, setting, stderr };
+        }
+        if is("kernel/apparmor_restrict_unprivileged_userns", "1") {
+            return SandboxError::AppArmor { bwrap, stderr };
+        }
+    }
+    SandboxError::Failed { bwrap, stderr }
+}
+
+/// Runs the trial sandbox; `None` when it worked, else bwrap's stderr.
+fn probe(bwrap: &Path, timeout: Duration) -> Result<Option<String>, SandboxError> {
+    let spawn_error = |error| SandboxError::Spawn { bwrap: bwrap.to_path_buf(), error };
+    let mut child = Command::new(bwrap)
+        .args(PROBE_ARGS)
+        // `true` is looked up inside with this PATH, whatever ours is.
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(spawn_error)?;
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(spawn_error)? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(SandboxError::TimedOut { bwrap: bwrap.to_path_buf() });
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    if status.success() {
+        return Ok(None);
+    }
+    // Non-blocking: a leftover process holding the pipe open must not hang
+    // the daemon; bwrap's message is already in the pipe once it exited.
+    let mut stderr = Vec::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = rustix::io::ioctl_fionbio(&pipe, true);
+        let mut buf = [0; 4096];
+        while stderr.len() < 16 * 1024 {
+            match pipe.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => stderr.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+    let stderr = String::from_utf8_lossy(&stderr).trim().replace('\n', "; ");
+    Ok(Some(if stderr.is_empty() { format!("it exited with {status}") } else { stderr }))
+}
+
+/// The first executable `name` in the absolute entries of `path_var`
+/// (relative entries would depend on the daemon's current directory).
+fn find_program(name: &str, path_var: Option<&OsStr>) -> Option<PathBuf> {
+    let path_var = path_var.unwrap_or(OsStr::new(FALLBACK_PATH));
+    std::env::split_paths(path_var).filter(|dir| dir.is_absolute()).map(|dir| dir.join(name)).find(
+        |candidate| {
+            fs::metadata(candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        },
+    )
+}
+
+/// The macOS sandbox-exec profile (SBPL) for `spec`.
+///
+/// SBPL applies the last matching rule, so the profile allows everything,
+/// then denies every write and allows it back under the profile home, the
+/// work dir, the temp dirs and the terminal devices; then denies reading the
+/// real home and allows it back for the allowlist, the profile home, the
+/// work dir and the install dirs. As on Linux, a work dir or install dir that
+/// is the home (or above it) opens nothing of it. Every path is written as
+/// an escaped SBPL string, also its real path when it goes through a symlink
+/// (the kernel checks real paths: `/tmp` is `/private/tmp`).
+// Unit-tested on every platform, used on macOS only.
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+pub fn sandbox_exec_profile(spec: &Spec) -> Result<String> {
+    let tmpdir = std::env::var_os("TMPDIR").map(PathBuf::from);
+    profile_text(spec, tmpdir.as_deref())
+}
+
+fn profile_text(spec: &Spec, tmpdir: Option<&Path>) -> Result<String> {
+    let homes = with_real_paths([spec.home.to_path_buf()]);
+    // Never the home itself or a dir above it: see the doc comment.
+    let opens_home = |p: &Path| homes.iter().any(|h| h.starts_with(p));
+    let mut writable = with_real_paths([spec.profile_home, spec.work_dir].map(Path::to_path_buf));
+    writable.retain(|p| !opens_home(p));
+    let mut temps = vec![PathBuf::from("/private/tmp"), PathBuf::from("/private/var/folders")];
+    temps.extend(tmpdir.map(Path::to_path_buf));
+    let temps = with_real_paths(temps);
+
+    let mut readable: Vec<PathBuf> =
+        spec.home_ro.iter().filter_map(|e| home_entry(spec.home, e)).collect();
+    readable.extend(spec.extra_ro.iter().cloned());
+    readable.push(spec.program.to_path_buf());
+    let mut readable = with_real_paths(readable);
+    readable.retain(|p| !opens_home(p));
+    readable.extend(writable.iter().cloned());
+    // Only what the home's deny closed needs opening again.
+    readable.retain(|p| homes.iter().any(|h| p.starts_with(h)));
+    // Reaching an allowed path means stat(2)ing each dir on the way down
+    // from the home (getcwd, realpath); their names and sizes, no contents.
+    let mut ancestors = BTreeSet::new();
+    for path in &readable {
+        for home in homes.iter().filter(|h| path.starts_with(h)) {
+            ancestors.extend(path.ancestors().skip(1).take_while(|a| a.starts_with(home)));
+        }
+    }
+
+    let mut out = String::from("(version 1)\n(allow default)\n\n");
+    out.push_str(";; Writes: only the profile home, the work dir, temp dirs and terminals.\n");
+    out.push_str("(deny file-write*)\n(allow file-write*\n");
+    for path in writable.iter().chain(&temps) {
+        out.push_str(&format!("  (subpath {})\n", sbpl_string(path)?));
+    }
+    for device in ["/dev/null", "/dev/zero", "/dev/tty", "/dev/ptmx", "/dev/dtracehelper"] {
+        out.push_str(&format!("  (literal \"{device}\")\n"));
+    }
+    out.push_str("  (regex #\"^/dev/ttys[0-9]+$\")\n  (subpath \"/dev/fd\"))\n\n");
+    out.push_str(
+        ";; Reads of the real home: only the allowlist, the session's dirs and the install.\n",
+    );
+    out.push_str("(deny file-read*");
+    for home in &homes {
+        out.push_str(&format!(" (subpath {})", sbpl_string(home)?));
+    }
+    out.push_str(")\n(allow file-read*");
+    for path in &readable {
+        out.push_str(&format!("\n  (subpath {})", sbpl_string(path)?));
+    }
+    out.push_str(")\n");
+    if !ancestors.is_empty() {
+        out.push_str("(allow file-read-metadata");
+        for path in &ancestors {
+            out.push_str(&format!("\n  (literal {})", sbpl_string(path)?));
+        }
+        out.push_str(")\n");
+    }
+    Ok(out)
+}
+
+/// The paths, each followed by its real path when that differs and exists;
+/// cleaned and without repeats, in the given order.
+fn with_real_paths(paths: impl IntoIterator<Item = PathBuf>) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for path in paths {
+        let real = fs::canonicalize(&path).ok();
+        for p in [Some(clean(&path)), real].into_iter().flatten() {
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// `path` as an SBPL string literal: backslash and double quote escaped;
+/// NUL, CR and LF refused (a path with them is no path a user meant here,
+/// and a line break could end a rule early in some readers).
+fn sbpl_string(path: &Path) -> Result<String> {
+    let Some(text) = path.to_str() else {
+        bail!("{} is not valid UTF-8, which a sandbox-exec profile needs", path.display());
+    };
+    if text.contains(['\0', '\n', '\r']) {
+        bail!("{text:?} contains a NUL or line break; refusing to put it in a sandbox profile");
+    }
+    Ok(format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"")))
+}
+
+/// The argv to exec on macOS: `[/usr/bin/sandbox-exec, -p, profile, --,
+/// program, args...]`. The absolute path, so that a `sandbox-exec` earlier
+/// in the session's PATH (a project's `node_modules/.bin`) cannot stand in.
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+pub fn sandbox_exec_argv(profile: &str, spec: &Spec) -> Vec<String> {
+    let mut argv: Vec<String> =
+        ["/usr/bin/sandbox-exec", "-p", profile, "--"].map(String::from).into();
+    argv.push(s(spec.program));
+    argv.extend(spec.args.iter().cloned());
+    argv
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::symlink;
+    use std::os::unix::process::ExitStatusExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// A fresh directory per test (tests run in parallel).
+    fn temp_dir(name: &str) -> PathBuf {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("ringlet-sandbox-{}-{n}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn write(path: &Path, text: &str) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+
+    fn write_script(path: &Path, text: &str) {
+        write(path, text);
+        fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// A fake real home laid out as in real life: the profile home, the
+    /// work dir and the agent's install inside it, next to secrets.
+    struct Fixture {
+        root: PathBuf,
+        home: PathBuf,
+        profile_home: PathBuf,
+        work_dir: PathBuf,
+        install: PathBuf,
+        program: PathBuf,
+        args: Vec<String>,
+        home_ro: Vec<String>,
+        extra_ro: Vec<PathBuf>,
+        flags: Vec<String>,
+    }
+
+    impl Fixture {
+        fn new(name: &str) -> Fixture {
+            let root = temp_dir(name);
+            let home = root.join("home/alice");
+            let profile_home = home.join(".config/ringlet/profiles/work/home");
+            let work_dir = home.join("src/project");
+            let install = home.join(".local/share/agent");
+            fs::create_dir_all(&profile_home).unwrap();
+            fs::create_dir_all(&work_dir).unwrap();
+            write(&home.join(".gitconfig"), "[user]\n\tname = Alice\n");
+            write(&home.join(".config/git/ignore"), "*.swp\n");
+            write(&home.join("secret.txt"), "secret\n");
+            write(&home.join(".ssh/id_ed25519"), "private key\n");
+            write(&install.join("agent.js"), "console.log(1)\n");
+            Fixture {
+                root,
+                home,
+                profile_home,
+                work_dir,
+                extra_ro: vec![install.clone()],
+                install,
+                program: fs::canonicalize("/bin/sh").unwrap(),
+                args: vec!["-c".into(), "true".into()],
+                home_ro: vec![".gitconfig".into(), ".config/git".into()],
+                flags: vec![],
+            }
+        }
+
+        fn spec(&self) -> Spec<'_> {
+            Spec {
+                program: &self.program,
+                args: &self.args,
+                home: &self.home,
+                profile_home: &self.profile_home,
+                work_dir: &self.work_dir,
+                home_ro: &self.home_ro,
+                extra_ro: &self.extra_ro,
+                extra_flags: &self.flags,
+            }
+        }
+
+        fn argv(&self) -> Vec<String> {
+            bwrap_argv(Path::new("/usr/bin/bwrap"), &self.spec())
+        }
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.root);
+        }
+    }
+
+    /// Where `seq` starts in `argv`; panics with the argv if absent.
+    fn pos(argv: &[String], seq: &[&str]) -> usize {
+        find(argv, seq).unwrap_or_else(|| panic!("{seq:?} not in {argv:#?}"))
+    }
+
+    fn find(argv: &[String], seq: &[&str]) -> Option<usize> {
+        argv.windows(seq.len()).position(|w| w.iter().zip(seq).all(|(a, b)| a == b))
+    }
+
+    fn p(path: &Path) -> &str {
+        path.to_str().unwrap()
+    }
+
+    #[test]
+    fn bwrap_argv_has_namespaces_and_ends_with_the_program() {
+        let fx = Fixture::new("shape");
+        let argv = fx.argv();
+        assert_eq!(argv[0], "/usr/bin/bwrap");
+        for flag in ["--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"] {
+            pos(&argv, &[flag]);
+        }
+        for absent in ["--new-session", "--unshare-net", "--unshare-all", "--unshare-user"] {
+            assert!(!argv.iter().any(|a| a == absent), "{absent} in {argv:#?}");
+        }
+        pos(&argv, &["--dev", "/dev"]);
+        pos(&argv, &["--proc", "/proc"]);
+        pos(&argv, &["--tmpfs", "/tmp"]);
+        pos(&argv, &["--ro-bind", "/usr", "/usr"]);
+        pos(&argv, &["--chdir", p(&fx.work_dir)]);
+        let tail = &argv[argv.len() - 4..];
+        assert_eq!(tail, ["--", p(&fx.program), "-c", "true"]);
+        // Every --ro-bind source exists (bwrap would refuse a missing one).
+        for w in argv.windows(2).filter(|w| w[0] == "--ro-bind") {
+            assert!(Path::new(&w[1]).exists(), "{} does not exist", w[1]);
+        }
+    }
+
+    #[test]
+    fn bwrap_argv_hides_the_home_before_binding_inside_it() {
+        let fx = Fixture::new("order");
+        let argv = fx.argv();
+        let tmp = pos(&argv, &["--tmpfs", "/tmp"]);
+        let home = pos(&argv, &["--tmpfs", p(&fx.home)]);
+        let gitconfig = fx.home.join(".gitconfig");
+        let git_dir = fx.home.join(".config/git");
+        let ro = [
+            pos(&argv, &["--ro-bind-try", p(&gitconfig), p(&gitconfig)]),
+            pos(&argv, &["--ro-bind-try", p(&git_dir), p(&git_dir)]),
+            pos(&argv, &["--ro-bind-try", p(&fx.install), p(&fx.install)]),
+        ];
+        let rw = [
+            pos(&argv, &["--bind", p(&fx.profile_home), p(&fx.profile_home)]),
+            pos(&argv, &["--bind", p(&fx.work_dir), p(&fx.work_dir)]),
+        ];
+        // The fixture lives under /tmp, as a home may: the private /tmp
+        // first, then the hidden home, then what shows through it.
+        assert!(tmp < home, "{argv:#?}");
+        for r in ro {
+            assert!(home < r, "{argv:#?}");
+        }
+        for w in rw {
+            assert!(home < w, "{argv:#?}");
+        }
+    }
+
+    #[test]
+    fn bwrap_argv_skips_missing_paths() {
+        let mut fx = Fixture::new("missing");
+        fx.home_ro = vec![".gitconfig".into(), ".missing".into(), "../escape".into(), "".into()];
+        fx.extra_ro = vec![fx.install.clone(), fx.root.join("nope")];
+        fs::create_dir_all(fx.root.join("home/escape")).unwrap();
+        let argv = fx.argv();
+        let under_root: Vec<&String> = argv
+            .windows(2)
+            .filter(|w| w[0] == "--ro-bind-try" && w[1].starts_with(p(&fx.root)))
+            .map(|w| &w[1])
+            .collect();
+        let gitconfig = fx.home.join(".gitconfig");
+        assert_eq!(under_root, [p(&gitconfig), p(&fx.install)], "{argv:#?}");
+    }
+
+    #[test]
+    fn system_dirs_become_binds_or_symlinks() {
+        let fx = Fixture::new("system");
+        let root = fx.root.join("fake-root");
+        for dir in ["usr/bin", "usr/lib", "lib64", "etc", "run/systemd/resolve"] {
+            fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        symlink("usr/bin", root.join("bin")).unwrap();
+        symlink("usr/lib", root.join("lib")).unwrap();
+        write(&root.join("run/systemd/resolve/stub-resolv.conf"), "nameserver 127.0.0.53\n");
+        symlink(root.join("run/systemd/resolve/stub-resolv.conf"), root.join("etc/resolv.conf"))
+            .unwrap();
+        let argv: Vec<String> =
+            mounts(&root, &fx.spec()).into_iter().flat_map(|o| o.args).collect();
+        pos(&argv, &["--symlink", "usr/bin", "/bin"]);
+        pos(&argv, &["--symlink", "usr/lib", "/lib"]);
+        pos(&argv, &["--ro-bind", p(&root.join("usr")), "/usr"]);
+        pos(&argv, &["--ro-bind", p(&root.join("lib64")), "/lib64"]);
+        pos(&argv, &["--ro-bind", p(&root.join("etc")), "/etc"]);
+        for absent in ["/sbin", "/lib32", "/libx32"] {
+            assert!(!argv.iter().any(|a| a == absent), "{absent} in {argv:#?}");
+        }
+        // DNS keeps working when resolv.conf points out of /etc.
+        let resolve = fs::canonicalize(root.join("run/systemd/resolve")).unwrap();
+        pos(&argv, &["--ro-bind-try", p(&resolve), p(&resolve)]);
+    }
+
+    #[test]
+    fn bwrap_argv_appends_extra_flags_last() {
+        let mut fx = Fixture::new("flags");
+        fx.flags = split_words("--setenv A 'b c' --ro-bind /opt /opt").unwrap();
+        let argv = fx.argv();
+        let dashdash = argv.iter().position(|a| a == "--").unwrap();
+        assert_eq!(argv[dashdash - 6..dashdash], fx.flags[..], "{argv:#?}");
+        assert!(pos(&argv, &["--chdir"]) < dashdash - 6);
+        // After every mount of ours, so a user's bind can land on top.
+        let last_mount = argv.iter().rposition(|a| a == "--bind").unwrap();
+        assert!(last_mount < dashdash - 6);
+    }
+
+    #[test]
+    fn a_work_dir_at_or_above_the_home_keeps_the_home_hidden() {
+        let mut fx = Fixture::new("home-work");
+        fx.work_dir = fx.home.clone();
+        let argv = fx.argv();
+        let bind = pos(&argv, &["--bind", p(&fx.home), p(&fx.home)]);
+        assert!(bind < pos(&argv, &["--tmpfs", p(&fx.home)]), "{argv:#?}");
+
+        let parent = fx.home.parent().unwrap().to_path_buf();
+        fx.work_dir = parent.clone();
+        fx.extra_ro = vec![fx.home.clone()];
+        let argv = fx.argv();
+        let hide = pos(&argv, &["--tmpfs", p(&fx.home)]);
+        assert!(pos(&argv, &["--bind", p(&parent), p(&parent)]) < hide, "{argv:#?}");
+        assert!(pos(&argv, &["--ro-bind-try", p(&fx.home), p(&fx.home)]) < hide, "{argv:#?}");
+    }
+
+    #[test]
+    fn a_program_outside_every_bind_is_bound_alone() {
+        let mut fx = Fixture::new("program");
+        fx.program = fx.home.join("bin/agent");
+        write_script(&fx.program, "#!/bin/sh\n");
+        fx.extra_ro = vec![];
+        let argv = fx.argv();
+        let bind = pos(&argv, &["--ro-bind-try", p(&fx.program), p(&fx.program)]);
+        assert!(pos(&argv, &["--tmpfs", p(&fx.home)]) < bind, "{argv:#?}");
+
+        // Inside a bound dir: nothing more.
+        fx.extra_ro = vec![fx.home.join("bin")];
+        assert!(find(&fx.argv(), &["--ro-bind-try", p(&fx.program)]).is_none());
+        // A system program: nothing more.
+        fx.program = fs::canonicalize("/bin/sh").unwrap();
+        assert!(find(&fx.argv(), &["--ro-bind-try", p(&fx.program)]).is_none());
+    }
+
+    #[test]
+    fn split_words_splits_on_blanks() {
+        assert_eq!(split_words("  --a  b\tc\nd ").unwrap(), ["--a", "b", "c", "d"]);
+        assert!(split_words("").unwrap().is_empty());
+        assert!(split_words(" \t\n ").unwrap().is_empty());
+    }
+
+    #[test]
+    fn split_words_honours_quotes() {
+        assert_eq!(split_words(r#"'a b' "c d" e'f'"g""#).unwrap(), ["a b", "c d", "efg"]);
+        assert_eq!(split_words("'' \"\"").unwrap(), ["", ""]);
+        // Single quotes keep everything; nothing is expanded anywhere.
+        assert_eq!(split_words(r#"'$HOME \ "x"' ~ *"#).unwrap(), [r#"$HOME \ "x""#, "~", "*"]);
+        // Double quotes drop the backslash only before $ ` " \ and newline.
+        assert_eq!(split_words(r#""a\"b\\c\$d\e\`""#).unwrap(), [r#"a"b\c$d\e`"#]);
+        assert_eq!(split_words("\"a\\\nb\"").unwrap(), ["ab"]);
+        assert_eq!(split_words("\"it's\" 'say \"hi\"'").unwrap(), ["it's", "say \"hi\""]);
+    }
+
+    #[test]
+    fn split_words_honours_backslashes() {
+        assert_eq!(split_words(r"--bind /a\ b /c").unwrap(), ["--bind", "/a b", "/c"]);
+        assert_eq!(split_words(r#"\'x \"y \\"#).unwrap(), ["'x", "\"y", "\\"]);
+        assert_eq!(split_words("a\\\nb c").unwrap(), ["ab", "c"]);
+    }
+
+    #[test]
+    fn split_words_refuses_unbalanced_quotes() {
+        for (text, what) in [
+            ("'abc", "single quote"),
+            ("x 'a\"b", "single quote"),
+            ("\"abc", "double quote"),
+            ("\"abc\\\"", "double quote"),
+            ("\"abc\\", "double quote"),
+            ("abc\\", "backslash"),
+        ] {
+            let err = split_words(text).unwrap_err().to_string();
+            assert!(err.contains(what), "{text:?}: {err}");
+        }
+        let err = split_words("ok 'open").unwrap_err().to_string();
+        assert!(err.contains("character 4"), "{err}");
+    }
+
+    fn sysctls(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    fn diagnosed(needs_userns: bool, pairs: &[(&str, &str)]) -> SandboxError {
+        let stderr = "bwrap: setting up uid map: Permission denied".to_string();
+        diagnose(PathBuf::from("/usr/bin/bwrap"), stderr, needs_userns, sysctls(pairs))
+    }
+
+    #[test]
+    fn diagnose_names_disabled_user_namespaces() {
+        let err = diagnosed(true, &[("kernel/unprivileged_userns_clone", "0")]);
+        assert!(matches!(err, SandboxError::UsernsDisabled { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains("kernel.unprivileged_userns_clone = 0"), "{text}");
+        assert!(text.contains("sudo sysctl -w kernel.unprivileged_userns_clone=1"), "{text}");
+        assert!(text.contains("setting up uid map"), "{text}");
+
+        let text = diagnosed(true, &[("user/max_user_namespaces", "0")]).to_string();
+        assert!(text.contains("user.max_user_namespaces = 0"), "{text}");
+        assert!(text.contains("sudo sysctl -w user.max_user_namespaces=10000"), "{text}");
+    }
+
+    #[test]
+    fn diagnose_names_apparmor() {
+        let err = diagnosed(
+            true,
+            &[
+                ("kernel/unprivileged_userns_clone", "1"),
+                ("user/max_user_namespaces", "63000"),
+                ("kernel/apparmor_restrict_unprivileged_userns", "1"),
+            ],
+        );
+        assert!(matches!(err, SandboxError::AppArmor { .. }), "{err:?}");
+        let text = err.to_string();
+        for part in [
+            "AppArmor restricts unprivileged user namespaces",
+            "Ubuntu 24.04",
+            "userns,",
+            "/etc/apparmor.d/bwrap",
+            "apparmor_parser -r",
+            "sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0",
+            "setting up uid map",
+        ] {
+            assert!(text.contains(part), "{part:?} not in {text}");
+        }
+    }
+
+    #[test]
+    fn diagnose_ignores_userns_settings_when_bwrap_needs_none() {
+        // Root, or a setuid bwrap: the settings cannot be the cause.
+        let err = diagnosed(false, &[("kernel/unprivileged_userns_clone", "0")]);
+        assert!(matches!(err, SandboxError::Failed { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn diagnose_falls_back_to_bwraps_own_words() {
+        let stderr = "bwrap: Creating new namespace failed: Operation not permitted".to_string();
+        let err = diagnose(PathBuf::from("/usr/bin/bwrap"), stderr, true, sysctls(&[]));
+        let text = err.to_string();
+        assert!(text.contains("Creating new namespace failed: Operation not permitted"), "{text}");
+        assert!(text.contains("fix: in a container"), "{text}");
+    }
+
+    #[test]
+    fn check_bwrap_names_the_package_when_not_installed() {
+        let err = check_bwrap(Some(OsStr::new("/nonexistent-ringlet-dir"))).unwrap_err();
+        assert!(matches!(err, SandboxError::NotInstalled), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains("no `bwrap` in PATH"), "{text}");
+        assert!(text.contains("sudo apt install bubblewrap"), "{text}");
+    }
+
+    #[test]
+    fn find_program_wants_an_executable_file() {
+        let fx = Fixture::new("find");
+        write(&fx.root.join("a/bwrap"), "not executable");
+        fs::create_dir_all(fx.root.join("c/bwrap")).unwrap();
+        write_script(&fx.root.join("b/bwrap"), "#!/bin/sh\n");
+        write_script(&fx.root.join("rel/bwrap"), "#!/bin/sh\n");
+        let path = std::env::join_paths([
+            fx.root.join("a"),
+            PathBuf::from("rel"),
+            fx.root.join("c"),
+            fx.root.join("b"),
+        ])
+        .unwrap();
+        assert_eq!(find_program("bwrap", Some(&path)), Some(fx.root.join("b/bwrap")));
+        assert_eq!(find_program("bwrap", Some(OsStr::new(""))), None);
+    }
+
+    #[test]
+    fn check_bwrap_reports_bwraps_message() {
+        let fx = Fixture::new("failing");
+        let script = "#!/bin/sh\necho 'bwrap: something specific broke' >&2\nexit 1\n";
+        write_script(&fx.root.join("bwrap"), script);
+        let err = check_bwrap(Some(fx.root.as_os_str())).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("bwrap: something specific broke"), "{text}");
+        assert!(text.contains(p(&fx.root.join("bwrap"))), "{text}");
+    }
+
+    #[test]
+    fn check_bwrap_gives_up_on_a_hanging_bwrap() {
+        let fx = Fixture::new("hanging");
+        write_script(&fx.root.join("bwrap"), "#!/bin/sh\nexec sleep 10\n");
+        let started = Instant::now();
+        let err =
+            check_bwrap_within(Some(fx.root.as_os_str()), Duration::from_millis(200)).unwrap_err();
+        assert!(matches!(err, SandboxError::TimedOut { .. }), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+
+    #[test]
+    fn sbpl_strings_escape_quotes_and_backslashes() {
+        let path = Path::new(r#"/Users/a b/we"ird\dir"#);
+        assert_eq!(sbpl_string(path).unwrap(), r#""/Users/a b/we\"ird\\dir""#);
+        assert_eq!(sbpl_string(Path::new("/plain")).unwrap(), "\"/plain\"");
+    }
+
+    #[test]
+    fn sbpl_strings_refuse_line_breaks_nul_and_non_utf8() {
+        for bad in ["/a\nb", "/a\rb", "/a\0b"] {
+            let err = sbpl_string(Path::new(bad)).unwrap_err().to_string();
+            assert!(err.contains("NUL or line break"), "{err}");
+        }
+        let non_utf8 = Path::new(OsStr::from_bytes(b"/a\xffb"));
+        assert!(sbpl_string(non_utf8).unwrap_err().to_string().contains("UTF-8"));
+    }
+
+    /// A macOS-like spec; none of these paths exist here, so no real paths
+    /// are added and the text is exactly predictable.
+    fn mac_profile(work_dir: &str, profile_home: &str) -> Result<String> {
+        let program = PathBuf::from("/Users/alice/.local/bin/agent");
+        let args = vec![];
+        let home_ro = vec![".gitconfig".to_string(), ".config/git".to_string()];
+        let extra_ro = vec![PathBuf::from("/Users/alice/.local/share/agent"), "/opt/x".into()];
+        let spec = Spec {
+            program: &program,
+            args: &args,
+            home: Path::new("/Users/alice"),
+            profile_home: Path::new(profile_home),
+            work_dir: Path::new(work_dir),
+            home_ro: &home_ro,
+            extra_ro: &extra_ro,
+            extra_flags: &[],
+        };
+        profile_text(&spec, Some(Path::new("/var/folders/xy/abc/T")))
+    }
+
+    #[test]
+    fn sandbox_exec_profile_denies_writes_and_home_reads() {
+        let profile = mac_profile("/Users/alice/src/project", "/Users/alice/.ringlet/p").unwrap();
+        assert!(profile.starts_with("(version 1)\n(allow default)\n"), "{profile}");
+        let at = |needle: &str| {
+            profile.find(needle).unwrap_or_else(|| panic!("{needle:?} not in\n{profile}"))
+        };
+        let deny_write = at("(deny file-write*)\n");
+        let allow_write = at("(allow file-write*\n");
+        assert!(deny_write < allow_write);
+        for path in [
+            "/Users/alice/.ringlet/p",
+            "/Users/alice/src/project",
+            "/private/tmp",
+            "/private/var/folders",
+            "/var/folders/xy/abc/T",
+        ] {
+            assert!(at(&format!("  (subpath \"{path}\")\n")) > allow_write);
+        }
+        at("(literal \"/dev/null\")");
+        at("(regex #\"^/dev/ttys[0-9]+$\")");
+        let deny_read = at("(deny file-read* (subpath \"/Users/alice\"))\n");
+        let allow_read = at("(allow file-read*\n");
+        assert!(allow_write < deny_read && deny_read < allow_read);
+        for path in [
+            "/Users/alice/.gitconfig",
+            "/Users/alice/.config/git",
+            "/Users/alice/.local/share/agent",
+            "/Users/alice/.local/bin/agent",
+            "/Users/alice/.ringlet/p",
+            "/Users/alice/src/project",
+        ] {
+            let rule = format!("\n  (subpath \"{path}\")");
+            assert!(profile[allow_read..].contains(&rule), "{rule} not in\n{profile}");
+        }
+        // Outside the home nothing needs reopening.
+        assert!(!profile.contains("/opt/x"), "{profile}");
+        // The dirs on the way down may be stat(2)ed, not read.
+        let metadata = at("(allow file-read-metadata");
+        for path in ["/Users/alice", "/Users/alice/.config", "/Users/alice/.local/share"] {
+            assert!(at(&format!("(literal \"{path}\")")) > metadata);
+        }
+    }
+
+    #[test]
+    fn sandbox_exec_profile_never_opens_the_whole_home() {
+        for work_dir in ["/Users/alice", "/Users", "/"] {
+            let profile = mac_profile(work_dir, "/Users/alice/.ringlet/p").unwrap();
+            let opened = format!("(subpath \"{work_dir}\")");
+            assert!(!profile.contains(&format!("  {opened}")), "{profile}");
+            assert!(!profile.contains(&format!("\n  {opened}")), "{profile}");
+        }
+    }
+
+    #[test]
+    fn sandbox_exec_profile_escapes_every_path() {
+        let profile = mac_profile(r#"/Users/alice/my "quoted"\dir"#, "/Users/alice/p").unwrap();
+        assert!(profile.contains(r#"(subpath "/Users/alice/my \"quoted\"\\dir")"#), "{profile}");
+        let err = mac_profile("/Users/alice/evil\n(allow default)", "/Users/alice/p").unwrap_err();
+        assert!(err.to_string().contains("line break"), "{err}");
+    }
+
+    #[test]
+    fn sandbox_exec_argv_puts_the_profile_before_the_program() {
+        let args = vec!["--resume".to_string(), "a b".to_string()];
+        let spec = Spec {
+            program: Path::new("/opt/agent"),
+            args: &args,
+            home: Path::new("/Users/alice"),
+            profile_home: Path::new("/Users/alice/p"),
+            work_dir: Path::new("/Users/alice/w"),
+            home_ro: &[],
+            extra_ro: &[],
+            extra_flags: &[],
+        };
+        let argv = sandbox_exec_argv("(version 1)", &spec);
+        let expected = ["/usr/bin/sandbox-exec", "-p", "(version 1)", "--", "/opt/agent"];
+        assert_eq!(argv[..5], expected);
+        assert_eq!(argv[5..], args[..]);
+    }
+
+    /// bwrap from PATH, proven to work; `None` (after a loud note) only
+    /// when it is not installed.
+    fn real_bwrap(test: &str) -> Option<PathBuf> {
+        let path = std::env::var_os("PATH");
+        if find_program("bwrap", path.as_deref()).is_none() {
+            eprintln!(
+                "\n!!!!! SKIPPED {test}: bwrap is not installed (apt install bubblewrap); \
+                 the sandbox is NOT tested !!!!!\n"
+            );
+            return None;
+        }
+        Some(check_bwrap(path.as_deref()).unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    /// Runs `script` with `sh -c` inside the fixture's sandbox; its stdout
+    /// as `name=value` lines.
+    fn run_inside(bwrap: &Path, fx: &mut Fixture, script: &str, env: &[(&str, String)]) -> String {
+        fx.args = vec!["-c".into(), script.into()];
+        let argv = bwrap_argv(bwrap, &fx.spec());
+        let out = Command::new(&argv[0])
+            .args(&argv[1..])
+            .env("HOME", &fx.home)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{argv:#?}\nstdout: {stdout}\nstderr: {stderr}");
+        stdout
+    }
+
+    fn value<'a>(out: &'a str, name: &str) -> &'a str {
+        let prefix = format!("{name}=");
+        out.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {name} in\n{out}"))
+    }
+
+    #[test]
+    fn real_bwrap_check_succeeds() {
+        if let Some(bwrap) = real_bwrap("real_bwrap_check_succeeds") {
+            assert!(bwrap.is_absolute());
+        }
+    }
+
+    #[test]
+    fn real_bwrap_confines_the_file_system() {
+        let Some(bwrap) = real_bwrap("real_bwrap_confines_the_file_system") else { return };
+        let mut fx = Fixture::new("real-fs");
+        let host_tmp = temp_dir("host-tmp").join("planted");
+        write(&host_tmp, "outside\n");
+        let mark = format!("{}-{}", std::process::id(), fx.root.file_name().unwrap().display());
+        let script = r#"
+            check() { name=$1; shift; if ( "$@" ) >/dev/null 2>&1; then echo "$name=yes"; else echo "$name=no"; fi; }
+            echo "pwd=$(pwd)"
+            check work_write sh -c 'echo from-sandbox > "$WORK/w.txt"'
+            check profile_write sh -c 'echo from-sandbox > "$PROFILE/p.txt"'
+            check home_is_dir test -d "$HOME"
+            check secret_exists test -e "$FAKE_HOME/secret.txt"
+            check secret_read cat "$FAKE_HOME/secret.txt"
+            check ssh_read cat "$FAKE_HOME/.ssh/id_ed25519"
+            check secret_write sh -c 'echo pwned > "$FAKE_HOME/secret.txt"'
+            check gitconfig_read grep -q Alice "$FAKE_HOME/.gitconfig"
+            check gitconfig_write sh -c 'echo pwned >> "$FAKE_HOME/.gitconfig"'
+            check git_dir_read cat "$FAKE_HOME/.config/git/ignore"
+            check install_read cat "$INSTALL/agent.js"
+            check install_write sh -c 'echo pwned > "$INSTALL/agent.js"'
+            check usr_write touch /usr/ringlet-sandbox-probe
+            check etc_write touch /etc/ringlet-sandbox-probe
+            check tmp_write sh -c 'echo x > "/tmp/ringlet-sandbox-marker-$MARK"'
+            check tmp_read_back test -e "/tmp/ringlet-sandbox-marker-$MARK"
+            check host_tmp_visible test -e "$HOST_TMP"
+        "#;
+        let env = [
+            ("WORK", s(&fx.work_dir)),
+            ("PROFILE", s(&fx.profile_home)),
+            ("FAKE_HOME", s(&fx.home)),
+            ("INSTALL", s(&fx.install)),
+            ("HOST_TMP", s(&host_tmp)),
+            ("MARK", mark.clone()),
+        ];
+        let out = run_inside(&bwrap, &mut fx, script, &env);
+
+        assert_eq!(value(&out, "pwd"), p(&fx.work_dir), "{out}");
+        let expect = [
+            ("work_write", "yes"),
+            ("profile_write", "yes"),
+            ("home_is_dir", "yes"),
+            ("secret_exists", "no"),
+            ("secret_read", "no"),
+            ("ssh_read", "no"),
+            ("gitconfig_read", "yes"),
+            ("gitconfig_write", "no"),
+            ("git_dir_read", "yes"),
+            ("install_read", "yes"),
+            ("install_write", "no"),
+            ("usr_write", "no"),
+            ("etc_write", "no"),
+            ("tmp_write", "yes"),
+            ("tmp_read_back", "yes"),
+            ("host_tmp_visible", "no"),
+        ];
+        for (name, want) in expect {
+            assert_eq!(value(&out, name), want, "{name} in\n{out}");
+        }
+        // Writes to the two writable dirs reached the host...
+        assert_eq!(fs::read_to_string(fx.work_dir.join("w.txt")).unwrap(), "from-sandbox\n");
+        assert_eq!(fs::read_to_string(fx.profile_home.join("p.txt")).unwrap(), "from-sandbox\n");
+        // ...and nothing else did. Writing the secret's path (secret_write)
+        // only wrote into the throwaway home.
+        assert_eq!(fs::read_to_string(fx.home.join("secret.txt")).unwrap(), "secret\n");
+        let gitconfig = fs::read_to_string(fx.home.join(".gitconfig")).unwrap();
+        assert_eq!(gitconfig, "[user]\n\tname = Alice\n");
+        assert_eq!(fs::read_to_string(fx.install.join("agent.js")).unwrap(), "console.log(1)\n");
+        assert!(!Path::new("/usr/ringlet-sandbox-probe").exists());
+        assert!(!Path::new("/etc/ringlet-sandbox-probe").exists());
+        let marker = Path::new("/tmp").join(format!("ringlet-sandbox-marker-{mark}"));
+        assert!(!marker.exists(), "the sandbox's /tmp leaked to the host");
+        let _ = fs::remove_dir_all(host_tmp.parent().unwrap());
+    }
+
+    #[test]
+    fn real_bwrap_has_its_own_pids_and_shares_the_network() {
+        let Some(bwrap) = real_bwrap("real_bwrap_has_its_own_pids_and_shares_the_network") else {
+            return;
+        };
+        let mut fx = Fixture::new("real-ns");
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let has_bash = Path::new("/bin/bash").exists();
+        let script = r#"
+            echo "pid=$$"
+            printf 'init='; tr '\0' ' ' < /proc/1/cmdline; echo
+            if [ -x /bin/bash ]; then
+                if bash -c 'echo hello > "/dev/tcp/127.0.0.1/$PORT"'; then echo net=yes; else echo net=no; fi
+            fi
+        "#;
+        let out = run_inside(&bwrap, &mut fx, script, &[("PORT", port.to_string())]);
+
+        // A new PID namespace: our shell is pid 2 under bwrap's own init,
+        // which is what /proc (mounted fresh) shows as pid 1.
+        let pid: u32 = value(&out, "pid").parse().unwrap();
+        assert!(pid <= 3, "pid {pid} is not from a new PID namespace\n{out}");
+        let init = value(&out, "init");
+        assert!(init.contains("bwrap"), "pid 1 inside is {init:?}, not bwrap\n{out}");
+        let host_init = fs::read("/proc/1/cmdline").unwrap_or_default();
+        assert_ne!(init.trim().as_bytes(), host_init.trim_ascii_end());
+
+        if !has_bash {
+            eprintln!("\n!!!!! network check SKIPPED: no /bin/bash for /dev/tcp !!!!!\n");
+            return;
+        }
+        assert_eq!(value(&out, "net"), "yes", "{out}");
+        listener.set_nonblocking(true).unwrap();
+        let (mut conn, _) = listener.accept().expect("the sandbox connected to 127.0.0.1");
+        conn.set_nonblocking(false).unwrap();
+        let mut got = String::new();
+        conn.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "hello\n");
+    }
+
+    /// Documents the trap in `--die-with-parent`: the kernel's "parent" is
+    /// the thread that started bwrap. Spawned from a short-lived thread, the
+    /// sandbox is killed as soon as that thread ends.
+    #[test]
+    fn real_bwrap_dies_with_the_thread_that_started_it() {
+        let Some(bwrap) = real_bwrap("real_bwrap_dies_with_the_thread_that_started_it") else {
+            return;
+        };
+        let mut fx = Fixture::new("real-die");
+        fx.args = vec!["-c".into(), "sleep 1; echo alive > \"$WORK/alive\"".into()];
+        let argv = bwrap_argv(&bwrap, &fx.spec());
+        let work = s(&fx.work_dir);
+        let mut child = thread::spawn(move || {
+            let child = Command::new(&argv[0])
+                .args(&argv[1..])
+                .env("WORK", work)
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap();
+            // Long enough for bwrap to arm PR_SET_PDEATHSIG (milliseconds),
+            // which would not fire for a thread that was already gone.
+            thread::sleep(Duration::from_millis(300));
+            child
+        })
+        .join()
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "bwrap outlived the thread that started it");
+            thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(status.signal(), Some(9), "{status}");
+        // The agent inside went with it.
+        thread::sleep(Duration::from_millis(1500));
+        assert!(!fx.work_dir.join("alive").exists(), "the sandboxed process survived");
+    }
+}

@@ -1,0 +1,364 @@
+//! One terminal session: a thread that owns the PTY, the scrollback ring and
+//! the list of attached clients (style.md point 10: one owner; everyone else
+//! sends it messages with a wake, alacritty's `EventLoopSender`).
+//!
+//! The thread runs a mio loop over the PTY master and a `Waker`. Output is
+//! read in chunks, appended to the bounded scrollback, and handed to every
+//! client as one shared buffer. A client attaches through the same thread, so
+//! it gets the scrollback and then every later chunk: no gap, no duplicate.
+//! A client whose bounded queue is full (it stopped reading) is dropped; the
+//! others and the agent never wait for it. When the agent exits the thread
+//! keeps the scrollback and the exit code for late attachers until the
+//! session is removed.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use serde::{Deserialize, Serialize};
+
+use super::pty::{Exit, Pty};
+
+const PTY: Token = Token(0);
+const WAKE: Token = Token(1);
+/// Chunks a client may lag behind before it is dropped.
+pub const CLIENT_QUEUE: usize = 256;
+/// How long `kill` gives the agent between SIGHUP, SIGTERM and SIGKILL.
+pub const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// What a client receives, in order.
+#[derive(Debug, Clone)]
+pub enum Out {
+    /// Terminal output (the scrollback first, as one chunk).
+    Data(Arc<[u8]>),
+    /// Another client resized the terminal.
+    Resized { cols: u16, rows: u16 },
+    /// The agent exited (also sent on attach to an ended session).
+    Ended { exit_code: i32 },
+}
+
+/// A client's end as the session sees it: a bounded queue and the wake of
+/// the client's own loop.
+pub struct Client {
+    pub id: u64,
+    pub tx: SyncSender<Out>,
+    pub waker: Arc<Waker>,
+}
+
+/// Messages to the session thread.
+pub enum Ctl {
+    Attach(Client),
+    Detach(u64),
+    Input(Vec<u8>),
+    Resize {
+        cols: u16,
+        rows: u16,
+        from: u64,
+    },
+    Signal(i32),
+    /// End the process group (SIGHUP, SIGTERM, SIGKILL) and stop the thread.
+    Remove,
+}
+
+/// What `terminal list/info` and the API show.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Info {
+    pub id: String,
+    pub profile: String,
+    pub command: Vec<String>,
+    pub working_dir: String,
+    pub pid: u32,
+    pub cols: u16,
+    pub rows: u16,
+    /// "running" or "exited".
+    pub state: String,
+    pub exit_code: Option<i32>,
+    /// "bwrap", "sandbox-exec" or "none" (`--no-sandbox`, recorded).
+    pub sandbox: String,
+    pub created_at: String,
+    pub ended_at: Option<String>,
+    pub clients: usize,
+}
+
+/// The handle the registry keeps: send + wake, and the shared info.
+pub struct Handle {
+    tx: Sender<Ctl>,
+    waker: Arc<Waker>,
+    /// Written by the session thread, read by request handlers.
+    pub info: Arc<Mutex<Info>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Handle {
+    /// Sends a message and wakes the session thread. False if it is gone.
+    pub fn send(&self, ctl: Ctl) -> bool {
+        self.tx.send(ctl).is_ok() && self.waker.wake().is_ok()
+    }
+
+    pub fn info(&self) -> Info {
+        self.info.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Ends the session and waits for its thread.
+    pub fn remove(mut self) {
+        self.send(Ctl::Remove);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts the session thread for a spawned PTY.
+/// Starts the session thread, which starts the agent: bwrap's
+/// `--die-with-parent` ties the sandbox to the *thread* that started it, so
+/// that must be the session's own thread, not a short-lived request thread.
+/// Returns once the agent runs (its pid is in the info) or failed to start.
+pub fn start(
+    spawn: Box<dyn FnOnce() -> Result<Pty> + Send>,
+    info: Info,
+    scrollback: usize,
+    on_end: Box<dyn Fn(&Info) + Send>,
+) -> Result<Handle> {
+    let poll = Poll::new().context("creating the session's poller")?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+    let (tx, rx) = mpsc::channel();
+    let info = Arc::new(Mutex::new(info));
+    let id = info.lock().unwrap_or_else(|p| p.into_inner()).id.clone();
+    let shared = info.clone();
+    let (started_tx, started_rx) = mpsc::sync_channel::<Result<u32, String>>(1);
+    let thread = std::thread::Builder::new()
+        .name(format!("terminal-{id}"))
+        .spawn(move || {
+            let pty = match spawn() {
+                Ok(pty) => {
+                    let _ = started_tx.send(Ok(pty.pid()));
+                    pty
+                }
+                Err(e) => {
+                    let _ = started_tx.send(Err(format!("{e:#}")));
+                    return;
+                }
+            };
+            let mut session = Session {
+                pty,
+                poll,
+                rx,
+                info: shared,
+                ring: VecDeque::new(),
+                cap: scrollback.max(1),
+                clients: Vec::new(),
+                pending: VecDeque::new(),
+                exit: None,
+                on_end,
+            };
+            if let Err(e) = session.run() {
+                crate::warn!("terminal session: {e:#}");
+            }
+            // Whatever happened, the agent's group does not outlive it.
+            session.pty.terminate(KILL_GRACE);
+        })
+        .context("starting the session thread")?;
+    match started_rx.recv() {
+        Ok(Ok(pid)) => info.lock().unwrap_or_else(|p| p.into_inner()).pid = pid,
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            anyhow::bail!(e);
+        }
+        Err(_) => anyhow::bail!("the session thread ended before starting the agent"),
+    }
+    Ok(Handle { tx, waker, info, thread: Some(thread) })
+}
+
+struct Session {
+    pty: Pty,
+    poll: Poll,
+    rx: Receiver<Ctl>,
+    info: Arc<Mutex<Info>>,
+    ring: VecDeque<u8>,
+    cap: usize,
+    clients: Vec<Client>,
+    /// Input not yet accepted by the terminal (a large paste).
+    pending: VecDeque<u8>,
+    exit: Option<i32>,
+    /// Announces the end (TerminalSessionEnded).
+    on_end: Box<dyn Fn(&Info) + Send>,
+}
+
+impl Session {
+    fn run(&mut self) -> Result<()> {
+        let fd = self.pty.master().as_raw_fd();
+        self.poll.registry().register(&mut SourceFd(&fd), PTY, Interest::READABLE)?;
+        let mut events = Events::with_capacity(16);
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut pty_open = true;
+        loop {
+            // While the agent runs, look at it now and then even without
+            // events: a child that exits without closing the terminal (its
+            // own children keep it open) is noticed.
+            let timeout = pty_open.then_some(Duration::from_millis(250));
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e.into());
+            }
+            if pty_open {
+                loop {
+                    match self.pty.read(&mut buf) {
+                        Ok(0) => {
+                            pty_open = false;
+                            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+                            break;
+                        }
+                        Ok(n) => self.output(&buf[..n]),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e).context("reading the terminal"),
+                    }
+                }
+                if pty_open {
+                    self.flush_input(fd)?;
+                }
+            }
+            if self.exit.is_none() {
+                let exited = if pty_open {
+                    self.pty.try_wait()?
+                } else {
+                    Some(self.pty.terminate(KILL_GRACE))
+                };
+                if let Some(exit) = exited {
+                    // Read what the agent wrote last before announcing it.
+                    while let Ok(n) = self.pty.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        self.output(&buf[..n]);
+                    }
+                    self.ended(exit);
+                }
+            }
+            while let Ok(ctl) = self.rx.try_recv() {
+                match ctl {
+                    Ctl::Attach(client) => self.attach(client),
+                    Ctl::Detach(id) => self.clients.retain(|c| c.id != id),
+                    Ctl::Input(bytes) => {
+                        if pty_open && self.exit.is_none() {
+                            self.pending.extend(bytes);
+                            self.flush_input(fd)?;
+                        }
+                    }
+                    Ctl::Resize { cols, rows, from } => {
+                        if self.exit.is_none() && self.pty.resize(cols, rows).is_ok() {
+                            self.update(|i| (i.cols, i.rows) = (cols, rows));
+                            self.broadcast(Out::Resized { cols, rows }, Some(from));
+                        }
+                    }
+                    Ctl::Signal(sig) => {
+                        if let Err(e) = self.pty.signal(sig) {
+                            crate::debug!("terminal signal: {e:#}");
+                        }
+                    }
+                    Ctl::Remove => {
+                        let exit = self.pty.terminate(KILL_GRACE);
+                        if self.exit.is_none() {
+                            self.ended(exit);
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+            let n = self.clients.len();
+            self.update(|i| i.clients = n);
+        }
+    }
+
+    /// Writes pending input; whatever the terminal does not take now waits
+    /// for its next writable moment.
+    fn flush_input(&mut self, fd: i32) -> Result<()> {
+        while !self.pending.is_empty() {
+            let (front, _) = self.pending.as_slices();
+            match self.pty.write(front) {
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.poll.registry().reregister(
+                        &mut SourceFd(&fd),
+                        PTY,
+                        Interest::READABLE | Interest::WRITABLE,
+                    )?;
+                    return Ok(());
+                }
+                Err(_) => {
+                    self.pending.clear();
+                    break;
+                }
+            }
+        }
+        self.poll.registry().reregister(&mut SourceFd(&fd), PTY, Interest::READABLE)?;
+        Ok(())
+    }
+
+    fn output(&mut self, bytes: &[u8]) {
+        self.ring.extend(bytes);
+        let excess = self.ring.len().saturating_sub(self.cap);
+        self.ring.drain(..excess);
+        self.broadcast(Out::Data(Arc::from(bytes)), None);
+    }
+
+    fn attach(&mut self, client: Client) {
+        let (a, b) = self.ring.as_slices();
+        let snapshot: Arc<[u8]> = [a, b].concat().into();
+        let mut ok = snapshot.is_empty() || client.tx.try_send(Out::Data(snapshot)).is_ok();
+        if let Some(code) = self.exit {
+            ok &= client.tx.try_send(Out::Ended { exit_code: code }).is_ok();
+        }
+        let _ = client.waker.wake();
+        if ok {
+            self.clients.push(client);
+        }
+    }
+
+    fn ended(&mut self, exit: Exit) {
+        let code = exit.code();
+        self.exit = Some(code);
+        self.update(|i| {
+            i.state = "exited".into();
+            i.exit_code = Some(code);
+            i.ended_at = Some(crate::time::now_rfc3339());
+        });
+        self.broadcast(Out::Ended { exit_code: code }, None);
+        (self.on_end)(&self.info.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Sends to every client (but `except`), dropping the ones that lag.
+    fn broadcast(&mut self, out: Out, except: Option<u64>) {
+        self.clients.retain(|c| {
+            if Some(c.id) == except {
+                return true;
+            }
+            let kept = match c.tx.try_send(out.clone()) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    crate::warn!(
+                        "terminal: dropping client {}: {CLIENT_QUEUE} chunks behind",
+                        c.id
+                    );
+                    false
+                }
+                Err(TrySendError::Disconnected(_)) => false,
+            };
+            let _ = c.waker.wake();
+            kept
+        });
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Info)) {
+        f(&mut self.info.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
