@@ -209,17 +209,30 @@ impl Session {
                 return Err(e.into());
             }
             if pty_open {
+                // The kernel hands out a PTY's output about 4 KiB at a time;
+                // gather what is there into one chunk before fanning it out,
+                // so clients get fewer, larger frames.
+                let mut filled = 0;
                 loop {
-                    match self.pty.read(&mut buf) {
+                    match self.pty.read(&mut buf[filled..]) {
                         Ok(0) => {
                             pty_open = false;
                             let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
                             break;
                         }
-                        Ok(n) => self.output(&buf[..n]),
+                        Ok(n) => {
+                            filled += n;
+                            if buf.len() - filled < 4096 {
+                                self.output(&buf[..filled]);
+                                filled = 0;
+                            }
+                        }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) => return Err(e).context("reading the terminal"),
                     }
+                }
+                if filled > 0 {
+                    self.output(&buf[..filled]);
                 }
                 if pty_open {
                     self.flush_input(fd)?;
