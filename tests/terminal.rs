@@ -377,3 +377,19 @@ fn a_sandboxed_session_sees_only_what_it_should() {
     t.until("alive-2");
     env.cmd(&["terminal", "kill", &id]).ok();
 }
+
+#[test]
+fn doctor_names_what_is_missing_and_the_fix() {
+    let env = Env::new("doctor");
+    let ok = env.cmd(&["doctor", "--json"]).json();
+    assert_eq!(ok["ok"], true, "{ok}");
+    assert!(!env.socket().exists(), "doctor never starts a daemon");
+    // No bwrap on PATH.
+    let (out, _) = env.cmd(&["doctor"]).env("PATH", &env.bin).code(1);
+    assert!(out.contains("FAIL sandbox"), "{out}");
+    assert!(out.contains("bubblewrap"), "the fix names the package: {out}");
+    // With a daemon: its HTTP address.
+    let (addr, _) = env.http();
+    let out = env.cmd(&["doctor"]).ok();
+    assert!(out.contains(&format!("http://{addr}")), "{out}");
+}

@@ -410,6 +410,7 @@ pub static ROOT: Cmd = Cmd {
             )],
         ),
         rcmd("stats", "Profile statistics", &[]),
+        rcmd("doctor", "Check the sandbox and the daemon's HTTP API; say what to fix", &[]),
         cmd("ui", "Open the web UI with a one-time login link", &[]),
     ],
     runnable: false,

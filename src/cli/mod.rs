@@ -9,6 +9,7 @@
 mod agents;
 pub mod commands;
 mod daemon;
+mod doctor;
 mod hooks;
 mod init;
 mod launch;
@@ -85,6 +86,7 @@ pub fn run(global: Global, inv: Invocation) -> Result<()> {
         ["aliases", action] => hooks::aliases(&ctx, &inv, action),
         ["env", "setup"] => profiles::env_setup(&ctx, &inv),
         ["stats"] => profiles::stats(&ctx),
+        ["doctor"] => doctor::run(&ctx),
         ["init"] => init::run(&ctx, &inv),
         ["usage"] => usage::report(&ctx, &inv, ReportKind::Summary),
         ["usage", "daily"] => usage::report(&ctx, &inv, ReportKind::Daily),
@@ -233,6 +235,7 @@ mod tests {
             "aliases list",
             "env setup",
             "stats",
+            "doctor",
             "init",
             "usage",
             "usage daily",

@@ -1,0 +1,53 @@
+//! `ringlet doctor`: checks what remote terminals and the HTTP API need and
+//! says what to fix. Never starts a daemon (it only reports on one).
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::{Ctx, Exit, Out};
+use crate::client;
+use crate::protocol::Request;
+use crate::terminal::sandbox;
+
+pub fn run(ctx: &Ctx) -> Result<()> {
+    let paths = ctx.paths()?;
+    let mut checks = Vec::new();
+    // The sandbox remote sessions run in by default.
+    let path = std::env::var_os("PATH");
+    match sandbox::check_bwrap(path.as_deref()) {
+        Ok(bwrap) => checks.push(("sandbox", true, format!("bwrap works ({})", bwrap.display()))),
+        Err(e) => checks.push(("sandbox", false, e.to_string())),
+    }
+    match client::request_if_running(&paths, &Request::Status)? {
+        Some(status) => {
+            checks.push(("daemon", true, format!("running (pid {})", status["pid"])));
+            match status["http"].as_str() {
+                Some(addr) => checks.push(("http", true, format!("listening on http://{addr}"))),
+                None => checks.push((
+                    "http",
+                    false,
+                    "not listening; the daemon log says why (often: the port is taken; set [daemon] http_port)".into(),
+                )),
+            }
+        }
+        None => checks.push(("daemon", true, "not running (any command starts it)".into())),
+    }
+    let mut out = Out::new();
+    let failed = checks.iter().filter(|(_, ok, _)| !ok).count();
+    if ctx.global.json {
+        let list: Vec<_> = checks
+            .iter()
+            .map(|(name, ok, detail)| json!({"check": name, "ok": ok, "detail": detail}))
+            .collect();
+        out.json(&json!({"checks": list, "ok": failed == 0}))?;
+    } else {
+        for (name, ok, detail) in &checks {
+            out.line(format_args!("{} {name:<8} {detail}", if *ok { "ok  " } else { "FAIL" }))?;
+        }
+    }
+    out.finish()?;
+    if failed > 0 {
+        return Err(Exit { code: 1, message: None }.into());
+    }
+    Ok(())
+}
