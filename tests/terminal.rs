@@ -393,3 +393,60 @@ fn doctor_names_what_is_missing_and_the_fix() {
     let out = env.cmd(&["doctor"]).ok();
     assert!(out.contains(&format!("http://{addr}")), "{out}");
 }
+
+/// `ringlet terminal attach` in a real terminal (tmux): typing reaches the
+/// session, the size follows the terminal, Ctrl-] detaches and leaves the
+/// session running and the terminal as it was.
+#[test]
+fn attach_from_a_real_terminal_and_detach() {
+    let env = shell_world("term-attach");
+    let (addr, token) = env.http();
+    let id = create(&env, addr, &token, Value::Null)["id"].as_str().unwrap().to_string();
+    let sock = format!("ringlet-attach-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        std::process::Command::new("tmux").arg("-L").arg(&sock).args(args).output().expect("tmux")
+    };
+    let command = format!(
+        "env -i HOME={} PATH={} RINGLET_CONFIG_DIR={} XDG_RUNTIME_DIR={} RINGLET_HTTP_PORT=0 TERM=xterm {} terminal attach {id}; echo ATTACH-EXIT=$?; sleep 60",
+        env.home.display(),
+        env.path_var().to_str().unwrap(),
+        env.config.display(),
+        env.run.display(),
+        crate::util::BIN,
+    );
+    assert!(
+        tmux(&["new-session", "-d", "-s", "a", "-x", "100", "-y", "30", &command]).status.success()
+    );
+    let screen =
+        || String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", "a"]).stdout).into_owned();
+    let wait = |what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = screen();
+            if s.contains(what) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "no `{what}` on screen:\n{s}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    tmux(&["send-keys", "-t", "a", "echo hi-$((2+3))", "Enter"]);
+    wait("hi-5");
+    let pane = String::from_utf8_lossy(
+        &tmux(&["display", "-p", "-t", "a", "#{pane_height} #{pane_width}"]).stdout,
+    )
+    .trim()
+    .to_string();
+    tmux(&["send-keys", "-t", "a", "stty size", "Enter"]);
+    wait(&pane);
+    tmux(&["send-keys", "-t", "a", "C-]"]);
+    let s = wait("ATTACH-EXIT=0");
+    assert!(s.contains(&format!("[detached from {id}")), "{s}");
+    tmux(&["kill-server"]);
+    let info = env.cmd(&["terminal", "info", &id, "--json"]).json();
+    assert_eq!(info["state"], "running", "detaching leaves the session running: {info}");
+    // Without a terminal, attach says so.
+    let (_, err) = env.cmd(&["terminal", "attach", &id]).code(1);
+    assert!(err.contains("needs a terminal"), "{err}");
+}

@@ -372,7 +372,11 @@ pub static ROOT: Cmd = Cmd {
                 rcmd("list", "List sessions", &[]),
                 rcmd("info", "Show a session", &[pos("id", "Session id")]),
                 rcmd("kill", "End a session's processes", &[pos("id", "Session id")]),
-                cmd("attach", "Attach this terminal to a session", &[pos("id", "Session id")]),
+                rcmd(
+                    "attach",
+                    "Attach this terminal to a session (Ctrl-] detaches)",
+                    &[pos("id", "Session id")],
+                ),
             ],
         ),
         Cmd {

@@ -7,6 +7,7 @@
 //! panicking, so `ringlet agents list | head -1` ends quietly.
 
 mod agents;
+mod attach;
 pub mod commands;
 mod daemon;
 mod doctor;
@@ -76,6 +77,7 @@ pub fn run(global: Global, inv: Invocation) -> Result<()> {
         ["terminal", "list"] => terminal::list(&ctx),
         ["terminal", "info"] => terminal::info(&ctx, inv.arg("id").unwrap_or_default()),
         ["terminal", "kill"] => terminal::kill(&ctx, inv.arg("id").unwrap_or_default()),
+        ["terminal", "attach"] => attach::run(&ctx, inv.arg("id").unwrap_or_default()),
         ["profiles", "create"] => profiles::create(&ctx, &inv),
         ["profiles", "list"] => profiles::list(&ctx, &inv),
         ["profiles", "inspect"] => profiles::inspect(&ctx, inv.arg("alias").unwrap_or_default()),
@@ -219,6 +221,7 @@ mod tests {
             "terminal list",
             "terminal info",
             "terminal kill",
+            "terminal attach",
             "profiles create",
             "profiles list",
             "profiles inspect",

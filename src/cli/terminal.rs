@@ -1,6 +1,6 @@
 //! `ringlet terminal list|info|kill` and `profiles run --remote`: terminal
-//! sessions the daemon runs. (`terminal attach`, the shell client, arrives
-//! next; browsers and any WebSocket client attach at `/ws/terminal/{id}`.)
+//! sessions the daemon runs (`terminal attach` is in attach.rs; browsers and
+//! any WebSocket client attach at `/ws/terminal/{id}`).
 
 use std::collections::BTreeMap;
 
@@ -84,7 +84,7 @@ fn show(ctx: &Ctx, request: &Request) -> Result<()> {
     out.line(format_args!("  size:     {}x{}", s.cols, s.rows))?;
     out.line(format_args!("  sandbox:  {}", s.sandbox))?;
     out.line(format_args!("  clients:  {}", s.clients))?;
-    out.line(format_args!("  attach:   ws://<daemon>/ws/terminal/{}", s.id))?;
+    out.line(format_args!("  attach:   ringlet terminal attach {}", s.id))?;
     Ok(out.finish()?)
 }
 

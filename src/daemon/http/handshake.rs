@@ -31,7 +31,7 @@ pub fn response(head: &Head, subprotocol: Option<&str>) -> Result<String, &'stat
 }
 
 /// `base64(sha1(key + GUID))`.
-fn accept(key: &str) -> String {
+pub(crate) fn accept(key: &str) -> String {
     base64(&sha1(format!("{}{GUID}", key.trim()).as_bytes()))
 }
 
@@ -77,7 +77,7 @@ fn sha1(data: &[u8]) -> [u8; 20] {
     out
 }
 
-fn base64(bytes: &[u8]) -> String {
+pub(crate) fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {

@@ -11,7 +11,7 @@
 //! past the cap a client gets 503 at once. None of it touches the IPC path.
 
 pub mod auth;
-mod handshake;
+pub(crate) mod handshake;
 mod rest;
 pub mod routes;
 mod terminal_ws;
