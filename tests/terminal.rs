@@ -444,6 +444,19 @@ fn attach_from_a_real_terminal_and_detach() {
     let s = wait("ATTACH-EXIT=0");
     assert!(s.contains(&format!("[detached from {id}")), "{s}");
     tmux(&["kill-server"]);
+
+    // `profiles run --remote` in a terminal attaches at once.
+    let command =
+        command.replace(&format!("terminal attach {id}"), "profiles run sh1 --remote --no-sandbox");
+    assert!(
+        tmux(&["new-session", "-d", "-s", "a", "-x", "100", "-y", "30", &command]).status.success()
+    );
+    wait("Ctrl-] detaches");
+    tmux(&["send-keys", "-t", "a", "echo remote-$((3+4))", "Enter"]);
+    wait("remote-7");
+    tmux(&["send-keys", "-t", "a", "C-]"]);
+    wait("ATTACH-EXIT=0");
+    tmux(&["kill-server"]);
     let info = env.cmd(&["terminal", "info", &id, "--json"]).json();
     assert_eq!(info["state"], "running", "detaching leaves the session running: {info}");
     // Without a terminal, attach says so.

@@ -44,7 +44,9 @@ pub fn kill(ctx: &Ctx, id: &str) -> Result<()> {
     show(ctx, &Request::TerminalKill { id: id.into() })
 }
 
-/// `profiles run <alias> --remote`: starts the session and says where it is.
+/// `profiles run <alias> --remote`: starts the session; in a terminal it
+/// then attaches (Ctrl-] detaches, the session keeps running), otherwise
+/// (scripts, `--json`) it says where the session is.
 pub fn create(ctx: &Ctx, inv: &Invocation) -> Result<()> {
     let number = |name: &str, default: u16| -> Result<u16> {
         match inv.value(name) {
@@ -68,7 +70,15 @@ pub fn create(ctx: &Ctx, inv: &Invocation) -> Result<()> {
         path: std::env::var("PATH").ok(),
         env,
     });
-    show(ctx, &request)
+    if ctx.global.json || !rustix::termios::isatty(std::io::stdin()) {
+        return show(ctx, &request);
+    }
+    let mut out = Out::new();
+    let Some(s) = fetch::<TerminalInfo>(ctx, &request, &mut out)? else {
+        return Ok(out.finish()?);
+    };
+    eprintln!("[session {} ({} sandbox); Ctrl-] detaches]", s.id, s.sandbox);
+    super::attach::run(ctx, &s.id)
 }
 
 fn show(ctx: &Ctx, request: &Request) -> Result<()> {
