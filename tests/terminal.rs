@@ -402,9 +402,12 @@ fn attach_from_a_real_terminal_and_detach() {
     let env = shell_world("term-attach");
     let (addr, token) = env.http();
     let id = create(&env, addr, &token, Value::Null)["id"].as_str().unwrap().to_string();
-    let sock = format!("ringlet-attach-{}", std::process::id());
+    // A tmux server of its own per use: a killed server's socket name is not
+    // reused at once.
+    let sock = std::cell::Cell::new(0u32);
     let tmux = |args: &[&str]| {
-        std::process::Command::new("tmux").arg("-L").arg(&sock).args(args).output().expect("tmux")
+        let name = format!("ringlet-attach-{}-{}", std::process::id(), sock.get());
+        std::process::Command::new("tmux").arg("-L").arg(name).args(args).output().expect("tmux")
     };
     let command = format!(
         "env -i HOME={} PATH={} RINGLET_CONFIG_DIR={} XDG_RUNTIME_DIR={} RINGLET_HTTP_PORT=0 TERM=xterm {} terminal attach {id}; echo ATTACH-EXIT=$?; sleep 60",
@@ -446,6 +449,7 @@ fn attach_from_a_real_terminal_and_detach() {
     tmux(&["kill-server"]);
 
     // `profiles run --remote` in a terminal attaches at once.
+    sock.set(1);
     let command =
         command.replace(&format!("terminal attach {id}"), "profiles run sh1 --remote --no-sandbox");
     assert!(
