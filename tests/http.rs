@@ -12,71 +12,8 @@ use tungstenite::client::IntoClientRequest;
 use tungstenite::http::HeaderValue;
 use tungstenite::{Message, WebSocket};
 
-use crate::util::{Env, mode};
-
-const KEY: &str = "sk-test-0123456789abcdefghijklmnopqrstuv";
-
-struct Answer {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
-    }
-}
-
-/// One request on a fresh connection (`Connection: close`), read to EOF.
-fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Answer {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
-        head.push_str(&format!("Host: 127.0.0.1:{}\r\n", addr.port()));
-    }
-    for (n, v) in headers {
-        head.push_str(&format!("{n}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head") + 4;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let mut body = raw[split..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        body = dechunk(&body);
-    }
-    Answer { status, head, body }
-}
-
-fn dechunk(mut raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = raw.windows(2).position(|w| w == b"\r\n").unwrap();
-        let size = usize::from_str_radix(std::str::from_utf8(&raw[..line_end]).unwrap().trim(), 16)
-            .unwrap();
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&raw[line_end + 2..line_end + 2 + size]);
-        raw = &raw[line_end + 2 + size + 2..];
-    }
-}
+use crate::util::http::{Answer, request};
+use crate::util::{Env, KEY, mode};
 
 fn get(addr: SocketAddr, path: &str, token: &str) -> Answer {
     request(addr, "GET", path, &[("Authorization", &format!("Bearer {token}"))], b"")
@@ -168,19 +105,7 @@ fn routes_status_codes_and_the_cli_agree() {
     let _ = stream.read_to_string(&mut answer);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 
-    env.cmd(&[
-        "profiles",
-        "create",
-        "claude",
-        "web",
-        "-p",
-        "anthropic",
-        "--api-key-stdin",
-        "--no-alias",
-    ])
-    .env("RINGLET_SECRET_STORE", "file")
-    .stdin(KEY)
-    .ok();
+    env.create_profile("claude", "web");
     let dup = post(
         "/api/profiles",
         &json!({"agent": "claude", "alias": "web", "provider": "anthropic", "api_key": KEY}),
@@ -310,19 +235,7 @@ fn websocket_events_with_browser_auth_and_origin_checks() {
     assert_eq!(next_event(&mut narrow, "subscribed")["events"], json!(["ProfileDeleted"]));
     let (_stalled, _) = ws_connect(addr, Some(&bearer), None).unwrap();
 
-    env.cmd(&[
-        "profiles",
-        "create",
-        "claude",
-        "evt",
-        "-p",
-        "anthropic",
-        "--api-key-stdin",
-        "--no-alias",
-    ])
-    .env("RINGLET_SECRET_STORE", "file")
-    .stdin(KEY)
-    .ok();
+    env.create_profile("claude", "evt");
     let created = next_event(&mut ws, "ProfileCreated");
     assert_eq!(created["data"]["alias"], "evt", "{created}");
     env.cmd(&["profiles", "delete", "evt"]).ok();
@@ -342,19 +255,7 @@ fn a_stalled_websocket_client_does_not_delay_another() {
     // Many events: each profile create/delete emits several.
     for i in 0..60 {
         let alias = format!("p{i}");
-        env.cmd(&[
-            "profiles",
-            "create",
-            "claude",
-            &alias,
-            "-p",
-            "anthropic",
-            "--api-key-stdin",
-            "--no-alias",
-        ])
-        .env("RINGLET_SECRET_STORE", "file")
-        .stdin(KEY)
-        .ok();
+        env.create_profile("claude", &alias);
         let started = Instant::now();
         let ev = next_event(&mut live, "ProfileCreated");
         assert_eq!(ev["data"]["alias"], alias.as_str());

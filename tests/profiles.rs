@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::util::{BIN, Env, mode, read_line_matching};
-
-const KEY: &str = "sk-test-0123456789abcdefghijklmnopqrstuv";
+use crate::util::{BIN, Env, KEY, mode, read_line_matching};
 
 /// A fake agent with a home-wrapper profile and a user script that writes
 /// a secret file, a settings file, env and arguments.

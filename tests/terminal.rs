@@ -4,7 +4,6 @@
 //! exit code, and a kill that leaves nothing behind.
 
 use std::fs;
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -13,9 +12,8 @@ use tungstenite::client::IntoClientRequest;
 use tungstenite::http::HeaderValue;
 use tungstenite::{Message, WebSocket};
 
+use crate::util::http::request;
 use crate::util::{Env, pid_alive, wait_until};
-
-const KEY: &str = "sk-test-0123456789abcdefghijklmnopqrstuv";
 
 /// A world with a `shell` agent: its binary runs `sh` with a known prompt,
 /// so a session is a shell in the profile.
@@ -43,37 +41,15 @@ provider_types = ["anthropic"]
     )
     .unwrap();
     env.fake_agent("shell-agent", "exec /bin/sh \"$@\"");
-    env.cmd(&[
-        "profiles",
-        "create",
-        "shell",
-        "sh1",
-        "-p",
-        "anthropic",
-        "--api-key-stdin",
-        "--no-alias",
-    ])
-    .env("RINGLET_SECRET_STORE", "file")
-    .stdin(KEY)
-    .ok();
+    env.create_profile("shell", "sh1");
     env
 }
 
 fn api(addr: SocketAddr, token: &str, method: &str, path: &str, body: &Value) -> (u16, Value) {
-    let body = if body.is_null() { String::new() } else { body.to_string() };
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        addr.port(),
-        body.len()
-    )
-    .unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    let body = if body.is_null() { Vec::new() } else { body.to_string().into_bytes() };
+    let auth = format!("Bearer {token}");
+    let answer = request(addr, method, path, &[("Authorization", &auth)], &body);
+    (answer.status, serde_json::from_slice(&answer.body).unwrap_or(Value::Null))
 }
 
 fn create(env: &Env, addr: SocketAddr, token: &str, extra: Value) -> Value {

@@ -15,7 +15,6 @@ use crate::util::{Env, mode, read_line_matching};
 
 const CLAUDE_FIXTURE: &str = include_str!("fixtures/usage/claude-6.1.jsonl");
 const CODEX_FIXTURE: &str = include_str!("fixtures/usage/codex-6.2.jsonl");
-const KEY: &str = "sk-test-0123456789abcdefghijklmnopqrstuv";
 
 fn usage(env: &Env, args: &[&str]) -> Value {
     let mut all = vec!["--json", "usage"];
@@ -181,19 +180,7 @@ fn a_torn_store_line_loses_nothing_else() {
 #[test]
 fn each_profile_owns_what_is_under_its_home() {
     let env = Env::new("usage-profiles");
-    env.cmd(&[
-        "profiles",
-        "create",
-        "claude",
-        "work",
-        "-p",
-        "anthropic",
-        "--api-key-stdin",
-        "--no-alias",
-    ])
-    .env("RINGLET_SECRET_STORE", "file")
-    .stdin(KEY)
-    .ok();
+    env.create_profile("claude", "work");
     let home = env.home.join(".claude-profiles/work");
     write(&home.join(".claude/projects/-tmp-x/a.jsonl"), CLAUDE_FIXTURE);
     write(&env.home.join(".codex/sessions/2026/07/10/rollout-x.jsonl"), CODEX_FIXTURE);
@@ -294,19 +281,7 @@ fn subscribe(env: &Env) -> BufReader<UnixStream> {
 #[test]
 fn usage_updated_follows_a_written_line_within_two_seconds() {
     let env = Env::new("usage-live");
-    env.cmd(&[
-        "profiles",
-        "create",
-        "claude",
-        "live",
-        "-p",
-        "anthropic",
-        "--api-key-stdin",
-        "--no-alias",
-    ])
-    .env("RINGLET_SECRET_STORE", "file")
-    .stdin(KEY)
-    .ok();
+    env.create_profile("claude", "live");
     let path = claude_file(&env, "live.jsonl");
     write(&path, "");
     usage(&env, &[]); // the daemon is up and has scanned once

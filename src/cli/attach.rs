@@ -22,6 +22,7 @@ use tungstenite::{Message, WebSocket};
 use super::{Ctx, Exit};
 use crate::client;
 use crate::daemon::http::handshake;
+use crate::daemon::http::ws::{flush, queue, would_block};
 use crate::protocol::Request;
 
 /// Ctrl-] detaches, as in telnet: rarely needed inside an agent.
@@ -132,7 +133,6 @@ fn attached(ws: &mut WebSocket<TcpStream>, socket_fd: i32, winch: &AtomicBool) -
     let mut events = Events::with_capacity(4);
     let mut stdout = std::io::stdout();
     let mut buf = [0u8; 4096];
-    let would_block = |e: &tungstenite::Error| matches!(e, tungstenite::Error::Io(e) if e.kind() == std::io::ErrorKind::WouldBlock);
     loop {
         if winch.swap(false, Ordering::Relaxed)
             && let Ok(size) = termios::tcgetwinsize(std::io::stdout())
@@ -179,23 +179,11 @@ fn attached(ws: &mut WebSocket<TcpStream>, socket_fd: i32, winch: &AtomicBool) -
                 Err(e) => return Err(e.into()),
             }
         }
-        match ws.flush() {
-            Ok(()) => {}
-            Err(e) if would_block(&e) => {}
-            Err(e) => return Err(e.into()),
-        }
+        flush(ws)?;
         if let Err(e) = poll.poll(&mut events, Some(Duration::from_millis(100)))
             && e.kind() != std::io::ErrorKind::Interrupted
         {
             return Err(e.into());
         }
-    }
-}
-
-fn queue(ws: &mut WebSocket<TcpStream>, message: Message) -> Result<()> {
-    match ws.write(message) {
-        Ok(()) => Ok(()),
-        Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
-        Err(e) => Err(e.into()),
     }
 }

@@ -197,6 +197,7 @@ impl Session {
         let mut events = Events::with_capacity(16);
         let mut buf = vec![0u8; 64 * 1024];
         let mut pty_open = true;
+        let mut shown_clients = 0;
         loop {
             // While the agent runs, look at it now and then even without
             // events: a child that exits without closing the terminal (its
@@ -285,8 +286,13 @@ impl Session {
                     }
                 }
             }
+            // The shared info is locked only when the count changed, not on
+            // every chunk of output.
             let n = self.clients.len();
-            self.update(|i| i.clients = n);
+            if n != shown_clients {
+                shown_clients = n;
+                self.update(|i| i.clients = n);
+            }
         }
     }
 

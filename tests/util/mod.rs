@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod claude_gen;
+pub mod http;
 pub mod mock;
 use std::ffi::OsString;
 use std::fs;
@@ -22,6 +23,9 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_ringlet");
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// The API key test profiles get.
+pub const KEY: &str = "sk-test-0123456789abcdefghijklmnopqrstuv";
 
 /// One isolated world for one test.
 pub struct Env {
@@ -95,6 +99,24 @@ impl Env {
             .current_dir(&self.root)
             .stdin(Stdio::null());
         TestCommand { cmd, input: None }
+    }
+
+    /// `profiles create <agent> <alias> -p anthropic` with [`KEY`] on stdin,
+    /// kept in the 0600 file store (no keychain in a test world).
+    pub fn create_profile(&self, agent: &str, alias: &str) {
+        self.cmd(&[
+            "profiles",
+            "create",
+            agent,
+            alias,
+            "-p",
+            "anthropic",
+            "--api-key-stdin",
+            "--no-alias",
+        ])
+        .env("RINGLET_SECRET_STORE", "file")
+        .stdin(KEY)
+        .ok();
     }
 
     /// The daemon's HTTP address and token (starting the daemon if needed).

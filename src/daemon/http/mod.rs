@@ -15,7 +15,7 @@ pub(crate) mod handshake;
 mod rest;
 pub mod routes;
 mod terminal_ws;
-mod ws;
+pub(crate) mod ws;
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
 
-use super::ws::{queue, upgrade, would_block};
+use super::ws::{flush, queue, upgrade, would_block};
 use super::{Head, HttpInfo};
 use crate::daemon::State;
 use crate::terminal::pty::signal_by_name;
@@ -146,15 +146,6 @@ pub fn serve(
     })();
     let _ = state.terminals.send(id, Ctl::Detach(client));
     result
-}
-
-/// Writes what is queued; true when the socket could not take all of it.
-fn flush(ws: &mut WebSocket<TcpStream>) -> Result<bool> {
-    match ws.flush() {
-        Ok(()) => Ok(false),
-        Err(e) if would_block(&e) => Ok(true),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// A JSON message from the client; `Some(error)` to tell it what was wrong.

@@ -104,7 +104,7 @@ fn reject(stream: &mut TcpStream, status: u16, kind: &str, message: &str) -> Res
     Ok(())
 }
 
-pub(super) fn would_block(e: &tungstenite::Error) -> bool {
+pub(crate) fn would_block(e: &tungstenite::Error) -> bool {
     matches!(e, tungstenite::Error::Io(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
@@ -179,10 +179,19 @@ fn events(
 }
 
 /// Queues a frame; a full socket only means it is sent later.
-pub(super) fn queue(ws: &mut WebSocket<TcpStream>, message: Message) -> Result<()> {
+pub(crate) fn queue(ws: &mut WebSocket<TcpStream>, message: Message) -> Result<()> {
     match ws.write(message) {
         Ok(()) => Ok(()),
         Err(e) if would_block(&e) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes what is queued; true when the socket could not take all of it.
+pub(crate) fn flush(ws: &mut WebSocket<TcpStream>) -> Result<bool> {
+    match ws.flush() {
+        Ok(()) => Ok(false),
+        Err(e) if would_block(&e) => Ok(true),
         Err(e) => Err(e.into()),
     }
 }
