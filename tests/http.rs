@@ -3,6 +3,7 @@
 //! (tungstenite): auth, the browser checks, the envelope and status codes,
 //! limits, CLI/HTTP agreement, and the /ws event stream.
 
+use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -267,4 +268,87 @@ fn a_stalled_websocket_client_does_not_delay_another() {
     }
     drop(stalled);
     env.cmd(&["daemon", "status"]).ok();
+}
+
+/// Issue 5's event proof: after the matching CLI and API actions a
+/// WebSocket client sees ProfileStarted/ProfileStopped for a local and a
+/// remote run (with their exit codes, both recorded as runs) and
+/// UsageUpdated for a line an agent wrote.
+#[test]
+fn runs_and_usage_are_announced_on_the_websocket() {
+    let env = crate::terminal::shell_world("http-ws-runs");
+    let (addr, token) = env.http();
+    let (mut ws, _) = ws_connect(addr, Some(&format!("bearer, {token}")), None).unwrap();
+    let subscribe = r#"{"action":"subscribe","events":["ProfileStarted","ProfileStopped","UsageUpdated","TerminalSessionEnded"]}"#;
+    ws.send(Message::text(subscribe)).unwrap();
+    next_event(&mut ws, "subscribed");
+
+    // A local run: the CLI reports the start and the end.
+    let (_, _) = env.cmd(&["profiles", "run", "sh1", "--", "-c", "exit 3"]).code(3);
+    let started = next_event(&mut ws, "ProfileStarted");
+    assert_eq!(started["data"]["alias"], "sh1", "{started}");
+    assert_eq!(started["data"]["mode"], "local", "{started}");
+    let stopped = next_event(&mut ws, "ProfileStopped");
+    assert_eq!(stopped["data"]["run_id"], started["data"]["run_id"], "{stopped}");
+    assert_eq!(stopped["data"]["exit_code"], 3, "{stopped}");
+
+    // A remote run: the daemon's session reports both ends itself.
+    let body = json!({"profile": "sh1", "sandbox": false, "args": ["-c", "sleep 0.3; exit 5"],
+                      "path": env.path_var().to_str().unwrap()});
+    let auth = format!("Bearer {token}");
+    let answer = request(
+        addr,
+        "POST",
+        "/api/terminal/sessions",
+        &[("Authorization", &auth)],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    let id = serde_json::from_slice::<Value>(&answer.body).unwrap()["data"]["id"].clone();
+    let started = next_event(&mut ws, "ProfileStarted");
+    assert_eq!(started["data"]["mode"], "remote", "{started}");
+    assert_eq!(started["data"]["terminal"], id, "{started}");
+    let ended = next_event(&mut ws, "TerminalSessionEnded");
+    assert_eq!(ended["data"]["exit_code"], 5, "{ended}");
+    let stopped = next_event(&mut ws, "ProfileStopped");
+    assert_eq!(stopped["data"]["run_id"], started["data"]["run_id"], "{stopped}");
+    assert_eq!(stopped["data"]["exit_code"], 5, "{stopped}");
+    let profile = env.cmd(&["profiles", "inspect", "sh1", "--json"]).json();
+    assert_eq!(profile["runs"], 2, "both runs are recorded: {profile}");
+
+    // An agent writes a billed line into its log: the watcher announces it.
+    let log = env.home.join(".claude/projects/-w/s.jsonl");
+    fs::create_dir_all(log.parent().unwrap()).unwrap();
+    let line = include_str!("fixtures/usage/claude-6.1.jsonl").lines().nth(2).unwrap();
+    fs::write(&log, format!("{line}\n")).unwrap();
+    let usage = next_event(&mut ws, "UsageUpdated");
+    assert_eq!(usage["data"]["model"], "claude-sonnet-4-5-20250929", "{usage}");
+    assert_eq!(usage["data"]["output_tokens"], 87, "{usage}");
+}
+
+/// HTTP requests and an open WebSocket are activity: each alone keeps an
+/// idle-timing daemon alive; once both stop, it exits on time.
+#[test]
+fn http_requests_and_open_websockets_keep_the_daemon_alive() {
+    let env = Env::new("http-idle");
+    env.write_config("[daemon]\nidle_timeout_secs = 2\n");
+    let (addr, token) = env.http();
+    let pid = env.daemon_pid().unwrap();
+    // 3.5 s of REST calls only, 0.7 s apart: past the timeout in total.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(3500) {
+        assert_eq!(get(addr, "/api/daemon/status", &token).status, 200);
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    assert!(crate::util::pid_alive(pid), "REST requests did not count as activity");
+    // A quiet WebSocket held open for 3.5 s.
+    let (ws, _) = ws_connect(addr, Some(&format!("bearer, {token}")), None).unwrap();
+    std::thread::sleep(Duration::from_millis(3500));
+    assert!(crate::util::pid_alive(pid), "an open WebSocket did not count as activity");
+    drop(ws);
+    assert!(
+        crate::util::wait_until(Duration::from_secs(6), || !crate::util::pid_alive(pid)),
+        "the daemon did not idle out after the WebSocket closed"
+    );
+    assert!(env.log_text().contains("shutting down: idle for 2 s"), "{}", env.log_text());
 }

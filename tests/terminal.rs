@@ -17,7 +17,7 @@ use crate::util::{Env, pid_alive, wait_until};
 
 /// A world with a `shell` agent: its binary runs `sh` with a known prompt,
 /// so a session is a shell in the profile.
-fn shell_world(name: &str) -> Env {
+pub(crate) fn shell_world(name: &str) -> Env {
     let env = Env::new(name);
     fs::create_dir_all(env.config.join("agents.d")).unwrap();
     fs::create_dir_all(env.config.join("scripts")).unwrap();
@@ -260,6 +260,11 @@ fn bad_terminal_requests_get_clear_errors() {
     let pid = info["pid"].as_u64().unwrap() as u32;
     env.cmd(&["daemon", "stop"]).ok();
     assert!(wait_until(Duration::from_secs(5), || !pid_alive(pid)));
+    // ...and the run it ended is recorded before the daemon goes.
+    let runs = fs::read_to_string(env.config.join("telemetry/sessions.jsonl")).unwrap();
+    let last: Value = serde_json::from_str(runs.lines().last().unwrap()).unwrap();
+    assert_eq!(last["profile"], "sh1", "{runs}");
+    assert_eq!(last["signal"], 1, "SIGHUP ended the shell: {runs}");
 }
 
 #[test]

@@ -664,17 +664,43 @@ fn handle_terminal_create(state: &State, req: crate::protocol::TerminalRequest) 
             ended_at: None,
             clients: 0,
         };
-        let events = state.events.clone();
-        let handle = session::start(
-            spawn,
-            info,
-            state.config.terminal.scrollback_bytes as usize,
-            Box::new(move |info| events.emit(EventKind::TerminalSessionEnded, json!(info))),
-        )?;
+        // The end is announced from the session thread and recorded (like
+        // a local run's: ProfileStopped, sessions.jsonl) by the main thread.
+        let (events, ctl, started) = (state.events.clone(), state.ctl.clone(), Instant::now());
+        let (alias, run_id, started_at) =
+            (req.profile.clone(), plan.run_id.clone(), plan.started_at.clone());
+        let on_end = Box::new(move |info: &session::Info, exit: pty::Exit| {
+            events.emit(EventKind::TerminalSessionEnded, json!(info));
+            let (exit_code, signal) = match exit {
+                pty::Exit::Code(code) => (Some(code), None),
+                pty::Exit::Signal(signal) => (None, Some(signal)),
+            };
+            let _ = ctl.send(super::Ctl::RunEnded(RunEnded {
+                alias: alias.clone(),
+                run_id: run_id.clone(),
+                started_at: started_at.clone(),
+                duration_ms: started.elapsed().as_millis() as u64,
+                exit_code,
+                signal,
+            }));
+        });
+        let handle =
+            session::start(spawn, info, state.config.terminal.scrollback_bytes as usize, on_end)?;
         let info = state.terminals.insert(handle);
         if !req.sandbox {
             crate::warn!("terminal {}: started without the sandbox (--no-sandbox)", info.id);
         }
+        crate::info!(
+            "profile {}: run {} started in terminal {}",
+            req.profile,
+            plan.run_id,
+            info.id
+        );
+        state.events.emit(
+            EventKind::ProfileStarted,
+            json!({"alias": req.profile, "run_id": plan.run_id, "mode": "remote",
+                   "terminal": info.id}),
+        );
         state.events.emit(EventKind::TerminalSessionCreated, json!(info));
         Ok(info)
     })())

@@ -55,7 +55,13 @@ pub struct Options {
 /// Messages to the main thread.
 #[derive(Debug)]
 pub enum Ctl {
-    Shutdown { reason: String },
+    Shutdown {
+        reason: String,
+    },
+    /// A remote terminal session's agent ended: recorded like the end of a
+    /// local run (ProfileStopped, `sessions.jsonl`) by the main thread,
+    /// since the session thread has no handle on the whole state.
+    RunEnded(crate::protocol::RunEnded),
 }
 
 /// Everything the request handlers share.
@@ -290,7 +296,7 @@ fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
     announce_ready(&state)?;
 
     let reason = serve(&state, &ctl_rx);
-    shutdown(&state, socket_id, &reason);
+    shutdown(&state, &ctl_rx, socket_id, &reason);
     drop(guard);
     Ok(())
 }
@@ -308,6 +314,7 @@ fn serve(state: &State, ctl: &mpsc::Receiver<Ctl>) -> String {
         };
         match ctl.recv_timeout(wait.max(Duration::from_millis(10))) {
             Ok(Ctl::Shutdown { reason }) => return reason,
+            Ok(Ctl::RunEnded(ended)) => record_remote_end(state, ended),
             Err(RecvTimeoutError::Disconnected) => return "control channel closed".into(),
             Err(RecvTimeoutError::Timeout) => {
                 // Running terminal sessions keep the daemon (and so the
@@ -326,6 +333,15 @@ fn serve(state: &State, ctl: &mpsc::Receiver<Ctl>) -> String {
     }
 }
 
+/// The end of a remote session's run, recorded as a local run's end is.
+fn record_remote_end(state: &State, ended: crate::protocol::RunEnded) {
+    let alias = ended.alias.clone();
+    let request = crate::protocol::Request::ProfilesRunEnded(ended);
+    if let crate::protocol::Reply::Err { error } = dispatch::handle(state, request) {
+        crate::warn!("profile {alias}: recording the end of a remote run: {}", error.message);
+    }
+}
+
 /// Whether a CLI is waiting on an agent it started. A run whose end was
 /// never reported (its CLI was killed) stops counting after a day.
 fn local_runs_in_progress(state: &State) -> bool {
@@ -337,11 +353,17 @@ fn local_runs_in_progress(state: &State) -> bool {
 
 /// Announces, lets in-flight requests finish, and removes the socket (only
 /// if it is still the one we bound: never a successor's).
-fn shutdown(state: &State, socket_id: Option<(u64, u64)>, reason: &str) {
+fn shutdown(state: &State, ctl: &mpsc::Receiver<Ctl>, socket_id: Option<(u64, u64)>, reason: &str) {
     crate::info!("shutting down: {reason}");
     state.stopping.store(true, Ordering::Relaxed);
-    // Every agent's process group ends with the daemon.
+    // Every agent's process group ends with the daemon, and each end is
+    // recorded before the shutdown is announced.
     state.terminals.shutdown();
+    while let Ok(msg) = ctl.try_recv() {
+        if let Ctl::RunEnded(ended) = msg {
+            record_remote_end(state, ended);
+        }
+    }
     state.events.emit(EventKind::DaemonShuttingDown, json!({"reason": reason}));
     if let Some(id) = socket_id
         && std::fs::metadata(&state.paths.socket).map(|m| (m.dev(), m.ino())).ok() == Some(id)

@@ -114,7 +114,10 @@ impl Handle {
     }
 }
 
-/// Starts the session thread for a spawned PTY.
+/// Called once from the session thread when the agent has ended, with the
+/// final info and how it ended.
+pub type OnEnd = Box<dyn Fn(&Info, Exit) + Send>;
+
 /// Starts the session thread, which starts the agent: bwrap's
 /// `--die-with-parent` ties the sandbox to the *thread* that started it, so
 /// that must be the session's own thread, not a short-lived request thread.
@@ -123,7 +126,7 @@ pub fn start(
     spawn: Box<dyn FnOnce() -> Result<Pty> + Send>,
     info: Info,
     scrollback: usize,
-    on_end: Box<dyn Fn(&Info) + Send>,
+    on_end: OnEnd,
 ) -> Result<Handle> {
     let poll = Poll::new().context("creating the session's poller")?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
@@ -186,8 +189,8 @@ struct Session {
     /// Input not yet accepted by the terminal (a large paste).
     pending: VecDeque<u8>,
     exit: Option<i32>,
-    /// Announces the end (TerminalSessionEnded).
-    on_end: Box<dyn Fn(&Info) + Send>,
+    /// Announces the end (TerminalSessionEnded) and records the run.
+    on_end: OnEnd,
 }
 
 impl Session {
@@ -352,7 +355,7 @@ impl Session {
             i.ended_at = Some(crate::time::now_rfc3339());
         });
         self.broadcast(Out::Ended { exit_code: code }, None);
-        (self.on_end)(&self.info.lock().unwrap_or_else(|p| p.into_inner()));
+        (self.on_end)(&self.info.lock().unwrap_or_else(|p| p.into_inner()), exit);
     }
 
     /// Sends to every client (but `except`), dropping the ones that lag.
