@@ -918,3 +918,129 @@ fn a_real_claude_run_is_counted_priced_and_announced() {
     let all = w.cmd(&["--json", "usage"]).json();
     assert_eq!(all["totals"]["messages"], n, "{all}");
 }
+
+/// The text of a terminal stream: escape sequences (CSI, OSC, two-byte)
+/// removed; cursor moves along the line (Ink writes words at absolute
+/// columns) become a space.
+fn plain(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\x1b' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('[') => {
+                for c in chars.by_ref() {
+                    if ('\x40'..='\x7e').contains(&c) {
+                        if c == 'C' || c == 'G' {
+                            out.push(' ');
+                        }
+                        break;
+                    }
+                }
+            }
+            Some(']') => {
+                while let Some(c) = chars.next() {
+                    if c == '\x07' || (c == '\x1b' && chars.next_if_eq(&'\\').is_some()) {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Issue 5's proof with a real agent: Claude Code in a remote session,
+/// sandboxed by the real bwrap, driven over `/ws/terminal/{id}` like the
+/// web UI drives it: it asks the folder-trust question, reaches its prompt,
+/// and answers a typed prompt with the mock's reply, reached over loopback
+/// from inside the sandbox. Killing the session leaves nothing behind.
+#[test]
+fn claude_in_a_sandboxed_remote_session_reaches_its_prompt_and_the_mock() {
+    use crate::terminal::Term;
+    use crate::util::http::request;
+
+    let reply = "pong from the remote mock";
+    let key = "sk-ant-api03-e2e-remote-0123456789abcdefghijKLMN";
+    let mock = MockProvider::anthropic(reply);
+    let w = World::new("claude-remote");
+    w.provider("mockapi", "anthropic", &mock.url(), "MOCK_ANTHROPIC_API_KEY", "mock-model-1");
+    w.create("claude", "rem", "mockapi", key);
+    let (addr, token) = w.http();
+    let auth = format!("Bearer {token}");
+    let body = json!({"profile": "rem", "cols": 120, "rows": 40,
+                      "working_dir": w.work, "path": w.path_var().to_str().unwrap()});
+    let answer = request(
+        addr,
+        "POST",
+        "/api/terminal/sessions",
+        &[("Authorization", &auth)],
+        body.to_string().as_bytes(),
+    );
+    let info: Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(answer.status, 200, "{info}");
+    assert_eq!(info["data"]["sandbox"], "bwrap", "{info}");
+    let id = info["data"]["id"].as_str().unwrap().to_string();
+
+    let started = Instant::now();
+    let mut term = Term::open(addr, &token, &id);
+    // Waits for `needle` in the text shown since byte `from` of the stream;
+    // returns where the stream ends then.
+    let wait = |term: &mut Term, what: &str, from: usize, needle: &str| -> usize {
+        let deadline = Instant::now() + AGENT_LIMIT;
+        loop {
+            let shown = plain(&term.seen[from.min(term.seen.len())..]);
+            for bad in ["Not logged in", "/login", "Detected a custom API key", "Unable to connect"]
+            {
+                assert!(
+                    !shown.contains(bad),
+                    "unexpected `{bad}` while waiting for {what}:\n{shown}"
+                );
+            }
+            if shown.contains(needle) {
+                eprintln!("claude remote: {what} after {:?}", started.elapsed());
+                return term.seen.len();
+            }
+            assert!(Instant::now() < deadline, "no {what} (`{needle}`) in:\n{shown}");
+            term.pump();
+        }
+    };
+    let at = wait(&mut term, "the folder-trust question", 0, "Yes, I trust this folder");
+    term.type_in("\r");
+    let at = wait(&mut term, "the prompt", at, "for shortcuts");
+    thread::sleep(Duration::from_millis(500));
+    term.type_in("say pong");
+    let at = wait(&mut term, "the typed prompt", at, "say pong");
+    term.type_in("\r");
+    wait(&mut term, "the mock's reply", at, reply);
+
+    let seen = wait_for_prompt(&mock, "/v1/messages", "say pong");
+    let calls = model_calls(&seen, "/v1/messages");
+    assert!(!calls.is_empty(), "{}", summary(&seen));
+    for call in &calls {
+        assert_eq!(call.x_api_key.as_deref(), Some(key), "{}", summary(&seen));
+    }
+    // Kill over the API: the sandbox and everything in it is gone.
+    let answer = request(
+        addr,
+        "DELETE",
+        &format!("/api/terminal/sessions/{id}"),
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    let ended = term.text("state_changed");
+    assert_eq!(ended["state"], "exited", "{ended}");
+    drop(term);
+    w.assert_no_strays("after the remote session was killed");
+    // The trust answer was kept in the profile, as in a local run.
+    let state_path = w.home.join(".claude-profiles/rem/.claude/.claude.json");
+    let state: Value = serde_json::from_str(&fs::read_to_string(&state_path).unwrap()).unwrap();
+    let work = w.work.display().to_string();
+    assert_eq!(state["projects"][&work]["hasTrustDialogAccepted"], true, "{state}");
+}

@@ -62,14 +62,14 @@ fn create(env: &Env, addr: SocketAddr, token: &str, extra: Value) -> Value {
     reply["data"].clone()
 }
 
-struct Term {
+pub(crate) struct Term {
     ws: WebSocket<TcpStream>,
-    seen: Vec<u8>,
+    pub(crate) seen: Vec<u8>,
     texts: Vec<Value>,
 }
 
 impl Term {
-    fn open(addr: SocketAddr, token: &str, id: &str) -> Term {
+    pub(crate) fn open(addr: SocketAddr, token: &str, id: &str) -> Term {
         let mut req = format!("ws://{addr}/ws/terminal/{id}").into_client_request().unwrap();
         req.headers_mut().insert(
             "Sec-WebSocket-Protocol",
@@ -85,7 +85,7 @@ impl Term {
         t
     }
 
-    fn pump(&mut self) {
+    pub(crate) fn pump(&mut self) {
         match self.ws.read() {
             Ok(Message::Binary(b)) => self.seen.extend_from_slice(&b),
             Ok(Message::Text(t)) => self.texts.push(serde_json::from_str(&t).unwrap()),
@@ -99,7 +99,7 @@ impl Term {
         }
     }
 
-    fn until(&mut self, needle: &str) -> String {
+    pub(crate) fn until(&mut self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if String::from_utf8_lossy(&self.seen).contains(needle) {
@@ -110,7 +110,7 @@ impl Term {
         panic!("no `{needle}` in:\n{}", String::from_utf8_lossy(&self.seen));
     }
 
-    fn text(&mut self, kind: &str) -> Value {
+    pub(crate) fn text(&mut self, kind: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Some(i) = self.texts.iter().position(|t| t["type"] == kind) {
@@ -121,7 +121,7 @@ impl Term {
         panic!("no {kind} message; got {:?}", self.texts);
     }
 
-    fn type_in(&mut self, text: &str) {
+    pub(crate) fn type_in(&mut self, text: &str) {
         self.ws.send(Message::Binary(text.as_bytes().to_vec().into())).unwrap();
     }
 }
