@@ -983,7 +983,7 @@ fn claude_in_a_sandboxed_remote_session_reaches_its_prompt_and_the_mock() {
         body.to_string().as_bytes(),
     );
     let info: Value = serde_json::from_slice(&answer.body).unwrap();
-    assert_eq!(answer.status, 200, "{info}");
+    assert_eq!(answer.status, 201, "{info}");
     assert_eq!(info["data"]["sandbox"], "bwrap", "{info}");
     let id = info["data"]["id"].as_str().unwrap().to_string();
 

@@ -303,7 +303,7 @@ fn runs_and_usage_are_announced_on_the_websocket() {
         &[("Authorization", &auth)],
         body.to_string().as_bytes(),
     );
-    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(answer.status, 201, "{}", String::from_utf8_lossy(&answer.body));
     let id = serde_json::from_slice::<Value>(&answer.body).unwrap()["data"]["id"].clone();
     let started = next_event(&mut ws, "ProfileStarted");
     assert_eq!(started["data"]["mode"], "remote", "{started}");
@@ -351,4 +351,96 @@ fn http_requests_and_open_websockets_keep_the_daemon_alive() {
         "the daemon did not idle out after the WebSocket closed"
     );
     assert!(env.log_text().contains("shutting down: idle for 2 s"), "{}", env.log_text());
+}
+
+/// Every route of design.md §5 that exists, through a real HTTP client,
+/// against what the CLI says for the same state (the same dispatcher
+/// answers both), plus the routes of later parts, which say so.
+#[test]
+fn every_route_answers_as_the_cli_does() {
+    let env = Env::new("http-every");
+    env.create_profile("claude", "web");
+    let (addr, token) = env.http();
+    let auth = format!("Bearer {token}");
+    let call = |method: &str, path: &str, body: &Value| -> (u16, Value) {
+        let body = if body.is_null() { Vec::new() } else { body.to_string().into_bytes() };
+        let answer = request(addr, method, path, &[("Authorization", &auth)], &body);
+        let reply: Value = serde_json::from_slice(&answer.body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}: {}", answer.head));
+        (answer.status, reply)
+    };
+    // GET routes whose data is exactly the CLI's `--json` output.
+    let same = |path: &str, cli: &[&str]| {
+        let (status, reply) = call("GET", path, &Value::Null);
+        assert_eq!(status, 200, "GET {path}: {reply}");
+        assert_eq!(reply["success"], true, "GET {path}: {reply}");
+        let mut args = vec!["--json"];
+        args.extend_from_slice(cli);
+        let (mut http, mut cli_said) = (reply["data"].clone(), env.cmd(&args).json());
+        // Timings are the one thing that differs between two calls.
+        for v in [&mut http, &mut cli_said] {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("render_ms");
+            }
+        }
+        assert_eq!(http, cli_said, "GET {path} vs ringlet {cli:?}");
+    };
+    same("/api/agents", &["agents", "list"]);
+    same("/api/agents/claude", &["agents", "inspect", "claude"]);
+    same("/api/providers", &["providers", "list"]);
+    same("/api/providers/anthropic", &["providers", "inspect", "anthropic"]);
+    same("/api/profiles", &["profiles", "list"]);
+    same("/api/profiles?agent=claude", &["profiles", "list", "--agent", "claude"]);
+    same("/api/profiles/web", &["profiles", "inspect", "web"]);
+    same("/api/profiles/web/env", &["profiles", "env", "web"]);
+    same("/api/usage", &["usage"]);
+    same("/api/usage/daily?period=7d", &["usage", "daily", "--period", "7d"]);
+    same("/api/usage/models", &["usage", "models"]);
+    same("/api/usage/profiles", &["usage", "profiles"]);
+    same("/api/terminal/sessions", &["terminal", "list"]);
+
+    // Hooks: add over HTTP, read back over both, export, import, remove.
+    let hook = json!({"event": "Stop", "command": "echo done", "timeout": 5});
+    let (status, reply) = call("POST", "/api/profiles/web/hooks", &hook);
+    assert_eq!(status, 200, "{reply}");
+    same("/api/profiles/web/hooks", &["hooks", "list", "web"]);
+    let (status, exported) = call("GET", "/api/profiles/web/hooks/export", &Value::Null);
+    assert_eq!(status, 200, "{exported}");
+    let text = serde_json::to_string(&exported["data"]).unwrap();
+    assert!(text.contains("echo done"), "{exported}");
+    let (status, reply) = call("PUT", "/api/profiles/web/hooks", &exported["data"]);
+    assert_eq!(status, 200, "importing what was exported: {reply}");
+    let (status, reply) = call("DELETE", "/api/profiles/web/hooks/Stop/1", &Value::Null);
+    assert_eq!(status, 200, "{reply}");
+    let (status, reply) = call("DELETE", "/api/profiles/web/hooks/Stop/1", &Value::Null);
+    assert_eq!(status, 404, "removing it again: {reply}");
+
+    // Usage export and import: the same records as the CLI's.
+    let (status, reply) = call("GET", "/api/usage/export", &Value::Null);
+    assert_eq!(status, 200, "{reply}");
+    let history = env.root.join("old-claude");
+    let log = history.join("projects/-w/s.jsonl");
+    fs::create_dir_all(log.parent().unwrap()).unwrap();
+    let line = include_str!("fixtures/usage/claude-6.1.jsonl").lines().nth(2).unwrap();
+    fs::write(&log, format!("{line}\n")).unwrap();
+    let (status, reply) =
+        call("POST", "/api/usage/import-claude", &json!({"dir": history, "profile": "web"}));
+    assert_eq!(status, 200, "{reply}");
+    same("/api/usage/profiles", &["usage", "profiles"]);
+    let (_, usage) = call("GET", "/api/usage?profile=web", &Value::Null);
+    assert_eq!(usage["data"]["totals"]["output_tokens"], 87, "{usage}");
+    let (status, reply) = call("GET", "/api/stats", &Value::Null);
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["data"], env.cmd(&["--json", "stats"]).json());
+    let (status, reply) = call("POST", "/api/terminal/cleanup", &Value::Null);
+    assert_eq!((status, &reply["data"]["removed"]), (200, &json!([])), "{reply}");
+
+    // Wrong methods name the ones a path takes; later parts say so.
+    let (status, reply) = call("PUT", "/api/profiles", &json!({}));
+    assert_eq!(status, 405, "{reply}");
+    for path in ["/api/proxy/status", "/api/registry", "/api/profiles/web/proxy/start"] {
+        let (status, reply) = call("GET", path, &Value::Null);
+        assert_eq!(status, 501, "{path}: {reply}");
+        assert_eq!(reply["success"], false, "{path}: {reply}");
+    }
 }

@@ -58,7 +58,7 @@ fn create(env: &Env, addr: SocketAddr, token: &str, extra: Value) -> Value {
         o.extend(e.clone());
     }
     let (status, reply) = api(addr, token, "POST", "/api/terminal/sessions", &req);
-    assert_eq!(status, 200, "{reply}");
+    assert_eq!(status, 201, "{reply}");
     reply["data"].clone()
 }
 

@@ -97,10 +97,11 @@ pub fn remove(hooks: &mut Map<String, Value>, event: &str, index: usize) -> Resu
     check_event(event)?;
     let rows: Vec<HookRow> = list(hooks).into_iter().filter(|r| r.event == event).collect();
     let Some(row) = rows.get(index.wrapping_sub(1)).cloned() else {
-        bail!(
+        return Err(super::NotFound(format!(
             "{event} has {} hook(s); there is no number {index} (see `ringlet hooks list`)",
             rows.len()
-        );
+        ))
+        .into());
     };
     let groups = hooks.get_mut(event).and_then(Value::as_array_mut).expect("listed above");
     let mut seen = 0;

@@ -84,7 +84,8 @@ pub fn serve(state: &State, info: &HttpInfo, mut request: tiny_http::Request) {
                 (200, envelope_ok(&serde_json::Value::Null), "application/json")
             }
             Ok(req) => {
-                let create = matches!(&req, Request::ProfilesCreate(c) if !c.dry_run);
+                let create = matches!(&req, Request::ProfilesCreate(c) if !c.dry_run)
+                    || matches!(&req, Request::TerminalCreate(_));
                 state.requests_served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let reply = dispatch::handle_guarded(state, req);
                 let status = status_of(&reply, create);

@@ -103,7 +103,8 @@ pub fn route(method: &str, path: &str, query: &str, body: &[u8]) -> Result<Reque
 }
 
 /// The HTTP status of a dispatcher reply. `request_was_create`: the reply
-/// answers `POST /api/profiles`, whose success is 201 Created.
+/// answers a POST that makes a new resource (a profile, a terminal
+/// session), whose success is 201 Created.
 pub fn status_of(reply: &Reply, request_was_create: bool) -> u16 {
     match reply {
         Reply::Ok { .. } if request_was_create => 201,
