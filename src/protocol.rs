@@ -54,6 +54,9 @@ pub enum Request {
         #[serde(default)]
         rotate: bool,
     },
+    /// Reply: `{"url", "expires_in_secs"}`: the web UI's address with a
+    /// one-time login ticket in its fragment (`ringlet ui`).
+    UiTicket,
     /// Reply: an [`AgentList`]; runs detection (cached) for every agent.
     AgentsList,
     /// Reply: one [`AgentInfo`] with its manifest; `not_found` otherwise.

@@ -444,3 +444,85 @@ fn every_route_answers_as_the_cli_does() {
         assert_eq!(reply["success"], false, "{path}: {reply}");
     }
 }
+
+/// The web UI needs no token to load; `ringlet ui` opens (or prints) a link
+/// whose ticket the page trades once, and only from our own origin, for the
+/// token. No ticket or token reaches the daemon's log.
+#[test]
+fn the_web_ui_signs_in_once_with_a_ticket_from_ringlet_ui() {
+    let env = Env::new("http-ui");
+    let (addr, token) = env.http();
+    let page = request(addr, "GET", "/", &[], b"");
+    assert_eq!(page.status, 200);
+    let html = String::from_utf8_lossy(&page.body).into_owned();
+    assert!(html.contains(r#"<script src="/app.js" defer></script>"#), "{html}");
+    assert!(!html.contains("<script>"), "no inline script: the CSP forbids it");
+    assert!(page.head.contains("Content-Security-Policy: default-src 'self'; script-src 'self'"));
+    for (path, kind) in [("/app.js", "text/javascript"), ("/app.css", "text/css")] {
+        let asset = request(addr, "GET", path, &[], b"");
+        assert_eq!(asset.status, 200, "{path}");
+        assert!(asset.head.contains(&format!("Content-Type: {kind}")), "{}", asset.head);
+    }
+    // The script at least parses (tests/setup.sh installs node for the
+    // real agents).
+    let app = env.root.join("app.js");
+    fs::write(&app, request(addr, "GET", "/app.js", &[], b"").body).unwrap();
+    let checked = std::process::Command::new("node").arg("--check").arg(&app).output();
+    let checked = checked.unwrap_or_else(|e| panic!("running node --check: {e}"));
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+
+    // The link: printed, and handed to the desktop's opener when there is one.
+    let ticket_of = |url: &str| -> String {
+        let (base, ticket) = url.trim().split_once("/#ticket=").unwrap_or_else(|| panic!("{url}"));
+        assert_eq!(base, format!("http://{addr}"));
+        assert!(ticket.len() == 64 && ticket.bytes().all(|b| b.is_ascii_hexdigit()), "{url}");
+        ticket.to_string()
+    };
+    let printed = env.cmd(&["ui", "--no-open"]).ok();
+    let first = ticket_of(printed.lines().find(|l| l.starts_with("http://")).unwrap());
+    let opened = env.root.join("opened");
+    env.fake_agent("xdg-open", &format!("echo \"$1\" > {}", opened.display()));
+    let said = env.cmd(&["ui"]).env("DISPLAY", ":0").ok();
+    assert!(said.contains("Opened the web UI in your browser"), "{said}");
+    assert!(crate::util::wait_until(Duration::from_secs(5), || opened.exists()));
+    let second = ticket_of(&fs::read_to_string(&opened).unwrap());
+    let json = env.cmd(&["--json", "ui", "--no-open"]).json();
+    assert_eq!(json["expires_in_secs"], 60, "{json}");
+    let third = ticket_of(json["url"].as_str().unwrap());
+
+    let login = |ticket: &str, origin: Option<&str>| {
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(o) = origin {
+            headers.push(("Origin", o));
+        }
+        let body = json!({"ticket": ticket}).to_string();
+        request(addr, "POST", "/api/login", &headers, body.as_bytes())
+    };
+    let ours = format!("http://localhost:{}", addr.port());
+    let answer = login(&first, Some(&ours));
+    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(answer.json()["data"]["token"], token.as_str());
+    let again = login(&first, Some(&ours));
+    assert_eq!(again.status, 401, "a spent ticket fails");
+    assert!(String::from_utf8_lossy(&again.body).contains("run `ringlet ui` again"));
+    // Another page cannot trade a ticket, and trying does not spend it.
+    let foreign = login(&second, Some("http://localhost.evil.com"));
+    assert_eq!(foreign.status, 403);
+    assert_eq!(login(&second, None).status, 200);
+    // Not a ticket: clear errors; the wrong method is named.
+    assert_eq!(login(&"0".repeat(64), None).status, 401);
+    let bad = request(addr, "POST", "/api/login", &[], b"{\"token\":1}");
+    assert_eq!(bad.status, 400, "{}", String::from_utf8_lossy(&bad.body));
+    assert_eq!(request(addr, "GET", "/api/login", &[], b"").status, 405);
+    // The Host check still applies.
+    let rebound = request(addr, "POST", "/api/login", &[("Host", "evil.com")], b"{}");
+    assert_eq!(rebound.status, 403);
+    drop(third);
+
+    env.cmd(&["daemon", "stop"]).ok();
+    let log = env.log_text();
+    for secret in [&token, &first, &second] {
+        assert!(!log.contains(secret.as_str()), "a secret in the log:\n{log}");
+    }
+    assert!(log.contains("a browser signed in with a login ticket"), "{log}");
+}

@@ -415,7 +415,11 @@ pub static ROOT: Cmd = Cmd {
         ),
         rcmd("stats", "Profile statistics", &[]),
         rcmd("doctor", "Check the sandbox and the daemon's HTTP API; say what to fix", &[]),
-        cmd("ui", "Open the web UI with a one-time login link", &[]),
+        rcmd(
+            "ui",
+            "Open the web UI with a one-time login link (printed too)",
+            &[flag("no-open", "Only print the link; do not start a browser")],
+        ),
     ],
     runnable: false,
     ready: true,

@@ -19,6 +19,7 @@ mod profiles;
 mod prompt;
 mod providers;
 mod terminal;
+mod ui;
 mod usage;
 
 use std::io::{self, Write};
@@ -89,6 +90,7 @@ pub fn run(global: Global, inv: Invocation) -> Result<()> {
         ["env", "setup"] => profiles::env_setup(&ctx, &inv),
         ["stats"] => profiles::stats(&ctx),
         ["doctor"] => doctor::run(&ctx),
+        ["ui"] => ui::run(&ctx, &inv),
         ["init"] => init::run(&ctx, &inv),
         ["usage"] => usage::report(&ctx, &inv, ReportKind::Summary),
         ["usage", "daily"] => usage::report(&ctx, &inv, ReportKind::Daily),
@@ -239,6 +241,7 @@ mod tests {
             "env setup",
             "stats",
             "doctor",
+            "ui",
             "init",
             "usage",
             "usage daily",

@@ -35,6 +35,7 @@ pub fn handle(state: &State, request: Request) -> Reply {
         Request::Status => handle_status(state),
         Request::Shutdown => handle_shutdown(state),
         Request::DaemonToken { rotate } => handle_daemon_token(state, rotate),
+        Request::UiTicket => handle_ui_ticket(state),
         Request::AgentsList => handle_agents_list(state),
         Request::AgentsInspect { id } => handle_agents_inspect(state, &id),
         Request::ProvidersList => handle_providers_list(state),
@@ -120,6 +121,25 @@ fn handle_daemon_token(state: &State, rotate: bool) -> Reply {
             |token| json!({"token": token, "path": state.paths.config_dir.join("http_token")}),
         ),
     )
+}
+
+fn handle_ui_ticket(state: &State) -> Reply {
+    result((|| {
+        let Some(info) = state.http.get() else {
+            anyhow::bail!(
+                "the daemon's HTTP API is not listening (the daemon log says why; \
+                 often the port is taken: set [daemon] http_port)"
+            );
+        };
+        let ticket = state.tickets.issue()?;
+        // A wildcard bind is not an address a browser can open.
+        let host = match info.addr.ip() {
+            ip if ip.is_unspecified() => format!("127.0.0.1:{}", info.addr.port()),
+            _ => info.addr.to_string(),
+        };
+        Ok(json!({"url": format!("http://{host}/#ticket={ticket}"),
+                  "expires_in_secs": super::http::auth::TICKET_TTL.as_secs()}))
+    })())
 }
 
 fn handle_shutdown(state: &State) -> Reply {

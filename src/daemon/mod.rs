@@ -98,6 +98,8 @@ pub struct State {
     /// The HTTP bearer token; replaced by `daemon token --rotate` (IPC
     /// thread), read by every HTTP connection thread.
     http_token: RwLock<String>,
+    /// Browser login tickets (`ringlet ui`), spent by `POST /api/login`.
+    pub tickets: http::auth::Tickets,
     /// Where the HTTP front door listens, once it does.
     pub http: OnceLock<http::HttpInfo>,
     /// Remote terminal sessions (each one's state is owned by its thread).
@@ -261,6 +263,7 @@ fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
         usage: Tracker::new(&paths.config_dir, config.pricing.clone()),
         stopping: AtomicBool::new(false),
         http_token: RwLock::new(http_token),
+        tickets: http::auth::Tickets::default(),
         http: OnceLock::new(),
         terminals: crate::terminal::Registry::default(),
         paths,

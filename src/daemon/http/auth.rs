@@ -6,11 +6,18 @@
 //! The token file is created with mode 0600 in the same `open` call that
 //! creates it (never written first and chmod-ed after), kept across restarts,
 //! and replaced only by `ringlet daemon token --rotate`.
+//!
+//! Browsers sign in with a login ticket ([`Tickets`]): `ringlet ui` asks for
+//! one and puts it in the URL's fragment; the page trades it once, within a
+//! minute, for the token (`POST /api/login`). A browser keeps whole URLs in
+//! its history files, so only a spent ticket may ever land there.
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
@@ -49,12 +56,51 @@ pub fn rotate(path: &Path) -> Result<String> {
     Ok(token)
 }
 
+/// 256 random bits, hex (a token or a ticket).
 fn fresh() -> Result<String> {
     let mut bytes = [0u8; TOKEN_BYTES];
     fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
-        .context("reading /dev/urandom for the HTTP token")?;
+        .context("reading /dev/urandom")?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// How long a login ticket stays valid: long enough to open a browser.
+pub const TICKET_TTL: Duration = Duration::from_secs(60);
+/// Tickets outstanding at once; the oldest goes first beyond this.
+const MAX_TICKETS: usize = 16;
+
+/// One-time browser login tickets, in memory only (a restart voids them).
+#[derive(Default)]
+pub struct Tickets(Mutex<Vec<(String, Instant)>>);
+
+impl Tickets {
+    /// A new ticket, valid once within [`TICKET_TTL`].
+    pub fn issue(&self) -> Result<String> {
+        let ticket = fresh()?;
+        let mut list = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        list.retain(|(_, at)| at.elapsed() < TICKET_TTL);
+        if list.len() >= MAX_TICKETS {
+            list.remove(0);
+        }
+        list.push((ticket.clone(), Instant::now()));
+        Ok(ticket)
+    }
+
+    /// Spends `given`: true once for a live ticket, false ever after, and
+    /// for unknown or expired ones. Every entry is compared in full, so the
+    /// time taken says nothing about how close a guess was.
+    pub fn redeem(&self, given: &str) -> bool {
+        let mut list = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        list.retain(|(_, at)| at.elapsed() < TICKET_TTL);
+        let mut found = None;
+        for (i, (ticket, _)) in list.iter().enumerate() {
+            if same_token(given, ticket) {
+                found = Some(i);
+            }
+        }
+        found.map(|i| list.remove(i)).is_some()
+    }
 }
 
 fn valid(token: &str) -> bool {
@@ -135,6 +181,27 @@ mod tests {
             "a damaged file is an error, not silently replaced"
         );
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_ticket_is_spent_once() {
+        let tickets = Tickets::default();
+        let a = tickets.issue().unwrap();
+        let b = tickets.issue().unwrap();
+        assert!(valid(&a) && a != b);
+        assert!(!tickets.redeem(""));
+        assert!(!tickets.redeem(&a[..63]), "a prefix is not the ticket");
+        assert!(tickets.redeem(&a));
+        assert!(!tickets.redeem(&a), "a spent ticket fails");
+        assert!(tickets.redeem(&b), "spending one leaves the others");
+        // Expired ones fail (aged by hand rather than by waiting a minute).
+        let c = tickets.issue().unwrap();
+        tickets.0.lock().unwrap()[0].1 = Instant::now() - TICKET_TTL;
+        assert!(!tickets.redeem(&c));
+        // Only the newest MAX_TICKETS stay.
+        let all: Vec<String> = (0..MAX_TICKETS + 1).map(|_| tickets.issue().unwrap()).collect();
+        assert!(!tickets.redeem(&all[0]));
+        assert!(tickets.redeem(&all[MAX_TICKETS]));
     }
 
     #[test]

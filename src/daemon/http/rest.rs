@@ -1,8 +1,9 @@
 //! REST requests, as tiny_http hands them over from the bridge: the Host
 //! check, the bearer token, the body limit, then `routes` maps the request to
 //! the one `Request` enum and the shared dispatcher serves it, exactly as it
-//! serves the CLI. The static UI at `/` needs no token; nothing else is
-//! answered without one.
+//! serves the CLI. The static UI (`/`, `/app.js`, `/app.css`) needs no
+//! token, and `POST /api/login` takes a one-time ticket instead; nothing
+//! else is answered without the token.
 
 use std::io::Read;
 
@@ -18,8 +19,17 @@ use crate::protocol::{Reply, Request};
 /// Request bodies larger than this get 413 without being read.
 pub const MAX_BODY: usize = 1 << 20;
 
-/// The web UI's placeholder page until the UI lands.
-const INDEX_HTML: &str = include_str!("../../../static/index.html");
+/// The web UI (`static/`), embedded: path, bytes, content type.
+const ASSETS: [(&str, &[u8], &str); 3] = [
+    ("/", include_bytes!("../../../static/index.html"), "text/html; charset=utf-8"),
+    ("/app.js", include_bytes!("../../../static/app.js"), "text/javascript; charset=utf-8"),
+    ("/app.css", include_bytes!("../../../static/app.css"), "text/css; charset=utf-8"),
+];
+
+fn asset(path: &str) -> Option<(&'static [u8], &'static str)> {
+    let path = if path == "/index.html" { "/" } else { path };
+    ASSETS.iter().find(|(p, _, _)| *p == path).map(|&(_, bytes, kind)| (bytes, kind))
+}
 
 /// Scripts from 'self' only; xterm.js needs inline styles; nothing external.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
@@ -46,13 +56,16 @@ pub fn serve(state: &State, info: &HttpInfo, mut request: tiny_http::Request) {
         let url = request.url().to_string();
         let (path, query) = url.split_once('?').unwrap_or((&url, ""));
         let method = request.method().as_str().to_string();
-        if path == "/" || path == "/index.html" {
+        if let Some((bytes, content_type)) = asset(path) {
             break 'answer match method.as_str() {
-                "GET" | "HEAD" => (200, INDEX_HTML.as_bytes().to_vec(), "text/html; charset=utf-8"),
+                "GET" | "HEAD" => (200, bytes.to_vec(), content_type),
                 _ => {
                     (405, envelope_error(405, "method_not_allowed", "GET only"), "application/json")
                 }
             };
+        }
+        if path == "/api/login" {
+            break 'answer login(state, info, &method, &header("Origin"), &mut request);
         }
         let token = state.http_token();
         let authorization = header("Authorization");
@@ -120,6 +133,38 @@ pub fn serve(state: &State, info: &HttpInfo, mut request: tiny_http::Request) {
         state.requests_served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         state.request_shutdown("shutdown requested over HTTP");
     }
+}
+
+/// `POST /api/login`: a live ticket from `ringlet ui` buys the token, once.
+/// No bearer token here (the page has none yet); the Host check has run,
+/// and a browser's Origin must be ours, so no other page can trade one.
+fn login(
+    state: &State,
+    info: &HttpInfo,
+    method: &str,
+    origin: &Option<String>,
+    request: &mut tiny_http::Request,
+) -> (u16, Vec<u8>, &'static str) {
+    const JSON: &str = "application/json";
+    if !auth::origin_allowed(origin.as_deref(), &info.bind, info.addr.port()) {
+        return (403, envelope_error(403, "forbidden", "a foreign Origin"), JSON);
+    }
+    let mut body = Vec::new();
+    // A ticket is 64 bytes: anything much longer is not a login.
+    if request.as_reader().take(4096).read_to_end(&mut body).is_err() {
+        return (400, envelope_error(400, "bad_request", "reading the body"), JSON);
+    }
+    let ticket = match routes::login_ticket(method, &body) {
+        Ok(ticket) => ticket,
+        Err(e) => return (e.status, envelope_error(e.status, e.code, &e.message), JSON),
+    };
+    if !state.tickets.redeem(&ticket) {
+        crate::info!("http: a login with an unknown, spent or expired ticket");
+        let why = "the login ticket is unknown, spent or expired: run `ringlet ui` again";
+        return (401, envelope_error(401, "unauthorized", why), JSON);
+    }
+    crate::info!("http: a browser signed in with a login ticket");
+    (200, envelope_ok(&serde_json::json!({"token": state.http_token()})), JSON)
 }
 
 fn too_large() -> Vec<u8> {

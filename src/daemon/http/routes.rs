@@ -37,7 +37,7 @@
 //! | GET / DELETE | `/api/terminal/sessions/{id}` | `TerminalInfo`; `TerminalKill` | |
 //! | POST | `/api/terminal/cleanup` | `TerminalCleanup` | |
 //! | any | `/api/{proxy,registry}...`, `/api/profiles/{alias}/proxy...` | 501 | |
-//! | POST | `/api/login` | 501 | |
+//! | POST | `/api/login` | none: `rest` trades the ticket for the token ([`login_ticket`]) | `{ticket}` |
 //!
 //! Usage takes the query parameters `period`, `since`, `until`, `profile`,
 //! `model`, `agent` and `timezone`, as the CLI's flags; the report kind is
@@ -207,7 +207,6 @@ enum Resource<'a> {
     DaemonStatus,
     DaemonShutdown,
     Stats,
-    Login,
     TerminalSessions,
     TerminalSession(&'a str),
     TerminalCleanup,
@@ -239,7 +238,6 @@ fn resource<'a>(segments: &[&'a str]) -> Option<Resource<'a>> {
         ["api", "daemon", "status"] => Resource::DaemonStatus,
         ["api", "daemon", "shutdown"] => Resource::DaemonShutdown,
         ["api", "stats"] => Resource::Stats,
-        ["api", "login"] => Resource::Login,
         ["api", "terminal", "sessions"] => Resource::TerminalSessions,
         ["api", "terminal", "sessions", id] => Resource::TerminalSession(id),
         ["api", "terminal", "cleanup"] => Resource::TerminalCleanup,
@@ -268,10 +266,9 @@ impl Resource<'_> {
             Resource::TerminalSessions => &["GET", "POST"],
             Resource::Hooks(_) => &["GET", "POST", "PUT"],
             Resource::Hook { .. } => &["DELETE"],
-            Resource::UsageImportClaude
-            | Resource::DaemonShutdown
-            | Resource::Login
-            | Resource::TerminalCleanup => &["POST"],
+            Resource::UsageImportClaude | Resource::DaemonShutdown | Resource::TerminalCleanup => {
+                &["POST"]
+            }
             Resource::Unbuilt(_) => &[],
         }
     }
@@ -338,7 +335,6 @@ fn build(
         (Resource::DaemonStatus, "GET") => Request::Status,
         (Resource::DaemonShutdown, "POST") => Request::Shutdown,
         (Resource::Stats, "GET") => Request::Stats,
-        (Resource::Login, "POST") => return Err(not_implemented("browser login")),
         (Resource::TerminalSessions, "GET") => Request::TerminalList,
         (Resource::TerminalSessions, "POST") => Request::TerminalCreate(json_object(body)?),
         (Resource::TerminalSession(id), "GET") => Request::TerminalInfo { id: id.into() },
@@ -350,6 +346,20 @@ fn build(
         (resource, method) => return Err(method_not_allowed(path, method, resource.methods())),
     };
     Ok(request)
+}
+
+/// `POST /api/login`'s ticket. The one route that needs no token (the
+/// ticket stands in for it), so `rest` answers it before the token check.
+pub fn login_ticket(method: &str, body: &[u8]) -> Result<String, HttpError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct LoginBody {
+        ticket: String,
+    }
+    if method != "POST" {
+        return Err(method_not_allowed("/api/login", method, &["POST"]));
+    }
+    Ok(json_object::<LoginBody>(body)?.ticket)
 }
 
 fn method_not_allowed(path: &str, method: &str, allowed: &[&str]) -> HttpError {
@@ -909,7 +919,6 @@ mod tests {
             ("GET", "/api/profiles/work/proxy"),
             ("POST", "/api/profiles/work/proxy/enable"),
             ("GET", "/api/profiles/work/proxy/routes"),
-            ("POST", "/api/login"),
         ] {
             fails(call(method, path, b""), 501, "not implemented yet");
         }
@@ -924,8 +933,18 @@ mod tests {
             call("POST", "/api/terminal/sessions", br#"{"profile":"p","cols":100}"#).unwrap();
         let Request::TerminalCreate(req) = create else { panic!("{create:?}") };
         assert_eq!((req.profile.as_str(), req.cols, req.rows, req.sandbox), ("p", 100, 24, true));
-        // Login's method is known already.
-        fails(get("/api/login"), 405, "takes POST, not GET");
+    }
+
+    #[test]
+    fn login_takes_a_ticket_by_post() {
+        let t = "ab".repeat(32);
+        let body = format!(r#"{{"ticket":"{t}"}}"#);
+        assert_eq!(login_ticket("POST", body.as_bytes()), Ok(t));
+        let e = login_ticket("GET", b"").unwrap_err();
+        assert_eq!((e.status, e.message.as_str()), (405, "/api/login takes POST, not GET"));
+        assert_eq!(login_ticket("POST", b"").unwrap_err().status, 400);
+        assert_eq!(login_ticket("POST", br#"{"token":"x"}"#).unwrap_err().status, 400);
+        assert_eq!(login_ticket("POST", br#"["x"]"#).unwrap_err().status, 400);
     }
 
     #[test]
