@@ -65,7 +65,7 @@ pub fn serve(state: &State, info: &HttpInfo, mut request: tiny_http::Request) {
             };
         }
         if path == "/api/login" {
-            break 'answer login(state, info, &method, &header("Origin"), &mut request);
+            break 'answer login(state, info, &method, header("Origin").as_deref(), &mut request);
         }
         let token = state.http_token();
         let authorization = header("Authorization");
@@ -142,11 +142,11 @@ fn login(
     state: &State,
     info: &HttpInfo,
     method: &str,
-    origin: &Option<String>,
+    origin: Option<&str>,
     request: &mut tiny_http::Request,
 ) -> (u16, Vec<u8>, &'static str) {
     const JSON: &str = "application/json";
-    if !auth::origin_allowed(origin.as_deref(), &info.bind, info.addr.port()) {
+    if !auth::origin_allowed(origin, &info.bind, info.addr.port()) {
         return (403, envelope_error(403, "forbidden", "a foreign Origin"), JSON);
     }
     let mut body = Vec::new();
