@@ -121,7 +121,7 @@ function follow() {
   ws.addEventListener("message", (m) => {
     let ev;
     try { ev = JSON.parse(m.data); } catch { return; }
-    if (!ev.type || ev.type === "heartbeat" || ev.type === "subscribed") return;
+    if (!ev.type || ev.type === "subscribed") return;
     const li = document.createElement("li");
     li.textContent = `${new Date(ev.timestamp || Date.now()).toLocaleTimeString()} ${ev.type} ${JSON.stringify(ev.data || {})}`;
     $("events").prepend(li);
