@@ -526,3 +526,73 @@ fn the_web_ui_signs_in_once_with_a_ticket_from_ringlet_ui() {
     }
     assert!(log.contains("a browser signed in with a login ticket"), "{log}");
 }
+
+#[test]
+fn slow_bodies_cost_only_their_own_connections() {
+    let env = Env::new("http-slow-body");
+    let (addr, token) = env.http();
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    let host = format!("Host: 127.0.0.1:{}\r\n", addr.port());
+    // More stalled uploads than the REST server has workers: each sends a
+    // complete head promising a body, then a few bytes of it, and stops.
+    let stalled: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(
+                format!(
+                    "POST /api/profiles HTTP/1.1\r\n{host}{auth}Content-Length: 200000\r\n\r\n{{\"ag"
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    // The same on a kept-alive connection, after one good request.
+    let mut kept = TcpStream::connect(addr).unwrap();
+    kept.write_all(format!("GET /api/agents HTTP/1.1\r\n{host}{auth}\r\n").as_bytes()).unwrap();
+    let mut first = [0u8; 12];
+    kept.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    kept.write_all(
+        format!("POST /api/profiles HTTP/1.1\r\n{host}{auth}Content-Length: 200000\r\n\r\n{{")
+            .as_bytes(),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // Everyone else is served at once, over HTTP and IPC.
+    for _ in 0..3 {
+        let started = Instant::now();
+        assert_eq!(get(addr, "/api/profiles", &token).status, 200);
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    }
+    env.cmd(&["daemon", "status"]).ok();
+    // A slow body is cut off: the client is told why.
+    let mut slow = TcpStream::connect(addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    slow.write_all(
+        format!("POST /api/profiles HTTP/1.1\r\n{host}{auth}Content-Length: 50\r\n\r\n{{")
+            .as_bytes(),
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = slow.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""code":408"#), "{answer}");
+    drop(stalled);
+
+    // Two requests sent at once on one connection get both answers, in
+    // order; a chunked body after them is refused with a reason.
+    let mut both = TcpStream::connect(addr).unwrap();
+    both.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let get = format!("GET /api/profiles HTTP/1.1\r\n{host}{auth}\r\n");
+    let chunked = format!(
+        "POST /api/profiles HTTP/1.1\r\n{host}{auth}Transfer-Encoding: chunked\r\n\r\n2\r\n{{}}\r\n0\r\n\r\n"
+    );
+    both.write_all(format!("{get}{get}{chunked}").as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = both.read_to_string(&mut answer);
+    assert_eq!(answer.matches("HTTP/1.1 200").count(), 2, "{answer}");
+    assert!(answer.contains("HTTP/1.1 411 Length Required"), "{answer}");
+    assert!(answer.find("411").unwrap() > answer.rfind("HTTP/1.1 200").unwrap(), "{answer}");
+}

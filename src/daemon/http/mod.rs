@@ -3,12 +3,14 @@
 //!
 //! tiny_http cannot give a full-duplex WebSocket (its upgraded stream is
 //! blocking and cannot be split), so the daemon owns the listener. Each
-//! connection gets a thread that reads the first request head (bounded in
-//! size and time): a `GET /ws` upgrade is completed on the raw `TcpStream`
-//! and served by `ws`; anything else is bridged, byte for byte, to tiny_http
-//! listening on a private socket beside the IPC one (`rest`), so keep-alive,
-//! bodies and responses are tiny_http's business. Connections are capped;
-//! past the cap a client gets 503 at once. None of it touches the IPC path.
+//! connection gets a thread that reads whole requests, head and body, each
+//! bounded in size and time: a `GET /ws` upgrade is completed on the raw
+//! `TcpStream` and served by `ws`; anything else is handed, one complete
+//! request at a time, to tiny_http listening on a private socket beside the
+//! IPC one (`rest`), and its answers are copied back. tiny_http's few workers
+//! therefore never wait on a slow client, in either direction. Connections
+//! are capped; past the cap a client gets 503 at once. None of it touches
+//! the IPC path.
 
 pub mod auth;
 pub(crate) mod handshake;
@@ -22,8 +24,8 @@ use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
@@ -34,8 +36,13 @@ pub const MAX_CONNECTIONS: usize = 128;
 /// A request head larger than this gets 431 (tiny_http applies its own
 /// limits to later requests on a kept-alive connection).
 const MAX_HEAD: usize = 16 * 1024;
-/// A client must send its first request head within this.
+/// A new connection must start its first request within this.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request, head and body, must arrive whole within this once its first
+/// byte has: a client that trickles gets 408 and loses only its connection.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client that leaves an answer unread this long is cut off.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A kept-alive connection idle for this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// tiny_http worker threads (each serves one request at a time).
@@ -124,9 +131,9 @@ fn accept(listener: TcpListener, state: &Arc<State>, info: &HttpInfo, internal: 
     }
 }
 
-/// The first request head of a connection.
+/// One request head, as the front door parsed it.
 pub struct Head {
-    /// Every byte read so far: the head and whatever followed it.
+    /// The head's own bytes, up to and including the blank line.
     pub bytes: Vec<u8>,
     pub method: String,
     pub target: String,
@@ -146,7 +153,7 @@ impl Head {
 }
 
 fn connection(
-    mut stream: TcpStream,
+    stream: TcpStream,
     state: &State,
     info: &HttpInfo,
     internal: &std::path::Path,
@@ -154,50 +161,140 @@ fn connection(
     // tiny_http and tungstenite write small frames; without this, each reply
     // after the first on a kept-alive connection waits ~40 ms (design.md §5).
     stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(HEAD_TIMEOUT))?;
-    let head = match read_head(&mut stream) {
-        Ok(Some(head)) => head,
+    let mut reader = Framer { stream, pending: Vec::new() };
+    let (head, body) = match reader.next(HEAD_TIMEOUT) {
+        Ok(Some(request)) => request,
         Ok(None) => return Ok(()),
-        Err(status) => {
-            let _ = plain(&mut stream, status);
-            return Ok(());
-        }
+        Err(status) => return reader.refuse(status),
     };
     state.activity.touch();
     let upgrade = head.header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
-    if head.method == "GET" && head.path() == "/ws" && upgrade {
-        return ws::serve(state, info, stream, &head);
+    if head.method == "GET" && upgrade {
+        if head.path() == "/ws" {
+            return ws::serve(state, info, reader.stream, &head);
+        }
+        if let Some(id) = head.path().strip_prefix("/ws/terminal/") {
+            let id = id.to_string();
+            return terminal_ws::serve(state, info, reader.stream, &head, &id);
+        }
     }
-    if let Some(id) = head.path().strip_prefix("/ws/terminal/")
-        && head.method == "GET"
-        && upgrade
-    {
-        let id = id.to_string();
-        return terminal_ws::serve(state, info, stream, &head, &id);
-    }
-    bridge(stream, &head.bytes, internal)
+    bridge(reader, head, body, state, internal)
 }
 
-/// Reads up to the end of the first head. `Ok(None)`: the client left or
-/// was too slow; `Err(status)`: answer with that status and close.
-fn read_head(stream: &mut TcpStream) -> Result<Option<Head>, u16> {
-    let mut bytes = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 4096];
-    let end = loop {
-        if let Some(i) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
+/// Cuts a client's byte stream into whole requests (head and body), each
+/// read within [`REQUEST_TIMEOUT`], so that tiny_http, whose few workers
+/// read bodies themselves, is only ever handed a complete request and can
+/// never be held by a client that sends slowly.
+struct Framer {
+    stream: TcpStream,
+    /// Bytes read past the last request (a pipelining client's next one).
+    pending: Vec<u8>,
+}
+
+impl Framer {
+    /// The next request. `Ok(None)`: the client closed, or sent nothing
+    /// within `idle`; `Err(status)`: answer with that status and close.
+    fn next(&mut self, idle: Duration) -> Result<Option<(Head, Vec<u8>)>, u16> {
+        if self.pending.is_empty() {
+            match self.fill(Instant::now() + idle) {
+                Ok(0) | Err(_) => return Ok(None),
+                Ok(_) => {}
+            }
         }
-        if bytes.len() > MAX_HEAD {
-            return Err(431);
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        let end = loop {
+            if let Some(i) = self.pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            if self.pending.len() > MAX_HEAD {
+                return Err(431);
+            }
+            match self.fill(deadline) {
+                Ok(0) => return Ok(None),
+                Ok(_) => {}
+                Err(status) => return Err(status),
+            }
+        };
+        let head_bytes: Vec<u8> = self.pending.drain(..end).collect();
+        let head = parse_head(head_bytes)?;
+        if head.header("transfer-encoding").is_some() {
+            return Err(411);
         }
-        match stream.read(&mut chunk) {
-            Ok(0) => return Ok(None),
-            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Ok(None),
+        let length = match head.header("content-length") {
+            None => 0,
+            Some(n) => n.parse::<usize>().map_err(|_| 400u16)?,
+        };
+        if length > rest::MAX_BODY {
+            return Err(413);
         }
-    };
-    let text = std::str::from_utf8(&bytes[..end]).map_err(|_| 400u16)?;
+        while self.pending.len() < length {
+            match self.fill(deadline) {
+                Ok(0) => return Ok(None),
+                Ok(_) => {}
+                Err(status) => return Err(status),
+            }
+        }
+        let body = self.pending.drain(..length).collect();
+        Ok(Some((head, body)))
+    }
+
+    /// One read into `pending`, waiting until `deadline` at most (408 past
+    /// it); the number of bytes read, 0 at the end of the stream.
+    fn fill(&mut self, deadline: Instant) -> Result<usize, u16> {
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(408);
+            }
+            // The socket is shared with the bridge's other thread, which
+            // only writes; the timeout applies to reads alone.
+            let _ = self.stream.set_read_timeout(Some(left));
+            match self.stream.read(&mut chunk) {
+                Ok(n) => {
+                    self.pending.extend_from_slice(&chunk[..n]);
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                Err(_) => return Ok(0),
+            }
+        }
+    }
+
+    /// Answers a request the front door will not forward, and closes.
+    fn refuse(mut self, status: u16) -> Result<()> {
+        let (reason, why) = match status {
+            400 => ("Bad Request", "a malformed request head".to_string()),
+            408 => ("Request Timeout", format!("a request must arrive within {REQUEST_TIMEOUT:?}")),
+            411 => ("Length Required", "send the body with a Content-Length".to_string()),
+            413 => (
+                "Payload Too Large",
+                format!("request bodies are limited to {} bytes", rest::MAX_BODY),
+            ),
+            431 => (
+                "Request Header Fields Too Large",
+                format!("request heads are limited to {MAX_HEAD} bytes"),
+            ),
+            505 => ("HTTP Version Not Supported", "HTTP/1.x only".to_string()),
+            _ => ("Error", String::new()),
+        };
+        let code = reason.to_ascii_lowercase().replace(' ', "_");
+        let body = routes::envelope_error(status, &code, &why);
+        let _ = write!(
+            self.stream,
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = self.stream.write_all(&body);
+        let _ = self.stream.shutdown(Shutdown::Write);
+        Ok(())
+    }
+}
+
+fn parse_head(bytes: Vec<u8>) -> Result<Head, u16> {
+    let text = std::str::from_utf8(&bytes).map_err(|_| 400u16)?;
     let mut lines = text.split("\r\n");
     let mut first = lines.next().unwrap_or("").split(' ');
     let (Some(method), Some(target), Some(version)) = (first.next(), first.next(), first.next())
@@ -212,35 +309,79 @@ fn read_head(stream: &mut TcpStream) -> Result<Option<Head>, u16> {
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    Ok(Some(Head { method: method.into(), target: target.into(), headers, bytes }))
+    let (method, target) = (method.to_string(), target.to_string());
+    Ok(Head { method, target, headers, bytes })
 }
 
-/// A bodiless response for errors before any HTTP machinery is involved.
-fn plain(stream: &mut TcpStream, status: u16) -> io::Result<()> {
-    let reason = match status {
-        400 => "Bad Request",
-        431 => "Request Header Fields Too Large",
-        505 => "HTTP Version Not Supported",
-        _ => "Error",
-    };
-    write!(stream, "HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-}
-
-/// Copies both ways between the client and tiny_http until either side
-/// closes or the client idles out.
-fn bridge(client: TcpStream, already_read: &[u8], internal: &std::path::Path) -> Result<()> {
-    let mut upstream = UnixStream::connect(internal).context("connecting to the REST server")?;
-    upstream.write_all(already_read)?;
-    client.set_read_timeout(Some(IDLE_TIMEOUT))?;
-    let (mut client_r, mut client_w) = (client.try_clone()?, client);
+/// Serves a connection's requests through tiny_http: each whole request the
+/// [`Framer`] cuts goes up the private socket, and a second thread copies
+/// the answers back. A client that does not read its answers is cut off
+/// after [`WRITE_TIMEOUT`], and tiny_http's write then fails too, so a
+/// worker is never held either way.
+fn bridge(
+    mut reader: Framer,
+    mut head: Head,
+    mut body: Vec<u8>,
+    state: &State,
+    internal: &std::path::Path,
+) -> Result<()> {
+    let upstream = UnixStream::connect(internal).context("connecting to the REST server")?;
+    let mut client_w = reader.stream.try_clone()?;
+    client_w.set_write_timeout(Some(WRITE_TIMEOUT))?;
     let (mut up_r, mut up_w) = (upstream.try_clone()?, upstream);
-    let back = std::thread::Builder::new().name("http-bridge".into()).spawn(move || {
-        let _ = io::copy(&mut up_r, &mut client_w);
-        let _ = client_w.shutdown(Shutdown::Both);
+    // Set when this thread will answer the client itself after the last
+    // forwarded answer, so the copying thread must leave the client open.
+    let refusing = Arc::new(AtomicBool::new(false));
+    let back = std::thread::Builder::new().name("http-bridge".into()).spawn({
+        let refusing = refusing.clone();
+        move || {
+            let _ = io::copy(&mut up_r, &mut client_w);
+            let _ = up_r.shutdown(Shutdown::Both);
+            if !refusing.load(Ordering::SeqCst) {
+                // tiny_http closed (or the client stopped reading): end the
+                // connection, which also wakes the thread reading from it.
+                let _ = client_w.shutdown(Shutdown::Both);
+            }
+        }
     })?;
-    let _ = io::copy(&mut client_r, &mut up_w);
-    // Half-close: the response to what was sent can still come back.
+    loop {
+        if forward(&mut up_w, &head, &body).is_err() {
+            break;
+        }
+        match reader.next(IDLE_TIMEOUT) {
+            Ok(Some((h, b))) => (head, body) = (h, b),
+            Ok(None) => break,
+            Err(status) => {
+                // Answered after the answers already on their way.
+                refusing.store(true, Ordering::SeqCst);
+                let _ = up_w.shutdown(Shutdown::Write);
+                let _ = back.join();
+                return reader.refuse(status);
+            }
+        }
+        state.activity.touch();
+    }
+    // Half-close: the answers to what was sent can still come back.
     let _ = up_w.shutdown(Shutdown::Write);
     let _ = back.join();
     Ok(())
+}
+
+/// Hands one whole request to tiny_http. An `Expect: 100-continue` is
+/// dropped: the body is already here, and a client waiting for the interim
+/// answer was sent nothing it needed (HTTP/1.1 lets it send the body anyway).
+fn forward(up: &mut UnixStream, head: &Head, body: &[u8]) -> io::Result<()> {
+    if head.header("expect").is_some() {
+        let text = String::from_utf8_lossy(&head.bytes);
+        let kept: Vec<&str> = text
+            .split("\r\n")
+            .filter(|l| {
+                !l.split_once(':').is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case("expect"))
+            })
+            .collect();
+        up.write_all(kept.join("\r\n").as_bytes())?;
+    } else {
+        up.write_all(&head.bytes)?;
+    }
+    up.write_all(body)
 }
