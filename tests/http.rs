@@ -596,3 +596,26 @@ fn slow_bodies_cost_only_their_own_connections() {
     assert!(answer.contains("HTTP/1.1 411 Length Required"), "{answer}");
     assert!(answer.find("411").unwrap() > answer.rfind("HTTP/1.1 200").unwrap(), "{answer}");
 }
+
+#[test]
+fn an_oversized_websocket_message_is_refused_with_a_reason() {
+    let env = Env::new("http-ws-big");
+    let (addr, token) = env.http();
+    let bearer = format!("bearer, {token}");
+    let (mut big, _) = ws_connect(addr, Some(&bearer), None).unwrap();
+    big.send(Message::text("x".repeat(4 << 20))).unwrap();
+    let close = loop {
+        match big.read() {
+            Ok(Message::Close(frame)) => break frame.expect("a close frame with a reason"),
+            Ok(_) => {}
+            Err(e) => panic!("no close frame: {e}"),
+        }
+    };
+    assert_eq!(u16::from(close.code), 1009, "{close:?}");
+    assert!(close.reason.contains("limited to"), "{close:?}");
+    // Nobody else noticed.
+    let (mut ws, _) = ws_connect(addr, Some(&bearer), None).unwrap();
+    ws.send(Message::text(r#"{"action":"subscribe","events":[]}"#)).unwrap();
+    next_event(&mut ws, "subscribed");
+    assert_eq!(get(addr, "/api/daemon/status", &token).status, 200);
+}

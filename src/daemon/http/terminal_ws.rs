@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
 
-use super::ws::{flush, queue, upgrade, would_block};
+use super::ws::{config, flush, queue, too_big, upgrade, would_block};
 use super::{Head, HttpInfo};
 use crate::daemon::State;
 use crate::terminal::pty::signal_by_name;
@@ -37,6 +37,8 @@ use crate::terminal::session::{CLIENT_QUEUE, Client, Ctl, Out};
 const SOCKET: Token = Token(0);
 const WAKE: Token = Token(1);
 const HEARTBEAT: Duration = Duration::from_secs(30);
+/// The largest message a client may send: a big paste is one binary frame.
+const MAX_INPUT: usize = 1 << 20;
 
 static NEXT_CLIENT: AtomicU64 = AtomicU64::new(1);
 
@@ -60,7 +62,7 @@ pub fn serve(
     stream.set_nonblocking(true)?;
     let fd = stream.as_raw_fd();
     poll.registry().register(&mut SourceFd(&fd), SOCKET, Interest::READABLE)?;
-    let mut ws = WebSocket::from_raw_socket(stream, Role::Server, None);
+    let mut ws = WebSocket::from_raw_socket(stream, Role::Server, Some(config(MAX_INPUT)));
 
     let session = state.terminals.info(id)?;
     queue(&mut ws, Message::text(json!({"type": "connected", "session": session}).to_string()))?;
@@ -132,6 +134,7 @@ pub fn serve(
                     ) => {
                         return Ok(());
                     }
+                    Err(tungstenite::Error::Capacity(_)) => return too_big(&mut ws, MAX_INPUT),
                     Err(e) => return Err(e.into()),
                 }
             }

@@ -22,12 +22,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use serde_json::{Value, json};
-use tungstenite::protocol::{CloseFrame, Role, frame::coding::CloseCode};
+use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, frame::coding::CloseCode};
 use tungstenite::{Message, WebSocket};
 
 use super::{Head, HttpInfo, auth, handshake, routes};
 use crate::daemon::State;
 use crate::daemon::events::EventKind;
+
+/// The largest message a `/ws` client may send: a subscribe command is a few
+/// hundred bytes.
+const MAX_COMMAND: usize = 64 * 1024;
 
 /// A ping this often keeps proxies and the client's idea of liveness happy.
 const HEARTBEAT: Duration = Duration::from_secs(30);
@@ -40,7 +44,8 @@ pub fn serve(state: &State, info: &HttpInfo, stream: TcpStream, head: &Head) -> 
     };
     let _busy = state.activity.busy();
     let sub = state.events.subscribe(&[]).map_err(anyhow::Error::msg)?;
-    let result = events(state, WebSocket::from_raw_socket(stream, Role::Server, None), &sub.rx);
+    let ws = WebSocket::from_raw_socket(stream, Role::Server, Some(config(MAX_COMMAND)));
+    let result = events(state, ws, &sub.rx);
     state.events.unsubscribe(sub.id);
     result
 }
@@ -104,6 +109,46 @@ fn reject(stream: &mut TcpStream, status: u16, kind: &str, message: &str) -> Res
     Ok(())
 }
 
+/// Limits for a server-side WebSocket whose client sends messages of at
+/// most `max_message` bytes (tungstenite's defaults allow 64 MiB each, and
+/// buffer 128 KiB per connection for reads).
+pub(crate) fn config(max_message: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(max_message.min(64 * 1024))
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message))
+}
+
+/// The end of a connection whose client sent a message over the limit: a
+/// close frame saying so (1009), which the client can show.
+pub(crate) fn too_big(ws: &mut WebSocket<TcpStream>, max_message: usize) -> Result<()> {
+    let reason = format!("messages are limited to {max_message} bytes");
+    let _ = ws.close(Some(CloseFrame { code: CloseCode::Size, reason: reason.into() }));
+    let _ = ws.flush();
+    // Closing a socket with the rest of the message unread would reset the
+    // connection, and the client would lose the close frame with it: read
+    // what is still coming (bounded) and let the client close first.
+    // At most as long and as much as a well-behaved client needs to finish
+    // sending a message of tungstenite's own 64 MiB limit.
+    let stream = ws.get_mut();
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_nonblocking(false);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut left = 64usize << 20;
+    let mut sink = [0u8; 16 * 1024];
+    while left > 0 {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        if wait.is_zero() || stream.set_read_timeout(Some(wait)).is_err() {
+            break;
+        }
+        match io::Read::read(stream, &mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => left = left.saturating_sub(n),
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn would_block(e: &tungstenite::Error) -> bool {
     matches!(e, tungstenite::Error::Io(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
@@ -162,6 +207,7 @@ fn events(
                 Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
                     return Ok(());
                 }
+                Err(tungstenite::Error::Capacity(_)) => return too_big(&mut ws, MAX_COMMAND),
                 Err(e) => return Err(e.into()),
             }
         }
