@@ -260,10 +260,25 @@ pub struct DaemonStatus {
     /// `None` when `stay_alive` is set.
     pub idle_timeout_secs: Option<u64>,
     pub requests_served: u64,
+    /// Open event streams: IPC subscriptions and `/ws` clients.
     pub subscribers: usize,
     /// The HTTP API's address (`None`: not listening, see the daemon log).
     #[serde(default)]
     pub http: Option<String>,
+    /// Open HTTP connections, WebSockets included.
+    #[serde(default)]
+    pub http_connections: usize,
+    /// Profiles on disk (broken files not counted).
+    #[serde(default)]
+    pub profiles: usize,
+    /// Terminal sessions whose agent runs, and ended ones not yet removed.
+    #[serde(default)]
+    pub terminals_running: usize,
+    #[serde(default)]
+    pub terminals_ended: usize,
+    /// Clients attached to terminal sessions, over all sessions.
+    #[serde(default)]
+    pub terminal_clients: usize,
 }
 
 /// Reply to [`Request::AgentsList`].

@@ -120,9 +120,24 @@ fn routes_status_codes_and_the_cli_agree() {
     assert_eq!(inspect["data"]["api_key"], "<redacted>");
     assert_eq!(inspect["data"], env.cmd(&["profiles", "inspect", "web", "--json"]).json());
 
+    // Status: version, pid, uptime, counts and ports; one WebSocket open.
+    let (_ws, _) = ws_connect(addr, Some(&format!("bearer, {token}")), None).unwrap();
     let status = get(addr, "/api/daemon/status", &token).json();
-    assert_eq!(status["data"]["http"], addr.to_string());
-    assert!(status["data"]["pid"].as_u64().is_some());
+    let data = &status["data"];
+    assert_eq!(data["http"], addr.to_string());
+    assert_eq!(data["pid"].as_u64(), Some(u64::from(env.daemon_pid().unwrap())), "{data}");
+    assert_eq!(data["version"], env!("CARGO_PKG_VERSION"));
+    assert!(data["uptime_secs"].as_u64().is_some(), "{data}");
+    assert_eq!(data["profiles"], 1, "{data}");
+    assert_eq!(data["subscribers"], 1, "{data}");
+    // This request's own connection and the WebSocket's.
+    assert_eq!(data["http_connections"], 2, "{data}");
+    assert_eq!(
+        (data["terminals_running"].as_u64(), data["terminal_clients"].as_u64()),
+        (Some(0), Some(0))
+    );
+    let text = env.cmd(&["daemon", "status"]).ok();
+    assert!(text.contains("profiles:  1") && text.contains("open connections: 1,"), "{text}");
     let usage = get(addr, "/api/usage/daily?timezone=UTC", &token);
     assert_eq!(usage.status, 200, "{}", String::from_utf8_lossy(&usage.body));
     assert_eq!(usage.json()["data"]["report"], "daily");

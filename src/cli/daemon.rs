@@ -75,8 +75,16 @@ pub fn status(ctx: &Ctx) -> Result<()> {
     };
     out.line(format_args!("  lifetime:  {idle}"))?;
     out.line(format_args!("  requests:  {}", s.requests_served))?;
+    out.line(format_args!("  profiles:  {}", s.profiles))?;
+    out.line(format_args!(
+        "  terminals: {} running, {} ended, {} clients",
+        s.terminals_running, s.terminals_ended, s.terminal_clients
+    ))?;
     match &s.http {
-        Some(addr) => out.line(format_args!("  http:      http://{addr}"))?,
+        Some(addr) => out.line(format_args!(
+            "  http:      http://{addr} (open connections: {}, event subscribers: {})",
+            s.http_connections, s.subscribers
+        ))?,
         None => out.line("  http:      not listening (see the daemon log)")?,
     }
     Ok(out.finish()?)

@@ -1,7 +1,8 @@
 //! `handle(&State, Request) -> Reply`: the only place requests are served.
-//! The IPC server calls it now and the HTTP API will call it too, so no
+//! The IPC server and the HTTP API's REST routes both call it, so no
 //! handler logic is ever written twice. Handlers are `handle_<request>`.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -98,6 +99,8 @@ pub fn handle(state: &State, request: Request) -> Reply {
 }
 
 fn handle_status(state: &State) -> Reply {
+    let terminals = state.terminals.list();
+    let running = terminals.iter().filter(|t| t.state == "running").count();
     Reply::ok(&DaemonStatus {
         version: env!("CARGO_PKG_VERSION").into(),
         protocol: PROTOCOL_VERSION,
@@ -108,9 +111,14 @@ fn handle_status(state: &State) -> Reply {
         stay_alive: state.options.stay_alive,
         idle_timeout_secs: (!state.options.stay_alive)
             .then_some(state.config.daemon.idle_timeout_secs),
-        requests_served: state.requests_served.load(std::sync::atomic::Ordering::Relaxed),
+        requests_served: state.requests_served.load(Ordering::Relaxed),
         subscribers: state.events.subscriber_count(),
         http: state.http.get().map(|h| h.addr.to_string()),
+        http_connections: state.http.get().map_or(0, |h| h.connections.load(Ordering::Relaxed)),
+        profiles: state.profiles.list().map_or(0, |(profiles, _)| profiles.len()),
+        terminals_running: running,
+        terminals_ended: terminals.len() - running,
+        terminal_clients: terminals.iter().map(|t| t.clients).sum(),
     })
 }
 

@@ -54,6 +54,9 @@ pub struct HttpInfo {
     pub addr: SocketAddr,
     /// `[daemon] http_bind` as configured.
     pub bind: String,
+    /// Open connections: counted by the accept thread, uncounted by each
+    /// connection's thread as it ends, read for status replies.
+    pub connections: Arc<AtomicUsize>,
 }
 
 /// Binds the front door and starts its threads. A port that cannot be bound
@@ -79,7 +82,8 @@ pub fn start(state: &Arc<State>) -> Result<Option<HttpInfo>> {
             return Ok(None);
         }
     };
-    let info = HttpInfo { addr: listener.local_addr()?, bind };
+    let connections = Arc::new(AtomicUsize::new(0));
+    let info = HttpInfo { addr: listener.local_addr()?, bind, connections };
 
     let internal = state.paths.rest_socket();
     let _ = std::fs::remove_file(&internal);
@@ -107,7 +111,7 @@ pub fn start(state: &Arc<State>) -> Result<Option<HttpInfo>> {
 }
 
 fn accept(listener: TcpListener, state: &Arc<State>, info: &HttpInfo, internal: PathBuf) {
-    let open = Arc::new(AtomicUsize::new(0));
+    let open = &info.connections;
     for conn in listener.incoming() {
         let Ok(mut stream) = conn else { continue };
         if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
