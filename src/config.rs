@@ -7,7 +7,7 @@
 
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Component, Path};
 
 use anyhow::{Result, anyhow};
 use serde::Deserialize;
@@ -89,7 +89,8 @@ pub struct RunConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SandboxConfig {
-    /// Paths under the real home that sandboxed sessions may read.
+    /// Paths under the real home that sandboxed sessions may read (not
+    /// write), relative to it (`~/` allowed); a list replaces the default.
     pub home_ro: Vec<String>,
 }
 
@@ -121,6 +122,21 @@ impl Config {
         }
         if self.detect.probe_timeout_ms == 0 {
             return Err(anyhow!("[detect] probe_timeout_ms must be at least 1"));
+        }
+        // The sandbox would skip such an entry (it never opens the home as
+        // a whole or anything outside it); say so instead of doing nothing.
+        for entry in &self.sandbox.home_ro {
+            let rel = Path::new(entry.strip_prefix("~/").unwrap_or(entry));
+            let inside =
+                rel.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+                    && rel.components().any(|c| matches!(c, Component::Normal(_)))
+                    && entry != "~";
+            if !inside {
+                return Err(anyhow!(
+                    "[sandbox] home_ro: `{entry}` is not a path inside your home; entries are \
+                     relative to it, like `.gitconfig` or `~/.config/git`"
+                ));
+            }
         }
         Ok(())
     }
@@ -210,6 +226,24 @@ mod tests {
     fn zero_idle_timeout_is_refused() {
         let err = parse("[daemon]\nidle_timeout_secs = 0\n").unwrap_err().to_string();
         assert!(err.contains("idle_timeout_secs"), "{err}");
+    }
+
+    #[test]
+    fn home_ro_is_read_and_replaces_the_default() {
+        let c = parse("[sandbox]\nhome_ro = [\".npmrc\", \"~/.config/git\", \"a/./b\"]\n").unwrap();
+        assert_eq!(c.sandbox.home_ro, [".npmrc", "~/.config/git", "a/./b"]);
+        assert!(parse("[sandbox]\nhome_ro = []\n").unwrap().sandbox.home_ro.is_empty());
+    }
+
+    #[test]
+    fn home_ro_entries_outside_the_home_are_refused() {
+        // Never silently ignored: the user meant something by each entry.
+        for bad in ["/etc/passwd", "../other/.ssh", ".config/../../x", "", ".", "~/", "~"] {
+            let text = format!("[sandbox]\nhome_ro = [\".gitconfig\", {bad:?}]\n");
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains("[sandbox] home_ro"), "{bad:?}: {err}");
+            assert!(err.contains(&format!("`{bad}`")), "{bad:?}: {err}");
+        }
     }
 
     #[test]

@@ -29,3 +29,5 @@ mod usage_scan;
 mod http;
 // Terminal sessions: a real PTY over the HTTP API and WebSockets.
 mod terminal;
+// The sandbox with the real bwrap: allowlist, work dirs in the home, --bwrap-flags.
+mod sandbox;

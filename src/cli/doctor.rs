@@ -13,10 +13,22 @@ pub fn run(ctx: &Ctx) -> Result<()> {
     let paths = ctx.paths()?;
     let mut checks = Vec::new();
     // The sandbox remote sessions run in by default.
-    let path = std::env::var_os("PATH");
-    match sandbox::check_bwrap(path.as_deref()) {
-        Ok(bwrap) => checks.push(("sandbox", true, format!("bwrap works ({})", bwrap.display()))),
-        Err(e) => checks.push(("sandbox", false, e.to_string())),
+    if cfg!(target_os = "macos") {
+        let found = std::path::Path::new(sandbox::SANDBOX_EXEC).is_file();
+        let detail = if found {
+            format!("{} is there", sandbox::SANDBOX_EXEC)
+        } else {
+            format!("{} is missing: remote sessions need --no-sandbox", sandbox::SANDBOX_EXEC)
+        };
+        checks.push(("sandbox", found, detail));
+    } else {
+        let path = std::env::var_os("PATH");
+        match sandbox::check_bwrap(path.as_deref()) {
+            Ok(bwrap) => {
+                checks.push(("sandbox", true, format!("bwrap works ({})", bwrap.display())))
+            }
+            Err(e) => checks.push(("sandbox", false, e.to_string())),
+        }
     }
     match client::request_if_running(&paths, &Request::Status)? {
         Some(status) => {

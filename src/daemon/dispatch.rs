@@ -587,7 +587,8 @@ fn handle_usage_import_claude(state: &State, dir: Option<&str>, profile: Option<
     })())
 }
 
-/// PATH for a session whose creator sent none (a browser).
+/// PATH for a session whose creator sent none (a browser) when the daemon
+/// has none either.
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 fn handle_terminal_create(state: &State, req: crate::protocol::TerminalRequest) -> Reply {
@@ -598,7 +599,12 @@ fn handle_terminal_create(state: &State, req: crate::protocol::TerminalRequest) 
         }
         let catalog = state.catalog();
         let services = state.services(&catalog);
-        let path = req.path.clone().unwrap_or_else(|| DEFAULT_PATH.into());
+        // The creator's PATH (the CLI's); else the daemon's, where detection
+        // found the agents a browser is shown; else the system's.
+        let path = req.path.clone().unwrap_or_else(|| match &state.path_var {
+            Some(p) => p.to_string_lossy().into_owned(),
+            None => DEFAULT_PATH.into(),
+        });
         let plan = run::prepare(&services, &req.profile, Some(&path), &req.args)?;
         let profile = state.profiles.get(&req.profile)?;
         let cwd = match &req.working_dir {
@@ -627,40 +633,24 @@ fn handle_terminal_create(state: &State, req: crate::protocol::TerminalRequest) 
             .collect();
         let agent = std::path::PathBuf::from(&plan.program);
         let (program, args, sandboxed) = if req.sandbox {
-            let bwrap = sandbox::check_bwrap(Some(std::ffi::OsStr::new(&path)))
-                .map_err(|e| anyhow::anyhow!("{e} (or run without the sandbox: --no-sandbox)"))?;
             let extra_flags = match &req.bwrap_flags {
                 Some(f) => sandbox::split_words(f)?,
                 None => Vec::new(),
             };
-            // The agent's install must be readable inside: the directory it
-            // was found in, the one its binary really is in (npm links into
-            // node_modules), and that package's root. Nothing broader: a
-            // binary in ~/.local/bin must not open all of ~/.local.
-            let real = std::fs::canonicalize(&agent).unwrap_or_else(|_| agent.clone());
-            let mut extra_ro: Vec<std::path::PathBuf> =
-                [agent.parent(), real.parent()].into_iter().flatten().map(Into::into).collect();
-            if let Some(root) =
-                real.ancestors().skip(1).take(4).find(|d| d.join("package.json").is_file())
-            {
-                extra_ro.push(root.to_path_buf());
-            }
-            let argv = sandbox::bwrap_argv(
-                &bwrap,
-                &sandbox::Spec {
-                    program: &agent,
-                    args: &plan.args,
-                    home: &state.paths.home,
-                    profile_home: &profile.home,
-                    work_dir: &cwd,
-                    home_ro: &state.config.sandbox.home_ro,
-                    extra_ro: &extra_ro,
-                    extra_flags: &extra_flags,
-                },
-            );
+            let spec = sandbox::Spec {
+                program: &agent,
+                args: &plan.args,
+                home: &state.paths.home,
+                profile_home: &profile.home,
+                work_dir: &cwd,
+                home_ro: &state.config.sandbox.home_ro,
+                extra_ro: &sandbox::install_dirs(&agent),
+                extra_flags: &extra_flags,
+            };
+            let (argv, name) = sandbox::wrap(&spec, std::ffi::OsStr::new(&path))?;
             let (first, rest) =
                 argv.split_first().ok_or_else(|| anyhow::anyhow!("empty sandbox command"))?;
-            (std::path::PathBuf::from(first), rest.to_vec(), "bwrap")
+            (std::path::PathBuf::from(first), rest.to_vec(), name)
         } else {
             (agent.clone(), plan.args.clone(), "none")
         };

@@ -45,6 +45,40 @@ pub struct Spec<'a> {
     pub extra_flags: &'a [String],
 }
 
+/// The argv that runs `spec.program` in this platform's sandbox, and the
+/// sandbox's name for the session's info: bwrap on Linux (found in
+/// `path_var` and proved to work first), sandbox-exec on macOS. A working
+/// dir or profile home that would lose the agent's writes is refused
+/// ([`check_dirs`]).
+pub fn wrap(spec: &Spec, path_var: &OsStr) -> Result<(Vec<String>, &'static str)> {
+    check_dirs(spec)?;
+    if cfg!(target_os = "macos") {
+        if !spec.extra_flags.is_empty() {
+            bail!("--bwrap-flags is for bwrap, Linux's sandbox; macOS sessions use sandbox-exec");
+        }
+        let profile = sandbox_exec_profile(spec)?;
+        return Ok((sandbox_exec_argv(&profile, spec), "sandbox-exec"));
+    }
+    let bwrap = check_bwrap(Some(path_var))
+        .map_err(|e| anyhow::anyhow!("{e} (or run without the sandbox: --no-sandbox)"))?;
+    Ok((bwrap_argv(&bwrap, spec), "bwrap"))
+}
+
+/// What of an agent's install must be readable inside the sandbox: the
+/// directory it was found in, the one its binary really is in (npm links
+/// into `node_modules`), and that package's root. Nothing broader: a binary
+/// in `~/.local/bin` must not open all of `~/.local`.
+pub fn install_dirs(agent: &Path) -> Vec<PathBuf> {
+    let real = fs::canonicalize(agent).unwrap_or_else(|_| agent.to_path_buf());
+    let mut dirs: Vec<PathBuf> =
+        [agent.parent(), real.parent()].into_iter().flatten().map(Into::into).collect();
+    if let Some(root) = real.ancestors().skip(1).take(4).find(|d| d.join("package.json").is_file())
+    {
+        dirs.push(root.to_path_buf());
+    }
+    dirs
+}
+
 /// The full argv to exec on Linux: `[bwrap, flags..., "--", program, args...]`.
 ///
 /// Mounts are emitted parents first (by path depth), so a deeper mount always
@@ -52,9 +86,16 @@ pub struct Spec<'a> {
 /// before a work dir under `/tmp`, `--tmpfs <home>` before the allowlist and
 /// the profile home inside it. At equal paths, read-only binds come first,
 /// then read-write binds, then the home-hiding tmpfs, so the real home is
-/// never exposed as a whole: not by a work dir equal to it (the default
-/// working dir of a session!), not by an install dir that happens to be it.
-/// Such a session sees an empty home; the caller should refuse or warn.
+/// never exposed as a whole: not by a work dir equal to it, not by an
+/// install dir that happens to be it. bwrap follows a bind's source through
+/// symlinks, so the same holds for a source that only *resolves* to the home
+/// or above it (a work dir that links to the home, a `HOME` reached through
+/// a link and a work dir at its real path, which is what `getcwd` gives):
+/// the home is hidden again wherever such a bind lands. A work dir or profile
+/// home at or above the home would leave the agent in an empty throwaway
+/// directory, so [`check_dirs`] refuses it ([`wrap`] calls it first); this
+/// function still builds a safe argv for such a spec, so a caller that
+/// skipped the check exposes nothing.
 ///
 /// Sources that do not exist are skipped (bwrap refuses a missing
 /// `--ro-bind` source); the allowlist and install dirs also use
@@ -98,6 +139,45 @@ pub fn bwrap_argv(bwrap: &Path, spec: &Spec) -> Vec<String> {
     argv.push(s(spec.program));
     argv.extend(spec.args.iter().cloned());
     argv
+}
+
+/// Refuses a working dir or profile home that is the real home or a dir
+/// above it, also when only its real path is (symlinks resolved on both
+/// sides). Inside the sandbox the home is an empty tmpfs, so such a session
+/// would run the agent in a throwaway directory that merely has the right
+/// name: its edits would vanish at exit, silently. A demanding user wants
+/// that refused up front with the way out, not a session that looks fine;
+/// a home of `/` (service users) hides nothing and is never refused.
+pub fn check_dirs(spec: &Spec) -> Result<()> {
+    let homes = home_paths(spec.home);
+    for (what, dir) in [("working dir", spec.work_dir), ("profile home", spec.profile_home)] {
+        let holds_home = with_real_paths([dir.to_path_buf()])
+            .iter()
+            .any(|d| homes.iter().any(|h| h.starts_with(d)));
+        if holds_home {
+            bail!(
+                "the {what} {} is your home {} or contains it, and the sandbox hides your home: \
+                 the agent would run in an empty throwaway directory and lose everything it \
+                 writes there; start the session in a project directory (cd into it, or set \
+                 working_dir), or run it without the sandbox (--no-sandbox)",
+                dir.display(),
+                spec.home.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The real home as given and as its real path: both must stay hidden.
+/// Empty for a relative home or `/`, which have nothing to hide (see
+/// [`mounts`]).
+fn home_paths(home: &Path) -> Vec<PathBuf> {
+    if !home.is_absolute() {
+        return Vec::new();
+    }
+    let mut homes = with_real_paths([home.to_path_buf()]);
+    homes.retain(|h| h != Path::new("/"));
+    homes
 }
 
 /// One bwrap mount option, with what orders it.
@@ -161,6 +241,30 @@ fn mounts(root: &Path, spec: &Spec) -> Vec<Op> {
     }
     for path in [spec.profile_home, spec.work_dir] {
         ops.push(op(Rank::ReadWrite, path, &[&"--bind", &path, &path]));
+    }
+    // bwrap binds what a source resolves to, so a bind whose source is, or
+    // resolves to, the home or a dir above it shows the home at the bind's
+    // destination, whatever that path says: hide it there as well. Only one
+    // tmpfs per place (the plain home already has its own).
+    let homes = home_paths(spec.home);
+    let mut hides: Vec<PathBuf> = Vec::new();
+    for o in ops
+        .iter()
+        .filter(|o| matches!(o.args[0].as_str(), "--ro-bind" | "--ro-bind-try" | "--bind"))
+    {
+        let sources = with_real_paths([PathBuf::from(&o.args[1])]);
+        for (source, home) in sources.iter().flat_map(|s| homes.iter().map(move |h| (s, h))) {
+            if let Ok(rest) = home.strip_prefix(source) {
+                let dest = clean(&o.dest.join(rest));
+                let taken = ops.iter().any(|o| o.rank == Rank::Hide && o.dest == dest);
+                if !taken && !hides.contains(&dest) {
+                    hides.push(dest);
+                }
+            }
+        }
+    }
+    for dest in hides {
+        ops.push(op(Rank::Hide, &dest, &[&"--tmpfs", &dest]));
     }
     // Both sort keys are needed: a stable sort keeps the given order within
     // one depth and rank, but bwrap applies options in order, so a parent
@@ -560,8 +664,6 @@ fn find_program(name: &str, path_var: Option<&OsStr>) -> Option<PathBuf> {
 /// is the home (or above it) opens nothing of it. Every path is written as
 /// an escaped SBPL string, also its real path when it goes through a symlink
 /// (the kernel checks real paths: `/tmp` is `/private/tmp`).
-// Unit-tested on every platform, used on macOS only.
-#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
 pub fn sandbox_exec_profile(spec: &Spec) -> Result<String> {
     let tmpdir = std::env::var_os("TMPDIR").map(PathBuf::from);
     profile_text(spec, tmpdir.as_deref())
@@ -643,25 +745,29 @@ fn with_real_paths(paths: impl IntoIterator<Item = PathBuf>) -> Vec<PathBuf> {
 }
 
 /// `path` as an SBPL string literal: backslash and double quote escaped;
-/// NUL, CR and LF refused (a path with them is no path a user meant here,
-/// and a line break could end a rule early in some readers).
+/// every control character (NUL, line breaks, tab, escape, DEL, C1) refused.
+/// SBPL's reader is a Scheme whose other string escapes (`\n`, `\x..;`) are
+/// not documented, so nothing is left to its interpretation: a path with
+/// control characters is no path a user meant here, and a NUL or line break
+/// could end a string or rule early in some readers.
 fn sbpl_string(path: &Path) -> Result<String> {
     let Some(text) = path.to_str() else {
         bail!("{} is not valid UTF-8, which a sandbox-exec profile needs", path.display());
     };
-    if text.contains(['\0', '\n', '\r']) {
-        bail!("{text:?} contains a NUL or line break; refusing to put it in a sandbox profile");
+    if text.chars().any(char::is_control) {
+        bail!("{text:?} contains a control character; refusing to put it in a sandbox profile");
     }
     Ok(format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"")))
 }
 
+/// macOS's sandbox runner, always by its absolute path.
+pub const SANDBOX_EXEC: &str = "/usr/bin/sandbox-exec";
+
 /// The argv to exec on macOS: `[/usr/bin/sandbox-exec, -p, profile, --,
 /// program, args...]`. The absolute path, so that a `sandbox-exec` earlier
 /// in the session's PATH (a project's `node_modules/.bin`) cannot stand in.
-#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
 pub fn sandbox_exec_argv(profile: &str, spec: &Spec) -> Vec<String> {
-    let mut argv: Vec<String> =
-        ["/usr/bin/sandbox-exec", "-p", profile, "--"].map(String::from).into();
+    let mut argv: Vec<String> = [SANDBOX_EXEC, "-p", profile, "--"].map(String::from).into();
     argv.push(s(spec.program));
     argv.extend(spec.args.iter().cloned());
     argv
@@ -903,6 +1009,78 @@ mod tests {
     }
 
     #[test]
+    fn a_bind_whose_source_resolves_to_the_home_is_hidden_where_it_lands() {
+        // A work dir that is a symlink to the home, an install dir that is
+        // a symlink to the dir above it: bwrap follows the source, so each
+        // would show the whole home at its own destination.
+        let mut fx = Fixture::new("symlinked-home");
+        let work_link = fx.root.join("work-link");
+        symlink(&fx.home, &work_link).unwrap();
+        let up_link = fx.root.join("up-link");
+        symlink(fx.home.parent().unwrap(), &up_link).unwrap();
+        fx.work_dir = work_link.clone();
+        fx.extra_ro = vec![up_link.clone()];
+        let argv = fx.argv();
+        let bind = pos(&argv, &["--bind", p(&work_link), p(&work_link)]);
+        assert!(bind < pos(&argv, &["--tmpfs", p(&work_link)]), "{argv:#?}");
+        let up_home = up_link.join("alice");
+        let ro = pos(&argv, &["--ro-bind-try", p(&up_link), p(&up_link)]);
+        assert!(ro < pos(&argv, &["--tmpfs", p(&up_home)]), "{argv:#?}");
+    }
+
+    #[test]
+    fn a_home_reached_through_a_symlink_is_hidden_at_its_real_path_too() {
+        // HOME=/home/alice -> /data/alice, and the CLI sends getcwd(3)'s
+        // answer, the real path: a work dir at the real home must not
+        // expose it.
+        let mut fx = Fixture::new("home-link");
+        let real_home = fx.home.clone();
+        let home_link = fx.root.join("home-link");
+        symlink(&real_home, &home_link).unwrap();
+        fx.home = home_link.clone();
+        fx.work_dir = real_home.clone();
+        let argv = fx.argv();
+        pos(&argv, &["--tmpfs", p(&home_link)]);
+        let bind = pos(&argv, &["--bind", p(&real_home), p(&real_home)]);
+        assert!(bind < pos(&argv, &["--tmpfs", p(&real_home)]), "{argv:#?}");
+        // One hide per place: the plain case gets no duplicate.
+        let fx = Fixture::new("one-hide");
+        let hides =
+            fx.argv().windows(2).filter(|w| w[0] == "--tmpfs" && w[1] == p(&fx.home)).count();
+        assert_eq!(hides, 1);
+    }
+
+    #[test]
+    fn check_dirs_refuses_a_work_dir_or_profile_home_that_holds_the_home() {
+        let mut fx = Fixture::new("check-dirs");
+        check_dirs(&fx.spec()).unwrap();
+        let work_link = fx.root.join("work-link");
+        symlink(&fx.home, &work_link).unwrap();
+        let home_link = fx.root.join("home-link");
+        symlink(&fx.home, &home_link).unwrap();
+        let parent = fx.home.parent().unwrap().to_path_buf();
+        for work_dir in [fx.home.clone(), fx.home.join("."), parent, work_link] {
+            fx.work_dir = work_dir.clone();
+            let err = check_dirs(&fx.spec()).unwrap_err().to_string();
+            assert!(err.contains(&format!("working dir {}", work_dir.display())), "{err}");
+            assert!(err.contains("--no-sandbox"), "{err}");
+        }
+        // The home given through a symlink, the work dir as its real path.
+        let real_home = fx.home.clone();
+        fx.home = home_link;
+        fx.work_dir = real_home.clone();
+        assert!(check_dirs(&fx.spec()).is_err());
+        fx.work_dir = real_home.join("src/project");
+        check_dirs(&fx.spec()).unwrap();
+        fx.profile_home = real_home.clone();
+        let err = check_dirs(&fx.spec()).unwrap_err().to_string();
+        assert!(err.contains("profile home"), "{err}");
+        // A service user's HOME=/ hides nothing, so nothing is refused.
+        fx.home = PathBuf::from("/");
+        check_dirs(&fx.spec()).unwrap();
+    }
+
+    #[test]
     fn a_program_outside_every_bind_is_bound_alone() {
         let mut fx = Fixture::new("program");
         fx.program = fx.home.join("bin/agent");
@@ -1087,9 +1265,9 @@ mod tests {
 
     #[test]
     fn sbpl_strings_refuse_line_breaks_nul_and_non_utf8() {
-        for bad in ["/a\nb", "/a\rb", "/a\0b"] {
+        for bad in ["/a\nb", "/a\rb", "/a\0b", "/a\tb", "/a\x1bb", "/a\x7fb", "/a\u{85}b"] {
             let err = sbpl_string(Path::new(bad)).unwrap_err().to_string();
-            assert!(err.contains("NUL or line break"), "{err}");
+            assert!(err.contains("control character"), "{bad:?}: {err}");
         }
         let non_utf8 = Path::new(OsStr::from_bytes(b"/a\xffb"));
         assert!(sbpl_string(non_utf8).unwrap_err().to_string().contains("UTF-8"));
@@ -1174,7 +1352,7 @@ mod tests {
         let profile = mac_profile(r#"/Users/alice/my "quoted"\dir"#, "/Users/alice/p").unwrap();
         assert!(profile.contains(r#"(subpath "/Users/alice/my \"quoted\"\\dir")"#), "{profile}");
         let err = mac_profile("/Users/alice/evil\n(allow default)", "/Users/alice/p").unwrap_err();
-        assert!(err.to_string().contains("line break"), "{err}");
+        assert!(err.to_string().contains("control character"), "{err}");
     }
 
     #[test]
@@ -1356,6 +1534,35 @@ mod tests {
         let mut got = String::new();
         conn.read_to_string(&mut got).unwrap();
         assert_eq!(got, "hello\n");
+    }
+
+    #[test]
+    fn real_bwrap_never_shows_the_home_through_a_symlink() {
+        let Some(bwrap) = real_bwrap("real_bwrap_never_shows_the_home_through_a_symlink") else {
+            return;
+        };
+        let script = r#"
+            if cat "$LOOK/secret.txt" >/dev/null 2>&1; then echo secret_read=yes; else echo secret_read=no; fi
+            if echo pwned > "$LOOK/secret.txt" 2>/dev/null; then echo write=yes; else echo write=no; fi
+        "#;
+        // A work dir that is a symlink to the home.
+        let mut fx = Fixture::new("real-work-link");
+        let work_link = fx.root.join("work-link");
+        symlink(&fx.home, &work_link).unwrap();
+        fx.work_dir = work_link.clone();
+        let out = run_inside(&bwrap, &mut fx, script, &[("LOOK", s(&work_link))]);
+        assert_eq!(value(&out, "secret_read"), "no", "{out}");
+        assert_eq!(fs::read_to_string(fx.home.join("secret.txt")).unwrap(), "secret\n");
+
+        // HOME through a symlink, the work dir at the real home.
+        let mut fx = Fixture::new("real-home-link");
+        let real_home = fx.home.clone();
+        fx.home = fx.root.join("home-link");
+        symlink(&real_home, &fx.home).unwrap();
+        fx.work_dir = real_home.clone();
+        let out = run_inside(&bwrap, &mut fx, script, &[("LOOK", s(&real_home))]);
+        assert_eq!(value(&out, "secret_read"), "no", "{out}");
+        assert_eq!(fs::read_to_string(real_home.join("secret.txt")).unwrap(), "secret\n");
     }
 
     /// Documents the trap in `--die-with-parent`: the kernel's "parent" is

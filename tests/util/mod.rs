@@ -209,6 +209,12 @@ impl TestCommand {
     }
 
     /// Feeds `text` to the command's stdin.
+    /// Runs it in `dir` instead of the world's root.
+    pub fn current_dir(mut self, dir: &Path) -> TestCommand {
+        self.cmd.current_dir(dir);
+        self
+    }
+
     pub fn stdin(mut self, text: &str) -> TestCommand {
         self.input = Some(text.as_bytes().to_vec());
         self

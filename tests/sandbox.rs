@@ -1,0 +1,253 @@
+//! The sandbox around remote sessions, with the real bwrap, for what
+//! `terminal::a_sandboxed_session_sees_only_what_it_should` leaves out: a
+//! work dir inside the real home next to a hidden sibling project, a custom
+//! `[sandbox] home_ro` from config.toml (its entries readable and not
+//! writable, the default's gone), `--bwrap-flags` taking effect (quotes and
+//! backslashes split like a shell does) and a bad one refused, a work dir
+//! that is the home or links to it refused (the agent would lose its
+//! writes in the hidden home), an agent installed in the home seeing its own
+//! package only, and `--no-sandbox` recorded. Each session runs one `sh -c`
+//! script and writes its findings to a file, so nothing here depends on
+//! terminal timing.
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::util::http::request;
+use crate::util::{Env, wait_until};
+
+/// A world with a `shell` agent (its binary is `sh`), whose daemon reads
+/// `config` as its config.toml. The profile home is inside the real home
+/// (`~/.shell-profiles/sh1`), as profile homes usually are.
+fn world(name: &str, config: &str) -> Env {
+    let env = Env::new(name);
+    env.write_config(config);
+    fs::create_dir_all(env.config.join("agents.d")).unwrap();
+    fs::create_dir_all(env.config.join("scripts")).unwrap();
+    fs::write(
+        env.config.join("agents.d/shell.toml"),
+        "id = \"shell\"\nname = \"Shell\"\nbinary = \"shell-agent\"\n[profile]\n\
+         strategy = \"home-wrapper\"\nsource_home = \"~/.shell-profiles/{alias}\"\n\
+         script = \"shell.rhai\"\nprovider_types = [\"anthropic\"]\n",
+    )
+    .unwrap();
+    fs::write(env.config.join("scripts/shell.rhai"), "#{ files: #{}, env: #{}, args: [] }")
+        .unwrap();
+    env.fake_agent("shell-agent", "exec /bin/sh \"$@\"");
+    env.create_profile("shell", "sh1");
+    env
+}
+
+/// `check NAME CMD...` prints `NAME=yes` when CMD succeeds, else `NAME=no`.
+const CHECK: &str = r#"check() { n=$1; shift; if ( "$@" ) >/dev/null 2>&1; then echo "$n=yes"; else echo "$n=no"; fi; }"#;
+
+/// POST /api/terminal/sessions for `sh1` running `sh -c script`.
+fn create(env: &Env, addr: SocketAddr, token: &str, script: &str, extra: Value) -> (u16, Value) {
+    let mut req = json!({
+        "profile": "sh1",
+        "sandbox": true,
+        "path": env.path_var().to_str().unwrap(),
+        "args": ["-c", script],
+    });
+    req.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    let auth = format!("Bearer {token}");
+    let body = req.to_string().into_bytes();
+    let answer =
+        request(addr, "POST", "/api/terminal/sessions", &[("Authorization", &auth)], &body);
+    (answer.status, serde_json::from_slice(&answer.body).unwrap_or(Value::Null))
+}
+
+/// The script's findings: it ends `$out` with `done`, written inside the
+/// sandbox to a path the host sees.
+fn findings(out: &Path) -> String {
+    let done = wait_until(Duration::from_secs(20), || {
+        fs::read_to_string(out).is_ok_and(|t| t.ends_with("done\n"))
+    });
+    let text = fs::read_to_string(out).unwrap_or_default();
+    assert!(done, "the sandboxed script did not finish: {text:?}");
+    text
+}
+
+fn value<'a>(text: &'a str, name: &str) -> &'a str {
+    let prefix = format!("{name}=");
+    text.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap_or_else(|| panic!("{name}: {text}"))
+}
+
+fn write(path: &Path, text: &str) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, text).unwrap();
+}
+
+#[test]
+fn a_work_dir_in_the_home_a_custom_allowlist_and_bwrap_flags() {
+    let env = world("sandbox-home-ro", "[sandbox]\nhome_ro = [\".npmrc\", \"~/.config/tool\"]\n");
+    let home = &env.home;
+    write(&home.join(".npmrc"), "registry=local\n");
+    write(&home.join(".config/tool/settings"), "tool settings\n");
+    write(&home.join(".gitconfig"), "[user]\n\tname = T\n");
+    write(&home.join(".config/git/ignore"), "*.swp\n");
+    write(&home.join("src/other/notes"), "another project\n");
+    let work = home.join("src/project");
+    fs::create_dir_all(&work).unwrap();
+    let extra = env.root.join("extra dir");
+    write(&extra.join("f"), "from a flag\n");
+    // Double quotes around a path with a space, a backslash-escaped space,
+    // single quotes keeping `$` literal.
+    let flags = format!(
+        r#"--ro-bind "{}" /opt/ringlet\ extra --setenv RINGLET_FLAG 'two $words'"#,
+        extra.display()
+    );
+    let script = format!(
+        r#"{CHECK}
+        out="$PWD/findings"
+        # HOME is the profile home (home-wrapper): the real one by path.
+        HOME='{home}'
+        {{
+        echo "pwd=$(pwd)"
+        check work_write sh -c 'echo hi > ./w1'
+        check npmrc_read grep -q registry=local "$HOME/.npmrc"
+        check npmrc_write sh -c 'echo x >> "$HOME/.npmrc"'
+        check tool_read grep -q settings "$HOME/.config/tool/settings"
+        check tool_write sh -c 'echo x > "$HOME/.config/tool/new"'
+        check gitconfig_read cat "$HOME/.gitconfig"
+        check git_dir_read cat "$HOME/.config/git/ignore"
+        check sibling_read cat "$HOME/src/other/notes"
+        check flag_mount grep -q 'from a flag' "/opt/ringlet extra/f"
+        echo "flag_env=$RINGLET_FLAG"
+        echo done
+        }} > "$out.tmp" 2>&1
+        mv "$out.tmp" "$out"
+        "#,
+        home = home.display()
+    );
+    let (addr, token) = env.http();
+    let extra = json!({"working_dir": work.display().to_string(), "bwrap_flags": flags});
+    let (status, reply) = create(&env, addr, &token, &script, extra);
+    assert_eq!(status, 201, "{reply}");
+    assert_eq!(reply["data"]["sandbox"], "bwrap", "{reply}");
+    let text = findings(&work.join("findings"));
+
+    assert_eq!(value(&text, "pwd"), work.display().to_string(), "{text}");
+    let expect = [
+        // A work dir inside the home is not hidden by the home's tmpfs.
+        ("work_write", "yes"),
+        // The custom allowlist: readable, not writable...
+        ("npmrc_read", "yes"),
+        ("npmrc_write", "no"),
+        ("tool_read", "yes"),
+        ("tool_write", "no"),
+        // ...and it replaces the default one.
+        ("gitconfig_read", "no"),
+        ("git_dir_read", "no"),
+        // The project next door stays hidden.
+        ("sibling_read", "no"),
+        // --bwrap-flags were split like a shell would and took effect.
+        ("flag_mount", "yes"),
+        ("flag_env", "two $words"),
+    ];
+    for (name, want) in expect {
+        assert_eq!(value(&text, name), want, "{name} in\n{text}");
+    }
+    assert_eq!(fs::read_to_string(work.join("w1")).unwrap(), "hi\n");
+    assert_eq!(fs::read_to_string(home.join(".npmrc")).unwrap(), "registry=local\n");
+    assert!(!home.join(".config/tool/new").exists());
+}
+
+#[test]
+fn a_work_dir_at_the_home_or_linking_to_it_is_refused() {
+    // Inside, the home is an empty throwaway dir: the agent would work in it
+    // and lose everything at exit. Refused with the way out, over HTTP and
+    // from the shell (`profiles run --remote` in the home sends it as cwd).
+    let env = world("sandbox-home-work", "");
+    let link = env.root.join("home-link");
+    std::os::unix::fs::symlink(&env.home, &link).unwrap();
+    let (addr, token) = env.http();
+    for dir in [&env.home, &link] {
+        let extra = json!({"working_dir": dir.display().to_string()});
+        let (status, reply) = create(&env, addr, &token, "true", extra);
+        let message = reply["error"]["message"].as_str().unwrap_or_default();
+        assert_eq!(status, 400, "{dir:?}: {reply}");
+        assert!(message.contains(&format!("working dir {}", dir.display())), "{message}");
+        assert!(message.contains("--no-sandbox"), "{message}");
+    }
+    let (_, err) = env.cmd(&["profiles", "run", "sh1", "--remote"]).current_dir(&env.home).code(1);
+    assert!(err.contains("is your home") && err.contains("--no-sandbox"), "{err}");
+    let sessions = env.cmd(&["terminal", "list", "--json"]).json();
+    assert_eq!(sessions, json!([]), "nothing was started");
+}
+
+#[test]
+fn bwrap_flags_are_checked_and_no_sandbox_is_recorded() {
+    let env = world("sandbox-cli", "");
+    let (out, err) = env
+        .cmd(&["profiles", "run", "sh1", "--remote", "--bwrap-flags", "--setenv A 'b", "--json"])
+        .code(1);
+    let said = format!("{out}{err}");
+    assert!(said.contains("unbalanced single quote"), "{said}");
+
+    let info = env
+        .cmd(&["profiles", "run", "sh1", "--remote", "--no-sandbox", "--json", "--", "-c", "true"])
+        .json();
+    assert_eq!(info["sandbox"], "none", "{info}");
+    let id = info["id"].as_str().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || env
+            .log_text()
+            .contains(&format!("terminal {id}: started without the sandbox"))),
+        "{}",
+        env.log_text()
+    );
+    let again = env.cmd(&["terminal", "info", id, "--json"]).json();
+    assert_eq!(again["sandbox"], "none", "{again}");
+}
+
+#[test]
+fn an_agent_installed_in_the_home_sees_its_own_package_only() {
+    // npm with a prefix in the home: the command is a symlink into the
+    // package, which reads its own files at run time.
+    let mut env = world("sandbox-install", "");
+    let prefix = env.home.join(".npm-global");
+    let package = prefix.join("lib/node_modules/shell-pkg");
+    write(&package.join("package.json"), "{\"name\": \"shell-pkg\"}\n");
+    write(&package.join("lib/helper.txt"), "helper\n");
+    write(&prefix.join("lib/node_modules/other-pkg/secret.txt"), "not yours\n");
+    let agent = package.join("bin/agent");
+    write(&agent, "#!/bin/sh\nexec /bin/sh \"$@\"\n");
+    fs::set_permissions(&agent, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    fs::create_dir_all(prefix.join("bin")).unwrap();
+    std::os::unix::fs::symlink(
+        "../lib/node_modules/shell-pkg/bin/agent",
+        prefix.join("bin/shell-agent"),
+    )
+    .unwrap();
+    env.extra_path.push(prefix.join("bin"));
+    let work = env.root.join("work");
+    fs::create_dir_all(&work).unwrap();
+    let script = format!(
+        r#"{CHECK}
+        {{
+        check own_read cat '{package}/lib/helper.txt'
+        check own_write sh -c 'echo x > "{package}/lib/new"'
+        check other_read cat '{prefix}/lib/node_modules/other-pkg/secret.txt'
+        echo done
+        }} > findings.tmp 2>&1
+        mv findings.tmp findings
+        "#,
+        package = package.display(),
+        prefix = prefix.display()
+    );
+    let (addr, token) = env.http();
+    let extra = json!({"working_dir": work.display().to_string()});
+    let (status, reply) = create(&env, addr, &token, &script, extra);
+    assert_eq!(status, 201, "{reply}");
+    let command = reply["data"]["command"][0].as_str().unwrap_or_default().to_string();
+    assert!(command.starts_with(&prefix.display().to_string()), "{reply}");
+    let text = findings(&work.join("findings"));
+    for (name, want) in [("own_read", "yes"), ("own_write", "no"), ("other_read", "no")] {
+        assert_eq!(value(&text, name), want, "{name} in\n{text}");
+    }
+}
