@@ -18,7 +18,13 @@ use crate::util::{Env, pid_alive, wait_until};
 /// A world with a `shell` agent: its binary runs `sh` with a known prompt,
 /// so a session is a shell in the profile.
 pub(crate) fn shell_world(name: &str) -> Env {
+    shell_world_with_config(name, "")
+}
+
+/// [`shell_world`] whose daemon starts with `config` as its config.toml.
+fn shell_world_with_config(name: &str, config: &str) -> Env {
     let env = Env::new(name);
+    env.write_config(config);
     fs::create_dir_all(env.config.join("agents.d")).unwrap();
     fs::create_dir_all(env.config.join("scripts")).unwrap();
     fs::write(
@@ -124,6 +130,53 @@ impl Term {
     pub(crate) fn type_in(&mut self, text: &str) {
         self.ws.send(Message::Binary(text.as_bytes().to_vec().into())).unwrap();
     }
+
+    /// The next frame as it came (None: nothing within the read timeout).
+    fn frame(&mut self) -> Option<Message> {
+        match self.ws.read() {
+            Ok(message) => Some(message),
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                None
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Sends a text frame.
+    fn say(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).unwrap();
+    }
+}
+
+fn session_info(addr: SocketAddr, token: &str, id: &str) -> Value {
+    api(addr, token, "GET", &format!("/api/terminal/sessions/{id}"), &Value::Null).1["data"].clone()
+}
+
+/// Checks that `bytes`, the output of a program printing `L1`, `L2`, ...
+/// (one per line, the terminal's `\r\n`), holds consecutive numbers: no
+/// line missing, none twice. The first and last pieces may be cut (the ring
+/// starts mid-line; reading stopped mid-line) and are not looked at.
+/// Returns the first and the last number seen.
+fn numbered_lines(bytes: &[u8]) -> (u64, u64) {
+    let text = String::from_utf8_lossy(bytes);
+    let pieces: Vec<&str> = text.split("\r\n").collect();
+    assert!(pieces.len() > 3, "too few lines: {text:?}");
+    let inner = &pieces[1..pieces.len() - 1];
+    let mut numbers = Vec::with_capacity(inner.len());
+    for (i, line) in inner.iter().enumerate() {
+        let n = line.strip_prefix('L').and_then(|n| n.parse::<u64>().ok());
+        let n = n.unwrap_or_else(|| panic!("line {i} is {line:?}, not L<n>"));
+        if let Some(&prev) = numbers.last() {
+            assert_eq!(n, prev + 1, "after L{prev} came L{n} (line {i} of {})", inner.len());
+        }
+        numbers.push(n);
+    }
+    (numbers[0], *numbers.last().unwrap())
 }
 
 #[test]
@@ -347,7 +400,11 @@ fn a_sandboxed_session_sees_only_what_it_should() {
 
     // From the CLI (over IPC, whose connection thread ends right after the
     // reply): the sandbox is tied to the session's thread, so it lives on.
-    let out = env.cmd(&["profiles", "run", "sh1", "--remote", "--json"]).json();
+    // Run from the project dir: the sandbox refuses a working dir that
+    // holds the (hidden) home, as the test world's root does.
+    let mut run = env.cmd(&["profiles", "run", "sh1", "--remote", "--json"]);
+    run.cmd.current_dir(&work);
+    let out = run.json();
     assert_eq!(out["sandbox"], "bwrap", "{out}");
     let id = out["id"].as_str().unwrap().to_string();
     std::thread::sleep(Duration::from_millis(500));
@@ -447,4 +504,352 @@ fn attach_from_a_real_terminal_and_detach() {
     // Without a terminal, attach says so.
     let (_, err) = env.cmd(&["terminal", "attach", &id]).code(1);
     assert!(err.contains("needs a terminal"), "{err}");
+}
+
+/// A client attaching while the program writes nonstop gets the scrollback
+/// (exactly the default 1 MiB ring, as more than that was written) and then
+/// the live output, as one unbroken sequence: no line lost or repeated at
+/// the seam.
+#[test]
+fn a_client_attaching_mid_stream_gets_scrollback_then_live_with_no_gap() {
+    let env = shell_world("term-seam");
+    let (addr, token) = env.http();
+    let script = "i=0; while :; do i=$((i+1)); echo \"L$i\"; done";
+    let info = create(&env, addr, &token, json!({"args": ["-c", script]}));
+    let id = info["id"].as_str().unwrap().to_string();
+
+    // Watch until well over the ring's size has been written.
+    let mut watcher = Term::open(addr, &token, &id);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut written = 0;
+    while written < (3 << 20) / 2 {
+        assert!(Instant::now() < deadline, "only {written} bytes of output");
+        if let Some(Message::Binary(b)) = watcher.frame() {
+            written += b.len();
+        }
+    }
+    drop(watcher);
+
+    let mut late = Term::open(addr, &token, &id);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut frames = 0;
+    let mut all = Vec::new();
+    let mut ring = 0;
+    while all.len() < ring + (512 << 10) || frames < 3 {
+        assert!(Instant::now() < deadline, "only {} bytes after attaching", all.len());
+        match late.frame() {
+            Some(Message::Binary(b)) => {
+                if frames == 0 {
+                    ring = b.len();
+                }
+                frames += 1;
+                all.extend_from_slice(&b);
+            }
+            Some(Message::Text(t)) => panic!("unexpected {t}"),
+            _ => {}
+        }
+    }
+    assert_eq!(ring, 1 << 20, "the first frame is the whole ring, scrollback_bytes by default");
+    // The seam is somewhere in here: the check covers the ring, the live
+    // part and the join.
+    let (first, last) = numbered_lines(&all);
+    let (_, ring_last) = numbered_lines(&all[..ring]);
+    assert!(first < ring_last && ring_last < last, "{first} {ring_last} {last}");
+    let (status, _) =
+        api(addr, &token, "DELETE", &format!("/api/terminal/sessions/{id}"), &Value::Null);
+    assert_eq!(status, 200);
+}
+
+/// `[terminal] scrollback_bytes` bounds the ring: a client attaching after
+/// the program wrote far more (and exited) gets exactly that many bytes,
+/// the last ones, then the exit.
+#[test]
+fn the_scrollback_is_bounded_by_the_configured_size() {
+    let env = shell_world_with_config("term-ring", "[terminal]\nscrollback_bytes = 10000\n");
+    let (addr, token) = env.http();
+    let script = "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); echo \"L$i\"; done";
+    let id = create(&env, addr, &token, json!({"args": ["-c", script]}))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(wait_until(Duration::from_secs(10), || session_info(addr, &token, &id)["state"]
+        == "exited"));
+    let mut late = Term::open(addr, &token, &id);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ring = loop {
+        assert!(Instant::now() < deadline, "no scrollback");
+        if let Some(Message::Binary(b)) = late.frame() {
+            break b;
+        }
+    };
+    assert_eq!(ring.len(), 10000);
+    assert!(ring.ends_with(b"\r\nL19999\r\nL20000\r\n"), "the ring keeps the newest bytes");
+    let (_, last) = numbered_lines(&ring);
+    assert_eq!(last, 20000);
+    assert_eq!(late.text("state_changed")["exit_code"], 0);
+}
+
+/// Resize reaches the program (SIGWINCH, the new size) and the other
+/// clients, not the one that asked; HUP, TERM, INT and KILL from a client
+/// reach the agent's whole process group, a child included.
+#[test]
+fn resize_and_signals_reach_the_process_group() {
+    let env = shell_world("term-signals");
+    let (addr, token) = env.http();
+    let script = "trap 'echo leader-HUP' HUP; trap 'echo leader-TERM' TERM; \
+        trap 'echo leader-INT' INT; trap 'echo size=$(stty size)' WINCH; \
+        (trap 'echo child-HUP' HUP; trap 'echo child-TERM' TERM; \
+         while :; do sleep 0.05; done) & \
+        echo ready; while :; do sleep 0.05; done";
+    let id = create(&env, addr, &token, json!({"args": ["-c", script]}))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut a = Term::open(addr, &token, &id);
+    let mut b = Term::open(addr, &token, &id);
+    a.until("ready");
+
+    a.say(r#"{"type":"resize","cols":123,"rows":45}"#);
+    let resized = b.text("resized");
+    assert_eq!((resized["cols"].as_u64(), resized["rows"].as_u64()), (Some(123), Some(45)));
+    a.until("size=45 123");
+    // The resize was queued before the program's answer to it, so had `a`
+    // been told, it would have been by now.
+    assert!(!a.texts.iter().any(|t| t["type"] == "resized"), "{:?}", a.texts);
+    assert_eq!(session_info(addr, &token, &id)["cols"], 123);
+
+    a.say(r#"{"type":"signal","signal":"HUP"}"#);
+    b.until("leader-HUP");
+    b.until("child-HUP");
+    a.say(r#"{"type":"signal","signal":15}"#);
+    b.until("leader-TERM");
+    b.until("child-TERM");
+    a.say(r#"{"type":"signal","signal":"SIGINT"}"#);
+    b.until("leader-INT");
+    a.say(r#"{"type":"signal","signal":"KILL"}"#);
+    assert_eq!(b.text("state_changed")["exit_code"], 137);
+    assert_eq!(a.text("state_changed")["exit_code"], 137);
+    let info = session_info(addr, &token, &id);
+    assert_eq!((info["state"].as_str(), info["exit_code"].as_i64()), (Some("exited"), Some(137)));
+    assert!(a.texts.iter().all(|t| t["type"] != "error"), "{:?}", a.texts);
+}
+
+/// DELETE ends a group that ignores SIGHUP and SIGTERM: after the grace
+/// period SIGKILL, nothing left behind, the exit reported to the caller and
+/// to attached clients.
+#[test]
+fn kill_ends_a_group_that_ignores_hup_and_term() {
+    let env = shell_world("term-stubborn");
+    let (addr, token) = env.http();
+    let script = "trap '' HUP TERM; sleep 1000 & echo child=[$!]; echo ready; \
+        while :; do sleep 1; done";
+    let info = create(&env, addr, &token, json!({"args": ["-c", script]}));
+    let id = info["id"].as_str().unwrap().to_string();
+    let pid = info["pid"].as_u64().unwrap() as u32;
+    let mut t = Term::open(addr, &token, &id);
+    let text = t.until("ready");
+    let child: u32 =
+        text.split("child=[").nth(1).unwrap().split(']').next().unwrap().parse().unwrap();
+    assert!(pid_alive(pid) && pid_alive(child));
+
+    let started = Instant::now();
+    let (status, reply) =
+        api(addr, &token, "DELETE", &format!("/api/terminal/sessions/{id}"), &Value::Null);
+    assert_eq!(status, 200, "{reply}");
+    // HUP and TERM each got their half of the grace period first.
+    assert!(started.elapsed() >= Duration::from_millis(1900), "{:?}", started.elapsed());
+    assert_eq!(reply["data"]["state"], "exited", "{reply}");
+    assert_eq!(reply["data"]["exit_code"], 137, "SIGKILL ended it: {reply}");
+    assert!(!pid_alive(pid) && !pid_alive(child), "processes left after the reply");
+    assert_eq!(t.text("state_changed")["exit_code"], 137);
+    // ...and then its connection closes, at once (not at a heartbeat).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        assert!(Instant::now() < deadline, "the connection stayed open");
+        match t.ws.read() {
+            Ok(Message::Close(_)) | Err(tungstenite::Error::ConnectionClosed) => break,
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let (status, _) =
+        api(addr, &token, "GET", &format!("/api/terminal/sessions/{id}"), &Value::Null);
+    assert_eq!(status, 404, "a killed session is removed");
+}
+
+/// The local port of the daemon's end of the connection whose client end
+/// is `client`, and whether the daemon still holds that socket (a socket
+/// the daemon closed stays in /proc/net/tcp, owned by no file, while the
+/// kernel tries to deliver what was left).
+fn daemon_holds_connection(daemon: SocketAddr, client: SocketAddr) -> bool {
+    let tcp = fs::read_to_string("/proc/net/tcp").unwrap();
+    let hex = |a: SocketAddr| match a {
+        SocketAddr::V4(v4) => {
+            format!("{:08X}:{:04X}", u32::from_le_bytes(v4.ip().octets()), v4.port())
+        }
+        SocketAddr::V6(_) => panic!("IPv4 only"),
+    };
+    let (local, remote) = (hex(daemon), hex(client));
+    tcp.lines().skip(1).any(|line| {
+        let f: Vec<&str> = line.split_ascii_whitespace().collect();
+        f.len() > 9 && f[1] == local && f[2] == remote && f[9] != "0"
+    })
+}
+
+/// A client that stops reading while the program writes a lot is dropped
+/// (and its connection let go); the session and another client carry on,
+/// and that one receives every byte.
+#[test]
+fn a_client_that_stops_reading_is_dropped_and_the_others_get_everything() {
+    let env = shell_world("term-stall");
+    let (addr, token) = env.http();
+    let count = 3_000_000;
+    let script = format!(
+        "read -r go; seq 1 {count} | sed 's/^/L/' | cat; echo END-OF-BURST; \
+         while read -r line; do echo \"got-$line\"; done"
+    );
+    let id = create(&env, addr, &token, json!({"args": ["-c", script]}))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stalled = Term::open(addr, &token, &id);
+    let mut reader = Term::open(addr, &token, &id);
+    assert!(wait_until(Duration::from_secs(5), || session_info(addr, &token, &id)["clients"] == 2));
+
+    reader.type_in("go\n");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut all = Vec::new();
+    while !all.ends_with(b"END-OF-BURST\r\n") {
+        assert!(Instant::now() < deadline, "only {} bytes", all.len());
+        match reader.frame() {
+            Some(Message::Binary(b)) => all.extend_from_slice(&b),
+            Some(Message::Text(t)) => panic!("unexpected {t}"),
+            Some(Message::Close(c)) => panic!("the reading client was dropped: {c:?}"),
+            _ => {}
+        }
+    }
+    let start = all.windows(4).position(|w| w == b"\nL1\r").unwrap();
+    let end = all.len() - "END-OF-BURST\r\n".len();
+    let (first, last) = numbered_lines(&all[start..end]);
+    assert_eq!((first, last), (2, count), "every line arrived");
+    assert!(wait_until(Duration::from_secs(5), || session_info(addr, &token, &id)["clients"] == 1));
+
+    // The dropped client's connection is closed by the daemon, without
+    // waiting for that client to read again.
+    let client_end = stalled.ws.get_ref().local_addr().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || !daemon_holds_connection(addr, client_end)),
+        "the daemon still holds the stalled client's connection ({client_end}):\n{}",
+        fs::read_to_string("/proc/net/tcp").unwrap()
+    );
+    // Reading again, it gets what was under way, then the end.
+    let mut stalled = stalled;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "the stalled client's connection did not end");
+        match stalled.ws.read() {
+            Ok(Message::Close(_)) => break,
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break,
+        }
+    }
+    reader.type_in("still-here\n");
+    reader.until("got-still-here");
+    let info = session_info(addr, &token, &id);
+    assert_eq!(info["state"], "running", "{info}");
+}
+
+/// Bad messages on `/ws/terminal/{id}` each get an error reply; the
+/// session, the client and the daemon carry on.
+#[test]
+fn bad_terminal_messages_get_errors_and_change_nothing() {
+    let env = shell_world("term-badmsg");
+    let (addr, token) = env.http();
+    let id = create(&env, addr, &token, Value::Null)["id"].as_str().unwrap().to_string();
+    let mut t = Term::open(addr, &token, &id);
+    let bad = [
+        "not json",
+        "{\"type\":",
+        "[1,2,3]",
+        "42",
+        "{}",
+        r#"{"type":"bogus"}"#,
+        r#"{"type":5}"#,
+        r#"{"type":"resize"}"#,
+        r#"{"type":"resize","cols":0,"rows":24}"#,
+        r#"{"type":"resize","cols":80,"rows":0}"#,
+        r#"{"type":"resize","cols":100000,"rows":24}"#,
+        r#"{"type":"resize","cols":65536,"rows":65536}"#,
+        r#"{"type":"resize","cols":-1,"rows":24}"#,
+        r#"{"type":"resize","cols":"80","rows":24}"#,
+        r#"{"type":"resize","cols":80.5,"rows":24}"#,
+        r#"{"type":"signal"}"#,
+        r#"{"type":"signal","signal":"USR1"}"#,
+        r#"{"type":"signal","signal":"SIGNOPE"}"#,
+        r#"{"type":"signal","signal":10}"#,
+        r#"{"type":"signal","signal":0}"#,
+        r#"{"type":"signal","signal":-9}"#,
+        r#"{"type":"signal","signal":99999999999}"#,
+        r#"{"type":"signal","signal":null}"#,
+    ];
+    for msg in bad {
+        t.say(msg);
+        let error = t.text("error");
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{msg}: {error}");
+    }
+    assert!(!t.texts.iter().any(|m| m["type"] == "resized"), "{:?}", t.texts);
+    t.type_in("stty size; echo alive-$((1+1))\n");
+    let out = t.until("alive-2");
+    assert!(out.contains("30 100"), "the size did not change: {out}");
+    let info = session_info(addr, &token, &id);
+    assert_eq!((info["state"].as_str(), info["cols"].as_u64()), (Some("running"), Some(100)));
+    let mut other = Term::open(addr, &token, &id);
+    other.type_in("echo other-$((2+3))\n");
+    other.until("other-5");
+    let (status, _) = api(addr, &token, "GET", "/api/daemon/status", &Value::Null);
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn input_the_agent_never_reads_is_bounded_and_oversized_frames_refused() {
+    let env = shell_world("term-input-flood");
+    let (addr, token) = env.http();
+    let info = create(&env, addr, &token, json!({"args": ["-c", "exec sleep 1000"]}));
+    let id = info["id"].as_str().unwrap().to_string();
+    let mut t = Term::open(addr, &token, &id);
+    // Six 1 MiB pastes into a program that never reads its terminal: the
+    // terminal takes a few KiB, the session keeps 4 MiB, the rest is dropped.
+    for _ in 0..6 {
+        t.ws.send(Message::Binary(vec![b'a'; 1 << 20].into())).unwrap();
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || env.log_text().contains("bytes of input")),
+        "{}",
+        env.log_text()
+    );
+    assert_eq!(session_info(addr, &token, &id)["state"], "running");
+    // A single frame over the 1 MiB limit ends that connection with 1009.
+    let mut big = Term::open(addr, &token, &id);
+    big.ws.send(Message::Binary(vec![b'b'; 2 << 20].into())).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let close = loop {
+        assert!(Instant::now() < deadline, "no close frame");
+        if let Some(Message::Close(frame)) = big.frame() {
+            break frame.expect("a close frame with a reason");
+        }
+    };
+    assert_eq!(u16::from(close.code), 1009, "{close:?}");
+    // The session and its other client carry on.
+    t.say(r#"{"type":"resize","cols":90,"rows":20}"#);
+    assert!(wait_until(Duration::from_secs(5), || session_info(addr, &token, &id)["cols"] == 90));
+    let (status, _) =
+        api(addr, &token, "DELETE", &format!("/api/terminal/sessions/{id}"), &Value::Null);
+    assert_eq!(status, 200);
 }

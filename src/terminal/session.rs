@@ -6,15 +6,17 @@
 //! read in chunks, appended to the bounded scrollback, and handed to every
 //! client as one shared buffer. A client attaches through the same thread, so
 //! it gets the scrollback and then every later chunk: no gap, no duplicate.
-//! A client whose bounded queue is full (it stopped reading) is dropped; the
-//! others and the agent never wait for it. When the agent exits the thread
-//! keeps the scrollback and the exit code for late attachers until the
-//! session is removed.
+//! A client whose backlog passes a bound in bytes (it stopped reading) is
+//! dropped and told so, which ends its connection; the others and the agent
+//! never wait for it. When the agent exits the thread keeps the
+//! scrollback and the exit code for late attachers until the session is
+//! removed.
 
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,8 +29,19 @@ use super::pty::{Exit, Pty};
 
 const PTY: Token = Token(0);
 const WAKE: Token = Token(1);
-/// Chunks a client may lag behind before it is dropped.
-pub const CLIENT_QUEUE: usize = 256;
+/// How far a client may lag behind the output, beyond the scrollback it got
+/// on attaching, before it is dropped. Counted in bytes, not chunks: a
+/// program writing line by line makes chunks of a few bytes, and a bound in
+/// chunks would drop a client that is only a few KiB (a few milliseconds)
+/// behind, while 64 KiB chunks would let it hold many MiB.
+pub const CLIENT_BACKLOG: usize = 4 << 20;
+/// What each queued message counts on top of its bytes, so that a flood of
+/// tiny chunks is bounded too (by what the queue's slots take).
+const MESSAGE_COST: usize = 64;
+/// Input the agent has not read yet, at most: a few big pastes. Past it,
+/// clients typing into a program that never reads its terminal would grow
+/// the daemon without bound.
+const MAX_PENDING_INPUT: usize = 4 << 20;
 /// How long `kill` gives the agent between SIGHUP, SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
 
@@ -43,12 +56,74 @@ pub enum Out {
     Ended { exit_code: i32 },
 }
 
-/// A client's end as the session sees it: a bounded queue and the wake of
-/// the client's own loop.
+/// A client's end as the session sees it: its queue, the wake of the
+/// client's own loop, and the backlog both sides keep count of.
 pub struct Client {
     pub id: u64,
-    pub tx: SyncSender<Out>,
+    pub tx: Sender<Out>,
     pub waker: Arc<Waker>,
+    pub backlog: Arc<Backlog>,
+}
+
+/// What one client has not taken yet, shared by the session (which adds
+/// and drops) and the client's loop (which takes).
+#[derive(Default)]
+pub struct Backlog {
+    /// The cost (see `cost`) of the queued messages.
+    queued: AtomicUsize,
+    /// Set (then the client's waker rung) when the session drops the client
+    /// for falling behind. Dropping the sender alone is not enough: the
+    /// loop learns of it only after taking every queued message, and a
+    /// client that stopped reading never has them taken, so its connection,
+    /// thread and queue would stay until the peer reads again.
+    dropped: AtomicBool,
+}
+
+impl Backlog {
+    /// The client's loop took `out` from the queue.
+    pub fn taken(&self, out: &Out) {
+        self.queued.fetch_sub(cost(out), Ordering::Relaxed);
+    }
+
+    /// Whether the session has dropped the client.
+    pub fn dropped(&self) -> bool {
+        self.dropped.load(Ordering::Acquire)
+    }
+}
+
+fn cost(out: &Out) -> usize {
+    match out {
+        Out::Data(bytes) => bytes.len() + MESSAGE_COST,
+        _ => MESSAGE_COST,
+    }
+}
+
+impl Client {
+    /// Queues `out` unless that puts the client more than `limit` behind;
+    /// the error says why it was not queued.
+    fn offer(&self, out: Out, limit: usize) -> Result<(), Lag> {
+        let cost = cost(&out);
+        // Only the session adds, so the check and the add cannot race with
+        // another add; the loop's takes only make room.
+        if self.backlog.queued.load(Ordering::Relaxed) + cost > limit {
+            return Err(Lag::Behind);
+        }
+        self.backlog.queued.fetch_add(cost, Ordering::Relaxed);
+        self.tx.send(out).map_err(|_| Lag::Gone)
+    }
+
+    /// Marks the client dropped (before the wake that tells its loop).
+    fn drop_behind(&self) {
+        self.backlog.dropped.store(true, Ordering::Release);
+    }
+}
+
+/// Why a message was not queued for a client.
+enum Lag {
+    /// It is too far behind: drop it.
+    Behind,
+    /// Its loop has ended.
+    Gone,
 }
 
 /// Messages to the session thread.
@@ -164,7 +239,15 @@ pub fn start(
                 crate::warn!("terminal session: {e:#}");
             }
             // Whatever happened, the agent's group does not outlive it.
-            session.pty.terminate(KILL_GRACE);
+            let exit = session.pty.terminate(KILL_GRACE);
+            // After an error the session is over too: it must say so (state,
+            // exit code, TerminalSessionEnded, the run's record), or it would
+            // show "running" forever, keep the daemon from idling out and
+            // never be cleaned up.
+            if session.exit.is_none() {
+                session.ended(exit);
+            }
+            session.release_clients();
         })
         .context("starting the session thread")?;
     match started_rx.recv() {
@@ -263,11 +346,19 @@ impl Session {
                 match ctl {
                     Ctl::Attach(client) => self.attach(client),
                     Ctl::Detach(id) => self.clients.retain(|c| c.id != id),
+                    // An ended agent reads nothing more: input is dropped.
+                    Ctl::Input(_) if !pty_open || self.exit.is_some() => {}
+                    Ctl::Input(bytes) if self.pending.len() + bytes.len() > MAX_PENDING_INPUT => {
+                        crate::warn!(
+                            "terminal: dropping {} bytes of input: the agent has not read the {} \
+                             before them",
+                            bytes.len(),
+                            self.pending.len()
+                        );
+                    }
                     Ctl::Input(bytes) => {
-                        if pty_open && self.exit.is_none() {
-                            self.pending.extend(bytes);
-                            self.flush_input(fd)?;
-                        }
+                        self.pending.extend(bytes);
+                        self.flush_input(fd)?;
                     }
                     Ctl::Resize { cols, rows, from } => {
                         if self.exit.is_none() && self.pty.resize(cols, rows).is_ok() {
@@ -336,9 +427,13 @@ impl Session {
     fn attach(&mut self, client: Client) {
         let (a, b) = self.ring.as_slices();
         let snapshot: Arc<[u8]> = [a, b].concat().into();
-        let mut ok = snapshot.is_empty() || client.tx.try_send(Out::Data(snapshot)).is_ok();
+        let limit = self.backlog_limit();
+        let mut ok = snapshot.is_empty() || client.offer(Out::Data(snapshot), limit).is_ok();
         if let Some(code) = self.exit {
-            ok &= client.tx.try_send(Out::Ended { exit_code: code }).is_ok();
+            ok &= client.offer(Out::Ended { exit_code: code }, limit).is_ok();
+        }
+        if !ok {
+            client.drop_behind();
         }
         let _ = client.waker.wake();
         if ok {
@@ -358,26 +453,42 @@ impl Session {
         (self.on_end)(&self.info.lock().unwrap_or_else(|p| p.into_inner()), exit);
     }
 
+    /// A client may lag by the scrollback it got on attaching plus
+    /// `CLIENT_BACKLOG`.
+    fn backlog_limit(&self) -> usize {
+        self.cap + CLIENT_BACKLOG
+    }
+
     /// Sends to every client (but `except`), dropping the ones that lag.
     fn broadcast(&mut self, out: Out, except: Option<u64>) {
+        let limit = self.backlog_limit();
         self.clients.retain(|c| {
             if Some(c.id) == except {
                 return true;
             }
-            let kept = match c.tx.try_send(out.clone()) {
+            let kept = match c.offer(out.clone(), limit) {
                 Ok(()) => true,
-                Err(TrySendError::Full(_)) => {
-                    crate::warn!(
-                        "terminal: dropping client {}: {CLIENT_QUEUE} chunks behind",
-                        c.id
-                    );
+                Err(Lag::Behind) => {
+                    crate::warn!("terminal: dropping client {}: {limit} bytes behind", c.id);
+                    c.drop_behind();
                     false
                 }
-                Err(TrySendError::Disconnected(_)) => false,
+                Err(Lag::Gone) => false,
             };
             let _ = c.waker.wake();
             kept
         });
+    }
+
+    /// Lets every client go as the session ends: each one's sender is
+    /// dropped *before* its loop is woken, so that loop takes what is left
+    /// (the end) and then finds the queue closed and closes its connection
+    /// at once, rather than at its next heartbeat.
+    fn release_clients(&mut self) {
+        for Client { tx, waker, .. } in self.clients.drain(..) {
+            drop(tx);
+            let _ = waker.wake();
+        }
     }
 
     fn update(&self, f: impl FnOnce(&mut Info)) {

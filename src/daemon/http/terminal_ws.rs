@@ -11,28 +11,30 @@
 //! waits for the other: keystrokes go to the session as soon as they arrive,
 //! output as soon as the session has it. Output is taken from the queue only
 //! when the previous frames have been written; a client that stops reading
-//! lets its bounded queue fill and the session drops it.
+//! lets its backlog grow past the session's bound and the session drops it,
+//! which ends its connection.
 
 use std::io;
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{TryRecvError, sync_channel};
+use std::sync::mpsc::{TryRecvError, channel};
 use std::time::Duration;
 
 use anyhow::Result;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use serde_json::{Value, json};
-use tungstenite::protocol::Role;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, Role};
 use tungstenite::{Message, WebSocket};
 
 use super::ws::{config, flush, queue, too_big, upgrade, would_block};
 use super::{Head, HttpInfo};
 use crate::daemon::State;
 use crate::terminal::pty::signal_by_name;
-use crate::terminal::session::{CLIENT_QUEUE, Client, Ctl, Out};
+use crate::terminal::session::{Backlog, Client, Ctl, Out};
 
 const SOCKET: Token = Token(0);
 const WAKE: Token = Token(1);
@@ -57,7 +59,8 @@ pub fn serve(
     let _busy = state.activity.busy();
     let mut poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
-    let (tx, rx) = sync_channel(CLIENT_QUEUE);
+    // Unbounded as a channel; the session bounds it by the bytes queued.
+    let (tx, rx) = channel();
     let client = NEXT_CLIENT.fetch_add(1, Ordering::Relaxed);
     stream.set_nonblocking(true)?;
     let fd = stream.as_raw_fd();
@@ -66,7 +69,15 @@ pub fn serve(
 
     let session = state.terminals.info(id)?;
     queue(&mut ws, Message::text(json!({"type": "connected", "session": session}).to_string()))?;
-    state.terminals.send(id, Ctl::Attach(Client { id: client, tx, waker }))?;
+    let backlog = Arc::new(Backlog::default());
+    // The session gets a clone of the waker, and this thread keeps its own:
+    // the session drops its `Client` (and so its clone) right after the
+    // last wake, when it drops this client or ends, and if that closed the
+    // eventfd the wake not yet collected would vanish with it (closing a
+    // file removes it from epoll, pending event and all): no
+    // `state_changed`, no close, until the next heartbeat.
+    let client_end = Client { id: client, tx, waker: waker.clone(), backlog: backlog.clone() };
+    state.terminals.send(id, Ctl::Attach(client_end))?;
 
     let mut events = Events::with_capacity(8);
     let mut unflushed = false;
@@ -88,7 +99,11 @@ pub fn serve(
             }
             // Output: only while the socket keeps up.
             while !unflushed {
-                match rx.try_recv() {
+                let out = rx.try_recv();
+                if let Ok(out) = &out {
+                    backlog.taken(out);
+                }
+                match out {
                     Ok(Out::Data(bytes)) => queue(&mut ws, Message::Binary(bytes.to_vec().into()))?,
                     Ok(Out::Resized { cols, rows }) => queue(
                         &mut ws,
@@ -139,6 +154,24 @@ pub fn serve(
                 }
             }
             unflushed = flush(&mut ws)?;
+            // Dropped by the session for falling behind: its stream has a
+            // hole now, and the session will not wake this loop again, so
+            // waiting would hold this thread, the socket and the queued
+            // output (and keep the daemon busy) until the client reads
+            // again, or for good. End the connection now; a client whose
+            // socket still takes frames is told why (it reconnects for the
+            // scrollback). Checked here, just before waiting, because the
+            // session's wake may come in the middle of a round.
+            if backlog.dropped() {
+                if !unflushed {
+                    let reason = "too far behind the output; reconnect for the scrollback";
+                    let _ = ws
+                        .close(Some(CloseFrame { code: CloseCode::Again, reason: reason.into() }));
+                    let _ = ws.flush();
+                }
+                let _ = ws.get_ref().shutdown(std::net::Shutdown::Write);
+                return Ok(());
+            }
             let interest = if unflushed {
                 Interest::READABLE | Interest::WRITABLE
             } else {
