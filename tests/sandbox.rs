@@ -20,26 +20,11 @@ use serde_json::{Value, json};
 use crate::util::http::request;
 use crate::util::{Env, wait_until};
 
-/// A world with a `shell` agent (its binary is `sh`), whose daemon reads
+/// A world with a `shell` agent (its binary runs `sh`), whose daemon reads
 /// `config` as its config.toml. The profile home is inside the real home
 /// (`~/.shell-profiles/sh1`), as profile homes usually are.
 fn world(name: &str, config: &str) -> Env {
-    let env = Env::new(name);
-    env.write_config(config);
-    fs::create_dir_all(env.config.join("agents.d")).unwrap();
-    fs::create_dir_all(env.config.join("scripts")).unwrap();
-    fs::write(
-        env.config.join("agents.d/shell.toml"),
-        "id = \"shell\"\nname = \"Shell\"\nbinary = \"shell-agent\"\n[profile]\n\
-         strategy = \"home-wrapper\"\nsource_home = \"~/.shell-profiles/{alias}\"\n\
-         script = \"shell.rhai\"\nprovider_types = [\"anthropic\"]\n",
-    )
-    .unwrap();
-    fs::write(env.config.join("scripts/shell.rhai"), "#{ files: #{}, env: #{}, args: [] }")
-        .unwrap();
-    env.fake_agent("shell-agent", "exec /bin/sh \"$@\"");
-    env.create_profile("shell", "sh1");
-    env
+    crate::terminal::shell_world_with_config(name, config)
 }
 
 /// `check NAME CMD...` prints `NAME=yes` when CMD succeeds, else `NAME=no`.

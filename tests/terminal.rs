@@ -22,7 +22,7 @@ pub(crate) fn shell_world(name: &str) -> Env {
 }
 
 /// [`shell_world`] whose daemon starts with `config` as its config.toml.
-fn shell_world_with_config(name: &str, config: &str) -> Env {
+pub(crate) fn shell_world_with_config(name: &str, config: &str) -> Env {
     let env = Env::new(name);
     env.write_config(config);
     fs::create_dir_all(env.config.join("agents.d")).unwrap();
