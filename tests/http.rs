@@ -634,3 +634,33 @@ fn an_oversized_websocket_message_is_refused_with_a_reason() {
     next_event(&mut ws, "subscribed");
     assert_eq!(get(addr, "/api/daemon/status", &token).status, 200);
 }
+
+#[test]
+fn websocket_clients_hear_the_shutdown_and_are_closed() {
+    let env = Env::new("http-ws-bye");
+    let (addr, token) = env.http();
+    let bearer = format!("bearer, {token}");
+    let mut clients: Vec<_> =
+        (0..3).map(|_| ws_connect(addr, Some(&bearer), None).unwrap().0).collect();
+    // One narrowed to something else still hears nothing but is closed.
+    clients[2].send(Message::text(r#"{"action":"subscribe","events":["UsageImported"]}"#)).unwrap();
+    next_event(&mut clients[2], "subscribed");
+    env.cmd(&["daemon", "stop"]).ok();
+    for (i, ws) in clients.iter_mut().enumerate() {
+        let mut kinds = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            assert!(Instant::now() < deadline, "client {i}: no close; got {kinds:?}");
+            match ws.read() {
+                Ok(Message::Text(t)) => {
+                    kinds.push(serde_json::from_str::<Value>(&t).unwrap()["type"].clone())
+                }
+                Ok(Message::Close(_)) | Err(tungstenite::Error::ConnectionClosed) => break,
+                Ok(_) => {}
+                Err(e) => panic!("client {i}: {e}; got {kinds:?}"),
+            }
+        }
+        let heard = kinds.contains(&json!("DaemonShuttingDown"));
+        assert_eq!(heard, i < 2, "client {i}: {kinds:?}");
+    }
+}

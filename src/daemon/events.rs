@@ -1,6 +1,7 @@
 //! The daemon's event bus: code paths emit typed events, subscribers (IPC
-//! `Subscribe` connections now, `/ws` clients in a later issue) receive them
-//! as ready-made JSON lines.
+//! `Subscribe` connections and `/ws` clients) receive them as ready-made
+//! JSON lines. A subscriber on an event loop gives a waker, rung after each
+//! event it is sent, so it sleeps until there is something to do.
 //!
 //! Emitting never blocks: each subscriber has a bounded queue and one that
 //! falls [`QUEUE_BOUND`] events behind is dropped (its connection then ends),
@@ -10,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 
+use mio::Waker;
 use serde_json::Value;
 
 use crate::protocol::EventFrame;
@@ -109,6 +111,8 @@ struct Subscriber {
     /// Empty means every kind.
     filter: Vec<EventKind>,
     tx: SyncSender<Arc<str>>,
+    /// Rung after every send to this subscriber, and when it is dropped.
+    waker: Option<Arc<Waker>>,
 }
 
 /// Shared by every thread that emits (IPC handlers, detection, the main
@@ -125,6 +129,16 @@ impl EventBus {
     /// Subscribes to the named kinds (all when empty). Unknown names are an
     /// error that lists them.
     pub fn subscribe(&self, names: &[String]) -> Result<Subscription, String> {
+        self.subscribe_woken(names, None)
+    }
+
+    /// [`EventBus::subscribe`], ringing `waker` whenever an event is queued
+    /// for this subscriber.
+    pub fn subscribe_woken(
+        &self,
+        names: &[String],
+        waker: Option<Arc<Waker>>,
+    ) -> Result<Subscription, String> {
         let mut filter = Vec::new();
         let mut unknown = Vec::new();
         for name in names {
@@ -138,7 +152,7 @@ impl EventBus {
         }
         let (tx, rx) = sync_channel(QUEUE_BOUND);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.lock().push(Subscriber { id, filter, tx });
+        self.lock().push(Subscriber { id, filter, tx, waker });
         Ok(Subscription { id, rx })
     }
 
@@ -167,14 +181,18 @@ impl EventBus {
             if !s.filter.is_empty() && !s.filter.contains(&kind) {
                 return true;
             }
-            match s.tx.try_send(line.clone()) {
+            let kept = match s.tx.try_send(line.clone()) {
                 Ok(()) => true,
                 Err(TrySendError::Full(_)) => {
                     crate::warn!("dropping event subscriber {}: {QUEUE_BOUND} events behind", s.id);
                     false
                 }
                 Err(TrySendError::Disconnected(_)) => false,
+            };
+            if let Some(waker) = &s.waker {
+                let _ = waker.wake();
             }
+            kept
         });
     }
 

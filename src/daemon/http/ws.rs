@@ -9,16 +9,23 @@
 //! `{"action":"subscribe","events":[...]}`. A ping goes out every
 //! [`HEARTBEAT`].
 //!
-//! The socket is non-blocking and one thread serves both directions. Events
-//! are taken from the bus only while the previous ones have been written, so
-//! a client that stops reading lets its bounded bus queue fill, and the bus
-//! drops it; nobody else waits.
+//! The socket is non-blocking and one thread serves both directions, asleep
+//! in a mio poll over the socket and a waker the bus rings with each event.
+//! Events are taken from the bus only while the previous ones have been
+//! written, so a client that stops reading lets its bounded bus queue fill,
+//! and the bus drops it; nobody else waits. A client that takes nothing for
+//! [`STALL_LIMIT`] is cut off.
 
 use std::io::{self, Write};
 use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::RecvTimeoutError;
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
 
 use anyhow::Result;
 use serde_json::{Value, json};
@@ -35,17 +42,23 @@ const MAX_COMMAND: usize = 64 * 1024;
 
 /// A ping this often keeps proxies and the client's idea of liveness happy.
 const HEARTBEAT: Duration = Duration::from_secs(30);
-/// How long the loop waits for an event before looking at the socket.
-const TICK: Duration = Duration::from_millis(20);
+/// A client whose socket takes nothing for this long is cut off (the bus
+/// has long dropped its queue by then).
+const STALL_LIMIT: Duration = Duration::from_secs(30);
+
+const SOCKET: Token = Token(0);
+const WAKE: Token = Token(1);
 
 pub fn serve(state: &State, info: &HttpInfo, stream: TcpStream, head: &Head) -> Result<()> {
     let Some(stream) = upgrade(state, info, stream, head, |_| true, "")? else {
         return Ok(());
     };
     let _busy = state.activity.busy();
-    let sub = state.events.subscribe(&[]).map_err(anyhow::Error::msg)?;
+    let poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+    let sub = state.events.subscribe_woken(&[], Some(waker)).map_err(anyhow::Error::msg)?;
     let ws = WebSocket::from_raw_socket(stream, Role::Server, Some(config(MAX_COMMAND)));
-    let result = events(state, ws, &sub.rx);
+    let result = events(state, ws, &sub.rx, poll);
     state.events.unsubscribe(sub.id);
     result
 }
@@ -156,35 +169,36 @@ pub(crate) fn would_block(e: &tungstenite::Error) -> bool {
 fn events(
     state: &State,
     mut ws: WebSocket<TcpStream>,
-    rx: &std::sync::mpsc::Receiver<std::sync::Arc<str>>,
+    rx: &Receiver<Arc<str>>,
+    mut poll: Poll,
 ) -> Result<()> {
     ws.get_mut().set_nonblocking(true)?;
+    let fd = ws.get_ref().as_raw_fd();
+    poll.registry().register(&mut SourceFd(&fd), SOCKET, Interest::READABLE)?;
+    let mut ready = Events::with_capacity(4);
     // None: every kind.
     let mut filter: Option<Vec<EventKind>> = None;
     let mut last_ping = Instant::now();
-    let mut unflushed = false;
+    // Since when the socket has not taken everything queued.
+    let mut stalled: Option<Instant> = None;
     loop {
-        if state.stopping.load(Ordering::Relaxed) && !unflushed {
-            let _ = ws.close(None);
-            let _ = ws.flush();
-            return Ok(());
+        let wait = HEARTBEAT.saturating_sub(last_ping.elapsed());
+        if let Err(e) = poll.poll(&mut ready, Some(wait)) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e.into());
         }
-        if unflushed {
-            // The client is behind: write what is queued before taking more.
-            std::thread::sleep(TICK);
-        } else {
-            match rx.recv_timeout(TICK) {
+        // Events, only while the client keeps up.
+        while stalled.is_none() {
+            match rx.try_recv() {
                 Ok(line) => {
-                    let mut next = Some(line);
-                    while let Some(line) = next.take() {
-                        if passes(&filter, &line) {
-                            queue(&mut ws, Message::text(line.as_ref()))?;
-                        }
-                        next = rx.try_recv().ok();
+                    if passes(&filter, &line) {
+                        queue(&mut ws, Message::text(line.as_ref()))?;
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
                     // The bus dropped this subscriber: it fell too far behind.
                     let _ = ws.close(Some(CloseFrame {
                         code: CloseCode::Policy,
@@ -215,12 +229,27 @@ fn events(
             queue(&mut ws, Message::Ping(Vec::new().into()))?;
             last_ping = Instant::now();
         }
-        unflushed = match ws.flush() {
-            Ok(()) => false,
-            Err(e) if would_block(&e) => true,
+        match ws.flush() {
+            Ok(()) => stalled = None,
+            Err(e) if would_block(&e) => {
+                if stalled.get_or_insert_with(Instant::now).elapsed() >= STALL_LIMIT {
+                    return Ok(());
+                }
+            }
             Err(tungstenite::Error::ConnectionClosed) => return Ok(()),
             Err(e) => return Err(e.into()),
+        }
+        // Stopping: DaemonShuttingDown (which woke us) is on its way.
+        if state.stopping.load(Ordering::Relaxed) && stalled.is_none() {
+            let _ = ws.close(None);
+            let _ = ws.flush();
+            return Ok(());
+        }
+        let interest = match stalled {
+            Some(_) => Interest::READABLE | Interest::WRITABLE,
+            None => Interest::READABLE,
         };
+        poll.registry().reregister(&mut SourceFd(&fd), SOCKET, interest)?;
     }
 }
 
