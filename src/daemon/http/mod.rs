@@ -224,10 +224,7 @@ impl Framer {
         if head.header("transfer-encoding").is_some() {
             return Err(411);
         }
-        let length = match head.header("content-length") {
-            None => 0,
-            Some(n) => n.parse::<usize>().map_err(|_| 400u16)?,
-        };
+        let length = content_length(&head)?;
         if length > rest::MAX_BODY {
             return Err(413);
         }
@@ -297,6 +294,20 @@ impl Framer {
     }
 }
 
+/// The body's length: 0 without the header; 400 unless every
+/// Content-Length header is the same run of digits (Rust would take `+5`,
+/// and a backend reading a length differently from the front door would see
+/// a body as the next request).
+fn content_length(head: &Head) -> Result<usize, u16> {
+    let mut values = head.headers.iter().filter(|(n, _)| n == "content-length").map(|(_, v)| v);
+    let Some(first) = values.next() else { return Ok(0) };
+    if first.is_empty() || !first.bytes().all(|b| b.is_ascii_digit()) || values.any(|v| v != first)
+    {
+        return Err(400);
+    }
+    first.parse().map_err(|_| 413)
+}
+
 fn parse_head(bytes: Vec<u8>) -> Result<Head, u16> {
     let text = std::str::from_utf8(&bytes).map_err(|_| 400u16)?;
     let mut lines = text.split("\r\n");
@@ -308,13 +319,25 @@ fn parse_head(bytes: Vec<u8>) -> Result<Head, u16> {
     if !version.starts_with("HTTP/1.") {
         return Err(505);
     }
-    let headers = lines
-        .filter(|l| !l.is_empty())
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
+    // Strict, as RFC 9112 asks of a server: a line without a colon, a name
+    // that is not a token (a space before the colon, a folded line starting
+    // with white space) is a 400. tiny_http parses the head again behind the
+    // front door, and the two must never read one head two ways.
+    let mut headers = Vec::new();
+    for line in lines.filter(|l| !l.is_empty()) {
+        let (name, value) = line.split_once(':').ok_or(400u16)?;
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            return Err(400);
+        }
+        headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
+    }
     let (method, target) = (method.to_string(), target.to_string());
     Ok(Head { method, target, headers, bytes })
+}
+
+/// RFC 9110's `tchar`: what a header name is made of.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Serves a connection's requests through tiny_http: each whole request the
@@ -388,4 +411,45 @@ fn forward(up: &mut UnixStream, head: &Head, body: &[u8]) -> io::Result<()> {
         up.write_all(&head.bytes)?;
     }
     up.write_all(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(text: &str) -> Result<Head, u16> {
+        parse_head(text.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn heads_are_read_strictly() {
+        let ok = head("GET /a?b HTTP/1.1\r\nHost: x:1\r\nX-Y:  z \r\n\r\n").unwrap();
+        assert_eq!((ok.method.as_str(), ok.path()), ("GET", "/a"));
+        assert_eq!(ok.header("x-y"), Some("z"));
+        for bad in [
+            "GET / HTTP/1.1\r\nno colon here\r\n\r\n",
+            "GET / HTTP/1.1\r\nContent-Length : 5\r\n\r\n",
+            "GET / HTTP/1.1\r\nX: a\r\n Content-Length: 5\r\n\r\n",
+            "GET / HTTP/1.1\r\n: empty\r\n\r\n",
+            "GET /\r\n\r\n",
+        ] {
+            assert_eq!(head(bad).err(), Some(400), "{bad:?}");
+        }
+        assert_eq!(head("GET / HTTP/2\r\n\r\n").err(), Some(505));
+    }
+
+    #[test]
+    fn content_length_is_digits_and_agrees_with_itself() {
+        let length = |headers: &str| {
+            content_length(&head(&format!("POST / HTTP/1.1\r\n{headers}\r\n")).unwrap())
+        };
+        assert_eq!(length(""), Ok(0));
+        assert_eq!(length("Content-Length: 12\r\n"), Ok(12));
+        assert_eq!(length("Content-Length: 5\r\ncontent-length: 5\r\n"), Ok(5));
+        for bad in ["+5", "-1", "5 5", "0x10", "", " "] {
+            assert_eq!(length(&format!("Content-Length: {bad}\r\n")), Err(400), "{bad:?}");
+        }
+        assert_eq!(length("Content-Length: 5\r\nContent-Length: 6\r\n"), Err(400));
+        assert_eq!(length("Content-Length: 99999999999999999999999\r\n"), Err(413));
+    }
 }
