@@ -664,3 +664,107 @@ fn websocket_clients_hear_the_shutdown_and_are_closed() {
         assert_eq!(heard, i < 2, "client {i}: {kinds:?}");
     }
 }
+
+#[test]
+fn upgrade_headers_on_plain_requests_hold_no_worker() {
+    let env = Env::new("http-conn-upgrade");
+    let (addr, token) = env.http();
+    let host = format!("Host: 127.0.0.1:{}\r\n", addr.port());
+    // More than the REST workers, no token needed: tiny_http would take the
+    // rest of each connection as the body and wait for its end.
+    let held: Vec<TcpStream> = (0..6)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(
+                format!("GET /api/login HTTP/1.1\r\n{host}Connection: upgrade\r\n\r\n").as_bytes(),
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    assert_eq!(get(addr, "/api/daemon/status", &token).status, 200);
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    // With the token, kept alive: the answer comes at once.
+    let mut kept = TcpStream::connect(addr).unwrap();
+    kept.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        kept,
+        "GET /api/agents HTTP/1.1\r\n{host}Authorization: Bearer {token}\r\nConnection: keep-alive, Upgrade\r\nUpgrade: h2c\r\n\r\n"
+    )
+    .unwrap();
+    let mut first = [0u8; 12];
+    kept.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    // A line that only looks like an Expect header is a bad request line.
+    let mut odd = TcpStream::connect(addr).unwrap();
+    odd.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        odd,
+        "EXPECT: /x HTTP/1.1\r\nGET /api/daemon/status HTTP/1.1\r\n{host}Authorization: Bearer {token}\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = odd.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    drop(held);
+}
+
+#[test]
+fn a_websocket_client_that_sends_and_never_reads_is_cut_off() {
+    let env = Env::new("http-ws-amp");
+    let (addr, token) = env.http();
+    let bearer = format!("bearer, {token}");
+    let (mut ws, _) = ws_connect(addr, Some(&bearer), None).unwrap();
+    // Each tiny bad message earns a longer error reply; never read them.
+    let mut sent = 0u32;
+    let cut = loop {
+        if ws.send(Message::text("x")).is_err() {
+            break true;
+        }
+        sent += 1;
+        if sent == 2_000_000 {
+            break false;
+        }
+    };
+    assert!(cut, "still connected after {sent} messages");
+    let pid = env.daemon_pid().unwrap();
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(rss_kib < 64 << 10, "daemon RSS {rss_kib} KiB after {sent} messages");
+    assert_eq!(get(addr, "/api/daemon/status", &token).status, 200);
+}
+
+#[test]
+fn websocket_closes_are_answered_and_protocol_errors_named() {
+    let env = Env::new("http-ws-close");
+    let (addr, token) = env.http();
+    let bearer = format!("bearer, {token}");
+    // A clean close gets its answering close frame.
+    let (mut ws, _) = ws_connect(addr, Some(&bearer), None).unwrap();
+    ws.close(None).unwrap();
+    let answered = loop {
+        match ws.read() {
+            Ok(Message::Close(_)) => break true,
+            Ok(_) => {}
+            Err(_) => break false,
+        }
+    };
+    assert!(answered, "no close frame came back");
+    // An unmasked client frame is a protocol error: close code 1002.
+    let (mut ws, _) = ws_connect(addr, Some(&bearer), None).unwrap();
+    ws.get_mut().write_all(b"\x81\x01x").unwrap();
+    let close = loop {
+        match ws.read() {
+            Ok(Message::Close(frame)) => break frame.expect("a close frame with a code"),
+            Ok(_) => {}
+            Err(e) => panic!("no close frame: {e}"),
+        }
+    };
+    assert_eq!(u16::from(close.code), 1002, "{close:?}");
+}

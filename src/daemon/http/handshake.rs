@@ -120,9 +120,9 @@ mod tests {
     #[test]
     fn refuses_what_is_not_an_upgrade() {
         let head = |headers: &[(&str, &str)]| Head {
-            bytes: Vec::new(),
             method: "GET".into(),
             target: "/ws".into(),
+            version: "HTTP/1.1".into(),
             headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
         };
         let good = [

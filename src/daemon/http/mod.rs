@@ -43,8 +43,10 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client that leaves an answer unread this long is cut off.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// A kept-alive connection idle for this long is closed.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// A kept-alive connection idle for this long is closed: short, because
+/// browsers reconnect at no cost and every open connection holds one of the
+/// [`MAX_CONNECTIONS`] slots.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 /// tiny_http worker threads (each serves one request at a time).
 const REST_WORKERS: usize = 4;
 
@@ -137,11 +139,11 @@ fn accept(listener: TcpListener, state: &Arc<State>, info: &HttpInfo, internal: 
 
 /// One request head, as the front door parsed it.
 pub struct Head {
-    /// The head's own bytes, up to and including the blank line.
-    pub bytes: Vec<u8>,
     pub method: String,
     pub target: String,
-    /// Lower-case names.
+    /// `HTTP/1.0` or `HTTP/1.1`.
+    pub version: String,
+    /// Lower-case names, trimmed values, in order.
     pub headers: Vec<(String, String)>,
 }
 
@@ -174,13 +176,15 @@ fn connection(
     state.activity.touch();
     let upgrade = head.header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
     if head.method == "GET" && upgrade {
+        let Framer { stream, pending } = reader;
         if head.path() == "/ws" {
-            return ws::serve(state, info, reader.stream, &head);
+            return ws::serve(state, info, stream, &head, pending);
         }
         if let Some(id) = head.path().strip_prefix("/ws/terminal/") {
             let id = id.to_string();
-            return terminal_ws::serve(state, info, reader.stream, &head, &id);
+            return terminal_ws::serve(state, info, stream, &head, &id, pending);
         }
+        reader = Framer { stream, pending };
     }
     bridge(reader, head, body, state, internal)
 }
@@ -219,8 +223,11 @@ impl Framer {
                 Err(status) => return Err(status),
             }
         };
+        if end > MAX_HEAD {
+            return Err(431);
+        }
         let head_bytes: Vec<u8> = self.pending.drain(..end).collect();
-        let head = parse_head(head_bytes)?;
+        let head = parse_head(&head_bytes)?;
         if head.header("transfer-encoding").is_some() {
             return Err(411);
         }
@@ -308,16 +315,23 @@ fn content_length(head: &Head) -> Result<usize, u16> {
     first.parse().map_err(|_| 413)
 }
 
-fn parse_head(bytes: Vec<u8>) -> Result<Head, u16> {
-    let text = std::str::from_utf8(&bytes).map_err(|_| 400u16)?;
-    let mut lines = text.split("\r\n");
-    let mut first = lines.next().unwrap_or("").split(' ');
-    let (Some(method), Some(target), Some(version)) = (first.next(), first.next(), first.next())
-    else {
+fn parse_head(bytes: &[u8]) -> Result<Head, u16> {
+    // ASCII only: tiny_http drops a connection whose head has other bytes
+    // without a word, and nothing here needs them.
+    if !bytes.is_ascii() {
         return Err(400);
-    };
-    if !version.starts_with("HTTP/1.") {
-        return Err(505);
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| 400u16)?;
+    let mut lines = text.split("\r\n");
+    let first: Vec<&str> = lines.next().unwrap_or("").split(' ').collect();
+    let [method, target, version] = first[..] else { return Err(400) };
+    if method.is_empty() || !method.bytes().all(is_token_byte) || target.is_empty() {
+        return Err(400);
+    }
+    match version {
+        "HTTP/1.0" | "HTTP/1.1" => {}
+        v if v.starts_with("HTTP/") && !v.starts_with("HTTP/1.") => return Err(505),
+        _ => return Err(400),
     }
     // Strict, as RFC 9112 asks of a server: a line without a colon, a name
     // that is not a token (a space before the colon, a folded line starting
@@ -331,8 +345,8 @@ fn parse_head(bytes: Vec<u8>) -> Result<Head, u16> {
         }
         headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
     }
-    let (method, target) = (method.to_string(), target.to_string());
-    Ok(Head { method, target, headers, bytes })
+    let (method, target, version) = (method.to_string(), target.to_string(), version.to_string());
+    Ok(Head { method, target, version, headers })
 }
 
 /// RFC 9110's `tchar`: what a header name is made of.
@@ -394,22 +408,32 @@ fn bridge(
     Ok(())
 }
 
-/// Hands one whole request to tiny_http. An `Expect: 100-continue` is
-/// dropped: the body is already here, and a client waiting for the interim
-/// answer was sent nothing it needed (HTTP/1.1 lets it send the body anyway).
+/// Hands one whole request to tiny_http, with a head rebuilt from what the
+/// front door parsed, so the two can never read a request differently.
+/// Left out: `Expect` (the body is already here; HTTP/1.1 lets a client
+/// waiting for `100 Continue` send it anyway), `Upgrade`, and `upgrade` in
+/// `Connection` (tiny_http would hand the rest of the connection to the
+/// handler as the body, and the handler would wait for its end).
 fn forward(up: &mut UnixStream, head: &Head, body: &[u8]) -> io::Result<()> {
-    if head.header("expect").is_some() {
-        let text = String::from_utf8_lossy(&head.bytes);
-        let kept: Vec<&str> = text
-            .split("\r\n")
-            .filter(|l| {
-                !l.split_once(':').is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case("expect"))
-            })
-            .collect();
-        up.write_all(kept.join("\r\n").as_bytes())?;
-    } else {
-        up.write_all(&head.bytes)?;
+    let mut text = format!("{} {} {}\r\n", head.method, head.target, head.version);
+    for (name, value) in &head.headers {
+        match name.as_str() {
+            "expect" | "upgrade" => {}
+            "connection" => {
+                let kept: Vec<&str> = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("upgrade"))
+                    .collect();
+                if !kept.is_empty() {
+                    text.push_str(&format!("connection: {}\r\n", kept.join(", ")));
+                }
+            }
+            _ => text.push_str(&format!("{name}: {value}\r\n")),
+        }
     }
+    text.push_str("\r\n");
+    up.write_all(text.as_bytes())?;
     up.write_all(body)
 }
 
@@ -418,7 +442,7 @@ mod tests {
     use super::*;
 
     fn head(text: &str) -> Result<Head, u16> {
-        parse_head(text.as_bytes().to_vec())
+        parse_head(text.as_bytes())
     }
 
     #[test]
@@ -432,10 +456,15 @@ mod tests {
             "GET / HTTP/1.1\r\nX: a\r\n Content-Length: 5\r\n\r\n",
             "GET / HTTP/1.1\r\n: empty\r\n\r\n",
             "GET /\r\n\r\n",
+            "GET  /api HTTP/1.1\r\n\r\n",
+            "GET /api HTTP/1.2\r\n\r\n",
+            "GET /caf\u{e9} HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nX: \u{e9}\r\n\r\n",
+            "EXPECT: / HTTP/1.1\r\n\r\n",
         ] {
             assert_eq!(head(bad).err(), Some(400), "{bad:?}");
         }
-        assert_eq!(head("GET / HTTP/2\r\n\r\n").err(), Some(505));
+        assert_eq!(head("GET / HTTP/2.0\r\n\r\n").err(), Some(505));
     }
 
     #[test]
@@ -451,5 +480,25 @@ mod tests {
         }
         assert_eq!(length("Content-Length: 5\r\nContent-Length: 6\r\n"), Err(400));
         assert_eq!(length("Content-Length: 99999999999999999999999\r\n"), Err(413));
+    }
+
+    #[test]
+    fn the_backend_gets_a_head_rebuilt_from_what_was_parsed() {
+        use std::io::Read as _;
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let h = head(
+            "POST /api/x HTTP/1.1\r\nHost: h:1\r\nExpect: 100-continue\r\n\
+             Connection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nContent-Length: 2\r\n\r\n",
+        )
+        .unwrap();
+        forward(&mut a, &h, b"{}").unwrap();
+        drop(a);
+        let mut sent = String::new();
+        b.read_to_string(&mut sent).unwrap();
+        assert_eq!(
+            sent,
+            "POST /api/x HTTP/1.1\r\nhost: h:1\r\nconnection: keep-alive\r\n\
+             content-length: 2\r\n\r\n{}"
+        );
     }
 }

@@ -30,7 +30,7 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role};
 use tungstenite::{Message, WebSocket};
 
-use super::ws::{config, flush, queue, too_big, upgrade, would_block};
+use super::ws::{config, end_on, flush, queue, upgrade, would_block};
 use super::{Head, HttpInfo};
 use crate::daemon::State;
 use crate::terminal::pty::signal_by_name;
@@ -50,6 +50,7 @@ pub fn serve(
     stream: TcpStream,
     head: &Head,
     id: &str,
+    leftover: Vec<u8>,
 ) -> Result<()> {
     let Some(stream) =
         upgrade(state, info, stream, head, |id| state.terminals.info(id).is_ok(), id)?
@@ -65,7 +66,16 @@ pub fn serve(
     stream.set_nonblocking(true)?;
     let fd = stream.as_raw_fd();
     poll.registry().register(&mut SourceFd(&fd), SOCKET, Interest::READABLE)?;
-    let mut ws = WebSocket::from_raw_socket(stream, Role::Server, Some(config(MAX_INPUT)));
+    // Output waits here only until flushed (the next frame is taken after),
+    // so one frame, the scrollback on attach at most, plus replies.
+    let max_output = state.config.terminal.scrollback_bytes as usize + (1 << 20);
+    let config = config(MAX_INPUT, max_output);
+    let early = !leftover.is_empty();
+    let mut ws = WebSocket::from_partially_read(stream, leftover, Role::Server, Some(config));
+    if early {
+        // Frames already here raise no readiness: look at them at once.
+        waker.wake()?;
+    }
 
     let session = state.terminals.info(id)?;
     queue(&mut ws, Message::text(json!({"type": "connected", "session": session}).to_string()))?;
@@ -141,16 +151,14 @@ pub fn serve(
                             )?;
                         }
                     }
-                    Ok(Message::Close(_)) => return Ok(()),
-                    Ok(_) => {}
-                    Err(e) if would_block(&e) => break,
-                    Err(
-                        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed,
-                    ) => {
+                    Ok(Message::Close(_)) => {
+                        // tungstenite has queued the answering close frame.
+                        let _ = ws.flush();
                         return Ok(());
                     }
-                    Err(tungstenite::Error::Capacity(_)) => return too_big(&mut ws, MAX_INPUT),
-                    Err(e) => return Err(e.into()),
+                    Ok(_) => {}
+                    Err(e) if would_block(&e) => break,
+                    Err(e) => return end_on(&mut ws, e, MAX_INPUT),
                 }
             }
             unflushed = flush(&mut ws)?;

@@ -49,15 +49,32 @@ const STALL_LIMIT: Duration = Duration::from_secs(30);
 const SOCKET: Token = Token(0);
 const WAKE: Token = Token(1);
 
-pub fn serve(state: &State, info: &HttpInfo, stream: TcpStream, head: &Head) -> Result<()> {
+/// Replies and pings waiting for a client that does not read, at most; past
+/// it the connection ends. Events are only taken while the socket keeps up,
+/// so this bounds what a client gets by sending and never reading.
+const MAX_OUTPUT: usize = 1 << 20;
+
+/// `leftover`: what the client sent after the upgrade request, unread.
+pub fn serve(
+    state: &State,
+    info: &HttpInfo,
+    stream: TcpStream,
+    head: &Head,
+    leftover: Vec<u8>,
+) -> Result<()> {
     let Some(stream) = upgrade(state, info, stream, head, |_| true, "")? else {
         return Ok(());
     };
     let _busy = state.activity.busy();
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+    if !leftover.is_empty() {
+        // Frames already here raise no readiness: look at them at once.
+        waker.wake()?;
+    }
     let sub = state.events.subscribe_woken(&[], Some(waker)).map_err(anyhow::Error::msg)?;
-    let ws = WebSocket::from_raw_socket(stream, Role::Server, Some(config(MAX_COMMAND)));
+    let config = config(MAX_COMMAND, MAX_OUTPUT);
+    let ws = WebSocket::from_partially_read(stream, leftover, Role::Server, Some(config));
     let result = events(state, ws, &sub.rx, poll);
     state.events.unsubscribe(sub.id);
     result
@@ -123,13 +140,36 @@ fn reject(stream: &mut TcpStream, status: u16, kind: &str, message: &str) -> Res
 }
 
 /// Limits for a server-side WebSocket whose client sends messages of at
-/// most `max_message` bytes (tungstenite's defaults allow 64 MiB each, and
-/// buffer 128 KiB per connection for reads).
-pub(crate) fn config(max_message: usize) -> WebSocketConfig {
+/// most `max_message` bytes and is sent at most `max_output` bytes ahead of
+/// what it has read (tungstenite's defaults allow 64 MiB messages, an
+/// unbounded output buffer, and buffer 128 KiB per connection for reads).
+pub(crate) fn config(max_message: usize, max_output: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(max_message.min(64 * 1024))
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message))
+        .max_write_buffer_size(max_output)
+}
+
+/// Ends a connection after a read error, with the close frame RFC 6455
+/// asks for: 1002 for a protocol violation (unmasked or reserved frames, a
+/// bad close code, ...), 1007 for text that is not UTF-8, 1009 for a
+/// message over the limit. A peer that left is no error.
+pub(crate) fn end_on(
+    ws: &mut WebSocket<TcpStream>,
+    e: tungstenite::Error,
+    max_message: usize,
+) -> Result<()> {
+    let (code, reason) = match e {
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => return Ok(()),
+        tungstenite::Error::Capacity(_) => return too_big(ws, max_message),
+        tungstenite::Error::Protocol(p) => (CloseCode::Protocol, p.to_string()),
+        tungstenite::Error::Utf8(_) => (CloseCode::Invalid, "text must be UTF-8".to_string()),
+        e => return Err(e.into()),
+    };
+    let _ = ws.close(Some(CloseFrame { code, reason: reason.into() }));
+    let _ = ws.flush();
+    Ok(())
 }
 
 /// The end of a connection whose client sent a message over the limit: a
@@ -215,14 +255,14 @@ fn events(
                     let answer = command(&text, &mut filter);
                     queue(&mut ws, Message::text(answer.to_string()))?;
                 }
-                Ok(Message::Close(_)) => return Ok(()),
-                Ok(_) => {}
-                Err(e) if would_block(&e) => break,
-                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                Ok(Message::Close(_)) => {
+                    // tungstenite has queued the answering close frame.
+                    let _ = ws.flush();
                     return Ok(());
                 }
-                Err(tungstenite::Error::Capacity(_)) => return too_big(&mut ws, MAX_COMMAND),
-                Err(e) => return Err(e.into()),
+                Ok(_) => {}
+                Err(e) if would_block(&e) => break,
+                Err(e) => return end_on(&mut ws, e, MAX_COMMAND),
             }
         }
         if last_ping.elapsed() >= HEARTBEAT {
