@@ -768,3 +768,60 @@ fn websocket_closes_are_answered_and_protocol_errors_named() {
     };
     assert_eq!(u16::from(close.code), 1002, "{close:?}");
 }
+
+/// Reads one response (head and Content-Length body) off a kept-alive
+/// connection; its status.
+fn read_one(stream: &mut TcpStream) -> u16 {
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        raw.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).unwrap();
+    head.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn idle_connections_without_the_token_cannot_lock_the_user_out() {
+    let env = Env::new("http-slots");
+    let (addr, token) = env.http();
+    let host = format!("Host: 127.0.0.1:{}\r\n", addr.port());
+    let open = |auth: &str| {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let path = if auth.is_empty() { "/app.css" } else { "/api/agents" };
+        s.write_all(format!("GET {path} HTTP/1.1\r\n{host}{auth}\r\n").as_bytes()).unwrap();
+        assert_eq!(read_one(&mut s), 200);
+        s
+    };
+    // Every slot held by a stranger who sent one request and waits.
+    let strangers: Vec<TcpStream> = (0..128).map(|_| open("")).collect();
+    // The user still gets in, again and again: the longest idle go first.
+    for _ in 0..3 {
+        assert_eq!(get(addr, "/api/daemon/status", &token).status, 200);
+    }
+    let status = env.cmd(&["daemon", "status", "--json"]).json();
+    assert!(status["http_connections"].as_u64().unwrap() <= 128, "{status}");
+    drop(strangers);
+    // Slots held by clients that showed the token are never taken away.
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    let mut users: Vec<TcpStream> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while users.len() < 128 {
+        assert!(Instant::now() < deadline, "only {} slots", users.len());
+        users.push(open(&auth));
+    }
+    let late = request(addr, "GET", "/app.css", &[], b"");
+    assert_eq!(late.status, 503, "{}", late.head);
+    for user in &mut users[..3] {
+        user.write_all(format!("GET /api/agents HTTP/1.1\r\n{host}{auth}\r\n").as_bytes()).unwrap();
+        assert_eq!(read_one(user), 200, "a kept slot still works");
+    }
+}

@@ -16,6 +16,7 @@ pub mod auth;
 pub(crate) mod handshake;
 mod rest;
 pub mod routes;
+mod slots;
 mod terminal_ws;
 pub(crate) mod ws;
 
@@ -24,15 +25,14 @@ use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
 use super::State;
+use slots::{Slot, Slots};
 
-/// Open connections at most; the next one gets 503.
-pub const MAX_CONNECTIONS: usize = 128;
 /// A request head larger than this gets 431 (tiny_http applies its own
 /// limits to later requests on a kept-alive connection).
 const MAX_HEAD: usize = 16 * 1024;
@@ -45,7 +45,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A kept-alive connection idle for this long is closed: short, because
 /// browsers reconnect at no cost and every open connection holds one of the
-/// [`MAX_CONNECTIONS`] slots.
+/// [`slots::MAX_CONNECTIONS`] slots.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 /// tiny_http worker threads (each serves one request at a time).
 const REST_WORKERS: usize = 4;
@@ -56,9 +56,8 @@ pub struct HttpInfo {
     pub addr: SocketAddr,
     /// `[daemon] http_bind` as configured.
     pub bind: String,
-    /// Open connections: counted by the accept thread, uncounted by each
-    /// connection's thread as it ends, read for status replies.
-    pub connections: Arc<AtomicUsize>,
+    /// The open connections (see `slots`), counted for status replies.
+    pub slots: Arc<Slots>,
 }
 
 /// Binds the front door and starts its threads. A port that cannot be bound
@@ -84,8 +83,7 @@ pub fn start(state: &Arc<State>) -> Result<Option<HttpInfo>> {
             return Ok(None);
         }
     };
-    let connections = Arc::new(AtomicUsize::new(0));
-    let info = HttpInfo { addr: listener.local_addr()?, bind, connections };
+    let info = HttpInfo { addr: listener.local_addr()?, bind, slots: Arc::default() };
 
     let internal = state.paths.rest_socket();
     let _ = std::fs::remove_file(&internal);
@@ -113,26 +111,27 @@ pub fn start(state: &Arc<State>) -> Result<Option<HttpInfo>> {
 }
 
 fn accept(listener: TcpListener, state: &Arc<State>, info: &HttpInfo, internal: PathBuf) {
-    let open = &info.connections;
     for conn in listener.incoming() {
         let Ok(mut stream) = conn else { continue };
-        if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+        let Some(slot) = info.slots.take(&stream) else {
             let _ = stream.write_all(
                 b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             );
             continue;
-        }
-        open.fetch_add(1, Ordering::Relaxed);
-        let (state, info, internal, open) =
-            (state.clone(), info.clone(), internal.clone(), open.clone());
-        let spawned = std::thread::Builder::new().name("http-conn".into()).spawn(move || {
-            if let Err(e) = connection(stream, &state, &info, &internal) {
-                crate::debug!("http connection: {e:#}");
+        };
+        let (state, conn_info, internal) = (state.clone(), info.clone(), internal.clone());
+        let spawned = std::thread::Builder::new().name("http-conn".into()).spawn({
+            let slot = slot.clone();
+            move || {
+                if let Err(e) = connection(stream, &state, &conn_info, &internal, &slot) {
+                    crate::debug!("http connection: {e:#}");
+                }
+                conn_info.slots.give_back(&slot);
             }
-            open.fetch_sub(1, Ordering::Relaxed);
         });
         if spawned.is_err() {
             crate::warn!("http: cannot start a connection thread");
+            info.slots.give_back(&slot);
         }
     }
 }
@@ -163,20 +162,22 @@ fn connection(
     state: &State,
     info: &HttpInfo,
     internal: &std::path::Path,
+    slot: &Arc<Slot>,
 ) -> Result<()> {
     // tiny_http and tungstenite write small frames; without this, each reply
     // after the first on a kept-alive connection waits ~40 ms (design.md §5).
     stream.set_nodelay(true)?;
-    let mut reader = Framer { stream, pending: Vec::new() };
+    let mut reader = Framer { stream, pending: Vec::new(), slot: slot.clone() };
     let (head, body) = match reader.next(HEAD_TIMEOUT) {
         Ok(Some(request)) => request,
         Ok(None) => return Ok(()),
         Err(status) => return reader.refuse(status),
     };
     state.activity.touch();
+    trust_if_authorized(state, slot, &head);
     let upgrade = head.header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
     if head.method == "GET" && upgrade {
-        let Framer { stream, pending } = reader;
+        let Framer { stream, pending, slot } = reader;
         if head.path() == "/ws" {
             return ws::serve(state, info, stream, &head, pending);
         }
@@ -184,9 +185,20 @@ fn connection(
             let id = id.to_string();
             return terminal_ws::serve(state, info, stream, &head, &id, pending);
         }
-        reader = Framer { stream, pending };
+        reader = Framer { stream, pending, slot };
     }
     bridge(reader, head, body, state, internal)
+}
+
+/// A connection that sends the right token is never evicted (`slots`);
+/// the REST server and the upgrade check the token again for what they
+/// serve.
+fn trust_if_authorized(state: &State, slot: &Slot, head: &Head) {
+    let given = auth::bearer(head.header("authorization"))
+        .or_else(|| auth::subprotocol_token(head.header("sec-websocket-protocol")));
+    if given.is_some_and(|t| auth::same_token(t, &state.http_token())) {
+        slot.trust();
+    }
 }
 
 /// Cuts a client's byte stream into whole requests (head and body), each
@@ -197,6 +209,8 @@ struct Framer {
     stream: TcpStream,
     /// Bytes read past the last request (a pipelining client's next one).
     pending: Vec<u8>,
+    /// Marked idle while waiting for the next request.
+    slot: Arc<Slot>,
 }
 
 impl Framer {
@@ -204,7 +218,10 @@ impl Framer {
     /// within `idle`; `Err(status)`: answer with that status and close.
     fn next(&mut self, idle: Duration) -> Result<Option<(Head, Vec<u8>)>, u16> {
         if self.pending.is_empty() {
-            match self.fill(Instant::now() + idle) {
+            self.slot.set_idle(true);
+            let waited = self.fill(Instant::now() + idle);
+            self.slot.set_idle(false);
+            match waited {
                 Ok(0) | Err(_) => return Ok(None),
                 Ok(_) => {}
             }
@@ -390,7 +407,10 @@ fn bridge(
             break;
         }
         match reader.next(IDLE_TIMEOUT) {
-            Ok(Some((h, b))) => (head, body) = (h, b),
+            Ok(Some((h, b))) => {
+                trust_if_authorized(state, &reader.slot, &h);
+                (head, body) = (h, b);
+            }
             Ok(None) => break,
             Err(status) => {
                 // Answered after the answers already on their way.
