@@ -853,3 +853,24 @@ fn input_the_agent_never_reads_is_bounded_and_oversized_frames_refused() {
         api(addr, &token, "DELETE", &format!("/api/terminal/sessions/{id}"), &Value::Null);
     assert_eq!(status, 200);
 }
+
+#[test]
+fn shutdown_ends_stubborn_sessions_together() {
+    let env = shell_world("term-stubborn-many");
+    let (addr, token) = env.http();
+    let script = "trap '' HUP TERM; echo ready; while :; do sleep 1; done";
+    let pids: Vec<u32> = (0..6)
+        .map(|_| {
+            let info = create(&env, addr, &token, json!({"args": ["-c", script]}));
+            let mut t = Term::open(addr, &token, info["id"].as_str().unwrap());
+            t.until("ready");
+            info["pid"].as_u64().unwrap() as u32
+        })
+        .collect();
+    // Each needs the whole grace period (2 s) before SIGKILL: one after the
+    // other, that would be 12 s.
+    let started = Instant::now();
+    env.cmd(&["daemon", "stop"]).ok();
+    assert!(wait_until(Duration::from_secs(20), || pids.iter().all(|&p| !pid_alive(p))));
+    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+}

@@ -172,8 +172,11 @@ impl Registry {
     /// Ends every session (daemon shutdown).
     pub fn shutdown(&self) {
         let all = std::mem::take(&mut *self.lock());
-        for (_, handle) in all {
-            handle.remove();
+        // All at once: agents that ignore SIGHUP and SIGTERM cost the grace
+        // periods once, not once each.
+        let removals: Vec<_> = all.into_values().map(Handle::begin_removal).collect();
+        for removal in removals {
+            removal.join();
         }
     }
 

@@ -181,9 +181,25 @@ impl Handle {
     }
 
     /// Ends the session and waits for its thread.
-    pub fn remove(mut self) {
+    pub fn remove(self) {
+        self.begin_removal().join();
+    }
+
+    /// Tells the session to end (its agent's group gets SIGHUP, SIGTERM,
+    /// SIGKILL, up to [`KILL_GRACE`] each) without waiting: many sessions
+    /// end in parallel, then each is joined.
+    pub fn begin_removal(mut self) -> Removal {
         self.send(Ctl::Remove);
-        if let Some(t) = self.thread.take() {
+        Removal(self.thread.take())
+    }
+}
+
+/// A session told to end; [`Removal::join`] waits until it has.
+pub struct Removal(Option<std::thread::JoinHandle<()>>);
+
+impl Removal {
+    pub fn join(self) {
+        if let Some(t) = self.0 {
             let _ = t.join();
         }
     }

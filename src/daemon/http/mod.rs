@@ -47,8 +47,10 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// browsers reconnect at no cost and every open connection holds one of the
 /// [`slots::MAX_CONNECTIONS`] slots.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
-/// tiny_http worker threads (each serves one request at a time).
-const REST_WORKERS: usize = 4;
+/// tiny_http worker threads (each serves one request at a time). A few
+/// requests wait on purpose (a session kill waits up to 2 s for a stubborn
+/// agent), so there are more than cores; an idle one costs only its stack.
+const REST_WORKERS: usize = 8;
 
 /// Where the front door listens, for status replies and the Host checks.
 #[derive(Debug, Clone)]
