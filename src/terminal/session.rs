@@ -188,18 +188,21 @@ impl Handle {
     /// Tells the session to end (its agent's group gets SIGHUP, SIGTERM,
     /// SIGKILL, up to [`KILL_GRACE`] each) without waiting: many sessions
     /// end in parallel, then each is joined.
-    pub fn begin_removal(mut self) -> Removal {
+    pub fn begin_removal(self) -> Removal {
         self.send(Ctl::Remove);
-        Removal(self.thread.take())
+        Removal(self)
     }
 }
 
-/// A session told to end; [`Removal::join`] waits until it has.
-pub struct Removal(Option<std::thread::JoinHandle<()>>);
+/// A session told to end; [`Removal::join`] waits until it has. It keeps
+/// the whole handle until then: dropping the waker closes its eventfd, and
+/// closing a file removes it from epoll with the wake not yet collected,
+/// so the session would sleep through its own removal.
+pub struct Removal(Handle);
 
 impl Removal {
-    pub fn join(self) {
-        if let Some(t) = self.0 {
+    pub fn join(mut self) {
+        if let Some(t) = self.0.thread.take() {
             let _ = t.join();
         }
     }
