@@ -619,13 +619,7 @@ fn an_oversized_websocket_message_is_refused_with_a_reason() {
     let bearer = format!("bearer, {token}");
     let (mut big, _) = ws_connect(addr, Some(&bearer), None).unwrap();
     big.send(Message::text("x".repeat(4 << 20))).unwrap();
-    let close = loop {
-        match big.read() {
-            Ok(Message::Close(frame)) => break frame.expect("a close frame with a reason"),
-            Ok(_) => {}
-            Err(e) => panic!("no close frame: {e}"),
-        }
-    };
+    let close = close_frame(&mut big);
     assert_eq!(u16::from(close.code), 1009, "{close:?}");
     assert!(close.reason.contains("limited to"), "{close:?}");
     // Nobody else noticed.
@@ -759,13 +753,7 @@ fn websocket_closes_are_answered_and_protocol_errors_named() {
     // An unmasked client frame is a protocol error: close code 1002.
     let (mut ws, _) = ws_connect(addr, Some(&bearer), None).unwrap();
     ws.get_mut().write_all(b"\x81\x01x").unwrap();
-    let close = loop {
-        match ws.read() {
-            Ok(Message::Close(frame)) => break frame.expect("a close frame with a code"),
-            Ok(_) => {}
-            Err(e) => panic!("no close frame: {e}"),
-        }
-    };
+    let close = close_frame(&mut ws);
     assert_eq!(u16::from(close.code), 1002, "{close:?}");
 }
 
@@ -823,5 +811,17 @@ fn idle_connections_without_the_token_cannot_lock_the_user_out() {
     for user in &mut users[..3] {
         user.write_all(format!("GET /api/agents HTTP/1.1\r\n{host}{auth}\r\n").as_bytes()).unwrap();
         assert_eq!(read_one(user), 200, "a kept slot still works");
+    }
+}
+
+/// The close frame the daemon ends a WebSocket with (other messages before
+/// it are skipped).
+fn close_frame(ws: &mut WebSocket<TcpStream>) -> tungstenite::protocol::CloseFrame {
+    loop {
+        match ws.read() {
+            Ok(Message::Close(frame)) => return frame.expect("a close frame with a code"),
+            Ok(_) => {}
+            Err(e) => panic!("no close frame: {e}"),
+        }
     }
 }
