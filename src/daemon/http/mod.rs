@@ -116,9 +116,8 @@ fn accept(listener: TcpListener, state: &Arc<State>, info: &HttpInfo, internal: 
     for conn in listener.incoming() {
         let Ok(mut stream) = conn else { continue };
         let Some(slot) = info.slots.take(&stream) else {
-            let _ = stream.write_all(
-                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
+            let why = "every connection is in use; try again shortly";
+            let _ = answer_error(&mut stream, 503, "unavailable", why);
             continue;
         };
         let (state, conn_info, internal) = (state.clone(), info.clone(), internal.clone());
@@ -196,6 +195,9 @@ fn connection(
 /// the REST server and the upgrade check the token again for what they
 /// serve.
 fn trust_if_authorized(state: &State, slot: &Slot, head: &Head) {
+    if slot.trusted() {
+        return;
+    }
     let given = auth::bearer(head.header("authorization"))
         .or_else(|| auth::subprotocol_token(head.header("sec-websocket-protocol")));
     if given.is_some_and(|t| auth::same_token(t, &state.http_token())) {
@@ -292,32 +294,56 @@ impl Framer {
 
     /// Answers a request the front door will not forward, and closes.
     fn refuse(mut self, status: u16) -> Result<()> {
-        let (reason, why) = match status {
-            400 => ("Bad Request", "a malformed request head".to_string()),
-            408 => ("Request Timeout", format!("a request must arrive within {REQUEST_TIMEOUT:?}")),
-            411 => ("Length Required", "send the body with a Content-Length".to_string()),
-            413 => (
-                "Payload Too Large",
-                format!("request bodies are limited to {} bytes", rest::MAX_BODY),
-            ),
-            431 => (
-                "Request Header Fields Too Large",
-                format!("request heads are limited to {MAX_HEAD} bytes"),
-            ),
-            505 => ("HTTP Version Not Supported", "HTTP/1.x only".to_string()),
-            _ => ("Error", String::new()),
+        let why = match status {
+            400 => "a malformed request head".to_string(),
+            408 => format!("a request must arrive within {REQUEST_TIMEOUT:?}"),
+            411 => "send the body with a Content-Length".to_string(),
+            413 => format!("request bodies are limited to {} bytes", rest::MAX_BODY),
+            431 => format!("request heads are limited to {MAX_HEAD} bytes"),
+            505 => "HTTP/1.x only".to_string(),
+            _ => String::new(),
         };
-        let code = reason.to_ascii_lowercase().replace(' ', "_");
-        let body = routes::envelope_error(status, &code, &why);
-        let _ = write!(
-            self.stream,
-            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        let _ = self.stream.write_all(&body);
+        let code = reason(status).to_ascii_lowercase().replace(' ', "_");
+        let _ = answer_error(&mut self.stream, status, &code, &why);
         let _ = self.stream.shutdown(Shutdown::Write);
         Ok(())
     }
+}
+
+/// The reason phrase of a status the front door answers itself.
+fn reason(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Payload Too Large",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "Error",
+    }
+}
+
+/// A whole error answer in the API's envelope, written before any HTTP
+/// machinery is involved (refused requests and upgrades, a full house);
+/// the connection is to be closed after it.
+pub(super) fn answer_error(
+    stream: &mut TcpStream,
+    status: u16,
+    kind: &str,
+    message: &str,
+) -> io::Result<()> {
+    let body = routes::envelope_error(status, kind, message);
+    write!(
+        stream,
+        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        reason(status),
+        body.len()
+    )?;
+    stream.write_all(&body)
 }
 
 /// The body's length: 0 without the header; 400 unless every

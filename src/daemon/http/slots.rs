@@ -51,7 +51,7 @@ impl Slots {
             let oldest = open
                 .iter()
                 .enumerate()
-                .filter(|(_, s)| !s.trusted.load(Ordering::Relaxed))
+                .filter(|(_, s)| !s.trusted())
                 .filter_map(|(i, s)| Some((i, (*s.idle())?)))
                 .min_by_key(|&(_, since)| since)
                 .map(|(i, _)| i)?;
@@ -84,6 +84,10 @@ impl Slots {
 impl Slot {
     pub fn trust(&self) {
         self.trusted.store(true, Ordering::Relaxed);
+    }
+
+    pub fn trusted(&self) -> bool {
+        self.trusted.load(Ordering::Relaxed)
     }
 
     /// Marks the connection waiting for its next request, or not.

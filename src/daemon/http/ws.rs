@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, frame::coding::CloseCode};
 use tungstenite::{Message, WebSocket};
 
-use super::{Head, HttpInfo, auth, handshake, routes};
+use super::{Head, HttpInfo, answer_error, auth, handshake};
 use crate::daemon::State;
 use crate::daemon::events::EventKind;
 
@@ -93,50 +93,43 @@ pub(super) fn upgrade(
 ) -> Result<Option<TcpStream>> {
     let port = info.addr.port();
     if !auth::host_allowed(head.header("host"), &info.bind, port) {
-        reject(&mut stream, 403, "forbidden", "the Host header does not name this daemon")?;
+        answer_error(&mut stream, 403, "forbidden", "the Host header does not name this daemon")?;
         return Ok(None);
     }
     if !auth::origin_allowed(head.header("origin"), &info.bind, port) {
-        reject(&mut stream, 403, "forbidden", "WebSocket upgrades from this Origin are refused")?;
+        answer_error(
+            &mut stream,
+            403,
+            "forbidden",
+            "WebSocket upgrades from this Origin are refused",
+        )?;
         return Ok(None);
     }
     let via_protocol = auth::subprotocol_token(head.header("sec-websocket-protocol"));
     let given = auth::bearer(head.header("authorization")).or(via_protocol);
     if !given.is_some_and(|t| auth::same_token(t, &state.http_token())) {
         let why = if given.is_some() { "wrong token" } else { "a bearer token is required" };
-        reject(&mut stream, 401, "unauthorized", why)?;
+        answer_error(&mut stream, 401, "unauthorized", why)?;
         return Ok(None);
     }
     if !exists(target) {
-        reject(&mut stream, 404, "not_found", &format!("no terminal session {target}"))?;
+        answer_error(&mut stream, 404, "not_found", &format!("no terminal session {target}"))?;
         return Ok(None);
     }
     let text = match handshake::response(head, via_protocol.map(|_| "bearer")) {
         Ok(text) => text,
         Err(why) => {
-            reject(&mut stream, 400, "bad_request", &format!("not a WebSocket upgrade: {why}"))?;
+            answer_error(
+                &mut stream,
+                400,
+                "bad_request",
+                &format!("not a WebSocket upgrade: {why}"),
+            )?;
             return Ok(None);
         }
     };
     stream.write_all(text.as_bytes())?;
     Ok(Some(stream))
-}
-
-fn reject(stream: &mut TcpStream, status: u16, kind: &str, message: &str) -> Result<()> {
-    let body = routes::envelope_error(status, kind, message);
-    let reason = match status {
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        _ => "Forbidden",
-    };
-    write!(
-        stream,
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )?;
-    stream.write_all(&body)?;
-    Ok(())
 }
 
 /// Limits for a server-side WebSocket whose client sends messages of at
