@@ -86,8 +86,8 @@ mod inotify {
             Ok(Watches { fd, wds: HashMap::new(), exhausted: false })
         }
 
-        /// Makes the watch set match `set`.
-        fn update(&mut self, set: WatchSet) {
+        /// Makes the watch set match `set`; whether it added a watch.
+        fn update(&mut self, set: WatchSet) -> bool {
             let logs = WatchFlags::CREATE
                 | WatchFlags::MODIFY
                 | WatchFlags::CLOSE_WRITE
@@ -109,6 +109,7 @@ mod inotify {
                 }
                 keep
             });
+            let mut added = false;
             for (path, is_log) in wanted {
                 if self.wds.get(&path).is_some_and(|(_, l)| *l == is_log) {
                     continue;
@@ -117,6 +118,7 @@ mod inotify {
                 match inotify::add_watch(&self.fd, &path, flags) {
                     Ok(wd) => {
                         self.wds.insert(path, (wd, is_log));
+                        added = true;
                     }
                     Err(Errno::NOSPC) if !self.exhausted => {
                         crate::warn!(
@@ -130,6 +132,7 @@ mod inotify {
                     Err(_) => {}
                 }
             }
+            added
         }
 
         /// Reads and discards every queued event; returns whether any came.
@@ -164,27 +167,29 @@ mod inotify {
         scan: &mut dyn FnMut() -> Option<WatchSet>,
     ) {
         let mut last_scan = Instant::now();
-        if let Some(set) = scan() {
-            watches.update(set);
-        }
+        // A directory gets its watch only after the scan that found it, so
+        // whatever was written there in between raised no event: a scan
+        // that added a watch is followed by another one at once (a new
+        // profile's log dir is created, and written to, within a second).
+        let mut again = scan().is_some_and(|set| watches.update(set));
         while !stop() {
             // Wake at least once a second to notice shutdown.
-            let woke = watches.wait(POLL);
+            let woke = !again && watches.wait(POLL);
             if stop() {
                 break;
             }
             let due = if watches.exhausted { POLL } else { RESCAN };
-            if woke {
-                std::thread::sleep(DEBOUNCE);
-                if !watches.drain() && last_scan.elapsed() < due {
+            if !again {
+                if woke {
+                    std::thread::sleep(DEBOUNCE);
+                    if !watches.drain() && last_scan.elapsed() < due {
+                        continue;
+                    }
+                } else if last_scan.elapsed() < due {
                     continue;
                 }
-            } else if last_scan.elapsed() < due {
-                continue;
             }
-            if let Some(set) = scan() {
-                watches.update(set);
-            }
+            again = scan().is_some_and(|set| watches.update(set));
             last_scan = Instant::now();
         }
     }
