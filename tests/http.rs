@@ -496,7 +496,10 @@ fn the_web_ui_signs_in_once_with_a_ticket_from_ringlet_ui() {
     let printed = env.cmd(&["ui", "--no-open"]).ok();
     let first = ticket_of(printed.lines().find(|l| l.starts_with("http://")).unwrap());
     let opened = env.root.join("opened");
-    env.fake_agent("xdg-open", &format!("echo \"$1\" > {}", opened.display()));
+    // Written aside and renamed: the test waits for the file to exist, and a
+    // plain `>` creates it empty before `echo` writes the link.
+    let script = format!("echo \"$1\" > {0}.part && mv {0}.part {0}", opened.display());
+    env.fake_agent("xdg-open", &script);
     let said = env.cmd(&["ui"]).env("DISPLAY", ":0").ok();
     assert!(said.contains("Opened the web UI in your browser"), "{said}");
     assert!(crate::util::wait_until(Duration::from_secs(5), || opened.exists()));
