@@ -313,6 +313,15 @@ fn usage_updated_follows_a_written_line_within_two_seconds() {
     assert!(written.elapsed() < Duration::from_secs(2), "took {:?}", written.elapsed());
     let event: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(event["data"]["model"], "claude-opus-4-6", "{event}");
+
+    // Nor is a profile created after the daemon's last scan missed: nothing
+    // watched its home until the profile store told the watcher about it.
+    env.create_profile("claude", "later");
+    let later_log = env.home.join(".claude-profiles/later/.claude/projects/-w/first.jsonl");
+    // Another request, or deduplication would rightly count nothing new.
+    write(&later_log, &format!("{}\n", lines[3].replace("req_011BBB", "req_011LATER")));
+    read_line_matching(&mut events, Duration::from_secs(10), |l| l.contains("\"later\""))
+        .expect("a UsageUpdated event for the profile created later");
 }
 
 #[test]

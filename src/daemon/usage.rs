@@ -37,11 +37,22 @@ pub fn scan_and_announce(state: &State) -> Result<Outcome> {
 }
 
 /// Starts the watcher thread; it ends when the daemon starts shutting down.
+///
+/// Besides the log dirs, the watcher watches the profile store: a profile
+/// created after a scan adds roots that nothing watched yet (its home is
+/// new), and its first run would otherwise wait for the periodic rescan.
+/// Saves are atomic renames, so the store sees a create or a move-in.
 pub fn spawn_watcher(state: Arc<State>) -> Result<()> {
+    let store = state.profiles.dir().to_path_buf();
+    // Made now, so it can be watched before the first profile exists.
+    crate::fsutil::create_private_dir(&store)?;
     std::thread::Builder::new().name("usage-watcher".into()).spawn(move || {
         let stop = || state.stopping.load(Ordering::Relaxed);
         let mut scan = || match scan_and_announce(&state) {
-            Ok(outcome) => Some(WatchSet { dirs: outcome.dirs, ancestors: outcome.ancestors }),
+            Ok(mut outcome) => {
+                outcome.ancestors.push(store.clone());
+                Some(WatchSet { dirs: outcome.dirs, ancestors: outcome.ancestors })
+            }
             Err(e) => {
                 crate::warn!("usage scan: {e:#}");
                 None

@@ -14,7 +14,7 @@ pub mod run;
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -174,6 +174,12 @@ pub struct Broken {
 impl Store {
     pub fn new(dir: PathBuf) -> Store {
         Store { dir }
+    }
+
+    /// The directory holding the profile files (the usage watcher watches
+    /// it for new profiles).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     pub fn path(&self, alias: &str) -> PathBuf {
