@@ -423,3 +423,40 @@ fn export_writes_quoted_csv_with_a_header() {
     let v: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["rows"].as_array().unwrap().len(), 2, "{v}");
 }
+
+/// A report right after a write counts it, whatever the watcher is doing at
+/// that moment (waiting, debouncing, scanning): reports skip their own scan
+/// only when the watcher vouches nothing changed, and this checks the
+/// vouching. New files, appends, new directories and a new profile's first
+/// log, written at random points of the watcher's cycle.
+#[test]
+fn a_report_right_after_a_write_always_counts_it() {
+    let env = Env::new("usage-fresh");
+    env.create_profile("claude", "fresh");
+    let template = CLAUDE_FIXTURE.lines().nth(3).unwrap();
+    usage(&env, &[]); // the daemon is up and its watcher has scanned
+    let mut seed = 0x9e37_79b9_u32;
+    let mut rand = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed
+    };
+    for n in 1..=40u64 {
+        let line = template.replace("req_011BBB", &format!("req_fresh_{n}"));
+        let path = match n % 4 {
+            0 => claude_file(&env, "appended.jsonl"),
+            1 => claude_file(&env, &format!("new-{n}.jsonl")),
+            2 => env.home.join(format!(".claude/projects/-dir-{n}/s.jsonl")),
+            _ => env.home.join(format!(".claude-profiles/fresh/.claude/projects/-p{n}/s.jsonl")),
+        };
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut f = fs::OpenOptions::new().create(true).append(true).open(&path).unwrap();
+        writeln!(f, "{line}").unwrap();
+        drop(f);
+        let r = usage(&env, &[]);
+        assert_eq!(t(&r, "messages"), n, "write {n} to {} not counted: {r}", path.display());
+        // Land the next write in another phase: idle, debouncing, scanning.
+        std::thread::sleep(Duration::from_millis(u64::from(rand() % 250)));
+    }
+}

@@ -51,14 +51,18 @@ pub fn spawn_watcher(state: Arc<State>) -> Result<()> {
         let mut scan = || match scan_and_announce(&state) {
             Ok(mut outcome) => {
                 outcome.ancestors.push(store.clone());
-                Some(WatchSet { dirs: outcome.dirs, ancestors: outcome.ancestors })
+                Some(WatchSet {
+                    dirs: outcome.dirs,
+                    ancestors: outcome.ancestors,
+                    unwatched: outcome.unwatched,
+                })
             }
             Err(e) => {
                 crate::warn!("usage scan: {e:#}");
                 None
             }
         };
-        watch::run(&stop, &mut scan);
+        watch::run(&stop, &mut scan, &state.usage.fresh);
     })?;
     Ok(())
 }

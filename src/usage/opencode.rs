@@ -155,14 +155,23 @@ pub fn read_db(path: &Path, since_updated_ms: i64) -> anyhow::Result<DbBatch> {
 /// Legacy layout: `storage/message/<sessionID>/msg_*.json` (same JSON as
 /// `data`), sorted by path. OpenCode versions that write SQLite migrate
 /// these into the database, so the same message can be found in both; the
-/// store counts it once.
-pub fn legacy_message_files(data_dir: &Path) -> Vec<PathBuf> {
-    let Ok(sessions) = fs::read_dir(data_dir.join("storage").join("message")) else {
+/// store counts it once. The directories on the way go to `dirs`, for the
+/// usage watcher.
+pub fn legacy_message_files(data_dir: &Path, dirs: &mut Vec<PathBuf>) -> Vec<PathBuf> {
+    let storage = data_dir.join("storage");
+    let Ok(sessions) = fs::read_dir(storage.join("message")) else {
+        // Watched for the creation of `message` (or of `storage` itself).
+        if storage.is_dir() {
+            dirs.push(storage);
+        }
         return Vec::new();
     };
+    dirs.push(storage.join("message"));
+    dirs.push(storage);
     let mut files = Vec::new();
     for session in sessions.filter_map(|entry| entry.ok()) {
         let Ok(messages) = fs::read_dir(session.path()) else { continue };
+        dirs.push(session.path());
         for message in messages.filter_map(|entry| entry.ok()) {
             let name = message.file_name();
             let Some(name) = name.to_str() else { continue };
@@ -454,7 +463,7 @@ mod tests {
         fs::create_dir_all(tmp.0.join("storage/session/proj")).unwrap();
         fs::write(tmp.0.join("storage/session/proj/ses_01J0XYZ.json"), "{}").unwrap();
 
-        let files = legacy_message_files(&tmp.0);
+        let files = legacy_message_files(&tmp.0, &mut Vec::new());
         assert_eq!(files, vec![dir.join("msg_01J0ABC.json")]);
         // The scanner passes the file stem and the parent dir's name; the
         // JSON's own ids win, so the key matches the database row's.
@@ -462,7 +471,7 @@ mod tests {
         assert_eq!(e.key, key_hash(&[b"opencode", b"msg_01J0ABC"]));
         assert_eq!(e.session, "ses_01J0XYZ");
         assert_eq!(e.cost_usd, Some(0.0023113));
-        assert!(legacy_message_files(&tmp.0.join("missing")).is_empty());
+        assert!(legacy_message_files(&tmp.0.join("missing"), &mut Vec::new()).is_empty());
     }
 
     #[test]

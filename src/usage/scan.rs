@@ -200,6 +200,11 @@ pub struct Outcome {
     pub dirs: Vec<PathBuf>,
     /// Ancestors watched only for the creation of a root.
     pub ancestors: Vec<PathBuf>,
+    /// Something scanned can change without an event in any of `dirs` or
+    /// `ancestors`: a symlinked log file (its writes land in the target's
+    /// directory) or a root with no existing ancestor inside its base. The
+    /// watcher then cannot vouch that nothing changed between scans.
+    pub unwatched: bool,
 }
 
 /// The scanner and its index.
@@ -474,9 +479,11 @@ fn walk_root(
         Err(_) => {
             // Not there yet: watch the nearest existing ancestor for it.
             let mut dir = root.path.parent();
+            outcome.unwatched = true;
             while let Some(d) = dir {
                 if d.is_dir() {
                     outcome.ancestors.push(d.to_path_buf());
+                    outcome.unwatched = false;
                     break;
                 }
                 if d == root.base {
@@ -491,10 +498,11 @@ fn walk_root(
         outcome.dirs.push(root.path.clone());
         for path in opencode::db_files(&root.path) {
             if let Ok(meta) = fs::metadata(&path) {
+                outcome.unwatched |= fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink());
                 found.push((path, JobKind::OpencodeDb, meta));
             }
         }
-        for path in opencode::legacy_message_files(&root.path) {
+        for path in opencode::legacy_message_files(&root.path, &mut outcome.dirs) {
             if let Ok(meta) = fs::metadata(&path) {
                 found.push((path, JobKind::OpencodeFile, meta));
             }
@@ -540,6 +548,7 @@ fn walk_root(
                 }
             } else if path.extension().is_some_and(|x| x == "jsonl") {
                 if meta.is_file() {
+                    outcome.unwatched |= is_link;
                     found.push((path, JobKind::Jsonl, meta));
                 } else {
                     skip(skipped, 1, 0, || format!("{}: not a regular file", path.display()));

@@ -1,7 +1,9 @@
 //! The daemon's usage tracker: one owner for the store, the scanner and the
 //! price table, loaded on first use (not at daemon start, which must stay
 //! fast) and serialised by one lock, so a report always follows a finished
-//! scan and two scans never race over the index.
+//! scan and two scans never race over the index. A report skips its scan
+//! when the watcher vouches that nothing changed since the last one
+//! ([`Freshness`]): the walk is most of an unchanged report's time.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,11 +16,14 @@ use super::pricing::{ModelPrice, Pricing};
 use super::report::{self, ImportReport, Input, UsageQuery, UsageReport};
 use super::scan::{self, Outcome, Root, Scanner};
 use super::store::Store;
+use super::watch::Freshness;
 use crate::profiles::run::RunRow;
 
 struct Loaded {
     store: Store,
     scanner: Scanner,
+    /// The roots of the last successful scan.
+    scanned: Vec<Root>,
 }
 
 pub struct Tracker {
@@ -27,6 +32,8 @@ pub struct Tracker {
     config_dir: PathBuf,
     overrides: BTreeMap<String, ModelPrice>,
     inner: Mutex<Option<Loaded>>,
+    /// Kept by the usage watcher.
+    pub fresh: Freshness,
 }
 
 impl Tracker {
@@ -36,6 +43,7 @@ impl Tracker {
             config_dir: config_dir.to_path_buf(),
             overrides,
             inner: Mutex::new(None),
+            fresh: Freshness::default(),
         }
     }
 
@@ -50,7 +58,7 @@ impl Tracker {
             if store.bad_lines > 0 {
                 crate::warn!("usage store: {} unreadable lines skipped", store.bad_lines);
             }
-            *guard = Some(Loaded { store, scanner: Scanner::open(&self.dir) });
+            *guard = Some(Loaded { store, scanner: Scanner::open(&self.dir), scanned: Vec::new() });
         }
         Ok(guard)
     }
@@ -63,7 +71,9 @@ impl Tracker {
     }
 
     /// Scans, then answers `query`. The scan's outcome is returned too, so
-    /// the caller can announce what it found.
+    /// the caller can announce what it found. The scan is skipped when the
+    /// last one covered the same roots and the watcher has seen nothing
+    /// change since.
     pub fn report(
         &self,
         roots: &[Root],
@@ -72,7 +82,11 @@ impl Tracker {
     ) -> Result<(UsageReport, Outcome)> {
         let mut guard = self.lock()?;
         let loaded = guard.as_mut().expect("loaded by lock()");
-        let outcome = scan_logged(loaded, roots)?;
+        let outcome = if loaded.scanned == roots && self.fresh.unchanged() {
+            Outcome::default()
+        } else {
+            scan_logged(loaded, roots)?
+        };
         let input = Input {
             records: loaded.store.records(),
             names: loaded.store.names(),
@@ -121,6 +135,9 @@ impl Tracker {
 fn scan_logged(loaded: &mut Loaded, roots: &[Root]) -> Result<Outcome> {
     let started = std::time::Instant::now();
     let outcome = loaded.scanner.scan(roots, &mut loaded.store)?;
+    if loaded.scanned != roots {
+        loaded.scanned = roots.to_vec();
+    }
     if outcome.files_read > 0 {
         crate::info!(
             "usage scan: {} files, {:.1} MB, {} entries ({} new) in {} ms",

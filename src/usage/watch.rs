@@ -13,8 +13,14 @@
 //! Elsewhere, or when inotify is unavailable or out of watches, the loop
 //! polls with a scan every [`POLL`] (a scan of unchanged files is one `stat`
 //! each).
+//!
+//! [`Freshness`] lets a usage request skip its own scan: when inotify
+//! watches everything the last scan read and no event has been queued
+//! since, nothing changed, and the store already holds the answer.
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long events are collected before a scan.
@@ -31,15 +37,70 @@ pub struct WatchSet {
     pub dirs: Vec<PathBuf>,
     /// Directories watched only for a root being created in them.
     pub ancestors: Vec<PathBuf>,
+    /// Some of what was scanned changes without an event in these
+    /// directories (see `scan::Outcome::unwatched`).
+    pub unwatched: bool,
+}
+
+/// Whether the logs are known unchanged since the watcher's last scan.
+///
+/// The kernel queues an inotify event inside the write that causes it, so
+/// once an agent's write returns, either its event is queued on the fd, or
+/// the watcher has taken it and is scanning. A request that sees neither,
+/// with a watch on everything the last scan read, may skip its own scan.
+/// `seq` is odd while the watcher is between taking events and finishing
+/// the scan they call for; a request reads it on both sides of its look at
+/// the fd, so a scan that started in between is noticed (a seqlock).
+#[derive(Default)]
+pub struct Freshness {
+    seq: AtomicU64,
+    /// The last scan succeeded and every directory it read is watched.
+    covered: AtomicBool,
+    #[cfg(target_os = "linux")]
+    fd: OnceLock<std::sync::Arc<std::os::fd::OwnedFd>>,
+}
+
+impl Freshness {
+    /// True only when nothing can have changed since the last scan; false
+    /// whenever in doubt (no inotify, events pending, a scan under way).
+    pub fn unchanged(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            let Some(fd) = self.fd.get() else { return false };
+            let before = self.seq.load(Ordering::SeqCst);
+            if before % 2 == 1 || !self.covered.load(Ordering::SeqCst) {
+                return false;
+            }
+            let mut fds = [rustix::event::PollFd::new(&**fd, rustix::event::PollFlags::IN)];
+            let zero = rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 };
+            if !matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(0)) {
+                return false;
+            }
+            self.seq.load(Ordering::SeqCst) == before
+        }
+        #[cfg(not(target_os = "linux"))]
+        false
+    }
+
+    /// The watcher is about to take events and scan.
+    fn begin(&self) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The scan is over; `covered` says whether its watches cover it all.
+    fn end(&self, covered: bool) {
+        self.covered.store(covered, Ordering::SeqCst);
+        self.seq.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 /// Runs until `stop()` says so. `scan` scans and returns the new watch set
 /// (`None` when the scan failed; the previous set is kept).
-pub fn run(stop: &dyn Fn() -> bool, scan: &mut dyn FnMut() -> Option<WatchSet>) {
+pub fn run(stop: &dyn Fn() -> bool, scan: &mut dyn FnMut() -> Option<WatchSet>, fresh: &Freshness) {
     #[cfg(target_os = "linux")]
     {
         match inotify::Watches::new() {
-            Ok(watches) => return inotify::run(watches, stop, scan),
+            Ok(watches) => return inotify::run(watches, stop, scan, fresh),
             Err(e) => crate::warn!("usage watcher: inotify unavailable ({e}); polling instead"),
         }
     }
@@ -64,16 +125,19 @@ mod inotify {
     use std::mem::MaybeUninit;
     use std::os::fd::OwnedFd;
     use std::path::PathBuf;
+    use std::sync::Arc;
     use std::time::Instant;
 
     use rustix::event::{PollFd, PollFlags, Timespec};
     use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
     use rustix::io::Errno;
 
-    use super::{DEBOUNCE, POLL, RESCAN, WatchSet};
+    use std::sync::atomic::Ordering;
+
+    use super::{DEBOUNCE, Freshness, POLL, RESCAN, WatchSet};
 
     pub struct Watches {
-        fd: OwnedFd,
+        fd: Arc<OwnedFd>,
         /// Path -> (watch descriptor, watched as a log dir).
         wds: HashMap<PathBuf, (i32, bool)>,
         /// Set when the kernel ran out of watches: poll from then on.
@@ -83,11 +147,13 @@ mod inotify {
     impl Watches {
         pub fn new() -> rustix::io::Result<Watches> {
             let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)?;
-            Ok(Watches { fd, wds: HashMap::new(), exhausted: false })
+            Ok(Watches { fd: Arc::new(fd), wds: HashMap::new(), exhausted: false })
         }
 
-        /// Makes the watch set match `set`; whether it added a watch.
-        fn update(&mut self, set: WatchSet) -> bool {
+        /// Makes the watch set match `set`. Returns whether it added a
+        /// watch, and whether every directory in `set` is now watched.
+        fn update(&mut self, set: WatchSet) -> (bool, bool) {
+            let mut complete = !set.unwatched;
             let logs = WatchFlags::CREATE
                 | WatchFlags::MODIFY
                 | WatchFlags::CLOSE_WRITE
@@ -127,19 +193,21 @@ mod inotify {
                             POLL.as_secs()
                         );
                         self.exhausted = true;
+                        complete = false;
                     }
-                    // Deleted since the scan: the next scan catches up.
-                    Err(_) => {}
+                    // Deleted since the scan (its parent's watch saw that),
+                    // or out of watches: not vouched for.
+                    Err(_) => complete = false,
                 }
             }
-            added
+            (added, complete && !self.exhausted)
         }
 
         /// Reads and discards every queued event; returns whether any came.
         fn drain(&self) -> bool {
             let mut buf = [MaybeUninit::<u8>::uninit(); 8192];
             let mut any = false;
-            let mut reader = inotify::Reader::new(&self.fd, &mut buf);
+            let mut reader = inotify::Reader::new(&*self.fd, &mut buf);
             loop {
                 match reader.next() {
                     Ok(event) => {
@@ -152,7 +220,7 @@ mod inotify {
 
         /// Waits up to `timeout` for events.
         fn wait(&self, timeout: std::time::Duration) -> bool {
-            let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
+            let mut fds = [PollFd::new(&*self.fd, PollFlags::IN)];
             let ts = Timespec {
                 tv_sec: timeout.as_secs() as i64,
                 tv_nsec: i64::from(timeout.subsec_nanos()),
@@ -165,13 +233,25 @@ mod inotify {
         mut watches: Watches,
         stop: &dyn Fn() -> bool,
         scan: &mut dyn FnMut() -> Option<WatchSet>,
+        fresh: &Freshness,
     ) {
+        let _ = fresh.fd.set(watches.fd.clone());
         let mut last_scan = Instant::now();
         // A directory gets its watch only after the scan that found it, so
         // whatever was written there in between raised no event: a scan
         // that added a watch is followed by another one at once (a new
         // profile's log dir is created, and written to, within a second).
-        let mut again = scan().is_some_and(|set| watches.update(set));
+        // Until that one finds nothing new, the scan is not vouched for.
+        let mut scan_and_watch = |watches: &mut Watches| {
+            let (added, complete) = match scan() {
+                Some(set) => watches.update(set),
+                None => (false, false),
+            };
+            fresh.end(complete && !added);
+            added
+        };
+        fresh.begin();
+        let mut again = scan_and_watch(&mut watches);
         while !stop() {
             // Wake at least once a second to notice shutdown.
             let woke = !again && watches.wait(POLL);
@@ -179,18 +259,82 @@ mod inotify {
                 break;
             }
             let due = if watches.exhausted { POLL } else { RESCAN };
-            if !again {
-                if woke {
-                    std::thread::sleep(DEBOUNCE);
-                    if !watches.drain() && last_scan.elapsed() < due {
-                        continue;
-                    }
-                } else if last_scan.elapsed() < due {
-                    continue;
-                }
+            if !again && !woke && last_scan.elapsed() < due {
+                continue;
             }
-            again = scan().is_some_and(|set| watches.update(set));
+            if woke {
+                std::thread::sleep(DEBOUNCE);
+            }
+            // From here until the scan ends, what the events were about may
+            // not be in the store yet.
+            fresh.begin();
+            if woke && !watches.drain() && last_scan.elapsed() < due {
+                // Only IGNORED (a watched directory went away): nothing new.
+                fresh.end(fresh.covered.load(Ordering::SeqCst));
+                continue;
+            }
+            again = scan_and_watch(&mut watches);
             last_scan = Instant::now();
         }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// The watcher's own loop over a real inotify watch, with a slow scan
+    /// so that a report could land while events are being taken or read:
+    /// `unchanged()` must never say yes before the scan that follows a
+    /// write has finished.
+    #[test]
+    fn unchanged_waits_for_the_scan_after_a_write() {
+        let dir = std::env::temp_dir().join(format!("ringlet-watch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fresh = Arc::new(Freshness::default());
+        assert!(!fresh.unchanged(), "nothing is vouched for before the first scan");
+        let stop = Arc::new(AtomicBool::new(false));
+        let scans = Arc::new(AtomicU64::new(0));
+        let watcher = {
+            let (fresh, stop, scans, dir) =
+                (fresh.clone(), stop.clone(), scans.clone(), dir.clone());
+            std::thread::spawn(move || {
+                let mut scan = || {
+                    std::thread::sleep(Duration::from_millis(300));
+                    scans.fetch_add(1, Ordering::SeqCst);
+                    Some(WatchSet { dirs: vec![dir.clone()], ..WatchSet::default() })
+                };
+                run(&|| stop.load(Ordering::SeqCst), &mut scan, &fresh);
+            })
+        };
+        let until = |what: &dyn Fn() -> bool| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !what() {
+                assert!(Instant::now() < deadline, "timed out");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        // The first scan adds the watch, so a second one follows at once.
+        until(&|| fresh.unchanged());
+        assert_eq!(scans.load(Ordering::SeqCst), 2);
+
+        for round in 1..=2 {
+            let done = scans.load(Ordering::SeqCst);
+            std::fs::write(dir.join(format!("log-{round}.jsonl")), "{}\n").unwrap();
+            // Until the scan after the write is over, never unchanged.
+            while !fresh.unchanged() {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            assert_eq!(scans.load(Ordering::SeqCst), done + 1, "round {round}");
+        }
+
+        stop.store(true, Ordering::SeqCst);
+        watcher.join().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
