@@ -4,7 +4,7 @@
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::util::{Env, kill, mode, pid_alive, wait_until};
 
@@ -109,18 +109,28 @@ fn a_live_daemons_socket_is_never_stolen() {
 #[test]
 fn idle_daemon_exits_and_stay_alive_does_not() {
     let env = Env::new("idle");
-    env.write_config("[daemon]\nidle_timeout_secs = 2\n");
+    // Timed from when the daemon is up, with the request made from here
+    // rather than by a CLI, so that neither a slow start nor a slow CLI eats
+    // into the margins (with a 2 s timeout and a CLI request at 1.5 s, a
+    // loaded machine's request came late and found the daemon gone).
+    env.write_config("[daemon]\nidle_timeout_secs = 8\n");
     let pid = env.start_daemon();
-    // Activity resets the clock: 1.5 s + 1.5 s is past the timeout, but
-    // there was a request in between.
-    thread::sleep(Duration::from_millis(1500));
-    env.cmd(&["providers", "list"]).ok();
-    thread::sleep(Duration::from_millis(1500));
-    assert!(pid_alive(pid), "activity 1.5 s ago must keep it alive");
-    assert!(wait_until(Duration::from_secs(5), || !pid_alive(pid)), "idle daemon did not exit");
+    // The daemon's idle clock started before this.
+    let up = Instant::now();
+    // Activity resets the clock: a request at 4 s, and at 10 s, past the
+    // timeout counted from the start, the daemon is still up (it is due to
+    // go at 12 s). 2 s to spare either way.
+    thread::sleep(Duration::from_secs(4));
+    let reply = env.raw_request(b"{\"version\":1,\"request\":{\"type\":\"providers_list\"}}\n");
+    assert!(reply.contains("\"data\""), "{reply}");
+    thread::sleep((up + Duration::from_secs(10)).saturating_duration_since(Instant::now()));
+    assert!(pid_alive(pid), "activity 6 s ago must keep it alive");
+    assert!(wait_until(Duration::from_secs(15), || !pid_alive(pid)), "idle daemon did not exit");
     assert!(!env.socket().exists());
-    assert!(env.log_text().contains("shutting down: idle for 2 s"), "{}", env.log_text());
+    assert!(env.log_text().contains("shutting down: idle for 8 s"), "{}", env.log_text());
 
+    // Past a short timeout: --stay-alive is what keeps this one up.
+    env.write_config("[daemon]\nidle_timeout_secs = 1\n");
     env.cmd(&["daemon", "--stay-alive"]).ok();
     let pid = env.daemon_pid().unwrap();
     thread::sleep(Duration::from_millis(2500));
@@ -165,7 +175,9 @@ fn a_foreground_daemon_prints_where_it_listens() {
 #[test]
 fn an_open_subscription_counts_as_activity() {
     let env = Env::new("idle-subscribed");
-    env.write_config("[daemon]\nidle_timeout_secs = 1\n");
+    // 3 s, not 1: the subscription must reach the daemon before it idles
+    // out, and a loaded machine can take a second to get there.
+    env.write_config("[daemon]\nidle_timeout_secs = 3\n");
     let pid = env.start_daemon();
     let stream = std::os::unix::net::UnixStream::connect(env.socket()).unwrap();
     std::io::Write::write_all(
@@ -173,11 +185,11 @@ fn an_open_subscription_counts_as_activity() {
         b"{\"version\":1,\"request\":{\"type\":\"subscribe\"}}\n",
     )
     .unwrap();
-    thread::sleep(Duration::from_millis(2500));
+    thread::sleep(Duration::from_millis(4500));
     assert!(pid_alive(pid), "a daemon with a subscriber is not idle");
     drop(stream);
     assert!(
-        wait_until(Duration::from_secs(5), || !pid_alive(pid)),
+        wait_until(Duration::from_secs(15), || !pid_alive(pid)),
         "idle after the subscriber left"
     );
 }

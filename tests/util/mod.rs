@@ -314,13 +314,26 @@ pub fn read_line_matching(
     pred: impl Fn(&str) -> bool,
 ) -> Option<String> {
     let deadline = Instant::now() + limit;
+    // Bytes, kept across timeouts: the daemon writes an event and its
+    // newline separately, and a read that times out between them has
+    // already taken the first part from the socket (as a String, a
+    // character split across a timeout would be dropped as invalid UTF-8).
+    let mut line = Vec::new();
     while Instant::now() < deadline {
         reader.get_ref().set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
+        match reader.read_until(b'\n', &mut line) {
             Ok(0) => return None,
-            Ok(_) if pred(&line) => return Some(line),
-            _ => {}
+            Ok(_) if line.ends_with(b"\n") => {
+                let text = String::from_utf8_lossy(&line).into_owned();
+                if pred(&text) {
+                    return Some(text);
+                }
+                line.clear();
+            }
+            // The end of the stream after a partial line: the next read says 0.
+            Ok(_) => {}
+            // Timed out: what arrived of the line so far stays in `line`.
+            Err(_) => {}
         }
     }
     None
