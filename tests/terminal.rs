@@ -832,9 +832,15 @@ fn bad_terminal_messages_get_errors_and_change_nothing() {
 fn input_the_agent_never_reads_is_bounded_and_oversized_frames_refused() {
     let env = shell_world("term-input-flood");
     let (addr, token) = env.http();
-    let info = create(&env, addr, &token, json!({"args": ["-c", "exec sleep 1000"]}));
+    // Raw mode, and only then the pastes: a canonical terminal's line
+    // discipline discards what overflows its line instead of refusing it,
+    // so when the kernel drains the PTY faster than the session thread
+    // writes (a loaded machine) it took everything and nothing was dropped.
+    let script = "stty raw -echo; echo raw-ready; exec sleep 1000";
+    let info = create(&env, addr, &token, json!({"args": ["-c", script]}));
     let id = info["id"].as_str().unwrap().to_string();
     let mut t = Term::open(addr, &token, &id);
+    t.until("raw-ready");
     // Six 1 MiB pastes into a program that never reads its terminal: the
     // terminal takes a few KiB, the session keeps 4 MiB, the rest is dropped.
     for _ in 0..6 {
