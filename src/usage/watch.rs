@@ -19,6 +19,7 @@
 //! since, nothing changed, and the store already holds the answer.
 
 use std::path::PathBuf;
+#[cfg(target_os = "linux")]
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -71,12 +72,7 @@ impl Freshness {
             if before % 2 == 1 || !self.covered.load(Ordering::SeqCst) {
                 return false;
             }
-            let mut fds = [rustix::event::PollFd::new(&**fd, rustix::event::PollFlags::IN)];
-            let zero = rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 };
-            if !matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(0)) {
-                return false;
-            }
-            self.seq.load(Ordering::SeqCst) == before
+            !inotify::readable(fd, Duration::ZERO) && self.seq.load(Ordering::SeqCst) == before
         }
         #[cfg(not(target_os = "linux"))]
         false
@@ -220,13 +216,19 @@ mod inotify {
 
         /// Waits up to `timeout` for events.
         fn wait(&self, timeout: std::time::Duration) -> bool {
-            let mut fds = [PollFd::new(&*self.fd, PollFlags::IN)];
-            let ts = Timespec {
-                tv_sec: timeout.as_secs() as i64,
-                tv_nsec: i64::from(timeout.subsec_nanos()),
-            };
-            matches!(rustix::event::poll(&mut fds, Some(&ts)), Ok(n) if n > 0)
+            readable(&self.fd, timeout)
         }
+    }
+
+    /// Whether an event is queued on `fd` within `timeout` (zero: now). A
+    /// failed poll counts as yes: in doubt, scan.
+    pub fn readable(fd: &OwnedFd, timeout: std::time::Duration) -> bool {
+        let mut fds = [PollFd::new(fd, PollFlags::IN)];
+        let ts = Timespec {
+            tv_sec: timeout.as_secs() as i64,
+            tv_nsec: i64::from(timeout.subsec_nanos()),
+        };
+        !matches!(rustix::event::poll(&mut fds, Some(&ts)), Ok(0))
     }
 
     pub fn run(
