@@ -29,6 +29,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a CLI waits for a reply. Detection probes are bounded by their
 /// own timeout, so this only trips on a wedged daemon.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a refusal for load (or a daemon closing before it read the
+/// request) is retried before it is reported.
+const BUSY_RETRY: Duration = Duration::from_secs(5);
 
 /// An error reply from the daemon, kept typed so `--json` can report its code.
 #[derive(Debug)]
@@ -46,18 +49,78 @@ impl std::fmt::Display for DaemonError {
 impl std::error::Error for DaemonError {}
 
 /// Sends `request`, starting the daemon first if none answers.
+///
+/// A refusal for load (the daemon answers "too many connections" at its
+/// connection cap, before reading anything) is retried with backoff for
+/// [`BUSY_RETRY`]; so is a connection the daemon closed before reading the
+/// request (a daemon shutting down), after waiting for a new daemon. Any
+/// other broken connection is an error, never a silent success.
 pub fn request(paths: &Paths, request: &Request) -> Result<Value> {
-    let stream = connect_or_start(paths, false)?;
-    exchange(stream, request)
+    let deadline = Instant::now() + BUSY_RETRY;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        let stream = connect_or_start(paths, false)?;
+        let why = match exchange(stream, request) {
+            Err(Exchange::Failed(e)) => return Err(e),
+            Ok(value) => return Ok(value),
+            Err(Exchange::Unread(why)) => why,
+            Err(Exchange::Lost(why)) if read_only(request) => why,
+            Err(Exchange::Lost(why)) => {
+                return Err(why.context(
+                    "the daemon closed the connection without replying (was it stopped?); \
+                     the request may or may not have been carried out",
+                ));
+            }
+        };
+        if Instant::now() >= deadline {
+            return Err(why);
+        }
+        thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(200));
+    }
 }
 
 /// Sends `request` only if a daemon is already running; `Ok(None)` if not.
+/// A busy daemon is retried as in [`request`].
 pub fn request_if_running(paths: &Paths, request: &Request) -> Result<Option<Value>> {
-    match connect(paths) {
-        Ok(stream) => exchange(stream, request).map(Some),
-        Err(e) if daemon_absent(&e) => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("connecting to {}", paths.socket.display())),
+    let deadline = Instant::now() + BUSY_RETRY;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        let stream = match connect(paths) {
+            Ok(stream) => stream,
+            Err(e) if daemon_absent(&e) => return Ok(None),
+            Err(e) => {
+                return Err(e).with_context(|| format!("connecting to {}", paths.socket.display()));
+            }
+        };
+        let why = match exchange(stream, request) {
+            Ok(value) => return Ok(Some(value)),
+            Err(Exchange::Failed(e)) => return Err(e),
+            Err(Exchange::Unread(why) | Exchange::Lost(why)) if read_only(request) => why,
+            Err(Exchange::Unread(why) | Exchange::Lost(why)) => return Err(why),
+        };
+        if Instant::now() >= deadline {
+            return Err(why);
+        }
+        thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(200));
     }
+}
+
+/// Requests that change nothing, so sending them twice is harmless.
+fn read_only(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Status
+            | Request::AgentsList
+            | Request::AgentsInspect { .. }
+            | Request::ProvidersList
+            | Request::ProvidersInspect { .. }
+            | Request::ProfilesList { .. }
+            | Request::ProfilesInspect { .. }
+            | Request::TerminalList
+            | Request::TerminalInfo { .. }
+    )
 }
 
 /// Dials the daemon once.
@@ -227,20 +290,66 @@ fn dial_with_backoff(paths: &Paths, limit: Duration) -> Result<UnixStream> {
     }
 }
 
+/// How [`exchange`] failed.
+enum Exchange {
+    /// The daemon did not read the request: refused for load, or closed the
+    /// connection before reading (shutting down). Safe to send again.
+    Unread(anyhow::Error),
+    /// The connection broke after the request was sent: it may have been
+    /// carried out.
+    Lost(anyhow::Error),
+    /// A reply (an error reply included) or a local failure: final.
+    Failed(anyhow::Error),
+}
+
+/// What the daemon answers at its connection cap, before reading anything
+/// (`daemon/ipc.rs`).
+const AT_CAPACITY: &str = "too many connections";
+
 /// Writes the request line, half-closes, reads the reply line.
-fn exchange(mut stream: UnixStream, request: &Request) -> Result<Value> {
+fn exchange(mut stream: UnixStream, request: &Request) -> Result<Value, Exchange> {
     let frame = RequestFrame { version: PROTOCOL_VERSION, request: request.clone() };
-    let mut line = serde_json::to_vec(&frame)?;
+    let mut line = serde_json::to_vec(&frame).map_err(|e| Exchange::Failed(e.into()))?;
     line.push(b'\n');
-    stream.write_all(&line).context("sending request to the daemon")?;
-    stream.shutdown(std::net::Shutdown::Write).context("sending request to the daemon")?;
-    stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
+    // A daemon that refuses the connection has written its answer and closed
+    // (EPIPE on this write): the answer is still there to read.
+    let sent = stream.write_all(&line).and_then(|()| stream.shutdown(std::net::Shutdown::Write));
+    stream.set_read_timeout(Some(REPLY_TIMEOUT)).map_err(|e| Exchange::Failed(e.into()))?;
     let mut reply = String::new();
-    BufReader::new(stream).read_line(&mut reply).context("reading the daemon's reply")?;
-    if reply.is_empty() {
-        bail!("the daemon closed the connection without replying");
+    let read = BufReader::new(stream).read_line(&mut reply);
+    if reply.ends_with('\n') {
+        return match decode_reply(&reply) {
+            Err(e) if e.downcast_ref::<DaemonError>().is_some_and(|d| d.message == AT_CAPACITY) => {
+                Err(Exchange::Unread(e.context(format!(
+                    "the daemon is at its connection limit and still was after {} s",
+                    BUSY_RETRY.as_secs()
+                ))))
+            }
+            other => other.map_err(Exchange::Failed),
+        };
     }
-    decode_reply(&reply)
+    match (sent, read) {
+        (Err(e), _) => Err(Exchange::Unread(
+            anyhow::Error::new(e)
+                .context("the daemon closed the connection before reading the request"),
+        )),
+        (Ok(()), Err(e))
+            if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+        {
+            Err(Exchange::Failed(
+                anyhow::Error::new(e).context(format!(
+                    "the daemon did not reply within {} s",
+                    REPLY_TIMEOUT.as_secs()
+                )),
+            ))
+        }
+        (Ok(()), Err(e)) => {
+            Err(Exchange::Lost(anyhow::Error::new(e).context("reading the daemon's reply")))
+        }
+        (Ok(()), Ok(_)) => {
+            Err(Exchange::Lost(anyhow!("the daemon closed the connection without replying")))
+        }
+    }
 }
 
 /// Checks the version, then turns the reply into data or a [`DaemonError`].

@@ -40,9 +40,12 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<()> {
     let (global, parsed) = cli::parse::parse_env()?;
     let invocation = match parsed {
-        Parsed::Help(text) => return Ok(io::stdout().lock().write_all(text.as_bytes())?),
+        Parsed::Help(text) => {
+            return Ok(cli::Stdout(io::stdout().lock()).write_all(text.as_bytes())?);
+        }
         Parsed::Version => {
-            return Ok(writeln!(io::stdout().lock(), "ringlet {}", env!("CARGO_PKG_VERSION"))?);
+            let mut out = cli::Stdout(io::stdout().lock());
+            return Ok(writeln!(out, "ringlet {}", env!("CARGO_PKG_VERSION"))?);
         }
         Parsed::Run(invocation) => invocation,
     };
@@ -56,11 +59,10 @@ fn run() -> anyhow::Result<()> {
 
 /// The one place errors become output: `ringlet: <what>: <why>` on stderr
 /// (or an error object on stdout with `--json`) and an exit code. A closed
-/// stdout (`ringlet ... | head`) is a normal end, not an error.
+/// stdout (`ringlet ... | head`) is a normal end, not an error; any other
+/// broken pipe (the daemon's socket) is one.
 fn report(err: &anyhow::Error, json: bool) -> ExitCode {
-    if err.chain().any(|e| {
-        e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
-    }) {
+    if cli::StdoutClosed::is_in(err) {
         return ExitCode::SUCCESS;
     }
     let (code, kind) = if let Some(exit) = err.downcast_ref::<Exit>() {

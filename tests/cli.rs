@@ -82,3 +82,106 @@ fn broken_config_is_reported_with_file_line_and_key() {
     env.write_config("[daemon]\nidle_timeout_secs = 60\n");
     env.cmd(&["agents", "list"]).ok();
 }
+
+/// Holds IPC connections until the daemon refuses one: subscriptions, which
+/// the daemon keeps open (an idle connection would time out). Returns them
+/// (dropping them frees the slots) once a raw connection is answered
+/// "too many connections".
+fn fill_ipc_cap(env: &Env) -> Vec<std::os::unix::net::UnixStream> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut held = Vec::new();
+    for _ in 0..4096 {
+        let stream = std::os::unix::net::UnixStream::connect(env.socket()).unwrap();
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let _ = (&stream).write_all(b"{\"version\":1,\"request\":{\"type\":\"subscribe\"}}\n");
+        let mut line = String::new();
+        let _ = BufReader::new(&stream).read_line(&mut line);
+        if line.contains("too many connections") {
+            return held;
+        }
+        assert_eq!(line.trim(), r#"{"version":1,"data":null}"#, "subscription refused otherwise");
+        held.push(stream);
+    }
+    panic!("no connection cap met after {} connections", held.len());
+}
+
+/// At the IPC connection cap the daemon answers "too many connections" and
+/// closes. That is never a silent success: the CLI retries for a few
+/// seconds, then says so (exit 1, one line, the `--json` envelope), and a
+/// refused `profiles delete` leaves the profile in place and says it failed.
+#[test]
+fn a_refused_connection_is_an_error_not_a_quiet_success() {
+    let env = Env::new("refused");
+    env.fake_agent("claude", "echo '2.1.0 (Claude Code)'");
+    env.create_profile("claude", "keep");
+    let held = fill_ipc_cap(&env);
+
+    // All together: each retries for its few seconds before giving up.
+    let commands: [&[&str]; 4] = [
+        &["profiles", "delete", "keep"],
+        &["profiles", "list"],
+        &["agents", "list", "--json"],
+        &["daemon", "status"],
+    ];
+    let children: Vec<_> = commands.iter().map(|args| (args, env.cmd(args).spawn())).collect();
+    for (args, child) in children {
+        let out = child.wait_with_output().unwrap();
+        let (stdout, stderr) =
+            (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}\n{stdout}\n{stderr}", out.status);
+        if args.contains(&"--json") {
+            let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+            assert_eq!(v["success"], false, "{v}");
+            let message = v["error"]["message"].as_str().unwrap();
+            assert!(message.contains("connection limit"), "{message}");
+        } else {
+            assert_eq!(stdout, "", "{args:?}");
+            assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+            assert!(stderr.starts_with("ringlet: "), "{args:?}: {stderr}");
+            assert!(stderr.contains("connection limit"), "{args:?}: {stderr}");
+        }
+    }
+    // The refused delete did nothing.
+    assert!(env.config.join("profiles").join("keep.json").exists(), "the profile must stay");
+
+    // Released while a command retries: it goes through.
+    let child = env.cmd(&["profiles", "delete", "keep"]).spawn();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    drop(held);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Deleted profile keep\n");
+    assert!(!env.config.join("profiles").join("keep.json").exists());
+    env.cmd(&["profiles", "list", "--json"]).ok();
+}
+
+/// A broken daemon connection is not a closed stdout: a server that accepts
+/// and closes without a word makes every command fail with one line.
+#[test]
+fn a_daemon_that_hangs_up_is_an_error() {
+    let env = Env::new("hangup");
+    let socket = env.root.join("mute.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let server = std::thread::spawn(move || {
+        // Reads the request, then hangs up without a reply, twice.
+        for conn in listener.incoming().take(2) {
+            let mut conn = conn.unwrap();
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(&mut conn), &mut line);
+        }
+    });
+    // A change: not retried, since it may have been carried out.
+    let (out, err) =
+        env.cmd(&["profiles", "delete", "x"]).env("RINGLET_DAEMON_ENDPOINT", &socket).code(1);
+    assert_eq!(out, "");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("ringlet: profiles delete: the daemon closed the connection"), "{err}");
+    let (out, _) = env
+        .cmd(&["profiles", "delete", "x", "--json"])
+        .env("RINGLET_DAEMON_ENDPOINT", &socket)
+        .code(1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["success"], false);
+    assert!(v["error"]["message"].as_str().unwrap().contains("without replying"), "{v}");
+    drop(server);
+}

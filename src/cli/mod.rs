@@ -127,12 +127,12 @@ pub fn fetch<T: serde::de::DeserializeOwned>(
 
 /// Buffered stdout whose errors propagate (a closed pipe ends the command).
 pub struct Out {
-    inner: io::BufWriter<io::StdoutLock<'static>>,
+    inner: io::BufWriter<Stdout>,
 }
 
 impl Out {
     pub fn new() -> Out {
-        Out { inner: io::BufWriter::new(io::stdout().lock()) }
+        Out { inner: io::BufWriter::new(Stdout(io::stdout().lock())) }
     }
 
     pub fn line(&mut self, text: impl std::fmt::Display) -> io::Result<()> {
@@ -140,13 +140,64 @@ impl Out {
     }
 
     pub fn json<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        serde_json::to_writer_pretty(&mut self.inner, value)?;
-        writeln!(self.inner)?;
+        // Encoded first, written second: a write error keeps its
+        // [`StdoutClosed`] mark (serde_json would wrap it and hide the mark).
+        let mut text = serde_json::to_vec_pretty(value)?;
+        text.push(b'\n');
+        self.inner.write_all(&text)?;
         Ok(())
     }
 
     pub fn finish(mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// The mark on a write error that means "stdout was closed by its reader"
+/// (`ringlet ... | head`): the one broken pipe that ends a command quietly
+/// with exit 0. A broken pipe anywhere else (the daemon's socket) is an error.
+#[derive(Debug)]
+pub struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stdout was closed")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+impl StdoutClosed {
+    /// Marks `e` when it is a broken pipe on stdout.
+    pub fn mark(e: io::Error) -> io::Error {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            io::Error::new(io::ErrorKind::BrokenPipe, StdoutClosed)
+        } else {
+            e
+        }
+    }
+
+    /// Whether `err` is, or was caused by, a marked stdout write error.
+    pub fn is_in(err: &anyhow::Error) -> bool {
+        err.chain().any(|e| {
+            e.is::<StdoutClosed>()
+                || e.downcast_ref::<io::Error>()
+                    .and_then(io::Error::get_ref)
+                    .is_some_and(|inner| inner.is::<StdoutClosed>())
+        })
+    }
+}
+
+/// Locked stdout whose broken-pipe errors carry the [`StdoutClosed`] mark.
+pub struct Stdout(pub io::StdoutLock<'static>);
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf).map_err(StdoutClosed::mark)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush().map_err(StdoutClosed::mark)
     }
 }
 
