@@ -24,8 +24,9 @@ use serde_json::Value;
 use crate::paths::Paths;
 use crate::protocol::{ErrorCode, PROTOCOL_VERSION, Reply, ReplyFrame, Request, RequestFrame};
 
-/// How long a CLI waits for a daemon it started to answer.
-const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a CLI waits for a daemon it started to answer. A new daemon may
+/// first wait for an exiting one's lock (8 s at most), then for its HTTP port.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a CLI waits for a reply. Detection probes are bounded by their
 /// own timeout, so this only trips on a wedged daemon.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -183,6 +184,10 @@ fn spawn_daemon(paths: &Paths, stay_alive: bool) -> Result<Started> {
     let exe = std::env::current_exe().context("finding the ringlet executable")?;
     let mut cmd = Command::new(exe);
     cmd.args(["daemon", "--foreground", "--log-file"]).arg(&log);
+    // Only the allowlisted variables: a key in the caller's environment
+    // (`ANTHROPIC_API_KEY=... ringlet profiles create`) stays out of the
+    // daemon's, and so out of everything it starts.
+    cmd.env_clear().envs(crate::daemon::allowed_env());
     if stay_alive {
         cmd.arg("--stay-alive");
     }

@@ -285,6 +285,14 @@ pub fn find_binary_where(
 /// process group if it outlives `timeout`.
 fn probe_version(path: &Path, flag: &str, timeout: Duration) -> Result<String, String> {
     let mut cmd = Command::new(path);
+    // A minimal environment: a probe needs to find its interpreter (PATH)
+    // and nothing of the daemon's beyond that.
+    cmd.env_clear();
+    for name in ["PATH", "HOME", "LANG", "TMPDIR"] {
+        if let Some(value) = std::env::var_os(name) {
+            cmd.env(name, value);
+        }
+    }
     cmd.arg(flag)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -49,6 +49,10 @@ fn run() -> anyhow::Result<()> {
         }
         Parsed::Run(invocation) => invocation,
     };
+    if invocation.path == ["daemon"] && invocation.flag("foreground") {
+        // Before any thread exists: a daemon never keeps the caller's keys.
+        daemon::reexec_with_allowed_env()?;
+    }
     // The daemon logs at info by default, the CLI only warnings.
     let default_level =
         if invocation.path == ["daemon"] { logger::Level::Info } else { logger::Level::Warn };

@@ -265,6 +265,10 @@ pub struct DaemonStatus {
     /// The HTTP API's address (`None`: not listening, see the daemon log).
     #[serde(default)]
     pub http: Option<String>,
+    /// Why the HTTP API is not listening (its port is held by another
+    /// process, say); absent while it listens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_error: Option<String>,
     /// Open HTTP connections, WebSockets included.
     #[serde(default)]
     pub http_connections: usize,

@@ -565,7 +565,7 @@ fn cold_start(sb: &Sandbox) -> Result<Row> {
     let mut samples = Vec::with_capacity(COLD_RUNS);
     let mut last_pid = sb.daemon_pid().ok();
     for _ in 0..COLD_RUNS {
-        sb.run_ringlet(&["daemon", "stop"])?;
+        sb.run_ringlet(&["daemon", "stop", "--force"])?;
         samples.push(time_once(sb.command(RINGLET, &["agents", "list"]))?);
         // A run that found the old daemon still there would not be cold.
         let pid = sb.daemon_pid()?;
@@ -867,7 +867,7 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        if let Err(e) = self.run_ringlet(&["daemon", "stop"]) {
+        if let Err(e) = self.run_ringlet(&["daemon", "stop", "--force"]) {
             eprintln!("figures: warning: stopping the daemon: {e}");
         }
         if let Err(e) = fs::remove_dir_all(&self.root) {

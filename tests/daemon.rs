@@ -245,3 +245,296 @@ fn a_full_log_is_rotated() {
     let log = env.log_text();
     assert!(log.len() < 4096 && log.contains("listening on"), "{log}");
 }
+
+/// The daemon's environment variables, read from /proc (the tests run as
+/// root, so this works on a non-dumpable daemon too).
+fn environ_of(pid: u32) -> Vec<String> {
+    let raw = fs::read(format!("/proc/{pid}/environ")).unwrap();
+    raw.split(|&b| b == 0)
+        .filter(|v| !v.is_empty())
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
+/// A limit's soft and hard values from /proc/<pid>/limits.
+fn limit_of(pid: u32, name: &str) -> String {
+    let limits = fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{limits}"));
+    line[name.len()..].split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+}
+
+const SECRET: &str = "sk-test-daemon-environ-0123456789";
+
+/// `ANTHROPIC_API_KEY=... ringlet profiles create` is a documented way to
+/// pass a key: the daemon it starts must not keep the key (or anything else
+/// of the caller's shell beyond its allowlist) in its environment, nor hand
+/// it to the agents' `--version` probes, which get a minimal environment.
+#[test]
+fn keys_in_the_callers_environment_stay_out_of_the_daemon() {
+    let env = Env::new("environ");
+    let probe_env = env.root.join("probe-env");
+    env.fake_agent(
+        "claude",
+        &format!("env > '{}'; echo '2.1.0 (Claude Code)'", probe_env.display()),
+    );
+    env.cmd(&["profiles", "create", "claude", "work", "-p", "anthropic", "--no-alias"])
+        .env("ANTHROPIC_API_KEY", SECRET)
+        .env("SHELL_ONLY_TOKEN", "shell-only-value")
+        .env("LC_TIME", "C")
+        .env("RINGLET_SECRET_STORE", "file")
+        .ok();
+    let pid = env.daemon_pid().expect("the create started a daemon");
+    let vars = environ_of(pid);
+    let text = vars.join("\n");
+    assert!(!text.contains(SECRET) && !text.contains("ANTHROPIC_API_KEY"), "{text}");
+    assert!(!text.contains("SHELL_ONLY_TOKEN"), "outside the allowlist: {text}");
+    for kept in ["HOME=", "PATH=", "RINGLET_CONFIG_DIR=", "XDG_RUNTIME_DIR=", "LC_TIME=C"] {
+        assert!(vars.iter().any(|v| v.starts_with(kept)), "{kept} is allowed: {text}");
+    }
+    // The profile still got its key.
+    assert!(env.cmd(&["profiles", "env", "work"]).ok().contains(SECRET));
+
+    // The probe: only the minimal environment.
+    env.cmd(&["agents", "list"]).ok();
+    assert!(wait_until(Duration::from_secs(10), || probe_env.exists()), "no probe ran");
+    let probe = fs::read_to_string(&probe_env).unwrap();
+    assert!(!probe.contains(SECRET), "{probe}");
+    let names: Vec<&str> =
+        probe.lines().filter_map(|l| l.split_once('=')).map(|(n, _)| n).collect();
+    for name in &names {
+        assert!(
+            [
+                "PATH",
+                "HOME",
+                "LANG",
+                "TMPDIR",
+                "NO_COLOR",
+                "DISABLE_AUTOUPDATER",
+                "PWD",
+                "SHLVL",
+                "_"
+            ]
+            .contains(name),
+            "the probe got {name}: {probe}"
+        );
+    }
+    assert!(names.contains(&"PATH") && names.contains(&"HOME"), "{probe}");
+
+    // No core dump, and not dumpable.
+    assert_eq!(limit_of(pid, "Max core file size"), "0 0");
+}
+
+/// A daemon started directly (`daemon --foreground`, a service unit) cleans
+/// its own environment the same way before it serves.
+#[test]
+fn a_foreground_daemon_drops_secrets_from_its_environment() {
+    let env = Env::new("environ-fg");
+    let mut child = env
+        .cmd(&["daemon", "--foreground", "--stay-alive"])
+        .env("ANTHROPIC_API_KEY", SECRET)
+        .env("OPENAI_API_KEY", SECRET)
+        .env("TZ", "UTC")
+        .spawn();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    assert!(line.contains("listening on"), "{line}");
+    let pid = child.id();
+    assert_eq!(env.daemon_pid(), Some(pid), "the same process, re-executed");
+    let text = environ_of(pid).join("\n");
+    assert!(!text.contains(SECRET), "{text}");
+    assert!(text.contains("TZ=UTC") && text.contains("RINGLET_HTTP_PORT=0"), "{text}");
+    assert_eq!(limit_of(pid, "Max core file size"), "0 0");
+    env.cmd(&["daemon", "stop"]).ok();
+    assert!(child.wait().unwrap().success());
+}
+
+/// Not dumpable: a same-uid process can neither read the daemon's memory
+/// nor attach to it, and the files in /proc/<pid> belong to root. Seen from outside by
+/// running the daemon as an unprivileged user (nobody) and checking the
+/// owner of its /proc files.
+#[test]
+fn the_daemon_is_not_dumpable() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new("dumpable");
+    let nobody = 65534;
+    let status = std::process::Command::new("chown")
+        .args(["-R", &format!("{nobody}:{nobody}")])
+        .arg(&env.root)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut child = env
+        .program("setpriv")
+        .env("RINGLET_SECRET_STORE", "file")
+        .cmd
+        .args([
+            &format!("--reuid={nobody}"),
+            &format!("--regid={nobody}"),
+            "--clear-groups",
+            crate::util::BIN,
+            "daemon",
+            "--foreground",
+            "--stay-alive",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Ended however the test ends (`Env` cannot stop a daemon of another uid).
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let pid = child.id();
+    let child = KillOnDrop(child);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    assert!(line.contains("listening on"), "{line}");
+    for entry in ["environ", "mem", "maps"] {
+        let meta = fs::metadata(format!("/proc/{pid}/{entry}")).unwrap();
+        assert_eq!(meta.uid(), 0, "/proc/{pid}/{entry} of a non-dumpable process belongs to root");
+    }
+    assert_eq!(limit_of(pid, "Max core file size"), "0 0");
+    // Its own status still works (it reads nothing of its own /proc).
+    let mut status = env.program("setpriv").cmd;
+    status.args([
+        &format!("--reuid={nobody}"),
+        &format!("--regid={nobody}"),
+        "--clear-groups",
+        crate::util::BIN,
+        "daemon",
+        "status",
+        "--json",
+    ]);
+    let out = status.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    kill(pid, 15);
+    let mut child = child;
+    assert!(child.0.wait().unwrap().success());
+}
+
+/// A free TCP port on the loopback (free when this returns).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `daemon stop` returns only when the old daemon has released everything,
+/// so the next command's daemon always gets the HTTP port.
+#[test]
+fn after_stop_the_next_daemon_always_has_its_http_port() {
+    let env = Env::new("restart-port");
+    let port = free_port().to_string();
+    let addr = format!("127.0.0.1:{port}");
+    for round in 0..20 {
+        env.cmd(&["daemon", "stop"]).env("RINGLET_HTTP_PORT", &port).ok();
+        env.cmd(&["providers", "list"]).env("RINGLET_HTTP_PORT", &port).ok();
+        let status =
+            env.cmd(&["daemon", "status", "--json"]).env("RINGLET_HTTP_PORT", &port).json();
+        assert_eq!(status["http"], addr.as_str(), "round {round}: {status}\n{}", env.log_text());
+        let answer = crate::util::http::request(addr.parse().unwrap(), "GET", "/", &[], b"");
+        assert_eq!(answer.status, 200, "round {round}");
+    }
+    env.cmd(&["daemon", "stop"]).env("RINGLET_HTTP_PORT", &port).ok();
+}
+
+/// A busy HTTP port is retried for a few seconds, then reported clearly: in
+/// the log and by `doctor`, which names the port held by another process.
+#[test]
+fn a_busy_http_port_is_retried_then_named() {
+    let env = Env::new("busy-port");
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port().to_string();
+    // Released while the daemon retries: it gets the port.
+    let releaser = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(1500));
+        drop(holder);
+    });
+    env.cmd(&["providers", "list"]).env("RINGLET_HTTP_PORT", &port).ok();
+    releaser.join().unwrap();
+    let status = env.cmd(&["daemon", "status", "--json"]).env("RINGLET_HTTP_PORT", &port).json();
+    assert_eq!(status["http"], format!("127.0.0.1:{port}"), "{status}\n{}", env.log_text());
+    env.cmd(&["daemon", "stop"]).ok();
+
+    // Held for good: the daemon serves IPC, and says why HTTP is off.
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port().to_string();
+    env.cmd(&["providers", "list"]).env("RINGLET_HTTP_PORT", &port).ok();
+    let log = env.log_text();
+    assert!(log.contains(&format!("127.0.0.1:{port} is held by another process")), "{log}");
+    let out = env.cmd(&["doctor"]).env("RINGLET_HTTP_PORT", &port).output();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(out.contains("held by another process"), "{out}");
+    drop(holder);
+}
+
+/// Commands issued while a daemon shuts down wait for it to go and start a
+/// new one: none fails with "a daemon is already running".
+#[test]
+fn commands_during_a_shutdown_start_the_next_daemon() {
+    let env = Env::new("shutdown-race");
+    let pid = env.start_daemon();
+    // An idle connection holds the shutdown in its grace period (it counts
+    // as a request in flight), so the commands below meet a daemon that has
+    // removed its socket but still holds its lock.
+    let idle = std::os::unix::net::UnixStream::connect(env.socket()).unwrap();
+    let stop = env.cmd(&["daemon", "stop"]).spawn();
+    assert!(wait_until(Duration::from_secs(10), || !env.socket().exists()));
+    let racers: Vec<_> = (0..10)
+        .map(|i| {
+            thread::sleep(Duration::from_millis(50));
+            let args: &[&str] =
+                if i % 2 == 0 { &["agents", "list"] } else { &["profiles", "list"] };
+            env.cmd(args).spawn()
+        })
+        .collect();
+    for racer in racers {
+        let out = racer.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "a command during shutdown failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = stop.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    drop(idle);
+    assert!(!pid_alive(pid));
+    assert_eq!(env.daemon_processes().len(), 1, "{:?}", env.daemon_processes());
+}
+
+/// With sessions running, `daemon stop` names them and needs `--force`
+/// when it cannot ask (not a terminal); `--force` ends them.
+#[test]
+fn stop_with_running_sessions_needs_force() {
+    let env = crate::terminal::shell_world("stop-sessions");
+    let (addr, token) = env.http();
+    let info = crate::terminal::create(
+        &env,
+        addr,
+        &token,
+        serde_json::json!({"args": ["-c", "sleep 600"]}),
+    );
+    let id = info["id"].as_str().unwrap().to_string();
+    let session_pid = info["pid"].as_u64().unwrap() as u32;
+    let daemon = env.daemon_pid().unwrap();
+    let (out, err) = env.cmd(&["daemon", "stop"]).code(1);
+    assert_eq!(out, "");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(&id) && err.contains("sh1") && err.contains("--force"), "{err}");
+    assert!(pid_alive(daemon) && pid_alive(session_pid), "nothing was stopped");
+    let (out, _) = env.cmd(&["daemon", "stop", "--json"]).code(1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["success"], false, "{v}");
+
+    let out = env.cmd(&["daemon", "stop", "--force"]).ok();
+    assert!(out.contains(&id), "says which sessions it ended: {out}");
+    assert!(out.ends_with("daemon stopped\n"), "{out}");
+    assert!(!pid_alive(daemon), "stop returns once the daemon is gone");
+    assert!(wait_until(Duration::from_secs(10), || !pid_alive(session_pid)));
+}

@@ -317,7 +317,7 @@ fn bad_terminal_requests_get_clear_errors() {
     // Shutdown ends every session's process group.
     let info = create(&env, addr, &token, Value::Null);
     let pid = info["pid"].as_u64().unwrap() as u32;
-    env.cmd(&["daemon", "stop"]).ok();
+    env.cmd(&["daemon", "stop", "--force"]).ok();
     assert!(wait_until(Duration::from_secs(5), || !pid_alive(pid)));
     // ...and the run it ended is recorded before the daemon goes.
     let runs = fs::read_to_string(env.config.join("telemetry/sessions.jsonl")).unwrap();
@@ -889,7 +889,7 @@ fn shutdown_ends_stubborn_sessions_together() {
     // other, that would be 20 s; together, about 2 s. The bound is half the
     // former, leaving a loaded machine plenty over the latter.
     let started = Instant::now();
-    env.cmd(&["daemon", "stop"]).ok();
+    env.cmd(&["daemon", "stop", "--force"]).ok();
     assert!(wait_until(Duration::from_secs(40), || pids.iter().all(|&p| !pid_alive(p))));
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
 }

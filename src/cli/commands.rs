@@ -395,7 +395,11 @@ pub static ROOT: Cmd = Cmd {
                         "Show whether the daemon runs (exit 3 if not); never starts one",
                         &[],
                     )),
-                    ready(cmd("stop", "Stop the daemon; never starts one", &[])),
+                    ready(cmd(
+                        "stop",
+                        "Stop the daemon; never starts one",
+                        &[flag("force", "End running terminal sessions without asking")],
+                    )),
                     rcmd(
                         "token",
                         "Print the HTTP API token",

@@ -9,15 +9,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use serde_json::json;
 
-use super::{Ctx, Exit, Invocation, Out};
+use super::{Ctx, Exit, Invocation, Out, prompt};
 use crate::client::{self, Started};
 use crate::daemon;
-use crate::protocol::{DaemonStatus, Request};
+use crate::protocol::{DaemonStatus, Request, TerminalInfo};
 
 /// Exit code of `daemon status` when no daemon runs (as in LSB init scripts).
 const NOT_RUNNING: u8 = 3;
-/// How long `daemon stop` waits for the daemon to release its lock.
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `daemon stop` waits for the daemon to exit (ending sessions
+/// takes a 2 s grace, in-flight requests another 2 s).
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn start(ctx: &Ctx, inv: &Invocation) -> Result<()> {
     let paths = ctx.paths()?;
@@ -90,19 +91,114 @@ pub fn status(ctx: &Ctx) -> Result<()> {
     Ok(out.finish()?)
 }
 
-pub fn stop(ctx: &Ctx) -> Result<()> {
+/// `daemon stop [--force]`: returns once the daemon process has exited, so
+/// its socket, HTTP port and lock are all free for the next one. Running
+/// terminal sessions end with it: they are named, and on a terminal the
+/// user is asked; elsewhere `--force` is required.
+pub fn stop(ctx: &Ctx, inv: &Invocation) -> Result<()> {
     let paths = ctx.paths()?;
     let mut out = Out::new();
-    if client::request_if_running(&paths, &Request::Shutdown)?.is_none() {
-        if ctx.global.json {
-            out.json(&json!({"stopped": false, "running": false}))?;
-        } else {
-            out.line("daemon is not running")?;
+    let Some(status) = client::request_if_running(&paths, &Request::Status)? else {
+        return not_running(ctx, out);
+    };
+    let pid = status["pid"].as_u64().and_then(|p| u32::try_from(p).ok());
+    let sessions = if status["terminals_running"].as_u64().unwrap_or(0) > 0 {
+        match client::request_if_running(&paths, &Request::TerminalList)? {
+            Some(list) => serde_json::from_value::<Vec<TerminalInfo>>(list)?
+                .into_iter()
+                .filter(|s| s.state == "running")
+                .collect(),
+            None => return not_running(ctx, out),
         }
-        return Ok(out.finish()?);
+    } else {
+        Vec::new()
+    };
+    if !sessions.is_empty() && !inv.flag("force") {
+        confirm_ending(&sessions)?;
     }
-    // The daemon holds its lock until the very end of its shutdown, so
-    // taking the lock proves it is gone (and its socket removed).
+    // Opened before the daemon is told to go, so the pid cannot be reused
+    // by another process meanwhile.
+    let exited = pid.and_then(ExitWatch::new);
+    if client::request_if_running(&paths, &Request::Shutdown)?.is_none() {
+        return not_running(ctx, out);
+    }
+    wait_until_gone(&paths, exited)?;
+    let ended: Vec<&str> = sessions.iter().map(|s| s.id.as_str()).collect();
+    if ctx.global.json {
+        out.json(&json!({"stopped": true, "sessions_ended": ended}))?;
+    } else {
+        for s in &sessions {
+            out.line(format_args!("ended session {} (profile {})", s.id, s.profile))?;
+        }
+        out.line("daemon stopped")?;
+    }
+    Ok(out.finish()?)
+}
+
+fn not_running(ctx: &Ctx, mut out: Out) -> Result<()> {
+    if ctx.global.json {
+        out.json(&json!({"stopped": false, "running": false}))?;
+    } else {
+        out.line("daemon is not running")?;
+    }
+    Ok(out.finish()?)
+}
+
+/// Asks on the terminal whether to end `sessions`; without one, refuses and
+/// says how to go on.
+fn confirm_ending(sessions: &[TerminalInfo]) -> Result<()> {
+    let names: Vec<String> =
+        sessions.iter().map(|s| format!("{} (profile {})", s.id, s.profile)).collect();
+    let what = format!(
+        "{} terminal session{} running: {}",
+        sessions.len(),
+        if sessions.len() == 1 { " is" } else { "s are" },
+        names.join(", ")
+    );
+    let interactive =
+        rustix::termios::isatty(std::io::stdin()) && rustix::termios::isatty(std::io::stderr());
+    if !interactive {
+        bail!("{what}; stopping the daemon ends them: run `ringlet daemon stop --force`");
+    }
+    let answer = prompt::ask(&format!("{what}. Stop the daemon and end them? (yes/no)"), "no")?;
+    if !matches!(answer.to_ascii_lowercase().as_str(), "y" | "yes") {
+        return Err(Exit { code: 1, message: Some("daemon stop: not stopped".into()) }.into());
+    }
+    Ok(())
+}
+
+/// Notices the daemon's exit: a pidfd (Linux), which becomes readable when
+/// the process has ended and so has closed every descriptor it held (its
+/// socket, HTTP port and lock), even while it waits to be reaped.
+struct ExitWatch(std::os::fd::OwnedFd);
+
+impl ExitWatch {
+    fn new(pid: u32) -> Option<ExitWatch> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            let pid = rustix::process::Pid::from_raw(i32::try_from(pid).ok()?)?;
+            rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+                .ok()
+                .map(ExitWatch)
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            let _ = pid;
+            None
+        }
+    }
+
+    fn exited(&self) -> bool {
+        use rustix::event::{PollFd, PollFlags, Timespec};
+        let mut fds = [PollFd::new(&self.0, PollFlags::IN)];
+        let now = Timespec { tv_sec: 0, tv_nsec: 0 };
+        rustix::event::poll(&mut fds, Some(&now)).is_ok_and(|n| n > 0)
+    }
+}
+
+/// Waits until the daemon process has exited (where a pidfd is available)
+/// and its lock is free.
+fn wait_until_gone(paths: &crate::paths::Paths, exited: Option<ExitWatch>) -> Result<()> {
     let deadline = Instant::now() + STOP_TIMEOUT;
     loop {
         let file = OpenOptions::new().read(true).write(true).open(paths.daemon_lock());
@@ -110,8 +206,8 @@ pub fn stop(ctx: &Ctx) -> Result<()> {
             Ok(f) => fd_lock::RwLock::new(f).try_write().is_ok(),
             Err(_) => true,
         };
-        if released {
-            break;
+        if released && exited.as_ref().is_none_or(ExitWatch::exited) {
+            return Ok(());
         }
         if Instant::now() >= deadline {
             bail!(
@@ -121,12 +217,6 @@ pub fn stop(ctx: &Ctx) -> Result<()> {
         }
         thread::sleep(Duration::from_millis(5));
     }
-    if ctx.global.json {
-        out.json(&json!({"stopped": true}))?;
-    } else {
-        out.line("daemon stopped")?;
-    }
-    Ok(out.finish()?)
 }
 
 /// `daemon token [--rotate]`: the HTTP API's bearer token, for scripts

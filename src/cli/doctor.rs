@@ -38,7 +38,10 @@ pub fn run(ctx: &Ctx) -> Result<()> {
                 None => checks.push((
                     "http",
                     false,
-                    "not listening; the daemon log says why (often: the port is taken; set [daemon] http_port)".into(),
+                    match status["http_error"].as_str() {
+                        Some(why) => format!("not listening: {why}"),
+                        None => "not listening; the daemon log says why".into(),
+                    },
                 )),
             }
         }

@@ -73,7 +73,7 @@ pub fn run(global: Global, inv: Invocation) -> Result<()> {
         ["providers", "inspect"] => providers::inspect(&ctx, inv.arg("id").unwrap_or_default()),
         ["daemon"] => daemon::start(&ctx, &inv),
         ["daemon", "status"] => daemon::status(&ctx),
-        ["daemon", "stop"] => daemon::stop(&ctx),
+        ["daemon", "stop"] => daemon::stop(&ctx, &inv),
         ["daemon", "token"] => daemon::token(&ctx, &inv),
         ["terminal", "list"] => terminal::list(&ctx),
         ["terminal", "info"] => terminal::info(&ctx, inv.arg("id").unwrap_or_default()),

@@ -114,6 +114,7 @@ fn handle_status(state: &State) -> Reply {
         requests_served: state.requests_served.load(Ordering::Relaxed),
         subscribers: state.events.subscriber_count(),
         http: state.http.get().map(|h| h.addr.to_string()),
+        http_error: state.http_error.get().cloned(),
         http_connections: state.http.get().map_or(0, |h| h.slots.count()),
         profiles: state.profiles.list().map_or(0, |(profiles, _)| profiles.len()),
         terminals_running: running,

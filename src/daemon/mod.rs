@@ -9,6 +9,12 @@
 //! - `signals`: SIGTERM/SIGINT/SIGHUP become [`Ctl::Shutdown`] ([`signals`]).
 //!
 //! Shared state lives in [`State`]; each field says who touches it.
+//!
+//! Hygiene: the daemon runs with an allowlisted environment ([`env_allowed`];
+//! a daemon started directly re-executes itself with it, see
+//! [`reexec_with_allowed_env`]), is not dumpable and never dumps core, so a
+//! key the user's shell held never sits in its environment, its children's,
+//! or a core file.
 
 pub mod dispatch;
 pub mod events;
@@ -42,6 +48,140 @@ use events::{EventBus, EventKind};
 
 /// How long shutdown waits for in-flight requests to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// How long a starting daemon waits for the lock of one that is exiting
+/// (holds the lock, no longer answers on the socket). Its shutdown ends
+/// sessions (a 2 s grace each, all at once) and waits [`SHUTDOWN_GRACE`].
+const LOCK_WAIT: Duration = Duration::from_secs(8);
+/// How long a busy HTTP port is retried: an exiting daemon releases it as
+/// its process ends, a moment after its lock.
+const HTTP_PORT_RETRY: Duration = Duration::from_secs(5);
+
+/// The daemon's environment: these names, and the [`ENV_PREFIXES`]. What it
+/// needs for paths (HOME, XDG_*, RINGLET_*), the keychain (the session bus),
+/// the default usage roots (CLAUDE_CONFIG_DIR, CODEX_HOME), locale and time,
+/// TLS and proxies for its children, and PATH to find the agents. Keys and
+/// anything else of the caller's shell stay out: a run takes the caller's
+/// variables from its request, never from the daemon.
+const ENV_NAMES: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "DBUS_SESSION_BUS_ADDRESS",
+    "CLAUDE_CONFIG_DIR",
+    "CODEX_HOME",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "NO_PROXY",
+    "https_proxy",
+    "http_proxy",
+    "no_proxy",
+];
+/// Prefixes of allowed names (see [`ENV_NAMES`]).
+const ENV_PREFIXES: &[&str] = &["LC_", "XDG_", "RINGLET_"];
+
+/// Whether the daemon keeps the variable `name`.
+pub fn env_allowed(name: &std::ffi::OsStr) -> bool {
+    let Some(name) = name.to_str() else { return false };
+    ENV_NAMES.contains(&name) || ENV_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// This process's variables that a daemon keeps.
+pub fn allowed_env() -> Vec<(OsString, OsString)> {
+    std::env::vars_os().filter(|(name, _)| env_allowed(name)).collect()
+}
+
+/// For a daemon started directly (`daemon --foreground`, a service unit):
+/// its environment is fixed at exec and stays readable in
+/// `/proc/<pid>/environ`, so removing a variable in-process is not enough.
+/// When anything outside the allowlist is set, the process executes itself
+/// again with the allowlisted environment (same pid, same arguments and
+/// file descriptors). Called before any thread starts; returns only when
+/// nothing needed cleaning.
+pub fn reexec_with_allowed_env() -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    if std::env::vars_os().all(|(name, _)| env_allowed(&name)) {
+        return Ok(());
+    }
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_default();
+    // /proc/self/exe still works when the binary was replaced on disk.
+    let exe = if cfg!(target_os = "linux") {
+        PathBuf::from("/proc/self/exe")
+    } else {
+        std::env::current_exe().context("finding the ringlet executable")?
+    };
+    let err = std::process::Command::new(exe)
+        .arg0(arg0)
+        .args(args)
+        .env_clear()
+        .envs(allowed_env())
+        .exec();
+    Err(err).context("re-executing the daemon with its allowlisted environment")
+}
+
+/// No core file (it would hold keys) and not dumpable: a same-uid process
+/// can neither attach to the daemon nor read its memory or environment, and
+/// its /proc entry belongs to root. Children get their own dumpable flag
+/// back at exec; the core limit of 0 is inherited (agents dump no core).
+fn harden() -> Result<()> {
+    let none = rustix::process::Rlimit { current: Some(0), maximum: Some(0) };
+    rustix::process::setrlimit(rustix::process::Resource::Core, none)
+        .context("turning core dumps off")?;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .context("making the daemon non-dumpable")?;
+    Ok(())
+}
+
+/// Binds the HTTP front door's port, retrying a busy one for
+/// [`HTTP_PORT_RETRY`]. A port still busy then is logged and kept in
+/// [`State::http_error`] for `daemon status` and `doctor`.
+pub fn bind_http(state: &State, host: &str, port: u16) -> io::Result<std::net::TcpListener> {
+    let deadline = Instant::now() + HTTP_PORT_RETRY;
+    let mut waiting = false;
+    loop {
+        let err = match std::net::TcpListener::bind((host, port)) {
+            Ok(listener) => {
+                if waiting {
+                    crate::info!("HTTP port {host}:{port} is free now");
+                }
+                return Ok(listener);
+            }
+            Err(e) => e,
+        };
+        let busy = err.kind() == io::ErrorKind::AddrInUse;
+        if busy && port != 0 && Instant::now() < deadline {
+            if !waiting {
+                crate::info!(
+                    "HTTP port {host}:{port} is busy; retrying for {} s (a daemon that is exiting may still hold it)",
+                    HTTP_PORT_RETRY.as_secs()
+                );
+                waiting = true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        let why = if busy {
+            format!(
+                "{host}:{port} is held by another process (retried for {} s); \
+                 stop it or set [daemon] http_port",
+                HTTP_PORT_RETRY.as_secs()
+            )
+        } else {
+            format!("cannot listen on {host}:{port}: {err}")
+        };
+        crate::error!("HTTP API disabled: {why}");
+        let _ = state.http_error.set(why);
+        return Err(err);
+    }
+}
 
 /// Options of `ringlet daemon`.
 #[derive(Debug, Clone, Default)]
@@ -102,6 +242,8 @@ pub struct State {
     pub tickets: http::auth::Tickets,
     /// Where the HTTP front door listens, once it does.
     pub http: OnceLock<http::HttpInfo>,
+    /// Why it does not, when its port could not be bound.
+    pub http_error: OnceLock<String>,
     /// Remote terminal sessions (each one's state is owned by its thread).
     pub terminals: crate::terminal::Registry,
     ctl: Sender<Ctl>,
@@ -211,6 +353,7 @@ impl Drop for BusyGuard<'_> {
 /// logs a fatal error as an ERROR line, which the CLI that spawned it reports.
 pub fn run(paths: Paths, options: Options) -> Result<()> {
     let detached = options.log_file.is_some();
+    harden()?;
     if let Some(log) = &options.log_file {
         crate::logger::log_to_file(log)?;
     }
@@ -238,6 +381,7 @@ fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
         .open(&lock_path)
         .with_context(|| format!("opening lock file {}", lock_path.display()))?;
     let mut lock = fd_lock::RwLock::new(lock_file);
+    wait_for_an_exiting_daemon(&mut lock, &paths)?;
     let mut guard = match lock.try_write() {
         Ok(guard) => guard,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -265,6 +409,7 @@ fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
         http_token: RwLock::new(http_token),
         tickets: http::auth::Tickets::default(),
         http: OnceLock::new(),
+        http_error: OnceLock::new(),
         terminals: crate::terminal::Registry::default(),
         paths,
         config,
@@ -300,8 +445,41 @@ fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
 
     let reason = serve(&state, &ctl_rx);
     shutdown(&state, &ctl_rx, socket_id, &reason);
-    drop(guard);
+    // The lock is not released here but by the kernel as the process ends,
+    // with the HTTP port and every other descriptor: a successor that gets
+    // the lock finds the port free (or free a moment later: [`bind_http`]
+    // retries), and `daemon stop` waits for the process itself.
+    std::mem::forget(guard);
+    std::mem::forget(lock);
     Ok(())
+}
+
+/// Waits while the lock is held by a daemon that no longer answers on the
+/// socket (it is shutting down, or still starting), up to [`LOCK_WAIT`]. A
+/// daemon that answers is live: no wait, the caller reports it.
+fn wait_for_an_exiting_daemon(lock: &mut fd_lock::RwLock<File>, paths: &Paths) -> Result<()> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    let mut waiting = false;
+    loop {
+        match lock.try_write() {
+            Ok(_probe) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e).context("locking the daemon lock file"),
+        }
+        if std::os::unix::net::UnixStream::connect(&paths.socket).is_ok()
+            || Instant::now() >= deadline
+        {
+            return Ok(());
+        }
+        if !waiting {
+            crate::info!(
+                "waiting for the daemon that holds {} to exit",
+                paths.daemon_lock().display()
+            );
+            waiting = true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Waits for a shutdown request or the idle timeout; returns the reason.

@@ -184,7 +184,7 @@ impl Env {
 impl Drop for Env {
     fn drop(&mut self) {
         if self.daemon_pid().is_some() || !self.daemon_processes().is_empty() {
-            let _ = self.cmd(&["daemon", "stop"]).output();
+            let _ = self.cmd(&["daemon", "stop", "--force"]).output();
         }
         for pid in self.daemon_processes() {
             kill(pid, 9);

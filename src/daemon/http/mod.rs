@@ -78,7 +78,7 @@ pub fn start(state: &Arc<State>) -> Result<Option<HttpInfo>> {
             "HTTP API bound to {bind}: reachable from other machines (only the token protects it)"
         );
     }
-    let listener = match TcpListener::bind((bind.as_str(), port)) {
+    let listener = match super::bind_http(state, &bind, port) {
         Ok(l) => l,
         Err(e) => {
             crate::warn!("HTTP API disabled: cannot listen on {bind}:{port}: {e}");
