@@ -34,7 +34,7 @@ use crate::protocol::{ErrorCode, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Reply, Rep
 
 /// How long a client may take to send its whole request line, counted from
 /// the connection.
-const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 /// How long a client may take to accept our reply (or an event line).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections open at once, so a runaway client cannot exhaust threads.

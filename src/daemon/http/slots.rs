@@ -165,3 +165,69 @@ impl Slot {
         *self.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(waker);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::net::TcpListener;
+
+    /// A connected pair: the server's end (for a slot) and the client's.
+    fn pair(listener: &TcpListener) -> (TcpStream, TcpStream) {
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        (listener.accept().unwrap().0, client)
+    }
+
+    /// True when the server closed the client's connection.
+    fn closed(client: &mut TcpStream) -> bool {
+        client.set_read_timeout(Some(std::time::Duration::from_millis(50))).unwrap();
+        matches!(client.read(&mut [0u8; 1]), Ok(0))
+    }
+
+    #[test]
+    fn strangers_give_way_oldest_first_and_the_trusted_stay() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let slots = Slots::default();
+        let mut conns = Vec::new();
+        for _ in 0..STRANGER_POOL {
+            let (server, client) = pair(&listener);
+            let slot = slots.take(&server).unwrap();
+            slot.heard();
+            conns.push((slot, server, client));
+        }
+        // One trusted: it leaves the pool.
+        let generation = slots.generation();
+        assert!(slots.trust(&conns[0].0, generation));
+        // A newcomer not yet read, then another: the oldest heard stranger
+        // goes each time, never the trusted one nor the unread newcomer.
+        let (s1, mut c1) = pair(&listener);
+        let unread = slots.take(&s1).unwrap();
+        assert_eq!(slots.count(), STRANGER_POOL + 1);
+        assert!(!closed(&mut conns[0].2), "the trusted connection stays");
+        let (s2, _c2) = pair(&listener);
+        slots.take(&s2).unwrap();
+        assert!(closed(&mut conns[1].2), "the oldest stranger went");
+        assert!(!closed(&mut c1), "the newcomer not yet read stays");
+        assert!(!unread.trusted());
+        // A rotation makes the trusted one a stranger again.
+        slots.revoke();
+        assert!(!conns[0].0.trusted());
+        assert!(slots.trust(&conns[0].0, slots.generation()));
+        // A slot already given back cannot be trusted.
+        slots.give_back(&conns[2].0);
+        assert!(!slots.trust(&conns[2].0, slots.generation()));
+    }
+
+    #[test]
+    fn trusted_slots_are_capped() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let slots = Slots::default();
+        let mut kept = Vec::new();
+        for i in 0..=MAX_TRUSTED {
+            let (server, client) = pair(&listener);
+            let slot = slots.take(&server).unwrap();
+            assert_eq!(slots.trust(&slot, slots.generation()), i < MAX_TRUSTED, "{i}");
+            kept.push((slot, server, client));
+        }
+    }
+}

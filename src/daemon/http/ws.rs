@@ -59,7 +59,7 @@ const MAX_OUTPUT: usize = 1 << 20;
 
 /// How long a closing connection may take to carry its last frames and
 /// the close frame to a client whose socket is full; then it is cut.
-pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(4);
+pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// What a WebSocket was opened with: the token, and the generation of the
 /// slots' trust when it was checked ([`Slots::revoke`] bumps it).
