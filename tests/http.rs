@@ -450,7 +450,17 @@ fn every_route_answers_as_the_cli_does() {
     same("/api/profiles", &["profiles", "list"]);
     same("/api/profiles?agent=claude", &["profiles", "list", "--agent", "claude"]);
     same("/api/profiles/web", &["profiles", "inspect", "web"]);
-    same("/api/profiles/web/env", &["profiles", "env", "web"]);
+    // The env route is the CLI's with the key redacted (HTTP never hands
+    // out a key).
+    let (status, reply) = call("GET", "/api/profiles/web/env", &Value::Null);
+    assert_eq!(status, 200, "{reply}");
+    let mut cli_env = env.cmd(&["--json", "profiles", "env", "web"]).json()["env"].clone();
+    for v in cli_env.as_object_mut().unwrap().values_mut() {
+        if v.as_str().is_some_and(|s| s.contains(KEY)) {
+            *v = json!("<redacted>");
+        }
+    }
+    assert_eq!(reply["data"]["env"], cli_env);
     same("/api/usage", &["usage"]);
     same("/api/usage/daily?period=7d", &["usage", "daily", "--period", "7d"]);
     same("/api/usage/models", &["usage", "models"]);
@@ -858,7 +868,7 @@ fn idle_connections_without_the_token_cannot_lock_the_user_out() {
         assert_eq!(get(addr, "/api/daemon/status", &token).status, 200);
     }
     let status = env.cmd(&["daemon", "status", "--json"]).json();
-    assert!(status["http_connections"].as_u64().unwrap() <= 128, "{status}");
+    assert!(status["http_connections"].as_u64().unwrap() <= 160, "{status}");
     drop(strangers);
     // Slots held by clients that showed the token are never taken away.
     let auth = format!("Authorization: Bearer {token}\r\n");
@@ -868,8 +878,11 @@ fn idle_connections_without_the_token_cannot_lock_the_user_out() {
         assert!(Instant::now() < deadline, "only {} slots", users.len());
         users.push(open(&auth));
     }
-    let late = request(addr, "GET", "/app.css", &[], b"");
+    // Past them, one more with the token is refused; strangers still have
+    // their own small pool.
+    let late = get(addr, "/api/agents", &token);
     assert_eq!(late.status, 503, "{}", late.head);
+    assert_eq!(request(addr, "GET", "/app.css", &[], b"").status, 200);
     for user in &mut users[..3] {
         user.write_all(format!("GET /api/agents HTTP/1.1\r\n{host}{auth}\r\n").as_bytes()).unwrap();
         assert_eq!(read_one(user), 200, "a kept slot still works");
@@ -886,4 +899,294 @@ fn close_frame(ws: &mut WebSocket<TcpStream>) -> tungstenite::protocol::CloseFra
             Err(e) => panic!("no close frame: {e}"),
         }
     }
+}
+
+/// A client that holds `count` connections open and sends each one byte a
+/// second, never a whole request (`tcp <port>` or `unix <socket>`), and
+/// reconnects at once whenever the server answers or closes one. It prints
+/// `ready` once it has opened `count`, then runs until killed.
+pub(crate) const TRICKLE: &str = r#"
+import selectors, socket, sys, time
+kind, target, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+payload = b"GET /api/agents?" + b"a" * 4096 if kind == "tcp" else b"{" + b" " * 4096
+sel = selectors.DefaultSelector()
+sent = {}
+opened = 0
+def connect():
+    if kind == "tcp":
+        s = socket.create_connection(("127.0.0.1", int(target)))
+    else:
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(target)
+    s.setblocking(False)
+    s.send(payload[:1])
+    sent[s] = (1, time.monotonic())
+    sel.register(s, selectors.EVENT_READ)
+while True:
+    while len(sent) < count:
+        try:
+            connect()
+            opened += 1
+        except OSError:
+            time.sleep(0.05)
+            break
+        if opened == count:
+            print("ready", flush=True)
+    for key, _ in sel.select(0.1):
+        s = key.fileobj
+        sel.unregister(s)
+        del sent[s]
+        s.close()
+    now = time.monotonic()
+    for s, (n, at) in list(sent.items()):
+        if now - at >= 1.0:
+            try:
+                s.send(payload[n:n + 1])
+                sent[s] = (n + 1, now)
+            except OSError:
+                sel.unregister(s)
+                del sent[s]
+                s.close()
+"#;
+
+/// The trickling client of [`TRICKLE`], run as `uid` (0: as the test), and
+/// killed when dropped.
+pub(crate) struct Trickler(std::process::Child);
+
+impl Trickler {
+    pub(crate) fn start(env: &Env, uid: u32, args: &[&str]) -> Trickler {
+        let script = env.root.join("trickle.py");
+        fs::write(&script, TRICKLE).unwrap();
+        let mut cmd = if uid == 0 {
+            std::process::Command::new("/usr/bin/python3")
+        } else {
+            let mut c = std::process::Command::new("setpriv");
+            c.args([&format!("--reuid={uid}"), &format!("--regid={uid}"), "--clear-groups"]);
+            c.arg("/usr/bin/python3");
+            c
+        };
+        cmd.arg(&script).args(args);
+        cmd.stdout(std::process::Stdio::piped()).stdin(std::process::Stdio::null());
+        let mut child = Trickler(cmd.spawn().expect("starting the trickling client"));
+        let stdout = child.0.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+            let _ = tx.send(line);
+        });
+        let said = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+        assert_eq!(said.trim(), "ready", "the trickling client did not get going");
+        child
+    }
+}
+
+impl Drop for Trickler {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One request with the token on a fresh connection: its status, or 0 when
+/// the connection ended without an answer.
+fn owner_status(addr: SocketAddr, token: &str) -> u16 {
+    let Ok(mut s) = TcpStream::connect(addr) else { return 0 };
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let head = format!(
+        "GET /api/daemon/status HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n",
+        addr.port()
+    );
+    if s.write_all(head.as_bytes()).is_err() {
+        return 0;
+    }
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// Item 7: 200 connections from another uid, each sending a byte a second
+/// and reconnecting whenever they are cut off, hold no slot the owner needs:
+/// strangers share a small pool, oldest out first, busy or not.
+#[test]
+fn trickling_strangers_of_another_uid_cannot_lock_the_owner_out() {
+    let env = Env::new("http-trickle");
+    let (addr, token) = env.http();
+    let port = addr.port().to_string();
+    let _attack = Trickler::start(&env, 65534, &["tcp", &port, "200"]);
+    let mut failed = Vec::new();
+    for i in 0..100 {
+        let status = owner_status(addr, &token);
+        if status != 200 {
+            failed.push((i, status));
+        }
+    }
+    assert!(failed.is_empty(), "owner requests that failed (index, status): {failed:?}");
+    // The attack was still on: strangers hold their pool, and no more.
+    let status = env.cmd(&["daemon", "status", "--json"]).json();
+    let open = status["http_connections"].as_u64().unwrap();
+    assert!((16..=160).contains(&open), "{status}");
+}
+
+/// Item 8: failed logins are summed up in the log, not written one by one,
+/// and no count of them keeps a good ticket out.
+#[test]
+fn failed_logins_are_summarised_in_the_log_and_a_good_ticket_still_works() {
+    let env = Env::new("http-bad-tickets");
+    let (addr, token) = env.http();
+    let login = |ticket: &str| {
+        let body = json!({"ticket": ticket}).to_string();
+        request(
+            addr,
+            "POST",
+            "/api/login",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+    };
+    for i in 0..500 {
+        let wrong = format!("{i:064x}");
+        assert_eq!(login(&wrong).status, 401);
+    }
+    let url = env.cmd(&["--json", "ui", "--no-open"]).json()["url"].as_str().unwrap().to_string();
+    let ticket = url.split_once("#ticket=").unwrap().1;
+    let answer = login(ticket);
+    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(answer.json()["data"]["token"], token.as_str());
+    env.cmd(&["daemon", "stop"]).ok();
+    let log = env.log_text();
+    let about: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" http: ") && l.contains("login") && !l.contains("signed in"))
+        .collect();
+    assert!(!about.is_empty() && about.len() <= 2, "{} lines:\n{}", about.len(), about.join("\n"));
+    // Every failure is counted in them.
+    let counted: u64 = about
+        .iter()
+        .filter_map(|l| l.split(" failed login").next()?.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(counted, 500, "{}", about.join("\n"));
+}
+
+/// Item 9: two Host headers are a 400 (RFC 9112 §3.2), whichever is good.
+#[test]
+fn duplicate_host_headers_are_refused() {
+    let env = Env::new("http-two-hosts");
+    let (addr, token) = env.http();
+    let ours = format!("127.0.0.1:{}", addr.port());
+    let auth = format!("Bearer {token}");
+    for hosts in [[ours.as_str(), "evil.com"], ["evil.com", ours.as_str()], [&ours, &ours]] {
+        let answer = request(
+            addr,
+            "GET",
+            "/api/agents",
+            &[("Host", hosts[0]), ("Host", hosts[1]), ("Authorization", &auth)],
+            b"",
+        );
+        assert_eq!(answer.status, 400, "{hosts:?}: {}", answer.head);
+    }
+    assert_eq!(get(addr, "/api/agents", &token).status, 200);
+}
+
+/// Item 12: HTTP never hands out an API key; the CLI, over IPC, still can.
+#[test]
+fn http_never_returns_the_api_key() {
+    let env = Env::new("http-no-key");
+    env.create_profile("claude", "web");
+    let (addr, token) = env.http();
+    let last20 = &KEY[KEY.len() - 20..];
+    let answer = get(addr, "/api/profiles/web/env", &token);
+    assert_eq!(answer.status, 200, "{}", answer.head);
+    let body = String::from_utf8_lossy(&answer.body).into_owned();
+    assert!(!body.contains(last20), "the key over HTTP: {body}");
+    let env_vars = answer.json()["data"]["env"].clone();
+    assert!(
+        env_vars.as_object().unwrap().values().any(|v| v == "<redacted>"),
+        "the key's variable is shown, redacted: {body}"
+    );
+    assert!(env_vars["CLAUDE_CONFIG_DIR"].is_string(), "the rest stays useful: {body}");
+    let cli = env.cmd(&["profiles", "env", "web"]).ok();
+    assert!(cli.contains(KEY), "the CLI still gets the key: {cli}");
+    // No other route gives it either.
+    for path in [
+        "/api/profiles",
+        "/api/profiles/web",
+        "/api/profiles/web/hooks",
+        "/api/profiles/web/hooks/export",
+        "/api/daemon/status",
+        "/api/stats",
+        "/api/usage",
+        "/api/terminal/sessions",
+    ] {
+        let answer = get(addr, path, &token);
+        assert!(!String::from_utf8_lossy(&answer.body).contains(last20), "{path}");
+    }
+}
+
+/// A WebSocket on `/ws/terminal/{id}` with `token` (read timeout 10 s).
+fn terminal_ws(addr: SocketAddr, token: &str, id: &str) -> WebSocket<TcpStream> {
+    let mut req = format!("ws://{addr}/ws/terminal/{id}").into_client_request().unwrap();
+    let auth = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+    req.headers_mut().insert("Authorization", auth);
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    tungstenite::client(req, stream).unwrap_or_else(|e| panic!("attach {id}: {e}")).0
+}
+
+/// Item 13: `daemon token --rotate` ends what the old token opened: both
+/// kinds of WebSocket get a close frame (1008), and a kept-alive connection
+/// must show the new token with its next request.
+#[test]
+fn rotating_the_token_ends_what_the_old_one_opened() {
+    let env = crate::terminal::shell_world("http-rotate");
+    let (addr, old) = env.http();
+    let id = crate::terminal::create(&env, addr, &old, json!({"args": ["-c", "sleep 300"]}))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (mut events, _) = ws_connect(addr, Some(&format!("bearer, {old}")), None).unwrap();
+    let mut term = terminal_ws(addr, &old, &id);
+    let host = format!("Host: 127.0.0.1:{}\r\n", addr.port());
+    let mut kept = TcpStream::connect(addr).unwrap();
+    kept.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let again = format!("GET /api/agents HTTP/1.1\r\n{host}Authorization: Bearer {old}\r\n\r\n");
+    kept.write_all(again.as_bytes()).unwrap();
+    assert_eq!(read_one(&mut kept), 200);
+
+    let new = env.cmd(&["daemon", "token", "--rotate"]).ok().trim().to_string();
+    assert_ne!(new, old);
+    for (name, ws) in [("/ws", &mut events), ("/ws/terminal", &mut term)] {
+        let frame = close_frame(ws);
+        assert_eq!(frame.code, tungstenite::protocol::frame::coding::CloseCode::Policy, "{name}");
+    }
+    kept.write_all(again.as_bytes()).unwrap();
+    assert_eq!(read_one(&mut kept), 401, "the old token on a kept-alive connection");
+    assert_eq!(get(addr, "/api/agents", &new).status, 200);
+    assert!(ws_connect(addr, Some(&format!("bearer, {new}")), None).is_ok());
+}
+
+/// Item 17: a terminal client that falls too far behind is told so with
+/// 1013 (try again later), which the web UI takes as "reconnect", even
+/// though its socket was full when it was dropped.
+#[test]
+fn a_lagging_terminal_client_gets_its_close_code() {
+    let env = crate::terminal::shell_world("http-lagging");
+    let (addr, token) = env.http();
+    let script = "read -r go; seq 1 3000000 | sed 's/^/L/' | cat; sleep 300";
+    let id = crate::terminal::create(&env, addr, &token, json!({"args": ["-c", script]}))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut ws = terminal_ws(addr, &token, &id);
+    let info = |id: &str| get(addr, &format!("/api/terminal/sessions/{id}"), &token).json();
+    assert!(crate::util::wait_until(Duration::from_secs(5), || info(&id)["data"]["clients"] == 1));
+    ws.send(Message::Binary(b"go\n".to_vec().into())).unwrap();
+    // Not reading until the session lets this client go.
+    assert!(
+        crate::util::wait_until(Duration::from_secs(60), || info(&id)["data"]["clients"] == 0),
+        "the client that does not read was never dropped"
+    );
+    let frame = close_frame(&mut ws);
+    assert_eq!(frame.code, tungstenite::protocol::frame::coding::CloseCode::Again, "{frame:?}");
 }

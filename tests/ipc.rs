@@ -219,3 +219,19 @@ fn a_peer_of_another_uid_is_refused() {
     let _ = daemon.kill();
     let _ = daemon.wait();
 }
+
+/// Item 7: 300 connections that each send a byte a second and never a whole
+/// request (and reconnect when cut off) do not lock out the CLI: a request
+/// must arrive whole within a total deadline, and at the cap the oldest
+/// unfinished request gives way.
+#[test]
+fn trickling_connections_do_not_lock_out_the_cli() {
+    let env = Env::new("ipc-trickle");
+    let pid = env.start_daemon();
+    let socket = env.socket().display().to_string();
+    let _attack = crate::http::Trickler::start(&env, 0, &["unix", &socket, "300"]);
+    for _ in 0..5 {
+        still_serves(&env, pid);
+        env.cmd(&["profiles", "list"]).ok();
+    }
+}

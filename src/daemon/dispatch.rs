@@ -125,6 +125,13 @@ fn handle_status(state: &State) -> Reply {
 
 fn handle_daemon_token(state: &State, rotate: bool) -> Reply {
     let token = if rotate { state.rotate_http_token() } else { Ok(state.http_token()) };
+    if rotate && token.is_ok() {
+        // What the old token opened ends: WebSockets close, kept-alive
+        // connections must show the new one.
+        if let Some(http) = state.http.get() {
+            http.slots.revoke();
+        }
+    }
     result(
         token.map(
             |token| json!({"token": token, "path": state.paths.config_dir.join("http_token")}),

@@ -4,18 +4,26 @@
 //! ([`crate::protocol`]). `Subscribe` turns the connection into an event
 //! stream until the client hangs up.
 //!
-//! Hygiene: only peers with the daemon's own uid are served; the request is
-//! read with a timeout and a size cap; a bad request gets an error reply and
-//! the daemon carries on. A connection handler never exits the process.
+//! Hygiene: only peers with the daemon's own uid are served; the request
+//! must arrive whole within [`REQUEST_DEADLINE`] of the connection (a total,
+//! not a per-read limit, so a client sending a byte now and then cannot
+//! hold a connection) and within a size cap; a bad request gets an error
+//! reply and the daemon carries on. At most [`MAX_CONNECTIONS`] are open;
+//! at the cap, the oldest connection still sending its request is closed
+//! for the newcomer (a CLI sends its request at once, so only a stuck or
+//! runaway client gives way), and only when every connection is being
+//! served or streaming events is a newcomer refused. A connection handler
+//! never exits the process.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
@@ -24,17 +32,60 @@ use super::State;
 use super::dispatch;
 use crate::protocol::{ErrorCode, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Reply, ReplyFrame, Request};
 
-/// How long a client may take to send its request line.
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a client may take to send its whole request line, counted from
+/// the connection.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 /// How long a client may take to accept our reply (or an event line).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections served at once; more are refused with an error, so a runaway
-/// client cannot exhaust threads.
+/// Connections open at once, so a runaway client cannot exhaust threads.
 const MAX_CONNECTIONS: usize = 256;
 /// How often a subscription checks whether its client has gone.
 const SUBSCRIBER_POLL: Duration = Duration::from_millis(500);
 
-static OPEN_CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
+/// The open connections.
+static OPEN: Mutex<Vec<Arc<ConnSlot>>> = Mutex::new(Vec::new());
+
+/// One open connection.
+struct ConnSlot {
+    /// A handle on its socket, to close it from outside.
+    stream: UnixStream,
+    accepted: Instant,
+    /// It has sent something.
+    heard: AtomicBool,
+    /// Its request is whole (being served, or an event stream).
+    read: AtomicBool,
+}
+
+fn open_slots() -> MutexGuard<'static, Vec<Arc<ConnSlot>>> {
+    OPEN.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A slot for a new connection; at the cap, the oldest connection still
+/// sending its request (one that sent something first) is closed for it.
+/// `None`: every connection is being served.
+fn take_slot(stream: &UnixStream) -> Option<Arc<ConnSlot>> {
+    let handle = stream.try_clone().ok()?;
+    let mut open = open_slots();
+    if open.len() >= MAX_CONNECTIONS {
+        let (i, _) = open
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.read.load(Ordering::SeqCst))
+            .min_by_key(|(_, s)| (!s.heard.load(Ordering::Relaxed), s.accepted))?;
+        let evicted = open.swap_remove(i);
+        // Its thread's read ends; the slot is already gone from the count.
+        let _ = evicted.stream.shutdown(Shutdown::Both);
+        crate::debug!("IPC: closed the oldest unfinished request to make room");
+    }
+    let slot = Arc::new(ConnSlot {
+        stream: handle,
+        accepted: Instant::now(),
+        heard: AtomicBool::new(false),
+        read: AtomicBool::new(false),
+    });
+    open.push(slot.clone());
+    Some(slot)
+}
 
 /// Binds the socket with mode 0600. A socket file nobody answers on is stale
 /// (its daemon was killed) and is replaced; one that answers belongs to a
@@ -86,40 +137,39 @@ pub fn spawn_accept(listener: UnixListener, state: Arc<State>) -> io::Result<()>
 }
 
 fn spawn_conn(stream: UnixStream, state: Arc<State>) {
-    if OPEN_CONNECTIONS.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-        OPEN_CONNECTIONS.fetch_sub(1, Ordering::SeqCst);
+    let Some(slot) = take_slot(&stream) else {
         let mut stream = stream;
         let _ =
             write_reply(&mut stream, &Reply::error(ErrorCode::Internal, "too many connections"));
         return;
-    }
+    };
     // Released when the thread ends, even by a panic (which, with
     // `panic = "unwind"`, ends only this thread), or if it never starts.
-    let slot = ConnSlot;
+    let guard = SlotGuard(slot);
     let spawned = thread::Builder::new().name("ipc-conn".into()).spawn(move || {
-        let _slot = slot;
-        if let Err(e) = serve_conn(stream, &state) {
+        if let Err(e) = serve_conn(stream, &state, &guard.0) {
             crate::debug!("IPC connection: {e:#}");
         }
+        drop(guard);
     });
     if let Err(e) = spawned {
         crate::error!("starting IPC connection thread: {e}");
     }
 }
 
-/// One of the [`MAX_CONNECTIONS`] slots, taken in `spawn_conn`.
-struct ConnSlot;
+/// Gives a slot back when dropped (a second time, after an eviction, is a
+/// no-op).
+struct SlotGuard(Arc<ConnSlot>);
 
-impl Drop for ConnSlot {
+impl Drop for SlotGuard {
     fn drop(&mut self) {
-        OPEN_CONNECTIONS.fetch_sub(1, Ordering::SeqCst);
+        open_slots().retain(|s| !Arc::ptr_eq(s, &self.0));
     }
 }
 
 /// Serves one connection: check the peer, read one request, reply.
-fn serve_conn(mut stream: UnixStream, state: &State) -> Result<()> {
+fn serve_conn(mut stream: UnixStream, state: &State, slot: &ConnSlot) -> Result<()> {
     let _busy = state.activity.busy();
-    stream.set_read_timeout(Some(READ_TIMEOUT))?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
 
     let uid = rustix::process::getuid().as_raw();
@@ -136,7 +186,9 @@ fn serve_conn(mut stream: UnixStream, state: &State) -> Result<()> {
         Err(e) => bail!("reading peer credentials: {e}"),
     }
 
-    let request = match read_request(&stream) {
+    let request = read_request(&stream, slot.accepted + REQUEST_DEADLINE, &slot.heard);
+    slot.read.store(true, Ordering::SeqCst);
+    let request = match request {
         Ok(Some(request)) => request,
         Ok(None) => return Ok(()), // Connected and hung up: a liveness probe.
         Err(reply) => return write_reply(&mut stream, &reply),
@@ -152,19 +204,50 @@ fn serve_conn(mut stream: UnixStream, state: &State) -> Result<()> {
     }
 }
 
-/// Reads and decodes the request line. `Ok(None)` is a client that sent
+/// Reads and decodes the request line, which must be whole by `deadline`
+/// (`heard` is set at its first byte). `Ok(None)` is a client that sent
 /// nothing; `Err` is the reply to send instead of serving.
-fn read_request(stream: &UnixStream) -> Result<Option<Request>, Reply> {
+fn read_request(
+    stream: &UnixStream,
+    deadline: Instant,
+    heard: &AtomicBool,
+) -> Result<Option<Request>, Reply> {
     let mut line = Vec::new();
-    let mut reader = BufReader::new(stream.take(MAX_REQUEST_BYTES as u64 + 1));
-    if let Err(e) = reader.read_until(b'\n', &mut line) {
-        let why = match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                format!("no complete request line within {} s", READ_TIMEOUT.as_secs())
-            }
-            _ => format!("reading request: {e}"),
+    let mut chunk = [0u8; 8192];
+    // Bytes after the newline are not read: a client sends one request.
+    while !line.ends_with(b"\n") && line.len() <= MAX_REQUEST_BYTES {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let timed_out = || {
+            let why = format!("no complete request line within {} s", REQUEST_DEADLINE.as_secs());
+            Reply::error(ErrorCode::BadRequest, why)
         };
-        return Err(Reply::error(ErrorCode::BadRequest, why));
+        if left.is_zero() {
+            return Err(timed_out());
+        }
+        let _ = stream.set_read_timeout(Some(left));
+        // At most the rest of the cap, plus one byte to see it exceeded.
+        let room = (MAX_REQUEST_BYTES + 1 - line.len()).min(chunk.len());
+        match (&*stream).read(&mut chunk[..room]) {
+            Ok(0) => break,
+            Ok(n) => {
+                heard.store(true, Ordering::Relaxed);
+                match chunk[..n].iter().position(|&b| b == b'\n') {
+                    Some(end) => {
+                        line.extend_from_slice(&chunk[..=end]);
+                        break;
+                    }
+                    None => line.extend_from_slice(&chunk[..n]),
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                return Err(timed_out());
+            }
+            Err(e) => {
+                let why = format!("reading request: {e}");
+                return Err(Reply::error(ErrorCode::BadRequest, why));
+            }
+        }
     }
     if line.len() > MAX_REQUEST_BYTES {
         return Err(Reply::error(

@@ -9,8 +9,8 @@
 //! request at a time, to tiny_http listening on a private socket beside the
 //! IPC one (`rest`), and its answers are copied back. tiny_http's few workers
 //! therefore never wait on a slow client, in either direction. Connections
-//! are capped; past the cap a client gets 503 at once. None of it touches
-//! the IPC path.
+//! are capped, and connections without the token can never crowd out those
+//! with it (`slots`). None of it touches the IPC path.
 
 pub mod auth;
 pub(crate) mod handshake;
@@ -45,7 +45,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A kept-alive connection idle for this long is closed: short, because
 /// browsers reconnect at no cost and every open connection holds one of the
-/// [`slots::MAX_CONNECTIONS`] slots.
+/// [`slots::MAX_TRUSTED`] slots.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 /// tiny_http worker threads (each serves one request at a time). A few
 /// requests wait on purpose (a session kill waits up to 2 s for a stubborn
@@ -116,7 +116,7 @@ fn accept(listener: TcpListener, state: &Arc<State>, info: &HttpInfo, internal: 
     for conn in listener.incoming() {
         let Ok(mut stream) = conn else { continue };
         let Some(slot) = info.slots.take(&stream) else {
-            let why = "every connection is in use; try again shortly";
+            let why = "cannot serve another connection now; try again shortly";
             let _ = answer_error(&mut stream, 503, "unavailable", why);
             continue;
         };
@@ -175,34 +175,42 @@ fn connection(
         Err(status) => return reader.refuse(status),
     };
     state.activity.touch();
-    trust_if_authorized(state, slot, &head);
+    if let Err(status) = admit(state, info, slot, &head) {
+        return reader.refuse(status);
+    }
     let upgrade = head.header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
     if head.method == "GET" && upgrade {
         let Framer { stream, pending, slot } = reader;
         if head.path() == "/ws" {
-            return ws::serve(state, info, stream, &head, pending);
+            return ws::serve(state, info, &slot, stream, &head, pending);
         }
         if let Some(id) = head.path().strip_prefix("/ws/terminal/") {
             let id = id.to_string();
-            return terminal_ws::serve(state, info, stream, &head, &id, pending);
+            return terminal_ws::serve(state, info, &slot, stream, &head, &id, pending);
         }
         reader = Framer { stream, pending, slot };
     }
-    bridge(reader, head, body, state, internal)
+    bridge(reader, head, body, state, info, internal)
 }
 
-/// A connection that sends the right token is never evicted (`slots`);
-/// the REST server and the upgrade check the token again for what they
-/// serve.
-fn trust_if_authorized(state: &State, slot: &Slot, head: &Head) {
+/// A connection that sends the right token leaves the stranger pool for a
+/// slot that is never taken away (`slots`); `Err(503)` when the owner's own
+/// connections hold all of those. The REST server and the upgrade check the
+/// token again for what they serve.
+fn admit(state: &State, info: &HttpInfo, slot: &Arc<Slot>, head: &Head) -> Result<(), u16> {
     if slot.trusted() {
-        return;
+        return Ok(());
     }
+    // Read before the token, so a rotation in between leaves it untrusted.
+    let generation = info.slots.generation();
     let given = auth::bearer(head.header("authorization"))
         .or_else(|| auth::subprotocol_token(head.header("sec-websocket-protocol")));
-    if given.is_some_and(|t| auth::same_token(t, &state.http_token())) {
-        slot.trust();
+    if given.is_some_and(|t| auth::same_token(t, &state.http_token()))
+        && !info.slots.trust(slot, generation)
+    {
+        return Err(503);
     }
+    Ok(())
 }
 
 /// Cuts a client's byte stream into whole requests (head and body), each
@@ -213,7 +221,7 @@ struct Framer {
     stream: TcpStream,
     /// Bytes read past the last request (a pipelining client's next one).
     pending: Vec<u8>,
-    /// Marked idle while waiting for the next request.
+    /// Told when the client has sent something.
     slot: Arc<Slot>,
 }
 
@@ -222,10 +230,7 @@ impl Framer {
     /// within `idle`; `Err(status)`: answer with that status and close.
     fn next(&mut self, idle: Duration) -> Result<Option<(Head, Vec<u8>)>, u16> {
         if self.pending.is_empty() {
-            self.slot.set_idle(true);
-            let waited = self.fill(Instant::now() + idle);
-            self.slot.set_idle(false);
-            match waited {
+            match self.fill(Instant::now() + idle) {
                 Ok(0) | Err(_) => return Ok(None),
                 Ok(_) => {}
             }
@@ -281,6 +286,9 @@ impl Framer {
             let _ = self.stream.set_read_timeout(Some(left));
             match self.stream.read(&mut chunk) {
                 Ok(n) => {
+                    if n > 0 {
+                        self.slot.heard();
+                    }
                     self.pending.extend_from_slice(&chunk[..n]);
                     return Ok(n);
                 }
@@ -300,6 +308,10 @@ impl Framer {
             411 => "send the body with a Content-Length".to_string(),
             413 => format!("request bodies are limited to {} bytes", rest::MAX_BODY),
             431 => format!("request heads are limited to {MAX_HEAD} bytes"),
+            503 => format!(
+                "all {} connections for clients with the token are in use",
+                slots::MAX_TRUSTED
+            ),
             505 => "HTTP/1.x only".to_string(),
             _ => String::new(),
         };
@@ -388,7 +400,13 @@ fn parse_head(bytes: &[u8]) -> Result<Head, u16> {
         if name.is_empty() || !name.bytes().all(is_token_byte) {
             return Err(400);
         }
-        headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
+        let name = name.to_ascii_lowercase();
+        // RFC 9112 §3.2: a request with more than one Host is a 400, even
+        // when the first names us (the backend might read the other).
+        if name == "host" && headers.iter().any(|(n, _)| n == "host") {
+            return Err(400);
+        }
+        headers.push((name, value.trim().to_string()));
     }
     let (method, target, version) = (method.to_string(), target.to_string(), version.to_string());
     Ok(Head { method, target, version, headers })
@@ -409,6 +427,7 @@ fn bridge(
     mut head: Head,
     mut body: Vec<u8>,
     state: &State,
+    info: &HttpInfo,
     internal: &std::path::Path,
 ) -> Result<()> {
     let upstream = UnixStream::connect(internal).context("connecting to the REST server")?;
@@ -436,7 +455,12 @@ fn bridge(
         }
         match reader.next(IDLE_TIMEOUT) {
             Ok(Some((h, b))) => {
-                trust_if_authorized(state, &reader.slot, &h);
+                if let Err(status) = admit(state, info, &reader.slot, &h) {
+                    refusing.store(true, Ordering::SeqCst);
+                    let _ = up_w.shutdown(Shutdown::Write);
+                    let _ = back.join();
+                    return reader.refuse(status);
+                }
                 (head, body) = (h, b);
             }
             Ok(None) => break,
@@ -509,6 +533,7 @@ mod tests {
             "GET /caf\u{e9} HTTP/1.1\r\n\r\n",
             "GET / HTTP/1.1\r\nX: \u{e9}\r\n\r\n",
             "EXPECT: / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a:1\r\nhost: a:1\r\n\r\n",
         ] {
             assert_eq!(head(bad).err(), Some(400), "{bad:?}");
         }

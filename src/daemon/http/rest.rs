@@ -4,8 +4,16 @@
 //! serves the CLI. The static UI (`/`, `/app.js`, `/term.js`, `/app.css`)
 //! needs no token, and `POST /api/login` takes a one-time ticket instead;
 //! nothing else is answered without the token.
+//!
+//! HTTP never hands out an API key: a page (or a script injected into one)
+//! has no use for it, so `GET /api/profiles/{alias}/env` shows the key's
+//! variable as `<redacted>` ([`redact_env`]); the CLI's `profiles env`, over
+//! IPC, still prints it. Failed logins are summed up in the log, at most
+//! one line a minute ([`FailedLogins`]).
 
 use std::io::Read;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use tiny_http::{Header, Response};
 
@@ -14,7 +22,7 @@ use super::auth;
 use super::routes::{self, envelope_error, envelope_ok, status_of};
 use crate::daemon::State;
 use crate::daemon::dispatch;
-use crate::protocol::{Reply, Request};
+use crate::protocol::{ErrorCode, Reply, Request};
 
 /// Request bodies larger than this get 413 from the front door, unread.
 pub const MAX_BODY: usize = 1 << 20;
@@ -100,7 +108,14 @@ pub fn serve(state: &State, info: &HttpInfo, mut request: tiny_http::Request) {
                 let create = matches!(&req, Request::ProfilesCreate(c) if !c.dry_run)
                     || matches!(&req, Request::TerminalCreate(_));
                 state.requests_served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let reply = dispatch::handle_guarded(state, req);
+                let env_of = match &req {
+                    Request::ProfilesEnv { alias } => Some(alias.clone()),
+                    _ => None,
+                };
+                let mut reply = dispatch::handle_guarded(state, req);
+                if let Some(alias) = env_of {
+                    reply = redact_env(state, &alias, reply);
+                }
                 let status = status_of(&reply, create);
                 let body = match &reply {
                     Reply::Ok { data } => envelope_ok(data),
@@ -159,10 +174,85 @@ fn login(
         Err(e) => return (e.status, envelope_error(e.status, e.code, &e.message), JSON),
     };
     if !state.tickets.redeem(&ticket) {
-        crate::info!("http: a login with an unknown, spent or expired ticket");
+        FAILED_LOGINS.failed();
         let why = "the login ticket is unknown, spent or expired: run `ringlet ui` again";
         return (401, envelope_error(401, "unauthorized", why), JSON);
     }
+    FAILED_LOGINS.report();
     crate::info!("http: a browser signed in with a login ticket");
     (200, envelope_ok(&serde_json::json!({"token": state.http_token()})), JSON)
+}
+
+/// How often at most a line about failed logins reaches the log.
+const FAILED_LOGIN_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Failed logins, counted: anyone who reaches the port may try tickets
+/// (no token needed), and a line for each would let any local user flush
+/// the kept log in seconds. No attempt limit: a 256-bit ticket cannot be
+/// guessed, and a limit would let a stranger lock out the owner's good one.
+static FAILED_LOGINS: FailedLogins = FailedLogins(Mutex::new((0, None)));
+
+/// Failures not yet logged, and when the last line about them was written.
+struct FailedLogins(Mutex<(u64, Option<Instant>)>);
+
+impl FailedLogins {
+    /// One more failure: logged at once if no line was written within the
+    /// interval, else counted for the next line.
+    fn failed(&self) {
+        let mut guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        guard.0 += 1;
+        if guard.1.is_none_or(|at| at.elapsed() >= FAILED_LOGIN_INTERVAL) {
+            Self::write(&mut guard);
+        }
+    }
+
+    /// Logs what is counted, before a successful login (only the owner's
+    /// live ticket gets here, so this cannot flood the log either).
+    fn report(&self) {
+        let mut guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.0 > 0 {
+            Self::write(&mut guard);
+        }
+    }
+
+    fn write(guard: &mut (u64, Option<Instant>)) {
+        let since = match guard.1 {
+            Some(at) => format!("in the last {} s", at.elapsed().as_secs()),
+            None => "since the daemon started".to_string(),
+        };
+        crate::info!(
+            "http: {} failed login(s) with an unknown, spent or expired ticket {since} \
+             (at most one such line a minute)",
+            guard.0
+        );
+        *guard = (0, Some(Instant::now()));
+    }
+}
+
+/// `ProfilesEnv`'s reply with every variable that holds the profile's key
+/// (or its last 20 characters, which scripts may use) shown as
+/// `<redacted>`. Checked against the key itself, wherever a script put it;
+/// a key that cannot be read to check turns the reply into an error.
+fn redact_env(state: &State, alias: &str, reply: Reply) -> Reply {
+    let Reply::Ok { mut data } = reply else { return reply };
+    let catalog = state.catalog();
+    let key = state.profiles.get(alias).and_then(|p| state.services(&catalog).key(&p));
+    let key = match key {
+        Ok(Some(key)) if !key.is_empty() => key,
+        Ok(_) => return Reply::Ok { data },
+        Err(e) => {
+            let why = format!("cannot check the environment for the key: {e:#}");
+            return Reply::error(ErrorCode::Internal, why);
+        }
+    };
+    let start = key.char_indices().rev().nth(19).map_or(0, |(i, _)| i);
+    let last20 = &key[start..];
+    if let Some(env) = data.get_mut("env").and_then(serde_json::Value::as_object_mut) {
+        for value in env.values_mut() {
+            if value.as_str().is_some_and(|v| v.contains(key.as_str()) || v.contains(last20)) {
+                *value = serde_json::Value::String(crate::profiles::render::REDACTED.into());
+            }
+        }
+    }
+    Reply::Ok { data }
 }

@@ -1,28 +1,50 @@
-//! The front door's connection slots: at most [`MAX_CONNECTIONS`] open at
-//! once, counted for status replies.
+//! The front door's connection slots: who may hold a connection open, and
+//! who gives way when too many do.
 //!
-//! A full house must not lock out the user: any local program can open
-//! connections without the token, send one request each and sit on them.
-//! So when every slot is taken, the connection that has waited longest
-//! between requests *without ever showing the token* is closed to make room
-//! for the newcomer. Connections that showed the token (the CLI, the web UI
-//! once signed in, WebSockets, which need it to upgrade) are never evicted;
-//! only when all slots are theirs or busy does a newcomer get 503.
+//! Anyone who can reach the port can open connections, another local user
+//! included, so a full house must never lock out the owner. A connection
+//! that has not shown the token (a *stranger*: every connection starts as
+//! one, since the token comes with the first request) lives in a small pool
+//! of [`STRANGER_POOL`] slots; a newcomer beyond it closes the oldest
+//! stranger, whether that one is idle, sending a request byte by byte, or
+//! waiting for an answer. Strangers that have sent something go before ones
+//! that have not been read yet, so a newcomer whose request is already in
+//! the socket (the owner's) is not closed before it was looked at. A
+//! connection that shows the token moves out of the pool into one of
+//! [`MAX_TRUSTED`] slots that are never taken away; only the owner's own
+//! connections can fill those (then the next one gets 503).
+//!
+//! Rotating the token ([`Slots::revoke`]) ends that trust: every connection
+//! is a stranger again until it shows the new token, and the WebSockets,
+//! which showed it once at the upgrade, are woken to close themselves.
 //!
 //! Added to by the accept thread; each connection's thread marks its own
-//! slot (idle, trusted) and gives it back when it ends.
+//! slot and gives it back when it ends.
 
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-/// Open connections at most.
-pub const MAX_CONNECTIONS: usize = 128;
+use mio::Waker;
 
-#[derive(Default, Debug)]
+/// Connections that showed the token, at most.
+pub const MAX_TRUSTED: usize = 128;
+/// Connections that have not, at most: the oldest goes when another comes.
+pub const STRANGER_POOL: usize = 32;
+
+#[derive(Debug)]
 pub struct Slots {
     open: Mutex<Vec<Arc<Slot>>>,
+    /// Bumped by every token rotation; a slot trusted under an older one is
+    /// a stranger again.
+    generation: Arc<AtomicU64>,
+}
+
+impl Default for Slots {
+    fn default() -> Self {
+        Slots { open: Mutex::default(), generation: Arc::new(AtomicU64::new(1)) }
+    }
 }
 
 /// One open connection.
@@ -30,11 +52,14 @@ pub struct Slots {
 pub struct Slot {
     /// A handle on the connection's socket, to close it from outside.
     stream: TcpStream,
-    /// It has sent a request with the right token.
-    trusted: AtomicBool,
-    /// Since when it has been waiting for its next request (`None`: a
-    /// request is being read or served).
-    idle_since: Mutex<Option<Instant>>,
+    accepted: Instant,
+    /// It has sent at least one byte.
+    heard: AtomicBool,
+    /// The generation it showed the token in; 0: never.
+    trusted_in: AtomicU64,
+    generation: Arc<AtomicU64>,
+    /// A WebSocket's loop, woken when the token is rotated.
+    waker: Mutex<Option<Arc<Waker>>>,
 }
 
 impl Slots {
@@ -42,32 +67,75 @@ impl Slots {
         self.lock().len()
     }
 
-    /// A slot for a new connection, or `None` (answer 503): at the cap, the
-    /// untrusted connection idle the longest is shut down to make room.
+    /// The current token generation: read it before checking a token, and
+    /// pass it to [`Slots::trust`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// A slot for a new connection (a stranger so far). When the stranger
+    /// pool is full, the oldest stranger that has sent something (or else
+    /// the oldest) is shut down to make room. `None` only if the socket
+    /// cannot be duplicated (answer 503).
     pub fn take(&self, stream: &TcpStream) -> Option<Arc<Slot>> {
         let handle = stream.try_clone().ok()?;
         let mut open = self.lock();
-        if open.len() >= MAX_CONNECTIONS {
+        let strangers = open.iter().filter(|s| !s.trusted()).count();
+        if strangers >= STRANGER_POOL {
             let oldest = open
                 .iter()
                 .enumerate()
                 .filter(|(_, s)| !s.trusted())
-                .filter_map(|(i, s)| Some((i, (*s.idle())?)))
-                .min_by_key(|&(_, since)| since)
-                .map(|(i, _)| i)?;
-            let evicted = open.swap_remove(oldest);
-            // Its thread sees the end of its stream and ends; the slot is
-            // already gone from the count.
-            let _ = evicted.stream.shutdown(Shutdown::Both);
-            crate::debug!("http: closed an idle connection without the token to make room");
+                .min_by_key(|(_, s)| (!s.heard.load(Ordering::Relaxed), s.accepted))
+                .map(|(i, _)| i);
+            if let Some(i) = oldest {
+                let evicted = open.swap_remove(i);
+                // Its thread sees the end of its stream and ends; the slot is
+                // already gone from the count.
+                let _ = evicted.stream.shutdown(Shutdown::Both);
+                crate::debug!("http: closed the oldest connection without the token");
+            }
         }
         let slot = Arc::new(Slot {
             stream: handle,
-            trusted: AtomicBool::new(false),
-            idle_since: Mutex::new(None),
+            accepted: Instant::now(),
+            heard: AtomicBool::new(false),
+            trusted_in: AtomicU64::new(0),
+            generation: self.generation.clone(),
+            waker: Mutex::new(None),
         });
         open.push(slot.clone());
         Some(slot)
+    }
+
+    /// Moves a connection that showed the token (checked against the token
+    /// of `generation`) out of the stranger pool. False when it cannot have
+    /// a slot: every trusted one is taken (answer 503), or it was closed
+    /// meanwhile.
+    pub fn trust(&self, slot: &Arc<Slot>, generation: u64) -> bool {
+        let open = self.lock();
+        if !open.iter().any(|s| Arc::ptr_eq(s, slot)) {
+            return false;
+        }
+        if slot.trusted() {
+            return true;
+        }
+        if open.iter().filter(|s| s.trusted()).count() >= MAX_TRUSTED {
+            return false;
+        }
+        slot.trusted_in.store(generation, Ordering::SeqCst);
+        true
+    }
+
+    /// The token was rotated: no connection is trusted any more, and every
+    /// WebSocket is woken to see that its token is gone.
+    pub fn revoke(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        for slot in self.lock().iter() {
+            if let Some(waker) = slot.waker.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                let _ = waker.wake();
+            }
+        }
     }
 
     /// The connection has ended (a second call, after an eviction, is a
@@ -82,20 +150,84 @@ impl Slots {
 }
 
 impl Slot {
-    pub fn trust(&self) {
-        self.trusted.store(true, Ordering::Relaxed);
-    }
-
+    /// It showed the current token.
     pub fn trusted(&self) -> bool {
-        self.trusted.load(Ordering::Relaxed)
+        self.trusted_in.load(Ordering::SeqCst) == self.generation.load(Ordering::SeqCst)
     }
 
-    /// Marks the connection waiting for its next request, or not.
-    pub fn set_idle(&self, idle: bool) {
-        *self.idle() = idle.then(Instant::now);
+    /// It has sent something.
+    pub fn heard(&self) {
+        self.heard.store(true, Ordering::Relaxed);
     }
 
-    fn idle(&self) -> MutexGuard<'_, Option<Instant>> {
-        self.idle_since.lock().unwrap_or_else(|p| p.into_inner())
+    /// A WebSocket's loop: woken by [`Slots::revoke`].
+    pub fn set_waker(&self, waker: Arc<Waker>) {
+        *self.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(waker);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::net::TcpListener;
+
+    /// A connected pair: the server's end (for a slot) and the client's.
+    fn pair(listener: &TcpListener) -> (TcpStream, TcpStream) {
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        (listener.accept().unwrap().0, client)
+    }
+
+    /// True when the server closed the client's connection.
+    fn closed(client: &mut TcpStream) -> bool {
+        client.set_read_timeout(Some(std::time::Duration::from_millis(50))).unwrap();
+        matches!(client.read(&mut [0u8; 1]), Ok(0))
+    }
+
+    #[test]
+    fn strangers_give_way_oldest_first_and_the_trusted_stay() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let slots = Slots::default();
+        let mut conns = Vec::new();
+        for _ in 0..STRANGER_POOL {
+            let (server, client) = pair(&listener);
+            let slot = slots.take(&server).unwrap();
+            slot.heard();
+            conns.push((slot, server, client));
+        }
+        // One trusted: it leaves the pool.
+        let generation = slots.generation();
+        assert!(slots.trust(&conns[0].0, generation));
+        // A newcomer not yet read, then another: the oldest heard stranger
+        // goes each time, never the trusted one nor the unread newcomer.
+        let (s1, mut c1) = pair(&listener);
+        let unread = slots.take(&s1).unwrap();
+        assert_eq!(slots.count(), STRANGER_POOL + 1);
+        assert!(!closed(&mut conns[0].2), "the trusted connection stays");
+        let (s2, _c2) = pair(&listener);
+        slots.take(&s2).unwrap();
+        assert!(closed(&mut conns[1].2), "the oldest stranger went");
+        assert!(!closed(&mut c1), "the newcomer not yet read stays");
+        assert!(!unread.trusted());
+        // A rotation makes the trusted one a stranger again.
+        slots.revoke();
+        assert!(!conns[0].0.trusted());
+        assert!(slots.trust(&conns[0].0, slots.generation()));
+        // A slot already given back cannot be trusted.
+        slots.give_back(&conns[2].0);
+        assert!(!slots.trust(&conns[2].0, slots.generation()));
+    }
+
+    #[test]
+    fn trusted_slots_are_capped() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let slots = Slots::default();
+        let mut kept = Vec::new();
+        for i in 0..=MAX_TRUSTED {
+            let (server, client) = pair(&listener);
+            let slot = slots.take(&server).unwrap();
+            assert_eq!(slots.trust(&slot, slots.generation()), i < MAX_TRUSTED, "{i}");
+            kept.push((slot, server, client));
+        }
     }
 }

@@ -12,7 +12,11 @@
 //! output as soon as the session has it. Output is taken from the queue only
 //! when the previous frames have been written; a client that stops reading
 //! lets its backlog grow past the session's bound and the session drops it,
-//! which ends its connection.
+//! which ends its connection with 1013 (try again later: the web UI
+//! reconnects for the scrollback). That close frame must reach a client
+//! whose socket is full, so nothing more is queued and the socket gets a
+//! short grace to drain it ([`close_within_grace`]). A rotated token ends
+//! the connection with 1008.
 
 use std::io;
 use std::net::TcpStream;
@@ -26,11 +30,12 @@ use anyhow::Result;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use serde_json::{Value, json};
+use tungstenite::protocol::Role;
 use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::{CloseFrame, Role};
 use tungstenite::{Message, WebSocket};
 
-use super::ws::{config, end_on, flush, queue, upgrade, would_block};
+use super::slots::Slot;
+use super::ws::{REVOKED, close_within_grace, config, end_on, flush, queue, upgrade, would_block};
 use super::{Head, HttpInfo};
 use crate::daemon::State;
 use crate::terminal::pty::signal_by_name;
@@ -47,12 +52,13 @@ static NEXT_CLIENT: AtomicU64 = AtomicU64::new(1);
 pub fn serve(
     state: &State,
     info: &HttpInfo,
+    slot: &Slot,
     stream: TcpStream,
     head: &Head,
     id: &str,
     leftover: Vec<u8>,
 ) -> Result<()> {
-    let Some(stream) =
+    let Some((stream, mut credential)) =
         upgrade(state, info, stream, head, |id| state.terminals.info(id).is_ok(), id)?
     else {
         return Ok(());
@@ -60,6 +66,7 @@ pub fn serve(
     let _busy = state.activity.busy();
     let mut poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+    slot.set_waker(waker.clone());
     // Unbounded as a channel; the session bounds it by the bytes queued.
     let (tx, rx) = channel();
     let client = NEXT_CLIENT.fetch_add(1, Ordering::Relaxed);
@@ -93,6 +100,11 @@ pub fn serve(
     let mut unflushed = false;
     let result = (|| -> Result<()> {
         loop {
+            // Checked before each wait: the slot's waker rings on a rotation.
+            if credential.revoked(state, &info.slots) {
+                close_within_grace(&mut ws, CloseCode::Policy, REVOKED);
+                return Ok(());
+            }
             if let Err(e) = poll.poll(&mut events, Some(HEARTBEAT)) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -166,18 +178,15 @@ pub fn serve(
             // hole now, and the session will not wake this loop again, so
             // waiting would hold this thread, the socket and the queued
             // output (and keep the daemon busy) until the client reads
-            // again, or for good. End the connection now; a client whose
-            // socket still takes frames is told why (it reconnects for the
-            // scrollback). Checked here, just before waiting, because the
-            // session's wake may come in the middle of a round.
+            // again, or for good. End the connection now, and tell the
+            // client why (it reconnects for the scrollback): its socket is
+            // likely full, so the close frame gets a short grace to drain
+            // behind what is already queued. Checked here, just before
+            // waiting, because the session's wake may come in the middle
+            // of a round.
             if backlog.dropped() {
-                if !unflushed {
-                    let reason = "too far behind the output; reconnect for the scrollback";
-                    let _ = ws
-                        .close(Some(CloseFrame { code: CloseCode::Again, reason: reason.into() }));
-                    let _ = ws.flush();
-                }
-                let _ = ws.get_ref().shutdown(std::net::Shutdown::Write);
+                let reason = "too far behind the output; reconnect for the scrollback";
+                close_within_grace(&mut ws, CloseCode::Again, reason);
                 return Ok(());
             }
             let interest = if unflushed {

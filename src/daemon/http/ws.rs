@@ -14,7 +14,9 @@
 //! Events are taken from the bus only while the previous ones have been
 //! written, so a client that stops reading lets its bounded bus queue fill,
 //! and the bus drops it; nobody else waits. A client that takes nothing for
-//! [`STALL_LIMIT`] is cut off.
+//! [`STALL_LIMIT`] is cut off. Rotating the token closes every WebSocket
+//! opened with the old one (1008, policy violation): the connection's slot
+//! wakes its loop ([`Credential`]).
 
 use std::io::{self, Write};
 use std::net::TcpStream;
@@ -32,6 +34,7 @@ use serde_json::{Value, json};
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, frame::coding::CloseCode};
 use tungstenite::{Message, WebSocket};
 
+use super::slots::{Slot, Slots};
 use super::{Head, HttpInfo, answer_error, auth, handshake};
 use crate::daemon::State;
 use crate::daemon::events::EventKind;
@@ -54,20 +57,45 @@ const WAKE: Token = Token(1);
 /// so this bounds what a client gets by sending and never reading.
 const MAX_OUTPUT: usize = 1 << 20;
 
+/// How long a closing connection may take to carry its last frames and
+/// the close frame to a client whose socket is full; then it is cut.
+pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// What a WebSocket was opened with: the token, and the generation of the
+/// slots' trust when it was checked ([`Slots::revoke`] bumps it).
+pub(crate) struct Credential {
+    token: String,
+    generation: u64,
+}
+
+impl Credential {
+    /// True once the token it was opened with has been rotated away.
+    pub(crate) fn revoked(&mut self, state: &State, slots: &Slots) -> bool {
+        let now = slots.generation();
+        if now == self.generation {
+            return false;
+        }
+        self.generation = now;
+        !auth::same_token(&self.token, &state.http_token())
+    }
+}
+
 /// `leftover`: what the client sent after the upgrade request, unread.
 pub fn serve(
     state: &State,
     info: &HttpInfo,
+    slot: &Slot,
     stream: TcpStream,
     head: &Head,
     leftover: Vec<u8>,
 ) -> Result<()> {
-    let Some(stream) = upgrade(state, info, stream, head, |_| true, "")? else {
+    let Some((stream, credential)) = upgrade(state, info, stream, head, |_| true, "")? else {
         return Ok(());
     };
     let _busy = state.activity.busy();
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+    slot.set_waker(waker.clone());
     if !leftover.is_empty() {
         // Frames already here raise no readiness: look at them at once.
         waker.wake()?;
@@ -75,7 +103,7 @@ pub fn serve(
     let sub = state.events.subscribe_woken(&[], Some(waker)).map_err(anyhow::Error::msg)?;
     let config = config(MAX_COMMAND, MAX_OUTPUT);
     let ws = WebSocket::from_partially_read(stream, leftover, Role::Server, Some(config));
-    let result = events(state, ws, &sub.rx, poll);
+    let result = events(state, info, credential, ws, &sub.rx, poll);
     state.events.unsubscribe(sub.id);
     result
 }
@@ -90,7 +118,7 @@ pub(super) fn upgrade(
     head: &Head,
     exists: impl Fn(&str) -> bool,
     target: &str,
-) -> Result<Option<TcpStream>> {
+) -> Result<Option<(TcpStream, Credential)>> {
     let port = info.addr.port();
     if !auth::host_allowed(head.header("host"), &info.bind, port) {
         answer_error(&mut stream, 403, "forbidden", "the Host header does not name this daemon")?;
@@ -105,13 +133,16 @@ pub(super) fn upgrade(
         )?;
         return Ok(None);
     }
+    // Read before the token: a rotation in between shows as a new one.
+    let generation = info.slots.generation();
     let via_protocol = auth::subprotocol_token(head.header("sec-websocket-protocol"));
     let given = auth::bearer(head.header("authorization")).or(via_protocol);
-    if !given.is_some_and(|t| auth::same_token(t, &state.http_token())) {
+    let Some(given) = given.filter(|t| auth::same_token(t, &state.http_token())) else {
         let why = if given.is_some() { "wrong token" } else { "a bearer token is required" };
         answer_error(&mut stream, 401, "unauthorized", why)?;
         return Ok(None);
-    }
+    };
+    let credential = Credential { token: given.to_string(), generation };
     if !exists(target) {
         answer_error(&mut stream, 404, "not_found", &format!("no terminal session {target}"))?;
         return Ok(None);
@@ -129,7 +160,40 @@ pub(super) fn upgrade(
         }
     };
     stream.write_all(text.as_bytes())?;
-    Ok(Some(stream))
+    Ok(Some((stream, credential)))
+}
+
+/// Ends a connection with a close frame that arrives even when the
+/// client's socket is full: nothing more is queued, and what is (the rest
+/// of a frame under way, then the close) gets up to [`CLOSE_GRACE`] to drain
+/// as the client reads. Then the write side is shut, so the client sees the
+/// end either way.
+pub(crate) fn close_within_grace(ws: &mut WebSocket<TcpStream>, code: CloseCode, reason: &str) {
+    let deadline = Instant::now() + CLOSE_GRACE;
+    let _ = ws.get_mut().set_nonblocking(true);
+    let mut result = ws.close(Some(CloseFrame { code, reason: reason.to_string().into() }));
+    // A second poll, for the socket's writability alone: the connection's
+    // own may be registered for reading too.
+    let mut waiter = Poll::new().ok().and_then(|poll| {
+        let fd = ws.get_ref().as_raw_fd();
+        poll.registry().register(&mut SourceFd(&fd), SOCKET, Interest::WRITABLE).ok()?;
+        Some(poll)
+    });
+    let mut ready = Events::with_capacity(1);
+    while let Err(e) = &result {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !would_block(e) || left.is_zero() {
+            break;
+        }
+        match waiter.as_mut() {
+            Some(poll) => {
+                let _ = poll.poll(&mut ready, Some(left));
+            }
+            None => std::thread::sleep(Duration::from_millis(50).min(left)),
+        }
+        result = ws.flush();
+    }
+    let _ = ws.get_ref().shutdown(std::net::Shutdown::Write);
 }
 
 /// Limits for a server-side WebSocket whose client sends messages of at
@@ -199,8 +263,13 @@ pub(crate) fn would_block(e: &tungstenite::Error) -> bool {
     matches!(e, tungstenite::Error::Io(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
+/// The close reason of a WebSocket whose token was rotated away.
+pub(crate) const REVOKED: &str = "the token was rotated; sign in again";
+
 fn events(
     state: &State,
+    info: &HttpInfo,
+    mut credential: Credential,
     mut ws: WebSocket<TcpStream>,
     rx: &Receiver<Arc<str>>,
     mut poll: Poll,
@@ -215,6 +284,11 @@ fn events(
     // Since when the socket has not taken everything queued.
     let mut stalled: Option<Instant> = None;
     loop {
+        // Checked before each wait: the slot's waker rings on a rotation.
+        if credential.revoked(state, &info.slots) {
+            close_within_grace(&mut ws, CloseCode::Policy, REVOKED);
+            return Ok(());
+        }
         let wait = HEARTBEAT.saturating_sub(last_ping.elapsed());
         if let Err(e) = poll.poll(&mut ready, Some(wait)) {
             if e.kind() == io::ErrorKind::Interrupted {
