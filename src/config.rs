@@ -92,11 +92,18 @@ pub struct SandboxConfig {
     /// Paths under the real home that sandboxed sessions may read (not
     /// write), relative to it (`~/` allowed); a list replaces the default.
     pub home_ro: Vec<String>,
+    /// Per profile alias: what of the desktop its sandboxed sessions may
+    /// reach (`display`, `ssh-agent`, `dbus`, `gpg-agent`); nothing when
+    /// absent. `[sandbox.allow] work = ["ssh-agent"]`.
+    pub allow: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Default for SandboxConfig {
     fn default() -> Self {
-        SandboxConfig { home_ro: vec![".gitconfig".into(), ".config/git".into()] }
+        SandboxConfig {
+            home_ro: vec![".gitconfig".into(), ".config/git".into()],
+            allow: Default::default(),
+        }
     }
 }
 
@@ -135,6 +142,17 @@ impl Config {
                 return Err(anyhow!(
                     "[sandbox] home_ro: `{entry}` is not a path inside your home; entries are \
                      relative to it, like `.gitconfig` or `~/.config/git`"
+                ));
+            }
+        }
+        let known = crate::terminal::sandbox::OPT_INS;
+        for (alias, names) in &self.sandbox.allow {
+            if let Some(bad) = names.iter().find(|n| !known.iter().any(|(k, _)| k == n)) {
+                let all: Vec<&str> = known.iter().map(|(k, _)| *k).collect();
+                return Err(anyhow!(
+                    "[sandbox.allow] {alias}: `{bad}` is not something a sandbox can open; \
+                     choose from {}",
+                    all.join(", ")
                 ));
             }
         }

@@ -236,3 +236,213 @@ fn an_agent_installed_in_the_home_sees_its_own_package_only() {
         assert_eq!(value(&text, name), want, "{name} in\n{text}");
     }
 }
+
+/// A world laid out like the attack of issue 11: Ringlet's config dir at its
+/// default place in the home (`~/.config/ringlet`, under a `[sandbox]
+/// home_ro` entry that opens `~/.config`), and no `XDG_RUNTIME_DIR`, so the
+/// runtime dir falls back to `$TMPDIR/ringlet-<uid>`, with TMPDIR the work
+/// dir: the session's work dir holds the IPC socket, as a session started in
+/// `/tmp` did. Two profiles of the `shell` agent: `sh1` opts in to nothing,
+/// `sh2` to the ssh agent and the D-Bus session bus.
+struct PrivateWorld {
+    env: Env,
+    work: std::path::PathBuf,
+}
+
+impl PrivateWorld {
+    fn new(name: &str) -> PrivateWorld {
+        let mut env = Env::new(name);
+        env.config = env.home.join(".config/ringlet");
+        let work = env.root.join("work");
+        fs::create_dir_all(&work).unwrap();
+        env.write_config(
+            "[run]\nenv_passthrough = [\"DBUS_SESSION_BUS_ADDRESS\", \"GPG_AGENT_INFO\"]\n\
+             [sandbox]\nhome_ro = [\".config\"]\n\
+             [sandbox.allow]\nsh2 = [\"ssh-agent\", \"dbus\"]\n",
+        );
+        write(
+            &env.config.join("agents.d/shell.toml"),
+            "id = \"shell\"\nname = \"Shell\"\nbinary = \"shell-agent\"\n[profile]\n\
+             strategy = \"home-wrapper\"\nsource_home = \"~/.shell-profiles/{alias}\"\n\
+             script = \"shell.rhai\"\nprovider_types = [\"anthropic\"]\n",
+        );
+        write(
+            &env.config.join("scripts/shell.rhai"),
+            "#{ files: #{}, env: #{ PS1: \"$ \" }, args: [] }",
+        );
+        env.fake_agent("shell-agent", "exec /bin/sh \"$@\"");
+        PrivateWorld { env, work }
+    }
+
+    /// A `ringlet` command without XDG_RUNTIME_DIR and with TMPDIR the work dir.
+    fn cmd(&self, args: &[&str]) -> crate::util::TestCommand {
+        let mut c = self.env.cmd(args);
+        c.cmd.env_remove("XDG_RUNTIME_DIR").env("TMPDIR", &self.work);
+        c.env("RINGLET_SECRET_STORE", "file")
+    }
+
+    fn runtime_dir(&self) -> std::path::PathBuf {
+        self.work.join(format!("ringlet-{}", rustix::process::getuid().as_raw()))
+    }
+}
+
+impl Drop for PrivateWorld {
+    fn drop(&mut self) {
+        // The Env's own stop looks in its XDG runtime dir, not this one.
+        let _ = self.cmd(&["daemon", "stop"]).output();
+    }
+}
+
+/// `perl` connecting to the unix socket `$1`: 0 when something accepts.
+const CONNECT: &str =
+    r#"perl -MIO::Socket::UNIX -e 'IO::Socket::UNIX->new(Peer => $ARGV[0]) or exit 1'"#;
+
+#[test]
+fn the_runtime_and_config_dirs_and_the_desktop_sockets_are_invisible() {
+    let w = PrivateWorld::new("sandbox-private");
+    let work = &w.work;
+    // Sockets where a desktop puts them, all under the work dir: the D-Bus
+    // session bus of `dbus-run-session` (a socket right in the temp dir),
+    // an ssh agent's `ssh-XXXX/agent.<pid>`, a gpg agent, a Wayland display.
+    let dbus = work.join("dbus-Xk3");
+    let ssh_dir = work.join("ssh-Qw7");
+    let ssh = ssh_dir.join("agent.42");
+    let gpg = work.join("gnupg/S.gpg-agent");
+    let wayland = work.join("wayland-7");
+    fs::create_dir_all(&ssh_dir).unwrap();
+    fs::create_dir_all(gpg.parent().unwrap()).unwrap();
+    let _listeners: Vec<std::os::unix::net::UnixListener> = [&dbus, &ssh, &gpg, &wayland]
+        .iter()
+        .map(|p| std::os::unix::net::UnixListener::bind(p).unwrap())
+        .collect();
+    let dbus_address = format!("unix:path={},guid=0123456789abcdef", dbus.display());
+    let desktop = [
+        ("DISPLAY", ":99".to_string()),
+        ("WAYLAND_DISPLAY", wayland.display().to_string()),
+        ("SSH_AUTH_SOCK", ssh.display().to_string()),
+        ("DBUS_SESSION_BUS_ADDRESS", dbus_address.clone()),
+        ("GPG_AGENT_INFO", format!("{}:0:1", gpg.display())),
+    ];
+    // The daemon itself runs in that desktop (the keychain needs the bus).
+    let mut start = w.cmd(&["daemon"]);
+    for (k, v) in &desktop {
+        start = start.env(k, v);
+    }
+    start.ok();
+    for alias in ["sh1", "sh2"] {
+        w.cmd(&[
+            "profiles",
+            "create",
+            "shell",
+            alias,
+            "-p",
+            "anthropic",
+            "--api-key-stdin",
+            "--no-alias",
+        ])
+        .stdin(crate::util::KEY)
+        .ok();
+    }
+    let runtime = w.runtime_dir();
+    assert!(runtime.join("ringlet.sock").exists(), "the IPC socket is not under the work dir");
+    let token = w.cmd(&["daemon", "token"]).ok().trim().to_string();
+    let config = &w.env.config;
+    assert!(config.join("http_token").is_file());
+    let status = w.cmd(&["daemon", "status", "--json"]).json();
+    let addr: SocketAddr = status["http"].as_str().unwrap().parse().unwrap();
+
+    let script = |name: &str| {
+        format!(
+            r#"{CHECK}
+            listed() {{ test -n "$(ls -A "$1" 2>/dev/null)"; }}
+            out="$PWD/findings-{name}"
+            {{
+            check runtime_listed listed '{runtime}'
+            check ipc_socket test -S '{runtime}/ringlet.sock'
+            check ipc_connect {CONNECT} '{runtime}/ringlet.sock'
+            check config_listed listed '{config}'
+            check token_read cat '{config}/http_token'
+            check dbus_connect {CONNECT} '{dbus}'
+            check ssh_connect {CONNECT} '{ssh}'
+            check ssh_dir_listed listed '{ssh_dir}'
+            check gpg_connect {CONNECT} '{gpg}'
+            check wayland_connect {CONNECT} '{wayland}'
+            echo "perl=$(command -v perl)"
+            echo "env_display=${{DISPLAY-unset}}"
+            echo "env_wayland=${{WAYLAND_DISPLAY-unset}}"
+            echo "env_ssh=${{SSH_AUTH_SOCK-unset}}"
+            echo "env_dbus=${{DBUS_SESSION_BUS_ADDRESS-unset}}"
+            echo "env_gpg=${{GPG_AGENT_INFO-unset}}"
+            echo done
+            }} > "$out.tmp" 2>&1
+            mv "$out.tmp" "$out"
+            "#,
+            runtime = runtime.display(),
+            config = config.display(),
+            dbus = dbus.display(),
+            ssh = ssh.display(),
+            ssh_dir = ssh_dir.display(),
+            gpg = gpg.display(),
+            wayland = wayland.display(),
+        )
+    };
+    let env_json: serde_json::Map<String, Value> =
+        desktop.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    let mut found = Vec::new();
+    for alias in ["sh1", "sh2"] {
+        let extra = json!({"profile": alias, "working_dir": work, "env": env_json});
+        let (status, reply) = create(&w.env, addr, &token, &script(alias), extra);
+        assert_eq!(status, 201, "{reply}");
+        assert_eq!(reply["data"]["sandbox"], "bwrap", "{reply}");
+        found.push(findings(&work.join(format!("findings-{alias}"))));
+    }
+    // Nothing of Ringlet's: no socket to start an unsandboxed session
+    // through, no token, no config; none of the desktop's sockets or
+    // variables unless the profile opted in.
+    let hidden = [
+        "runtime_listed",
+        "ipc_socket",
+        "ipc_connect",
+        "config_listed",
+        "token_read",
+        "gpg_connect",
+        "wayland_connect",
+    ];
+    for text in &found {
+        for name in hidden {
+            assert_eq!(value(text, name), "no", "{name} in\n{text}");
+        }
+        assert_eq!(value(text, "env_display"), "unset", "{text}");
+        assert_eq!(value(text, "env_wayland"), "unset", "{text}");
+        assert_eq!(value(text, "env_gpg"), "unset", "{text}");
+    }
+    let (sh1, sh2) = (&found[0], &found[1]);
+    for name in ["dbus_connect", "ssh_connect", "ssh_dir_listed"] {
+        assert_eq!(value(sh1, name), "no", "{name} in\n{sh1}");
+    }
+    assert_eq!(value(sh1, "env_ssh"), "unset", "{sh1}");
+    assert_eq!(value(sh1, "env_dbus"), "unset", "{sh1}");
+    // sh2 opted in to the ssh agent and the bus: their sockets and
+    // variables are there, and nothing more.
+    assert_eq!(value(sh2, "dbus_connect"), "yes", "{sh2}");
+    assert_eq!(value(sh2, "ssh_connect"), "yes", "{sh2}");
+    assert_eq!(value(sh2, "env_ssh"), ssh.display().to_string(), "{sh2}");
+    assert_eq!(value(sh2, "env_dbus"), dbus_address, "{sh2}");
+
+    // Working dirs that would show all of it are refused with the reason.
+    let dot_config = config.parent().unwrap();
+    let refused = [
+        (Path::new("/"), "the whole file system"),
+        (Path::new("/tmp"), "shared by every program"),
+        (config.as_path(), "Ringlet's config dir"),
+        (dot_config, "Ringlet's config dir"),
+    ];
+    for (dir, why) in refused {
+        let extra = json!({"working_dir": dir});
+        let (status, reply) = create(&w.env, addr, &token, "true", extra);
+        let message = reply["error"]["message"].as_str().unwrap_or_default();
+        assert_eq!(status, 400, "{dir:?}: {reply}");
+        assert!(message.contains(&format!("working dir {}", dir.display())), "{message}");
+        assert!(message.contains(why), "{message}");
+    }
+}

@@ -634,7 +634,7 @@ fn handle_terminal_create(state: &State, req: crate::protocol::TerminalRequest) 
             ("LANG".into(), "C.UTF-8".into()),
         ];
         ours.extend(req.env.iter().map(|(k, v)| (k.into(), v.into())));
-        let env: Vec<(String, String)> = plan
+        let mut env: Vec<(String, String)> = plan
             .environment(ours.into_iter())
             .into_iter()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
@@ -645,6 +645,11 @@ fn handle_terminal_create(state: &State, req: crate::protocol::TerminalRequest) 
                 Some(f) => sandbox::split_words(f)?,
                 None => Vec::new(),
             };
+            // What no sandboxed session may see, and the desktop's
+            // sockets and variables the profile did not opt in to.
+            let allow = state.config.sandbox.allow.get(&req.profile).cloned().unwrap_or_default();
+            let private = sandbox::Private::find(&state.paths, &env, &allow);
+            private.filter_env(&mut env);
             let spec = sandbox::Spec {
                 program: &agent,
                 args: &plan.args,
@@ -654,6 +659,7 @@ fn handle_terminal_create(state: &State, req: crate::protocol::TerminalRequest) 
                 home_ro: &state.config.sandbox.home_ro,
                 extra_ro: &sandbox::install_dirs(&agent),
                 extra_flags: &extra_flags,
+                private: &private,
             };
             let (argv, name) = sandbox::wrap(&spec, std::ffi::OsStr::new(&path))?;
             let (first, rest) =

@@ -5,7 +5,11 @@
 //! writable, the profile home and the working dir are writable, the user's
 //! real home is hidden except a short read-only allowlist (`[sandbox] home_ro`
 //! in config.toml) and the agent's own install, temp space is private (Linux)
-//! or the usual temp dirs (macOS), and the network is shared. [`check_bwrap`]
+//! or the usual temp dirs (macOS), and the network is shared. Ringlet's
+//! config and runtime dirs and the desktop's sockets (session bus, ssh and
+//! gpg agents, X11, Wayland) are invisible wherever they sit, and their
+//! variables dropped, unless the profile opts in ([`Private`]); working dirs
+//! that would expose them are refused ([`check_dirs`]). [`check_bwrap`]
 //! proves bwrap works before a session starts and, when it does not, names
 //! the cause and the fix; `ringlet doctor` runs the same check. The caller
 //! (`daemon/dispatch.rs`) resolves the agent, builds the environment (which
@@ -43,6 +47,225 @@ pub struct Spec<'a> {
     pub extra_ro: &'a [PathBuf],
     /// `--bwrap-flags`, already split ([`split_words`]); appended last.
     pub extra_flags: &'a [String],
+    /// Ringlet's own dirs and the desktop's sockets: hidden wherever a bind
+    /// would show them, except what the profile opted in to ([`Private`]).
+    pub private: &'a Private,
+}
+
+/// What a profile may opt in to (`[sandbox.allow] <alias> = [...]` in
+/// config.toml), with the variables each keeps in the session: without the
+/// opt-in they are dropped and their sockets hidden.
+pub const OPT_INS: &[(&str, &[&str])] = &[
+    ("display", &["DISPLAY", "WAYLAND_DISPLAY", "XAUTHORITY"]),
+    ("ssh-agent", &["SSH_AUTH_SOCK"]),
+    ("dbus", &["DBUS_SESSION_BUS_ADDRESS"]),
+    ("gpg-agent", &["GPG_AGENT_INFO"]),
+];
+
+/// Everything a sandboxed session must not reach, found from Ringlet's
+/// paths and the environment ([`Private::find`]), and the sockets a profile
+/// opted in to.
+///
+/// The sandbox binds only what the session needs (system dirs, the profile
+/// home, the work dir, the install, the allowlist) on a fresh root with its
+/// own `/tmp`, so none of this is reachable unless one of those binds holds
+/// it: a work dir that holds the runtime dir (no `XDG_RUNTIME_DIR`, socket
+/// in `/tmp/ringlet-<uid>/`), an allowlist entry that holds the config dir
+/// (`~/.config`), a session bus socket in a project. [`mounts`] covers each
+/// such place with an empty tmpfs (a dir) or `/dev/null` (a socket or file)
+/// wherever a bind shows it, by real path; [`check_dirs`] refuses a working
+/// dir that is one of them or holds the config dir.
+#[derive(Debug, Default, Clone)]
+pub struct Private {
+    /// Ringlet's config dir (`http_token`, keys in the file store, profiles).
+    pub config_dir: PathBuf,
+    /// Directories, each with what it is (for the refusal's reason).
+    pub dirs: Vec<(PathBuf, &'static str)>,
+    /// Sockets and files (a tmpfs cannot cover a file).
+    pub files: Vec<PathBuf>,
+    /// Opted in: bound read-only at their own path (sockets, the X11 socket
+    /// dir, the gpg socket dir, the X authority file), never hidden.
+    pub shown: Vec<PathBuf>,
+    /// Variables the session loses: those of every opt-in not chosen.
+    pub drop_vars: Vec<&'static str>,
+}
+
+impl Private {
+    /// For a session whose environment is `session_env`, of a profile that
+    /// opted in to `allow` (names from [`OPT_INS`]). Sockets are looked up
+    /// in the session's environment and the daemon's own: either may name
+    /// one the other does not.
+    pub fn find(
+        paths: &crate::paths::Paths,
+        session_env: &[(String, String)],
+        allow: &[String],
+    ) -> Private {
+        let var = |name: &str| -> Vec<String> {
+            let mut values: Vec<String> = session_env
+                .iter()
+                .filter(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .chain(std::env::var(name).ok())
+                .filter(|v| !v.is_empty())
+                .collect();
+            values.dedup();
+            values
+        };
+        let uid = rustix::process::getuid().as_raw();
+        let mut ringlet_files = vec![paths.socket.clone(), paths.daemon_lock()];
+        ringlet_files.extend([paths.rest_socket(), paths.spawn_lock()]);
+        Private::find_with(&paths.config_dir, &paths.runtime_dir, &ringlet_files, uid, var, allow)
+    }
+
+    /// The pure part of [`Private::find`]: `var` gives a variable's values.
+    fn find_with(
+        config_dir: &Path,
+        runtime_dir: &Path,
+        ringlet_files: &[PathBuf],
+        uid: u32,
+        var: impl Fn(&str) -> Vec<String>,
+        allow: &[String],
+    ) -> Private {
+        let allowed = |name: &str| allow.iter().any(|a| a == name);
+        let mut p = Private { config_dir: config_dir.to_path_buf(), ..Private::default() };
+        p.dirs.push((config_dir.to_path_buf(), "Ringlet's config dir"));
+        p.dirs.push((runtime_dir.to_path_buf(), "Ringlet's runtime dir (its IPC socket)"));
+        p.files.extend(ringlet_files.iter().cloned());
+        // The login session's runtime dir: the session bus (`bus`), Wayland,
+        // gpg-agent (`gnupg/`), the keyring, PulseAudio, systemd.
+        let what =
+            "your login session's runtime dir (D-Bus, Wayland, gpg-agent and keyring sockets)";
+        let user_run = PathBuf::from(format!("/run/user/{uid}"));
+        for dir in var("XDG_RUNTIME_DIR").into_iter().map(PathBuf::from).chain([user_run.clone()]) {
+            if dir.is_absolute() && dir.components().count() >= 3 {
+                p.dirs.push((dir, what));
+            }
+        }
+        let runtime_dirs: Vec<PathBuf> = p.dirs[2..].iter().map(|(d, _)| d.clone()).collect();
+
+        // Display: X11's socket dir, Wayland's socket, the X cookie.
+        let mut display = vec![PathBuf::from("/tmp/.X11-unix")];
+        for name in var("WAYLAND_DISPLAY") {
+            let socket = Path::new(&name);
+            if socket.is_absolute() {
+                display.push(socket.to_path_buf());
+            } else {
+                display.extend(runtime_dirs.iter().map(|d| d.join(socket)));
+            }
+        }
+        display.extend(var("XAUTHORITY").into_iter().map(PathBuf::from));
+        // ssh-agent: the socket, and its dir when it is the agent's own
+        // (`/tmp/ssh-XXXX/agent.<pid>`), not a shared one.
+        let mut ssh = Vec::new();
+        let mut ssh_dirs = Vec::new();
+        for sock in var("SSH_AUTH_SOCK").into_iter().map(PathBuf::from) {
+            if let Some(dir) = sock.parent().filter(|d| own_dir(d)) {
+                ssh_dirs.push(dir.to_path_buf());
+            }
+            ssh.push(sock);
+        }
+        // The session bus: every `unix:path=` of the address list. An
+        // abstract socket (`unix:abstract=`) has no path to hide: it is
+        // reachable while the network namespace is shared.
+        let dbus: Vec<PathBuf> =
+            var("DBUS_SESSION_BUS_ADDRESS").iter().flat_map(|a| dbus_paths(a)).collect();
+        // gpg-agent: `GPG_AGENT_INFO` (`path:pid:1`, gpg 2.0), the socket
+        // dir gpg uses (`gpgconf --list-dirs socketdir`: `/run/user/<uid>/
+        // gnupg`, else the home dir, `$GNUPGHOME` or `~/.gnupg`).
+        let mut gpg: Vec<PathBuf> = var("GPG_AGENT_INFO")
+            .iter()
+            .filter_map(|v| v.split(':').next().filter(|s| s.starts_with('/')).map(PathBuf::from))
+            .collect();
+        let mut gpg_dirs: Vec<PathBuf> = runtime_dirs.iter().map(|d| d.join("gnupg")).collect();
+        gpg_dirs.extend(var("GNUPGHOME").into_iter().map(PathBuf::from).filter(|d| own_dir(d)));
+        gpg.extend(gpg_dirs.iter().cloned());
+
+        for (name, vars) in OPT_INS {
+            let (files, dirs): (Vec<PathBuf>, Vec<PathBuf>) = match *name {
+                "display" => (display.clone(), Vec::new()),
+                "ssh-agent" => (ssh.clone(), ssh_dirs.clone()),
+                "dbus" => (dbus.clone(), Vec::new()),
+                _ => (gpg.clone(), gpg_dirs.clone()),
+            };
+            // The dirs stay hidden around the chosen sockets (an ssh agent's
+            // dir holds only its socket anyway); a dir that is itself chosen
+            // (gpg's socket dir) is shown instead.
+            let chosen = allowed(name);
+            for dir in &dirs {
+                if !(chosen && files.contains(dir)) {
+                    p.dirs.push((dir.clone(), "an agent's socket dir"));
+                }
+            }
+            if chosen {
+                p.shown.extend(files);
+            } else {
+                p.drop_vars.extend(vars.iter().copied());
+                p.files.extend(files.into_iter().filter(|f| !dirs.contains(f)));
+            }
+        }
+        // X11's socket dir is a dir: hidden unless shown.
+        if !p.shown.iter().any(|f| f == Path::new("/tmp/.X11-unix")) {
+            p.files.retain(|f| f != Path::new("/tmp/.X11-unix"));
+            p.dirs.push(("/tmp/.X11-unix".into(), "X11's socket dir"));
+        }
+        p.files.retain(|f| f.is_absolute());
+        p.shown.retain(|f| f.is_absolute());
+        p
+    }
+
+    /// The session's environment without the variables of opt-ins not chosen.
+    pub fn filter_env(&self, env: &mut Vec<(String, String)>) {
+        env.retain(|(k, _)| !self.drop_vars.contains(&k.as_str()));
+    }
+
+    /// Every hidden path, dirs first.
+    fn hidden(&self) -> impl Iterator<Item = &Path> {
+        self.dirs.iter().map(|(d, _)| d.as_path()).chain(self.files.iter().map(PathBuf::as_path))
+    }
+}
+
+/// A dir that belongs to one program (an agent's socket dir), not a shared
+/// one: hiding it hides nothing else. `/`, `/tmp`-like dirs and the dirs
+/// right below the root are shared.
+fn own_dir(dir: &Path) -> bool {
+    let shared = ["/tmp", "/var/tmp", "/dev/shm"].iter().any(|d| dir == Path::new(d))
+        || dir == std::env::temp_dir();
+    dir.is_absolute() && dir.components().count() >= 3 && !shared
+}
+
+/// The socket paths of a D-Bus address list (`unix:path=/x,guid=...;...`),
+/// with `%xx` escapes decoded.
+fn dbus_paths(address: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in address.split(';') {
+        let Some(params) = entry.strip_prefix("unix:") else { continue };
+        for kv in params.split(',') {
+            if let Some(path) = kv.strip_prefix("path=") {
+                out.push(PathBuf::from(unescape_dbus(path)));
+            }
+        }
+    }
+    out
+}
+
+fn unescape_dbus(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The argv that runs `spec.program` in this platform's sandbox, and the
@@ -141,28 +364,71 @@ pub fn bwrap_argv(bwrap: &Path, spec: &Spec) -> Vec<String> {
     argv
 }
 
-/// Refuses a working dir or profile home that is the real home or a dir
-/// above it, also when only its real path is (symlinks resolved on both
-/// sides). Inside the sandbox the home is an empty tmpfs, so such a session
-/// would run the agent in a throwaway directory that merely has the right
-/// name: its edits would vanish at exit, silently. A demanding user wants
-/// that refused up front with the way out, not a session that looks fine;
-/// a home of `/` (service users) hides nothing and is never refused.
+/// Refuses a working dir or profile home that would show what the sandbox
+/// hides, or hide what the agent works on; each with the reason and the way
+/// out:
+///
+/// - `/` (everything) and `/tmp` (shared by every program and user: the
+///   sockets of the desktop, of agents, of other users' tools);
+/// - Ringlet's config dir or a dir that holds it: the HTTP token, keys in
+///   the file store and the profiles, which no mask should be trusted with
+///   when the agent can write around it;
+/// - the real home or a dir above it, and any other hidden dir itself (the
+///   runtime dirs, an agent's socket dir). Inside, such a dir is an empty
+///   tmpfs, so the session would run the agent in a throwaway directory
+///   that merely has the right name: its edits would vanish at exit,
+///   silently. A home of `/` (service users) hides nothing and is not
+///   refused for that.
+///
+/// Symlinks are resolved on both sides. A dir that holds a hidden one (a
+/// project holding the runtime dir) is accepted: the hidden one is masked.
 pub fn check_dirs(spec: &Spec) -> Result<()> {
     let homes = home_paths(spec.home);
+    let tmp = with_real_paths([PathBuf::from("/tmp")]);
+    let configs = with_real_paths([spec.private.config_dir.clone()]);
+    let configs: Vec<PathBuf> = configs
+        .into_iter()
+        .filter(|c| spec.private.config_dir.is_absolute() && c != Path::new("/"))
+        .collect();
+    let way_out = "start the session in a project directory (cd into it, or set working_dir)";
     for (what, dir) in [("working dir", spec.work_dir), ("profile home", spec.profile_home)] {
-        let holds_home = with_real_paths([dir.to_path_buf()])
-            .iter()
-            .any(|d| homes.iter().any(|h| h.starts_with(d)));
-        if holds_home {
+        let reals = with_real_paths([dir.to_path_buf()]);
+        let shown = dir.display();
+        if reals.iter().any(|d| d == Path::new("/")) {
             bail!(
-                "the {what} {} is your home {} or contains it, and the sandbox hides your home: \
-                 the agent would run in an empty throwaway directory and lose everything it \
-                 writes there; start the session in a project directory (cd into it, or set \
-                 working_dir), or run it without the sandbox (--no-sandbox)",
-                dir.display(),
+                "the {what} {shown} is the whole file system, and the sandbox would show the \
+                 agent everything it hides (your home, Ringlet's config and sockets); {way_out}"
+            );
+        }
+        if reals.iter().any(|d| tmp.contains(d)) {
+            bail!(
+                "the {what} {shown} is shared by every program and user on this machine (the \
+                 sockets of your desktop, of ssh and gpg agents and of Ringlet can live there), \
+                 so the sandbox refuses it; {way_out}"
+            );
+        }
+        if let Some(config) = configs.iter().find(|c| reals.iter().any(|d| c.starts_with(d))) {
+            bail!(
+                "the {what} {shown} is or contains Ringlet's config dir {}, which holds the HTTP \
+                 token, keys and profiles, and no agent may write there; {way_out}",
+                config.display()
+            );
+        }
+        if reals.iter().any(|d| homes.iter().any(|h| h.starts_with(d))) {
+            bail!(
+                "the {what} {shown} is your home {} or contains it, and the sandbox hides your \
+                 home: the agent would run in an empty throwaway directory and lose everything \
+                 it writes there; {way_out}, or run it without the sandbox (--no-sandbox)",
                 spec.home.display()
             );
+        }
+        for (hidden, why) in &spec.private.dirs {
+            if with_real_paths([hidden.clone()]).iter().any(|h| reals.contains(h)) {
+                bail!(
+                    "the {what} {shown} is {why}, which the sandbox hides: the agent would run \
+                     in an empty throwaway directory; {way_out}"
+                );
+            }
         }
     }
     Ok(())
@@ -242,16 +508,17 @@ fn mounts(root: &Path, spec: &Spec) -> Vec<Op> {
     for path in [spec.profile_home, spec.work_dir] {
         ops.push(op(Rank::ReadWrite, path, &[&"--bind", &path, &path]));
     }
+    // What the profile opted in to: at its own path, above any mask.
+    for path in spec.private.shown.iter().filter(|p| p.exists()) {
+        ops.push(op(Rank::ReadOnly, path, &[&"--ro-bind-try", path, path]));
+    }
     // bwrap binds what a source resolves to, so a bind whose source is, or
     // resolves to, the home or a dir above it shows the home at the bind's
     // destination, whatever that path says: hide it there as well. Only one
     // tmpfs per place (the plain home already has its own).
     let homes = home_paths(spec.home);
     let mut hides: Vec<PathBuf> = Vec::new();
-    for o in ops
-        .iter()
-        .filter(|o| matches!(o.args[0].as_str(), "--ro-bind" | "--ro-bind-try" | "--bind"))
-    {
+    for o in ops.iter().filter(|o| is_bind(o)) {
         let sources = with_real_paths([PathBuf::from(&o.args[1])]);
         for (source, home) in sources.iter().flat_map(|s| homes.iter().map(move |h| (s, h))) {
             if let Ok(rest) = home.strip_prefix(source) {
@@ -265,6 +532,48 @@ fn mounts(root: &Path, spec: &Spec) -> Vec<Op> {
     }
     for dest in hides {
         ops.push(op(Rank::Hide, &dest, &[&"--tmpfs", &dest]));
+    }
+    // Ringlet's dirs and the desktop's sockets, likewise wherever a bind
+    // shows them (by real path on both sides): an empty tmpfs over a dir,
+    // /dev/null over a socket or file. Only what exists: a mount point that
+    // does not exist would be created in the bound host dir.
+    let shown = with_real_paths(spec.private.shown.iter().cloned());
+    let mut masks: Vec<(PathBuf, bool)> = Vec::new();
+    for target in spec.private.hidden() {
+        let Ok(meta) = fs::metadata(target) else { continue };
+        let targets = with_real_paths([target.to_path_buf()]);
+        for o in ops.iter().filter(|o| is_bind(o)) {
+            for source in with_real_paths([PathBuf::from(&o.args[1])]) {
+                for t in &targets {
+                    let Ok(rest) = t.strip_prefix(&source) else { continue };
+                    let dest = clean(&o.dest.join(rest));
+                    if !shown.contains(&dest) && !masks.iter().any(|(d, _)| *d == dest) {
+                        masks.push((dest, meta.is_dir()));
+                    }
+                }
+            }
+        }
+    }
+    // A mask inside a masked dir is not needed (and would show up there as
+    // an entry), unless a bind in between shows the dir's contents again.
+    let covered = |dest: &Path| {
+        masks.iter().any(|(m, is_dir)| {
+            *is_dir
+                && dest != m
+                && dest.starts_with(m)
+                && !ops.iter().any(|o| {
+                    is_bind(o) && o.dest != *m && o.dest.starts_with(m) && dest.starts_with(&o.dest)
+                })
+        })
+    };
+    let masks: Vec<(PathBuf, bool)> = masks.iter().filter(|(d, _)| !covered(d)).cloned().collect();
+    for (dest, is_dir) in masks {
+        let taken = ops.iter().any(|o| o.rank == Rank::Hide && o.dest == dest);
+        if is_dir && !taken {
+            ops.push(op(Rank::Hide, &dest, &[&"--tmpfs", &dest]));
+        } else if !is_dir {
+            ops.push(op(Rank::Hide, &dest, &[&"--ro-bind", &"/dev/null", &dest]));
+        }
     }
     // Both sort keys are needed: a stable sort keeps the given order within
     // one depth and rank, but bwrap applies options in order, so a parent
@@ -284,6 +593,12 @@ fn mounts(root: &Path, spec: &Spec) -> Vec<Op> {
         }
     }
     ops
+}
+
+/// A bind of a host path (whose source may show something hidden).
+fn is_bind(o: &Op) -> bool {
+    matches!(o.args[0].as_str(), "--ro-bind" | "--ro-bind-try" | "--bind")
+        && o.args[1] != "/dev/null"
 }
 
 /// `/usr`, `/bin`, `/sbin`, `/etc` and every `/lib*` (lib, lib32, lib64,
@@ -726,6 +1041,51 @@ fn profile_text(spec: &Spec, tmpdir: Option<&Path>) -> Result<String> {
         }
         out.push_str(")\n");
     }
+    // Ringlet's dirs and the desktop's sockets, last so that they win over
+    // the allows above (SBPL takes the last matching rule, not the deepest):
+    // all but one holding a writable dir, which would close it (no such
+    // layout is sensible, and check_dirs refuses the config dir's).
+    let private = &spec.private;
+    let dirs = with_real_paths(private.dirs.iter().map(|(d, _)| d.clone()));
+    let dirs: Vec<PathBuf> =
+        dirs.into_iter().filter(|d| !writable.iter().any(|w| w.starts_with(d))).collect();
+    let files = with_real_paths(private.files.iter().cloned());
+    if !dirs.is_empty() || !files.is_empty() {
+        out.push_str(";; Ringlet's config and runtime dirs, the desktop's sockets.\n");
+        out.push_str("(deny file-read* file-write*");
+        for dir in &dirs {
+            out.push_str(&format!("\n  (subpath {})", sbpl_string(dir)?));
+        }
+        for file in &files {
+            out.push_str(&format!("\n  (literal {})", sbpl_string(file)?));
+        }
+        out.push_str(")\n");
+    }
+    if !files.is_empty() {
+        out.push_str("(deny network-outbound");
+        for file in &files {
+            out.push_str(&format!(
+                "\n  (remote unix-socket (path-literal {}))",
+                sbpl_string(file)?
+            ));
+        }
+        out.push_str(")\n");
+    }
+    let shown = with_real_paths(private.shown.iter().cloned());
+    if !shown.is_empty() {
+        out.push_str(";; What the profile opted in to.\n(allow file-read*");
+        for path in &shown {
+            out.push_str(&format!("\n  (subpath {})", sbpl_string(path)?));
+        }
+        out.push_str(")\n(allow network-outbound");
+        for path in &shown {
+            out.push_str(&format!(
+                "\n  (remote unix-socket (path-literal {}))",
+                sbpl_string(path)?
+            ));
+        }
+        out.push_str(")\n");
+    }
     Ok(out)
 }
 
@@ -816,6 +1176,7 @@ mod tests {
         home_ro: Vec<String>,
         extra_ro: Vec<PathBuf>,
         flags: Vec<String>,
+        private: Private,
     }
 
     impl Fixture {
@@ -843,6 +1204,7 @@ mod tests {
                 args: vec!["-c".into(), "true".into()],
                 home_ro: vec![".gitconfig".into(), ".config/git".into()],
                 flags: vec![],
+                private: Private::default(),
             }
         }
 
@@ -856,6 +1218,7 @@ mod tests {
                 home_ro: &self.home_ro,
                 extra_ro: &self.extra_ro,
                 extra_flags: &self.flags,
+                private: &self.private,
             }
         }
 
@@ -1098,6 +1461,152 @@ mod tests {
         assert!(find(&fx.argv(), &["--ro-bind-try", p(&fx.program)]).is_none());
     }
 
+    fn found(vars: &[(&str, &str)], allow: &[&str]) -> Private {
+        let allow: Vec<String> = allow.iter().map(|a| a.to_string()).collect();
+        let var = |name: &str| {
+            vars.iter().filter(|(k, _)| *k == name).map(|(_, v)| v.to_string()).collect()
+        };
+        let files = [PathBuf::from("/elsewhere/ringlet.sock")];
+        let (config, runtime) = (Path::new("/h/.config/ringlet"), Path::new("/tmp/ringlet-7"));
+        Private::find_with(config, runtime, &files, 7, var, &allow)
+    }
+
+    #[test]
+    fn private_finds_ringlets_dirs_and_the_desktops_sockets() {
+        let vars = [
+            ("XDG_RUNTIME_DIR", "/run/user/7"),
+            ("WAYLAND_DISPLAY", "wayland-0"),
+            ("SSH_AUTH_SOCK", "/tmp/ssh-Ab/agent.9"),
+            ("DBUS_SESSION_BUS_ADDRESS", "unix:abstract=/tmp/x;unix:path=/tmp/dbus-%41b,guid=1"),
+            ("GPG_AGENT_INFO", "/h/gpg/S.gpg-agent:0:1"),
+            ("GNUPGHOME", "/h/gpg"),
+        ];
+        let p = found(&vars, &[]);
+        let dirs: Vec<&Path> = p.dirs.iter().map(|(d, _)| d.as_path()).collect();
+        for dir in [
+            "/h/.config/ringlet",
+            "/tmp/ringlet-7",
+            "/run/user/7",
+            "/tmp/ssh-Ab",
+            "/h/gpg",
+            "/tmp/.X11-unix",
+        ] {
+            assert!(dirs.contains(&Path::new(dir)), "{dir} not in {p:#?}");
+        }
+        for file in [
+            "/elsewhere/ringlet.sock",
+            "/run/user/7/wayland-0",
+            "/tmp/ssh-Ab/agent.9",
+            "/tmp/dbus-Ab",
+            "/h/gpg/S.gpg-agent",
+        ] {
+            assert!(p.files.contains(&PathBuf::from(file)), "{file} not in {p:#?}");
+        }
+        assert!(p.shown.is_empty(), "{p:#?}");
+        let mut dropped = p.drop_vars.clone();
+        dropped.sort();
+        let want = [
+            "DBUS_SESSION_BUS_ADDRESS",
+            "DISPLAY",
+            "GPG_AGENT_INFO",
+            "SSH_AUTH_SOCK",
+            "WAYLAND_DISPLAY",
+            "XAUTHORITY",
+        ];
+        assert_eq!(dropped, want);
+        let mut env: Vec<(String, String)> =
+            ["PATH", "DISPLAY", "SSH_AUTH_SOCK"].map(|k| (k.into(), "v".into())).into();
+        p.filter_env(&mut env);
+        assert_eq!(env, [("PATH".to_string(), "v".to_string())]);
+
+        // Opted in: the chosen sockets are shown, their variables kept; the
+        // ssh agent's dir stays hidden around its socket.
+        let p = found(&vars, &["ssh-agent", "dbus", "display", "gpg-agent"]);
+        assert!(p.drop_vars.is_empty(), "{p:#?}");
+        for shown in ["/tmp/ssh-Ab/agent.9", "/tmp/dbus-Ab", "/tmp/.X11-unix", "/run/user/7/gnupg"]
+        {
+            assert!(p.shown.contains(&PathBuf::from(shown)), "{shown} not in {p:#?}");
+            assert!(!p.files.contains(&PathBuf::from(shown)), "{shown} hidden too: {p:#?}");
+        }
+        assert!(p.dirs.iter().any(|(d, _)| d == Path::new("/tmp/ssh-Ab")), "{p:#?}");
+        assert!(!p.dirs.iter().any(|(d, _)| d == Path::new("/tmp/.X11-unix")), "{p:#?}");
+        // A socket right in a shared dir: the socket alone, never the dir.
+        let p = found(&[("SSH_AUTH_SOCK", "/tmp/agent.sock")], &[]);
+        assert!(!p.dirs.iter().any(|(d, _)| d == Path::new("/tmp")), "{p:#?}");
+    }
+
+    #[test]
+    fn dbus_addresses_give_their_socket_paths() {
+        assert_eq!(dbus_paths("unix:path=/run/user/1/bus"), [PathBuf::from("/run/user/1/bus")]);
+        assert_eq!(dbus_paths("unix:guid=1,path=/a%20b"), [PathBuf::from("/a b")]);
+        assert!(dbus_paths("unix:abstract=/tmp/dbus-x,guid=1").is_empty());
+        assert!(dbus_paths("tcp:host=localhost,port=1").is_empty());
+        assert_eq!(unescape_dbus("%zz%4"), "%zz%4");
+    }
+
+    #[test]
+    fn hidden_paths_are_masked_where_a_bind_shows_them_even_through_a_link() {
+        let mut fx = Fixture::new("private-masks");
+        let runtime = fx.work_dir.join("ringlet-7");
+        let socket = fx.work_dir.join("dbus-x");
+        fs::create_dir_all(&runtime).unwrap();
+        write(&socket, "");
+        write(&runtime.join("ringlet.sock"), "");
+        fx.private.dirs.push((runtime.clone(), "Ringlet's runtime dir"));
+        fx.private.files.extend([socket.clone(), runtime.join("ringlet.sock")]);
+        // The same project reached through a link, bound as an install dir.
+        let link = fx.root.join("link");
+        symlink(&fx.work_dir, &link).unwrap();
+        fx.extra_ro.push(link.clone());
+        let argv = fx.argv();
+        let bind = pos(&argv, &["--bind", p(&fx.work_dir), p(&fx.work_dir)]);
+        let tmpfs = pos(&argv, &["--tmpfs", p(&runtime)]);
+        let null = pos(&argv, &["--ro-bind", "/dev/null", p(&socket)]);
+        assert!(bind < tmpfs && bind < null, "{argv:#?}");
+        let linked = link.join("ringlet-7");
+        pos(&argv, &["--tmpfs", p(&linked)]);
+        pos(&argv, &["--ro-bind", "/dev/null", p(&link.join("dbus-x"))]);
+        // The socket in the masked runtime dir needs no mask of its own.
+        let inner = runtime.join("ringlet.sock");
+        assert!(find(&argv, &["--ro-bind", "/dev/null", p(&inner)]).is_none(), "{argv:#?}");
+        // Opted in: shown at its path, not masked.
+        fx.private.files.retain(|f| f != &socket);
+        fx.private.shown.push(socket.clone());
+        let argv = fx.argv();
+        assert!(find(&argv, &["--ro-bind", "/dev/null", p(&socket)]).is_none(), "{argv:#?}");
+        assert!(pos(&argv, &["--ro-bind-try", p(&socket), p(&socket)]) > bind, "{argv:#?}");
+    }
+
+    #[test]
+    fn check_dirs_refuses_the_root_tmp_the_config_dir_and_hidden_dirs() {
+        let mut fx = Fixture::new("refuse");
+        let config = fx.home.join(".config/ringlet");
+        fs::create_dir_all(&config).unwrap();
+        let runtime = fx.root.join("run/ringlet");
+        fs::create_dir_all(&runtime).unwrap();
+        fx.private.config_dir = config.clone();
+        fx.private.dirs.push((runtime.clone(), "Ringlet's runtime dir"));
+        let link = fx.root.join("config-link");
+        symlink(&config, &link).unwrap();
+        let cases = [
+            (PathBuf::from("/"), "the whole file system"),
+            (PathBuf::from("/tmp"), "shared by every program"),
+            (config.clone(), "Ringlet's config dir"),
+            (fx.home.join(".config"), "Ringlet's config dir"),
+            (link, "Ringlet's config dir"),
+            (runtime.clone(), "Ringlet's runtime dir, which the sandbox hides"),
+        ];
+        for (dir, why) in cases {
+            fx.work_dir = dir.clone();
+            let err = check_dirs(&fx.spec()).unwrap_err().to_string();
+            assert!(err.contains(&format!("working dir {}", dir.display())), "{err}");
+            assert!(err.contains(why) && err.contains("project directory"), "{err}");
+        }
+        // A project that holds the runtime dir is fine: it is masked.
+        fx.work_dir = fx.root.join("run");
+        check_dirs(&fx.spec()).unwrap();
+    }
+
     #[test]
     fn split_words_splits_on_blanks() {
         assert_eq!(split_words("  --a  b\tc\nd ").unwrap(), ["--a", "b", "c", "d"]);
@@ -1289,6 +1798,7 @@ mod tests {
             home_ro: &home_ro,
             extra_ro: &extra_ro,
             extra_flags: &[],
+            private: &Private::default(),
         };
         profile_text(&spec, Some(Path::new("/var/folders/xy/abc/T")))
     }
@@ -1338,6 +1848,48 @@ mod tests {
     }
 
     #[test]
+    fn sandbox_exec_profile_denies_the_private_paths_last() {
+        let private = Private {
+            config_dir: "/Users/alice/.config/ringlet".into(),
+            dirs: vec![
+                ("/Users/alice/.config/ringlet".into(), "Ringlet's config dir"),
+                ("/Users/alice/src/project/ringlet-501".into(), "Ringlet's runtime dir"),
+                // Holds the work dir: never closed.
+                ("/Users/alice/src".into(), "test"),
+            ],
+            files: vec!["/Users/alice/src/project/dbus-x".into()],
+            shown: vec!["/Users/alice/src/project/ssh.sock".into()],
+            drop_vars: vec![],
+        };
+        let spec = Spec {
+            program: Path::new("/opt/agent"),
+            args: &[],
+            home: Path::new("/Users/alice"),
+            profile_home: Path::new("/Users/alice/p"),
+            work_dir: Path::new("/Users/alice/src/project"),
+            home_ro: &[],
+            extra_ro: &[],
+            extra_flags: &[],
+            private: &private,
+        };
+        let profile = profile_text(&spec, None).unwrap();
+        let deny = profile.find("(deny file-read* file-write*").expect(&profile);
+        assert!(profile.find("(allow file-read*\n").unwrap() < deny, "{profile}");
+        let rest = &profile[deny..];
+        for rule in [
+            "(subpath \"/Users/alice/.config/ringlet\")",
+            "(subpath \"/Users/alice/src/project/ringlet-501\")",
+            "(literal \"/Users/alice/src/project/dbus-x\")",
+            "(remote unix-socket (path-literal \"/Users/alice/src/project/dbus-x\"))",
+        ] {
+            assert!(rest.contains(rule), "{rule} not in\n{profile}");
+        }
+        assert!(!rest.contains("(subpath \"/Users/alice/src\")"), "{profile}");
+        let allow = rest.find("(allow network-outbound").expect(&profile);
+        assert!(rest[allow..].contains("/Users/alice/src/project/ssh.sock"), "{profile}");
+    }
+
+    #[test]
     fn sandbox_exec_profile_never_opens_the_whole_home() {
         for work_dir in ["/Users/alice", "/Users", "/"] {
             let profile = mac_profile(work_dir, "/Users/alice/.ringlet/p").unwrap();
@@ -1367,6 +1919,7 @@ mod tests {
             home_ro: &[],
             extra_ro: &[],
             extra_flags: &[],
+            private: &Private::default(),
         };
         let argv = sandbox_exec_argv("(version 1)", &spec);
         let expected = ["/usr/bin/sandbox-exec", "-p", "(version 1)", "--", "/opt/agent"];
