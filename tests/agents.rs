@@ -586,6 +586,96 @@ fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// A key the tests press in Claude Code's dialogs.
+#[derive(Clone, Copy, Debug)]
+enum Key {
+    Down,
+    Enter,
+}
+
+/// A terminal with Claude Code in it: a tmux pane or a remote session.
+trait Screen {
+    /// The screen as text, one line per row.
+    fn screen(&mut self) -> String;
+    fn press(&mut self, key: Key);
+}
+
+impl Screen for Tmux {
+    fn screen(&mut self) -> String {
+        Tmux::screen(self)
+    }
+    fn press(&mut self, key: Key) {
+        self.keys(&[match key {
+            Key::Down => "Down",
+            Key::Enter => "Enter",
+        }]);
+    }
+}
+
+/// The line of Claude Code's selection list the cursor (`❯`) is on.
+fn selected(screen: &str) -> Option<&str> {
+    screen.lines().map(str::trim_start).find(|l| l.starts_with('❯'))
+}
+
+/// Answers Claude Code's folder-trust dialog with "Yes" on purpose. Since
+/// 2.1.332 the dialog selects `❯ No, exit` first and drops keys for a moment
+/// after it appears (an Enter 0.5 s after it showed was lost; a later one
+/// chose "No" and Claude exited), so a blind Enter is a coin toss. This waits
+/// for the dialog, lets it settle, moves the selection down until the screen
+/// shows it on "Yes", and confirms only then; a key the dialog dropped (the
+/// screen did not change) is pressed again. Returns the screen after the
+/// dialog closed; `check` sees every screen on the way.
+fn trust_this_folder(term: &mut impl Screen, check: impl Fn(&str)) -> String {
+    const YES: &str = "Yes, I trust this folder";
+    let started = Instant::now();
+    let deadline = started + AGENT_LIMIT;
+    let mut screen = term.screen();
+    while !screen.contains(YES) {
+        check(&screen);
+        assert!(Instant::now() < deadline, "no folder-trust question; the screen:\n{screen}");
+        thread::sleep(Duration::from_millis(100));
+        screen = term.screen();
+    }
+    eprintln!("claude: the folder-trust question after {:?}", started.elapsed());
+    // The dialog ignores keys at first: give it a moment before the first one.
+    thread::sleep(Duration::from_millis(1500));
+    loop {
+        screen = term.screen();
+        check(&screen);
+        assert!(
+            !screen.contains("isn't trusted"),
+            "Claude Code took the answer as No; the screen:\n{screen}"
+        );
+        if !screen.contains(YES) {
+            return screen;
+        }
+        assert!(Instant::now() < deadline, "the trust dialog did not close; the screen:\n{screen}");
+        let key = match selected(&screen) {
+            Some(line) if line.contains(YES) => Key::Enter,
+            _ => Key::Down,
+        };
+        term.press(key);
+        // Until the screen shows the key's effect; a dropped key shows
+        // nothing within a few seconds and is pressed again. The screen must
+        // then hold still, so a slow key is never taken for a dropped one
+        // before the next decision.
+        let pressed = Instant::now();
+        let mut last = term.screen();
+        while last == screen && pressed.elapsed() < Duration::from_secs(3) {
+            thread::sleep(Duration::from_millis(100));
+            last = term.screen();
+        }
+        loop {
+            thread::sleep(Duration::from_millis(300));
+            let now = term.screen();
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+    }
+}
+
 #[test]
 fn claude_interactive_first_run_in_a_terminal_asks_only_about_trust() {
     let reply = "pong from the tmux mock";
@@ -628,8 +718,8 @@ fn claude_interactive_first_run_in_a_terminal_asks_only_about_trust() {
         }
     };
     // The folder-trust question stays: it is the user's decision.
-    tmux.wait("the folder-trust question", unwanted, |s| s.contains("Yes, I trust this folder"));
-    tmux.keys(&["Enter"]);
+    trust_this_folder(&mut tmux, unwanted);
+    // The prompt, whatever the footer says (auto or manual mode).
     let prompt_ready = |s: &str| !s.contains("trust this folder") && s.contains('❯');
     tmux.wait("the prompt", unwanted, prompt_ready);
     // Nothing else pops up after the prompt appeared (the key question came
@@ -921,40 +1011,25 @@ fn a_real_claude_run_is_counted_priced_and_announced() {
     assert_eq!(all["totals"]["messages"], n, "{all}");
 }
 
-/// The text of a terminal stream: escape sequences (CSI, OSC, two-byte)
-/// removed; cursor moves along the line (Ink writes words at absolute
-/// columns) become a space.
-fn plain(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '\x1b' {
-            out.push(c);
-            continue;
+/// A remote session's terminal as the web UI's emulator shows it.
+struct Remote(crate::terminal::Term);
+
+impl Screen for Remote {
+    fn screen(&mut self) -> String {
+        // What arrives within a moment, then the emulator's screen of it all.
+        let until = Instant::now() + Duration::from_millis(250);
+        while Instant::now() < until {
+            self.0.pump();
         }
-        match chars.next() {
-            Some('[') => {
-                for c in chars.by_ref() {
-                    if ('\x40'..='\x7e').contains(&c) {
-                        if c == 'C' || c == 'G' {
-                            out.push(' ');
-                        }
-                        break;
-                    }
-                }
-            }
-            Some(']') => {
-                while let Some(c) = chars.next() {
-                    if c == '\x07' || (c == '\x1b' && chars.next_if_eq(&'\\').is_some()) {
-                        break;
-                    }
-                }
-            }
-            _ => {}
-        }
+        // 2.1.332 puts a no-break space after the prompt's `❯`.
+        crate::web_terminal::screen_lines(&self.0.seen, 120, 40).join("\n").replace('\u{a0}', " ")
     }
-    out
+    fn press(&mut self, key: Key) {
+        self.0.type_in(match key {
+            Key::Down => "\x1b[B",
+            Key::Enter => "\r",
+        });
+    }
 }
 
 /// Issue 5's proof with a real agent: Claude Code in a remote session,
@@ -990,39 +1065,43 @@ fn claude_in_a_sandboxed_remote_session_reaches_its_prompt_and_the_mock() {
     let id = info["data"]["id"].as_str().unwrap().to_string();
 
     let started = Instant::now();
-    let mut term = Term::open(addr, &token, &id);
-    // Waits for `needle` in the text shown since byte `from` of the stream;
-    // returns where the stream ends then.
-    let wait = |term: &mut Term, what: &str, from: usize, needle: &str| -> usize {
-        let deadline = Instant::now() + AGENT_LIMIT;
-        loop {
-            let shown = plain(&term.seen[from.min(term.seen.len())..]);
-            for bad in ["Not logged in", "/login", "Detected a custom API key", "Unable to connect"]
-            {
-                assert!(
-                    !shown.contains(bad),
-                    "unexpected `{bad}` while waiting for {what}:\n{shown}"
-                );
-            }
-            if shown.contains(needle) {
-                eprintln!("claude remote: {what} after {:?}", started.elapsed());
-                return term.seen.len();
-            }
-            assert!(Instant::now() < deadline, "no {what} (`{needle}`) in:\n{shown}");
-            term.pump();
+    let mut remote = Remote(Term::open(addr, &token, &id));
+    let unwanted = |screen: &str| {
+        for bad in ["Not logged in", "/login", "Detected a custom API key", "Unable to connect"] {
+            assert!(!screen.contains(bad), "unexpected `{bad}` on the screen:\n{screen}");
         }
     };
-    let at = wait(&mut term, "the folder-trust question", 0, "Yes, I trust this folder");
-    term.type_in("\r");
-    let at = wait(&mut term, "the prompt", at, "for shortcuts");
+    // Waits until the screen shows what `done` looks for.
+    let wait = |remote: &mut Remote, what: &str, done: &dyn Fn(&str) -> bool| {
+        let deadline = Instant::now() + AGENT_LIMIT;
+        loop {
+            let screen = remote.screen();
+            unwanted(&screen);
+            if done(&screen) {
+                eprintln!("claude remote: {what} after {:?}", started.elapsed());
+                return;
+            }
+            assert!(Instant::now() < deadline, "no {what}; the screen:\n{screen}");
+        }
+    };
+    trust_this_folder(&mut remote, unwanted);
+    // The prompt, whatever the footer says (auto or manual mode).
+    wait(&mut remote, "the prompt", &|s| {
+        !s.contains("trust this folder") && s.lines().any(|l| l.starts_with('❯'))
+    });
     thread::sleep(Duration::from_millis(500));
-    term.type_in("say pong");
-    let at = wait(&mut term, "the typed prompt", at, "say pong");
-    term.type_in("\r");
-    wait(&mut term, "the mock's reply", at, reply);
+    remote.0.type_in("say pong");
+    wait(&mut remote, "the typed prompt", &|s| s.contains("❯ say pong"));
+    remote.0.type_in("\r");
+    wait(&mut remote, "the mock's reply", &|s| s.contains(reply));
+    let mut term = remote.0;
     // The web UI's emulator draws the same stream as Claude laid it out: the
     // prompt and the reply on lines of their own, no escape left as text.
-    let screen = crate::web_terminal::lines(&crate::web_terminal::view(&term.seen, 120, 40));
+    let screen: Vec<String> =
+        crate::web_terminal::lines(&crate::web_terminal::view(&term.seen, 120, 40))
+            .into_iter()
+            .map(|l| l.replace('\u{a0}', " "))
+            .collect();
     assert!(screen.iter().any(|l| l == "❯ say pong"), "{screen:#?}");
     assert!(screen.iter().any(|l| *l == format!("● {reply}")), "{screen:#?}");
     assert!(screen.iter().all(|l| !l.contains('\x1b') && !l.contains("[?")), "{screen:#?}");

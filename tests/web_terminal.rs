@@ -57,6 +57,13 @@ pub(crate) fn view(bytes: &[u8], cols: u16, rows: u16) -> Value {
     view_then(bytes, cols, rows, None)
 }
 
+/// The screen's lines after `bytes`, fed once (a cheaper [`view`] for
+/// tests that poll a live screen, like `agents.rs` reading Claude Code's).
+pub(crate) fn screen_lines(bytes: &[u8], cols: u16, rows: u16) -> Vec<String> {
+    let views = node(&[cols.to_string(), rows.to_string(), "0".to_string()], bytes);
+    lines(&views[0])
+}
+
 /// The screen's lines (trailing blanks cut).
 pub(crate) fn lines(view: &Value) -> Vec<String> {
     view["lines"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_string()).collect()
