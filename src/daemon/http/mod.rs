@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::State;
+pub(crate) use rest::holds_key;
 use slots::{Slot, Slots};
 
 /// A request head larger than this gets 431 (tiny_http applies its own
