@@ -400,6 +400,30 @@ mod tests {
     }
 
     #[test]
+    fn a_trickled_request_meets_a_total_deadline() {
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        // A byte every 50 ms, never a newline, for 5 s at most: a limit per
+        // read would never fire.
+        let trickle = thread::spawn(move || {
+            for _ in 0..100 {
+                if theirs.write_all(b" ").is_err() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let partial = AtomicBool::new(false);
+        let deadline = Instant::now() + Duration::from_millis(400);
+        let Err(Reply::Err { error }) = read_request(&ours, deadline, &partial) else {
+            panic!("a request that never ends was accepted");
+        };
+        assert!(error.message.contains("no complete request line"), "{}", error.message);
+        assert!(partial.load(Ordering::SeqCst), "caught mid-request");
+        drop(ours);
+        trickle.join().unwrap();
+    }
+
+    #[test]
     fn shutdown_is_honoured_across_versions() {
         let r = decode_request(br#"{"version":99,"request":{"type":"shutdown"}}"#).unwrap();
         assert_eq!(r, Request::Shutdown);
