@@ -861,9 +861,10 @@ fn idle_connections_without_the_token_cannot_lock_the_user_out() {
         assert_eq!(read_one(&mut s), 200);
         s
     };
-    // Every slot held by a stranger who sent one request and waits.
+    // Strangers who sent one request each and wait, far more than their
+    // pool holds.
     let strangers: Vec<TcpStream> = (0..128).map(|_| open("")).collect();
-    // The user still gets in, again and again: the longest idle go first.
+    // The user still gets in, again and again: the oldest strangers go.
     for _ in 0..3 {
         assert_eq!(get(addr, "/api/daemon/status", &token).status, 200);
     }
