@@ -861,9 +861,10 @@ fn idle_connections_without_the_token_cannot_lock_the_user_out() {
         assert_eq!(read_one(&mut s), 200);
         s
     };
-    // Every slot held by a stranger who sent one request and waits.
+    // Strangers who sent one request each and wait, far more than their
+    // pool holds.
     let strangers: Vec<TcpStream> = (0..128).map(|_| open("")).collect();
-    // The user still gets in, again and again: the longest idle go first.
+    // The user still gets in, again and again: the oldest strangers go.
     for _ in 0..3 {
         assert_eq!(get(addr, "/api/daemon/status", &token).status, 200);
     }
@@ -1189,4 +1190,34 @@ fn a_lagging_terminal_client_gets_its_close_code() {
     );
     let frame = close_frame(&mut ws);
     assert_eq!(frame.code, tungstenite::protocol::frame::coding::CloseCode::Again, "{frame:?}");
+}
+
+/// Item 12, the other way out: a script that puts the key in the agent's
+/// arguments does not show it in the terminal session's description, over
+/// HTTP or on the terminal WebSocket.
+#[test]
+fn a_key_in_the_agents_arguments_is_not_shown_over_http() {
+    let env = crate::terminal::shell_world("http-key-args");
+    fs::write(
+        env.config.join("scripts/shell.rhai"),
+        "#{ files: #{}, env: #{ PS1: \"$ \" }, args: [\"-c\", \"sleep 300\", \"x${API_KEY}\"] }",
+    )
+    .unwrap();
+    let (addr, token) = env.http();
+    let last20 = &KEY[KEY.len() - 20..];
+    let created = crate::terminal::create(&env, addr, &token, json!({}));
+    assert!(!created.to_string().contains(last20), "{created}");
+    let id = created["id"].as_str().unwrap();
+    let command = created["command"].as_array().unwrap();
+    assert_eq!(command.last().unwrap(), "<redacted>", "{created}");
+    for path in ["/api/terminal/sessions".to_string(), format!("/api/terminal/sessions/{id}")] {
+        let answer = get(addr, &path, &token);
+        assert_eq!(answer.status, 200);
+        assert!(!String::from_utf8_lossy(&answer.body).contains(last20), "{path}");
+    }
+    let mut ws = terminal_ws(addr, &token, id);
+    match ws.read().unwrap() {
+        Message::Text(t) => assert!(t.contains("connected") && !t.contains(last20), "{t}"),
+        other => panic!("{other:?}"),
+    }
 }

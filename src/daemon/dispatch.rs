@@ -679,8 +679,14 @@ fn handle_terminal_create(state: &State, req: crate::protocol::TerminalRequest) 
                 rows,
             })
         });
+        // A script may put the key in the arguments (`${API_KEY}`); the
+        // session's description, which HTTP shows, never carries it.
+        let key = services.key(&profile)?.unwrap_or_default();
         let mut command = vec![plan.program.clone()];
-        command.extend(plan.args.iter().cloned());
+        command.extend(plan.args.iter().map(|a| match super::http::holds_key(a, &key) {
+            true => crate::profiles::render::REDACTED.to_string(),
+            false => a.clone(),
+        }));
         let info = session::Info {
             id: state.terminals.next_id(),
             profile: req.profile.clone(),

@@ -50,8 +50,8 @@ struct ConnSlot {
     /// A handle on its socket, to close it from outside.
     stream: UnixStream,
     accepted: Instant,
-    /// It has sent something.
-    heard: AtomicBool,
+    /// It sent part of a request and is waiting to send more.
+    partial: AtomicBool,
     /// Its request is whole (being served, or an event stream).
     read: AtomicBool,
 }
@@ -61,7 +61,8 @@ fn open_slots() -> MutexGuard<'static, Vec<Arc<ConnSlot>>> {
 }
 
 /// A slot for a new connection; at the cap, the oldest connection still
-/// sending its request (one that sent something first) is closed for it.
+/// sending its request (one that sent part of it first, then one not read
+/// yet) is closed for it.
 /// `None`: every connection is being served.
 fn take_slot(stream: &UnixStream) -> Option<Arc<ConnSlot>> {
     let handle = stream.try_clone().ok()?;
@@ -71,7 +72,7 @@ fn take_slot(stream: &UnixStream) -> Option<Arc<ConnSlot>> {
             .iter()
             .enumerate()
             .filter(|(_, s)| !s.read.load(Ordering::SeqCst))
-            .min_by_key(|(_, s)| (!s.heard.load(Ordering::Relaxed), s.accepted))?;
+            .min_by_key(|(_, s)| (!s.partial.load(Ordering::SeqCst), s.accepted))?;
         let evicted = open.swap_remove(i);
         // Its thread's read ends; the slot is already gone from the count.
         let _ = evicted.stream.shutdown(Shutdown::Both);
@@ -80,7 +81,7 @@ fn take_slot(stream: &UnixStream) -> Option<Arc<ConnSlot>> {
     let slot = Arc::new(ConnSlot {
         stream: handle,
         accepted: Instant::now(),
-        heard: AtomicBool::new(false),
+        partial: AtomicBool::new(false),
         read: AtomicBool::new(false),
     });
     open.push(slot.clone());
@@ -186,7 +187,7 @@ fn serve_conn(mut stream: UnixStream, state: &State, slot: &ConnSlot) -> Result<
         Err(e) => bail!("reading peer credentials: {e}"),
     }
 
-    let request = read_request(&stream, slot.accepted + REQUEST_DEADLINE, &slot.heard);
+    let request = read_request(&stream, slot.accepted + REQUEST_DEADLINE, &slot.partial);
     slot.read.store(true, Ordering::SeqCst);
     let request = match request {
         Ok(Some(request)) => request,
@@ -205,12 +206,12 @@ fn serve_conn(mut stream: UnixStream, state: &State, slot: &ConnSlot) -> Result<
 }
 
 /// Reads and decodes the request line, which must be whole by `deadline`
-/// (`heard` is set at its first byte). `Ok(None)` is a client that sent
-/// nothing; `Err` is the reply to send instead of serving.
+/// (`partial` is set when a read brought only part of it). `Ok(None)` is a
+/// client that sent nothing; `Err` is the reply to send instead of serving.
 fn read_request(
     stream: &UnixStream,
     deadline: Instant,
-    heard: &AtomicBool,
+    partial: &AtomicBool,
 ) -> Result<Option<Request>, Reply> {
     let mut line = Vec::new();
     let mut chunk = [0u8; 8192];
@@ -230,13 +231,17 @@ fn read_request(
         match (&*stream).read(&mut chunk[..room]) {
             Ok(0) => break,
             Ok(n) => {
-                heard.store(true, Ordering::Relaxed);
                 match chunk[..n].iter().position(|&b| b == b'\n') {
                     Some(end) => {
                         line.extend_from_slice(&chunk[..=end]);
                         break;
                     }
-                    None => line.extend_from_slice(&chunk[..n]),
+                    None => {
+                        // More to wait for: it gives way before connections
+                        // whose request came whole (a CLI's) are read.
+                        partial.store(true, Ordering::SeqCst);
+                        line.extend_from_slice(&chunk[..n]);
+                    }
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -392,6 +397,30 @@ mod tests {
             code(decode_request(br#"{"version":99,"request":{"type":"status"}}"#)),
             ErrorCode::VersionMismatch
         );
+    }
+
+    #[test]
+    fn a_trickled_request_meets_a_total_deadline() {
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        // A byte every 50 ms, never a newline, for 5 s at most: a limit per
+        // read would never fire.
+        let trickle = thread::spawn(move || {
+            for _ in 0..100 {
+                if theirs.write_all(b" ").is_err() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let partial = AtomicBool::new(false);
+        let deadline = Instant::now() + Duration::from_millis(400);
+        let Err(Reply::Err { error }) = read_request(&ours, deadline, &partial) else {
+            panic!("a request that never ends was accepted");
+        };
+        assert!(error.message.contains("no complete request line"), "{}", error.message);
+        assert!(partial.load(Ordering::SeqCst), "caught mid-request");
+        drop(ours);
+        trickle.join().unwrap();
     }
 
     #[test]

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::State;
+pub(crate) use rest::holds_key;
 use slots::{Slot, Slots};
 
 /// A request head larger than this gets 431 (tiny_http applies its own
@@ -168,19 +169,20 @@ fn connection(
     // tiny_http and tungstenite write small frames; without this, each reply
     // after the first on a kept-alive connection waits ~40 ms (design.md §5).
     stream.set_nodelay(true)?;
-    let mut reader = Framer { stream, pending: Vec::new(), slot: slot.clone() };
+    let admit = |slot: &Arc<Slot>, head: &Head| admit(state, info, slot, head);
+    let mut reader =
+        Framer { stream, pending: Vec::new(), slot: slot.clone(), started: false, admit: &admit };
     let (head, body) = match reader.next(HEAD_TIMEOUT) {
         Ok(Some(request)) => request,
         Ok(None) => return Ok(()),
         Err(status) => return reader.refuse(status),
     };
     state.activity.touch();
-    if let Err(status) = admit(state, info, slot, &head) {
-        return reader.refuse(status);
-    }
+    // Looked at: without the token, it may now give way to newcomers.
+    slot.settle();
     let upgrade = head.header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
     if head.method == "GET" && upgrade {
-        let Framer { stream, pending, slot } = reader;
+        let Framer { stream, pending, slot, started, admit } = reader;
         if head.path() == "/ws" {
             return ws::serve(state, info, &slot, stream, &head, pending);
         }
@@ -188,9 +190,9 @@ fn connection(
             let id = id.to_string();
             return terminal_ws::serve(state, info, &slot, stream, &head, &id, pending);
         }
-        reader = Framer { stream, pending, slot };
+        reader = Framer { stream, pending, slot, started, admit };
     }
-    bridge(reader, head, body, state, info, internal)
+    bridge(reader, head, body, state, internal)
 }
 
 /// A connection that sends the right token leaves the stranger pool for a
@@ -217,15 +219,22 @@ fn admit(state: &State, info: &HttpInfo, slot: &Arc<Slot>, head: &Head) -> Resul
 /// read within [`REQUEST_TIMEOUT`], so that tiny_http, whose few workers
 /// read bodies themselves, is only ever handed a complete request and can
 /// never be held by a client that sends slowly.
-struct Framer {
+struct Framer<'a> {
     stream: TcpStream,
     /// Bytes read past the last request (a pipelining client's next one).
     pending: Vec<u8>,
-    /// Told when the client has sent something.
+    /// Settled once the first read is done and more is awaited.
     slot: Arc<Slot>,
+    /// A read has returned bytes.
+    started: bool,
+    /// [`admit`], called with each head before its body is read.
+    admit: Admit<'a>,
 }
 
-impl Framer {
+/// What [`Framer::next`] asks of each head: `Err(status)` to refuse it.
+type Admit<'a> = &'a dyn Fn(&Arc<Slot>, &Head) -> Result<(), u16>;
+
+impl Framer<'_> {
     /// The next request. `Ok(None)`: the client closed, or sent nothing
     /// within `idle`; `Err(status)`: answer with that status and close.
     fn next(&mut self, idle: Duration) -> Result<Option<(Head, Vec<u8>)>, u16> {
@@ -254,6 +263,8 @@ impl Framer {
         }
         let head_bytes: Vec<u8> = self.pending.drain(..end).collect();
         let head = parse_head(&head_bytes)?;
+        // The token, if any, is seen before waiting for a body.
+        (self.admit)(&self.slot, &head)?;
         if head.header("transfer-encoding").is_some() {
             return Err(411);
         }
@@ -276,6 +287,11 @@ impl Framer {
     /// it); the number of bytes read, 0 at the end of the stream.
     fn fill(&mut self, deadline: Instant) -> Result<usize, u16> {
         let mut chunk = [0u8; 16 * 1024];
+        if self.started {
+            // Waiting for more than the first read brought: a connection
+            // like any other now (the owner's sends its request at once).
+            self.slot.settle();
+        }
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -286,9 +302,7 @@ impl Framer {
             let _ = self.stream.set_read_timeout(Some(left));
             match self.stream.read(&mut chunk) {
                 Ok(n) => {
-                    if n > 0 {
-                        self.slot.heard();
-                    }
+                    self.started |= n > 0;
                     self.pending.extend_from_slice(&chunk[..n]);
                     return Ok(n);
                 }
@@ -423,11 +437,10 @@ fn is_token_byte(b: u8) -> bool {
 /// after [`WRITE_TIMEOUT`], and tiny_http's write then fails too, so a
 /// worker is never held either way.
 fn bridge(
-    mut reader: Framer,
+    mut reader: Framer<'_>,
     mut head: Head,
     mut body: Vec<u8>,
     state: &State,
-    info: &HttpInfo,
     internal: &std::path::Path,
 ) -> Result<()> {
     let upstream = UnixStream::connect(internal).context("connecting to the REST server")?;
@@ -454,15 +467,7 @@ fn bridge(
             break;
         }
         match reader.next(IDLE_TIMEOUT) {
-            Ok(Some((h, b))) => {
-                if let Err(status) = admit(state, info, &reader.slot, &h) {
-                    refusing.store(true, Ordering::SeqCst);
-                    let _ = up_w.shutdown(Shutdown::Write);
-                    let _ = back.join();
-                    return reader.refuse(status);
-                }
-                (head, body) = (h, b);
-            }
+            Ok(Some((h, b))) => (head, body) = (h, b),
             Ok(None) => break,
             Err(status) => {
                 // Answered after the answers already on their way.

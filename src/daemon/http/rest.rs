@@ -245,14 +245,38 @@ fn redact_env(state: &State, alias: &str, reply: Reply) -> Reply {
             return Reply::error(ErrorCode::Internal, why);
         }
     };
-    let start = key.char_indices().rev().nth(19).map_or(0, |(i, _)| i);
-    let last20 = &key[start..];
     if let Some(env) = data.get_mut("env").and_then(serde_json::Value::as_object_mut) {
         for value in env.values_mut() {
-            if value.as_str().is_some_and(|v| v.contains(key.as_str()) || v.contains(last20)) {
+            if value.as_str().is_some_and(|v| holds_key(v, &key)) {
                 *value = serde_json::Value::String(crate::profiles::render::REDACTED.into());
             }
         }
     }
     Reply::Ok { data }
+}
+
+/// Whether `value` holds `key` or its last 20 characters (which scripts
+/// may use as `${API_KEY_LAST20}`). An empty key is in nothing.
+pub(crate) fn holds_key(value: &str, key: &str) -> bool {
+    if key.is_empty() {
+        return false;
+    }
+    let start = key.char_indices().rev().nth(19).map_or(0, |(i, _)| i);
+    value.contains(key) || value.contains(&key[start..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_and_its_tail_are_found() {
+        let key = "sk-test-0123456789abcdefghijklmnopqrstuv";
+        assert!(holds_key(key, key));
+        assert!(holds_key(&format!("Bearer {key}"), key));
+        assert!(holds_key(&key[key.len() - 20..], key));
+        assert!(!holds_key(&key[..20], key));
+        assert!(!holds_key("anything", ""));
+        assert!(holds_key("short", "short"));
+    }
 }

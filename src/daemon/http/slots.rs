@@ -7,9 +7,11 @@
 //! one, since the token comes with the first request) lives in a small pool
 //! of [`STRANGER_POOL`] slots; a newcomer beyond it closes the oldest
 //! stranger, whether that one is idle, sending a request byte by byte, or
-//! waiting for an answer. Strangers that have sent something go before ones
-//! that have not been read yet, so a newcomer whose request is already in
-//! the socket (the owner's) is not closed before it was looked at. A
+//! waiting for an answer. Strangers that have been read go before ones that
+//! have not (and those, oldest first, only when there are no others): a
+//! newcomer whose whole request is already in its socket (the owner's) is
+//! never closed for others that are still trickling, however fast they
+//! reconnect, before its thread has looked at it. A
 //! connection that shows the token moves out of the pool into one of
 //! [`MAX_TRUSTED`] slots that are never taken away; only the owner's own
 //! connections can fill those (then the next one gets 503).
@@ -53,8 +55,9 @@ pub struct Slot {
     /// A handle on the connection's socket, to close it from outside.
     stream: TcpStream,
     accepted: Instant,
-    /// It has sent at least one byte.
-    heard: AtomicBool,
+    /// Its thread has read it and found no token (yet): it waits for more
+    /// of a request, is between requests, or is being served.
+    settled: AtomicBool,
     /// The generation it showed the token in; 0: never.
     trusted_in: AtomicU64,
     generation: Arc<AtomicU64>,
@@ -74,8 +77,8 @@ impl Slots {
     }
 
     /// A slot for a new connection (a stranger so far). When the stranger
-    /// pool is full, the oldest stranger that has sent something (or else
-    /// the oldest) is shut down to make room. `None` only if the socket
+    /// pool is full, the oldest stranger already read (or else the oldest)
+    /// is shut down to make room. `None` only if the socket
     /// cannot be duplicated (answer 503).
     pub fn take(&self, stream: &TcpStream) -> Option<Arc<Slot>> {
         let handle = stream.try_clone().ok()?;
@@ -86,7 +89,7 @@ impl Slots {
                 .iter()
                 .enumerate()
                 .filter(|(_, s)| !s.trusted())
-                .min_by_key(|(_, s)| (!s.heard.load(Ordering::Relaxed), s.accepted))
+                .min_by_key(|(_, s)| (!s.settled.load(Ordering::SeqCst), s.accepted))
                 .map(|(i, _)| i);
             if let Some(i) = oldest {
                 let evicted = open.swap_remove(i);
@@ -99,7 +102,7 @@ impl Slots {
         let slot = Arc::new(Slot {
             stream: handle,
             accepted: Instant::now(),
-            heard: AtomicBool::new(false),
+            settled: AtomicBool::new(false),
             trusted_in: AtomicU64::new(0),
             generation: self.generation.clone(),
             waker: Mutex::new(None),
@@ -155,9 +158,9 @@ impl Slot {
         self.trusted_in.load(Ordering::SeqCst) == self.generation.load(Ordering::SeqCst)
     }
 
-    /// It has sent something.
-    pub fn heard(&self) {
-        self.heard.store(true, Ordering::Relaxed);
+    /// Its thread has had a look and it may give way to newcomers.
+    pub fn settle(&self) {
+        self.settled.store(true, Ordering::SeqCst);
     }
 
     /// A WebSocket's loop: woken by [`Slots::revoke`].
@@ -192,13 +195,13 @@ mod tests {
         for _ in 0..STRANGER_POOL {
             let (server, client) = pair(&listener);
             let slot = slots.take(&server).unwrap();
-            slot.heard();
+            slot.settle();
             conns.push((slot, server, client));
         }
         // One trusted: it leaves the pool.
         let generation = slots.generation();
         assert!(slots.trust(&conns[0].0, generation));
-        // A newcomer not yet read, then another: the oldest heard stranger
+        // A newcomer not yet read, then another: the oldest stranger read
         // goes each time, never the trusted one nor the unread newcomer.
         let (s1, mut c1) = pair(&listener);
         let unread = slots.take(&s1).unwrap();
