@@ -289,9 +289,20 @@ pub fn wrap(spec: &Spec, path_var: &OsStr) -> Result<(Vec<String>, &'static str)
 
 /// What of an agent's install must be readable inside the sandbox: the
 /// directory it was found in, the one its binary really is in (npm links
-/// into `node_modules`), and that package's root. Nothing broader: a binary
-/// in `~/.local/bin` must not open all of `~/.local`.
-pub fn install_dirs(agent: &Path) -> Vec<PathBuf> {
+/// into `node_modules`), that package's root, the whole `node_modules` tree
+/// the package lives in, and the interpreter its launcher names.
+///
+/// The tree, because npm hoists: `npm install --prefix`, nvm, `~/.npm-global`
+/// and project installs put a package's dependencies next to it, not inside
+/// it (Codex's native binary is the sibling package `@openai/codex-linux-x64`;
+/// Droid and Grok likewise). The outermost `node_modules` above the binary
+/// (by its real path and as found) is that tree: Node resolves upwards
+/// through every `node_modules` on the way. The interpreter: a launcher
+/// starting `#!/usr/bin/env node` runs the first `node` in `path_var` (the
+/// session's PATH), which under nvm is in the hidden home; its directory and
+/// real path are bound like the agent's. Nothing broader: a binary in
+/// `~/.local/bin` must not open all of `~/.local`.
+pub fn install_dirs(agent: &Path, path_var: Option<&OsStr>) -> Vec<PathBuf> {
     let real = fs::canonicalize(agent).unwrap_or_else(|_| agent.to_path_buf());
     let mut dirs: Vec<PathBuf> =
         [agent.parent(), real.parent()].into_iter().flatten().map(Into::into).collect();
@@ -299,7 +310,50 @@ pub fn install_dirs(agent: &Path) -> Vec<PathBuf> {
     {
         dirs.push(root.to_path_buf());
     }
-    dirs
+    for path in [agent, real.as_path()] {
+        if let Some(tree) =
+            path.ancestors().filter(|a| a.file_name() == Some(OsStr::new("node_modules"))).last()
+        {
+            dirs.push(tree.to_path_buf());
+        }
+    }
+    if let Some(interpreter) = interpreter(&real, path_var) {
+        let real = fs::canonicalize(&interpreter).unwrap_or_else(|_| interpreter.clone());
+        for path in [interpreter, real] {
+            dirs.extend(path.parent().map(Path::to_path_buf));
+            dirs.push(path);
+        }
+    }
+    let mut unique = Vec::new();
+    for dir in dirs {
+        if !unique.contains(&dir) {
+            unique.push(dir);
+        }
+    }
+    unique
+}
+
+/// The program a script's `#!` line runs: an absolute path as written, or
+/// for `env` (`#!/usr/bin/env node`, `#!/usr/bin/env -S node --flag`) the
+/// named program found in `path_var`. `None` for a binary or no `#!`.
+fn interpreter(script: &Path, path_var: Option<&OsStr>) -> Option<PathBuf> {
+    let mut head = [0u8; 256];
+    let n = fs::File::open(script).and_then(|mut f| f.read(&mut head)).ok()?;
+    let line = head[..n].strip_prefix(b"#!")?;
+    let line = line.split(|b| *b == b'\n').next()?;
+    let line = std::str::from_utf8(line).ok()?;
+    let mut words = line.split_whitespace();
+    let program = PathBuf::from(words.next()?);
+    if program.file_name() != Some(OsStr::new("env")) {
+        return program.is_absolute().then_some(program);
+    }
+    // `env`'s options (-S splits the rest, -i clears the environment) and
+    // assignments come before the program.
+    let name = words.find(|w| !w.starts_with('-') && !w.contains('='))?;
+    if name.contains('/') {
+        return Some(PathBuf::from(name)).filter(|p| p.is_absolute());
+    }
+    find_program(name, path_var)
 }
 
 /// The full argv to exec on Linux: `[bwrap, flags..., "--", program, args...]`.
@@ -1605,6 +1659,60 @@ mod tests {
         // A project that holds the runtime dir is fine: it is masked.
         fx.work_dir = fx.root.join("run");
         check_dirs(&fx.spec()).unwrap();
+    }
+
+    #[test]
+    fn install_dirs_bind_the_hoisted_tree_and_the_interpreter() {
+        // nvm's layout: node and the global packages under the (hidden)
+        // home; Codex's launcher and its native package side by side.
+        let root = temp_dir("install-tree");
+        let prefix = root.join("home/.nvm/versions/node/v20.20.2");
+        let modules = prefix.join("lib/node_modules");
+        let launcher = modules.join("@openai/codex/bin/codex.js");
+        write(&modules.join("@openai/codex/package.json"), "{}");
+        write_script(&launcher, "#!/usr/bin/env node\nimport('x');\n");
+        write(&modules.join("@openai/codex-linux-x64/vendor/codex"), "");
+        write_script(&prefix.join("bin/node"), "");
+        fs::create_dir_all(prefix.join("bin")).unwrap();
+        symlink("../lib/node_modules/@openai/codex/bin/codex.js", prefix.join("bin/codex"))
+            .unwrap();
+        let path = std::env::join_paths([prefix.join("bin"), "/usr/bin".into()]).unwrap();
+        let dirs = install_dirs(&prefix.join("bin/codex"), Some(&path));
+        eprintln!("install_dirs resolved:");
+        for dir in &dirs {
+            eprintln!("  {}", dir.display());
+        }
+        let canonical = |p: &Path| fs::canonicalize(p).unwrap();
+        for want in [
+            prefix.join("bin"),
+            canonical(&modules.join("@openai/codex/bin")),
+            canonical(&modules.join("@openai/codex")),
+            // The whole tree: the native package is a sibling.
+            canonical(&modules),
+            // The node of `#!/usr/bin/env node`, first on PATH.
+            prefix.join("bin/node"),
+        ] {
+            assert!(dirs.contains(&want), "{} not in {dirs:#?}", want.display());
+        }
+        // Nothing above the tree.
+        assert!(!dirs.iter().any(|d| d == &prefix || d == &prefix.join("lib")), "{dirs:#?}");
+
+        // A project install nested twice: the outermost node_modules.
+        let project = root.join("project");
+        let inner = project.join("node_modules/tool/node_modules/agent/bin/agent");
+        write_script(&inner, "#!/bin/sh\n");
+        let dirs = install_dirs(&inner, Some(&path));
+        assert!(dirs.contains(&canonical(&project.join("node_modules"))), "{dirs:#?}");
+        assert!(!dirs.iter().any(|d| d == &canonical(&project)), "{dirs:#?}");
+        // An absolute #! names the interpreter as written.
+        let script = root.join("bin/agent");
+        write_script(&script, "#!/usr/bin/perl -w\n");
+        assert_eq!(interpreter(&script, None), Some(PathBuf::from("/usr/bin/perl")));
+        write_script(&script, "#!/usr/bin/env -S FOO=1 node --max-old-space-size=100\n");
+        assert_eq!(interpreter(&script, Some(&path)), Some(prefix.join("bin/node")));
+        write(&script, "\x7fELF");
+        assert_eq!(interpreter(&script, Some(&path)), None);
+        let _ = fs::remove_dir_all(&root);
     }
 
     #[test]
