@@ -42,8 +42,9 @@ pub struct Spec<'a> {
     pub work_dir: &'a Path,
     /// Read-only inside: paths relative to `home` (`[sandbox] home_ro`).
     pub home_ro: &'a [String],
-    /// Read-only inside: the agent's install (its `node_modules`, the
-    /// directory of the resolved binary, ...).
+    /// Read-only inside: the agent's install ([`install_dirs`]: its
+    /// `node_modules` tree, the directory of the resolved binary, the
+    /// interpreter its launcher names).
     pub extra_ro: &'a [PathBuf],
     /// `--bwrap-flags`, already split ([`split_words`]); appended last.
     pub extra_flags: &'a [String],
@@ -372,7 +373,9 @@ fn interpreter(script: &Path, path_var: Option<&OsStr>) -> Option<PathBuf> {
 /// home at or above the home would leave the agent in an empty throwaway
 /// directory, so [`check_dirs`] refuses it ([`wrap`] calls it first); this
 /// function still builds a safe argv for such a spec, so a caller that
-/// skipped the check exposes nothing.
+/// skipped the check exposes nothing. Ringlet's dirs and the desktop's
+/// sockets ([`Private`]) are masked the same way wherever a bind shows them,
+/// and the sockets a profile opted in to are bound at their own paths.
 ///
 /// Sources that do not exist are skipped (bwrap refuses a missing
 /// `--ro-bind` source); the allowlist and install dirs also use
@@ -592,18 +595,21 @@ fn mounts(root: &Path, spec: &Spec) -> Vec<Op> {
     // /dev/null over a socket or file. Only what exists: a mount point that
     // does not exist would be created in the bound host dir.
     let shown = with_real_paths(spec.private.shown.iter().cloned());
+    let binds: Vec<(&Op, Vec<PathBuf>)> = ops
+        .iter()
+        .filter(|o| is_bind(o))
+        .map(|o| (o, with_real_paths([PathBuf::from(&o.args[1])])))
+        .collect();
     let mut masks: Vec<(PathBuf, bool)> = Vec::new();
     for target in spec.private.hidden() {
         let Ok(meta) = fs::metadata(target) else { continue };
         let targets = with_real_paths([target.to_path_buf()]);
-        for o in ops.iter().filter(|o| is_bind(o)) {
-            for source in with_real_paths([PathBuf::from(&o.args[1])]) {
-                for t in &targets {
-                    let Ok(rest) = t.strip_prefix(&source) else { continue };
-                    let dest = clean(&o.dest.join(rest));
-                    if !shown.contains(&dest) && !masks.iter().any(|(d, _)| *d == dest) {
-                        masks.push((dest, meta.is_dir()));
-                    }
+        for (o, sources) in &binds {
+            for (source, t) in sources.iter().flat_map(|s| targets.iter().map(move |t| (s, t))) {
+                let Ok(rest) = t.strip_prefix(source) else { continue };
+                let dest = clean(&o.dest.join(rest));
+                if !shown.contains(&dest) && !masks.iter().any(|(d, _)| *d == dest) {
+                    masks.push((dest, meta.is_dir()));
                 }
             }
         }
