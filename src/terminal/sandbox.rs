@@ -338,8 +338,19 @@ pub fn install_dirs(agent: &Path, path_var: Option<&OsStr>) -> Vec<PathBuf> {
 /// for `env` (`#!/usr/bin/env node`, `#!/usr/bin/env -S node --flag`) the
 /// named program found in `path_var`. `None` for a binary or no `#!`.
 fn interpreter(script: &Path, path_var: Option<&OsStr>) -> Option<PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking and regular files only: a FIFO swapped in (a project's
+    // node_modules/.bin is writable by the agent) must not hang the daemon.
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(script)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
     let mut head = [0u8; 256];
-    let n = fs::File::open(script).and_then(|mut f| f.read(&mut head)).ok()?;
+    let n = file.read(&mut head).ok()?;
     let line = head[..n].strip_prefix(b"#!")?;
     let line = line.split(|b| *b == b'\n').next()?;
     let line = std::str::from_utf8(line).ok()?;
@@ -1718,6 +1729,17 @@ mod tests {
         assert_eq!(interpreter(&script, Some(&path)), Some(prefix.join("bin/node")));
         write(&script, "\x7fELF");
         assert_eq!(interpreter(&script, Some(&path)), None);
+        // A FIFO is not read (it would block).
+        let fifo = root.join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        assert_eq!(interpreter(&fifo, Some(&path)), None);
         let _ = fs::remove_dir_all(&root);
     }
 
