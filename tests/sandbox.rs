@@ -542,7 +542,7 @@ fn real_agents_in_a_hoisted_node_modules_run_sandboxed() {
         serde_json::from_slice::<Value>(&answer.body).unwrap_or(Value::Null)["data"].clone()
     };
     for ((agent, ..), id) in runs.iter().zip(&ids) {
-        let ended = wait_until(Duration::from_secs(60), || info(id)["state"] != "running");
+        let ended = wait_until(Duration::from_secs(90), || info(id)["state"] != "running");
         eprintln!("{agent}: ended after {:?}", started.elapsed());
         let mut term = crate::terminal::Term::open(addr, &token, id);
         // The late client gets the screen: enough to tell why it failed.
@@ -551,7 +551,7 @@ fn real_agents_in_a_hoisted_node_modules_run_sandboxed() {
         }
         let screen = String::from_utf8_lossy(&term.seen).into_owned();
         let last = info(id);
-        assert!(ended, "{agent} did not finish within 60 s:\n{screen}");
+        assert!(ended, "{agent} did not finish within 90 s:\n{screen}");
         assert_eq!(last["exit_code"], 0, "{agent}: {last}\n{screen}");
         assert!(!screen.contains("Missing optional dependency"), "{agent}:\n{screen}");
         if *agent != "opencode" {
