@@ -194,7 +194,7 @@ impl Private {
             let chosen = allowed(name);
             for dir in &dirs {
                 if !(chosen && files.contains(dir)) {
-                    p.dirs.push((dir.clone(), "an agent's socket dir"));
+                    p.dirs.push((dir.clone(), AGENT_SOCKET_DIR));
                 }
             }
             if chosen {
@@ -224,6 +224,9 @@ impl Private {
         self.dirs.iter().map(|(d, _)| d.as_path()).chain(self.files.iter().map(PathBuf::as_path))
     }
 }
+
+/// What an ssh or gpg agent's own socket dir is called in [`Private::dirs`].
+const AGENT_SOCKET_DIR: &str = "an agent's socket dir";
 
 /// A dir that belongs to one program (an agent's socket dir), not a shared
 /// one: hiding it hides nothing else. `/`, `/tmp`-like dirs and the dirs
@@ -490,7 +493,9 @@ pub fn check_dirs(spec: &Spec) -> Result<()> {
                 spec.home.display()
             );
         }
-        for (hidden, why) in &spec.private.dirs {
+        // An agent's socket dir as a work dir: odd, but only its socket is
+        // then masked (see mounts).
+        for (hidden, why) in spec.private.dirs.iter().filter(|(_, w)| *w != AGENT_SOCKET_DIR) {
             if with_real_paths([hidden.clone()]).iter().any(|h| reals.contains(h)) {
                 bail!(
                     "the {what} {shown} is {why}, which the sandbox hides: the agent would run \
@@ -625,6 +630,12 @@ fn mounts(root: &Path, spec: &Spec) -> Vec<Op> {
             }
         }
     }
+    // Never a tmpfs over the work dir or profile home themselves: only an
+    // agent's socket dir can be one (check_dirs refuses the others), and
+    // its socket keeps its own mask below.
+    masks.retain(|(d, is_dir)| {
+        !(*is_dir && ops.iter().any(|o| o.rank == Rank::ReadWrite && o.dest == *d))
+    });
     // A mask inside a masked dir is not needed (and would show up there as
     // an entry), unless a bind in between shows the dir's contents again.
     let covered = |dest: &Path| {
@@ -1676,6 +1687,17 @@ mod tests {
         // A project that holds the runtime dir is fine: it is masked.
         fx.work_dir = fx.root.join("run");
         check_dirs(&fx.spec()).unwrap();
+        // A project that is an ssh agent's socket dir: accepted, and only
+        // the socket is masked.
+        let socket = fx.root.join("proj/agent.sock");
+        write(&socket, "");
+        fx.work_dir = fx.root.join("proj");
+        fx.private.dirs.push((fx.work_dir.clone(), AGENT_SOCKET_DIR));
+        fx.private.files.push(socket.clone());
+        check_dirs(&fx.spec()).unwrap();
+        let argv = fx.argv();
+        assert!(find(&argv, &["--tmpfs", p(&fx.work_dir)]).is_none(), "{argv:#?}");
+        pos(&argv, &["--ro-bind", "/dev/null", p(&socket)]);
     }
 
     #[test]
