@@ -254,6 +254,17 @@ mod tests {
     }
 
     #[test]
+    fn sandbox_opt_ins_are_per_profile_and_checked() {
+        let c = parse("[sandbox.allow]\nwork = [\"ssh-agent\", \"dbus\"]\n").unwrap();
+        assert_eq!(c.sandbox.allow["work"], ["ssh-agent", "dbus"]);
+        assert_eq!(c.sandbox.home_ro, [".gitconfig", ".config/git"], "the default stays");
+        assert!(Config::default().sandbox.allow.is_empty());
+        let err = parse("[sandbox.allow]\nwork = [\"camera\"]\n").unwrap_err().to_string();
+        assert!(err.contains("[sandbox.allow] work: `camera`"), "{err}");
+        assert!(err.contains("display, ssh-agent, dbus, gpg-agent"), "{err}");
+    }
+
+    #[test]
     fn home_ro_entries_outside_the_home_are_refused() {
         // Never silently ignored: the user meant something by each entry.
         for bad in ["/etc/passwd", "../other/.ssh", ".config/../../x", "", ".", "~/", "~"] {

@@ -5,10 +5,12 @@
 //! writable, the default's gone), `--bwrap-flags` taking effect (quotes and
 //! backslashes split like a shell does) and a bad one refused, a work dir
 //! that is the home or links to it refused (the agent would lose its
-//! writes in the hidden home), an agent installed in the home seeing its own
-//! package only, and `--no-sandbox` recorded. Each session runs one `sh -c`
-//! script and writes its findings to a file, so nothing here depends on
-//! terminal timing.
+//! writes in the hidden home), an agent installed in the home seeing its
+//! `node_modules` tree only, `--no-sandbox` recorded; Ringlet's dirs and
+//! the desktop's sockets invisible wherever they sit (issue 11 item 4), and
+//! the real agents from a hoisted install running sandboxed (item 5). The
+//! shell sessions run one `sh -c` script each and write their findings to a
+//! file, so nothing there depends on terminal timing.
 
 use std::fs;
 use std::net::SocketAddr;
@@ -191,15 +193,19 @@ fn bwrap_flags_are_checked_and_no_sandbox_is_recorded() {
 }
 
 #[test]
-fn an_agent_installed_in_the_home_sees_its_own_package_only() {
+fn an_agent_installed_in_the_home_sees_its_node_modules_tree_only() {
     // npm with a prefix in the home: the command is a symlink into the
-    // package, which reads its own files at run time.
+    // package, which reads its own files and its hoisted dependencies (next
+    // to it in the same node_modules) at run time. The tree is readable, not
+    // writable; the rest of the prefix and of the home stays hidden.
     let mut env = world("sandbox-install", "");
     let prefix = env.home.join(".npm-global");
-    let package = prefix.join("lib/node_modules/shell-pkg");
+    let modules = prefix.join("lib/node_modules");
+    let package = modules.join("shell-pkg");
     write(&package.join("package.json"), "{\"name\": \"shell-pkg\"}\n");
     write(&package.join("lib/helper.txt"), "helper\n");
-    write(&prefix.join("lib/node_modules/other-pkg/secret.txt"), "not yours\n");
+    write(&modules.join("@scope/shell-pkg-linux-x64/native.txt"), "native\n");
+    write(&prefix.join("etc/npmrc"), "//registry/:_authToken=secret\n");
     let agent = package.join("bin/agent");
     write(&agent, "#!/bin/sh\nexec /bin/sh \"$@\"\n");
     fs::set_permissions(&agent, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -217,12 +223,15 @@ fn an_agent_installed_in_the_home_sees_its_own_package_only() {
         {{
         check own_read cat '{package}/lib/helper.txt'
         check own_write sh -c 'echo x > "{package}/lib/new"'
-        check other_read cat '{prefix}/lib/node_modules/other-pkg/secret.txt'
+        check hoisted_read cat '{modules}/@scope/shell-pkg-linux-x64/native.txt'
+        check hoisted_write sh -c 'echo x > "{modules}/@scope/new"'
+        check prefix_rest_read cat '{prefix}/etc/npmrc'
         echo done
         }} > findings.tmp 2>&1
         mv findings.tmp findings
         "#,
         package = package.display(),
+        modules = modules.display(),
         prefix = prefix.display()
     );
     let (addr, token) = env.http();
@@ -232,7 +241,14 @@ fn an_agent_installed_in_the_home_sees_its_own_package_only() {
     let command = reply["data"]["command"][0].as_str().unwrap_or_default().to_string();
     assert!(command.starts_with(&prefix.display().to_string()), "{reply}");
     let text = findings(&work.join("findings"));
-    for (name, want) in [("own_read", "yes"), ("own_write", "no"), ("other_read", "no")] {
+    let expect = [
+        ("own_read", "yes"),
+        ("own_write", "no"),
+        ("hoisted_read", "yes"),
+        ("hoisted_write", "no"),
+        ("prefix_rest_read", "no"),
+    ];
+    for (name, want) in expect {
         assert_eq!(value(&text, name), want, "{name} in\n{text}");
     }
 }
@@ -444,5 +460,114 @@ fn the_runtime_and_config_dirs_and_the_desktop_sockets_are_invisible() {
         assert_eq!(status, 400, "{dir:?}: {reply}");
         assert!(message.contains(&format!("working dir {}", dir.display())), "{message}");
         assert!(message.contains(why), "{message}");
+    }
+}
+
+/// The real agents from tests/setup.sh, installed with `npm install
+/// --prefix`: one hoisted `node_modules` where Codex's native package
+/// (`@openai/codex-linux-x64`) sits next to its launcher's, not inside it.
+fn real_agents_bin() -> std::path::PathBuf {
+    let bin = crate::util::real_agents_dir().join("node_modules/.bin");
+    for agent in ["claude", "codex", "opencode"] {
+        assert!(bin.join(agent).is_file(), "{}: run tests/setup.sh", bin.join(agent).display());
+    }
+    bin
+}
+
+/// `providers.d/<id>.toml` for a mock at `endpoint` serving `model`.
+fn mock_provider(env: &Env, id: &str, kind: &str, endpoint: &str, env_key: &str, model: &str) {
+    write(
+        &env.config.join(format!("providers.d/{id}.toml")),
+        &format!(
+            "id = \"{id}\"\nname = \"Mock {id}\"\ntype = \"{kind}\"\n\n\
+             [endpoints]\ndefault = \"{endpoint}\"\n\n[auth]\nenv_key = \"{env_key}\"\n\n\
+             [models]\navailable = [\"{model}\"]\ndefault = \"{model}\"\n"
+        ),
+    );
+}
+
+/// Issue 11 item 5: Codex, Claude Code and OpenCode, installed in one
+/// hoisted `node_modules`, each run one prompt in a sandboxed remote session
+/// (the real bwrap) against a mock provider reached over loopback, all three
+/// at once. Before the whole tree was bound, Codex died at start with
+/// `Missing optional dependency @openai/codex-linux-x64`.
+#[test]
+fn real_agents_in_a_hoisted_node_modules_run_sandboxed() {
+    use crate::util::mock::MockProvider;
+    let reply = "pong from inside the sandbox";
+    let anthropic = MockProvider::anthropic(reply);
+    let responses = MockProvider::openai_responses(reply);
+    let mut env = Env::new("sandbox-real-agents");
+    env.extra_path.push(real_agents_bin());
+    let work = env.root.join("work");
+    fs::create_dir_all(&work).unwrap();
+    let oai = format!("{}/v1", responses.url());
+    mock_provider(&env, "mockoai", "openai-compatible", &oai, "MOCK_OPENAI_KEY", "mock-codex-1");
+    mock_provider(&env, "mockapi", "anthropic", &anthropic.url(), "MOCK_ANT_KEY", "mock-model-1");
+    let mock_ant = anthropic.url();
+    mock_provider(&env, "mockant", "anthropic-compatible", &mock_ant, "MOCK_KEY", "mock-model-1");
+    let runs = [
+        ("codex", "cx", "mockoai", vec!["exec", "--skip-git-repo-check", "say pong"]),
+        ("claude", "cl", "mockapi", vec!["-p", "say pong"]),
+        ("opencode", "oc", "mockant", vec!["run", "say", "pong"]),
+    ];
+    for (agent, alias, provider, _) in &runs {
+        let args = ["profiles", "create", agent, alias, "-p", provider, "--api-key-stdin"];
+        let mut args = args.to_vec();
+        args.push("--no-alias");
+        env.cmd(&args).env("RINGLET_SECRET_STORE", "file").stdin(crate::util::KEY).ok();
+    }
+    let (addr, token) = env.http();
+    let auth = format!("Bearer {token}");
+    let mut ids = Vec::new();
+    let started = std::time::Instant::now();
+    for (_, alias, _, args) in &runs {
+        let body = json!({"profile": alias, "cols": 120, "rows": 40, "working_dir": work,
+                          "path": env.path_var().to_str().unwrap(), "args": args});
+        let answer = request(
+            addr,
+            "POST",
+            "/api/terminal/sessions",
+            &[("Authorization", &auth)],
+            body.to_string().as_bytes(),
+        );
+        let info: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+        assert_eq!(answer.status, 201, "{alias}: {info}");
+        assert_eq!(info["data"]["sandbox"], "bwrap", "{info}");
+        ids.push(info["data"]["id"].as_str().unwrap().to_string());
+    }
+    let info = |id: &str| {
+        let path = format!("/api/terminal/sessions/{id}");
+        let answer = request(addr, "GET", &path, &[("Authorization", &auth)], b"");
+        serde_json::from_slice::<Value>(&answer.body).unwrap_or(Value::Null)["data"].clone()
+    };
+    for ((agent, ..), id) in runs.iter().zip(&ids) {
+        let ended = wait_until(Duration::from_secs(90), || info(id)["state"] != "running");
+        eprintln!("{agent}: ended after {:?}", started.elapsed());
+        let mut term = crate::terminal::Term::open(addr, &token, id);
+        // The late client gets the screen: enough to tell why it failed.
+        for _ in 0..10 {
+            term.pump();
+        }
+        let screen = String::from_utf8_lossy(&term.seen).into_owned();
+        let last = info(id);
+        assert!(ended, "{agent} did not finish within 90 s:\n{screen}");
+        assert_eq!(last["exit_code"], 0, "{agent}: {last}\n{screen}");
+        assert!(!screen.contains("Missing optional dependency"), "{agent}:\n{screen}");
+        if *agent != "opencode" {
+            // OpenCode draws its answer with cursor moves; the mock saw it.
+            assert!(screen.contains(reply), "{agent}:\n{screen}");
+        }
+    }
+    for (mock, path) in [(&responses, "/v1/responses"), (&anthropic, "/v1/messages")] {
+        let seen = mock.requests();
+        let prompts = seen
+            .iter()
+            .filter(|s| s.path.starts_with(path))
+            .filter(|s| s.last_user_text.as_deref().is_some_and(|t| t.contains("pong")))
+            .count();
+        let want = if path == "/v1/messages" { 2 } else { 1 };
+        let all: Vec<String> = seen.iter().map(|s| format!("{} {}", s.method, s.path)).collect();
+        assert!(prompts >= want, "{path}: {prompts} prompts, want {want}: {all:#?}");
     }
 }

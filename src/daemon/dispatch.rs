@@ -657,7 +657,7 @@ fn handle_terminal_create(state: &State, req: crate::protocol::TerminalRequest) 
                 profile_home: &profile.home,
                 work_dir: &cwd,
                 home_ro: &state.config.sandbox.home_ro,
-                extra_ro: &sandbox::install_dirs(&agent),
+                extra_ro: &sandbox::install_dirs(&agent, Some(std::ffi::OsStr::new(&path))),
                 extra_flags: &extra_flags,
                 private: &private,
             };

@@ -42,8 +42,9 @@ pub struct Spec<'a> {
     pub work_dir: &'a Path,
     /// Read-only inside: paths relative to `home` (`[sandbox] home_ro`).
     pub home_ro: &'a [String],
-    /// Read-only inside: the agent's install (its `node_modules`, the
-    /// directory of the resolved binary, ...).
+    /// Read-only inside: the agent's install ([`install_dirs`]: its
+    /// `node_modules` tree, the directory of the resolved binary, the
+    /// interpreter its launcher names).
     pub extra_ro: &'a [PathBuf],
     /// `--bwrap-flags`, already split ([`split_words`]); appended last.
     pub extra_flags: &'a [String],
@@ -193,7 +194,7 @@ impl Private {
             let chosen = allowed(name);
             for dir in &dirs {
                 if !(chosen && files.contains(dir)) {
-                    p.dirs.push((dir.clone(), "an agent's socket dir"));
+                    p.dirs.push((dir.clone(), AGENT_SOCKET_DIR));
                 }
             }
             if chosen {
@@ -223,6 +224,9 @@ impl Private {
         self.dirs.iter().map(|(d, _)| d.as_path()).chain(self.files.iter().map(PathBuf::as_path))
     }
 }
+
+/// What an ssh or gpg agent's own socket dir is called in [`Private::dirs`].
+const AGENT_SOCKET_DIR: &str = "an agent's socket dir";
 
 /// A dir that belongs to one program (an agent's socket dir), not a shared
 /// one: hiding it hides nothing else. `/`, `/tmp`-like dirs and the dirs
@@ -289,9 +293,20 @@ pub fn wrap(spec: &Spec, path_var: &OsStr) -> Result<(Vec<String>, &'static str)
 
 /// What of an agent's install must be readable inside the sandbox: the
 /// directory it was found in, the one its binary really is in (npm links
-/// into `node_modules`), and that package's root. Nothing broader: a binary
-/// in `~/.local/bin` must not open all of `~/.local`.
-pub fn install_dirs(agent: &Path) -> Vec<PathBuf> {
+/// into `node_modules`), that package's root, the whole `node_modules` tree
+/// the package lives in, and the interpreter its launcher names.
+///
+/// The tree, because npm hoists: `npm install --prefix`, nvm, `~/.npm-global`
+/// and project installs put a package's dependencies next to it, not inside
+/// it (Codex's native binary is the sibling package `@openai/codex-linux-x64`;
+/// Droid and Grok likewise). The outermost `node_modules` above the binary
+/// (by its real path and as found) is that tree: Node resolves upwards
+/// through every `node_modules` on the way. The interpreter: a launcher
+/// starting `#!/usr/bin/env node` runs the first `node` in `path_var` (the
+/// session's PATH), which under nvm is in the hidden home; its directory and
+/// real path are bound like the agent's. Nothing broader: a binary in
+/// `~/.local/bin` must not open all of `~/.local`.
+pub fn install_dirs(agent: &Path, path_var: Option<&OsStr>) -> Vec<PathBuf> {
     let real = fs::canonicalize(agent).unwrap_or_else(|_| agent.to_path_buf());
     let mut dirs: Vec<PathBuf> =
         [agent.parent(), real.parent()].into_iter().flatten().map(Into::into).collect();
@@ -299,7 +314,61 @@ pub fn install_dirs(agent: &Path) -> Vec<PathBuf> {
     {
         dirs.push(root.to_path_buf());
     }
-    dirs
+    for path in [agent, real.as_path()] {
+        if let Some(tree) =
+            path.ancestors().filter(|a| a.file_name() == Some(OsStr::new("node_modules"))).last()
+        {
+            dirs.push(tree.to_path_buf());
+        }
+    }
+    if let Some(interpreter) = interpreter(&real, path_var) {
+        let real = fs::canonicalize(&interpreter).unwrap_or_else(|_| interpreter.clone());
+        for path in [interpreter, real] {
+            dirs.extend(path.parent().map(Path::to_path_buf));
+            dirs.push(path);
+        }
+    }
+    let mut unique = Vec::new();
+    for dir in dirs {
+        if !unique.contains(&dir) {
+            unique.push(dir);
+        }
+    }
+    unique
+}
+
+/// The program a script's `#!` line runs: an absolute path as written, or
+/// for `env` (`#!/usr/bin/env node`, `#!/usr/bin/env -S node --flag`) the
+/// named program found in `path_var`. `None` for a binary or no `#!`.
+fn interpreter(script: &Path, path_var: Option<&OsStr>) -> Option<PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking and regular files only: a FIFO swapped in (a project's
+    // node_modules/.bin is writable by the agent) must not hang the daemon.
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(script)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut head = [0u8; 256];
+    let n = file.read(&mut head).ok()?;
+    let line = head[..n].strip_prefix(b"#!")?;
+    let line = line.split(|b| *b == b'\n').next()?;
+    let line = std::str::from_utf8(line).ok()?;
+    let mut words = line.split_whitespace();
+    let program = PathBuf::from(words.next()?);
+    if program.file_name() != Some(OsStr::new("env")) {
+        return program.is_absolute().then_some(program);
+    }
+    // `env`'s options (-S splits the rest, -i clears the environment) and
+    // assignments come before the program.
+    let name = words.find(|w| !w.starts_with('-') && !w.contains('='))?;
+    if name.contains('/') {
+        return Some(PathBuf::from(name)).filter(|p| p.is_absolute());
+    }
+    find_program(name, path_var)
 }
 
 /// The full argv to exec on Linux: `[bwrap, flags..., "--", program, args...]`.
@@ -318,7 +387,9 @@ pub fn install_dirs(agent: &Path) -> Vec<PathBuf> {
 /// home at or above the home would leave the agent in an empty throwaway
 /// directory, so [`check_dirs`] refuses it ([`wrap`] calls it first); this
 /// function still builds a safe argv for such a spec, so a caller that
-/// skipped the check exposes nothing.
+/// skipped the check exposes nothing. Ringlet's dirs and the desktop's
+/// sockets ([`Private`]) are masked the same way wherever a bind shows them,
+/// and the sockets a profile opted in to are bound at their own paths.
 ///
 /// Sources that do not exist are skipped (bwrap refuses a missing
 /// `--ro-bind` source); the allowlist and install dirs also use
@@ -422,7 +493,9 @@ pub fn check_dirs(spec: &Spec) -> Result<()> {
                 spec.home.display()
             );
         }
-        for (hidden, why) in &spec.private.dirs {
+        // An agent's socket dir as a work dir: odd, but only its socket is
+        // then masked (see mounts).
+        for (hidden, why) in spec.private.dirs.iter().filter(|(_, w)| *w != AGENT_SOCKET_DIR) {
             if with_real_paths([hidden.clone()]).iter().any(|h| reals.contains(h)) {
                 bail!(
                     "the {what} {shown} is {why}, which the sandbox hides: the agent would run \
@@ -538,22 +611,31 @@ fn mounts(root: &Path, spec: &Spec) -> Vec<Op> {
     // /dev/null over a socket or file. Only what exists: a mount point that
     // does not exist would be created in the bound host dir.
     let shown = with_real_paths(spec.private.shown.iter().cloned());
+    let binds: Vec<(&Op, Vec<PathBuf>)> = ops
+        .iter()
+        .filter(|o| is_bind(o))
+        .map(|o| (o, with_real_paths([PathBuf::from(&o.args[1])])))
+        .collect();
     let mut masks: Vec<(PathBuf, bool)> = Vec::new();
     for target in spec.private.hidden() {
         let Ok(meta) = fs::metadata(target) else { continue };
         let targets = with_real_paths([target.to_path_buf()]);
-        for o in ops.iter().filter(|o| is_bind(o)) {
-            for source in with_real_paths([PathBuf::from(&o.args[1])]) {
-                for t in &targets {
-                    let Ok(rest) = t.strip_prefix(&source) else { continue };
-                    let dest = clean(&o.dest.join(rest));
-                    if !shown.contains(&dest) && !masks.iter().any(|(d, _)| *d == dest) {
-                        masks.push((dest, meta.is_dir()));
-                    }
+        for (o, sources) in &binds {
+            for (source, t) in sources.iter().flat_map(|s| targets.iter().map(move |t| (s, t))) {
+                let Ok(rest) = t.strip_prefix(source) else { continue };
+                let dest = clean(&o.dest.join(rest));
+                if !shown.contains(&dest) && !masks.iter().any(|(d, _)| *d == dest) {
+                    masks.push((dest, meta.is_dir()));
                 }
             }
         }
     }
+    // Never a tmpfs over the work dir or profile home themselves: only an
+    // agent's socket dir can be one (check_dirs refuses the others), and
+    // its socket keeps its own mask below.
+    masks.retain(|(d, is_dir)| {
+        !(*is_dir && ops.iter().any(|o| o.rank == Rank::ReadWrite && o.dest == *d))
+    });
     // A mask inside a masked dir is not needed (and would show up there as
     // an entry), unless a bind in between shows the dir's contents again.
     let covered = |dest: &Path| {
@@ -1605,6 +1687,82 @@ mod tests {
         // A project that holds the runtime dir is fine: it is masked.
         fx.work_dir = fx.root.join("run");
         check_dirs(&fx.spec()).unwrap();
+        // A project that is an ssh agent's socket dir: accepted, and only
+        // the socket is masked.
+        let socket = fx.root.join("proj/agent.sock");
+        write(&socket, "");
+        fx.work_dir = fx.root.join("proj");
+        fx.private.dirs.push((fx.work_dir.clone(), AGENT_SOCKET_DIR));
+        fx.private.files.push(socket.clone());
+        check_dirs(&fx.spec()).unwrap();
+        let argv = fx.argv();
+        assert!(find(&argv, &["--tmpfs", p(&fx.work_dir)]).is_none(), "{argv:#?}");
+        pos(&argv, &["--ro-bind", "/dev/null", p(&socket)]);
+    }
+
+    #[test]
+    fn install_dirs_bind_the_hoisted_tree_and_the_interpreter() {
+        // nvm's layout: node and the global packages under the (hidden)
+        // home; Codex's launcher and its native package side by side.
+        let root = temp_dir("install-tree");
+        let prefix = root.join("home/.nvm/versions/node/v20.20.2");
+        let modules = prefix.join("lib/node_modules");
+        let launcher = modules.join("@openai/codex/bin/codex.js");
+        write(&modules.join("@openai/codex/package.json"), "{}");
+        write_script(&launcher, "#!/usr/bin/env node\nimport('x');\n");
+        write(&modules.join("@openai/codex-linux-x64/vendor/codex"), "");
+        write_script(&prefix.join("bin/node"), "");
+        fs::create_dir_all(prefix.join("bin")).unwrap();
+        symlink("../lib/node_modules/@openai/codex/bin/codex.js", prefix.join("bin/codex"))
+            .unwrap();
+        let path = std::env::join_paths([prefix.join("bin"), "/usr/bin".into()]).unwrap();
+        let dirs = install_dirs(&prefix.join("bin/codex"), Some(&path));
+        eprintln!("install_dirs resolved:");
+        for dir in &dirs {
+            eprintln!("  {}", dir.display());
+        }
+        let canonical = |p: &Path| fs::canonicalize(p).unwrap();
+        for want in [
+            prefix.join("bin"),
+            canonical(&modules.join("@openai/codex/bin")),
+            canonical(&modules.join("@openai/codex")),
+            // The whole tree: the native package is a sibling.
+            canonical(&modules),
+            // The node of `#!/usr/bin/env node`, first on PATH.
+            prefix.join("bin/node"),
+        ] {
+            assert!(dirs.contains(&want), "{} not in {dirs:#?}", want.display());
+        }
+        // Nothing above the tree.
+        assert!(!dirs.iter().any(|d| d == &prefix || d == &prefix.join("lib")), "{dirs:#?}");
+
+        // A project install nested twice: the outermost node_modules.
+        let project = root.join("project");
+        let inner = project.join("node_modules/tool/node_modules/agent/bin/agent");
+        write_script(&inner, "#!/bin/sh\n");
+        let dirs = install_dirs(&inner, Some(&path));
+        assert!(dirs.contains(&canonical(&project.join("node_modules"))), "{dirs:#?}");
+        assert!(!dirs.iter().any(|d| d == &canonical(&project)), "{dirs:#?}");
+        // An absolute #! names the interpreter as written.
+        let script = root.join("bin/agent");
+        write_script(&script, "#!/usr/bin/perl -w\n");
+        assert_eq!(interpreter(&script, None), Some(PathBuf::from("/usr/bin/perl")));
+        write_script(&script, "#!/usr/bin/env -S FOO=1 node --max-old-space-size=100\n");
+        assert_eq!(interpreter(&script, Some(&path)), Some(prefix.join("bin/node")));
+        write(&script, "\x7fELF");
+        assert_eq!(interpreter(&script, Some(&path)), None);
+        // A FIFO is not read (it would block).
+        let fifo = root.join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        assert_eq!(interpreter(&fifo, Some(&path)), None);
+        let _ = fs::remove_dir_all(&root);
     }
 
     #[test]
