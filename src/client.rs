@@ -307,8 +307,8 @@ enum Exchange {
     Failed(anyhow::Error),
 }
 
-/// What the daemon answers at its connection cap, before reading anything
-/// (`daemon/ipc.rs`).
+/// How the daemon's answer at its connection cap begins; it is sent before
+/// the request is read (`daemon/ipc.rs`), so retrying is always safe.
 const AT_CAPACITY: &str = "too many connections";
 
 /// Writes the request line, half-closes, reads the reply line.
@@ -324,7 +324,10 @@ fn exchange(mut stream: UnixStream, request: &Request) -> Result<Value, Exchange
     let read = BufReader::new(stream).read_line(&mut reply);
     if reply.ends_with('\n') {
         return match decode_reply(&reply) {
-            Err(e) if e.downcast_ref::<DaemonError>().is_some_and(|d| d.message == AT_CAPACITY) => {
+            Err(e)
+                if e.downcast_ref::<DaemonError>()
+                    .is_some_and(|d| d.message.starts_with(AT_CAPACITY)) =>
+            {
                 Err(Exchange::Unread(e.context(format!(
                     "the daemon is at its connection limit and still was after {} s",
                     BUSY_RETRY.as_secs()

@@ -581,3 +581,20 @@ fn announce_ready(state: &State) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_allowlist() {
+        for name in ["PATH", "HOME", "LC_ALL", "XDG_RUNTIME_DIR", "RINGLET_LOG", "no_proxy", "TZ"] {
+            assert!(env_allowed(name.as_ref()), "{name}");
+        }
+        for name in
+            ["ANTHROPIC_API_KEY", "OPENAI_API_KEY", "AWS_SECRET_ACCESS_KEY", "TERM", "PATHX"]
+        {
+            assert!(!env_allowed(name.as_ref()), "{name}");
+        }
+    }
+}
