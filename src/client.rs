@@ -50,20 +50,40 @@ impl std::fmt::Display for DaemonError {
 impl std::error::Error for DaemonError {}
 
 /// Sends `request`, starting the daemon first if none answers.
-///
-/// A refusal for load (the daemon answers "too many connections" at its
-/// connection cap, before reading anything) is retried with backoff for
-/// [`BUSY_RETRY`]; so is a connection the daemon closed before reading the
-/// request (a daemon shutting down), after waiting for a new daemon. Any
-/// other broken connection is an error, never a silent success.
 pub fn request(paths: &Paths, request: &Request) -> Result<Value> {
+    let reply = send(request, || connect_or_start(paths, false).map(Some))?;
+    Ok(reply.unwrap_or_default())
+}
+
+/// Sends `request` only if a daemon is already running; `Ok(None)` if not.
+pub fn request_if_running(paths: &Paths, request: &Request) -> Result<Option<Value>> {
+    send(request, || match connect(paths) {
+        Ok(stream) => Ok(Some(stream)),
+        Err(e) if daemon_absent(&e) => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("connecting to {}", paths.socket.display())),
+    })
+}
+
+/// Dials with `dial` (`None`: no daemon, and none to start) and exchanges.
+///
+/// A request the daemon did not read is sent again with backoff for
+/// [`BUSY_RETRY`]: a refusal for load ("too many connections" at its
+/// connection cap, answered before reading anything), or a connection
+/// closed before reading (a daemon shutting down; the next dial waits for a
+/// new one). A connection lost after the request was sent is retried only
+/// for read-only requests. Any other broken connection is an error, never
+/// a silent success.
+fn send(
+    request: &Request,
+    mut dial: impl FnMut() -> Result<Option<UnixStream>>,
+) -> Result<Option<Value>> {
     let deadline = Instant::now() + BUSY_RETRY;
     let mut pause = Duration::from_millis(10);
     loop {
-        let stream = connect_or_start(paths, false)?;
+        let Some(stream) = dial()? else { return Ok(None) };
         let why = match exchange(stream, request) {
+            Ok(value) => return Ok(Some(value)),
             Err(Exchange::Failed(e)) => return Err(e),
-            Ok(value) => return Ok(value),
             Err(Exchange::Unread(why)) => why,
             Err(Exchange::Lost(why)) if read_only(request) => why,
             Err(Exchange::Lost(why)) => {
@@ -72,33 +92,6 @@ pub fn request(paths: &Paths, request: &Request) -> Result<Value> {
                      the request may or may not have been carried out",
                 ));
             }
-        };
-        if Instant::now() >= deadline {
-            return Err(why);
-        }
-        thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(200));
-    }
-}
-
-/// Sends `request` only if a daemon is already running; `Ok(None)` if not.
-/// A busy daemon is retried as in [`request`].
-pub fn request_if_running(paths: &Paths, request: &Request) -> Result<Option<Value>> {
-    let deadline = Instant::now() + BUSY_RETRY;
-    let mut pause = Duration::from_millis(10);
-    loop {
-        let stream = match connect(paths) {
-            Ok(stream) => stream,
-            Err(e) if daemon_absent(&e) => return Ok(None),
-            Err(e) => {
-                return Err(e).with_context(|| format!("connecting to {}", paths.socket.display()));
-            }
-        };
-        let why = match exchange(stream, request) {
-            Ok(value) => return Ok(Some(value)),
-            Err(Exchange::Failed(e)) => return Err(e),
-            Err(Exchange::Unread(why) | Exchange::Lost(why)) if read_only(request) => why,
-            Err(Exchange::Unread(why) | Exchange::Lost(why)) => return Err(why),
         };
         if Instant::now() >= deadline {
             return Err(why);
@@ -354,9 +347,7 @@ fn exchange(mut stream: UnixStream, request: &Request) -> Result<Value, Exchange
         (Ok(()), Err(e)) => {
             Err(Exchange::Lost(anyhow::Error::new(e).context("reading the daemon's reply")))
         }
-        (Ok(()), Ok(_)) => {
-            Err(Exchange::Lost(anyhow!("the daemon closed the connection without replying")))
-        }
+        (Ok(()), Ok(_)) => Err(Exchange::Lost(anyhow!("the connection ended before a reply"))),
     }
 }
 
