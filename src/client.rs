@@ -6,7 +6,12 @@
 //! meanwhile), and only then spawns `ringlet daemon --foreground` in a new
 //! session. The child prints one line on stdout when it is listening; the
 //! CLI waits for that line (or for the child to exit, then reads why from the
-//! log), and dials with backoff as a fallback.
+//! log), and dials with backoff as a fallback. The daemon gets only the
+//! allowlisted part of the CLI's environment (`daemon::allowed_env`).
+//!
+//! A request the daemon did not read (refused at its connection cap, or a
+//! daemon shutting down) is sent again for a few seconds; a broken
+//! connection is always an error, never a quiet success.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
