@@ -6,7 +6,12 @@
 //! meanwhile), and only then spawns `ringlet daemon --foreground` in a new
 //! session. The child prints one line on stdout when it is listening; the
 //! CLI waits for that line (or for the child to exit, then reads why from the
-//! log), and dials with backoff as a fallback.
+//! log), and dials with backoff as a fallback. The daemon gets only the
+//! allowlisted part of the CLI's environment (`daemon::allowed_env`).
+//!
+//! A request the daemon did not read (refused at its connection cap, or a
+//! daemon shutting down) is sent again for a few seconds; a broken
+//! connection is always an error, never a quiet success.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -50,20 +55,40 @@ impl std::fmt::Display for DaemonError {
 impl std::error::Error for DaemonError {}
 
 /// Sends `request`, starting the daemon first if none answers.
-///
-/// A refusal for load (the daemon answers "too many connections" at its
-/// connection cap, before reading anything) is retried with backoff for
-/// [`BUSY_RETRY`]; so is a connection the daemon closed before reading the
-/// request (a daemon shutting down), after waiting for a new daemon. Any
-/// other broken connection is an error, never a silent success.
 pub fn request(paths: &Paths, request: &Request) -> Result<Value> {
+    let reply = send(request, || connect_or_start(paths, false).map(Some))?;
+    Ok(reply.unwrap_or_default())
+}
+
+/// Sends `request` only if a daemon is already running; `Ok(None)` if not.
+pub fn request_if_running(paths: &Paths, request: &Request) -> Result<Option<Value>> {
+    send(request, || match connect(paths) {
+        Ok(stream) => Ok(Some(stream)),
+        Err(e) if daemon_absent(&e) => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("connecting to {}", paths.socket.display())),
+    })
+}
+
+/// Dials with `dial` (`None`: no daemon, and none to start) and exchanges.
+///
+/// A request the daemon did not read is sent again with backoff for
+/// [`BUSY_RETRY`]: a refusal for load ("too many connections" at its
+/// connection cap, answered before reading anything), or a connection
+/// closed before reading (a daemon shutting down; the next dial waits for a
+/// new one). A connection lost after the request was sent is retried only
+/// for read-only requests. Any other broken connection is an error, never
+/// a silent success.
+fn send(
+    request: &Request,
+    mut dial: impl FnMut() -> Result<Option<UnixStream>>,
+) -> Result<Option<Value>> {
     let deadline = Instant::now() + BUSY_RETRY;
     let mut pause = Duration::from_millis(10);
     loop {
-        let stream = connect_or_start(paths, false)?;
+        let Some(stream) = dial()? else { return Ok(None) };
         let why = match exchange(stream, request) {
+            Ok(value) => return Ok(Some(value)),
             Err(Exchange::Failed(e)) => return Err(e),
-            Ok(value) => return Ok(value),
             Err(Exchange::Unread(why)) => why,
             Err(Exchange::Lost(why)) if read_only(request) => why,
             Err(Exchange::Lost(why)) => {
@@ -72,33 +97,6 @@ pub fn request(paths: &Paths, request: &Request) -> Result<Value> {
                      the request may or may not have been carried out",
                 ));
             }
-        };
-        if Instant::now() >= deadline {
-            return Err(why);
-        }
-        thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(200));
-    }
-}
-
-/// Sends `request` only if a daemon is already running; `Ok(None)` if not.
-/// A busy daemon is retried as in [`request`].
-pub fn request_if_running(paths: &Paths, request: &Request) -> Result<Option<Value>> {
-    let deadline = Instant::now() + BUSY_RETRY;
-    let mut pause = Duration::from_millis(10);
-    loop {
-        let stream = match connect(paths) {
-            Ok(stream) => stream,
-            Err(e) if daemon_absent(&e) => return Ok(None),
-            Err(e) => {
-                return Err(e).with_context(|| format!("connecting to {}", paths.socket.display()));
-            }
-        };
-        let why = match exchange(stream, request) {
-            Ok(value) => return Ok(Some(value)),
-            Err(Exchange::Failed(e)) => return Err(e),
-            Err(Exchange::Unread(why) | Exchange::Lost(why)) if read_only(request) => why,
-            Err(Exchange::Unread(why) | Exchange::Lost(why)) => return Err(why),
         };
         if Instant::now() >= deadline {
             return Err(why);
@@ -307,8 +305,8 @@ enum Exchange {
     Failed(anyhow::Error),
 }
 
-/// What the daemon answers at its connection cap, before reading anything
-/// (`daemon/ipc.rs`).
+/// How the daemon's answer at its connection cap begins; it is sent before
+/// the request is read (`daemon/ipc.rs`), so retrying is always safe.
 const AT_CAPACITY: &str = "too many connections";
 
 /// Writes the request line, half-closes, reads the reply line.
@@ -324,7 +322,10 @@ fn exchange(mut stream: UnixStream, request: &Request) -> Result<Value, Exchange
     let read = BufReader::new(stream).read_line(&mut reply);
     if reply.ends_with('\n') {
         return match decode_reply(&reply) {
-            Err(e) if e.downcast_ref::<DaemonError>().is_some_and(|d| d.message == AT_CAPACITY) => {
+            Err(e)
+                if e.downcast_ref::<DaemonError>()
+                    .is_some_and(|d| d.message.starts_with(AT_CAPACITY)) =>
+            {
                 Err(Exchange::Unread(e.context(format!(
                     "the daemon is at its connection limit and still was after {} s",
                     BUSY_RETRY.as_secs()
@@ -351,9 +352,7 @@ fn exchange(mut stream: UnixStream, request: &Request) -> Result<Value, Exchange
         (Ok(()), Err(e)) => {
             Err(Exchange::Lost(anyhow::Error::new(e).context("reading the daemon's reply")))
         }
-        (Ok(()), Ok(_)) => {
-            Err(Exchange::Lost(anyhow!("the daemon closed the connection without replying")))
-        }
+        (Ok(()), Ok(_)) => Err(Exchange::Lost(anyhow!("the connection ended before a reply"))),
     }
 }
 

@@ -49,7 +49,9 @@ fn usage_errors_are_one_line_exit_1() {
 #[test]
 fn closed_stdout_is_not_a_crash() {
     let env = Env::new("pipe");
-    for args in [&["--help"][..], &["agents", "list"], &["providers", "list", "--json"]] {
+    for args in
+        [&["--help"][..], &["--version"], &["agents", "list"], &["providers", "list", "--json"]]
+    {
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader); // Like `| head` that has already exited.
         let mut cmd = env.cmd(args).cmd;

@@ -538,3 +538,50 @@ fn stop_with_running_sessions_needs_force() {
     assert!(!pid_alive(daemon), "stop returns once the daemon is gone");
     assert!(wait_until(Duration::from_secs(10), || !pid_alive(session_pid)));
 }
+
+/// On a terminal, `daemon stop` asks before it ends sessions: "no" keeps
+/// everything running, "yes" stops. (`script` gives the CLI a terminal.)
+#[test]
+fn stop_on_a_terminal_asks_before_ending_sessions() {
+    let env = crate::terminal::shell_world("stop-asks");
+    let (addr, token) = env.http();
+    let info = crate::terminal::create(
+        &env,
+        addr,
+        &token,
+        serde_json::json!({"args": ["-c", "sleep 600"]}),
+    );
+    let id = info["id"].as_str().unwrap().to_string();
+    let daemon = env.daemon_pid().unwrap();
+    let on_a_terminal = |answer: &str| {
+        let command = format!("{} daemon stop", crate::util::BIN);
+        env.program("script")
+            .cmd
+            .args(["-qec", &command, "/dev/null"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map(|mut child| {
+                use std::io::Write;
+                let mut stdin = child.stdin.take().unwrap();
+                let _ = stdin.write_all(format!("{answer}\n").as_bytes());
+                // Kept open until the answer is read: `script` ends when
+                // its input does.
+                let out = child.wait_with_output().unwrap();
+                drop(stdin);
+                out
+            })
+            .unwrap()
+    };
+    let out = on_a_terminal("no");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains(&id) && text.contains("Stop the daemon and end them?"), "{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(pid_alive(daemon), "answered no: {text}");
+    let out = on_a_terminal("yes");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("daemon stopped"), "{text}");
+    assert!(!pid_alive(daemon));
+}

@@ -155,9 +155,7 @@ fn confirm_ending(sessions: &[TerminalInfo]) -> Result<()> {
         if sessions.len() == 1 { " is" } else { "s are" },
         names.join(", ")
     );
-    let interactive =
-        rustix::termios::isatty(std::io::stdin()) && rustix::termios::isatty(std::io::stderr());
-    if !interactive {
+    if !rustix::termios::isatty(std::io::stdin()) {
         bail!("{what}; stopping the daemon ends them: run `ringlet daemon stop --force`");
     }
     let answer = prompt::ask(&format!("{what}. Stop the daemon and end them? (yes/no)"), "no")?;

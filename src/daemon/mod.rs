@@ -152,6 +152,9 @@ pub fn bind_http(state: &State, host: &str, port: u16) -> io::Result<std::net::T
                 if waiting {
                     crate::info!("HTTP port {host}:{port} is free now");
                 }
+                if let Ok(handle) = listener.try_clone() {
+                    let _ = state.http_listener.set(handle);
+                }
                 return Ok(listener);
             }
             Err(e) => e,
@@ -244,6 +247,9 @@ pub struct State {
     pub http: OnceLock<http::HttpInfo>,
     /// Why it does not, when its port could not be bound.
     pub http_error: OnceLock<String>,
+    /// A second handle on the HTTP listening socket, so shutdown can release
+    /// the port before the lock (the accept thread owns the listener).
+    http_listener: OnceLock<std::net::TcpListener>,
     /// Remote terminal sessions (each one's state is owned by its thread).
     pub terminals: crate::terminal::Registry,
     ctl: Sender<Ctl>,
@@ -410,6 +416,7 @@ fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
         tickets: http::auth::Tickets::default(),
         http: OnceLock::new(),
         http_error: OnceLock::new(),
+        http_listener: OnceLock::new(),
         terminals: crate::terminal::Registry::default(),
         paths,
         config,
@@ -445,10 +452,14 @@ fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
 
     let reason = serve(&state, &ctl_rx);
     shutdown(&state, &ctl_rx, socket_id, &reason);
-    // The lock is not released here but by the kernel as the process ends,
-    // with the HTTP port and every other descriptor: a successor that gets
-    // the lock finds the port free (or free a moment later: [`bind_http`]
-    // retries), and `daemon stop` waits for the process itself.
+    // The port before the lock: shutting the listening socket down frees
+    // its port for a successor at once (the accept thread, which owns it,
+    // sees errors for the moment the process has left). The lock is then
+    // released by the kernel as the process ends, with every other
+    // descriptor; `daemon stop` waits for that exit.
+    if let Some(listener) = state.http_listener.get() {
+        let _ = rustix::net::shutdown(listener, rustix::net::Shutdown::Both);
+    }
     std::mem::forget(guard);
     std::mem::forget(lock);
     Ok(())
@@ -580,4 +591,21 @@ fn announce_ready(state: &State) -> Result<()> {
         rustix::stdio::dup2_stdout(&null).context("detaching stdout")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_allowlist() {
+        for name in ["PATH", "HOME", "LC_ALL", "XDG_RUNTIME_DIR", "RINGLET_LOG", "no_proxy", "TZ"] {
+            assert!(env_allowed(name.as_ref()), "{name}");
+        }
+        for name in
+            ["ANTHROPIC_API_KEY", "OPENAI_API_KEY", "AWS_SECRET_ACCESS_KEY", "TERM", "PATHX"]
+        {
+            assert!(!env_allowed(name.as_ref()), "{name}");
+        }
+    }
 }
