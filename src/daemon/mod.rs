@@ -19,9 +19,9 @@ mod usage;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
@@ -229,14 +229,11 @@ fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
     // The lock is held for the daemon's whole life; the kernel releases it
     // when the process dies, however it dies, so it can never go stale.
     let lock_path = paths.daemon_lock();
-    let lock_file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .read(true)
-        .mode(0o600)
-        .open(&lock_path)
-        .with_context(|| format!("opening lock file {}", lock_path.display()))?;
+    // Never through a link; a regular file of ours only.
+    let lock_file =
+        crate::fsutil::open_private(&lock_path, crate::fsutil::Access::ReadWrite, 0o600)
+            .with_context(|| format!("opening lock file {}", lock_path.display()))?
+            .expect("created");
     let mut lock = fd_lock::RwLock::new(lock_file);
     let mut guard = match lock.try_write() {
         Ok(guard) => guard,
@@ -278,6 +275,8 @@ fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
         ctl: ctl_tx.clone(),
     });
 
+    // Before any request: finish or roll back what a killed daemon left.
+    crate::profiles::recover::at_start(&state.paths, &state.profiles, &state.secrets);
     signals::spawn_signals(ctl_tx).context("starting the signal thread")?;
     ipc::spawn_accept(listener, state.clone()).context("starting the IPC thread")?;
     usage::spawn_watcher(state.clone()).context("starting the usage watcher")?;
