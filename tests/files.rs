@@ -272,3 +272,156 @@ fn stale_temp_files_are_removed_at_daemon_start() {
     }
     assert!(keep.exists(), "a file that only looks like a temp file was removed");
 }
+
+/// What a world holds for profile `c`: its file, key, home, leftovers.
+#[derive(Debug, PartialEq)]
+struct State {
+    profile: bool,
+    key: bool,
+    home: bool,
+    leftovers: Vec<String>,
+}
+
+fn state_of(env: &Env) -> State {
+    let mut leftovers = Vec::new();
+    for sub in ["profiles", "secrets", "telemetry", ""] {
+        let Ok(entries) = fs::read_dir(env.config.join(sub)) else { continue };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".tmp") || name.ends_with(".creating") || name.ends_with(".deleting")
+            {
+                leftovers.push(format!("{sub}/{name}"));
+            }
+        }
+    }
+    State {
+        profile: env.config.join("profiles/c.json").exists(),
+        key: env.config.join("secrets/c").exists(),
+        home: env.home.join(".claude-profiles/c").exists(),
+        leftovers,
+    }
+}
+
+fn create_c(env: &Env, crash_at: Option<&str>) -> Output {
+    let mut cmd = env
+        .cmd(&[
+            "profiles",
+            "create",
+            "claude",
+            "c",
+            "-p",
+            "anthropic",
+            "--api-key-stdin",
+            "--no-alias",
+        ])
+        .env("RINGLET_SECRET_STORE", "file")
+        .stdin(KEY);
+    if let Some(step) = crash_at {
+        cmd = cmd.env("RINGLET_TEST_CRASH_AT", step);
+    }
+    cmd.output()
+}
+
+/// Stops the world's daemon, so that the next command starts one (with the
+/// crash hook, or one that repairs).
+fn stop_daemon(env: &Env) {
+    let _ = env.cmd(&["daemon", "stop"]).output();
+    wait_dead(&env);
+}
+
+/// Waits until the killed daemon is gone: its process, and its socket (a
+/// dying process drops its command line before it closes its fds).
+fn wait_dead(env: &Env) {
+    assert!(wait_until(Duration::from_secs(10), || {
+        env.daemon_processes().is_empty()
+            && std::os::unix::net::UnixStream::connect(env.socket()).is_err()
+    }));
+}
+
+#[test]
+fn a_daemon_killed_at_any_step_of_create_leaves_the_old_state_or_the_new_one() {
+    for step in [
+        "write:before-rename",
+        "create:intent",
+        "create:home",
+        "create:key",
+        "create:shim",
+        "create:profile",
+    ] {
+        let env = Env::new("crash-create");
+        env.fake_agent("claude", "echo ran");
+        // The crash hook is read by the daemon this command starts.
+        let out = create_c(&env, Some(step));
+        assert!(!out.status.success(), "{step}: the daemon was not killed");
+        wait_dead(&env);
+        // The next daemon repairs at its start.
+        let list = env.cmd(&["profiles", "list"]).output();
+        assert!(list.status.success(), "{step}: {}", String::from_utf8_lossy(&list.stderr));
+        let state = state_of(&env);
+        let committed = step == "create:profile";
+        assert_eq!(
+            state,
+            State { profile: committed, key: committed, home: committed, leftovers: vec![] },
+            "after a kill at {step}"
+        );
+        if committed {
+            assert!(env.cmd(&["profiles", "env", "c"]).ok().contains(KEY), "{step}");
+            env.cmd(&["profiles", "run", "c"]).ok();
+        } else {
+            // Nothing stands in the way of creating it again.
+            let again = create_c(&env, None);
+            assert!(again.status.success(), "{step}: {}", String::from_utf8_lossy(&again.stderr));
+        }
+        stop_daemon(&env);
+    }
+}
+
+#[test]
+fn a_daemon_killed_at_any_step_of_delete_leaves_the_profile_or_nothing() {
+    for step in ["delete:intent", "delete:profile", "delete:key", "delete:home"] {
+        let env = Env::new("crash-delete");
+        env.fake_agent("claude", "echo ran");
+        assert!(create_c(&env, None).status.success());
+        stop_daemon(&env);
+        let out = env
+            .cmd(&["profiles", "delete", "c", "--purge"])
+            .env("RINGLET_TEST_CRASH_AT", step)
+            .output();
+        assert!(!out.status.success(), "{step}: the daemon was not killed");
+        wait_dead(&env);
+        env.cmd(&["profiles", "list"]).ok();
+        let kept = step == "delete:intent";
+        assert_eq!(
+            state_of(&env),
+            State { profile: kept, key: kept, home: kept, leftovers: vec![] },
+            "after a kill at {step}"
+        );
+        if kept {
+            assert!(env.cmd(&["profiles", "env", "c"]).ok().contains(KEY), "{step}");
+        }
+        stop_daemon(&env);
+    }
+}
+
+#[test]
+fn an_orphan_key_is_removed_and_a_missing_key_is_reported() {
+    let env = Env::new("orphans");
+    env.fake_agent("claude", "echo ran");
+    assert!(create_c(&env, None).status.success());
+    stop_daemon(&env);
+    // A key with no profile (an older version's crash): removed at start.
+    fs::write(env.config.join("secrets/ghost"), "sk-ghost").unwrap();
+    // A profile whose key is gone: reported, not hidden.
+    fs::remove_file(env.config.join("secrets/c")).unwrap();
+    let out = env.cmd(&["profiles", "list"]).output();
+    assert!(out.status.success());
+    assert!(!env.config.join("secrets/ghost").exists(), "the orphan key stayed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("c (key missing)"), "{stdout}");
+    assert!(stderr.contains("profile `c`: its API key is missing"), "{stderr}");
+    let list = env.cmd(&["profiles", "list", "--json"]).json();
+    assert_eq!(list["profiles"][0]["key_missing"], true, "{list}");
+    let (doctor, _) = env.cmd(&["doctor"]).code(1);
+    assert!(doctor.contains("no API key stored for c"), "{doctor}");
+}
