@@ -326,7 +326,7 @@ fn create_c(env: &Env, crash_at: Option<&str>) -> Output {
 /// crash hook, or one that repairs).
 fn stop_daemon(env: &Env) {
     let _ = env.cmd(&["daemon", "stop"]).output();
-    wait_dead(&env);
+    wait_dead(env);
 }
 
 /// Waits until the killed daemon is gone: its process, and its socket (a
