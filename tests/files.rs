@@ -425,3 +425,68 @@ fn an_orphan_key_is_removed_and_a_missing_key_is_reported() {
     let (doctor, _) = env.cmd(&["doctor"]).code(1);
     assert!(doctor.contains("no API key stored for c"), "{doctor}");
 }
+
+#[test]
+fn a_killed_create_or_delete_leaves_no_key_in_the_keychain() {
+    let Some(bus) = std::env::var_os("DBUS_SESSION_BUS_ADDRESS") else {
+        assert!(
+            std::env::var_os("REQUIRE_KEYCHAIN").is_none(),
+            "REQUIRE_KEYCHAIN is set but there is no session bus"
+        );
+        eprintln!("skipped: no DBUS_SESSION_BUS_ADDRESS (run under tests/with-keyring.sh)");
+        return;
+    };
+    let alias = format!("crash{}", std::process::id());
+    let lookup = || {
+        let out = std::process::Command::new("secret-tool")
+            .args(["lookup", "service", "ringlet", "username", &alias])
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let env = Env::new("crash-keychain");
+    env.fake_agent("claude", "echo ran");
+    let create = |crash: Option<&str>| {
+        let mut cmd = env
+            .cmd(&[
+                "profiles",
+                "create",
+                "claude",
+                &alias,
+                "-p",
+                "anthropic",
+                "--api-key-stdin",
+                "--no-alias",
+            ])
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+            .env("RINGLET_SECRET_STORE", "keyring")
+            .stdin(KEY);
+        if let Some(step) = crash {
+            cmd = cmd.env("RINGLET_TEST_CRASH_AT", step);
+        }
+        cmd.output()
+    };
+    let list =
+        || env.cmd(&["profiles", "list", "--json"]).env("DBUS_SESSION_BUS_ADDRESS", &bus).json();
+    // Killed with the key stored and no profile file: the key goes at start.
+    assert!(!create(Some("create:shim")).status.success());
+    wait_dead(&env);
+    assert_eq!(lookup(), KEY, "the kill came after the key was stored");
+    assert_eq!(list()["profiles"].as_array().unwrap().len(), 0);
+    assert_eq!(lookup(), "", "the orphan key stayed in the keychain");
+    // Killed after the profile file went: the key goes at start too.
+    assert!(create(None).status.success());
+    stop_daemon(&env);
+    let out = env
+        .cmd(&["profiles", "delete", &alias])
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+        .env("RINGLET_TEST_CRASH_AT", "delete:profile")
+        .output();
+    assert!(!out.status.success());
+    wait_dead(&env);
+    assert_eq!(lookup(), KEY);
+    assert_eq!(list()["profiles"].as_array().unwrap().len(), 0);
+    assert_eq!(lookup(), "", "the deleted profile's key stayed in the keychain");
+    stop_daemon(&env);
+}
