@@ -21,7 +21,6 @@
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -216,17 +215,42 @@ pub fn remove_stale_temps(dir: &Path) -> Result<usize> {
         Err(_) if !dir.exists() => return Ok(0),
         Err(e) => return Err(e),
     };
+    Ok(remove_temps_at(&fd, false))
+}
+
+/// [`remove_stale_temps`] for a profile home, where renders write: the home
+/// and the directories directly in it (`.claude/`, `.codex/`, ...), each
+/// opened without following a link. Returns how many it removed.
+pub fn remove_stale_temps_in_home(home: &Path) -> usize {
+    match open_dir(home) {
+        Ok(fd) => remove_temps_at(&fd, true),
+        Err(_) => 0,
+    }
+}
+
+/// Unlinks our temp files in the open directory `fd`, and with `subdirs`
+/// also in the directories directly in it.
+fn remove_temps_at(fd: &OwnedFd, subdirs: bool) -> usize {
+    let Ok(entries) = rustix::fs::Dir::read_from(fd) else { return 0 };
     let mut removed = 0;
-    let entries = fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
     for entry in entries.flatten() {
         let name = entry.file_name();
-        if is_temp_name(name.as_bytes())
-            && rustix::fs::unlinkat(&fd, &name, AtFlags::empty()).is_ok()
+        let bytes = name.to_bytes();
+        if bytes == b"." || bytes == b".." {
+            continue;
+        }
+        if is_temp_name(bytes) {
+            if rustix::fs::unlinkat(fd, name, AtFlags::empty()).is_ok() {
+                removed += 1;
+            }
+        } else if subdirs
+            && entry.file_type() == FileType::Directory
+            && let Ok(sub) = rustix::fs::openat(fd, name, dir_flags(), Mode::empty())
         {
-            removed += 1;
+            removed += remove_temps_at(&sub, false);
         }
     }
-    Ok(removed)
+    removed
 }
 
 /// How [`open_private`] opens a fixed-name file.

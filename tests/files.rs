@@ -260,6 +260,7 @@ fn stale_temp_files_are_removed_at_daemon_start() {
         env.config.join("telemetry/.usage.jsonl.fedcba9876543210.tmp"),
         env.config.join("secrets/.c.00112233445566ff.tmp"),
         env.config.join("cache/.agent-detections.json.tmp.123.4"),
+        env.home.join(".claude-profiles/c/.claude/.settings.json.0123456789abcdef.tmp"),
     ];
     let keep = env.config.join("profiles/notes.tmp");
     for p in planted.iter().chain([&keep]) {

@@ -277,6 +277,10 @@ fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
 
     // Before any request: finish or roll back what a killed daemon left.
     crate::profiles::recover::at_start(&state.paths, &state.profiles, &state.secrets);
+    let checker = state.clone();
+    let _ = std::thread::Builder::new().name("profile-check".into()).spawn(move || {
+        crate::profiles::recover::check_profiles(&checker.profiles, &checker.secrets)
+    });
     signals::spawn_signals(ctl_tx).context("starting the signal thread")?;
     ipc::spawn_accept(listener, state.clone()).context("starting the IPC thread")?;
     usage::spawn_watcher(state.clone()).context("starting the usage watcher")?;

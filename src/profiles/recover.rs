@@ -104,9 +104,9 @@ pub fn forget_missing(alias: &str) {
     KEY_MISSING.lock().unwrap_or_else(|p| p.into_inner()).remove(alias);
 }
 
-/// The daemon's start-up repair: stale temp files, interrupted creates and
-/// deletes, orphan keys, profiles without their key. Never fails the start:
-/// each problem is logged and the rest goes on.
+/// The daemon's start-up repair, before it serves: stale temp files,
+/// interrupted creates and deletes, orphan keys in the file store. Never
+/// fails the start: each problem is logged and the rest goes on.
 pub fn at_start(paths: &Paths, store: &Store, secrets: &Secrets) {
     for sub in ["", "profiles", "telemetry", "cache", "secrets", "logs"] {
         let dir = paths.config_dir.join(sub);
@@ -133,8 +133,26 @@ pub fn at_start(paths: &Paths, store: &Store, secrets: &Secrets) {
         crate::warn!("start-up repair: {e:#}");
     }
     remove_orphan_file_keys(store, secrets);
+    // Renders write into the homes: a killed one leaves a temp file there.
+    // Done before serving, so no render of this daemon is in progress.
     if let Ok((profiles, _)) = store.list() {
-        let mut missing = KEY_MISSING.lock().unwrap_or_else(|p| p.into_inner());
+        for p in profiles {
+            let n = fsutil::remove_stale_temps_in_home(&p.home);
+            if n > 0 {
+                crate::info!(
+                    "removed {n} temp file(s) left by an interrupted render in {}",
+                    p.home.display()
+                );
+            }
+        }
+    }
+}
+
+/// The slower part of the start-up repair, run on its own thread once the
+/// daemon serves (a keychain round trip per profile must not delay the
+/// start): profiles whose key is gone, remembered for [`key_missing`].
+pub fn check_profiles(store: &Store, secrets: &Secrets) {
+    if let Ok((profiles, _)) = store.list() {
         for p in profiles {
             let Some(kind) = p.secret else { continue };
             if let Ok(None) = secrets.get(kind, &p.alias) {
@@ -143,7 +161,7 @@ pub fn at_start(paths: &Paths, store: &Store, secrets: &Secrets) {
                     p.alias,
                     secrets.describe(kind)
                 );
-                missing.insert(p.alias);
+                KEY_MISSING.lock().unwrap_or_else(|p| p.into_inner()).insert(p.alias);
             }
         }
     }
