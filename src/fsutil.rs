@@ -187,9 +187,10 @@ fn create_temp(
     bail!("creating a temp file in {}: every name was taken", dir.display())
 }
 
-/// Whether `name` is one of our temp files (or the older
-/// `.<name>.tmp.<pid>.<n>` form).
-fn is_temp_name(name: &[u8]) -> bool {
+/// Whether `name` is one of our temp files; with `legacy`, also the older
+/// `.<name>.tmp.<pid>.<n>` form (never in profile homes: Claude Code names
+/// its own temp files like that, and a session may be writing one).
+fn is_temp_name(name: &[u8], legacy: bool) -> bool {
     let Some(rest) = name.strip_prefix(b".") else { return false };
     if let Some(stem) = rest.strip_suffix(b".tmp")
         && stem.len() > 17
@@ -197,6 +198,9 @@ fn is_temp_name(name: &[u8]) -> bool {
         && stem[stem.len() - 16..].iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
     {
         return true;
+    }
+    if !legacy {
+        return false;
     }
     // The legacy form: `.<name>.tmp.<digits>.<digits>`.
     let parts: Vec<&[u8]> = rest.rsplitn(3, |&b| b == b'.').collect();
@@ -215,7 +219,7 @@ pub fn remove_stale_temps(dir: &Path) -> Result<usize> {
         Err(_) if !dir.exists() => return Ok(0),
         Err(e) => return Err(e),
     };
-    Ok(remove_temps_at(&fd, false))
+    Ok(remove_temps_at(&fd, false, true))
 }
 
 /// [`remove_stale_temps`] for a profile home, where renders write: the home
@@ -223,14 +227,14 @@ pub fn remove_stale_temps(dir: &Path) -> Result<usize> {
 /// opened without following a link. Returns how many it removed.
 pub fn remove_stale_temps_in_home(home: &Path) -> usize {
     match open_dir(home) {
-        Ok(fd) => remove_temps_at(&fd, true),
+        Ok(fd) => remove_temps_at(&fd, true, false),
         Err(_) => 0,
     }
 }
 
 /// Unlinks our temp files in the open directory `fd`, and with `subdirs`
 /// also in the directories directly in it.
-fn remove_temps_at(fd: &OwnedFd, subdirs: bool) -> usize {
+fn remove_temps_at(fd: &OwnedFd, subdirs: bool, legacy: bool) -> usize {
     let Ok(entries) = rustix::fs::Dir::read_from(fd) else { return 0 };
     let mut removed = 0;
     for entry in entries.flatten() {
@@ -239,7 +243,7 @@ fn remove_temps_at(fd: &OwnedFd, subdirs: bool) -> usize {
         if bytes == b"." || bytes == b".." {
             continue;
         }
-        if is_temp_name(bytes) {
+        if is_temp_name(bytes, legacy) {
             if rustix::fs::unlinkat(fd, name, AtFlags::empty()).is_ok() {
                 removed += 1;
             }
@@ -247,7 +251,7 @@ fn remove_temps_at(fd: &OwnedFd, subdirs: bool) -> usize {
             && entry.file_type() == FileType::Directory
             && let Ok(sub) = rustix::fs::openat(fd, name, dir_flags(), Mode::empty())
         {
-            removed += remove_temps_at(&sub, false);
+            removed += remove_temps_at(&sub, false, legacy);
         }
     }
     removed
@@ -550,12 +554,13 @@ mod tests {
 
     #[test]
     fn temp_names_are_recognised_and_cleaned() {
-        assert!(is_temp_name(b".a.json.0123456789abcdef.tmp"));
-        assert!(is_temp_name(b".usage.jsonl.tmp.123.4"));
-        assert!(!is_temp_name(b".lock"));
-        assert!(!is_temp_name(b"a.json.0123456789abcdef.tmp"));
-        assert!(!is_temp_name(b".a.json.0123456789ABCDEF.tmp"));
-        assert!(!is_temp_name(b".a.tmp"));
+        assert!(is_temp_name(b".a.json.0123456789abcdef.tmp", false));
+        assert!(is_temp_name(b".usage.jsonl.tmp.123.4", true));
+        assert!(!is_temp_name(b".claude.json.tmp.123.1765080000000", false));
+        assert!(!is_temp_name(b".lock", true));
+        assert!(!is_temp_name(b"a.json.0123456789abcdef.tmp", true));
+        assert!(!is_temp_name(b".a.json.0123456789ABCDEF.tmp", true));
+        assert!(!is_temp_name(b".a.tmp", true));
         let dir = scratch("stale");
         fs::write(dir.join(".x.json.0123456789abcdef.tmp"), "").unwrap();
         fs::write(dir.join("x.json"), "keep").unwrap();

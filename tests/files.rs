@@ -263,7 +263,9 @@ fn stale_temp_files_are_removed_at_daemon_start() {
         env.home.join(".claude-profiles/c/.claude/.settings.json.0123456789abcdef.tmp"),
     ];
     let keep = env.config.join("profiles/notes.tmp");
-    for p in planted.iter().chain([&keep]) {
+    // Claude Code's own temp name: a running session may be writing it.
+    let claudes = env.home.join(".claude-profiles/c/.claude/.claude.json.tmp.123.1765080000000");
+    for p in planted.iter().chain([&keep, &claudes]) {
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(p, "half").unwrap();
     }
@@ -272,6 +274,7 @@ fn stale_temp_files_are_removed_at_daemon_start() {
         assert!(!p.exists(), "{} stayed", p.display());
     }
     assert!(keep.exists(), "a file that only looks like a temp file was removed");
+    assert!(claudes.exists(), "the agent's own temp file was removed");
 }
 
 /// What a world holds for profile `c`: its file, key, home, leftovers.
