@@ -97,8 +97,7 @@ pub fn start_daemon(paths: &Paths, stay_alive: bool) -> Result<Started> {
     let lock_path = paths.spawn_lock();
     // Never through a link; a regular file of ours only.
     let lock_file =
-        crate::fsutil::open_private(&lock_path, crate::fsutil::Access::ReadWrite, 0o600)?
-            .expect("created");
+        crate::fsutil::open_private(&lock_path, crate::fsutil::Access::ReadWrite, 0o600)?;
     let mut lock = fd_lock::RwLock::new(lock_file);
     // Blocks while another CLI is starting the daemon; that CLI gives up
     // within START_TIMEOUT, so this wait is bounded too.
@@ -192,7 +191,7 @@ fn reap_in_background(mut child: std::process::Child) {
 /// timestamp and level.
 fn log_tail(log: &std::path::Path, offset: u64) -> Option<String> {
     // Never through a link: a planted one is itself why the daemon failed.
-    let mut file = match crate::fsutil::open_private(log, crate::fsutil::Access::Read, 0) {
+    let mut file = match crate::fsutil::open_private_read(log) {
         Ok(file) => file?,
         Err(e) => return Some(format!("{e:#}")),
     };

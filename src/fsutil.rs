@@ -257,38 +257,42 @@ fn remove_temps_at(fd: &OwnedFd, subdirs: bool, legacy: bool) -> usize {
     removed
 }
 
-/// How [`open_private`] opens a fixed-name file.
+/// How [`open_private`] opens a fixed-name file; both create it if missing.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Access {
-    /// Read only; absent is `Ok(None)`.
-    Read,
-    /// Read and write, created (with the given mode) if missing: locks and
-    /// stores that are replayed then appended to.
+    /// Read and write: locks, and stores that are replayed then appended to.
     ReadWrite,
-    /// Append only, created if missing: logs.
+    /// Append only: logs.
     Append,
 }
 
-/// Opens a file with a fixed name that Ringlet reopens (a lock, an
-/// append-only log or store, the token, a secret) with `O_NOFOLLOW`, and
-/// checks that it is a regular file owned by the user: a link, a FIFO or a
-/// file of someone else at that name is a clear error naming the path.
-/// `Ok(None)` only for [`Access::Read`] of a missing file.
-pub fn open_private(path: &Path, access: Access, mode: u32) -> Result<Option<File>> {
-    let mut flags = OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
-    flags |= match access {
-        Access::Read => OFlags::RDONLY,
+/// Opens (creating with `mode` if missing) a file with a fixed name that
+/// Ringlet reopens (a lock, an append-only log or store) with `O_NOFOLLOW`,
+/// and checks that it is a regular file owned by the user: a link, a FIFO or
+/// a file of someone else at that name is a clear error naming the path.
+pub fn open_private(path: &Path, access: Access, mode: u32) -> Result<File> {
+    let flags = match access {
         Access::ReadWrite => OFlags::RDWR | OFlags::CREATE,
         Access::Append => OFlags::WRONLY | OFlags::APPEND | OFlags::CREATE,
     };
+    open_checked(path, flags, mode)?.context("created but not found")
+}
+
+/// [`open_private`] for reading an existing file; `Ok(None)` when missing.
+pub fn open_private_read(path: &Path) -> Result<Option<File>> {
+    open_checked(path, OFlags::RDONLY, 0)
+}
+
+fn open_checked(path: &Path, access: OFlags, mode: u32) -> Result<Option<File>> {
+    // O_NONBLOCK so that a FIFO at the name cannot hang the open.
+    let flags = access | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
     let fd = match rustix::fs::open(path, flags, Mode::from_raw_mode(mode)) {
         Ok(fd) => fd,
-        Err(Errno::NOENT) if access == Access::Read => return Ok(None),
+        Err(Errno::NOENT) if !access.contains(OFlags::CREATE) => return Ok(None),
         Err(e) => return Err(refusal(path, e, "a regular file")),
     };
     check_regular_owned(&fd, path)?;
-    // Back to blocking I/O: O_NONBLOCK was only so that a FIFO at the name
-    // could not hang the open.
+    // Back to blocking I/O for the regular file it turned out to be.
     let _ = rustix::fs::fcntl_setfl(&fd, flags & !(OFlags::NONBLOCK | OFlags::CREATE));
     Ok(Some(File::from(fd)))
 }
@@ -296,7 +300,7 @@ pub fn open_private(path: &Path, access: Access, mode: u32) -> Result<Option<Fil
 /// Reads a fixed-name private file whole (at most `cap` bytes);
 /// `Ok(None)` when it does not exist.
 pub fn read_private(path: &Path, cap: u64) -> Result<Option<Vec<u8>>> {
-    let Some(file) = open_private(path, Access::Read, 0)? else { return Ok(None) };
+    let Some(file) = open_private_read(path)? else { return Ok(None) };
     read_limited(file, path, cap).map(Some)
 }
 
@@ -576,9 +580,11 @@ mod tests {
         fs::write(&victim, "precious").unwrap();
         symlink(&victim, dir.join("log")).unwrap();
         let err = open_private(&dir.join("log"), Access::Append, 0o600).unwrap_err();
+        let err2 = open_private(&dir.join("log"), Access::ReadWrite, 0o600).unwrap_err();
+        assert!(format!("{err2:#}").contains("symbolic link"), "{err2:#}");
         assert!(format!("{err:#}").contains("symbolic link"), "{err:#}");
         symlink(dir.join("nowhere"), dir.join("dangling")).unwrap();
-        assert!(open_private(&dir.join("dangling"), Access::Read, 0).is_err());
+        assert!(open_private_read(&dir.join("dangling")).is_err());
         rustix::fs::mknodat(
             rustix::fs::CWD,
             dir.join("fifo").as_path(),
@@ -587,9 +593,9 @@ mod tests {
             0,
         )
         .unwrap();
-        let err = open_private(&dir.join("fifo"), Access::Read, 0).unwrap_err();
+        let err = open_private_read(&dir.join("fifo")).unwrap_err();
         assert!(format!("{err:#}").contains("not a regular file"), "{err:#}");
-        assert!(open_private(&dir.join("absent"), Access::Read, 0).unwrap().is_none());
+        assert!(open_private_read(&dir.join("absent")).unwrap().is_none());
         assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
         fs::remove_dir_all(&dir).unwrap();
     }

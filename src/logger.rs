@@ -76,8 +76,7 @@ fn reopen(path: &Path) -> Result<u64> {
     }
     // Never through a link: a regular file of ours only.
     let file: File = crate::fsutil::open_private(path, crate::fsutil::Access::Append, 0o600)
-        .with_context(|| format!("opening log file {}", path.display()))?
-        .expect("created");
+        .with_context(|| format!("opening log file {}", path.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     rustix::stdio::dup2_stderr(&file).context("redirecting stderr to the log file")?;
     Ok(size)

@@ -232,8 +232,7 @@ fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
     // Never through a link; a regular file of ours only.
     let lock_file =
         crate::fsutil::open_private(&lock_path, crate::fsutil::Access::ReadWrite, 0o600)
-            .with_context(|| format!("opening lock file {}", lock_path.display()))?
-            .expect("created");
+            .with_context(|| format!("opening lock file {}", lock_path.display()))?;
     let mut lock = fd_lock::RwLock::new(lock_file);
     let mut guard = match lock.try_write() {
         Ok(guard) => guard,

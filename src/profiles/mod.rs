@@ -196,7 +196,7 @@ impl Store {
     pub fn lock(&self) -> Result<Locked> {
         create_private_dir(&self.dir)?;
         let path = self.dir.join(".lock");
-        let file = open_private(&path, Access::ReadWrite, 0o600)?.expect("created");
+        let file = open_private(&path, Access::ReadWrite, 0o600)?;
         loop {
             match rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive) {
                 Ok(()) => return Ok(Locked { _file: file }),

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::render::{self, KeyValue};
 use super::{Profile, Services};
-use crate::fsutil::{Access, create_private_dir, open_private};
+use crate::fsutil::{Access, create_private_dir, open_private, open_private_read};
 
 /// Variables a run takes from the caller's environment; everything else is
 /// left behind (design: a clean environment). `LC_*` is a prefix.
@@ -209,7 +209,7 @@ fn append(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent() {
         create_private_dir(dir)?;
     }
-    let mut file = open_private(path, Access::Append, 0o600)?.expect("created");
+    let mut file = open_private(path, Access::Append, 0o600)?;
     file.write_all(bytes).with_context(|| format!("appending to {}", path.display()))
 }
 
@@ -233,7 +233,7 @@ pub struct RunRow {
 pub fn read_runs(config_dir: &Path) -> Vec<RunRow> {
     let path = config_dir.join("telemetry").join("sessions.jsonl");
     let mut text = String::new();
-    match open_private(&path, Access::Read, 0) {
+    match open_private_read(&path) {
         Ok(Some(mut file)) => {
             let _ = file.read_to_string(&mut text);
         }

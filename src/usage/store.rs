@@ -182,7 +182,7 @@ impl Store {
             bad_lines: 0,
         };
         // Never through a link; a regular file of ours only.
-        let mut file = open_private(&store.path, Access::ReadWrite, 0o600)?.expect("created");
+        let mut file = open_private(&store.path, Access::ReadWrite, 0o600)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
             .with_context(|| format!("reading {}", store.path.display()))?;
@@ -376,7 +376,7 @@ impl Store {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let mut file = open_private(&self.path, Access::Append, 0o600)?.expect("created");
+        let mut file = open_private(&self.path, Access::Append, 0o600)?;
         file.write_all(&self.pending)
             .and_then(|()| if sync { file.sync_data() } else { Ok(()) })
             .with_context(|| format!("appending to {}", self.path.display()))?;
