@@ -13,9 +13,8 @@
 //! daemon shutting down) is sent again for a few seconds; a broken
 //! connection is always an error, never a quiet success.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -158,13 +157,9 @@ pub enum Started {
 pub fn start_daemon(paths: &Paths, stay_alive: bool) -> Result<Started> {
     paths.ensure_runtime_dir()?;
     let lock_path = paths.spawn_lock();
-    let lock_file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&lock_path)
-        .with_context(|| format!("opening {}", lock_path.display()))?;
+    // Never through a link; a regular file of ours only.
+    let lock_file =
+        crate::fsutil::open_private(&lock_path, crate::fsutil::Access::ReadWrite, 0o600)?;
     let mut lock = fd_lock::RwLock::new(lock_file);
     // Blocks while another CLI is starting the daemon; that CLI gives up
     // within START_TIMEOUT, so this wait is bounded too.
@@ -261,7 +256,11 @@ fn reap_in_background(mut child: std::process::Child) {
 /// The last error line the daemon logged after `offset`, without its
 /// timestamp and level.
 fn log_tail(log: &std::path::Path, offset: u64) -> Option<String> {
-    let mut file = fs::File::open(log).ok()?;
+    // Never through a link: a planted one is itself why the daemon failed.
+    let mut file = match crate::fsutil::open_private_read(log) {
+        Ok(file) => file?,
+        Err(e) => return Some(format!("{e:#}")),
+    };
     file.seek(SeekFrom::Start(offset)).ok()?;
     let mut text = String::new();
     file.take(64 * 1024).read_to_string(&mut text).ok()?;

@@ -6,9 +6,8 @@
 //! renamed to `daemon.log.1` and a fresh one is opened in its place.
 //! Nothing here ever formats a secret; callers must not pass one.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -75,11 +74,8 @@ fn reopen(path: &Path) -> Result<u64> {
     if fs::metadata(path).map(|m| m.len() >= LOG_CAP_BYTES).unwrap_or(false) {
         let _ = fs::rename(path, path.with_extension("log.1"));
     }
-    let file: File = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
+    // Never through a link: a regular file of ours only.
+    let file: File = crate::fsutil::open_private(path, crate::fsutil::Access::Append, 0o600)
         .with_context(|| format!("opening log file {}", path.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     rustix::stdio::dup2_stderr(&file).context("redirecting stderr to the log file")?;

@@ -12,7 +12,7 @@
 
 use std::ffi::OsString;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -167,11 +167,11 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
             meta.uid()
         );
     }
-    if meta.mode() & 0o077 != 0 {
-        // Ours, but too open (an older tool or a umask accident): tighten it.
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("making runtime dir {} private", dir.display()))?;
-    }
+    // Ours, but maybe too open (an older tool or a umask accident): opened
+    // without following a link, checked again on the fd, and tightened with
+    // fchmod on that fd.
+    crate::fsutil::open_private_dir(dir)
+        .with_context(|| format!("making runtime dir {} private", dir.display()))?;
     Ok(())
 }
 

@@ -355,6 +355,10 @@ pub struct ProfileView {
     pub api_key: Option<String>,
     /// Whether the profile home exists.
     pub home_exists: bool,
+    /// The profile needs a key and its store has none (a crash of an older
+    /// version, or the keychain item removed by hand).
+    #[serde(default)]
+    pub key_missing: bool,
 }
 
 /// Reply to [`Request::ProfilesList`].

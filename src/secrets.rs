@@ -13,9 +13,9 @@
 //! No secret is ever formatted into an error or a log line.
 
 use std::fs;
-use std::io::ErrorKind;
+use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -23,7 +23,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use keyring_core::{CredentialStore, Entry, Error as KeyringError};
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::{create_private_dir, write_atomic};
+use crate::fsutil::{open_dir, open_private_dir, read_private, write_atomic_at};
 
 /// The keychain service every Ringlet item is filed under; the user is the
 /// profile alias.
@@ -153,6 +153,32 @@ impl Secrets {
         }
     }
 
+    /// Removes `name` from every store it may be in: the file store, and the
+    /// keychain unless the file store is pinned (which never touches D-Bus).
+    pub fn delete_everywhere(&self, name: &str) -> Result<()> {
+        self.delete(StoreKind::File, name)?;
+        if self.forced != Some(StoreKind::File) {
+            self.delete(StoreKind::Keyring, name)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the file store holds a secret for `name` (a cheap `lstat`).
+    pub fn file_exists(&self, name: &str) -> bool {
+        check_name(name).is_ok()
+            && fs::symlink_metadata(self.file_path(name)).is_ok_and(|m| m.is_file())
+    }
+
+    /// The names the file store holds secrets for.
+    pub fn file_names(&self) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(&self.file_dir) else { return Vec::new() };
+        entries
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| check_name(n).is_ok())
+            .collect()
+    }
+
     /// Where `kind` keeps secrets, for people.
     pub fn describe(&self, kind: StoreKind) -> String {
         match kind {
@@ -200,20 +226,17 @@ impl Secrets {
     }
 
     fn file_set(&self, name: &str, secret: &str) -> Result<()> {
-        create_private_dir(&self.file_dir)?;
-        tighten_dir(&self.file_dir)?;
-        let path = self.file_path(name);
-        write_atomic(&path, secret.as_bytes(), 0o600)
+        // The directory is opened without following a link and checked
+        // (ours, 0700) on its fd; the file is written relative to that fd.
+        let dir = open_private_dir(&self.file_dir)?;
+        write_atomic_at(dir.as_fd(), &self.file_dir, name.as_ref(), secret.as_bytes(), 0o600)
             .with_context(|| format!("storing the secret for `{name}` in a file"))
     }
 
     fn file_get(&self, name: &str) -> Result<Option<String>> {
         let path = self.file_path(name);
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-        };
+        // Never through a link, regular files of ours only, and small.
+        let Some(bytes) = read_private(&path, 64 * 1024)? else { return Ok(None) };
         // Someone widened the mode by hand: still usable, but say so.
         if let Ok(meta) = fs::metadata(&path)
             && meta.permissions().mode() & 0o077 != 0
@@ -232,9 +255,15 @@ impl Secrets {
 
     fn file_delete(&self, name: &str) -> Result<()> {
         let path = self.file_path(name);
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        // Relative to the directory opened without following a link: a
+        // `secrets` link must not make us delete a file elsewhere.
+        let dir = match open_dir(&self.file_dir) {
+            Ok(dir) => dir,
+            Err(_) if !self.file_dir.exists() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        match rustix::fs::unlinkat(&dir, name, rustix::fs::AtFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
             Err(e) => Err(e).with_context(|| format!("deleting {}", path.display())),
         }
     }
@@ -328,21 +357,6 @@ fn parse_forced(value: &str) -> Result<Option<StoreKind>> {
     }
 }
 
-/// `create_private_dir` leaves an existing directory's mode alone; the secret
-/// directory is Ringlet's own, so narrow it to 0700 if someone widened it.
-fn tighten_dir(dir: &Path) -> Result<()> {
-    let mode = fs::metadata(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        crate::warn!("{} had mode {:o}; setting it to 0700", dir.display(), mode & 0o777);
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("setting the mode of {}", dir.display()))?;
-    }
-    Ok(())
-}
-
 /// A poisoned lock only means another request panicked; the data (a store
 /// handle, or nothing) is still sound.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -352,6 +366,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
     use std::process::Command;
 
     /// A name and a temp dir no other test (or test process) uses.

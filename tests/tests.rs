@@ -33,3 +33,6 @@ mod terminal;
 mod web_terminal;
 // The sandbox with the real bwrap: allowlist, work dirs in the home, --bwrap-flags.
 mod sandbox;
+// Files an agent or a crash can attack: planted links, FIFOs, huge files,
+// fixed names, stale temps, kill -9 mid create/delete.
+mod files;

@@ -47,6 +47,27 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         }
         None => checks.push(("daemon", true, "not running (any command starts it)".into())),
     }
+    // Profiles whose key is gone (the running daemon checked them at start).
+    let list = client::request_if_running(&paths, &Request::ProfilesList { agent: None })?;
+    if let Some(profiles) = list.as_ref().and_then(|l| l["profiles"].as_array()) {
+        let missing: Vec<&str> = profiles
+            .iter()
+            .filter(|p| p["key_missing"] == true)
+            .filter_map(|p| p["alias"].as_str())
+            .collect();
+        if missing.is_empty() {
+            checks.push(("keys", true, format!("{} profile(s), every key stored", profiles.len())));
+        } else {
+            checks.push((
+                "keys",
+                false,
+                format!(
+                    "no API key stored for {}: delete the profile and create it again",
+                    missing.join(", ")
+                ),
+            ));
+        }
+    }
     let mut out = Out::new();
     let failed = checks.iter().filter(|(_, ok, _)| !ok).count();
     if ctx.global.json {

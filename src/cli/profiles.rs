@@ -160,7 +160,7 @@ pub fn list(ctx: &Ctx, inv: &Invocation) -> Result<()> {
     for v in &list.profiles {
         let p = &v.profile;
         table.row(vec![
-            p.alias.clone(),
+            if v.key_missing { format!("{} (key missing)", p.alias) } else { p.alias.clone() },
             p.agent.clone(),
             p.provider.clone(),
             p.model.clone(),

@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 use super::events::EventKind;
 use super::{State, usage};
 use crate::detect::{Change, Detection};
+use crate::fsutil::crash_point;
 use crate::manifests::{AgentManifest, Catalog, Loaded, ProviderManifest};
-use crate::profiles::{Conflict, NotFound, Profile, aliases, create, hooks, render, run};
+use crate::profiles::{Conflict, NotFound, Profile, aliases, create, hooks, recover, render, run};
 use crate::protocol::{
     AgentInfo, AgentList, AliasInfo, DaemonStatus, Deleted, ErrorCode, PROTOCOL_VERSION,
     ProfileEnv, ProfileList, ProfileStats, ProfileView, ProviderInfo, ProviderList, Reply, Request,
@@ -291,9 +292,10 @@ fn result<T: serde::Serialize>(r: anyhow::Result<T>) -> Reply {
     }
 }
 
-fn view(profile: Profile) -> ProfileView {
+fn view(state: &State, profile: Profile) -> ProfileView {
     ProfileView {
         api_key: profile.secret.map(|_| render::REDACTED.to_string()),
+        key_missing: recover::key_missing(&state.secrets, &profile.alias, profile.secret),
         home_exists: profile.home.is_dir(),
         profile,
     }
@@ -316,15 +318,25 @@ fn handle_profiles_create(state: &State, req: create::CreateRequest) -> Reply {
 }
 
 fn handle_profiles_list(state: &State, agent: Option<&str>) -> Reply {
-    result(state.profiles.list().map(|(profiles, broken)| ProfileList {
-        profiles:
-            profiles.into_iter().filter(|p| agent.is_none_or(|a| p.agent == a)).map(view).collect(),
-        warnings: broken.into_iter().map(|b| b.error).collect(),
+    result(state.profiles.list().map(|(profiles, broken)| {
+        let profiles: Vec<ProfileView> = profiles
+            .into_iter()
+            .filter(|p| agent.is_none_or(|a| p.agent == a))
+            .map(|p| view(state, p))
+            .collect();
+        let mut warnings: Vec<String> = broken.into_iter().map(|b| b.error).collect();
+        warnings.extend(profiles.iter().filter(|v| v.key_missing).map(|v| {
+            format!(
+                "profile `{}`: its API key is missing; delete the profile and create it again",
+                v.profile.alias
+            )
+        }));
+        ProfileList { profiles, warnings }
     }))
 }
 
 fn handle_profiles_inspect(state: &State, alias: &str) -> Reply {
-    result(state.profiles.get(alias).map(view))
+    result(state.profiles.get(alias).map(|p| view(state, p)))
 }
 
 fn handle_profiles_delete(state: &State, alias: &str, purge: bool) -> Reply {
@@ -333,13 +345,32 @@ fn handle_profiles_delete(state: &State, alias: &str, purge: bool) -> Reply {
         let lock = state.profiles.lock()?;
         let profile = state.profiles.get(alias)?;
         let mut notices = Vec::new();
+        // Crash safety (profiles::recover): the intent, then the profile
+        // file goes first (the commit point), then the key, shim and home; a
+        // daemon killed after the commit finishes the delete at its start.
+        let purge_path =
+            if purge { purgeable_home(state, &catalog, &profile, &mut notices) } else { None };
+        let intent = recover::Intent {
+            alias: alias.to_string(),
+            secret: profile.secret,
+            home: purge_path.clone(),
+            shim: true,
+        };
+        recover::begin(&state.profiles, &lock, recover::Op::Delete, &intent)?;
+        crash_point("delete:intent");
+        state.profiles.remove(&lock, alias)?;
+        crash_point("delete:profile");
         let secret_removed = match profile.secret {
-            Some(kind) => {
-                state.secrets.delete(kind, alias)?;
-                true
-            }
+            Some(kind) => match state.secrets.delete(kind, alias) {
+                Ok(()) => true,
+                Err(e) => {
+                    notices.push(format!("{e:#} (removed at the next daemon start)"));
+                    false
+                }
+            },
             None => false,
         };
+        crash_point("delete:key");
         let shim_removed = match aliases::uninstall(&state.paths.home, alias) {
             Ok(removed) => removed,
             Err(e) => {
@@ -347,9 +378,12 @@ fn handle_profiles_delete(state: &State, alias: &str, purge: bool) -> Reply {
                 false
             }
         };
-        state.profiles.remove(&lock, alias)?;
-        let home_removed =
-            if purge { purge_home(state, &catalog, &profile, &mut notices) } else { None };
+        let home_removed = purge_path.and_then(|home| remove_home(&home, &mut notices));
+        crash_point("delete:home");
+        if secret_removed || profile.secret.is_none() {
+            recover::finish(&state.profiles, &lock, recover::Op::Delete, alias);
+        }
+        recover::forget_missing(alias);
         Ok(Deleted {
             alias: alias.to_string(),
             secret_removed,
@@ -368,15 +402,15 @@ fn handle_profiles_delete(state: &State, alias: &str, purge: bool) -> Reply {
     result(deleted)
 }
 
-/// Removes a profile's home, but only where the agent's manifest says homes
-/// live: the path comes from a file on disk, and a tampered `"home": "/"`
+/// The home `--purge` may remove: only where the agent's manifest says homes
+/// live, as the path comes from a file on disk, and a tampered `"home": "/"`
 /// must not turn `--purge` into `rm -rf /`.
-fn purge_home(
+fn purgeable_home(
     state: &State,
     catalog: &Catalog,
     profile: &Profile,
     notices: &mut Vec<String>,
-) -> Option<String> {
+) -> Option<std::path::PathBuf> {
     let expected = catalog.agent(&profile.agent).map(|a| {
         crate::paths::expand_tilde(
             &a.manifest.profile.source_home.replace("{alias}", &profile.alias),
@@ -391,11 +425,16 @@ fn purge_home(
         ));
         return None;
     }
-    match std::fs::remove_dir_all(&profile.home) {
-        Ok(()) => Some(profile.home.display().to_string()),
+    Some(profile.home.clone())
+}
+
+/// Removes a purged home; `Some(path)` when it was there.
+fn remove_home(home: &std::path::Path, notices: &mut Vec<String>) -> Option<String> {
+    match std::fs::remove_dir_all(home) {
+        Ok(()) => Some(home.display().to_string()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => {
-            notices.push(format!("removing {}: {e}", profile.home.display()));
+            notices.push(format!("removing {}: {e}", home.display()));
             None
         }
     }

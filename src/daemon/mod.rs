@@ -25,9 +25,9 @@ mod usage;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
@@ -378,14 +378,10 @@ fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
     // The lock is held for the daemon's whole life; the kernel releases it
     // when the process dies, however it dies, so it can never go stale.
     let lock_path = paths.daemon_lock();
-    let lock_file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .read(true)
-        .mode(0o600)
-        .open(&lock_path)
-        .with_context(|| format!("opening lock file {}", lock_path.display()))?;
+    // Never through a link; a regular file of ours only.
+    let lock_file =
+        crate::fsutil::open_private(&lock_path, crate::fsutil::Access::ReadWrite, 0o600)
+            .with_context(|| format!("opening lock file {}", lock_path.display()))?;
     let mut lock = fd_lock::RwLock::new(lock_file);
     wait_for_an_exiting_daemon(&mut lock, &paths)?;
     let mut guard = match lock.try_write() {
@@ -430,6 +426,12 @@ fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
         ctl: ctl_tx.clone(),
     });
 
+    // Before any request: finish or roll back what a killed daemon left.
+    crate::profiles::recover::at_start(&state.paths, &state.profiles, &state.secrets);
+    let checker = state.clone();
+    let _ = std::thread::Builder::new().name("profile-check".into()).spawn(move || {
+        crate::profiles::recover::check_profiles(&checker.profiles, &checker.secrets)
+    });
     signals::spawn_signals(ctl_tx).context("starting the signal thread")?;
     ipc::spawn_accept(listener, state.clone()).context("starting the IPC thread")?;
     usage::spawn_watcher(state.clone()).context("starting the usage watcher")?;

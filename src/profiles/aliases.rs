@@ -10,10 +10,11 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use super::{Conflict, check_alias};
-use crate::fsutil::write_atomic;
+use crate::fsutil::{create_private_dir, write_atomic_at};
+use std::os::fd::AsFd;
 
 /// The line that marks a file as our shim.
 pub const MARKER: &str =
@@ -72,7 +73,12 @@ pub fn install(
         ))
         .into());
     }
-    write_atomic(&shim, shim_text(ringlet, alias).as_bytes(), 0o755)?;
+    // `~/.local/bin` is the user's own and may be a link (dotfile setups):
+    // followed, unlike Ringlet's private dirs; the shim itself never is.
+    create_private_dir(&dir)?;
+    let dirfd = fs::File::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+    let text = shim_text(ringlet, alias);
+    write_atomic_at(dirfd.as_fd(), &dir, OsStr::new(alias), text.as_bytes(), 0o755)?;
     Ok(shim)
 }
 

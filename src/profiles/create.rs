@@ -1,8 +1,10 @@
 //! `profiles create`: resolve agent, provider, endpoint, model, hooks and MCP
 //! servers; render the script before anything is written (so a broken script
-//! or a bad path fails with nothing on disk); then store the key, write the
-//! home and the profile file. A failure after the first write undoes every
-//! earlier step: a failed create leaves nothing behind.
+//! or a bad path fails with nothing on disk); then record the intent, write
+//! the home, store the key, install the shim and write the profile file last
+//! (the commit point). A failure after the first write undoes every earlier
+//! step: a failed create leaves nothing behind, and a killed one is rolled
+//! back at the next daemon start (`recover`).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -12,7 +14,8 @@ use anyhow::{Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
 use super::render::{self, FileOut, KeyValue};
-use super::{Conflict, NotFound, Profile, Services, aliases, check_alias, hooks};
+use super::{Conflict, NotFound, Profile, Services, aliases, check_alias, hooks, recover};
+use crate::fsutil::crash_point;
 use crate::manifests::ProviderType;
 use crate::paths::expand_tilde;
 use crate::secrets::StoreKind;
@@ -177,9 +180,28 @@ pub fn create(s: &Services<'_>, req: CreateRequest) -> Result<Created> {
     if s.store.load(&req.alias)?.is_some() {
         return Err(Conflict(format!("profile `{}` already exists", req.alias)).into());
     }
-    let mut undo = Undo { s, alias: &req.alias, secret: None, home: None, shim: false };
+    let mut undo =
+        Undo { s, alias: &req.alias, secret: None, home: None, shim: false, intent: false };
     let mut profile = profile;
     let mut notices = Vec::new();
+    if !profile.home.exists() {
+        undo.home = Some(profile.home.clone());
+    }
+    // Crash safety (see `recover`): the intent first, then the home, the key
+    // and the shim, and the profile file last, as the commit point. A daemon
+    // killed before the commit has its leftovers removed at the next start.
+    let intent = recover::Intent {
+        alias: req.alias.clone(),
+        secret: None,
+        home: undo.home.clone(),
+        shim: req.alias_shim,
+    };
+    recover::begin(s.store, &lock, recover::Op::Create, &intent)?;
+    undo.intent = true;
+    crash_point("create:intent");
+    render::ensure_home(&profile, agent)?;
+    render::write_files(&profile.home, &rendered, key.as_deref())?;
+    crash_point("create:home");
     if let Some(key) = &key {
         let stored = s.secrets.set(&req.alias, key)?;
         undo.secret = Some(stored.kind);
@@ -191,11 +213,7 @@ pub fn create(s: &Services<'_>, req: CreateRequest) -> Result<Created> {
             ));
         }
     }
-    if !profile.home.exists() {
-        undo.home = Some(profile.home.clone());
-    }
-    render::ensure_home(&profile, agent)?;
-    render::write_files(&profile.home, &rendered, key.as_deref())?;
+    crash_point("create:key");
     if req.alias_shim {
         let exe = std::env::current_exe()?;
         match aliases::install(
@@ -211,8 +229,12 @@ pub fn create(s: &Services<'_>, req: CreateRequest) -> Result<Created> {
             Err(e) => notices.push(format!("no shell alias installed: {e:#}")),
         }
     }
+    crash_point("create:shim");
     s.store.save(&lock, &profile)?;
     undo.disarm();
+    crash_point("create:profile");
+    recover::finish(s.store, &lock, recover::Op::Create, &req.alias);
+    recover::forget_missing(&req.alias);
     Ok(Created { profile, dry_run: false, files, env, args, notices })
 }
 
@@ -249,6 +271,8 @@ struct Undo<'a, 'b> {
     secret: Option<StoreKind>,
     home: Option<std::path::PathBuf>,
     shim: bool,
+    /// Whether the intent file is there to remove.
+    intent: bool,
 }
 
 impl Undo<'_, '_> {
@@ -256,6 +280,7 @@ impl Undo<'_, '_> {
         self.secret = None;
         self.home = None;
         self.shim = false;
+        self.intent = false;
     }
 }
 
@@ -273,6 +298,10 @@ impl Drop for Undo<'_, '_> {
         }
         if self.shim {
             let _ = aliases::uninstall(&self.s.paths.home, self.alias);
+        }
+        // Last: with the intent gone, nothing is left to roll back.
+        if self.intent {
+            recover::abandon(self.s.store, recover::Op::Create, self.alias);
         }
     }
 }

@@ -9,10 +9,11 @@
 pub mod aliases;
 pub mod create;
 pub mod hooks;
+pub mod recover;
 pub mod render;
 pub mod run;
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -21,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::config::Config;
-use crate::fsutil::{create_private_dir, write_atomic};
+use crate::fsutil::{Access, create_private_dir, open_private, read_private, write_atomic};
 use crate::manifests::{AgentManifest, Catalog, ProviderManifest, Strategy};
 use crate::paths::Paths;
 use crate::secrets::{Secrets, StoreKind};
@@ -157,6 +158,9 @@ pub fn relative_path(path: &str) -> Result<PathBuf> {
     Ok(PathBuf::from(path))
 }
 
+/// The most a profile file may hold (they are a few KiB).
+const PROFILE_CAP: u64 = 1 << 20;
+
 /// The profile files under `<config>/profiles`, and the lock that
 /// serializes every change to them.
 pub struct Store {
@@ -192,12 +196,7 @@ impl Store {
     pub fn lock(&self) -> Result<Locked> {
         create_private_dir(&self.dir)?;
         let path = self.dir.join(".lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
+        let file = open_private(&path, Access::ReadWrite, 0o600)?;
         loop {
             match rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive) {
                 Ok(()) => return Ok(Locked { _file: file }),
@@ -211,11 +210,9 @@ impl Store {
     pub fn load(&self, alias: &str) -> Result<Option<Profile>> {
         check_alias(alias)?;
         let path = self.path(alias);
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => bail!("reading {}: {e}", path.display()),
-        };
+        let Some(bytes) = read_private(&path, PROFILE_CAP)? else { return Ok(None) };
+        let text = String::from_utf8(bytes)
+            .map_err(|_| anyhow::anyhow!("{} is not UTF-8", path.display()))?;
         let profile: Profile = serde_json::from_str(&text)
             .with_context(|| format!("{} is corrupt", path.display()))?;
         if profile.alias != alias {

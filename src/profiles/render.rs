@@ -4,16 +4,14 @@
 //! files), and the environment of the isolation strategy.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value, json};
 
 use super::{Profile, relative_path};
 use crate::config::Config;
-use crate::fsutil::{create_private_dir, write_atomic};
+use crate::fsutil::{self, Beneath, create_private_dir};
 use crate::manifests::{AgentManifest, ProviderManifest, ProviderType, Strategy};
 use crate::paths::Paths;
 use crate::scripting::{self, Rendered};
@@ -130,10 +128,9 @@ pub fn isolation_env(profile: &Profile, agent: &AgentManifest) -> BTreeMap<Strin
 /// Creates the profile home (0700) and every `config_env` directory in it.
 pub fn ensure_home(profile: &Profile, agent: &AgentManifest) -> Result<()> {
     create_private_dir(&profile.home)?;
+    let home = Beneath::open(&profile.home)?;
     for dir in agent.profile.config_env.values() {
-        let rel = relative_path(dir)?;
-        confined_parent(&profile.home, &rel.join("x"))?;
-        create_private_dir(&profile.home.join(rel))?;
+        home.create_dir_all(&relative_path(dir)?)?;
     }
     Ok(())
 }
@@ -153,12 +150,12 @@ pub struct FileOut {
 /// files are merged into what is there (top-level keys the script sets win;
 /// the agent's own keys stay); files holding the secret are 0600.
 pub fn write_files(home: &Path, rendered: &Rendered, key: Option<&str>) -> Result<()> {
+    let home = Beneath::open(home)?;
     for (rel, text) in &rendered.files {
         let rel_path = relative_path(rel)?;
-        let target = confined_parent(home, &rel_path)?;
-        let (merged, _) = merge_with_disk(&target, rel, text)?;
+        let (merged, _) = merge_with_disk(&home, &rel_path, rel, text)?;
         let (content, secret) = substitute(&merged, KeyValue::Key(key))?;
-        write_atomic(&target, content.as_bytes(), if secret { 0o600 } else { 0o644 })
+        home.write_atomic(&rel_path, content.as_bytes(), if secret { 0o600 } else { 0o644 })
             .with_context(|| format!("writing {rel} in the profile home"))?;
     }
     Ok(())
@@ -167,10 +164,15 @@ pub fn write_files(home: &Path, rendered: &Rendered, key: Option<&str>) -> Resul
 /// The files as a dry run shows them: merged with what is on disk, key redacted.
 pub fn preview_files(home: &Path, rendered: &Rendered) -> Result<Vec<FileOut>> {
     let mut out = Vec::new();
+    // Before the first run the home does not exist: nothing to merge with.
+    let beneath = if home.exists() { Some(Beneath::open(home)?) } else { None };
     for (rel, text) in &rendered.files {
         let rel_path = relative_path(rel)?;
         let target = home.join(&rel_path);
-        let (merged, was_merged) = merge_with_disk(&target, rel, text)?;
+        let (merged, was_merged) = match &beneath {
+            Some(b) => merge_with_disk(b, &rel_path, rel, text)?,
+            None => (text.clone(), false),
+        };
         let secret = merged.contains("${API_KEY");
         let (content, _) = substitute(&merged, KeyValue::Redacted)?;
         out.push(FileOut {
@@ -195,44 +197,23 @@ pub fn substitute_all(
     Ok((env, args))
 }
 
-/// Checks that no existing component between `home` and the file is a
-/// symlink (a link could point the write anywhere), creating missing
-/// directories on the way. Returns the file's full path.
-fn confined_parent(home: &Path, rel: &Path) -> Result<PathBuf> {
-    let mut current = home.to_path_buf();
-    let components: Vec<_> = rel.components().collect();
-    for (i, part) in components.iter().enumerate() {
-        current.push(part);
-        let last = i + 1 == components.len();
-        match fs::symlink_metadata(&current) {
-            Ok(meta) if meta.file_type().is_symlink() => bail!(
-                "{} is a symbolic link; profile files are never written through links",
-                current.display()
-            ),
-            Ok(meta) if !last && !meta.is_dir() => {
-                bail!("{} is not a directory", current.display())
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                if !last {
-                    create_private_dir(&current)?;
-                }
-            }
-            Err(e) => bail!("{}: {e}", current.display()),
-        }
-    }
-    Ok(current)
-}
-
 /// Merges the script's text for `rel` into the file on disk, if both are
 /// JSON objects or TOML tables. Returns the text to write and whether a
 /// merge happened.
-fn merge_with_disk(target: &Path, rel: &str, text: &str) -> Result<(String, bool)> {
-    let existing = match fs::read_to_string(target) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((text.to_string(), false)),
-        Err(e) => bail!("reading {}: {e}", target.display()),
+/// The agent can write the file on disk: it is read without following a
+/// link, non-blocking, regular files only, at most [`fsutil::READ_CAP`]
+/// bytes; anything else counts as absent and is replaced.
+fn merge_with_disk(
+    home: &Beneath,
+    rel_path: &Path,
+    rel: &str,
+    text: &str,
+) -> Result<(String, bool)> {
+    let Some(bytes) = home.read_capped(rel_path, fsutil::READ_CAP)? else {
+        return Ok((text.to_string(), false));
     };
+    // Not UTF-8: corrupt, replaced like an unparsable file.
+    let Ok(existing) = String::from_utf8(bytes) else { return Ok((text.to_string(), false)) };
     if rel.ends_with(".json") {
         let Ok(Value::Object(new)) = serde_json::from_str::<Value>(text) else {
             return Ok((text.to_string(), false));
@@ -262,6 +243,8 @@ fn merge_with_disk(target: &Path, rel: &str, text: &str) -> Result<(String, bool
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::path::PathBuf;
 
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("ringlet-render-{name}-{}", std::process::id()));

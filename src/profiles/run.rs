@@ -6,9 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -16,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::render::{self, KeyValue};
 use super::{Profile, Services};
-use crate::fsutil::create_private_dir;
+use crate::fsutil::{Access, create_private_dir, open_private, open_private_read};
 
 /// Variables a run takes from the caller's environment; everything else is
 /// left behind (design: a clean environment). `LC_*` is a prefix.
@@ -211,12 +209,7 @@ fn append(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent() {
         create_private_dir(dir)?;
     }
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
+    let mut file = open_private(path, Access::Append, 0o600)?;
     file.write_all(bytes).with_context(|| format!("appending to {}", path.display()))
 }
 
@@ -238,10 +231,18 @@ pub struct RunRow {
 /// Reads every run from `telemetry/sessions.jsonl`; lines that do not parse
 /// (a torn write, a hand edit) are skipped.
 pub fn read_runs(config_dir: &Path) -> Vec<RunRow> {
-    let Ok(text) = std::fs::read_to_string(config_dir.join("telemetry").join("sessions.jsonl"))
-    else {
-        return Vec::new();
-    };
+    let path = config_dir.join("telemetry").join("sessions.jsonl");
+    let mut text = String::new();
+    match open_private_read(&path) {
+        Ok(Some(mut file)) => {
+            let _ = file.read_to_string(&mut text);
+        }
+        Ok(None) => return Vec::new(),
+        Err(e) => {
+            crate::warn!("{e:#}");
+            return Vec::new();
+        }
+    }
     text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect()
 }
 

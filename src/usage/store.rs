@@ -15,10 +15,8 @@
 //! applies to all history.
 
 use std::collections::HashMap;
-use std::fs::OpenOptions;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -26,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::pricing::Pricing;
 use super::{Agent, Entry, Tokens, is_zero};
-use crate::fsutil::{create_private_dir, write_atomic};
+use crate::fsutil::{Access, create_private_dir, open_private, write_atomic};
 
 /// Pending log lines are written out once they reach this size.
 const SPILL_BYTES: usize = 1 << 20;
@@ -183,11 +181,8 @@ impl Store {
             log_lines: 0,
             bad_lines: 0,
         };
-        let mut file = match OpenOptions::new().read(true).write(true).open(&store.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(store),
-            Err(e) => return Err(e).with_context(|| format!("opening {}", store.path.display())),
-        };
+        // Never through a link; a regular file of ours only.
+        let mut file = open_private(&store.path, Access::ReadWrite, 0o600)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
             .with_context(|| format!("reading {}", store.path.display()))?;
@@ -381,12 +376,7 @@ impl Store {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&self.path)
-            .with_context(|| format!("opening {}", self.path.display()))?;
+        let mut file = open_private(&self.path, Access::Append, 0o600)?;
         file.write_all(&self.pending)
             .and_then(|()| if sync { file.sync_data() } else { Ok(()) })
             .with_context(|| format!("appending to {}", self.path.display()))?;

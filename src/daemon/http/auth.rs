@@ -12,41 +12,47 @@
 //! minute, for the token (`POST /api/login`). A browser keeps whole URLs in
 //! its history files, so only a spent ticket may ever land there.
 
-use std::fs::{self, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
+use std::io::Read;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::fsutil::write_atomic;
+use crate::fsutil::{create_atomic, read_private, write_atomic};
 
 /// 32 random bytes, hex: 256 bits.
 const TOKEN_BYTES: usize = 32;
 
-/// Reads the token, creating it (0600) on first use.
+/// Reads the token, creating it (0600) on first use. The file is never
+/// followed through a link: a link at its name (dangling, looping or not) or
+/// anything but a regular file of ours is a clear error naming the path.
 pub fn load_or_create(path: &Path) -> Result<String> {
-    match fs::read_to_string(path) {
-        Ok(text) if valid(text.trim()) => return Ok(text.trim().to_string()),
-        Ok(_) => bail!(
-            "{} is not a ringlet token; delete it or run `ringlet daemon token --rotate`",
-            path.display()
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    }
-    let token = fresh()?;
-    match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
-        Ok(mut f) => {
-            f.write_all(token.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
-            Ok(token)
+    // Two rounds at most: a lost creation race means the file now exists.
+    for _ in 0..2 {
+        let read = read_private(path, 4096).with_context(|| {
+            format!("reading the HTTP token (remove {} to get a new one)", path.display())
+        })?;
+        if let Some(bytes) = read {
+            let text = String::from_utf8_lossy(&bytes);
+            if valid(text.trim()) {
+                return Ok(text.trim().to_string());
+            }
+            bail!(
+                "{} is not a ringlet token; delete it or run `ringlet daemon token --rotate`",
+                path.display()
+            );
+        }
+        let token = fresh()?;
+        // Appears whole or not at all, so a daemon killed here never leaves
+        // an empty token file behind.
+        if create_atomic(path, token.as_bytes(), 0o600)? {
+            return Ok(token);
         }
         // Another daemon start won the race: use its token.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create(path),
-        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
     }
+    bail!("{} appeared and vanished twice while being created; try again", path.display())
 }
 
 /// Replaces the token; the old one stops working at once.
