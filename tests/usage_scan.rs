@@ -596,6 +596,13 @@ fn fifos_device_links_and_sparse_giants_neither_block_nor_balloon() {
     let sparse = |path: PathBuf| {
         fs::File::create(path).unwrap().set_len(100 << 30).unwrap();
     };
+    // The hole is one skipped line; a line after it still counts.
+    let after_hole = claude.join("sparse-then-line.jsonl");
+    sparse(after_hole.clone());
+    let line = CLAUDE_FIXTURE.lines().nth(2).unwrap().replace("req_011AAA", "req_after_hole");
+    let mut f = fs::OpenOptions::new().append(true).open(&after_hole).unwrap();
+    write!(f, "\n{line}\n").unwrap();
+    drop(f);
     mkfifo(claude.join("fifo.jsonl"));
     std::os::unix::fs::symlink("/dev/zero", claude.join("zero.jsonl")).unwrap();
     sparse(claude.join("sparse.jsonl"));
@@ -603,17 +610,22 @@ fn fifos_device_links_and_sparse_giants_neither_block_nor_balloon() {
     std::os::unix::fs::symlink("/dev/zero", codex.join("rollout-zero.jsonl")).unwrap();
     sparse(codex.join("rollout-sparse.jsonl"));
     mkfifo(opencode.join("opencode.db"));
+    let legacy = opencode.join("storage/message/ses_1");
+    fs::create_dir_all(&legacy).unwrap();
+    mkfifo(legacy.join("msg_fifo.json"));
     std::os::unix::fs::symlink("/dev/zero", opencode.join("opencode-zero.db")).unwrap();
     sparse(opencode.join("opencode-sparse.db"));
     env.start_daemon();
 
     let (r, took) = usage_within(&env, Duration::from_secs(30));
     eprintln!("fifos, /dev/zero links, sparse files: report in {took:?}");
-    assert_eq!(t(&r, "messages"), 3, "the good transcript counts: {r}");
-    // Every bad file is counted as skipped: 3 FIFOs, 3 device links, the
-    // sparse database that is no database. (The sparse logs are holes,
-    // read no further than a scan's cap.)
-    assert!(r["skipped"]["files"].as_u64().unwrap() >= 7, "{r}");
+    assert_eq!(t(&r, "messages"), 4, "the good transcript and the line after a hole: {r}");
+    // Every bad file is counted as skipped: 4 FIFOs, 3 device links, the
+    // sparse database that is no database. (The sparse logs' holes are
+    // skipped lines, jumped over.)
+    assert_eq!(r["skipped"]["files"], 8, "{r}");
+    // Three holes, and the fixture's `not json at all` line.
+    assert_eq!(r["skipped"]["lines"], 4, "{r}");
     let details = r["skipped"]["details"].to_string();
     assert!(details.contains("opencode.db"), "the FIFO database is reported: {r}");
     let peak = daemon_peak_kb(&env);
@@ -622,5 +634,6 @@ fn fifos_device_links_and_sparse_giants_neither_block_nor_balloon() {
     // A second report is as quick, and still answers.
     let (again, took) = usage_within(&env, Duration::from_secs(30));
     eprintln!("fifos, /dev/zero links, sparse files: second report in {took:?}");
-    assert_eq!(again["totals"]["messages"], 3);
+    assert_eq!(again["totals"], r["totals"]);
+    assert_eq!(again["skipped"], r["skipped"]);
 }

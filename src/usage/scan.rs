@@ -648,9 +648,10 @@ impl Reader {
         }
         let mut filled = 0usize;
         let mut discarding = std::mem::take(&mut mark.discarding);
-        let start_offset = mark.offset;
+        // Bytes read (holes jumped over are free).
+        let mut read = 0u64;
         loop {
-            if mark.offset + filled as u64 - start_offset >= MAX_READ {
+            if read >= MAX_READ {
                 // Enough for one scan; what is buffered is read again next time.
                 mark.more = true;
                 break;
@@ -685,10 +686,6 @@ impl Reader {
                     }
                     _ => {}
                 }
-                if mark.offset - start_offset >= MAX_READ {
-                    mark.more = true;
-                    break;
-                }
             }
             let n = match file.read(&mut self.buf[filled..]) {
                 Ok(0) => break,
@@ -697,6 +694,7 @@ impl Reader {
                 Err(e) => return Err(e.to_string()),
             };
             stats.bytes += n as u64;
+            read += n as u64;
             let start = filled;
             filled += n;
             // Only the new bytes can hold the chunk's last newline.
