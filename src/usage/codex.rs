@@ -374,33 +374,35 @@ mod tests {
         assert_eq!(e[0].model, "unknown");
     }
 
-    /// Codex 0.171.0's `token_count` with cache writes (the shape of
-    /// agents-verified.md §7, a provider that reports writes): they are a
-    /// part of `input_tokens`, like cached reads, and become cache writes.
+    /// The `token_count` Codex 0.171.0 wrote against the test mock when
+    /// the Responses usage said `input_tokens_details.cache_write_tokens:
+    /// 200` (input 321, cached 100): the writes are a part of
+    /// `input_tokens` (`total_tokens` is still input + output), like
+    /// cached reads, and become 5-minute cache writes.
     #[test]
     fn cache_writes_are_read_out_of_the_input() {
-        let text = r#"{"timestamp":"2026-11-25T01:19:54.434Z","type":"session_meta","payload":{"id":"t"}}
-{"timestamp":"2026-11-25T01:19:54.434Z","type":"turn_context","payload":{"model":"gpt-5.6"}}
-{"timestamp":"2026-11-25T01:19:54.434Z","ordinal":12,"type":"event_msg","payload":{"type":"token_count","info":{"total_token_usage":{"input_tokens":1321,"cached_input_tokens":100,"cache_write_input_tokens":1000,"output_tokens":21,"reasoning_output_tokens":5,"total_tokens":1342},"last_token_usage":{"input_tokens":1321,"cached_input_tokens":100,"cache_write_input_tokens":1000,"output_tokens":21,"reasoning_output_tokens":5,"total_tokens":1342},"last_usage_includes_reasoning":false,"model_context_window":258400}}}
-{"timestamp":"2026-11-25T01:19:58.000Z","type":"event_msg","payload":{"type":"token_count","info":{"total_token_usage":{"input_tokens":2821,"cached_input_tokens":1200,"cache_write_input_tokens":1300,"output_tokens":31,"reasoning_output_tokens":5,"total_tokens":2852}}}}"#;
+        let text = r#"{"timestamp":"2026-12-07T05:00:30.000Z","type":"session_meta","payload":{"id":"t"}}
+{"timestamp":"2026-12-07T05:00:30.000Z","type":"turn_context","payload":{"model":"gpt-5.6"}}
+{"timestamp":"2026-12-07T05:00:36.646Z","ordinal":12,"type":"event_msg","payload":{"type":"token_count","info":{"total_token_usage":{"input_tokens":321,"cached_input_tokens":100,"cache_write_input_tokens":200,"output_tokens":21,"reasoning_output_tokens":5,"total_tokens":342},"last_token_usage":{"input_tokens":321,"cached_input_tokens":100,"cache_write_input_tokens":200,"output_tokens":21,"reasoning_output_tokens":5,"total_tokens":342},"last_usage_includes_reasoning":false,"model_context_window":258400},"rate_limits":{"limit_id":"codex","limit_name":null,"primary":null,"secondary":null,"credits":null,"individual_limit":null,"spend_control_reached":null,"plan_type":null,"rate_limit_reached_type":null}}}
+{"timestamp":"2026-12-07T05:00:40.000Z","type":"event_msg","payload":{"type":"token_count","info":{"total_token_usage":{"input_tokens":821,"cached_input_tokens":400,"cache_write_input_tokens":300,"output_tokens":31,"reasoning_output_tokens":5,"total_tokens":852}}}}"#;
         let (e, bad) = run(text, &mut FileState::default());
         assert_eq!(bad, 0);
         assert_eq!(e.len(), 2);
         let t = e[0].tokens;
-        assert_eq!((t.input, t.cache_read, t.cache_write_5m, t.output), (221, 100, 1000, 21));
-        assert_eq!(t.total(), 1342, "nothing counted twice");
+        assert_eq!((t.input, t.cache_read, t.cache_write_5m, t.output), (21, 100, 200, 21));
+        assert_eq!(t.total(), 342, "nothing counted twice");
         // Totals only: the writes are differenced too.
         let t = e[1].tokens;
-        assert_eq!((t.input, t.cache_read, t.cache_write_5m, t.output), (100, 1100, 300, 10));
+        assert_eq!((t.input, t.cache_read, t.cache_write_5m, t.output), (100, 300, 100, 10));
         // The key does not depend on the writes (stable across upgrades).
         let mut no_writes = FileState::default();
-        let (old, _) = run(&text.replace("\"cache_write_input_tokens\":1000,", ""), &mut no_writes);
+        let (old, _) = run(&text.replace("\"cache_write_input_tokens\":200,", ""), &mut no_writes);
         assert_eq!(old[0].key, e[0].key);
         // More writes than uncached input cannot make input negative.
-        let odd = text
-            .replace("\"cache_write_input_tokens\":1000,", "\"cache_write_input_tokens\":5000,");
+        let odd =
+            text.replace("\"cache_write_input_tokens\":200,", "\"cache_write_input_tokens\":5000,");
         let (o, _) = run(&odd, &mut FileState::default());
-        assert_eq!((o[0].tokens.input, o[0].tokens.cache_write_5m), (0, 1221));
+        assert_eq!((o[0].tokens.input, o[0].tokens.cache_write_5m), (0, 221));
     }
 
     #[test]
