@@ -574,6 +574,18 @@ fn a_hostile_opencode_database_is_refused_and_reported() {
     assert!(again["skipped"]["details"].to_string().contains("opencode.db"), "{again}");
     assert_eq!(again["totals"], r["totals"]);
     assert!(tree_size(&tmp) < 1 << 20, "SQLite wrote {} bytes of temp files", tree_size(&tmp));
+
+    // Budgets do not add up: past 8 databases in one data dir, the rest
+    // are reported and not read.
+    for n in 0..12 {
+        fs::copy(&db, db.with_file_name(format!("opencode-{n}.db"))).unwrap();
+    }
+    let (many, took) = usage_within(&env, Duration::from_secs(30));
+    eprintln!("13 hostile databases: report in {took:?}");
+    assert_eq!(many["skipped"]["files"], 13, "{many}");
+    let details = many["skipped"]["details"].to_string();
+    assert!(details.contains("more than 8 OpenCode databases; 5 not read"), "{many}");
+    assert_eq!(many["totals"], r["totals"]);
 }
 
 /// A FIFO, a link to /dev/zero and a sparse 100 GB file in place of a

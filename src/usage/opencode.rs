@@ -115,6 +115,20 @@ impl std::fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
+/// A read cut short by the scan's own time for databases (see
+/// [`read_db`]'s `scan_deadline`): nothing is wrong with the database, the
+/// next scan reads it.
+#[derive(Debug)]
+pub struct Deferred;
+
+impl std::fmt::Display for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("not read this scan: the scan's time for databases is spent")
+    }
+}
+
+impl std::error::Error for Deferred {}
+
 /// How long a read waits for a lock OpenCode holds (a checkpoint, a WAL
 /// recovery) before giving up until the next scan. Short, because the scan
 /// runs on the daemon's watcher thread and will come back on the next write.
@@ -148,7 +162,9 @@ const SINK_BATCH: usize = 4096;
 /// Messages with `time_updated > since_updated_ms`, read-only: never
 /// creates, writes or locks the user's database (busy timeout ~1 s), and
 /// works while OpenCode holds it open in WAL mode. Counted entries go to
-/// `sink` in batches, in no particular order.
+/// `sink` in batches, in no particular order. Past `scan_deadline` (the
+/// whole scan's time for databases, so that many databases cannot add
+/// their budgets up) the read stops with [`Deferred`].
 ///
 /// The database may have been written by an agent in a sandbox, so it is
 /// read as hostile input: the file (and its `-wal`/`-shm`) must be regular
@@ -167,17 +183,21 @@ const SINK_BATCH: usize = 4096;
 pub fn read_db(
     path: &Path,
     since_updated_ms: i64,
+    scan_deadline: std::time::Instant,
     sink: &mut dyn FnMut(&[Entry<'static>]),
 ) -> anyhow::Result<DbBatch> {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     sqlite::check_files(path)?;
+    if std::time::Instant::now() >= scan_deadline {
+        return Err(Deferred.into());
+    }
     // A FIFO swapped in after the check would block SQLite's open (and the
     // scan, and every report waiting on it) for ever: a watchdog frees it.
     let done = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let watchdog = scope.spawn(|| sqlite::release_fifos(path, &done));
-        let result = read_checked(path, since_updated_ms, sink);
+        let result = read_checked(path, since_updated_ms, scan_deadline, sink);
         done.store(true, Ordering::SeqCst);
         watchdog.thread().unpark();
         result
@@ -189,14 +209,18 @@ pub fn read_db(
 fn read_checked(
     path: &Path,
     since_updated_ms: i64,
+    scan_deadline: std::time::Instant,
     sink: &mut dyn FnMut(&[Entry<'static>]),
 ) -> anyhow::Result<DbBatch> {
     use anyhow::Context;
 
-    let budget = sqlite::Budget::new();
+    let budget = sqlite::Budget::new(scan_deadline);
     let conn = sqlite::open_read_only(path)
         .with_context(|| format!("opening OpenCode database {}", path.display()))?;
     let refuse = |e: rusqlite::Error| -> anyhow::Error {
+        if budget.deferred() {
+            return anyhow::Error::new(Deferred);
+        }
         match budget.refusal(&e) {
             Some(why) => anyhow::Error::new(Refused(why)),
             None => anyhow::Error::new(e),
@@ -486,11 +510,26 @@ mod sqlite {
     pub(super) struct Budget {
         interrupted: Arc<AtomicBool>,
         started: Instant,
+        /// The scan's deadline for databases, when it comes before this
+        /// read's own.
+        scan_deadline: Option<Instant>,
     }
 
     impl Budget {
-        pub(super) fn new() -> Budget {
-            Budget { interrupted: Arc::new(AtomicBool::new(false)), started: Instant::now() }
+        pub(super) fn new(scan_deadline: Instant) -> Budget {
+            let started = Instant::now();
+            Budget {
+                interrupted: Arc::new(AtomicBool::new(false)),
+                started,
+                scan_deadline: Some(scan_deadline).filter(|d| *d < started + TIME_BUDGET),
+            }
+        }
+
+        /// Interrupted by the scan's deadline rather than by this read's
+        /// own budget: the database is not to blame.
+        pub(super) fn deferred(&self) -> bool {
+            self.interrupted.load(Ordering::SeqCst)
+                && self.scan_deadline.is_some_and(|d| Instant::now() >= d)
         }
 
         /// Installs the handler and the caps on `conn`, before any
@@ -500,7 +539,7 @@ mod sqlite {
             conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, MAX_VALUE)?;
             conn.set_limit(Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 256)?;
             let flag = self.interrupted.clone();
-            let deadline = self.started + TIME_BUDGET;
+            let deadline = self.scan_deadline.unwrap_or(self.started + TIME_BUDGET);
             let mut ops = 0u64;
             conn.progress_handler(
                 CHECK_EVERY as i32,
@@ -786,7 +825,8 @@ mod tests {
 
         fn read(path: &Path, since: i64) -> anyhow::Result<Read> {
             let mut entries = Vec::new();
-            let batch = read_db(path, since, &mut |e| entries.extend_from_slice(e))?;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let batch = read_db(path, since, deadline, &mut |e| entries.extend_from_slice(e))?;
             assert_eq!(batch.entries, entries.len() as u64);
             entries.sort_by_key(|e| e.timestamp_ms);
             Ok(Read {
@@ -997,7 +1037,7 @@ INSERT INTO message VALUES('msg_01J0DEF','ses_01J0XYZ',1779755360000,17797553600
         fn the_budget_interrupts_a_runaway_query() {
             let tmp = TempDir::new("budget");
             let db = fixture_db(&tmp.0, TABLES);
-            let budget = sqlite::Budget::new();
+            let budget = sqlite::Budget::new(Instant::now() + Duration::from_secs(60));
             let conn = sqlite::open_read_only(&db).unwrap();
             budget.apply(&conn).unwrap();
             let started = Instant::now();
@@ -1013,6 +1053,30 @@ INSERT INTO message VALUES('msg_01J0DEF','ses_01J0XYZ',1779755360000,17797553600
             eprintln!("the budget stopped an endless query in {took:?}");
             assert!(budget.refusal(&err).is_some_and(|w| w.contains("budget")), "{err}");
             assert!(took < TIME_BUDGET + Duration::from_secs(2), "{took:?}");
+        }
+
+        /// The scan's deadline for databases cuts a read short without
+        /// blaming the database: Deferred, not Refused.
+        #[test]
+        fn the_scan_deadline_defers_rather_than_refuses() {
+            let tmp = TempDir::new("deferred");
+            let db = fixture_db(&tmp.0, FIXTURE_SQL);
+            let past = Instant::now();
+            let err = read_db(&db, 0, past, &mut |_| {}).unwrap_err();
+            assert!(err.downcast_ref::<Deferred>().is_some(), "{err:#}");
+
+            let budget = sqlite::Budget::new(Instant::now() + Duration::from_millis(50));
+            let conn = sqlite::open_read_only(&db).unwrap();
+            budget.apply(&conn).unwrap();
+            let err = conn
+                .query_row(
+                    "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) \
+                     SELECT max(n) FROM r",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .unwrap_err();
+            assert!(budget.deferred(), "{err}");
         }
 
         #[test]

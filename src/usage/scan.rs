@@ -51,6 +51,13 @@ const MAX_MESSAGE_FILE: u64 = 1 << 20;
 /// more often than this: an agent rewriting one in a loop must not make
 /// every scan pay its read budget.
 const RETRY_REFUSED_MS: i64 = 60_000;
+/// The OpenCode databases read in one data dir: `opencode.db` and a few
+/// release channels' (`opencode-<channel>.db`). More are an agent's
+/// doing, each with its own read budget; they are reported, not read.
+const MAX_DBS: usize = 8;
+/// One scan's time for all OpenCode databases together: past it, the
+/// databases not read yet are read by the next scan.
+const DB_SCAN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 /// Directory depth below a root; deeper trees are not agent logs.
 const MAX_DEPTH: usize = 12;
 /// Reasons kept in [`Skipped::details`].
@@ -388,6 +395,7 @@ fn scan_into(
     let root_of = |t: &str| thread_roots.get(t).cloned();
 
     let next = AtomicUsize::new(0);
+    let db_deadline = std::time::Instant::now() + DB_SCAN_TIME;
     let shared = Mutex::new(Shared { store, deltas: HashMap::new() });
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(jobs.len());
     let results: Vec<Vec<Done>> = std::thread::scope(|scope| {
@@ -405,7 +413,9 @@ fn scan_into(
                             JobKind::Jsonl => {
                                 reader.read_jsonl(job, root, &shared, &root_of, &mut stats)
                             }
-                            JobKind::OpencodeDb => read_db(job, root, &shared, &mut stats),
+                            JobKind::OpencodeDb => {
+                                read_db(job, root, &shared, &mut stats, db_deadline)
+                            }
                             JobKind::OpencodeFile => {
                                 read_message_file(job, root, &shared, &mut stats)
                             }
@@ -546,7 +556,20 @@ fn walk_root(
     };
     if root.agent == Agent::Opencode {
         outcome.dirs.push(root.path.clone());
-        for path in opencode::db_files(&root.path) {
+        let mut dbs = opencode::db_files(&root.path);
+        // OpenCode's own first, whatever else is there.
+        dbs.sort_by_key(|p| p.file_name() != Some(std::ffi::OsStr::new("opencode.db")));
+        if dbs.len() > MAX_DBS {
+            let extra = dbs.split_off(MAX_DBS);
+            skip(skipped, extra.len() as u64, 0, || {
+                format!(
+                    "{}: more than {MAX_DBS} OpenCode databases; {} not read",
+                    root.path.display(),
+                    extra.len()
+                )
+            });
+        }
+        for path in dbs {
             if let Ok(meta) = fs::metadata(&path) {
                 outcome.unwatched |= fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink());
                 found.push((path, JobKind::OpencodeDb, meta));
@@ -772,6 +795,7 @@ fn read_db(
     root: &Root,
     shared: &Mutex<Shared<'_>>,
     stats: &mut Stats,
+    deadline: std::time::Instant,
 ) -> Result<Mark, String> {
     let meta = fs::metadata(&job.path).map_err(|e| e.to_string())?;
     let (mtime, size) = opencode_cursor(&job.path).ok_or("vanished during the scan")?;
@@ -789,7 +813,7 @@ fn read_db(
     // Entries go to the store in batches as they are read.
     let mut found = 0u64;
     let mut added = Stats::default();
-    let read = opencode::read_db(&job.path, since.saturating_sub(1), &mut |entries| {
+    let read = opencode::read_db(&job.path, since.saturating_sub(1), deadline, &mut |entries| {
         found += entries.len() as u64;
         shared.lock().unwrap_or_else(|e| e.into_inner()).insert_all(
             root.agent,
@@ -807,6 +831,12 @@ fn read_db(
             mark.skipped_lines += batch.skipped_rows;
             Ok(mark)
         }
+        // Read next scan, from the cursor it had; until then the watcher
+        // does not vouch for the store (`more`).
+        Err(e) if e.downcast_ref::<opencode::Deferred>().is_some() => match job.previous.clone() {
+            Some(previous) => Ok(Mark { more: true, ..previous }),
+            None => Err(e.to_string()),
+        },
         Err(e) => match e.downcast_ref::<opencode::Refused>() {
             // Remembered, so that it costs nothing until it changes.
             Some(why) => {
@@ -821,7 +851,13 @@ fn read_db(
 }
 
 #[cfg(not(feature = "sqlite"))]
-fn read_db(_: &Job, _: &Root, _: &Mutex<Shared<'_>>, _: &mut Stats) -> Result<Mark, String> {
+fn read_db(
+    _: &Job,
+    _: &Root,
+    _: &Mutex<Shared<'_>>,
+    _: &mut Stats,
+    _: std::time::Instant,
+) -> Result<Mark, String> {
     Err("this ringlet was built without SQLite (the `sqlite` feature); OpenCode databases are not read".into())
 }
 
