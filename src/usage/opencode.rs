@@ -196,10 +196,16 @@ pub fn read_db(
     // scan, and every report waiting on it) for ever: a watchdog frees it.
     let done = AtomicBool::new(false);
     std::thread::scope(|scope| {
-        let watchdog = scope.spawn(|| sqlite::release_fifos(path, &done));
+        // Without a thread to spare (a process limit), read without one.
+        let watchdog = std::thread::Builder::new()
+            .name("usage-fifo-watchdog".into())
+            .spawn_scoped(scope, || sqlite::release_fifos(path, &done))
+            .ok();
         let result = read_checked(path, since_updated_ms, scan_deadline, sink);
         done.store(true, Ordering::SeqCst);
-        watchdog.thread().unpark();
+        if let Some(watchdog) = watchdog {
+            watchdog.thread().unpark();
+        }
         result
     })
 }

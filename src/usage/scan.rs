@@ -15,6 +15,14 @@
 //! batches under its lock. Bad input never stops a scan: unreadable files,
 //! vanished files, symlink loops and malformed or oversized lines are counted
 //! in [`Skipped`] and reported.
+//!
+//! The logs may be an agent's, written from inside a sandbox, so no file can
+//! make a scan block or run long (and so hold up the reports that wait for
+//! it): logs are opened without blocking and read only when regular files,
+//! at most [`MAX_READ`] per file and scan; OpenCode databases are read
+//! within a budget each (`opencode::read_db`), at most [`MAX_DBS`] per data
+//! dir and [`DB_SCAN_TIME`] per scan, and one refused is remembered in the
+//! index and not read again until it changes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, Metadata};
