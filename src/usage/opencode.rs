@@ -103,13 +103,19 @@ pub struct DbBatch {
 /// A database that is not read, and will not be until it changes: not a
 /// regular file, not OpenCode's shape, or over the read budget. Distinct
 /// from a passing failure (a lock held too long, an I/O error), which the
-/// next scan retries. The message is the reason shown to the user.
+/// next scan retries.
 #[derive(Debug)]
-pub struct Refused(pub String);
+pub struct Refused {
+    /// The reason shown to the user.
+    pub why: String,
+    /// It cost a whole read budget to find out (so trying it again after
+    /// each change is rationed); the other reasons cost next to nothing.
+    pub over_budget: bool,
+}
 
 impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.why)
     }
 }
 
@@ -228,7 +234,7 @@ fn read_checked(
             return anyhow::Error::new(Deferred);
         }
         match budget.refusal(&e) {
-            Some(why) => anyhow::Error::new(Refused(why)),
+            Some(refused) => anyhow::Error::new(refused),
             None => anyhow::Error::new(e),
         }
     };
@@ -450,7 +456,7 @@ mod sqlite {
     const CHECK_EVERY: u64 = 10_000;
 
     fn refused(why: impl Into<String>) -> anyhow::Error {
-        anyhow::Error::new(Refused(why.into()))
+        anyhow::Error::new(Refused { why: why.into(), over_budget: false })
     }
 
     /// The database and its `-wal` and `-shm` files, where SQLite will open
@@ -573,20 +579,22 @@ mod sqlite {
 
         /// Why `e` means the database is refused, when it does: the budget
         /// ran out, or the file is not a database SQLite will read.
-        pub(super) fn refusal(&self, e: &rusqlite::Error) -> Option<String> {
+        pub(super) fn refusal(&self, e: &rusqlite::Error) -> Option<Refused> {
             if self.interrupted.load(Ordering::SeqCst) {
-                return Some(format!(
+                let why = format!(
                     "over the read budget ({} million SQLite steps or {} s); \
                      not read again until it changes",
                     OP_BUDGET / 1_000_000,
                     TIME_BUDGET.as_secs()
-                ));
+                );
+                return Some(Refused { why, over_budget: true });
             }
-            match e.sqlite_error_code() {
-                Some(ErrorCode::TooBig) => Some(format!("a value over {} MiB", MAX_VALUE >> 20)),
-                Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => Some(e.to_string()),
-                _ => None,
-            }
+            let why = match e.sqlite_error_code() {
+                Some(ErrorCode::TooBig) => format!("a value over {} MiB", MAX_VALUE >> 20),
+                Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => e.to_string(),
+                _ => return None,
+            };
+            Some(Refused { why, over_budget: false })
         }
     }
 
@@ -1006,7 +1014,7 @@ INSERT INTO message VALUES('msg_01J0DEF','ses_01J0XYZ',1779755360000,17797553600
         fn refusal(path: &Path) -> String {
             let err = read(path, 0).expect_err("refused");
             match err.downcast_ref::<Refused>() {
-                Some(why) => why.0.clone(),
+                Some(refused) => refused.why.clone(),
                 None => panic!("not a refusal: {err:#}"),
             }
         }
@@ -1057,7 +1065,8 @@ INSERT INTO message VALUES('msg_01J0DEF','ses_01J0XYZ',1779755360000,17797553600
                 .unwrap_err();
             let took = started.elapsed();
             eprintln!("the budget stopped an endless query in {took:?}");
-            assert!(budget.refusal(&err).is_some_and(|w| w.contains("budget")), "{err}");
+            let refused = budget.refusal(&err).expect("refused");
+            assert!(refused.over_budget && refused.why.contains("budget"), "{err}");
             assert!(took < TIME_BUDGET + Duration::from_secs(2), "{took:?}");
         }
 

@@ -55,9 +55,9 @@ const MAX_LINE: usize = 64 << 20;
 const MAX_READ: u64 = 256 << 20;
 /// An OpenCode legacy message file is one small JSON object.
 const MAX_MESSAGE_FILE: u64 = 1 << 20;
-/// A refused OpenCode database is tried again when it changes, but not
-/// more often than this: an agent rewriting one in a loop must not make
-/// every scan pay its read budget.
+/// An OpenCode database refused over its read budget is tried again when
+/// it changes, but not more often than this: an agent rewriting one in a
+/// loop must not make every scan pay the budget.
 const RETRY_REFUSED_MS: i64 = 60_000;
 /// The OpenCode databases read in one data dir: `opencode.db` and a few
 /// release channels' (`opencode-<channel>.db`). More are an agent's
@@ -169,7 +169,8 @@ struct Mark {
     /// reported with the skipped files until it changes and reads.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     refused: String,
-    /// When it was refused (ms since the epoch), for [`RETRY_REFUSED_MS`].
+    /// When it was refused over its budget (ms since the epoch), for
+    /// [`RETRY_REFUSED_MS`].
     #[serde(default, skip_serializing_if = "is_zero")]
     refused_at_ms: i64,
     /// The read stopped at [`MAX_READ`]: the next scan reads on even if
@@ -202,7 +203,7 @@ impl Mark {
 
     /// Refused less than [`RETRY_REFUSED_MS`] ago.
     fn refused_recently(&self, now_ms: i64) -> bool {
-        !self.refused.is_empty() && (now_ms - self.refused_at_ms).abs() < RETRY_REFUSED_MS
+        self.refused_at_ms != 0 && (now_ms - self.refused_at_ms).abs() < RETRY_REFUSED_MS
     }
 }
 
@@ -847,10 +848,13 @@ fn read_db(
         },
         Err(e) => match e.downcast_ref::<opencode::Refused>() {
             // Remembered, so that it costs nothing until it changes.
-            Some(why) => {
-                crate::warn!("usage: {} not read: {why}", job.path.display());
-                mark.refused = why.0.clone();
-                mark.refused_at_ms = now_ms();
+            Some(refused) => {
+                crate::warn!("usage: {} not read: {refused}", job.path.display());
+                mark.refused = refused.why.clone();
+                // Only what cost a budget is rationed: a database refused
+                // for its shape is read again as soon as it changes (a new
+                // OpenCode database has no table for a moment).
+                mark.refused_at_ms = if refused.over_budget { now_ms() } else { 0 };
                 Ok(mark)
             }
             None => Err(format!("{e:#}")),
