@@ -104,6 +104,7 @@ pub struct DbBatch {
 /// regular file, not OpenCode's shape, or over the read budget. Distinct
 /// from a passing failure (a lock held too long, an I/O error), which the
 /// next scan retries.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 #[derive(Debug)]
 pub struct Refused {
     /// The reason shown to the user.
@@ -124,6 +125,7 @@ impl std::error::Error for Refused {}
 /// A read cut short by the scan's own time for databases (see
 /// [`read_db`]'s `scan_deadline`): nothing is wrong with the database, the
 /// next scan reads it.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 #[derive(Debug)]
 pub struct Deferred;
 
