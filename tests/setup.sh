@@ -70,24 +70,64 @@ for component in rustfmt clippy; do
 done
 
 # The agents (and ccusage): reinstall only when a pinned package is missing or
-# not at its pinned version, so a new pin in package.json is noticed.
+# not at its pinned version, so a new pin in package.json is noticed. One node
+# run checks every pin (a run per package cost more than the rest of this
+# script) and warns when an installed package's `engines.node` range excludes
+# this Node (Claude Code 2.1.332 declares >=22 and runs on 20: a warning, not
+# a failure).
 mkdir -p "$agents"
-wanted=$(cd "$here/agents" && node -e '
-    const deps = require("./package.json").dependencies;
-    for (const [name, version] of Object.entries(deps)) console.log(name + " " + version);
-')
-stale=0
-while read -r name version; do
-    installed=$(node -e "try { console.log(require('$agents/node_modules/$name/package.json').version) } catch (e) {}")
-    [ "$installed" = "$version" ] || stale=1
-done <<< "$wanted"
+check_agents() {
+    node - "$here/agents/package.json" "$agents" <<'JS'
+const [pins, dir] = process.argv.slice(2);
+const deps = require(pins).dependencies;
+// A minimal semver range check (no semver package here): `||` sets of
+// comparators `>=1.2`, `<23`, `^20.1`, `~1.2.3`, `1.x`, `*`, `a - b`.
+const parse = (v) => v.replace(/^[v=]+/, '').split('-')[0].split('.').map((p) => (/^\d+$/.test(p) ? +p : null));
+const cmp = (a, b) => { for (let i = 0; i < 3; i++) { const d = (a[i] ?? 0) - (b[i] ?? 0); if (d) return d; } return 0; };
+const node = parse(process.version);
+const satisfies = (range) => range.split('||').some((set) => {
+    set = set.trim().replace(/^(\S+)\s+-\s+(\S+)$/, '>=$1 <=$2');
+    return set.split(/\s+/).filter(Boolean).every((c) => {
+        const [, op, ver] = c.match(/^(>=|<=|>|<|=|\^|~)?(.*)$/);
+        if (ver === '' || ver === '*' || /^[xX*]/.test(ver)) return true;
+        const v = parse(ver);
+        const known = v.findIndex((p) => p === null);
+        const parts = known < 0 ? v.length : known;
+        const c0 = cmp(node, v);
+        switch (op) {
+            case '>=': return c0 >= 0;
+            case '>': return c0 > 0;
+            case '<=': return c0 <= 0 || node.slice(0, parts).every((p, i) => p === v[i]);
+            case '<': return c0 < 0;
+            case '^': return c0 >= 0 && node[0] === v[0] && (v[0] !== 0 || node[1] === v[1]);
+            case '~': return c0 >= 0 && node[0] === v[0] && (parts < 2 || node[1] === v[1]);
+            default: return node.slice(0, parts).every((p, i) => p === v[i]);
+        }
+    });
+});
+let stale = false;
+for (const [name, version] of Object.entries(deps)) {
+    let pkg;
+    try { pkg = require(`${dir}/node_modules/${name}/package.json`); } catch (e) { stale = true; continue; }
+    if (pkg.version !== version) { stale = true; continue; }
+    const range = pkg.engines && pkg.engines.node;
+    if (typeof range === 'string' && !satisfies(range)) {
+        console.error(`setup: warning: ${name} ${version} declares engines.node "${range}"; ` +
+            `this Node is ${process.version} (it may still run)`);
+    }
+}
+if (stale) console.log('stale');
+JS
+}
+stale=$(check_agents)
 for bin in claude codex opencode ccusage; do
-    [ -x "$agents/node_modules/.bin/$bin" ] || stale=1
+    [ -x "$agents/node_modules/.bin/$bin" ] || stale=stale
 done
 
-if [ "$stale" = 1 ]; then
+if [ -n "$stale" ]; then
     echo "setup: installing the pinned agents into $agents (npm)"
     cp "$here/agents/package.json" "$agents/package.json"
     (cd "$agents" && npm install --no-audit --no-fund --loglevel=error)
+    [ -z "$(check_agents)" ] || { echo "setup: the pinned agents did not install" >&2; exit 1; }
 fi
 echo "setup: agents ready in $agents"

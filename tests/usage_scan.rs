@@ -458,3 +458,194 @@ fn a_report_right_after_a_write_always_counts_it() {
         std::thread::sleep(Duration::from_millis(u64::from(rand() % 250)));
     }
 }
+
+/// Runs `ringlet --json usage --timezone UTC` and waits at most `limit`
+/// for its answer (killing it and failing the test past that), so a scan
+/// that never ends fails the test instead of hanging it. Returns the
+/// report and how long it took.
+fn usage_within(env: &Env, limit: Duration) -> (Value, Duration) {
+    let started = std::time::Instant::now();
+    let mut child = env.cmd(&["--json", "usage", "--timezone", "UTC"]).spawn();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`ringlet usage` did not answer within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = started.elapsed();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    (serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON ({e}): {text}")), took)
+}
+
+/// Creates an SQLite database at `path` from `sql` (python3's sqlite3, as
+/// the tests above do: no SQLite crate in the tests).
+fn sqlite(path: &Path, sql: &str) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let status = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()")
+        .arg(path)
+        .arg(sql)
+        .status()
+        .expect("python3");
+    assert!(status.success());
+}
+
+/// Total bytes of the regular files under `dir`.
+fn tree_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let meta = fs::symlink_metadata(entry.path()).unwrap();
+        total += if meta.is_dir() { tree_size(&entry.path()) } else { meta.len() };
+    }
+    total
+}
+
+/// Bytes the daemon has written, to files and sockets (`wchar`).
+fn daemon_written(env: &Env) -> u64 {
+    let pid = env.daemon_pid().expect("daemon running");
+    let io = fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
+    let line = io.lines().find(|l| l.starts_with("wchar:")).expect("wchar");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// The daemon's peak resident memory (VmHWM), in kB.
+fn daemon_peak_kb(env: &Env) -> u64 {
+    let pid = env.daemon_pid().expect("daemon running");
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// An `opencode.db` a sandboxed OpenCode agent can write into its own
+/// profile: `message` is a view over an endless recursive CTE. Read as it
+/// was, the scan never ended (the report never answered, SQLite's sorter
+/// filled the temp dir); now it is refused within its budget, reported,
+/// remembered, and the other profile's usage is counted.
+#[test]
+fn a_hostile_opencode_database_is_refused_and_reported() {
+    let env = Env::new("usage-hostile-db");
+    let tmp = env.root.join("tmp");
+    fs::create_dir_all(&tmp).unwrap();
+    // SQLite puts its temp files in SQLITE_TMPDIR, else TMPDIR, else
+    // /var/tmp: both point here, so whatever it writes is seen.
+    env.cmd(&["daemon"]).env("TMPDIR", &tmp).env("SQLITE_TMPDIR", &tmp).ok();
+    env.create_profile("opencode", "oc");
+    env.create_profile("claude", "cl");
+    let db = env.home.join(".opencode-profiles/oc/.local/share/opencode/opencode.db");
+    sqlite(
+        &db,
+        "CREATE VIEW message AS WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) \
+         SELECT 'msg_' || n AS id, 'ses_1' AS session_id, n AS time_created, n AS time_updated, \
+         '{\"role\":\"assistant\",\"tokens\":{\"input\":1},\"time\":{\"created\":1,\"completed\":2}}' \
+         AS data FROM r;",
+    );
+    write(&env.home.join(".claude-profiles/cl/.claude/projects/-w/s.jsonl"), CLAUDE_FIXTURE);
+
+    let (r, took) = usage_within(&env, Duration::from_secs(30));
+    eprintln!("hostile database: first report in {took:?}");
+    let rows = usage(&env, &["profiles"]);
+    let cl = rows["rows"].as_array().unwrap().iter().find(|r| r["profile"] == "cl");
+    assert_eq!(cl.map(|r| r["messages"].clone()), Some(3.into()), "{rows}");
+    let details = r["skipped"]["details"].to_string();
+    assert!(details.contains("opencode.db"), "the database is reported: {r}");
+    assert!(r["skipped"]["files"].as_u64().unwrap() >= 1, "{r}");
+    assert!(tree_size(&tmp) < 1 << 20, "SQLite wrote {} bytes of temp files", tree_size(&tmp));
+    // SQLite unlinks its temp files as it creates them, so the directory
+    // cannot show them: what the daemon wrote at all can (the sorter wrote
+    // about 50 MB/s).
+    let written = daemon_written(&env);
+    eprintln!("hostile database: the daemon wrote {written} bytes");
+    assert!(written < 8 << 20, "the daemon wrote {written} bytes");
+
+    // Still refused, and still said, after a restart; the next report
+    // does not pay for the database again.
+    env.cmd(&["daemon", "stop"]).ok();
+    env.cmd(&["daemon"]).env("TMPDIR", &tmp).env("SQLITE_TMPDIR", &tmp).ok();
+    let (again, took) = usage_within(&env, Duration::from_secs(30));
+    eprintln!("hostile database: report after a restart in {took:?}");
+    assert!(again["skipped"]["details"].to_string().contains("opencode.db"), "{again}");
+    assert_eq!(again["totals"], r["totals"]);
+    assert!(tree_size(&tmp) < 1 << 20, "SQLite wrote {} bytes of temp files", tree_size(&tmp));
+
+    // Budgets do not add up: past 8 databases in one data dir, the rest
+    // are reported and not read.
+    for n in 0..12 {
+        fs::copy(&db, db.with_file_name(format!("opencode-{n}.db"))).unwrap();
+    }
+    let (many, took) = usage_within(&env, Duration::from_secs(30));
+    eprintln!("13 hostile databases: report in {took:?}");
+    assert_eq!(many["skipped"]["files"], 13, "{many}");
+    let details = many["skipped"]["details"].to_string();
+    assert!(details.contains("more than 8 OpenCode databases; 5 not read"), "{many}");
+    assert_eq!(many["totals"], r["totals"]);
+}
+
+/// A FIFO, a link to /dev/zero and a sparse 100 GB file in place of a
+/// Claude transcript, a Codex rollout and an OpenCode database: the scan
+/// neither blocks nor reads 100 GB, memory stays bounded, each is
+/// reported, and the good transcript beside them counts.
+#[test]
+fn fifos_device_links_and_sparse_giants_neither_block_nor_balloon() {
+    let env = Env::new("usage-giants");
+    let claude = env.home.join(".claude/projects/-w");
+    let codex = env.home.join(".codex/sessions/2026/07/10");
+    let opencode = env.home.join(".local/share/opencode");
+    for dir in [&claude, &codex, &opencode] {
+        fs::create_dir_all(dir).unwrap();
+    }
+    write(&claude.join("good.jsonl"), CLAUDE_FIXTURE);
+    let mkfifo = |path: PathBuf| {
+        assert!(std::process::Command::new("mkfifo").arg(path).status().unwrap().success());
+    };
+    let sparse = |path: PathBuf| {
+        fs::File::create(path).unwrap().set_len(100 << 30).unwrap();
+    };
+    // The hole is one skipped line; a line after it still counts.
+    let after_hole = claude.join("sparse-then-line.jsonl");
+    sparse(after_hole.clone());
+    let line = CLAUDE_FIXTURE.lines().nth(2).unwrap().replace("req_011AAA", "req_after_hole");
+    let mut f = fs::OpenOptions::new().append(true).open(&after_hole).unwrap();
+    write!(f, "\n{line}\n").unwrap();
+    drop(f);
+    mkfifo(claude.join("fifo.jsonl"));
+    std::os::unix::fs::symlink("/dev/zero", claude.join("zero.jsonl")).unwrap();
+    sparse(claude.join("sparse.jsonl"));
+    mkfifo(codex.join("rollout-fifo.jsonl"));
+    std::os::unix::fs::symlink("/dev/zero", codex.join("rollout-zero.jsonl")).unwrap();
+    sparse(codex.join("rollout-sparse.jsonl"));
+    mkfifo(opencode.join("opencode.db"));
+    let legacy = opencode.join("storage/message/ses_1");
+    fs::create_dir_all(&legacy).unwrap();
+    mkfifo(legacy.join("msg_fifo.json"));
+    std::os::unix::fs::symlink("/dev/zero", opencode.join("opencode-zero.db")).unwrap();
+    sparse(opencode.join("opencode-sparse.db"));
+    env.start_daemon();
+
+    let (r, took) = usage_within(&env, Duration::from_secs(30));
+    eprintln!("fifos, /dev/zero links, sparse files: report in {took:?}");
+    assert_eq!(t(&r, "messages"), 4, "the good transcript and the line after a hole: {r}");
+    // Every bad file is counted as skipped: 4 FIFOs, 3 device links, the
+    // sparse database that is no database. (The sparse logs' holes are
+    // skipped lines, jumped over.)
+    assert_eq!(r["skipped"]["files"], 8, "{r}");
+    // Three holes, and the fixture's `not json at all` line.
+    assert_eq!(r["skipped"]["lines"], 4, "{r}");
+    let details = r["skipped"]["details"].to_string();
+    assert!(details.contains("opencode.db"), "the FIFO database is reported: {r}");
+    let peak = daemon_peak_kb(&env);
+    eprintln!("fifos, /dev/zero links, sparse files: daemon VmHWM {peak} kB");
+    assert!(peak < 200 << 10, "the daemon peaked at {peak} kB");
+    // A second report is as quick, and still answers.
+    let (again, took) = usage_within(&env, Duration::from_secs(30));
+    eprintln!("fifos, /dev/zero links, sparse files: second report in {took:?}");
+    assert_eq!(again["totals"], r["totals"]);
+    assert_eq!(again["skipped"], r["skipped"]);
+}

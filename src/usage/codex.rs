@@ -18,7 +18,11 @@
 //!   `archived_sessions/` collides the same way.
 //! - `cached_input_tokens` is a subset of `input_tokens` (OpenAI's meaning):
 //!   it is subtracted here so that `Tokens::input` means the same for every
-//!   agent. Reasoning is a subset of output and is kept for information.
+//!   agent. So is `cache_write_input_tokens` (0.169 on: 0 with OpenAI's own
+//!   models, set by a provider that bills cache writes), counted as 5-minute
+//!   cache writes; it is not part of the dedup key, so keys written before
+//!   it was read stay the same. Reasoning is a subset of output and is kept
+//!   for information.
 //! - A turn without a `turn_context` model (early September 2025 builds) is
 //!   counted under the model `unknown`, which has no price: reported as
 //!   unpriced rather than guessed as `gpt-5`.
@@ -49,6 +53,10 @@ pub struct FileState {
     /// The last cumulative total: input, cached, output, reasoning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_total: Option<[u64; 4]>,
+    /// The last cumulative `cache_write_input_tokens`, beside `last_total`
+    /// (whose shape the index keeps).
+    #[serde(default, skip_serializing_if = "crate::usage::is_zero")]
+    pub last_writes: u64,
 }
 
 #[derive(Deserialize)]
@@ -91,6 +99,8 @@ struct Usage {
     input_tokens: Option<u64>,
     #[serde(default)]
     cached_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_write_input_tokens: Option<u64>,
     #[serde(default)]
     output_tokens: Option<u64>,
     #[serde(default)]
@@ -186,16 +196,19 @@ pub fn parse_line<'a>(
             if total.is_some() && total == state.last_total {
                 return Parsed::Nothing; // a re-emitted snapshot
             }
-            let delta = match (info.last_token_usage, total, state.last_total) {
-                (Some(last), _, _) => last.tuple(),
-                (None, Some(t), Some(prev)) if t.iter().zip(prev).all(|(a, b)| *a >= b) => {
-                    [t[0] - prev[0], t[1] - prev[1], t[2] - prev[2], t[3] - prev[3]]
-                }
-                (None, Some(t), _) => t,
+            let total_writes = info.total_token_usage.and_then(|u| u.cache_write_input_tokens);
+            let (delta, writes) = match (info.last_token_usage, total, state.last_total) {
+                (Some(last), _, _) => (last.tuple(), last.cache_write_input_tokens.unwrap_or(0)),
+                (None, Some(t), Some(prev)) if t.iter().zip(prev).all(|(a, b)| *a >= b) => (
+                    [t[0] - prev[0], t[1] - prev[1], t[2] - prev[2], t[3] - prev[3]],
+                    total_writes.unwrap_or(0).saturating_sub(state.last_writes),
+                ),
+                (None, Some(t), _) => (t, total_writes.unwrap_or(0)),
                 (None, None, _) => return Parsed::Nothing,
             };
             if total.is_some() {
                 state.last_total = total;
+                state.last_writes = total_writes.unwrap_or(0);
             }
             let [input, cached, output, reasoning] = delta;
             if input == 0 && output == 0 {
@@ -212,6 +225,7 @@ pub fn parse_line<'a>(
                 ]),
             };
             let cached = cached.min(input);
+            let writes = writes.min(input - cached);
             Parsed::Entry(Entry {
                 key,
                 message: 0,
@@ -220,9 +234,9 @@ pub fn parse_line<'a>(
                 model: Cow::Owned(state.model.clone().unwrap_or_else(|| "unknown".into())),
                 session: Cow::Owned(state.thread.clone()),
                 tokens: Tokens {
-                    input: input - cached,
+                    input: input - cached - writes,
                     output,
-                    cache_write_5m: 0,
+                    cache_write_5m: writes,
                     cache_write_1h: 0,
                     cache_read: cached,
                     reasoning,
@@ -358,6 +372,37 @@ mod tests {
 {"timestamp":"2026-07-10T03:00:02Z","type":"event_msg","payload":{"type":"token_count","info":{"last_token_usage":{"input_tokens":100,"output_tokens":10}}}}"#;
         let (e, _) = run(text, &mut FileState::default());
         assert_eq!(e[0].model, "unknown");
+    }
+
+    /// The `token_count` Codex 0.171.0 wrote against the test mock when
+    /// the Responses usage said `input_tokens_details.cache_write_tokens:
+    /// 200` (input 321, cached 100): the writes are a part of
+    /// `input_tokens` (`total_tokens` is still input + output), like
+    /// cached reads, and become 5-minute cache writes.
+    #[test]
+    fn cache_writes_are_read_out_of_the_input() {
+        let text = r#"{"timestamp":"2026-12-07T05:00:30.000Z","type":"session_meta","payload":{"id":"t"}}
+{"timestamp":"2026-12-07T05:00:30.000Z","type":"turn_context","payload":{"model":"gpt-5.6"}}
+{"timestamp":"2026-12-07T05:00:36.646Z","ordinal":12,"type":"event_msg","payload":{"type":"token_count","info":{"total_token_usage":{"input_tokens":321,"cached_input_tokens":100,"cache_write_input_tokens":200,"output_tokens":21,"reasoning_output_tokens":5,"total_tokens":342},"last_token_usage":{"input_tokens":321,"cached_input_tokens":100,"cache_write_input_tokens":200,"output_tokens":21,"reasoning_output_tokens":5,"total_tokens":342},"last_usage_includes_reasoning":false,"model_context_window":258400},"rate_limits":{"limit_id":"codex","limit_name":null,"primary":null,"secondary":null,"credits":null,"individual_limit":null,"spend_control_reached":null,"plan_type":null,"rate_limit_reached_type":null}}}
+{"timestamp":"2026-12-07T05:00:40.000Z","type":"event_msg","payload":{"type":"token_count","info":{"total_token_usage":{"input_tokens":821,"cached_input_tokens":400,"cache_write_input_tokens":300,"output_tokens":31,"reasoning_output_tokens":5,"total_tokens":852}}}}"#;
+        let (e, bad) = run(text, &mut FileState::default());
+        assert_eq!(bad, 0);
+        assert_eq!(e.len(), 2);
+        let t = e[0].tokens;
+        assert_eq!((t.input, t.cache_read, t.cache_write_5m, t.output), (21, 100, 200, 21));
+        assert_eq!(t.total(), 342, "nothing counted twice");
+        // Totals only: the writes are differenced too.
+        let t = e[1].tokens;
+        assert_eq!((t.input, t.cache_read, t.cache_write_5m, t.output), (100, 300, 100, 10));
+        // The key does not depend on the writes (stable across upgrades).
+        let mut no_writes = FileState::default();
+        let (old, _) = run(&text.replace("\"cache_write_input_tokens\":200,", ""), &mut no_writes);
+        assert_eq!(old[0].key, e[0].key);
+        // More writes than uncached input cannot make input negative.
+        let odd =
+            text.replace("\"cache_write_input_tokens\":200,", "\"cache_write_input_tokens\":5000,");
+        let (o, _) = run(&odd, &mut FileState::default());
+        assert_eq!((o[0].tokens.input, o[0].tokens.cache_write_5m), (0, 221));
     }
 
     #[test]

@@ -14,6 +14,9 @@
 //!
 //! The database is the user's and OpenCode has it open while it runs, so it
 //! is opened read-only and never written, created or locked against OpenCode.
+//! It may also be an agent's: a sandboxed OpenCode can write any file in its
+//! profile, so [`read_db`] reads it as hostile input, within a budget, and
+//! refuses ([`Refused`]) what is not a real table of a regular file.
 
 use std::borrow::Cow;
 use std::fs;
@@ -49,8 +52,10 @@ pub fn db_files(data_dir: &Path) -> Vec<PathBuf> {
             name == "opencode.db" || (name.starts_with("opencode-") && name.ends_with(".db"))
         })
         .map(|entry| entry.path())
-        // `is_file` follows symlinks: a linked database is still a database.
-        .filter(|path| path.is_file())
+        // Everything but directories: a linked database is still a
+        // database, and a FIFO or a device in its place is refused by the
+        // reader and reported, not silently passed over.
+        .filter(|path| !path.is_dir())
         .collect();
     files.sort();
     files
@@ -83,8 +88,8 @@ pub fn change_cursor(db: &Path) -> Option<(i128, u64)> {
 #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 #[derive(Debug, Default)]
 pub struct DbBatch {
-    /// The counted messages, oldest `time_updated` first.
-    pub entries: Vec<Entry<'static>>,
+    /// Messages counted (handed to the caller's sink).
+    pub entries: u64,
     /// The highest `time_updated` seen, counted or not: the next call's
     /// `since_updated_ms`. The `since_updated_ms` passed in when no row was
     /// newer.
@@ -95,40 +100,172 @@ pub struct DbBatch {
     pub skipped_rows: u64,
 }
 
+/// A database that is not read, and will not be until it changes: not a
+/// regular file, not OpenCode's shape, or over the read budget. Distinct
+/// from a passing failure (a lock held too long, an I/O error), which the
+/// next scan retries.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+#[derive(Debug)]
+pub struct Refused {
+    /// The reason shown to the user.
+    pub why: String,
+    /// It cost a whole read budget to find out (so trying it again after
+    /// each change is rationed); the other reasons cost next to nothing.
+    pub over_budget: bool,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.why)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// A read cut short by the scan's own time for databases (see
+/// [`read_db`]'s `scan_deadline`): nothing is wrong with the database, the
+/// next scan reads it.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+#[derive(Debug)]
+pub struct Deferred;
+
+impl std::fmt::Display for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("not read this scan: the scan's time for databases is spent")
+    }
+}
+
+impl std::error::Error for Deferred {}
+
 /// How long a read waits for a lock OpenCode holds (a checkpoint, a WAL
 /// recovery) before giving up until the next scan. Short, because the scan
 /// runs on the daemon's watcher thread and will come back on the next write.
 #[cfg(feature = "sqlite")]
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The work one read may do, in SQLite VM instructions. A real database
+/// costs 8 per message row (measured: 4 columns, a compare, a step), so
+/// this reads 2.5 million messages, and stops an endless query (a table
+/// whose pages point at each other, a view that got past the checks)
+/// within a second or so of CPU.
+#[cfg(feature = "sqlite")]
+pub const OP_BUDGET: u64 = 20_000_000;
+/// And the wall-clock time one read may take, parsing included: what the
+/// instruction count cannot see (slow storage, huge rows).
+#[cfg(feature = "sqlite")]
+pub const TIME_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+/// The largest value (a row's `data`) SQLite will hand over; a message's
+/// JSON is a few KB. Also bounds what any SQL function may allocate.
+#[cfg(feature = "sqlite")]
+const MAX_VALUE: i32 = 16 << 20;
+/// A `-wal` file above this is not read: OpenCode checkpoints at 4 MB, and
+/// SQLite reads the whole WAL before the first row, outside the budget.
+#[cfg(feature = "sqlite")]
+const MAX_WAL: u64 = 1 << 30;
+/// Entries handed to the sink at once, so that a table of millions of
+/// rows never sits in memory whole.
+#[cfg(feature = "sqlite")]
+const SINK_BATCH: usize = 4096;
+
 /// Messages with `time_updated > since_updated_ms`, read-only: never
 /// creates, writes or locks the user's database (busy timeout ~1 s), and
-/// works while OpenCode holds it open in WAL mode.
+/// works while OpenCode holds it open in WAL mode. Counted entries go to
+/// `sink` in batches, in no particular order. Past `scan_deadline` (the
+/// whole scan's time for databases, so that many databases cannot add
+/// their budgets up) the read stops with [`Deferred`].
+///
+/// The database may have been written by an agent in a sandbox, so it is
+/// read as hostile input: the file (and its `-wal`/`-shm`) must be regular
+/// files, `message` must be a real table (not a view, not a virtual table,
+/// no generated columns), the read stops at [`OP_BUDGET`] and
+/// [`TIME_BUDGET`], there is no `ORDER BY` (so no sorter and no temp
+/// files: temp storage is in memory, and bounded), values are capped at
+/// 16 MiB and the page cache at 8 MiB. Each of those is a [`Refused`]
+/// error; the entries already handed to the sink were real rows.
 ///
 /// `time_updated` is OpenCode's wall clock, so a message completed just as
 /// the clock stepped back can carry a smaller value than one already read.
 /// Re-reading a little behind the stored cursor costs nothing (the same
 /// message comes back with the same key), so callers may keep a margin.
 #[cfg(feature = "sqlite")]
-pub fn read_db(path: &Path, since_updated_ms: i64) -> anyhow::Result<DbBatch> {
+pub fn read_db(
+    path: &Path,
+    since_updated_ms: i64,
+    scan_deadline: std::time::Instant,
+    sink: &mut dyn FnMut(&[Entry<'static>]),
+) -> anyhow::Result<DbBatch> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    sqlite::check_files(path)?;
+    if std::time::Instant::now() >= scan_deadline {
+        return Err(Deferred.into());
+    }
+    // A FIFO swapped in after the check would block SQLite's open (and the
+    // scan, and every report waiting on it) for ever: a watchdog frees it.
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        // Without a thread to spare (a process limit), read without one.
+        let watchdog = std::thread::Builder::new()
+            .name("usage-fifo-watchdog".into())
+            .spawn_scoped(scope, || sqlite::release_fifos(path, &done))
+            .ok();
+        let result = read_checked(path, since_updated_ms, scan_deadline, sink);
+        done.store(true, Ordering::SeqCst);
+        if let Some(watchdog) = watchdog {
+            watchdog.thread().unpark();
+        }
+        result
+    })
+}
+
+/// [`read_db`] once the files are checked.
+#[cfg(feature = "sqlite")]
+fn read_checked(
+    path: &Path,
+    since_updated_ms: i64,
+    scan_deadline: std::time::Instant,
+    sink: &mut dyn FnMut(&[Entry<'static>]),
+) -> anyhow::Result<DbBatch> {
     use anyhow::Context;
 
+    let budget = sqlite::Budget::new(scan_deadline);
     let conn = sqlite::open_read_only(path)
         .with_context(|| format!("opening OpenCode database {}", path.display()))?;
+    let refuse = |e: rusqlite::Error| -> anyhow::Error {
+        if budget.deferred() {
+            return anyhow::Error::new(Deferred);
+        }
+        match budget.refusal(&e) {
+            Some(refused) => anyhow::Error::new(refused),
+            None => anyhow::Error::new(e),
+        }
+    };
+    budget
+        .apply(&conn)
+        .map_err(refuse)
+        .with_context(|| format!("reading OpenCode database {}", path.display()))?;
     conn.busy_timeout(BUSY_TIMEOUT).context("setting the busy timeout")?;
+    // Before any statement: the first one also parses the schema.
+    sqlite::check_schema(&conn).map_err(|e| match e.downcast::<rusqlite::Error>() {
+        Ok(e) => refuse(e),
+        Err(e) => e,
+    })?;
     // One statement, so one read transaction: a consistent snapshot even
-    // while OpenCode keeps committing to the WAL.
+    // while OpenCode keeps committing to the WAL. No ORDER BY: on a table
+    // without an index on `time_updated` it would sort in a temp b-tree.
     let mut stmt = conn
-        .prepare(
-            "SELECT id, session_id, time_updated, data FROM message \
-             WHERE time_updated > ?1 ORDER BY time_updated",
-        )
+        .prepare("SELECT id, session_id, time_updated, data FROM message WHERE time_updated > ?1")
+        .map_err(refuse)
         .with_context(|| format!("querying messages in {}", path.display()))?;
     let mut rows = stmt
         .query([since_updated_ms])
+        .map_err(refuse)
         .with_context(|| format!("querying messages in {}", path.display()))?;
     let mut batch = DbBatch { max_updated_ms: since_updated_ms, ..DbBatch::default() };
-    while let Some(row) = rows.next().with_context(|| format!("reading {}", path.display()))? {
+    let mut entries = Vec::new();
+    while let Some(row) =
+        rows.next().map_err(refuse).with_context(|| format!("reading {}", path.display()))?
+    {
         // Column types are not enforced by SQLite, so a row of the wrong
         // shape is skipped and counted rather than ending the whole read.
         let updated = match row.get_ref(2)? {
@@ -144,11 +281,18 @@ pub fn read_db(path: &Path, since_updated_ms: i64) -> anyhow::Result<DbBatch> {
         let message = row.get_ref(3)?.as_bytes().ok().and_then(decode);
         match (id, session, message) {
             (Some(id), Some(session), Some(message)) => {
-                batch.entries.extend(to_entry(id, session, message));
+                entries.extend(to_entry(id, session, message));
+                if entries.len() >= SINK_BATCH {
+                    batch.entries += entries.len() as u64;
+                    sink(&entries);
+                    entries.clear();
+                }
             }
             _ => batch.skipped_rows += 1,
         }
     }
+    batch.entries += entries.len() as u64;
+    sink(&entries);
     Ok(batch)
 }
 
@@ -296,13 +440,196 @@ fn mtime_ns(meta: &fs::Metadata) -> i128 {
 
 #[cfg(feature = "sqlite")]
 mod sqlite {
-    //! Opening the user's database without touching it.
+    //! Opening the user's database without touching it, and reading it as
+    //! hostile input.
 
-    use std::path::Path;
+    use std::fs;
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
 
-    use rusqlite::{Connection, OpenFlags};
+    use rusqlite::limits::Limit;
+    use rusqlite::{Connection, ErrorCode, OpenFlags};
 
-    use super::sidecar;
+    use super::{MAX_VALUE, MAX_WAL, OP_BUDGET, Refused, TIME_BUDGET, sidecar};
+
+    /// How often (in VM instructions) the progress handler checks the budget.
+    const CHECK_EVERY: u64 = 10_000;
+
+    fn refused(why: impl Into<String>) -> anyhow::Error {
+        anyhow::Error::new(Refused { why: why.into(), over_budget: false })
+    }
+
+    /// The database and its `-wal` and `-shm` files, where SQLite will open
+    /// them: it resolves a linked database first, and its sidecars sit next
+    /// to the target.
+    fn files(path: &Path) -> [PathBuf; 3] {
+        let real = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        [sidecar(&real, "-wal"), sidecar(&real, "-shm"), real]
+    }
+
+    /// Refuses a database that is not a regular file (a FIFO would block
+    /// SQLite's open forever, a device link would be read for ever), whose
+    /// sidecars are not regular files, or whose WAL SQLite would read whole
+    /// before the budget could stop it.
+    pub(super) fn check_files(path: &Path) -> anyhow::Result<()> {
+        let meta = fs::metadata(path)?;
+        if !meta.is_file() {
+            return Err(refused("not a regular file"));
+        }
+        let [wal, shm, _] = files(path);
+        for (file, name) in [(wal, "-wal"), (shm, "-shm")] {
+            match fs::metadata(&file) {
+                Ok(m) if !m.is_file() => {
+                    return Err(refused(format!("its {name} file is not a regular file")));
+                }
+                Ok(m) if name == "-wal" && m.len() > MAX_WAL => {
+                    return Err(refused(format!("its -wal file is over {} MiB", MAX_WAL >> 20)));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// While `done` is false, and once the read has taken a second: opens
+    /// for writing, without blocking, any of the database's files that is a
+    /// FIFO, then closes it. A FIFO swapped in between [`check_files`] and
+    /// SQLite's own open (which blocks until a writer comes) is released
+    /// that way: SQLite then sees an empty file and the read fails.
+    pub(super) fn release_fifos(path: &Path, done: &AtomicBool) {
+        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+        let started = Instant::now();
+        while !done.load(Ordering::SeqCst) {
+            std::thread::park_timeout(Duration::from_millis(250));
+            if done.load(Ordering::SeqCst) || started.elapsed() < Duration::from_secs(1) {
+                continue;
+            }
+            for file in files(path) {
+                if fs::metadata(&file).is_ok_and(|m| m.file_type().is_fifo()) {
+                    let flags = (rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits();
+                    // Not O_TRUNC: a regular file swapped back in between
+                    // is opened and closed, never changed.
+                    let _ =
+                        fs::OpenOptions::new().write(true).custom_flags(flags as i32).open(&file);
+                }
+            }
+        }
+    }
+
+    /// The per-read budget: SQLite's progress handler counts VM
+    /// instructions and the time since the read began, and interrupts the
+    /// statement past either.
+    pub(super) struct Budget {
+        interrupted: Arc<AtomicBool>,
+        started: Instant,
+        /// The scan's deadline for databases, when it comes before this
+        /// read's own.
+        scan_deadline: Option<Instant>,
+    }
+
+    impl Budget {
+        pub(super) fn new(scan_deadline: Instant) -> Budget {
+            let started = Instant::now();
+            Budget {
+                interrupted: Arc::new(AtomicBool::new(false)),
+                started,
+                scan_deadline: Some(scan_deadline).filter(|d| *d < started + TIME_BUDGET),
+            }
+        }
+
+        /// Interrupted by the scan's deadline rather than by this read's
+        /// own budget: the database is not to blame.
+        pub(super) fn deferred(&self) -> bool {
+            self.interrupted.load(Ordering::SeqCst)
+                && self.scan_deadline.is_some_and(|d| Instant::now() >= d)
+        }
+
+        /// Installs the handler and the caps on `conn`, before any
+        /// statement (the first one also parses the schema, which the
+        /// budget then covers too).
+        pub(super) fn apply(&self, conn: &Connection) -> rusqlite::Result<()> {
+            conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, MAX_VALUE)?;
+            conn.set_limit(Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 256)?;
+            let flag = self.interrupted.clone();
+            let deadline = self.scan_deadline.unwrap_or(self.started + TIME_BUDGET);
+            let mut ops = 0u64;
+            conn.progress_handler(
+                CHECK_EVERY as i32,
+                Some(move || {
+                    ops += CHECK_EVERY;
+                    let over = ops > OP_BUDGET || Instant::now() > deadline;
+                    if over {
+                        flag.store(true, Ordering::SeqCst);
+                    }
+                    over
+                }),
+            );
+            // Temp tables and sorts in memory (none is expected: the query
+            // is one scan of a real table), never in a file anywhere; a
+            // small page cache; no mmap; no functions called from the
+            // schema; nothing written. The heap limit is the whole
+            // process's (only this reader uses SQLite): 256 MiB.
+            conn.execute_batch(
+                "PRAGMA query_only = ON; PRAGMA temp_store = MEMORY; \
+                 PRAGMA cache_size = -8192; PRAGMA mmap_size = 0; \
+                 PRAGMA trusted_schema = OFF; PRAGMA automatic_index = OFF; \
+                 PRAGMA hard_heap_limit = 268435456;",
+            )
+        }
+
+        /// Why `e` means the database is refused, when it does: the budget
+        /// ran out, or the file is not a database SQLite will read.
+        pub(super) fn refusal(&self, e: &rusqlite::Error) -> Option<Refused> {
+            if self.interrupted.load(Ordering::SeqCst) {
+                let why = format!(
+                    "over the read budget ({} million SQLite steps or {} s); \
+                     not read again until it changes",
+                    OP_BUDGET / 1_000_000,
+                    TIME_BUDGET.as_secs()
+                );
+                return Some(Refused { why, over_budget: true });
+            }
+            let why = match e.sqlite_error_code() {
+                Some(ErrorCode::TooBig) => format!("a value over {} MiB", MAX_VALUE >> 20),
+                Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => e.to_string(),
+                _ => return None,
+            };
+            Some(Refused { why, over_budget: false })
+        }
+    }
+
+    /// `message` must be a real table: not a view (whose query could run
+    /// for ever), not a virtual table (whose module could do anything),
+    /// and without generated columns (computed on read).
+    pub(super) fn check_schema(conn: &Connection) -> anyhow::Result<()> {
+        let mut stmt = conn.prepare(
+            "SELECT type, coalesce(sql, '') FROM sqlite_master \
+             WHERE name = 'message' COLLATE NOCASE",
+        )?;
+        let found: Vec<(String, String)> =
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        match found.as_slice() {
+            [] => return Err(refused("no `message` table: not an OpenCode database")),
+            [(kind, sql)] if kind == "table" => {
+                let words: Vec<String> =
+                    sql.split_whitespace().take(2).map(str::to_ascii_uppercase).collect();
+                if words.get(1).is_some_and(|w| w == "VIRTUAL") {
+                    return Err(refused("`message` is a virtual table"));
+                }
+            }
+            [(kind, _)] => return Err(refused(format!("`message` is a {kind}, not a table"))),
+            _ => return Err(refused("more than one `message`")),
+        }
+        let mut stmt = conn.prepare("SELECT hidden FROM pragma_table_xinfo('message')")?;
+        let hidden: Vec<i64> =
+            stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        if hidden.iter().any(|&h| h != 0) {
+            return Err(refused("`message` has generated or hidden columns"));
+        }
+        Ok(())
+    }
 
     /// Opens `path` read-only. A read-only connection still creates the
     /// `-wal` and `-shm` files of a WAL-mode database when they are missing
@@ -504,6 +831,27 @@ mod tests {
 
         use super::*;
 
+        /// What [`read_db`] found, its entries collected.
+        #[derive(Debug)]
+        struct Read {
+            entries: Vec<Entry<'static>>,
+            max_updated_ms: i64,
+            skipped_rows: u64,
+        }
+
+        fn read(path: &Path, since: i64) -> anyhow::Result<Read> {
+            let mut entries = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let batch = read_db(path, since, deadline, &mut |e| entries.extend_from_slice(e))?;
+            assert_eq!(batch.entries, entries.len() as u64);
+            entries.sort_by_key(|e| e.timestamp_ms);
+            Ok(Read {
+                entries,
+                max_updated_ms: batch.max_updated_ms,
+                skipped_rows: batch.skipped_rows,
+            })
+        }
+
         /// A database built by a normal read-write connection, closed.
         fn fixture_db(dir: &Path, sql: &str) -> PathBuf {
             let path = dir.join("opencode.db");
@@ -535,7 +883,7 @@ INSERT INTO message VALUES('msg_01J0DEF','ses_01J0XYZ',1779755360000,17797553600
         fn spec_fixture_counts_the_finished_message_only() {
             let tmp = TempDir::new("fixture");
             let db = fixture_db(&tmp.0, FIXTURE_SQL);
-            let batch = read_db(&db, 0).unwrap();
+            let batch = read(&db, 0).unwrap();
             assert_eq!(batch.entries.len(), 1);
             assert_eq!(batch.skipped_rows, 0);
             assert_eq!(batch.max_updated_ms, 1779755360000);
@@ -563,7 +911,7 @@ INSERT INTO message VALUES('msg_01J0DEF','ses_01J0XYZ',1779755360000,17797553600
             conn.execute("INSERT INTO message VALUES('msg_null', 'ses_1', 13, 13, NULL)", [])
                 .unwrap();
             drop(conn);
-            let batch = read_db(&db, 0).unwrap();
+            let batch = read(&db, 0).unwrap();
             assert_eq!(batch.entries.len(), 1);
             assert_eq!(batch.entries[0].key, key_hash(&[b"opencode", b"msg_real"]));
             assert_eq!(batch.entries[0].session, "ses_1");
@@ -578,19 +926,19 @@ INSERT INTO message VALUES('msg_01J0DEF','ses_01J0XYZ',1779755360000,17797553600
             let conn = Connection::open(&db).unwrap();
             insert(&conn, "msg_a", 100, &assistant(0.0));
             insert(&conn, "msg_b", 200, &assistant(0.0));
-            let first = read_db(&db, 0).unwrap();
+            let first = read(&db, 0).unwrap();
             assert_eq!(first.entries.len(), 2);
             assert_eq!(first.max_updated_ms, 200);
             let key_a = first.entries[0].key;
 
-            let nothing = read_db(&db, first.max_updated_ms).unwrap();
+            let nothing = read(&db, first.max_updated_ms).unwrap();
             assert!(nothing.entries.is_empty());
             assert_eq!(nothing.max_updated_ms, 200);
 
             // OpenCode rewrites a row as the reply grows; the row comes back
             // with the same key and the store keeps the larger one.
             insert(&conn, "msg_a", 300, &assistant(0.5));
-            let next = read_db(&db, first.max_updated_ms).unwrap();
+            let next = read(&db, first.max_updated_ms).unwrap();
             assert_eq!(next.entries.len(), 1);
             assert_eq!(next.entries[0].key, key_a);
             assert_eq!(next.entries[0].cost_usd, Some(0.5));
@@ -622,7 +970,7 @@ INSERT INTO message VALUES('msg_01J0DEF','ses_01J0XYZ',1779755360000,17797553600
             insert(&writer, "msg_3", 3, &assistant(0.0));
             let bytes = fs::read(&db).unwrap();
             let started = Instant::now();
-            let batch = read_db(&db, 0).unwrap();
+            let batch = read(&db, 0).unwrap();
             assert_eq!(fs::read(&db).unwrap(), bytes);
             assert!(started.elapsed() < Duration::from_millis(900));
             let keys: Vec<u64> = batch.entries.iter().map(|e| e.key).collect();
@@ -631,10 +979,10 @@ INSERT INTO message VALUES('msg_01J0DEF','ses_01J0XYZ',1779755360000,17797553600
                 vec![key_hash(&[b"opencode", b"msg_1"]), key_hash(&[b"opencode", b"msg_2"])]
             );
             writer.execute_batch("COMMIT").unwrap();
-            assert_eq!(read_db(&db, 2).unwrap().entries.len(), 1);
+            assert_eq!(read(&db, 2).unwrap().entries.len(), 1);
             // Reading did not move the cursor: a scan must not trigger one.
             let after = change_cursor(&db).unwrap();
-            assert_eq!(read_db(&db, 3).unwrap().entries.len(), 0);
+            assert_eq!(read(&db, 3).unwrap().entries.len(), 0);
             assert_eq!(change_cursor(&db).unwrap(), after);
         }
 
@@ -659,25 +1007,171 @@ INSERT INTO message VALUES('msg_01J0DEF','ses_01J0XYZ',1779755360000,17797553600
             };
             let listing = names(&tmp.0);
 
-            assert_eq!(read_db(&db, 0).unwrap().entries.len(), 1);
+            assert_eq!(read(&db, 0).unwrap().entries.len(), 1);
             assert_eq!(fs::read(&db).unwrap(), bytes);
             assert_eq!(fs::metadata(&db).unwrap().modified().unwrap(), mtime);
             assert_eq!(names(&tmp.0), listing);
         }
 
+        fn refusal(path: &Path) -> String {
+            let err = read(path, 0).expect_err("refused");
+            match err.downcast_ref::<Refused>() {
+                Some(refused) => refused.why.clone(),
+                None => panic!("not a refusal: {err:#}"),
+            }
+        }
+
+        /// The attack of issue 11: `message` is a view over an endless
+        /// recursive CTE. It is refused before it is ever run, and a
+        /// query that runs away anyway is stopped by the budget.
+        #[test]
+        fn views_virtual_tables_and_generated_columns_are_refused() {
+            let tmp = TempDir::new("hostile");
+            let endless = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) \
+                           SELECT 'm' || n AS id, 's' AS session_id, n AS time_created, \
+                           n AS time_updated, '{}' AS data FROM r";
+            let view = fixture_db(&tmp.0, &format!("CREATE VIEW message AS {endless};"));
+            let started = Instant::now();
+            assert!(refusal(&view).contains("view"), "{}", refusal(&view));
+            assert!(started.elapsed() < Duration::from_secs(5));
+
+            let dir = tmp.0.join("generated");
+            fs::create_dir_all(&dir).unwrap();
+            let generated = fixture_db(
+                &dir,
+                "CREATE TABLE message(id TEXT, session_id TEXT, time_updated INTEGER, \
+                 data TEXT GENERATED ALWAYS AS (printf('%.*c', 100000, id)));
+                 INSERT INTO message(id, session_id, time_updated) VALUES('m', 's', 1);",
+            );
+            assert!(refusal(&generated).contains("generated"), "{}", refusal(&generated));
+        }
+
+        /// What the checks cannot see, the budget stops: the same endless
+        /// query run on a connection with the budget applied ends in an
+        /// interrupt.
+        #[test]
+        fn the_budget_interrupts_a_runaway_query() {
+            let tmp = TempDir::new("budget");
+            let db = fixture_db(&tmp.0, TABLES);
+            let budget = sqlite::Budget::new(Instant::now() + Duration::from_secs(60));
+            let conn = sqlite::open_read_only(&db).unwrap();
+            budget.apply(&conn).unwrap();
+            let started = Instant::now();
+            let err = conn
+                .query_row(
+                    "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) \
+                     SELECT max(n) FROM r",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .unwrap_err();
+            let took = started.elapsed();
+            eprintln!("the budget stopped an endless query in {took:?}");
+            let refused = budget.refusal(&err).expect("refused");
+            assert!(refused.over_budget && refused.why.contains("budget"), "{err}");
+            assert!(took < TIME_BUDGET + Duration::from_secs(2), "{took:?}");
+        }
+
+        /// The scan's deadline for databases cuts a read short without
+        /// blaming the database: Deferred, not Refused.
+        #[test]
+        fn the_scan_deadline_defers_rather_than_refuses() {
+            let tmp = TempDir::new("deferred");
+            let db = fixture_db(&tmp.0, FIXTURE_SQL);
+            let past = Instant::now();
+            let err = read_db(&db, 0, past, &mut |_| {}).unwrap_err();
+            assert!(err.downcast_ref::<Deferred>().is_some(), "{err:#}");
+
+            let budget = sqlite::Budget::new(Instant::now() + Duration::from_millis(50));
+            let conn = sqlite::open_read_only(&db).unwrap();
+            budget.apply(&conn).unwrap();
+            let err = conn
+                .query_row(
+                    "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) \
+                     SELECT max(n) FROM r",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .unwrap_err();
+            assert!(budget.deferred(), "{err}");
+        }
+
+        #[test]
+        fn fifos_and_devices_are_refused_without_blocking() {
+            let tmp = TempDir::new("fifo");
+            let mkfifo = |p: &Path| {
+                rustix::fs::mkfifoat(rustix::fs::CWD, p, rustix::fs::Mode::from_raw_mode(0o600))
+                    .unwrap();
+            };
+            let db = tmp.0.join("opencode.db");
+            mkfifo(&db);
+            assert_eq!(refusal(&db), "not a regular file");
+            let zero = tmp.0.join("opencode-zero.db");
+            std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+            assert_eq!(refusal(&zero), "not a regular file");
+            let dir = tmp.0.join("wal");
+            fs::create_dir_all(&dir).unwrap();
+            let good = fixture_db(&dir, FIXTURE_SQL);
+            mkfifo(&sidecar(&good, "-wal"));
+            assert!(refusal(&good).contains("-wal"), "{}", refusal(&good));
+        }
+
+        /// A FIFO swapped in after the checks: SQLite's open blocks until
+        /// a writer comes, and the watchdog is that writer.
+        #[test]
+        fn the_watchdog_releases_an_open_blocked_on_a_fifo() {
+            use std::sync::atomic::{AtomicBool, Ordering};
+            let tmp = TempDir::new("watchdog");
+            let db = tmp.0.join("opencode.db");
+            rustix::fs::mkfifoat(rustix::fs::CWD, &db, rustix::fs::Mode::from_raw_mode(0o600))
+                .unwrap();
+            let done = AtomicBool::new(false);
+            std::thread::scope(|scope| {
+                let watchdog = scope.spawn(|| sqlite::release_fifos(&db, &done));
+                // What SQLite's open does: a blocking read-only open.
+                let opened = fs::File::open(&db);
+                done.store(true, Ordering::SeqCst);
+                watchdog.thread().unpark();
+                assert!(opened.is_ok());
+            });
+        }
+
+        /// A real database of many rows reads well within the budget.
+        #[test]
+        fn a_large_real_database_is_within_the_budget() {
+            let tmp = TempDir::new("large");
+            let db = fixture_db(&tmp.0, TABLES);
+            let mut conn = Connection::open(&db).unwrap();
+            let tx = conn.transaction().unwrap();
+            let rows = 20_000;
+            for i in 0..rows {
+                tx.execute(
+                    "INSERT INTO message VALUES(?1, 'ses_1', ?2, ?2, ?3)",
+                    rusqlite::params![format!("msg_{i}"), i + 1, REAL_ROW],
+                )
+                .unwrap();
+            }
+            tx.commit().unwrap();
+            drop(conn);
+            let started = Instant::now();
+            let got = read(&db, 0).unwrap();
+            eprintln!("{rows} rows read in {:?}", started.elapsed());
+            assert_eq!(got.entries.len(), rows);
+        }
+
         #[test]
         fn missing_or_foreign_files_are_errors() {
             let tmp = TempDir::new("errors");
-            assert!(read_db(&tmp.0.join("opencode.db"), 0).is_err());
+            assert!(read(&tmp.0.join("opencode.db"), 0).is_err());
             // A missing database is not created either.
             assert!(!tmp.0.join("opencode.db").exists());
             let junk = tmp.0.join("opencode-junk.db");
             fs::write(&junk, vec![b'x'; 4096]).unwrap();
-            let err = read_db(&junk, 0).unwrap_err();
+            let err = read(&junk, 0).unwrap_err();
             assert!(format!("{err:#}").contains("opencode-junk.db"), "{err:#}");
             // A database without OpenCode's table.
             let other = fixture_db(&tmp.0, "CREATE TABLE t(x);");
-            assert!(read_db(&other, 0).is_err());
+            assert!(read(&other, 0).is_err());
         }
     }
 }

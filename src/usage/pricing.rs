@@ -354,7 +354,9 @@ impl ModelPrice {
     /// 2 times (Anthropic's multipliers, as ccusage assumes). A cache read
     /// costs a tenth of the input price for Claude and OpenCode, but the full
     /// input price for Codex (agent-formats.md 6.2): OpenAI bills cached
-    /// tokens as input unless the model has a cached rate.
+    /// tokens as input unless the model has a cached rate. Likewise a Codex
+    /// cache write (`cache_write_input_tokens`) costs the input price unless
+    /// the model has a write rate (gpt-5.6 has: 1.25 times).
     ///
     /// `reasoning` is never billed: Codex counts it inside `output` already,
     /// and OpenCode beside it for information only.
@@ -389,14 +391,14 @@ impl ModelPrice {
     fn rates(&self, agent: Agent, prompt: u64) -> Option<Rates> {
         let input = self.input_cost_per_token?;
         let output = self.output_cost_per_token?;
-        let read_share = match agent {
-            Agent::Codex => 1.0,
-            Agent::Claude | Agent::Opencode => 0.1,
+        let (read_share, write_share) = match agent {
+            Agent::Codex => (1.0, 1.0),
+            Agent::Claude | Agent::Opencode => (0.1, 1.25),
         };
         let base = Rates {
             input,
             output,
-            write_5m: self.cache_creation_input_token_cost.unwrap_or(1.25 * input),
+            write_5m: self.cache_creation_input_token_cost.unwrap_or(write_share * input),
             write_1h: self.cache_creation_input_token_cost_above_1hr.unwrap_or(2.0 * input),
             read: self.cache_read_input_token_cost.unwrap_or(read_share * input),
         };
@@ -703,6 +705,18 @@ mod tests {
         // claude-opus-4-8 has the same rates and `fast: 2.0`: 0.01365 * 2 = 0.0273.
         assert_usd(p.cost(Agent::Claude, "claude-opus-4-8", &t, true), 0.0273);
         assert_usd(p.cost(Agent::Claude, "claude-opus-4-8", &t, false), 0.01365);
+    }
+
+    #[test]
+    fn codex_cache_writes_cost_the_input_price_without_a_write_rate() {
+        let p = Pricing::embedded();
+        // Below every long-context tier.
+        let writes = Tokens { cache_write_5m: 100_000, ..Tokens::default() };
+        // gpt-5.5 has no write rate: billed as input, not 1.25 times.
+        assert_usd(p.cost(Agent::Codex, "gpt-5.5", &writes, false), 0.5);
+        // gpt-5.6 has one.
+        assert_usd(p.cost(Agent::Codex, "gpt-5.6", &writes, false), 0.5);
+        assert_usd(p.cost(Agent::Claude, "gpt-5.5", &writes, false), 0.625);
     }
 
     #[test]

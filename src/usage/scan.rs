@@ -15,6 +15,14 @@
 //! batches under its lock. Bad input never stops a scan: unreadable files,
 //! vanished files, symlink loops and malformed or oversized lines are counted
 //! in [`Skipped`] and reported.
+//!
+//! The logs may be an agent's, written from inside a sandbox, so no file can
+//! make a scan block or run long (and so hold up the reports that wait for
+//! it): logs are opened without blocking and read only when regular files,
+//! at most [`MAX_READ`] per file and scan; OpenCode databases are read
+//! within a budget each (`opencode::read_db`), at most [`MAX_DBS`] per data
+//! dir and [`DB_SCAN_TIME`] per scan, and one refused is remembered in the
+//! index and not read again until it changes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, Metadata};
@@ -41,6 +49,23 @@ const CHUNK: usize = 1 << 20;
 /// Lines longer than this are skipped and counted: no agent writes one, and
 /// holding it would cost that much memory.
 const MAX_LINE: usize = 64 << 20;
+/// What one scan reads of one log at most; the next scan reads on from
+/// there. A sparse 100 GB file or a log an agent keeps growing costs each
+/// scan this much, never the whole.
+const MAX_READ: u64 = 256 << 20;
+/// An OpenCode legacy message file is one small JSON object.
+const MAX_MESSAGE_FILE: u64 = 1 << 20;
+/// An OpenCode database refused over its read budget is tried again when
+/// it changes, but not more often than this: an agent rewriting one in a
+/// loop must not make every scan pay the budget.
+const RETRY_REFUSED_MS: i64 = 60_000;
+/// The OpenCode databases read in one data dir: `opencode.db` and a few
+/// release channels' (`opencode-<channel>.db`). More are an agent's
+/// doing, each with its own read budget; they are reported, not read.
+const MAX_DBS: usize = 8;
+/// One scan's time for all OpenCode databases together: past it, the
+/// databases not read yet are read by the next scan.
+const DB_SCAN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 /// Directory depth below a root; deeper trees are not agent logs.
 const MAX_DEPTH: usize = 12;
 /// Reasons kept in [`Skipped::details`].
@@ -140,6 +165,22 @@ struct Mark {
     /// OpenCode databases: the highest `time_updated` read.
     #[serde(default, skip_serializing_if = "is_zero")]
     updated_ms: i64,
+    /// Why this OpenCode database is not read (see `opencode::Refused`);
+    /// reported with the skipped files until it changes and reads.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    refused: String,
+    /// When it was refused over its budget (ms since the epoch), for
+    /// [`RETRY_REFUSED_MS`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    refused_at_ms: i64,
+    /// The read stopped at [`MAX_READ`]: the next scan reads on even if
+    /// the file did not change.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    more: bool,
+    /// With `more`: the read stopped inside an overlong line, already
+    /// counted as skipped, whose rest is skipped too.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    discarding: bool,
 }
 
 impl Mark {
@@ -155,7 +196,26 @@ impl Mark {
 
     fn unchanged(&self, meta: &Metadata) -> bool {
         let now = Mark::of(meta);
-        (self.dev, self.ino, self.size, self.mtime_ns) == (now.dev, now.ino, now.size, now.mtime_ns)
+        !self.more
+            && (self.dev, self.ino, self.size, self.mtime_ns)
+                == (now.dev, now.ino, now.size, now.mtime_ns)
+    }
+
+    /// Refused less than [`RETRY_REFUSED_MS`] ago.
+    fn refused_recently(&self, now_ms: i64) -> bool {
+        self.refused_at_ms != 0 && (now_ms - self.refused_at_ms).abs() < RETRY_REFUSED_MS
+    }
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// Adds the refused databases of `index` to `skipped`: they stay
+/// reported for as long as they are refused, read or not this scan.
+fn add_refused(index: &Index, skipped: &mut Skipped) {
+    for (path, mark) in index.files.iter().filter(|(_, m)| !m.refused.is_empty()) {
+        skip(skipped, 1, 0, || format!("{path}: {}", mark.refused));
     }
 }
 
@@ -250,6 +310,7 @@ impl Scanner {
     pub fn skipped(&self) -> Skipped {
         let mut s = self.walk_skipped.clone();
         s.lines += self.index.files.values().map(|m| m.skipped_lines).sum::<u64>();
+        add_refused(&self.index, &mut s);
         s
     }
 }
@@ -261,6 +322,7 @@ pub fn scan_once(roots: &[Root], store: &mut Store) -> Result<(Outcome, Skipped)
     let (outcome, _) = scan_into(&mut index, roots, store, &mut skipped, false);
     store.flush()?;
     skipped.lines += index.files.values().map(|m| m.skipped_lines).sum::<u64>();
+    add_refused(&index, &mut skipped);
     Ok((outcome, skipped))
 }
 
@@ -300,6 +362,7 @@ fn scan_into(
     let mut jobs = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     let mut visited: HashSet<(u64, u64)> = HashSet::new();
+    let now = now_ms();
     for (i, root) in roots.iter().enumerate() {
         let found = walk_root(root, &mut outcome, &mut visited, skipped);
         for (path, kind, meta) in found {
@@ -309,9 +372,9 @@ fn scan_into(
             }
             let previous = index.files.get(&key).cloned();
             let unchanged = match kind {
-                JobKind::OpencodeDb => {
-                    previous.as_ref().is_some_and(|m| Some(db_cursor(m)) == opencode_cursor(&path))
-                }
+                JobKind::OpencodeDb => previous.as_ref().is_some_and(|m| {
+                    m.refused_recently(now) || Some(db_cursor(m)) == opencode_cursor(&path)
+                }),
                 _ => previous.as_ref().is_some_and(|m| m.unchanged(&meta)),
             };
             if !unchanged {
@@ -341,6 +404,7 @@ fn scan_into(
     let root_of = |t: &str| thread_roots.get(t).cloned();
 
     let next = AtomicUsize::new(0);
+    let db_deadline = std::time::Instant::now() + DB_SCAN_TIME;
     let shared = Mutex::new(Shared { store, deltas: HashMap::new() });
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(jobs.len());
     let results: Vec<Vec<Done>> = std::thread::scope(|scope| {
@@ -358,7 +422,9 @@ fn scan_into(
                             JobKind::Jsonl => {
                                 reader.read_jsonl(job, root, &shared, &root_of, &mut stats)
                             }
-                            JobKind::OpencodeDb => read_db(job, root, &shared, &mut stats),
+                            JobKind::OpencodeDb => {
+                                read_db(job, root, &shared, &mut stats, db_deadline)
+                            }
                             JobKind::OpencodeFile => {
                                 read_message_file(job, root, &shared, &mut stats)
                             }
@@ -380,6 +446,9 @@ fn scan_into(
         outcome.added += stats.added;
         match mark {
             Ok(mark) => {
+                // More to read: the watcher must not vouch for the store
+                // until a scan has read it all.
+                outcome.unwatched |= mark.more;
                 index.files.insert(job.key.clone(), mark);
             }
             Err(why) => {
@@ -496,7 +565,20 @@ fn walk_root(
     };
     if root.agent == Agent::Opencode {
         outcome.dirs.push(root.path.clone());
-        for path in opencode::db_files(&root.path) {
+        let mut dbs = opencode::db_files(&root.path);
+        // OpenCode's own first, whatever else is there.
+        dbs.sort_by_key(|p| p.file_name() != Some(std::ffi::OsStr::new("opencode.db")));
+        if dbs.len() > MAX_DBS {
+            let extra = dbs.split_off(MAX_DBS);
+            skip(skipped, extra.len() as u64, 0, || {
+                format!(
+                    "{}: more than {MAX_DBS} OpenCode databases; {} not read",
+                    root.path.display(),
+                    extra.len()
+                )
+            });
+        }
+        for path in dbs {
             if let Ok(meta) = fs::metadata(&path) {
                 outcome.unwatched |= fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink());
                 found.push((path, JobKind::OpencodeDb, meta));
@@ -574,11 +656,7 @@ impl Reader {
         root_of: &dyn Fn(&str) -> Option<String>,
         stats: &mut Stats,
     ) -> Result<Mark, String> {
-        let mut file = File::open(&job.path).map_err(|e| e.to_string())?;
-        let meta = file.metadata().map_err(|e| e.to_string())?;
-        if !meta.is_file() {
-            return Err("not a regular file".into());
-        }
+        let (mut file, meta) = open_regular(&job.path)?;
         let mut mark = Mark::of(&meta);
         // Read on from the previous offset only if this is the same file and
         // it has not shrunk; anything else is a new file.
@@ -590,6 +668,7 @@ impl Reader {
             mark.offset = prev.offset;
             mark.skipped_lines = prev.skipped_lines;
             mark.codex = prev.codex.clone();
+            mark.discarding = prev.more && prev.discarding;
         }
         file.seek(SeekFrom::Start(mark.offset)).map_err(|e| e.to_string())?;
         let mut state = mark.codex.take().unwrap_or_default();
@@ -600,10 +679,20 @@ impl Reader {
             self.buf.resize(CHUNK, 0);
         }
         let mut filled = 0usize;
-        let mut discarding = false;
+        let mut discarding = std::mem::take(&mut mark.discarding);
+        // Bytes read (holes jumped over are free).
+        let mut read = 0u64;
         loop {
+            if read >= MAX_READ {
+                // Enough for one scan; what is buffered is read again next time.
+                mark.more = true;
+                break;
+            }
             if filled == self.buf.len() {
-                if self.buf.len() >= MAX_LINE {
+                // A line that does not start like JSON (a hole of a sparse
+                // file, /dev/zero's bytes) is skipped without growing the
+                // buffer for it: no agent writes one.
+                if self.buf.len() >= MAX_LINE || self.buf[0] != b'{' {
                     // One line longer than we will hold: skip to its end.
                     if !discarding {
                         mark.skipped_lines += 1;
@@ -616,6 +705,20 @@ impl Reader {
                     self.buf.resize(len, 0);
                 }
             }
+            if discarding && filled == 0 {
+                // Inside a skipped line: jump over a hole of a sparse file
+                // (its zeros are no line end) instead of reading it. Only
+                // here, never on the path of a normal log.
+                match rustix::fs::seek(&file, rustix::fs::SeekFrom::Data(mark.offset)) {
+                    Ok(data) if data > mark.offset => mark.offset = data,
+                    // Nothing but a hole to the end.
+                    Err(rustix::io::Errno::NXIO) => {
+                        mark.offset = mark.offset.max(meta.size());
+                        break;
+                    }
+                    _ => {}
+                }
+            }
             let n = match file.read(&mut self.buf[filled..]) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -623,6 +726,7 @@ impl Reader {
                 Err(e) => return Err(e.to_string()),
             };
             stats.bytes += n as u64;
+            read += n as u64;
             let start = filled;
             filled += n;
             // Only the new bytes can hold the chunk's last newline.
@@ -670,7 +774,9 @@ impl Reader {
             filled -= last + 1;
         }
         if discarding {
+            // Skipped bytes are not read again.
             mark.offset += filled as u64;
+            mark.discarding = mark.more;
         }
         if self.buf.len() > CHUNK {
             // A long line grew the buffer: give the memory back.
@@ -698,35 +804,72 @@ fn read_db(
     root: &Root,
     shared: &Mutex<Shared<'_>>,
     stats: &mut Stats,
+    deadline: std::time::Instant,
 ) -> Result<Mark, String> {
     let meta = fs::metadata(&job.path).map_err(|e| e.to_string())?;
     let (mtime, size) = opencode_cursor(&job.path).ok_or("vanished during the scan")?;
     let same_file =
         job.previous.as_ref().is_some_and(|p| (p.dev, p.ino) == (meta.dev(), meta.ino()));
-    let since = if same_file { job.previous.as_ref().map_or(0, |p| p.updated_ms) } else { 0 };
-    // Rows updated in the same millisecond as the last one read may be new:
-    // read that millisecond again; the store's dedup drops what it knows.
-    let batch =
-        opencode::read_db(&job.path, since.saturating_sub(1)).map_err(|e| format!("{e:#}"))?;
-    stats.bytes += size;
-    stats.found += batch.entries.len() as u64;
-    shared.lock().unwrap_or_else(|e| e.into_inner()).insert_all(
-        root.agent,
-        &root.profile,
-        &batch.entries,
-        stats,
-    );
+    let previous = job.previous.as_ref().filter(|_| same_file);
+    let since = previous.map_or(0, |p| p.updated_ms);
     let mut mark = Mark::of(&meta);
     mark.mtime_ns = mtime as i64;
     mark.size = size;
-    mark.updated_ms = batch.max_updated_ms.max(since);
-    mark.skipped_lines = job.previous.as_ref().filter(|_| same_file).map_or(0, |p| p.skipped_lines)
-        + batch.skipped_rows;
-    Ok(mark)
+    mark.updated_ms = since;
+    mark.skipped_lines = previous.map_or(0, |p| p.skipped_lines);
+    // Rows updated in the same millisecond as the last one read may be new:
+    // read that millisecond again; the store's dedup drops what it knows.
+    // Entries go to the store in batches as they are read.
+    let mut found = 0u64;
+    let mut added = Stats::default();
+    let read = opencode::read_db(&job.path, since.saturating_sub(1), deadline, &mut |entries| {
+        found += entries.len() as u64;
+        shared.lock().unwrap_or_else(|e| e.into_inner()).insert_all(
+            root.agent,
+            &root.profile,
+            entries,
+            &mut added,
+        );
+    });
+    stats.found += found;
+    stats.added += added.added;
+    match read {
+        Ok(batch) => {
+            stats.bytes += size;
+            mark.updated_ms = batch.max_updated_ms.max(since);
+            mark.skipped_lines += batch.skipped_rows;
+            Ok(mark)
+        }
+        // Read next scan, from the cursor it had; until then the watcher
+        // does not vouch for the store (`more`).
+        Err(e) if e.downcast_ref::<opencode::Deferred>().is_some() => match job.previous.clone() {
+            Some(previous) => Ok(Mark { more: true, ..previous }),
+            None => Err(e.to_string()),
+        },
+        Err(e) => match e.downcast_ref::<opencode::Refused>() {
+            // Remembered, so that it costs nothing until it changes.
+            Some(refused) => {
+                crate::warn!("usage: {} not read: {refused}", job.path.display());
+                mark.refused = refused.why.clone();
+                // Only what cost a budget is rationed: a database refused
+                // for its shape is read again as soon as it changes (a new
+                // OpenCode database has no table for a moment).
+                mark.refused_at_ms = if refused.over_budget { now_ms() } else { 0 };
+                Ok(mark)
+            }
+            None => Err(format!("{e:#}")),
+        },
+    }
 }
 
 #[cfg(not(feature = "sqlite"))]
-fn read_db(_: &Job, _: &Root, _: &Mutex<Shared<'_>>, _: &mut Stats) -> Result<Mark, String> {
+fn read_db(
+    _: &Job,
+    _: &Root,
+    _: &Mutex<Shared<'_>>,
+    _: &mut Stats,
+    _: std::time::Instant,
+) -> Result<Mark, String> {
     Err("this ringlet was built without SQLite (the `sqlite` feature); OpenCode databases are not read".into())
 }
 
@@ -736,10 +879,9 @@ fn read_message_file(
     shared: &Mutex<Shared<'_>>,
     stats: &mut Stats,
 ) -> Result<Mark, String> {
-    let mut file = File::open(&job.path).map_err(|e| e.to_string())?;
-    let meta = file.metadata().map_err(|e| e.to_string())?;
+    let (file, meta) = open_regular(&job.path)?;
     let mut bytes = Vec::new();
-    file.by_ref().take(MAX_LINE as u64).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    file.take(MAX_MESSAGE_FILE).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
     stats.bytes += bytes.len() as u64;
     let mut mark = Mark::of(&meta);
     mark.offset = bytes.len() as u64;
@@ -766,4 +908,25 @@ fn read_message_file(
         None => {}
     }
     Ok(mark)
+}
+
+/// Opens a log an agent may have replaced with anything: without blocking
+/// (a FIFO swapped in after the walk's `stat` would block the open until a
+/// writer came) and without making a terminal the daemon's controlling
+/// one; then `fstat` says whether it is a regular file, the only kind read.
+/// Symlinks are followed, as the walk does: users link their logs
+/// elsewhere, and what the link reaches is checked here.
+fn open_regular(path: &Path) -> Result<(File, Metadata), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let flags = rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    Ok((file, meta))
 }
