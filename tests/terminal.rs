@@ -893,3 +893,219 @@ fn shutdown_ends_stubborn_sessions_together() {
     assert!(wait_until(Duration::from_secs(40), || pids.iter().all(|&p| !pid_alive(p))));
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
 }
+
+/// Issue 11, item 6: a signal from a client reaches the program, not the
+/// sandbox around it. A shell that traps SIGINT gets it, says so and keeps
+/// answering input, sandboxed (where SIGINT used to kill bwrap and end the
+/// session with 130) or not; an interactive shell's foreground job gets
+/// it (the terminal's foreground group at that moment: the job's, not the
+/// shell's) and the shell lives on.
+#[test]
+fn sigint_reaches_the_program_and_the_session_goes_on() {
+    let env = shell_world("term-sigint");
+    let (addr, token) = env.http();
+    let work = env.root.join("work");
+    fs::create_dir_all(&work).unwrap();
+    let script = "trap 'echo got-int' INT; echo ready; \
+        while :; do if read -r l; then echo \"ans-$l\"; fi; done";
+    let int = r#"{"type":"signal","signal":"INT"}"#;
+    for sandbox in [true, false] {
+        let info = create(
+            &env,
+            addr,
+            &token,
+            json!({"sandbox": sandbox, "working_dir": work.display().to_string(),
+                   "args": ["-c", script]}),
+        );
+        assert_eq!(info["sandbox"], if sandbox { "bwrap" } else { "none" }, "{info}");
+        let id = info["id"].as_str().unwrap().to_string();
+        let mut t = Term::open(addr, &token, &id);
+        t.until("ready");
+        for round in 1..=2 {
+            t.say(int);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while String::from_utf8_lossy(&t.seen).matches("got-int").count() < round {
+                assert!(
+                    Instant::now() < deadline,
+                    "sandbox={sandbox}: no got-int #{round} in {:?} (texts {:?})",
+                    String::from_utf8_lossy(&t.seen),
+                    t.texts
+                );
+                t.pump();
+            }
+            t.type_in(&format!("line{round}\n"));
+            t.until(&format!("ans-line{round}"));
+        }
+        let info = session_info(addr, &token, &id);
+        assert_eq!(info["state"], "running", "sandbox={sandbox}: {info}");
+        env.cmd(&["terminal", "kill", &id]).ok();
+
+        // An interactive shell runs `sleep` as a job in a group of its own
+        // and hands it the terminal: SIGINT ends the job, not the shell.
+        let info = create(
+            &env,
+            addr,
+            &token,
+            json!({"sandbox": sandbox, "working_dir": work.display().to_string(),
+                   "args": ["-c", "exec bash --norc --noprofile -i"]}),
+        );
+        let id = info["id"].as_str().unwrap().to_string();
+        let mut t = Term::open(addr, &token, &id);
+        t.type_in("echo sh-$((2+3))\n");
+        t.until("sh-5");
+        // Typed ahead: bash reads it once the job has ended.
+        t.type_in("sleep 9799\n");
+        t.type_in("echo job-ended-$?\n");
+        let mut job = Vec::new();
+        assert!(wait_until(Duration::from_secs(10), || {
+            job = sleepers("9799");
+            !job.is_empty()
+        }));
+        t.say(int);
+        t.until("job-ended-130");
+        assert!(wait_until(Duration::from_secs(5), || !job.iter().any(|&p| pid_alive(p))));
+        t.type_in("echo still-$((3+4))\n");
+        t.until("still-7");
+        assert_eq!(session_info(addr, &token, &id)["state"], "running");
+        env.cmd(&["terminal", "kill", &id]).ok();
+    }
+}
+
+/// The program's exit code is the session's, sandboxed or not: its status,
+/// or 128+N when signal N killed it.
+#[test]
+fn the_programs_exit_code_is_the_sessions() {
+    let env = shell_world("term-codes");
+    let (addr, token) = env.http();
+    let work = env.root.join("work");
+    fs::create_dir_all(&work).unwrap();
+    for sandbox in [true, false] {
+        for (script, code) in [("exit 3", 3), ("kill -USR1 $$", 138), ("kill -KILL $$", 137)] {
+            let info = create(
+                &env,
+                addr,
+                &token,
+                json!({"sandbox": sandbox, "working_dir": work.display().to_string(),
+                       "args": ["-c", script]}),
+            );
+            let id = info["id"].as_str().unwrap().to_string();
+            assert!(wait_until(Duration::from_secs(10), || {
+                session_info(addr, &token, &id)["state"] == "exited"
+            }));
+            let info = session_info(addr, &token, &id);
+            assert_eq!(info["exit_code"], code, "sandbox={sandbox} `{script}`: {info}");
+        }
+    }
+}
+
+/// Waits until `file` has `n` lines (the program wrote them).
+fn lines_in(file: &std::path::Path, n: usize) {
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            fs::read_to_string(file).unwrap_or_default().lines().count() >= n
+        }),
+        "{} holds {:?}",
+        file.display(),
+        fs::read_to_string(file)
+    );
+}
+
+/// The host pids of live `sleep <seconds>` processes, found by their
+/// command line (a sandboxed program only knows its namespace's pids).
+fn sleepers(seconds: &str) -> Vec<u32> {
+    let wanted = format!("sleep\0{seconds}\0");
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted.as_bytes())
+        })
+        .filter(|&pid| pid_alive(pid))
+        .collect()
+}
+
+/// Kills the test's sleepers when dropped (a failed test leaves none).
+struct Sweep(Vec<String>);
+
+impl Drop for Sweep {
+    fn drop(&mut self) {
+        for seconds in &self.0 {
+            for pid in sleepers(seconds) {
+                crate::util::kill(pid, 9);
+            }
+        }
+    }
+}
+
+/// A program that escapes its process group and session every way a shell
+/// can: a `setsid` child that ignores HUP and TERM, a double fork, and a
+/// double fork out of a new session, each a `sleep` of a length made of
+/// `tag` (`<tag>1` to `<tag>4`), each noting itself in `file`.
+fn escaping_script(file: &std::path::Path, tag: &str) -> String {
+    let f = file.display();
+    format!(
+        "setsid sh -c \"trap '' HUP TERM; exec sleep {tag}1\" & echo 1 >> {f}; \
+         (sleep {tag}2 & echo 2 >> {f}); \
+         setsid sh -c 'sleep {tag}3 & echo 3 >> {f}'; \
+         setsid sh -c \"trap '' HUP TERM; sleep {tag}4 & echo 4 >> {f}\"; \
+         echo ready; while :; do sleep 1; done"
+    )
+}
+
+/// Issue 11, item 16: nothing of a session survives `terminal kill` or the
+/// daemon's shutdown, not even what left the session with `setsid` and a
+/// double fork (the session helper is their subreaper), with or without the
+/// sandbox.
+#[test]
+fn nothing_of_a_session_survives_kill_or_shutdown() {
+    let env = shell_world("term-escape");
+    let (addr, token) = env.http();
+    let work = env.root.join("work");
+    fs::create_dir_all(&work).unwrap();
+    // Whatever happens, nothing of this test is left running.
+    let _sweep = Sweep((1..=4).flat_map(|n| (1..=4).map(move |k| format!("97{n}{k}"))).collect());
+    let start = |n: usize, sandbox: bool| {
+        let file = work.join(format!("started-{n}"));
+        // Lengths no other test sleeps for: 9710 to 9744.
+        let tag = format!("97{n}");
+        let info = create(
+            &env,
+            addr,
+            &token,
+            json!({"sandbox": sandbox, "working_dir": work.display().to_string(),
+                   "args": ["-c", escaping_script(&file, &tag)]}),
+        );
+        let id = info["id"].as_str().unwrap().to_string();
+        let mut t = Term::open(addr, &token, &id);
+        t.until("ready");
+        lines_in(&file, 4);
+        let mut pids: Vec<u32> = (1..=4)
+            .map(|k| {
+                let found = sleepers(&format!("{tag}{k}"));
+                assert_eq!(found.len(), 1, "sandbox={sandbox}: sleep {tag}{k}: {found:?}");
+                found[0]
+            })
+            .collect();
+        pids.push(info["pid"].as_u64().unwrap() as u32);
+        (id, pids)
+    };
+    let all_gone = |what: &str, pids: &[u32]| {
+        // The kill's reply comes after the end: only the kernel's cleanup of
+        // what was just killed may still be under way.
+        let gone = wait_until(Duration::from_secs(3), || pids.iter().all(|&p| !pid_alive(p)));
+        let left: Vec<u32> = pids.iter().copied().filter(|&p| pid_alive(p)).collect();
+        assert!(gone, "{what}: still running: {left:?} of {pids:?}");
+    };
+    for (n, sandbox) in [(1, false), (2, true)] {
+        let (id, pids) = start(n, sandbox);
+        env.cmd(&["terminal", "kill", &id]).ok();
+        all_gone(&format!("terminal kill (sandbox={sandbox})"), &pids);
+    }
+    let sessions: Vec<(String, Vec<u32>)> =
+        [(3, false), (4, true)].into_iter().map(|(n, sandbox)| start(n, sandbox)).collect();
+    env.cmd(&["daemon", "stop"]).ok();
+    for (_, pids) in &sessions {
+        all_gone("daemon stop", pids);
+    }
+}
