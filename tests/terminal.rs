@@ -1109,3 +1109,119 @@ fn nothing_of_a_session_survives_kill_or_shutdown() {
         all_gone("daemon stop", pids);
     }
 }
+
+/// The screen of a session as the web UI's emulator draws it, one line per
+/// row (no-break spaces as spaces).
+fn screen_of(t: &mut Term, cols: u16, rows: u16) -> String {
+    for _ in 0..5 {
+        t.pump();
+    }
+    crate::web_terminal::lines(&crate::web_terminal::view(&t.seen, cols, rows))
+        .into_iter()
+        .map(|l| l.replace('\u{a0}', " "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Issue 11, item 6 with the real agent: Claude Code, which makes no
+/// process group of its own, in a sandboxed session gets a client's SIGINT
+/// itself. Claude Code 2.1.332 handles the signal (unlike the Ctrl-C key,
+/// which asks for a second one) by ending cleanly: the session ends with
+/// its 0. Sent to bwrap's group, as before the session helper, it killed
+/// bwrap and the session ended with 130.
+#[test]
+fn claude_gets_its_own_sigint_in_a_sandboxed_session() {
+    let bin = crate::util::real_agents_dir().join("node_modules").join(".bin");
+    assert!(bin.join("claude").is_file(), "the real agents are not installed: run tests/setup.sh");
+    let mock = crate::util::mock::MockProvider::anthropic("pong");
+    let mut env = Env::new("term-claude-int");
+    env.extra_path.push(bin);
+    let providers = env.config.join("providers.d");
+    fs::create_dir_all(&providers).unwrap();
+    fs::write(
+        providers.join("mockapi.toml"),
+        format!(
+            "id = \"mockapi\"\nname = \"Mock\"\ntype = \"anthropic\"\n\n[endpoints]\n\
+             default = \"{}\"\n\n[auth]\nenv_key = \"MOCK_ANTHROPIC_API_KEY\"\n\n\
+             [models]\navailable = [\"mock-model-1\"]\ndefault = \"mock-model-1\"\n",
+            mock.url()
+        ),
+    )
+    .unwrap();
+    // The daemon this starts keeps the file store (no keychain needed).
+    env.cmd(&[
+        "profiles",
+        "create",
+        "claude",
+        "ci",
+        "-p",
+        "mockapi",
+        "--api-key-stdin",
+        "--no-alias",
+    ])
+    .env("RINGLET_SECRET_STORE", "file")
+    .stdin("sk-ant-api03-e2e-sigint-0123456789abcdefghijKLMN")
+    .ok();
+    let work = env.root.join("work");
+    fs::create_dir_all(&work).unwrap();
+    let (addr, token) = env.http();
+    let info = create(
+        &env,
+        addr,
+        &token,
+        json!({"profile": "ci", "sandbox": true, "cols": 120, "rows": 40,
+               "working_dir": work.display().to_string()}),
+    );
+    assert_eq!(info["sandbox"], "bwrap", "{info}");
+    let id = info["id"].as_str().unwrap().to_string();
+    let mut t = Term::open(addr, &token, &id);
+    let limit = Duration::from_secs(60);
+    let wait = |t: &mut Term, what: &str, done: &dyn Fn(&str) -> bool| -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let screen = screen_of(t, 120, 40);
+            if done(&screen) {
+                return screen;
+            }
+            let info = session_info(addr, &token, &id);
+            assert_eq!(info["state"], "running", "waiting for {what}: {info}\n{screen}");
+            assert!(Instant::now() < deadline, "no {what}; the screen:\n{screen}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    // The folder-trust dialog selects "No, exit" first and drops keys for
+    // a moment: move to "Yes" and confirm only once the screen shows it.
+    const YES: &str = "Yes, I trust this folder";
+    wait(&mut t, "the folder-trust question", &|s| s.contains(YES));
+    std::thread::sleep(Duration::from_millis(1500));
+    let deadline = Instant::now() + limit;
+    loop {
+        let screen = screen_of(&mut t, 120, 40);
+        if !screen.contains(YES) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the trust dialog stayed:\n{screen}");
+        let on_yes =
+            screen.lines().map(str::trim_start).any(|l| l.starts_with('❯') && l.contains(YES));
+        t.type_in(if on_yes { "\r" } else { "\x1b[B" });
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    wait(&mut t, "the prompt", &|s| {
+        !s.contains("trust this folder") && s.lines().any(|l| l.starts_with('❯'))
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    // The key (a byte in raw mode) asks for a second one...
+    t.type_in("\x03");
+    wait(&mut t, "Claude's answer to Ctrl-C", &|s| s.contains("again to exit"));
+    // ...the signal is Claude's to handle too: it ends cleanly (0).
+    t.say(r#"{"type":"signal","signal":"INT"}"#);
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            session_info(addr, &token, &id)["state"] == "exited"
+        }),
+        "SIGINT did not end Claude Code"
+    );
+    let info = session_info(addr, &token, &id);
+    assert_eq!(info["exit_code"], 0, "{info}\n{}", screen_of(&mut t, 120, 40));
+    env.cmd(&["terminal", "kill", &id]).ok();
+}
