@@ -998,6 +998,46 @@ fn the_programs_exit_code_is_the_sessions() {
     }
 }
 
+/// What a program leaves running when it exits, even out of its session
+/// and ignoring SIGHUP, ends with it (SIGHUP, then SIGKILL after a second),
+/// and the session ends with the program's own exit code.
+#[test]
+fn what_the_program_leaves_behind_ends_with_it() {
+    let env = shell_world("term-leftovers");
+    let (addr, token) = env.http();
+    let work = env.root.join("work");
+    fs::create_dir_all(&work).unwrap();
+    let _sweep = Sweep(vec!["9761".into(), "9762".into()]);
+    for (sandbox, tag) in [(false, "9761"), (true, "9762")] {
+        let file = work.join(format!("left-{tag}"));
+        let script = format!(
+            "setsid sh -c \"trap '' HUP; exec sleep {tag}\" & echo 1 > {}; \
+             while [ -z \"$(pgrep -x -f 'sleep {tag}')\" ]; do sleep 0.05; done; exit 5",
+            file.display()
+        );
+        let info = create(
+            &env,
+            addr,
+            &token,
+            json!({"sandbox": sandbox, "working_dir": work.display().to_string(),
+                   "args": ["-c", script]}),
+        );
+        let id = info["id"].as_str().unwrap().to_string();
+        lines_in(&file, 1);
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                session_info(addr, &token, &id)["state"] == "exited"
+            }),
+            "sandbox={sandbox}"
+        );
+        assert_eq!(session_info(addr, &token, &id)["exit_code"], 5, "sandbox={sandbox}");
+        assert!(
+            wait_until(Duration::from_secs(3), || sleepers(tag).is_empty()),
+            "sandbox={sandbox}: sleep {tag} outlived its session"
+        );
+    }
+}
+
 /// Waits until `file` has `n` lines (the program wrote them).
 fn lines_in(file: &std::path::Path, n: usize) {
     assert!(
