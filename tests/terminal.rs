@@ -598,7 +598,8 @@ fn the_scrollback_is_bounded_by_the_configured_size() {
 
 /// Resize reaches the program (SIGWINCH, the new size) and the other
 /// clients, not the one that asked; HUP, TERM, INT and KILL from a client
-/// reach the agent's whole process group, a child included.
+/// reach the agent's whole process group, a child included (HUP and TERM
+/// through the session helper, INT as the terminal's foreground group).
 #[test]
 fn resize_and_signals_reach_the_process_group() {
     let env = shell_world("term-signals");

@@ -303,12 +303,14 @@ impl Pty {
                 let Some(helper) = below.iter().find(|p| procfs::runs_this_binary(p.pid)) else {
                     return Vec::new();
                 };
+                // Up from the helper to the child; bounded, as the table is
+                // read a process at a time and could hold a reused pid.
                 let mut chain = vec![helper.pid];
-                while let Some(parent) = below.iter().find(|p| Some(&p.pid) == chain.last()) {
-                    if parent.ppid == self.pid.as_raw_nonzero().get() {
+                while let Some(node) = below.iter().find(|p| Some(&p.pid) == chain.last()) {
+                    if node.ppid == self.pid.as_raw_nonzero().get() || chain.len() > below.len() {
                         break;
                     }
-                    chain.push(parent.ppid);
+                    chain.push(node.ppid);
                 }
                 chain.push(self.pid.as_raw_nonzero().get());
                 chain.reverse();
