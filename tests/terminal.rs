@@ -1039,6 +1039,43 @@ fn what_the_program_leaves_behind_ends_with_it() {
     }
 }
 
+/// A daemon killed with SIGKILL leaves no session process behind either:
+/// a sandbox dies with it (bwrap's `--die-with-parent`), and a session
+/// without one gets the terminal's hangup, on which its helper ends
+/// everything of it, also what left its session.
+#[test]
+fn a_killed_daemon_leaves_no_session_behind() {
+    let env = shell_world("term-crash");
+    let (addr, token) = env.http();
+    let work = env.root.join("work");
+    fs::create_dir_all(&work).unwrap();
+    let _sweep = Sweep((5..=6).flat_map(|n| (1..=4).map(move |k| format!("97{n}{k}"))).collect());
+    let mut pids = Vec::new();
+    for (n, sandbox) in [(5, false), (6, true)] {
+        let file = work.join(format!("started-{n}"));
+        let tag = format!("97{n}");
+        let info = create(
+            &env,
+            addr,
+            &token,
+            json!({"sandbox": sandbox, "working_dir": work.display().to_string(),
+                   "args": ["-c", escaping_script(&file, &tag)]}),
+        );
+        lines_in(&file, 4);
+        pids.push(info["pid"].as_u64().unwrap() as u32);
+        for k in 1..=4 {
+            let found = sleepers(&format!("{tag}{k}"));
+            assert_eq!(found.len(), 1, "sandbox={sandbox}: sleep {tag}{k}: {found:?}");
+            pids.extend(found);
+        }
+    }
+    crate::util::kill(env.daemon_pid().expect("a daemon"), 9);
+    // The helper's grace (2 s) before SIGKILL, and room for a loaded machine.
+    let gone = wait_until(Duration::from_secs(10), || pids.iter().all(|&p| !pid_alive(p)));
+    let left: Vec<u32> = pids.iter().copied().filter(|&p| pid_alive(p)).collect();
+    assert!(gone, "still running after the daemon was killed: {left:?} of {pids:?}");
+}
+
 /// Waits until `file` has `n` lines (the program wrote them).
 fn lines_in(file: &std::path::Path, n: usize) {
     assert!(
