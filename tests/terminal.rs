@@ -1206,7 +1206,8 @@ fn screen_of(t: &mut Term, cols: u16, rows: u16) -> String {
 /// itself. Claude Code 2.1.332 handles the signal (unlike the Ctrl-C key,
 /// which asks for a second one) by ending cleanly: the session ends with
 /// its 0. Sent to bwrap's group, as before the session helper, it killed
-/// bwrap and the session ended with 130.
+/// bwrap and the session ended with 130. (The key is not tested here: its
+/// "again to exit" shows only for a moment.)
 #[test]
 fn claude_gets_its_own_sigint_in_a_sandboxed_session() {
     let bin = crate::util::real_agents_dir().join("node_modules").join(".bin");
@@ -1288,10 +1289,7 @@ fn claude_gets_its_own_sigint_in_a_sandboxed_session() {
         !s.contains("trust this folder") && s.lines().any(|l| l.starts_with('❯'))
     });
     std::thread::sleep(Duration::from_millis(500));
-    // The key (a byte in raw mode) asks for a second one...
-    t.type_in("\x03");
-    wait(&mut t, "Claude's answer to Ctrl-C", &|s| s.contains("again to exit"));
-    // ...the signal is Claude's to handle too: it ends cleanly (0).
+    // Claude's own handler ends it cleanly (0); bwrap's death was 130.
     t.say(r#"{"type":"signal","signal":"INT"}"#);
     assert!(
         wait_until(Duration::from_secs(20), || {
