@@ -30,6 +30,11 @@ use std::process::ExitCode;
 use cli::{Exit, Parsed, UsageError};
 
 fn main() -> ExitCode {
+    // Before anything else: a terminal session's helper (hidden; see
+    // terminal/helper.rs) starts fast and touches no config or daemon.
+    if let Some(code) = terminal::helper::main_if_asked() {
+        return code;
+    }
     let json = std::env::args_os().any(|a| a == "--json");
     match run() {
         Ok(()) => ExitCode::SUCCESS,

@@ -639,7 +639,7 @@ fn handle_usage_import_claude(state: &State, dir: Option<&str>, profile: Option<
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 fn handle_terminal_create(state: &State, req: crate::protocol::TerminalRequest) -> Reply {
-    use crate::terminal::{pty, sandbox, session};
+    use crate::terminal::{helper, pty, sandbox, session};
     result((|| {
         if req.cols == 0 || req.rows == 0 || req.cols > 1000 || req.rows > 1000 {
             anyhow::bail!("cols and rows must be between 1 and 1000");
@@ -679,7 +679,9 @@ fn handle_terminal_create(state: &State, req: crate::protocol::TerminalRequest) 
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .collect();
         let agent = std::path::PathBuf::from(&plan.program);
-        let (program, args, sandboxed) = if req.sandbox {
+        // Every session runs its agent through the session helper (Ringlet
+        // itself, terminal/helper.rs): in the sandbox, or as the child.
+        let (program, args, sandboxed, helper_at) = if req.sandbox {
             let extra_flags = match &req.bwrap_flags {
                 Some(f) => sandbox::split_words(f)?,
                 None => Vec::new(),
@@ -699,18 +701,25 @@ fn handle_terminal_create(state: &State, req: crate::protocol::TerminalRequest) 
                 extra_ro: &sandbox::install_dirs(&agent, Some(std::ffi::OsStr::new(&path))),
                 extra_flags: &extra_flags,
                 private: &private,
+                helper: Some(&helper::own_binary()?),
             };
             let (argv, name) = sandbox::wrap(&spec, std::ffi::OsStr::new(&path))?;
             let (first, rest) =
                 argv.split_first().ok_or_else(|| anyhow::anyhow!("empty sandbox command"))?;
-            (std::path::PathBuf::from(first), rest.to_vec(), name)
+            // bwrap forks the helper below itself; sandbox-exec execs it.
+            let at = if name == "bwrap" { pty::Helper::Below } else { pty::Helper::Leader };
+            (std::path::PathBuf::from(first), rest.to_vec(), name, at)
         } else {
-            (agent.clone(), plan.args.clone(), "none")
+            let mut args = vec![helper::SUBCOMMAND.to_string(), "--".to_string()];
+            args.push(agent.to_string_lossy().into_owned());
+            args.extend(plan.args.iter().cloned());
+            (helper::exec_path()?, args, "none", pty::Helper::Leader)
         };
         let (cols, rows, spawn_cwd) = (req.cols, req.rows, cwd.clone());
         let spawn = Box::new(move || {
             pty::Pty::spawn(&pty::Spec {
                 program: &program,
+                helper: helper_at,
                 args: &args,
                 env: &env,
                 cwd: &spawn_cwd,

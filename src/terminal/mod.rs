@@ -1,11 +1,16 @@
 //! Remote terminals: agents in daemon-owned PTY sessions that any number of
 //! clients watch and type into over `/ws/terminal/{id}`, sandboxed by default.
 //!
-//! `pty` starts the agent on a terminal in its own session and ends its whole
-//! process group; `sandbox` builds the bwrap (Linux) or sandbox-exec (macOS)
-//! command line around it; `session` is the thread that owns one PTY, its
-//! scrollback and its clients. [`Registry`] is the daemon's list of sessions.
+//! `pty` starts the agent on a terminal in its own session and ends all of
+//! it; `helper` is the session helper the agent runs under (its own process
+//! group, the terminal's foreground, subreaper, signals); `sandbox` builds the
+//! bwrap (Linux) or sandbox-exec (macOS) command line around it; `session` is
+//! the thread that owns one PTY, its scrollback and its clients; `procfs`
+//! reads the process table. [`Registry`] is the daemon's list of sessions.
 
+pub mod helper;
+#[cfg(target_os = "linux")]
+mod procfs;
 pub mod pty;
 pub mod sandbox;
 pub mod session;

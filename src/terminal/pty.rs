@@ -9,6 +9,13 @@
 //! `Drop`) reaps it: while the zombie exists its pid cannot be reused, so
 //! signals sent to its process group can never reach an unrelated group.
 //! Nothing else in the daemon may wait for children it did not start.
+//!
+//! Sessions run their agent through the session helper (`helper.rs`), as
+//! the child itself or below a sandbox ([`Helper`]). Then a client's INT,
+//! QUIT, TSTP, CONT, WINCH and STOP go to the terminal's foreground group
+//! (the agent's, or a job's), TERM and HUP to the helper, which ends the
+//! session, and `terminate` ends every descendant of the child, also those
+//! that left its session (`setsid`), before the helper itself.
 
 use std::fs;
 use std::io;
@@ -25,6 +32,9 @@ use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, WaitIdStatus};
 use rustix::pty::OpenptFlags;
 use rustix::termios::Winsize;
 
+#[cfg(target_os = "linux")]
+use super::procfs;
+
 /// How long `Drop` lets the agent react to SIGHUP and SIGTERM in total.
 const DROP_GRACE: Duration = Duration::from_secs(1);
 
@@ -32,9 +42,21 @@ const DROP_GRACE: Duration = Duration::from_secs(1);
 /// be gone from the process table (they die asynchronously).
 const KILL_SETTLE: Duration = Duration::from_millis(500);
 
+/// Where the session helper runs relative to the started program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Helper {
+    /// Nowhere: the program is the agent (signals go to its group).
+    None,
+    /// The program is the helper.
+    Leader,
+    /// Below the program (a sandbox that forks), running Ringlet's binary.
+    Below,
+}
+
 /// What to start and how: `env` is the complete environment.
 pub struct Spec<'a> {
     pub program: &'a Path,
+    pub helper: Helper,
     pub args: &'a [String],
     pub env: &'a [(String, String)],
     pub cwd: &'a Path,
@@ -61,8 +83,8 @@ impl Exit {
     }
 }
 
-/// The signals a client may send to the agent's process group.
-const ALLOWED_SIGNALS: [(&str, Signal); 8] = [
+/// The signals a client may send to the agent.
+const ALLOWED_SIGNALS: [(&str, Signal); 9] = [
     ("INT", Signal::INT),
     ("TERM", Signal::TERM),
     ("KILL", Signal::KILL),
@@ -71,6 +93,7 @@ const ALLOWED_SIGNALS: [(&str, Signal); 8] = [
     ("WINCH", Signal::WINCH),
     ("CONT", Signal::CONT),
     ("STOP", Signal::STOP),
+    ("TSTP", Signal::TSTP),
 ];
 
 /// The number of an allowed signal given by name ("INT", "SIGINT", "int")
@@ -93,6 +116,7 @@ pub struct Pty {
     exit: Option<Exit>,
     /// Whether the zombie has been reaped; then `pid` may belong to anyone.
     reaped: bool,
+    helper: Helper,
 }
 
 impl Pty {
@@ -146,7 +170,7 @@ impl Pty {
         // EIO once the child side is gone.
         drop(cmd);
         let pid = Pid::from_child(&child);
-        Ok(Pty { master, pid, exit: None, reaped: false })
+        Ok(Pty { master, pid, exit: None, reaped: false, helper: spec.helper })
     }
 
     /// The master side, for registering with a poller and for I/O.
@@ -188,20 +212,132 @@ impl Pty {
     }
 
     /// Sends one of the allowed signals (see `signal_by_name`) to the
-    /// agent's process group.
-    pub fn signal(&self, signal: i32) -> Result<()> {
+    /// agent: with a session helper, INT, QUIT, TSTP, CONT, WINCH and STOP
+    /// go to the terminal's foreground group, TERM and HUP to the helper
+    /// (which ends the session), and KILL ends every process of it at once;
+    /// without one, all go to the child's process group.
+    pub fn signal(&mut self, signal: i32) -> Result<()> {
         let Some(&(_, sig)) = ALLOWED_SIGNALS.iter().find(|(_, s)| s.as_raw() == signal) else {
             bail!(
                 "signal {signal} may not be sent to an agent (allowed: INT, TERM, KILL, HUP, \
-                 QUIT, WINCH, CONT, STOP)"
+                 QUIT, WINCH, CONT, STOP, TSTP)"
             );
         };
         if self.reaped {
             bail!("the agent has ended");
         }
+        if self.helper != Helper::None {
+            return self.signal_through_helper(sig);
+        }
         match rustix::process::kill_process_group(self.pid, sig) {
             Err(Errno::SRCH) => bail!("no process of the agent is left"),
             other => other.with_context(|| format!("sending signal {signal} to the agent")),
+        }
+    }
+
+    fn signal_through_helper(&mut self, sig: Signal) -> Result<()> {
+        let to_helper = |sig| match self.helper_pid() {
+            Some(helper) => rustix::process::kill_process(helper, sig)
+                .with_context(|| format!("sending signal {} to the session", sig.as_raw())),
+            None => bail!("the session's helper is not running"),
+        };
+        match sig {
+            Signal::KILL => {
+                self.kill_all();
+                Ok(())
+            }
+            Signal::TERM | Signal::HUP => to_helper(sig),
+            _ => match self.foreground() {
+                Some(group) => match rustix::process::kill_process_group(group, sig) {
+                    Err(Errno::SRCH) => bail!("no process of the agent is left"),
+                    other => other
+                        .with_context(|| format!("sending signal {} to the agent", sig.as_raw())),
+                },
+                // The agent does not own the terminal (yet, or any more):
+                // the helper forwards it to the agent's group. Not STOP,
+                // which would stop the helper instead.
+                None if sig == Signal::STOP => bail!("the agent does not own the terminal"),
+                None => to_helper(sig),
+            },
+        }
+    }
+
+    /// The terminal's foreground group if it is not the child's own (the
+    /// helper's or the sandbox's) and (on Linux) a process of the session
+    /// is in it: a group number the kernel still reports for a group that
+    /// has ended could meanwhile be someone else's.
+    fn foreground(&self) -> Option<Pid> {
+        let group = rustix::termios::tcgetpgrp(&self.master).ok()?;
+        if group == self.pid {
+            return None;
+        }
+        #[cfg(target_os = "linux")]
+        {
+            let raw = group.as_raw_nonzero().get();
+            if !procfs::members(self.pid).iter().any(|p| p.pgrp == raw) {
+                return None;
+            }
+        }
+        Some(group)
+    }
+
+    /// The session helper's pid, if it runs.
+    fn helper_pid(&self) -> Option<Pid> {
+        self.helper_chain().last().copied()
+    }
+
+    /// The processes from the child down to the session helper, both
+    /// included; empty if there is no helper or it has ended. A helper below
+    /// a sandbox is the shallowest descendant running Ringlet's binary.
+    fn helper_chain(&self) -> Vec<Pid> {
+        if self.reaped || self.exit.is_some() {
+            return Vec::new();
+        }
+        match self.helper {
+            Helper::None => Vec::new(),
+            Helper::Leader => vec![self.pid],
+            #[cfg(target_os = "linux")]
+            Helper::Below => {
+                let table = procfs::all();
+                let below = procfs::descendants_in(&table, self.pid.as_raw_nonzero().get());
+                let Some(helper) = below.iter().find(|p| procfs::runs_this_binary(p.pid)) else {
+                    return Vec::new();
+                };
+                // Up from the helper to the child; bounded, as the table is
+                // read a process at a time and could hold a reused pid.
+                let mut chain = vec![helper.pid];
+                while let Some(node) = below.iter().find(|p| Some(&p.pid) == chain.last()) {
+                    if node.ppid == self.pid.as_raw_nonzero().get() || chain.len() > below.len() {
+                        break;
+                    }
+                    chain.push(node.ppid);
+                }
+                chain.push(self.pid.as_raw_nonzero().get());
+                chain.reverse();
+                chain.into_iter().filter_map(Pid::from_raw).collect()
+            }
+            #[cfg(not(target_os = "linux"))]
+            Helper::Below => Vec::new(),
+        }
+    }
+
+    /// SIGKILL for every process of the session: first every descendant of
+    /// the child but the chain down to the helper (which, alive, keeps
+    /// every orphan below it), again until none is left, then the chain.
+    /// Without a helper: the child's group.
+    fn kill_all(&mut self) {
+        #[cfg(target_os = "linux")]
+        if self.helper != Helper::None && !self.reaped {
+            let chain: Vec<i32> =
+                self.helper_chain().iter().map(|p| p.as_raw_nonzero().get()).collect();
+            procfs::kill_descendants(self.pid, &chain, 100);
+            for &pid in chain.iter().rev() {
+                procfs::signal_if(pid, Signal::KILL, |_| true);
+            }
+            procfs::kill_descendants(self.pid, &[], 100);
+        }
+        if !self.reaped {
+            let _ = rustix::process::kill_process_group(self.pid, Signal::KILL);
         }
     }
 
@@ -220,26 +356,41 @@ impl Pty {
         Ok(self.exit)
     }
 
-    /// Ends the agent's process group and reaps the agent: SIGHUP, up to
-    /// `grace`/2 to end, SIGTERM, up to `grace`/2 more, then SIGKILL. The
-    /// group has ended when the agent has exited and (on Linux) no other
-    /// process is left in it, such as a child that ignored the signals.
-    /// Whatever is left then gets SIGKILL, and on Linux so does any other
-    /// process still in the agent's session (say a job a shell moved to
-    /// its own group). Calling it again returns the same exit at once.
+    /// Ends the session and reaps the child: SIGHUP, up to `grace`/2 to
+    /// end, SIGTERM, up to `grace`/2 more, then SIGKILL. With a session
+    /// helper, HUP and TERM go to the helper, which passes them on and ends
+    /// what is left; the session has ended when the child has exited and
+    /// (on Linux) no process of its session is alive. Without one, they go
+    /// to the child's group, which has ended when the child has exited and
+    /// no other process is left in it, such as a child that ignored the
+    /// signals. Whatever is left then gets SIGKILL: with a helper every
+    /// descendant of the child (also those that left the session), and on
+    /// Linux any other process still in the child's session (say a job a
+    /// shell moved to its own group). Calling it again returns the same
+    /// exit at once.
     pub fn terminate(&mut self, grace: Duration) -> Exit {
         if !self.reaped {
             for sig in [Signal::HUP, Signal::TERM] {
                 if self.group_ended() {
                     break;
                 }
-                let _ = rustix::process::kill_process_group(self.pid, sig);
-                // Stopped processes act on HUP and TERM only once continued.
-                let _ = rustix::process::kill_process_group(self.pid, Signal::CONT);
+                match self.helper_pid() {
+                    // The helper continues the stopped.
+                    Some(helper) => {
+                        let _ = rustix::process::kill_process(helper, sig);
+                        let _ = rustix::process::kill_process(helper, Signal::CONT);
+                    }
+                    None => {
+                        let _ = rustix::process::kill_process_group(self.pid, sig);
+                        // Stopped processes act on HUP and TERM only once
+                        // continued.
+                        let _ = rustix::process::kill_process_group(self.pid, Signal::CONT);
+                    }
+                }
                 let deadline = Instant::now() + grace / 2;
                 while !self.group_ended() && sleep_until(deadline) {}
             }
-            let _ = rustix::process::kill_process_group(self.pid, Signal::KILL);
+            self.kill_all();
             #[cfg(target_os = "linux")]
             {
                 procfs::kill_session(self.pid);
@@ -252,7 +403,8 @@ impl Pty {
         self.exit.unwrap_or(Exit::Code(-1))
     }
 
-    /// Whether the agent has exited and no process of its group is alive.
+    /// Whether the child has exited and no process of its group (with a
+    /// helper: of its session) is alive.
     fn group_ended(&mut self) -> bool {
         // An error (ECHILD: someone else reaped it) counts as exited.
         if !matches!(self.try_wait(), Ok(Some(_)) | Err(_)) {
@@ -261,7 +413,8 @@ impl Pty {
         #[cfg(target_os = "linux")]
         {
             let pgid = self.pid.as_raw_nonzero().get();
-            !procfs::members(self.pid).iter().any(|m| m.pgrp == pgid)
+            let all = self.helper != Helper::None;
+            !procfs::members(self.pid).iter().any(|m| all || m.pgrp == pgid)
         }
         #[cfg(not(target_os = "linux"))]
         true
@@ -366,7 +519,7 @@ fn open_slave_by_name(master: &OwnedFd) -> io::Result<OwnedFd> {
 /// inherited as ignored (a daemon started with `&` from a script ignores
 /// SIGINT and SIGQUIT, one started by `nohup` SIGHUP), which exec would pass
 /// on to the agent. Async-signal-safe: signal(2) only.
-fn reset_signal_dispositions() {
+pub(super) fn reset_signal_dispositions() {
     unsafe extern "C" {
         // `sighandler_t` is a pointer-sized function pointer; SIG_DFL is 0
         // on every Unix.
@@ -384,7 +537,7 @@ fn reset_signal_dispositions() {
 }
 
 /// A spawn error that says what is wrong with the program.
-fn spawn_error(program: &Path, e: io::Error) -> anyhow::Error {
+pub(super) fn spawn_error(program: &Path, e: io::Error) -> anyhow::Error {
     let program = program.display();
     match e.kind() {
         io::ErrorKind::NotFound => {
@@ -392,72 +545,6 @@ fn spawn_error(program: &Path, e: io::Error) -> anyhow::Error {
         }
         io::ErrorKind::PermissionDenied => anyhow!("cannot start {program}: not executable"),
         _ => anyhow::Error::new(e).context(format!("cannot start {program}")),
-    }
-}
-
-/// The process table, read from /proc: who is still in the agent's
-/// session. Linux only; elsewhere only the agent itself is waited for.
-#[cfg(target_os = "linux")]
-mod procfs {
-    use rustix::process::{Pid, PidfdFlags, Signal};
-
-    pub struct Member {
-        pub pid: i32,
-        pub pgrp: i32,
-    }
-
-    /// The state, process group and session of a process.
-    fn stat(pid: i32) -> Option<(u8, i32, i32)> {
-        let text = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-        // "pid (comm) state ppid pgrp session ..."; comm may hold anything.
-        let close = text.iter().rposition(|&b| b == b')')?;
-        let rest = std::str::from_utf8(&text[close + 1..]).ok()?;
-        let mut fields = rest.split_ascii_whitespace();
-        let state = *fields.next()?.as_bytes().first()?;
-        let _ppid = fields.next()?;
-        let pgrp = fields.next()?.parse().ok()?;
-        let session = fields.next()?.parse().ok()?;
-        Some((state, pgrp, session))
-    }
-
-    fn alive(state: u8) -> bool {
-        !matches!(state, b'Z' | b'X' | b'x')
-    }
-
-    /// The live (not zombie) processes of session `sid`. Empty when /proc
-    /// cannot be read.
-    pub fn members(sid: Pid) -> Vec<Member> {
-        let sid = sid.as_raw_nonzero().get();
-        let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
-        dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
-            .filter_map(|pid| match stat(pid)? {
-                (state, pgrp, session) if session == sid && alive(state) => {
-                    Some(Member { pid, pgrp })
-                }
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// SIGKILLs every live process of session `sid`. Each is pinned with a
-    /// pidfd and checked again, so a pid reused in between is left alone.
-    pub fn kill_session(sid: Pid) {
-        let raw_sid = sid.as_raw_nonzero().get();
-        for member in members(sid) {
-            let Some(pid) = Pid::from_raw(member.pid) else { continue };
-            match rustix::process::pidfd_open(pid, PidfdFlags::empty()) {
-                Ok(pidfd) => {
-                    if matches!(stat(member.pid), Some((_, _, s)) if s == raw_sid) {
-                        let _ = rustix::process::pidfd_send_signal(&pidfd, Signal::KILL);
-                    }
-                }
-                // Kernels before 5.3: no pidfds, a plain kill.
-                Err(rustix::io::Errno::NOSYS) => {
-                    let _ = rustix::process::kill_process(pid, Signal::KILL);
-                }
-                Err(_) => {}
-            }
-        }
     }
 }
 
@@ -477,6 +564,7 @@ mod tests {
         let env = env(&[("PATH", PATH)]);
         let spec = Spec {
             program: Path::new("/bin/sh"),
+            helper: Helper::None,
             args: &args,
             env: &env,
             cwd: Path::new("/"),
@@ -552,6 +640,7 @@ mod tests {
         let env = env(&[("HOME", "/nowhere"), ("RINGLET_PTY_TEST", "a b")]);
         let spec = Spec {
             program: Path::new("/usr/bin/env"),
+            helper: Helper::None,
             args: &[],
             env: &env,
             cwd: Path::new("/tmp"),
@@ -621,7 +710,7 @@ mod tests {
 
     #[test]
     fn only_allowed_signals() {
-        let pty = sh("sleep 1000");
+        let mut pty = sh("sleep 1000");
         let err = pty.signal(Signal::USR1.as_raw()).unwrap_err();
         assert!(err.to_string().contains("may not be sent"), "{err}");
         assert_eq!(signal_by_name("SIGINT"), Some(Signal::INT.as_raw()));
@@ -751,6 +840,7 @@ mod tests {
     fn spawn_errors_name_the_problem() {
         let spec = |program: &'static str, cwd: &'static str| Spec {
             program: Path::new(program),
+            helper: Helper::None,
             args: &[],
             env: &[],
             cwd: Path::new(cwd),

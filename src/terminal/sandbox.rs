@@ -51,6 +51,11 @@ pub struct Spec<'a> {
     /// Ringlet's own dirs and the desktop's sockets: hidden wherever a bind
     /// would show them, except what the profile opted in to ([`Private`]).
     pub private: &'a Private,
+    /// Ringlet's own binary (resolved), to run `program` through the session
+    /// helper (`helper.rs`): the sandbox runs `<helper> __session-helper --
+    /// program args...`, the binary bound read-only at [`HELPER_PATH`]
+    /// (bwrap) or readable where it is (sandbox-exec).
+    pub helper: Option<&'a Path>,
 }
 
 /// What a profile may opt in to (`[sandbox.allow] <alias> = [...]` in
@@ -272,6 +277,17 @@ fn unescape_dbus(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Where bwrap binds Ringlet's binary for the session helper: a fixed path
+/// in the sandbox's own root, the same wherever Ringlet is installed.
+pub const HELPER_PATH: &str = "/run/ringlet/helper";
+
+/// `[helper, __session-helper, --]` to put before the program, if any.
+fn helper_prefix(helper: Option<&Path>, at: &str) -> Vec<String> {
+    helper.map_or_else(Vec::new, |_| {
+        vec![at.to_string(), super::helper::SUBCOMMAND.to_string(), "--".to_string()]
+    })
+}
+
 /// The argv that runs `spec.program` in this platform's sandbox, and the
 /// sandbox's name for the session's info: bwrap on Linux (found in
 /// `path_var` and proved to work first), sandbox-exec on macOS. A working
@@ -427,9 +443,13 @@ pub fn bwrap_argv(bwrap: &Path, spec: &Spec) -> Vec<String> {
     for op in mounts(Path::new("/"), spec) {
         argv.extend(op.args);
     }
+    if let Some(helper) = spec.helper {
+        argv.extend(["--ro-bind".into(), s(helper), HELPER_PATH.into()]);
+    }
     argv.extend(["--chdir".into(), s(spec.work_dir)]);
     argv.extend(spec.extra_flags.iter().cloned());
     argv.push("--".into());
+    argv.extend(helper_prefix(spec.helper, HELPER_PATH));
     argv.push(s(spec.program));
     argv.extend(spec.args.iter().cloned());
     argv
@@ -1080,6 +1100,7 @@ fn profile_text(spec: &Spec, tmpdir: Option<&Path>) -> Result<String> {
         spec.home_ro.iter().filter_map(|e| home_entry(spec.home, e)).collect();
     readable.extend(spec.extra_ro.iter().cloned());
     readable.push(spec.program.to_path_buf());
+    readable.extend(spec.helper.map(Path::to_path_buf));
     let mut readable = with_real_paths(readable);
     readable.retain(|p| !opens_home(p));
     readable.extend(writable.iter().cloned());
@@ -1210,6 +1231,9 @@ pub const SANDBOX_EXEC: &str = "/usr/bin/sandbox-exec";
 /// in the session's PATH (a project's `node_modules/.bin`) cannot stand in.
 pub fn sandbox_exec_argv(profile: &str, spec: &Spec) -> Vec<String> {
     let mut argv: Vec<String> = [SANDBOX_EXEC, "-p", profile, "--"].map(String::from).into();
+    if let Some(helper) = spec.helper {
+        argv.extend(helper_prefix(Some(helper), &s(helper)));
+    }
     argv.push(s(spec.program));
     argv.extend(spec.args.iter().cloned());
     argv
@@ -1301,6 +1325,7 @@ mod tests {
                 extra_ro: &self.extra_ro,
                 extra_flags: &self.flags,
                 private: &self.private,
+                helper: None,
             }
         }
 
@@ -1434,6 +1459,26 @@ mod tests {
         // After every mount of ours, so a user's bind can land on top.
         let last_mount = argv.iter().rposition(|a| a == "--bind").unwrap();
         assert!(last_mount < dashdash - 6);
+    }
+
+    #[test]
+    fn bwrap_argv_runs_the_program_through_the_session_helper() {
+        let fx = Fixture::new("helper");
+        let exe = fx.root.join("bin/ringlet");
+        let mut spec = fx.spec();
+        spec.helper = Some(&exe);
+        let argv = bwrap_argv(Path::new("/usr/bin/bwrap"), &spec);
+        let mut tail = vec!["--", HELPER_PATH, crate::terminal::helper::SUBCOMMAND, "--"];
+        tail.push(p(&fx.program));
+        tail.extend(fx.args.iter().map(String::as_str));
+        assert_eq!(argv[argv.len() - tail.len()..], tail[..], "{argv:#?}");
+        // Bound read-only, after every mount of ours (nothing lands on it).
+        let bind = pos(&argv, &["--ro-bind", p(&exe), HELPER_PATH]);
+        let last_mount = argv.iter().rposition(|a| a == "--bind").unwrap();
+        assert!(last_mount < bind && bind < argv.len() - tail.len(), "{argv:#?}");
+        let mac = sandbox_exec_argv("(version 1)", &spec);
+        assert_eq!(mac[4..7], [p(&exe), crate::terminal::helper::SUBCOMMAND, "--"]);
+        assert_eq!(mac[7], p(&fx.program));
     }
 
     #[test]
@@ -1957,6 +2002,7 @@ mod tests {
             extra_ro: &extra_ro,
             extra_flags: &[],
             private: &Private::default(),
+            helper: None,
         };
         profile_text(&spec, Some(Path::new("/var/folders/xy/abc/T")))
     }
@@ -2029,6 +2075,7 @@ mod tests {
             extra_ro: &[],
             extra_flags: &[],
             private: &private,
+            helper: None,
         };
         let profile = profile_text(&spec, None).unwrap();
         let deny = profile.find("(deny file-read* file-write*").expect(&profile);
@@ -2078,6 +2125,7 @@ mod tests {
             extra_ro: &[],
             extra_flags: &[],
             private: &Private::default(),
+            helper: None,
         };
         let argv = sandbox_exec_argv("(version 1)", &spec);
         let expected = ["/usr/bin/sandbox-exec", "-p", "(version 1)", "--", "/opt/agent"];
