@@ -1160,8 +1160,16 @@ fn nothing_of_a_session_survives_kill_or_shutdown() {
         lines_in(&file, 4);
         let mut pids: Vec<u32> = (1..=4)
             .map(|k| {
-                let found = sleepers(&format!("{tag}{k}"));
-                assert_eq!(found.len(), 1, "sandbox={sandbox}: sleep {tag}{k}: {found:?}");
+                // A background `sleep &` may note itself before it has
+                // exec'd `sleep`: wait for the exec, not the note.
+                let seconds = format!("{tag}{k}");
+                let mut found = sleepers(&seconds);
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                while found.is_empty() && std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                    found = sleepers(&seconds);
+                }
+                assert_eq!(found.len(), 1, "sandbox={sandbox}: sleep {seconds}: {found:?}");
                 found[0]
             })
             .collect();
@@ -1182,7 +1190,7 @@ fn nothing_of_a_session_survives_kill_or_shutdown() {
     }
     let sessions: Vec<(String, Vec<u32>)> =
         [(3, false), (4, true)].into_iter().map(|(n, sandbox)| start(n, sandbox)).collect();
-    env.cmd(&["daemon", "stop"]).ok();
+    env.cmd(&["daemon", "stop", "--force"]).ok();
     for (_, pids) in &sessions {
         all_gone("daemon stop", pids);
     }
