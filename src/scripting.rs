@@ -64,6 +64,10 @@ pub struct Rendered {
     pub files: BTreeMap<String, String>,
     pub env: BTreeMap<String, String>,
     pub args: Vec<String>,
+    /// Path of a rendered `.json`/`.toml` file -> the records of the agent's
+    /// own state in it that survive a render, as key paths (`projects.*.x`).
+    /// Every other file is Ringlet's alone: what is on disk is replaced.
+    pub keep: BTreeMap<String, Vec<String>>,
 }
 
 /// Finds script `name`: the user's `scripts/`, then the synced registry,
@@ -181,9 +185,35 @@ fn decode_output(label: &str, out: Dynamic) -> Result<Rendered> {
                     rendered.args.push(scalar(label, &format!("args[{i}]"), item)?);
                 }
             }
-            other => {
-                bail!("{label}: unknown key `{other}` in the result (expected files, env, args)")
+            "keep" => {
+                for (path, patterns) in object(label, "keep", value)? {
+                    let Value::Array(items) = patterns else {
+                        bail!("{label}: keep[\"{path}\"] must be an array of key paths");
+                    };
+                    let mut list = Vec::new();
+                    for (i, item) in items.into_iter().enumerate() {
+                        let pattern = scalar(label, &format!("keep[\"{path}\"][{i}]"), item)?;
+                        if pattern.split('.').any(str::is_empty) {
+                            bail!(
+                                "{label}: keep[\"{path}\"]: `{pattern}` is not a key path like `projects.*.name`"
+                            );
+                        }
+                        list.push(pattern);
+                    }
+                    rendered.keep.insert(path, list);
+                }
             }
+            other => bail!(
+                "{label}: unknown key `{other}` in the result (expected files, env, args, keep)"
+            ),
+        }
+    }
+    for path in rendered.keep.keys() {
+        if !rendered.files.contains_key(path) {
+            bail!("{label}: keep names `{path}`, which is not among the files");
+        }
+        if !path.ends_with(".json") && !path.ends_with(".toml") {
+            bail!("{label}: keep names `{path}`; only .json and .toml files keep records");
         }
     }
     Ok(rendered)
@@ -361,6 +391,14 @@ mod tests {
         assert!(e.contains("json_encode_pretty"), "{e}");
         assert!(run(r#"#{ env: #{ "A=B": "x" } }"#).is_err());
         assert!(run(r#"#{ args: "x" }"#).is_err());
+        let e = run(r#"#{ keep: #{ "x.json": ["a"] } }"#).unwrap_err().to_string();
+        assert!(e.contains("not among the files"), "{e}");
+        let e = run(r#"#{ files: #{ "x.txt": "" }, keep: #{ "x.txt": ["a"] } }"#).unwrap_err();
+        assert!(e.to_string().contains("only .json and .toml"), "{e}");
+        let e = run(r#"#{ files: #{ "x.json": "{}" }, keep: #{ "x.json": ["a..b"] } }"#);
+        assert!(e.unwrap_err().to_string().contains("key path"));
+        let r = run(r#"#{ files: #{ "x.json": "{}" }, keep: #{ "x.json": ["a", "p.*.t"] } }"#);
+        assert_eq!(r.unwrap().keep["x.json"], ["a", "p.*.t"]);
     }
 
     #[test]

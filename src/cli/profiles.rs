@@ -34,6 +34,7 @@ pub fn create(ctx: &Ctx, inv: &Invocation) -> Result<()> {
         api_key: None,
         alias_shim: !inv.flag("no-alias"),
         path: std::env::var("PATH").ok(),
+        permission_mode: inv.value("permission-mode").map(String::from),
     };
     create_with(ctx, request, inv.flag("api-key-stdin"))
 }
@@ -197,6 +198,7 @@ pub fn inspect(ctx: &Ctx, alias: &str) -> Result<()> {
         serde_json::to_value(p.strategy)?.as_str().unwrap_or("")
     ))?;
     out.line(format_args!("  script:     {}", p.script))?;
+    out.line(format_args!("  permission: {}", p.permission_mode.as_str()))?;
     match p.secret {
         Some(kind) => {
             out.line(format_args!("  api key:    <redacted> (in the {})", store_name(kind)))?
