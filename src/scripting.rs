@@ -68,6 +68,11 @@ pub struct Rendered {
     /// own state in it that survive a render, as key paths (`projects.*.x`).
     /// Every other file is Ringlet's alone: what is on disk is replaced.
     pub keep: BTreeMap<String, Vec<String>>,
+    /// Paths relative to the profile home removed (a directory with all it
+    /// holds) at every render: places where an agent keeps things a later
+    /// run executes or obeys unasked (Codex's approved-command rules,
+    /// OpenCode's plugins), which no file of `files` can reset.
+    pub remove: Vec<String>,
 }
 
 /// Finds script `name`: the user's `scripts/`, then the synced registry,
@@ -185,6 +190,14 @@ fn decode_output(label: &str, out: Dynamic) -> Result<Rendered> {
                     rendered.args.push(scalar(label, &format!("args[{i}]"), item)?);
                 }
             }
+            "remove" => {
+                let Value::Array(items) = value else {
+                    bail!("{label}: remove must be an array of paths, not {}", kind(&value));
+                };
+                for (i, item) in items.into_iter().enumerate() {
+                    rendered.remove.push(scalar(label, &format!("remove[{i}]"), item)?);
+                }
+            }
             "keep" => {
                 for (path, patterns) in object(label, "keep", value)? {
                     let Value::Array(items) = patterns else {
@@ -204,7 +217,7 @@ fn decode_output(label: &str, out: Dynamic) -> Result<Rendered> {
                 }
             }
             other => bail!(
-                "{label}: unknown key `{other}` in the result (expected files, env, args, keep)"
+                "{label}: unknown key `{other}` in the result (expected files, env, args, keep, remove)"
             ),
         }
     }
@@ -399,6 +412,8 @@ mod tests {
         assert!(e.unwrap_err().to_string().contains("key path"));
         let r = run(r#"#{ files: #{ "x.json": "{}" }, keep: #{ "x.json": ["a", "p.*.t"] } }"#);
         assert_eq!(r.unwrap().keep["x.json"], ["a", "p.*.t"]);
+        assert_eq!(run(r#"#{ remove: ["a/b"] }"#).unwrap().remove, ["a/b"]);
+        assert!(run(r#"#{ remove: "a" }"#).unwrap_err().to_string().contains("array of paths"));
     }
 
     #[test]

@@ -127,6 +127,12 @@ pub fn render(
     for path in rendered.files.keys() {
         relative_path(path).with_context(|| format!("{}: files", script.name))?;
     }
+    for path in &rendered.remove {
+        relative_path(path).with_context(|| format!("{}: remove", script.name))?;
+        if rendered.files.keys().any(|f| f == path || f.starts_with(&format!("{path}/"))) {
+            bail!("{}: remove names `{path}`, which holds a rendered file", script.name);
+        }
+    }
     if provider.kind == ProviderType::SelfAuth && mentions_key(&rendered) {
         bail!(
             "{}: uses ${{API_KEY}}, but provider `{}` has no key (the agent logs in by itself)",
@@ -212,6 +218,9 @@ pub struct FileOut {
 /// (perhaps unsandboxed) run. Only the records a file's `keep` list names
 /// are carried over from the file on disk. Files holding the secret are 0600.
 pub fn write_files(home: &Path, rendered: &Rendered, key: Option<&str>) -> Result<()> {
+    for rel in &rendered.remove {
+        remove_path(home, rel)?;
+    }
     for (rel, text) in &rendered.files {
         let rel_path = relative_path(rel)?;
         let target = confined_parent(home, &rel_path)?;
@@ -221,6 +230,31 @@ pub fn write_files(home: &Path, rendered: &Rendered, key: Option<&str>) -> Resul
             .with_context(|| format!("writing {rel} in the profile home"))?;
     }
     Ok(())
+}
+
+/// Removes `rel` under `home`, a file or a whole directory, never through a
+/// link: a link among the parents is refused (`confined_parent`); a link at
+/// `rel` itself, or inside the directory, is removed, not followed
+/// (`remove_dir_all` does not follow links).
+fn remove_path(home: &Path, rel: &str) -> Result<()> {
+    let rel_path = relative_path(rel)?;
+    let target = match rel_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => confined_parent(home, parent)?,
+        None => home.to_path_buf(),
+    }
+    .join(rel_path.file_name().context("a path to remove needs a name")?);
+    let meta = match fs::symlink_metadata(&target) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => bail!("{}: {e}", target.display()),
+    };
+    let removed =
+        if meta.is_dir() { fs::remove_dir_all(&target) } else { fs::remove_file(&target) };
+    match removed {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {rel} from the profile home")),
+    }
 }
 
 /// The files as a dry run shows them: with the kept records of what is on
@@ -438,6 +472,32 @@ mod tests {
         assert_eq!(t["projects"]["/w"]["trust_level"].as_str(), Some("trusted"));
         assert!(t["projects"]["/w"].get("model").is_none() && t.get("notify").is_none(), "{t}");
         fs::remove_dir_all(&home).unwrap();
+    }
+
+    #[test]
+    fn removed_paths_go_and_links_are_not_followed() {
+        let home = tmp("remove");
+        let outside = tmp("remove-outside");
+        fs::write(outside.join("keep.txt"), "mine").unwrap();
+        fs::create_dir_all(home.join("a/rules/deep")).unwrap();
+        fs::write(home.join("a/rules/deep/x.rules"), "allow").unwrap();
+        std::os::unix::fs::symlink(&outside, home.join("a/rules/link")).unwrap();
+        fs::write(home.join("a/file"), "x").unwrap();
+        std::os::unix::fs::symlink(&outside, home.join("a/tools")).unwrap();
+        let mut r = Rendered {
+            remove: vec!["a/rules".into(), "a/file".into(), "a/tools".into(), "a/none".into()],
+            ..Default::default()
+        };
+        write_files(&home, &r, None).unwrap();
+        assert_eq!(fs::read_dir(home.join("a")).unwrap().count(), 0);
+        assert_eq!(fs::read_to_string(outside.join("keep.txt")).unwrap(), "mine");
+        // A link among the parents is refused, and the target left alone.
+        std::os::unix::fs::symlink(&outside, home.join("b")).unwrap();
+        r.remove = vec!["b/keep.txt".into()];
+        assert!(write_files(&home, &r, None).is_err());
+        assert!(outside.join("keep.txt").exists());
+        fs::remove_dir_all(&home).unwrap();
+        fs::remove_dir_all(&outside).unwrap();
     }
 
     #[test]
