@@ -124,7 +124,7 @@ pub fn create_with(ctx: &Ctx, mut request: CreateRequest, key_from_stdin: bool) 
     if c.dry_run {
         out.line("Files:")?;
         for f in &c.files {
-            let merged = if f.merged { ", merged into the existing file" } else { "" };
+            let merged = if f.merged { ", keeping the agent's records from the file" } else { "" };
             out.line(format_args!("  {} (mode {}{merged})", f.path, f.mode))?;
             for line in f.content.lines() {
                 out.line(format_args!("    {line}"))?;
