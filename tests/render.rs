@@ -387,6 +387,12 @@ fn the_permission_mode_is_validated_stored_shown_and_rendered() {
     assert_eq!(env.cmd(&["profiles", "inspect", "d", "--json"]).json()["permission_mode"], "ask");
     assert!(env.cmd(&["profiles", "inspect", "d"]).ok().contains("  permission: ask\n"));
 
+    // Auto is a profile's choice: then Claude Code's auto mode stays on.
+    create(&env, "claude", "a", "anthropic", &["--permission-mode", "auto"]);
+    let home = env.home.join(".claude-profiles/a");
+    let s = json(&run_and_read(&env, "a", &home, &[".claude/settings.json"])[0]);
+    assert_eq!(s["permissions"], json!({"defaultMode": "auto"}), "{s}");
+
     let cases = [("claude", "anthropic"), ("codex", "openai"), ("opencode", "anthropic")];
     for (agent, provider) in cases {
         let alias = format!("{agent}-plan");
