@@ -36,6 +36,11 @@ pub fn create(ctx: &Ctx, inv: &Invocation) -> Result<()> {
         path: std::env::var("PATH").ok(),
         permission_mode: inv.value("permission-mode").map(String::from),
     };
+    // Before the key prompt: a typo must not cost typing the key again.
+    // (The daemon checks it too, for every client.)
+    if let Some(mode) = &request.permission_mode {
+        crate::profiles::render::PermissionMode::parse(mode)?;
+    }
     create_with(ctx, request, inv.flag("api-key-stdin"))
 }
 
@@ -115,6 +120,7 @@ pub fn create_with(ctx: &Ctx, mut request: CreateRequest, key_from_stdin: bool) 
         "  endpoint:  {}",
         p.endpoint.as_deref().unwrap_or("- (the agent's own login)")
     ))?;
+    out.line(format_args!("  mode:      {} (permission mode)", p.permission_mode.as_str()))?;
     if let Some(kind) = p.secret {
         out.line(format_args!("  key:       stored in the {}", store_name(kind)))?;
     }
