@@ -668,7 +668,8 @@ fn trust_this_folder(term: &mut impl Screen, check: impl Fn(&str)) -> String {
         loop {
             thread::sleep(Duration::from_millis(300));
             let now = term.screen();
-            if now == last {
+            // (An animation never holds still: the outer deadline ends it.)
+            if now == last || Instant::now() >= deadline {
                 break;
             }
             last = now;
