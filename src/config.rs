@@ -28,6 +28,10 @@ pub struct Config {
     pub mcp_servers: toml::Table,
     /// Free-form values handed to Rhai scripts as `ctx.prefs.custom`.
     pub custom: toml::Table,
+    /// Per agent id: `[agents.<id>.settings]`, merged by the agent's script
+    /// into the settings file it renders (`ctx.prefs.settings`). The only way
+    /// to set a key there: the file itself is rewritten at every render.
+    pub agents: std::collections::BTreeMap<String, AgentPrefs>,
     /// Price overrides by model name, in LiteLLM's field names
     /// (`[pricing."my-model"] input_cost_per_token = 3e-6`).
     pub pricing: std::collections::BTreeMap<String, crate::usage::pricing::ModelPrice>,
@@ -46,6 +50,14 @@ impl Default for DaemonConfig {
     fn default() -> Self {
         DaemonConfig { idle_timeout_secs: 300, http_port: 8765, http_bind: "127.0.0.1".into() }
     }
+}
+
+/// `[agents.<id>]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentPrefs {
+    /// Top-level keys merged over the agent's rendered settings file.
+    pub settings: toml::Table,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

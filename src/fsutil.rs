@@ -21,6 +21,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -444,6 +445,24 @@ impl Beneath {
         }
     }
 
+    /// Removes `rel` beneath the root, a file, a link or a whole directory
+    /// tree, never through a link: a link among the directories on the way is
+    /// an error, a link at `rel` or inside the tree is removed, not followed
+    /// (every level is opened `O_NOFOLLOW` relative to its parent's fd, so a
+    /// directory swapped for a link mid-way is refused, not descended).
+    /// Missing is fine.
+    pub fn remove_all(&self, rel: &Path) -> Result<()> {
+        let shown = self.path.join(rel);
+        let (parent, name) = split(rel)?;
+        let dir = match self.walk(parent, false) {
+            Ok(dir) => dir,
+            Err(e) if e.downcast_ref::<Errno>() == Some(&Errno::NOENT) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let dirfd = dir.as_ref().map_or(self.root.as_fd(), |d| d.as_fd());
+        remove_at(dirfd, name, &shown, 0)
+    }
+
     /// Opens the directory `rel` beneath the root, creating missing ones when
     /// `create`; `None` means the root itself. A missing directory without
     /// `create` is an [`Errno::NOENT`] error.
@@ -493,6 +512,45 @@ impl Beneath {
     }
 }
 
+/// Removes `name` in `dir`: unlinks a file or link, empties and removes a
+/// directory. `depth` bounds the recursion (a tree deeper than 64 levels
+/// is an error rather than a stack overflow).
+fn remove_at(dir: BorrowedFd<'_>, name: &OsStr, shown: &Path, depth: usize) -> Result<()> {
+    let stat = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(stat) => stat,
+        Err(Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("checking {}", shown.display())),
+    };
+    if FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
+        return match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("removing {}", shown.display())),
+        };
+    }
+    if depth >= 64 {
+        bail!("{}: too deeply nested to remove", shown.display());
+    }
+    let sub = rustix::fs::openat(dir, name, dir_flags(), Mode::empty())
+        .map_err(|e| refusal(shown, e, "a directory"))?;
+    let mut children = Vec::new();
+    for entry in
+        rustix::fs::Dir::read_from(&sub).with_context(|| format!("listing {}", shown.display()))?
+    {
+        let entry = entry.with_context(|| format!("listing {}", shown.display()))?;
+        let child = OsStr::from_bytes(entry.file_name().to_bytes());
+        if child != "." && child != ".." {
+            children.push(child.to_os_string());
+        }
+    }
+    for child in children {
+        remove_at(sub.as_fd(), &child, &shown.join(&child), depth + 1)?;
+    }
+    match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", shown.display())),
+    }
+}
+
 /// Splits a relative file path into its directory part and its name.
 fn split(rel: &Path) -> Result<(&Path, &OsStr)> {
     let name = rel.file_name().with_context(|| format!("{}: no file name", rel.display()))?;
@@ -524,6 +582,31 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn remove_all_removes_links_never_what_they_point_at() {
+        let dir = scratch("remove");
+        let outside = dir.join("outside");
+        fs::create_dir_all(outside.join("keep")).unwrap();
+        fs::write(outside.join("keep/file"), "mine").unwrap();
+        let home = dir.join("home");
+        fs::create_dir_all(home.join("tree/deeper")).unwrap();
+        fs::write(home.join("tree/deeper/f"), "x").unwrap();
+        symlink(&outside, home.join("tree/link")).unwrap();
+        symlink(&outside, home.join("top-link")).unwrap();
+        symlink(&outside, home.join("via")).unwrap();
+        let b = Beneath::open(&home).unwrap();
+        b.remove_all(Path::new("tree")).unwrap();
+        b.remove_all(Path::new("top-link")).unwrap();
+        b.remove_all(Path::new("missing/also")).unwrap();
+        // A link among the parents is refused, not followed.
+        assert!(b.remove_all(Path::new("via/keep")).is_err());
+        assert!(
+            !home.join("tree").exists() && fs::symlink_metadata(home.join("top-link")).is_err()
+        );
+        assert_eq!(fs::read_to_string(outside.join("keep/file")).unwrap(), "mine");
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -64,6 +64,15 @@ pub struct Rendered {
     pub files: BTreeMap<String, String>,
     pub env: BTreeMap<String, String>,
     pub args: Vec<String>,
+    /// Path of a rendered `.json`/`.toml` file -> the records of the agent's
+    /// own state in it that survive a render, as key paths (`projects.*.x`).
+    /// Every other file is Ringlet's alone: what is on disk is replaced.
+    pub keep: BTreeMap<String, Vec<String>>,
+    /// Paths relative to the profile home removed (a directory with all it
+    /// holds) at every render: places where an agent keeps things a later
+    /// run executes or obeys unasked (Codex's approved-command rules,
+    /// OpenCode's plugins), which no file of `files` can reset.
+    pub remove: Vec<String>,
 }
 
 /// Finds script `name`: the user's `scripts/`, then the synced registry,
@@ -181,9 +190,43 @@ fn decode_output(label: &str, out: Dynamic) -> Result<Rendered> {
                     rendered.args.push(scalar(label, &format!("args[{i}]"), item)?);
                 }
             }
-            other => {
-                bail!("{label}: unknown key `{other}` in the result (expected files, env, args)")
+            "remove" => {
+                let Value::Array(items) = value else {
+                    bail!("{label}: remove must be an array of paths, not {}", kind(&value));
+                };
+                for (i, item) in items.into_iter().enumerate() {
+                    rendered.remove.push(scalar(label, &format!("remove[{i}]"), item)?);
+                }
             }
+            "keep" => {
+                for (path, patterns) in object(label, "keep", value)? {
+                    let Value::Array(items) = patterns else {
+                        bail!("{label}: keep[\"{path}\"] must be an array of key paths");
+                    };
+                    let mut list = Vec::new();
+                    for (i, item) in items.into_iter().enumerate() {
+                        let pattern = scalar(label, &format!("keep[\"{path}\"][{i}]"), item)?;
+                        if pattern.split('.').any(str::is_empty) {
+                            bail!(
+                                "{label}: keep[\"{path}\"]: `{pattern}` is not a key path like `projects.*.name`"
+                            );
+                        }
+                        list.push(pattern);
+                    }
+                    rendered.keep.insert(path, list);
+                }
+            }
+            other => bail!(
+                "{label}: unknown key `{other}` in the result (expected files, env, args, keep, remove)"
+            ),
+        }
+    }
+    for path in rendered.keep.keys() {
+        if !rendered.files.contains_key(path) {
+            bail!("{label}: keep names `{path}`, which is not among the files");
+        }
+        if !path.ends_with(".json") && !path.ends_with(".toml") {
+            bail!("{label}: keep names `{path}`; only .json and .toml files keep records");
         }
     }
     Ok(rendered)
@@ -361,6 +404,16 @@ mod tests {
         assert!(e.contains("json_encode_pretty"), "{e}");
         assert!(run(r#"#{ env: #{ "A=B": "x" } }"#).is_err());
         assert!(run(r#"#{ args: "x" }"#).is_err());
+        let e = run(r#"#{ keep: #{ "x.json": ["a"] } }"#).unwrap_err().to_string();
+        assert!(e.contains("not among the files"), "{e}");
+        let e = run(r#"#{ files: #{ "x.txt": "" }, keep: #{ "x.txt": ["a"] } }"#).unwrap_err();
+        assert!(e.to_string().contains("only .json and .toml"), "{e}");
+        let e = run(r#"#{ files: #{ "x.json": "{}" }, keep: #{ "x.json": ["a..b"] } }"#);
+        assert!(e.unwrap_err().to_string().contains("key path"));
+        let r = run(r#"#{ files: #{ "x.json": "{}" }, keep: #{ "x.json": ["a", "p.*.t"] } }"#);
+        assert_eq!(r.unwrap().keep["x.json"], ["a", "p.*.t"]);
+        assert_eq!(run(r#"#{ remove: ["a/b"] }"#).unwrap().remove, ["a/b"]);
+        assert!(run(r#"#{ remove: "a" }"#).unwrap_err().to_string().contains("array of paths"));
     }
 
     #[test]

@@ -668,7 +668,8 @@ fn trust_this_folder(term: &mut impl Screen, check: impl Fn(&str)) -> String {
         loop {
             thread::sleep(Duration::from_millis(300));
             let now = term.screen();
-            if now == last {
+            // (An animation never holds still: the outer deadline ends it.)
+            if now == last || Instant::now() >= deadline {
                 break;
             }
             last = now;
@@ -712,6 +713,7 @@ fn claude_interactive_first_run_in_a_terminal_asks_only_about_trust() {
             "/login",
             "Detected a custom API key",
             "Unable to connect",
+            "Make auto mode your default",
             "RINGLET-EXITED",
         ] {
             assert!(!screen.contains(bad), "unexpected `{bad}` on the screen:\n{screen}");
@@ -719,9 +721,15 @@ fn claude_interactive_first_run_in_a_terminal_asks_only_about_trust() {
     };
     // The folder-trust question stays: it is the user's decision.
     trust_this_folder(&mut tmux, unwanted);
-    // The prompt, whatever the footer says (auto or manual mode).
+    // The prompt, whatever the footer says.
     let prompt_ready = |s: &str| !s.contains("trust this folder") && s.contains('❯');
     tmux.wait("the prompt", unwanted, prompt_ready);
+    // The profile's permission mode (ask: Claude Code's "default", shown as
+    // manual mode), not the auto mode 2.1.332 gives an API key by itself.
+    let screen = tmux.wait("the pinned mode", unwanted, |s| {
+        s.contains("manual mode on") || s.contains("auto mode on")
+    });
+    assert!(screen.contains("manual mode on"), "not the pinned mode:\n{screen}");
     // Nothing else pops up after the prompt appeared (the key question came
     // after the trust question when it did).
     let settle = Instant::now();
@@ -1067,7 +1075,13 @@ fn claude_in_a_sandboxed_remote_session_reaches_its_prompt_and_the_mock() {
     let started = Instant::now();
     let mut remote = Remote(Term::open(addr, &token, &id));
     let unwanted = |screen: &str| {
-        for bad in ["Not logged in", "/login", "Detected a custom API key", "Unable to connect"] {
+        for bad in [
+            "Not logged in",
+            "/login",
+            "Detected a custom API key",
+            "Unable to connect",
+            "Make auto mode your default",
+        ] {
             assert!(!screen.contains(bad), "unexpected `{bad}` on the screen:\n{screen}");
         }
     };

@@ -18,6 +18,9 @@ mod detect;
 mod profiles;
 // Built-in scripts x provider types against checked-in expected output.
 mod golden;
+// The agents' settings files are Ringlet's: planted keys gone, kept records
+// kept, the config.toml overlay, the pinned permission mode.
+mod render;
 // The real agents (Claude Code, Codex, OpenCode) through profiles against mock providers.
 mod agents;
 // Usage tracking: synthetic Claude Code data, cross-checked against ccusage.

@@ -168,6 +168,11 @@ pub static ROOT: Cmd = Cmd {
                         flag("bare", "Write no hooks or MCP servers"),
                         flag("proxy", "Route through the profile's proxy"),
                         opt("template", "NAME", "Script template to use"),
+                        opt(
+                            "permission-mode",
+                            "MODE",
+                            "ask (default), accept-edits, plan, auto or bypass",
+                        ),
                         flag("dry-run", "Show what would be written; change nothing"),
                         flag("api-key-stdin", "Read the API key from stdin"),
                         flag("no-alias", "Do not install a shell alias"),

@@ -34,7 +34,13 @@ pub fn create(ctx: &Ctx, inv: &Invocation) -> Result<()> {
         api_key: None,
         alias_shim: !inv.flag("no-alias"),
         path: std::env::var("PATH").ok(),
+        permission_mode: inv.value("permission-mode").map(String::from),
     };
+    // Before the key prompt: a typo must not cost typing the key again.
+    // (The daemon checks it too, for every client.)
+    if let Some(mode) = &request.permission_mode {
+        crate::profiles::render::PermissionMode::parse(mode)?;
+    }
     create_with(ctx, request, inv.flag("api-key-stdin"))
 }
 
@@ -114,6 +120,7 @@ pub fn create_with(ctx: &Ctx, mut request: CreateRequest, key_from_stdin: bool) 
         "  endpoint:  {}",
         p.endpoint.as_deref().unwrap_or("- (the agent's own login)")
     ))?;
+    out.line(format_args!("  mode:      {} (permission mode)", p.permission_mode.as_str()))?;
     if let Some(kind) = p.secret {
         out.line(format_args!("  key:       stored in the {}", store_name(kind)))?;
     }
@@ -123,7 +130,7 @@ pub fn create_with(ctx: &Ctx, mut request: CreateRequest, key_from_stdin: bool) 
     if c.dry_run {
         out.line("Files:")?;
         for f in &c.files {
-            let merged = if f.merged { ", merged into the existing file" } else { "" };
+            let merged = if f.merged { ", keeping the agent's records from the file" } else { "" };
             out.line(format_args!("  {} (mode {}{merged})", f.path, f.mode))?;
             for line in f.content.lines() {
                 out.line(format_args!("    {line}"))?;
@@ -197,6 +204,7 @@ pub fn inspect(ctx: &Ctx, alias: &str) -> Result<()> {
         serde_json::to_value(p.strategy)?.as_str().unwrap_or("")
     ))?;
     out.line(format_args!("  script:     {}", p.script))?;
+    out.line(format_args!("  permission: {}", p.permission_mode.as_str()))?;
     match p.secret {
         Some(kind) => {
             out.line(format_args!("  api key:    <redacted> (in the {})", store_name(kind)))?

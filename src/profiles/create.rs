@@ -42,6 +42,8 @@ pub struct CreateRequest {
     pub alias_shim: bool,
     /// The CLI's PATH, to refuse a shim that would shadow a command.
     pub path: Option<String>,
+    /// `--permission-mode`; `None` = ask.
+    pub permission_mode: Option<String>,
 }
 
 // Hand-written so the key can never reach a log or a panic message.
@@ -106,6 +108,10 @@ pub fn create(s: &Services<'_>, req: CreateRequest) -> Result<Created> {
     if req.proxy {
         bail!("--proxy: the routing proxy is not implemented yet; create the profile without it");
     }
+    let permission_mode = match &req.permission_mode {
+        Some(mode) => render::PermissionMode::parse(mode)?,
+        None => render::PermissionMode::default(),
+    };
 
     let key_needed = provider.kind != ProviderType::SelfAuth && provider.auth.required;
     let key = match (&req.api_key, key_needed) {
@@ -157,6 +163,7 @@ pub fn create(s: &Services<'_>, req: CreateRequest) -> Result<Created> {
         proxy: false,
         secret: None,
         alias_shim: None,
+        permission_mode,
         created_at: crate::time::now_rfc3339(),
         last_used: None,
         runs: 0,

@@ -101,6 +101,9 @@ pub struct Profile {
     /// The shim we installed for this profile, if any.
     #[serde(default)]
     pub alias_shim: Option<PathBuf>,
+    /// What the agent may do before it asks (rendered into its settings).
+    #[serde(default)]
+    pub permission_mode: render::PermissionMode,
     pub created_at: String,
     #[serde(default)]
     pub last_used: Option<String>,

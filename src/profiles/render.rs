@@ -1,7 +1,8 @@
 //! From a profile to what an agent run needs: the script's `ctx`, the
-//! rendered files written into the profile home (confined to it, merged with
-//! what the agent keeps there, secrets only at run time and only in 0600
-//! files), and the environment of the isolation strategy.
+//! rendered files written into the profile home (confined to it; owned by
+//! Ringlet: what an agent wrote into them is dropped, except the records of
+//! its own state the script lists in `keep`; secrets only at run time and
+//! only in 0600 files), and the environment of the isolation strategy.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,6 +24,59 @@ const KEY_LAST20: &str = "${API_KEY_LAST20}";
 /// Shown instead of the key in dry runs and previews.
 pub const REDACTED: &str = "<redacted>";
 
+/// How much an agent may do before it asks, pinned per profile so it never
+/// depends on the agent's own default (Claude Code 2.1.332 starts API-key
+/// profiles in auto mode and token profiles in manual mode). Each script
+/// maps it onto its agent's settings (scripts/README.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PermissionMode {
+    /// Ask before editing files, running commands or fetching.
+    #[default]
+    Ask,
+    /// Edit files without asking; ask before commands.
+    AcceptEdits,
+    /// Read and plan only; no edits.
+    Plan,
+    /// The agent decides what is low-risk and runs it (Claude Code's auto
+    /// mode; Codex runs inside its own sandbox without asking).
+    Auto,
+    /// Never ask, no agent-side sandbox.
+    Bypass,
+}
+
+impl PermissionMode {
+    pub const ALL: [PermissionMode; 5] = [
+        PermissionMode::Ask,
+        PermissionMode::AcceptEdits,
+        PermissionMode::Plan,
+        PermissionMode::Auto,
+        PermissionMode::Bypass,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PermissionMode::Ask => "ask",
+            PermissionMode::AcceptEdits => "accept-edits",
+            PermissionMode::Plan => "plan",
+            PermissionMode::Auto => "auto",
+            PermissionMode::Bypass => "bypass",
+        }
+    }
+
+    /// Parses a `--permission-mode` value; the error lists the choices.
+    pub fn parse(text: &str) -> Result<PermissionMode> {
+        Self::ALL.into_iter().find(|m| m.as_str() == text).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|m| m.as_str()).collect();
+            anyhow::anyhow!(
+                "unknown permission mode `{}`; choose one of: {} (default: ask)",
+                text.escape_debug(),
+                names.join(", ")
+            )
+        })
+    }
+}
+
 /// The `ctx` map a profile script sees (scripts/README.md).
 pub fn context(
     profile: &Profile,
@@ -40,6 +94,7 @@ pub fn context(
             "hooks_config": profile.hooks,
             "mcp_servers": profile.mcp_servers,
             "proxy_url": Value::Null,
+            "permission_mode": profile.permission_mode.as_str(),
         },
         "provider": {
             "id": provider.id,
@@ -52,6 +107,7 @@ pub fn context(
             "hooks": table(&config.hooks),
             "mcp_servers": table(&config.mcp_servers),
             "custom": table(&config.custom),
+            "settings": config.agents.get(&agent.id).map_or(Value::Object(Map::new()), |a| table(&a.settings)),
         },
     })
 }
@@ -68,6 +124,12 @@ pub fn render(
     let rendered = scripting::render(&script, &context(profile, agent, provider, config))?;
     for path in rendered.files.keys() {
         relative_path(path).with_context(|| format!("{}: files", script.name))?;
+    }
+    for path in &rendered.remove {
+        relative_path(path).with_context(|| format!("{}: remove", script.name))?;
+        if rendered.files.keys().any(|f| f == path || f.starts_with(&format!("{path}/"))) {
+            bail!("{}: remove names `{path}`, which holds a rendered file", script.name);
+        }
     }
     if provider.kind == ProviderType::SelfAuth && mentions_key(&rendered) {
         bail!(
@@ -142,18 +204,26 @@ pub struct FileOut {
     /// Octal, e.g. "0600".
     pub mode: String,
     pub content: String,
-    /// Whether it is merged into an existing file (JSON/TOML top-level keys).
+    /// Whether records the agent keeps in the file were carried over from
+    /// the one on disk (the script's `keep` list).
     pub merged: bool,
 }
 
-/// Writes the rendered files into the profile home. `.json` and `.toml`
-/// files are merged into what is there (top-level keys the script sets win;
-/// the agent's own keys stay); files holding the secret are 0600.
+/// Writes the rendered files into the profile home, replacing what is
+/// there: an agent that wrote a hook, a status line or an approval policy
+/// into its settings inside the sandbox loses it here, before the next
+/// (perhaps unsandboxed) run. Only the records a file's `keep` list names
+/// are carried over from the file on disk. Files holding the secret are 0600.
 pub fn write_files(home: &Path, rendered: &Rendered, key: Option<&str>) -> Result<()> {
     let home = Beneath::open(home)?;
+    for rel in &rendered.remove {
+        home.remove_all(&relative_path(rel)?)
+            .with_context(|| format!("removing {rel} from the profile home"))?;
+    }
     for (rel, text) in &rendered.files {
         let rel_path = relative_path(rel)?;
-        let (merged, _) = merge_with_disk(&home, &rel_path, rel, text)?;
+        let (merged, _) =
+            keep_from_disk(Some(&home), &rel_path, rel, text, rendered.keep.get(rel))?;
         let (content, secret) = substitute(&merged, KeyValue::Key(key))?;
         home.write_atomic(&rel_path, content.as_bytes(), if secret { 0o600 } else { 0o644 })
             .with_context(|| format!("writing {rel} in the profile home"))?;
@@ -161,7 +231,8 @@ pub fn write_files(home: &Path, rendered: &Rendered, key: Option<&str>) -> Resul
     Ok(())
 }
 
-/// The files as a dry run shows them: merged with what is on disk, key redacted.
+/// The files as a dry run shows them: with the kept records of what is on
+/// disk, key redacted.
 pub fn preview_files(home: &Path, rendered: &Rendered) -> Result<Vec<FileOut>> {
     let mut out = Vec::new();
     // Before the first run the home does not exist: nothing to merge with.
@@ -169,10 +240,8 @@ pub fn preview_files(home: &Path, rendered: &Rendered) -> Result<Vec<FileOut>> {
     for (rel, text) in &rendered.files {
         let rel_path = relative_path(rel)?;
         let target = home.join(&rel_path);
-        let (merged, was_merged) = match &beneath {
-            Some(b) => merge_with_disk(b, &rel_path, rel, text)?,
-            None => (text.clone(), false),
-        };
+        let (merged, was_merged) =
+            keep_from_disk(beneath.as_ref(), &rel_path, rel, text, rendered.keep.get(rel))?;
         let secret = merged.contains("${API_KEY");
         let (content, _) = substitute(&merged, KeyValue::Redacted)?;
         out.push(FileOut {
@@ -197,33 +266,39 @@ pub fn substitute_all(
     Ok((env, args))
 }
 
-/// Merges the script's text for `rel` into the file on disk, if both are
-/// JSON objects or TOML tables. Returns the text to write and whether a
-/// merge happened.
+/// The text to write for `rel`: the script's, plus the records `keep`
+/// names from the file on disk (when both are JSON objects or TOML tables;
+/// top-level keys the script sets win). Without a `keep` list (or a home)
+/// the disk is not even read. Returns the text and whether records were
+/// carried over.
 /// The agent can write the file on disk: it is read without following a
 /// link, non-blocking, regular files only, at most [`fsutil::READ_CAP`]
 /// bytes; anything else counts as absent and is replaced.
-fn merge_with_disk(
-    home: &Beneath,
+fn keep_from_disk(
+    home: Option<&Beneath>,
     rel_path: &Path,
     rel: &str,
     text: &str,
+    keep: Option<&Vec<String>>,
 ) -> Result<(String, bool)> {
+    let (Some(home), Some(keep)) = (home, keep) else { return Ok((text.to_string(), false)) };
     let Some(bytes) = home.read_capped(rel_path, fsutil::READ_CAP)? else {
         return Ok((text.to_string(), false));
     };
     // Not UTF-8: corrupt, replaced like an unparsable file.
     let Ok(existing) = String::from_utf8(bytes) else { return Ok((text.to_string(), false)) };
+    let patterns: Vec<Vec<&str>> = keep.iter().map(|p| p.split('.').collect()).collect();
     if rel.ends_with(".json") {
         let Ok(Value::Object(new)) = serde_json::from_str::<Value>(text) else {
             return Ok((text.to_string(), false));
         };
-        // A file the agent corrupted is replaced, not merged.
-        let Ok(Value::Object(mut old)) = serde_json::from_str::<Value>(&existing) else {
+        // A file the agent corrupted is replaced.
+        let Ok(Value::Object(old)) = serde_json::from_str::<Value>(&existing) else {
             return Ok((text.to_string(), false));
         };
-        old.extend(new);
-        let mut out = serde_json::to_string_pretty(&Value::Object(old))?;
+        let mut kept = pick(&old, &patterns);
+        kept.extend(new);
+        let mut out = serde_json::to_string_pretty(&Value::Object(kept))?;
         out.push('\n');
         return Ok((out, true));
     }
@@ -231,13 +306,44 @@ fn merge_with_disk(
         let Ok(new) = toml::from_str::<toml::Table>(text) else {
             return Ok((text.to_string(), false));
         };
-        let Ok(mut old) = toml::from_str::<toml::Table>(&existing) else {
+        let Ok(old) = toml::from_str::<toml::Table>(&existing) else {
             return Ok((text.to_string(), false));
         };
-        old.extend(new);
-        return Ok((toml::to_string(&old)?, true));
+        let Ok(Value::Object(old)) = serde_json::to_value(&old) else {
+            return Ok((text.to_string(), false));
+        };
+        let mut kept: toml::Table = serde_json::from_value(Value::Object(pick(&old, &patterns)))
+            .context("carrying TOML records over")?;
+        kept.extend(new);
+        return Ok((toml::to_string(&kept)?, true));
     }
     Ok((text.to_string(), false))
+}
+
+/// The part of `map` the key paths select: a path's components name a key
+/// each, `*` any key; a path that ends at a key keeps its whole value, and
+/// objects left empty are dropped. Everything else is left out.
+fn pick(map: &Map<String, Value>, patterns: &[Vec<&str>]) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (key, value) in map {
+        let tails: Vec<Vec<&str>> = patterns
+            .iter()
+            .filter(|p| p.first().is_some_and(|c| *c == "*" || c == key))
+            .map(|p| p[1..].to_vec())
+            .collect();
+        if tails.is_empty() {
+            continue;
+        }
+        if tails.iter().any(Vec::is_empty) {
+            out.insert(key.clone(), value.clone());
+        } else if let Value::Object(inner) = value {
+            let inner = pick(inner, &tails);
+            if !inner.is_empty() {
+                out.insert(key.clone(), Value::Object(inner));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -268,45 +374,85 @@ mod tests {
     }
 
     #[test]
-    fn files_merge_and_modes() {
+    fn files_are_owned_but_kept_records_survive() {
         use std::os::unix::fs::PermissionsExt;
         let home = tmp("merge");
         fs::create_dir_all(home.join(".claude")).unwrap();
         fs::write(
             home.join(".claude/.claude.json"),
-            r#"{"projects":{"/w":{}},"mcpServers":{"old":{}}}"#,
+            r#"{"projects":{"/w":{"trusted":true,"allowedTools":["Bash"]},"/x":{"mcpServers":{}}},
+                "mcpServers":{"old":{}},"bypass":true,"numStartups":3}"#,
         )
         .unwrap();
+        fs::write(home.join(".claude/settings.json"), r#"{"statusLine":{"command":"x"}}"#).unwrap();
         let mut r = Rendered::default();
         r.files.insert(
             ".claude/.claude.json".into(),
             r#"{"mcpServers":{},"k":"${API_KEY_LAST20}"}"#.into(),
         );
+        r.keep.insert(
+            ".claude/.claude.json".into(),
+            vec!["numStartups".into(), "projects.*.trusted".into(), "mcpServers".into()],
+        );
+        r.files.insert(".claude/settings.json".into(), r#"{"hooks":{}}"#.into());
         r.files.insert("c/config.toml".into(), "model = \"m\"\n".into());
+        r.keep.insert("c/config.toml".into(), vec!["projects.*.trust_level".into()]);
         r.files.insert("plain.txt".into(), "hello".into());
         write_files(&home, &r, Some("0123456789012345678901234")).unwrap();
-        let v: Value =
-            serde_json::from_str(&fs::read_to_string(home.join(".claude/.claude.json")).unwrap())
-                .unwrap();
-        assert_eq!(v["projects"], json!({"/w": {}}), "the agent's own keys stay");
-        assert_eq!(v["mcpServers"], json!({}), "keys the script sets replace");
-        assert_eq!(v["k"], "56789012345678901234");
+        let read = |p: &str| -> Value {
+            serde_json::from_str(&fs::read_to_string(home.join(p)).unwrap()).unwrap()
+        };
+        assert_eq!(
+            read(".claude/.claude.json"),
+            json!({"projects": {"/w": {"trusted": true}}, "numStartups": 3,
+                   "mcpServers": {}, "k": "56789012345678901234"}),
+            "only the kept records stay; keys the script sets replace"
+        );
+        assert_eq!(read(".claude/settings.json"), json!({"hooks": {}}), "owned: replaced");
         let mode = |p: &str| fs::metadata(home.join(p)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(".claude/.claude.json"), 0o600);
         assert_eq!(mode("plain.txt"), 0o644);
         fs::write(
             home.join("c/config.toml"),
-            "[projects.\"/w\"]\ntrust_level = \"trusted\"\nmodel = \"old\"\n",
+            "notify = [\"sh\"]\n[projects.\"/w\"]\ntrust_level = \"trusted\"\nmodel = \"old\"\n",
         )
         .unwrap();
         write_files(&home, &r, None).unwrap_err(); // the .claude.json needs the key
         r.files.remove(".claude/.claude.json");
+        r.keep.remove(".claude/.claude.json");
         write_files(&home, &r, None).unwrap();
         let t: toml::Table =
             toml::from_str(&fs::read_to_string(home.join("c/config.toml")).unwrap()).unwrap();
         assert_eq!(t["model"].as_str(), Some("m"));
         assert_eq!(t["projects"]["/w"]["trust_level"].as_str(), Some("trusted"));
+        assert!(t["projects"]["/w"].get("model").is_none() && t.get("notify").is_none(), "{t}");
         fs::remove_dir_all(&home).unwrap();
+    }
+
+    #[test]
+    fn removed_paths_go_and_links_are_not_followed() {
+        let home = tmp("remove");
+        let outside = tmp("remove-outside");
+        fs::write(outside.join("keep.txt"), "mine").unwrap();
+        fs::create_dir_all(home.join("a/rules/deep")).unwrap();
+        fs::write(home.join("a/rules/deep/x.rules"), "allow").unwrap();
+        std::os::unix::fs::symlink(&outside, home.join("a/rules/link")).unwrap();
+        fs::write(home.join("a/file"), "x").unwrap();
+        std::os::unix::fs::symlink(&outside, home.join("a/tools")).unwrap();
+        let mut r = Rendered {
+            remove: vec!["a/rules".into(), "a/file".into(), "a/tools".into(), "a/none".into()],
+            ..Default::default()
+        };
+        write_files(&home, &r, None).unwrap();
+        assert_eq!(fs::read_dir(home.join("a")).unwrap().count(), 0);
+        assert_eq!(fs::read_to_string(outside.join("keep.txt")).unwrap(), "mine");
+        // A link among the parents is refused, and the target left alone.
+        std::os::unix::fs::symlink(&outside, home.join("b")).unwrap();
+        r.remove = vec!["b/keep.txt".into()];
+        assert!(write_files(&home, &r, None).is_err());
+        assert!(outside.join("keep.txt").exists());
+        fs::remove_dir_all(&home).unwrap();
+        fs::remove_dir_all(&outside).unwrap();
     }
 
     #[test]
