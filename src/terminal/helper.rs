@@ -51,7 +51,7 @@ pub const SUBCOMMAND: &str = "__session-helper";
 
 /// From TERM or HUP to SIGKILL for everything (TERM at half of it): the
 /// daemon's own grace (`session::KILL_GRACE`).
-pub const GRACE: Duration = Duration::from_secs(2);
+pub const GRACE: Duration = super::session::KILL_GRACE;
 
 /// How long what the agent left running has between HUP and SIGKILL once
 /// the agent has exited.
