@@ -148,8 +148,8 @@ fn run(argv: &[OsString]) -> ExitCode {
             rustix::process::setpgid(None, None)?;
             if tty {
                 // The child is still in the background here: taking the
-                // terminal would stop it with SIGTTOU (still ignored, from
-                // the helper), unless ignored.
+                // terminal would stop it with SIGTTOU, but it still ignores
+                // that, as the helper does; reset right after.
                 rustix::termios::tcsetpgrp(rustix::stdio::stdin(), rustix::process::getpid())?;
             }
             super::pty::reset_signal_dispositions();
