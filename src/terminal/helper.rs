@@ -51,7 +51,7 @@ pub const SUBCOMMAND: &str = "__session-helper";
 
 /// From TERM or HUP to SIGKILL for everything (TERM at half of it): the
 /// daemon's own grace (`session::KILL_GRACE`).
-pub const GRACE: Duration = Duration::from_secs(2);
+pub const GRACE: Duration = super::session::KILL_GRACE;
 
 /// How long what the agent left running has between HUP and SIGKILL once
 /// the agent has exited.
@@ -93,17 +93,25 @@ pub fn exec_path() -> anyhow::Result<PathBuf> {
 /// Runs the helper if the command line asks for it (`argv[1]` is
 /// [`SUBCOMMAND`]); `None` otherwise. Called first thing in `main`.
 pub fn main_if_asked() -> Option<ExitCode> {
-    let mut args = std::env::args_os().skip(1);
+    Some(match parse(std::env::args_os().skip(1))? {
+        Some(argv) => run(&argv),
+        None => {
+            let _ = writeln!(io::stderr(), "usage: ringlet {SUBCOMMAND} -- <program> [args...]");
+            ExitCode::from(2)
+        }
+    })
+}
+
+/// The arguments after the binary's name: `None` if they do not ask for
+/// the helper, `Some(None)` if they do but wrongly, else the program's argv.
+fn parse(mut args: impl Iterator<Item = OsString>) -> Option<Option<Vec<OsString>>> {
     if args.next()? != SUBCOMMAND {
         return None;
     }
     let rest: Vec<OsString> = args.collect();
     Some(match rest.split_first() {
-        Some((dashes, argv)) if dashes == "--" && !argv.is_empty() => run(argv),
-        _ => {
-            let _ = writeln!(io::stderr(), "usage: ringlet {SUBCOMMAND} -- <program> [args...]");
-            ExitCode::from(2)
-        }
+        Some((dashes, argv)) if dashes == "--" && !argv.is_empty() => Some(argv.to_vec()),
+        _ => None,
     })
 }
 
@@ -140,8 +148,8 @@ fn run(argv: &[OsString]) -> ExitCode {
             rustix::process::setpgid(None, None)?;
             if tty {
                 // The child is still in the background here: taking the
-                // terminal would stop it with SIGTTOU (still ignored, from
-                // the helper), unless ignored.
+                // terminal would stop it with SIGTTOU, but it still ignores
+                // that, as the helper does; reset right after.
                 rustix::termios::tcsetpgrp(rustix::stdio::stdin(), rustix::process::getpid())?;
             }
             super::pty::reset_signal_dispositions();
@@ -420,10 +428,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_exact_subcommand_with_dashes_is_the_helper() {
-        // The test binary's own argv is not the helper's.
+    fn only_the_subcommand_first_then_dashes_is_the_helper() {
+        let parse = |args: &[&str]| parse(args.iter().map(OsString::from));
+        let argv = |args: &[&str]| Some(Some(args.iter().map(OsString::from).collect()));
+        assert_eq!(parse(&[SUBCOMMAND, "--", "sh", "-c", "x"]), argv(&["sh", "-c", "x"]));
+        assert_eq!(parse(&[SUBCOMMAND, "--", "--", "-x"]), argv(&["--", "-x"]));
+        assert_eq!(parse(&[SUBCOMMAND, "sh"]), Some(None));
+        assert_eq!(parse(&[SUBCOMMAND, "--"]), Some(None));
+        assert_eq!(parse(&[SUBCOMMAND]), Some(None));
+        assert_eq!(parse(&["agents", "list"]), None);
+        assert_eq!(parse(&["--json", SUBCOMMAND, "--", "sh"]), None);
+        assert_eq!(parse(&[]), None);
+        // The test binary's own command line is not the helper's.
         assert!(main_if_asked().is_none());
-        assert!(SUBCOMMAND.starts_with("__"), "hidden from users by its name");
     }
 
     #[test]
