@@ -305,7 +305,7 @@ impl PrivateWorld {
 impl Drop for PrivateWorld {
     fn drop(&mut self) {
         // The Env's own stop looks in its XDG runtime dir, not this one.
-        let _ = self.cmd(&["daemon", "stop"]).output();
+        let _ = self.cmd(&["daemon", "stop", "--force"]).output();
     }
 }
 
