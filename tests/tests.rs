@@ -33,3 +33,6 @@ mod terminal;
 mod web_terminal;
 // The sandbox with the real bwrap: allowlist, work dirs in the home, --bwrap-flags.
 mod sandbox;
+// The red team's attacks on the trust boundaries (issue 11): strangers on the
+// HTTP port, hostile sandboxed agents, secrets in the environment.
+mod attacks;

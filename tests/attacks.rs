@@ -1,0 +1,251 @@
+//! The red team's attacks on issue 11's trust boundaries, each written as the
+//! attacker would run it: a stranger on the HTTP port from another uid
+//! (`setpriv --reuid=65534`), a hostile agent inside a sandboxed session,
+//! a caller with secrets in its environment. Each test failed on the code
+//! it was written against; the fix is named in its comment.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::util::Env;
+
+/// A Python attacker run as `nobody` (uid 65534), killed when dropped. The
+/// script prints `ready` once its attack is under way.
+struct Stranger(Child);
+
+impl Stranger {
+    fn start(env: &Env, name: &str, script: &str, args: &[&str]) -> Stranger {
+        let path = env.root.join(name);
+        std::fs::write(&path, script).unwrap();
+        let mut child = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3"])
+            .arg(&path)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting the attacker");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+            let _ = tx.send(line);
+        });
+        let said = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+        let stranger = Stranger(child);
+        assert_eq!(said.trim(), "ready", "the attacker did not get going");
+        stranger
+    }
+}
+
+impl Drop for Stranger {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One owner request with the token on a fresh connection, waiting at most
+/// `wait`: its status, or 0 when the connection ended (or the wait did)
+/// without an answer.
+fn owner_status(addr: SocketAddr, token: &str, wait: Duration) -> u16 {
+    let mut s = match TcpStream::connect(addr) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("connect: {e}");
+            return 0;
+        }
+    };
+    s.set_read_timeout(Some(wait)).unwrap();
+    let head = format!(
+        "GET /api/daemon/status HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n",
+        addr.port()
+    );
+    if let Err(e) = s.write_all(head.as_bytes()) {
+        eprintln!("write: {e}");
+        return 0;
+    }
+    let mut raw = Vec::new();
+    if let Err(e) = s.read_to_end(&mut raw) {
+        eprintln!("read: {e}");
+    }
+    let text = String::from_utf8_lossy(&raw);
+    let st = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    st
+}
+
+/// Connects as fast as it can from several threads and never sends a byte,
+/// keeping the last 40 connections of each thread open.
+const SILENT_CROWD: &str = r#"
+import socket, sys, threading
+port, nthreads = int(sys.argv[1]), int(sys.argv[2])
+def run():
+    held = []
+    while True:
+        try:
+            held.append(socket.create_connection(("127.0.0.1", port)))
+            if len(held) > 40:
+                held.pop(0).close()
+        except OSError:
+            pass
+for _ in range(nthreads):
+    threading.Thread(target=run, daemon=True).start()
+print("ready", flush=True)
+threading.Event().wait()
+"#;
+
+/// Item 7, a silent crowd: connections that never send a byte stayed
+/// "not yet read" for their whole 10 s head timeout, the class the owner's
+/// brand-new connection is in until its thread reads it, so a crowd that
+/// reconnects as fast as it can closed owner requests before they were
+/// looked at (0.5-1 % of them here, 11 % with curl's slower start).
+/// Narrowed (`src/daemon/http/{mod,slots}.rs`): a connection whose thread
+/// finds nothing waiting on its first read may give way at once, and one
+/// whose request is waiting unread in its socket, or being read, goes last.
+/// NOT closed: an owner whose client is descheduled between `connect` and
+/// `write` for longer than 32 of the crowd's reconnects (a few ms on a
+/// loaded 2-core machine) is still closed unread (about 0.2 %): nothing
+/// tells it from the crowd until it sends. Ignored until the front door can
+/// hold unread connections without a thread each (or tell uids apart).
+#[test]
+#[ignore = "a known residual: see the comment"]
+fn a_silent_crowd_of_another_uid_cannot_close_the_owners_connections() {
+    let env = Env::new("atk-silent");
+    let (addr, token) = env.http();
+    let port = addr.port().to_string();
+    let _crowd = Stranger::start(&env, "silent.py", SILENT_CROWD, &[&port, "8"]);
+    // For 4 s (the crowd takes a moment to reach full speed), at least 100.
+    let started = std::time::Instant::now();
+    let mut failed = Vec::new();
+    let mut i = 0;
+    while i < 100 || started.elapsed() < Duration::from_secs(4) {
+        let status = owner_status(addr, &token, Duration::from_secs(20));
+        if status != 200 {
+            failed.push((i, status));
+        }
+        i += 1;
+    }
+    assert!(failed.is_empty(), "of {i} owner requests, these failed (index, status): {failed:?}");
+}
+
+/// Opens `count` connections that each pipeline `requests` requests for
+/// the web UI's largest file (no token needed) and never read an answer.
+const PIPELINER: &str = r#"
+import socket, sys, threading
+port, count, requests = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+req = b"GET /term.js HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % port
+held = []
+for _ in range(count):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", port))
+    s.setblocking(False)
+    try:
+        s.send(req * requests)
+    except BlockingIOError:
+        pass
+    held.append(s)
+print("ready", flush=True)
+threading.Event().wait()
+"#;
+
+/// Item 7, pipelining: a stranger (no token needed for the web UI's files)
+/// that pipelines requests for `/term.js` on two connections and reads no
+/// answer held every REST worker: tiny_http hands each pipelined request to
+/// a worker, which then waits to write behind the unread answers. The
+/// owner's requests waited as long as the attacker liked (38 s here, until
+/// it quit). Fix (`src/daemon/http/mod.rs`, `bridge`): a connection without
+/// the token gets one answer and is closed (`Connection: close`), so no
+/// stranger ever has more than one request with the workers, and one answer
+/// to a stranger fits the socket between the front door and tiny_http.
+#[test]
+fn a_stranger_pipelining_unread_requests_holds_no_worker() {
+    let env = Env::new("atk-pipeline");
+    let (addr, token) = env.http();
+    let port = addr.port().to_string();
+    let _attack = Stranger::start(&env, "pipeline.py", PIPELINER, &[&port, "2", "200"]);
+    std::thread::sleep(Duration::from_millis(500));
+    for i in 0..5 {
+        let status = owner_status(addr, &token, Duration::from_secs(10));
+        assert_eq!(status, 200, "owner request {i} unanswered within 10 s");
+    }
+}
+
+/// POST /api/terminal/sessions for `sh1` running `sh -c script` sandboxed in
+/// `work`; the script's findings, which it writes to `work/findings` and
+/// ends with `done`.
+fn sandboxed_findings(env: &Env, work: &std::path::Path, script: &str) -> String {
+    let (addr, token) = env.http();
+    let script = format!(
+        "out=\"$PWD/findings\"\n{{\n{script}\necho done\n}} > \"$out.tmp\" 2>&1\nmv \"$out.tmp\" \"$out\"\n"
+    );
+    let body = serde_json::json!({
+        "profile": "sh1",
+        "sandbox": true,
+        "path": env.path_var().to_str().unwrap(),
+        "args": ["-c", script],
+        "working_dir": work.display().to_string(),
+    });
+    let auth = format!("Bearer {token}");
+    let answer = crate::util::http::request(
+        addr,
+        "POST",
+        "/api/terminal/sessions",
+        &[("Authorization", &auth)],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(answer.status, 201, "{}", String::from_utf8_lossy(&answer.body));
+    let out = work.join("findings");
+    let done = crate::util::wait_until(Duration::from_secs(20), || {
+        std::fs::read_to_string(&out).is_ok_and(|t| t.ends_with("done\n"))
+    });
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(done, "the sandboxed script did not finish: {text:?}");
+    text
+}
+
+/// A hostile agent looks for a way out through what its process inherited:
+/// file descriptors the daemon left open across exec (the IPC socket, the
+/// log, the HTTP listener, an inotify or SQLite fd), variables that name
+/// Ringlet's sockets or token, and the environment of every process it can
+/// see. Held: only the terminal's 0, 1 and 2 are open, and no variable
+/// names Ringlet's dirs. (Kept: cheap, and any fd opened without CLOEXEC
+/// later would show up here.)
+#[test]
+fn a_sandboxed_agent_inherits_no_descriptor_and_no_variable_of_the_daemon() {
+    let env = crate::terminal::shell_world_with_config("atk-inherit", "");
+    let work = env.home.join("src/project");
+    std::fs::create_dir_all(&work).unwrap();
+    // The daemon has a session, a WebSocket and a usage scan behind it.
+    let text = sandboxed_findings(
+        &env,
+        &work,
+        r#"for f in /proc/$$/fd/*; do echo "fd $f $(readlink "$f")"; done
+        env | sed 's/^/env /'
+        for p in /proc/[0-9]*; do echo "environ ${p##*/} $(tr '\0' ' ' < "$p/environ")"; done"#,
+    );
+    // The shell's own are the terminal, /dev/null, pipes and the findings
+    // file; a socket, an anonymous inode (epoll, inotify, eventfd) or a
+    // file of the daemon's would be the daemon's, leaked.
+    let fds: Vec<&str> = text.lines().filter(|l| l.starts_with("fd ")).collect();
+    assert!(fds.len() >= 3, "{text}");
+    for line in fds {
+        let target = line.splitn(3, ' ').nth(2).unwrap_or("");
+        let own = target.starts_with("/dev/pts/")
+            || target == "/dev/null"
+            || target.starts_with("pipe:")
+            || target.is_empty()
+            || target.starts_with(&work.display().to_string());
+        assert!(own, "an inherited descriptor: {line}\n{text}");
+    }
+    let config = env.config.display().to_string();
+    let run = env.run.display().to_string();
+    for line in text.lines().filter(|l| l.starts_with("env ") || l.starts_with("environ ")) {
+        assert!(!line.contains(&config) && !line.contains(&run), "{line}");
+        let mut ours = line.split(' ').filter(|w| w.starts_with("RINGLET_"));
+        assert!(ours.all(|w| w.starts_with("RINGLET_PROFILE=")), "{line}");
+    }
+}
