@@ -249,3 +249,47 @@ fn a_sandboxed_agent_inherits_no_descriptor_and_no_variable_of_the_daemon() {
         assert!(ours.all(|w| w.starts_with("RINGLET_PROFILE=")), "{line}");
     }
 }
+
+/// A session whose working dir holds other profiles' homes (the agent's
+/// `~/.claude-profiles`, where `profiles run --remote` from that dir puts
+/// it) showed the agent every other profile of that agent: their
+/// transcripts and state, the key's last 20 characters Claude keeps, and
+/// let it plant files there (commands, memory, skills) that another
+/// profile's agent runs with that profile's key. Fix
+/// (`src/daemon/dispatch.rs`, `handle_terminal_create`): the other
+/// profiles' homes join what the sandbox hides (masked wherever a bind
+/// shows them; one of them as the working dir is refused).
+#[test]
+fn a_sandboxed_agent_cannot_reach_another_profiles_home() {
+    let env = crate::terminal::shell_world_with_config("atk-other-home", "");
+    env.create_profile("shell", "sh2");
+    let homes = env.home.join(".shell-profiles");
+    let other = homes.join("sh2");
+    std::fs::write(other.join("transcript"), "the other profile's secrets\n").unwrap();
+    let text = sandboxed_findings(
+        &env,
+        &homes,
+        r#"if cat sh2/transcript; then echo read=yes; else echo read=no; fi
+        if echo planted > sh2/CLAUDE.md; then echo write=yes; else echo write=no; fi
+        if test -d sh1; then echo own=yes; else echo own=no; fi"#,
+    );
+    assert!(text.contains("read=no") && !text.contains("secrets"), "{text}");
+    assert!(!other.join("CLAUDE.md").exists(), "{text}");
+    // Its own home is still there (bound in its own right).
+    assert!(text.contains("own=yes"), "{text}");
+    // Another profile's home as the working dir is refused.
+    let (addr, token) = env.http();
+    let body = serde_json::json!({"profile": "sh1", "sandbox": true,
+        "path": env.path_var().to_str().unwrap(), "args": ["-c", "true"],
+        "working_dir": other.display().to_string()});
+    let answer = crate::util::http::request(
+        addr,
+        "POST",
+        "/api/terminal/sessions",
+        &[("Authorization", &format!("Bearer {token}"))],
+        body.to_string().as_bytes(),
+    );
+    let reply = String::from_utf8_lossy(&answer.body);
+    assert_eq!(answer.status, 400, "{reply}");
+    assert!(reply.contains("another profile"), "{reply}");
+}
