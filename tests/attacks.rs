@@ -73,8 +73,7 @@ fn owner_status(addr: SocketAddr, token: &str, wait: Duration) -> u16 {
         eprintln!("read: {e}");
     }
     let text = String::from_utf8_lossy(&raw);
-    let st = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    st
+    text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 /// Connects as fast as it can from several threads and never sends a byte,
