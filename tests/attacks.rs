@@ -12,8 +12,9 @@ use std::time::Duration;
 use crate::util::Env;
 
 /// A Python attacker run as `nobody` (uid 65534), killed when dropped. The
-/// script prints `ready` once its attack is under way.
-struct Stranger(Child);
+/// script prints `ready` once its attack is under way; its later lines
+/// come through `lines`.
+struct Stranger(Child, std::sync::mpsc::Receiver<String>);
 
 impl Stranger {
     fn start(env: &Env, name: &str, script: &str, args: &[&str]) -> Stranger {
@@ -30,14 +31,22 @@ impl Stranger {
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
-            let _ = tx.send(line);
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
         });
         let said = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
-        let stranger = Stranger(child);
+        let stranger = Stranger(child, rx);
         assert_eq!(said.trim(), "ready", "the attacker did not get going");
         stranger
+    }
+
+    /// Its next line, within `wait`.
+    fn line(&self, wait: Duration) -> String {
+        self.1.recv_timeout(wait).unwrap_or_default()
     }
 }
 
@@ -291,4 +300,77 @@ fn a_sandboxed_agent_cannot_reach_another_profiles_home() {
     let reply = String::from_utf8_lossy(&answer.body);
     assert_eq!(answer.status, 400, "{reply}");
     assert!(reply.contains("another profile"), "{reply}");
+}
+
+/// Watches every process's command line for a login ticket (`#ticket=`),
+/// trades it at `POST /api/login` the moment it appears and prints what the
+/// daemon answered.
+const TICKET_THIEF: &str = r##"
+import glob, json, socket, sys, time
+port = int(sys.argv[1])
+print("ready", flush=True)
+seen = set()
+while True:
+    for path in glob.glob("/proc/[0-9]*/cmdline"):
+        try:
+            words = open(path, "rb").read().split(b"\0")
+        except OSError:
+            continue
+        for w in words:
+            if b"#ticket=" in w:
+                ticket = w.split(b"#ticket=")[1].decode()
+                if ticket in seen:
+                    continue
+                seen.add(ticket)
+                body = json.dumps({"ticket": ticket}).encode()
+                s = socket.create_connection(("127.0.0.1", port))
+                s.sendall(b"POST /api/login HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % (port, len(body)) + body)
+                answer = b""
+                while True:
+                    d = s.recv(65536)
+                    if not d:
+                        break
+                    answer += d
+                print(answer.decode(errors="replace").replace("\r\n", " "), flush=True)
+    time.sleep(0.005)
+"##;
+
+/// `ringlet ui` hands the login ticket to the browser opener on its command
+/// line (`xdg-open http://127.0.0.1:<port>/#ticket=...`), and every local
+/// user can read every command line (`/proc/<pid>/cmdline`). Another uid
+/// that watches for it traded it for the HTTP token before the browser did
+/// (and the owner's own sign-in then failed): with the token, it could open
+/// terminal sessions as the owner, keys and all. Fix
+/// (`src/daemon/http/{mod,auth}.rs`): a login from a loopback connection
+/// is taken only from a socket owned by the daemon's own uid (looked up in
+/// `/proc/net/tcp{,6}`), so a ticket seen by someone else is worth nothing,
+/// and is not spent by their attempt.
+#[test]
+fn a_ticket_on_the_openers_command_line_is_worth_nothing_to_another_uid() {
+    let env = Env::new("atk-ticket");
+    let (addr, token) = env.http();
+    let port = addr.port().to_string();
+    // A browser opener that takes its time, as a starting browser does.
+    env.fake_agent("xdg-open", "sleep 5");
+    let thief = Stranger::start(&env, "thief.py", TICKET_THIEF, &[&port]);
+    let out = env.cmd(&["ui"]).env("DISPLAY", ":99").ok();
+    assert!(out.contains("Opened the web UI"), "{out}");
+    let url = out.lines().find(|l| l.contains("#ticket=")).unwrap();
+    let ticket = url.split_once("#ticket=").unwrap().1.trim();
+    // The thief saw it and tried (its answer is its next line).
+    let said = thief.line(Duration::from_secs(20));
+    assert!(!said.is_empty(), "the thief never saw the ticket");
+    assert!(!said.contains(&token), "another uid got the token: {said}");
+    assert!(said.starts_with("HTTP/1.1 403"), "{said}");
+    // The owner's browser still signs in with it.
+    let body = serde_json::json!({"ticket": ticket}).to_string();
+    let answer = crate::util::http::request(
+        addr,
+        "POST",
+        "/api/login",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    );
+    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(answer.json()["data"]["token"], token.as_str());
 }

@@ -200,6 +200,11 @@ fn connection(
 /// connections hold all of those. The REST server and the upgrade check the
 /// token again for what they serve.
 fn admit(state: &State, info: &HttpInfo, slot: &Arc<Slot>, head: &Head) -> Result<(), u16> {
+    // A login ticket travels on the browser opener's command line, which
+    // every local user can read: only the daemon's own user may trade it.
+    if head.path() == "/api/login" && !auth::login_peer_allowed(slot.stream()) {
+        return Err(403);
+    }
     if slot.trusted() {
         return Ok(());
     }
@@ -332,6 +337,7 @@ impl Framer<'_> {
         let why = match status {
             400 => "a malformed request head".to_string(),
             408 => format!("a request must arrive within {REQUEST_TIMEOUT:?}"),
+            403 => "a login ticket is taken only from the user the daemon runs as".to_string(),
             411 => "send the body with a Content-Length".to_string(),
             413 => format!("request bodies are limited to {} bytes", rest::MAX_BODY),
             431 => format!("request heads are limited to {MAX_HEAD} bytes"),

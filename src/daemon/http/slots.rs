@@ -177,6 +177,11 @@ impl Slot {
         self.settled.store(true, Ordering::SeqCst);
     }
 
+    /// Its socket (for looking up who is at the other end).
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
     /// Its thread has read the first bytes from it.
     pub fn heard(&self) {
         self.heard.store(true, Ordering::SeqCst);
