@@ -374,3 +374,38 @@ fn a_ticket_on_the_openers_command_line_is_worth_nothing_to_another_uid() {
     assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
     assert_eq!(answer.json()["data"]["token"], token.as_str());
 }
+
+/// Links and `..` toward Ringlet's config dir: a working dir that is a link
+/// to it, or that reaches it through `..`, is refused; a link to it planted
+/// in the working dir leads nowhere inside. Held (kept: one session, cheap).
+#[test]
+fn links_and_dot_dots_to_the_config_dir_lead_nowhere() {
+    let env = crate::terminal::shell_world_with_config("atk-links", "");
+    let work = env.home.join("src/project");
+    std::fs::create_dir_all(&work).unwrap();
+    std::os::unix::fs::symlink(&env.config, work.join("cfg")).unwrap();
+    std::os::unix::fs::symlink(&env.config, env.home.join("src/cfg-link")).unwrap();
+    let (addr, token) = env.http();
+    let dotdot = format!("{}/../../../config", work.display());
+    for dir in [env.home.join("src/cfg-link").display().to_string(), dotdot] {
+        let body = serde_json::json!({"profile": "sh1", "sandbox": true,
+            "path": env.path_var().to_str().unwrap(), "args": ["-c", "true"],
+            "working_dir": dir});
+        let answer = crate::util::http::request(
+            addr,
+            "POST",
+            "/api/terminal/sessions",
+            &[("Authorization", &format!("Bearer {token}"))],
+            body.to_string().as_bytes(),
+        );
+        let reply = String::from_utf8_lossy(&answer.body);
+        assert_eq!(answer.status, 400, "{dir}: {reply}");
+        assert!(reply.contains("config dir"), "{dir}: {reply}");
+    }
+    let text = sandboxed_findings(
+        &env,
+        &work,
+        "if ls cfg/ cfg/http_token; then echo seen=yes; else echo seen=no; fi",
+    );
+    assert!(text.contains("seen=no") && !text.contains("http_token\n"), "{text}");
+}
