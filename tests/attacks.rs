@@ -162,8 +162,8 @@ threading.Event().wait()
 
 /// Item 7, pipelining: a stranger (no token needed for the web UI's files)
 /// that pipelines requests for `/term.js` and reads no answer (two
-/// connections were enough; the test opens 40, more than the stranger
-/// pool, so that one request each must not hold a worker either) held
+/// connections were enough; the test opens 16, twice the workers and
+/// within the stranger pool, so that none is closed for a newcomer) held
 /// every REST worker: tiny_http hands each pipelined request to
 /// a worker, which then waits to write behind the unread answers. The
 /// owner's requests waited as long as the attacker liked (38 s here, until
@@ -176,7 +176,7 @@ fn a_stranger_pipelining_unread_requests_holds_no_worker() {
     let env = Env::new("atk-pipeline");
     let (addr, token) = env.http();
     let port = addr.port().to_string();
-    let _attack = Stranger::start(&env, "pipeline.py", PIPELINER, &[&port, "40", "50"]);
+    let _attack = Stranger::start(&env, "pipeline.py", PIPELINER, &[&port, "16", "100"]);
     std::thread::sleep(Duration::from_millis(500));
     for i in 0..5 {
         let status = owner_status(addr, &token, Duration::from_secs(10));
