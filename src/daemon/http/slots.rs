@@ -254,6 +254,29 @@ mod tests {
     }
 
     #[test]
+    fn a_stranger_with_a_request_waiting_unread_goes_last() {
+        use std::io::Write;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let slots = Slots::default();
+        let mut conns = Vec::new();
+        for _ in 0..STRANGER_POOL {
+            let (server, client) = pair(&listener);
+            let slot = slots.take(&server).unwrap();
+            slot.settle();
+            conns.push((slot, server, client));
+        }
+        // The oldest has sent a request its thread has not read yet (a
+        // loaded machine); the next oldest is silent.
+        conns[0].2.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        conns[0].1.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        assert!(conns[0].1.peek(&mut [0u8; 1]).unwrap() > 0, "the bytes arrived");
+        let (s1, _c1) = pair(&listener);
+        slots.take(&s1).unwrap();
+        assert!(!closed(&mut conns[0].2), "the one with a request waiting stays");
+        assert!(closed(&mut conns[1].2), "the silent one went");
+    }
+
+    #[test]
     fn trusted_slots_are_capped() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let slots = Slots::default();
