@@ -147,7 +147,11 @@ pub fn login_peer_allowed(stream: &std::net::TcpStream) -> bool {
     if !cfg!(target_os = "linux") || !peer.ip().to_canonical().is_loopback() {
         return true;
     }
-    socket_uid(peer, local) == Some(rustix::process::geteuid().as_raw())
+    // A dual-stack listener sees a v4 client as `::ffff:127.0.0.1`; the
+    // client's own socket is in the v4 table.
+    let canonical =
+        |a: std::net::SocketAddr| std::net::SocketAddr::new(a.ip().to_canonical(), a.port());
+    socket_uid(canonical(peer), canonical(local)) == Some(rustix::process::geteuid().as_raw())
 }
 
 /// The uid owning the TCP socket at `addr` connected to `remote`, from the
