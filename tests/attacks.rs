@@ -411,3 +411,41 @@ fn links_and_dot_dots_to_the_config_dir_lead_nowhere() {
     );
     assert!(text.contains("seen=no") && !text.contains("http_token\n"), "{text}");
 }
+
+/// A project whose `node_modules/.bin` is on the user's PATH (direnv's
+/// `PATH_add node_modules/.bin`, `npm exec` shells) is writable by an agent
+/// sandboxed in it: it planted a `bwrap` there, and the next sandboxed
+/// session started with that PATH ran the planted program, outside any
+/// sandbox, with the whole bwrap command line. Fix
+/// (`src/terminal/sandbox.rs`, `wrap`): bwrap is never taken from a PATH
+/// dir inside the session's working dir or profile home.
+#[test]
+fn a_bwrap_planted_in_the_working_dirs_path_entry_is_not_run() {
+    let env = crate::terminal::shell_world_with_config("atk-fake-bwrap", "");
+    let work = env.home.join("src/project");
+    let bin = work.join("node_modules/.bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let escaped = env.root.join("escaped");
+    let fake = bin.join("bwrap");
+    std::fs::write(&fake, format!("#!/bin/sh\necho \"$@\" >> '{}'\nexit 0\n", escaped.display()))
+        .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (addr, token) = env.http();
+    let path = format!("{}:{}", bin.display(), env.path_var().to_str().unwrap());
+    let script = "echo done > findings";
+    let body = serde_json::json!({"profile": "sh1", "sandbox": true, "path": path,
+        "args": ["-c", script], "working_dir": work.display().to_string()});
+    let answer = crate::util::http::request(
+        addr,
+        "POST",
+        "/api/terminal/sessions",
+        &[("Authorization", &format!("Bearer {token}"))],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(answer.status, 201, "{}", String::from_utf8_lossy(&answer.body));
+    let done = crate::util::wait_until(Duration::from_secs(20), || {
+        work.join("findings").exists() || escaped.exists()
+    });
+    assert!(!escaped.exists(), "the planted bwrap ran: {:?}", std::fs::read_to_string(&escaped));
+    assert!(done, "the session did not run under the real bwrap");
+}
