@@ -39,3 +39,6 @@ mod sandbox;
 // Files an agent or a crash can attack: planted links, FIFOs, huge files,
 // fixed names, stale temps, kill -9 mid create/delete.
 mod files;
+// The red team's attacks on the trust boundaries (issue 11): strangers on the
+// HTTP port, hostile sandboxed agents, secrets in the environment.
+mod attacks;

@@ -689,8 +689,17 @@ fn handle_terminal_create(state: &State, req: crate::protocol::TerminalRequest) 
             // What no sandboxed session may see, and the desktop's
             // sockets and variables the profile did not opt in to.
             let allow = state.config.sandbox.allow.get(&req.profile).cloned().unwrap_or_default();
-            let private = sandbox::Private::find(&state.paths, &env, &allow);
+            let mut private = sandbox::Private::find(&state.paths, &env, &allow);
             private.filter_env(&mut env);
+            // Other profiles' homes too (a working dir such as
+            // `~/.claude-profiles` holds them all): their transcripts and
+            // state, and files there that their agents run with their keys.
+            let (profiles, _) = state.profiles.list()?;
+            for other in
+                profiles.iter().filter(|p| p.alias != req.profile && p.home != profile.home)
+            {
+                private.dirs.push((other.home.clone(), "another profile's home"));
+            }
             let spec = sandbox::Spec {
                 program: &agent,
                 args: &plan.args,

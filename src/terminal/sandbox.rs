@@ -290,9 +290,9 @@ fn helper_prefix(helper: Option<&Path>, at: &str) -> Vec<String> {
 
 /// The argv that runs `spec.program` in this platform's sandbox, and the
 /// sandbox's name for the session's info: bwrap on Linux (found in
-/// `path_var` and proved to work first), sandbox-exec on macOS. A working
-/// dir or profile home that would lose the agent's writes is refused
-/// ([`check_dirs`]).
+/// `path_var`, outside the working dir and profile home, and proved to
+/// work first), sandbox-exec on macOS. A working dir or profile home that
+/// would lose the agent's writes is refused ([`check_dirs`]).
 pub fn wrap(spec: &Spec, path_var: &OsStr) -> Result<(Vec<String>, &'static str)> {
     check_dirs(spec)?;
     if cfg!(target_os = "macos") {
@@ -302,7 +302,17 @@ pub fn wrap(spec: &Spec, path_var: &OsStr) -> Result<(Vec<String>, &'static str)
         let profile = sandbox_exec_profile(spec)?;
         return Ok((sandbox_exec_argv(&profile, spec), "sandbox-exec"));
     }
-    let bwrap = check_bwrap(Some(path_var))
+    // Never from a dir the agent can write (a project's node_modules/.bin
+    // on the user's PATH): a bwrap planted there would run unsandboxed.
+    let writable = with_real_paths([spec.work_dir, spec.profile_home].map(Path::to_path_buf));
+    let trusted: Vec<PathBuf> = std::env::split_paths(path_var)
+        .filter(|dir| {
+            let reals = with_real_paths([dir.clone()]);
+            !reals.iter().any(|d| writable.iter().any(|w| d.starts_with(w)))
+        })
+        .collect();
+    let trusted = std::env::join_paths(trusted).unwrap_or_default();
+    let bwrap = check_bwrap(Some(&trusted))
         .map_err(|e| anyhow::anyhow!("{e} (or run without the sandbox: --no-sandbox)"))?;
     Ok((bwrap_argv(&bwrap, spec), "bwrap"))
 }

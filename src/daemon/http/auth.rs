@@ -141,6 +141,52 @@ pub fn subprotocol_token(protocols: Option<&str>) -> Option<&str> {
     }
 }
 
+/// Whether a login may come from the other end of `stream`: a loopback
+/// client must be a socket of the daemon's own uid (Linux: looked up in
+/// `/proc/net/tcp{,6}`; not found is no). `ringlet ui` hands the ticket to
+/// the browser opener on its command line, which every local user can read
+/// (`/proc/<pid>/cmdline`), so a ticket alone proves nothing on this
+/// machine. A remote client (a non-loopback `http_bind`) and other systems
+/// have no such table to ask and are let through, as before.
+pub fn login_peer_allowed(stream: &std::net::TcpStream) -> bool {
+    let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else { return false };
+    if !cfg!(target_os = "linux") || !peer.ip().to_canonical().is_loopback() {
+        return true;
+    }
+    // A dual-stack listener sees a v4 client as `::ffff:127.0.0.1`; the
+    // client's own socket is in the v4 table.
+    let canonical =
+        |a: std::net::SocketAddr| std::net::SocketAddr::new(a.ip().to_canonical(), a.port());
+    socket_uid(canonical(peer), canonical(local)) == Some(rustix::process::geteuid().as_raw())
+}
+
+/// The uid owning the TCP socket at `addr` connected to `remote`, from the
+/// kernel's socket table (`/proc/net/tcp`, `tcp6`).
+fn socket_uid(addr: std::net::SocketAddr, remote: std::net::SocketAddr) -> Option<u32> {
+    // As the kernel prints them: each 32-bit word of the address in host
+    // byte order, in hex, then the port.
+    let hex = |a: std::net::SocketAddr| {
+        let octets = match a.ip() {
+            std::net::IpAddr::V4(ip) => ip.octets().to_vec(),
+            std::net::IpAddr::V6(ip) => ip.octets().to_vec(),
+        };
+        let words: String = octets
+            .chunks(4)
+            .map(|c| format!("{:08X}", u32::from_ne_bytes([c[0], c[1], c[2], c[3]])))
+            .collect();
+        format!("{words}:{:04X}", a.port())
+    };
+    let table = if addr.is_ipv4() { "/proc/net/tcp" } else { "/proc/net/tcp6" };
+    let text = fs::read_to_string(table).ok()?;
+    let (want_local, want_remote) = (hex(addr), hex(remote));
+    text.lines().skip(1).find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        (cols.get(1) == Some(&want_local.as_str()) && cols.get(2) == Some(&want_remote.as_str()))
+            .then(|| cols.get(7)?.parse().ok())
+            .flatten()
+    })
+}
+
 /// The names the daemon answers to: its loopback names with its port (and
 /// the configured bind address when it is not loopback). Anything else in
 /// `Host` is a DNS-rebinding page and gets 403.

@@ -200,6 +200,11 @@ fn connection(
 /// connections hold all of those. The REST server and the upgrade check the
 /// token again for what they serve.
 fn admit(state: &State, info: &HttpInfo, slot: &Arc<Slot>, head: &Head) -> Result<(), u16> {
+    // A login ticket travels on the browser opener's command line, which
+    // every local user can read: only the daemon's own user may trade it.
+    if head.path() == "/api/login" && !auth::login_peer_allowed(slot.stream()) {
+        return Err(403);
+    }
     if slot.trusted() {
         return Ok(());
     }
@@ -287,9 +292,12 @@ impl Framer<'_> {
     /// it); the number of bytes read, 0 at the end of the stream.
     fn fill(&mut self, deadline: Instant) -> Result<usize, u16> {
         let mut chunk = [0u8; 16 * 1024];
-        if self.started {
-            // Waiting for more than the first read brought: a connection
-            // like any other now (the owner's sends its request at once).
+        // Waiting for more than the first read brought, or for a first byte
+        // that is not there yet: a connection like any other now (the
+        // owner's sends its request at once). A silent one that stayed
+        // "not yet read" would rank with the owner's brand-new connection,
+        // and a crowd of them reconnecting fast would close it unread.
+        if self.started || !self.bytes_waiting() {
             self.slot.settle();
         }
         loop {
@@ -302,7 +310,10 @@ impl Framer<'_> {
             let _ = self.stream.set_read_timeout(Some(left));
             match self.stream.read(&mut chunk) {
                 Ok(n) => {
-                    self.started |= n > 0;
+                    if n > 0 && !self.started {
+                        self.started = true;
+                        self.slot.heard();
+                    }
                     self.pending.extend_from_slice(&chunk[..n]);
                     return Ok(n);
                 }
@@ -314,11 +325,19 @@ impl Framer<'_> {
         }
     }
 
+    /// Whether the client has sent something not read yet (or closed).
+    fn bytes_waiting(&self) -> bool {
+        use rustix::net::{RecvFlags, recv};
+        let flags = RecvFlags::PEEK | RecvFlags::DONTWAIT;
+        !matches!(recv(&self.stream, &mut [0u8; 1], flags), Err(rustix::io::Errno::AGAIN))
+    }
+
     /// Answers a request the front door will not forward, and closes.
     fn refuse(mut self, status: u16) -> Result<()> {
         let why = match status {
             400 => "a malformed request head".to_string(),
             408 => format!("a request must arrive within {REQUEST_TIMEOUT:?}"),
+            403 => "a login ticket is taken only from the user the daemon runs as".to_string(),
             411 => "send the body with a Content-Length".to_string(),
             413 => format!("request bodies are limited to {} bytes", rest::MAX_BODY),
             431 => format!("request heads are limited to {MAX_HEAD} bytes"),
@@ -463,7 +482,14 @@ fn bridge(
         }
     })?;
     loop {
-        if forward(&mut up_w, &head, &body).is_err() {
+        // A connection without the token gets one answer, then is closed:
+        // tiny_http hands each pipelined request to a worker of its own,
+        // which then waits to write behind the answers before it, so a
+        // stranger pipelining requests and reading nothing would hold
+        // every worker. One answer to a stranger (an error, the login, a
+        // file of the UI) fits the socket to tiny_http and holds none.
+        let last = !reader.slot.trusted();
+        if forward(&mut up_w, &head, &body, last).is_err() || last {
             break;
         }
         match reader.next(IDLE_TIMEOUT) {
@@ -490,12 +516,18 @@ fn bridge(
 /// Left out: `Expect` (the body is already here; HTTP/1.1 lets a client
 /// waiting for `100 Continue` send it anyway), `Upgrade`, and `upgrade` in
 /// `Connection` (tiny_http would hand the rest of the connection to the
-/// handler as the body, and the handler would wait for its end).
-fn forward(up: &mut UnixStream, head: &Head, body: &[u8]) -> io::Result<()> {
+/// handler as the body, and the handler would wait for its end). `last`:
+/// the connection ends after this answer (`Connection: close`).
+fn forward(up: &mut UnixStream, head: &Head, body: &[u8], last: bool) -> io::Result<()> {
     let mut text = format!("{} {} {}\r\n", head.method, head.target, head.version);
+    if last {
+        // So that the answer says `Connection: close`.
+        text.push_str("connection: close\r\n");
+    }
     for (name, value) in &head.headers {
         match name.as_str() {
             "expect" | "upgrade" => {}
+            "connection" if last => {}
             "connection" => {
                 let kept: Vec<&str> = value
                     .split(',')
@@ -569,7 +601,7 @@ mod tests {
              Connection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nContent-Length: 2\r\n\r\n",
         )
         .unwrap();
-        forward(&mut a, &h, b"{}").unwrap();
+        forward(&mut a, &h, b"{}", false).unwrap();
         drop(a);
         let mut sent = String::new();
         b.read_to_string(&mut sent).unwrap();

@@ -8,9 +8,10 @@
 //! of [`STRANGER_POOL`] slots; a newcomer beyond it closes the oldest
 //! stranger, whether that one is idle, sending a request byte by byte, or
 //! waiting for an answer. Strangers that have been read go before ones that
-//! have not (and those, oldest first, only when there are no others): a
-//! newcomer whose whole request is already in its socket (the owner's) is
-//! never closed for others that are still trickling, however fast they
+//! have not (and those, oldest first, only when there are no others), and
+//! one with bytes waiting unread in its socket goes last of all: a
+//! newcomer whose request is already in its socket (the owner's) is never
+//! closed for others that are silent or still trickling, however fast they
 //! reconnect, before its thread has looked at it. A
 //! connection that shows the token moves out of the pool into one of
 //! [`MAX_TRUSTED`] slots that are never taken away; only the owner's own
@@ -58,6 +59,9 @@ pub struct Slot {
     /// Its thread has read it and found no token (yet): it waits for more
     /// of a request, is between requests, or is being served.
     settled: AtomicBool,
+    /// Its thread has read bytes from it (until settled: its head is being
+    /// read).
+    heard: AtomicBool,
     /// The generation it showed the token in; 0: never.
     trusted_in: AtomicU64,
     generation: Arc<AtomicU64>,
@@ -85,11 +89,20 @@ impl Slots {
         let mut open = self.lock();
         let strangers = open.iter().filter(|s| !s.trusted()).count();
         if strangers >= STRANGER_POOL {
+            // One whose request is waiting unread in its socket, or being
+            // read, goes last of all: its thread has not got to its head yet
+            // (on a loaded machine a crowd reconnecting fast outpaces it),
+            // and the owner's connection is like that until its token is
+            // seen.
             let oldest = open
                 .iter()
                 .enumerate()
                 .filter(|(_, s)| !s.trusted())
-                .min_by_key(|(_, s)| (!s.settled.load(Ordering::SeqCst), s.accepted))
+                .min_by_key(|(_, s)| {
+                    let settled = s.settled.load(Ordering::SeqCst);
+                    let reading = s.heard.load(Ordering::SeqCst) && !settled;
+                    (reading || s.unread_bytes(), !settled, s.accepted)
+                })
                 .map(|(i, _)| i);
             if let Some(i) = oldest {
                 let evicted = open.swap_remove(i);
@@ -103,6 +116,7 @@ impl Slots {
             stream: handle,
             accepted: Instant::now(),
             settled: AtomicBool::new(false),
+            heard: AtomicBool::new(false),
             trusted_in: AtomicU64::new(0),
             generation: self.generation.clone(),
             waker: Mutex::new(None),
@@ -163,6 +177,24 @@ impl Slot {
         self.settled.store(true, Ordering::SeqCst);
     }
 
+    /// Its socket (for looking up who is at the other end).
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Its thread has read the first bytes from it.
+    pub fn heard(&self) {
+        self.heard.store(true, Ordering::SeqCst);
+    }
+
+    /// The client has sent bytes its thread has not read yet (not merely
+    /// closed: a crowd closes as fast as it connects).
+    fn unread_bytes(&self) -> bool {
+        use rustix::net::{RecvFlags, recv};
+        let flags = RecvFlags::PEEK | RecvFlags::DONTWAIT;
+        matches!(recv(&self.stream, &mut [0u8; 1], flags), Ok((n, _)) if n > 0)
+    }
+
     /// A WebSocket's loop: woken by [`Slots::revoke`].
     pub fn set_waker(&self, waker: Arc<Waker>) {
         *self.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(waker);
@@ -219,6 +251,29 @@ mod tests {
         // A slot already given back cannot be trusted.
         slots.give_back(&conns[2].0);
         assert!(!slots.trust(&conns[2].0, slots.generation()));
+    }
+
+    #[test]
+    fn a_stranger_with_a_request_waiting_unread_goes_last() {
+        use std::io::Write;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let slots = Slots::default();
+        let mut conns = Vec::new();
+        for _ in 0..STRANGER_POOL {
+            let (server, client) = pair(&listener);
+            let slot = slots.take(&server).unwrap();
+            slot.settle();
+            conns.push((slot, server, client));
+        }
+        // The oldest has sent a request its thread has not read yet (a
+        // loaded machine); the next oldest is silent.
+        conns[0].2.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        conns[0].1.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        assert!(conns[0].1.peek(&mut [0u8; 1]).unwrap() > 0, "the bytes arrived");
+        let (s1, _c1) = pair(&listener);
+        slots.take(&s1).unwrap();
+        assert!(!closed(&mut conns[0].2), "the one with a request waiting stays");
+        assert!(closed(&mut conns[1].2), "the silent one went");
     }
 
     #[test]
