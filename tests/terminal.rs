@@ -1064,9 +1064,7 @@ fn a_killed_daemon_leaves_no_session_behind() {
         lines_in(&file, 4);
         pids.push(info["pid"].as_u64().unwrap() as u32);
         for k in 1..=4 {
-            let found = sleepers(&format!("{tag}{k}"));
-            assert_eq!(found.len(), 1, "sandbox={sandbox}: sleep {tag}{k}: {found:?}");
-            pids.extend(found);
+            pids.push(the_sleeper(&format!("{tag}{k}"), sandbox));
         }
     }
     crate::util::kill(env.daemon_pid().expect("a daemon"), 9);
@@ -1101,6 +1099,20 @@ fn sleepers(seconds: &str) -> Vec<u32> {
         })
         .filter(|&pid| pid_alive(pid))
         .collect()
+}
+
+/// The one `sleep <seconds>` of an escaping script. A background `sleep &`
+/// may note itself in the script's file before it has exec'd `sleep`, so
+/// this waits for the exec, not the note.
+fn the_sleeper(seconds: &str, sandbox: bool) -> u32 {
+    let mut found = sleepers(seconds);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while found.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        found = sleepers(seconds);
+    }
+    assert_eq!(found.len(), 1, "sandbox={sandbox}: sleep {seconds}: {found:?}");
+    found[0]
 }
 
 /// Kills the test's sleepers when dropped (a failed test leaves none).
@@ -1158,21 +1170,8 @@ fn nothing_of_a_session_survives_kill_or_shutdown() {
         let mut t = Term::open(addr, &token, &id);
         t.until("ready");
         lines_in(&file, 4);
-        let mut pids: Vec<u32> = (1..=4)
-            .map(|k| {
-                // A background `sleep &` may note itself before it has
-                // exec'd `sleep`: wait for the exec, not the note.
-                let seconds = format!("{tag}{k}");
-                let mut found = sleepers(&seconds);
-                let deadline = std::time::Instant::now() + Duration::from_secs(10);
-                while found.is_empty() && std::time::Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(20));
-                    found = sleepers(&seconds);
-                }
-                assert_eq!(found.len(), 1, "sandbox={sandbox}: sleep {seconds}: {found:?}");
-                found[0]
-            })
-            .collect();
+        let mut pids: Vec<u32> =
+            (1..=4).map(|k| the_sleeper(&format!("{tag}{k}"), sandbox)).collect();
         pids.push(info["pid"].as_u64().unwrap() as u32);
         (id, pids)
     };
