@@ -39,3 +39,6 @@ mod sandbox;
 // Files an agent or a crash can attack: planted links, FIFOs, huge files,
 // fixed names, stale temps, kill -9 mid create/delete.
 mod files;
+// Red-team attacks on items 1, 3 and 15: render races, hard links, files the
+// agents load beside the rendered ones, pathological merges, crash intents.
+mod attacks_files;
