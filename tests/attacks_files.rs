@@ -269,3 +269,60 @@ fn claude_skills_agents_and_commands_planted_by_an_agent_are_gone_at_the_next_ru
         assert!(!dir.join(gone).exists(), "{gone}/ survived the render");
     }
 }
+
+/// Two creates of the same name (different agents) and a delete, all at once,
+/// round after round: whatever wins, the profile file and its key exist
+/// together or not at all, no intent or temp file is left, and at most one
+/// home holds the name.
+#[test]
+fn racing_creates_and_deletes_of_one_name_leave_a_whole_profile_or_none() {
+    let env = world("attack-race-create");
+    let config = env.config.clone();
+    let create = |agent: &str, provider: &str| {
+        env.cmd(&[
+            "profiles",
+            "create",
+            agent,
+            "c",
+            "-p",
+            provider,
+            "--no-alias",
+            "--api-key-stdin",
+        ])
+        .env("RINGLET_SECRET_STORE", "file")
+        .stdin(KEY)
+        .output()
+    };
+    env.cmd(&["profiles", "list"]).ok();
+    for round in 0..4 {
+        let outs = std::thread::scope(|s| {
+            let a = s.spawn(|| create("claude", "anthropic"));
+            let b = s.spawn(|| create("codex", "openai"));
+            let d = s.spawn(|| env.cmd(&["profiles", "delete", "c", "--purge"]).output());
+            [a.join().unwrap(), b.join().unwrap(), d.join().unwrap()]
+        });
+        let created = outs[..2].iter().filter(|o| o.status.success()).count();
+        let profile = config.join("profiles/c.json").exists();
+        let key = config.join("secrets/c").exists();
+        assert_eq!(profile, key, "round {round}: profile {profile}, key {key}");
+        assert!(created >= 1 && (created == 1 || !profile), "round {round}: {created} creates won");
+        let homes = [".claude-profiles/c", ".codex-profiles/c"]
+            .iter()
+            .filter(|h| {
+                env.home.join(h).join(".claude").exists()
+                    || env.home.join(h).join(".codex").exists()
+            })
+            .count();
+        assert!(homes <= 1 + usize::from(!profile), "round {round}: {homes} homes");
+        let leftovers: Vec<String> = fs::read_dir(config.join("profiles"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp") || n.ends_with(".creating") || n.ends_with(".deleting"))
+            .collect();
+        assert!(leftovers.is_empty(), "round {round}: {leftovers:?}");
+        let _ = env.cmd(&["profiles", "delete", "c", "--purge"]).output();
+        let _ = fs::remove_dir_all(env.home.join(".claude-profiles/c"));
+        let _ = fs::remove_dir_all(env.home.join(".codex-profiles/c"));
+    }
+}
