@@ -326,3 +326,46 @@ fn racing_creates_and_deletes_of_one_name_leave_a_whole_profile_or_none() {
         let _ = fs::remove_dir_all(env.home.join(".codex-profiles/c"));
     }
 }
+
+/// The render's guarantees hold only if nobody can write the home between
+/// the render and the agent's start. A sandboxed session of the same profile
+/// still running can: it watches the home with inotify and writes a hook
+/// back into `settings.json` the instant the render's rename lands, and an
+/// unsandboxed run then starts on it. So while a sandboxed session of a
+/// profile runs, an unsandboxed run of it (`profiles run`, `profiles env`,
+/// a `--no-sandbox` session) is refused; another sandboxed one is fine.
+#[test]
+fn an_unsandboxed_run_is_refused_while_a_sandboxed_session_of_the_profile_runs() {
+    let env = crate::terminal::shell_world("attack-beside-sandbox");
+    let work = env.home.parent().unwrap().join("project");
+    fs::create_dir_all(&work).unwrap();
+    let remote = |script: &str| {
+        env.cmd(&["profiles", "run", "sh1", "--remote", "--json", "--", "-c", script])
+            .current_dir(&work)
+            .json()
+    };
+    let info = remote("sleep 60");
+    assert_ne!(info["sandbox"], "none", "{info}");
+    let id = info["id"].as_str().unwrap().to_string();
+    for args in [
+        &["profiles", "run", "sh1", "--", "-c", "true"][..],
+        &["profiles", "env", "sh1"][..],
+        &["profiles", "run", "sh1", "--remote", "--no-sandbox", "--", "-c", "true"][..],
+    ] {
+        let out = env.cmd(args).current_dir(&work).output();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} ran beside sandboxed session {id}");
+        assert!(err.contains(&id), "{args:?}: the error names the session: {err}");
+    }
+    // Another sandboxed session is fine.
+    remote("true");
+    env.cmd(&["terminal", "kill", &id]).ok();
+    assert!(
+        wait_until(Duration::from_secs(10), || env
+            .cmd(&["profiles", "run", "sh1", "--", "-c", "true"])
+            .output()
+            .status
+            .success()),
+        "a local run works again once the session ended"
+    );
+}

@@ -440,9 +440,26 @@ fn remove_home(home: &std::path::Path, notices: &mut Vec<String>) -> Option<Stri
     }
 }
 
+/// Refuses an unsandboxed run of `alias` while a sandboxed session of it
+/// runs. The render makes the profile's files Ringlet's, but the sandboxed
+/// agent can still write the home: watching it, it can put a hook back into
+/// `settings.json` the instant the render's rename lands, and the unsandboxed
+/// agent would start on it. Another sandboxed session is fine.
+fn refuse_beside_sandboxed(state: &State, alias: &str) -> anyhow::Result<()> {
+    match state.terminals.sandboxed_running(alias) {
+        None => Ok(()),
+        Some(id) => Err(anyhow::anyhow!(
+            "profile `{alias}` has a sandboxed session running (terminal {id}), which can \
+             change the profile's files under an unsandboxed run; end it first \
+             (`ringlet terminal kill {id}`) or run this one sandboxed (`--remote`)"
+        )),
+    }
+}
+
 fn handle_profiles_run(state: &State, alias: &str, path: Option<&str>, args: &[String]) -> Reply {
     let catalog = state.catalog();
-    let plan = run::prepare(&state.services(&catalog), alias, path, args);
+    let plan = refuse_beside_sandboxed(state, alias)
+        .and_then(|()| run::prepare(&state.services(&catalog), alias, path, args));
     if let Ok(plan) = &plan {
         state
             .runs
@@ -473,11 +490,9 @@ fn handle_profiles_run_ended(state: &State, ended: &RunEnded) -> Reply {
 
 fn handle_profiles_env(state: &State, alias: &str) -> Reply {
     let catalog = state.catalog();
-    result(run::env_only(&state.services(&catalog), alias).map(|(p, env, render_ms)| ProfileEnv {
-        alias: p.alias,
-        env,
-        render_ms,
-    }))
+    let env = refuse_beside_sandboxed(state, alias)
+        .and_then(|()| run::env_only(&state.services(&catalog), alias));
+    result(env.map(|(p, env, render_ms)| ProfileEnv { alias: p.alias, env, render_ms }))
 }
 
 fn handle_aliases_install(state: &State, alias: &str, path: Option<String>) -> Reply {
@@ -652,6 +667,9 @@ fn handle_terminal_create(state: &State, req: crate::protocol::TerminalRequest) 
             Some(p) => p.to_string_lossy().into_owned(),
             None => DEFAULT_PATH.into(),
         });
+        if !req.sandbox {
+            refuse_beside_sandboxed(state, &req.profile)?;
+        }
         let plan = run::prepare(&services, &req.profile, Some(&path), &req.args)?;
         let profile = state.profiles.get(&req.profile)?;
         let cwd = match &req.working_dir {

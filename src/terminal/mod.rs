@@ -114,6 +114,17 @@ impl Registry {
         self.lock().values().any(|h| h.info().state == "running")
     }
 
+    /// The id of a running sandboxed session of `profile`, if any: while one
+    /// runs, it can rewrite the profile's files between a render and an
+    /// unsandboxed start (see `daemon::dispatch`).
+    pub fn sandboxed_running(&self, profile: &str) -> Option<String> {
+        self.lock()
+            .values()
+            .map(Handle::info)
+            .find(|i| i.profile == profile && i.state == "running" && i.sandbox != "none")
+            .map(|i| i.id)
+    }
+
     pub fn list(&self) -> Vec<Info> {
         self.lock().values().map(Handle::info).collect()
     }
