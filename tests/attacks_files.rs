@@ -369,3 +369,42 @@ fn an_unsandboxed_run_is_refused_while_a_sandboxed_session_of_the_profile_runs()
         "a local run works again once the session ended"
     );
 }
+
+/// The other way round: while an unsandboxed run of a profile is open (a
+/// local `profiles run`, or a `--no-sandbox` session), a sandboxed session of
+/// it is refused: its agent could write a hook into `settings.json`, which a
+/// running Claude Code reloads, and the hook would run unsandboxed.
+#[test]
+fn a_sandboxed_session_is_refused_while_an_unsandboxed_run_of_the_profile_is_open() {
+    let env = crate::terminal::shell_world("attack-beside-local");
+    let work = env.home.parent().unwrap().join("project");
+    fs::create_dir_all(&work).unwrap();
+    let remote = || {
+        env.cmd(&["profiles", "run", "sh1", "--remote", "--json", "--", "-c", "true"])
+            .current_dir(&work)
+            .output()
+    };
+    let mut local =
+        env.cmd(&["profiles", "run", "sh1", "--", "-c", "sleep 4"]).current_dir(&work).spawn();
+    let refused = wait_until(Duration::from_secs(10), || {
+        let out = remote();
+        !out.status.success() && String::from_utf8_lossy(&out.stdout).contains("unsandboxed run")
+    });
+    assert!(refused, "a sandboxed session started beside an open unsandboxed run");
+    assert!(local.wait().unwrap().success());
+    assert!(remote().status.success(), "sandboxed sessions work again once the run ended");
+
+    // Once the sandboxed `true` above has ended, a --no-sandbox session.
+    let no_sandbox = ["profiles", "run", "sh1", "--remote", "--no-sandbox", "--json", "--", "-c"];
+    let mut info = serde_json::Value::Null;
+    assert!(wait_until(Duration::from_secs(10), || {
+        let out = env.cmd(&[&no_sandbox[..], &["sleep 60"]].concat()).current_dir(&work).output();
+        info = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        out.status.success()
+    }));
+    let out = remote();
+    assert!(!out.status.success(), "a sandboxed session started beside a --no-sandbox one");
+    let id = info["id"].as_str().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(id), "the refusal names {id}");
+    env.cmd(&["terminal", "kill", id]).ok();
+}

@@ -114,14 +114,16 @@ impl Registry {
         self.lock().values().any(|h| h.info().state == "running")
     }
 
-    /// The id of a running sandboxed session of `profile`, if any: while one
-    /// runs, it can rewrite the profile's files between a render and an
-    /// unsandboxed start (see `daemon::dispatch`).
-    pub fn sandboxed_running(&self, profile: &str) -> Option<String> {
+    /// The id of a running session of `profile` that is `sandboxed` (or
+    /// not), if any: a sandboxed agent can rewrite the profile's files under
+    /// an unsandboxed one (see `daemon::dispatch`).
+    pub fn running(&self, profile: &str, sandboxed: bool) -> Option<String> {
         self.lock()
             .values()
             .map(Handle::info)
-            .find(|i| i.profile == profile && i.state == "running" && i.sandbox != "none")
+            .find(|i| {
+                i.profile == profile && i.state == "running" && (i.sandbox != "none") == sandboxed
+            })
             .map(|i| i.id)
     }
 
