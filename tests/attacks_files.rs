@@ -408,3 +408,28 @@ fn a_sandboxed_session_is_refused_while_an_unsandboxed_run_of_the_profile_is_ope
     assert!(String::from_utf8_lossy(&out.stdout).contains(id), "the refusal names {id}");
     env.cmd(&["terminal", "kill", id]).ok();
 }
+
+/// A removed directory nested deeper than the removal goes (64 levels) or
+/// holding a link: the link is removed, never followed; the deep tree makes
+/// the run fail with an error naming it (the agent can only deny its own
+/// profile's runs, which it could anyway), and nothing outside is touched.
+#[test]
+fn a_removed_directory_too_deep_or_with_links_is_refused_or_removed_safely() {
+    let env = world("attack-deep-remove");
+    create(&env, "claude", "c", "anthropic");
+    let dir = env.home.join(".claude-profiles/c/.claude");
+    let outside = env.home.join("keep");
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("file"), "mine").unwrap();
+    fs::create_dir_all(dir.join("agents")).unwrap();
+    symlink(&outside, dir.join("agents/link")).unwrap();
+    symlink(&outside, dir.join("commands")).unwrap();
+    env.cmd(&["profiles", "run", "c"]).ok();
+    assert!(!dir.join("agents").exists() && fs::symlink_metadata(dir.join("commands")).is_err());
+    assert_eq!(fs::read_to_string(outside.join("file")).unwrap(), "mine");
+    let deep: std::path::PathBuf = std::iter::repeat_n("d", 80).collect();
+    fs::create_dir_all(dir.join("skills").join(&deep)).unwrap();
+    let (_, err) = env.cmd(&["profiles", "run", "c"]).code(1);
+    assert!(err.contains("skills"), "the error names the tree: {err}");
+    assert_eq!(fs::read_to_string(outside.join("file")).unwrap(), "mine");
+}
