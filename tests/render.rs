@@ -272,7 +272,7 @@ fn opencode_config_planted_by_an_agent_is_gone_at_the_next_run() {
     for dir in ["plugin", "plugins", "tool", "tools"] {
         write(&home.join(".config/opencode").join(dir).join("evil.js"), code);
     }
-    write(&home.join(".config/opencode/agent/review.md"), "Review the diff.\n");
+    write(&home.join(".config/opencode/command/review.md"), "Review the diff.\n");
     let files = run_and_read(
         &env,
         "o",
@@ -307,7 +307,7 @@ fn opencode_config_planted_by_an_agent_is_gone_at_the_next_run() {
     for dir in ["plugin", "plugins", "tool", "tools"] {
         assert!(!home.join(".config/opencode").join(dir).exists(), "{dir}/ survived");
     }
-    assert!(home.join(".config/opencode/agent/review.md").is_file(), "a prompt is not code");
+    assert!(home.join(".config/opencode/command/review.md").is_file(), "a prompt is not code");
 }
 
 #[test]

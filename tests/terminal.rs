@@ -1051,7 +1051,9 @@ fn a_killed_daemon_leaves_no_session_behind() {
     fs::create_dir_all(&work).unwrap();
     let _sweep = Sweep((5..=6).flat_map(|n| (1..=4).map(move |k| format!("97{n}{k}"))).collect());
     let mut pids = Vec::new();
-    for (n, sandbox) in [(5, false), (6, true)] {
+    // Two profiles: one profile never runs sandboxed and unsandboxed at once.
+    env.create_profile("shell", "sh2");
+    for (n, sandbox, profile) in [(5, false, "sh1"), (6, true, "sh2")] {
         let file = work.join(format!("started-{n}"));
         let tag = format!("97{n}");
         let info = create(
@@ -1059,7 +1061,7 @@ fn a_killed_daemon_leaves_no_session_behind() {
             addr,
             &token,
             json!({"sandbox": sandbox, "working_dir": work.display().to_string(),
-                   "args": ["-c", escaping_script(&file, &tag)]}),
+                   "profile": profile, "args": ["-c", escaping_script(&file, &tag)]}),
         );
         lines_in(&file, 4);
         pids.push(info["pid"].as_u64().unwrap() as u32);
@@ -1155,6 +1157,9 @@ fn nothing_of_a_session_survives_kill_or_shutdown() {
     fs::create_dir_all(&work).unwrap();
     // Whatever happens, nothing of this test is left running.
     let _sweep = Sweep((1..=4).flat_map(|n| (1..=4).map(move |k| format!("97{n}{k}"))).collect());
+    // Sandboxed sessions use their own profile: one profile never runs
+    // sandboxed and unsandboxed at once.
+    env.create_profile("shell", "sh2");
     let start = |n: usize, sandbox: bool| {
         let file = work.join(format!("started-{n}"));
         // Lengths no other test sleeps for: 9710 to 9744.
@@ -1164,6 +1169,7 @@ fn nothing_of_a_session_survives_kill_or_shutdown() {
             addr,
             &token,
             json!({"sandbox": sandbox, "working_dir": work.display().to_string(),
+                   "profile": if sandbox { "sh2" } else { "sh1" },
                    "args": ["-c", escaping_script(&file, &tag)]}),
         );
         let id = info["id"].as_str().unwrap().to_string();

@@ -42,3 +42,6 @@ mod files;
 // The red team's attacks on the trust boundaries (issue 11): strangers on the
 // HTTP port, hostile sandboxed agents, secrets in the environment.
 mod attacks;
+// Red-team attacks on items 1, 3 and 15: render races, hard links, files the
+// agents load beside the rendered ones, pathological merges, crash intents.
+mod attacks_files;

@@ -440,9 +440,52 @@ fn remove_home(home: &std::path::Path, notices: &mut Vec<String>) -> Option<Stri
     }
 }
 
+/// Refuses an unsandboxed run of `alias` while a sandboxed session of it
+/// runs. The render makes the profile's files Ringlet's, but the sandboxed
+/// agent can still write the home: watching it, it can put a hook back into
+/// `settings.json` the instant the render's rename lands, and the unsandboxed
+/// agent would start on it. Another sandboxed session is fine.
+fn refuse_beside_sandboxed(state: &State, alias: &str) -> anyhow::Result<()> {
+    match state.terminals.running(alias, true) {
+        None => Ok(()),
+        Some(id) => Err(anyhow::anyhow!(
+            "profile `{alias}` has a sandboxed session running (terminal {id}), which can \
+             change the profile's files under an unsandboxed run; end it first \
+             (`ringlet terminal kill {id}`) or run this one sandboxed (`--remote`)"
+        )),
+    }
+}
+
+/// The converse of [`refuse_beside_sandboxed`]: a sandboxed session of
+/// `alias` is refused while an unsandboxed run of it is open (a local run or
+/// a `--no-sandbox` session), whose agent may reload what the sandboxed one
+/// writes (Claude Code reloads `settings.json` when it changes). A local run
+/// whose end was never reported (its CLI was killed) counts for a day.
+fn refuse_beside_unsandboxed(state: &State, alias: &str) -> anyhow::Result<()> {
+    let open = match state.terminals.running(alias, false) {
+        Some(id) => Some(format!("terminal {id}")),
+        // Local run ids are `<alias>-<pid>-<n>` (run::prepare).
+        None => state
+            .runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .any(|id| id.rsplitn(3, '-').nth(2) == Some(alias))
+            .then(|| "a local `profiles run`".to_string()),
+    };
+    match open {
+        None => Ok(()),
+        Some(what) => Err(anyhow::anyhow!(
+            "profile `{alias}` has an unsandboxed run open ({what}), which may reload files a \
+             sandboxed agent could change; end it first, or use another profile"
+        )),
+    }
+}
+
 fn handle_profiles_run(state: &State, alias: &str, path: Option<&str>, args: &[String]) -> Reply {
     let catalog = state.catalog();
-    let plan = run::prepare(&state.services(&catalog), alias, path, args);
+    let plan = refuse_beside_sandboxed(state, alias)
+        .and_then(|()| run::prepare(&state.services(&catalog), alias, path, args));
     if let Ok(plan) = &plan {
         state
             .runs
@@ -473,11 +516,9 @@ fn handle_profiles_run_ended(state: &State, ended: &RunEnded) -> Reply {
 
 fn handle_profiles_env(state: &State, alias: &str) -> Reply {
     let catalog = state.catalog();
-    result(run::env_only(&state.services(&catalog), alias).map(|(p, env, render_ms)| ProfileEnv {
-        alias: p.alias,
-        env,
-        render_ms,
-    }))
+    let env = refuse_beside_sandboxed(state, alias)
+        .and_then(|()| run::env_only(&state.services(&catalog), alias));
+    result(env.map(|(p, env, render_ms)| ProfileEnv { alias: p.alias, env, render_ms }))
 }
 
 fn handle_aliases_install(state: &State, alias: &str, path: Option<String>) -> Reply {
@@ -652,6 +693,11 @@ fn handle_terminal_create(state: &State, req: crate::protocol::TerminalRequest) 
             Some(p) => p.to_string_lossy().into_owned(),
             None => DEFAULT_PATH.into(),
         });
+        if req.sandbox {
+            refuse_beside_unsandboxed(state, &req.profile)?;
+        } else {
+            refuse_beside_sandboxed(state, &req.profile)?;
+        }
         let plan = run::prepare(&services, &req.profile, Some(&path), &req.args)?;
         let profile = state.profiles.get(&req.profile)?;
         let cwd = match &req.working_dir {

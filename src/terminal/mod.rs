@@ -114,6 +114,19 @@ impl Registry {
         self.lock().values().any(|h| h.info().state == "running")
     }
 
+    /// The id of a running session of `profile` that is `sandboxed` (or
+    /// not), if any: a sandboxed agent can rewrite the profile's files under
+    /// an unsandboxed one (see `daemon::dispatch`).
+    pub fn running(&self, profile: &str, sandboxed: bool) -> Option<String> {
+        self.lock()
+            .values()
+            .map(Handle::info)
+            .find(|i| {
+                i.profile == profile && i.state == "running" && (i.sandbox != "none") == sandboxed
+            })
+            .map(|i| i.id)
+    }
+
     pub fn list(&self) -> Vec<Info> {
         self.lock().values().map(Handle::info).collect()
     }
