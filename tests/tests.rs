@@ -39,3 +39,6 @@ mod sandbox;
 // Files an agent or a crash can attack: planted links, FIFOs, huge files,
 // fixed names, stale temps, kill -9 mid create/delete.
 mod files;
+// Attacks on running sessions: stale foreground groups, pid hoppers, a
+// killed session helper.
+mod attacks_runtime;

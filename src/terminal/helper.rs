@@ -323,11 +323,16 @@ impl Helper {
     }
 
     /// The terminal's foreground group, unless that is the helper's own
-    /// (or one this namespace cannot see): then the agent's group.
+    /// (or one this namespace cannot see) or no descendant of the helper is
+    /// in it: then the agent's group. The terminal keeps reporting a group
+    /// after its last process has exited, and that number may since have
+    /// become a stranger's group outside the session (an agent can leave
+    /// the terminal to a child's group and let the child exit).
     fn foreground(&self) -> Pid {
         if self.tty
             && let Ok(group) = rustix::termios::tcgetpgrp(rustix::stdio::stdin())
             && Some(group.as_raw_nonzero().get()) != self.own_group
+            && group_below_helper(group)
         {
             return group;
         }
@@ -337,6 +342,21 @@ impl Helper {
     fn kill_rest(&mut self) {
         self.killed_rest = true;
         kill_rest(self.agent);
+    }
+}
+
+/// Whether a live descendant of the helper is in process group `group`
+/// (where there is no `/proc` to tell: assumed).
+fn group_below_helper(group: Pid) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let raw = group.as_raw_nonzero().get();
+        super::procfs::descendants(rustix::process::getpid()).iter().any(|p| p.pgrp == raw)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = group;
+        true
     }
 }
 
