@@ -129,13 +129,16 @@ fn signals_never_reach_a_stranger_that_got_a_stale_foreground_group() {
     assert!(got.is_empty(), "the session's signals reached a process outside it: {got:?}");
 }
 
-/// A program that changes its pid as fast as it can (fork, parent exits)
-/// until `seconds` have passed, each generation checking the time: a kill
-/// that scans for the session's processes finds a pid that is already gone.
+/// Four processes that change their pid as fast as they can (fork, parent exits)
+/// until `seconds` have passed, each generation in a session and group of
+/// its own and deaf to HUP, TERM and INT: a kill of a group misses it, and
+/// one that scans for the session's processes finds a pid already gone.
 fn hopper(marker: &str, seconds: u32) -> String {
     format!(
-        "echo ready; exec perl -e 'my $end = time + {seconds}; \
-         while (time < $end) {{ my $p = fork; exit 0 if $p; select(undef, undef, undef, 0.02) unless defined $p }}' {marker}"
+        "perl -MPOSIX -e '$SIG{{$_}} = q(IGNORE) for qw(HUP TERM INT); \
+         my $end = time + {seconds}; fork; fork; \
+         while (time < $end) {{ my $p = fork; exit 0 if $p; \
+         if (defined $p) {{ POSIX::setsid() }} else {{ select(undef, undef, undef, 0.02) }} }}' {marker} & echo ready; exec sleep 60"
     )
 }
 
@@ -163,8 +166,10 @@ fn a_pid_hopper_does_not_outlive_kill() {
             wait_until(Duration::from_secs(10), || !marked(marker).is_empty()),
             "sandbox={sandbox}: the hopper never ran"
         );
+        let started = Instant::now();
         env.cmd(&["terminal", "kill", &id]).ok();
         let gone = wait_until(Duration::from_secs(3), || marked(marker).is_empty());
+        eprintln!("sandbox={sandbox}: the kill ended every hopper in {:?}", started.elapsed());
         assert!(
             gone,
             "sandbox={sandbox}: the hopper survived `terminal kill`: {:?}",
@@ -206,4 +211,55 @@ fn a_sandboxed_agent_that_kills_its_helper_leaves_nothing() {
     env.cmd(&["terminal", "kill", &id]).ok();
     let gone = wait_until(Duration::from_secs(3), || marked(marker).is_empty());
     assert!(gone, "still running: {:?}", marked(marker));
+}
+
+/// The daemon's peak resident memory (VmHWM), in MiB.
+fn daemon_peak_mib(env: &crate::util::Env) -> u64 {
+    let pid = env.daemon_pid().expect("daemon running");
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() >> 10
+}
+
+/// An `opencode.db` whose `message` is a real table, but whose schema holds
+/// triggers of 400,000 statements each (planted straight into
+/// `sqlite_master`, so nothing checked them). They are never run, but
+/// SQLite parses the whole schema before the first query: the parse fills
+/// SQLite's heap until it fails with "out of memory". That failure was not
+/// remembered, so every scan (each report, each write the watcher saw)
+/// parsed it again, for seconds of CPU and hundreds of MiB each time. It is
+/// refused like a database over its time budget, and the heap is capped
+/// low enough that the daemon's memory stays small.
+#[test]
+fn a_schema_that_exhausts_sqlites_heap_is_refused_once_and_stays_small() {
+    let env = crate::util::Env::new("attack-schema-heap");
+    let db = env.home.join(".local/share/opencode/opencode.db");
+    fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let script = "import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.execute('CREATE TABLE message(id TEXT PRIMARY KEY, session_id TEXT, time_created INTEGER, time_updated INTEGER, data TEXT)')
+c.commit()
+c.execute('PRAGMA writable_schema=ON')
+body = 'SELECT 1,2,3,4,5,6,7,8;' * 400000
+for n in range(4):
+    sql = 'CREATE TRIGGER t%d AFTER INSERT ON message BEGIN %s END' % (n, body)
+    c.execute(\"INSERT INTO sqlite_master VALUES('trigger', 't%d', 'message', 0, ?)\" % n, (sql,))
+c.commit()";
+    let status = Command::new("python3").arg("-c").arg(script).arg(&db).status().expect("python3");
+    assert!(status.success());
+    let report = || {
+        let r = env.cmd(&["--json", "usage", "--agent", "opencode"]).json();
+        r["skipped"]["details"].to_string()
+    };
+    let first = report();
+    assert!(first.contains("opencode.db"), "the database is reported: {first}");
+    assert!(
+        first.contains("not read again until it changes"),
+        "the database is remembered as refused: {first}"
+    );
+    let second = report();
+    assert!(second.contains("not read again until it changes"), "{second}");
+    let peak = daemon_peak_mib(&env);
+    eprintln!("heap-exhausting schema: the daemon's peak memory is {peak} MiB");
+    assert!(peak < 256, "the daemon's peak memory is {peak} MiB");
 }
