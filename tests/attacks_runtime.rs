@@ -263,3 +263,59 @@ c.commit()";
     eprintln!("heap-exhausting schema: the daemon's peak memory is {peak} MiB");
     assert!(peak < 256, "the daemon's peak memory is {peak} MiB");
 }
+
+/// The same with the agent's own group: the agent exits and leaves a
+/// process behind (in a group of its own, deaf to HUP), so the helper
+/// lingers before ending it. The helper has reaped the agent, so its pid is
+/// free, and a stranger gets it as its group. A Ctrl-C or a TERM from the
+/// web UI in that moment must not reach the stranger.
+#[test]
+fn signals_never_reach_a_stranger_that_got_the_exited_agents_pid() {
+    let env = shell_world("attack-stale-agent");
+    let (addr, token) = env.http();
+    let _sweep = Sweep("atk-stale-agent");
+    let script = "setsid perl -e '$SIG{HUP}=q(IGNORE); sleep 30' atk-stale-agent & \
+                  exec perl -e 'print qq(agent=$$.\\n); select(undef, undef, undef, 0.2)'";
+    let info = create(&env, addr, &token, json!({"args": ["-c", script]}));
+    let id = info["id"].as_str().unwrap().to_string();
+    let mut t = Term::open(addr, &token, &id);
+    let screen = t.until(".\r\n");
+    let agent: u32 = screen
+        .split("agent=")
+        .nth(1)
+        .and_then(|s| s.split('.').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no agent pid in {screen:?}"));
+    assert!(wait_until(Duration::from_secs(5), || !pid_alive(agent)), "the agent never exited");
+    // The helper reaps the agent at once; then the pid is free.
+    assert!(
+        wait_until(Duration::from_secs(5), || !Path::new(&format!("/proc/{agent}")).exists()),
+        "the agent was never reaped"
+    );
+    let noted = env.root.join("stranger-signals");
+    let ready = env.root.join("stranger-ready");
+    let mut stranger = spawn_with_pid(
+        agent,
+        &[
+            "perl",
+            "-e",
+            "for my $s (qw(INT HUP TERM QUIT CONT)) { $SIG{$s} = sub { open my $f, q(>>), $ARGV[0]; \
+             print $f qq($s\\n); close $f } } open my $r, q(>), $ARGV[1]; close $r; \
+             sleep 1 while 1",
+            noted.to_str().unwrap(),
+            ready.to_str().unwrap(),
+            "atk-stale-agent",
+        ],
+    );
+    assert!(wait_until(Duration::from_secs(10), || ready.exists()), "the stranger never started");
+    t.say(r#"{"type":"signal","signal":"INT"}"#);
+    t.say(r#"{"type":"signal","signal":"TERM"}"#);
+    env.cmd(&["terminal", "kill", &id]).ok();
+    std::thread::sleep(Duration::from_millis(300));
+    let got = fs::read_to_string(&noted).unwrap_or_default();
+    let alive = pid_alive(stranger.id());
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+    assert!(alive, "the stranger was killed (signals: {got:?})");
+    assert!(got.is_empty(), "the session's signals reached a process outside it: {got:?}");
+}

@@ -304,9 +304,18 @@ impl Helper {
         match sig {
             Signal::TERM | Signal::HUP => self.end_signal(sig),
             Signal::CHILD => {}
-            _ => {
-                let _ = rustix::process::kill_process_group(self.foreground(), sig);
-            }
+            _ => self.signal_group(self.foreground(), sig),
+        }
+    }
+
+    /// Sends `sig` to process group `group` if it is still the session's:
+    /// the agent's while the agent is not reaped (its pid, so its group
+    /// number, cannot be reused until then), else one a descendant of the
+    /// helper is in. Once reaped, the agent's pid is free and may be a
+    /// stranger's group by now.
+    fn signal_group(&self, group: Pid, sig: Signal) {
+        if (group == self.agent && self.status.is_none()) || group_below_helper(group) {
+            let _ = rustix::process::kill_process_group(group, sig);
         }
     }
 
@@ -317,8 +326,8 @@ impl Helper {
         self.term_sent |= sig == Signal::TERM;
         let fg = self.foreground();
         for group in [self.agent, fg] {
-            let _ = rustix::process::kill_process_group(group, sig);
-            let _ = rustix::process::kill_process_group(group, Signal::CONT);
+            self.signal_group(group, sig);
+            self.signal_group(group, Signal::CONT);
         }
     }
 
