@@ -319,3 +319,34 @@ fn signals_never_reach_a_stranger_that_got_the_exited_agents_pid() {
     assert!(alive, "the stranger was killed (signals: {got:?})");
     assert!(got.is_empty(), "the session's signals reached a process outside it: {got:?}");
 }
+
+/// An agent (or a cleanup) replaces a watched log directory: moves it away
+/// and makes a new one at the same path. The watch stayed on the old
+/// directory, the new one was never watched, yet the watcher kept vouching
+/// that nothing had changed: a report right after a write to the new
+/// directory skipped its scan and missed it (for up to the 30 s safety-net
+/// rescan). A report must count what was written before it was asked.
+#[test]
+fn a_replaced_log_directory_is_watched_again() {
+    let env = crate::util::Env::new("attack-replaced-dir");
+    let fixture = include_str!("fixtures/usage/claude-6.1.jsonl");
+    let dir = env.home.join(".claude/projects/-w");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("a.jsonl"), fixture).unwrap();
+    let messages = || {
+        let r = env.cmd(&["--json", "usage", "--timezone", "UTC"]).json();
+        r["totals"]["messages"].as_u64().unwrap_or_else(|| panic!("no totals in {r}"))
+    };
+    let before = messages();
+    assert!(before > 0);
+    // Let the watcher scan and watch what the daemon's first scan found.
+    std::thread::sleep(Duration::from_millis(1000));
+    fs::rename(&dir, env.root.join("moved-away")).unwrap();
+    fs::create_dir(&dir).unwrap();
+    // The watcher sees the new directory (an event in its parent) and
+    // scans; give it time to be done, so that it vouches again.
+    std::thread::sleep(Duration::from_millis(1500));
+    let line = fixture.lines().nth(3).unwrap().replace("req_011BBB", "req_011REPLACED");
+    fs::write(dir.join("b.jsonl"), format!("{line}\n")).unwrap();
+    assert_eq!(messages(), before + 1, "the line written to the new directory is counted");
+}

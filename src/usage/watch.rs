@@ -173,14 +173,27 @@ mod inotify {
             });
             let mut added = false;
             for (path, is_log) in wanted {
-                if self.wds.get(&path).is_some_and(|(_, l)| *l == is_log) {
-                    continue;
-                }
+                // Every time, not only for a path without a watch: a
+                // directory replaced at the same path (moved away, made
+                // anew) is another inode, which gets a watch of its own;
+                // the same inode gives back its watch (MASK_ADD: with the
+                // flags it had, plus these).
                 let flags = if is_log { logs } else { creation };
-                match inotify::add_watch(&self.fd, &path, flags) {
+                match inotify::add_watch(&self.fd, &path, flags | WatchFlags::MASK_ADD) {
                     Ok(wd) => {
-                        self.wds.insert(path, (wd, is_log));
+                        let old = self.wds.insert(path, (wd, is_log));
+                        if old == Some((wd, is_log)) {
+                            continue;
+                        }
                         added = true;
+                        // The replaced directory's watch, unless another
+                        // path still reaches the same directory.
+                        if let Some((old, _)) = old
+                            && old != wd
+                            && !self.wds.values().any(|(w, _)| *w == old)
+                        {
+                            let _ = inotify::remove_watch(&self.fd, old);
+                        }
                     }
                     Err(Errno::NOSPC) if !self.exhausted => {
                         crate::warn!(
