@@ -350,3 +350,55 @@ fn a_replaced_log_directory_is_watched_again() {
     fs::write(dir.join("b.jsonl"), format!("{line}\n")).unwrap();
     assert_eq!(messages(), before + 1, "the line written to the new directory is counted");
 }
+
+/// The inotify watches the daemon holds (its inotify descriptors' `wd:`
+/// lines).
+fn daemon_watches(env: &crate::util::Env) -> usize {
+    let pid = env.daemon_pid().expect("daemon running");
+    fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| fs::read_to_string(e.path()).ok())
+        .map(|info| info.lines().filter(|l| l.starts_with("inotify wd:")).count())
+        .sum()
+}
+
+/// An agent fills its profile's log root with thousands of empty
+/// directories. The daemon watched every one, and inotify watches are the
+/// user's (`fs.inotify.max_user_watches`, 8192 on older kernels): the
+/// user's own editor and file manager could then watch nothing. The daemon
+/// takes a bounded number of watches, and reports stay right (they scan
+/// for themselves when not every directory is watched).
+#[test]
+fn a_directory_flood_does_not_take_the_users_inotify_watches() {
+    let env = crate::util::Env::new("attack-dir-flood");
+    env.create_profile("claude", "cl");
+    let flood = env.home.join(".claude-profiles/cl/.claude/projects");
+    for n in 0..9000 {
+        fs::create_dir_all(flood.join(format!("d{n}"))).unwrap();
+    }
+    let fixture = include_str!("fixtures/usage/claude-6.1.jsonl");
+    let own = env.home.join(".claude/projects/-w");
+    fs::create_dir_all(&own).unwrap();
+    fs::write(own.join("a.jsonl"), fixture).unwrap();
+    let messages = || {
+        let r = env.cmd(&["--json", "usage", "--timezone", "UTC"]).json();
+        r["totals"]["messages"].as_u64().unwrap_or_else(|| panic!("no totals in {r}"))
+    };
+    let before = messages();
+    assert!(before > 0);
+    // The watcher's first scan, and the one right after it that checks
+    // what was written meanwhile.
+    assert!(
+        wait_until(Duration::from_secs(10), || daemon_watches(&env) > 100),
+        "the watcher never watched"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let watches = daemon_watches(&env);
+    eprintln!("9000 planted directories: the daemon holds {watches} inotify watches");
+    assert!(watches <= 4200, "the daemon holds {watches} inotify watches");
+    // And a report right after a write counts it.
+    let line = fixture.lines().nth(3).unwrap().replace("req_011BBB", "req_011FLOOD");
+    fs::write(flood.join("d8999/b.jsonl"), format!("{line}\n")).unwrap();
+    assert_eq!(messages(), before + 1, "the line written after the flood is counted");
+}
