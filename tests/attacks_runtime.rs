@@ -402,3 +402,30 @@ fn a_directory_flood_does_not_take_the_users_inotify_watches() {
     fs::write(flood.join("d8999/b.jsonl"), format!("{line}\n")).unwrap();
     assert_eq!(messages(), before + 1, "the line written after the flood is counted");
 }
+
+/// Lines nested 200,000 deep in a transcript and a rollout (16 MiB of
+/// `[`): the JSON parser's recursion limit (128, serde_json's default)
+/// skips them without overflowing the daemon's stack, and the lines around
+/// them count.
+#[test]
+fn deeply_nested_log_lines_are_skipped_not_a_crash() {
+    let env = crate::util::Env::new("attack-deep-json");
+    let fixture = include_str!("fixtures/usage/claude-6.1.jsonl");
+    let deep =
+        format!("{{\"type\":\"assistant\",\"usage\":{{}},\"message\":{}\n", "[".repeat(200_000));
+    let dir = env.home.join(".claude/projects/-w");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("a.jsonl"), format!("{deep}{fixture}")).unwrap();
+    let codex = env.home.join(".codex/sessions/2026/07/10");
+    fs::create_dir_all(&codex).unwrap();
+    let rollout = format!(
+        "{{\"type\":\"event_msg\",\"payload\":{{\"type\":\"token_count\",\"info\":{}\n",
+        "{\"a\":".repeat(100_000)
+    );
+    fs::write(codex.join("rollout-2026-07-10T00-00-00-x.jsonl"), rollout).unwrap();
+    let r = env.cmd(&["--json", "usage", "--timezone", "UTC"]).json();
+    assert_eq!(r["totals"]["messages"], 3, "{r}");
+    // The fixture's own bad line, and the two deep ones.
+    assert_eq!(r["skipped"]["lines"], 3, "{r}");
+    assert!(env.daemon_pid().is_some_and(pid_alive), "the daemon survived");
+}
