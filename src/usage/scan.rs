@@ -604,7 +604,17 @@ fn walk_root_within(
                 found.push((path, JobKind::OpencodeDb, meta));
             }
         }
-        for path in opencode::legacy_message_files(&root.path, &mut outcome.dirs) {
+        let mut legacy = opencode::legacy_message_files(&root.path, &mut outcome.dirs);
+        if legacy.len() > max_entries {
+            skip(skipped, (legacy.len() - max_entries) as u64, 0, || {
+                format!(
+                    "{}: more than {max_entries} OpenCode message files; the rest not read",
+                    root.path.display()
+                )
+            });
+            legacy.truncate(max_entries);
+        }
+        for path in legacy {
             if let Ok(meta) = fs::metadata(&path) {
                 found.push((path, JobKind::OpencodeFile, meta));
             }
@@ -1000,6 +1010,30 @@ mod tests {
         assert!(skipped.details[0].contains("more than 10 files and directories"), "{skipped:?}");
         let (found, skipped) = walk(MAX_ENTRIES);
         assert_eq!((found, skipped.files), (30, 0));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// The same for OpenCode's legacy message files.
+    #[test]
+    fn a_flood_of_opencode_message_files_is_read_only_so_far_and_reported() {
+        let dir = std::env::temp_dir().join(format!("ringlet-scan-legacy-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let session = dir.join("storage/message/ses_1");
+        fs::create_dir_all(&session).unwrap();
+        for n in 0..30 {
+            fs::write(session.join(format!("msg_{n}.json")), "{}").unwrap();
+        }
+        let root = Root {
+            path: dir.clone(),
+            agent: Agent::Opencode,
+            profile: DEFAULT_PROFILE.to_string(),
+            base: dir.clone(),
+        };
+        let mut skipped = Skipped::default();
+        let found =
+            walk_root_within(&root, &mut Outcome::default(), &mut HashSet::new(), &mut skipped, 10);
+        assert_eq!((found.len(), skipped.files), (10, 20));
+        assert!(skipped.details[0].contains("more than 10 OpenCode message files"), "{skipped:?}");
         let _ = fs::remove_dir_all(&dir);
     }
 }
