@@ -45,3 +45,6 @@ mod attacks;
 // Red-team attacks on items 1, 3 and 15: render races, hard links, files the
 // agents load beside the rendered ones, pathological merges, crash intents.
 mod attacks_files;
+// Attacks on running sessions: stale foreground groups, pid hoppers, a
+// killed session helper.
+mod attacks_runtime;

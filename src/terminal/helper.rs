@@ -304,9 +304,18 @@ impl Helper {
         match sig {
             Signal::TERM | Signal::HUP => self.end_signal(sig),
             Signal::CHILD => {}
-            _ => {
-                let _ = rustix::process::kill_process_group(self.foreground(), sig);
-            }
+            _ => self.signal_group(self.foreground(), sig),
+        }
+    }
+
+    /// Sends `sig` to process group `group` if it is still the session's:
+    /// the agent's while the agent is not reaped (its pid, so its group
+    /// number, cannot be reused until then), else one a descendant of the
+    /// helper is in. Once reaped, the agent's pid is free and may be a
+    /// stranger's group by now.
+    fn signal_group(&self, group: Pid, sig: Signal) {
+        if (group == self.agent && self.status.is_none()) || group_below_helper(group) {
+            let _ = rustix::process::kill_process_group(group, sig);
         }
     }
 
@@ -317,17 +326,22 @@ impl Helper {
         self.term_sent |= sig == Signal::TERM;
         let fg = self.foreground();
         for group in [self.agent, fg] {
-            let _ = rustix::process::kill_process_group(group, sig);
-            let _ = rustix::process::kill_process_group(group, Signal::CONT);
+            self.signal_group(group, sig);
+            self.signal_group(group, Signal::CONT);
         }
     }
 
     /// The terminal's foreground group, unless that is the helper's own
-    /// (or one this namespace cannot see): then the agent's group.
+    /// (or one this namespace cannot see) or no descendant of the helper is
+    /// in it: then the agent's group. The terminal keeps reporting a group
+    /// after its last process has exited, and that number may since have
+    /// become a stranger's group outside the session (an agent can leave
+    /// the terminal to a child's group and let the child exit).
     fn foreground(&self) -> Pid {
         if self.tty
             && let Ok(group) = rustix::termios::tcgetpgrp(rustix::stdio::stdin())
             && Some(group.as_raw_nonzero().get()) != self.own_group
+            && group_below_helper(group)
         {
             return group;
         }
@@ -337,6 +351,21 @@ impl Helper {
     fn kill_rest(&mut self) {
         self.killed_rest = true;
         kill_rest(self.agent);
+    }
+}
+
+/// Whether a live descendant of the helper is in process group `group`
+/// (where there is no `/proc` to tell: assumed).
+fn group_below_helper(group: Pid) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let raw = group.as_raw_nonzero().get();
+        super::procfs::descendants(rustix::process::getpid()).iter().any(|p| p.pgrp == raw)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = group;
+        true
     }
 }
 

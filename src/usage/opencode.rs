@@ -158,6 +158,14 @@ pub const TIME_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
 /// JSON is a few KB. Also bounds what any SQL function may allocate.
 #[cfg(feature = "sqlite")]
 const MAX_VALUE: i32 = 16 << 20;
+/// SQLite's whole heap (it is process-wide; only this reader uses SQLite):
+/// a read needs the 8 MiB page cache, one row of values up to
+/// [`MAX_VALUE`] and the schema. A schema planted to be huge (triggers of
+/// hundreds of thousands of statements are parsed before the first query)
+/// fails here with "out of memory" and is refused like one over its time
+/// budget. The process's resident memory grows by about 1.4 times this.
+#[cfg(feature = "sqlite")]
+const MAX_HEAP: i64 = 64 << 20;
 /// A `-wal` file above this is not read: OpenCode checkpoints at 4 MB, and
 /// SQLite reads the whole WAL before the first row, outside the budget.
 #[cfg(feature = "sqlite")]
@@ -452,7 +460,7 @@ mod sqlite {
     use rusqlite::limits::Limit;
     use rusqlite::{Connection, ErrorCode, OpenFlags};
 
-    use super::{MAX_VALUE, MAX_WAL, OP_BUDGET, Refused, TIME_BUDGET, sidecar};
+    use super::{MAX_HEAP, MAX_VALUE, MAX_WAL, OP_BUDGET, Refused, TIME_BUDGET, sidecar};
 
     /// How often (in VM instructions) the progress handler checks the budget.
     const CHECK_EVERY: u64 = 10_000;
@@ -569,14 +577,16 @@ mod sqlite {
             // Temp tables and sorts in memory (none is expected: the query
             // is one scan of a real table), never in a file anywhere; a
             // small page cache; no mmap; no functions called from the
-            // schema; nothing written. The heap limit is the whole
-            // process's (only this reader uses SQLite): 256 MiB.
-            conn.execute_batch(
-                "PRAGMA query_only = ON; PRAGMA temp_store = MEMORY; \
-                 PRAGMA cache_size = -8192; PRAGMA mmap_size = 0; \
-                 PRAGMA trusted_schema = OFF; PRAGMA automatic_index = OFF; \
-                 PRAGMA hard_heap_limit = 268435456;",
-            )
+            // schema; nothing written; the heap capped at [`MAX_HEAP`].
+            // The heap cap and `trusted_schema` come first: some pragmas
+            // (`cache_size`) load the schema, which is where a hostile
+            // database's cost starts.
+            conn.execute_batch(&format!(
+                "PRAGMA hard_heap_limit = {MAX_HEAP}; PRAGMA trusted_schema = OFF; \
+                 PRAGMA query_only = ON; PRAGMA temp_store = MEMORY; \
+                 PRAGMA mmap_size = 0; PRAGMA automatic_index = OFF; \
+                 PRAGMA cache_size = -8192;"
+            ))
         }
 
         /// Why `e` means the database is refused, when it does: the budget
@@ -592,6 +602,17 @@ mod sqlite {
                 return Some(Refused { why, over_budget: true });
             }
             let why = match e.sqlite_error_code() {
+                // Out of heap costs what a read over its time budget does
+                // (the schema parse before it cannot be interrupted), so it
+                // is rationed the same way, not read again at every scan.
+                Some(ErrorCode::OutOfMemory) => {
+                    let why = format!(
+                        "over the memory budget ({} MiB of SQLite heap); \
+                         not read again until it changes",
+                        MAX_HEAP >> 20
+                    );
+                    return Some(Refused { why, over_budget: true });
+                }
                 Some(ErrorCode::TooBig) => format!("a value over {} MiB", MAX_VALUE >> 20),
                 Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => e.to_string(),
                 _ => return None,

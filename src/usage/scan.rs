@@ -68,6 +68,15 @@ const MAX_DBS: usize = 8;
 const DB_SCAN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 /// Directory depth below a root; deeper trees are not agent logs.
 const MAX_DEPTH: usize = 12;
+/// Directory entries (log files and directories) one scan looks at below
+/// one root; past it the rest of the root is reported and not read. An
+/// agent can make any number of files in its profile's log root, and every
+/// scan stats each of them and keeps a record of each log in the index:
+/// 20,000 empty transcripts cost every report that has to scan about a
+/// second (debug build), a million would cost a minute, and every report
+/// of every profile waits for the scan in progress. Claude Code keeps 30
+/// days of transcripts, one per session; no user comes near this.
+const MAX_ENTRIES: usize = 100_000;
 /// Reasons kept in [`Skipped::details`].
 const MAX_DETAILS: usize = 8;
 
@@ -538,6 +547,17 @@ fn walk_root(
     visited: &mut HashSet<(u64, u64)>,
     skipped: &mut Skipped,
 ) -> Vec<(PathBuf, JobKind, Metadata)> {
+    walk_root_within(root, outcome, visited, skipped, MAX_ENTRIES)
+}
+
+/// [`walk_root`], looking at `max_entries` directory entries at most.
+fn walk_root_within(
+    root: &Root,
+    outcome: &mut Outcome,
+    visited: &mut HashSet<(u64, u64)>,
+    skipped: &mut Skipped,
+    max_entries: usize,
+) -> Vec<(PathBuf, JobKind, Metadata)> {
     let mut found = Vec::new();
     let meta = match fs::metadata(&root.path) {
         Ok(m) if m.is_dir() => m,
@@ -584,7 +604,17 @@ fn walk_root(
                 found.push((path, JobKind::OpencodeDb, meta));
             }
         }
-        for path in opencode::legacy_message_files(&root.path, &mut outcome.dirs) {
+        let mut legacy = opencode::legacy_message_files(&root.path, &mut outcome.dirs);
+        if legacy.len() > max_entries {
+            skip(skipped, (legacy.len() - max_entries) as u64, 0, || {
+                format!(
+                    "{}: more than {max_entries} OpenCode message files; the rest not read",
+                    root.path.display()
+                )
+            });
+            legacy.truncate(max_entries);
+        }
+        for path in legacy {
             if let Ok(meta) = fs::metadata(&path) {
                 found.push((path, JobKind::OpencodeFile, meta));
             }
@@ -592,6 +622,7 @@ fn walk_root(
         return found;
     }
     let mut stack = vec![(root.path.clone(), meta, 0usize)];
+    let mut entries_seen = 0usize;
     while let Some((dir, meta, depth)) = stack.pop() {
         if !visited.insert((meta.dev(), meta.ino())) {
             skip(skipped, 1, 0, || {
@@ -608,6 +639,16 @@ fn walk_root(
             }
         };
         for entry in entries.flatten() {
+            entries_seen += 1;
+            if entries_seen > max_entries {
+                skip(skipped, 1, 0, || {
+                    format!(
+                        "{}: more than {max_entries} files and directories; the rest not read",
+                        root.path.display()
+                    )
+                });
+                return found;
+            }
             let path = entry.path();
             // `DirEntry::metadata` stats relative to the open directory (no
             // path walk: most of an unchanged scan's time) but does not
@@ -929,4 +970,70 @@ fn open_regular(path: &Path) -> Result<(File, Metadata), String> {
         return Err("not a regular file".into());
     }
     Ok((file, meta))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An agent's flood of files in its log root: the walk looks at a
+    /// bounded number of entries and reports the rest (the real bound,
+    /// 100,000, is too slow to build in a test).
+    #[test]
+    fn a_flooded_root_is_walked_only_so_far_and_reported() {
+        let dir = std::env::temp_dir().join(format!("ringlet-scan-flood-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        for n in 0..30 {
+            fs::write(dir.join(format!("{n}.jsonl")), "").unwrap();
+        }
+        let root = Root {
+            path: dir.clone(),
+            agent: Agent::Claude,
+            profile: DEFAULT_PROFILE.to_string(),
+            base: dir.clone(),
+        };
+        let walk = |max| {
+            let mut skipped = Skipped::default();
+            let found = walk_root_within(
+                &root,
+                &mut Outcome::default(),
+                &mut HashSet::new(),
+                &mut skipped,
+                max,
+            );
+            (found.len(), skipped)
+        };
+        let (found, skipped) = walk(10);
+        assert_eq!(found, 10);
+        assert_eq!(skipped.files, 1);
+        assert!(skipped.details[0].contains("more than 10 files and directories"), "{skipped:?}");
+        let (found, skipped) = walk(MAX_ENTRIES);
+        assert_eq!((found, skipped.files), (30, 0));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// The same for OpenCode's legacy message files.
+    #[test]
+    fn a_flood_of_opencode_message_files_is_read_only_so_far_and_reported() {
+        let dir = std::env::temp_dir().join(format!("ringlet-scan-legacy-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let session = dir.join("storage/message/ses_1");
+        fs::create_dir_all(&session).unwrap();
+        for n in 0..30 {
+            fs::write(session.join(format!("msg_{n}.json")), "{}").unwrap();
+        }
+        let root = Root {
+            path: dir.clone(),
+            agent: Agent::Opencode,
+            profile: DEFAULT_PROFILE.to_string(),
+            base: dir.clone(),
+        };
+        let mut skipped = Skipped::default();
+        let found =
+            walk_root_within(&root, &mut Outcome::default(), &mut HashSet::new(), &mut skipped, 10);
+        assert_eq!((found.len(), skipped.files), (10, 20));
+        assert!(skipped.details[0].contains("more than 10 OpenCode message files"), "{skipped:?}");
+        let _ = fs::remove_dir_all(&dir);
+    }
 }

@@ -28,6 +28,13 @@ use std::time::{Duration, Instant};
 const DEBOUNCE: Duration = Duration::from_millis(150);
 /// Safety-net full scan interval when inotify works.
 const RESCAN: Duration = Duration::from_secs(30);
+/// The most inotify watches the watcher takes. They come out of the
+/// user's own budget (`fs.inotify.max_user_watches`, 8192 on older
+/// kernels), shared with their editor and file manager, and an agent can
+/// make any number of directories in its profile's log root. Past this the
+/// rest is not watched, and reports scan for themselves.
+#[cfg(target_os = "linux")]
+const MAX_WATCHES: usize = 4096;
 /// Scan interval without inotify.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -130,7 +137,7 @@ mod inotify {
 
     use std::sync::atomic::Ordering;
 
-    use super::{DEBOUNCE, Freshness, POLL, RESCAN, WatchSet};
+    use super::{DEBOUNCE, Freshness, MAX_WATCHES, POLL, RESCAN, WatchSet};
 
     pub struct Watches {
         fd: Arc<OwnedFd>,
@@ -163,6 +170,15 @@ mod inotify {
             for dir in set.dirs {
                 wanted.insert(dir, true);
             }
+            if wanted.len() > MAX_WATCHES {
+                // The shallowest first: roots and their ancestors before
+                // whatever an agent piled up below them.
+                let mut all: Vec<(PathBuf, bool)> = wanted.into_iter().collect();
+                all.sort_by_cached_key(|(path, _)| (path.components().count(), path.clone()));
+                all.truncate(MAX_WATCHES);
+                wanted = all.into_iter().collect();
+                complete = false;
+            }
             self.wds.retain(|path, (wd, _)| {
                 let keep = wanted.contains_key(path);
                 if !keep {
@@ -173,14 +189,27 @@ mod inotify {
             });
             let mut added = false;
             for (path, is_log) in wanted {
-                if self.wds.get(&path).is_some_and(|(_, l)| *l == is_log) {
-                    continue;
-                }
+                // Every time, not only for a path without a watch: a
+                // directory replaced at the same path (moved away, made
+                // anew) is another inode, which gets a watch of its own;
+                // the same inode gives back its watch (MASK_ADD: with the
+                // flags it had, plus these).
                 let flags = if is_log { logs } else { creation };
-                match inotify::add_watch(&self.fd, &path, flags) {
+                match inotify::add_watch(&self.fd, &path, flags | WatchFlags::MASK_ADD) {
                     Ok(wd) => {
-                        self.wds.insert(path, (wd, is_log));
+                        let old = self.wds.insert(path, (wd, is_log));
+                        if old == Some((wd, is_log)) {
+                            continue;
+                        }
                         added = true;
+                        // The replaced directory's watch, unless another
+                        // path still reaches the same directory.
+                        if let Some((old, _)) = old
+                            && old != wd
+                            && !self.wds.values().any(|(w, _)| *w == old)
+                        {
+                            let _ = inotify::remove_watch(&self.fd, old);
+                        }
                     }
                     Err(Errno::NOSPC) if !self.exhausted => {
                         crate::warn!(
