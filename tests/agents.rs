@@ -1048,7 +1048,7 @@ impl Screen for Remote {
 #[test]
 fn claude_in_a_sandboxed_remote_session_reaches_its_prompt_and_the_mock() {
     use crate::terminal::Term;
-    use crate::util::http::request;
+    use crate::util::http::{post_session, request};
 
     let reply = "pong from the remote mock";
     let key = "sk-ant-api03-e2e-remote-0123456789abcdefghijKLMN";
@@ -1060,13 +1060,7 @@ fn claude_in_a_sandboxed_remote_session_reaches_its_prompt_and_the_mock() {
     let auth = format!("Bearer {token}");
     let body = json!({"profile": "rem", "cols": 120, "rows": 40,
                       "working_dir": w.work, "path": w.path_var().to_str().unwrap()});
-    let answer = request(
-        addr,
-        "POST",
-        "/api/terminal/sessions",
-        &[("Authorization", &auth)],
-        body.to_string().as_bytes(),
-    );
+    let answer = post_session(addr, &token, &body);
     let info: Value = serde_json::from_slice(&answer.body).unwrap();
     assert_eq!(answer.status, 201, "{info}");
     assert_eq!(info["data"]["sandbox"], "bwrap", "{info}");

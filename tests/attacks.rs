@@ -199,14 +199,7 @@ fn sandboxed_findings(env: &Env, work: &std::path::Path, script: &str) -> String
         "args": ["-c", script],
         "working_dir": work.display().to_string(),
     });
-    let auth = format!("Bearer {token}");
-    let answer = crate::util::http::request(
-        addr,
-        "POST",
-        "/api/terminal/sessions",
-        &[("Authorization", &auth)],
-        body.to_string().as_bytes(),
-    );
+    let answer = crate::util::http::post_session(addr, &token, &body);
     assert_eq!(answer.status, 201, "{}", String::from_utf8_lossy(&answer.body));
     let out = work.join("findings");
     let done = crate::util::wait_until(Duration::from_secs(20), || {
@@ -292,13 +285,7 @@ fn a_sandboxed_agent_cannot_reach_another_profiles_home() {
     let body = serde_json::json!({"profile": "sh1", "sandbox": true,
         "path": env.path_var().to_str().unwrap(), "args": ["-c", "true"],
         "working_dir": other.display().to_string()});
-    let answer = crate::util::http::request(
-        addr,
-        "POST",
-        "/api/terminal/sessions",
-        &[("Authorization", &format!("Bearer {token}"))],
-        body.to_string().as_bytes(),
-    );
+    let answer = crate::util::http::post_session(addr, &token, &body);
     let reply = String::from_utf8_lossy(&answer.body);
     assert_eq!(answer.status, 400, "{reply}");
     assert!(reply.contains("another profile"), "{reply}");
@@ -393,13 +380,7 @@ fn links_and_dot_dots_to_the_config_dir_lead_nowhere() {
         let body = serde_json::json!({"profile": "sh1", "sandbox": true,
             "path": env.path_var().to_str().unwrap(), "args": ["-c", "true"],
             "working_dir": dir});
-        let answer = crate::util::http::request(
-            addr,
-            "POST",
-            "/api/terminal/sessions",
-            &[("Authorization", &format!("Bearer {token}"))],
-            body.to_string().as_bytes(),
-        );
+        let answer = crate::util::http::post_session(addr, &token, &body);
         let reply = String::from_utf8_lossy(&answer.body);
         assert_eq!(answer.status, 400, "{dir}: {reply}");
         assert!(reply.contains("config dir"), "{dir}: {reply}");
@@ -435,13 +416,7 @@ fn a_bwrap_planted_in_the_working_dirs_path_entry_is_not_run() {
     let script = "echo done > findings";
     let body = serde_json::json!({"profile": "sh1", "sandbox": true, "path": path,
         "args": ["-c", script], "working_dir": work.display().to_string()});
-    let answer = crate::util::http::request(
-        addr,
-        "POST",
-        "/api/terminal/sessions",
-        &[("Authorization", &format!("Bearer {token}"))],
-        body.to_string().as_bytes(),
-    );
+    let answer = crate::util::http::post_session(addr, &token, &body);
     assert_eq!(answer.status, 201, "{}", String::from_utf8_lossy(&answer.body));
     let done = crate::util::wait_until(Duration::from_secs(20), || {
         work.join("findings").exists() || escaped.exists()

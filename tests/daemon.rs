@@ -508,11 +508,10 @@ fn commands_during_a_shutdown_start_the_next_daemon() {
     assert_eq!(env.daemon_processes().len(), 1, "{:?}", env.daemon_processes());
 }
 
-/// With sessions running, `daemon stop` names them and needs `--force`
-/// when it cannot ask (not a terminal); `--force` ends them.
-#[test]
-fn stop_with_running_sessions_needs_force() {
-    let env = crate::terminal::shell_world("stop-sessions");
+/// A shell world (tests/terminal.rs) with one session running `sleep 600`,
+/// started over HTTP: the world and the session's info.
+fn world_with_a_session(name: &str) -> (Env, serde_json::Value) {
+    let env = crate::terminal::shell_world(name);
     let (addr, token) = env.http();
     let info = crate::terminal::create(
         &env,
@@ -520,6 +519,14 @@ fn stop_with_running_sessions_needs_force() {
         &token,
         serde_json::json!({"args": ["-c", "sleep 600"]}),
     );
+    (env, info)
+}
+
+/// With sessions running, `daemon stop` names them and needs `--force`
+/// when it cannot ask (not a terminal); `--force` ends them.
+#[test]
+fn stop_with_running_sessions_needs_force() {
+    let (env, info) = world_with_a_session("stop-sessions");
     let id = info["id"].as_str().unwrap().to_string();
     let session_pid = info["pid"].as_u64().unwrap() as u32;
     let daemon = env.daemon_pid().unwrap();
@@ -543,14 +550,7 @@ fn stop_with_running_sessions_needs_force() {
 /// everything running, "yes" stops. (`script` gives the CLI a terminal.)
 #[test]
 fn stop_on_a_terminal_asks_before_ending_sessions() {
-    let env = crate::terminal::shell_world("stop-asks");
-    let (addr, token) = env.http();
-    let info = crate::terminal::create(
-        &env,
-        addr,
-        &token,
-        serde_json::json!({"args": ["-c", "sleep 600"]}),
-    );
+    let (env, info) = world_with_a_session("stop-asks");
     let id = info["id"].as_str().unwrap().to_string();
     let daemon = env.daemon_pid().unwrap();
     let on_a_terminal = |answer: &str| {

@@ -35,19 +35,7 @@ fn assert_untouched(victim: &Path) {
 fn claude_world(name: &str, plant: &str) -> Env {
     let env = Env::new(name);
     env.fake_agent("claude", plant);
-    env.cmd(&[
-        "profiles",
-        "create",
-        "claude",
-        "c",
-        "-p",
-        "anthropic",
-        "--api-key-stdin",
-        "--no-alias",
-    ])
-    .env("RINGLET_SECRET_STORE", "file")
-    .stdin(KEY)
-    .ok();
+    env.create_profile("claude", "c");
     env
 }
 
@@ -87,19 +75,7 @@ echo planted"#,
             victim = victim.display()
         ),
     );
-    env.cmd(&[
-        "profiles",
-        "create",
-        "claude",
-        "c",
-        "-p",
-        "anthropic",
-        "--api-key-stdin",
-        "--no-alias",
-    ])
-    .env("RINGLET_SECRET_STORE", "file")
-    .stdin(KEY)
-    .ok();
+    env.create_profile("claude", "c");
     let first = env.cmd(&["profiles", "run", "c"]).ok();
     assert!(first.contains("planted"), "{first}");
     // The next run renders again, beside the planted temp names.
@@ -230,20 +206,7 @@ fn links_at_fixed_names_are_refused_never_followed() {
     fs::rename(&secrets, env.root.join("secrets-real")).unwrap();
     symlink(&elsewhere, &secrets).unwrap();
     fs::write(elsewhere.join("d"), "not ours").unwrap();
-    let (_, err) = env
-        .cmd(&[
-            "profiles",
-            "create",
-            "claude",
-            "d",
-            "-p",
-            "anthropic",
-            "--api-key-stdin",
-            "--no-alias",
-        ])
-        .env("RINGLET_SECRET_STORE", "file")
-        .stdin(KEY)
-        .code(1);
+    let (_, err) = env.create_profile_cmd("claude", "d").code(1);
     assert!(err.contains("secrets") && err.contains("symbolic link"), "{err}");
     assert_eq!(fs::read_to_string(elsewhere.join("d")).unwrap(), "not ours");
     assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 1);
@@ -307,19 +270,7 @@ fn state_of(env: &Env) -> State {
 }
 
 fn create_c(env: &Env, crash_at: Option<&str>) -> Output {
-    let mut cmd = env
-        .cmd(&[
-            "profiles",
-            "create",
-            "claude",
-            "c",
-            "-p",
-            "anthropic",
-            "--api-key-stdin",
-            "--no-alias",
-        ])
-        .env("RINGLET_SECRET_STORE", "file")
-        .stdin(KEY);
+    let mut cmd = env.create_profile_cmd("claude", "c");
     if let Some(step) = crash_at {
         cmd = cmd.env("RINGLET_TEST_CRASH_AT", step);
     }
@@ -432,40 +383,16 @@ fn an_orphan_key_is_removed_and_a_missing_key_is_reported() {
 
 #[test]
 fn a_killed_create_or_delete_leaves_no_key_in_the_keychain() {
-    let Some(bus) = std::env::var_os("DBUS_SESSION_BUS_ADDRESS") else {
-        assert!(
-            std::env::var_os("REQUIRE_KEYCHAIN").is_none(),
-            "REQUIRE_KEYCHAIN is set but there is no session bus"
-        );
-        eprintln!("skipped: no DBUS_SESSION_BUS_ADDRESS (run under tests/with-keyring.sh)");
-        return;
-    };
+    let Some(bus) = crate::util::keychain_bus() else { return };
     let alias = format!("crash{}", std::process::id());
-    let lookup = || {
-        let out = std::process::Command::new("secret-tool")
-            .args(["lookup", "service", "ringlet", "username", &alias])
-            .env("DBUS_SESSION_BUS_ADDRESS", &bus)
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let lookup = || crate::util::keychain_lookup(&bus, &alias);
     let env = Env::new("crash-keychain");
     env.fake_agent("claude", "echo ran");
     let create = |crash: Option<&str>| {
         let mut cmd = env
-            .cmd(&[
-                "profiles",
-                "create",
-                "claude",
-                &alias,
-                "-p",
-                "anthropic",
-                "--api-key-stdin",
-                "--no-alias",
-            ])
+            .create_profile_cmd("claude", &alias)
             .env("DBUS_SESSION_BUS_ADDRESS", &bus)
-            .env("RINGLET_SECRET_STORE", "keyring")
-            .stdin(KEY);
+            .env("RINGLET_SECRET_STORE", "keyring");
         if let Some(step) = crash {
             cmd = cmd.env("RINGLET_TEST_CRASH_AT", step);
         }

@@ -13,7 +13,7 @@ use tungstenite::client::IntoClientRequest;
 use tungstenite::http::HeaderValue;
 use tungstenite::{Message, WebSocket};
 
-use crate::util::http::{Answer, request};
+use crate::util::http::{Answer, post_session, request};
 use crate::util::{Env, KEY, mode};
 
 fn get(addr: SocketAddr, path: &str, token: &str) -> Answer {
@@ -350,14 +350,7 @@ fn runs_and_usage_are_announced_on_the_websocket() {
     let script = format!("while [ ! -e '{}' ]; do sleep 0.05; done; exit 5", go.display());
     let body = json!({"profile": "sh1", "sandbox": false, "args": ["-c", script],
                       "path": env.path_var().to_str().unwrap()});
-    let auth = format!("Bearer {token}");
-    let answer = request(
-        addr,
-        "POST",
-        "/api/terminal/sessions",
-        &[("Authorization", &auth)],
-        body.to_string().as_bytes(),
-    );
+    let answer = post_session(addr, &token, &body);
     assert_eq!(answer.status, 201, "{}", String::from_utf8_lossy(&answer.body));
     let id = serde_json::from_slice::<Value>(&answer.body).unwrap()["data"]["id"].clone();
     let started = next_event(&mut ws, "ProfileStarted");

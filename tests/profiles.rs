@@ -9,7 +9,6 @@ use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use crate::util::{BIN, Env, KEY, mode, read_line_matching};
@@ -689,24 +688,10 @@ fn env_setup_runs_the_task_in_the_profile() {
 /// `make test` uses). Skipped with a note outside it, unless REQUIRE_KEYCHAIN.
 #[test]
 fn keys_go_to_the_real_secret_service() {
-    let Some(bus) = std::env::var_os("DBUS_SESSION_BUS_ADDRESS") else {
-        assert!(
-            std::env::var_os("REQUIRE_KEYCHAIN").is_none(),
-            "REQUIRE_KEYCHAIN is set but there is no session bus"
-        );
-        eprintln!("skipped: no DBUS_SESSION_BUS_ADDRESS (run under tests/with-keyring.sh)");
-        return;
-    };
+    let Some(bus) = crate::util::keychain_bus() else { return };
     let env = fake_agent_world("keychain");
     let alias = format!("kc{}", std::process::id());
-    let lookup = || {
-        let out = Command::new("secret-tool")
-            .args(["lookup", "service", "ringlet", "username", &alias])
-            .env("DBUS_SESSION_BUS_ADDRESS", &bus)
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let lookup = || crate::util::keychain_lookup(&bus, &alias);
     let (_, err) = env
         .cmd(&[
             "profiles",

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::util::http::request;
+use crate::util::http::{post_session, request};
 use crate::util::{Env, wait_until};
 
 /// A world with a `shell` agent (its binary runs `sh`), whose daemon reads
@@ -41,10 +41,7 @@ fn create(env: &Env, addr: SocketAddr, token: &str, script: &str, extra: Value) 
         "args": ["-c", script],
     });
     req.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-    let auth = format!("Bearer {token}");
-    let body = req.to_string().into_bytes();
-    let answer =
-        request(addr, "POST", "/api/terminal/sessions", &[("Authorization", &auth)], &body);
+    let answer = post_session(addr, token, &req);
     (answer.status, serde_json::from_slice(&answer.body).unwrap_or(Value::Null))
 }
 
@@ -524,13 +521,7 @@ fn real_agents_in_a_hoisted_node_modules_run_sandboxed() {
     for (_, alias, _, args) in &runs {
         let body = json!({"profile": alias, "cols": 120, "rows": 40, "working_dir": work,
                           "path": env.path_var().to_str().unwrap(), "args": args});
-        let answer = request(
-            addr,
-            "POST",
-            "/api/terminal/sessions",
-            &[("Authorization", &auth)],
-            body.to_string().as_bytes(),
-        );
+        let answer = post_session(addr, &token, &body);
         let info: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
         assert_eq!(answer.status, 201, "{alias}: {info}");
         assert_eq!(info["data"]["sandbox"], "bwrap", "{info}");

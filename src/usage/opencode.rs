@@ -1067,6 +1067,18 @@ INSERT INTO message VALUES('msg_01J0DEF','ses_01J0XYZ',1779755360000,17797553600
             assert!(refusal(&generated).contains("generated"), "{}", refusal(&generated));
         }
 
+        /// Runs a query that never ends by itself (an endless recursive
+        /// count) on `conn`: the error that stopped it.
+        fn run_away(conn: &Connection) -> rusqlite::Error {
+            conn.query_row(
+                "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) \
+                 SELECT max(n) FROM r",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap_err()
+        }
+
         /// What the checks cannot see, the budget stops: the same endless
         /// query run on a connection with the budget applied ends in an
         /// interrupt.
@@ -1078,14 +1090,7 @@ INSERT INTO message VALUES('msg_01J0DEF','ses_01J0XYZ',1779755360000,17797553600
             let conn = sqlite::open_read_only(&db).unwrap();
             budget.apply(&conn).unwrap();
             let started = Instant::now();
-            let err = conn
-                .query_row(
-                    "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) \
-                     SELECT max(n) FROM r",
-                    [],
-                    |r| r.get::<_, i64>(0),
-                )
-                .unwrap_err();
+            let err = run_away(&conn);
             let took = started.elapsed();
             eprintln!("the budget stopped an endless query in {took:?}");
             let refused = budget.refusal(&err).expect("refused");
@@ -1106,14 +1111,7 @@ INSERT INTO message VALUES('msg_01J0DEF','ses_01J0XYZ',1779755360000,17797553600
             let budget = sqlite::Budget::new(Instant::now() + Duration::from_millis(50));
             let conn = sqlite::open_read_only(&db).unwrap();
             budget.apply(&conn).unwrap();
-            let err = conn
-                .query_row(
-                    "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) \
-                     SELECT max(n) FROM r",
-                    [],
-                    |r| r.get::<_, i64>(0),
-                )
-                .unwrap_err();
+            let err = run_away(&conn);
             assert!(budget.deferred(), "{err}");
         }
 

@@ -56,6 +56,19 @@ pub fn request(
     Answer { status, head, body }
 }
 
+/// `POST /api/terminal/sessions` with `token` as the bearer and `body` as
+/// the JSON request: a new terminal session, or the daemon's refusal.
+pub fn post_session(addr: SocketAddr, token: &str, body: &Value) -> Answer {
+    let auth = format!("Bearer {token}");
+    request(
+        addr,
+        "POST",
+        "/api/terminal/sessions",
+        &[("Authorization", &auth)],
+        body.to_string().as_bytes(),
+    )
+}
+
 fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {

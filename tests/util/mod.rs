@@ -104,6 +104,13 @@ impl Env {
     /// `profiles create <agent> <alias> -p anthropic` with [`KEY`] on stdin,
     /// kept in the 0600 file store (no keychain in a test world).
     pub fn create_profile(&self, agent: &str, alias: &str) {
+        self.create_profile_cmd(agent, alias).ok();
+    }
+
+    /// The command [`Env::create_profile`] runs, not yet run: a test adds
+    /// its own environment (a later `RINGLET_SECRET_STORE` wins) and checks
+    /// the outcome it expects.
+    pub fn create_profile_cmd(&self, agent: &str, alias: &str) -> TestCommand {
         self.cmd(&[
             "profiles",
             "create",
@@ -116,7 +123,6 @@ impl Env {
         ])
         .env("RINGLET_SECRET_STORE", "file")
         .stdin(KEY)
-        .ok();
     }
 
     /// The daemon's HTTP address and token (starting the daemon if needed).
@@ -291,6 +297,32 @@ pub fn pid_alive(pid: u32) -> bool {
 
 pub fn kill(pid: u32, signal: i32) {
     let _ = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
+}
+
+/// The session bus of the real Secret Service (gnome-keyring in
+/// `tests/with-keyring.sh`, which `make test` uses). Outside it `None`, after
+/// a note, so the keychain test skips; unless REQUIRE_KEYCHAIN is set, when
+/// a missing bus fails the test instead.
+pub fn keychain_bus() -> Option<OsString> {
+    let bus = std::env::var_os("DBUS_SESSION_BUS_ADDRESS");
+    if bus.is_none() {
+        assert!(
+            std::env::var_os("REQUIRE_KEYCHAIN").is_none(),
+            "REQUIRE_KEYCHAIN is set but there is no session bus"
+        );
+        eprintln!("skipped: no DBUS_SESSION_BUS_ADDRESS (run under tests/with-keyring.sh)");
+    }
+    bus
+}
+
+/// The key the Secret Service on `bus` holds for Ringlet's `alias` ("" for none).
+pub fn keychain_lookup(bus: &std::ffi::OsStr, alias: &str) -> String {
+    let out = Command::new("secret-tool")
+        .args(["lookup", "service", "ringlet", "username", alias])
+        .env("DBUS_SESSION_BUS_ADDRESS", bus)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Polls `cond` every 10 ms until it holds or `limit` passes.

@@ -219,17 +219,24 @@ mod tests {
         matches!(client.read(&mut [0u8; 1]), Ok(0))
     }
 
-    #[test]
-    fn strangers_give_way_oldest_first_and_the_trusted_stay() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let slots = Slots::default();
+    /// Fills the stranger pool with settled connections, oldest first: each
+    /// one's slot, server end and client end.
+    fn full_pool(listener: &TcpListener, slots: &Slots) -> Vec<(Arc<Slot>, TcpStream, TcpStream)> {
         let mut conns = Vec::new();
         for _ in 0..STRANGER_POOL {
-            let (server, client) = pair(&listener);
+            let (server, client) = pair(listener);
             let slot = slots.take(&server).unwrap();
             slot.settle();
             conns.push((slot, server, client));
         }
+        conns
+    }
+
+    #[test]
+    fn strangers_give_way_oldest_first_and_the_trusted_stay() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let slots = Slots::default();
+        let mut conns = full_pool(&listener, &slots);
         // One trusted: it leaves the pool.
         let generation = slots.generation();
         assert!(slots.trust(&conns[0].0, generation));
@@ -258,13 +265,7 @@ mod tests {
         use std::io::Write;
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let slots = Slots::default();
-        let mut conns = Vec::new();
-        for _ in 0..STRANGER_POOL {
-            let (server, client) = pair(&listener);
-            let slot = slots.take(&server).unwrap();
-            slot.settle();
-            conns.push((slot, server, client));
-        }
+        let mut conns = full_pool(&listener, &slots);
         // The oldest has sent a request its thread has not read yet (a
         // loaded machine); the next oldest is silent.
         conns[0].2.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
