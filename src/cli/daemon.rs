@@ -194,17 +194,21 @@ impl ExitWatch {
     }
 }
 
-/// Waits until the daemon process has exited (where a pidfd is available)
-/// and its lock is free.
+/// Waits until the daemon process has exited (where a pidfd is available:
+/// an exited process holds nothing, its lock included), else until its lock
+/// is free. Not both: a command racing the stop may start the next daemon,
+/// which takes the lock again the moment the old one lets go.
 fn wait_until_gone(paths: &crate::paths::Paths, exited: Option<ExitWatch>) -> Result<()> {
     let deadline = Instant::now() + STOP_TIMEOUT;
     loop {
-        let file = OpenOptions::new().read(true).write(true).open(paths.daemon_lock());
-        let released = match file {
-            Ok(f) => fd_lock::RwLock::new(f).try_write().is_ok(),
-            Err(_) => true,
+        let gone = match &exited {
+            Some(watch) => watch.exited(),
+            None => match OpenOptions::new().read(true).write(true).open(paths.daemon_lock()) {
+                Ok(f) => fd_lock::RwLock::new(f).try_write().is_ok(),
+                Err(_) => true,
+            },
         };
-        if released && exited.as_ref().is_none_or(ExitWatch::exited) {
+        if gone {
             return Ok(());
         }
         if Instant::now() >= deadline {
