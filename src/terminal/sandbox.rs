@@ -1142,17 +1142,10 @@ fn profile_text(spec: &Spec, tmpdir: Option<&Path>) -> Result<String> {
     for home in &homes {
         out.push_str(&format!(" (subpath {})", sbpl_string(home)?));
     }
-    out.push_str(")\n(allow file-read*");
-    for path in &readable {
-        out.push_str(&format!("\n  (subpath {})", sbpl_string(path)?));
-    }
     out.push_str(")\n");
+    push_rule(&mut out, "allow file-read*", readable.iter().map(|p| (SUBPATH, p.as_path())))?;
     if !ancestors.is_empty() {
-        out.push_str("(allow file-read-metadata");
-        for path in &ancestors {
-            out.push_str(&format!("\n  (literal {})", sbpl_string(path)?));
-        }
-        out.push_str(")\n");
+        push_rule(&mut out, "allow file-read-metadata", ancestors.iter().map(|p| (LITERAL, *p)))?;
     }
     // Ringlet's dirs and the desktop's sockets, last so that they win over
     // the allows above (SBPL takes the last matching rule, not the deepest):
@@ -1165,41 +1158,42 @@ fn profile_text(spec: &Spec, tmpdir: Option<&Path>) -> Result<String> {
     let files = with_real_paths(private.files.iter().cloned());
     if !dirs.is_empty() || !files.is_empty() {
         out.push_str(";; Ringlet's config and runtime dirs, the desktop's sockets.\n");
-        out.push_str("(deny file-read* file-write*");
-        for dir in &dirs {
-            out.push_str(&format!("\n  (subpath {})", sbpl_string(dir)?));
-        }
-        for file in &files {
-            out.push_str(&format!("\n  (literal {})", sbpl_string(file)?));
-        }
-        out.push_str(")\n");
+        let dirs = dirs.iter().map(|d| (SUBPATH, d.as_path()));
+        let literals = files.iter().map(|f| (LITERAL, f.as_path()));
+        push_rule(&mut out, "deny file-read* file-write*", dirs.chain(literals))?;
     }
     if !files.is_empty() {
-        out.push_str("(deny network-outbound");
-        for file in &files {
-            out.push_str(&format!(
-                "\n  (remote unix-socket (path-literal {}))",
-                sbpl_string(file)?
-            ));
-        }
-        out.push_str(")\n");
+        push_rule(&mut out, "deny network-outbound", files.iter().map(|f| (SOCKET, f.as_path())))?;
     }
     let shown = with_real_paths(private.shown.iter().cloned());
     if !shown.is_empty() {
-        out.push_str(";; What the profile opted in to.\n(allow file-read*");
-        for path in &shown {
-            out.push_str(&format!("\n  (subpath {})", sbpl_string(path)?));
-        }
-        out.push_str(")\n(allow network-outbound");
-        for path in &shown {
-            out.push_str(&format!(
-                "\n  (remote unix-socket (path-literal {}))",
-                sbpl_string(path)?
-            ));
-        }
-        out.push_str(")\n");
+        out.push_str(";; What the profile opted in to.\n");
+        push_rule(&mut out, "allow file-read*", shown.iter().map(|p| (SUBPATH, p.as_path())))?;
+        push_rule(&mut out, "allow network-outbound", shown.iter().map(|p| (SOCKET, p.as_path())))?;
     }
     Ok(out)
+}
+
+/// Filters of an SBPL rule, `{}` standing for the quoted path.
+const SUBPATH: &str = "(subpath {})";
+const LITERAL: &str = "(literal {})";
+const SOCKET: &str = "(remote unix-socket (path-literal {}))";
+
+/// Appends `(<op>` and one filter a line (`filter` with the path quoted by
+/// [`sbpl_string`]), then `)`.
+fn push_rule<'p>(
+    out: &mut String,
+    op: &str,
+    filters: impl IntoIterator<Item = (&'static str, &'p Path)>,
+) -> Result<()> {
+    out.push('(');
+    out.push_str(op);
+    for (filter, path) in filters {
+        out.push_str("\n  ");
+        out.push_str(&filter.replace("{}", &sbpl_string(path)?));
+    }
+    out.push_str(")\n");
+    Ok(())
 }
 
 /// The paths, each followed by its real path when that differs and exists;
