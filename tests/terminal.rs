@@ -157,6 +157,23 @@ fn session_info(addr: SocketAddr, token: &str, id: &str) -> Value {
     api(addr, token, "GET", &format!("/api/terminal/sessions/{id}"), &Value::Null).1["data"].clone()
 }
 
+/// A session running `sh -c <script>` in `work`, sandboxed or not: its info.
+fn create_in(env: &Env, work: &std::path::Path, sandbox: bool, script: &str) -> Value {
+    let (addr, token) = env.http();
+    create(
+        env,
+        addr,
+        &token,
+        json!({"sandbox": sandbox, "working_dir": work.display().to_string(),
+               "args": ["-c", script]}),
+    )
+}
+
+/// Whether session `id` ended within `limit`.
+fn exits_within(addr: SocketAddr, token: &str, id: &str, limit: Duration) -> bool {
+    wait_until(limit, || session_info(addr, token, id)["state"] == "exited")
+}
+
 /// Checks that `bytes`, the output of a program printing `L1`, `L2`, ...
 /// (one per line, the terminal's `\r\n`), holds consecutive numbers: no
 /// line missing, none twice. The first and last pieces may be cut (the ring
@@ -579,8 +596,7 @@ fn the_scrollback_is_bounded_by_the_configured_size() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(wait_until(Duration::from_secs(10), || session_info(addr, &token, &id)["state"]
-        == "exited"));
+    assert!(exits_within(addr, &token, &id, Duration::from_secs(10)));
     let mut late = Term::open(addr, &token, &id);
     let deadline = Instant::now() + Duration::from_secs(10);
     let ring = loop {
@@ -911,13 +927,7 @@ fn sigint_reaches_the_program_and_the_session_goes_on() {
         while :; do if read -r l; then echo \"ans-$l\"; fi; done";
     let int = r#"{"type":"signal","signal":"INT"}"#;
     for sandbox in [true, false] {
-        let info = create(
-            &env,
-            addr,
-            &token,
-            json!({"sandbox": sandbox, "working_dir": work.display().to_string(),
-                   "args": ["-c", script]}),
-        );
+        let info = create_in(&env, &work, sandbox, script);
         assert_eq!(info["sandbox"], if sandbox { "bwrap" } else { "none" }, "{info}");
         let id = info["id"].as_str().unwrap().to_string();
         let mut t = Term::open(addr, &token, &id);
@@ -943,13 +953,7 @@ fn sigint_reaches_the_program_and_the_session_goes_on() {
 
         // An interactive shell runs `sleep` as a job in a group of its own
         // and hands it the terminal: SIGINT ends the job, not the shell.
-        let info = create(
-            &env,
-            addr,
-            &token,
-            json!({"sandbox": sandbox, "working_dir": work.display().to_string(),
-                   "args": ["-c", "exec bash --norc --noprofile -i"]}),
-        );
+        let info = create_in(&env, &work, sandbox, "exec bash --norc --noprofile -i");
         let id = info["id"].as_str().unwrap().to_string();
         let mut t = Term::open(addr, &token, &id);
         t.type_in("echo sh-$((2+3))\n");
@@ -982,17 +986,9 @@ fn the_programs_exit_code_is_the_sessions() {
     fs::create_dir_all(&work).unwrap();
     for sandbox in [true, false] {
         for (script, code) in [("exit 3", 3), ("kill -USR1 $$", 138), ("kill -KILL $$", 137)] {
-            let info = create(
-                &env,
-                addr,
-                &token,
-                json!({"sandbox": sandbox, "working_dir": work.display().to_string(),
-                       "args": ["-c", script]}),
-            );
+            let info = create_in(&env, &work, sandbox, script);
             let id = info["id"].as_str().unwrap().to_string();
-            assert!(wait_until(Duration::from_secs(10), || {
-                session_info(addr, &token, &id)["state"] == "exited"
-            }));
+            assert!(exits_within(addr, &token, &id, Duration::from_secs(10)));
             let info = session_info(addr, &token, &id);
             assert_eq!(info["exit_code"], code, "sandbox={sandbox} `{script}`: {info}");
         }
@@ -1016,21 +1012,10 @@ fn what_the_program_leaves_behind_ends_with_it() {
              while [ -z \"$(pgrep -x -f 'sleep {tag}')\" ]; do sleep 0.05; done; exit 5",
             file.display()
         );
-        let info = create(
-            &env,
-            addr,
-            &token,
-            json!({"sandbox": sandbox, "working_dir": work.display().to_string(),
-                   "args": ["-c", script]}),
-        );
+        let info = create_in(&env, &work, sandbox, &script);
         let id = info["id"].as_str().unwrap().to_string();
         lines_in(&file, 1);
-        assert!(
-            wait_until(Duration::from_secs(10), || {
-                session_info(addr, &token, &id)["state"] == "exited"
-            }),
-            "sandbox={sandbox}"
-        );
+        assert!(exits_within(addr, &token, &id, Duration::from_secs(10)), "sandbox={sandbox}");
         assert_eq!(session_info(addr, &token, &id)["exit_code"], 5, "sandbox={sandbox}");
         assert!(
             wait_until(Duration::from_secs(3), || sleepers(tag).is_empty()),
@@ -1305,9 +1290,7 @@ fn claude_gets_its_own_sigint_in_a_sandboxed_session() {
     // Claude's own handler ends it cleanly (0); bwrap's death was 130.
     t.say(r#"{"type":"signal","signal":"INT"}"#);
     assert!(
-        wait_until(Duration::from_secs(20), || {
-            session_info(addr, &token, &id)["state"] == "exited"
-        }),
+        exits_within(addr, &token, &id, Duration::from_secs(20)),
         "SIGINT did not end Claude Code"
     );
     let info = session_info(addr, &token, &id);
