@@ -177,7 +177,9 @@ mod tests {
         let me = std::process::id() as i32;
         let table = all();
         let this = table.iter().find(|p| p.pid == me).expect("this process");
-        assert!(this.ppid > 0 && this.session > 0);
+        // The session id is 0 when the session leader lives outside this pid
+        // namespace (as on CI machines), so only its parse is checked.
+        assert!(this.ppid > 0 && this.session >= 0);
         let parent = Pid::from_raw(this.ppid).unwrap();
         assert!(descendants(parent).iter().any(|p| p.pid == me));
     }
