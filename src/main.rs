@@ -18,6 +18,7 @@ mod manifests;
 mod paths;
 mod profiles;
 mod protocol;
+mod proxy;
 mod scripting;
 mod secrets;
 mod terminal;

@@ -161,6 +161,7 @@ pub fn create(s: &Services<'_>, req: CreateRequest) -> Result<Created> {
         hooks,
         mcp_servers,
         proxy: false,
+        routing: Default::default(),
         secret: None,
         alias_shim: None,
         permission_mode,

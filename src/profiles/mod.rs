@@ -93,8 +93,12 @@ pub struct Profile {
     /// MCP server definitions by name, in Claude Code's schema.
     #[serde(default)]
     pub mcp_servers: Map<String, Value>,
+    /// Routed through its proxy (`proxy enable`, `profiles create --proxy`).
     #[serde(default)]
     pub proxy: bool,
+    /// The proxy's port, rules, aliases and budget (kept when disabled).
+    #[serde(default)]
+    pub routing: crate::proxy::Routing,
     /// Where the key is kept; `None` when the provider needs none.
     #[serde(default)]
     pub secret: Option<StoreKind>,
