@@ -48,3 +48,6 @@ mod attacks_files;
 // Attacks on running sessions: stale foreground groups, pid hoppers, a
 // killed session helper.
 mod attacks_runtime;
+// The proxy child (`ringlet proxy serve`) against mock upstreams: streaming, fallback,
+// fidelity, local auth, limits, HTTPS, budget, request log, stats.
+mod proxy_relay;

@@ -20,6 +20,9 @@ pub struct Cmd {
     /// Metavar for extra arguments collected after the positionals (after
     /// `--`), e.g. the agent's own arguments for `profiles run`.
     pub trailing: Option<&'static str>,
+    /// Internal (`proxy serve`, which the daemon runs): parsed and run like
+    /// any other, never listed in help.
+    pub hidden: bool,
 }
 
 /// One option or positional argument.
@@ -46,11 +49,29 @@ pub enum Kind {
 }
 
 const fn group(name: &'static str, about: &'static str, subs: &'static [Cmd]) -> Cmd {
-    Cmd { name, about, args: &[], subs, runnable: false, ready: true, trailing: None }
+    Cmd {
+        name,
+        about,
+        args: &[],
+        subs,
+        runnable: false,
+        ready: true,
+        trailing: None,
+        hidden: false,
+    }
 }
 
 const fn cmd(name: &'static str, about: &'static str, args: &'static [Arg]) -> Cmd {
-    Cmd { name, about, args, subs: &[], runnable: true, ready: false, trailing: None }
+    Cmd {
+        name,
+        about,
+        args,
+        subs: &[],
+        runnable: true,
+        ready: false,
+        trailing: None,
+        hidden: false,
+    }
 }
 
 const fn ready(c: Cmd) -> Cmd {
@@ -257,6 +278,14 @@ pub static ROOT: Cmd = Cmd {
             "The routing proxy of a profile",
             &[
                 cmd("enable", "Route a profile through its proxy", &[pos("alias", "Profile name")]),
+                Cmd {
+                    hidden: true,
+                    ..rcmd(
+                        "serve",
+                        "The proxy process itself (run by the daemon: config on stdin, listener on fd 3)",
+                        &[],
+                    )
+                },
                 cmd(
                     "disable",
                     "Stop routing a profile through a proxy",
@@ -433,4 +462,5 @@ pub static ROOT: Cmd = Cmd {
     runnable: false,
     ready: true,
     trailing: None,
+    hidden: false,
 };

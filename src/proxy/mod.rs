@@ -24,6 +24,14 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+// The child (`ringlet proxy serve`): relay, request log, budget.
+pub mod budget;
+pub mod log;
+pub mod relay;
+pub mod serve;
+// Until `rules` and `facts` land: their API, reduced (removed at the merge).
+mod stand_in;
+
 /// A profile's routing, as stored in its JSON file. Empty by default: a
 /// proxy with no rule relays every request to the profile's own provider.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -512,7 +512,8 @@ impl<S: Read + Write> Conn<S> {
     fn request(&mut self) -> io::Result<Option<(Recorded, bool)>> {
         let Some(first) = self.line()? else { return Ok(None) };
         let mut parts = first.splitn(3, ' ');
-        let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
+        let (Some(method), Some(target), Some(version)) =
+            (parts.next(), parts.next(), parts.next())
         else {
             return Err(invalid("bad request line"));
         };
@@ -550,9 +551,8 @@ impl<S: Read + Write> Conn<S> {
             }
             body
         } else {
-            let length = get("content-length").map_or(Ok(0), |l| {
-                l.parse::<usize>().map_err(|_| invalid("bad Content-Length"))
-            })?;
+            let length = get("content-length")
+                .map_or(Ok(0), |l| l.parse::<usize>().map_err(|_| invalid("bad Content-Length")))?;
             if length > MAX_BODY {
                 return Err(invalid("body too large"));
             }
@@ -582,7 +582,12 @@ fn serve<S: Read + Write>(mut conn: Conn<S>, shared: &Shared) -> io::Result<()> 
 }
 
 /// Writes `reply`; false when it was cut off (the connection must close).
-fn write_reply(io: &mut impl Write, reply: &Reply, head_only: bool, close: bool) -> io::Result<bool> {
+fn write_reply(
+    io: &mut impl Write,
+    reply: &Reply,
+    head_only: bool,
+    close: bool,
+) -> io::Result<bool> {
     let mut head = format!("HTTP/1.1 {} Mock\r\n", reply.status);
     if reply.chunked {
         head.push_str("transfer-encoding: chunked\r\n");
@@ -630,4 +635,224 @@ fn write_reply(io: &mut impl Write, reply: &Reply, head_only: bool, close: bool)
         io.flush()?;
     }
     Ok(true)
+}
+
+/// A `ringlet proxy serve` child run directly, as the daemon runs it: a listener bound here and
+/// inherited as fd 3, the `ServeConfig` JSON on stdin. Killed when dropped.
+pub struct ServeChild {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl ServeChild {
+    /// Starts the child in `env`'s world with `config` (a `ServeConfig` as JSON) and waits until
+    /// `GET /health` answers.
+    pub fn start(env: &super::Env, config: &Value) -> ServeChild {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        use std::os::unix::process::CommandExt;
+        let listener = listen("127.0.0.1:0".parse().unwrap(), 1024);
+        let addr = listener.local_addr().unwrap();
+        let raw = listener.as_raw_fd();
+        let mut command = env.program(super::BIN).cmd;
+        command
+            .args(["proxy", "serve"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit());
+        // SAFETY: between fork and exec only async-signal-safe calls: dup2 (or clearing
+        // FD_CLOEXEC when the listener already is fd 3). The OwnedFd for fd 3 is forgotten, never
+        // closed here.
+        unsafe {
+            command.pre_exec(move || {
+                let listener = rustix::fd::BorrowedFd::borrow_raw(raw);
+                if raw == 3 {
+                    rustix::io::fcntl_setfd(listener, rustix::io::FdFlags::empty())?;
+                } else {
+                    let mut three = OwnedFd::from_raw_fd(3);
+                    let result = rustix::io::dup2(listener, &mut three);
+                    std::mem::forget(three);
+                    result?;
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().expect("spawning ringlet proxy serve");
+        drop(listener);
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(config.to_string().as_bytes()).unwrap();
+        drop(stdin);
+        let serve = ServeChild { child, addr };
+        let healthy = super::wait_until(Duration::from_secs(20), || {
+            let answer = serve.try_request("GET", "/health", &[], b"");
+            answer.is_ok_and(|a| a.status == 200)
+        });
+        assert!(healthy, "proxy serve never answered /health");
+        serve
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// One request on a fresh connection; the whole answer.
+    pub fn request(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Answer {
+        self.try_request(method, target, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {target}: {e}"))
+    }
+
+    pub fn try_request(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> io::Result<Answer> {
+        let mut stream = self.open(method, target, headers, body)?;
+        let mut answer = stream.head()?;
+        answer.body = stream.rest()?;
+        Ok(answer)
+    }
+
+    /// Sends a request on a fresh connection and returns the connection, to read the answer
+    /// piece by piece.
+    pub fn open(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> io::Result<ClientConn> {
+        let stream = TcpStream::connect(self.addr)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_secs(8)))?;
+        let mut head = format!("{method} {target} HTTP/1.1\r\nhost: {}\r\n", self.addr);
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        let framed = headers.iter().any(|(n, _)| {
+            n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("transfer-encoding")
+        });
+        if !framed && (!body.is_empty() || method == "POST") {
+            head.push_str(&format!("content-length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(body);
+        (&stream).write_all(&bytes)?;
+        Ok(ClientConn { conn: Conn::new(stream), chunked: false, length: None })
+    }
+
+    /// SIGTERM, then the exit status (waiting at most `limit`).
+    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        super::kill(self.child.id(), 15);
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+}
+
+impl Drop for ServeChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An answer as a client saw it.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    /// Names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A client connection whose answer is read piece by piece.
+pub struct ClientConn {
+    conn: Conn<TcpStream>,
+    chunked: bool,
+    length: Option<usize>,
+}
+
+impl ClientConn {
+    /// The status and headers.
+    pub fn head(&mut self) -> io::Result<Answer> {
+        let line = self.conn.line()?.ok_or_else(|| invalid("closed before the status"))?;
+        let status = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| invalid("bad status line"))?;
+        let mut headers = Vec::new();
+        loop {
+            let line = self.conn.line()?.ok_or_else(|| invalid("closed in the head"))?;
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(':').ok_or_else(|| invalid("bad header"))?;
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+        }
+        let answer = Answer { status, headers, body: Vec::new() };
+        self.chunked = answer.header("transfer-encoding").is_some_and(|t| t.contains("chunked"));
+        self.length = answer.header("content-length").and_then(|l| l.parse().ok());
+        Ok(answer)
+    }
+
+    /// The next chunk of a chunked body; `Ok(None)` after the last one. An answer cut off
+    /// mid-body is an `UnexpectedEof` error.
+    pub fn chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
+        let eof = || io::Error::new(io::ErrorKind::UnexpectedEof, "the answer was cut off");
+        let size = self.conn.line()?.ok_or_else(eof)?;
+        let size = usize::from_str_radix(size.trim(), 16).map_err(|_| invalid("bad chunk size"))?;
+        if size == 0 {
+            self.conn.line()?;
+            return Ok(None);
+        }
+        let data = self.conn.exact(size + 2).map_err(|_| eof())?;
+        Ok(Some(data[..size].to_vec()))
+    }
+
+    /// The rest of the body, whole.
+    pub fn rest(&mut self) -> io::Result<Vec<u8>> {
+        if self.chunked {
+            let mut body = Vec::new();
+            while let Some(chunk) = self.chunk()? {
+                body.extend(chunk);
+            }
+            return Ok(body);
+        }
+        match self.length {
+            Some(n) => self.conn.exact(n),
+            None => {
+                while self.conn.fill()? {}
+                Ok(std::mem::take(&mut self.conn.buf))
+            }
+        }
+    }
 }
