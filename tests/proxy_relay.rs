@@ -279,6 +279,9 @@ fn the_upstream_gets_the_same_body_path_and_headers_except_model_and_keys() {
     let mut expected = sent.clone();
     expected["model"] = json!("target-model");
     assert_eq!(seen.json(), expected);
+    // Byte for byte, in fact: only the model's value was spliced.
+    let spliced = sent.to_string().replace("\"claude-opus-4-1\"", "\"target-model\"");
+    assert_eq!(String::from_utf8_lossy(&seen.body), spliced);
     assert_eq!(seen.method, "POST");
     assert_eq!(seen.path, "/v1/messages");
     assert_eq!(seen.query.as_deref(), Some("beta=true"));

@@ -333,9 +333,13 @@ impl Proxy {
                 (Some(value), Some(model))
                     if value.get("model").and_then(Value::as_str) != Some(model) =>
                 {
-                    let mut value = value.clone();
-                    value["model"] = Value::String(model.clone());
-                    rewritten = serde_json::to_vec(&value).unwrap_or_else(|_| body.to_vec());
+                    // Byte for byte but the model's value; re-serialized
+                    // only if the splice cannot find it (not at the top).
+                    rewritten = splice_model(body, model).unwrap_or_else(|| {
+                        let mut value = value.clone();
+                        value["model"] = Value::String(model.clone());
+                        serde_json::to_vec(&value).unwrap_or_else(|_| body.to_vec())
+                    });
                     &rewritten[..]
                 }
                 _ => body,
@@ -520,6 +524,110 @@ impl Proxy {
     }
 }
 
+/// `body` (valid JSON, parsed already) with the value of every top-level
+/// `model` key replaced by `model`, every other byte kept: key order,
+/// spacing and number spellings stay the agent's. `None` when the body is
+/// not an object or has no top-level `model`.
+fn splice_model(body: &[u8], model: &str) -> Option<Vec<u8>> {
+    let ws = |mut i: usize| {
+        while body.get(i).is_some_and(|b| b.is_ascii_whitespace()) {
+            i += 1;
+        }
+        i
+    };
+    let mut i = ws(0);
+    if body.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    let mut spans = Vec::new();
+    loop {
+        i = ws(i);
+        match body.get(i)? {
+            b'"' => {}
+            b'}' => break,
+            _ => return None,
+        }
+        let key = i;
+        i = skip_string(body, i)?;
+        let is_model = &body[key..i] == b"\"model\"";
+        i = ws(i);
+        if body.get(i) != Some(&b':') {
+            return None;
+        }
+        i = ws(i + 1);
+        let start = i;
+        i = skip_value(body, i)?;
+        if is_model {
+            spans.push((start, i));
+        }
+        i = ws(i);
+        match body.get(i)? {
+            b',' => i += 1,
+            b'}' => break,
+            _ => return None,
+        }
+    }
+    if spans.is_empty() {
+        return None;
+    }
+    let value = serde_json::to_vec(model).ok()?;
+    let mut out = Vec::with_capacity(body.len() + value.len());
+    let mut at = 0;
+    for (start, end) in spans {
+        out.extend_from_slice(&body[at..start]);
+        out.extend_from_slice(&value);
+        at = end;
+    }
+    out.extend_from_slice(&body[at..]);
+    Some(out)
+}
+
+/// The end of the string starting at `i` (its opening quote).
+fn skip_string(body: &[u8], mut i: usize) -> Option<usize> {
+    i += 1;
+    loop {
+        match body.get(i)? {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+}
+
+/// The end of the JSON value starting at `i`.
+fn skip_value(body: &[u8], mut i: usize) -> Option<usize> {
+    match body.get(i)? {
+        b'"' => skip_string(body, i),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            loop {
+                match body.get(i)? {
+                    b'"' => {
+                        i = skip_string(body, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            while body.get(i).is_some_and(|b| !b",}] \t\r\n".contains(b)) {
+                i += 1;
+            }
+            Some(i)
+        }
+    }
+}
+
 /// One read, retried when interrupted.
 fn read_some(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     loop {
@@ -641,6 +749,22 @@ mod tests {
             upstream_path(Family::Anthropic, "/v1/messages?beta=true"),
             "/v1/messages?beta=true"
         );
+    }
+
+    #[test]
+    fn only_the_top_level_model_value_changes() {
+        let body = br#"{ "stream":true, "model" : "a/b\"c", "n": 1.50e2,
+            "tools":[{"model":"inner","x":"}]"}], "z": {"model": "deep"} }"#;
+        let out = splice_model(body, "new/model").unwrap();
+        let expected = br#"{ "stream":true, "model" : "new/model", "n": 1.50e2,
+            "tools":[{"model":"inner","x":"}]"}], "z": {"model": "deep"} }"#;
+        assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(expected));
+        // Both of duplicate keys (a parser keeps the last).
+        let dup = splice_model(br#"{"model":"a","model":"b"}"#, "c").unwrap();
+        assert_eq!(dup, br#"{"model":"c","model":"c"}"#);
+        assert_eq!(splice_model(br#"{"messages":[]}"#, "m"), None);
+        assert_eq!(splice_model(br#"[{"model":"a"}]"#, "m"), None);
+        assert_eq!(splice_model(br#"{}"#, "m"), None);
     }
 
     #[test]

@@ -45,6 +45,10 @@ const IDLE: Duration = Duration::from_secs(120);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// A client that leaves an answer unread this long is cut off.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Open client connections at most (each is a thread); past it a newcomer
+/// gets 503 and is closed. An agent opens a handful; a hundred concurrent
+/// streams fit many times over.
+const MAX_CONNECTIONS: usize = 1024;
 /// Connection threads' stacks: JSON parsing (depth-capped at 128 by
 /// serde_json) and TLS handshakes fit with room to spare; only the pages
 /// touched count against memory.
@@ -127,6 +131,7 @@ fn inherited_listener() -> Result<TcpListener> {
 
 fn accept_loop(listener: &TcpListener, proxy: &Arc<Proxy>, stop: &AtomicBool, wake: &UnixStream) {
     use rustix::event::{PollFd, PollFlags, poll};
+    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     while !stop.load(Ordering::SeqCst) {
         let mut fds = [PollFd::new(listener, PollFlags::IN), PollFd::new(wake, PollFlags::IN)];
         match poll(&mut fds, None) {
@@ -150,14 +155,35 @@ fn accept_loop(listener: &TcpListener, proxy: &Arc<Proxy>, stop: &AtomicBool, wa
                 continue;
             }
         };
+        if open.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
+            let mut client = Client::new(stream);
+            client.close = true;
+            let message = format!("ringlet: all {MAX_CONNECTIONS} connections are in use");
+            let _ = client.error(proxy, 503, &message);
+            continue;
+        }
         let proxy = proxy.clone();
-        let spawned = thread::Builder::new()
-            .name("proxy-conn".into())
-            .stack_size(STACK)
-            .spawn(move || connection(stream, &proxy));
+        open.fetch_add(1, Ordering::SeqCst);
+        // Given back when the thread ends, however it ends (a panic too),
+        // or when it cannot be spawned (the closure is dropped).
+        let slot = Slot(open.clone());
+        let spawned =
+            thread::Builder::new().name("proxy-conn".into()).stack_size(STACK).spawn(move || {
+                let _slot = slot;
+                connection(stream, &proxy);
+            });
         if let Err(e) = spawned {
             crate::warn!("proxy: no thread for a connection: {e}");
         }
+    }
+}
+
+/// One of the [`MAX_CONNECTIONS`], held by a connection's thread.
+struct Slot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -392,9 +392,11 @@ pub fn dead_url() -> String {
 /// A TCP listener on `addr` with SO_REUSEADDR and a listen backlog of `backlog` (std's
 /// `TcpListener::bind` fixes it at 128).
 pub fn listen(addr: SocketAddr, backlog: i32) -> TcpListener {
-    use rustix::net::{AddressFamily, SocketType, sockopt};
+    use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
     let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
-    let fd = rustix::net::socket(family, SocketType::STREAM, None).expect("socket");
+    // CLOEXEC as std's own sockets: no program a test starts may inherit it.
+    let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)
+        .expect("socket");
     sockopt::set_socket_reuseaddr(&fd, true).expect("SO_REUSEADDR");
     rustix::net::bind(&fd, &addr).expect("bind");
     rustix::net::listen(&fd, backlog).expect("listen");
