@@ -274,8 +274,12 @@ impl Parser {
 
     fn unary(&mut self) -> Result<Node, ConditionError> {
         self.skip_space();
+        let at = self.pos;
         if self.eat_word("not") {
+            // Point a too-deep error at the `not` itself.
+            self.pos = at;
             self.enter()?;
+            self.pos += 3;
             let inner = self.unary()?;
             self.depth -= 1;
             return Ok(Node::Not(Box::new(inner)));
@@ -851,7 +855,8 @@ mod tests {
         assert_eq!(err.column, MAX_DEPTH + 1);
         assert_eq!(err.message, format!("nested deeper than {MAX_DEPTH} levels"));
         let nots = format!("{}always", "not ".repeat(1000));
-        assert!(error(&nots).message.contains("nested deeper"));
+        let err = error(&nots);
+        assert_eq!((err.column, err.message.contains("nested deeper")), (4 * MAX_DEPTH + 1, true));
         let at_limit = format!("{}always{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
         assert!(holds(&at_limit, &facts("m", false, 0, 0)));
         let huge = "always or ".repeat(100_000) + "always";
