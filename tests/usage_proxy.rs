@@ -155,4 +155,13 @@ fn grok_is_counted_from_its_proxy_log_across_rotation_and_claude_never() {
     env.cmd(&["daemon", "stop"]).ok();
     fs::remove_file(env.config.join("telemetry/scan-index.json")).unwrap();
     assert_eq!(usage(&env, &[])["totals"], r["totals"]);
+
+    // Droid (whose logs Ringlet does not read) is counted the same way.
+    create(&env, "droid", "d1", "anthropic");
+    let e =
+        record("2026-11-04T09:00:00Z", 200, Some("anthropic/claude-sonnet-5"), Some([5, 6, 7, 8]));
+    append(&log_dir(&env, "d1").join("requests.jsonl"), &[e]);
+    let droid = usage(&env, &["--agent", "droid"]);
+    assert_eq!((t(&droid, "messages"), t(&droid, "total_tokens")), (1, 26), "{droid}");
+    assert_eq!(usage(&env, &["--agent", "grok"])["totals"], r["totals"]);
 }
