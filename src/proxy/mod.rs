@@ -19,6 +19,9 @@
 // Until the children below land and use every type.
 #![allow(dead_code)]
 
+pub mod facts;
+pub mod rules;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
