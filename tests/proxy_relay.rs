@@ -655,3 +655,45 @@ fn serve_is_hidden_from_help_and_refuses_to_run_by_hand() {
     let (_, stderr) = env.cmd(&["proxy", "serve"]).stdin("{}").code(1);
     assert!(stderr.contains("fd 3"), "{stderr}");
 }
+
+#[test]
+fn rules_and_aliases_choose_the_upstream_and_the_model() {
+    let env = Env::new("proxy-routing");
+    let mocks: Vec<MockUpstream> =
+        (0..4).map(|_| MockUpstream::always(anthropic_message("m", "ok", 1, 1))).collect();
+    let [default, big, think, small] = [&mocks[0], &mocks[1], &mocks[2], &mocks[3]];
+    let ups = [
+        ("default", &default.url()[..], "x_api_key", "k0"),
+        ("big", &big.url(), "x_api_key", "k1"),
+        ("think", &think.url(), "x_api_key", "k2"),
+        ("small", &small.url(), "bearer", "k3"),
+    ];
+    let rules = json!([
+        {"name": "think", "condition": "thinking and tools >= 1", "target": "think/think-model", "priority": 5},
+        {"name": "long", "condition": "tokens > 2000", "target": "big/long-model", "priority": 10},
+    ]);
+    let mut cfg = config(&env, &ups, rules, json!({}));
+    cfg["aliases"] = json!({"fast": "small/small-model"});
+    let proxy = ServeChild::start(&env, &cfg);
+    let send = |body: Value| {
+        let answer = proxy.request("POST", "/v1/messages", &auth(), body.to_string().as_bytes());
+        assert_eq!(answer.status, 200, "{}", answer.text());
+    };
+    let user = |text: &str| json!([{"role": "user", "content": text}]);
+    send(json!({"model": "fast", "messages": user("hi")}));
+    send(json!({"model": "claude-opus-4-1", "messages": user("hi"),
+                "thinking": {"type": "enabled", "budget_tokens": 1024},
+                "tools": [{"name": "Bash", "input_schema": {"type": "object"}}]}));
+    send(json!({"model": "claude-opus-4-1", "messages": user(&"long text ".repeat(1000))}));
+    send(json!({"model": "claude-opus-4-1", "messages": user("hi")}));
+    assert_eq!(small.requests()[0].model().as_deref(), Some("small-model"));
+    assert_eq!(think.requests()[0].model().as_deref(), Some("think-model"));
+    assert_eq!(big.requests()[0].model().as_deref(), Some("long-model"));
+    assert_eq!(default.requests()[0].model().as_deref(), Some("claude-opus-4-1"));
+    assert!(mocks.iter().all(|m| m.requests().len() == 1));
+    assert!(crate::util::wait_until(Duration::from_secs(5), || log_lines(&env).len() == 4));
+    let rules: Vec<Value> = log_lines(&env).iter().map(|l| l["rule"].clone()).collect();
+    assert_eq!(rules, [json!("alias fast"), json!("think"), json!("long"), Value::Null]);
+    let targets: Vec<Value> = log_lines(&env).iter().map(|l| l["target"].clone()).collect();
+    assert_eq!(targets[3], "default/claude-opus-4-1");
+}

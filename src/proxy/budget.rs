@@ -180,7 +180,7 @@ fn rank(state: BudgetState) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::stand_in::ProxyTokens;
+    use crate::proxy::facts::ProxyTokens;
 
     fn record(ts: &str, cost: Option<f64>) -> Record {
         Record {

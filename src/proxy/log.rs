@@ -22,7 +22,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::Budget;
-use super::stand_in::ProxyTokens;
+use super::facts::ProxyTokens;
 use crate::fsutil::{self, Access};
 
 /// The log file's name in the proxy's log directory.

@@ -19,21 +19,17 @@
 // Until the children below land and use every type.
 #![allow(dead_code)]
 
+pub mod budget;
 pub mod facts;
+pub mod log;
+pub mod relay;
 pub mod rules;
+pub mod serve;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-
-// The child (`ringlet proxy serve`): relay, request log, budget.
-pub mod budget;
-pub mod log;
-pub mod relay;
-pub mod serve;
-// Until `rules` and `facts` land: their API, reduced (removed at the merge).
-mod stand_in;
 
 /// A profile's routing, as stored in its JSON file. Empty by default: a
 /// proxy with no rule relays every request to the profile's own provider.

@@ -30,9 +30,10 @@ use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
 use super::budget::{Ledger, month_start};
+use super::facts::{Facts, ProxyTokens, UsageMeter};
 use super::log::{self, Attempt, Record, StatsReply, TargetStats};
+use super::rules::Router;
 use super::serve::{Client, Framing};
-use super::stand_in::{Facts, Router, UsageMeter};
 use super::{AuthStyle, Family, ServeConfig, Upstream};
 use crate::daemon::http::Head;
 use crate::daemon::http::auth::{bearer, same_token};
@@ -425,9 +426,14 @@ impl Proxy {
             self.note_attempt(&attempt, broke, false);
             record.attempts.push(attempt);
             if metered {
-                record.tokens = meter.finish();
+                let (tokens, reported) = meter.finish_with_model();
+                record.tokens = tokens;
+                // Priced as the model asked of the upstream, else as the
+                // one it says it used (a dated name the table knows).
                 let model = hop.model.as_deref().unwrap_or(&record.model);
-                record.cost_usd = record.tokens.and_then(|t| self.cost(model, t));
+                record.cost_usd = tokens.and_then(|t| {
+                    self.cost(model, t).or_else(|| self.cost(reported.as_deref()?, t))
+                });
             }
             return match outcome {
                 Ok(()) => Ok(()),
@@ -486,7 +492,7 @@ impl Proxy {
         result.map_err(|e| e.to_string())
     }
 
-    fn cost(&self, model: &str, tokens: super::stand_in::ProxyTokens) -> Option<f64> {
+    fn cost(&self, model: &str, tokens: ProxyTokens) -> Option<f64> {
         let tokens = crate::usage::Tokens {
             input: tokens.input,
             output: tokens.output,
