@@ -14,7 +14,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 use super::Budget;
-use super::log::{BudgetState, Record};
+use super::log::{BudgetState, Record, Spent};
 
 /// A limit reached: what the 402 says.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,10 +71,31 @@ pub fn month_start(tz: &TimeZone, now: Timestamp) -> Timestamp {
 }
 
 impl Ledger {
-    /// A ledger in `tz` (the system's zone in the child) with this month's
-    /// `records` counted.
-    pub fn new(budget: Budget, tz: TimeZone, records: &[Record], now: Timestamp) -> Ledger {
+    /// A ledger in `tz` (the system's zone in the child) starting from the
+    /// totals `carried` by the log (when of this month) plus this month's
+    /// `records` after them (`log::spend_since`).
+    pub fn new(
+        budget: Budget,
+        tz: TimeZone,
+        carried: Option<&Spent>,
+        records: &[Record],
+        now: Timestamp,
+    ) -> Ledger {
         let ledger = Ledger { budget, tz, spend: Mutex::new(Spend::default()) };
+        if let Some(carried) = carried
+            && let Ok(day) = carried.day.parse::<Date>()
+        {
+            let mut spend = ledger.current(now);
+            let today = spend.day;
+            if today.is_some_and(|t| t.first_of_month() == day.first_of_month()) {
+                spend.month = carried.month_usd;
+                spend.unpriced_month = carried.unpriced_month;
+                if today == Some(day) {
+                    spend.today = carried.today_usd;
+                    spend.by_target = carried.today_by_target.clone();
+                }
+            }
+        }
         for record in records {
             if let Ok(at) = record.ts.parse::<Timestamp>() {
                 ledger.add(record, at, now);
@@ -115,6 +136,18 @@ impl Ledger {
         };
         over("daily", spend.today, self.budget.daily_usd)?;
         over("monthly", spend.month, self.budget.monthly_usd)
+    }
+
+    /// The totals a rotated log carries (`log::Carry`).
+    pub fn spent(&self, now: Timestamp) -> Spent {
+        let spend = self.current(now);
+        Spent {
+            day: spend.day.map(|d| d.to_string()).unwrap_or_default(),
+            today_usd: spend.today,
+            month_usd: spend.month,
+            unpriced_month: spend.unpriced_month,
+            today_by_target: spend.by_target.clone(),
+        }
     }
 
     pub fn snapshot(&self, now: Timestamp) -> Snapshot {
@@ -215,7 +248,7 @@ mod tests {
             record("2026-12-06T23:30:00Z", Some(9.0)),   // today, local
             record("2026-12-07T10:00:00Z", None),        // unpriced
         ];
-        let ledger = Ledger::new(budget, tz, &records, now);
+        let ledger = Ledger::new(budget, tz.clone(), None, &records, now);
         let snap = ledger.snapshot(now);
         assert_eq!((snap.today, snap.month, snap.unpriced_month), (9.0, 24.0, 1));
         assert_eq!(snap.state, BudgetState::Warning);
@@ -236,6 +269,20 @@ mod tests {
         let over = ledger.check(tomorrow).unwrap_err();
         assert_eq!(over.period, "monthly");
         assert!((over.spent - 30.04).abs() < 1e-9, "{over:?}");
+        // What a rotated log carries rebuilds the same totals.
+        let spent = ledger.spent(tomorrow);
+        let rebuilt = Ledger::new(budget, tz.clone(), Some(&spent), &[], tomorrow);
+        assert_eq!(rebuilt.snapshot(tomorrow), ledger.snapshot(tomorrow));
+        // Carried the day before: the month counts, today starts afresh.
+        let next = at("2026-12-09T12:00:00Z");
+        let rebuilt = Ledger::new(budget, tz.clone(), Some(&spent), &[], next);
+        assert_eq!(
+            (rebuilt.snapshot(next).today, rebuilt.snapshot(next).month),
+            (0.0, spent.month_usd)
+        );
+        // Carried last month: nothing.
+        let rebuilt = Ledger::new(budget, tz, Some(&spent), &[], at("2027-01-02T12:00:00Z"));
+        assert_eq!(rebuilt.snapshot(at("2027-01-02T12:00:00Z")).month, 0.0);
         // A new month starts from nothing.
         let january = at("2027-01-01T12:00:00Z");
         assert!(ledger.check(january).is_ok());

@@ -13,6 +13,7 @@
 //! ([`read_since`]) and feed `proxy logs` ([`tail`]). [`StatsReply`] is what
 //! `GET /ringlet/stats` answers and `proxy status` shows.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
@@ -130,11 +131,42 @@ pub struct TargetStats {
     pub spend_today_usd: f64,
 }
 
+/// The line a rotation starts the new file with: the spend so far, since
+/// the records that make it up leave with the next rotation. A rebuild
+/// starts from the last one and counts only the records after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Carry {
+    pub ts: String,
+    pub carry: Spent,
+}
+
+/// Spend totals as of one moment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Spent {
+    /// The local date the totals were taken (`YYYY-MM-DD`).
+    pub day: String,
+    pub today_usd: f64,
+    pub month_usd: f64,
+    pub unpriced_month: u64,
+    #[serde(default)]
+    pub today_by_target: BTreeMap<String, f64>,
+}
+
 /// Serialises rotation and appends within the process (one child per log).
 static APPEND: Mutex<()> = Mutex::new(());
 
 /// Appends `record` to the log in `dir`, rotating first when it is full.
 pub fn append(dir: &Path, record: &Record) -> Result<()> {
+    append_carrying(dir, record, &|| None)
+}
+
+/// [`append`], starting a rotated log with the [`Carry`] of `spent`'s
+/// totals (taken without `record`, which follows it).
+pub fn append_carrying(
+    dir: &Path,
+    record: &Record,
+    spent: &dyn Fn() -> Option<Spent>,
+) -> Result<()> {
     let mut line = serde_json::to_vec(record)?;
     line.push(b'\n');
     let _guard = APPEND.lock().unwrap_or_else(PoisonError::into_inner);
@@ -146,12 +178,25 @@ pub fn append(dir: &Path, record: &Record) -> Result<()> {
         rustix::fs::renameat(&dir_fd, LOG_FILE, &dir_fd, OLD_FILE)
             .with_context(|| format!("rotating {}", path.display()))?;
         file = fsutil::open_private(&path, Access::Append, 0o600)?;
+        if let Some(carry) = spent() {
+            let carry = Carry { ts: crate::time::now_rfc3339(), carry };
+            let mut first = serde_json::to_vec(&carry)?;
+            first.push(b'\n');
+            first.extend_from_slice(&line);
+            line = first;
+        }
     }
     file.write_all(&line).with_context(|| format!("appending to {}", path.display()))
 }
 
-/// The last `lines` lines of the log (the rotated file too when needed),
-/// oldest first.
+/// Whether a raw line is a [`Carry`] (a record never has the key; a string
+/// inside one cannot hold an unescaped quote).
+fn is_carry(line: &str) -> bool {
+    line.contains("\"carry\":{")
+}
+
+/// The last `lines` records of the log (the rotated file too when needed),
+/// raw, oldest first.
 pub fn tail(dir: &Path, lines: usize) -> Result<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
     for name in [LOG_FILE, OLD_FILE] {
@@ -159,8 +204,11 @@ pub fn tail(dir: &Path, lines: usize) -> Result<Vec<String>> {
             break;
         }
         let text = read(&dir.join(name))?;
-        let mut these: Vec<String> =
-            text.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect();
+        let mut these: Vec<String> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !is_carry(l))
+            .map(str::to_owned)
+            .collect();
         let keep = lines - out.len();
         if these.len() > keep {
             these.drain(..these.len() - keep);
@@ -174,17 +222,42 @@ pub fn tail(dir: &Path, lines: usize) -> Result<Vec<String>> {
 /// Every record at or after `since`, oldest first; lines that do not parse
 /// (a torn last line after a crash) are skipped.
 pub fn read_since(dir: &Path, since: SystemTime) -> Result<Vec<Record>> {
-    let since = jiff::Timestamp::try_from(since).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     let mut records = Vec::new();
     for name in [OLD_FILE, LOG_FILE] {
-        for line in read(&dir.join(name))?.lines() {
-            let Ok(record) = serde_json::from_str::<Record>(line) else { continue };
-            if record.ts.parse::<jiff::Timestamp>().is_ok_and(|ts| ts >= since) {
-                records.push(record);
-            }
-        }
+        records.extend(records_in(&read(&dir.join(name))?, since));
     }
     Ok(records)
+}
+
+/// What a spend rebuild starts from: the last [`Carry`] of the current file
+/// and the records after it; without one, every record since `since`.
+pub fn spend_since(dir: &Path, since: SystemTime) -> Result<(Option<Carry>, Vec<Record>)> {
+    let text = read(&dir.join(LOG_FILE))?;
+    let mut carry = None;
+    let mut after = 0;
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        at += line.len();
+        if is_carry(line)
+            && let Ok(found) = serde_json::from_str::<Carry>(line)
+        {
+            carry = Some(found);
+            after = at;
+        }
+    }
+    match carry {
+        Some(carry) => Ok((Some(carry), records_in(&text[after..], since))),
+        None => Ok((None, read_since(dir, since)?)),
+    }
+}
+
+fn records_in(text: &str, since: SystemTime) -> Vec<Record> {
+    let since = jiff::Timestamp::try_from(since).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    text.lines()
+        .filter(|l| !is_carry(l))
+        .filter_map(|l| serde_json::from_str::<Record>(l).ok())
+        .filter(|r| r.ts.parse::<jiff::Timestamp>().is_ok_and(|ts| ts >= since))
+        .collect()
 }
 
 /// A log file's text ("" when missing).
@@ -251,6 +324,31 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", dir.join(LOG_FILE)).unwrap();
         let err = append(&dir, &record("2026-12-07T10:00:00.000Z", None)).unwrap_err();
         assert!(format!("{err:#}").contains("symbolic link"), "{err:#}");
+        std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_rotation_starts_the_new_file_with_the_spend_so_far() {
+        let dir = temp("carry");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(LOG_FILE), vec![b'x'; ROTATE_AT as usize - 10]).unwrap();
+        let spent = Spent {
+            day: "2026-12-07".into(),
+            today_usd: 2.0,
+            month_usd: 9.0,
+            ..Default::default()
+        };
+        let r1 = record("2026-12-07T10:00:00.000Z", Some(1.0));
+        append_carrying(&dir, &r1, &|| Some(spent.clone())).unwrap();
+        let r2 = record("2026-12-07T11:00:00.000Z", Some(0.5));
+        append_carrying(&dir, &r2, &|| panic!("no rotation, no carry")).unwrap();
+        let (carry, after) = spend_since(&dir, SystemTime::UNIX_EPOCH).unwrap();
+        assert_eq!(carry.unwrap().carry, spent);
+        assert_eq!(after, vec![r1, r2]);
+        // Neither `proxy logs` nor the record readers see the carry line.
+        let last = tail(&dir, 2).unwrap();
+        assert!(last.iter().all(|l| l.contains("\"status\":200")), "{last:?}");
+        assert_eq!(read_since(&dir, SystemTime::UNIX_EPOCH).unwrap().len(), 2);
         std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
     }
 

@@ -83,6 +83,8 @@ pub struct Proxy {
     price_as: crate::usage::Agent,
     ledger: Ledger,
     stats: Mutex<Stats>,
+    /// Held while a finished request is logged and counted.
+    finishing: Mutex<()>,
     in_flight: AtomicU64,
     /// Set on SIGTERM: answers say `Connection: close`.
     pub stopping: AtomicBool,
@@ -147,9 +149,10 @@ impl Proxy {
         });
         let tz = jiff::tz::TimeZone::system();
         let now = jiff::Timestamp::now();
-        let records = log::read_since(&config.log_dir, month_start(&tz, now).into())
+        let (carried, records) = log::spend_since(&config.log_dir, month_start(&tz, now).into())
             .context("reading the request log to rebuild this month's spend")?;
-        let ledger = Ledger::new(config.budget, tz, &records, now);
+        let carried = carried.map(|c| c.carry);
+        let ledger = Ledger::new(config.budget, tz, carried.as_ref(), &records, now);
         Ok(Proxy {
             router,
             agent,
@@ -157,6 +160,7 @@ impl Proxy {
             price_as,
             ledger,
             stats: Mutex::default(),
+            finishing: Mutex::default(),
             in_flight: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
             started: crate::time::now_rfc3339(),
@@ -522,11 +526,15 @@ impl Proxy {
             stats.requests += 1;
             stats.last_request = Some(record.ts.clone());
         }
+        // Logged and counted as one step: a rotation's carry line holds
+        // exactly the records before it.
+        let _guard = self.finishing.lock().unwrap_or_else(PoisonError::into_inner);
         let now = jiff::Timestamp::now();
-        self.ledger.add(&record, now, now);
-        if let Err(e) = log::append(&self.config.log_dir, &record) {
+        let spent = || Some(self.ledger.spent(now));
+        if let Err(e) = log::append_carrying(&self.config.log_dir, &record, &spent) {
             crate::warn!("proxy {}: request log: {e:#}", self.config.alias);
         }
+        self.ledger.add(&record, now, now);
     }
 }
 
@@ -696,7 +704,8 @@ fn answer_headers(headers: &ureq::http::HeaderMap) -> Vec<(String, Vec<u8>)> {
 }
 
 /// How the answer is framed to the agent: the upstream's length when it
-/// gave one, else chunked; nothing for HEAD, 1xx, 204 and 304.
+/// gave one, else chunked (to an HTTP/1.0 client: until the connection
+/// closes); nothing for HEAD, 1xx, 204 and 304.
 fn framing(head: &Head, response: &ureq::http::Response<ureq::Body>) -> Framing {
     let status = response.status().as_u16();
     if head.method == "HEAD" || status < 200 || status == 204 || status == 304 {
@@ -706,6 +715,7 @@ fn framing(head: &Head, response: &ureq::http::Response<ureq::Body>) -> Framing 
     let length = headers.get("content-length").and_then(|v| v.to_str().ok()?.parse().ok());
     match length {
         Some(n) if !headers.contains_key("transfer-encoding") => Framing::Length(n),
+        _ if head.version == "HTTP/1.0" => Framing::UntilClose,
         _ => Framing::Chunked,
     }
 }

@@ -243,6 +243,11 @@ fn serve(proxy: &Proxy, reader: &mut Reader, client: &mut Client, head: &Head) -
         let body = json!({"ok": true, "alias": proxy.config.alias, "pid": std::process::id()});
         return client.whole(200, "application/json", body.to_string().as_bytes());
     }
+    if !path.starts_with('/') {
+        // Absolute-form (a client taking this for a forward proxy) or `*`.
+        client.close = true;
+        return client.error(proxy, 400, "ringlet: the request target must be a path");
+    }
     if !proxy.authorized(head) {
         // The body is left unread: the connection closes after the answer.
         client.close = true;
@@ -418,6 +423,9 @@ pub enum Framing {
     Chunked,
     /// No body at all (HEAD, 204, 304).
     Empty,
+    /// The body as it comes, ended by closing the connection: an HTTP/1.0
+    /// client cannot read chunks.
+    UntilClose,
 }
 
 /// The writing side of a client connection. The head is held back and
@@ -456,6 +464,7 @@ impl Client {
             }
             Framing::Chunked => self.out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
             Framing::Empty => {}
+            Framing::UntilClose => self.close = true,
         }
         if self.close {
             self.out.extend_from_slice(b"connection: close\r\n");
