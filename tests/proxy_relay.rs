@@ -697,3 +697,27 @@ fn rules_and_aliases_choose_the_upstream_and_the_model() {
     let targets: Vec<Value> = log_lines(&env).iter().map(|l| l["target"].clone()).collect();
     assert_eq!(targets[3], "default/claude-opus-4-1");
 }
+
+#[test]
+fn an_upstream_that_hangs_up_or_cuts_its_head_falls_back() {
+    let env = Env::new("proxy-hangup");
+    let hangup = MockUpstream::start(|_| Action::Hangup);
+    // Headers, then nothing: the body breaks before its first byte.
+    let headless = MockUpstream::always(anthropic_message("m", "never", 1, 1).cut_after(0));
+    let ok = MockUpstream::always(anthropic_message("m", "third time", 1, 1));
+    let ups = [
+        ("a", &hangup.url()[..], "x_api_key", "k"),
+        ("b", &headless.url(), "x_api_key", "k"),
+        ("c", &ok.url(), "x_api_key", "k"),
+    ];
+    let proxy =
+        ServeChild::start(&env, &config(&env, &ups, chain(&["a/m", "b/m", "c/m"]), json!({})));
+    let answer = proxy.request("POST", "/v1/messages", &auth(), &message("m", false));
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["content"][0]["text"], "third time");
+    assert_eq!((hangup.requests().len(), headless.requests().len()), (1, 1));
+    assert!(crate::util::wait_until(Duration::from_secs(5), || !log_lines(&env).is_empty()));
+    let line = &log_lines(&env)[0];
+    assert_eq!(line["attempts"][1]["status"], 200, "{line}");
+    assert!(line["attempts"][1]["error"].as_str().is_some(), "{line}");
+}

@@ -420,7 +420,8 @@ impl Proxy {
             if outcome.is_ok() {
                 outcome = client.end().map_err(|e| ("client", e));
             }
-            let broke = outcome.is_err();
+            // An agent that goes away is not the upstream's error.
+            let broke = matches!(outcome, Err(("upstream", _)));
             if let Err((side, e)) = &outcome {
                 attempt.error = Some(match *side {
                     "upstream" => format!("broke off after {relayed} bytes: {e}"),
