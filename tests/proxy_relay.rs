@@ -721,3 +721,34 @@ fn an_upstream_that_hangs_up_or_cuts_its_head_falls_back() {
     assert_eq!(line["attempts"][1]["status"], 200, "{line}");
     assert!(line["attempts"][1]["error"].as_str().is_some(), "{line}");
 }
+
+#[test]
+fn https_proxy_and_no_proxy_from_the_environment_are_honoured() {
+    let env = Env::new("proxy-forward");
+    // The forward proxy tunnels to itself and answers; the upstream's name does not resolve, so
+    // only a request through the proxy can succeed.
+    let forward = MockUpstream::always(anthropic_message("m", "via the forward proxy", 1, 1));
+    let direct = MockUpstream::always(anthropic_message("m", "direct", 1, 1));
+    let ups = [
+        ("far", "http://upstream.invalid:8080", "x_api_key", "k1"),
+        ("near", &direct.url()[..], "x_api_key", "k2"),
+    ];
+    let proxy_url = forward.url();
+    let vars = [("HTTPS_PROXY", proxy_url.as_str()), ("NO_PROXY", "127.0.0.1")];
+    let cfg = config(&env, &ups, chain(&["far/m"]), json!({}));
+    let proxy = ServeChild::start_with_env(&env, &cfg, &vars);
+    let answer = proxy.request("POST", "/v1/messages", &auth(), &message("m", false));
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["content"][0]["text"], "via the forward proxy");
+    let seen = forward.requests();
+    assert_eq!(seen[0].method, "CONNECT");
+    assert_eq!(seen[0].path, "upstream.invalid:8080");
+    assert_eq!(seen[1].header("x-api-key"), Some("k1"));
+    drop(proxy);
+    // NO_PROXY: 127.0.0.1 is reached directly.
+    let cfg = config(&env, &ups[1..], json!([]), json!({}));
+    let proxy = ServeChild::start_with_env(&env, &cfg, &vars);
+    let answer = proxy.request("POST", "/v1/messages", &auth(), &message("m", false));
+    assert_eq!(answer.json()["content"][0]["text"], "direct");
+    assert_eq!(forward.requests().len(), 2, "NO_PROXY bypasses the forward proxy");
+}

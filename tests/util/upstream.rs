@@ -5,7 +5,8 @@
 //! body, streamed as server-sent events with pauses or handshakes ([`Gate`]), cut off after N
 //! body bytes, or a hang-up without an answer) and records every request ([`Recorded`]: method,
 //! path, query, headers, body) before answering it. [`dead_url`] is an address where nothing
-//! listens (connection refused).
+//! listens (connection refused). A `CONNECT` is answered 200 and the tunnel's requests are
+//! served by the same mock, so it doubles as an `HTTPS_PROXY` for plain-HTTP upstreams.
 //!
 //! Sockets disable Nagle (`TCP_NODELAY`, so a small event is sent at once) and listen with a
 //! backlog of 1024 (std's 128 refuses connections under a burst of 100 clients on a loaded
@@ -573,6 +574,13 @@ fn serve<S: Read + Write>(mut conn: Conn<S>, shared: &Shared) -> io::Result<()> 
         let Some((request, close)) = conn.request()? else { return Ok(()) };
         lock(&shared.seen).push(request.clone());
         shared.arrived.notify_all();
+        if request.method == "CONNECT" {
+            // A forward proxy's tunnel whose far end is this mock itself: the
+            // tunnelled plain-HTTP requests are served (and recorded) here.
+            conn.io.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")?;
+            conn.io.flush()?;
+            continue;
+        }
         let reply = match (shared.handler)(&request) {
             Action::Hangup => return Ok(()),
             Action::Reply(reply) => reply,
@@ -650,12 +658,18 @@ impl ServeChild {
     /// Starts the child in `env`'s world with `config` (a `ServeConfig` as JSON) and waits until
     /// `GET /health` answers.
     pub fn start(env: &super::Env, config: &Value) -> ServeChild {
+        ServeChild::start_with_env(env, config, &[])
+    }
+
+    /// [`ServeChild::start`] with extra environment variables (`HTTPS_PROXY`, `SSL_CERT_FILE`).
+    pub fn start_with_env(env: &super::Env, config: &Value, vars: &[(&str, &str)]) -> ServeChild {
         use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
         use std::os::unix::process::CommandExt;
         let listener = listen("127.0.0.1:0".parse().unwrap(), 1024);
         let addr = listener.local_addr().unwrap();
         let raw = listener.as_raw_fd();
         let mut command = env.program(super::BIN).cmd;
+        command.envs(vars.iter().copied());
         command
             .args(["proxy", "serve"])
             .stdin(std::process::Stdio::piped())
