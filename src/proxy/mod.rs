@@ -19,6 +19,10 @@
 // Until the children below land and use every type.
 #![allow(dead_code)]
 
+pub mod config;
+pub mod keys;
+pub mod manage;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

@@ -1,0 +1,495 @@
+//! From a profile to its proxy: the API family it speaks, the URL its agent
+//! is given, the check every target gets when a rule or alias is added
+//! (provider, endpoint, family, key), the [`ServeConfig`] a proxy starts
+//! with (every upstream resolved, with its key), and [`ProxyView`], what
+//! `proxy config` shows (the same resolution, keys named by where they come
+//! from, never printed).
+
+use std::collections::BTreeMap;
+
+use anyhow::{Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
+
+use super::{AuthStyle, Budget, Family, Rule, ServeConfig, Upstream, keys};
+use crate::manifests::{ProviderManifest, ProviderType};
+use crate::profiles::{Profile, Services};
+use crate::secrets::StoreKind;
+
+/// The API family a provider serves; `self` (the agent's own login) has no
+/// key to relay with and cannot be proxied.
+pub fn family(provider: &ProviderManifest) -> Result<Family> {
+    match provider.kind {
+        ProviderType::Anthropic | ProviderType::AnthropicCompatible => Ok(Family::Anthropic),
+        ProviderType::Openai | ProviderType::OpenaiCompatible => Ok(Family::OpenAi),
+        ProviderType::SelfAuth => bail!(
+            "provider `{}` uses the agent's own login, which cannot go through the proxy \
+             (it relays with API keys); use a provider with an API key",
+            provider.id
+        ),
+    }
+}
+
+/// How an upstream wants its key: `x-api-key` for api.anthropic.com,
+/// `Authorization: Bearer` for everything else (as `scripts/claude.rhai`
+/// chooses for the profile's own key).
+pub fn auth_style(provider: &ProviderManifest) -> AuthStyle {
+    match provider.kind {
+        ProviderType::Anthropic => AuthStyle::XApiKey,
+        _ => AuthStyle::Bearer,
+    }
+}
+
+/// The base URL the agent is given: the proxy's root for the Anthropic
+/// family (the agent appends `/v1/messages`), its `/v1` for OpenAI (the
+/// agent appends `/responses` or `/chat/completions`).
+pub fn proxy_url(family: Family, port: u16) -> String {
+    match family {
+        Family::Anthropic => format!("http://127.0.0.1:{port}"),
+        Family::OpenAi => format!("http://127.0.0.1:{port}/v1"),
+    }
+}
+
+/// The proxy port of a profile whose agent goes through its proxy: enabled
+/// and a port chosen (`proxy enable` always chooses one).
+pub fn proxied_port(profile: &Profile) -> Option<u16> {
+    if profile.proxy { profile.routing.port } else { None }
+}
+
+/// A free loopback port, chosen once for a profile and kept: bind
+/// `127.0.0.1:0`, read the port, close.
+pub fn choose_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .map_err(|e| anyhow!("choosing a port for the proxy: {e}"))?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// A target split into its parts: `<provider>[@<endpoint>]/<model>`, split
+/// at the first `/` (models may contain `/`).
+// rules: replace with rules::Target once it lands in main.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetParts {
+    pub provider: String,
+    pub endpoint: Option<String>,
+    pub model: String,
+}
+
+impl TargetParts {
+    pub fn parse(text: &str) -> Result<TargetParts> {
+        let form =
+            "expected <provider>[@<endpoint>]/<model>, e.g. openrouter/anthropic/claude-sonnet-4.5";
+        let Some((upstream, model)) = text.split_once('/') else {
+            bail!("target `{}` has no model: {form}", text.escape_debug());
+        };
+        let (provider, endpoint) = match upstream.split_once('@') {
+            Some((p, e)) => (p, Some(e)),
+            None => (upstream, None),
+        };
+        if provider.is_empty() || endpoint.is_some_and(str::is_empty) || model.trim().is_empty() {
+            bail!("target `{}` is incomplete: {form}", text.escape_debug());
+        }
+        if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            bail!("target `{}` contains a space or control character", text.escape_debug());
+        }
+        Ok(TargetParts {
+            provider: provider.to_string(),
+            endpoint: endpoint.map(String::from),
+            model: model.to_string(),
+        })
+    }
+
+    /// The key into [`ServeConfig::upstreams`]: what precedes the `/`.
+    pub fn upstream_key(&self) -> String {
+        match &self.endpoint {
+            Some(e) => format!("{}@{e}", self.provider),
+            None => self.provider.clone(),
+        }
+    }
+}
+
+/// Where an upstream's key comes from (shown by `proxy config`; the key
+/// itself never is).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "from", rename_all = "snake_case")]
+pub enum KeySource {
+    /// The profile's own key (the target's provider is the profile's).
+    Profile { store: StoreKind },
+    /// The provider key stored with `providers key set`.
+    Provider { store: StoreKind },
+    /// The provider needs no key.
+    None,
+    /// Needed and not stored: the upstream cannot be used.
+    Missing,
+}
+
+impl KeySource {
+    /// One phrase for people: `the profile's key (keychain)`.
+    pub fn describe(&self, provider: &str) -> String {
+        let store = |s: &StoreKind| match s {
+            StoreKind::Keyring => "keychain",
+            StoreKind::File => "file store",
+        };
+        match self {
+            KeySource::Profile { store: s } => format!("the profile's key ({})", store(s)),
+            KeySource::Provider { store: s } => {
+                format!("provider key provider.{provider} ({})", store(s))
+            }
+            KeySource::None => "none needed".into(),
+            KeySource::Missing => {
+                format!("MISSING: store one with `ringlet providers key set {provider}`")
+            }
+        }
+    }
+}
+
+/// One upstream resolved against the manifests.
+struct Resolved {
+    url: String,
+    auth: AuthStyle,
+    source: KeySource,
+    key: Option<String>,
+}
+
+/// The profile's family, from its provider's manifest.
+pub fn profile_family(s: &Services<'_>, profile: &Profile) -> Result<Family> {
+    let (_, provider) = s.manifests(profile)?;
+    family(provider)
+}
+
+/// Resolves `<provider>[@<endpoint>]` for `profile`: the provider exists,
+/// the endpoint is one of its manifest's, it speaks the profile's family;
+/// the key is read when `read_key` (else only where it is is looked up).
+fn resolve(
+    s: &Services<'_>,
+    profile: &Profile,
+    provider_id: &str,
+    endpoint: Option<&str>,
+    read_key: bool,
+) -> Result<Resolved> {
+    let Some(provider) = s.catalog.provider(provider_id) else {
+        let known: Vec<&str> = s
+            .catalog
+            .providers
+            .iter()
+            .filter(|p| p.manifest.kind != ProviderType::SelfAuth)
+            .map(|p| p.manifest.id.as_str())
+            .collect();
+        bail!("unknown provider `{provider_id}` (known: {})", known.join(", "));
+    };
+    let provider = &provider.manifest;
+    let want = profile_family(s, profile)?;
+    let have = family(provider)?;
+    if have != want {
+        bail!(
+            "provider `{}` speaks the {} API and profile `{}` speaks {}: the built-in proxy \
+             does not translate between them",
+            provider.id,
+            family_name(have),
+            profile.alias,
+            family_name(want)
+        );
+    }
+    let own = provider.id == profile.provider;
+    let url = match endpoint {
+        // The profile's own provider with no endpoint named: the profile's
+        // endpoint, which may be a custom URL.
+        None if own && profile.endpoint.is_some() => profile.endpoint.clone().unwrap_or_default(),
+        None => provider.resolve_endpoint(None)?.map(|e| e.url).unwrap_or_default(),
+        Some(name) if name.contains("://") => bail!(
+            "`@{name}`: name one of provider `{}`'s endpoints (see `ringlet providers inspect {}`), \
+             not a URL",
+            provider.id,
+            provider.id
+        ),
+        Some(name) => provider.resolve_endpoint(Some(name))?.map(|e| e.url).unwrap_or_default(),
+    };
+    if url.is_empty() {
+        bail!("provider `{}` has no endpoint to relay to", provider.id);
+    }
+    let url = url.trim_end_matches('/').to_string();
+    let (source, key) = if own {
+        match profile.secret {
+            // Read even for a check: a key gone from its store is missing.
+            Some(kind) => (KeySource::Profile { store: kind }, s.key(profile)?),
+            None if provider.auth.required => (KeySource::Missing, None),
+            None => (KeySource::None, None),
+        }
+    } else {
+        let found = if read_key {
+            s.secrets.find(&crate::secrets::provider_name(&provider.id))?
+        } else {
+            keys::provider_key_store(s.secrets, &provider.id)?.map(|k| (k, String::new()))
+        };
+        match found {
+            Some((kind, key)) => (KeySource::Provider { store: kind }, Some(key)),
+            None if provider.auth.required => (KeySource::Missing, None),
+            None => (KeySource::None, None),
+        }
+    };
+    Ok(Resolved { url, auth: auth_style(provider), source, key })
+}
+
+fn family_name(family: Family) -> &'static str {
+    match family {
+        Family::Anthropic => "Anthropic Messages",
+        Family::OpenAi => "OpenAI",
+    }
+}
+
+/// Checks a target for a rule or an alias of `profile`: its syntax, the
+/// provider, the endpoint, the family, and that its key is there.
+pub fn check_target(s: &Services<'_>, profile: &Profile, target: &str) -> Result<()> {
+    let parts = TargetParts::parse(target)?;
+    let resolved = resolve(s, profile, &parts.provider, parts.endpoint.as_deref(), false)
+        .map_err(|e| anyhow!("target `{target}`: {e:#}"))?;
+    if resolved.source == KeySource::Missing {
+        bail!(
+            "target `{target}`: no key for provider `{p}`: store one with \
+             `ringlet providers key set {p}` first",
+            p = parts.provider
+        );
+    }
+    Ok(())
+}
+
+/// The rules in the order they are tried: priority, higher first; equal
+/// priorities in the order added.
+pub fn rules_in_order(rules: &[Rule]) -> Vec<Rule> {
+    let mut rules = rules.to_vec();
+    rules.sort_by_key(|r| std::cmp::Reverse(r.priority));
+    rules
+}
+
+/// What a proxy of `profile` starts with: every upstream a rule, an alias
+/// or the default names, resolved, each with its key; the local token.
+pub fn serve_config(s: &Services<'_>, profile: &Profile) -> Result<ServeConfig> {
+    let (agent, provider) = s.manifests(profile)?;
+    let family = family(provider)?;
+    let mut upstreams = BTreeMap::new();
+    let mut add = |what: &str, key: String, provider: &str, endpoint: Option<&str>| -> Result<()> {
+        if upstreams.contains_key(&key) {
+            return Ok(());
+        }
+        let r =
+            resolve(s, profile, provider, endpoint, true).map_err(|e| anyhow!("{what}: {e:#}"))?;
+        if r.source == KeySource::Missing {
+            bail!(
+                "{what}: no key for provider `{provider}` (`ringlet providers key set {provider}`)"
+            );
+        }
+        upstreams
+            .insert(key, Upstream { url: r.url, auth: r.auth, key: r.key.unwrap_or_default() });
+        Ok(())
+    };
+    add("the profile's provider", profile.provider.clone(), &profile.provider, None)?;
+    for rule in &profile.routing.rules {
+        let t = TargetParts::parse(&rule.target)?;
+        add(
+            &format!("rule `{}`", rule.name),
+            t.upstream_key(),
+            &t.provider,
+            t.endpoint.as_deref(),
+        )?;
+    }
+    for (model, target) in &profile.routing.aliases {
+        let t = TargetParts::parse(target)?;
+        add(&format!("alias `{model}`"), t.upstream_key(), &t.provider, t.endpoint.as_deref())?;
+    }
+    Ok(ServeConfig {
+        alias: profile.alias.clone(),
+        agent: agent.id.clone(),
+        family,
+        local_token: keys::local_token(s.secrets, &profile.alias)?,
+        rules: profile.routing.rules.clone(),
+        aliases: profile.routing.aliases.clone(),
+        budget: profile.routing.budget,
+        upstreams,
+        default_upstream: profile.provider.clone(),
+        config_dir: s.paths.config_dir.clone(),
+        log_dir: s.paths.config_dir.join("proxy").join(&profile.alias),
+        ca_file: None,
+    })
+}
+
+/// The providers whose stored key (`provider.<id>`) a profile's proxy uses:
+/// every target's provider but the profile's own.
+pub fn providers_used(profile: &Profile) -> Vec<String> {
+    let targets =
+        profile.routing.rules.iter().map(|r| &r.target).chain(profile.routing.aliases.values());
+    let mut out: Vec<String> = targets
+        .filter_map(|t| TargetParts::parse(t).ok())
+        .map(|t| t.provider)
+        .filter(|p| *p != profile.provider)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// One rule as listed: its place in the try order (1 = first).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RuleRow {
+    pub order: usize,
+    pub name: String,
+    pub condition: String,
+    pub target: String,
+    pub priority: i64,
+}
+
+/// The rules of a profile in the order they are tried.
+pub fn rule_rows(rules: &[Rule]) -> Vec<RuleRow> {
+    rules_in_order(rules)
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| RuleRow {
+            order: i + 1,
+            name: r.name,
+            condition: r.condition,
+            target: r.target,
+            priority: r.priority,
+        })
+        .collect()
+}
+
+/// One model alias.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AliasRow {
+    pub model: String,
+    pub target: String,
+}
+
+pub fn alias_rows(aliases: &BTreeMap<String, String>) -> Vec<AliasRow> {
+    aliases.iter().map(|(m, t)| AliasRow { model: m.clone(), target: t.clone() }).collect()
+}
+
+/// One upstream as `proxy config` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpstreamRow {
+    /// `<provider>` or `<provider>@<endpoint>`, as targets name it.
+    pub name: String,
+    pub url: Option<String>,
+    pub auth: Option<AuthStyle>,
+    pub key: Option<KeySource>,
+    /// What is wrong with it (a manifest gone, a key missing).
+    pub problem: Option<String>,
+}
+
+/// The effective routing of a profile (`proxy config`): keys redacted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProxyView {
+    pub alias: String,
+    pub agent: String,
+    pub provider: String,
+    pub enabled: bool,
+    pub family: Option<Family>,
+    pub port: Option<u16>,
+    /// What the agent is given as its base URL (when enabled).
+    pub proxy_url: Option<String>,
+    /// Tried in this order; aliases are checked before any rule.
+    pub rules: Vec<RuleRow>,
+    pub aliases: Vec<AliasRow>,
+    pub budget: Budget,
+    /// Serves a request no alias or rule matched, with the model asked for.
+    pub default_upstream: String,
+    pub upstreams: Vec<UpstreamRow>,
+}
+
+/// Builds `proxy config`'s view: never fails on a broken upstream, it says
+/// what is wrong with it instead.
+pub fn view(s: &Services<'_>, profile: &Profile) -> ProxyView {
+    let fam = s.manifests(profile).ok().and_then(|(_, p)| family(p).ok());
+    let mut names: Vec<String> = vec![profile.provider.clone()];
+    let targets =
+        profile.routing.rules.iter().map(|r| &r.target).chain(profile.routing.aliases.values());
+    for t in targets {
+        if let Ok(parts) = TargetParts::parse(t) {
+            let key = parts.upstream_key();
+            if !names.contains(&key) {
+                names.push(key);
+            }
+        }
+    }
+    let upstreams = names
+        .into_iter()
+        .map(|name| {
+            let (provider, endpoint) = match name.split_once('@') {
+                Some((p, e)) => (p.to_string(), Some(e.to_string())),
+                None => (name.clone(), None),
+            };
+            match resolve(s, profile, &provider, endpoint.as_deref(), false) {
+                Ok(r) => UpstreamRow {
+                    problem: (r.source == KeySource::Missing).then(|| r.source.describe(&provider)),
+                    name,
+                    url: Some(r.url),
+                    auth: Some(r.auth),
+                    key: Some(r.source),
+                },
+                Err(e) => UpstreamRow {
+                    name,
+                    url: None,
+                    auth: None,
+                    key: None,
+                    problem: Some(format!("{e:#}")),
+                },
+            }
+        })
+        .collect();
+    ProxyView {
+        alias: profile.alias.clone(),
+        agent: profile.agent.clone(),
+        provider: profile.provider.clone(),
+        enabled: profile.proxy,
+        family: fam,
+        port: profile.routing.port,
+        proxy_url: match (fam, profile.routing.port) {
+            (Some(f), Some(port)) => Some(proxy_url(f, port)),
+            _ => None,
+        },
+        rules: rule_rows(&profile.routing.rules),
+        aliases: alias_rows(&profile.routing.aliases),
+        budget: profile.routing.budget,
+        default_upstream: profile.provider.clone(),
+        upstreams,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_split_at_the_first_slash() {
+        let t = TargetParts::parse("openrouter/anthropic/claude-sonnet-4.5").unwrap();
+        assert_eq!(
+            (t.provider.as_str(), t.endpoint.as_deref(), t.model.as_str()),
+            ("openrouter", None, "anthropic/claude-sonnet-4.5")
+        );
+        assert_eq!(t.upstream_key(), "openrouter");
+        let t = TargetParts::parse("zai@china/glm-4.6").unwrap();
+        assert_eq!(t.upstream_key(), "zai@china");
+        assert_eq!(t.model, "glm-4.6");
+        for bad in ["", "openai", "openai/", "/gpt", "@x/m", "p@/m", "p/m m"] {
+            assert!(TargetParts::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn urls_by_family() {
+        assert_eq!(proxy_url(Family::Anthropic, 4100), "http://127.0.0.1:4100");
+        assert_eq!(proxy_url(Family::OpenAi, 4100), "http://127.0.0.1:4100/v1");
+    }
+
+    #[test]
+    fn try_order_is_priority_then_insertion() {
+        let rule = |name: &str, priority| Rule {
+            name: name.into(),
+            condition: "always".into(),
+            target: "p/m".into(),
+            priority,
+        };
+        let rows =
+            rule_rows(&[rule("a", 0), rule("b", 5), rule("c", 0), rule("d", -1), rule("e", 5)]);
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["b", "e", "a", "c", "d"]);
+        assert_eq!(rows[0].order, 1);
+    }
+}
