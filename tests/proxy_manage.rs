@@ -500,3 +500,54 @@ fn routing_changes_are_announced() {
         assert_eq!(v["data"], json!({"alias": "work", "change": change}), "{args:?}");
     }
 }
+
+/// The real Secret Service (tests/with-keyring.sh): a provider key, a
+/// profile key and a local token for names that would collide without the
+/// namespaces, each its own keychain item. The provider is a user manifest
+/// with an id unique to this run, as the keychain is shared.
+#[test]
+fn keychain_items_are_namespaced() {
+    let Some(bus) = crate::util::keychain_bus() else { return };
+    let env = Env::new("pm-keychain");
+    let id = format!("kc{}", std::process::id());
+    let dir = env.config.join("providers.d");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join(format!("{id}.toml")),
+        format!(
+            "id = \"{id}\"\nname = \"KC\"\ntype = \"openai-compatible\"\n\n[endpoints]\n\
+             default = \"https://kc.example/v1\"\n\n[auth]\nenv_key = \"KC_API_KEY\"\n\n\
+             [models]\ndefault = \"m\"\n"
+        ),
+    )
+    .unwrap();
+    let kc = |args: &[&str]| {
+        env.cmd(args).env("DBUS_SESSION_BUS_ADDRESS", &bus).env("RINGLET_SECRET_STORE", "keyring")
+    };
+    let lookup = |name: &str| crate::util::keychain_lookup(&bus, name);
+    let (provider, token) = (format!("provider.{id}"), format!("proxy.{id}"));
+    kc(&["profiles", "create", "codex", &id, "-p", &id, "--api-key-stdin", "--no-alias"])
+        .stdin(KEY)
+        .ok();
+    kc(&["providers", "key", "set", &id, "--api-key-stdin"]).stdin(PKEY).ok();
+    assert_eq!(lookup(&id), KEY);
+    assert_eq!(lookup(&provider), PKEY);
+    let list = kc(&["providers", "key", "list", "--json"]).json();
+    assert_eq!(list[0]["store"], "keyring", "{list}");
+    kc(&["proxy", "enable", &id]).ok();
+    let local = lookup(&token);
+    assert_eq!(local.len(), 64, "the local token is a keychain item");
+    let exported = kc(&["profiles", "env", &id]).ok();
+    assert!(exported.contains(&local), "{exported}");
+    assert_no_key("profiles env", &exported);
+    assert!(all_files(&env.config.join("secrets")).is_empty(), "nothing in the file store");
+    kc(&["daemon", "stop"]).ok();
+    assert!(kc(&["profiles", "env", &id]).ok().contains(&local), "stable across restarts");
+
+    kc(&["profiles", "delete", &id]).ok();
+    assert_eq!(lookup(&id), "");
+    assert_eq!(lookup(&token), "", "the delete removes the local token");
+    assert_eq!(lookup(&provider), PKEY, "the provider key stays");
+    kc(&["providers", "key", "remove", &id]).ok();
+    assert_eq!(lookup(&provider), "");
+}
