@@ -135,7 +135,7 @@ fn bad_rules_and_aliases_store_nothing() {
     refuse(&add("r1", "always", "zai@mars/glm-5.1"), "no endpoint `mars`");
     refuse(&add("r1", "always", "openai/gpt-5"), "does not translate");
     refuse(&add("r1", "always", "zai/glm-5.1"), "providers key set zai");
-    refuse(&add("r1", "always", "zai"), "no model");
+    refuse(&add("r1", "always", "zai"), "before the model");
     refuse(&add("Bad", "always", "anthropic/claude"), "invalid rule name");
     refuse(&add("r1", "always", "self/x"), "own login");
     refuse(&["proxy", "alias", "set", "work", "fast", "zai/glm-5.1"], "providers key set zai");
@@ -154,7 +154,6 @@ fn bad_rules_and_aliases_store_nothing() {
 }
 
 #[test]
-#[ignore = "needs rules::Condition::parse: merge main after `proxy rules landed`"]
 fn a_bad_condition_points_at_its_column_and_stores_nothing() {
     let env = Env::new("pm-cond");
     create(&env, "claude", "work", "anthropic", &[]);
@@ -162,8 +161,8 @@ fn a_bad_condition_points_at_its_column_and_stores_nothing() {
     for (cond, column) in [("tokens > lots", 10), ("thinking and", 13), ("(always", 8), ("", 1)] {
         let args = ["proxy", "route", "add", "work", "r1", cond, "anthropic/claude"];
         let (_, err) = r(&env, &args).code(1);
-        assert!(err.contains(&format!("column {column}")), "{cond:?}: {err}");
-        let caret = format!("    {cond}\n    {}^", " ".repeat(column - 1));
+        assert!(err.contains(&format!("bad condition: column {column}: ")), "{cond:?}: {err}");
+        let caret = format!("\n  {cond}\n  {}^", " ".repeat(column - 1));
         assert!(err.contains(&caret), "{cond:?}: no caret under column {column}:\n{err}");
         assert_eq!(profile_json(&env, "work")["routing"], before, "{cond:?} stored something");
     }

@@ -134,12 +134,15 @@ fn alias_table(out: &mut Out, aliases: &[AliasRow], indent: &str) -> Result<()> 
 pub fn route(ctx: &Ctx, inv: &Invocation, action: &str) -> Result<()> {
     let alias = alias(inv);
     let name = || inv.arg("name").unwrap_or_default().to_string();
-    let condition = inv.arg("condition").unwrap_or_default().to_string();
     let request = match action {
         "add" => Request::ProxyRouteAdd {
             alias,
             name: name(),
-            condition: condition.clone(),
+            condition: {
+                let condition = inv.arg("condition").unwrap_or_default();
+                check_condition(condition)?;
+                condition.to_string()
+            },
             target: inv.arg("target").unwrap_or_default().into(),
             priority: priority(inv)?.unwrap_or(0),
         },
@@ -152,9 +155,9 @@ pub fn route(ctx: &Ctx, inv: &Invocation, action: &str) -> Result<()> {
         _ => Request::ProxyRouteList { alias },
     };
     let mut out = Out::new();
-    let rows = fetch::<Vec<RuleRow>>(ctx, &request, &mut out)
-        .map_err(|e| if action == "add" { point_at_column(e, &condition) } else { e })?;
-    let Some(rows) = rows else { return Ok(out.finish()?) };
+    let Some(rows) = fetch::<Vec<RuleRow>>(ctx, &request, &mut out)? else {
+        return Ok(out.finish()?);
+    };
     if rows.is_empty() {
         out.line("No rules: every request goes to the profile's provider.")?;
     } else {
@@ -163,25 +166,12 @@ pub fn route(ctx: &Ctx, inv: &Invocation, action: &str) -> Result<()> {
     Ok(out.finish()?)
 }
 
-/// A condition error names its column (`column 7: ...`): show the
-/// condition with a caret under that column.
-fn point_at_column(e: anyhow::Error, condition: &str) -> anyhow::Error {
-    let text = format!("{e:#}");
-    let column = text
-        .split("column ")
-        .nth(1)
-        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse::<usize>().ok());
-    match column {
-        Some(col) if col >= 1 && text.contains("condition") => {
-            let pad: String = condition
-                .chars()
-                .take(col - 1)
-                .map(|c| if c == '\t' { '\t' } else { ' ' })
-                .collect();
-            anyhow!("{text}\n    {condition}\n    {pad}^")
-        }
-        _ => e,
+/// Checks the condition here first, so a syntax error is shown with a
+/// caret under its column (the daemon checks it again, for every client).
+fn check_condition(condition: &str) -> Result<()> {
+    match crate::proxy::rules::Condition::parse(condition) {
+        Ok(_) => Ok(()),
+        Err(e) => bail!("bad condition: {e}\n{}", e.render(condition)),
     }
 }
 

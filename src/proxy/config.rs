@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use anyhow::{Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
+use super::rules::Target;
 use super::{AuthStyle, Budget, Family, Rule, ServeConfig, Upstream, keys};
 use crate::manifests::{ProviderManifest, ProviderType};
 use crate::profiles::{Profile, Services};
@@ -61,49 +62,6 @@ pub fn choose_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
         .map_err(|e| anyhow!("choosing a port for the proxy: {e}"))?;
     Ok(listener.local_addr()?.port())
-}
-
-/// A target split into its parts: `<provider>[@<endpoint>]/<model>`, split
-/// at the first `/` (models may contain `/`).
-// rules: replace with rules::Target once it lands in main.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TargetParts {
-    pub provider: String,
-    pub endpoint: Option<String>,
-    pub model: String,
-}
-
-impl TargetParts {
-    pub fn parse(text: &str) -> Result<TargetParts> {
-        let form =
-            "expected <provider>[@<endpoint>]/<model>, e.g. openrouter/anthropic/claude-sonnet-4.5";
-        let Some((upstream, model)) = text.split_once('/') else {
-            bail!("target `{}` has no model: {form}", text.escape_debug());
-        };
-        let (provider, endpoint) = match upstream.split_once('@') {
-            Some((p, e)) => (p, Some(e)),
-            None => (upstream, None),
-        };
-        if provider.is_empty() || endpoint.is_some_and(str::is_empty) || model.trim().is_empty() {
-            bail!("target `{}` is incomplete: {form}", text.escape_debug());
-        }
-        if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            bail!("target `{}` contains a space or control character", text.escape_debug());
-        }
-        Ok(TargetParts {
-            provider: provider.to_string(),
-            endpoint: endpoint.map(String::from),
-            model: model.to_string(),
-        })
-    }
-
-    /// The key into [`ServeConfig::upstreams`]: what precedes the `/`.
-    pub fn upstream_key(&self) -> String {
-        match &self.endpoint {
-            Some(e) => format!("{}@{e}", self.provider),
-            None => self.provider.clone(),
-        }
-    }
 }
 
 /// Where an upstream's key comes from (shown by `proxy config`; the key
@@ -194,12 +152,6 @@ fn resolve(
         // endpoint, which may be a custom URL.
         None if own && profile.endpoint.is_some() => profile.endpoint.clone().unwrap_or_default(),
         None => provider.resolve_endpoint(None)?.map(|e| e.url).unwrap_or_default(),
-        Some(name) if name.contains("://") => bail!(
-            "`@{name}`: name one of provider `{}`'s endpoints (see `ringlet providers inspect {}`), \
-             not a URL",
-            provider.id,
-            provider.id
-        ),
         Some(name) => provider.resolve_endpoint(Some(name))?.map(|e| e.url).unwrap_or_default(),
     };
     if url.is_empty() {
@@ -238,7 +190,7 @@ fn family_name(family: Family) -> &'static str {
 /// Checks a target for a rule or an alias of `profile`: its syntax, the
 /// provider, the endpoint, the family, and that its key is there.
 pub fn check_target(s: &Services<'_>, profile: &Profile, target: &str) -> Result<()> {
-    let parts = TargetParts::parse(target)?;
+    let parts = Target::parse(target)?; // its errors name the target
     let resolved = resolve(s, profile, &parts.provider, parts.endpoint.as_deref(), false)
         .map_err(|e| anyhow!("target `{target}`: {e:#}"))?;
     if resolved.source == KeySource::Missing {
@@ -282,7 +234,7 @@ pub fn serve_config(s: &Services<'_>, profile: &Profile) -> Result<ServeConfig> 
     };
     add("the profile's provider", profile.provider.clone(), &profile.provider, None)?;
     for rule in &profile.routing.rules {
-        let t = TargetParts::parse(&rule.target)?;
+        let t = Target::parse(&rule.target)?;
         add(
             &format!("rule `{}`", rule.name),
             t.upstream_key(),
@@ -291,7 +243,7 @@ pub fn serve_config(s: &Services<'_>, profile: &Profile) -> Result<ServeConfig> 
         )?;
     }
     for (model, target) in &profile.routing.aliases {
-        let t = TargetParts::parse(target)?;
+        let t = Target::parse(target)?;
         add(&format!("alias `{model}`"), t.upstream_key(), &t.provider, t.endpoint.as_deref())?;
     }
     Ok(ServeConfig {
@@ -316,7 +268,7 @@ pub fn providers_used(profile: &Profile) -> Vec<String> {
     let targets =
         profile.routing.rules.iter().map(|r| &r.target).chain(profile.routing.aliases.values());
     let mut out: Vec<String> = targets
-        .filter_map(|t| TargetParts::parse(t).ok())
+        .filter_map(|t| Target::parse(t).ok())
         .map(|t| t.provider)
         .filter(|p| *p != profile.provider)
         .collect();
@@ -401,7 +353,7 @@ pub fn view(s: &Services<'_>, profile: &Profile) -> ProxyView {
     let targets =
         profile.routing.rules.iter().map(|r| &r.target).chain(profile.routing.aliases.values());
     for t in targets {
-        if let Ok(parts) = TargetParts::parse(t) {
+        if let Ok(parts) = Target::parse(t) {
             let key = parts.upstream_key();
             if !names.contains(&key) {
                 names.push(key);
@@ -455,22 +407,6 @@ pub fn view(s: &Services<'_>, profile: &Profile) -> ProxyView {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn targets_split_at_the_first_slash() {
-        let t = TargetParts::parse("openrouter/anthropic/claude-sonnet-4.5").unwrap();
-        assert_eq!(
-            (t.provider.as_str(), t.endpoint.as_deref(), t.model.as_str()),
-            ("openrouter", None, "anthropic/claude-sonnet-4.5")
-        );
-        assert_eq!(t.upstream_key(), "openrouter");
-        let t = TargetParts::parse("zai@china/glm-4.6").unwrap();
-        assert_eq!(t.upstream_key(), "zai@china");
-        assert_eq!(t.model, "glm-4.6");
-        for bad in ["", "openai", "openai/", "/gpt", "@x/m", "p@/m", "p/m m"] {
-            assert!(TargetParts::parse(bad).is_err(), "{bad:?} accepted");
-        }
-    }
 
     #[test]
     fn urls_by_family() {

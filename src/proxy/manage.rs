@@ -91,13 +91,9 @@ pub fn check_rule_name(name: &str) -> Result<()> {
 }
 
 /// Parses a condition; the error names the column (1-based), as
-/// `bad condition: column 7: ...`, which the CLI turns into a caret.
+/// `bad condition: column 7: ...` (the CLI shows a caret under it).
 pub fn check_condition(text: &str) -> Result<()> {
-    // rules: Condition::parse(text) once rules.rs lands in main.
-    if text.trim().is_empty() {
-        bail!("bad condition: column 1: the condition is empty (use `always` for every request)");
-    }
-    Ok(())
+    super::rules::Condition::parse(text).map(|_| ()).map_err(|e| anyhow!("bad condition: {e}"))
 }
 
 /// Adds a rule after checking its name, condition and target.

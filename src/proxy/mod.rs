@@ -20,8 +20,10 @@
 #![allow(dead_code)]
 
 pub mod config;
+pub mod facts;
 pub mod keys;
 pub mod manage;
+pub mod rules;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
