@@ -292,6 +292,9 @@ fn enable_renders_the_agent_against_its_proxy_with_the_local_token() {
         assert!(!out.contains(&token));
     }
 
+    let inspect = r(&env, &["profiles", "inspect", "work"]).ok();
+    assert!(inspect.contains(&format!("  proxy:      on, port {port}; 1 rule(s)")), "{inspect}");
+
     // Stable across a daemon restart.
     r(&env, &["daemon", "stop"]).ok();
     assert!(env_of().join("\n").contains(&format!("ANTHROPIC_API_KEY='{token}'")));

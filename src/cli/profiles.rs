@@ -216,6 +216,20 @@ pub fn inspect(ctx: &Ctx, alias: &str) -> Result<()> {
     ))?;
     out.line(format_args!("  script:     {}", p.script))?;
     out.line(format_args!("  permission: {}", p.permission_mode.as_str()))?;
+    let r = &p.routing;
+    let routing = format!(
+        "{} rule(s), {} alias(es) (`ringlet proxy config {}`)",
+        r.rules.len(),
+        r.aliases.len(),
+        p.alias
+    );
+    match (p.proxy, r.port) {
+        (true, Some(port)) => out.line(format_args!("  proxy:      on, port {port}; {routing}"))?,
+        (false, _) if r != &crate::proxy::Routing::default() => {
+            out.line(format_args!("  proxy:      off; {routing}"))?
+        }
+        _ => out.line("  proxy:      off")?,
+    }
     match p.secret {
         Some(kind) => {
             out.line(format_args!("  api key:    <redacted> (in the {})", store_name(kind)))?
