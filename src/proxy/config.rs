@@ -408,6 +408,135 @@ pub fn view(s: &Services<'_>, profile: &Profile) -> ProxyView {
 mod tests {
     use super::*;
 
+    use crate::config::Config;
+    use crate::manifests::Catalog;
+    use crate::paths::Paths;
+    use crate::profiles::Store;
+    use crate::secrets::Secrets;
+
+    /// A temp world with the built-in manifests, a file secret store and a
+    /// `claude` profile `work` on `anthropic` whose rules and alias name
+    /// other providers and endpoints.
+    struct World {
+        dir: std::path::PathBuf,
+        paths: Paths,
+        config: Config,
+        catalog: Catalog,
+        store: Store,
+        secrets: Secrets,
+    }
+
+    impl World {
+        fn new(tag: &str) -> World {
+            let dir = std::env::temp_dir()
+                .join(format!("ringlet-proxy-config-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let paths = Paths {
+                home: dir.join("home"),
+                config_dir: dir.join("config"),
+                runtime_dir: dir.join("run"),
+                socket: dir.join("run/sock"),
+            };
+            World {
+                catalog: Catalog::load(&dir.join("none"), &dir.join("none")),
+                store: Store::new(dir.join("config/profiles")),
+                secrets: Secrets::new(dir.join("config/secrets"), Some(StoreKind::File)),
+                config: Config::default(),
+                paths,
+                dir,
+            }
+        }
+
+        fn services(&self) -> Services<'_> {
+            Services {
+                paths: &self.paths,
+                config: &self.config,
+                catalog: &self.catalog,
+                store: &self.store,
+                secrets: &self.secrets,
+            }
+        }
+
+        fn profile(&self) -> Profile {
+            let text = serde_json::json!({
+                "alias": "work", "agent": "claude", "provider": "anthropic",
+                "endpoint_name": "default", "endpoint": "https://api.anthropic.com/",
+                "model": "claude-opus-4-8", "home": self.dir.join("home/w"),
+                "strategy": "config-dir", "script": "claude.rhai", "proxy": true,
+                "routing": {"port": 4100, "rules": [
+                    {"name": "long", "condition": "tokens > 100000", "target": "zai/glm-5.1", "priority": 5},
+                    {"name": "cn", "condition": "always", "target": "zai@china/glm-5.1"},
+                    {"name": "own", "condition": "thinking", "target": "anthropic/claude-haiku"}],
+                 "aliases": {"fast": "minimax/MiniMax-M2.1"},
+                 "budget": {"daily_usd": 20.0}},
+                "secret": "file", "created_at": "2026-12-07T00:00:00Z"
+            });
+            let profile: Profile = serde_json::from_value(text).unwrap();
+            let lock = self.store.lock().unwrap();
+            self.store.save(&lock, &profile).unwrap();
+            profile
+        }
+    }
+
+    impl Drop for World {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    #[test]
+    fn serve_config_resolves_every_upstream_with_its_key() {
+        let w = World::new("serve");
+        let s = w.services();
+        let profile = w.profile();
+        w.secrets.set("work", "profile-key").unwrap();
+        w.secrets.set("provider.zai", "zai-key").unwrap();
+        let err = serve_config(&s, &profile).unwrap_err().to_string();
+        assert!(err.contains("alias `fast`") && err.contains("minimax"), "{err}");
+        w.secrets.set("provider.minimax", "mm-key").unwrap();
+
+        let c = serve_config(&s, &profile).unwrap();
+        assert_eq!((c.alias.as_str(), c.agent.as_str()), ("work", "claude"));
+        assert_eq!(c.family, Family::Anthropic);
+        assert_eq!(c.default_upstream, "anthropic");
+        let names: Vec<&str> = c.upstreams.keys().map(String::as_str).collect();
+        assert_eq!(names, ["anthropic", "minimax", "zai", "zai@china"]);
+        let up = |k: &str| c.upstreams[k].clone();
+        assert_eq!(up("anthropic").url, "https://api.anthropic.com", "no trailing slash");
+        assert_eq!(
+            (up("anthropic").auth, up("anthropic").key.as_str()),
+            (AuthStyle::XApiKey, "profile-key")
+        );
+        assert_eq!(up("zai").url, "https://api.z.ai/api/anthropic");
+        assert_eq!(up("zai@china").url, "https://open.bigmodel.cn/api/anthropic");
+        assert_eq!((up("zai").auth, up("zai").key.as_str()), (AuthStyle::Bearer, "zai-key"));
+        assert_eq!(up("minimax").key, "mm-key");
+        assert_eq!(c.rules.len(), 3);
+        assert_eq!(c.budget.daily_usd, Some(20.0));
+        assert_eq!(c.log_dir, w.paths.config_dir.join("proxy/work"));
+        assert_eq!(c.local_token.len(), 64);
+        assert_eq!(serve_config(&s, &profile).unwrap().local_token, c.local_token, "stable");
+        // The Debug form (logs) never shows a key.
+        let debug = format!("{c:?}");
+        for key in ["profile-key", "zai-key", "mm-key"] {
+            assert!(!debug.contains(key), "{debug}");
+        }
+        assert_eq!(providers_used(&profile), ["minimax", "zai"]);
+
+        // The view: every upstream with where its key is, never the key.
+        let v = view(&s, &profile);
+        assert_eq!(v.proxy_url.as_deref(), Some("http://127.0.0.1:4100"));
+        assert_eq!(
+            v.rules.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["long", "cn", "own"]
+        );
+        let json = serde_json::to_string(&v).unwrap();
+        for key in ["profile-key", "zai-key", "mm-key"] {
+            assert!(!json.contains(key), "{json}");
+        }
+        assert!(v.upstreams.iter().all(|u| u.problem.is_none()), "{json}");
+    }
+
     #[test]
     fn urls_by_family() {
         assert_eq!(proxy_url(Family::Anthropic, 4100), "http://127.0.0.1:4100");
