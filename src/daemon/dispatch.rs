@@ -353,7 +353,8 @@ fn routing_change<T: serde::Serialize>(
     if changed.is_ok() {
         crate::info!("profile {alias}: {change}");
         state.events.emit(EventKind::ProfileUpdated, json!({"alias": alias, "change": change}));
-        // supervisor: state.proxies.reload(state, alias);
+        // supervisor: state.proxies.reload(state, alias); (after `proxy
+        // disable`: stop it, the agent no longer talks to it)
     }
     result(changed)
 }
