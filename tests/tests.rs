@@ -50,6 +50,9 @@ mod attacks_files;
 // Attacks on running sessions: stale foreground groups, pid hoppers, a
 // killed session helper.
 mod attacks_runtime;
+// The profile side of the proxy: provider keys, rules, aliases, budgets,
+// enable and the render through the proxy, with no upstream key in any output.
+mod proxy_manage;
 // The proxy child (`ringlet proxy serve`) against mock upstreams: streaming, fallback,
 // fidelity, local auth, limits, HTTPS, budget, request log, stats.
 mod proxy_relay;

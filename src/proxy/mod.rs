@@ -20,8 +20,11 @@
 #![allow(dead_code)]
 
 pub mod budget;
+pub mod config;
 pub mod facts;
+pub mod keys;
 pub mod log;
+pub mod manage;
 pub mod relay;
 pub mod rules;
 pub mod serve;
