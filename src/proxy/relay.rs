@@ -349,7 +349,7 @@ impl Proxy {
                 }
                 _ => body,
             };
-            let url = format!("{}{}", upstream.url, path);
+            let url = format!("{}{}", upstream.url.trim_end_matches('/'), path);
             let response = self.send(&head.method, &url, &headers, upstream, payload);
             let response = match response {
                 Ok(response) => response,
