@@ -752,3 +752,26 @@ fn https_proxy_and_no_proxy_from_the_environment_are_honoured() {
     assert_eq!(answer.json()["content"][0]["text"], "direct");
     assert_eq!(forward.requests().len(), 2, "NO_PROXY bypasses the forward proxy");
 }
+
+#[test]
+fn a_chunked_request_body_arrives_whole_and_the_child_dumps_no_core() {
+    let env = Env::new("proxy-chunked");
+    let up = MockUpstream::always(anthropic_message("m", "ok", 1, 1));
+    let cfg = config(&env, &[("default", &up.url(), "x_api_key", "k")], json!([]), json!({}));
+    let proxy = ServeChild::start(&env, &cfg);
+    let body = message("m", false);
+    let (a, b) = body.split_at(10);
+    let mut framed = format!("{:x}\r\n", a.len()).into_bytes();
+    framed.extend(a);
+    framed.extend(format!("\r\n{:x};ext=1\r\n", b.len()).into_bytes());
+    framed.extend(b);
+    framed.extend(b"\r\n0\r\n\r\n");
+    let headers = [("x-api-key", TOKEN), ("transfer-encoding", "chunked")];
+    let mut conn = proxy.open("POST", "/v1/messages", &headers, &framed).unwrap();
+    assert_eq!(conn.head().unwrap().status, 200);
+    assert_eq!(up.requests()[0].body, body);
+    // Core dumps off (RLIMIT_CORE 0, soft and hard): the child holds keys.
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", proxy.pid())).unwrap();
+    let core = limits.lines().find(|l| l.starts_with("Max core file size")).unwrap();
+    assert_eq!(core.split_whitespace().skip(4).take(2).collect::<Vec<_>>(), ["0", "0"], "{core}");
+}
