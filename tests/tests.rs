@@ -53,3 +53,6 @@ mod attacks_runtime;
 // The profile side of the proxy: provider keys, rules, aliases, budgets,
 // enable and the render through the proxy, with no upstream key in any output.
 mod proxy_manage;
+// Red team on the proxy's profile side: profile growth, port races, keys in
+// error replies, hostile proxy logs under the usage scan.
+mod attacks_proxy;

@@ -434,7 +434,7 @@ fn build(
         }
         (Resource::ProviderKeys, "GET") => Request::ProvidersKeyList,
         (Resource::ProviderKey(id), "PUT") => {
-            let KeyBody { key } = json_object(body)?;
+            let KeyBody { key } = key_body(body)?;
             Request::ProvidersKeySet { provider: id.into(), key }
         }
         (Resource::ProviderKey(id), "DELETE") => {
@@ -577,6 +577,22 @@ fn json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, HttpError> {
         return Err(HttpError::bad_request("the JSON body must be an object"));
     }
     Ok(parsed)
+}
+
+/// `PUT /api/providers/{id}/key`'s body. serde's messages quote the
+/// string they could not place (`invalid type: string "sk-..."`), which
+/// here may be the key: none of them is shown.
+fn key_body(body: &[u8]) -> Result<KeyBody, HttpError> {
+    let shape = || {
+        HttpError::bad_request(
+            "the body must be a JSON object {\"key\": \"<the key>\"} and nothing else \
+             (the parser's message is not shown: it could quote the key)",
+        )
+    };
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(shape());
+    }
+    serde_json::from_slice(body).map_err(|_| shape())
 }
 
 fn is_blank(body: &[u8]) -> bool {

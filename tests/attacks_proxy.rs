@@ -1,0 +1,238 @@
+//! Red-team attacks on the profile side of the routing proxy (issue 12):
+//! routing that grows a profile past what the store reads back, two
+//! profiles racing for one port, a key echoed in an HTTP error, and hostile
+//! proxy request logs under the usage scan. Each test performs the attack
+//! through the real binary and daemon in a temp world (file secret store).
+
+use std::fs;
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+use serde_json::{Value, json};
+
+use crate::util::http::request;
+use std::time::Duration;
+
+use crate::util::{Env, KEY, TestCommand, wait_until};
+
+fn r(env: &Env, args: &[&str]) -> TestCommand {
+    env.cmd(args).env("RINGLET_SECRET_STORE", "file")
+}
+
+/// One request over the daemon socket, its reply parsed.
+fn ipc(env: &Env, request: Value) -> Value {
+    let mut line = json!({"version": 1, "request": request}).to_string().into_bytes();
+    line.push(b'\n');
+    let reply = env.raw_request(&line);
+    serde_json::from_str(&reply).unwrap_or_else(|e| panic!("{e}: {reply}"))
+}
+
+fn is_ok(reply: &Value) -> bool {
+    reply.get("data").is_some()
+}
+
+fn message(reply: &Value) -> String {
+    reply["error"]["message"].as_str().unwrap_or_default().to_string()
+}
+
+/// The port kept in a profile's file.
+fn kept_port(env: &Env, alias: &str) -> Value {
+    let text = fs::read_to_string(env.config.join("profiles").join(format!("{alias}.json")))
+        .expect("profile file");
+    serde_json::from_str::<Value>(&text).unwrap()["routing"]["port"].clone()
+}
+
+/// Rules with the longest condition accepted (4 KiB) until the daemon
+/// refuses one: the profile file must never grow past the size the store
+/// reads back (1 MiB), or the profile is lost to every later command
+/// (run, list, even `proxy route remove`).
+#[test]
+fn routing_never_grows_a_profile_past_what_the_store_reads_back() {
+    let env = Env::new("ap-bloat");
+    env.create_profile_cmd("claude", "work").ok();
+    // `always or always or ...`: a valid condition just under 4096 bytes.
+    let mut condition = "always".to_string();
+    while condition.len() + " or always".len() <= 4096 {
+        condition.push_str(" or always");
+    }
+    let mut refused = None;
+    for i in 0..400 {
+        let reply = ipc(
+            &env,
+            json!({"type": "proxy_route_add", "alias": "work", "name": format!("r{i}"),
+                   "condition": condition, "target": "anthropic/claude-haiku"}),
+        );
+        if !is_ok(&reply) {
+            refused = Some(message(&reply));
+            break;
+        }
+    }
+    let refused = refused.expect("400 rules of 4 KiB each were all accepted");
+    assert!(refused.contains("limit") || refused.contains("at most"), "unclear: {refused}");
+    // Nothing lost: the profile still loads and its rules can be removed.
+    let list = r(&env, &["proxy", "route", "list", "work", "--json"]).json();
+    assert!(!list.as_array().unwrap().is_empty(), "{list}");
+    r(&env, &["proxy", "route", "remove", "work", "r0"]).ok();
+    r(&env, &["profiles", "inspect", "work"]).ok();
+
+    // A model alias with a huge name is refused at once, clearly.
+    let huge = "m".repeat(100_000);
+    let (_, err) =
+        r(&env, &["proxy", "alias", "set", "work", &huge, "anthropic/claude-haiku"]).code(1);
+    assert!(err.contains("long"), "{}", &err[..err.len().min(300)]);
+    let target = format!("anthropic/{huge}");
+    let (_, err) = r(&env, &["proxy", "alias", "set", "work", "fast", &target]).code(1);
+    assert!(err.contains("long"), "{}", &err[..err.len().min(300)]);
+    r(&env, &["profiles", "inspect", "work"]).ok();
+}
+
+/// Many short rules: a count cap with a clear error, long before the file
+/// limit, and the profile still usable. The profile is seeded with 999
+/// rules while the daemon is stopped (adding them one by one costs a
+/// profile write each), then the 1000th and 1001st come through the daemon.
+#[test]
+fn ten_thousand_rules_meet_a_cap_not_a_lost_profile() {
+    let env = Env::new("ap-many");
+    env.create_profile_cmd("claude", "work").ok();
+    r(&env, &["daemon", "stop"]).ok();
+    let path = env.config.join("profiles").join("work.json");
+    let mut profile: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    let rules: Vec<Value> = (0..999)
+        .map(|i| {
+            json!({"name": format!("r{i}"), "condition": "always",
+                        "target": "anthropic/claude-haiku", "priority": i})
+        })
+        .collect();
+    profile["routing"]["rules"] = Value::Array(rules);
+    fs::write(&path, serde_json::to_string_pretty(&profile).unwrap()).unwrap();
+
+    let add = |name: &str| {
+        ipc(
+            &env,
+            json!({"type": "proxy_route_add", "alias": "work", "name": name,
+                   "condition": "always", "target": "anthropic/claude-haiku",
+                   "priority": i64::MIN}),
+        )
+    };
+    r(&env, &["proxy", "route", "list", "work"]).ok();
+    assert!(is_ok(&add("last")), "the 1000th rule is accepted");
+    let refused = add("one-too-many");
+    assert!(message(&refused).contains("at most 1000"), "{refused}");
+    let list = r(&env, &["proxy", "route", "list", "work", "--json"]).json();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1000, "every accepted rule kept");
+    assert_eq!(list[999]["name"], "last", "i64::MIN sorts last");
+    // The bounds of a priority: moved to the top and back.
+    r(&env, &["proxy", "route", "move", "work", "last", "--priority", "9223372036854775807"]).ok();
+    let list = r(&env, &["proxy", "route", "list", "work", "--json"]).json();
+    assert_eq!(list[0]["name"], "last");
+}
+
+/// Two profiles pinning the same port at the same moment: exactly one
+/// gets it (the check and the write are one step under the store lock).
+#[test]
+fn two_profiles_racing_for_one_port_get_it_once() {
+    let env = Arc::new(Env::new("ap-port"));
+    let aliases: Vec<String> = (0..6).map(|i| format!("p{i}")).collect();
+    for a in &aliases {
+        env.create_profile_cmd("claude", a).ok();
+    }
+    for round in 0..4u16 {
+        let port = 47_100 + round;
+        let barrier = Arc::new(Barrier::new(aliases.len()));
+        let handles: Vec<_> = aliases
+            .iter()
+            .map(|a| {
+                let (env, barrier, a) = (env.clone(), barrier.clone(), a.clone());
+                thread::spawn(move || {
+                    barrier.wait();
+                    is_ok(&ipc(&env, json!({"type": "proxy_enable", "alias": a, "port": port})))
+                })
+            })
+            .collect();
+        let won = handles.into_iter().map(|h| h.join().unwrap()).filter(|ok| *ok).count();
+        let holders = aliases.iter().filter(|a| kept_port(&env, a) == json!(port)).count();
+        assert_eq!((won, holders), (1, 1), "round {round}: port {port} given {won} times");
+        // Free the profiles for the next round: each moves to a port of its own.
+        for (i, a) in aliases.iter().enumerate() {
+            let own = 47_200 + round * 10 + i as u16;
+            r(&env, &["proxy", "enable", a, "--port", &own.to_string()]).ok();
+        }
+    }
+}
+
+/// A client that sends the key as a bare JSON string (`curl -d '"sk-..."'`)
+/// gets an error that does not quote it back.
+#[test]
+fn a_provider_key_in_a_malformed_body_is_not_echoed() {
+    let env = Env::new("ap-echo");
+    env.create_profile_cmd("claude", "work").ok();
+    let (addr, token) = env.http();
+    let auth = format!("Bearer {token}");
+    let secret = "sk-ant-api03-ECHOECHOECHOECHOECHOECHOECHO0123456789";
+    for body in [
+        format!("\"{secret}\""),
+        format!("{{\"{secret}\": 1}}"),
+        format!("{{\"key\": \"{secret}\", \"port\": \"{secret}\"}}"),
+    ] {
+        let a = request(
+            addr,
+            "PUT",
+            "/api/providers/zai/key",
+            &[("Authorization", &auth)],
+            body.as_bytes(),
+        );
+        let text = String::from_utf8_lossy(&a.body);
+        assert_eq!(a.status, 400, "{text}");
+        assert!(!text.contains("ECHOECHO"), "the key came back: {text}");
+    }
+    assert!(!env.log_text().contains("ECHOECHO"), "the key is in the daemon log");
+    assert!(
+        fs::read_dir(env.config.join("secrets"))
+            .unwrap()
+            .all(|e| { e.unwrap().file_name() != "provider.zai" })
+    );
+}
+
+/// Hostile proxy request logs (a FIFO, a link to `/dev/zero`, a 5 MB line
+/// of junk before a good record) neither block nor balloon the usage scan:
+/// `usage` answers, and the good record counts.
+#[test]
+fn hostile_proxy_logs_neither_block_nor_balloon_the_usage_scan() {
+    let env = Env::new("ap-log");
+    for alias in ["g1", "g2", "g3"] {
+        r(
+            &env,
+            &["profiles", "create", "grok", alias, "-p", "openai", "--api-key-stdin", "--no-alias"],
+        )
+        .stdin(KEY)
+        .ok();
+    }
+    let dir = |alias: &str| {
+        let d = env.config.join("proxy").join(alias);
+        fs::create_dir_all(&d).unwrap();
+        d
+    };
+    let fifo = dir("g1").join("requests.jsonl");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    std::os::unix::fs::symlink("/dev/zero", dir("g2").join("requests.jsonl")).unwrap();
+    let good = json!({"ts": "2026-11-02T10:00:00Z", "status": 200, "model": "grok-4",
+                      "target": "openai/grok-4", "tokens": {"input": 7, "output": 3,
+                      "cache_read": 0, "cache_write": 0}})
+    .to_string();
+    let junk = "{".repeat(5 << 20);
+    fs::write(dir("g3").join("requests.jsonl"), format!("{junk}\n{good}\n")).unwrap();
+    // Bounded by a deadline: a scan that blocks on the FIFO must fail the
+    // test, not hang it.
+    let mut child = env.cmd(&["--json", "usage", "--timezone", "UTC"]).spawn();
+    let done = wait_until(Duration::from_secs(60), || child.try_wait().unwrap().is_some());
+    if !done {
+        let _ = child.kill();
+        panic!("`usage` blocked on a hostile proxy log");
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["totals"]["input_tokens"], json!(7), "{report}");
+}
