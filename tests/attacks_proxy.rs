@@ -236,3 +236,77 @@ fn hostile_proxy_logs_neither_block_nor_balloon_the_usage_scan() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["totals"]["input_tokens"], json!(7), "{report}");
 }
+
+/// With the daemon logging at debug level, the profile key, a provider key
+/// and the proxy's local token (what guards a proxy's loopback port from
+/// other local users) appear in no log line, whatever the commands did.
+#[test]
+fn no_key_or_local_token_in_a_debug_log() {
+    let env = Env::new("ap-debug");
+    let d = |args: &[&str]| r(&env, args).env("RINGLET_LOG", "debug");
+    d(&["daemon"]).ok();
+    let pkey = "sk-prov-DEBUGDEBUGDEBUGDEBUG0123456789";
+    let create = ["profiles", "create", "claude", "work", "-p", "anthropic", "--proxy"];
+    d(&[&create[..], &["--api-key-stdin", "--no-alias"]].concat()).stdin(KEY).ok();
+    d(&["providers", "key", "set", "zai", "--api-key-stdin"]).stdin(pkey).ok();
+    d(&["proxy", "route", "add", "work", "long", "tokens > 10", "zai/glm-5.1"]).ok();
+    d(&["proxy", "alias", "set", "work", "fast", "zai/glm-5.1"]).ok();
+    d(&["proxy", "config", "work", "--json"]).ok();
+    d(&["proxy", "disable", "work"]).ok();
+    d(&["proxy", "enable", "work"]).ok();
+    d(&["profiles", "env", "work"]).ok();
+    d(&["providers", "key", "set", "zai", "--api-key-stdin"]).stdin(pkey).ok();
+    let token = fs::read_to_string(env.config.join("secrets").join("proxy.work")).unwrap();
+    d(&["daemon", "stop"]).ok();
+    let log = env.log_text();
+    assert!(log.contains("DEBUG") || log.contains("debug"), "not a debug log:\n{log}");
+    for (what, secret) in [("profile key", KEY), ("provider key", pkey), ("local token", &token)] {
+        assert!(!log.contains(secret), "the {what} is in the daemon log:\n{log}");
+    }
+}
+
+/// A model alias whose name holds a `/` (OpenRouter-style names) set over
+/// REST can be removed over REST too (no path segment carries a `/`).
+#[test]
+fn a_model_alias_with_a_slash_can_be_removed_over_rest() {
+    let env = Env::new("ap-slash");
+    env.create_profile_cmd("claude", "work").ok();
+    let (addr, token) = env.http();
+    let auth = format!("Bearer {token}");
+    let call = |method: &str, path: &str, body: &str| {
+        request(addr, method, path, &[("Authorization", &auth)], body.as_bytes())
+    };
+    let body = json!({"model": "openrouter/fast", "target": "anthropic/claude-haiku"});
+    assert_eq!(call("POST", "/api/profiles/work/proxy/aliases", &body.to_string()).status, 200);
+    let a = call("DELETE", "/api/profiles/work/proxy/aliases?model=openrouter%2Ffast", "");
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(r(&env, &["proxy", "alias", "list", "work", "--json"]).json(), json!([]));
+    let a = call("DELETE", "/api/profiles/work/proxy/aliases", "");
+    assert_eq!(a.status, 400, "{}", String::from_utf8_lossy(&a.body));
+}
+
+/// Route adds racing on one profile: none is lost (each is a
+/// read-modify-write under the store lock).
+#[test]
+fn concurrent_route_adds_lose_nothing() {
+    let env = Arc::new(Env::new("ap-lost"));
+    env.create_profile_cmd("claude", "work").ok();
+    let barrier = Arc::new(Barrier::new(16));
+    let handles: Vec<_> = (0..16)
+        .map(|i| {
+            let (env, barrier) = (env.clone(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                let add = json!({"type": "proxy_route_add", "alias": "work",
+                                 "name": format!("r{i}"), "condition": "always",
+                                 "target": "anthropic/claude-haiku"});
+                assert!(is_ok(&ipc(&env, add)));
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let list = r(&env, &["proxy", "route", "list", "work", "--json"]).json();
+    assert_eq!(list.as_array().unwrap().len(), 16, "{list}");
+}

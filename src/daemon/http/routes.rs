@@ -43,6 +43,7 @@
 //! | DELETE | `/api/profiles/{alias}/proxy/routes/{name}` | `ProxyRouteRemove` | |
 //! | POST | `/api/profiles/{alias}/proxy/routes/{name}/move` | `ProxyRouteMove` | `{priority}` |
 //! | GET / POST | `/api/profiles/{alias}/proxy/aliases` | `ProxyAliasList`; `ProxyAliasSet` | `{model, target}` |
+//! | DELETE | `/api/profiles/{alias}/proxy/aliases?model=<m>` | `ProxyAliasRemove` (a model with a `/`) | |
 //! | PUT / DELETE | `/api/profiles/{alias}/proxy/aliases/{model}` | `ProxyAliasSet` (`{target}`); `ProxyAliasRemove` | |
 //! | GET / PUT | `/api/profiles/{alias}/proxy/budget` | `ProxyBudgetShow`; `ProxyBudgetSet` | `{daily_usd?, monthly_usd?}` (absent: no limit) |
 //! | GET | `/api/proxy/config/{alias}` | `ProxyConfig` | |
@@ -313,7 +314,10 @@ impl Resource<'_> {
             Resource::ProxyEnable(_)
             | Resource::ProxyDisable(_)
             | Resource::ProxyRouteMove { .. } => &["POST"],
-            Resource::ProxyRoutes(_) | Resource::ProxyAliases(_) => &["GET", "POST"],
+            Resource::ProxyRoutes(_) => &["GET", "POST"],
+            // DELETE with `?model=`: a model name may hold a `/`, which no
+            // path segment can carry (an encoded one is refused).
+            Resource::ProxyAliases(_) => &["GET", "POST", "DELETE"],
             Resource::ProxyRoute { .. } => &["DELETE"],
             Resource::ProxyAlias { .. } | Resource::ProviderKey(_) => &["PUT", "DELETE"],
             Resource::ProxyBudget(_) => &["GET", "PUT"],
@@ -419,6 +423,14 @@ fn build(
         (Resource::ProxyAliases(alias), "POST") => {
             let AliasBody { model, target } = json_object(body)?;
             Request::ProxyAliasSet { alias: alias.into(), model, target }
+        }
+        (Resource::ProxyAliases(alias), "DELETE") => {
+            let Some(model) = query.text("model") else {
+                return Err(HttpError::bad_request(
+                    "give the model as `?model=<name>` (percent-encoded)",
+                ));
+            };
+            Request::ProxyAliasRemove { alias: alias.into(), model }
         }
         (Resource::ProxyAlias { alias, model }, "PUT") => {
             let TargetBody { target } = json_object(body)?;
