@@ -310,3 +310,68 @@ fn concurrent_route_adds_lose_nothing() {
     let list = r(&env, &["proxy", "route", "list", "work", "--json"]).json();
     assert_eq!(list.as_array().unwrap().len(), 16, "{list}");
 }
+
+/// The agent of a proxied profile, run locally and as a remote terminal
+/// session, sees neither the profile key nor a provider key: not in its
+/// environment, its arguments, nor any file of its home.
+#[test]
+fn a_proxied_agent_never_sees_an_upstream_key_run_locally_or_remotely() {
+    let env = Env::new("ap-agent");
+    let dump = env.root.join("dumps");
+    fs::create_dir_all(&dump).unwrap();
+    env.fake_agent(
+        "claude",
+        &format!(
+            "case \"$1\" in --version) echo '2.1.0 (Claude Code)'; exit 0;; esac\n\
+             f={}/$$; {{ env; echo \"ARGS $*\"; }} > \"$f.tmp\"; mv \"$f.tmp\" \"$f\"",
+            dump.display()
+        ),
+    );
+    let pkey = "sk-prov-AGENTAGENTAGENTAGENT0123456789";
+    let create = ["profiles", "create", "claude", "work", "-p", "anthropic", "--proxy"];
+    r(&env, &[&create[..], &["--api-key-stdin", "--no-alias"]].concat()).stdin(KEY).ok();
+    r(&env, &["providers", "key", "set", "zai", "--api-key-stdin"]).stdin(pkey).ok();
+    r(&env, &["proxy", "route", "add", "work", "long", "tokens > 10", "zai/glm-5.1"]).ok();
+    r(&env, &["profiles", "run", "work", "--", "-p", "hi"]).ok();
+
+    let (addr, token) = env.http();
+    let body = json!({"profile": "work", "sandbox": false, "path": env.path_var().to_str().unwrap(),
+                      "cols": 80, "rows": 24, "working_dir": env.root.display().to_string()});
+    let a = crate::util::http::post_session(addr, &token, &body);
+    assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.body));
+    let count = || {
+        fs::read_dir(&dump)
+            .unwrap()
+            .filter(|e| !e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tmp"))
+            .count()
+    };
+    assert!(wait_until(Duration::from_secs(30), || count() >= 2), "the session's agent never ran");
+
+    let local = fs::read_to_string(env.config.join("secrets").join("proxy.work")).unwrap();
+    let mut seen = Vec::new();
+    for e in fs::read_dir(&dump).unwrap() {
+        seen.push(fs::read_to_string(e.unwrap().path()).unwrap());
+    }
+    let home = env.home.join(".claude-profiles/work");
+    seen.extend(walk(&home));
+    for text in &seen {
+        for key in [KEY, pkey] {
+            assert!(!text.contains(key), "an upstream key reached the agent:\n{text}");
+            assert!(!text.contains(&key[key.len() - 20..]), "a key's tail:\n{text}");
+        }
+    }
+    assert!(seen.iter().take(2).all(|t| t.contains(&local)), "the agent has its local token");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let meta = fs::symlink_metadata(e.path()).unwrap();
+        if meta.is_dir() {
+            out.extend(walk(&e.path()));
+        } else if meta.is_file() {
+            out.push(String::from_utf8_lossy(&fs::read(e.path()).unwrap()).into_owned());
+        }
+    }
+    out
+}
