@@ -186,6 +186,17 @@ fn a_provider_key_in_a_malformed_body_is_not_echoed() {
         assert_eq!(a.status, 400, "{text}");
         assert!(!text.contains("ECHOECHO"), "the key came back: {text}");
     }
+    // A profile's key sent as a bare JSON string to the create route.
+    let a = request(
+        addr,
+        "POST",
+        "/api/profiles",
+        &[("Authorization", &auth)],
+        format!("\"{secret}\"").as_bytes(),
+    );
+    assert_eq!(a.status, 400);
+    let text = String::from_utf8_lossy(&a.body);
+    assert!(!text.contains("ECHOECHO"), "the key came back: {text}");
     assert!(!env.log_text().contains("ECHOECHO"), "the key is in the daemon log");
     assert!(
         fs::read_dir(env.config.join("secrets"))

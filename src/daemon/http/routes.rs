@@ -583,9 +583,16 @@ fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, HttpError> {
 /// Parses a required JSON object into a struct. Checked by hand because
 /// serde's derived structs also accept an array of the fields in order, so
 /// `[]` would pass as an all-defaults create; keyed fields only, over HTTP.
+/// A bare JSON string is refused before serde sees it: serde's message
+/// quotes it (`invalid type: string "sk-..."`), and that string may be a
+/// key sent the wrong way (`curl -d '"sk-..."'`).
 fn json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, HttpError> {
+    let first = body.trim_ascii_start().first().copied();
+    if first == Some(b'"') {
+        return Err(HttpError::bad_request("the JSON body must be an object"));
+    }
     let parsed = json_body(body)?;
-    if body.trim_ascii_start().first() != Some(&b'{') {
+    if first != Some(b'{') {
         return Err(HttpError::bad_request("the JSON body must be an object"));
     }
     Ok(parsed)
