@@ -55,8 +55,24 @@ fn routing_never_grows_a_profile_past_what_the_store_reads_back() {
     while condition.len() + " or always".len() <= 4096 {
         condition.push_str(" or always");
     }
+    // Seeded (daemon stopped) with such rules to about 40 KiB under the
+    // limit, as a long run of `proxy route add` would leave it; then the
+    // daemon is asked for more.
+    r(&env, &["daemon", "stop"]).ok();
+    let path = env.config.join("profiles").join("work.json");
+    let mut profile: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    let rule = |i: usize| {
+        json!({"name": format!("s{i}"), "condition": condition,
+               "target": "anthropic/claude-haiku", "priority": 0})
+    };
+    let n = ((1 << 20) - (40 << 10)) / (condition.len() + 150);
+    profile["routing"]["rules"] = Value::Array((0..n).map(rule).collect());
+    let text = serde_json::to_string_pretty(&profile).unwrap();
+    assert!(text.len() < 1 << 20, "seeded too much: {}", text.len());
+    fs::write(&path, text).unwrap();
+    r(&env, &["daemon"]).ok();
     let mut refused = None;
-    for i in 0..400 {
+    for i in 0..40 {
         let reply = ipc(
             &env,
             json!({"type": "proxy_route_add", "alias": "work", "name": format!("r{i}"),
@@ -67,12 +83,12 @@ fn routing_never_grows_a_profile_past_what_the_store_reads_back() {
             break;
         }
     }
-    let refused = refused.expect("400 rules of 4 KiB each were all accepted");
+    let refused = refused.expect("40 more rules of 4 KiB each were all accepted");
     assert!(refused.contains("limit") || refused.contains("at most"), "unclear: {refused}");
     // Nothing lost: the profile still loads and its rules can be removed.
     let list = r(&env, &["proxy", "route", "list", "work", "--json"]).json();
     assert!(!list.as_array().unwrap().is_empty(), "{list}");
-    r(&env, &["proxy", "route", "remove", "work", "r0"]).ok();
+    r(&env, &["proxy", "route", "remove", "work", "s0"]).ok();
     r(&env, &["profiles", "inspect", "work"]).ok();
 
     // A model alias with a huge name is refused at once, clearly.
@@ -80,6 +96,11 @@ fn routing_never_grows_a_profile_past_what_the_store_reads_back() {
     let (_, err) =
         r(&env, &["proxy", "alias", "set", "work", &huge, "anthropic/claude-haiku"]).code(1);
     assert!(err.contains("long"), "{}", &err[..err.len().min(300)]);
+    // A huge name that is also invalid: the error does not quote it back.
+    let spaced = format!("{huge} x");
+    let (_, err) =
+        r(&env, &["proxy", "alias", "set", "work", &spaced, "anthropic/claude-haiku"]).code(1);
+    assert!(err.len() < 1000, "the error quotes {} bytes", err.len());
     let target = format!("anthropic/{huge}");
     let (_, err) = r(&env, &["proxy", "alias", "set", "work", "fast", &target]).code(1);
     assert!(err.contains("long"), "{}", &err[..err.len().min(300)]);
@@ -385,4 +406,37 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
         }
     }
     out
+}
+
+/// A custom provider whose id mimics the local-token namespace
+/// (`proxy.work`) or climbs out of the secrets dir never loads, so no
+/// `providers key set` can write over a profile's local token or a file
+/// elsewhere; a provider key set after the token leaves the token alone.
+#[test]
+fn a_provider_id_cannot_reach_another_secret_namespace() {
+    let env = Env::new("ap-ns");
+    let create = ["profiles", "create", "claude", "work", "-p", "anthropic", "--proxy"];
+    r(&env, &[&create[..], &["--api-key-stdin", "--no-alias"]].concat()).stdin(KEY).ok();
+    let token_file = env.config.join("secrets").join("proxy.work");
+    let token = fs::read_to_string(&token_file).unwrap();
+    let dir = env.config.join("providers.d");
+    fs::create_dir_all(&dir).unwrap();
+    let zai = include_str!("../manifests/providers/zai.toml");
+    for (file, id) in [("a.toml", "proxy.work"), ("b.toml", "../x"), ("c.toml", "Work")] {
+        fs::write(dir.join(file), zai.replace("id = \"zai\"", &format!("id = \"{id}\""))).unwrap();
+    }
+    r(&env, &["daemon", "stop"]).ok();
+    for id in ["proxy.work", "../x", "Work", "proxy", "provider.zai"] {
+        let (_, err) = r(&env, &["providers", "key", "set", id, "--api-key-stdin"])
+            .stdin("sk-evil-0123456789abcdefghij")
+            .code(1);
+        assert!(!err.is_empty(), "{id}");
+    }
+    assert_eq!(fs::read_to_string(&token_file).unwrap(), token, "the local token was replaced");
+    assert!(!env.config.join("x").exists() && !env.config.join("secrets/x").exists());
+    let names: Vec<String> = fs::read_dir(env.config.join("secrets"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| n == "work" || n == "proxy.work"), "{names:?}");
 }

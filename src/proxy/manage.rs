@@ -200,15 +200,16 @@ pub fn alias_set(
     model: &str,
     target: &str,
 ) -> Result<Vec<AliasRow>> {
-    if model.trim().is_empty() || model.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        bail!("invalid model name `{}`", model.escape_debug());
-    }
+    // The length first: the next error quotes the name.
     if model.len() > MAX_MODEL_LEN {
         bail!(
             "the model name is {} bytes long; an alias maps a model name of at most \
              {MAX_MODEL_LEN} bytes",
             model.len()
         );
+    }
+    if model.trim().is_empty() || model.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        bail!("invalid model name `{}`", model.escape_debug());
     }
     check_target_len(target)?;
     let (profile, ()) = s.store.update(alias, |p| {
