@@ -227,12 +227,12 @@ fn a_provider_key_in_a_malformed_body_is_not_echoed() {
 }
 
 /// Hostile proxy request logs (a FIFO, a link to `/dev/zero`, a 5 MB line
-/// of junk before a good record) neither block nor balloon the usage scan:
+/// of junk before a good record, a sparse 64 GiB file) neither block nor balloon the usage scan:
 /// `usage` answers, and the good record counts.
 #[test]
 fn hostile_proxy_logs_neither_block_nor_balloon_the_usage_scan() {
     let env = Env::new("ap-log");
-    for alias in ["g1", "g2", "g3"] {
+    for alias in ["g1", "g2", "g3", "g4"] {
         r(
             &env,
             &["profiles", "create", "grok", alias, "-p", "openai", "--api-key-stdin", "--no-alias"],
@@ -255,6 +255,10 @@ fn hostile_proxy_logs_neither_block_nor_balloon_the_usage_scan() {
     .to_string();
     let junk = "{".repeat(5 << 20);
     fs::write(dir("g3").join("requests.jsonl"), format!("{junk}\n{good}\n")).unwrap();
+    // A sparse 64 GiB log: read at most so far per scan, never whole.
+    let sparse = fs::File::create(dir("g4").join("requests.jsonl")).unwrap();
+    sparse.set_len(64 << 30).unwrap();
+    drop(sparse);
     // Bounded by a deadline: a scan that blocks on the FIFO must fail the
     // test, not hang it.
     let mut child = env.cmd(&["--json", "usage", "--timezone", "UTC"]).spawn();

@@ -202,7 +202,7 @@ pub fn create(s: &Services<'_>, req: CreateRequest) -> Result<Created> {
     // profile may have been given the same one since. Refuse, nothing done.
     if let Some(port) = profile.routing.port {
         crate::proxy::manage::check_port_free_among_profiles(s, &req.alias, port)
-            .map_err(|e| anyhow::anyhow!("{e:#} (it was just taken: run the command again)"))?;
+            .map_err(|e| Conflict(format!("{e:#} (it was just taken: run the command again)")))?;
     }
     let mut undo = Undo {
         s,
