@@ -35,6 +35,27 @@ pub struct Config {
     /// Price overrides by model name, in LiteLLM's field names
     /// (`[pricing."my-model"] input_cost_per_token = 3e-6`).
     pub pricing: std::collections::BTreeMap<String, crate::usage::pricing::ModelPrice>,
+    /// `[proxy]`: which program serves the profiles' routing proxies.
+    pub proxy: ProxyConfig,
+}
+
+/// `[proxy]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// `builtin` (Ringlet's own `proxy serve`) or `litellm`.
+    pub backend: ProxyBackend,
+    /// The LiteLLM proxy's command (`litellm` on PATH when unset).
+    pub litellm_command: Option<String>,
+}
+
+/// `[proxy] backend`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyBackend {
+    #[default]
+    Builtin,
+    Litellm,
 }
 
 #[derive(Debug, Clone, Deserialize)]

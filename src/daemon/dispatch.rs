@@ -90,6 +90,12 @@ pub fn handle(state: &State, request: Request) -> Reply {
         Request::UsageImportClaude { dir, profile } => {
             handle_usage_import_claude(state, dir.as_deref(), profile.as_deref())
         }
+        Request::ProxyStart { alias } => result(state.proxies.start(state, &alias)),
+        Request::ProxyStop { alias } => result(state.proxies.stop(state, &alias)),
+        Request::ProxyRestart { alias } => result(state.proxies.restart(state, &alias)),
+        Request::ProxyStopAll => Reply::ok(&json!({ "stopped": state.proxies.stop_all() })),
+        Request::ProxyStatus { alias } => result(state.proxies.status(state, alias.as_deref())),
+        Request::ProxyLogs { alias, lines, from } => handle_proxy_logs(state, &alias, lines, from),
         #[cfg(debug_assertions)]
         Request::DebugPanic => panic!("debug_panic requested"),
         Request::Subscribe { .. } => Reply::error(
@@ -393,6 +399,8 @@ fn handle_profiles_delete(state: &State, alias: &str, purge: bool) -> Reply {
         })
     })();
     if let Ok(d) = &deleted {
+        // Its proxy goes with it, and frees its port.
+        state.proxies.forget(alias);
         crate::info!("profile {alias} deleted (purge: {purge})");
         state.events.emit(
             EventKind::ProfileDeleted,
@@ -485,6 +493,7 @@ fn refuse_beside_unsandboxed(state: &State, alias: &str) -> anyhow::Result<()> {
 fn handle_profiles_run(state: &State, alias: &str, path: Option<&str>, args: &[String]) -> Reply {
     let catalog = state.catalog();
     let plan = refuse_beside_sandboxed(state, alias)
+        .and_then(|()| ensure_proxy(state, alias))
         .and_then(|()| run::prepare(&state.services(&catalog), alias, path, args));
     if let Ok(plan) = &plan {
         state
@@ -499,6 +508,29 @@ fn handle_profiles_run(state: &State, alias: &str, path: Option<&str>, args: &[S
         );
     }
     result(plan)
+}
+
+/// A run of a proxy-enabled profile needs its proxy: started (and its port
+/// chosen, if it has none) before the run plan is rendered.
+fn ensure_proxy(state: &State, alias: &str) -> anyhow::Result<()> {
+    if state.profiles.get(alias)?.proxy {
+        state.proxies.ensure_running(state, alias)?;
+    }
+    Ok(())
+}
+
+fn handle_proxy_logs(state: &State, alias: &str, lines: Option<usize>, from: Option<u64>) -> Reply {
+    result((|| {
+        state.profiles.get(alias)?;
+        let path = crate::proxy::supervisor::log_path(&state.paths.config_dir, alias);
+        let (lines, next) = crate::proxy::supervisor::read_log(&path, lines.unwrap_or(50), from)?;
+        Ok(crate::protocol::ProxyLog {
+            alias: alias.to_string(),
+            path: path.display().to_string(),
+            lines,
+            next,
+        })
+    })())
 }
 
 fn handle_profiles_run_ended(state: &State, ended: &RunEnded) -> Reply {
@@ -698,6 +730,7 @@ fn handle_terminal_create(state: &State, req: crate::protocol::TerminalRequest) 
         } else {
             refuse_beside_sandboxed(state, &req.profile)?;
         }
+        ensure_proxy(state, &req.profile)?;
         let plan = run::prepare(&services, &req.profile, Some(&path), &req.args)?;
         let profile = state.profiles.get(&req.profile)?;
         let cwd = match &req.working_dir {
