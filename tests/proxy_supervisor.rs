@@ -1,0 +1,428 @@
+//! The proxy supervisor (issue 12, item 1): the daemon binds each proxy's
+//! port, hands it to a child as fd 3, watches it and replaces it on the
+//! same socket; stop, delete and the daemon's own death leave nothing
+//! behind. These tests run a real daemon in a temp world; the child is a
+//! small stand-in (`RINGLET_DEBUG_PROXY_CHILD`, honoured by debug builds)
+//! that speaks the child's contract: config JSON on stdin, listener on fd 3,
+//! `GET /health`, `GET /ringlet/stats` with the local token.
+
+use std::fs;
+use std::io::{BufReader, Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::util::http::request;
+use crate::util::{Env, kill, pid_alive, read_line_matching, wait_until};
+
+/// A stand-in for `ringlet proxy serve`: reads its config from stdin,
+/// serves on the inherited fd 3, answers `/health`, `/ringlet/stats` (local
+/// token required) and any POST with its pid, exits 0 on SIGTERM.
+const FAKE_CHILD: &str = r#"#!/usr/bin/python3
+import json, os, signal, socket, sys, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+cfg = json.loads(sys.stdin.read())
+token = cfg["local_token"]
+count = {"n": 0}
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def reply(self, code, obj):
+        body = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        if self.path == "/health":
+            return self.reply(200, {"ok": True, "alias": cfg["alias"], "pid": os.getpid()})
+        if self.path == "/ringlet/stats":
+            if self.headers.get("Authorization") != "Bearer " + token:
+                return self.reply(401, {"error": "token"})
+            return self.reply(200, {"alias": cfg["alias"], "pid": os.getpid(), "started": "",
+                "requests": count["n"], "in_flight": 0, "last_request": None,
+                "spend_today_usd": 0.5, "spend_month_usd": 1.25, "unpriced_requests": 0,
+                "budget": cfg["budget"], "targets": [{"target": "anthropic/m", "requests": count["n"],
+                "errors": 0, "fallbacks": 0, "p50_ms": 1.0, "p99_ms": 2.0, "spend_today_usd": 0.5}]})
+        self.reply(404, {})
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        count["n"] += 1
+        self.reply(200, {"pid": os.getpid(), "upstream_key": cfg["upstreams"][cfg["default_upstream"]]["key"]})
+srv = ThreadingHTTPServer(("127.0.0.1", 0), H, bind_and_activate=False)
+srv.daemon_threads = True
+srv.socket.close()
+srv.socket = socket.socket(fileno=3)
+signal.signal(signal.SIGTERM, lambda *a: threading.Thread(target=srv.shutdown).start())
+srv.serve_forever()
+"#;
+
+/// A world with a `claude` profile `work` whose proxy is enabled on `port`
+/// (`None`: no port yet), and a daemon running the stand-in child.
+fn world(name: &str, port: Option<u16>) -> (Env, PathBuf) {
+    world_with(name, port, FAKE_CHILD)
+}
+
+fn world_with(name: &str, port: Option<u16>, child: &str) -> (Env, PathBuf) {
+    let env = Env::new(name);
+    env.fake_agent("claude", "echo '2.1.0 (Claude Code)'");
+    let child_path = env.bin.join("fake-proxy");
+    fs::write(&child_path, child).unwrap();
+    fs::set_permissions(&child_path, fs::Permissions::from_mode(0o755)).unwrap();
+    env.cmd(&["daemon"]).env("RINGLET_DEBUG_PROXY_CHILD", &child_path).ok();
+    env.create_profile("claude", "work");
+    enable(&env, "work", port);
+    (env, child_path)
+}
+
+/// Turns the profile's proxy on (as `proxy enable` does) with `port`.
+fn enable(env: &Env, alias: &str, port: Option<u16>) {
+    let path = env.config.join("profiles").join(format!("{alias}.json"));
+    let mut profile: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    profile["proxy"] = json!(true);
+    profile["routing"]["port"] = json!(port);
+    fs::write(&path, serde_json::to_string_pretty(&profile).unwrap()).unwrap();
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
+}
+
+fn status(env: &Env, alias: &str) -> Value {
+    let all = env.cmd(&["proxy", "status", alias, "--json"]).json();
+    all.as_array().and_then(|a| a.first()).cloned().unwrap_or_else(|| panic!("{all}"))
+}
+
+/// An IPC subscription to the proxy events.
+fn subscribe(env: &Env) -> BufReader<UnixStream> {
+    let stream = UnixStream::connect(env.socket()).unwrap();
+    (&stream)
+        .write_all(
+            br#"{"version":1,"request":{"type":"subscribe","events":["ProxyStarted","ProxyStopped","ProxyError"]}}
+"#,
+        )
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    read_line_matching(&mut reader, Duration::from_secs(5), |_| true).expect("subscribed");
+    reader
+}
+
+fn next_event(reader: &mut BufReader<UnixStream>, kind: &str) -> Value {
+    let line = read_line_matching(reader, Duration::from_secs(20), |l| {
+        l.contains(&format!("\"type\":\"{kind}\""))
+    })
+    .unwrap_or_else(|| panic!("no {kind} event"));
+    serde_json::from_str(&line).unwrap()
+}
+
+/// One POST to the proxy on a fresh connection: the pid that answered.
+fn relay(port: u16) -> std::io::Result<u64> {
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
+    s.set_read_timeout(Some(Duration::from_secs(15)))?;
+    s.write_all(
+        b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}",
+    )?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    let body = raw.split("\r\n\r\n").nth(1).unwrap_or("");
+    let v: Value =
+        serde_json::from_str(body).map_err(|e| std::io::Error::other(format!("{e}: {raw:?}")))?;
+    Ok(v["pid"].as_u64().unwrap_or(0))
+}
+
+fn port_is_free(port: u16) -> bool {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+}
+
+#[test]
+fn start_status_and_stop_through_the_cli_and_rest() {
+    let port = free_port();
+    let (env, _) = world("proxy-lifecycle", Some(port));
+    let mut events = subscribe(&env);
+    let (stdout, _) = env.cmd(&["proxy", "status"]).code(0);
+    assert!(stdout.contains("work") && stdout.contains("stopped"), "{stdout}");
+
+    let out = env.cmd(&["proxy", "start", "work"]).ok();
+    assert!(out.contains(&format!("running on 127.0.0.1:{port}")), "{out}");
+    let started = next_event(&mut events, "ProxyStarted");
+    assert_eq!(started["data"]["alias"], "work");
+    assert_eq!(started["data"]["port"], port);
+    let pid = started["data"]["pid"].as_u64().unwrap();
+    // The child relays with the profile's own key, given on its stdin.
+    assert_eq!(relay(port).unwrap(), pid);
+
+    let s = status(&env, "work");
+    assert_eq!(s["state"], "running", "{s}");
+    assert_eq!((s["port"].as_u64(), s["pid"].as_u64()), (Some(port as u64), Some(pid)));
+    assert_eq!(s["restarts"], 0);
+    // Stats come from the child, asked with the local token.
+    assert_eq!(s["stats"]["requests"], 1, "{s}");
+    assert!(s["spawn_to_healthy_ms"].as_f64().unwrap() > 0.0);
+    let table = env.cmd(&["proxy", "status"]).ok();
+    assert!(table.contains("running") && table.contains("anthropic/m"), "{table}");
+    assert!(table.contains("$0.50"), "{table}");
+    // No key in anything the daemon tells.
+    assert!(!table.contains(crate::util::KEY) && !s.to_string().contains(crate::util::KEY));
+    // A second start leaves the running one alone.
+    env.cmd(&["proxy", "start", "work"]).ok();
+    assert_eq!(status(&env, "work")["pid"].as_u64(), Some(pid));
+
+    // REST: status, stop (the port is free after), start, restart.
+    let (addr, token) = env.http();
+    let auth = format!("Bearer {token}");
+    let h = [("Authorization", auth.as_str())];
+    let a = request(addr, "GET", "/api/proxy/status/work", &h, b"");
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(a.json()["data"][0]["state"], "running");
+    let a = request(addr, "POST", "/api/proxy/work/stop", &h, b"");
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(a.json()["data"]["state"], "stopped");
+    let stopped = next_event(&mut events, "ProxyStopped");
+    assert_eq!(stopped["data"]["alias"], "work");
+    assert!(!pid_alive(pid as u32), "the child is gone once stop answers");
+    assert!(port_is_free(port), "stop frees the port");
+    let a = request(addr, "POST", "/api/proxy/work/start", &h, b"");
+    assert_eq!(a.json()["data"]["state"], "running", "{}", String::from_utf8_lossy(&a.body));
+    let second = a.json()["data"]["pid"].as_u64().unwrap();
+    let a = request(addr, "POST", "/api/proxy/work/restart", &h, b"");
+    let third = a.json()["data"]["pid"].as_u64().unwrap();
+    assert_ne!(second, third, "restart runs a fresh child");
+    assert!(wait_until(Duration::from_secs(15), || !pid_alive(second as u32)));
+    assert_eq!(relay(port).unwrap(), third);
+    let a = request(addr, "GET", "/api/proxy/status", &h, b"");
+    assert_eq!(a.json()["data"][0]["pid"].as_u64(), Some(third));
+    let a = request(addr, "GET", "/api/proxy/nobody/logs", &h, b"");
+    assert_eq!(a.status, 404, "{}", String::from_utf8_lossy(&a.body));
+
+    // stop-all through the CLI.
+    let out = env.cmd(&["proxy", "stop-all"]).ok();
+    assert!(out.contains("stopped: work"), "{out}");
+    assert!(!pid_alive(third as u32));
+    assert!(port_is_free(port));
+    assert_eq!(status(&env, "work")["state"], "stopped");
+    let (_, err) = env.cmd(&["proxy", "start", "nobody"]).code(1);
+    assert!(err.contains("nobody"), "{err}");
+}
+
+#[test]
+fn a_profile_without_the_proxy_or_a_port() {
+    let (env, _) = world("proxy-port", None);
+    // No port yet: one is chosen, kept in the profile, and used.
+    let s = env.cmd(&["proxy", "start", "work", "--json"]).json();
+    let port = s["port"].as_u64().unwrap();
+    let profile = env.cmd(&["profiles", "inspect", "work", "--json"]).json();
+    assert_eq!(profile["routing"]["port"].as_u64(), Some(port), "{profile}");
+    assert!(relay(port as u16).is_ok());
+    env.cmd(&["proxy", "stop", "work"]).ok();
+    // A profile that does not route through a proxy is told so.
+    env.create_profile("claude", "plain");
+    let (_, err) = env.cmd(&["proxy", "start", "plain"]).code(1);
+    assert!(err.contains("proxy enable plain"), "{err}");
+}
+
+#[test]
+fn a_run_of_a_proxied_profile_starts_its_proxy() {
+    let port = free_port();
+    let (env, _) = world("proxy-run", Some(port));
+    env.fake_agent("claude", "echo ran");
+    let out = env.cmd(&["profiles", "run", "work"]).ok();
+    assert!(out.contains("ran"), "{out}");
+    let s = status(&env, "work");
+    assert_eq!(s["state"], "running", "{s}");
+    assert!(relay(port).is_ok());
+}
+
+#[test]
+fn kill_9_mid_traffic_restarts_on_the_same_port_without_refusals() {
+    let port = free_port();
+    let (env, _) = world("proxy-kill", Some(port));
+    let mut events = subscribe(&env);
+    env.cmd(&["proxy", "start", "work"]).ok();
+    let first = status(&env, "work")["pid"].as_u64().unwrap() as u32;
+    next_event(&mut events, "ProxyStarted");
+
+    // A client hammers the port throughout.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, refused) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let hammer = {
+        let (stop, ok, refused) = (stop.clone(), ok.clone(), refused.clone());
+        thread::spawn(move || {
+            let mut pids = Vec::new();
+            let mut errors = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                match relay(port) {
+                    Ok(pid) => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                        pids.push(pid);
+                    }
+                    Err(e) => {
+                        if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                        errors.push(e.to_string());
+                    }
+                }
+            }
+            (pids, errors)
+        })
+    };
+    assert!(wait_until(Duration::from_secs(10), || ok.load(Ordering::Relaxed) >= 5));
+    kill(first, 9);
+    let error = next_event(&mut events, "ProxyError");
+    assert_eq!(error["data"]["state"], "restarting", "{error}");
+    assert!(error["data"]["error"].as_str().unwrap().contains("signal 9"), "{error}");
+    let restarted = next_event(&mut events, "ProxyStarted");
+    let second = restarted["data"]["pid"].as_u64().unwrap() as u32;
+    assert_ne!(second, first);
+    assert_eq!(restarted["data"]["port"], port);
+    let served = ok.load(Ordering::Relaxed);
+    assert!(wait_until(Duration::from_secs(10), || ok.load(Ordering::Relaxed) >= served + 5));
+    stop.store(true, Ordering::Relaxed);
+    let (pids, errors) = hammer.join().unwrap();
+    assert_eq!(refused.load(Ordering::Relaxed), 0, "connections refused: {errors:?}");
+    assert!(pids.contains(&(first as u64)) && pids.contains(&(second as u64)));
+    let s = status(&env, "work");
+    assert_eq!((s["state"].as_str(), s["restarts"].as_u64()), (Some("running"), Some(1)), "{s}");
+    assert!(s["last_error"].as_str().unwrap().contains("signal 9"), "{s}");
+}
+
+#[test]
+fn the_daemons_death_leaves_no_proxy() {
+    let port = free_port();
+    let (env, _) = world("proxy-orphan", Some(port));
+    env.cmd(&["proxy", "start", "work"]).ok();
+    let child = status(&env, "work")["pid"].as_u64().unwrap() as u32;
+    let daemon = env.daemon_pid().unwrap();
+    kill(daemon, 9);
+    assert!(
+        wait_until(Duration::from_secs(10), || !pid_alive(child)),
+        "proxy {child} outlived its daemon"
+    );
+    assert!(wait_until(Duration::from_secs(10), || port_is_free(port)));
+}
+
+#[test]
+fn daemon_stop_stops_the_proxies() {
+    let port = free_port();
+    let (env, _) = world("proxy-shutdown", Some(port));
+    env.cmd(&["proxy", "start", "work"]).ok();
+    let child = status(&env, "work")["pid"].as_u64().unwrap() as u32;
+    env.cmd(&["daemon", "stop"]).ok();
+    assert!(!pid_alive(child), "the proxy ended before the daemon did");
+    assert!(env.log_text().contains("stopped proxies: work"), "{}", env.log_text());
+}
+
+#[test]
+fn deleting_the_profile_stops_its_proxy_and_frees_the_port() {
+    let port = free_port();
+    let (env, _) = world("proxy-delete", Some(port));
+    let mut events = subscribe(&env);
+    env.cmd(&["proxy", "start", "work"]).ok();
+    let child = status(&env, "work")["pid"].as_u64().unwrap() as u32;
+    env.cmd(&["profiles", "delete", "work"]).ok();
+    let stopped = next_event(&mut events, "ProxyStopped");
+    assert_eq!(stopped["data"]["reason"], "profile deleted");
+    assert!(!pid_alive(child));
+    let _bound = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("the port is free");
+    let all = env.cmd(&["proxy", "status", "--json"]).json();
+    assert_eq!(all, json!([]));
+}
+
+#[test]
+fn a_taken_port_is_a_clear_error() {
+    let held = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = held.local_addr().unwrap().port();
+    let (env, _) = world("proxy-taken", Some(port));
+    let (_, err) = env.cmd(&["proxy", "start", "work"]).code(1);
+    assert!(err.contains(&format!("port {port}")) && err.contains("taken"), "{err}");
+    assert_eq!(status(&env, "work")["state"], "failed");
+    drop(held);
+    env.cmd(&["proxy", "start", "work"]).ok();
+    assert_eq!(status(&env, "work")["state"], "running");
+}
+
+#[test]
+fn a_child_that_always_dies_fails_with_its_reason() {
+    let port = free_port();
+    let dying = "#!/bin/sh\ncat >/dev/null\necho 'proxy serve: cannot start: boom' >&2\nexit 3\n";
+    let (env, _) = world_with("proxy-dies", Some(port), dying);
+    let mut events = subscribe(&env);
+    let (_, err) = env.cmd(&["proxy", "start", "work"]).code(1);
+    assert!(err.contains("restarted 5 times"), "{err}");
+    assert!(err.contains("exited with code 3") && err.contains("boom"), "{err}");
+    let failed = loop {
+        let e = next_event(&mut events, "ProxyError");
+        if e["data"]["state"] == "failed" {
+            break e;
+        }
+    };
+    assert!(failed["data"]["error"].as_str().unwrap().contains("boom"), "{failed}");
+    let s = status(&env, "work");
+    assert_eq!(s["state"], "failed", "{s}");
+    assert!(s["last_error"].as_str().unwrap().contains("boom"), "{s}");
+    // A failed proxy's port is closed, not left hanging.
+    assert!(port_is_free(port));
+    let (stdout, _) = env.cmd(&["doctor"]).code(1);
+    assert!(stdout.contains("FAIL proxy") && stdout.contains("boom"), "{stdout}");
+}
+
+#[test]
+fn logs_tail_and_follow() {
+    let port = free_port();
+    let (env, _) = world("proxy-logs", Some(port));
+    let dir = env.config.join("proxy").join("work");
+    fs::create_dir_all(&dir).unwrap();
+    let record = |n: u32| {
+        json!({"ts": format!("2026-12-07T08:00:0{n}Z"), "rule": null, "model": "m",
+               "attempts": [{"target": "anthropic/m", "status": 200, "error": null, "ms": 5.0}],
+               "status": 200, "target": "anthropic/m", "ttfb_ms": 2.0, "ms": 5.0,
+               "tokens": {"input": 10, "output": 2, "cache_read": 0, "cache_write": 0},
+               "cost_usd": 0.001, "stream": false})
+        .to_string()
+    };
+    let log = dir.join("requests.jsonl");
+    fs::write(&log, format!("{}\n{}\n{}\n", record(1), record(2), record(3))).unwrap();
+    let out = env.cmd(&["proxy", "logs", "work", "--lines", "2"]).ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].starts_with("2026-12-07T08:00:02Z  200  m -> anthropic/m"), "{out}");
+    let raw = env.cmd(&["proxy", "logs", "work", "--lines", "1", "--json"]).ok();
+    assert_eq!(raw.trim(), record(3));
+    // --follow prints what is appended.
+    let mut follow = env.cmd(&["proxy", "logs", "work", "--lines", "1", "--follow"]).spawn();
+    let mut stdout = follow.stdout.take().unwrap();
+    thread::sleep(Duration::from_millis(700));
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .write_all(format!("{}\n", record(4)).as_bytes())
+        .unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let seen = seen.clone();
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let found = wait_until(Duration::from_secs(10), || seen.lock().unwrap().contains("08:00:04Z"));
+    let _ = follow.kill();
+    let _ = follow.wait();
+    let _ = reader.join();
+    assert!(found, "{}", seen.lock().unwrap());
+    assert!(!seen.lock().unwrap().contains("08:00:02Z"));
+}
