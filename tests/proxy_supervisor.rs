@@ -287,7 +287,14 @@ fn kill_9_mid_traffic_restarts_on_the_same_port_without_refusals() {
     assert!(wait_until(Duration::from_secs(10), || ok.load(Ordering::Relaxed) >= served + 5));
     stop.store(true, Ordering::Relaxed);
     let (pids, errors) = hammer.join().unwrap();
-    assert_eq!(refused.load(Ordering::Relaxed), 0, "connections refused: {errors:?}");
+    // A connection the killed child had accepted is reset; none is refused.
+    let first_errors: Vec<&String> = errors.iter().take(5).collect();
+    assert_eq!(
+        refused.load(Ordering::Relaxed),
+        0,
+        "connections refused ({} errors, first: {first_errors:?})",
+        errors.len()
+    );
     assert!(pids.contains(&(first as u64)) && pids.contains(&(second as u64)));
     let s = status(&env, "work");
     assert_eq!((s["state"].as_str(), s["restarts"].as_u64()), (Some("running"), Some(1)), "{s}");

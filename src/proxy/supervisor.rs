@@ -323,9 +323,13 @@ impl Proxies {
 
     /// Stops the proxy and frees its port.
     pub fn stop(&self, state: &State, alias: &str) -> Result<ProxyInfo> {
-        state.profiles.get(alias)?;
+        let profile = state.profiles.get(alias)?;
         let alias = alias.to_string();
-        self.ask(|reply| Msg::Stop { alias, reason: "stopped".into(), forget: false, reply })
+        let mut info =
+            self.ask(|reply| Msg::Stop { alias, reason: "stopped".into(), forget: false, reply })?;
+        info.port = info.port.or(profile.routing.port);
+        info.backend = Backend::from_config(state.config.proxy.backend).as_str().into();
+        Ok(info)
     }
 
     /// The profile is gone: stop its proxy, free the port, forget it.
@@ -348,6 +352,12 @@ impl Proxies {
         let stopped = self.stop_all_within("daemon shutdown", SHUTDOWN_GRACE);
         if !stopped.is_empty() {
             crate::info!("stopped proxies: {}", stopped.join(", "));
+        }
+        // Whatever did not answer in time goes with its whole group (and
+        // PDEATHSIG covers a child in the instant the daemon exits).
+        let table = self.shared.table.lock().unwrap_or_else(|p| p.into_inner());
+        for pid in table.values().filter_map(|s| s.info.pid) {
+            signal_group(pid, rustix::process::Signal::KILL);
         }
     }
 
@@ -634,8 +644,9 @@ impl Supervisor {
             }
             self.reap();
             self.timers();
-            self.answer_stop_all();
+            // Before answering: `shutdown` reads the pids left after a stop.
             self.publish();
+            self.answer_stop_all();
         }
     }
 
@@ -736,6 +747,13 @@ impl Supervisor {
         p.launch = launch;
         p.respawn_at = None;
         p.start_waiters.push(reply);
+        // A stop in progress is overtaken: its callers hear so now.
+        if p.state == ProxyState::Stopping {
+            let info = info_of(p);
+            for w in p.stop_waiters.drain(..) {
+                let _ = w.send(Ok(info.clone()));
+            }
+        }
         // A running child drains while the new one takes over the socket.
         if let Some(mut old) = p.child.take() {
             signal_group(old.pid, rustix::process::Signal::TERM);
@@ -1090,8 +1108,7 @@ impl Supervisor {
         if self.stop_all.is_empty() {
             return;
         }
-        let busy =
-            self.draining.iter().any(|_| true) || self.procs.values().any(|p| p.child.is_some());
+        let busy = !self.draining.is_empty() || self.procs.values().any(|p| p.child.is_some());
         if !busy {
             for (reply, stopped) in self.stop_all.drain(..) {
                 let _ = reply.send(stopped);
