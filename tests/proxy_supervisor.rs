@@ -72,12 +72,26 @@ fn world(name: &str, port: Option<u16>) -> (Env, PathBuf) {
 }
 
 fn world_with(name: &str, port: Option<u16>, child: &str) -> (Env, PathBuf) {
+    world_opts(name, port, child, &[])
+}
+
+/// [`world_with`], the daemon started with `daemon_env` too.
+fn world_opts(
+    name: &str,
+    port: Option<u16>,
+    child: &str,
+    daemon_env: &[(&str, &str)],
+) -> (Env, PathBuf) {
     let env = Env::new(name);
     env.fake_agent("claude", "echo '2.1.0 (Claude Code)'");
     let child_path = env.bin.join("fake-proxy");
     fs::write(&child_path, child).unwrap();
     fs::set_permissions(&child_path, fs::Permissions::from_mode(0o755)).unwrap();
-    env.cmd(&["daemon"]).env("RINGLET_DEBUG_PROXY_CHILD", &child_path).ok();
+    let mut daemon = env.cmd(&["daemon"]).env("RINGLET_DEBUG_PROXY_CHILD", &child_path);
+    for (k, v) in daemon_env {
+        daemon = daemon.env(k, v);
+    }
+    daemon.ok();
     env.create_profile("claude", "work");
     enable(&env, "work", port);
     (env, child_path)
@@ -432,4 +446,49 @@ fn logs_tail_and_follow() {
     let _ = reader.join();
     assert!(found, "{}", seen.lock().unwrap());
     assert!(!seen.lock().unwrap().contains("08:00:02Z"));
+}
+
+#[test]
+fn a_child_that_stops_answering_is_replaced() {
+    let port = free_port();
+    let fast = [("RINGLET_DEBUG_PROXY_HEALTH_MS", "200")];
+    let (env, _) = world_opts("proxy-hung", Some(port), FAKE_CHILD, &fast);
+    let mut events = subscribe(&env);
+    env.cmd(&["proxy", "start", "work"]).ok();
+    let first = next_event(&mut events, "ProxyStarted")["data"]["pid"].as_u64().unwrap() as u32;
+    // Alive but silent: only the health checks can tell.
+    kill(first, 19);
+    let error = next_event(&mut events, "ProxyError");
+    let why = error["data"]["error"].as_str().unwrap();
+    assert!(why.contains("stopped answering /health"), "{error}");
+    let second = next_event(&mut events, "ProxyStarted")["data"]["pid"].as_u64().unwrap();
+    assert_ne!(second, first as u64);
+    assert!(wait_until(Duration::from_secs(5), || !pid_alive(first)));
+    assert_eq!(relay(port).unwrap(), second);
+}
+
+#[test]
+fn a_relaying_proxy_keeps_the_daemon_awake() {
+    let port = free_port();
+    let fast = [("RINGLET_DEBUG_PROXY_HEALTH_MS", "200")];
+    let (env, _) = world_opts("proxy-idle", Some(port), FAKE_CHILD, &fast);
+    // Restarted with a short idle timeout (and the same stand-in child).
+    env.write_config("[daemon]\nidle_timeout_secs = 2\n");
+    env.cmd(&["daemon", "stop"]).ok();
+    let mut start = env.cmd(&["proxy", "start", "work"]);
+    start = start.env("RINGLET_DEBUG_PROXY_CHILD", env.bin.join("fake-proxy"));
+    start = start.env("RINGLET_DEBUG_PROXY_HEALTH_MS", "200");
+    start.ok();
+    let daemon = env.daemon_pid().unwrap();
+    let child = status(&env, "work")["pid"].as_u64().unwrap() as u32;
+    // Twice the idle timeout of nothing but the agent's requests.
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < until {
+        relay(port).unwrap();
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert!(pid_alive(daemon), "the daemon went idle while its proxy relayed");
+    // Then quiet: the daemon goes, and its proxy with it.
+    assert!(wait_until(Duration::from_secs(20), || !pid_alive(daemon)), "never went idle");
+    assert!(wait_until(Duration::from_secs(5), || !pid_alive(child)));
 }

@@ -52,9 +52,10 @@ use crate::daemon::State;
 use crate::daemon::events::{EventBus, EventKind};
 use crate::profiles::Profile;
 
-/// How often a healthy child is asked for `/health` and its stats.
+/// How often a healthy child is asked for `/health` and its stats (see
+/// [`health_interval`]).
 pub const HEALTH_INTERVAL: Duration = Duration::from_secs(3);
-/// How long one periodic check may take.
+/// How long one periodic check may take (at most the interval).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a new child has to answer its first `/health`.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,8 +72,10 @@ const BACKOFF_CAP: Duration = Duration::from_secs(5);
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
 /// The same at daemon shutdown, shorter: `daemon stop` waits for it.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// A proxy that relayed a request this recently keeps the daemon awake.
-const ACTIVE_FOR: Duration = Duration::from_secs(2 * HEALTH_INTERVAL.as_secs() + 2);
+/// A proxy that relayed a request within two checks keeps the daemon awake.
+fn active_for() -> Duration {
+    2 * health_interval() + Duration::from_secs(1)
+}
 /// How long a caller waits for the supervisor's answer: longer than a
 /// start that exhausts its restarts, or a stop's grace.
 const REPLY_WAIT: Duration = Duration::from_secs(60);
@@ -81,6 +84,22 @@ const REPLY_WAIT: Duration = Duration::from_secs(60);
 const BACKLOG: i32 = 1024;
 
 const WAKE: Token = Token(0);
+
+/// [`HEALTH_INTERVAL`]; debug builds take `RINGLET_DEBUG_PROXY_HEALTH_MS`
+/// so tests of a hung child and of idle activity take a second, not ten.
+fn health_interval() -> Duration {
+    #[cfg(debug_assertions)]
+    if let Some(ms) =
+        std::env::var("RINGLET_DEBUG_PROXY_HEALTH_MS").ok().and_then(|v| v.parse().ok())
+    {
+        return Duration::from_millis(ms);
+    }
+    HEALTH_INTERVAL
+}
+
+fn probe_timeout() -> Duration {
+    PROBE_TIMEOUT.min(health_interval())
+}
 
 /// A proxy's state as `proxy status` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -445,7 +464,7 @@ impl Proxies {
     /// daemon activity for the idle timeout.
     pub fn recently_active(&self) -> bool {
         let last = *self.shared.last_relay.lock().unwrap_or_else(|p| p.into_inner());
-        last.is_some_and(|t| t.elapsed() < ACTIVE_FOR)
+        last.is_some_and(|t| t.elapsed() < active_for())
     }
 }
 
@@ -572,6 +591,8 @@ struct Running {
     missed: u32,
     /// The child's last stderr line, for the reason it died.
     stderr_tail: Arc<Mutex<String>>,
+    /// The thread reading stderr, done at the pipe's end.
+    stderr_reader: Option<thread::JoinHandle<()>>,
     /// Why the supervisor killed it, when it did.
     killed_for: Option<String>,
     /// Told to stop: SIGKILL at this instant.
@@ -831,7 +852,7 @@ fn probe(
             let outcome = if first {
                 health(port, START_TIMEOUT).map(|()| None)
             } else {
-                health(port, PROBE_TIMEOUT).map(|()| token.and_then(|t| stats(port, &t)))
+                health(port, probe_timeout()).map(|()| token.and_then(|t| stats(port, &t)))
             };
             let _ = tx.send(Msg::Probe { alias, pid, first, outcome });
             let _ = waker.wake();
@@ -853,7 +874,7 @@ impl Supervisor {
         let Some(p) = self.procs.get_mut(alias) else { return };
         let Some(r) = p.child.as_mut().filter(|r| r.pid == pid) else { return };
         r.probing = false;
-        r.next_check = Instant::now() + HEALTH_INTERVAL;
+        r.next_check = Instant::now() + health_interval();
         if r.kill_at.is_some() {
             return;
         }
@@ -980,6 +1001,15 @@ impl Supervisor {
                 continue;
             }
             let mut reason = r.killed_for.take().unwrap_or_else(|| describe_exit(status));
+            // Its last words may still be in the pipe: the reader ends at
+            // the pipe's end, a moment after the exit (bounded: a
+            // grandchild may hold the pipe open).
+            if let Some(reader) = r.stderr_reader.take() {
+                let until = Instant::now() + Duration::from_millis(200);
+                while !reader.is_finished() && Instant::now() < until {
+                    thread::sleep(Duration::from_millis(2));
+                }
+            }
             let tail = r.stderr_tail.lock().unwrap_or_else(|p| p.into_inner()).clone();
             if !tail.is_empty() {
                 reason = format!("{reason}: {tail}");
@@ -1324,20 +1354,24 @@ fn spawn_child(launch: &Launch, listener: &TcpListener) -> Result<Running> {
         });
     }
     let stderr_tail = Arc::new(Mutex::new(String::new()));
+    let mut stderr_reader = None;
     if let Some(stderr) = child.stderr.take() {
         let (tail, alias) = (stderr_tail.clone(), launch.config.alias.clone());
-        let _ = thread::Builder::new().name("proxy-stderr".into()).spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let line = line.trim_end();
-                if line.is_empty() {
-                    continue;
+        stderr_reader = thread::Builder::new()
+            .name("proxy-stderr".into())
+            .spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    let line = line.trim_end();
+                    if line.is_empty() {
+                        continue;
+                    }
+                    crate::info!("proxy {alias} [{pid}]: {line}");
+                    let mut slot = tail.lock().unwrap_or_else(|p| p.into_inner());
+                    *slot = line.chars().take(500).collect();
                 }
-                crate::info!("proxy {alias} [{pid}]: {line}");
-                let mut slot = tail.lock().unwrap_or_else(|p| p.into_inner());
-                *slot = line.chars().take(500).collect();
-            }
-        });
+            })
+            .ok();
     }
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let pidfd = rustix::process::Pid::from_raw(pid as i32)
@@ -1351,9 +1385,10 @@ fn spawn_child(launch: &Launch, listener: &TcpListener) -> Result<Running> {
         spawned,
         healthy_at: None,
         probing: false,
-        next_check: spawned + HEALTH_INTERVAL,
+        next_check: spawned + health_interval(),
         missed: 0,
         stderr_tail,
+        stderr_reader,
         killed_for: None,
         kill_at: None,
         requests_seen: 0,
@@ -1373,7 +1408,7 @@ fn health(port: u16, timeout: Duration) -> Result<(), String> {
 }
 
 fn stats(port: u16, token: &str) -> Option<Stats> {
-    match get(port, "/ringlet/stats", Some(token), PROBE_TIMEOUT) {
+    match get(port, "/ringlet/stats", Some(token), probe_timeout()) {
         Ok((200, body)) => serde_json::from_slice(&body).ok(),
         _ => None,
     }
