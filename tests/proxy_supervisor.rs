@@ -492,3 +492,34 @@ fn a_relaying_proxy_keeps_the_daemon_awake() {
     assert!(wait_until(Duration::from_secs(20), || !pid_alive(daemon)), "never went idle");
     assert!(wait_until(Duration::from_secs(5), || !pid_alive(child)));
 }
+
+#[test]
+fn budget_events_come_from_the_childs_stats() {
+    let port = free_port();
+    let fast = [("RINGLET_DEBUG_PROXY_HEALTH_MS", "200")];
+    let (env, _) = world_opts("proxy-budget", Some(port), FAKE_CHILD, &fast);
+    // The stand-in reports $0.50 spent today: 83 % of $0.60.
+    let path = env.config.join("profiles/work.json");
+    let mut profile: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    profile["routing"]["budget"] = json!({"daily_usd": 0.6});
+    fs::write(&path, profile.to_string()).unwrap();
+    let stream = UnixStream::connect(env.socket()).unwrap();
+    (&stream)
+        .write_all(
+            br#"{"version":1,"request":{"type":"subscribe","events":["ProxyBudgetWarning","ProxyBudgetExceeded"]}}
+"#,
+        )
+        .unwrap();
+    let mut events = BufReader::new(stream);
+    read_line_matching(&mut events, Duration::from_secs(5), |_| true).expect("subscribed");
+    env.cmd(&["proxy", "start", "work"]).ok();
+    let warning = next_event(&mut events, "ProxyBudgetWarning");
+    assert_eq!(warning["data"]["alias"], "work");
+    assert_eq!(warning["data"]["period"], "daily");
+    assert_eq!(warning["data"]["budget_usd"], 0.6);
+    // Once per period, not at every check.
+    let again = read_line_matching(&mut events, Duration::from_secs(1), |_| true);
+    assert!(again.is_none(), "{again:?}");
+    let table = env.cmd(&["proxy", "status"]).ok();
+    assert!(table.contains("$0.50 of $0.60"), "{table}");
+}
