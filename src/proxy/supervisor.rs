@@ -791,7 +791,7 @@ impl Supervisor {
         p.state = ProxyState::Starting;
         p.respawn_at = None;
         if p.listener.is_none() {
-            match bind(p.launch.port) {
+            match bind(p.launch.port, alias) {
                 Ok(l) => p.listener = Some(l),
                 Err(e) => {
                     // The port is not ours to wait for: fail at once.
@@ -1232,13 +1232,13 @@ fn signal_group(pid: u32, sig: rustix::process::Signal) {
 
 /// Binds `127.0.0.1:port` for a proxy: SO_REUSEADDR (a port whose last
 /// connections linger in TIME_WAIT is free) and a large backlog.
-fn bind(port: u16) -> Result<TcpListener> {
+fn bind(port: u16, alias: &str) -> Result<TcpListener> {
     use rustix::net::{AddressFamily, SocketAddrV4, SocketType};
     let taken = |e: rustix::io::Errno| {
         if e == rustix::io::Errno::ADDRINUSE {
             anyhow!(
                 "port {port} (127.0.0.1) is taken by another process; free it, or pin another \
-                 port for the profile's proxy"
+                 one (`ringlet proxy enable {alias} --port N`)"
             )
         } else {
             anyhow!("binding 127.0.0.1:{port}: {e}")
@@ -1554,10 +1554,10 @@ mod tests {
     fn a_taken_port_is_named() {
         let held = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let port = held.local_addr().unwrap().port();
-        let e = bind(port).unwrap_err().to_string();
+        let e = bind(port, "w").unwrap_err().to_string();
         assert!(e.contains(&format!("port {port}")) && e.contains("taken"), "{e}");
         drop(held);
-        let ours = bind(port).unwrap();
+        let ours = bind(port, "w").unwrap();
         assert_eq!(ours.local_addr().unwrap().port(), port);
     }
 
