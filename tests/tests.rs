@@ -28,6 +28,8 @@ mod usage;
 // Usage tracking: every log format in place, the incremental scan, the
 // durable store, bad input, imports, live events, report errors.
 mod usage_scan;
+// Usage from the proxy's request logs for an agent that writes none (Grok CLI).
+mod usage_proxy;
 // The HTTP API: auth, browser checks, routes, limits, the /ws event stream.
 mod http;
 // Terminal sessions: a real PTY over the HTTP API and WebSockets.

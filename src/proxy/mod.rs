@@ -19,6 +19,8 @@
 // Until the children below land and use every type.
 #![allow(dead_code)]
 
+pub mod facts;
+pub mod rules;
 pub mod supervisor;
 
 use std::collections::BTreeMap;
