@@ -593,6 +593,10 @@ struct Running {
     stderr_tail: Arc<Mutex<String>>,
     /// The thread reading stderr, done at the pipe's end.
     stderr_reader: Option<thread::JoinHandle<()>>,
+    /// What to ask it (see [`ChildCommand`]).
+    health_path: String,
+    stats: bool,
+    start_timeout: Duration,
     /// Why the supervisor killed it, when it did.
     killed_for: Option<String>,
     /// Told to stop: SIGKILL at this instant.
@@ -790,7 +794,17 @@ impl Supervisor {
         let Some(p) = self.procs.get_mut(alias) else { return };
         p.state = ProxyState::Starting;
         p.respawn_at = None;
-        if p.listener.is_none() {
+        let command = match child_command(&p.launch) {
+            Ok(c) => c,
+            Err(e) => {
+                // Nothing a retry could change (a backend not built in).
+                self.fail(alias, format!("{e:#}"));
+                return;
+            }
+        };
+        if !command.inherit_listener {
+            p.listener = None;
+        } else if p.listener.is_none() {
             match bind(p.launch.port, alias) {
                 Ok(l) => p.listener = Some(l),
                 Err(e) => {
@@ -801,8 +815,7 @@ impl Supervisor {
                 }
             }
         }
-        let listener = p.listener.as_ref().expect("bound above");
-        match spawn_child(&p.launch, listener) {
+        match spawn_child(command, p.listener.as_ref(), alias) {
             Ok(mut running) => {
                 crate::info!(
                     "proxy {alias}: started pid {} on 127.0.0.1:{} ({})",
@@ -819,7 +832,8 @@ impl Supervisor {
                     );
                 }
                 running.probing = true;
-                probe(&self.tx, &self.waker, alias, running.pid, p.launch.port, None, true);
+                let check = Check::first(&running, p.launch.port);
+                probe(&self.tx, &self.waker, alias, running.pid, check);
                 p.child = Some(running);
             }
             Err(e) => {
@@ -828,38 +842,57 @@ impl Supervisor {
             }
         }
     }
+}
 
-    /// Starts a check on its own thread, so that a slow child never holds
-    /// the supervisor up; the outcome comes back as [`Msg::Probe`].
-    fn probe(&self, alias: &str, pid: u32, port: u16, token: Option<String>, first: bool) {
-        probe(&self.tx, &self.waker, alias, pid, port, token, first);
+/// One health check of one child.
+struct Check {
+    port: u16,
+    path: String,
+    /// The local token, to also ask `/ringlet/stats` (periodic checks of a
+    /// child that serves them).
+    token: Option<String>,
+    /// The first check after a spawn: it waits for the child to be ready.
+    first: bool,
+    timeout: Duration,
+}
+
+impl Check {
+    fn first(r: &Running, port: u16) -> Check {
+        Check {
+            port,
+            path: r.health_path.clone(),
+            token: None,
+            first: true,
+            timeout: r.start_timeout,
+        }
+    }
+
+    fn periodic(r: &Running, port: u16, token: &str) -> Check {
+        Check {
+            port,
+            path: r.health_path.clone(),
+            token: r.stats.then(|| token.to_string()),
+            first: false,
+            timeout: probe_timeout(),
+        }
     }
 }
 
-/// Starts a check on its own thread (see [`Supervisor::probe`]).
-fn probe(
-    tx: &Sender<Msg>,
-    waker: &Arc<Waker>,
-    alias: &str,
-    pid: u32,
-    port: u16,
-    token: Option<String>,
-    first: bool,
-) {
-    {
-        let (tx, waker, alias) = (tx.clone(), waker.clone(), alias.to_string());
-        let spawned = thread::Builder::new().name("proxy-probe".into()).spawn(move || {
-            let outcome = if first {
-                health(port, START_TIMEOUT).map(|()| None)
-            } else {
-                health(port, probe_timeout()).map(|()| token.and_then(|t| stats(port, &t)))
-            };
-            let _ = tx.send(Msg::Probe { alias, pid, first, outcome });
-            let _ = waker.wake();
+/// Starts a check on its own thread, so that a slow child never holds the
+/// supervisor up; the outcome comes back as [`Msg::Probe`].
+fn probe(tx: &Sender<Msg>, waker: &Arc<Waker>, alias: &str, pid: u32, check: Check) {
+    let (tx, waker, alias) = (tx.clone(), waker.clone(), alias.to_string());
+    let spawned = thread::Builder::new().name("proxy-probe".into()).spawn(move || {
+        let first = check.first;
+        let outcome = health(&check).map(|()| match &check.token {
+            Some(token) => stats(check.port, token),
+            None => None,
         });
-        if let Err(e) = spawned {
-            crate::warn!("proxy supervisor: starting a health check: {e}");
-        }
+        let _ = tx.send(Msg::Probe { alias, pid, first, outcome });
+        let _ = waker.wake();
+    });
+    if let Err(e) = spawned {
+        crate::warn!("proxy supervisor: starting a health check: {e}");
     }
 }
 
@@ -1115,16 +1148,12 @@ impl Supervisor {
             }
             if r.healthy_at.is_some() && !r.probing && r.next_check <= now {
                 r.probing = true;
-                checks.push((
-                    alias.clone(),
-                    r.pid,
-                    p.launch.port,
-                    p.launch.config.local_token.clone(),
-                ));
+                let check = Check::periodic(r, p.launch.port, &p.launch.config.local_token);
+                checks.push((alias.clone(), r.pid, check));
             }
         }
-        for (alias, pid, port, token) in checks {
-            self.probe(&alias, pid, port, Some(token), false);
+        for (alias, pid, check) in checks {
+            probe(&self.tx, &self.waker, &alias, pid, check);
         }
         for d in &mut self.draining {
             if d.running.kill_at.is_some_and(|t| t <= now) {
@@ -1160,7 +1189,12 @@ impl Supervisor {
                 alias.clone(),
                 Snapshot {
                     info: info_of(p),
-                    token: p.child.as_ref().map(|_| p.launch.config.local_token.clone()),
+                    // Only a child that serves `/ringlet/stats` is asked.
+                    token: p
+                        .child
+                        .as_ref()
+                        .filter(|r| r.stats)
+                        .map(|_| p.launch.config.local_token.clone()),
                     providers,
                     healthy_since: p.child.as_ref().and_then(|r| r.healthy_at),
                 },
@@ -1266,39 +1300,77 @@ fn bind(port: u16, alias: &str) -> Result<TcpListener> {
     Ok(TcpListener::from(fd))
 }
 
-/// The program a backend runs, its arguments and extra environment.
-fn command_for(launch: &Launch) -> Result<(std::path::PathBuf, Vec<String>)> {
-    // Tests point the supervisor at a stand-in child (debug builds only).
-    #[cfg(debug_assertions)]
-    if let Some(exe) = std::env::var_os("RINGLET_DEBUG_PROXY_CHILD") {
-        return Ok((exe.into(), Vec::new()));
-    }
-    match launch.backend {
-        Backend::Builtin => {
-            Ok((crate::terminal::helper::exec_path()?, vec!["proxy".into(), "serve".into()]))
-        }
-        // litellm: `crate::proxy::litellm` gives the argv, the environment
-        // (upstream keys as variables) and the YAML; wire it here.
+/// How a backend's child is started and checked: the one place a backend
+/// is chosen. Wiring the LiteLLM backend is filling in its arm of
+/// [`child_command`] from `crate::proxy::litellm` (argv, environment with
+/// the upstream keys, the YAML written 0600 in the runtime dir).
+struct ChildCommand {
+    program: std::path::PathBuf,
+    args: Vec<String>,
+    /// Added to the daemon's (key-free) environment.
+    env: Vec<(String, String)>,
+    /// Written to the child's stdin, which is then closed.
+    stdin: Vec<u8>,
+    /// The daemon's listener becomes the child's fd 3; otherwise the child
+    /// binds the port itself (and a restart may refuse connections).
+    inherit_listener: bool,
+    /// An unauthenticated liveness path.
+    health_path: String,
+    /// The child serves `GET /ringlet/stats` (the built-in proxy).
+    stats: bool,
+    /// How long a new child has to answer `health_path`.
+    start_timeout: Duration,
+}
+
+fn child_command(launch: &Launch) -> Result<ChildCommand> {
+    let mut command = match launch.backend {
+        Backend::Builtin => ChildCommand {
+            program: crate::terminal::helper::exec_path()?,
+            args: vec!["proxy".into(), "serve".into()],
+            env: Vec::new(),
+            stdin: serde_json::to_vec(&launch.config)?,
+            inherit_listener: true,
+            health_path: "/health".into(),
+            stats: true,
+            start_timeout: START_TIMEOUT,
+        },
+        // litellm: argv, env and YAML from `crate::proxy::litellm`;
+        // `inherit_listener: false` (LiteLLM binds its port itself),
+        // `health_path: "/health/liveliness"`, `stats: false`, a start
+        // timeout of a minute (it takes seconds to start).
         Backend::Litellm => bail!(
             "[proxy] backend = \"litellm\" is not available in this build{}",
             launch.litellm_command.as_deref().map(|c| format!(" ({c})")).unwrap_or_default()
         ),
+    };
+    // Tests point the supervisor at a stand-in child (debug builds only).
+    #[cfg(debug_assertions)]
+    if let Some(exe) = std::env::var_os("RINGLET_DEBUG_PROXY_CHILD") {
+        command.program = exe.into();
+        command.args.clear();
     }
+    Ok(command)
 }
 
-/// Spawns one child: the listener as fd 3, the config on stdin, stderr
-/// into the daemon log, its own process group, SIGKILL when the spawning
-/// (supervisor) thread ends.
-fn spawn_child(launch: &Launch, listener: &TcpListener) -> Result<Running> {
-    let (program, args) = command_for(launch)?;
-    let mut cmd = Command::new(&program);
-    cmd.args(&args)
+/// Spawns one child: the listener as fd 3 (when it takes one), the config
+/// on stdin, stderr into the daemon log, its own process group, SIGKILL
+/// when the spawning (supervisor) thread ends.
+fn spawn_child(
+    command: ChildCommand,
+    listener: Option<&TcpListener>,
+    alias: &str,
+) -> Result<Running> {
+    let program = &command.program;
+    let mut cmd = Command::new(program);
+    cmd.args(&command.args)
         .env_clear()
         .envs(crate::daemon::allowed_env())
+        .envs(command.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let fd: RawFd = listener.as_raw_fd();
+    // -1: no listener to hand on.
+    let fd: RawFd = listener.map_or(-1, |l| l.as_raw_fd());
     let parent = rustix::process::getpid();
     // SAFETY: the closure runs in the forked child between fork and exec,
     // so it makes only async-signal-safe system calls (prctl(2), getppid(2),
@@ -1324,7 +1396,9 @@ fn spawn_child(launch: &Launch, listener: &TcpListener) -> Result<Running> {
             let _ = parent;
             rustix::process::setpgid(None, None)?;
             crate::terminal::pty::reset_signal_dispositions();
-            if fd == 3 {
+            if fd < 0 {
+                // The child binds its port itself.
+            } else if fd == 3 {
                 let three = std::os::fd::BorrowedFd::borrow_raw(3);
                 rustix::io::fcntl_setfd(three, rustix::io::FdFlags::empty())?;
             } else {
@@ -1347,7 +1421,7 @@ fn spawn_child(launch: &Launch, listener: &TcpListener) -> Result<Running> {
     }
     // The config, keys included, goes down the pipe from a thread of its
     // own: a child that does not read must not hold the supervisor up.
-    let config = serde_json::to_vec(&launch.config)?;
+    let config = command.stdin;
     if let Some(mut stdin) = child.stdin.take() {
         let _ = thread::Builder::new().name("proxy-config".into()).spawn(move || {
             let _ = stdin.write_all(&config);
@@ -1356,7 +1430,7 @@ fn spawn_child(launch: &Launch, listener: &TcpListener) -> Result<Running> {
     let stderr_tail = Arc::new(Mutex::new(String::new()));
     let mut stderr_reader = None;
     if let Some(stderr) = child.stderr.take() {
-        let (tail, alias) = (stderr_tail.clone(), launch.config.alias.clone());
+        let (tail, alias) = (stderr_tail.clone(), alias.to_string());
         stderr_reader = thread::Builder::new()
             .name("proxy-stderr".into())
             .spawn(move || {
@@ -1389,6 +1463,9 @@ fn spawn_child(launch: &Launch, listener: &TcpListener) -> Result<Running> {
         missed: 0,
         stderr_tail,
         stderr_reader,
+        health_path: command.health_path,
+        stats: command.stats,
+        start_timeout: command.start_timeout,
         killed_for: None,
         kill_at: None,
         requests_seen: 0,
@@ -1399,11 +1476,29 @@ fn spawn_child(launch: &Launch, listener: &TcpListener) -> Result<Running> {
 // Talking to a child
 
 /// `GET /health` answered 200.
-fn health(port: u16, timeout: Duration) -> Result<(), String> {
-    match get(port, "/health", None, timeout) {
-        Ok((200, _)) => Ok(()),
-        Ok((status, _)) => Err(format!("/health answered HTTP {status}")),
-        Err(e) => Err(format!("{e:#}")),
+/// The check's path answered 200. A first check waits for a child that
+/// binds its port itself (connection refused until it listens), asking
+/// again every few milliseconds; one on an inherited listener is simply
+/// answered once the child accepts.
+fn health(check: &Check) -> Result<(), String> {
+    let deadline = Instant::now() + check.timeout;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match get(check.port, &check.path, None, left.max(Duration::from_millis(1))) {
+            Ok((200, _)) => return Ok(()),
+            Ok((status, _)) => return Err(format!("{} answered HTTP {status}", check.path)),
+            Err(e) => {
+                let refused = e
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
+                if !(check.first && refused) || Instant::now() + pause >= deadline {
+                    return Err(format!("{e:#}"));
+                }
+                thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+        }
     }
 }
 
