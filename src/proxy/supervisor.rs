@@ -652,11 +652,18 @@ impl Supervisor {
         loop {
             let timeout =
                 self.next_deadline().map(|at| at.saturating_duration_since(Instant::now()));
-            // Without pidfds an exit is only noticed by looking.
-            let timeout = if cfg!(any(target_os = "linux", target_os = "android")) {
-                timeout
-            } else {
+            // Without a pidfd (not Linux, or an old kernel) an exit is only
+            // noticed by looking.
+            let blind = self
+                .procs
+                .values()
+                .filter_map(|p| p.child.as_ref())
+                .chain(self.draining.iter().map(|d| &d.running))
+                .any(|r| r.pidfd.is_none());
+            let timeout = if blind {
                 Some(timeout.unwrap_or(Duration::from_millis(50)).min(Duration::from_millis(50)))
+            } else {
+                timeout
             };
             if let Err(e) = self.poll.poll(&mut events, timeout)
                 && e.kind() != std::io::ErrorKind::Interrupted
