@@ -289,12 +289,19 @@ fn kill_9_mid_traffic_restarts_on_the_same_port_without_refusals() {
         })
     };
     assert!(wait_until(Duration::from_secs(10), || ok.load(Ordering::Relaxed) >= 5));
+    let killed = std::time::Instant::now();
     kill(first, 9);
     let error = next_event(&mut events, "ProxyError");
     assert_eq!(error["data"]["state"], "restarting", "{error}");
     assert!(error["data"]["error"].as_str().unwrap().contains("signal 9"), "{error}");
     let restarted = next_event(&mut events, "ProxyStarted");
     let second = restarted["data"]["pid"].as_u64().unwrap() as u32;
+    // For the report, not asserted (a loaded machine is slow).
+    eprintln!(
+        "restart after kill -9: {} ms (spawn to healthy {:.1} ms)",
+        killed.elapsed().as_millis(),
+        restarted["data"]["spawn_to_healthy_ms"]
+    );
     assert_ne!(second, first);
     assert_eq!(restarted["data"]["port"], port);
     let served = ok.load(Ordering::Relaxed);
