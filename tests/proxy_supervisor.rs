@@ -252,6 +252,17 @@ fn a_run_of_a_proxied_profile_starts_its_proxy() {
     let s = status(&env, "work");
     assert_eq!(s["state"], "running", "{s}");
     assert!(relay(port).is_ok());
+    // So does a remote session.
+    env.cmd(&["proxy", "stop", "work"]).ok();
+    let (addr, token) = env.http();
+    let created = crate::util::http::post_session(
+        addr,
+        &token,
+        &json!({"profile": "work", "sandbox": false}),
+    );
+    assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
+    assert_eq!(status(&env, "work")["state"], "running");
+    assert!(relay(port).is_ok());
 }
 
 #[test]
