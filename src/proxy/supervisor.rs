@@ -59,6 +59,8 @@ pub const HEALTH_INTERVAL: Duration = Duration::from_secs(3);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a new child has to answer its first `/health`.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// The same for LiteLLM, which takes seconds to import.
+const LITELLM_START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Checks in a row a child may miss before it is replaced.
 pub const UNHEALTHY_AFTER: u32 = 3;
 /// Unplanned restarts allowed within [`RESTART_WINDOW`]; one more marks the
@@ -203,8 +205,13 @@ struct Launch {
     config: ServeConfig,
     port: u16,
     backend: Backend,
-    /// `[proxy] litellm_command`, for the LiteLLM backend.
+    /// For the LiteLLM backend: `[proxy] litellm_command`, the API family
+    /// of each upstream (by its key in `config.upstreams`), where its YAML
+    /// goes, and the daemon's PATH to find `litellm` on.
     litellm_command: Option<String>,
+    families: BTreeMap<String, super::Family>,
+    runtime_dir: std::path::PathBuf,
+    path_var: Option<std::ffi::OsString>,
 }
 
 type Answer = Sender<Result<ProxyInfo, String>>;
@@ -496,11 +503,22 @@ fn launch(state: &State, alias: &str) -> Result<Launch> {
     };
     let catalog = state.catalog();
     let config = serve_config(&state.services(&catalog), &profile)?;
+    let families = config
+        .upstreams
+        .keys()
+        .filter_map(|key| {
+            let provider = catalog.provider(key.split('@').next().unwrap_or(key))?;
+            Some((key.clone(), family_of(provider.manifest.kind)?))
+        })
+        .collect();
     Ok(Launch {
         config,
         port,
         backend: Backend::from_config(state.config.proxy.backend),
         litellm_command: state.config.proxy.litellm_command.clone(),
+        families,
+        runtime_dir: state.paths.runtime_dir.clone(),
+        path_var: state.path_var.clone(),
     })
 }
 
@@ -508,6 +526,18 @@ fn launch(state: &State, alias: &str) -> Result<Launch> {
 fn free_port() -> Result<u16> {
     let probe = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("choosing a proxy port")?;
     Ok(probe.local_addr()?.port())
+}
+
+/// The API family a provider type serves; `None` for the agent's own login.
+fn family_of(kind: crate::manifests::ProviderType) -> Option<super::Family> {
+    use crate::manifests::ProviderType;
+    match kind {
+        ProviderType::Anthropic | ProviderType::AnthropicCompatible => {
+            Some(super::Family::Anthropic)
+        }
+        ProviderType::Openai | ProviderType::OpenaiCompatible => Some(super::Family::OpenAi),
+        ProviderType::SelfAuth => None,
+    }
 }
 
 // merge: the manage helper's `crate::proxy::config::serve_config` replaces
@@ -518,12 +548,8 @@ fn serve_config(
 ) -> Result<ServeConfig> {
     use crate::manifests::ProviderType;
     let (_, provider) = services.manifests(profile)?;
-    let family = match provider.kind {
-        ProviderType::Anthropic | ProviderType::AnthropicCompatible => super::Family::Anthropic,
-        ProviderType::Openai | ProviderType::OpenaiCompatible => super::Family::OpenAi,
-        ProviderType::SelfAuth => {
-            bail!("profile `{}` uses the agent's own login, which cannot be proxied", profile.alias)
-        }
+    let Some(family) = family_of(provider.kind) else {
+        bail!("profile `{}` uses the agent's own login, which cannot be proxied", profile.alias)
     };
     let auth = if provider.kind == ProviderType::Anthropic {
         super::AuthStyle::XApiKey
@@ -1341,10 +1367,13 @@ fn child_command(launch: &Launch) -> Result<ChildCommand> {
             stats: true,
             start_timeout: START_TIMEOUT,
         },
-        // litellm: argv, env and YAML from `crate::proxy::litellm`;
-        // `inherit_listener: false` (LiteLLM binds its port itself),
-        // `health_path: "/health/liveliness"`, `stats: false`, a start
-        // timeout of a minute (it takes seconds to start).
+        // litellm: `crate::proxy::litellm::prepare(&launch.config,
+        // &launch.families, &launch.runtime_dir, launch.litellm_command
+        // .as_deref(), launch.path_var.as_deref())` gives program, args and
+        // env (it writes the YAML); then `stdin: Vec::new()`,
+        // `inherit_listener: true` (uvicorn `--fd 3`), `health_path:
+        // "/health/liveliness"`, `stats: false`, `start_timeout:
+        // LITELLM_START_TIMEOUT` (it takes seconds to start).
         Backend::Litellm => bail!(
             "[proxy] backend = \"litellm\" is not available in this build{}",
             launch.litellm_command.as_deref().map(|c| format!(" ({c})")).unwrap_or_default()
