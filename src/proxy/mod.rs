@@ -19,7 +19,10 @@
 // Until the children below land and use every type.
 #![allow(dead_code)]
 
+pub mod config;
 pub mod facts;
+pub mod keys;
+pub mod manage;
 pub mod rules;
 pub mod supervisor;
 

@@ -50,7 +50,6 @@ use super::ServeConfig;
 use crate::config::ProxyBackend;
 use crate::daemon::State;
 use crate::daemon::events::{EventBus, EventKind};
-use crate::profiles::Profile;
 
 /// How often a healthy child is asked for `/health` and its stats (see
 /// [`health_interval`]).
@@ -502,13 +501,13 @@ fn launch(state: &State, alias: &str) -> Result<Launch> {
         }
     };
     let catalog = state.catalog();
-    let config = serve_config(&state.services(&catalog), &profile)?;
+    let config = super::config::serve_config(&state.services(&catalog), &profile)?;
     let families = config
         .upstreams
         .keys()
         .filter_map(|key| {
             let provider = catalog.provider(key.split('@').next().unwrap_or(key))?;
-            Some((key.clone(), family_of(provider.manifest.kind)?))
+            Some((key.clone(), super::config::family(&provider.manifest).ok()?))
         })
         .collect();
     Ok(Launch {
@@ -526,66 +525,6 @@ fn launch(state: &State, alias: &str) -> Result<Launch> {
 fn free_port() -> Result<u16> {
     let probe = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("choosing a proxy port")?;
     Ok(probe.local_addr()?.port())
-}
-
-/// The API family a provider type serves; `None` for the agent's own login.
-fn family_of(kind: crate::manifests::ProviderType) -> Option<super::Family> {
-    use crate::manifests::ProviderType;
-    match kind {
-        ProviderType::Anthropic | ProviderType::AnthropicCompatible => {
-            Some(super::Family::Anthropic)
-        }
-        ProviderType::Openai | ProviderType::OpenaiCompatible => Some(super::Family::OpenAi),
-        ProviderType::SelfAuth => None,
-    }
-}
-
-// merge: the manage helper's `crate::proxy::config::serve_config` replaces
-// this stand-in (and its local token) when it lands.
-fn serve_config(
-    services: &crate::profiles::Services<'_>,
-    profile: &Profile,
-) -> Result<ServeConfig> {
-    use crate::manifests::ProviderType;
-    let (_, provider) = services.manifests(profile)?;
-    let Some(family) = family_of(provider.kind) else {
-        bail!("profile `{}` uses the agent's own login, which cannot be proxied", profile.alias)
-    };
-    let auth = if provider.kind == ProviderType::Anthropic {
-        super::AuthStyle::XApiKey
-    } else {
-        super::AuthStyle::Bearer
-    };
-    let url = profile.endpoint.clone().unwrap_or_default().trim_end_matches('/').to_string();
-    let key = services.key(profile)?.unwrap_or_default();
-    static TOKENS: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
-    let local_token = {
-        let mut tokens = TOKENS.lock().unwrap_or_else(|p| p.into_inner());
-        match tokens.get(&profile.alias) {
-            Some(t) => t.clone(),
-            None => {
-                let t = crate::fsutil::random_hex(32)?;
-                tokens.insert(profile.alias.clone(), t.clone());
-                t
-            }
-        }
-    };
-    let mut upstreams = BTreeMap::new();
-    upstreams.insert(profile.provider.clone(), super::Upstream { url, auth, key });
-    Ok(ServeConfig {
-        alias: profile.alias.clone(),
-        agent: profile.agent.clone(),
-        family,
-        local_token,
-        rules: profile.routing.rules.clone(),
-        aliases: profile.routing.aliases.clone(),
-        budget: profile.routing.budget,
-        upstreams,
-        default_upstream: profile.provider.clone(),
-        config_dir: services.paths.config_dir.clone(),
-        log_dir: services.paths.config_dir.join("proxy").join(&profile.alias),
-        ca_file: None,
-    })
 }
 
 // ---------------------------------------------------------------------------
