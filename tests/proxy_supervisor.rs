@@ -87,7 +87,10 @@ fn world_opts(
     let child_path = env.bin.join("fake-proxy");
     fs::write(&child_path, child).unwrap();
     fs::set_permissions(&child_path, fs::Permissions::from_mode(0o755)).unwrap();
-    let mut daemon = env.cmd(&["daemon"]).env("RINGLET_DEBUG_PROXY_CHILD", &child_path);
+    let mut daemon = env
+        .cmd(&["daemon"])
+        .env("RINGLET_DEBUG_PROXY_CHILD", &child_path)
+        .env("RINGLET_SECRET_STORE", "file");
     for (k, v) in daemon_env {
         daemon = daemon.env(k, v);
     }
@@ -97,8 +100,13 @@ fn world_opts(
     (env, child_path)
 }
 
-/// Turns the profile's proxy on (as `proxy enable` does) with `port`.
+/// Turns the profile's proxy on with `port` (`proxy enable --port`); with
+/// none, by hand in its file, so it has no port yet.
 fn enable(env: &Env, alias: &str, port: Option<u16>) {
+    if let Some(port) = port {
+        env.cmd(&["proxy", "enable", alias, "--port", &port.to_string()]).ok();
+        return;
+    }
     let path = env.config.join("profiles").join(format!("{alias}.json"));
     let mut profile: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
     profile["proxy"] = json!(true);
@@ -540,4 +548,33 @@ fn budget_events_come_from_the_childs_stats() {
     assert!(again.is_none(), "{again:?}");
     let table = env.cmd(&["proxy", "status"]).ok();
     assert!(table.contains("$0.50 of $0.60"), "{table}");
+}
+
+#[test]
+fn routing_and_key_changes_restart_a_running_proxy_and_disable_stops_it() {
+    let port = free_port();
+    let (env, _) = world("proxy-reload", Some(port));
+    let mut events = subscribe(&env);
+    env.cmd(&["proxy", "start", "work"]).ok();
+    let pid = |e: Value| e["data"]["pid"].as_u64().unwrap() as u32;
+    let first = pid(next_event(&mut events, "ProxyStarted"));
+    // A routing change: a fresh child with it, on the same port.
+    env.cmd(&["proxy", "budget", "set", "work", "--daily", "5"]).ok();
+    let second = pid(next_event(&mut events, "ProxyStarted"));
+    assert_ne!(second, first);
+    assert_eq!(status(&env, "work")["stats"]["budget"]["daily_usd"], 5.0);
+    assert!(wait_until(Duration::from_secs(15), || !pid_alive(first)), "the old one drained");
+    assert_eq!(relay(port).unwrap(), second as u64);
+    // A key of a provider it relays to.
+    env.cmd(&["providers", "key", "set", "anthropic", "--api-key-stdin"])
+        .env("RINGLET_SECRET_STORE", "file")
+        .stdin("sk-prov-0123456789abcdefghijklmnopqrstuv")
+        .ok();
+    let third = pid(next_event(&mut events, "ProxyStarted"));
+    assert_ne!(third, second);
+    // Disabled: the agent no longer talks to it, so it stops.
+    env.cmd(&["proxy", "disable", "work"]).ok();
+    let stopped = next_event(&mut events, "ProxyStopped");
+    assert_eq!(stopped["data"]["pid"], third);
+    assert!(port_is_free(port));
 }

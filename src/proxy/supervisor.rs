@@ -490,7 +490,8 @@ fn launch(state: &State, alias: &str) -> Result<Launch> {
     let port = match profile.routing.port {
         Some(port) => port,
         None => {
-            let port = free_port()?;
+            let catalog = state.catalog();
+            let port = super::manage::choose_unused_port(&state.services(&catalog), alias)?;
             let (p, ()) = state.profiles.update(alias, |p| {
                 p.routing.port.get_or_insert(port);
                 Ok(())
@@ -519,12 +520,6 @@ fn launch(state: &State, alias: &str) -> Result<Launch> {
         runtime_dir: state.paths.runtime_dir.clone(),
         path_var: state.path_var.clone(),
     })
-}
-
-/// A free loopback port, for a profile that has none yet.
-fn free_port() -> Result<u16> {
-    let probe = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("choosing a proxy port")?;
-    Ok(probe.local_addr()?.port())
 }
 
 // ---------------------------------------------------------------------------
