@@ -578,3 +578,115 @@ fn routing_and_key_changes_restart_a_running_proxy_and_disable_stops_it() {
     assert_eq!(stopped["data"]["pid"], third);
     assert!(port_is_free(port));
 }
+
+/// One Anthropic Messages request through the proxy with the local token:
+/// the status and the raw answer.
+fn messages(port: u16, token: &str) -> (u16, String) {
+    let body =
+        r#"{"model":"mock-1","max_tokens":16,"messages":[{"role":"user","content":"ping"}]}"#;
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let head = format!(
+        "POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+         x-api-key: {token}\r\nanthropic-version: 2023-06-01\r\n\
+         content-type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut raw = String::new();
+    let _ = s.read_to_string(&mut raw);
+    let status = raw.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, raw)
+}
+
+/// The real `ringlet proxy serve`, no stand-in: started on the daemon's
+/// socket, healthy, relaying to a mock provider with the profile's key,
+/// replaced on the same port after kill -9, gone with the daemon.
+#[test]
+fn the_real_proxy_is_supervised() {
+    let mock = crate::util::mock::MockProvider::anthropic("pong from the mock");
+    let env = Env::new("proxy-real");
+    env.fake_agent("claude", "echo '2.1.0 (Claude Code)'");
+    let dir = env.config.join("providers.d");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("mockant.toml"),
+        format!(
+            "id = \"mockant\"\nname = \"Mock\"\ntype = \"anthropic-compatible\"\n\n\
+             [endpoints]\ndefault = \"{}\"\n\n[auth]\nenv_key = \"MOCK_KEY\"\n\n\
+             [models]\navailable = [\"mock-1\"]\ndefault = \"mock-1\"\n",
+            mock.url()
+        ),
+    )
+    .unwrap();
+    env.cmd(&["daemon"]).env("RINGLET_SECRET_STORE", "file").ok();
+    let create = ["profiles", "create", "claude", "work", "-p", "mockant", "--api-key-stdin"];
+    let mut args = create.to_vec();
+    args.push("--no-alias");
+    env.cmd(&args).env("RINGLET_SECRET_STORE", "file").stdin(crate::util::KEY).ok();
+    let port = free_port();
+    env.cmd(&["proxy", "enable", "work", "--port", &port.to_string()]).ok();
+    let mut events = subscribe(&env);
+    env.cmd(&["proxy", "start", "work"]).ok();
+    let started = next_event(&mut events, "ProxyStarted");
+    eprintln!("real proxy: spawn to healthy {} ms", started["data"]["spawn_to_healthy_ms"]);
+    let first = started["data"]["pid"].as_u64().unwrap() as u32;
+    let token = fs::read_to_string(env.config.join("secrets").join("proxy.work")).unwrap();
+    let token = token.trim();
+    let (code, raw) = messages(port, token);
+    assert_eq!(code, 200, "{raw}");
+    assert!(raw.contains("pong from the mock"), "{raw}");
+    let seen = mock.wait_for_requests(1, Duration::from_secs(5));
+    let auth = seen.last().unwrap().authorization.clone().unwrap_or_default();
+    assert_eq!(auth, format!("Bearer {}", crate::util::KEY), "the upstream got the profile's key");
+    // Its own stats, asked with the local token.
+    let s = status(&env, "work");
+    assert_eq!(s["stats"]["requests"], 1, "{s}");
+    // kill -9 while a client hammers the port: the next child answers on
+    // the same port, and no connection is refused meanwhile.
+    let stop = Arc::new(AtomicBool::new(false));
+    let hammer = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let (mut answered, mut refused) = (0, 0);
+            while !stop.load(Ordering::Relaxed) {
+                match TcpStream::connect((Ipv4Addr::LOCALHOST, port)) {
+                    Ok(mut s) => {
+                        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+                        let _ = s.write_all(
+                            b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                        );
+                        let mut raw = String::new();
+                        let _ = s.read_to_string(&mut raw);
+                        answered += raw.starts_with("HTTP/1.1 200") as usize;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => refused += 1,
+                    Err(_) => {}
+                }
+            }
+            (answered, refused)
+        })
+    };
+    thread::sleep(Duration::from_millis(200));
+    let killed = std::time::Instant::now();
+    kill(first, 9);
+    let restarted = next_event(&mut events, "ProxyStarted");
+    eprintln!(
+        "real proxy: restart after kill -9 {} ms (spawn to healthy {} ms)",
+        killed.elapsed().as_millis(),
+        restarted["data"]["spawn_to_healthy_ms"]
+    );
+    assert_eq!(restarted["data"]["port"], port);
+    thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let (answered, refused) = hammer.join().unwrap();
+    assert_eq!(refused, 0, "connections refused during the restart");
+    assert!(answered > 2, "{answered}");
+    let (code, raw) = messages(port, token);
+    assert_eq!(code, 200, "{raw}");
+    let (code, _) = messages(port, "not-the-token");
+    assert_eq!(code, 401);
+    let second = restarted["data"]["pid"].as_u64().unwrap() as u32;
+    kill(env.daemon_pid().unwrap(), 9);
+    assert!(wait_until(Duration::from_secs(10), || !pid_alive(second)), "outlived the daemon");
+}

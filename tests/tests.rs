@@ -56,3 +56,6 @@ mod proxy_supervisor;
 // The profile side of the proxy: provider keys, rules, aliases, budgets,
 // enable and the render through the proxy, with no upstream key in any output.
 mod proxy_manage;
+// The proxy child (`ringlet proxy serve`) against mock upstreams: streaming, fallback,
+// fidelity, local auth, limits, HTTPS, budget, request log, stats.
+mod proxy_relay;

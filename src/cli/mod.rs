@@ -113,6 +113,7 @@ pub fn run(global: Global, inv: Invocation) -> Result<()> {
         ["proxy", "stop-all"] => proxies::stop_all(&ctx),
         ["proxy", "status"] => proxies::status(&ctx, inv.arg("alias")),
         ["proxy", "logs"] => proxies::logs(&ctx, &inv),
+        ["proxy", "serve"] => crate::proxy::serve::run(),
         _ => Err(not_implemented(&inv)),
     };
     // Name the command in every error: `ringlet: <command>: <why>`.
@@ -336,6 +337,7 @@ mod tests {
             "proxy stop-all",
             "proxy status",
             "proxy logs",
+            "proxy serve",
         ];
         for (path, cmd) in parse::all_paths() {
             if cmd.ready && cmd.runnable {

@@ -19,11 +19,15 @@
 // Until the children below land and use every type.
 #![allow(dead_code)]
 
+pub mod budget;
 pub mod config;
 pub mod facts;
 pub mod keys;
+pub mod log;
 pub mod manage;
+pub mod relay;
 pub mod rules;
+pub mod serve;
 pub mod supervisor;
 
 use std::collections::BTreeMap;
