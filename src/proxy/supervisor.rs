@@ -1563,9 +1563,10 @@ pub fn log_path(config_dir: &std::path::Path, alias: &str) -> std::path::PathBuf
     config_dir.join("proxy").join(alias).join("requests.jsonl")
 }
 
-/// The last `lines` lines of the request log (newest last), or with `from`
-/// every whole line after that byte offset; and the offset to ask from
-/// next. A log rotated since (shorter than `from`) is read from its start.
+/// The last `lines` records of the request log, oldest first (the rotated
+/// file too: [`super::log::tail`]), or with `from` every whole record
+/// written after that byte offset; and the offset to ask from next. A log
+/// rotated since (shorter than `from`) is read from its start.
 pub fn read_log(
     path: &std::path::Path,
     lines: usize,
@@ -1574,15 +1575,16 @@ pub fn read_log(
     use std::io::{Seek, SeekFrom};
     let mut file = match std::fs::File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let dir = path.parent().unwrap_or(path);
+            return Ok((super::log::tail(dir, lines)?, 0));
+        }
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
     let len = file.metadata()?.len();
-    const TAIL_CAP: u64 = 8 << 20;
     let start = match from {
         Some(f) if f <= len => f,
-        Some(_) => 0,
-        None => len.saturating_sub(TAIL_CAP),
+        _ => 0,
     };
     file.seek(SeekFrom::Start(start))?;
     let mut text = Vec::new();
@@ -1590,17 +1592,26 @@ pub fn read_log(
     // Only whole lines: a line being written is read next time.
     let whole = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let next = start + whole as u64;
-    let mut out: Vec<String> = String::from_utf8_lossy(&text[..whole])
+    if from.is_none() {
+        // A line still being written is left for the next read (`next`
+        // points before it), so a follower never prints it twice.
+        let dir = path.parent().unwrap_or(path);
+        let mut out = super::log::tail(dir, lines.saturating_add(1))?;
+        let partial = String::from_utf8_lossy(&text[whole..]).trim().to_string();
+        if !partial.is_empty() && out.last().is_some_and(|l| l.trim() == partial) {
+            out.pop();
+        }
+        if out.len() > lines {
+            out.drain(..out.len() - lines);
+        }
+        return Ok((out, next));
+    }
+    let out = String::from_utf8_lossy(&text[..whole])
         .lines()
-        .filter(|l| !l.trim().is_empty())
+        // The spend a rotated log carries over is no request.
+        .filter(|l| !l.trim().is_empty() && !l.contains("\"carry\":{"))
         .map(str::to_string)
         .collect();
-    if from.is_none() && start > 0 && !out.is_empty() {
-        out.remove(0); // cut in the middle
-    }
-    if out.len() > lines {
-        out.drain(..out.len() - lines);
-    }
     Ok((out, next))
 }
 
@@ -1654,11 +1665,14 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ringlet-sup-log-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("requests.jsonl");
+        std::fs::write(dir.join("requests.jsonl.1"), "old\n").unwrap();
         std::fs::write(&path, "a\nb\nc\npartial").unwrap();
         let (lines, next) = read_log(&path, 2, None).unwrap();
         assert_eq!(lines, ["b", "c"]);
         assert_eq!(next, 6);
-        std::fs::write(&path, "a\nb\nc\npartial\nd\n").unwrap();
+        // The rotated file supplies what the current one lacks.
+        assert_eq!(read_log(&path, 10, None).unwrap().0, ["old", "a", "b", "c"]);
+        std::fs::write(&path, "a\nb\nc\npartial\n{\"carry\":{}}\nd\n").unwrap();
         let (lines, next2) = read_log(&path, 100, Some(next)).unwrap();
         assert_eq!(lines, ["partial", "d"]);
         // Rotated: shorter than the offset, read from the start.
