@@ -582,8 +582,13 @@ fn routing_and_key_changes_restart_a_running_proxy_and_disable_stops_it() {
 /// One Anthropic Messages request through the proxy with the local token:
 /// the status and the raw answer.
 fn messages(port: u16, token: &str) -> (u16, String) {
-    let body =
-        r#"{"model":"mock-1","max_tokens":16,"messages":[{"role":"user","content":"ping"}]}"#;
+    messages_with(port, token, false)
+}
+
+fn messages_with(port: u16, token: &str, stream: bool) -> (u16, String) {
+    let body = format!(
+        r#"{{"model":"mock-1","max_tokens":16,"stream":{stream},"messages":[{{"role":"user","content":"ping"}}]}}"#
+    );
     let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
     let head = format!(
@@ -602,10 +607,11 @@ fn messages(port: u16, token: &str) -> (u16, String) {
 /// The real `ringlet proxy serve`, no stand-in: started on the daemon's
 /// socket, healthy, relaying to a mock provider with the profile's key,
 /// replaced on the same port after kill -9, gone with the daemon.
-#[test]
-fn the_real_proxy_is_supervised() {
-    let mock = crate::util::mock::MockProvider::anthropic("pong from the mock");
-    let env = Env::new("proxy-real");
+/// A world whose profile `work` (claude) uses a provider at `upstream`,
+/// its proxy enabled on a free port and run by the real `ringlet proxy
+/// serve`: the world, the port and the local token.
+fn real_world(name: &str, upstream: &str) -> (Env, u16, String) {
+    let env = Env::new(name);
     env.fake_agent("claude", "echo '2.1.0 (Claude Code)'");
     let dir = env.config.join("providers.d");
     fs::create_dir_all(&dir).unwrap();
@@ -613,9 +619,8 @@ fn the_real_proxy_is_supervised() {
         dir.join("mockant.toml"),
         format!(
             "id = \"mockant\"\nname = \"Mock\"\ntype = \"anthropic-compatible\"\n\n\
-             [endpoints]\ndefault = \"{}\"\n\n[auth]\nenv_key = \"MOCK_KEY\"\n\n\
-             [models]\navailable = [\"mock-1\"]\ndefault = \"mock-1\"\n",
-            mock.url()
+             [endpoints]\ndefault = \"{upstream}\"\n\n[auth]\nenv_key = \"MOCK_KEY\"\n\n\
+             [models]\navailable = [\"mock-1\"]\ndefault = \"mock-1\"\n"
         ),
     )
     .unwrap();
@@ -626,13 +631,20 @@ fn the_real_proxy_is_supervised() {
     env.cmd(&args).env("RINGLET_SECRET_STORE", "file").stdin(crate::util::KEY).ok();
     let port = free_port();
     env.cmd(&["proxy", "enable", "work", "--port", &port.to_string()]).ok();
+    let token = fs::read_to_string(env.config.join("secrets").join("proxy.work")).unwrap();
+    (env, port, token.trim().to_string())
+}
+
+#[test]
+fn the_real_proxy_is_supervised() {
+    let mock = crate::util::mock::MockProvider::anthropic("pong from the mock");
+    let (env, port, token) = real_world("proxy-real", &mock.url());
+    let token = token.as_str();
     let mut events = subscribe(&env);
     env.cmd(&["proxy", "start", "work"]).ok();
     let started = next_event(&mut events, "ProxyStarted");
     eprintln!("real proxy: spawn to healthy {} ms", started["data"]["spawn_to_healthy_ms"]);
     let first = started["data"]["pid"].as_u64().unwrap() as u32;
-    let token = fs::read_to_string(env.config.join("secrets").join("proxy.work")).unwrap();
-    let token = token.trim();
     let (code, raw) = messages(port, token);
     assert_eq!(code, 200, "{raw}");
     assert!(raw.contains("pong from the mock"), "{raw}");
@@ -689,4 +701,24 @@ fn the_real_proxy_is_supervised() {
     let second = restarted["data"]["pid"].as_u64().unwrap() as u32;
     kill(env.daemon_pid().unwrap(), 9);
     assert!(wait_until(Duration::from_secs(10), || !pid_alive(second)), "outlived the daemon");
+}
+
+#[test]
+fn a_stop_lets_a_stream_in_flight_finish() {
+    use crate::util::upstream::{MockUpstream, Reply, anthropic_stream};
+    let events = anthropic_stream("mock-1", &["one ", "two ", "three ", "four"], 10, 4);
+    let up = MockUpstream::always(Reply::sse(&events).paced(Duration::from_millis(250)));
+    let (env, port, token) = real_world("proxy-grace", &up.url());
+    env.cmd(&["proxy", "start", "work"]).ok();
+    let child = status(&env, "work")["pid"].as_u64().unwrap() as u32;
+    let stream = thread::spawn(move || messages_with(port, &token, true));
+    up.wait_for_requests(1, Duration::from_secs(10));
+    thread::sleep(Duration::from_millis(300));
+    // The stop answers once the child is gone, which is after the stream.
+    env.cmd(&["proxy", "stop", "work"]).ok();
+    assert!(!pid_alive(child));
+    let (code, raw) = stream.join().unwrap();
+    assert_eq!(code, 200, "{raw}");
+    assert!(raw.contains("four") && raw.contains("message_stop"), "cut short: {raw}");
+    assert!(port_is_free(port));
 }
