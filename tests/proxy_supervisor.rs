@@ -654,6 +654,11 @@ fn the_real_proxy_is_supervised() {
     // Its own stats, asked with the local token.
     let s = status(&env, "work");
     assert_eq!(s["stats"]["requests"], 1, "{s}");
+    // Doctor reports it healthy (whatever it says of the sandbox here).
+    let doctor = env.cmd(&["doctor"]).output();
+    let doctor = String::from_utf8_lossy(&doctor.stdout).into_owned();
+    let line = format!("ok   proxy    work: running on port {port} (pid {first})");
+    assert!(doctor.contains(&line), "{doctor}");
     // kill -9 while a client hammers the port: the next child answers on
     // the same port, and no connection is refused meanwhile.
     let stop = Arc::new(AtomicBool::new(false));
