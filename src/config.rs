@@ -254,6 +254,17 @@ mod tests {
     }
 
     #[test]
+    fn the_proxy_backend() {
+        assert_eq!(parse("").unwrap().proxy.backend, ProxyBackend::Builtin);
+        let c = parse("[proxy]\nbackend = \"litellm\"\nlitellm_command = \"/opt/l/litellm\"\n")
+            .unwrap();
+        assert_eq!(c.proxy.backend, ProxyBackend::Litellm);
+        assert_eq!(c.proxy.litellm_command.as_deref(), Some("/opt/l/litellm"));
+        let err = parse("[proxy]\nbackend = \"ultrallm\"\n").unwrap_err().to_string();
+        assert!(err.starts_with("config.toml:2:") && err.contains("builtin"), "{err}");
+    }
+
+    #[test]
     fn unknown_key_names_line_and_key() {
         let err = parse("[daemon]\nidle_timeout_sec = 5\n").unwrap_err().to_string();
         assert!(err.starts_with("config.toml:2:1:"), "{err}");
