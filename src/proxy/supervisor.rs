@@ -24,7 +24,12 @@
 //!   [`UNHEALTHY_AFTER`] checks is replaced after a backoff; more than
 //!   [`MAX_RESTARTS`] in [`RESTART_WINDOW`] mark the proxy `failed`.
 //! - **Stop.** SIGTERM; the child finishes in-flight streams within
-//!   [`STOP_GRACE`], then its group gets SIGKILL.
+//!   [`STOP_GRACE`], then its group gets SIGKILL. A restart for new routing
+//!   or keys starts the new child at once on the same socket while the old
+//!   one drains the same way.
+//! - **Backends.** [`child_command`] is the one place the program is
+//!   chosen: the built-in `ringlet proxy serve`, or LiteLLM
+//!   (`[proxy] backend`).
 //!
 //! The thread owns every child; callers (IPC and HTTP threads) send it
 //! [`Msg`]s and wait for the answer. It publishes a snapshot of each proxy
