@@ -59,3 +59,6 @@ mod proxy_manage;
 // The proxy child (`ringlet proxy serve`) against mock upstreams: streaming, fallback,
 // fidelity, local auth, limits, HTTPS, budget, request log, stats.
 mod proxy_relay;
+// Red team on the proxy's profile side: profile growth, port races, keys in
+// error replies, hostile proxy logs under the usage scan.
+mod attacks_proxy;
