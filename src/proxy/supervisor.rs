@@ -495,15 +495,21 @@ fn launch(state: &State, alias: &str) -> Result<Launch> {
     let port = match profile.routing.port {
         Some(port) => port,
         None => {
+            // Chosen and written under the store's lock, as `proxy enable`
+            // does: no other profile can take the same port meanwhile.
             let catalog = state.catalog();
-            let port = super::manage::choose_unused_port(&state.services(&catalog), alias)?;
-            let (p, ()) = state.profiles.update(alias, |p| {
-                p.routing.port.get_or_insert(port);
-                Ok(())
+            let services = state.services(&catalog);
+            let (p, port) = state.profiles.update(alias, |p| {
+                let port = match p.routing.port {
+                    Some(port) => port,
+                    None => super::manage::choose_unused_port(&services, alias)?,
+                };
+                p.routing.port = Some(port);
+                Ok(port)
             })?;
-            crate::info!("profile {alias}: proxy port {} chosen", p.routing.port.unwrap_or(port));
+            crate::info!("profile {alias}: proxy port {port} chosen");
             profile = p;
-            profile.routing.port.unwrap_or(port)
+            port
         }
     };
     let catalog = state.catalog();
