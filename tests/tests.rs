@@ -62,3 +62,5 @@ mod proxy_relay;
 // Red team on the proxy's profile side: profile growth, port races, keys in
 // error replies, hostile proxy logs under the usage scan.
 mod attacks_proxy;
+// Red-team attacks on the proxy's lifecycle and its secrets at the process level.
+mod attacks_proxy_lifecycle;

@@ -1,0 +1,136 @@
+//! Red-team attacks on the proxy's lifecycle and its secrets at the
+//! process level (issue 12): what another process can read of a running
+//! proxy child, what the child and a remote session's agent inherit, a
+//! profile deleted or disabled while its proxy starts, restart storms, a
+//! stop during a backoff. Each test performs the attack through the real
+//! binary and daemon in a temp world (file secret store).
+
+use std::fs;
+use std::net::{Ipv4Addr, TcpListener};
+use std::thread;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::util::{Env, KEY, TestCommand, wait_until};
+
+fn r(env: &Env, args: &[&str]) -> TestCommand {
+    env.cmd(args).env("RINGLET_SECRET_STORE", "file")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
+}
+
+/// A world whose profile `work` (claude) uses a mock provider, proxy
+/// enabled on a free port, the daemon running the real `ringlet proxy
+/// serve`: the world, the port, the local token.
+fn real_world(name: &str, upstream: &str) -> (Env, u16, String) {
+    real_world_opts(name, upstream, &[])
+}
+
+/// [`real_world`], the daemon started with `daemon_env` too.
+fn real_world_opts(name: &str, upstream: &str, daemon_env: &[(&str, &str)]) -> (Env, u16, String) {
+    let env = Env::new(name);
+    env.fake_agent("claude", "echo '2.1.0 (Claude Code)'");
+    let dir = env.config.join("providers.d");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("mockant.toml"),
+        format!(
+            "id = \"mockant\"\nname = \"Mock\"\ntype = \"anthropic-compatible\"\n\n\
+             [endpoints]\ndefault = \"{upstream}\"\n\n[auth]\nenv_key = \"MOCK_KEY\"\n\n\
+             [models]\navailable = [\"mock-1\"]\ndefault = \"mock-1\"\n"
+        ),
+    )
+    .unwrap();
+    let mut daemon = r(&env, &["daemon"]);
+    for (k, v) in daemon_env {
+        daemon = daemon.env(k, v);
+    }
+    daemon.ok();
+    r(
+        &env,
+        &["profiles", "create", "claude", "work", "-p", "mockant", "--api-key-stdin", "--no-alias"],
+    )
+    .stdin(KEY)
+    .ok();
+    let port = free_port();
+    r(&env, &["proxy", "enable", "work", "--port", &port.to_string()]).ok();
+    let token = fs::read_to_string(env.config.join("secrets").join("proxy.work")).unwrap();
+    (env, port, token.trim().to_string())
+}
+
+fn status(env: &Env, alias: &str) -> Value {
+    let all = r(env, &["proxy", "status", alias, "--json"]).json();
+    all.as_array().and_then(|a| a.first()).cloned().unwrap_or_else(|| panic!("{all}"))
+}
+
+fn fds(pid: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(format!("/proc/{pid}/fd")).unwrap().flatten() {
+        let target = fs::read_link(e.path()).map(|p| p.display().to_string()).unwrap_or_default();
+        out.push(format!("{} -> {target}", e.file_name().to_string_lossy()));
+    }
+    out.sort();
+    out
+}
+
+fn port_is_free(port: u16) -> bool {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+}
+
+/// Every live `proxy serve` process whose parent is `daemon`.
+fn proxy_children(daemon: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ppid = stat.rsplit(") ").next().and_then(|r| r.split(' ').nth(1));
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if ppid == Some(&daemon.to_string()) && cmdline.windows(5).any(|w| w == b"serve") {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// `profiles delete` (or `proxy disable`) lands between a `proxy start`
+/// reading the profile and the supervisor getting the start: the delete's
+/// stop finds nothing, then the start runs a proxy for a profile that is
+/// gone, holding its port and upstream key, out of reach of `proxy stop`
+/// (no such profile) until the daemon exits. A debug pause widens the
+/// window that a `profiles run` racing a delete hits by chance.
+#[test]
+fn a_profile_deleted_or_disabled_while_its_proxy_starts_leaves_no_proxy() {
+    let mock = crate::util::mock::MockProvider::anthropic("pong");
+    let pause = [("RINGLET_DEBUG_PROXY_LAUNCH_PAUSE_MS", "1500")];
+    let (env, port, _) = real_world_opts("apl-delete-start", &mock.url(), &pause);
+    let daemon = env.daemon_pid().unwrap();
+    for undo in [&["proxy", "disable", "work"][..], &["profiles", "delete", "work"][..]] {
+        r(&env, &["proxy", "enable", "work", "--port", &port.to_string()]).ok();
+        let start = r(&env, &["proxy", "start", "work"]).spawn();
+        thread::sleep(Duration::from_millis(500));
+        let undone = r(&env, undo).output();
+        assert!(undone.status.success(), "{undo:?}: {}", String::from_utf8_lossy(&undone.stderr));
+        let started = start.wait_with_output().unwrap();
+        assert!(
+            wait_until(Duration::from_secs(15), || port_is_free(port)),
+            "{undo:?}: port {port} still held by a proxy nobody wants"
+        );
+        assert!(
+            wait_until(Duration::from_secs(15), || proxy_children(daemon).is_empty()),
+            "{undo:?}: a proxy child lives on: {:?}",
+            proxy_children(daemon)
+        );
+        let said = String::from_utf8_lossy(&started.stderr).into_owned();
+        assert!(!started.status.success(), "{undo:?}: the start claims success");
+        assert!(said.contains("while its proxy started"), "{undo:?}: {said}");
+    }
+    // And the name is free for a new profile, whose start gets a proxy of
+    // its own, not the deleted one's.
+    let all = r(&env, &["proxy", "status", "--json"]).json();
+    assert!(all.as_array().unwrap().iter().all(|p| p["state"] != "running"), "{all}");
+}
