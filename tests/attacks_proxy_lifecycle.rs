@@ -134,3 +134,56 @@ fn a_profile_deleted_or_disabled_while_its_proxy_starts_leaves_no_proxy() {
     let all = r(&env, &["proxy", "status", "--json"]).json();
     assert!(all.as_array().unwrap().iter().all(|p| p["state"] != "running"), "{all}");
 }
+
+/// What the daemon was started with stays out of the proxy child: a
+/// descriptor its launcher left open without close-on-exec (a shell's
+/// redirection, a service manager's extra fd, a file outside any sandbox)
+/// must not reach the process that holds every upstream key. The child
+/// keeps its stdio, its listener (fd 3) and what it opens itself.
+#[test]
+fn the_proxy_child_inherits_no_stray_descriptor() {
+    let mock = crate::util::mock::MockProvider::anthropic("pong");
+    let (env, port, token) = real_world("apl-fds", &mock.url());
+    r(&env, &["daemon", "stop"]).ok();
+    let outside = env.root.join("outside-the-sandbox.txt");
+    fs::write(&outside, "private\n").unwrap();
+    // The daemon started with fd 7 open on that file, as a launcher
+    // (`ringlet daemon 7<file` in a shell) would leave it.
+    let mut daemon = env.program("bash").env("RINGLET_SECRET_STORE", "file");
+    daemon.cmd.args(["-c", "exec 7<\"$1\"; exec \"$2\" daemon", "bash"]);
+    daemon.cmd.arg(&outside).arg(crate::util::BIN);
+    daemon.ok();
+    let daemon_fds = fds(env.daemon_pid().unwrap());
+    assert!(
+        daemon_fds.iter().any(|f| f.contains("outside-the-sandbox")),
+        "the attack did not take: {daemon_fds:?}"
+    );
+    r(&env, &["proxy", "start", "work"]).ok();
+    let pid = status(&env, "work")["pid"].as_u64().unwrap() as u32;
+    let child = fds(pid);
+    assert!(
+        !child.iter().any(|f| f.contains("outside-the-sandbox")),
+        "the proxy child inherited the daemon's stray fd: {child:?}"
+    );
+    // Nothing above its listener that it did not open: no pipe, file or
+    // socket of the daemon's (its own accepted sockets and wake pair only).
+    for f in &child {
+        let (n, target) = f.split_once(" -> ").unwrap();
+        let n: u32 = n.parse().unwrap();
+        if n > 3 {
+            assert!(
+                target.starts_with("socket:") || target.starts_with("anon_inode:"),
+                "{f} in {child:?}"
+            );
+        }
+    }
+    // And it still serves.
+    let answer = crate::util::http::request(
+        std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        "GET",
+        "/ringlet/stats",
+        &[("Authorization", &format!("Bearer {token}"))],
+        b"",
+    );
+    assert_eq!(answer.status, 200, "{}", answer.head);
+}
