@@ -186,4 +186,24 @@ fn the_proxy_child_inherits_no_stray_descriptor() {
         b"",
     );
     assert_eq!(answer.status, 200, "{}", answer.head);
+    // Nor does a remote session's sandboxed agent get it (bwrap passes on
+    // every descriptor it is given): an open file, or worse a directory,
+    // from outside the sandbox would be a way out of it.
+    env.fake_agent(
+        "claude",
+        "if [ \"$1\" = --version ]; then echo '2.1.0 (Claude Code)'; exit 0; fi\n\
+         ls -l /proc/$$/fd > \"$PWD/fds.tmp\" 2>&1; mv \"$PWD/fds.tmp\" \"$PWD/fds.txt\"\n\
+         sleep 2",
+    );
+    let project = env.home.join("project");
+    fs::create_dir_all(&project).unwrap();
+    r(&env, &["profiles", "run", "work", "--remote"]).current_dir(&project).ok();
+    let listing = project.join("fds.txt");
+    assert!(wait_until(Duration::from_secs(20), || listing.exists()), "the agent never ran");
+    let agent = fs::read_to_string(&listing).unwrap();
+    assert!(agent.contains("/dev/pts/"), "{agent}");
+    assert!(
+        !agent.contains("outside-the-sandbox"),
+        "the sandboxed agent inherited the daemon's stray fd:\n{agent}"
+    );
 }
