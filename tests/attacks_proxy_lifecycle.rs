@@ -207,3 +207,108 @@ fn the_proxy_child_inherits_no_stray_descriptor() {
         "the sandboxed agent inherited the daemon's stray fd:\n{agent}"
     );
 }
+
+fn threads_and_fds(pid: u32) -> (usize, usize) {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap();
+    (threads, fds(pid).len())
+}
+
+/// Starts, stops and restarts by the dozen, all at once: afterwards one
+/// child runs (or none after a stop), on the profile's port, and the
+/// daemon is back to the threads and descriptors it had: no child, probe,
+/// config writer or stderr reader left over, no socket kept.
+#[test]
+fn a_storm_of_start_stop_restart_leaks_nothing() {
+    let mock = crate::util::mock::MockProvider::anthropic("pong");
+    let (env, port, token) = real_world("apl-storm", &mock.url());
+    let daemon = env.daemon_pid().unwrap();
+    r(&env, &["proxy", "start", "work"]).ok();
+    r(&env, &["proxy", "stop", "work"]).ok();
+    // Settled: the threads of a first start (the supervisor's) exist.
+    thread::sleep(Duration::from_millis(300));
+    let before = threads_and_fds(daemon);
+    let verbs = ["start", "restart", "stop", "restart", "start", "restart"];
+    let storm: Vec<_> = (0..36)
+        .map(|i| {
+            let verb = verbs[i % verbs.len()];
+            r(&env, &["proxy", verb, "work"]).spawn()
+        })
+        .collect();
+    for child in storm {
+        let _ = child.wait_with_output();
+    }
+    // Whatever the order was, a start now gives one healthy child.
+    r(&env, &["proxy", "start", "work"]).ok();
+    let s = status(&env, "work");
+    assert_eq!(s["state"], "running", "{s}");
+    assert_eq!(s["port"], port, "{s}");
+    let pid = s["pid"].as_u64().unwrap() as u32;
+    assert!(
+        wait_until(Duration::from_secs(20), || proxy_children(daemon) == [pid]),
+        "children left: {:?} (current {pid})",
+        proxy_children(daemon)
+    );
+    let answer = crate::util::http::request(
+        std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        "GET",
+        "/ringlet/stats",
+        &[("Authorization", &format!("Bearer {token}"))],
+        b"",
+    );
+    assert_eq!(answer.status, 200, "{}", answer.head);
+    r(&env, &["proxy", "stop", "work"]).ok();
+    assert!(port_is_free(port), "the port outlived the stop");
+    assert!(
+        wait_until(Duration::from_secs(20), || threads_and_fds(daemon) == before),
+        "daemon threads/fds before {before:?}, after {:?}",
+        threads_and_fds(daemon)
+    );
+}
+
+/// A child that dies at once, forever: `proxy stop` during a backoff stops
+/// it for good (no respawn after), the proxy fails after its restarts
+/// rather than spinning, and `proxy start` after `failed` tries afresh.
+#[test]
+fn a_stop_during_a_backoff_sticks_and_a_failed_proxy_starts_afresh() {
+    let env = Env::new("apl-backoff");
+    env.fake_agent("claude", "echo '2.1.0 (Claude Code)'");
+    let child = env.bin.join("dying-proxy");
+    let count = env.root.join("spawns");
+    fs::write(&child, format!("#!/bin/sh\necho x >> '{}'\nexit 3\n", count.display())).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&child, fs::Permissions::from_mode(0o755)).unwrap();
+    r(&env, &["daemon"]).env("RINGLET_DEBUG_PROXY_CHILD", &child).ok();
+    env.create_profile("claude", "work");
+    let port = free_port();
+    r(&env, &["proxy", "enable", "work", "--port", &port.to_string()]).ok();
+    let spawns = || fs::read_to_string(&count).map(|t| t.lines().count()).unwrap_or(0);
+    let start = r(&env, &["proxy", "start", "work"]).spawn();
+    // In a backoff after its second death.
+    assert!(wait_until(Duration::from_secs(10), || spawns() >= 2));
+    r(&env, &["proxy", "stop", "work"]).ok();
+    let out = start.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let s = status(&env, "work");
+    assert_eq!(s["state"], "stopped", "{s}");
+    let after_stop = spawns();
+    thread::sleep(Duration::from_secs(3));
+    assert_eq!(spawns(), after_stop, "respawned after the stop");
+    assert!(port_is_free(port));
+    // Failed after its restarts (1 + 5 spawns), then no more.
+    let (_, err) = r(&env, &["proxy", "start", "work"]).code(1);
+    assert!(err.contains("failed") && err.contains("exited with code 3"), "{err}");
+    let failed_at = spawns();
+    assert_eq!(failed_at - after_stop, 6, "spawns for one failed start");
+    assert_eq!(status(&env, "work")["state"], "failed");
+    thread::sleep(Duration::from_secs(2));
+    assert_eq!(spawns(), failed_at, "a failed proxy keeps spawning");
+    // A start after `failed` tries afresh: the full round again.
+    let (_, err) = r(&env, &["proxy", "start", "work"]).code(1);
+    assert!(err.contains("failed"), "{err}");
+    assert_eq!(spawns() - failed_at, 6);
+}
