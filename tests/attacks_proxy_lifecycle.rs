@@ -312,3 +312,87 @@ fn a_stop_during_a_backoff_sticks_and_a_failed_proxy_starts_afresh() {
     assert!(err.contains("failed"), "{err}");
     assert_eq!(spawns() - failed_at, 6);
 }
+
+/// Runs `ringlet proxy serve` as uid 65534 (its listener on fd 3, a config
+/// with a key on stdin), then, as the same uid, tries every way to read the
+/// key from outside: /proc environ, mem, maps, ptrace. A dumpable process
+/// of that uid is the control (its environ reads fine).
+const SAME_UID_PROBE: &str = r#"
+import json, os, socket, subprocess, sys, time
+binary, logdir = sys.argv[1], sys.argv[2]
+as_nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
+os.dup2(s.fileno(), 3); os.set_inheritable(3, True)
+cfg = {"alias": "w", "agent": "claude", "family": "anthropic", "local_token": "tok",
+       "default_upstream": "anthropic", "config_dir": logdir, "log_dir": logdir,
+       "upstreams": {"anthropic": {"url": "http://127.0.0.1:9", "key": "sk-SAME-UID-PROBE",
+                                   "auth": "x_api_key"}},
+       "rules": [], "aliases": {}, "budget": {}}
+p = subprocess.Popen(as_nobody + [binary, "proxy", "serve"], stdin=subprocess.PIPE,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     pass_fds=(3,), env={"PATH": "/usr/bin:/bin", "MARKER": "env-marker"})
+p.stdin.write(json.dumps(cfg).encode()); p.stdin.close()
+for _ in range(200):
+    try:
+        c = socket.create_connection(("127.0.0.1", s.getsockname()[1]), timeout=5)
+        c.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        if c.recv(100).startswith(b"HTTP/1.1 200"): break
+    except OSError: time.sleep(0.05)
+def read(path):
+    r = subprocess.run(as_nobody + ["python3", "-c",
+        f"import sys; sys.stdout.buffer.write(open('{path}','rb').read(4096))"], capture_output=True)
+    return r.returncode, r.stdout
+out = {"alive": p.poll() is None}
+for f in ["environ", "mem", "maps", "auxv"]:
+    out[f] = read(f"/proc/{p.pid}/{f}")[0]
+out["status_uid"] = os.stat(f"/proc/{p.pid}/environ").st_uid
+r = subprocess.run(as_nobody + ["python3", "-c", f"""
+import ctypes; libc = ctypes.CDLL(None, use_errno=True)
+print(libc.ptrace(16, {p.pid}, 0, 0), ctypes.get_errno())"""], capture_output=True, text=True)
+out["ptrace"] = r.stdout.strip()
+ctl = subprocess.Popen(as_nobody + ["sleep", "10"], env={"MARKER": "visible"})
+time.sleep(0.2)
+out["control"] = read(f"/proc/{ctl.pid}/environ")[1].decode(errors="replace")
+ctl.kill()
+# An attach that worked leaves it stopped: continue it, then SIGTERM.
+os.kill(p.pid, 18); p.terminate()
+try: out["exit"] = p.wait(timeout=20)
+except subprocess.TimeoutExpired: p.kill(); out["exit"] = "killed"
+print(json.dumps(out))
+"#;
+
+/// The child is non-dumpable: another process of the same (non-root) uid
+/// reads neither its environment nor its memory and cannot attach to it,
+/// while it can all of that for an ordinary process of that uid.
+#[test]
+fn a_same_uid_process_reads_no_key_from_the_proxy_child() {
+    let is_root = fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    let setpriv = std::process::Command::new("setpriv").arg("--version").output().is_ok();
+    if !is_root || !setpriv {
+        eprintln!("skipped: needs root and setpriv to run the child as uid 65534");
+        return;
+    }
+    let env = Env::new("apl-same-uid");
+    let logdir = env.root.join("proxy-log");
+    fs::create_dir_all(&logdir).unwrap();
+    std::os::unix::fs::chown(&logdir, Some(65534), Some(65534)).unwrap();
+    let out = std::process::Command::new("python3")
+        .args(["-c", SAME_UID_PROBE, crate::util::BIN])
+        .arg(&logdir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let seen: Value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(seen["alive"], true, "{seen}");
+    assert!(seen["control"].as_str().unwrap().contains("MARKER=visible"), "control: {seen}");
+    for f in ["environ", "mem", "maps", "auxv"] {
+        assert_ne!(seen[f], 0, "/proc/<child>/{f} readable by the same uid: {seen}");
+    }
+    assert_eq!(seen["status_uid"], 0, "its /proc entry is not root's: {seen}");
+    assert!(seen["ptrace"].as_str().unwrap().starts_with("-1 "), "attached: {seen}");
+    assert_eq!(seen["exit"], 0, "SIGTERM: {seen}");
+}
