@@ -19,6 +19,8 @@
 // Until the children below land and use every type.
 #![allow(dead_code)]
 
+pub mod litellm;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
