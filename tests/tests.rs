@@ -48,3 +48,6 @@ mod attacks_files;
 // Attacks on running sessions: stale foreground groups, pid hoppers, a
 // killed session helper.
 mod attacks_runtime;
+// The external LiteLLM backend: the real LiteLLM carries real Claude Code
+// to an OpenAI-format mock (translation), with a fallback.
+mod proxy_litellm;

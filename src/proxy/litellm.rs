@@ -135,7 +135,7 @@ struct LiteTarget {
 struct Entry {
     name: String,
     chain: Vec<LiteTarget>,
-    /// The default upstream with the requested model (`openai/*`).
+    /// The default upstream with the requested model (`anthropic/*`, `custom_openai/*`).
     passthrough: Option<String>,
 }
 
@@ -182,14 +182,14 @@ pub fn plan(config: &ServeConfig, families: &BTreeMap<String, Family>) -> Result
     let deployment = |yaml: &mut String, name: &str, upstream: &str, model: &str, order| {
         let up = &config.upstreams[upstream];
         let family = families.get(upstream).copied().unwrap_or(config.family);
-        // `openai/` speaks chat completions upstream (the YAML's
-        // `use_chat_completions_url_for_anthropic_messages` keeps LiteLLM
-        // from turning Anthropic requests into Responses API calls, which
-        // OpenAI-compatible providers rarely serve); `anthropic/` speaks
-        // Messages and appends `/v1/messages` to the URL.
+        // `custom_openai/` speaks chat completions upstream, whatever the
+        // request: with `openai/`, LiteLLM sends an Anthropic request that
+        // asks for thinking (Claude Code's nearly always do) to the
+        // Responses API, which OpenAI-compatible providers rarely serve.
+        // `anthropic/` speaks Messages and appends `/v1/messages` to the URL.
         let prefix = match family {
             Family::Anthropic => "anthropic",
-            Family::OpenAi => "openai",
+            Family::OpenAi => "custom_openai",
         };
         let _ = writeln!(yaml, "  - model_name: {}", quote(name));
         let _ = writeln!(yaml, "    litellm_params:");
@@ -230,7 +230,6 @@ pub fn plan(config: &ServeConfig, families: &BTreeMap<String, Family>) -> Result
     // Parameters one API has and the other lacks (Anthropic's `thinking`
     // for an OpenAI model, say) are dropped instead of failing the call.
     yaml.push_str("  drop_params: true\n");
-    yaml.push_str("  use_chat_completions_url_for_anthropic_messages: true\n");
     yaml.push_str("general_settings:\n");
     let _ = writeln!(yaml, "  master_key: {}", quote(&format!("os.environ/{MASTER_KEY_ENV}")));
     Ok(Plan { yaml, env })
@@ -708,6 +707,80 @@ pub fn launch(
     })
 }
 
+/// Everything the supervisor needs to start LiteLLM for `config`: the
+/// YAML planned and written to the runtime dir, the program and arguments,
+/// and the environment entries to set on the child (keys, master key,
+/// config path, offline switches) after clearing its environment. The
+/// listener goes in as fd 3.
+pub fn prepare(
+    config: &ServeConfig,
+    families: &BTreeMap<String, Family>,
+    runtime_dir: &Path,
+    litellm_command: Option<&str>,
+    path: Option<&OsStr>,
+) -> Result<Launch> {
+    let plan = plan(config, families)?;
+    let config_path = write_config(runtime_dir, &config.alias, &plan.yaml)?;
+    let mut launch = launch(litellm_command, path, &config_path)?;
+    launch.env.extend(plan.env);
+    Ok(launch)
+}
+
+/// The hidden argument that runs [`main_if_asked`] (debug builds only).
+#[cfg(debug_assertions)]
+pub const DEBUG_EXEC: &str = "__proxy-litellm-exec";
+
+/// Debug builds only, for the integration tests: `ringlet
+/// __proxy-litellm-exec` reads `{"config": <ServeConfig>, "families":
+/// {...}, "litellm_command": ...}` on stdin and replaces itself with
+/// LiteLLM on the listener it inherited as fd 3, as the supervisor starts
+/// it (cleared environment but PATH and HOME, plus [`prepare`]'s).
+#[cfg(debug_assertions)]
+pub fn main_if_asked() -> Option<std::process::ExitCode> {
+    use std::io::{Read as _, Write as _};
+    use std::os::unix::process::CommandExt as _;
+    if std::env::args_os().nth(1)? != DEBUG_EXEC {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Input {
+        config: ServeConfig,
+        #[serde(default)]
+        families: BTreeMap<String, Family>,
+        #[serde(default)]
+        litellm_command: Option<String>,
+    }
+    let run = || -> Result<std::io::Error> {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text)?;
+        let input: Input = serde_json::from_str(&text).context("reading the input")?;
+        let paths = crate::paths::Paths::from_env()?;
+        paths.ensure_runtime_dir()?;
+        let path = std::env::var_os("PATH");
+        let launch = prepare(
+            &input.config,
+            &input.families,
+            &paths.runtime_dir,
+            input.litellm_command.as_deref(),
+            path.as_deref(),
+        )?;
+        let mut cmd = std::process::Command::new(&launch.program);
+        cmd.args(&launch.args).env_clear().envs(launch.env.iter().map(|(k, v)| (k, v)));
+        for name in ["PATH", "HOME"] {
+            if let Some(value) = std::env::var_os(name) {
+                cmd.env(name, value);
+            }
+        }
+        Ok(cmd.exec())
+    };
+    let message = match run() {
+        Ok(exec_error) => format!("starting LiteLLM: {exec_error}"),
+        Err(err) => format!("{err:#}"),
+    };
+    let _ = writeln!(std::io::stderr(), "ringlet: {message}");
+    Some(std::process::ExitCode::FAILURE)
+}
+
 /// `command` as given when it has a `/`, else the first executable of that
 /// name on `path`.
 fn resolve(command: &str, path: Option<&OsStr>) -> Result<PathBuf> {
@@ -908,13 +981,8 @@ mod tests {
         let plan = plan(&config(&[], &[("fast", "oai/gpt-5-mini")]), &families()).unwrap();
         let deps = deployments(&plan.yaml);
         assert_eq!(deps[0].name, "fast");
-        assert_eq!(deps[0].model, "openai/gpt-5-mini");
+        assert_eq!(deps[0].model, "custom_openai/gpt-5-mini");
         assert_eq!(deps[0].api_base, "https://api.example.com/v1");
-        assert!(
-            plan.yaml.contains("\n  use_chat_completions_url_for_anthropic_messages: true\n"),
-            "{}",
-            plan.yaml
-        );
         // An upstream missing from `families` is taken to speak the agent's.
         let plan = super::plan(&config(&[], &[("fast", "oai/gpt-5-mini")]), &BTreeMap::new());
         assert_eq!(deployments(&plan.unwrap().yaml)[0].model, "anthropic/gpt-5-mini");
@@ -935,14 +1003,14 @@ mod tests {
             owned(&[
                 // `big` matches no glob: its chain is the `always` rule's.
                 ("big", "anthropic/claude-opus-4-1", 1),
-                ("big", "openai/gpt-5", 2),
+                ("big", "custom_openai/gpt-5", 2),
                 // `claude-opus-4` matches `opus`: its chain is that rule's.
-                ("claude-opus-4", "openai/o3", 1),
+                ("claude-opus-4", "custom_openai/o3", 1),
                 ("claude-opus-4", "anthropic/claude-opus-4-1", 2),
-                ("claude-opus-4", "openai/gpt-5", 3),
+                ("claude-opus-4", "custom_openai/gpt-5", 3),
                 ("claude-opus-*", "anthropic/claude-opus-4-1", 1),
-                ("claude-opus-*", "openai/gpt-5", 2),
-                ("*", "openai/gpt-5", 1),
+                ("claude-opus-*", "custom_openai/gpt-5", 2),
+                ("*", "custom_openai/gpt-5", 1),
             ])
         );
         // The same target twice in a chain is tried once.
@@ -973,19 +1041,19 @@ mod tests {
         assert_eq!(
             shape(&plan),
             owned(&[
-                ("claude-3-5-haiku", "openai/gpt-5-mini", 1),
-                ("claude-3-5-haiku", "openai/gpt-5", 2),
+                ("claude-3-5-haiku", "custom_openai/gpt-5-mini", 1),
+                ("claude-3-5-haiku", "custom_openai/gpt-5", 2),
                 ("claude-3-5-haiku", "anthropic/claude-sonnet-4-5", 3),
-                ("claude-3-5-haiku", "openai/o3", 4),
-                ("claude-haiku-*", "openai/gpt-5-mini", 1),
-                ("claude-haiku-*", "openai/gpt-5", 2),
+                ("claude-3-5-haiku", "custom_openai/o3", 4),
+                ("claude-haiku-*", "custom_openai/gpt-5-mini", 1),
+                ("claude-haiku-*", "custom_openai/gpt-5", 2),
                 ("claude-haiku-*", "anthropic/claude-sonnet-4-5", 3),
-                ("claude-haiku-*", "openai/o3", 4),
-                ("gpt-*", "openai/gpt-5", 1),
+                ("claude-haiku-*", "custom_openai/o3", 4),
+                ("gpt-*", "custom_openai/gpt-5", 1),
                 ("gpt-*", "anthropic/claude-sonnet-4-5", 2),
-                ("gpt-*", "openai/o3", 3),
+                ("gpt-*", "custom_openai/o3", 3),
                 ("*", "anthropic/claude-sonnet-4-5", 1),
-                ("*", "openai/o3", 2),
+                ("*", "custom_openai/o3", 2),
             ])
         );
         assert!(plan.yaml.contains("\n  num_retries: 0\n"), "{}", plan.yaml);
@@ -1007,9 +1075,9 @@ mod tests {
             owned(&[
                 // Ringlet picks `all-claude` for claude-opus-4; LiteLLM, which
                 // looks exact names up first, is told the same.
-                ("claude-opus-4", "openai/gpt-5", 1),
+                ("claude-opus-4", "custom_openai/gpt-5", 1),
                 ("claude-opus-4", "anthropic/claude-opus-4", 2),
-                ("claude-*", "openai/gpt-5", 1),
+                ("claude-*", "custom_openai/gpt-5", 1),
                 ("claude-*", "anthropic/claude-opus-4", 2),
                 ("*", "anthropic/*", 1),
             ])
