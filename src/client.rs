@@ -118,6 +118,11 @@ fn read_only(request: &Request) -> bool {
             | Request::ProfilesInspect { .. }
             | Request::TerminalList
             | Request::TerminalInfo { .. }
+            | Request::ProxyConfig { .. }
+            | Request::ProxyRouteList { .. }
+            | Request::ProxyAliasList { .. }
+            | Request::ProxyBudgetShow { .. }
+            | Request::ProvidersKeyList
     )
 }
 

@@ -251,9 +251,12 @@ pub struct AgentManifest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentUsage {
-    /// The log format: claude, codex or opencode.
-    pub format: crate::usage::Agent,
+    /// The log format: claude, codex or opencode; or proxy, the profile's
+    /// proxy request log, for an agent that writes no usage log of its own
+    /// (no paths: the log is `<config>/proxy/<alias>/`).
+    pub format: crate::usage::Format,
     /// Log dirs inside a profile home, relative to it.
+    #[serde(default)]
     pub paths: Vec<String>,
     /// The user's own log dirs, counted as the `(default)` profile. `~/` and
     /// `${VAR:-fallback}` are expanded with the daemon's environment.
@@ -387,6 +390,9 @@ impl AgentManifest {
                 "must name at least one type",
             ));
         }
+        if let Some(usage) = &m.usage {
+            check_usage(path, text, &m.id, usage)?;
+        }
         Ok(m)
     }
 
@@ -398,6 +404,38 @@ impl AgentManifest {
             self.detect.commands.iter().map(String::as_str).collect()
         }
     }
+}
+
+/// A log format reads the dirs it is given; `proxy` reads the profile's
+/// proxy log and counts it under the agent's own id, which the usage store
+/// must know.
+fn check_usage(path: &Path, text: &str, id: &str, usage: &AgentUsage) -> Result<()> {
+    use crate::usage::{Agent, Format};
+    if usage.format != Format::Proxy {
+        return Ok(());
+    }
+    if Agent::from_id(id).is_none() {
+        let known: Vec<&str> = Agent::ALL.iter().map(|a| a.id()).collect();
+        return Err(invalid(
+            path,
+            text,
+            "usage.format",
+            format!(
+                "`proxy` counts usage under the agent's id, and `{id}` is not one of {}",
+                known.join(", ")
+            ),
+        ));
+    }
+    if !usage.paths.is_empty() || !usage.default_paths.is_empty() {
+        let key = if usage.paths.is_empty() { "usage.default_paths" } else { "usage.paths" };
+        return Err(invalid(
+            path,
+            text,
+            key,
+            "`proxy` reads the profile's proxy log (<config>/proxy/<alias>/): no paths",
+        ));
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -733,6 +771,31 @@ provider_types = ["anthropic"]
         let bad = AGENT.replace("\"anthropic\"]", "\"martian\"]");
         let err = AgentManifest::parse(Path::new("a.toml"), &bad).unwrap_err().to_string();
         assert!(err.starts_with("a.toml:9:"), "{err}");
+    }
+
+    /// `proxy` needs an agent id the usage store knows and takes no paths;
+    /// the built-in agents that write no usage log declare it.
+    #[test]
+    fn the_proxy_usage_format_is_for_known_agents_without_paths() {
+        let parse = |id: &str, usage: &str| {
+            let text =
+                format!("{}[usage]\n{usage}\n", AGENT.replace("\"fake\"", &format!("\"{id}\"")));
+            AgentManifest::parse(Path::new("a.toml"), &text).map_err(|e| e.to_string())
+        };
+        let m = parse("grok", "format = \"proxy\"").unwrap();
+        assert_eq!(m.usage.unwrap().format, crate::usage::Format::Proxy);
+        let err = parse("fake", "format = \"proxy\"").unwrap_err();
+        assert!(err.starts_with("a.toml:11: usage.format:") && err.contains("`fake`"), "{err}");
+        let err = parse("grok", "format = \"proxy\"\npaths = [\".grok\"]").unwrap_err();
+        assert!(err.starts_with("a.toml:12: usage.paths:"), "{err}");
+        parse("fake", "format = \"claude\"\npaths = [\".claude/projects\"]").unwrap();
+
+        let none = Path::new("/nonexistent-ringlet-dir");
+        let catalog = Catalog::load(none, none);
+        for id in ["grok", "droid"] {
+            let usage = catalog.agent(id).unwrap().manifest.usage.clone().unwrap();
+            assert_eq!(usage.format, crate::usage::Format::Proxy, "{id}");
+        }
     }
 
     #[test]

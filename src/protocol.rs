@@ -158,6 +158,55 @@ pub enum Request {
         #[serde(default)]
         profile: Option<String>,
     },
+    /// Reply: a `proxy::config::ProxyView`. Routes the profile through its
+    /// proxy; the port is chosen once and kept, `port` pins one.
+    ProxyEnable {
+        alias: String,
+        #[serde(default)]
+        port: Option<u16>,
+    },
+    /// Reply: a `ProxyView`. The routing (port, rules, aliases, budget) stays.
+    ProxyDisable { alias: String },
+    /// Reply: a `ProxyView`: the effective routing, keys named, never shown.
+    ProxyConfig { alias: String },
+    /// Reply: the rules as `proxy::config::RuleRow`s, in the order tried.
+    ProxyRouteAdd {
+        alias: String,
+        name: String,
+        condition: String,
+        target: String,
+        #[serde(default)]
+        priority: i64,
+    },
+    /// Reply: an array of `RuleRow`.
+    ProxyRouteList { alias: String },
+    /// Reply: an array of `RuleRow`.
+    ProxyRouteRemove { alias: String, name: String },
+    /// Reply: an array of `RuleRow`.
+    ProxyRouteMove { alias: String, name: String, priority: i64 },
+    /// Reply: the aliases as `proxy::config::AliasRow`s.
+    ProxyAliasSet { alias: String, model: String, target: String },
+    /// Reply: an array of `AliasRow`.
+    ProxyAliasList { alias: String },
+    /// Reply: an array of `AliasRow`.
+    ProxyAliasRemove { alias: String, model: String },
+    /// Reply: the new `proxy::Budget`. Sets both periods (absent: no limit).
+    ProxyBudgetSet {
+        alias: String,
+        #[serde(default)]
+        daily: Option<f64>,
+        #[serde(default)]
+        monthly: Option<f64>,
+    },
+    /// Reply: a `proxy::Budget`.
+    ProxyBudgetShow { alias: String },
+    /// Reply: a `proxy::manage::ProviderKeySet`. Stores the key a target
+    /// of that provider needs (`provider.<id>` in the secret store).
+    ProvidersKeySet { provider: String, key: crate::proxy::keys::KeyText },
+    /// Reply: `{"provider", "used_by"}`.
+    ProvidersKeyRemove { provider: String },
+    /// Reply: an array of `proxy::manage::ProviderKeyRow` (never a key).
+    ProvidersKeyList,
     /// Test hook, debug builds only: the handler panics, to prove a panic
     /// costs one request an error reply and never the daemon.
     #[cfg(debug_assertions)]

@@ -32,7 +32,8 @@ const SERVICE: &str = "ringlet";
 /// The environment variable that pins the store (see [`Secrets::forced_from_env`]).
 const ENV_VAR: &str = "RINGLET_SECRET_STORE";
 
-/// Longest accepted name: keychain attributes and file names both stay short.
+/// Longest accepted alias (a name's part after its namespace prefix):
+/// keychain attributes and file names both stay short.
 const MAX_NAME_LEN: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +164,30 @@ impl Secrets {
         Ok(())
     }
 
+    /// Removes a keychain copy of `name`, if the keychain may hold one: not
+    /// with the file store pinned (never touches D-Bus), and in automatic
+    /// mode an unreachable keychain holds nothing we could have put there
+    /// since it went away, so its error is not one.
+    pub fn delete_keychain_copy(&self, name: &str) -> Result<()> {
+        match self.forced {
+            Some(StoreKind::File) => Ok(()),
+            Some(StoreKind::Keyring) => self.delete(StoreKind::Keyring, name),
+            None => {
+                if let Err(e) = self.delete(StoreKind::Keyring, name) {
+                    crate::debug!("no keychain copy of `{name}` removed: {e:#}");
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes `name` from the file store and, where one may be, the
+    /// keychain ([`Secrets::delete_keychain_copy`]); absent is fine.
+    pub fn remove(&self, name: &str) -> Result<()> {
+        self.delete(StoreKind::File, name)?;
+        self.delete_keychain_copy(name)
+    }
+
     /// Whether the file store holds a secret for `name` (a cheap `lstat`).
     pub fn file_exists(&self, name: &str) -> bool {
         check_name(name).is_ok()
@@ -177,6 +202,29 @@ impl Secrets {
             .filter_map(|e| e.file_name().into_string().ok())
             .filter(|n| check_name(n).is_ok())
             .collect()
+    }
+
+    /// Where the secret `name` is, for secrets whose store is not recorded
+    /// anywhere (provider keys, local tokens): the file store first (a cheap
+    /// `lstat`; a fallback file is the newer copy), then the keychain unless
+    /// the file store is pinned. An unreachable keychain counts as "not
+    /// there" in automatic mode (a write would fall back to a file anyway);
+    /// a pinned keychain reports its error.
+    pub fn find(&self, name: &str) -> Result<Option<(StoreKind, String)>> {
+        check_name(name)?;
+        if self.file_exists(name)
+            && let Some(secret) = self.file_get(name)?
+        {
+            return Ok(Some((StoreKind::File, secret)));
+        }
+        if self.forced == Some(StoreKind::File) {
+            return Ok(None);
+        }
+        match self.get(StoreKind::Keyring, name) {
+            Ok(found) => Ok(found.map(|s| (StoreKind::Keyring, s))),
+            Err(_) if self.forced.is_none() => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Where `kind` keeps secrets, for people.
@@ -331,17 +379,63 @@ fn one_line(err: &dyn std::fmt::Display) -> String {
     err.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Names become keychain attributes and file names, so only a plain profile
-/// alias is accepted: `[a-z0-9][a-z0-9_-]{0,63}` (no `/`, no dots, not empty).
+/// The namespace prefix of provider keys (`provider.<id>`, `providers key set`).
+pub const PROVIDER_PREFIX: &str = "provider.";
+/// The namespace prefix of proxies' local tokens (`proxy.<alias>`).
+pub const PROXY_PREFIX: &str = "proxy.";
+
+/// The secret name of a provider's key: `provider.<id>`. A `.` never
+/// appears in an alias, so it never collides with a profile's own key
+/// (stored under the bare alias), even for a profile named like the provider.
+pub fn provider_name(id: &str) -> String {
+    format!("{PROVIDER_PREFIX}{id}")
+}
+
+/// The secret name of a profile's proxy local token: `proxy.<alias>`.
+pub fn proxy_name(alias: &str) -> String {
+    format!("{PROXY_PREFIX}{alias}")
+}
+
+/// What a secret name says it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner<'a> {
+    /// A profile's own key (the bare alias).
+    Profile(&'a str),
+    /// A provider key (`provider.<id>`).
+    Provider(&'a str),
+    /// A proxy's local token (`proxy.<alias>`).
+    Proxy(&'a str),
+}
+
+/// Splits a valid name into its namespace and the plain part.
+pub fn owner(name: &str) -> Owner<'_> {
+    if let Some(id) = name.strip_prefix(PROVIDER_PREFIX) {
+        Owner::Provider(id)
+    } else if let Some(alias) = name.strip_prefix(PROXY_PREFIX) {
+        Owner::Proxy(alias)
+    } else {
+        Owner::Profile(name)
+    }
+}
+
+/// Names become keychain attributes and file names, so only a plain alias
+/// (`[a-z0-9][a-z0-9_-]{0,63}`: no `/`, no dots, not empty) is accepted,
+/// alone (a profile's key) or after one of the two namespace prefixes
+/// (`provider.<id>`, `proxy.<alias>`). The `.` of a prefix is the only dot
+/// a name may hold, so the three namespaces never collide.
 fn check_name(name: &str) -> Result<()> {
-    let mut bytes = name.bytes();
+    let plain = match owner(name) {
+        Owner::Profile(p) | Owner::Provider(p) | Owner::Proxy(p) => p,
+    };
+    let mut bytes = plain.bytes();
     let first_ok = bytes.next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     let rest_ok =
         bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-    if !first_ok || !rest_ok || name.len() > MAX_NAME_LEN {
+    if !first_ok || !rest_ok || plain.len() > MAX_NAME_LEN {
         bail!(
             "invalid secret name {name:?}: expected a profile alias of 1 to {MAX_NAME_LEN} \
-             characters from a-z, 0-9, `_` and `-`, starting with a letter or digit"
+             characters from a-z, 0-9, `_` and `-`, starting with a letter or digit, alone \
+             or after `{PROVIDER_PREFIX}` or `{PROXY_PREFIX}`"
         );
     }
     Ok(())
@@ -427,13 +521,46 @@ mod tests {
 
     #[test]
     fn names_are_plain_aliases() {
-        for good in ["a", "0", "work", "work-2", "a_b", &"a".repeat(64)] {
+        let long_provider = format!("provider.{}", "a".repeat(64));
+        for good in [
+            "a",
+            "0",
+            "work",
+            "work-2",
+            "a_b",
+            &"a".repeat(64),
+            "provider.openai",
+            "proxy.work",
+            &long_provider,
+        ] {
             check_name(good).unwrap_or_else(|e| panic!("{good:?} rejected: {e}"));
         }
         let long = "a".repeat(65);
-        for bad in
-            ["", ".", "..", "a/b", "/a", "../a", "-a", "_a", "A", "aB", "a b", "a.b", "é", &long]
-        {
+        let too_long = format!("proxy.{long}");
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "/a",
+            "../a",
+            "-a",
+            "_a",
+            "A",
+            "aB",
+            "a b",
+            "a.b",
+            "é",
+            &long,
+            "provider.",
+            "proxy.",
+            "proxy.a.b",
+            "provider.A",
+            "provider./x",
+            "providers.x",
+            "proxy..",
+            &too_long,
+        ] {
             assert!(check_name(bad).is_err(), "{bad:?} accepted");
         }
         // Every entry point checks, before touching any store.
@@ -444,6 +571,30 @@ mod tests {
         assert!(secrets.delete(StoreKind::Keyring, "..").is_err());
         assert_eq!(secrets.keychain_opens.load(Ordering::Relaxed), 0);
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn namespaces_never_collide() {
+        assert_eq!(owner("openai"), Owner::Profile("openai"));
+        assert_eq!(owner(&provider_name("openai")), Owner::Provider("openai"));
+        assert_eq!(owner(&proxy_name("openai")), Owner::Proxy("openai"));
+        let (_, dir) = unique("namespaces");
+        let secrets = Secrets::new(dir.clone(), Some(StoreKind::File));
+        secrets.set("openai", "profile-key").unwrap();
+        secrets.set(&provider_name("openai"), "provider-key").unwrap();
+        secrets.set(&proxy_name("openai"), "token").unwrap();
+        let found = |n: &str| secrets.find(n).unwrap().map(|(_, s)| s);
+        assert_eq!(found("openai").as_deref(), Some("profile-key"));
+        assert_eq!(found("provider.openai").as_deref(), Some("provider-key"));
+        assert_eq!(found("proxy.openai").as_deref(), Some("token"));
+        let mut names = secrets.file_names();
+        names.sort();
+        assert_eq!(names, ["openai", "provider.openai", "proxy.openai"]);
+        secrets.delete(StoreKind::File, "openai").unwrap();
+        assert_eq!(found("provider.openai").as_deref(), Some("provider-key"));
+        assert_eq!(found("openai"), None);
+        assert_eq!(secrets.keychain_opens.load(Ordering::Relaxed), 0);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

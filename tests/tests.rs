@@ -28,6 +28,8 @@ mod usage;
 // Usage tracking: every log format in place, the incremental scan, the
 // durable store, bad input, imports, live events, report errors.
 mod usage_scan;
+// Usage from the proxy's request logs for an agent that writes none (Grok CLI).
+mod usage_proxy;
 // The HTTP API: auth, browser checks, routes, limits, the /ws event stream.
 mod http;
 // Terminal sessions: a real PTY over the HTTP API and WebSockets.
@@ -48,6 +50,9 @@ mod attacks_files;
 // Attacks on running sessions: stale foreground groups, pid hoppers, a
 // killed session helper.
 mod attacks_runtime;
+// The profile side of the proxy: provider keys, rules, aliases, budgets,
+// enable and the render through the proxy, with no upstream key in any output.
+mod proxy_manage;
 // The external LiteLLM backend: the real LiteLLM carries real Claude Code
 // to an OpenAI-format mock (translation), with a fallback.
 mod proxy_litellm;

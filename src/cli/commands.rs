@@ -148,6 +148,26 @@ pub static ROOT: Cmd = Cmd {
                     "Show a provider's endpoints, auth variable and models",
                     &[pos("id", "Provider id")],
                 )),
+                group(
+                    "key",
+                    "Provider keys for proxy targets (kept apart from profile keys)",
+                    &[
+                        rcmd(
+                            "set",
+                            "Store a provider's key (read from a hidden prompt or stdin)",
+                            &[
+                                pos("provider", "Provider id"),
+                                flag("api-key-stdin", "Read the key from stdin"),
+                            ],
+                        ),
+                        rcmd(
+                            "remove",
+                            "Remove a provider's key",
+                            &[pos("provider", "Provider id")],
+                        ),
+                        rcmd("list", "List the providers with a stored key (never the key)", &[]),
+                    ],
+                ),
             ],
         ),
         group(
@@ -256,10 +276,14 @@ pub static ROOT: Cmd = Cmd {
             "proxy",
             "The routing proxy of a profile",
             &[
-                cmd("enable", "Route a profile through its proxy", &[pos("alias", "Profile name")]),
-                cmd(
+                rcmd(
+                    "enable",
+                    "Route a profile through its proxy (a port is chosen once and kept)",
+                    &[pos("alias", "Profile name"), opt("port", "N", "Pin the proxy's port")],
+                ),
+                rcmd(
                     "disable",
-                    "Stop routing a profile through a proxy",
+                    "Stop routing a profile through its proxy (the routing is kept)",
                     &[pos("alias", "Profile name")],
                 ),
                 cmd("start", "Start a profile's proxy", &[pos("alias", "Profile name")]),
@@ -267,9 +291,9 @@ pub static ROOT: Cmd = Cmd {
                 cmd("stop-all", "Stop every proxy", &[]),
                 cmd("restart", "Restart a profile's proxy", &[pos("alias", "Profile name")]),
                 cmd("status", "Show proxy status", &[optional(pos("alias", "Profile name"))]),
-                cmd(
+                rcmd(
                     "config",
-                    "Print a profile's proxy configuration",
+                    "Print a profile's effective routing (keys redacted)",
                     &[pos("alias", "Profile name")],
                 ),
                 cmd(
@@ -281,22 +305,39 @@ pub static ROOT: Cmd = Cmd {
                     "route",
                     "Routing rules",
                     &[
-                        cmd(
+                        rcmd(
                             "add",
                             "Add a routing rule",
                             &[
                                 pos("alias", "Profile name"),
-                                pos("name", "Rule name"),
-                                pos("condition", "When the rule applies"),
-                                pos("target", "Provider/model to route to"),
-                                opt("priority", "N", "Higher wins"),
+                                pos("name", "Rule name: [a-z0-9][a-z0-9_-]*"),
+                                pos(
+                                    "condition",
+                                    "always, thinking, tokens > N, tools >= N, model ~ GLOB; \
+                                     and, or, not, ( )",
+                                ),
+                                pos("target", "<provider>[@<endpoint>]/<model>"),
+                                opt("priority", "N", "Higher is tried first (default 0)"),
                             ],
                         ),
-                        cmd("list", "List routing rules", &[pos("alias", "Profile name")]),
-                        cmd(
+                        rcmd(
+                            "list",
+                            "List routing rules in the order they are tried",
+                            &[pos("alias", "Profile name")],
+                        ),
+                        rcmd(
                             "remove",
                             "Remove a routing rule",
                             &[pos("alias", "Profile name"), pos("name", "Rule name")],
+                        ),
+                        rcmd(
+                            "move",
+                            "Give a rule a new priority",
+                            &[
+                                pos("alias", "Profile name"),
+                                pos("name", "Rule name"),
+                                required(opt("priority", "N", "Higher is tried first")),
+                            ],
                         ),
                     ],
                 ),
@@ -304,21 +345,37 @@ pub static ROOT: Cmd = Cmd {
                     "alias",
                     "Model aliases",
                     &[
-                        cmd(
+                        rcmd(
                             "set",
-                            "Map a model name to a target",
+                            "Map a requested model name to a target",
                             &[
                                 pos("alias", "Profile name"),
-                                pos("from", "Model name"),
-                                pos("to", "Target"),
+                                pos("from", "Model name the agent asks for"),
+                                pos("to", "<provider>[@<endpoint>]/<model>"),
                             ],
                         ),
-                        cmd("list", "List model aliases", &[pos("alias", "Profile name")]),
-                        cmd(
+                        rcmd("list", "List model aliases", &[pos("alias", "Profile name")]),
+                        rcmd(
                             "remove",
                             "Remove a model alias",
                             &[pos("alias", "Profile name"), pos("from", "Model name")],
                         ),
+                    ],
+                ),
+                group(
+                    "budget",
+                    "Spend limits of a profile's proxy",
+                    &[
+                        rcmd(
+                            "set",
+                            "Set the daily and/or monthly limit in USD (`none` removes one)",
+                            &[
+                                pos("alias", "Profile name"),
+                                opt("daily", "USD", "Daily limit"),
+                                opt("monthly", "USD", "Monthly limit"),
+                            ],
+                        ),
+                        rcmd("show", "Show the limits", &[pos("alias", "Profile name")]),
                     ],
                 ),
             ],

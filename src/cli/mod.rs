@@ -18,6 +18,7 @@ pub mod parse;
 mod profiles;
 mod prompt;
 mod providers;
+mod proxy;
 mod terminal;
 mod ui;
 mod usage;
@@ -71,6 +72,13 @@ pub fn run(global: Global, inv: Invocation) -> Result<()> {
         ["agents", "inspect"] => agents::inspect(&ctx, inv.arg("id").unwrap_or_default()),
         ["providers", "list"] => providers::list(&ctx),
         ["providers", "inspect"] => providers::inspect(&ctx, inv.arg("id").unwrap_or_default()),
+        ["providers", "key", action] => proxy::key(&ctx, &inv, action),
+        ["proxy", "enable"] => proxy::enable(&ctx, &inv),
+        ["proxy", "disable"] => proxy::disable(&ctx, &inv),
+        ["proxy", "config"] => proxy::config(&ctx, &inv),
+        ["proxy", "route", action] => proxy::route(&ctx, &inv, action),
+        ["proxy", "alias", action] => proxy::alias_cmd(&ctx, &inv, action),
+        ["proxy", "budget", action] => proxy::budget(&ctx, &inv, action),
         ["daemon"] => daemon::start(&ctx, &inv),
         ["daemon", "status"] => daemon::status(&ctx),
         ["daemon", "stop"] => daemon::stop(&ctx, &inv),
@@ -267,6 +275,21 @@ mod tests {
             "agents inspect",
             "providers list",
             "providers inspect",
+            "providers key set",
+            "providers key remove",
+            "providers key list",
+            "proxy enable",
+            "proxy disable",
+            "proxy config",
+            "proxy route add",
+            "proxy route list",
+            "proxy route remove",
+            "proxy route move",
+            "proxy alias set",
+            "proxy alias list",
+            "proxy alias remove",
+            "proxy budget set",
+            "proxy budget show",
             "daemon",
             "daemon status",
             "daemon stop",

@@ -55,6 +55,14 @@ pub fn create_with(ctx: &Ctx, mut request: CreateRequest, key_from_stdin: bool) 
         &paths,
         &Request::ProvidersInspect { id: provider_id.into() },
     )?)?;
+    // Before the key prompt, as the daemon would refuse it after.
+    if request.proxy && provider.kind == "self" {
+        bail!(
+            "--proxy: provider `{}` uses the agent's own login, which cannot go through the \
+             proxy (it relays with API keys); use a provider with an API key",
+            provider.id
+        );
+    }
     let needs_key = provider.kind != "self" && provider.auth_required;
     let api_key = if provider.kind == "self" {
         if key_from_stdin {
@@ -120,6 +128,9 @@ pub fn create_with(ctx: &Ctx, mut request: CreateRequest, key_from_stdin: bool) 
         "  endpoint:  {}",
         p.endpoint.as_deref().unwrap_or("- (the agent's own login)")
     ))?;
+    if let (true, Some(port)) = (p.proxy, p.routing.port) {
+        out.line(format_args!("  proxy:     on, port {port} (the agent talks only to its proxy)"))?;
+    }
     out.line(format_args!("  mode:      {} (permission mode)", p.permission_mode.as_str()))?;
     if let Some(kind) = p.secret {
         out.line(format_args!("  key:       stored in the {}", store_name(kind)))?;
@@ -205,6 +216,20 @@ pub fn inspect(ctx: &Ctx, alias: &str) -> Result<()> {
     ))?;
     out.line(format_args!("  script:     {}", p.script))?;
     out.line(format_args!("  permission: {}", p.permission_mode.as_str()))?;
+    let r = &p.routing;
+    let routing = format!(
+        "{} rule(s), {} alias(es) (`ringlet proxy config {}`)",
+        r.rules.len(),
+        r.aliases.len(),
+        p.alias
+    );
+    match (p.proxy, r.port) {
+        (true, Some(port)) => out.line(format_args!("  proxy:      on, port {port}; {routing}"))?,
+        (false, _) if r != &crate::proxy::Routing::default() => {
+            out.line(format_args!("  proxy:      off; {routing}"))?
+        }
+        _ => out.line("  proxy:      off")?,
+    }
     match p.secret {
         Some(kind) => {
             out.line(format_args!("  api key:    <redacted> (in the {})", store_name(kind)))?

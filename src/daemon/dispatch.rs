@@ -12,12 +12,15 @@ use super::{State, usage};
 use crate::detect::{Change, Detection};
 use crate::fsutil::crash_point;
 use crate::manifests::{AgentManifest, Catalog, Loaded, ProviderManifest};
-use crate::profiles::{Conflict, NotFound, Profile, aliases, create, hooks, recover, render, run};
+use crate::profiles::{
+    Conflict, NotFound, Profile, Services, aliases, create, hooks, recover, render, run,
+};
 use crate::protocol::{
     AgentInfo, AgentList, AliasInfo, DaemonStatus, Deleted, ErrorCode, PROTOCOL_VERSION,
     ProfileEnv, ProfileList, ProfileStats, ProfileView, ProviderInfo, ProviderList, Reply, Request,
     RunEnded, Stats, UsageQuery,
 };
+use crate::proxy::{config as proxy_config, manage};
 use crate::usage::store::DEFAULT_PROFILE;
 
 /// Serves one request for a transport (IPC, HTTP): a panicking handler
@@ -90,6 +93,61 @@ pub fn handle(state: &State, request: Request) -> Reply {
         Request::UsageImportClaude { dir, profile } => {
             handle_usage_import_claude(state, dir.as_deref(), profile.as_deref())
         }
+        Request::ProxyEnable { alias, port } => {
+            routing_change(state, &alias, "proxy enabled", |s| {
+                manage::enable(s, &alias, port).map(|p| proxy_config::view(s, &p))
+            })
+        }
+        Request::ProxyDisable { alias } => routing_change(state, &alias, "proxy disabled", |s| {
+            manage::disable(s, &alias).map(|p| proxy_config::view(s, &p))
+        }),
+        Request::ProxyConfig { alias } => with_services(state, |s| manage::config_view(s, &alias)),
+        Request::ProxyRouteAdd { alias, name, condition, target, priority } => {
+            let rule = crate::proxy::Rule { name, condition, target, priority };
+            routing_change(state, &alias, "proxy rule added", |s| {
+                manage::route_add(s, &alias, rule)
+            })
+        }
+        Request::ProxyRouteList { alias } => {
+            with_services(state, |s| manage::route_list(s, &alias))
+        }
+        Request::ProxyRouteRemove { alias, name } => {
+            routing_change(state, &alias, "proxy rule removed", |s| {
+                manage::route_remove(s, &alias, &name)
+            })
+        }
+        Request::ProxyRouteMove { alias, name, priority } => {
+            routing_change(state, &alias, "proxy rule moved", |s| {
+                manage::route_move(s, &alias, &name, priority)
+            })
+        }
+        Request::ProxyAliasSet { alias, model, target } => {
+            routing_change(state, &alias, "proxy alias set", |s| {
+                manage::alias_set(s, &alias, &model, &target)
+            })
+        }
+        Request::ProxyAliasList { alias } => {
+            with_services(state, |s| manage::alias_list(s, &alias))
+        }
+        Request::ProxyAliasRemove { alias, model } => {
+            routing_change(state, &alias, "proxy alias removed", |s| {
+                manage::alias_remove(s, &alias, &model)
+            })
+        }
+        Request::ProxyBudgetSet { alias, daily, monthly } => {
+            let budget = crate::proxy::Budget { daily_usd: daily, monthly_usd: monthly };
+            routing_change(state, &alias, "proxy budget set", |s| {
+                manage::budget_set(s, &alias, budget)
+            })
+        }
+        Request::ProxyBudgetShow { alias } => {
+            with_services(state, |s| manage::budget_show(s, &alias))
+        }
+        Request::ProvidersKeySet { provider, key } => {
+            handle_providers_key_set(state, &provider, &key.0)
+        }
+        Request::ProvidersKeyRemove { provider } => handle_providers_key_remove(state, &provider),
+        Request::ProvidersKeyList => with_services(state, manage::provider_key_list),
         #[cfg(debug_assertions)]
         Request::DebugPanic => panic!("debug_panic requested"),
         Request::Subscribe { .. } => Reply::error(
@@ -271,6 +329,57 @@ fn not_found<'a>(what: &str, id: &str, known: impl Iterator<Item = &'a str>) -> 
 }
 
 // ---------------------------------------------------------------------------
+// Proxy: the profile side (routing, keys); the supervisor runs the proxies.
+
+/// Serves a read-only request that needs the profile services.
+fn with_services<T: serde::Serialize>(
+    state: &State,
+    op: impl FnOnce(&Services<'_>) -> anyhow::Result<T>,
+) -> Reply {
+    let catalog = state.catalog();
+    result(op(&state.services(&catalog)))
+}
+
+/// Serves a change to a profile's routing: on success subscribers hear
+/// `ProfileUpdated` and a running proxy is reloaded with the new routing.
+fn routing_change<T: serde::Serialize>(
+    state: &State,
+    alias: &str,
+    change: &str,
+    op: impl FnOnce(&Services<'_>) -> anyhow::Result<T>,
+) -> Reply {
+    let catalog = state.catalog();
+    let changed = op(&state.services(&catalog));
+    if changed.is_ok() {
+        crate::info!("profile {alias}: {change}");
+        state.events.emit(EventKind::ProfileUpdated, json!({"alias": alias, "change": change}));
+        // supervisor: state.proxies.reload(state, alias); (after `proxy
+        // disable`: stop it, the agent no longer talks to it)
+    }
+    result(changed)
+}
+
+fn handle_providers_key_set(state: &State, provider: &str, key: &str) -> Reply {
+    let catalog = state.catalog();
+    let set = manage::provider_key_set(&state.services(&catalog), provider, key);
+    if let Ok(set) = &set {
+        crate::info!("provider {provider}: key stored in the {:?} store", set.store);
+        // supervisor: state.proxies.key_changed(state, provider);
+    }
+    result(set)
+}
+
+fn handle_providers_key_remove(state: &State, provider: &str) -> Reply {
+    let catalog = state.catalog();
+    let removed = manage::provider_key_remove(&state.services(&catalog), provider);
+    if removed.is_ok() {
+        crate::info!("provider {provider}: key removed");
+        // supervisor: state.proxies.key_changed(state, provider);
+    }
+    result(removed.map(|used_by| json!({"provider": provider, "used_by": used_by})))
+}
+
+// ---------------------------------------------------------------------------
 // Profiles
 
 /// Turns a handler result into a reply: `NotFound`/`Conflict` errors keep
@@ -370,6 +479,11 @@ fn handle_profiles_delete(state: &State, alias: &str, purge: bool) -> Reply {
             },
             None => false,
         };
+        if let Err(e) = crate::proxy::keys::remove_local_token(&state.secrets, alias) {
+            notices.push(format!(
+                "removing the proxy token: {e:#} (removed at the next daemon start)"
+            ));
+        }
         crash_point("delete:key");
         let shim_removed = match aliases::uninstall(&state.paths.home, alias) {
             Ok(removed) => removed,
@@ -784,7 +898,7 @@ fn handle_terminal_create(state: &State, req: crate::protocol::TerminalRequest) 
         });
         // A script may put the key in the arguments (`${API_KEY}`); the
         // session's description, which HTTP shows, never carries it.
-        let key = services.key(&profile)?.unwrap_or_default();
+        let key = services.agent_key(&profile)?.unwrap_or_default();
         let mut command = vec![plan.program.clone()];
         command.extend(plan.args.iter().map(|a| match super::http::holds_key(a, &key) {
             true => crate::profiles::render::REDACTED.to_string(),

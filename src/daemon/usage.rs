@@ -19,7 +19,9 @@ use crate::usage::watch::{self, WatchSet};
 pub fn roots(state: &State) -> Vec<Root> {
     let catalog = state.catalog();
     let profiles = state.profiles.list().map(|(p, _)| p).unwrap_or_default();
-    scan::roots(&catalog, &profiles, &state.paths.home, &|name| std::env::var(name).ok())
+    scan::roots(&catalog, &profiles, &state.paths.home, &state.paths.config_dir, &|name| {
+        std::env::var(name).ok()
+    })
 }
 
 /// Emits one UsageUpdated per (profile, model) a scan changed.

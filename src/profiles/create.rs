@@ -106,7 +106,8 @@ pub fn create(s: &Services<'_>, req: CreateRequest) -> Result<Created> {
         bail!("invalid model name `{}`", model.escape_debug());
     }
     if req.proxy {
-        bail!("--proxy: the routing proxy is not implemented yet; create the profile without it");
+        // Before the key is asked for or anything is written.
+        crate::proxy::manage::refuse_self(provider)?;
     }
     let permission_mode = match &req.permission_mode {
         Some(mode) => render::PermissionMode::parse(mode)?,
@@ -160,8 +161,17 @@ pub fn create(s: &Services<'_>, req: CreateRequest) -> Result<Created> {
         script,
         hooks,
         mcp_servers,
-        proxy: false,
-        routing: Default::default(),
+        proxy: req.proxy,
+        routing: crate::proxy::Routing {
+            // Chosen now and kept, so the rendered files and `profiles env`
+            // point at the port the proxy will listen on.
+            port: if req.proxy {
+                Some(crate::proxy::manage::choose_unused_port(s, &req.alias)?)
+            } else {
+                None
+            },
+            ..Default::default()
+        },
         secret: None,
         alias_shim: None,
         permission_mode,
@@ -188,8 +198,15 @@ pub fn create(s: &Services<'_>, req: CreateRequest) -> Result<Created> {
     if s.store.load(&req.alias)?.is_some() {
         return Err(Conflict(format!("profile `{}` already exists", req.alias)).into());
     }
-    let mut undo =
-        Undo { s, alias: &req.alias, secret: None, home: None, shim: false, intent: false };
+    let mut undo = Undo {
+        s,
+        alias: &req.alias,
+        secret: None,
+        token: false,
+        home: None,
+        shim: false,
+        intent: false,
+    };
     let mut profile = profile;
     let mut notices = Vec::new();
     if !profile.home.exists() {
@@ -208,7 +225,14 @@ pub fn create(s: &Services<'_>, req: CreateRequest) -> Result<Created> {
     undo.intent = true;
     crash_point("create:intent");
     render::ensure_home(&profile, agent)?;
-    render::write_files(&profile.home, &rendered, key.as_deref())?;
+    // A proxied agent gets the proxy's local token, never the key.
+    let agent_key = if profile.proxy {
+        undo.token = true;
+        Some(crate::proxy::keys::local_token(s.secrets, &req.alias)?)
+    } else {
+        key.clone()
+    };
+    render::write_files(&profile.home, &rendered, agent_key.as_deref())?;
     crash_point("create:home");
     if let Some(key) = &key {
         let stored = s.secrets.set(&req.alias, key)?;
@@ -249,7 +273,7 @@ pub fn create(s: &Services<'_>, req: CreateRequest) -> Result<Created> {
 /// API keys are printable ASCII without spaces or quotes; anything else is a
 /// paste accident (a newline, a smart quote) and would also break the JSON
 /// and TOML strings the key is substituted into.
-fn check_key(key: &str) -> Result<String> {
+pub(crate) fn check_key(key: &str) -> Result<String> {
     let key = key.trim();
     if key.is_empty() {
         bail!("the API key is empty");
@@ -277,6 +301,8 @@ struct Undo<'a, 'b> {
     s: &'a Services<'b>,
     alias: &'a str,
     secret: Option<StoreKind>,
+    /// Whether a proxy local token may have been created.
+    token: bool,
     home: Option<std::path::PathBuf>,
     shim: bool,
     /// Whether the intent file is there to remove.
@@ -286,6 +312,7 @@ struct Undo<'a, 'b> {
 impl Undo<'_, '_> {
     fn disarm(&mut self) {
         self.secret = None;
+        self.token = false;
         self.home = None;
         self.shim = false;
         self.intent = false;
@@ -298,6 +325,11 @@ impl Drop for Undo<'_, '_> {
             && let Err(e) = self.s.secrets.delete(kind, self.alias)
         {
             crate::warn!("undoing create of {}: removing the key: {e:#}", self.alias);
+        }
+        if self.token
+            && let Err(e) = crate::proxy::keys::remove_local_token(self.s.secrets, self.alias)
+        {
+            crate::warn!("undoing create of {}: removing the proxy token: {e:#}", self.alias);
         }
         if let Some(home) = &self.home
             && let Err(e) = fs::remove_dir_all(home)

@@ -56,6 +56,16 @@ impl Services<'_> {
         Ok((&agent.manifest, &provider.manifest))
     }
 
+    /// The key the agent is given (what `${API_KEY}` becomes): the proxy's
+    /// local token when the profile goes through its proxy (the agent never
+    /// sees an upstream key), else the profile's own key.
+    pub fn agent_key(&self, profile: &Profile) -> Result<Option<String>> {
+        if crate::proxy::config::proxied_port(profile).is_some() {
+            return crate::proxy::keys::local_token(self.secrets, &profile.alias).map(Some);
+        }
+        self.key(profile)
+    }
+
     /// The stored key of a profile; an error when it should be there and is not.
     pub fn key(&self, profile: &Profile) -> Result<Option<String>> {
         let Some(kind) = profile.secret else { return Ok(None) };

@@ -233,6 +233,9 @@ fn undo_side_effects(paths: &Paths, secrets: &Secrets, intent: &Intent, kind: Op
     } {
         crate::warn!("profile {alias}: removing its key: {e:#}");
     }
+    if let Err(e) = crate::proxy::keys::remove_local_token(secrets, alias) {
+        crate::warn!("profile {alias}: removing its proxy token: {e:#}");
+    }
     if intent.shim
         && let Err(e) = aliases::uninstall(&paths.home, alias)
     {
@@ -255,14 +258,21 @@ fn remove_home(home: &Path, alias: &str) {
 /// A key in the file store whose profile file does not exist belongs to no
 /// profile (a create or delete killed before its intent was written, or an
 /// older version's crash): remove it.
+/// A proxy's local token (`proxy.<alias>`) without its profile goes too;
+/// provider keys (`provider.<id>`) belong to no profile and always stay.
 fn remove_orphan_file_keys(store: &Store, secrets: &Secrets) {
-    for alias in secrets.file_names() {
-        if store.path(&alias).exists() {
+    for name in secrets.file_names() {
+        let (alias, what) = match crate::secrets::owner(&name) {
+            crate::secrets::Owner::Profile(alias) => (alias, "key"),
+            crate::secrets::Owner::Proxy(alias) => (alias, "proxy token"),
+            crate::secrets::Owner::Provider(_) => continue,
+        };
+        if store.path(alias).exists() {
             continue;
         }
-        match secrets.delete(StoreKind::File, &alias) {
-            Ok(()) => crate::warn!("removed the key of `{alias}`, which no profile uses"),
-            Err(e) => crate::warn!("removing the orphan key of `{alias}`: {e:#}"),
+        match secrets.delete(StoreKind::File, &name) {
+            Ok(()) => crate::warn!("removed the {what} of `{alias}`, which no profile uses"),
+            Err(e) => crate::warn!("removing the orphan {what} of `{alias}`: {e:#}"),
         }
     }
 }

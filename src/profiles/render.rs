@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::fsutil::{self, Beneath, create_private_dir};
 use crate::manifests::{AgentManifest, ProviderManifest, ProviderType, Strategy};
 use crate::paths::Paths;
+use crate::proxy::config as proxy;
 use crate::scripting::{self, Rendered};
 
 /// The placeholders a script may put in files, env values and arguments.
@@ -85,15 +86,21 @@ pub fn context(
     config: &Config,
 ) -> Value {
     let table = |t: &toml::Table| serde_json::to_value(t).unwrap_or(Value::Object(Map::new()));
+    // A proxied profile's agent talks to its proxy only: the script sees
+    // the proxy's URL as the endpoint (and `${API_KEY}` becomes the local
+    // token, see `Services::agent_key`), so no script can hand the agent
+    // the upstream's URL or key.
+    let proxy_url = proxy::proxied_port(profile)
+        .and_then(|port| proxy::family(provider).ok().map(|f| proxy::proxy_url(f, port)));
     json!({
         "profile": {
             "alias": profile.alias,
             "home": profile.home.display().to_string(),
             "model": profile.model,
-            "endpoint": profile.endpoint,
+            "endpoint": proxy_url.clone().or_else(|| profile.endpoint.clone()),
             "hooks_config": profile.hooks,
             "mcp_servers": profile.mcp_servers,
-            "proxy_url": Value::Null,
+            "proxy_url": proxy_url,
             "permission_mode": profile.permission_mode.as_str(),
         },
         "provider": {

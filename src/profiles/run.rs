@@ -103,7 +103,7 @@ pub fn prepare(
     let program = find_agent(&agent.commands(), path_var).with_context(|| {
         format!("{} is not installed (`{}` not found on PATH)", agent.name, agent.binary)
     })?;
-    let key = s.key(&profile)?;
+    let key = s.agent_key(&profile)?;
     let rendered = render::render(s.paths, &profile, agent, provider, s.config)?;
     if !profile.home.is_dir() {
         notices.push(format!(
@@ -141,7 +141,7 @@ pub fn env_only(s: &Services<'_>, alias: &str) -> Result<(Profile, BTreeMap<Stri
     let profile = s.store.get(alias)?;
     let started = std::time::Instant::now();
     let (agent, provider) = s.manifests(&profile)?;
-    let key = s.key(&profile)?;
+    let key = s.agent_key(&profile)?;
     let rendered = render::render(s.paths, &profile, agent, provider, s.config)?;
     render::ensure_home(&profile, agent)?;
     render::write_files(&profile.home, &rendered, key.as_deref())?;

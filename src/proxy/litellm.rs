@@ -243,6 +243,10 @@ fn parse_rules(config: &ServeConfig) -> Result<Vec<LiteRule>> {
     sorted.sort_by_key(|rule| std::cmp::Reverse(rule.priority));
     let mut rules = Vec::with_capacity(sorted.len());
     for rule in sorted {
+        // A syntax error first, pointing at its column, as everywhere.
+        super::rules::Condition::parse(&rule.condition).map_err(|e| {
+            anyhow::anyhow!("rule `{}`: condition `{}`: {e}", rule.name, rule.condition)
+        })?;
         let matcher = parse_condition(&rule.condition).map_err(|why| {
             anyhow::anyhow!(
                 "rule `{}`: the LiteLLM backend cannot express `{}`: {why}",
@@ -260,22 +264,37 @@ fn parse_rules(config: &ServeConfig) -> Result<Vec<LiteRule>> {
 /// `<provider>[@<endpoint>]/<model>`, split at the first `/`, whose
 /// upstream the config holds.
 fn parse_target(text: &str, config: &ServeConfig) -> Result<LiteTarget> {
-    let Some((upstream, model)) = text.split_once('/') else {
-        bail!("target `{text}`: expected <provider>[@<endpoint>]/<model>");
-    };
-    if upstream.is_empty() || model.is_empty() {
-        bail!("target `{text}`: expected <provider>[@<endpoint>]/<model>");
-    }
-    if model.contains('*') {
+    let target = super::rules::Target::parse(text)?;
+    if target.model.contains('*') {
         bail!(
             "target `{text}`: LiteLLM would replace the `*` in the model with part of the \
              requested name"
         );
     }
-    if !config.upstreams.contains_key(upstream) {
+    let upstream = target.upstream_key();
+    if !config.upstreams.contains_key(&upstream) {
         bail!("target `{text}`: no upstream `{upstream}` in the proxy's config");
     }
-    Ok(LiteTarget { upstream: upstream.to_string(), model: model.to_string() })
+    Ok(LiteTarget { upstream, model: target.model })
+}
+
+/// The API family of every upstream in `config` (by its key,
+/// `<provider>[@<endpoint>]`), from the provider manifests: what
+/// [`plan`] needs to pick `anthropic/` or `custom_openai/`.
+pub fn families(
+    s: &crate::profiles::Services<'_>,
+    config: &ServeConfig,
+) -> Result<BTreeMap<String, Family>> {
+    let mut out = BTreeMap::new();
+    for key in config.upstreams.keys() {
+        let id = key.split('@').next().unwrap_or(key);
+        let provider = s
+            .catalog
+            .provider(id)
+            .with_context(|| format!("upstream `{key}`: no provider `{id}`"))?;
+        out.insert(key.clone(), super::config::family(&provider.manifest)?);
+    }
+    Ok(out)
 }
 
 /// The `model_name`s in the order they are written: aliases, other exact
@@ -1214,6 +1233,12 @@ mod tests {
         assert!(err.contains("rule `r`") && err.contains("`*`"), "{err}");
         let err = refused(&config(&[], &[("claude-*", "oai/gpt-5")]));
         assert!(err.contains("alias `claude-*`"), "{err}");
+        let err = refused(&config(&[("r", "always", "oai", 0)], &[]));
+        assert!(err.contains("rule `r`") && err.contains("target `oai`"), "{err}");
+        // A syntax error says where, before anything about LiteLLM.
+        let err = refused(&config(&[("r", "model ~ a* or", "oai/m", 0)], &[]));
+        assert!(err.starts_with("rule `r`: condition `model ~ a* or`: column "), "{err}");
+        assert!(!err.contains("LiteLLM"), "{err}");
     }
 
     #[test]

@@ -19,7 +19,12 @@
 // Until the children below land and use every type.
 #![allow(dead_code)]
 
+pub mod config;
+pub mod facts;
+pub mod keys;
 pub mod litellm;
+pub mod manage;
+pub mod rules;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -3,6 +3,9 @@
 //!
 //! The parsers (`claude`, `codex`, `opencode`) turn the agents' own logs into
 //! [`Entry`] values: one billable API response each, with a stable dedup key.
+//! An agent that writes no usage log (Grok CLI, Droid) is counted from its
+//! profile's proxy request log instead (`proxylog`), never both: the agent
+//! manifest's `[usage] format` says which source an agent has.
 //! The store (`store`) keeps every entry it has ever counted in
 //! `telemetry/usage.jsonl`, so history survives the agents deleting their logs;
 //! the scanner (`scan`) reads only what was appended since the last scan;
@@ -19,6 +22,7 @@ pub mod claude;
 pub mod codex;
 pub mod opencode;
 pub mod pricing;
+pub mod proxylog;
 pub mod report;
 pub mod scan;
 pub mod store;
@@ -73,7 +77,7 @@ impl Tokens {
     }
 }
 
-/// Which agent's log an entry came from. Decides pricing fallbacks (a Codex
+/// Which agent's usage an entry counts. Decides pricing fallbacks (a Codex
 /// cache read without its own price costs the input price, a Claude one a
 /// tenth of it) and the `--agent` filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -82,10 +86,15 @@ pub enum Agent {
     Claude,
     Codex,
     Opencode,
+    /// Counted from its proxy's request log (it writes no usage log).
+    Grok,
+    /// Counted from its proxy's request log (Ringlet reads no Droid log).
+    Droid,
 }
 
 impl Agent {
-    pub const ALL: [Agent; 3] = [Agent::Claude, Agent::Codex, Agent::Opencode];
+    pub const ALL: [Agent; 5] =
+        [Agent::Claude, Agent::Codex, Agent::Opencode, Agent::Grok, Agent::Droid];
 
     /// The agent manifest id.
     pub fn id(self) -> &'static str {
@@ -93,11 +102,38 @@ impl Agent {
             Agent::Claude => "claude",
             Agent::Codex => "codex",
             Agent::Opencode => "opencode",
+            Agent::Grok => "grok",
+            Agent::Droid => "droid",
         }
     }
 
     pub fn from_id(id: &str) -> Option<Agent> {
         Agent::ALL.into_iter().find(|a| a.id() == id)
+    }
+}
+
+/// The usage source an agent manifest declares (`[usage] format`): one of
+/// the agents' own log formats, or `proxy`, the profile's proxy request log
+/// (`<config>/proxy/<alias>/requests.jsonl`) for an agent that writes none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Claude,
+    Codex,
+    Opencode,
+    Proxy,
+}
+
+impl Format {
+    /// Whose usage a log of this format holds: the format's own agent, or
+    /// for `proxy` the manifest's (`id`), which must be one [`Agent`] names.
+    pub fn agent(self, id: &str) -> Option<Agent> {
+        match self {
+            Format::Claude => Some(Agent::Claude),
+            Format::Codex => Some(Agent::Codex),
+            Format::Opencode => Some(Agent::Opencode),
+            Format::Proxy => Agent::from_id(id),
+        }
     }
 }
 

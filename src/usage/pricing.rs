@@ -352,11 +352,12 @@ impl ModelPrice {
     /// Each token category has its own rate. When LiteLLM has none, a
     /// 5-minute cache write costs 1.25 times the input price and a 1-hour one
     /// 2 times (Anthropic's multipliers, as ccusage assumes). A cache read
-    /// costs a tenth of the input price for Claude and OpenCode, but the full
-    /// input price for Codex (agent-formats.md 6.2): OpenAI bills cached
-    /// tokens as input unless the model has a cached rate. Likewise a Codex
-    /// cache write (`cache_write_input_tokens`) costs the input price unless
-    /// the model has a write rate (gpt-5.6 has: 1.25 times).
+    /// costs a tenth of the input price for Claude, OpenCode and Droid, but
+    /// the full input price for Codex (agent-formats.md 6.2) and Grok CLI, the
+    /// agents that speak only OpenAI's API: OpenAI bills cached tokens as
+    /// input unless the model has a cached rate. Likewise their cache writes
+    /// (Codex's `cache_write_input_tokens`) cost the input price unless the
+    /// model has a write rate (gpt-5.6 has: 1.25 times).
     ///
     /// `reasoning` is never billed: Codex counts it inside `output` already,
     /// and OpenCode beside it for information only.
@@ -392,8 +393,8 @@ impl ModelPrice {
         let input = self.input_cost_per_token?;
         let output = self.output_cost_per_token?;
         let (read_share, write_share) = match agent {
-            Agent::Codex => (1.0, 1.0),
-            Agent::Claude | Agent::Opencode => (0.1, 1.25),
+            Agent::Codex | Agent::Grok => (1.0, 1.0),
+            Agent::Claude | Agent::Opencode | Agent::Droid => (0.1, 1.25),
         };
         let base = Rates {
             input,
@@ -737,11 +738,15 @@ mod tests {
         // 5-minute write 1.25 * 1e-6, 1-hour write 2 * 1e-6.
         assert_usd(p.cost(Agent::Claude, "m", &tokens(0, 0, 1000, 0, 0), false), 0.00125);
         assert_usd(p.cost(Agent::Claude, "m", &tokens(0, 0, 0, 1000, 0), false), 0.002);
-        // A read: 0.1 * 1e-6 for Claude and OpenCode, the input price for Codex.
+        // A read: 0.1 * 1e-6 for Claude, OpenCode and Droid, the input price
+        // for the OpenAI-only agents, Codex and Grok CLI.
         let read = tokens(0, 0, 0, 0, 1000);
         assert_usd(p.cost(Agent::Claude, "m", &read, false), 0.0001);
         assert_usd(p.cost(Agent::Opencode, "m", &read, false), 0.0001);
+        assert_usd(p.cost(Agent::Droid, "m", &read, false), 0.0001);
         assert_usd(p.cost(Agent::Codex, "m", &read, false), 0.001);
+        assert_usd(p.cost(Agent::Grok, "m", &read, false), 0.001);
+        assert_usd(p.cost(Agent::Grok, "m", &tokens(0, 0, 1000, 0, 0), false), 0.001);
         // Reasoning is never billed: 100 output * 2e-6 = 0.0002.
         let t = Tokens { reasoning: 5000, ..tokens(0, 100, 0, 0, 0) };
         assert_usd(p.cost(Agent::Opencode, "m", &t, false), 0.0002);

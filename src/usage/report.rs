@@ -425,7 +425,8 @@ impl<'q> Filter<'q> {
     fn new(query: &'q UsageQuery, names: &Names) -> Result<Filter<'q>> {
         let agent = match query.agent.as_deref() {
             Some(id) => Some(Agent::from_id(id).ok_or_else(|| {
-                anyhow!("unknown agent '{id}' (expected claude, codex or opencode)")
+                let known: Vec<&str> = Agent::ALL.iter().map(|a| a.id()).collect();
+                anyhow!("unknown agent '{id}' (expected one of {})", known.join(", "))
             })?),
             None => None,
         };
@@ -946,7 +947,10 @@ mod tests {
         let q = UsageQuery { timezone: Some("Mars/Olympus".into()), ..UsageQuery::default() };
         assert!(f.err(&q).starts_with("unknown time zone 'Mars/Olympus'"), "{}", f.err(&q));
         let q = UsageQuery { agent: Some("cursor".into()), ..utc() };
-        assert_eq!(f.err(&q), "unknown agent 'cursor' (expected claude, codex or opencode)");
+        assert_eq!(
+            f.err(&q),
+            "unknown agent 'cursor' (expected one of claude, codex, opencode, grok, droid)"
+        );
     }
 
     #[test]

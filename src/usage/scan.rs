@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use super::claude::{self, Parsed};
 use super::report::Skipped;
 use super::store::{Change, DEFAULT_PROFILE, Store};
-use super::{Agent, Entry, Tokens, codex, is_zero, opencode};
+use super::{Agent, Entry, Format, Tokens, codex, is_zero, opencode, proxylog};
 use crate::fsutil::write_atomic;
 use crate::manifests::Catalog;
 use crate::paths::expand_tilde;
@@ -84,6 +84,9 @@ const MAX_DETAILS: usize = 8;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Root {
     pub path: PathBuf,
+    /// Which parser reads it.
+    pub format: Format,
+    /// Whose usage it holds.
     pub agent: Agent,
     pub profile: String,
     /// The directory the root lives in (profile home or user home): while the
@@ -95,11 +98,14 @@ pub struct Root {
 /// Every scan root: each profile's log dirs, then the user's own ones as
 /// `(default)`. A default dir that is also a profile's (the daemon started
 /// from a shell with `CLAUDE_CONFIG_DIR` pointing into a profile) belongs to
-/// the profile.
+/// the profile. An agent whose manifest declares the `proxy` format has one
+/// root per profile, its proxy's log dir under `config` (the config dir),
+/// and none of the user's own.
 pub fn roots(
     catalog: &Catalog,
     profiles: &[Profile],
     home: &Path,
+    config: &Path,
     var: &dyn Fn(&str) -> Option<String>,
 ) -> Vec<Root> {
     let mut out: Vec<Root> = Vec::new();
@@ -107,17 +113,31 @@ pub fn roots(
         let Some(usage) = catalog.agent(&p.agent).and_then(|a| a.manifest.usage.as_ref()) else {
             continue;
         };
+        // The manifest's check makes this `Some` for every loaded manifest.
+        let Some(agent) = usage.format.agent(&p.agent) else { continue };
+        if usage.format == Format::Proxy {
+            out.push(Root {
+                path: proxylog::dir(config, &p.alias),
+                format: usage.format,
+                agent,
+                profile: p.alias.clone(),
+                base: config.to_path_buf(),
+            });
+            continue;
+        }
         for rel in &usage.paths {
             out.push(Root {
                 path: p.home.join(rel),
-                agent: usage.format,
+                format: usage.format,
+                agent,
                 profile: p.alias.clone(),
                 base: p.home.clone(),
             });
         }
     }
-    for agent in &catalog.agents {
-        let Some(usage) = &agent.manifest.usage else { continue };
+    for m in &catalog.agents {
+        let Some(usage) = &m.manifest.usage else { continue };
+        let Some(agent) = usage.format.agent(&m.manifest.id) else { continue };
         for template in &usage.default_paths {
             let path = expand(template, home, var);
             if path.is_relative() || out.iter().any(|r| same_dir(&r.path, &path)) {
@@ -125,7 +145,8 @@ pub fn roots(
             }
             out.push(Root {
                 path,
-                agent: usage.format,
+                format: usage.format,
+                agent,
                 profile: DEFAULT_PROFILE.into(),
                 base: home.to_path_buf(),
             });
@@ -583,7 +604,7 @@ fn walk_root_within(
             return found;
         }
     };
-    if root.agent == Agent::Opencode {
+    if root.format == Format::Opencode {
         outcome.dirs.push(root.path.clone());
         let mut dbs = opencode::db_files(&root.path);
         // OpenCode's own first, whatever else is there.
@@ -621,6 +642,11 @@ fn walk_root_within(
         }
         return found;
     }
+    // A proxy log dir holds the log and its one rotated file, nothing below.
+    let (is_log, max_depth): (fn(&Path) -> bool, usize) = match root.format {
+        Format::Proxy => (proxylog::is_log, 1),
+        _ => (|p| p.extension().is_some_and(|x| x == "jsonl"), MAX_DEPTH),
+    };
     let mut stack = vec![(root.path.clone(), meta, 0usize)];
     let mut entries_seen = 0usize;
     while let Some((dir, meta, depth)) = stack.pop() {
@@ -659,17 +685,17 @@ fn walk_root_within(
                 Ok(m) => m,
                 Err(e) => {
                     // A dangling symlink, or a file deleted since readdir.
-                    if path.extension().is_some_and(|x| x == "jsonl") {
+                    if is_log(&path) {
                         skip(skipped, 1, 0, || format!("{}: {e}", path.display()));
                     }
                     continue;
                 }
             };
             if meta.is_dir() {
-                if depth + 1 < MAX_DEPTH {
+                if depth + 1 < max_depth {
                     stack.push((path, meta, depth + 1));
                 }
-            } else if path.extension().is_some_and(|x| x == "jsonl") {
+            } else if is_log(&path) {
                 if meta.is_file() {
                     outcome.unwatched |= is_link;
                     found.push((path, JobKind::Jsonl, meta));
@@ -790,10 +816,11 @@ impl Reader {
                 for end in ends {
                     let line = &lines[start..end];
                     start = end + 1;
-                    let parsed = match root.agent {
-                        Agent::Codex => {
+                    let parsed = match root.format {
+                        Format::Codex => {
                             codex::parse_line(line, &mut state, &codex_finders, root_of)
                         }
+                        Format::Proxy => proxylog::parse_line(line, &root.profile),
                         _ => claude::parse_line(line, &claude_finder),
                     };
                     match parsed {
@@ -824,7 +851,7 @@ impl Reader {
             self.buf.truncate(CHUNK);
             self.buf.shrink_to_fit();
         }
-        if root.agent == Agent::Codex {
+        if root.format == Format::Codex {
             mark.codex = Some(state);
         }
         Ok(mark)
@@ -989,6 +1016,7 @@ mod tests {
         }
         let root = Root {
             path: dir.clone(),
+            format: Format::Claude,
             agent: Agent::Claude,
             profile: DEFAULT_PROFILE.to_string(),
             base: dir.clone(),
@@ -1025,6 +1053,7 @@ mod tests {
         }
         let root = Root {
             path: dir.clone(),
+            format: Format::Opencode,
             agent: Agent::Opencode,
             profile: DEFAULT_PROFILE.to_string(),
             base: dir.clone(),

@@ -11,12 +11,12 @@ use std::sync::{Mutex, MutexGuard};
 
 use anyhow::{Result, bail};
 
-use super::Agent;
 use super::pricing::{ModelPrice, Pricing};
 use super::report::{self, ImportReport, Input, UsageQuery, UsageReport};
 use super::scan::{self, Outcome, Root, Scanner};
 use super::store::Store;
 use super::watch::Freshness;
+use super::{Agent, Format};
 use crate::profiles::run::RunRow;
 
 struct Loaded {
@@ -112,6 +112,7 @@ impl Tracker {
         }
         let root = Root {
             path: projects,
+            format: Format::Claude,
             agent: Agent::Claude,
             profile: profile.into(),
             base: dir.into(),

@@ -236,7 +236,7 @@ impl FailedLogins {
 fn redact_env(state: &State, alias: &str, reply: Reply) -> Reply {
     let Reply::Ok { mut data } = reply else { return reply };
     let catalog = state.catalog();
-    let key = state.profiles.get(alias).and_then(|p| state.services(&catalog).key(&p));
+    let key = state.profiles.get(alias).and_then(|p| state.services(&catalog).agent_key(&p));
     let key = match key {
         Ok(Some(key)) if !key.is_empty() => key,
         Ok(_) => return Reply::Ok { data },

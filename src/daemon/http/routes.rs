@@ -36,7 +36,19 @@
 //! | GET / POST | `/api/terminal/sessions` | `TerminalList`; `TerminalCreate` (body: `TerminalRequest`) | |
 //! | GET / DELETE | `/api/terminal/sessions/{id}` | `TerminalInfo`; `TerminalKill` | |
 //! | POST | `/api/terminal/cleanup` | `TerminalCleanup` | |
-//! | any | `/api/{proxy,registry}...`, `/api/profiles/{alias}/proxy...` | 501 | |
+//! | GET | `/api/profiles/{alias}/proxy` | `ProxyConfig` | |
+//! | POST | `/api/profiles/{alias}/proxy/enable` | `ProxyEnable` | optional `{port?}` |
+//! | POST | `/api/profiles/{alias}/proxy/disable` | `ProxyDisable` | |
+//! | GET / POST | `/api/profiles/{alias}/proxy/routes` | `ProxyRouteList`; `ProxyRouteAdd` | `{name, condition, target, priority?}` |
+//! | DELETE | `/api/profiles/{alias}/proxy/routes/{name}` | `ProxyRouteRemove` | |
+//! | POST | `/api/profiles/{alias}/proxy/routes/{name}/move` | `ProxyRouteMove` | `{priority}` |
+//! | GET / POST | `/api/profiles/{alias}/proxy/aliases` | `ProxyAliasList`; `ProxyAliasSet` | `{model, target}` |
+//! | PUT / DELETE | `/api/profiles/{alias}/proxy/aliases/{model}` | `ProxyAliasSet` (`{target}`); `ProxyAliasRemove` | |
+//! | GET / PUT | `/api/profiles/{alias}/proxy/budget` | `ProxyBudgetShow`; `ProxyBudgetSet` | `{daily_usd?, monthly_usd?}` (absent: no limit) |
+//! | GET | `/api/proxy/config/{alias}` | `ProxyConfig` | |
+//! | GET | `/api/providers/keys` | `ProvidersKeyList` (never a key) | |
+//! | PUT / DELETE | `/api/providers/{id}/key` | `ProvidersKeySet` (`{key}`); `ProvidersKeyRemove` | |
+//! | any | `/api/{proxy,registry}...` (other paths) | 501 | |
 //! | POST | `/api/login` | none: `rest` trades the ticket for the token ([`login_ticket`]) | `{ticket}` |
 //!
 //! Usage takes the query parameters `period`, `since`, `until`, `profile`,
@@ -210,6 +222,26 @@ enum Resource<'a> {
     TerminalSessions,
     TerminalSession(&'a str),
     TerminalCleanup,
+    ProfileProxy(&'a str),
+    ProxyEnable(&'a str),
+    ProxyDisable(&'a str),
+    ProxyRoutes(&'a str),
+    ProxyRoute {
+        alias: &'a str,
+        name: &'a str,
+    },
+    ProxyRouteMove {
+        alias: &'a str,
+        name: &'a str,
+    },
+    ProxyAliases(&'a str),
+    ProxyAlias {
+        alias: &'a str,
+        model: &'a str,
+    },
+    ProxyBudget(&'a str),
+    ProviderKeys,
+    ProviderKey(&'a str),
     /// A path of a feature that arrives in a later issue: 501 whatever the
     /// method, so a client can tell "not yet" from "never".
     Unbuilt(&'static str),
@@ -221,14 +253,29 @@ fn resource<'a>(segments: &[&'a str]) -> Option<Resource<'a>> {
         ["api", "agents"] => Resource::Agents,
         ["api", "agents", id] => Resource::Agent(id),
         ["api", "providers"] => Resource::Providers,
+        ["api", "providers", "keys"] => Resource::ProviderKeys,
         ["api", "providers", id] => Resource::Provider(id),
+        ["api", "providers", id, "key"] => Resource::ProviderKey(id),
         ["api", "profiles"] => Resource::Profiles,
         ["api", "profiles", alias] => Resource::Profile(alias),
         ["api", "profiles", alias, "env"] => Resource::ProfileEnv(alias),
         ["api", "profiles", alias, "hooks"] => Resource::Hooks(alias),
         ["api", "profiles", alias, "hooks", "export"] => Resource::HooksExport(alias),
         ["api", "profiles", alias, "hooks", event, index] => Resource::Hook { alias, event, index },
-        ["api", "profiles", _, "proxy", ..] => Resource::Unbuilt("the per-profile proxy"),
+        ["api", "profiles", alias, "proxy"] => Resource::ProfileProxy(alias),
+        ["api", "profiles", alias, "proxy", "enable"] => Resource::ProxyEnable(alias),
+        ["api", "profiles", alias, "proxy", "disable"] => Resource::ProxyDisable(alias),
+        ["api", "profiles", alias, "proxy", "routes"] => Resource::ProxyRoutes(alias),
+        ["api", "profiles", alias, "proxy", "routes", name] => Resource::ProxyRoute { alias, name },
+        ["api", "profiles", alias, "proxy", "routes", name, "move"] => {
+            Resource::ProxyRouteMove { alias, name }
+        }
+        ["api", "profiles", alias, "proxy", "aliases"] => Resource::ProxyAliases(alias),
+        ["api", "profiles", alias, "proxy", "aliases", model] => {
+            Resource::ProxyAlias { alias, model }
+        }
+        ["api", "profiles", alias, "proxy", "budget"] => Resource::ProxyBudget(alias),
+        ["api", "proxy", "config", alias] => Resource::ProfileProxy(alias),
         ["api", "usage"] => Resource::Usage(ReportKind::Summary),
         ["api", "usage", "daily"] => Resource::Usage(ReportKind::Daily),
         ["api", "usage", "models"] => Resource::Usage(ReportKind::Models),
@@ -260,7 +307,16 @@ impl Resource<'_> {
             | Resource::HooksExport(_)
             | Resource::Usage(_)
             | Resource::DaemonStatus
-            | Resource::Stats => &["GET"],
+            | Resource::Stats
+            | Resource::ProfileProxy(_)
+            | Resource::ProviderKeys => &["GET"],
+            Resource::ProxyEnable(_)
+            | Resource::ProxyDisable(_)
+            | Resource::ProxyRouteMove { .. } => &["POST"],
+            Resource::ProxyRoutes(_) | Resource::ProxyAliases(_) => &["GET", "POST"],
+            Resource::ProxyRoute { .. } => &["DELETE"],
+            Resource::ProxyAlias { .. } | Resource::ProviderKey(_) => &["PUT", "DELETE"],
+            Resource::ProxyBudget(_) => &["GET", "PUT"],
             Resource::Profiles => &["GET", "POST"],
             Resource::Profile(_) | Resource::TerminalSession(_) => &["GET", "DELETE"],
             Resource::TerminalSessions => &["GET", "POST"],
@@ -340,6 +396,50 @@ fn build(
         (Resource::TerminalSession(id), "GET") => Request::TerminalInfo { id: id.into() },
         (Resource::TerminalSession(id), "DELETE") => Request::TerminalKill { id: id.into() },
         (Resource::TerminalCleanup, "POST") => Request::TerminalCleanup,
+        (Resource::ProfileProxy(alias), "GET") => Request::ProxyConfig { alias: alias.into() },
+        (Resource::ProxyEnable(alias), "POST") => {
+            let EnableBody { port } =
+                if is_blank(body) { EnableBody::default() } else { json_object(body)? };
+            Request::ProxyEnable { alias: alias.into(), port }
+        }
+        (Resource::ProxyDisable(alias), "POST") => Request::ProxyDisable { alias: alias.into() },
+        (Resource::ProxyRoutes(alias), "GET") => Request::ProxyRouteList { alias: alias.into() },
+        (Resource::ProxyRoutes(alias), "POST") => {
+            let RouteBody { name, condition, target, priority } = json_object(body)?;
+            Request::ProxyRouteAdd { alias: alias.into(), name, condition, target, priority }
+        }
+        (Resource::ProxyRoute { alias, name }, "DELETE") => {
+            Request::ProxyRouteRemove { alias: alias.into(), name: name.into() }
+        }
+        (Resource::ProxyRouteMove { alias, name }, "POST") => {
+            let MoveBody { priority } = json_object(body)?;
+            Request::ProxyRouteMove { alias: alias.into(), name: name.into(), priority }
+        }
+        (Resource::ProxyAliases(alias), "GET") => Request::ProxyAliasList { alias: alias.into() },
+        (Resource::ProxyAliases(alias), "POST") => {
+            let AliasBody { model, target } = json_object(body)?;
+            Request::ProxyAliasSet { alias: alias.into(), model, target }
+        }
+        (Resource::ProxyAlias { alias, model }, "PUT") => {
+            let TargetBody { target } = json_object(body)?;
+            Request::ProxyAliasSet { alias: alias.into(), model: model.into(), target }
+        }
+        (Resource::ProxyAlias { alias, model }, "DELETE") => {
+            Request::ProxyAliasRemove { alias: alias.into(), model: model.into() }
+        }
+        (Resource::ProxyBudget(alias), "GET") => Request::ProxyBudgetShow { alias: alias.into() },
+        (Resource::ProxyBudget(alias), "PUT") => {
+            let crate::proxy::Budget { daily_usd, monthly_usd } = json_object(body)?;
+            Request::ProxyBudgetSet { alias: alias.into(), daily: daily_usd, monthly: monthly_usd }
+        }
+        (Resource::ProviderKeys, "GET") => Request::ProvidersKeyList,
+        (Resource::ProviderKey(id), "PUT") => {
+            let KeyBody { key } = json_object(body)?;
+            Request::ProvidersKeySet { provider: id.into(), key }
+        }
+        (Resource::ProviderKey(id), "DELETE") => {
+            Request::ProvidersKeyRemove { provider: id.into() }
+        }
         (Resource::Unbuilt(feature), _) => return Err(not_implemented(feature)),
         // `route` checked the method against `methods`; this arm keeps the
         // two tables honest if they ever drift (a test walks both).
@@ -402,6 +502,54 @@ struct ImportClaudeBody {
     dir: Option<String>,
     #[serde(default)]
     profile: Option<String>,
+}
+
+/// `POST /api/profiles/{alias}/proxy/enable`: an optional pinned port.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnableBody {
+    #[serde(default)]
+    port: Option<u16>,
+}
+
+/// `POST /api/profiles/{alias}/proxy/routes`: `proxy route add`'s arguments.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteBody {
+    name: String,
+    condition: String,
+    target: String,
+    #[serde(default)]
+    priority: i64,
+}
+
+/// `POST .../proxy/routes/{name}/move`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoveBody {
+    priority: i64,
+}
+
+/// `POST /api/profiles/{alias}/proxy/aliases`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AliasBody {
+    model: String,
+    target: String,
+}
+
+/// `PUT /api/profiles/{alias}/proxy/aliases/{model}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetBody {
+    target: String,
+}
+
+/// `PUT /api/providers/{id}/key`: the key comes in; it never goes out.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyBody {
+    key: crate::proxy::keys::KeyText,
 }
 
 /// Parses a required JSON body. serde's message says where and what, and
@@ -916,9 +1064,6 @@ mod tests {
             ("POST", "/api/proxy/work/stop"),
             ("GET", "/api/registry"),
             ("POST", "/api/registry/sync"),
-            ("GET", "/api/profiles/work/proxy"),
-            ("POST", "/api/profiles/work/proxy/enable"),
-            ("GET", "/api/profiles/work/proxy/routes"),
         ] {
             fails(call(method, path, b""), 501, "not implemented yet");
         }
@@ -933,6 +1078,67 @@ mod tests {
             call("POST", "/api/terminal/sessions", br#"{"profile":"p","cols":100}"#).unwrap();
         let Request::TerminalCreate(req) = create else { panic!("{create:?}") };
         assert_eq!((req.profile.as_str(), req.cols, req.rows, req.sandbox), ("p", 100, 24, true));
+    }
+
+    #[test]
+    fn proxy_routing_and_provider_keys() {
+        let alias = || "work".to_string();
+        assert_eq!(get("/api/profiles/work/proxy"), Ok(Request::ProxyConfig { alias: alias() }));
+        assert_eq!(get("/api/proxy/config/work"), Ok(Request::ProxyConfig { alias: alias() }));
+        assert_eq!(
+            call("POST", "/api/profiles/work/proxy/enable", b""),
+            Ok(Request::ProxyEnable { alias: alias(), port: None })
+        );
+        assert_eq!(
+            call("POST", "/api/profiles/work/proxy/enable", br#"{"port":4100}"#),
+            Ok(Request::ProxyEnable { alias: alias(), port: Some(4100) })
+        );
+        assert_eq!(
+            call("POST", "/api/profiles/work/proxy/disable", b""),
+            Ok(Request::ProxyDisable { alias: alias() })
+        );
+        assert_eq!(
+            call(
+                "POST",
+                "/api/profiles/work/proxy/routes",
+                br#"{"name":"long","condition":"tokens > 100000","target":"a/b","priority":-3}"#
+            ),
+            Ok(Request::ProxyRouteAdd {
+                alias: alias(),
+                name: "long".into(),
+                condition: "tokens > 100000".into(),
+                target: "a/b".into(),
+                priority: -3
+            })
+        );
+        fails(call("POST", "/api/profiles/work/proxy/routes", br#"{"name":"x"}"#), 400, "shape");
+        assert_eq!(
+            call("DELETE", "/api/profiles/work/proxy/routes/long", b""),
+            Ok(Request::ProxyRouteRemove { alias: alias(), name: "long".into() })
+        );
+        assert_eq!(
+            call("POST", "/api/profiles/work/proxy/routes/long/move", br#"{"priority":7}"#),
+            Ok(Request::ProxyRouteMove { alias: alias(), name: "long".into(), priority: 7 })
+        );
+        assert_eq!(
+            call("PUT", "/api/profiles/work/proxy/aliases/fast", br#"{"target":"a/b"}"#),
+            Ok(Request::ProxyAliasSet {
+                alias: alias(),
+                model: "fast".into(),
+                target: "a/b".into()
+            })
+        );
+        assert_eq!(
+            call("PUT", "/api/profiles/work/proxy/budget", br#"{"daily_usd":20.5}"#),
+            Ok(Request::ProxyBudgetSet { alias: alias(), daily: Some(20.5), monthly: None })
+        );
+        assert_eq!(get("/api/providers/keys"), Ok(Request::ProvidersKeyList));
+        let set = call("PUT", "/api/providers/openai/key", br#"{"key":"sk-x"}"#).unwrap();
+        let Request::ProvidersKeySet { provider, key } = set else { panic!("{set:?}") };
+        assert_eq!((provider.as_str(), key.0.as_str()), ("openai", "sk-x"));
+        // A key is never read back over HTTP.
+        fails(get("/api/providers/openai/key"), 405, "PUT, DELETE");
+        fails(get("/api/profiles/work/proxy/nope"), 404, "no such path");
     }
 
     #[test]
