@@ -1080,6 +1080,30 @@ mod tests {
     }
 
     #[test]
+    fn a_target_repeated_in_a_chain_is_tried_once() {
+        let c = config(
+            &[
+                ("x", "model ~ x*", "oai/gpt-5", 2),
+                ("y", "model ~ y*", "anthropic/claude", 1),
+                ("z", "always", "oai/gpt-5", 0),
+            ],
+            &[("a", "anthropic/claude")],
+        );
+        assert_eq!(
+            shape(&plan(&c, &families()).unwrap()),
+            owned(&[
+                ("a", "anthropic/claude", 1),
+                ("a", "custom_openai/gpt-5", 2),
+                ("x*", "custom_openai/gpt-5", 1),
+                ("x*", "anthropic/claude", 2),
+                ("y*", "anthropic/claude", 1),
+                ("y*", "custom_openai/gpt-5", 2),
+                ("*", "custom_openai/gpt-5", 1),
+            ])
+        );
+    }
+
+    #[test]
     fn an_exact_glob_takes_the_chain_of_an_earlier_wildcard_it_matches() {
         let c = config(
             &[
