@@ -22,6 +22,11 @@
 //!   keyed by the requested model, which a wildcard never equals);
 //! - a request nothing matches goes, as with the built-in proxy, to the
 //!   profile's own provider with the model it asked for (`model_name: "*"`).
+//! - an OpenAI-format target is `custom_openai/<model>`, which LiteLLM
+//!   always calls through chat completions (with `openai/` it sends an
+//!   Anthropic request that asks for thinking to the Responses API, which
+//!   OpenAI-compatible providers rarely serve); an Anthropic one is
+//!   `anthropic/<model>`.
 //!
 //! Keys never enter the YAML: each upstream's `api_key` is an
 //! `os.environ/RINGLET_KEY_<n>` reference, and [`Plan::env`] carries the
@@ -57,7 +62,8 @@ pub const HEALTH_PATH: &str = "/health/liveliness";
 /// policy templates, blog feed and router presets instead of fetching them
 /// from GitHub at start or on demand, and Hugging Face tokenizers from the
 /// local cache only. Telemetry records nothing until a destination is
-/// configured, and none is.
+/// configured, and none is. Checked with strace: starting and serving a
+/// request, LiteLLM 1.108.7 connects to nothing but the upstream.
 pub const OFFLINE_ENV: &[(&str, &str)] = &[
     ("LITELLM_LOCAL_MODEL_COST_MAP", "True"),
     ("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "True"),
@@ -232,6 +238,9 @@ pub fn plan(config: &ServeConfig, families: &BTreeMap<String, Family>) -> Result
     yaml.push_str("  drop_params: true\n");
     yaml.push_str("general_settings:\n");
     let _ = writeln!(yaml, "  master_key: {}", quote(&format!("os.environ/{MASTER_KEY_ENV}")));
+    // Clients connect directly (the daemon's loopback socket): say so, or
+    // LiteLLM warns about it in the daemon log at every start.
+    yaml.push_str("  trusted_proxy_ranges: []\n");
     Ok(Plan { yaml, env })
 }
 
@@ -276,25 +285,6 @@ fn parse_target(text: &str, config: &ServeConfig) -> Result<LiteTarget> {
         bail!("target `{text}`: no upstream `{upstream}` in the proxy's config");
     }
     Ok(LiteTarget { upstream, model: target.model })
-}
-
-/// The API family of every upstream in `config` (by its key,
-/// `<provider>[@<endpoint>]`), from the provider manifests: what
-/// [`plan`] needs to pick `anthropic/` or `custom_openai/`.
-pub fn families(
-    s: &crate::profiles::Services<'_>,
-    config: &ServeConfig,
-) -> Result<BTreeMap<String, Family>> {
-    let mut out = BTreeMap::new();
-    for key in config.upstreams.keys() {
-        let id = key.split('@').next().unwrap_or(key);
-        let provider = s
-            .catalog
-            .provider(id)
-            .with_context(|| format!("upstream `{key}`: no provider `{id}`"))?;
-        out.insert(key.clone(), super::config::family(&provider.manifest)?);
-    }
-    Ok(out)
 }
 
 /// The `model_name`s in the order they are written: aliases, other exact
