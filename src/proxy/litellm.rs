@@ -1299,6 +1299,43 @@ mod tests {
     }
 
     #[test]
+    fn prepare_writes_the_yaml_and_gives_every_variable_the_child_needs() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("ringlet-litellm-prep-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for (name, text) in
+            [("python3", String::new()), ("litellm", "#!/usr/bin/env python3\n".into())]
+        {
+            std::fs::write(bin.join(name), text).unwrap();
+            std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755))
+                .unwrap();
+        }
+        let c = config(&[("r", "always", "oai/gpt-5", 0)], &[]);
+        let runtime = dir.join("run");
+        let launch = prepare(&c, &families(), &runtime, None, Some(bin.as_os_str())).unwrap();
+        let yaml_path = runtime.join("proxy").join("work.yaml");
+        let yaml = std::fs::read_to_string(&yaml_path).unwrap();
+        assert_eq!(yaml, plan(&c, &families()).unwrap().yaml);
+        let env: BTreeMap<&str, &str> =
+            launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(env["CONFIG_FILE_PATH"], yaml_path.to_str().unwrap());
+        assert_eq!(env["LITELLM_MASTER_KEY"], TOKEN);
+        assert_eq!(env["RINGLET_KEY_0"], "sk-oai-KEY-O");
+        for (name, value) in OFFLINE_ENV {
+            assert_eq!(env[name], *value);
+        }
+        assert!(launch.args.iter().all(|a| !a.contains("KEY")), "{:?}", launch.args);
+        // An inexpressible rule: nothing is written.
+        let bad = config(&[("t", "thinking", "oai/gpt-5", 0)], &[]);
+        std::fs::remove_file(&yaml_path).unwrap();
+        assert!(prepare(&bad, &families(), &runtime, None, Some(bin.as_os_str())).is_err());
+        assert!(!yaml_path.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn launch_runs_the_scripts_python_on_fd_3() {
         use std::os::unix::fs::PermissionsExt;
         let dir =
