@@ -150,19 +150,12 @@ struct Entry {
 /// key in `config.upstreams`); one missing is taken to be the agent's own.
 /// A rule LiteLLM cannot express is an error naming the rule.
 pub fn plan(config: &ServeConfig, families: &BTreeMap<String, Family>) -> Result<Plan> {
-    let rules = parse_rules(config)?;
-    let mut aliases = Vec::new();
-    for (model, target) in &config.aliases {
-        if model.contains('*') {
-            bail!(
-                "alias `{model}`: the LiteLLM backend would read a `*` in an alias as a \
-                 wildcard; aliases there must be exact model names"
-            );
-        }
-        let target = parse_target(target, config).with_context(|| format!("alias `{model}`"))?;
-        aliases.push((model.clone(), target));
-    }
-    let entries = entries(&rules, &aliases, &config.default_upstream)?;
+    let entries = routing_entries(
+        &config.rules,
+        &config.aliases,
+        Some(&config.upstreams),
+        &config.default_upstream,
+    )?;
 
     // Number the upstreams the config uses, in `upstreams` order, so the
     // same routing gives the same YAML and the same variable names.
@@ -244,10 +237,45 @@ pub fn plan(config: &ServeConfig, families: &BTreeMap<String, Family>) -> Result
     Ok(Plan { yaml, env })
 }
 
+/// Whether LiteLLM can express these rules and aliases (a profile's
+/// routing): the check [`plan`] makes, without the upstreams, for the
+/// moment a rule or an alias is added to a profile of the LiteLLM backend,
+/// so it is refused then rather than when the proxy starts. The error
+/// names the rule or alias.
+pub fn check_routing(rules: &[super::Rule], aliases: &BTreeMap<String, String>) -> Result<()> {
+    routing_entries(rules, aliases, None, "").map(|_| ())
+}
+
+/// The `model_name`s for a routing; targets are checked against
+/// `upstreams` when given.
+fn routing_entries(
+    rules: &[super::Rule],
+    aliases: &BTreeMap<String, String>,
+    upstreams: Option<&BTreeMap<String, super::Upstream>>,
+    default_upstream: &str,
+) -> Result<Vec<Entry>> {
+    let rules = parse_rules(rules, upstreams)?;
+    let mut parsed = Vec::new();
+    for (model, target) in aliases {
+        if model.contains('*') {
+            bail!(
+                "alias `{model}`: the LiteLLM backend would read a `*` in an alias as a \
+                 wildcard; aliases there must be exact model names"
+            );
+        }
+        let target = parse_target(target, upstreams).with_context(|| format!("alias `{model}`"))?;
+        parsed.push((model.clone(), target));
+    }
+    entries(&rules, &parsed, default_upstream)
+}
+
 /// The rules in trial order (priority, higher first; equal priorities in
 /// the order added), each parsed for LiteLLM.
-fn parse_rules(config: &ServeConfig) -> Result<Vec<LiteRule>> {
-    let mut sorted: Vec<&super::Rule> = config.rules.iter().collect();
+fn parse_rules(
+    rules: &[super::Rule],
+    upstreams: Option<&BTreeMap<String, super::Upstream>>,
+) -> Result<Vec<LiteRule>> {
+    let mut sorted: Vec<&super::Rule> = rules.iter().collect();
     // A stable sort: equal priorities keep their order.
     sorted.sort_by_key(|rule| std::cmp::Reverse(rule.priority));
     let mut rules = Vec::with_capacity(sorted.len());
@@ -263,16 +291,19 @@ fn parse_rules(config: &ServeConfig) -> Result<Vec<LiteRule>> {
                 rule.condition
             )
         })?;
-        let target =
-            parse_target(&rule.target, config).with_context(|| format!("rule `{}`", rule.name))?;
+        let target = parse_target(&rule.target, upstreams)
+            .with_context(|| format!("rule `{}`", rule.name))?;
         rules.push(LiteRule { name: rule.name.clone(), matcher, target });
     }
     Ok(rules)
 }
 
 /// `<provider>[@<endpoint>]/<model>`, split at the first `/`, whose
-/// upstream the config holds.
-fn parse_target(text: &str, config: &ServeConfig) -> Result<LiteTarget> {
+/// upstream is in `upstreams` (when given).
+fn parse_target(
+    text: &str,
+    upstreams: Option<&BTreeMap<String, super::Upstream>>,
+) -> Result<LiteTarget> {
     let target = super::rules::Target::parse(text)?;
     if target.model.contains('*') {
         bail!(
@@ -281,7 +312,7 @@ fn parse_target(text: &str, config: &ServeConfig) -> Result<LiteTarget> {
         );
     }
     let upstream = target.upstream_key();
-    if !config.upstreams.contains_key(&upstream) {
+    if upstreams.is_some_and(|u| !u.contains_key(&upstream)) {
         bail!("target `{text}`: no upstream `{upstream}` in the proxy's config");
     }
     Ok(LiteTarget { upstream, model: target.model })
@@ -1237,6 +1268,27 @@ mod tests {
         let names: Vec<String> =
             shape(&plan(&c, &families()).unwrap()).into_iter().map(|r| r.0).collect();
         assert_eq!(names, ["*", "*"]);
+    }
+
+    #[test]
+    fn a_profiles_routing_is_checked_without_its_upstreams() {
+        let rule = |name: &str, condition: &str, priority| Rule {
+            name: name.into(),
+            condition: condition.into(),
+            target: "any-provider@eu/some/model".into(),
+            priority,
+        };
+        let aliases = BTreeMap::from([("big".to_string(), "other/m".to_string())]);
+        check_routing(&[rule("a", "model ~ claude-*", 1), rule("b", "always", 0)], &aliases)
+            .unwrap();
+        let err = check_routing(&[rule("a", "always", 1), rule("t", "tokens > 5", 0)], &aliases)
+            .unwrap_err();
+        assert!(format!("{err:#}").starts_with("rule `t`: the LiteLLM backend cannot"), "{err:#}");
+        let overlap = [rule("wide", "model ~ c*", 2), rule("narrow", "model ~ claude*", 1)];
+        let err = check_routing(&overlap, &BTreeMap::new()).unwrap_err();
+        assert!(format!("{err:#}").contains("rule `narrow`"), "{err:#}");
+        let bad_alias = BTreeMap::from([("c*".to_string(), "other/m".to_string())]);
+        assert!(check_routing(&[], &bad_alias).is_err());
     }
 
     #[test]
