@@ -738,6 +738,9 @@ pub fn launch(
             "3",
             "--no-server-header",
             "--no-access-log",
+            // Its stderr goes to the daemon log: problems, not progress.
+            "--log-level",
+            "warning",
             "--timeout-graceful-shutdown",
             "10",
         ]
