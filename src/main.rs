@@ -15,6 +15,7 @@ mod detect;
 mod fsutil;
 mod logger;
 mod manifests;
+mod net;
 mod paths;
 mod profiles;
 mod protocol;

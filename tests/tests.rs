@@ -53,6 +53,9 @@ mod attacks_runtime;
 // The profile side of the proxy: provider keys, rules, aliases, budgets,
 // enable and the render through the proxy, with no upstream key in any output.
 mod proxy_manage;
+// The proxy child (`ringlet proxy serve`) against mock upstreams: streaming, fallback,
+// fidelity, local auth, limits, HTTPS, budget, request log, stats.
+mod proxy_relay;
 // The external LiteLLM backend: the real LiteLLM carries real Claude Code
 // to an OpenAI-format mock (translation), with a fallback.
 mod proxy_litellm;

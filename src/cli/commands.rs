@@ -20,6 +20,9 @@ pub struct Cmd {
     /// Metavar for extra arguments collected after the positionals (after
     /// `--`), e.g. the agent's own arguments for `profiles run`.
     pub trailing: Option<&'static str>,
+    /// Internal (`proxy serve`, which the daemon runs): parsed and run like
+    /// any other, never listed in help.
+    pub hidden: bool,
 }
 
 /// One option or positional argument.
@@ -46,11 +49,29 @@ pub enum Kind {
 }
 
 const fn group(name: &'static str, about: &'static str, subs: &'static [Cmd]) -> Cmd {
-    Cmd { name, about, args: &[], subs, runnable: false, ready: true, trailing: None }
+    Cmd {
+        name,
+        about,
+        args: &[],
+        subs,
+        runnable: false,
+        ready: true,
+        trailing: None,
+        hidden: false,
+    }
 }
 
 const fn cmd(name: &'static str, about: &'static str, args: &'static [Arg]) -> Cmd {
-    Cmd { name, about, args, subs: &[], runnable: true, ready: false, trailing: None }
+    Cmd {
+        name,
+        about,
+        args,
+        subs: &[],
+        runnable: true,
+        ready: false,
+        trailing: None,
+        hidden: false,
+    }
 }
 
 const fn ready(c: Cmd) -> Cmd {
@@ -281,6 +302,14 @@ pub static ROOT: Cmd = Cmd {
                     "Route a profile through its proxy (a port is chosen once and kept)",
                     &[pos("alias", "Profile name"), opt("port", "N", "Pin the proxy's port")],
                 ),
+                Cmd {
+                    hidden: true,
+                    ..rcmd(
+                        "serve",
+                        "The proxy process itself (run by the daemon: config on stdin, listener on fd 3)",
+                        &[],
+                    )
+                },
                 rcmd(
                     "disable",
                     "Stop routing a profile through its proxy (the routing is kept)",
@@ -490,4 +519,5 @@ pub static ROOT: Cmd = Cmd {
     runnable: false,
     ready: true,
     trailing: None,
+    hidden: false,
 };

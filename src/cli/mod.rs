@@ -106,6 +106,7 @@ pub fn run(global: Global, inv: Invocation) -> Result<()> {
         ["usage", "profiles"] => usage::report(&ctx, &inv, ReportKind::Profiles),
         ["usage", "export"] => usage::report(&ctx, &inv, ReportKind::Export),
         ["usage", "import-claude"] => usage::import_claude(&ctx, &inv),
+        ["proxy", "serve"] => crate::proxy::serve::run(),
         _ => Err(not_implemented(&inv)),
     };
     // Name the command in every error: `ringlet: <command>: <why>`.
@@ -323,6 +324,7 @@ mod tests {
             "usage profiles",
             "usage export",
             "usage import-claude",
+            "proxy serve",
         ];
         for (path, cmd) in parse::all_paths() {
             if cmd.ready && cmd.runnable {

@@ -262,7 +262,7 @@ pub fn help(path: &[&str], cmd: &Cmd) -> String {
             let _ = writeln!(out, "  {left:width$}  {right}");
         }
     };
-    for sub in cmd.subs {
+    for sub in cmd.subs.iter().filter(|s| !s.hidden) {
         let pending = if sub.ready || !sub.subs.is_empty() { "" } else { " (not implemented yet)" };
         rows.push((sub.name.to_string(), format!("{}{pending}", sub.about)));
     }

@@ -19,12 +19,16 @@
 // Until the children below land and use every type.
 #![allow(dead_code)]
 
+pub mod budget;
 pub mod config;
 pub mod facts;
 pub mod keys;
 pub mod litellm;
+pub mod log;
 pub mod manage;
+pub mod relay;
 pub mod rules;
+pub mod serve;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

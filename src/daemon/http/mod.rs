@@ -395,7 +395,7 @@ pub(super) fn answer_error(
 /// Content-Length header is the same run of digits (Rust would take `+5`,
 /// and a backend reading a length differently from the front door would see
 /// a body as the next request).
-fn content_length(head: &Head) -> Result<usize, u16> {
+pub(crate) fn content_length(head: &Head) -> Result<usize, u16> {
     let mut values = head.headers.iter().filter(|(n, _)| n == "content-length").map(|(_, v)| v);
     let Some(first) = values.next() else { return Ok(0) };
     if first.is_empty() || !first.bytes().all(|b| b.is_ascii_digit()) || values.any(|v| v != first)
@@ -405,7 +405,7 @@ fn content_length(head: &Head) -> Result<usize, u16> {
     first.parse().map_err(|_| 413)
 }
 
-fn parse_head(bytes: &[u8]) -> Result<Head, u16> {
+pub(crate) fn parse_head(bytes: &[u8]) -> Result<Head, u16> {
     // ASCII only: tiny_http drops a connection whose head has other bytes
     // without a word, and nothing here needs them.
     if !bytes.is_ascii() {
