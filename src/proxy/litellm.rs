@@ -766,6 +766,11 @@ pub fn prepare(
     let config_path = write_config(runtime_dir, &config.alias, &plan.yaml)?;
     let mut launch = launch(litellm_command, path, &config_path)?;
     launch.env.extend(plan.env);
+    // LiteLLM's HTTP client takes its CA bundle from SSL_CERT_FILE: the
+    // file replaces its bundled store rather than adding to it.
+    if let Some(ca) = &config.ca_file {
+        launch.env.push(("SSL_CERT_FILE".into(), ca.display().to_string()));
+    }
     Ok(launch)
 }
 
@@ -1382,6 +1387,11 @@ mod tests {
             assert_eq!(env[name], *value);
         }
         assert!(launch.args.iter().all(|a| !a.contains("KEY")), "{:?}", launch.args);
+        assert!(!env.contains_key("SSL_CERT_FILE"));
+        let mut with_ca = c.clone();
+        with_ca.ca_file = Some("/etc/corp-ca.pem".into());
+        let launch = prepare(&with_ca, &families(), &runtime, None, Some(bin.as_os_str())).unwrap();
+        assert!(launch.env.contains(&("SSL_CERT_FILE".into(), "/etc/corp-ca.pem".into())));
         // An inexpressible rule: nothing is written.
         let bad = config(&[("t", "thinking", "oai/gpt-5", 0)], &[]);
         std::fs::remove_file(&yaml_path).unwrap();
