@@ -102,7 +102,17 @@ fn tls(ca_file: Option<&Path>) -> Result<ureq::tls::TlsConfig> {
             RootCerts::from(certs)
         }
     };
-    Ok(TlsConfig::builder().provider(TlsProvider::Rustls).root_certs(roots).build())
+    // ring, handed over explicitly: ureq is built without a provider of
+    // its own (Cargo.toml, feature `net`). rustls deprecates ring's provider
+    // for lacking post-quantum key exchange; aws-lc-rs has it but would add
+    // a C library and over a megabyte to a 6.5 MB budget.
+    #[allow(deprecated)]
+    let crypto = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .root_certs(roots)
+        .unversioned_rustls_crypto_provider(crypto)
+        .build())
 }
 
 /// Every certificate in a PEM file (keys and other items are skipped).

@@ -198,6 +198,12 @@ pub fn create(s: &Services<'_>, req: CreateRequest) -> Result<Created> {
     if s.store.load(&req.alias)?.is_some() {
         return Err(Conflict(format!("profile `{}` already exists", req.alias)).into());
     }
+    // The port was chosen before the lock (the render needs it): another
+    // profile may have been given the same one since. Refuse, nothing done.
+    if let Some(port) = profile.routing.port {
+        crate::proxy::manage::check_port_free_among_profiles(s, &req.alias, port)
+            .map_err(|e| Conflict(format!("{e:#} (it was just taken: run the command again)")))?;
+    }
     let mut undo = Undo {
         s,
         alias: &req.alias,

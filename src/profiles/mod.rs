@@ -280,6 +280,16 @@ impl Store {
     pub fn save(&self, _lock: &Locked, profile: &Profile) -> Result<()> {
         let mut text = serde_json::to_string_pretty(profile)?;
         text.push('\n');
+        // A file `load` would refuse loses the profile to every later
+        // command (even the one that would shrink it): refuse the change.
+        if text.len() as u64 > PROFILE_CAP {
+            bail!(
+                "profile `{}` would be {} bytes, over the {PROFILE_CAP}-byte limit of a profile \
+                 file (too many or too long rules, aliases or hooks?); nothing was changed",
+                profile.alias,
+                text.len()
+            );
+        }
         write_atomic(&self.path(&profile.alias), text.as_bytes(), 0o600)
     }
 

@@ -22,15 +22,18 @@ pub fn enable(s: &Services<'_>, alias: &str, port: Option<u16>) -> Result<Profil
     if port == Some(0) {
         bail!("--port 0: give a port from 1 to 65535, or none to have one chosen");
     }
-    if let Some(port) = port {
-        check_port_free_among_profiles(s, alias, port)?;
-    }
     keys::local_token(s.secrets, alias)?;
-    let chosen = match port.or(profile.routing.port) {
-        Some(p) => p,
-        None => choose_unused_port(s, alias)?,
-    };
+    // The check of the other profiles' ports and the write are one step
+    // under the store's lock: two enables racing for one port (or two
+    // chosen ports that happen to be equal) cannot both win.
     let (profile, ()) = s.store.update(alias, |p| {
+        if let Some(port) = port {
+            check_port_free_among_profiles(s, alias, port)?;
+        }
+        let chosen = match port.or(p.routing.port) {
+            Some(port) => port,
+            None => choose_unused_port(s, alias)?,
+        };
         p.proxy = true;
         p.routing.port = Some(chosen);
         Ok(())
@@ -51,7 +54,9 @@ pub fn choose_unused_port(s: &Services<'_>, alias: &str) -> Result<u16> {
     bail!("could not find a free port for the proxy");
 }
 
-fn check_port_free_among_profiles(s: &Services<'_>, alias: &str, port: u16) -> Result<()> {
+/// Whether another profile keeps `port`; call under the store's lock for
+/// the answer to hold until the write.
+pub fn check_port_free_among_profiles(s: &Services<'_>, alias: &str, port: u16) -> Result<()> {
     let (profiles, _) = s.store.list()?;
     if let Some(other) = profiles.iter().find(|p| p.alias != alias && p.routing.port == Some(port))
     {
@@ -71,6 +76,26 @@ pub fn disable(s: &Services<'_>, alias: &str) -> Result<Profile> {
         Ok(())
     })?;
     Ok(profile)
+}
+
+/// The most rules, and model aliases, one profile keeps: a router tries
+/// them in order on every request, and the profile file stays well under
+/// the store's 1 MiB (which `Store::save` enforces in any case).
+pub const MAX_RULES: usize = 1000;
+pub const MAX_ALIASES: usize = 1000;
+/// The longest model name an alias maps, and the longest target text:
+/// model ids are tens of bytes; a huge one only bloats the profile.
+pub const MAX_MODEL_LEN: usize = 256;
+pub const MAX_TARGET_LEN: usize = 512;
+
+fn check_target_len(target: &str) -> Result<()> {
+    if target.len() > MAX_TARGET_LEN {
+        bail!(
+            "the target is {} bytes long; a target is at most {MAX_TARGET_LEN} bytes",
+            target.len()
+        );
+    }
+    Ok(())
 }
 
 /// Rule names: `[a-z0-9][a-z0-9_-]*`, at most 64 characters.
@@ -100,7 +125,15 @@ pub fn check_condition(text: &str) -> Result<()> {
 pub fn route_add(s: &Services<'_>, alias: &str, rule: Rule) -> Result<Vec<RuleRow>> {
     check_rule_name(&rule.name)?;
     check_condition(&rule.condition)?;
+    check_target_len(&rule.target)?;
     let (profile, ()) = s.store.update(alias, |p| {
+        if p.routing.rules.len() >= MAX_RULES {
+            bail!(
+                "profile `{alias}` has {} rules; a profile keeps at most {MAX_RULES} \
+                 (remove some with `ringlet proxy route remove`)",
+                p.routing.rules.len()
+            );
+        }
         if p.routing.rules.iter().any(|r| r.name == rule.name) {
             return Err(Conflict(format!(
                 "profile `{alias}` already has a rule `{}` (remove it first, or use \
@@ -167,10 +200,25 @@ pub fn alias_set(
     model: &str,
     target: &str,
 ) -> Result<Vec<AliasRow>> {
+    // The length first: the next error quotes the name.
+    if model.len() > MAX_MODEL_LEN {
+        bail!(
+            "the model name is {} bytes long; an alias maps a model name of at most \
+             {MAX_MODEL_LEN} bytes",
+            model.len()
+        );
+    }
     if model.trim().is_empty() || model.chars().any(|c| c.is_control() || c.is_whitespace()) {
         bail!("invalid model name `{}`", model.escape_debug());
     }
+    check_target_len(target)?;
     let (profile, ()) = s.store.update(alias, |p| {
+        if !p.routing.aliases.contains_key(model) && p.routing.aliases.len() >= MAX_ALIASES {
+            bail!(
+                "profile `{alias}` has {} model aliases; a profile keeps at most {MAX_ALIASES}",
+                p.routing.aliases.len()
+            );
+        }
         config::check_target(s, p, target)?;
         p.routing.aliases.insert(model.to_string(), target.to_string());
         Ok(())

@@ -43,6 +43,7 @@
 //! | DELETE | `/api/profiles/{alias}/proxy/routes/{name}` | `ProxyRouteRemove` | |
 //! | POST | `/api/profiles/{alias}/proxy/routes/{name}/move` | `ProxyRouteMove` | `{priority}` |
 //! | GET / POST | `/api/profiles/{alias}/proxy/aliases` | `ProxyAliasList`; `ProxyAliasSet` | `{model, target}` |
+//! | DELETE | `/api/profiles/{alias}/proxy/aliases?model=<m>` | `ProxyAliasRemove` (a model with a `/`) | |
 //! | PUT / DELETE | `/api/profiles/{alias}/proxy/aliases/{model}` | `ProxyAliasSet` (`{target}`); `ProxyAliasRemove` | |
 //! | GET / PUT | `/api/profiles/{alias}/proxy/budget` | `ProxyBudgetShow`; `ProxyBudgetSet` | `{daily_usd?, monthly_usd?}` (absent: no limit) |
 //! | GET | `/api/proxy/config/{alias}` | `ProxyConfig` | |
@@ -313,7 +314,10 @@ impl Resource<'_> {
             Resource::ProxyEnable(_)
             | Resource::ProxyDisable(_)
             | Resource::ProxyRouteMove { .. } => &["POST"],
-            Resource::ProxyRoutes(_) | Resource::ProxyAliases(_) => &["GET", "POST"],
+            Resource::ProxyRoutes(_) => &["GET", "POST"],
+            // DELETE with `?model=`: a model name may hold a `/`, which no
+            // path segment can carry (an encoded one is refused).
+            Resource::ProxyAliases(_) => &["GET", "POST", "DELETE"],
             Resource::ProxyRoute { .. } => &["DELETE"],
             Resource::ProxyAlias { .. } | Resource::ProviderKey(_) => &["PUT", "DELETE"],
             Resource::ProxyBudget(_) => &["GET", "PUT"],
@@ -420,6 +424,14 @@ fn build(
             let AliasBody { model, target } = json_object(body)?;
             Request::ProxyAliasSet { alias: alias.into(), model, target }
         }
+        (Resource::ProxyAliases(alias), "DELETE") => {
+            let Some(model) = query.text("model") else {
+                return Err(HttpError::bad_request(
+                    "give the model as `?model=<name>` (percent-encoded)",
+                ));
+            };
+            Request::ProxyAliasRemove { alias: alias.into(), model }
+        }
         (Resource::ProxyAlias { alias, model }, "PUT") => {
             let TargetBody { target } = json_object(body)?;
             Request::ProxyAliasSet { alias: alias.into(), model: model.into(), target }
@@ -434,7 +446,7 @@ fn build(
         }
         (Resource::ProviderKeys, "GET") => Request::ProvidersKeyList,
         (Resource::ProviderKey(id), "PUT") => {
-            let KeyBody { key } = json_object(body)?;
+            let KeyBody { key } = key_body(body)?;
             Request::ProvidersKeySet { provider: id.into(), key }
         }
         (Resource::ProviderKey(id), "DELETE") => {
@@ -571,12 +583,35 @@ fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, HttpError> {
 /// Parses a required JSON object into a struct. Checked by hand because
 /// serde's derived structs also accept an array of the fields in order, so
 /// `[]` would pass as an all-defaults create; keyed fields only, over HTTP.
+/// A bare JSON string is refused before serde sees it: serde's message
+/// quotes it (`invalid type: string "sk-..."`), and that string may be a
+/// key sent the wrong way (`curl -d '"sk-..."'`).
 fn json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, HttpError> {
+    let first = body.trim_ascii_start().first().copied();
+    if first == Some(b'"') {
+        return Err(HttpError::bad_request("the JSON body must be an object"));
+    }
     let parsed = json_body(body)?;
-    if body.trim_ascii_start().first() != Some(&b'{') {
+    if first != Some(b'{') {
         return Err(HttpError::bad_request("the JSON body must be an object"));
     }
     Ok(parsed)
+}
+
+/// `PUT /api/providers/{id}/key`'s body. serde's messages quote the
+/// string they could not place (`invalid type: string "sk-..."`), which
+/// here may be the key: none of them is shown.
+fn key_body(body: &[u8]) -> Result<KeyBody, HttpError> {
+    let shape = || {
+        HttpError::bad_request(
+            "the body must be a JSON object {\"key\": \"<the key>\"} and nothing else \
+             (the parser's message is not shown: it could quote the key)",
+        )
+    };
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(shape());
+    }
+    serde_json::from_slice(body).map_err(|_| shape())
 }
 
 fn is_blank(body: &[u8]) -> bool {
