@@ -35,6 +35,27 @@ pub struct Config {
     /// Price overrides by model name, in LiteLLM's field names
     /// (`[pricing."my-model"] input_cost_per_token = 3e-6`).
     pub pricing: std::collections::BTreeMap<String, crate::usage::pricing::ModelPrice>,
+    /// `[proxy]`: which program serves the profiles' routing proxies.
+    pub proxy: ProxyConfig,
+}
+
+/// `[proxy]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// `builtin` (Ringlet's own `proxy serve`) or `litellm`.
+    pub backend: ProxyBackend,
+    /// The LiteLLM proxy's command (`litellm` on PATH when unset).
+    pub litellm_command: Option<String>,
+}
+
+/// `[proxy] backend`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyBackend {
+    #[default]
+    Builtin,
+    Litellm,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -230,6 +251,17 @@ mod tests {
         assert_eq!(c.defaults.provider.as_deref(), Some("zai"));
         assert_eq!(c.run.env_passthrough, ["DISABLE_AUTOUPDATER"]);
         assert!(c.custom.contains_key("anything"));
+    }
+
+    #[test]
+    fn the_proxy_backend() {
+        assert_eq!(parse("").unwrap().proxy.backend, ProxyBackend::Builtin);
+        let c = parse("[proxy]\nbackend = \"litellm\"\nlitellm_command = \"/opt/l/litellm\"\n")
+            .unwrap();
+        assert_eq!(c.proxy.backend, ProxyBackend::Litellm);
+        assert_eq!(c.proxy.litellm_command.as_deref(), Some("/opt/l/litellm"));
+        let err = parse("[proxy]\nbackend = \"ultrallm\"\n").unwrap_err().to_string();
+        assert!(err.starts_with("config.toml:2:") && err.contains("builtin"), "{err}");
     }
 
     #[test]

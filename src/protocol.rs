@@ -19,6 +19,7 @@ use crate::profiles::Profile;
 pub use crate::profiles::create::{CreateRequest, Created};
 pub use crate::profiles::hooks::HookRow;
 pub use crate::profiles::run::{RunEnded, RunPlan};
+pub use crate::proxy::supervisor::ProxyInfo;
 pub use crate::terminal::TerminalRequest;
 pub use crate::terminal::session::Info as TerminalInfo;
 pub use crate::usage::report::{
@@ -157,6 +158,31 @@ pub enum Request {
         dir: Option<String>,
         #[serde(default)]
         profile: Option<String>,
+    },
+    /// Reply: the proxy's [`ProxyInfo`] once its child answers `/health`
+    /// (a running proxy is left alone).
+    ProxyStart { alias: String },
+    /// Reply: the stopped proxy's [`ProxyInfo`]; its port is free.
+    ProxyStop { alias: String },
+    /// Reply: a [`ProxyInfo`]: a fresh child on the same socket.
+    ProxyRestart { alias: String },
+    /// Reply: `{"stopped": [alias, ...]}`.
+    ProxyStopAll,
+    /// Reply: an array of [`ProxyInfo`]: every proxy-enabled profile's, or
+    /// `alias`'s, with the running ones' stats.
+    ProxyStatus {
+        #[serde(default)]
+        alias: Option<String>,
+    },
+    /// Reply: a [`ProxyLog`]: the last `lines` (default 50) lines of the
+    /// request log, or with `from` (a `next` of an earlier reply) the lines
+    /// written since.
+    ProxyLogs {
+        alias: String,
+        #[serde(default)]
+        lines: Option<usize>,
+        #[serde(default)]
+        from: Option<u64>,
     },
     /// Reply: a `proxy::config::ProxyView`. Routes the profile through its
     /// proxy; the port is chosen once and kept, `port` pins one.
@@ -446,6 +472,17 @@ pub struct AliasInfo {
     pub path: String,
     /// Whether a profile of that name exists.
     pub profile_exists: bool,
+}
+
+/// Reply to [`Request::ProxyLogs`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProxyLog {
+    pub alias: String,
+    pub path: String,
+    /// Raw JSON lines, oldest first.
+    pub lines: Vec<String>,
+    /// The byte offset to pass as `from` for what is written next.
+    pub next: u64,
 }
 
 /// Reply to [`Request::Stats`].

@@ -22,9 +22,9 @@ fn version_and_help_touch_nothing() {
 #[test]
 fn pending_commands_exit_2_without_starting_a_daemon() {
     let env = Env::new("pending");
-    let (out, err) = env.cmd(&["proxy", "start", "work"]).code(2);
+    let (out, err) = env.cmd(&["registry", "pin", "v1"]).code(2);
     assert_eq!(out, "");
-    assert_eq!(err, "ringlet: proxy start: not implemented yet\n");
+    assert_eq!(err, "ringlet: registry pin: not implemented yet\n");
     let (out, _) = env.cmd(&["registry", "inspect", "--json"]).code(2);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["error"]["code"], "not_implemented");

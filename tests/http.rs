@@ -499,7 +499,7 @@ fn every_route_answers_as_the_cli_does() {
     // Wrong methods name the ones a path takes; later parts say so.
     let (status, reply) = call("PUT", "/api/profiles", &json!({}));
     assert_eq!(status, 405, "{reply}");
-    for path in ["/api/proxy/status", "/api/registry"] {
+    for path in ["/api/registry", "/api/registry/sync"] {
         let (status, reply) = call("GET", path, &Value::Null);
         assert_eq!(status, 501, "{path}: {reply}");
         assert_eq!(reply["success"], false, "{path}: {reply}");

@@ -50,6 +50,9 @@ mod attacks_files;
 // Attacks on running sessions: stale foreground groups, pid hoppers, a
 // killed session helper.
 mod attacks_runtime;
+// The proxy supervisor: ports held by the daemon, children on fd 3, restarts
+// on the same socket, stop/delete/shutdown/daemon death leave nothing.
+mod proxy_supervisor;
 // The profile side of the proxy: provider keys, rules, aliases, budgets,
 // enable and the render through the proxy, with no upstream key in any output.
 mod proxy_manage;

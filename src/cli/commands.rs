@@ -315,20 +315,24 @@ pub static ROOT: Cmd = Cmd {
                     "Stop routing a profile through its proxy (the routing is kept)",
                     &[pos("alias", "Profile name")],
                 ),
-                cmd("start", "Start a profile's proxy", &[pos("alias", "Profile name")]),
-                cmd("stop", "Stop a profile's proxy", &[pos("alias", "Profile name")]),
-                cmd("stop-all", "Stop every proxy", &[]),
-                cmd("restart", "Restart a profile's proxy", &[pos("alias", "Profile name")]),
-                cmd("status", "Show proxy status", &[optional(pos("alias", "Profile name"))]),
+                rcmd("start", "Start a profile's proxy", &[pos("alias", "Profile name")]),
+                rcmd("stop", "Stop a profile's proxy", &[pos("alias", "Profile name")]),
+                rcmd("stop-all", "Stop every proxy", &[]),
+                rcmd("restart", "Restart a profile's proxy", &[pos("alias", "Profile name")]),
+                rcmd("status", "Show proxy status", &[optional(pos("alias", "Profile name"))]),
                 rcmd(
                     "config",
                     "Print a profile's effective routing (keys redacted)",
                     &[pos("alias", "Profile name")],
                 ),
-                cmd(
+                rcmd(
                     "logs",
                     "Print a profile's proxy log",
-                    &[pos("alias", "Profile name"), opt("lines", "N", "Last N lines")],
+                    &[
+                        pos("alias", "Profile name"),
+                        opt("lines", "N", "Last N lines (default 50)"),
+                        flag("follow", "Keep printing new requests"),
+                    ],
                 ),
                 group(
                     "route",

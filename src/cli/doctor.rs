@@ -1,5 +1,5 @@
-//! `ringlet doctor`: checks what remote terminals and the HTTP API need and
-//! says what to fix. Never starts a daemon (it only reports on one).
+//! `ringlet doctor`: checks what remote terminals, the HTTP API and the
+//! profiles' proxies need and says what to fix. Never starts a daemon (it only reports on one).
 
 use anyhow::Result;
 use serde_json::json;
@@ -66,6 +66,47 @@ pub fn run(ctx: &Ctx) -> Result<()> {
                     missing.join(", ")
                 ),
             ));
+        }
+    }
+    // Each proxy's health, as the daemon's supervisor sees it.
+    if let Some(proxies) =
+        client::request_if_running(&paths, &Request::ProxyStatus { alias: None })?
+        && let Some(proxies) = proxies.as_array()
+    {
+        for p in proxies {
+            let alias = p["alias"].as_str().unwrap_or("?");
+            let port = p["port"].as_u64().map_or("-".to_string(), |p| p.to_string());
+            let state = p["state"].as_str().unwrap_or("?");
+            let (ok, detail) = match state {
+                "running" => match (p["pid"].as_u64(), p["stats_error"].as_str()) {
+                    (Some(pid), None) => {
+                        (true, format!("{alias}: running on port {port} (pid {pid})"))
+                    }
+                    (_, why) => (
+                        false,
+                        format!(
+                            "{alias}: running on port {port} but {}",
+                            why.unwrap_or("unhealthy")
+                        ),
+                    ),
+                },
+                "failed" => (
+                    false,
+                    format!(
+                        "{alias}: failed: {} (`ringlet proxy start {alias}` tries again)",
+                        p["last_error"].as_str().unwrap_or("no reason recorded")
+                    ),
+                ),
+                "starting" => (
+                    true,
+                    match p["last_error"].as_str() {
+                        Some(why) => format!("{alias}: restarting on port {port} after: {why}"),
+                        None => format!("{alias}: starting on port {port}"),
+                    },
+                ),
+                other => (true, format!("{alias}: {other} (port {port})")),
+            };
+            checks.push(("proxy", ok, detail));
         }
     }
     let mut out = Out::new();

@@ -18,6 +18,7 @@ pub mod parse;
 mod profiles;
 mod prompt;
 mod providers;
+mod proxies;
 mod proxy;
 mod terminal;
 mod ui;
@@ -106,6 +107,12 @@ pub fn run(global: Global, inv: Invocation) -> Result<()> {
         ["usage", "profiles"] => usage::report(&ctx, &inv, ReportKind::Profiles),
         ["usage", "export"] => usage::report(&ctx, &inv, ReportKind::Export),
         ["usage", "import-claude"] => usage::import_claude(&ctx, &inv),
+        ["proxy", "start"] => proxies::start(&ctx, inv.arg("alias").unwrap_or_default()),
+        ["proxy", "stop"] => proxies::stop(&ctx, inv.arg("alias").unwrap_or_default()),
+        ["proxy", "restart"] => proxies::restart(&ctx, inv.arg("alias").unwrap_or_default()),
+        ["proxy", "stop-all"] => proxies::stop_all(&ctx),
+        ["proxy", "status"] => proxies::status(&ctx, inv.arg("alias")),
+        ["proxy", "logs"] => proxies::logs(&ctx, &inv),
         ["proxy", "serve"] => crate::proxy::serve::run(),
         _ => Err(not_implemented(&inv)),
     };
@@ -324,6 +331,12 @@ mod tests {
             "usage profiles",
             "usage export",
             "usage import-claude",
+            "proxy start",
+            "proxy stop",
+            "proxy restart",
+            "proxy stop-all",
+            "proxy status",
+            "proxy logs",
             "proxy serve",
         ];
         for (path, cmd) in parse::all_paths() {

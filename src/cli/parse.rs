@@ -349,7 +349,7 @@ mod tests {
         assert!(h.starts_with("ringlet profiles create:"), "{h}");
         assert!(h.contains("-p, --provider <ID>"), "{h}");
         assert!(!h.contains("not implemented yet"), "{h}");
-        let Parsed::Help(h) = parse_from(&["proxy", "start", "--help"]).unwrap().1 else {
+        let Parsed::Help(h) = parse_from(&["registry", "pin", "--help"]).unwrap().1 else {
             panic!()
         };
         assert!(h.contains("not implemented yet"), "{h}");

@@ -93,6 +93,12 @@ pub fn handle(state: &State, request: Request) -> Reply {
         Request::UsageImportClaude { dir, profile } => {
             handle_usage_import_claude(state, dir.as_deref(), profile.as_deref())
         }
+        Request::ProxyStart { alias } => result(state.proxies.start(state, &alias)),
+        Request::ProxyStop { alias } => result(state.proxies.stop(state, &alias)),
+        Request::ProxyRestart { alias } => result(state.proxies.restart(state, &alias)),
+        Request::ProxyStopAll => Reply::ok(&json!({ "stopped": state.proxies.stop_all() })),
+        Request::ProxyStatus { alias } => result(state.proxies.status(state, alias.as_deref())),
+        Request::ProxyLogs { alias, lines, from } => handle_proxy_logs(state, &alias, lines, from),
         Request::ProxyEnable { alias, port } => {
             routing_change(state, &alias, "proxy enabled", |s| {
                 manage::enable(s, &alias, port).map(|p| proxy_config::view(s, &p))
@@ -353,8 +359,16 @@ fn routing_change<T: serde::Serialize>(
     if changed.is_ok() {
         crate::info!("profile {alias}: {change}");
         state.events.emit(EventKind::ProfileUpdated, json!({"alias": alias, "change": change}));
-        // supervisor: state.proxies.reload(state, alias); (after `proxy
-        // disable`: stop it, the agent no longer talks to it)
+        // A running proxy takes the new routing; after `proxy disable` it
+        // stops (the agent no longer talks to it).
+        match state.profiles.get(alias) {
+            Ok(p) if !p.proxy => {
+                if let Err(e) = state.proxies.stop(state, alias) {
+                    crate::warn!("proxy {alias}: stopping after disable: {e:#}");
+                }
+            }
+            _ => state.proxies.reload(state, alias),
+        }
     }
     result(changed)
 }
@@ -364,7 +378,7 @@ fn handle_providers_key_set(state: &State, provider: &str, key: &str) -> Reply {
     let set = manage::provider_key_set(&state.services(&catalog), provider, key);
     if let Ok(set) = &set {
         crate::info!("provider {provider}: key stored in the {:?} store", set.store);
-        // supervisor: state.proxies.key_changed(state, provider);
+        state.proxies.key_changed(state, provider);
     }
     result(set)
 }
@@ -374,7 +388,7 @@ fn handle_providers_key_remove(state: &State, provider: &str) -> Reply {
     let removed = manage::provider_key_remove(&state.services(&catalog), provider);
     if removed.is_ok() {
         crate::info!("provider {provider}: key removed");
-        // supervisor: state.proxies.key_changed(state, provider);
+        state.proxies.key_changed(state, provider);
     }
     result(removed.map(|used_by| json!({"provider": provider, "used_by": used_by})))
 }
@@ -507,6 +521,8 @@ fn handle_profiles_delete(state: &State, alias: &str, purge: bool) -> Reply {
         })
     })();
     if let Ok(d) = &deleted {
+        // Its proxy goes with it, and frees its port.
+        state.proxies.forget(alias);
         crate::info!("profile {alias} deleted (purge: {purge})");
         state.events.emit(
             EventKind::ProfileDeleted,
@@ -599,6 +615,7 @@ fn refuse_beside_unsandboxed(state: &State, alias: &str) -> anyhow::Result<()> {
 fn handle_profiles_run(state: &State, alias: &str, path: Option<&str>, args: &[String]) -> Reply {
     let catalog = state.catalog();
     let plan = refuse_beside_sandboxed(state, alias)
+        .and_then(|()| ensure_proxy(state, alias))
         .and_then(|()| run::prepare(&state.services(&catalog), alias, path, args));
     if let Ok(plan) = &plan {
         state
@@ -613,6 +630,29 @@ fn handle_profiles_run(state: &State, alias: &str, path: Option<&str>, args: &[S
         );
     }
     result(plan)
+}
+
+/// A run of a proxy-enabled profile needs its proxy: started (and its port
+/// chosen, if it has none) before the run plan is rendered.
+fn ensure_proxy(state: &State, alias: &str) -> anyhow::Result<()> {
+    if state.profiles.get(alias)?.proxy {
+        state.proxies.ensure_running(state, alias)?;
+    }
+    Ok(())
+}
+
+fn handle_proxy_logs(state: &State, alias: &str, lines: Option<usize>, from: Option<u64>) -> Reply {
+    result((|| {
+        state.profiles.get(alias)?;
+        let path = crate::proxy::supervisor::log_path(&state.paths.config_dir, alias);
+        let (lines, next) = crate::proxy::supervisor::read_log(&path, lines.unwrap_or(50), from)?;
+        Ok(crate::protocol::ProxyLog {
+            alias: alias.to_string(),
+            path: path.display().to_string(),
+            lines,
+            next,
+        })
+    })())
 }
 
 fn handle_profiles_run_ended(state: &State, ended: &RunEnded) -> Reply {
@@ -812,6 +852,7 @@ fn handle_terminal_create(state: &State, req: crate::protocol::TerminalRequest) 
         } else {
             refuse_beside_sandboxed(state, &req.profile)?;
         }
+        ensure_proxy(state, &req.profile)?;
         let plan = run::prepare(&services, &req.profile, Some(&path), &req.args)?;
         let profile = state.profiles.get(&req.profile)?;
         let cwd = match &req.working_dir {

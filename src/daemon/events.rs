@@ -39,6 +39,8 @@ pub enum EventKind {
     ProxyStarted,
     ProxyStopped,
     ProxyError,
+    ProxyBudgetWarning,
+    ProxyBudgetExceeded,
     UsageUpdated,
     UsageImported,
     DaemonStarted,
@@ -48,7 +50,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 19] = [
+    pub const ALL: [EventKind; 21] = [
         EventKind::ProfileCreated,
         EventKind::ProfileUpdated,
         EventKind::ProfileDeleted,
@@ -62,6 +64,8 @@ impl EventKind {
         EventKind::ProxyStarted,
         EventKind::ProxyStopped,
         EventKind::ProxyError,
+        EventKind::ProxyBudgetWarning,
+        EventKind::ProxyBudgetExceeded,
         EventKind::UsageUpdated,
         EventKind::UsageImported,
         EventKind::DaemonStarted,
@@ -85,6 +89,8 @@ impl EventKind {
             EventKind::ProxyStarted => "ProxyStarted",
             EventKind::ProxyStopped => "ProxyStopped",
             EventKind::ProxyError => "ProxyError",
+            EventKind::ProxyBudgetWarning => "ProxyBudgetWarning",
+            EventKind::ProxyBudgetExceeded => "ProxyBudgetExceeded",
             EventKind::UsageUpdated => "UsageUpdated",
             EventKind::UsageImported => "UsageImported",
             EventKind::DaemonStarted => "DaemonStarted",

@@ -7,6 +7,8 @@
 //!   timer, and does the shutdown.
 //! - `ipc-accept` and one `ipc-conn` per connection ([`ipc`]).
 //! - `signals`: SIGTERM/SIGINT/SIGHUP become [`Ctl::Shutdown`] ([`signals`]).
+//! - `proxy-supervisor`: spawns and watches every routing proxy
+//!   ([`crate::proxy::supervisor`]).
 //!
 //! Shared state lives in [`State`]; each field says who touches it.
 //!
@@ -252,6 +254,8 @@ pub struct State {
     http_listener: OnceLock<std::net::TcpListener>,
     /// Remote terminal sessions (each one's state is owned by its thread).
     pub terminals: crate::terminal::Registry,
+    /// The profiles' routing proxies (owned by the `proxy-supervisor` thread).
+    pub proxies: crate::proxy::supervisor::Proxies,
     ctl: Sender<Ctl>,
 }
 
@@ -414,6 +418,7 @@ fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
         http_error: OnceLock::new(),
         http_listener: OnceLock::new(),
         terminals: crate::terminal::Registry::default(),
+        proxies: crate::proxy::supervisor::Proxies::new()?,
         paths,
         config,
         options,
@@ -435,6 +440,7 @@ fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
     signals::spawn_signals(ctl_tx).context("starting the signal thread")?;
     ipc::spawn_accept(listener, state.clone()).context("starting the IPC thread")?;
     usage::spawn_watcher(state.clone()).context("starting the usage watcher")?;
+    state.proxies.spawn_thread(state.events.clone())?;
     if let Some(info) = http::start(&state).context("starting the HTTP API")? {
         let _ = state.http.set(info);
     }
@@ -513,7 +519,11 @@ fn serve(state: &State, ctl: &mpsc::Receiver<Ctl>) -> String {
             Err(RecvTimeoutError::Timeout) => {
                 // Running terminal sessions keep the daemon (and so the
                 // agents) alive with no client attached: that is their point.
-                if local_runs_in_progress(state) || state.terminals.any_running() {
+                // So does a proxy relaying an agent's requests.
+                if local_runs_in_progress(state)
+                    || state.terminals.any_running()
+                    || state.proxies.recently_active()
+                {
                     state.activity.touch();
                 }
                 state.terminals.cleanup(crate::terminal::ENDED_TTL);
@@ -553,6 +563,8 @@ fn shutdown(state: &State, ctl: &mpsc::Receiver<Ctl>, socket_id: Option<(u64, u6
     // Every agent's process group ends with the daemon, and each end is
     // recorded before the shutdown is announced.
     state.terminals.shutdown();
+    // Then the proxies they talked to (SIGTERM, a grace, SIGKILL).
+    state.proxies.shutdown();
     while let Ok(msg) = ctl.try_recv() {
         if let Ctl::RunEnded(ended) = msg {
             record_remote_end(state, ended);

@@ -29,6 +29,7 @@ pub mod manage;
 pub mod relay;
 pub mod rules;
 pub mod serve;
+pub mod supervisor;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -519,7 +519,7 @@ fn open_slave_by_name(master: &OwnedFd) -> io::Result<OwnedFd> {
 /// inherited as ignored (a daemon started with `&` from a script ignores
 /// SIGINT and SIGQUIT, one started by `nohup` SIGHUP), which exec would pass
 /// on to the agent. Async-signal-safe: signal(2) only.
-pub(super) fn reset_signal_dispositions() {
+pub(crate) fn reset_signal_dispositions() {
     unsafe extern "C" {
         // `sighandler_t` is a pointer-sized function pointer; SIG_DFL is 0
         // on every Unix.

@@ -36,6 +36,10 @@
 //! | GET / POST | `/api/terminal/sessions` | `TerminalList`; `TerminalCreate` (body: `TerminalRequest`) | |
 //! | GET / DELETE | `/api/terminal/sessions/{id}` | `TerminalInfo`; `TerminalKill` | |
 //! | POST | `/api/terminal/cleanup` | `TerminalCleanup` | |
+//! | GET | `/api/proxy/status`, `/api/proxy/status/{alias}` | `ProxyStatus` | |
+//! | POST | `/api/proxy/{alias}/{start,stop,restart}` | `ProxyStart`, `ProxyStop`, `ProxyRestart` | |
+//! | POST | `/api/proxy/stop-all` | `ProxyStopAll` | |
+//! | GET | `/api/proxy/{alias}/logs?lines=N&from=OFFSET` | `ProxyLogs` | |
 //! | GET | `/api/profiles/{alias}/proxy` | `ProxyConfig` | |
 //! | POST | `/api/profiles/{alias}/proxy/enable` | `ProxyEnable` | optional `{port?}` |
 //! | POST | `/api/profiles/{alias}/proxy/disable` | `ProxyDisable` | |
@@ -49,7 +53,7 @@
 //! | GET | `/api/proxy/config/{alias}` | `ProxyConfig` | |
 //! | GET | `/api/providers/keys` | `ProvidersKeyList` (never a key) | |
 //! | PUT / DELETE | `/api/providers/{id}/key` | `ProvidersKeySet` (`{key}`); `ProvidersKeyRemove` | |
-//! | any | `/api/{proxy,registry}...` (other paths) | 501 | |
+//! | any | `/api/registry...` | 501 | |
 //! | POST | `/api/login` | none: `rest` trades the ticket for the token ([`login_ticket`]) | `{ticket}` |
 //!
 //! Usage takes the query parameters `period`, `since`, `until`, `profile`,
@@ -223,6 +227,13 @@ enum Resource<'a> {
     TerminalSessions,
     TerminalSession(&'a str),
     TerminalCleanup,
+    ProxyStatus(Option<&'a str>),
+    ProxyStopAll,
+    ProxyAction {
+        alias: &'a str,
+        action: &'a str,
+    },
+    ProxyLogs(&'a str),
     ProfileProxy(&'a str),
     ProxyEnable(&'a str),
     ProxyDisable(&'a str),
@@ -289,7 +300,14 @@ fn resource<'a>(segments: &[&'a str]) -> Option<Resource<'a>> {
         ["api", "terminal", "sessions"] => Resource::TerminalSessions,
         ["api", "terminal", "sessions", id] => Resource::TerminalSession(id),
         ["api", "terminal", "cleanup"] => Resource::TerminalCleanup,
-        ["api", "proxy", ..] => Resource::Unbuilt("the proxy"),
+        // `status` first: a profile named `status` is shown, not started.
+        ["api", "proxy", "status"] => Resource::ProxyStatus(None),
+        ["api", "proxy", "status", alias] => Resource::ProxyStatus(Some(alias)),
+        ["api", "proxy", "stop-all"] => Resource::ProxyStopAll,
+        ["api", "proxy", alias, action @ ("start" | "stop" | "restart")] => {
+            Resource::ProxyAction { alias, action }
+        }
+        ["api", "proxy", alias, "logs"] => Resource::ProxyLogs(alias),
         ["api", "registry", ..] => Resource::Unbuilt("the registry"),
         _ => return None,
     };
@@ -309,6 +327,8 @@ impl Resource<'_> {
             | Resource::Usage(_)
             | Resource::DaemonStatus
             | Resource::Stats
+            | Resource::ProxyStatus(_)
+            | Resource::ProxyLogs(_)
             | Resource::ProfileProxy(_)
             | Resource::ProviderKeys => &["GET"],
             Resource::ProxyEnable(_)
@@ -326,9 +346,11 @@ impl Resource<'_> {
             Resource::TerminalSessions => &["GET", "POST"],
             Resource::Hooks(_) => &["GET", "POST", "PUT"],
             Resource::Hook { .. } => &["DELETE"],
-            Resource::UsageImportClaude | Resource::DaemonShutdown | Resource::TerminalCleanup => {
-                &["POST"]
-            }
+            Resource::UsageImportClaude
+            | Resource::DaemonShutdown
+            | Resource::TerminalCleanup
+            | Resource::ProxyStopAll
+            | Resource::ProxyAction { .. } => &["POST"],
             Resource::Unbuilt(_) => &[],
         }
     }
@@ -400,6 +422,23 @@ fn build(
         (Resource::TerminalSession(id), "GET") => Request::TerminalInfo { id: id.into() },
         (Resource::TerminalSession(id), "DELETE") => Request::TerminalKill { id: id.into() },
         (Resource::TerminalCleanup, "POST") => Request::TerminalCleanup,
+        (Resource::ProxyStatus(alias), "GET") => {
+            Request::ProxyStatus { alias: alias.map(str::to_string) }
+        }
+        (Resource::ProxyStopAll, "POST") => Request::ProxyStopAll,
+        (Resource::ProxyAction { alias, action }, "POST") => {
+            let alias = alias.to_string();
+            match action {
+                "start" => Request::ProxyStart { alias },
+                "stop" => Request::ProxyStop { alias },
+                _ => Request::ProxyRestart { alias },
+            }
+        }
+        (Resource::ProxyLogs(alias), "GET") => Request::ProxyLogs {
+            alias: alias.into(),
+            lines: query.number("lines")?,
+            from: query.number("from")?,
+        },
         (Resource::ProfileProxy(alias), "GET") => Request::ProxyConfig { alias: alias.into() },
         (Resource::ProxyEnable(alias), "POST") => {
             let EnableBody { port } =
@@ -681,6 +720,18 @@ impl Query {
             Some(other) => Err(HttpError::bad_request(format!(
                 "query parameter `{name}` must be true or false, not `{other}`"
             ))),
+        }
+    }
+
+    /// A non-negative whole number, absent = `None`.
+    fn number<T: std::str::FromStr>(&mut self, name: &'static str) -> Result<Option<T>, HttpError> {
+        match self.text(name) {
+            None => Ok(None),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                HttpError::bad_request(format!(
+                    "query parameter `{name}` must be a whole number, not `{v}`"
+                ))
+            }),
         }
     }
 
@@ -1073,6 +1124,11 @@ mod tests {
             ("/api/daemon/status", &["GET"]),
             ("/api/daemon/shutdown", &["POST"]),
             ("/api/stats", &["GET"]),
+            ("/api/proxy/status", &["GET"]),
+            ("/api/proxy/status/work", &["GET"]),
+            ("/api/proxy/stop-all", &["POST"]),
+            ("/api/proxy/work/restart", &["POST"]),
+            ("/api/proxy/work/logs", &["GET"]),
         ] {
             for method in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "get"] {
                 let result = call(method, path, json_body);
@@ -1092,14 +1148,7 @@ mod tests {
 
     #[test]
     fn unbuilt_features_are_501() {
-        for (method, path) in [
-            ("GET", "/api/proxy/status"),
-            ("GET", "/api/proxy/status/work"),
-            ("POST", "/api/proxy/work/start"),
-            ("POST", "/api/proxy/work/stop"),
-            ("GET", "/api/registry"),
-            ("POST", "/api/registry/sync"),
-        ] {
+        for (method, path) in [("GET", "/api/registry"), ("POST", "/api/registry/sync")] {
             fails(call(method, path, b""), 501, "not implemented yet");
         }
         // Terminal sessions are built.
@@ -1113,6 +1162,41 @@ mod tests {
             call("POST", "/api/terminal/sessions", br#"{"profile":"p","cols":100}"#).unwrap();
         let Request::TerminalCreate(req) = create else { panic!("{create:?}") };
         assert_eq!((req.profile.as_str(), req.cols, req.rows, req.sandbox), ("p", 100, 24, true));
+    }
+
+    #[test]
+    fn proxy_lifecycle_routes() {
+        let alias = || "work".to_string();
+        assert_eq!(get("/api/proxy/status"), Ok(Request::ProxyStatus { alias: None }));
+        assert_eq!(
+            get("/api/proxy/status/work"),
+            Ok(Request::ProxyStatus { alias: Some(alias()) })
+        );
+        assert_eq!(
+            call("POST", "/api/proxy/work/start", b""),
+            Ok(Request::ProxyStart { alias: alias() })
+        );
+        assert_eq!(
+            call("POST", "/api/proxy/work/stop", b""),
+            Ok(Request::ProxyStop { alias: alias() })
+        );
+        assert_eq!(
+            call("POST", "/api/proxy/work/restart", b""),
+            Ok(Request::ProxyRestart { alias: alias() })
+        );
+        assert_eq!(call("POST", "/api/proxy/stop-all", b""), Ok(Request::ProxyStopAll));
+        assert_eq!(
+            get("/api/proxy/work/logs?lines=5"),
+            Ok(Request::ProxyLogs { alias: alias(), lines: Some(5), from: None })
+        );
+        assert_eq!(
+            get("/api/proxy/work/logs?from=120"),
+            Ok(Request::ProxyLogs { alias: alias(), lines: None, from: Some(120) })
+        );
+        fails(get("/api/proxy/work/logs?lines=-1"), 400, "whole number");
+        fails(get("/api/proxy/work/start"), 405, "takes POST");
+        fails(call("POST", "/api/proxy/status", b""), 405, "takes GET");
+        fails(call("POST", "/api/proxy/work/explode", b""), 404, "no such path");
     }
 
     #[test]
