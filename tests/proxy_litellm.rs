@@ -423,3 +423,95 @@ fn real_claude_code_reaches_an_openai_mock_through_litellm() {
     assert!(wait_until(Duration::from_secs(15), || !pid_alive(pid)), "LiteLLM outlived its stop");
     eprintln!("litellm test total: {:?}", test_started.elapsed());
 }
+
+/// `providers.d/<id>.toml`: a provider of `kind` at `endpoint` serving `model`.
+fn provider(env: &Env, id: &str, kind: &str, endpoint: &str, model: &str) {
+    let dir = env.config.join("providers.d");
+    fs::create_dir_all(&dir).unwrap();
+    let text = format!(
+        "id = \"{id}\"\nname = \"Mock {id}\"\ntype = \"{kind}\"\n\n[endpoints]\ndefault = \"{endpoint}\"\n\n\
+         [auth]\nenv_key = \"{}_KEY\"\n\n[models]\navailable = [\"{model}\"]\ndefault = \"{model}\"\n",
+        id.to_uppercase()
+    );
+    fs::write(dir.join(format!("{id}.toml")), text).unwrap();
+}
+
+#[test]
+fn the_daemon_runs_litellm_for_a_proxied_claude_profile() {
+    let Some(venv) = litellm_venv() else { return };
+    let agents = real_agents_dir().join("node_modules/.bin");
+    assert!(agents.join("claude").is_file(), "the real agents are missing; run tests/setup.sh");
+    let good = OpenAiMock::start(false);
+    let broken = OpenAiMock::start(true);
+    let mut env = Env::new("litellm-daemon");
+    env.extra_path.push(agents);
+    let r = |args: &[&str]| env.cmd(args).env("RINGLET_SECRET_STORE", "file");
+    env.write_config(&format!(
+        "[proxy]\nbackend = \"litellm\"\nlitellm_command = \"{}\"\n",
+        venv.join("bin/litellm").display()
+    ));
+    // The profile's own provider speaks Anthropic (never called here); the
+    // targets speak OpenAI chat completions: LiteLLM translates.
+    provider(&env, "mockant", "anthropic-compatible", "http://127.0.0.1:9", "claude-sonnet-4-5");
+    provider(&env, "oaigood", "openai-compatible", &good.url(), "gpt-mock");
+    provider(&env, "oaibroken", "openai-compatible", &broken.url(), "gpt-broken");
+    r(&["profiles", "create", "claude", "work", "-p", "mockant", "--api-key-stdin", "--no-alias"])
+        .stdin(crate::util::KEY)
+        .ok();
+    for (p, key) in [("oaigood", GOOD_KEY), ("oaibroken", BROKEN_KEY)] {
+        r(&["providers", "key", "set", p, "--api-key-stdin"]).stdin(key).ok();
+    }
+    let add = |name: &str, cond: &str, target: &str, prio: &str| {
+        r(&["proxy", "route", "add", "work", name, cond, target, "--priority", prio]).ok();
+    };
+    add("first", "model ~ claude-*", "oaibroken/gpt-broken", "1");
+    add("second", "always", "oaigood/gpt-mock", "0");
+    // Refused for LiteLLM, naming the rule, and nothing runs.
+    r(&[
+        "proxy",
+        "route",
+        "add",
+        "work",
+        "deep",
+        "thinking",
+        "oaigood/gpt-mock",
+        "--priority",
+        "5",
+    ])
+    .ok();
+    r(&["proxy", "enable", "work"]).ok();
+    let (_, err) = r(&["proxy", "start", "work"]).code(1);
+    assert!(err.contains("rule `deep`") && err.contains("cannot express"), "{err}");
+    r(&["proxy", "route", "remove", "work", "deep"]).ok();
+
+    let started = Instant::now();
+    let out = r(&["proxy", "start", "work", "--json"]).json();
+    eprintln!("proxy start (LiteLLM) took {:?}: {out}", started.elapsed());
+    let yaml = fs::read_to_string(env.run.join("ringlet/proxy/work.yaml")).unwrap();
+    for secret in [GOOD_KEY, BROKEN_KEY, crate::util::KEY] {
+        assert!(!yaml.contains(secret), "a key in the YAML:\n{yaml}");
+    }
+    let ran = r(&["profiles", "run", "work", "--", "-p", "hi"]).ok();
+    assert!(
+        ran.contains(REPLY),
+        "claude did not print the mock's reply:\n{ran}\nmock saw {:#?}",
+        good.all()
+    );
+    assert!(
+        broken
+            .completions()
+            .iter()
+            .all(|s| s.authorization.as_deref() == Some(&format!("Bearer {BROKEN_KEY}")[..]))
+    );
+    assert!(!broken.completions().is_empty(), "the first target was never tried");
+    let answered = good.completions();
+    assert!(!answered.is_empty());
+    for seen in &answered {
+        assert_eq!(seen.authorization.as_deref(), Some(format!("Bearer {GOOD_KEY}").as_str()));
+        assert_eq!(seen.body["model"], "gpt-mock");
+    }
+    let pid = out["pid"].as_u64().expect("the running proxy's pid") as u32;
+    assert!(pid_alive(pid));
+    r(&["proxy", "stop", "work"]).ok();
+    assert!(wait_until(Duration::from_secs(20), || !pid_alive(pid)), "LiteLLM outlived proxy stop");
+}
