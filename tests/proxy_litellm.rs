@@ -8,6 +8,11 @@
 //! do. The first target of the chain answers 500, so the fallback LiteLLM
 //! was configured with is exercised too.
 //!
+//! Then the same through the daemon: `[proxy] backend = "litellm"`, a
+//! Claude Code profile whose rules target OpenAI-format providers (allowed
+//! with this backend), an inexpressible rule refused at start naming it,
+//! `proxy start`, `profiles run -- -p hi`, `proxy stop`.
+//!
 //! Skipped, with a note, only when the venv is missing and
 //! RINGLET_TEST_REQUIRE_LITELLM is unset (`make test` sets it).
 
