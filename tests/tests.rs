@@ -62,3 +62,6 @@ mod proxy_relay;
 // Red team on the proxy's profile side: profile growth, port races, keys in
 // error replies, hostile proxy logs under the usage scan.
 mod attacks_proxy;
+// The external LiteLLM backend: the real LiteLLM carries real Claude Code
+// to an OpenAI-format mock (translation), with a fallback.
+mod proxy_litellm;

@@ -136,7 +136,8 @@ fn resolve(
     let provider = &provider.manifest;
     let want = profile_family(s, profile)?;
     let have = family(provider)?;
-    if have != want {
+    // The LiteLLM backend translates between the families.
+    if have != want && s.config.proxy.backend != crate::config::ProxyBackend::Litellm {
         bail!(
             "provider `{}` speaks the {} API and profile `{}` speaks {}: the built-in proxy \
              does not translate between them",

@@ -1312,17 +1312,27 @@ fn child_command(launch: &Launch) -> Result<ChildCommand> {
             stats: true,
             start_timeout: START_TIMEOUT,
         },
-        // litellm: `crate::proxy::litellm::prepare(&launch.config,
-        // &launch.families, &launch.runtime_dir, launch.litellm_command
-        // .as_deref(), launch.path_var.as_deref())` gives program, args and
-        // env (it writes the YAML); then `stdin: Vec::new()`,
-        // `inherit_listener: true` (uvicorn `--fd 3`), `health_path:
-        // "/health/liveliness"`, `stats: false`, `start_timeout:
-        // LITELLM_START_TIMEOUT` (it takes seconds to start).
-        Backend::Litellm => bail!(
-            "[proxy] backend = \"litellm\" is not available in this build{}",
-            launch.litellm_command.as_deref().map(|c| format!(" ({c})")).unwrap_or_default()
-        ),
+        // LiteLLM: its YAML written 0600 in the runtime dir, the keys only
+        // in its environment, uvicorn on the listener (`--fd 3`).
+        Backend::Litellm => {
+            let l = super::litellm::prepare(
+                &launch.config,
+                &launch.families,
+                &launch.runtime_dir,
+                launch.litellm_command.as_deref(),
+                launch.path_var.as_deref(),
+            )?;
+            ChildCommand {
+                program: l.program,
+                args: l.args,
+                env: l.env,
+                stdin: Vec::new(),
+                inherit_listener: true,
+                health_path: super::litellm::HEALTH_PATH.into(),
+                stats: false,
+                start_timeout: LITELLM_START_TIMEOUT,
+            }
+        }
     };
     // Tests point the supervisor at a stand-in child (debug builds only).
     #[cfg(debug_assertions)]
