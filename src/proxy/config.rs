@@ -259,7 +259,7 @@ pub fn serve_config(s: &Services<'_>, profile: &Profile) -> Result<ServeConfig> 
         default_upstream: profile.provider.clone(),
         config_dir: s.paths.config_dir.clone(),
         log_dir: s.paths.config_dir.join("proxy").join(&profile.alias),
-        ca_file: None,
+        ca_file: s.config.tls.ca_file.clone(),
     })
 }
 
