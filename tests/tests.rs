@@ -62,3 +62,6 @@ mod proxy_relay;
 // Red team on the proxy's profile side: profile growth, port races, keys in
 // error replies, hostile proxy logs under the usage scan.
 mod attacks_proxy;
+// Red team on the proxy child as a server and relay: strangers filling its
+// connections, chunked framing, duplicate model keys, model names.
+mod attacks_proxy_relay;

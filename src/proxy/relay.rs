@@ -73,6 +73,14 @@ const MAX_ERROR_BODY: u64 = 1 << 20;
 const LATENCIES: usize = 1024;
 /// One upstream read's buffer: an SSE event is far smaller.
 const READ_BUF: usize = 16 * 1024;
+/// The longest model name relayed: every request's log line and every
+/// target in the stats carries it (real names are under 64 bytes).
+const MAX_MODEL: usize = 256;
+/// Targets kept apart in the stats: a model the router does not know makes
+/// a target of its own (`<default>/<model>`), so an agent inventing names
+/// would grow them for the child's life; the rest share [`OTHERS`].
+const MAX_TARGETS: usize = 64;
+const OTHERS: &str = "(others)";
 
 /// The child's shared state: configuration, router, client, prices, spend.
 pub struct Proxy {
@@ -268,6 +276,28 @@ impl Proxy {
         let family = self.config.family;
         let mut hops = Vec::new();
         if let Some(value) = &json {
+            // Refused before anything is routed, logged or sent: two
+            // top-level `model` keys (the router reads the last, an upstream
+            // may read the first: routed and priced as one model, billed as
+            // another), or a model name that would bloat every log line.
+            let refusal = if model_spans(&body).is_some_and(|spans| spans.len() > 1) {
+                Some("ringlet: the request body has more than one `model` key".to_string())
+            } else if value
+                .get("model")
+                .and_then(Value::as_str)
+                .is_some_and(|m| m.len() > MAX_MODEL)
+            {
+                Some(format!("ringlet: model names are limited to {MAX_MODEL} bytes"))
+            } else {
+                None
+            };
+            if let Some(message) = refusal {
+                record.status = 400;
+                record.ms = ms(begun);
+                let result = client.error(self, 400, &message);
+                self.finish(record);
+                return result;
+            }
             let facts = Facts::from_body(family, value);
             let route = self.router.route(&facts);
             record.model = facts.model;
@@ -510,7 +540,13 @@ impl Proxy {
 
     fn note_attempt(&self, attempt: &Attempt, failed: bool, fell_back: bool) {
         let mut stats = self.stats_lock();
-        let acc = stats.targets.entry(attempt.target.clone()).or_default();
+        let known = stats.targets.contains_key(&attempt.target);
+        let key = if known || stats.targets.len() < MAX_TARGETS {
+            attempt.target.clone()
+        } else {
+            OTHERS.to_string()
+        };
+        let acc = stats.targets.entry(key).or_default();
         acc.requests += 1;
         acc.errors += u64::from(failed);
         acc.fallbacks += u64::from(failed && fell_back);
@@ -544,6 +580,25 @@ impl Proxy {
 /// spacing and number spellings stay the agent's. `None` when the body is
 /// not an object or has no top-level `model`.
 fn splice_model(body: &[u8], model: &str) -> Option<Vec<u8>> {
+    let spans = model_spans(body)?;
+    if spans.is_empty() {
+        return None;
+    }
+    let value = serde_json::to_vec(model).ok()?;
+    let mut out = Vec::with_capacity(body.len() + value.len());
+    let mut at = 0;
+    for (start, end) in spans {
+        out.extend_from_slice(&body[at..start]);
+        out.extend_from_slice(&value);
+        at = end;
+    }
+    out.extend_from_slice(&body[at..]);
+    Some(out)
+}
+
+/// Where the value of each top-level `model` key of `body` (valid JSON)
+/// starts and ends; `None` when the body is not an object.
+fn model_spans(body: &[u8]) -> Option<Vec<(usize, usize)>> {
     let ws = |mut i: usize| {
         while body.get(i).is_some_and(|b| b.is_ascii_whitespace()) {
             i += 1;
@@ -565,7 +620,11 @@ fn splice_model(body: &[u8], model: &str) -> Option<Vec<u8>> {
         }
         let key = i;
         i = skip_string(body, i)?;
-        let is_model = &body[key..i] == b"\"model\"";
+        // Decoded when escaped: `"mod\u0065l"` is a `model` key too.
+        let name = &body[key..i];
+        let is_model = name == b"\"model\""
+            || (name.contains(&b'\\')
+                && serde_json::from_slice::<String>(name).is_ok_and(|n| n == "model"));
         i = ws(i);
         if body.get(i) != Some(&b':') {
             return None;
@@ -583,19 +642,7 @@ fn splice_model(body: &[u8], model: &str) -> Option<Vec<u8>> {
             _ => return None,
         }
     }
-    if spans.is_empty() {
-        return None;
-    }
-    let value = serde_json::to_vec(model).ok()?;
-    let mut out = Vec::with_capacity(body.len() + value.len());
-    let mut at = 0;
-    for (start, end) in spans {
-        out.extend_from_slice(&body[at..start]);
-        out.extend_from_slice(&value);
-        at = end;
-    }
-    out.extend_from_slice(&body[at..]);
-    Some(out)
+    Some(spans)
 }
 
 /// The end of the string starting at `i` (its opening quote).
@@ -779,6 +826,8 @@ mod tests {
         // Both of duplicate keys (a parser keeps the last).
         let dup = splice_model(br#"{"model":"a","model":"b"}"#, "c").unwrap();
         assert_eq!(dup, br#"{"model":"c","model":"c"}"#);
+        let escaped = splice_model(br#"{"model":"a","mod\u0065l":"b"}"#, "c").unwrap();
+        assert_eq!(escaped, br#"{"model":"c","mod\u0065l":"c"}"#);
         assert_eq!(splice_model(br#"{"messages":[]}"#, "m"), None);
         assert_eq!(splice_model(br#"[{"model":"a"}]"#, "m"), None);
         assert_eq!(splice_model(br#"{}"#, "m"), None);

@@ -16,7 +16,7 @@ pub mod auth;
 pub(crate) mod handshake;
 mod rest;
 pub mod routes;
-mod slots;
+pub(crate) mod slots;
 mod terminal_ws;
 pub(crate) mod ws;
 
