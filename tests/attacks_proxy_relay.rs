@@ -223,3 +223,155 @@ fn model_names_cannot_grow_the_stats_without_bound() {
     assert!(longest < 4096, "a log line of {longest} bytes");
     assert!(log.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()));
 }
+
+/// An upstream that answers with raw bytes: it reads one request (head and
+/// `Content-Length` body) per connection, then writes `answer` and closes.
+fn raw_upstream(answer: &'static [u8]) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut s) = conn else { break };
+            std::thread::spawn(move || {
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let Ok(n) = s.read(&mut buf) else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if got.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let _ = s.write_all(answer);
+            });
+        }
+    });
+    url
+}
+
+/// An upstream's informational answers (103 Early Hints, an unasked 100) come before its real
+/// one: the agent must get the real one, not a 1xx head that leaves it waiting. Held (ureq
+/// skips them); kept as a guard.
+#[test]
+fn an_upstream_s_1xx_answers_are_not_taken_for_the_answer() {
+    let env = Env::new("attack-proxy-1xx");
+    let body = br#"{"type":"message","model":"m","content":[],"usage":{"input_tokens":1,"output_tokens":1}}"#;
+    let answer: &'static [u8] = Box::leak(
+        [
+            &b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n"[..],
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+            body,
+        ]
+        .concat()
+        .into_boxed_slice(),
+    );
+    let url = raw_upstream(answer);
+    let config = json!({
+        "alias": "work", "agent": "claude", "family": "anthropic", "local_token": TOKEN,
+        "rules": [], "aliases": {}, "budget": {},
+        "upstreams": {"default": {"url": url, "auth": "x_api_key", "key": "k"}},
+        "default_upstream": "default",
+        "config_dir": env.config, "log_dir": env.config.join("proxy").join("work"),
+    });
+    let proxy = ServeChild::start(&env, &config);
+    let answer = proxy.try_request("POST", "/v1/messages", &auth(), &message("m"));
+    let answer = answer.expect("an answer");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.body, body);
+}
+
+/// Sends raw bytes on a fresh connection and reads until the proxy closes it (or 20 s pass).
+fn raw(proxy: &ServeChild, bytes: &[u8]) -> String {
+    let mut s = TcpStream::connect(proxy.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(bytes).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A bare LF inside a header value (lines are cut at CRLF only) or a control byte in the
+/// target. Was: the value went on to ureq, which refused it, and the proxy counted that as the
+/// upstream failing (a 502 after trying every target, errors in the stats); the daemon's front
+/// door, which shares the parser, wrote such a value into the head it rebuilds for tiny_http, a
+/// header line of the client's making. Fix: `daemon/http/mod.rs` `parse_head` refuses control
+/// bytes (400) in values and targets.
+#[test]
+fn control_bytes_in_a_head_are_refused_not_relayed() {
+    let env = Env::new("attack-proxy-ctl");
+    let up = MockUpstream::always(anthropic_message("m", "fine", 1, 1));
+    let proxy = proxy(&env, &up);
+    let body = String::from_utf8(message("m")).unwrap();
+    for (what, extra, target) in [
+        ("bare LF", "x-a: b\nx-injected: 1\r\n", "/v1/messages"),
+        ("NUL", "x-a: b\0c\r\n", "/v1/messages"),
+        ("LF in target", "", "/v1/messages\nx"),
+    ] {
+        let request = format!(
+            "POST {target} HTTP/1.1\r\nhost: x\r\nx-api-key: {TOKEN}\r\n{extra}\
+             content-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let answer = raw(&proxy, request.as_bytes());
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{what}: {answer:?}");
+    }
+    assert!(up.requests().is_empty());
+    let stats = proxy
+        .request("GET", "/ringlet/stats", &[("authorization", &format!("Bearer {TOKEN}"))], b"")
+        .json();
+    assert_eq!(stats["targets"], json!([]), "no upstream was blamed: {stats}");
+}
+
+/// `GET /health` needs no token and its body is never read. Was: the body was then taken for
+/// the next request on the connection (request smuggling; each smuggled request still needs
+/// the token, so a stranger gained nothing but a second answer). Fix: `serve.rs` closes after
+/// answering a health check that came with a body.
+#[test]
+fn a_health_check_s_body_is_not_taken_for_a_request() {
+    let env = Env::new("attack-proxy-health-body");
+    let up = MockUpstream::always(anthropic_message("m", "fine", 1, 1));
+    let proxy = proxy(&env, &up);
+    let inner = "GET /health HTTP/1.1\r\nhost: x\r\n\r\n";
+    let request = format!(
+        "GET /health HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n{inner}",
+        inner.len()
+    );
+    let answer = raw(&proxy, request.as_bytes());
+    assert_eq!(answer.matches("HTTP/1.1 200").count(), 1, "{answer:?}");
+}
+
+/// A body of millions of tiny JSON values: parsed for routing, each took 32 bytes or more, so
+/// 32 MiB of `[0,0,...]` took the child past 600 MB and four at once past 1.2 GB (measured with
+/// VmHWM). Fix: `relay.rs` counts the values before parsing and refuses over 2^20 (413).
+#[test]
+fn a_body_of_millions_of_json_values_is_refused_unparsed() {
+    let env = Env::new("attack-proxy-json-bomb");
+    let up = MockUpstream::always(anthropic_message("m", "fine", 1, 1));
+    let proxy = proxy(&env, &up);
+    let body = format!(r#"{{"model":"m","messages":[],"x":[{}0]}}"#, "0,".repeat(2 << 20));
+    let answer = proxy.request("POST", "/v1/messages", &auth(), body.as_bytes());
+    assert_eq!(answer.status, 413, "{}", answer.text());
+    assert!(answer.text().contains("JSON values"), "{}", answer.text());
+    assert!(up.requests().is_empty());
+    // A big body of text is no bomb.
+    let text = "word ".repeat(4 << 20);
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": text}]});
+    let answer = proxy.request("POST", "/v1/messages", &auth(), body.to_string().as_bytes());
+    assert_eq!(answer.status, 200, "{}", answer.text());
+}

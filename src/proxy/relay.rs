@@ -81,6 +81,12 @@ const MAX_MODEL: usize = 256;
 /// would grow them for the child's life; the rest share [`OTHERS`].
 const MAX_TARGETS: usize = 64;
 const OTHERS: &str = "(others)";
+/// The most JSON values (roughly: commas and brackets) a body may hold to
+/// be parsed for routing. Parsed, each takes 32 bytes or more: a 32 MiB
+/// body of `[0,0,...]` (16 M values) took the child past 600 MB, and a few
+/// at once past gigabytes. A real conversation of 32 MiB, text mostly,
+/// holds far fewer than a million.
+const MAX_JSON_VALUES: usize = 1 << 20;
 
 /// The child's shared state: configuration, router, client, prices, spend.
 pub struct Proxy {
@@ -142,6 +148,10 @@ struct Failure {
 
 impl Proxy {
     pub fn new(config: ServeConfig) -> Result<Proxy> {
+        // An empty token would let in anyone who sends an empty one.
+        if config.local_token.len() < 16 {
+            anyhow::bail!("the proxy's local token is missing or too short");
+        }
         let router = Router::new(&config.rules, &config.aliases).context("the proxy's rules")?;
         let agent = crate::net::agent(config.ca_file.as_deref(), Default::default())
             .context("the upstream client")?;
@@ -270,6 +280,16 @@ impl Proxy {
             cost_usd: None,
             stream: false,
         };
+        if head.method == "POST" && too_many_values(&body) {
+            record.status = 413;
+            record.ms = ms(begun);
+            let message = format!(
+                "ringlet: the request body holds over {MAX_JSON_VALUES} JSON values (see the proxy's limits)"
+            );
+            let result = client.error(self, 413, &message);
+            self.finish(record);
+            return result;
+        }
         let json: Option<Value> = (head.method == "POST" && !body.is_empty())
             .then(|| serde_json::from_slice(&body).ok())
             .flatten();
@@ -690,6 +710,34 @@ fn skip_value(body: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
+/// Whether `body` holds more than [`MAX_JSON_VALUES`] values, counted
+/// without parsing: the commas and opening brackets outside strings.
+fn too_many_values(body: &[u8]) -> bool {
+    let (mut count, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b',' | b'[' | b'{' => {
+                count += 1;
+                if count > MAX_JSON_VALUES {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
 /// One read, retried when interrupted.
 fn read_some(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     loop {
@@ -831,6 +879,16 @@ mod tests {
         assert_eq!(splice_model(br#"{"messages":[]}"#, "m"), None);
         assert_eq!(splice_model(br#"[{"model":"a"}]"#, "m"), None);
         assert_eq!(splice_model(br#"{}"#, "m"), None);
+    }
+
+    #[test]
+    fn values_are_counted_outside_strings_only() {
+        let many = format!("[{}0]", "0,".repeat(MAX_JSON_VALUES));
+        assert!(too_many_values(many.as_bytes()));
+        let few = format!("[{}0]", "0,".repeat(MAX_JSON_VALUES - 2));
+        assert!(!too_many_values(few.as_bytes()));
+        let text = format!(r#"{{"a":"{}\",[{{"}}"#, ",".repeat(2 * MAX_JSON_VALUES));
+        assert!(!too_many_values(text.as_bytes()));
     }
 
     #[test]

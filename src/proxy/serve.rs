@@ -257,6 +257,10 @@ fn linger_close(write_half: &TcpStream, read_half: &mut TcpStream) {
 fn serve(proxy: &Proxy, reader: &mut Reader, client: &mut Client, head: &Head) -> io::Result<()> {
     let path = head.path();
     if head.method == "GET" && path == "/health" {
+        // Its body (none is expected) is not read: closing keeps it from
+        // being taken for the next request.
+        client.close |= head.header("content-length").is_some_and(|l| l != "0")
+            || head.header("transfer-encoding").is_some();
         let body = json!({"ok": true, "alias": proxy.config.alias, "pid": std::process::id()});
         return client.whole(200, "application/json", body.to_string().as_bytes());
     }
@@ -271,7 +275,14 @@ fn serve(proxy: &Proxy, reader: &mut Reader, client: &mut Client, head: &Head) -
         let message = "ringlet: missing or wrong local token for this proxy";
         return client.error(proxy, 401, message);
     }
-    if head.header("expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue")) {
+    // Asked to (curl does for bodies over 1 MiB), and only for a body that
+    // will be read: an HTTP/1.0 client knows no 100, and one over the cap
+    // is refused at once.
+    let fits = content_length(head).is_ok_and(|n| n <= MAX_BODY);
+    if head.version == "HTTP/1.1"
+        && fits
+        && head.header("expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
+    {
         client.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
     }
     let body = match reader.body(head) {
