@@ -375,3 +375,36 @@ fn a_body_of_millions_of_json_values_is_refused_unparsed() {
     let answer = proxy.request("POST", "/v1/messages", &auth(), body.to_string().as_bytes());
     assert_eq!(answer.status, 200, "{}", answer.text());
 }
+
+/// What held, checked: the local token only counts in a header (any letter case of the name),
+/// never in the query; an empty one, or the right one beside a wrong one in the other header
+/// is judged by the right one only; an upstream redirect reaches the agent as it came and is
+/// not followed (the upstream key would go with it).
+#[test]
+fn local_auth_and_redirects_hold() {
+    let env = Env::new("attack-proxy-auth");
+    let elsewhere = MockUpstream::always(anthropic_message("m", "elsewhere", 1, 1));
+    let location = format!("{}/v1/messages", elsewhere.url());
+    let up = MockUpstream::always(
+        crate::util::upstream::Reply::json(307, &json!({})).header("location", &location),
+    );
+    let proxy = proxy(&env, &up);
+    let body = message("m");
+    let post = |target: &str, headers: &[(&str, &str)]| {
+        proxy.request("POST", target, headers, &body).status
+    };
+    assert_eq!(post(&format!("/v1/messages?x-api-key={TOKEN}&key={TOKEN}"), &[]), 401);
+    assert_eq!(post("/v1/messages", &[("x-api-key", "")]), 401);
+    assert_eq!(post("/v1/messages", &[("authorization", "Bearer ")]), 401);
+    assert_eq!(post("/v1/messages", &[("authorization", TOKEN)]), 401, "no scheme");
+    assert_eq!(post("/v1/messages", &[("x-api-key", &TOKEN[..TOKEN.len() - 1])]), 401);
+    assert_eq!(post("/v1/messages", &[("x-api-key", &format!("{TOKEN}0"))]), 401);
+    assert!(up.requests().is_empty());
+    assert_eq!(post("/v1/messages", &[("X-API-KEY", TOKEN)]), 307);
+    let bearer = format!("bEaReR {TOKEN}");
+    assert_eq!(post("/v1/messages", &[("AUTHORIZATION", &bearer), ("x-api-key", "wrong")]), 307);
+    let answer = proxy.request("POST", "/v1/messages", &auth(), &body);
+    assert_eq!(answer.header("location"), Some(location.as_str()));
+    assert_eq!(up.requests().len(), 3);
+    assert!(elsewhere.requests().is_empty(), "the redirect was followed");
+}

@@ -790,11 +790,22 @@ fn forwarded_headers(head: &Head) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The upstream's answer headers that go to the agent.
+/// The upstream's answer headers that go to the agent: not the hop-by-hop
+/// ones, nor any its `Connection` header names (RFC 9110 §7.6.1).
 fn answer_headers(headers: &ureq::http::HeaderMap) -> Vec<(String, Vec<u8>)> {
+    let named: Vec<String> = headers
+        .get_all("connection")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|t| t.trim().to_ascii_lowercase()))
+        .collect();
     headers
         .iter()
-        .filter(|(n, _)| !DROP_DOWN.contains(&n.as_str()) && !n.as_str().starts_with("proxy-"))
+        .filter(|(n, _)| {
+            !DROP_DOWN.contains(&n.as_str())
+                && !n.as_str().starts_with("proxy-")
+                && !named.iter().any(|t| t == n.as_str())
+        })
         .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
         .collect()
 }
@@ -889,6 +900,17 @@ mod tests {
         assert!(!too_many_values(few.as_bytes()));
         let text = format!(r#"{{"a":"{}\",[{{"}}"#, ",".repeat(2 * MAX_JSON_VALUES));
         assert!(!too_many_values(text.as_bytes()));
+    }
+
+    #[test]
+    fn headers_the_upstream_s_connection_names_stay_behind() {
+        let mut headers = ureq::http::HeaderMap::new();
+        headers.insert("connection", "keep-alive, X-Hop".parse().unwrap());
+        headers.insert("x-hop", "1".parse().unwrap());
+        headers.insert("keep-alive", "timeout=5".parse().unwrap());
+        headers.insert("request-id", "r".parse().unwrap());
+        let kept: Vec<String> = answer_headers(&headers).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(kept, ["request-id"]);
     }
 
     #[test]
