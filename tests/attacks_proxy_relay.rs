@@ -408,3 +408,51 @@ fn local_auth_and_redirects_hold() {
     assert_eq!(up.requests().len(), 3);
     assert!(elsewhere.requests().is_empty(), "the redirect was followed");
 }
+
+/// Framing: two pipelined requests get two answers in order; an HTTP/1.0 request gets an
+/// answer and a close; CONNECT, absolute-form and `*` targets are 400 (the proxy is no forward
+/// proxy); `Transfer-Encoding` beside `Content-Length` is a 400 (was: the chunked framing won
+/// silently; RFC 9112 §6.1 calls the pair a smuggling attempt; fix in `serve.rs`), and so is a
+/// chunk size with a sign (was: `+5` was read as 5).
+#[test]
+fn framing_attacks_get_clear_answers() {
+    let env = Env::new("attack-proxy-framing");
+    let up = MockUpstream::always(anthropic_message("m", "fine", 1, 1));
+    let proxy = proxy(&env, &up);
+    let body = String::from_utf8(message("m")).unwrap();
+    let one = |version: &str, close: bool| {
+        format!(
+            "POST /v1/messages {version}\r\nhost: x\r\nx-api-key: {TOKEN}\r\n{}content-length: {}\r\n\r\n{body}",
+            if close { "connection: close\r\n" } else { "" },
+            body.len()
+        )
+    };
+    let answer =
+        raw(&proxy, format!("{}{}", one("HTTP/1.1", false), one("HTTP/1.1", true)).as_bytes());
+    assert_eq!(answer.matches("HTTP/1.1 200 OK").count(), 2, "{answer}");
+    let answer = raw(&proxy, one("HTTP/1.0", false).as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 200 ") && answer.contains("\"fine\""), "{answer}");
+    for target in ["api.anthropic.com:443", "http://api.anthropic.com/v1/messages", "*"] {
+        let method = if target.ends_with(":443") { "CONNECT" } else { "OPTIONS" };
+        let request =
+            format!("{method} {target} HTTP/1.1\r\nhost: x\r\nx-api-key: {TOKEN}\r\n\r\n");
+        let answer = raw(&proxy, request.as_bytes());
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{target}: {answer}");
+    }
+    assert_eq!(up.requests().len(), 3);
+    let smuggle = format!(
+        "POST /v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: {TOKEN}\r\ncontent-length: 4\r\n\
+         transfer-encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len()
+    );
+    let answer = raw(&proxy, smuggle.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    let signed = format!(
+        "POST /v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: {TOKEN}\r\n\
+         transfer-encoding: chunked\r\n\r\n+{:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len()
+    );
+    let answer = raw(&proxy, signed.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert_eq!(up.requests().len(), 3, "nothing more went upstream");
+}
