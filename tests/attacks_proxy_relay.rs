@@ -44,17 +44,22 @@ fn message(model: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-/// Holds `count` connections to a port open as `nobody`, idle, and opens a
-/// new one whenever one is closed. Prints `ready` once they are all open.
+/// Holds `count` connections to a port open as `nobody`, idle (or, with a
+/// third argument, each with the start of a request head that never ends),
+/// and opens a new one whenever one is closed. Prints `ready` once they are
+/// all open.
 const HOLDER: &str = r#"
 import resource, selectors, socket, sys
 port, count = int(sys.argv[1]), int(sys.argv[2])
+start = sys.argv[3].encode() if len(sys.argv) > 3 else b""
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 sel = selectors.DefaultSelector()
 def connect():
     s = socket.socket()
     s.connect(("127.0.0.1", port))
+    if start:
+        s.sendall(start)
     sel.register(s, selectors.EVENT_READ)
 for _ in range(count):
     connect()
@@ -79,13 +84,13 @@ while True:
 struct Holder(Child);
 
 impl Holder {
-    fn start(env: &Env, addr: SocketAddr, count: usize) -> Holder {
+    fn start(env: &Env, addr: SocketAddr, count: usize, start: &str) -> Holder {
         let path = env.root.join("holder.py");
         std::fs::write(&path, HOLDER).unwrap();
         let mut child = Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3"])
             .arg(&path)
-            .args([addr.port().to_string(), count.to_string()])
+            .args([addr.port().to_string(), count.to_string(), start.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
@@ -125,16 +130,20 @@ fn idle_strangers_of_another_uid_cannot_lock_the_agent_out() {
     let env = Env::new("attack-proxy-conns");
     let up = MockUpstream::always(anthropic_message("m", "fine", 1, 1));
     let proxy = proxy(&env, &up);
-    let _holder = Holder::start(&env, proxy.addr, 1100);
-    let mut failed = Vec::new();
-    for i in 0..20 {
-        match proxy.try_request("POST", "/v1/messages", &auth(), &message("m")) {
-            Ok(answer) if answer.status == 200 => {}
-            Ok(answer) => failed.push(format!("{i}: {} {}", answer.status, answer.text())),
-            Err(e) => failed.push(format!("{i}: {e}")),
+    // Idle, then slowloris heads (each held a thread for the 60 s a head may take).
+    for start in ["", "POST /v1/messages HTTP/1.1\r\nx-a: "] {
+        let holder = Holder::start(&env, proxy.addr, 1100, start);
+        let mut failed = Vec::new();
+        for i in 0..20 {
+            match proxy.try_request("POST", "/v1/messages", &auth(), &message("m")) {
+                Ok(answer) if answer.status == 200 => {}
+                Ok(answer) => failed.push(format!("{i}: {} {}", answer.status, answer.text())),
+                Err(e) => failed.push(format!("{i}: {e}")),
+            }
         }
+        assert!(failed.is_empty(), "{start:?}: owner requests that failed: {failed:#?}");
+        drop(holder);
     }
-    assert!(failed.is_empty(), "owner requests that failed: {failed:#?}");
 }
 
 /// A chunk size that overflows the body's running length. Was: `len + size`

@@ -210,9 +210,9 @@ fn connection(stream: TcpStream, proxy: &Proxy, held: &Held) {
                 break;
             }
         };
-        // Looked at: without the token it may now give way to newcomers;
-        // with it, it leaves the stranger pool for good.
-        held.1.settle();
+        // With the token it leaves the stranger pool for good, before it is
+        // marked looked at (which lets newcomers close it); without, it may
+        // now give way to newcomers.
         if !held.1.trusted()
             && proxy.authorized(&head)
             && !held.0.trust(&held.1, held.0.generation())
@@ -222,6 +222,7 @@ fn connection(stream: TcpStream, proxy: &Proxy, held: &Held) {
             let _ = client.error(proxy, 503, &message);
             break;
         }
+        held.1.settle();
         let _busy = proxy.busy();
         client.close = proxy.stopping.load(Ordering::SeqCst) || wants_close(&head);
         if serve(proxy, &mut reader, &mut client, &head).is_err() || client.close {
