@@ -465,3 +465,68 @@ fn framing_attacks_get_clear_answers() {
     assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
     assert_eq!(up.requests().len(), 3, "nothing more went upstream");
 }
+
+/// An upstream that promises 100 bytes, sends 5 and hangs up: the agent must learn the answer
+/// was cut (its connection closes), not wait on a kept-alive connection for bytes that never
+/// come, nor read its next answer as the rest of this one. Held (ureq reports the short body as
+/// an error, and the relay closes); kept as a guard.
+#[test]
+fn an_upstream_answer_shorter_than_its_length_closes_the_agent_s_connection() {
+    let env = Env::new("attack-proxy-short");
+    let url = raw_upstream(
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"a\":",
+    );
+    let config = json!({
+        "alias": "work", "agent": "claude", "family": "anthropic", "local_token": TOKEN,
+        "rules": [], "aliases": {}, "budget": {},
+        "upstreams": {"default": {"url": url, "auth": "x_api_key", "key": "k"}},
+        "default_upstream": "default",
+        "config_dir": env.config, "log_dir": env.config.join("proxy").join("work"),
+    });
+    let proxy = ServeChild::start(&env, &config);
+    let mut conn = proxy.open("POST", "/v1/messages", &auth(), &message("m")).unwrap();
+    let head = conn.head().unwrap();
+    assert_eq!(head.status, 200);
+    let rest = conn.rest();
+    let err = rest.expect_err("a cut answer read as whole");
+    assert!(err.to_string().contains("EOF"), "{err}");
+}
+
+/// `Expect: 100-continue` (curl sends it for bodies over 1 MiB): the proxy says 100 before
+/// reading the body, but not for a body it will refuse (was: 100, then 413 once the client had
+/// started sending 32 MiB; fix in `serve.rs`), and not to a stranger (401 at once).
+#[test]
+fn expect_100_continue_is_answered_only_for_a_body_that_will_be_read() {
+    let env = Env::new("attack-proxy-expect");
+    let up = MockUpstream::always(anthropic_message("m", "fine", 1, 1));
+    let proxy = proxy(&env, &up);
+    let body = message("m");
+    let ask = |token: &str, length: usize| {
+        let mut s = TcpStream::connect(proxy.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let head = format!(
+            "POST /v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: {token}\r\n\
+             expect: 100-continue\r\ncontent-length: {length}\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        let mut first = [0u8; 12];
+        s.read_exact(&mut first).unwrap();
+        (s, String::from_utf8_lossy(&first).into_owned())
+    };
+    let (mut s, first) = ask(TOKEN, body.len());
+    assert_eq!(first, "HTTP/1.1 100");
+    s.write_all(&body).unwrap();
+    let mut rest = Vec::new();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&rest).contains("\"fine\"") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&rest));
+        rest.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&rest).contains("HTTP/1.1 200 OK"));
+    let (_s, first) = ask(TOKEN, 33 << 20);
+    assert_eq!(first, "HTTP/1.1 413");
+    let (_s, first) = ask("wrong", body.len());
+    assert_eq!(first, "HTTP/1.1 401");
+}
