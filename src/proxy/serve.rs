@@ -100,6 +100,13 @@ fn harden() -> Result<()> {
     use rustix::process::{Resource, Rlimit, setrlimit};
     setrlimit(Resource::Core, Rlimit { current: Some(0), maximum: Some(0) })
         .context("turning core dumps off")?;
+    // Each connection holds three descriptors (and a relay one more): the
+    // soft limit (often 1024) would cap the agent far below
+    // [`MAX_CONNECTIONS`]. Raised to the hard limit, as far as it goes.
+    let files = rustix::process::getrlimit(Resource::Nofile);
+    if files.current < files.maximum {
+        let _ = setrlimit(Resource::Nofile, Rlimit { current: files.maximum, ..files });
+    }
     #[cfg(any(target_os = "linux", target_os = "android"))]
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .context("making the proxy non-dumpable")?;
