@@ -65,3 +65,6 @@ mod attacks_proxy;
 // The external LiteLLM backend: the real LiteLLM carries real Claude Code
 // to an OpenAI-format mock (translation), with a fallback.
 mod proxy_litellm;
+// Red team on the proxy child as a server and relay: strangers filling its
+// connections, chunked framing, duplicate model keys, model names.
+mod attacks_proxy_relay;
