@@ -31,7 +31,7 @@ run: build ## Build, start the daemon, and show agents, providers and daemon sta
 	$(RELEASE) daemon status
 	$(RELEASE) usage
 
-setup: ## Install what the tests need (real agents from npm, tools); idempotent
+setup: ## Install what the tests need (real agents from npm, LiteLLM, tools); idempotent
 	bash tests/setup.sh
 
 fmt-check:
@@ -53,7 +53,7 @@ doc:
 test: setup fmt-check clippy no-async ## Set up, check formatting, lints and deps, run every test
 	# Inside a private session bus with gnome-keyring's Secret Service, so the
 	# keychain tests use the real thing (and must: REQUIRE_KEYCHAIN).
-	bash tests/with-keyring.sh env REQUIRE_KEYCHAIN=1 RINGLET_REQUIRE_CCUSAGE=1 $(CARGO) test --locked
+	bash tests/with-keyring.sh env REQUIRE_KEYCHAIN=1 RINGLET_REQUIRE_CCUSAGE=1 RINGLET_TEST_REQUIRE_LITELLM=1 $(CARGO) test --locked
 
 ci: test doc ## Everything CI checks, plus the docs build
 

@@ -37,6 +37,18 @@ pub struct Config {
     pub pricing: std::collections::BTreeMap<String, crate::usage::pricing::ModelPrice>,
     /// `[proxy]`: which program serves the profiles' routing proxies.
     pub proxy: ProxyConfig,
+    /// `[tls]`: what outbound HTTPS (proxy upstreams) trusts besides the
+    /// system's CA store.
+    pub tls: TlsConfig,
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// A PEM bundle (a corporate or test CA) trusted beside the system's
+    /// CAs; without it `SSL_CERT_FILE` is used when set.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// `[proxy]`.
@@ -260,6 +272,8 @@ mod tests {
             .unwrap();
         assert_eq!(c.proxy.backend, ProxyBackend::Litellm);
         assert_eq!(c.proxy.litellm_command.as_deref(), Some("/opt/l/litellm"));
+        let c = parse("[tls]\nca_file = \"/etc/corp.pem\"\n").unwrap();
+        assert_eq!(c.tls.ca_file.as_deref(), Some(std::path::Path::new("/etc/corp.pem")));
         let err = parse("[proxy]\nbackend = \"ultrallm\"\n").unwrap_err().to_string();
         assert!(err.starts_with("config.toml:2:") && err.contains("builtin"), "{err}");
     }

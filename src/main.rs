@@ -37,6 +37,11 @@ fn main() -> ExitCode {
     if let Some(code) = terminal::helper::main_if_asked() {
         return code;
     }
+    // Debug builds: LiteLLM started as the supervisor would, for the tests.
+    #[cfg(debug_assertions)]
+    if let Some(code) = proxy::litellm::main_if_asked() {
+        return code;
+    }
     let json = std::env::args_os().any(|a| a == "--json");
     match run() {
         Ok(()) => ExitCode::SUCCESS,

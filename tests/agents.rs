@@ -1139,3 +1139,189 @@ fn claude_in_a_sandboxed_remote_session_reaches_its_prompt_and_the_mock() {
     let work = w.work.display().to_string();
     assert_eq!(state["projects"][&work]["hasTrustDialogAccepted"], true, "{state}");
 }
+
+// ---------------------------------------------------------------------------
+// Through the routing proxy (issue 12)
+// ---------------------------------------------------------------------------
+
+/// A loopback port nothing listens on: bound, then released.
+fn dead_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Real Claude Code through a proxied profile: the first rule's target is a
+/// dead port, so the proxy falls back to the second rule's provider before
+/// any byte reached Claude; `--model fast` reaches the alias's target; the
+/// agent holds only the local token, and each upstream sees its own key.
+#[test]
+fn claude_through_its_proxy_falls_back_to_a_second_provider_and_follows_an_alias() {
+    let reply = "pong through the proxy";
+    let profile_key = "sk-e2e-proxy-profile-0123456789abcdef";
+    let mock_key = "sk-e2e-proxy-mock-provider-0123456789";
+    let mock = MockProvider::anthropic(reply);
+    let w = World::new("claude-proxy");
+    let dead = format!("http://127.0.0.1:{}", dead_port());
+    w.provider("gone", "anthropic-compatible", &dead, "GONE_KEY", "gone-model");
+    w.provider("mock", "anthropic-compatible", &mock.url(), "MOCK_KEY", "mock-model-1");
+    let (out, err) = w
+        .cmd(&["profiles", "create", "claude", "px", "-p", "gone", "--proxy", "--api-key-stdin"])
+        .stdin(profile_key)
+        .code(0);
+    assert!(out.contains("Created profile px"), "{out}\n{err}");
+    w.cmd(&["providers", "key", "set", "mock", "--api-key-stdin"]).stdin(mock_key).ok();
+    w.cmd(&[
+        "proxy",
+        "route",
+        "add",
+        "px",
+        "first",
+        "always",
+        "gone/gone-model",
+        "--priority",
+        "10",
+    ])
+    .ok();
+    w.cmd(&["proxy", "route", "add", "px", "second", "always", "mock/mock-model-1"]).ok();
+    w.cmd(&["proxy", "alias", "set", "px", "fast", "mock/mock-fast"]).ok();
+
+    let env = w.cmd(&["profiles", "env", "px"]).ok();
+    assert!(!env.contains(profile_key) && !env.contains(mock_key), "an upstream key: {env}");
+    assert!(env.contains("ANTHROPIC_BASE_URL") && env.contains("127.0.0.1:"), "{env}");
+    let home = w.home.join(".claude-profiles/px");
+    for file in all_files(&home) {
+        let text = fs::read(&file).unwrap_or_default();
+        let text = String::from_utf8_lossy(&text);
+        assert!(!text.contains(profile_key) && !text.contains(mock_key), "{}", file.display());
+    }
+
+    let ran = w.run(&["px", "--", "-p", "say pong"]);
+    ran.assert_ok();
+    assert!(ran.stdout.contains(reply), "the mock's reply is not on stdout\n{ran}");
+    let seen = mock.requests();
+    let calls = model_calls(&seen, "/v1/messages");
+    assert!(
+        calls.iter().any(|s| s.last_user_text.as_deref() == Some("say pong")),
+        "{}",
+        summary(&seen)
+    );
+    for call in &calls {
+        assert_eq!(call.authorization.as_deref(), Some(format!("Bearer {mock_key}").as_str()));
+        assert_eq!(call.x_api_key, None, "{}", summary(&seen));
+        assert_eq!(call.model.as_deref(), Some("mock-model-1"), "{}", summary(&seen));
+    }
+
+    let ran = w.run(&["px", "--", "-p", "say fast", "--model", "fast"]);
+    ran.assert_ok();
+    let seen = wait_for_prompt(&mock, "/v1/messages", "say fast");
+    assert!(
+        model_calls(&seen, "/v1/messages").iter().any(|s| {
+            s.last_user_text.as_deref() == Some("say fast")
+                && s.model.as_deref() == Some("mock-fast")
+        }),
+        "the alias did not reach its target:\n{}",
+        summary(&seen)
+    );
+
+    // The request log shows the fallback: the dead target tried, the mock answering.
+    let logs = w.cmd(&["--json", "proxy", "logs", "px", "--lines", "100"]).ok();
+    assert!(logs.contains("gone/gone-model") && logs.contains("mock/mock-model-1"), "{logs}");
+    // The proxy is the daemon's child and outlives the run; stopped, nothing is left.
+    w.cmd(&["proxy", "stop-all"]).ok();
+    w.assert_no_strays("after claude through the proxy");
+}
+
+/// Real Codex through a proxied profile against the mock Responses server:
+/// the proxy relays `/v1/responses` to the provider's `/v1` with the
+/// profile's own key; Codex only ever had the local token.
+#[test]
+fn codex_through_its_proxy_reaches_the_responses_provider() {
+    let reply = "pong from codex through the proxy";
+    let key = "sk-e2e-codex-proxy-0123456789abcdefghij";
+    let mock = MockProvider::openai_responses(reply);
+    let w = World::new("codex-proxy");
+    let endpoint = format!("{}/v1", mock.url());
+    w.provider("mockoai", "openai-compatible", &endpoint, "MOCK_OPENAI_KEY", "mock-codex-1");
+    w.cmd(&["profiles", "create", "codex", "cx", "-p", "mockoai", "--proxy", "--api-key-stdin"])
+        .stdin(key)
+        .ok();
+    let env = w.cmd(&["profiles", "env", "cx"]).ok();
+    assert!(!env.contains(key), "{env}");
+
+    let ran = w.run(&["cx", "--", "exec", "--skip-git-repo-check", "say pong"]);
+    ran.assert_ok();
+    assert!(ran.stdout.contains(reply), "{ran}");
+    let seen = mock.requests();
+    let calls = model_calls(&seen, "/v1/responses");
+    assert!(
+        calls.iter().any(|s| s.last_user_text.as_deref() == Some("say pong")),
+        "{}",
+        summary(&seen)
+    );
+    for call in &calls {
+        assert_eq!(call.authorization.as_deref(), Some(format!("Bearer {key}").as_str()));
+        assert_eq!(call.model.as_deref(), Some("mock-codex-1"), "{}", summary(&seen));
+    }
+    let home = w.home.join(".codex-profiles/cx");
+    for file in all_files(&home) {
+        let text = fs::read(&file).unwrap_or_default();
+        assert!(!String::from_utf8_lossy(&text).contains(key), "{}", file.display());
+    }
+    // The request log has the Responses call with the mock's usage.
+    let (input, cached, output, _) = crate::util::mock::OPENAI_USAGE;
+    let logs = w.cmd(&["--json", "proxy", "logs", "cx", "--lines", "100"]).ok();
+    let records: Vec<Value> = logs
+        .lines()
+        .flat_map(|l| serde_json::from_str::<Value>(l).ok())
+        .flat_map(|v| match v {
+            Value::Array(items) => items,
+            Value::Object(ref o) if o.contains_key("lines") => {
+                o["lines"].as_array().cloned().unwrap_or_default()
+            }
+            other => vec![other],
+        })
+        .map(|v| match v {
+            Value::String(line) => serde_json::from_str(&line).unwrap_or(Value::Null),
+            other => other,
+        })
+        .collect();
+    assert!(
+        records.iter().any(|r| r["path"] == "/v1/responses"
+            && r["status"] == 200
+            && r["tokens"]["input"] == input - cached
+            && r["tokens"]["cache_read"] == cached
+            && r["tokens"]["output"] == output),
+        "no logged Responses call with the mock's usage:\n{logs}"
+    );
+    w.cmd(&["proxy", "stop-all"]).ok();
+    w.assert_no_strays("after codex through the proxy");
+}
+
+/// A daily budget the first run overspends stops the second real Claude
+/// Code run at the proxy: Claude prints the budget message, does not retry
+/// (402 is not retried by Claude Code, unlike 429 and 5xx), and no request
+/// reaches the provider.
+#[test]
+fn a_budget_stops_a_real_claude_run_with_the_budget_message() {
+    let mock = MockProvider::anthropic("pong under budget");
+    let w = World::new("claude-budget");
+    // A real model name, so each request has a price.
+    w.provider("mock", "anthropic-compatible", &mock.url(), "MOCK_KEY", "claude-sonnet-4-5");
+    w.cmd(&["profiles", "create", "claude", "bx", "-p", "mock", "--proxy", "--api-key-stdin"])
+        .stdin("sk-e2e-budget-0123456789abcdefghijklmn")
+        .ok();
+    w.cmd(&["proxy", "budget", "set", "bx", "--daily", "0.0001"]).ok();
+    w.run(&["bx", "--", "-p", "say pong"]).assert_ok();
+    let before = model_calls(&mock.requests(), "/v1/messages").len();
+    assert!(before >= 1);
+
+    let ran = w.run(&["bx", "--", "-p", "say more"]);
+    assert_ne!(ran.code, Some(0), "{ran}");
+    let all = format!("{}{}", ran.stdout, ran.stderr);
+    assert!(
+        all.contains("ringlet: profile bx has spent $") && all.contains("daily budget"),
+        "no budget message:\n{ran}"
+    );
+    assert_eq!(model_calls(&mock.requests(), "/v1/messages").len(), before, "a request went out");
+    let status = w.cmd(&["--json", "proxy", "status", "bx"]).ok();
+    assert!(status.contains("exceeded"), "{status}");
+}

@@ -77,7 +77,7 @@ fn main() -> ExitCode {
         rows.extend(http_figures(&sandbox));
     }
     if wanted("proxy") {
-        rows.extend(proxy_figures::figures(RINGLET, &sandbox.root.join("proxy")));
+        rows.extend(proxy_figures::figures(&sandbox));
     }
     drop(sandbox); // stops the daemon and removes the temp dir
     if wanted("usage") {

@@ -21,33 +21,43 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{Result, Row, Timings};
+use super::{RINGLET, Result, Row, Sandbox, Timings};
 
 pub const ADDED_P50: &str = "17. proxy: added latency, non-streaming, p50";
 pub const ADDED_P99: &str = "    the same, p99";
 pub const ADDED_TTFB: &str = "18. proxy: added time to first byte, streaming";
 pub const STREAMS: &str = "19. proxy: 100 concurrent 2-second streams, wall";
 pub const IDLE_RSS: &str = "20. proxy RSS, idle";
+pub const IDLE_ANON: &str = "    the same, anonymous memory only (reference)";
 pub const LOAD_RSS: &str = "    proxy RSS, under 100 streams (peak)";
 pub const SPAWN: &str = "21. proxy: spawn to healthy";
+pub const RESTART: &str = "22. proxy: restart after kill -9, by the daemon";
 
 const LOCAL_TOKEN: &str = "bench-local-token";
 const SEQUENTIAL: usize = 2_000;
 const TTFB_RUNS: usize = 300;
 const SPAWNS: usize = 15;
+/// Fewer than the supervisor's limit of restarts a minute (5).
+const KILLS: usize = 4;
 
 const BODY: &str =
     r#"{"model":"claude-bench","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}"#;
 const STREAM_BODY: &str = r#"{"model":"claude-bench","max_tokens":16,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
 const REPLY: &str = r#"{"id":"msg_bench","type":"message","role":"assistant","model":"claude-bench","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","usage":{"input_tokens":10,"output_tokens":2}}"#;
 
-/// Every proxy figure; an error in one group costs only its rows.
-pub fn figures(ringlet: &str, dir: &Path) -> Vec<Row> {
+/// Every proxy figure; an error in one group costs only its rows. The
+/// sandbox's daemon supervises the proxy of figure 22.
+pub fn figures(sb: &Sandbox) -> Vec<Row> {
+    let (ringlet, dir) = (RINGLET, &sb.root.join("proxy"));
     let upstream = match Upstream::start() {
         Ok(u) => u,
         Err(e) => return vec![Row::error(ADDED_P50, e)],
     };
     let mut rows = Vec::new();
+    match restart_times(sb, upstream.addr) {
+        Ok(t) => rows.push(Row::timed(RESTART, &t, Some(1000.0))),
+        Err(e) => rows.push(Row::error(RESTART, e)),
+    }
     match spawn_times(ringlet, dir, upstream.addr) {
         Ok(t) => rows.push(Row::timed(SPAWN, &t, Some(30.0))),
         Err(e) => rows.push(Row::error(SPAWN, e)),
@@ -73,6 +83,14 @@ pub fn figures(ringlet: &str, dir: &Path) -> Vec<Row> {
     match rss_mb(proxy.child.id()) {
         Ok(mb) => rows.push(Row::amount(IDLE_RSS, mb, 6.0, "MB")),
         Err(e) => rows.push(Row::error(IDLE_RSS, e)),
+    }
+    // RSS counts the binary's and libc's mapped pages, which the daemon
+    // running the same binary shares; the heap and stacks are the proxy's own.
+    if let Ok(mb) = status_mb(proxy.child.id(), "RssAnon:") {
+        let mut row = Row::amount(IDLE_ANON, mb, 6.0, "MB");
+        row.target = "-".into();
+        row.verdict = super::Verdict::Reference;
+        rows.push(row);
     }
     match concurrent_streams(&proxy) {
         Ok((wall, peak)) => {
@@ -188,6 +206,77 @@ fn spawn_times(ringlet: &str, dir: &Path, upstream: SocketAddr) -> Result<Timing
         drop(proxy);
     }
     Ok(Timings::new(samples))
+}
+
+/// A proxied profile on the mock upstream, its proxy started by the daemon
+/// and killed with SIGKILL a few times: each time, from the kill until the
+/// port answers `/health` from a new child (the supervisor's first backoff,
+/// 100 ms, included). Connections made meanwhile wait in the kept socket's
+/// backlog, so the poll sees the first moment the new child serves.
+fn restart_times(sb: &Sandbox, upstream: SocketAddr) -> Result<Timings> {
+    let providers = sb.config_dir().join("providers.d");
+    std::fs::create_dir_all(&providers).map_err(|e| e.to_string())?;
+    let manifest = format!(
+        "id = \"benchmock\"\nname = \"Bench mock\"\ntype = \"anthropic-compatible\"\n\n\
+         [endpoints]\ndefault = \"http://{upstream}\"\n\n[auth]\nenv_key = \"BENCHMOCK_KEY\"\n\n\
+         [models]\navailable = [\"claude-bench\"]\ndefault = \"claude-bench\"\n"
+    );
+    std::fs::write(providers.join("benchmock.toml"), manifest).map_err(|e| e.to_string())?;
+    let args =
+        ["profiles", "create", "claude", "pxbench", "-p", "benchmock", "--proxy", "--no-alias"];
+    let mut cmd = sb.command(RINGLET, &args);
+    cmd.env("BENCHMOCK_KEY", "sk-bench-proxy-0123456789abcdef");
+    let status = cmd.status().map_err(|e| format!("creating the proxied profile: {e}"))?;
+    if !status.success() {
+        return Err(format!("creating the proxied profile failed ({status})"));
+    }
+    sb.run_ringlet(&["proxy", "start", "pxbench"])?;
+    let mut samples = Vec::new();
+    for _ in 0..KILLS {
+        let (pid, port) = proxy_pid(sb)?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let target = rustix::process::Pid::from_raw(pid as i32).ok_or("pid 0")?;
+        rustix::process::kill_process(target, rustix::process::Signal::KILL)
+            .map_err(|e| format!("killing the proxy {pid}: {e}"))?;
+        let start = Instant::now();
+        let old = format!("\"pid\":{pid}");
+        loop {
+            if let Ok(mut c) = Client::connect(addr)
+                && let Ok(r) = c.get("/health")
+                && r.status == 200
+                && !r.body.contains(&old)
+            {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                return Err("no new proxy answered within 10 s of the kill".into());
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        samples.push(start.elapsed());
+        // The supervisor has seen the new child healthy before the next kill.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while proxy_pid(sb).map(|(p, _)| p) == Ok(pid) {
+            if Instant::now() > deadline {
+                return Err("the supervisor never reported the new child".into());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    sb.run_ringlet(&["proxy", "stop", "pxbench"])?;
+    Ok(Timings::new(samples))
+}
+
+/// The pid and port of `pxbench`'s running proxy, from `proxy status --json`.
+fn proxy_pid(sb: &Sandbox) -> Result<(u32, u16)> {
+    let out = sb.run_ringlet(&["proxy", "status", "pxbench", "--json"])?;
+    let status: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("proxy status: {e}"))?;
+    let info = status.as_array().and_then(|a| a.first()).unwrap_or(&status);
+    match (info["pid"].as_u64(), info["port"].as_u64()) {
+        (Some(pid), Some(port)) if info["state"] == "running" => Ok((pid as u32, port as u16)),
+        _ => Err(format!("the proxy is not running: {status}")),
+    }
 }
 
 /// A running `ringlet proxy serve`, killed on drop.
@@ -462,14 +551,19 @@ fn serve_upstream(stream: TcpStream) -> std::io::Result<()> {
 
 /// The resident set of a process, from /proc, in decimal MB.
 fn rss_mb(pid: u32) -> Result<f64> {
+    status_mb(pid, "VmRSS:")
+}
+
+/// A `kB` field of `/proc/<pid>/status`, in decimal MB.
+fn status_mb(pid: u32, field: &str) -> Result<f64> {
     let status =
         std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
     let kb: f64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .ok_or("no VmRSS")?;
+        .ok_or_else(|| format!("no {field} in /proc/{pid}/status"))?;
     Ok(kb * 1024.0 / super::MB)
 }
 

@@ -11,12 +11,22 @@
 #     secret-tool; see tests/with-keyring.sh), tmux and bubblewrap, without
 #     recommends, if they are missing;
 #   - rustfmt and clippy if the toolchain lacks them;
-#   - the system SQLite the default build links (libsqlite3-dev, pkg-config).
+#   - the system SQLite the default build links (libsqlite3-dev, pkg-config);
+#   - LiteLLM's proxy (`litellm[proxy]`, pinned below and in
+#     src/proxy/litellm.rs) into a venv at $RINGLET_TEST_LITELLM_VENV
+#     (default ~/.cache/ringlet-test/litellm-venv) for the external-backend
+#     test (tests/proxy_litellm.rs): about 760 MB and, once per machine,
+#     1 to 5 minutes; python3-venv from Debian if `python3 -m venv` lacks it.
 # `setup.sh --build-deps` does only the last item (what `make build` needs).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 agents=${RINGLET_TEST_AGENTS:-$HOME/.cache/ringlet-test/agents}
+litellm_venv=${RINGLET_TEST_LITELLM_VENV:-$HOME/.cache/ringlet-test/litellm-venv}
+# The newest release whose `proxy` extra resolves from PyPI here (later ones
+# pin litellm-enterprise / litellm-proxy-extras / litellm-proxy builds the
+# registry does not serve); src/proxy/litellm.rs PINNED_VERSION says the same.
+litellm_version=1.108.7
 
 # apt_install [apt-get option...] package...
 apt_install() {
@@ -131,3 +141,19 @@ if [ -n "$stale" ]; then
     [ -z "$(check_agents)" ] || { echo "setup: the pinned agents did not install" >&2; exit 1; }
 fi
 echo "setup: agents ready in $agents"
+
+# LiteLLM: a stamp written after pip succeeds records the version, so an
+# interrupted install is never mistaken for a good one (a venv cannot be
+# built elsewhere and moved: its scripts name its path).
+stamp="$litellm_venv/.ringlet-litellm-version"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$litellm_version" ] || [ ! -x "$litellm_venv/bin/litellm" ]; then
+    python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+    echo "setup: installing litellm[proxy]==$litellm_version into $litellm_venv (pip; about 760 MB)"
+    rm -rf "$litellm_venv"
+    mkdir -p "$(dirname "$litellm_venv")"
+    python3 -m venv "$litellm_venv"
+    "$litellm_venv/bin/pip" install --quiet --disable-pip-version-check \
+        "litellm[proxy]==$litellm_version"
+    echo "$litellm_version" > "$stamp"
+fi
+echo "setup: litellm $litellm_version ready in $litellm_venv"

@@ -62,5 +62,11 @@ mod proxy_relay;
 // Red team on the proxy's profile side: profile growth, port races, keys in
 // error replies, hostile proxy logs under the usage scan.
 mod attacks_proxy;
+// The external LiteLLM backend: the real LiteLLM carries real Claude Code
+// to an OpenAI-format mock (translation), with a fallback.
+mod proxy_litellm;
+// Red team on the proxy child as a server and relay: strangers filling its
+// connections, chunked framing, duplicate model keys, model names.
+mod attacks_proxy_relay;
 // Red-team attacks on the proxy's lifecycle and its secrets at the process level.
 mod attacks_proxy_lifecycle;

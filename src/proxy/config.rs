@@ -136,7 +136,8 @@ fn resolve(
     let provider = &provider.manifest;
     let want = profile_family(s, profile)?;
     let have = family(provider)?;
-    if have != want {
+    // The LiteLLM backend translates between the families.
+    if have != want && s.config.proxy.backend != crate::config::ProxyBackend::Litellm {
         bail!(
             "provider `{}` speaks the {} API and profile `{}` speaks {}: the built-in proxy \
              does not translate between them",
@@ -258,7 +259,7 @@ pub fn serve_config(s: &Services<'_>, profile: &Profile) -> Result<ServeConfig> 
         default_upstream: profile.provider.clone(),
         config_dir: s.paths.config_dir.clone(),
         log_dir: s.paths.config_dir.join("proxy").join(&profile.alias),
-        ca_file: None,
+        ca_file: s.config.tls.ca_file.clone(),
     })
 }
 

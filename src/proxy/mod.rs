@@ -23,6 +23,7 @@ pub mod budget;
 pub mod config;
 pub mod facts;
 pub mod keys;
+pub mod litellm;
 pub mod log;
 pub mod manage;
 pub mod relay;

@@ -73,6 +73,20 @@ const MAX_ERROR_BODY: u64 = 1 << 20;
 const LATENCIES: usize = 1024;
 /// One upstream read's buffer: an SSE event is far smaller.
 const READ_BUF: usize = 16 * 1024;
+/// The longest model name relayed: every request's log line and every
+/// target in the stats carries it (real names are under 64 bytes).
+const MAX_MODEL: usize = 256;
+/// Targets kept apart in the stats: a model the router does not know makes
+/// a target of its own (`<default>/<model>`), so an agent inventing names
+/// would grow them for the child's life; the rest share [`OTHERS`].
+const MAX_TARGETS: usize = 64;
+const OTHERS: &str = "(others)";
+/// The most JSON values (roughly: commas and brackets) a body may hold to
+/// be parsed for routing. Parsed, each takes 32 bytes or more: a 32 MiB
+/// body of `[0,0,...]` (16 M values) took the child past 600 MB, and a few
+/// at once past gigabytes. A real conversation of 32 MiB, text mostly,
+/// holds far fewer than a million.
+const MAX_JSON_VALUES: usize = 1 << 20;
 
 /// The child's shared state: configuration, router, client, prices, spend.
 pub struct Proxy {
@@ -134,6 +148,10 @@ struct Failure {
 
 impl Proxy {
     pub fn new(config: ServeConfig) -> Result<Proxy> {
+        // An empty token would let in anyone who sends an empty one.
+        if config.local_token.len() < 16 {
+            anyhow::bail!("the proxy's local token is missing or too short");
+        }
         let router = Router::new(&config.rules, &config.aliases).context("the proxy's rules")?;
         let agent = crate::net::agent(config.ca_file.as_deref(), Default::default())
             .context("the upstream client")?;
@@ -262,12 +280,44 @@ impl Proxy {
             cost_usd: None,
             stream: false,
         };
+        if head.method == "POST" && too_many_values(&body) {
+            record.status = 413;
+            record.ms = ms(begun);
+            let message = format!(
+                "ringlet: the request body holds over {MAX_JSON_VALUES} JSON values (see the proxy's limits)"
+            );
+            let result = client.error(self, 413, &message);
+            self.finish(record);
+            return result;
+        }
         let json: Option<Value> = (head.method == "POST" && !body.is_empty())
             .then(|| serde_json::from_slice(&body).ok())
             .flatten();
         let family = self.config.family;
         let mut hops = Vec::new();
         if let Some(value) = &json {
+            // Refused before anything is routed, logged or sent: two
+            // top-level `model` keys (the router reads the last, an upstream
+            // may read the first: routed and priced as one model, billed as
+            // another), or a model name that would bloat every log line.
+            let refusal = if model_spans(&body).is_some_and(|spans| spans.len() > 1) {
+                Some("ringlet: the request body has more than one `model` key".to_string())
+            } else if value
+                .get("model")
+                .and_then(Value::as_str)
+                .is_some_and(|m| m.len() > MAX_MODEL)
+            {
+                Some(format!("ringlet: model names are limited to {MAX_MODEL} bytes"))
+            } else {
+                None
+            };
+            if let Some(message) = refusal {
+                record.status = 400;
+                record.ms = ms(begun);
+                let result = client.error(self, 400, &message);
+                self.finish(record);
+                return result;
+            }
             let facts = Facts::from_body(family, value);
             let route = self.router.route(&facts);
             record.model = facts.model;
@@ -510,7 +560,13 @@ impl Proxy {
 
     fn note_attempt(&self, attempt: &Attempt, failed: bool, fell_back: bool) {
         let mut stats = self.stats_lock();
-        let acc = stats.targets.entry(attempt.target.clone()).or_default();
+        let known = stats.targets.contains_key(&attempt.target);
+        let key = if known || stats.targets.len() < MAX_TARGETS {
+            attempt.target.clone()
+        } else {
+            OTHERS.to_string()
+        };
+        let acc = stats.targets.entry(key).or_default();
         acc.requests += 1;
         acc.errors += u64::from(failed);
         acc.fallbacks += u64::from(failed && fell_back);
@@ -544,6 +600,25 @@ impl Proxy {
 /// spacing and number spellings stay the agent's. `None` when the body is
 /// not an object or has no top-level `model`.
 fn splice_model(body: &[u8], model: &str) -> Option<Vec<u8>> {
+    let spans = model_spans(body)?;
+    if spans.is_empty() {
+        return None;
+    }
+    let value = serde_json::to_vec(model).ok()?;
+    let mut out = Vec::with_capacity(body.len() + value.len());
+    let mut at = 0;
+    for (start, end) in spans {
+        out.extend_from_slice(&body[at..start]);
+        out.extend_from_slice(&value);
+        at = end;
+    }
+    out.extend_from_slice(&body[at..]);
+    Some(out)
+}
+
+/// Where the value of each top-level `model` key of `body` (valid JSON)
+/// starts and ends; `None` when the body is not an object.
+fn model_spans(body: &[u8]) -> Option<Vec<(usize, usize)>> {
     let ws = |mut i: usize| {
         while body.get(i).is_some_and(|b| b.is_ascii_whitespace()) {
             i += 1;
@@ -565,7 +640,11 @@ fn splice_model(body: &[u8], model: &str) -> Option<Vec<u8>> {
         }
         let key = i;
         i = skip_string(body, i)?;
-        let is_model = &body[key..i] == b"\"model\"";
+        // Decoded when escaped: `"mod\u0065l"` is a `model` key too.
+        let name = &body[key..i];
+        let is_model = name == b"\"model\""
+            || (name.contains(&b'\\')
+                && serde_json::from_slice::<String>(name).is_ok_and(|n| n == "model"));
         i = ws(i);
         if body.get(i) != Some(&b':') {
             return None;
@@ -583,19 +662,7 @@ fn splice_model(body: &[u8], model: &str) -> Option<Vec<u8>> {
             _ => return None,
         }
     }
-    if spans.is_empty() {
-        return None;
-    }
-    let value = serde_json::to_vec(model).ok()?;
-    let mut out = Vec::with_capacity(body.len() + value.len());
-    let mut at = 0;
-    for (start, end) in spans {
-        out.extend_from_slice(&body[at..start]);
-        out.extend_from_slice(&value);
-        at = end;
-    }
-    out.extend_from_slice(&body[at..]);
-    Some(out)
+    Some(spans)
 }
 
 /// The end of the string starting at `i` (its opening quote).
@@ -641,6 +708,34 @@ fn skip_value(body: &[u8], mut i: usize) -> Option<usize> {
             Some(i)
         }
     }
+}
+
+/// Whether `body` holds more than [`MAX_JSON_VALUES`] values, counted
+/// without parsing: the commas and opening brackets outside strings.
+fn too_many_values(body: &[u8]) -> bool {
+    let (mut count, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b',' | b'[' | b'{' => {
+                count += 1;
+                if count > MAX_JSON_VALUES {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 /// One read, retried when interrupted.
@@ -695,11 +790,22 @@ fn forwarded_headers(head: &Head) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The upstream's answer headers that go to the agent.
+/// The upstream's answer headers that go to the agent: not the hop-by-hop
+/// ones, nor any its `Connection` header names (RFC 9110 §7.6.1).
 fn answer_headers(headers: &ureq::http::HeaderMap) -> Vec<(String, Vec<u8>)> {
+    let named: Vec<String> = headers
+        .get_all("connection")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|t| t.trim().to_ascii_lowercase()))
+        .collect();
     headers
         .iter()
-        .filter(|(n, _)| !DROP_DOWN.contains(&n.as_str()) && !n.as_str().starts_with("proxy-"))
+        .filter(|(n, _)| {
+            !DROP_DOWN.contains(&n.as_str())
+                && !n.as_str().starts_with("proxy-")
+                && !named.iter().any(|t| t == n.as_str())
+        })
         .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
         .collect()
 }
@@ -779,9 +885,32 @@ mod tests {
         // Both of duplicate keys (a parser keeps the last).
         let dup = splice_model(br#"{"model":"a","model":"b"}"#, "c").unwrap();
         assert_eq!(dup, br#"{"model":"c","model":"c"}"#);
+        let escaped = splice_model(br#"{"model":"a","mod\u0065l":"b"}"#, "c").unwrap();
+        assert_eq!(escaped, br#"{"model":"c","mod\u0065l":"c"}"#);
         assert_eq!(splice_model(br#"{"messages":[]}"#, "m"), None);
         assert_eq!(splice_model(br#"[{"model":"a"}]"#, "m"), None);
         assert_eq!(splice_model(br#"{}"#, "m"), None);
+    }
+
+    #[test]
+    fn values_are_counted_outside_strings_only() {
+        let many = format!("[{}0]", "0,".repeat(MAX_JSON_VALUES));
+        assert!(too_many_values(many.as_bytes()));
+        let few = format!("[{}0]", "0,".repeat(MAX_JSON_VALUES - 2));
+        assert!(!too_many_values(few.as_bytes()));
+        let text = format!(r#"{{"a":"{}\",[{{"}}"#, ",".repeat(2 * MAX_JSON_VALUES));
+        assert!(!too_many_values(text.as_bytes()));
+    }
+
+    #[test]
+    fn headers_the_upstream_s_connection_names_stay_behind() {
+        let mut headers = ureq::http::HeaderMap::new();
+        headers.insert("connection", "keep-alive, X-Hop".parse().unwrap());
+        headers.insert("x-hop", "1".parse().unwrap());
+        headers.insert("keep-alive", "timeout=5".parse().unwrap());
+        headers.insert("request-id", "r".parse().unwrap());
+        let kept: Vec<String> = answer_headers(&headers).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(kept, ["request-id"]);
     }
 
     #[test]

@@ -29,6 +29,7 @@ use serde_json::json;
 
 use super::ServeConfig;
 use super::relay::{Proxy, error_body};
+use crate::daemon::http::slots::{Slot, Slots};
 use crate::daemon::http::{Head, content_length, parse_head};
 
 /// Request bodies are buffered whole for fallback; a bigger one gets 413.
@@ -45,10 +46,16 @@ const IDLE: Duration = Duration::from_secs(120);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// A client that leaves an answer unread this long is cut off.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Open client connections at most (each is a thread); past it a newcomer
-/// gets 503 and is closed. An agent opens a handful; a hundred concurrent
-/// streams fit many times over.
+/// Connections that showed the local token, at most (each is a thread);
+/// past it the next gets 503 and is closed. An agent opens a handful; a
+/// hundred concurrent streams fit many times over.
 const MAX_CONNECTIONS: usize = 1024;
+/// Connections that have not shown the token (yet), at most: anyone who can
+/// reach the port, another local user included, can open them, so a
+/// newcomer past the pool closes the oldest (the daemon front door's
+/// `Slots`), and the agent's connection, whose request is already in its
+/// socket, is never the one closed. Strangers cannot lock the agent out.
+const STRANGER_POOL: usize = 32;
 /// Connection threads' stacks: JSON parsing (depth-capped at 128 by
 /// serde_json) and TLS handshakes fit with room to spare; only the pages
 /// touched count against memory.
@@ -94,6 +101,13 @@ fn harden() -> Result<()> {
     use rustix::process::{Resource, Rlimit, setrlimit};
     setrlimit(Resource::Core, Rlimit { current: Some(0), maximum: Some(0) })
         .context("turning core dumps off")?;
+    // Each connection holds three descriptors (and a relay one more): the
+    // soft limit (often 1024) would cap the agent far below
+    // [`MAX_CONNECTIONS`]. Raised to the hard limit, as far as it goes.
+    let files = rustix::process::getrlimit(Resource::Nofile);
+    if files.current < files.maximum {
+        let _ = setrlimit(Resource::Nofile, Rlimit { current: files.maximum, ..files });
+    }
     #[cfg(any(target_os = "linux", target_os = "android"))]
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .context("making the proxy non-dumpable")?;
@@ -164,7 +178,7 @@ fn inherited_listener() -> Result<TcpListener> {
 
 fn accept_loop(listener: &TcpListener, proxy: &Arc<Proxy>, stop: &AtomicBool, wake: &UnixStream) {
     use rustix::event::{PollFd, PollFlags, poll};
-    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let slots = Arc::new(Slots::with_limits(MAX_CONNECTIONS, STRANGER_POOL));
     while !stop.load(Ordering::SeqCst) {
         let mut fds = [PollFd::new(listener, PollFlags::IN), PollFd::new(wake, PollFlags::IN)];
         match poll(&mut fds, None) {
@@ -188,22 +202,19 @@ fn accept_loop(listener: &TcpListener, proxy: &Arc<Proxy>, stop: &AtomicBool, wa
                 continue;
             }
         };
-        if open.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
+        let Some(slot) = slots.take(&stream) else {
             let mut client = Client::new(stream);
             client.close = true;
-            let message = format!("ringlet: all {MAX_CONNECTIONS} connections are in use");
-            let _ = client.error(proxy, 503, &message);
+            let _ = client.error(proxy, 503, "ringlet: cannot serve another connection now");
             continue;
-        }
+        };
         let proxy = proxy.clone();
-        open.fetch_add(1, Ordering::SeqCst);
         // Given back when the thread ends, however it ends (a panic too),
         // or when it cannot be spawned (the closure is dropped).
-        let slot = Slot(open.clone());
+        let held = Held(slots.clone(), slot);
         let spawned =
             thread::Builder::new().name("proxy-conn".into()).stack_size(STACK).spawn(move || {
-                let _slot = slot;
-                connection(stream, &proxy);
+                connection(stream, &proxy, &held);
             });
         if let Err(e) = spawned {
             crate::warn!("proxy: no thread for a connection: {e}");
@@ -211,23 +222,24 @@ fn accept_loop(listener: &TcpListener, proxy: &Arc<Proxy>, stop: &AtomicBool, wa
     }
 }
 
-/// One of the [`MAX_CONNECTIONS`], held by a connection's thread.
-struct Slot(Arc<std::sync::atomic::AtomicUsize>);
+/// A connection's slot, held by its thread and given back when dropped.
+struct Held(Arc<Slots>, Arc<Slot>);
 
-impl Drop for Slot {
+impl Drop for Held {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.0.give_back(&self.1);
     }
 }
 
 /// Serves one client connection's requests until it closes, idles out, or
 /// an answer leaves it unusable.
-fn connection(stream: TcpStream, proxy: &Proxy) {
+fn connection(stream: TcpStream, proxy: &Proxy, held: &Held) {
     // Small writes (an SSE event) must leave at once.
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let Ok(read_half) = stream.try_clone() else { return };
-    let mut reader = Reader { stream: read_half, pending: Vec::new() };
+    let slot = held.1.clone();
+    let mut reader = Reader { stream: read_half, pending: Vec::new(), slot, started: false };
     let mut client = Client::new(stream);
     loop {
         let head = match reader.head() {
@@ -238,6 +250,19 @@ fn connection(stream: TcpStream, proxy: &Proxy) {
                 break;
             }
         };
+        // With the token it leaves the stranger pool for good, before it is
+        // marked looked at (which lets newcomers close it); without, it may
+        // now give way to newcomers.
+        if !held.1.trusted()
+            && proxy.authorized(&head)
+            && !held.0.trust(&held.1, held.0.generation())
+        {
+            client.close = true;
+            let message = format!("ringlet: all {MAX_CONNECTIONS} connections are in use");
+            let _ = client.error(proxy, 503, &message);
+            break;
+        }
+        held.1.settle();
         let _busy = proxy.busy();
         client.close = proxy.stopping.load(Ordering::SeqCst) || wants_close(&head);
         if serve(proxy, &mut reader, &mut client, &head).is_err() || client.close {
@@ -273,6 +298,10 @@ fn linger_close(write_half: &TcpStream, read_half: &mut TcpStream) {
 fn serve(proxy: &Proxy, reader: &mut Reader, client: &mut Client, head: &Head) -> io::Result<()> {
     let path = head.path();
     if head.method == "GET" && path == "/health" {
+        // Its body (none is expected) is not read: closing keeps it from
+        // being taken for the next request.
+        client.close |= head.header("content-length").is_some_and(|l| l != "0")
+            || head.header("transfer-encoding").is_some();
         let body = json!({"ok": true, "alias": proxy.config.alias, "pid": std::process::id()});
         return client.whole(200, "application/json", body.to_string().as_bytes());
     }
@@ -287,7 +316,14 @@ fn serve(proxy: &Proxy, reader: &mut Reader, client: &mut Client, head: &Head) -
         let message = "ringlet: missing or wrong local token for this proxy";
         return client.error(proxy, 401, message);
     }
-    if head.header("expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue")) {
+    // Asked to (curl does for bodies over 1 MiB), and only for a body that
+    // will be read: an HTTP/1.0 client knows no 100, and one over the cap
+    // is refused at once.
+    let fits = content_length(head).is_ok_and(|n| n <= MAX_BODY);
+    if head.version == "HTTP/1.1"
+        && fits
+        && head.header("expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
+    {
         client.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
     }
     let body = match reader.body(head) {
@@ -330,6 +366,11 @@ struct Reader {
     stream: TcpStream,
     /// Bytes read past the last request.
     pending: Vec<u8>,
+    /// The connection's slot: marked heard and settled as the front
+    /// door's `Framer` does, which decides who gives way first.
+    slot: Arc<Slot>,
+    /// A read has returned bytes.
+    started: bool,
 }
 
 impl Reader {
@@ -365,7 +406,11 @@ impl Reader {
         let chunked = head.header("transfer-encoding").is_some_and(|te| {
             te.rsplit(',').next().is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"))
         });
-        if head.header("transfer-encoding").is_some() && !chunked {
+        // Anything but chunked, or chunked beside a Content-Length (RFC 9112
+        // §6.1: a smuggling attempt), is refused.
+        if head.header("transfer-encoding").is_some()
+            && (!chunked || head.header("content-length").is_some())
+        {
             return Err(400);
         }
         if !chunked {
@@ -380,13 +425,18 @@ impl Reader {
         loop {
             let line = self.line(deadline)?;
             let size = line.split(';').next().unwrap_or("").trim();
-            let size = usize::from_str_radix(size, 16).map_err(|_| 400u16)?;
+            // Hex digits only (`from_str_radix` would take a sign).
+            if size.is_empty() || !size.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(400);
+            }
+            let size = usize::from_str_radix(size, 16).map_err(|_| 413u16)?;
             if size == 0 {
                 // Trailers, up to the blank line.
                 while !self.line(deadline)?.is_empty() {}
                 return Ok(body);
             }
-            if body.len() + size > MAX_BODY {
+            // Checked: a size near `usize::MAX` must not wrap past the cap.
+            if body.len().checked_add(size).is_none_or(|total| total > MAX_BODY) {
                 return Err(413);
             }
             self.want(size + 2, deadline)?;
@@ -427,6 +477,12 @@ impl Reader {
     /// One read, waiting until `deadline` at most (408 past it); 0 at EOF.
     fn fill(&mut self, deadline: Instant) -> Result<usize, u16> {
         let mut chunk = [0u8; 16 * 1024];
+        // Waiting for more than the first read brought, or for a first byte
+        // not there yet: it may give way now (the agent sends its request
+        // at once, and one with bytes waiting goes last).
+        if self.started || !self.bytes_waiting() {
+            self.slot.settle();
+        }
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -435,6 +491,10 @@ impl Reader {
             let _ = self.stream.set_read_timeout(Some(left));
             match self.stream.read(&mut chunk) {
                 Ok(n) => {
+                    if n > 0 && !self.started {
+                        self.started = true;
+                        self.slot.heard();
+                    }
                     self.pending.extend_from_slice(&chunk[..n]);
                     return Ok(n);
                 }
@@ -444,6 +504,15 @@ impl Reader {
                 Err(_) => return Ok(0),
             }
         }
+    }
+}
+
+impl Reader {
+    /// Whether the client has sent something not read yet (or closed).
+    fn bytes_waiting(&self) -> bool {
+        use rustix::net::{RecvFlags, recv};
+        let flags = RecvFlags::PEEK | RecvFlags::DONTWAIT;
+        !matches!(recv(&self.stream, &mut [0u8; 1], flags), Err(rustix::io::Errno::AGAIN))
     }
 }
 

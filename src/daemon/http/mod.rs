@@ -16,7 +16,7 @@ pub mod auth;
 pub(crate) mod handshake;
 mod rest;
 pub mod routes;
-mod slots;
+pub(crate) mod slots;
 mod terminal_ws;
 pub(crate) mod ws;
 
@@ -415,7 +415,13 @@ pub(crate) fn parse_head(bytes: &[u8]) -> Result<Head, u16> {
     let mut lines = text.split("\r\n");
     let first: Vec<&str> = lines.next().unwrap_or("").split(' ').collect();
     let [method, target, version] = first[..] else { return Err(400) };
-    if method.is_empty() || !method.bytes().all(is_token_byte) || target.is_empty() {
+    // The target is visible ASCII: a control byte in it (a bare LF) would
+    // reach the backend, or the proxy's upstream URL, as something else.
+    if method.is_empty()
+        || !method.bytes().all(is_token_byte)
+        || target.is_empty()
+        || !target.bytes().all(|b| b.is_ascii_graphic())
+    {
         return Err(400);
     }
     match version {
@@ -437,6 +443,13 @@ pub(crate) fn parse_head(bytes: &[u8]) -> Result<Head, u16> {
         // RFC 9112 §3.2: a request with more than one Host is a 400, even
         // when the first names us (the backend might read the other).
         if name == "host" && headers.iter().any(|(n, _)| n == "host") {
+            return Err(400);
+        }
+        // RFC 9110 §5.5: no CR, LF, NUL or other control byte in a value
+        // (tab aside). Lines are cut at CRLF only, so a bare LF stays in the
+        // value, and the head rebuilt for tiny_http (or relayed upstream)
+        // would carry it as a line break: a header of the client's making.
+        if value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
             return Err(400);
         }
         headers.push((name, value.trim().to_string()));
@@ -575,6 +588,21 @@ mod tests {
             assert_eq!(head(bad).err(), Some(400), "{bad:?}");
         }
         assert_eq!(head("GET / HTTP/2.0\r\n\r\n").err(), Some(505));
+    }
+
+    #[test]
+    fn control_bytes_in_a_value_or_the_target_are_refused() {
+        assert!(head("GET / HTTP/1.1\r\nX-A: b\tc\r\n\r\n").is_ok());
+        for bad in [
+            "GET / HTTP/1.1\r\nX-A: b\nContent-Length: 5\r\n\r\n",
+            "GET / HTTP/1.1\r\nX-A: b\rc\r\n\r\n",
+            "GET / HTTP/1.1\r\nX-A: b\0c\r\n\r\n",
+            "GET / HTTP/1.1\r\nX-A: b\x7fc\r\n\r\n",
+            "GET /a\nb HTTP/1.1\r\n\r\n",
+            "GET /a\tb HTTP/1.1\r\n\r\n",
+        ] {
+            assert_eq!(head(bad).map(|_| ()), Err(400), "{bad:?}");
+        }
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub const STRANGER_POOL: usize = 32;
 #[derive(Debug)]
 pub struct Slots {
     open: Mutex<Vec<Arc<Slot>>>,
+    /// [`MAX_TRUSTED`] and [`STRANGER_POOL`] unless set otherwise
+    /// ([`Slots::with_limits`]).
+    max_trusted: usize,
+    stranger_pool: usize,
     /// Bumped by every token rotation; a slot trusted under an older one is
     /// a stranger again.
     generation: Arc<AtomicU64>,
@@ -46,7 +50,7 @@ pub struct Slots {
 
 impl Default for Slots {
     fn default() -> Self {
-        Slots { open: Mutex::default(), generation: Arc::new(AtomicU64::new(1)) }
+        Slots::with_limits(MAX_TRUSTED, STRANGER_POOL)
     }
 }
 
@@ -70,6 +74,16 @@ pub struct Slot {
 }
 
 impl Slots {
+    /// Slots with other limits (the proxy child's: many more trusted).
+    pub fn with_limits(max_trusted: usize, stranger_pool: usize) -> Slots {
+        Slots {
+            open: Mutex::default(),
+            max_trusted,
+            stranger_pool,
+            generation: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
     pub fn count(&self) -> usize {
         self.lock().len()
     }
@@ -88,7 +102,7 @@ impl Slots {
         let handle = stream.try_clone().ok()?;
         let mut open = self.lock();
         let strangers = open.iter().filter(|s| !s.trusted()).count();
-        if strangers >= STRANGER_POOL {
+        if strangers >= self.stranger_pool {
             // One whose request is waiting unread in its socket, or being
             // read, goes last of all: its thread has not got to its head yet
             // (on a loaded machine a crowd reconnecting fast outpaces it),
@@ -137,7 +151,7 @@ impl Slots {
         if slot.trusted() {
             return true;
         }
-        if open.iter().filter(|s| s.trusted()).count() >= MAX_TRUSTED {
+        if open.iter().filter(|s| s.trusted()).count() >= self.max_trusted {
             return false;
         }
         slot.trusted_in.store(generation, Ordering::SeqCst);
