@@ -323,7 +323,7 @@ binary, logdir = sys.argv[1], sys.argv[2]
 as_nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
 os.dup2(s.fileno(), 3); os.set_inheritable(3, True)
-cfg = {"alias": "w", "agent": "claude", "family": "anthropic", "local_token": "tok",
+cfg = {"alias": "w", "agent": "claude", "family": "anthropic", "local_token": "ab" * 32,
        "default_upstream": "anthropic", "config_dir": logdir, "log_dir": logdir,
        "upstreams": {"anthropic": {"url": "http://127.0.0.1:9", "key": "sk-SAME-UID-PROBE",
                                    "auth": "x_api_key"}},
@@ -333,8 +333,9 @@ p = subprocess.Popen(as_nobody + [binary, "proxy", "serve"], stdin=subprocess.PI
                      pass_fds=(3,), env={"PATH": "/usr/bin:/bin", "MARKER": "env-marker"})
 p.stdin.write(json.dumps(cfg).encode()); p.stdin.close()
 for _ in range(200):
+    if p.poll() is not None: break
     try:
-        c = socket.create_connection(("127.0.0.1", s.getsockname()[1]), timeout=5)
+        c = socket.create_connection(("127.0.0.1", s.getsockname()[1]), timeout=1)
         c.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         if c.recv(100).startswith(b"HTTP/1.1 200"): break
     except OSError: time.sleep(0.05)
