@@ -68,3 +68,5 @@ mod proxy_litellm;
 // Red team on the proxy child as a server and relay: strangers filling its
 // connections, chunked framing, duplicate model keys, model names.
 mod attacks_proxy_relay;
+// Red-team attacks on the proxy's lifecycle and its secrets at the process level.
+mod attacks_proxy_lifecycle;

@@ -142,6 +142,33 @@ fn harden() -> Result<()> {
     Ok(())
 }
 
+/// Marks close-on-exec every descriptor above stderr that the daemon was
+/// started with (a shell's `7<file`, a terminal's or service manager's
+/// leftovers): nothing of its own is open yet, and anything inherited must
+/// never reach what it starts, least of all a sandboxed agent (bwrap
+/// passes every open descriptor on: one to a file or directory outside the
+/// sandbox is a way out) or a proxy holding keys. Marked, not closed, so
+/// nothing the process might still hold is pulled from under it.
+fn seal_inherited_fds() {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let Ok(dir) = std::fs::read_dir("/proc/self/fd") else { return };
+        let fds: Vec<i32> = dir
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+            .filter(|&fd| fd > 2)
+            .collect();
+        for fd in fds {
+            // SAFETY: only borrowed for fcntl(2); one that is closed by now
+            // (the listing's own) just gives EBADF.
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            if let Ok(flags) = rustix::io::fcntl_getfd(fd) {
+                let _ = rustix::io::fcntl_setfd(fd, flags | rustix::io::FdFlags::CLOEXEC);
+            }
+        }
+    }
+}
+
 /// Binds the HTTP front door's port, retrying a busy one for
 /// [`HTTP_PORT_RETRY`]. A port still busy then is logged and kept in
 /// [`State::http_error`] for `daemon status` and `doctor`.
@@ -364,6 +391,7 @@ impl Drop for BusyGuard<'_> {
 pub fn run(paths: Paths, options: Options) -> Result<()> {
     let detached = options.log_file.is_some();
     harden()?;
+    seal_inherited_fds();
     if let Some(log) = &options.log_file {
         crate::logger::log_to_file(log)?;
     }

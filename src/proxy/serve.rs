@@ -64,6 +64,7 @@ const STACK: usize = 1 << 20;
 /// The child's main: never returns early while requests are under way.
 pub fn run() -> Result<()> {
     harden()?;
+    close_inherited();
     // The socket first: run by hand, it fails at once instead of waiting
     // for a configuration on the terminal.
     let listener = inherited_listener()?;
@@ -111,6 +112,38 @@ fn harden() -> Result<()> {
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .context("making the proxy non-dumpable")?;
     Ok(())
+}
+
+/// Closes every descriptor above the listener (fd 3): nothing of this
+/// process is open yet, so whatever is there came from the daemon's own
+/// launcher without close-on-exec (a shell's `7<file`, a service manager's
+/// extra fd) and has no business in the process that holds the keys.
+fn close_inherited() {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let Ok(dir) = std::fs::read_dir("/proc/self/fd") else { return };
+        // Collected first: the directory's own descriptor is among them,
+        // closed again once the listing is dropped (skipped below).
+        let fds: Vec<i32> = dir
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+            .filter(|&fd| fd > 3)
+            .collect();
+        for fd in fds {
+            // SAFETY: at this point the process has opened nothing of its
+            // own (no thread, no file, no socket; std keeps no descriptor
+            // open), so every open descriptor above 3 is an inherited one
+            // that no object here owns: checking and closing it cannot pull
+            // one from under anything. The check skips the listing's own,
+            // already closed (rustix's close must not see EBADF).
+            unsafe {
+                let borrowed = rustix::fd::BorrowedFd::borrow_raw(fd);
+                if rustix::io::fcntl_getfd(borrowed).is_ok() {
+                    rustix::io::close(fd);
+                }
+            }
+        }
+    }
 }
 
 fn read_config() -> Result<ServeConfig> {

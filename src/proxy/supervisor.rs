@@ -340,16 +340,46 @@ impl Proxies {
     /// child is healthy, or with why it could not start.
     pub fn start(&self, state: &State, alias: &str) -> Result<ProxyInfo> {
         let launch = Box::new(launch(state, alias)?);
-        self.ask(|reply| Msg::Start { launch, reply })
-            .with_context(|| format!("starting the proxy of `{alias}`"))
+        debug_launch_pause();
+        let info = self
+            .ask(|reply| Msg::Start { launch, reply })
+            .with_context(|| format!("starting the proxy of `{alias}`"))?;
+        self.still_wanted(state, alias, info)
+    }
+
+    /// After a start: the profile read by [`launch`] may have been deleted
+    /// (or its proxy disabled) before the supervisor got the start, whose
+    /// stop then came first and found nothing to stop. The delete (disable)
+    /// changes the profile before it stops the proxy, so looking again once
+    /// the start is done catches every such order: the proxy goes, and its
+    /// port with it, instead of running on for a profile that is gone.
+    fn still_wanted(&self, state: &State, alias: &str, info: ProxyInfo) -> Result<ProxyInfo> {
+        match state.profiles.get(alias) {
+            Ok(p) if p.proxy => Ok(info),
+            Ok(_) => {
+                let name = alias.to_string();
+                let reason = "proxy disabled".to_string();
+                let _ = self.ask(|reply| Msg::Stop { alias: name, reason, forget: false, reply });
+                bail!("profile `{alias}` stopped routing through a proxy while its proxy started")
+            }
+            Err(e) if e.downcast_ref::<crate::profiles::NotFound>().is_some() => {
+                self.forget(alias);
+                bail!("profile `{alias}` was deleted while its proxy started")
+            }
+            // Unreadable for another reason: left to the next command.
+            Err(_) => Ok(info),
+        }
     }
 
     /// Replaces the running child with a fresh one (new config, same
     /// socket); the old one finishes its requests. Starts a stopped proxy.
     pub fn restart(&self, state: &State, alias: &str) -> Result<ProxyInfo> {
         let launch = Box::new(launch(state, alias)?);
-        self.ask(|reply| Msg::Restart { launch, reply })
-            .with_context(|| format!("restarting the proxy of `{alias}`"))
+        debug_launch_pause();
+        let info = self
+            .ask(|reply| Msg::Restart { launch, reply })
+            .with_context(|| format!("restarting the proxy of `{alias}`"))?;
+        self.still_wanted(state, alias, info)
     }
 
     /// Stops the proxy and frees its port.
@@ -477,6 +507,18 @@ impl Proxies {
     pub fn recently_active(&self) -> bool {
         let last = *self.shared.last_relay.lock().unwrap_or_else(|p| p.into_inner());
         last.is_some_and(|t| t.elapsed() < active_for())
+    }
+}
+
+/// Debug builds: `RINGLET_DEBUG_PROXY_LAUNCH_PAUSE_MS` holds a start
+/// between reading the profile and asking the supervisor, so a test can
+/// delete or disable the profile in that window.
+fn debug_launch_pause() {
+    #[cfg(debug_assertions)]
+    if let Some(ms) =
+        std::env::var("RINGLET_DEBUG_PROXY_LAUNCH_PAUSE_MS").ok().and_then(|v| v.parse().ok())
+    {
+        thread::sleep(Duration::from_millis(ms));
     }
 }
 
