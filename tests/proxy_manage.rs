@@ -314,6 +314,11 @@ fn enable_renders_the_agent_against_its_proxy_with_the_local_token() {
     create(&env, "claude", "other", "anthropic", &[]);
     let (_, err) = r(&env, &["proxy", "enable", "other", "--port", &port.to_string()]).code(1);
     assert!(err.contains("proxy port of profile `work`"), "{err}");
+    // Nor the daemon's own HTTP port.
+    let status = r(&env, &["daemon", "status", "--json"]).json();
+    let http = status["http"].as_str().unwrap().rsplit(':').next().unwrap().to_string();
+    let (_, err) = r(&env, &["proxy", "enable", "other", "--port", &http]).code(1);
+    assert!(err.contains("the daemon's HTTP API port"), "{err}");
     r(&env, &["proxy", "enable", "other", "--port", "1"]).ok();
     assert_eq!(profile_json(&env, "other")["routing"]["port"], 1);
 

@@ -100,6 +100,16 @@ pub fn handle(state: &State, request: Request) -> Reply {
         Request::ProxyStatus { alias } => result(state.proxies.status(state, alias.as_deref())),
         Request::ProxyLogs { alias, lines, from } => handle_proxy_logs(state, &alias, lines, from),
         Request::ProxyEnable { alias, port } => {
+            // The daemon's own port would be "taken" at every start.
+            let http = state.http.get().map(|h| h.addr.port());
+            if let Some(p) =
+                port.filter(|p| Some(*p) == http || *p == state.config.daemon.http_port)
+            {
+                return Reply::error(
+                    ErrorCode::Conflict,
+                    format!("port {p} is the daemon's HTTP API port; choose another"),
+                );
+            }
             routing_change(state, &alias, "proxy enabled", |s| {
                 manage::enable(s, &alias, port).map(|p| proxy_config::view(s, &p))
             })
