@@ -153,6 +153,23 @@ fn bad_rules_and_aliases_store_nothing() {
     assert_eq!(profile_json(&env, "work")["routing"]["rules"].as_array().unwrap().len(), 1);
 }
 
+/// With the LiteLLM backend a rule LiteLLM cannot express is refused when it
+/// is added, naming the rule, not later when the proxy starts.
+#[test]
+fn the_litellm_backend_refuses_an_inexpressible_rule_when_it_is_added() {
+    let env = Env::new("pm-litellm");
+    env.write_config("[proxy]\nbackend = \"litellm\"\n");
+    create(&env, "claude", "work", "anthropic", &[]);
+    let before = profile_json(&env, "work")["routing"].clone();
+    let add = ["proxy", "route", "add", "work", "long", "tokens > 60k", "anthropic/claude-x"];
+    let (_, err) = r(&env, &add).code(1);
+    assert!(err.contains("litellm") && err.contains("long"), "{err}");
+    assert_eq!(profile_json(&env, "work")["routing"], before, "the rule was stored");
+    // What LiteLLM can express is taken.
+    r(&env, &["proxy", "route", "add", "work", "all", "always", "anthropic/claude-x"]).ok();
+    r(&env, &["proxy", "alias", "set", "work", "fast", "anthropic/claude-y"]).ok();
+}
+
 #[test]
 fn a_bad_condition_points_at_its_column_and_stores_nothing() {
     let env = Env::new("pm-cond");

@@ -4,7 +4,7 @@
 //! name changes nothing) and changes the profile under the store's lock.
 //! The dispatcher wraps them with events and the supervisor's reload.
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
 use super::config::{self, AliasRow, ProxyView, RuleRow};
@@ -144,7 +144,7 @@ pub fn route_add(s: &Services<'_>, alias: &str, rule: Rule) -> Result<Vec<RuleRo
         }
         config::check_target(s, p, &rule.target)?;
         p.routing.rules.push(rule);
-        Ok(())
+        check_backend(s, p)
     })?;
     Ok(config::rule_rows(&profile.routing.rules))
 }
@@ -177,9 +177,20 @@ pub fn route_move(
             .find(|r| r.name == name)
             .ok_or_else(|| no_rule(alias, name))?;
         rule.priority = priority;
-        Ok(())
+        check_backend(s, p)
     })?;
     Ok(config::rule_rows(&profile.routing.rules))
+}
+
+/// With `[proxy] backend = "litellm"`, refuses (inside the update, so
+/// nothing is stored) a routing LiteLLM cannot express, naming the rule,
+/// rather than when the proxy next starts.
+fn check_backend(s: &Services<'_>, p: &Profile) -> Result<()> {
+    if s.config.proxy.backend != crate::config::ProxyBackend::Litellm {
+        return Ok(());
+    }
+    super::litellm::check_routing(&p.routing.rules, &p.routing.aliases)
+        .context("[proxy] backend = \"litellm\" cannot route this")
 }
 
 fn no_rule(alias: &str, name: &str) -> anyhow::Error {
@@ -221,7 +232,7 @@ pub fn alias_set(
         }
         config::check_target(s, p, target)?;
         p.routing.aliases.insert(model.to_string(), target.to_string());
-        Ok(())
+        check_backend(s, p)
     })?;
     Ok(config::alias_rows(&profile.routing.aliases))
 }
