@@ -304,11 +304,6 @@ impl UsageMeter {
         }
     }
 
-    /// The usage, when the answer reported it.
-    pub fn finish(self) -> Option<ProxyTokens> {
-        self.finish_with_model().0
-    }
-
     /// The usage and the model the upstream said it used, when reported.
     pub fn finish_with_model(mut self) -> (Option<ProxyTokens>, Option<String>) {
         if self.streaming {
@@ -782,7 +777,7 @@ mod tests {
             assert!(meter_.buffer.len() <= MAX_EVENT && meter_.data.len() <= MAX_EVENT);
         }
         meter_.feed(tail.as_bytes());
-        assert_eq!(meter_.finish(), Some(ANTHROPIC_EXPECTED));
+        assert_eq!(meter_.finish_with_model().0, Some(ANTHROPIC_EXPECTED));
         // Many data lines adding up past the cap: skipped too.
         let line = format!("data: {}\n", "z".repeat(1000));
         let mut meter_ = UsageMeter::new(Family::Anthropic, true);
@@ -792,7 +787,7 @@ mod tests {
         assert!(meter_.data.len() <= MAX_EVENT);
         meter_.feed(b"\n");
         meter_.feed(stream.as_bytes());
-        assert_eq!(meter_.finish(), Some(ANTHROPIC_EXPECTED));
+        assert_eq!(meter_.finish_with_model().0, Some(ANTHROPIC_EXPECTED));
         // A non-streaming body past 32 MiB: None, and the buffer is let go.
         let mut meter_ = UsageMeter::new(Family::Anthropic, false);
         let chunk = vec![b' '; 1 << 20];
@@ -801,6 +796,6 @@ mod tests {
         }
         assert!(meter_.buffer.is_empty());
         meter_.feed(b"{\"usage\":{\"input_tokens\":1}}");
-        assert_eq!(meter_.finish(), None);
+        assert_eq!(meter_.finish_with_model().0, None);
     }
 }

@@ -30,20 +30,10 @@ pub fn local_token(secrets: &Secrets, alias: &str) -> Result<String> {
     Ok(token)
 }
 
-/// Whether the profile has a local token yet (never creates one).
-pub fn has_local_token(secrets: &Secrets, alias: &str) -> Result<bool> {
-    Ok(secrets.find(&proxy_name(alias))?.is_some())
-}
-
 /// Removes the profile's local token from every store; absent is fine.
 pub fn remove_local_token(secrets: &Secrets, alias: &str) -> Result<()> {
     let _guard = TOKENS.lock().unwrap_or_else(|p| p.into_inner());
     secrets.remove(&proxy_name(alias))
-}
-
-/// The stored key of `provider` (`providers key set`), if any.
-pub fn provider_key(secrets: &Secrets, provider: &str) -> Result<Option<String>> {
-    Ok(secrets.find(&provider_name(provider))?.map(|(_, key)| key))
 }
 
 /// Where the key of `provider` is stored, if it is.

@@ -156,12 +156,8 @@ pub struct Spent {
 /// log), and holds the open log file.
 static APPEND: Mutex<Option<OpenLog>> = Mutex::new(None);
 
-/// Appends `record` to the log in `dir`, rotating first when it is full.
-pub fn append(dir: &Path, record: &Record) -> Result<()> {
-    append_carrying(dir, record, &|| None)
-}
-
-/// [`append`], starting a rotated log with the [`Carry`] of `spent`'s
+/// Appends `record` to the log in `dir`, rotating first when it is full;
+/// a rotated log starts with the [`Carry`] of `spent`'s
 /// totals (taken without `record`, which follows it).
 pub fn append_carrying(
     dir: &Path,
@@ -295,6 +291,11 @@ fn read(path: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An append with nothing to carry over.
+    fn append(dir: &Path, record: &Record) -> Result<()> {
+        append_carrying(dir, record, &|| None)
+    }
 
     fn record(ts: &str, cost: Option<f64>) -> Record {
         Record {

@@ -16,9 +16,6 @@
 //! (spend and limits), `supervisor` (the daemon side) and `litellm` (the
 //! optional external backend).
 
-// Until the children below land and use every type.
-#![allow(dead_code)]
-
 pub mod budget;
 pub mod config;
 pub mod facts;
