@@ -239,7 +239,7 @@ fn connection(stream: TcpStream, proxy: &Proxy, held: &Held) {
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let Ok(read_half) = stream.try_clone() else { return };
     let slot = held.1.clone();
-    let mut reader = Reader { stream: read_half, pending: Vec::new(), slot, started: false };
+    let mut reader = Reader::new(read_half, slot);
     let mut client = Client::new(stream);
     loop {
         let head = match reader.head() {
@@ -361,17 +361,9 @@ fn refusal(status: u16) -> String {
     }
 }
 
-/// Cuts a connection's bytes into requests.
-struct Reader {
-    stream: TcpStream,
-    /// Bytes read past the last request.
-    pending: Vec<u8>,
-    /// The connection's slot: marked heard and settled as the front
-    /// door's `Framer` does, which decides who gives way first.
-    slot: Arc<Slot>,
-    /// A read has returned bytes.
-    started: bool,
-}
+// Cuts a connection's bytes into requests (the methods below); its reads
+// mark and settle the slot as the front door's do.
+use crate::daemon::http::slots::SlotReader as Reader;
 
 impl Reader {
     /// The next head; `None` when the client closed or idled out between
@@ -472,47 +464,6 @@ impl Reader {
             }
         }
         Ok(())
-    }
-
-    /// One read, waiting until `deadline` at most (408 past it); 0 at EOF.
-    fn fill(&mut self, deadline: Instant) -> Result<usize, u16> {
-        let mut chunk = [0u8; 16 * 1024];
-        // Waiting for more than the first read brought, or for a first byte
-        // not there yet: it may give way now (the agent sends its request
-        // at once, and one with bytes waiting goes last).
-        if self.started || !self.bytes_waiting() {
-            self.slot.settle();
-        }
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(408);
-            }
-            let _ = self.stream.set_read_timeout(Some(left));
-            match self.stream.read(&mut chunk) {
-                Ok(n) => {
-                    if n > 0 && !self.started {
-                        self.started = true;
-                        self.slot.heard();
-                    }
-                    self.pending.extend_from_slice(&chunk[..n]);
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e)
-                    if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
-                Err(_) => return Ok(0),
-            }
-        }
-    }
-}
-
-impl Reader {
-    /// Whether the client has sent something not read yet (or closed).
-    fn bytes_waiting(&self) -> bool {
-        use rustix::net::{RecvFlags, recv};
-        let flags = RecvFlags::PEEK | RecvFlags::DONTWAIT;
-        !matches!(recv(&self.stream, &mut [0u8; 1], flags), Err(rustix::io::Errno::AGAIN))
     }
 }
 

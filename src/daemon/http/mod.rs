@@ -20,7 +20,7 @@ pub(crate) mod slots;
 mod terminal_ws;
 pub(crate) mod ws;
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -32,7 +32,7 @@ use anyhow::{Context, Result};
 
 use super::State;
 pub(crate) use rest::holds_key;
-use slots::{Slot, Slots};
+use slots::{Slot, SlotReader, Slots};
 
 /// A request head larger than this gets 431 (tiny_http applies its own
 /// limits to later requests on a kept-alive connection).
@@ -170,8 +170,7 @@ fn connection(
     // after the first on a kept-alive connection waits ~40 ms (design.md §5).
     stream.set_nodelay(true)?;
     let admit = |slot: &Arc<Slot>, head: &Head| admit(state, info, slot, head);
-    let mut reader =
-        Framer { stream, pending: Vec::new(), slot: slot.clone(), started: false, admit: &admit };
+    let mut reader = Framer { input: SlotReader::new(stream, slot.clone()), admit: &admit };
     let (head, body) = match reader.next(HEAD_TIMEOUT) {
         Ok(Some(request)) => request,
         Ok(None) => return Ok(()),
@@ -182,7 +181,8 @@ fn connection(
     slot.settle();
     let upgrade = head.header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
     if head.method == "GET" && upgrade {
-        let Framer { stream, pending, slot, started, admit } = reader;
+        let Framer { input, admit } = reader;
+        let SlotReader { stream, pending, slot, started } = input;
         if head.path() == "/ws" {
             return ws::serve(state, info, &slot, stream, &head, pending);
         }
@@ -190,7 +190,7 @@ fn connection(
             let id = id.to_string();
             return terminal_ws::serve(state, info, &slot, stream, &head, &id, pending);
         }
-        reader = Framer { stream, pending, slot, started, admit };
+        reader = Framer { input: SlotReader { stream, pending, slot, started }, admit };
     }
     bridge(reader, head, body, state, internal)
 }
@@ -225,13 +225,9 @@ fn admit(state: &State, info: &HttpInfo, slot: &Arc<Slot>, head: &Head) -> Resul
 /// read bodies themselves, is only ever handed a complete request and can
 /// never be held by a client that sends slowly.
 struct Framer<'a> {
-    stream: TcpStream,
-    /// Bytes read past the last request (a pipelining client's next one).
-    pending: Vec<u8>,
-    /// Settled once the first read is done and more is awaited.
-    slot: Arc<Slot>,
-    /// A read has returned bytes.
-    started: bool,
+    /// The connection, what was read past the last request (a pipelining
+    /// client's next one) and its slot.
+    input: SlotReader,
     /// [`admit`], called with each head before its body is read.
     admit: Admit<'a>,
 }
@@ -243,21 +239,21 @@ impl Framer<'_> {
     /// The next request. `Ok(None)`: the client closed, or sent nothing
     /// within `idle`; `Err(status)`: answer with that status and close.
     fn next(&mut self, idle: Duration) -> Result<Option<(Head, Vec<u8>)>, u16> {
-        if self.pending.is_empty() {
-            match self.fill(Instant::now() + idle) {
+        if self.input.pending.is_empty() {
+            match self.input.fill(Instant::now() + idle) {
                 Ok(0) | Err(_) => return Ok(None),
                 Ok(_) => {}
             }
         }
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         let end = loop {
-            if let Some(i) = self.pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            if let Some(i) = self.input.pending.windows(4).position(|w| w == b"\r\n\r\n") {
                 break i + 4;
             }
-            if self.pending.len() > MAX_HEAD {
+            if self.input.pending.len() > MAX_HEAD {
                 return Err(431);
             }
-            match self.fill(deadline) {
+            match self.input.fill(deadline) {
                 Ok(0) => return Ok(None),
                 Ok(_) => {}
                 Err(status) => return Err(status),
@@ -266,10 +262,10 @@ impl Framer<'_> {
         if end > MAX_HEAD {
             return Err(431);
         }
-        let head_bytes: Vec<u8> = self.pending.drain(..end).collect();
+        let head_bytes: Vec<u8> = self.input.pending.drain(..end).collect();
         let head = parse_head(&head_bytes)?;
         // The token, if any, is seen before waiting for a body.
-        (self.admit)(&self.slot, &head)?;
+        (self.admit)(&self.input.slot, &head)?;
         if head.header("transfer-encoding").is_some() {
             return Err(411);
         }
@@ -277,59 +273,15 @@ impl Framer<'_> {
         if length > rest::MAX_BODY {
             return Err(413);
         }
-        while self.pending.len() < length {
-            match self.fill(deadline) {
+        while self.input.pending.len() < length {
+            match self.input.fill(deadline) {
                 Ok(0) => return Ok(None),
                 Ok(_) => {}
                 Err(status) => return Err(status),
             }
         }
-        let body = self.pending.drain(..length).collect();
+        let body = self.input.pending.drain(..length).collect();
         Ok(Some((head, body)))
-    }
-
-    /// One read into `pending`, waiting until `deadline` at most (408 past
-    /// it); the number of bytes read, 0 at the end of the stream.
-    fn fill(&mut self, deadline: Instant) -> Result<usize, u16> {
-        let mut chunk = [0u8; 16 * 1024];
-        // Waiting for more than the first read brought, or for a first byte
-        // that is not there yet: a connection like any other now (the
-        // owner's sends its request at once). A silent one that stayed
-        // "not yet read" would rank with the owner's brand-new connection,
-        // and a crowd of them reconnecting fast would close it unread.
-        if self.started || !self.bytes_waiting() {
-            self.slot.settle();
-        }
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(408);
-            }
-            // The socket is shared with the bridge's other thread, which
-            // only writes; the timeout applies to reads alone.
-            let _ = self.stream.set_read_timeout(Some(left));
-            match self.stream.read(&mut chunk) {
-                Ok(n) => {
-                    if n > 0 && !self.started {
-                        self.started = true;
-                        self.slot.heard();
-                    }
-                    self.pending.extend_from_slice(&chunk[..n]);
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e)
-                    if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
-                Err(_) => return Ok(0),
-            }
-        }
-    }
-
-    /// Whether the client has sent something not read yet (or closed).
-    fn bytes_waiting(&self) -> bool {
-        use rustix::net::{RecvFlags, recv};
-        let flags = RecvFlags::PEEK | RecvFlags::DONTWAIT;
-        !matches!(recv(&self.stream, &mut [0u8; 1], flags), Err(rustix::io::Errno::AGAIN))
     }
 
     /// Answers a request the front door will not forward, and closes.
@@ -349,8 +301,8 @@ impl Framer<'_> {
             _ => String::new(),
         };
         let code = reason(status).to_ascii_lowercase().replace(' ', "_");
-        let _ = answer_error(&mut self.stream, status, &code, &why);
-        let _ = self.stream.shutdown(Shutdown::Write);
+        let _ = answer_error(&mut self.input.stream, status, &code, &why);
+        let _ = self.input.stream.shutdown(Shutdown::Write);
         Ok(())
     }
 }
@@ -476,7 +428,7 @@ fn bridge(
     internal: &std::path::Path,
 ) -> Result<()> {
     let upstream = UnixStream::connect(internal).context("connecting to the REST server")?;
-    let mut client_w = reader.stream.try_clone()?;
+    let mut client_w = reader.input.stream.try_clone()?;
     client_w.set_write_timeout(Some(WRITE_TIMEOUT))?;
     let (mut up_r, mut up_w) = (upstream.try_clone()?, upstream);
     // Set when this thread will answer the client itself after the last
@@ -501,7 +453,7 @@ fn bridge(
         // stranger pipelining requests and reading nothing would hold
         // every worker. One answer to a stranger (an error, the login, a
         // file of the UI) fits the socket to tiny_http and holds none.
-        let last = !reader.slot.trusted();
+        let last = !reader.input.slot.trusted();
         if forward(&mut up_w, &head, &body, last).is_err() || last {
             break;
         }

@@ -24,6 +24,7 @@
 //! Added to by the accept thread; each connection's thread marks its own
 //! slot and gives it back when it ends.
 
+use std::io::{self, Read as _};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -212,6 +213,68 @@ impl Slot {
     /// A WebSocket's loop: woken by [`Slots::revoke`].
     pub fn set_waker(&self, waker: Arc<Waker>) {
         *self.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(waker);
+    }
+}
+
+/// The read side of a slotted connection, shared by the front door and the
+/// proxy child: a read marks the slot heard, and waiting for more settles
+/// it, which decides who gives way first when strangers crowd in.
+pub(crate) struct SlotReader {
+    pub(crate) stream: TcpStream,
+    /// Bytes read past the last request.
+    pub(crate) pending: Vec<u8>,
+    pub(crate) slot: Arc<Slot>,
+    /// A read has returned bytes.
+    pub(crate) started: bool,
+}
+
+impl SlotReader {
+    pub(crate) fn new(stream: TcpStream, slot: Arc<Slot>) -> SlotReader {
+        SlotReader { stream, pending: Vec::new(), slot, started: false }
+    }
+
+    /// One read into `pending`, waiting until `deadline` at most (408 past
+    /// it); the number of bytes read, 0 at the end of the stream.
+    pub(crate) fn fill(&mut self, deadline: Instant) -> Result<usize, u16> {
+        let mut chunk = [0u8; 16 * 1024];
+        // Waiting for more than the first read brought, or for a first byte
+        // that is not there yet: a connection like any other now (the
+        // owner's sends its request at once). A silent one that stayed
+        // "not yet read" would rank with the owner's brand-new connection,
+        // and a crowd of them reconnecting fast would close it unread.
+        if self.started || !self.bytes_waiting() {
+            self.slot.settle();
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(408);
+            }
+            // The socket may be shared with a thread that only writes; the
+            // timeout applies to reads alone.
+            let _ = self.stream.set_read_timeout(Some(left));
+            match self.stream.read(&mut chunk) {
+                Ok(n) => {
+                    if n > 0 && !self.started {
+                        self.started = true;
+                        self.slot.heard();
+                    }
+                    self.pending.extend_from_slice(&chunk[..n]);
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                Err(_) => return Ok(0),
+            }
+        }
+    }
+
+    /// Whether the client has sent something not read yet (or closed).
+    fn bytes_waiting(&self) -> bool {
+        use rustix::net::{RecvFlags, recv};
+        let flags = RecvFlags::PEEK | RecvFlags::DONTWAIT;
+        !matches!(recv(&self.stream, &mut [0u8; 1], flags), Err(rustix::io::Errno::AGAIN))
     }
 }
 
