@@ -20,6 +20,7 @@ mod paths;
 mod profiles;
 mod protocol;
 mod proxy;
+mod registry;
 mod scripting;
 mod secrets;
 mod terminal;
