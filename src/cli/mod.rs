@@ -90,6 +90,7 @@ pub fn run(global: Global, inv: Invocation) -> Result<()> {
         ["terminal", "attach"] => attach::run(&ctx, inv.arg("id").unwrap_or_default()),
         ["profiles", "create"] => profiles::create(&ctx, &inv),
         ["profiles", "list"] => profiles::list(&ctx, &inv),
+        ["profiles", "templates"] => profiles::templates(&ctx, &inv),
         ["profiles", "inspect"] => profiles::inspect(&ctx, inv.arg("alias").unwrap_or_default()),
         ["profiles", "delete"] => profiles::delete(&ctx, &inv),
         ["profiles", "run"] => profiles::run(&ctx, &inv),
