@@ -46,7 +46,7 @@ pub fn create(ctx: &Ctx, inv: &Invocation) -> Result<()> {
     if request.provider.is_empty() {
         if request.template.is_none() {
             return Err(
-                UsageError("profiles create: missing required option --provider".into()).into()
+                UsageError("missing required option --provider (or --template)".into()).into()
             );
         }
         // The template names the provider, whose key is asked for next: a
