@@ -28,8 +28,8 @@ use crate::manifests::ProviderManifest;
 use crate::paths::Paths;
 use crate::usage::pricing::Pricing;
 
-/// The built-in catalog files, by file name.
-const BUILTIN: &[(&str, &str)] = &[
+/// The built-in catalog files, by file name (`make registry` ships the same files).
+pub const BUILTIN: &[(&str, &str)] = &[
     ("anthropic.toml", include_str!("../manifests/catalog/anthropic.toml")),
     ("openai.toml", include_str!("../manifests/catalog/openai.toml")),
     ("openrouter.toml", include_str!("../manifests/catalog/openrouter.toml")),

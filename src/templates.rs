@@ -38,8 +38,8 @@ use crate::profiles::NotFound;
 use crate::profiles::create::CreateRequest;
 use crate::profiles::hooks;
 
-/// The built-in templates, by file name.
-const BUILTIN: &[(&str, &str)] = &[
+/// The built-in templates, by file name (`make registry` ships the same files).
+pub const BUILTIN: &[(&str, &str)] = &[
     ("claude-anthropic.toml", include_str!("../manifests/templates/claude-anthropic.toml")),
     ("codex-openai.toml", include_str!("../manifests/templates/codex-openai.toml")),
     ("minimax-m2.toml", include_str!("../manifests/templates/minimax-m2.toml")),
@@ -288,11 +288,15 @@ pub fn apply(
             return Ok(None);
         }
         let known: Vec<&str> = templates.by_name.keys().map(String::as_str).collect();
-        let hint = if is_script {
+        let mut hint = if is_script {
             format!("; `{script}` is a script: pass --script {name}")
         } else {
             String::new()
         };
+        // It may be in a file that could not be read.
+        for w in &templates.warnings {
+            hint.push_str(&format!("; {w}"));
+        }
         return Err(NotFound(format!(
             "unknown template `{name}` (known: {}){hint}",
             if known.is_empty() { "none".into() } else { known.join(", ") }

@@ -178,6 +178,11 @@ fn user_templates_override_builtins_and_registry_ones_are_listed() {
     );
     let warnings = list["warnings"].to_string();
     assert!(warnings.contains("broken.toml:2"), "{warnings}");
+    // Asked for by name, the broken file is named in the error.
+    let (_, err) = env
+        .cmd(&["profiles", "create", "claude", "b", "--template", "broken", "--dry-run"])
+        .code(1);
+    assert!(err.contains("unknown template `broken`") && err.contains("broken.toml:2"), "{err}");
 
     // --agent filters; the table names the source.
     let list = env.cmd(&["profiles", "templates", "--agent", "codex", "--json"]).json();
