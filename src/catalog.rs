@@ -68,7 +68,7 @@ pub struct Model {
 
 /// Every provider's models, and where each list came from.
 #[derive(Debug, Clone, Default)]
-pub struct Catalog {
+pub struct ModelCatalog {
     pub providers: BTreeMap<String, (ProviderModels, Option<PathBuf>)>,
     /// One line per file that could not be used, naming file and line.
     pub warnings: Vec<String>,
@@ -103,15 +103,15 @@ pub fn user_dir(paths: &Paths) -> PathBuf {
     paths.config_dir.join("catalog.d")
 }
 
-impl Catalog {
+impl ModelCatalog {
     /// Built-ins < registry < user, by provider id.
-    pub fn load(paths: &Paths) -> Catalog {
+    pub fn load(paths: &Paths) -> ModelCatalog {
         let registry = crate::registry::current_dir(paths).map(|d| d.join("catalog"));
-        Catalog::load_from(registry.as_deref(), &user_dir(paths))
+        ModelCatalog::load_from(registry.as_deref(), &user_dir(paths))
     }
 
-    fn load_from(registry: Option<&Path>, user: &Path) -> Catalog {
-        let mut catalog = Catalog::default();
+    fn load_from(registry: Option<&Path>, user: &Path) -> ModelCatalog {
+        let mut catalog = ModelCatalog::default();
         for (name, text) in BUILTIN {
             match parse(Path::new(name), text) {
                 Ok(m) => {
@@ -326,7 +326,7 @@ mod tests {
     #[test]
     fn builtins_load_cleanly_and_price_every_model() {
         let none = Path::new("/nonexistent-ringlet-dir");
-        let catalog = Catalog::load_from(None, none);
+        let catalog = ModelCatalog::load_from(None, none);
         assert!(catalog.warnings.is_empty(), "{:?}", catalog.warnings);
         let pricing = Pricing::embedded();
         for (id, (list, _)) in &catalog.providers {
@@ -350,7 +350,7 @@ mod tests {
     #[test]
     fn builtin_manifests_name_only_catalog_models() {
         let none = Path::new("/nonexistent-ringlet-dir");
-        let catalog = Catalog::load_from(None, none);
+        let catalog = ModelCatalog::load_from(None, none);
         let manifests = crate::manifests::Catalog::load(none, none);
         for p in &manifests.providers {
             let p = &p.manifest;
@@ -385,7 +385,7 @@ mod tests {
             "provider = \"y\"\n[[models]]\nid = \"a\"\naliases = [\"a\"]\n",
         )
         .unwrap();
-        let c = Catalog::load_from(Some(&reg), &user);
+        let c = ModelCatalog::load_from(Some(&reg), &user);
         assert_eq!(c.models("zai")[0].id, "glm-9");
         assert_eq!(c.models("new")[0].id, "n2");
         assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);

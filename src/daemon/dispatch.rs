@@ -276,7 +276,7 @@ fn handle_providers_inspect(state: &State, id: &str) -> Reply {
     match catalog.provider(id) {
         Some(p) => {
             let mut info = provider_info(p, true);
-            info.catalog = crate::catalog::Catalog::load(&state.paths).views(
+            info.catalog = crate::catalog::ModelCatalog::load(&state.paths).views(
                 Some(id),
                 &catalog,
                 &pricing(state),
@@ -305,7 +305,7 @@ fn handle_profiles_templates(state: &State, agent: Option<&str>) -> Reply {
 
 fn handle_models(state: &State, provider: Option<&str>) -> Reply {
     let catalog = state.catalog();
-    let models = crate::catalog::Catalog::load(&state.paths);
+    let models = crate::catalog::ModelCatalog::load(&state.paths);
     if let Some(id) = provider
         && catalog.provider(id).is_none()
         && !models.providers.contains_key(id)

@@ -120,7 +120,8 @@ pub fn create(s: &Services<'_>, mut req: CreateRequest) -> Result<Created> {
         bail!("invalid model name `{}`", model.escape_debug());
     }
     // Not an error: catalogs lag behind providers, and a typo shows here.
-    if let Some(warning) = crate::catalog::Catalog::load(s.paths).check_model(provider, &model) {
+    if let Some(warning) = crate::catalog::ModelCatalog::load(s.paths).check_model(provider, &model)
+    {
         notices.push(warning);
     }
     if req.proxy {

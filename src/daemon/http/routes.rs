@@ -840,6 +840,22 @@ mod tests {
     }
 
     #[test]
+    fn templates_and_models_take_their_one_filter() {
+        assert_eq!(get("/api/templates"), Ok(Request::ProfilesTemplates { agent: None }));
+        assert_eq!(
+            get("/api/templates?agent=claude"),
+            Ok(Request::ProfilesTemplates { agent: Some("claude".into()) })
+        );
+        assert_eq!(get("/api/models"), Ok(Request::Models { provider: None }));
+        assert_eq!(
+            get("/api/models?provider=zai"),
+            Ok(Request::Models { provider: Some("zai".into()) })
+        );
+        fails(get("/api/models?agent=x"), 400, "unknown query parameter `agent`");
+        fails(call("POST", "/api/templates", b"{}"), 405, "");
+    }
+
+    #[test]
     fn profiles_list_with_and_without_agent() {
         assert_eq!(get("/api/profiles"), Ok(Request::ProfilesList { agent: None }));
         assert_eq!(
