@@ -94,9 +94,13 @@ fn a_template_brings_hooks_and_mcp_servers_and_flags_override_it() {
         p["mcp_servers"]["docs"],
         json!({"command": "docs-mcp", "args": ["--stdio"], "type": "stdio"})
     );
-    // The per-agent section wins for that agent.
+    // The per-agent section wins for that agent; OpenCode has no hooks, so
+    // it gets the MCP server and a notice.
     let c = dry_create(&env, "opencode", "t2", &["--template", "team"]);
     assert_eq!(c["profile"]["model"], "glm-5.1", "{c}");
+    assert_eq!(c["profile"]["hooks"], json!({}));
+    assert!(c["profile"]["mcp_servers"]["docs"].is_object(), "{c}");
+    assert!(c["notices"].to_string().contains("hooks"), "{c}");
 
     // Flags override: model and endpoint one by one.
     let c = dry_create(
@@ -118,6 +122,20 @@ fn a_template_brings_hooks_and_mcp_servers_and_flags_override_it() {
     let c = dry_create(&env, "claude", "t5", &["--template", "team", "--bare"]);
     assert_eq!(c["profile"]["hooks"], json!({}));
     assert_eq!(c["profile"]["mcp_servers"], json!({}));
+
+    // config.toml's hooks and servers come on top: the template's hook first,
+    // the user's server of the same name wins.
+    env.write_config(
+        "[hooks.bell]\nevent = \"PostToolUse\"\nmatcher = \"Edit\"\ncommand = \"printf x\"\n\
+         [mcp_servers.docs]\nurl = \"http://127.0.0.1:9/mcp\"\n",
+    );
+    // The daemon reads config.toml when it starts.
+    env.cmd(&["daemon", "stop"]).ok();
+    let c = dry_create(&env, "claude", "t6", &["--template", "team"]);
+    let groups = &c["profile"]["hooks"]["PostToolUse"];
+    assert_eq!(groups[0]["hooks"][0]["command"], "cargo fmt", "{c}");
+    assert_eq!(groups[1]["hooks"][0]["command"], "printf x", "{c}");
+    assert_eq!(c["profile"]["mcp_servers"]["docs"]["url"], "http://127.0.0.1:9/mcp", "{c}");
 }
 
 #[test]
