@@ -329,6 +329,53 @@ pub fn apply(
     Ok(Some(given))
 }
 
+/// The fields of a template file that decide where a key goes or what runs
+/// (for `registry inspect --changes`): provider and endpoint, hook commands,
+/// MCP server commands (with their arguments) and URLs, per section, as
+/// `(field, value)` pairs in file order of sections.
+#[allow(dead_code)] // For registry::changes (helper regstore), which lands apart.
+pub fn command_bearing(path: &Path, text: &str) -> Result<Vec<(String, String)>> {
+    let f: File = toml::from_str(text).map_err(|e| anyhow!("{}", toml_error(path, text, &e)))?;
+    let base = Settings {
+        provider: f.provider,
+        endpoint: f.endpoint,
+        model: None,
+        hooks: f.hooks,
+        mcp_servers: f.mcp_servers,
+    };
+    let mut out = Vec::new();
+    let sections = std::iter::once((String::new(), &base))
+        .chain(f.agent.iter().map(|(a, s)| (format!("agent.{a}."), s)));
+    for (prefix, s) in sections {
+        let scalars = [("provider", &s.provider), ("endpoint", &s.endpoint)];
+        for (key, value) in scalars {
+            if let Some(v) = value {
+                out.push((format!("{prefix}{key}"), v.clone()));
+            }
+        }
+        for (name, set) in &s.hooks {
+            if let Some(cmd) = set.get("command").and_then(toml::Value::as_str) {
+                out.push((format!("{prefix}hooks.{name}.command"), cmd.to_string()));
+            }
+        }
+        for (name, server) in &s.mcp_servers {
+            if let Some(cmd) = server.get("command").and_then(toml::Value::as_str) {
+                let args: Vec<&str> = server
+                    .get("args")
+                    .and_then(toml::Value::as_array)
+                    .map(|a| a.iter().filter_map(toml::Value::as_str).collect())
+                    .unwrap_or_default();
+                let line = std::iter::once(cmd).chain(args).collect::<Vec<_>>().join(" ");
+                out.push((format!("{prefix}mcp_servers.{name}.command"), line));
+            }
+            if let Some(url) = server.get("url").and_then(toml::Value::as_str) {
+                out.push((format!("{prefix}mcp_servers.{name}.url"), url.to_string()));
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,5 +425,30 @@ mod tests {
         assert!(e.starts_with("t.toml:2: agents:"), "{e}");
         let e = err("name = \"t\"\nagents = [\"claude\"]\nprovder = \"x\"\n");
         assert!(e.starts_with("t.toml:3:"), "{e}");
+    }
+
+    #[test]
+    fn command_bearing_fields_are_listed_per_section() {
+        let text = "name = \"t\"\nagents = [\"claude\", \"codex\"]\nprovider = \"zai\"\n\
+                    endpoint = \"https://x.example\"\nmodel = \"m\"\n\
+                    [hooks.fmt]\nevent = \"Stop\"\ncommand = \"cargo fmt\"\n\
+                    [mcp_servers.docs]\ncommand = \"npx\"\nargs = [\"-y\", \"docs\"]\n\
+                    [mcp_servers.web]\nurl = \"http://h/mcp\"\n\
+                    [agent.codex]\nprovider = \"zai-openai\"\n";
+        let fields = command_bearing(Path::new("t.toml"), text).unwrap();
+        let fields: Vec<(&str, &str)> =
+            fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            fields,
+            [
+                ("provider", "zai"),
+                ("endpoint", "https://x.example"),
+                ("hooks.fmt.command", "cargo fmt"),
+                ("mcp_servers.docs.command", "npx -y docs"),
+                ("mcp_servers.web.url", "http://h/mcp"),
+                ("agent.codex.provider", "zai-openai"),
+            ]
+        );
+        assert!(command_bearing(Path::new("t.toml"), "name = [").is_err());
     }
 }
