@@ -309,6 +309,7 @@ mod tests {
             "terminal attach",
             "profiles create",
             "profiles list",
+            "profiles templates",
             "profiles inspect",
             "profiles delete",
             "profiles run",
