@@ -15,11 +15,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::catalog::{ModelList, ModelView};
 use crate::profiles::Profile;
 pub use crate::profiles::create::{CreateRequest, Created};
 pub use crate::profiles::hooks::HookRow;
 pub use crate::profiles::run::{RunEnded, RunPlan};
 pub use crate::proxy::supervisor::ProxyInfo;
+pub use crate::templates::TemplateList;
 pub use crate::terminal::TerminalRequest;
 pub use crate::terminal::session::Info as TerminalInfo;
 pub use crate::usage::report::{
@@ -71,6 +73,18 @@ pub enum Request {
     ProvidersList,
     /// Reply: one [`ProviderInfo`] with its manifest; `not_found` otherwise.
     ProvidersInspect { id: String },
+    /// Reply: a [`TemplateList`]: the profile templates, or those for
+    /// `agent` (`not_found` for an unknown agent).
+    ProfilesTemplates {
+        #[serde(default)]
+        agent: Option<String>,
+    },
+    /// Reply: a [`ModelList`]: the model catalog, or one provider's
+    /// (`not_found` for a provider neither manifests nor catalog know).
+    Models {
+        #[serde(default)]
+        provider: Option<String>,
+    },
     /// Reply: `null`, then one [`EventFrame`] line per event until the client
     /// hangs up. An empty `events` list means every event type.
     Subscribe {
@@ -475,6 +489,10 @@ pub struct ProviderInfo {
     pub models: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<Value>,
+    /// The catalog's models of this provider (context window, price); only
+    /// in `ProvidersInspect` replies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub catalog: Vec<ModelView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
