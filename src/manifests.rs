@@ -155,6 +155,9 @@ pub fn dir_fingerprint(dirs: &[&Path]) -> Vec<Fingerprint> {
     out
 }
 
+/// A manifest's id, if the text parses.
+type IdOf = fn(&Path, &str) -> Option<String>;
+
 /// The built-ins the current registry commit replaces, for `registry
 /// inspect`: agents and providers by id, scripts by file name, and the price
 /// table (`litellm-pricing.json`), sorted by kind then name. A synced file
@@ -166,12 +169,10 @@ pub fn dir_fingerprint(dirs: &[&Path]) -> Vec<Fingerprint> {
 pub fn overridden_builtins(paths: &Paths) -> Vec<(Kind, String)> {
     let Some(dir) = registry::current_dir(paths) else { return Vec::new() };
     let mut out = Vec::new();
-    let kinds: [(Kind, &[(&str, &str)], fn(&Path, &str) -> Option<String>); 2] = [
-        (Kind::Agent, BUILTIN_AGENTS, |p, t| AgentManifest::parse(p, t).ok().map(|m| m.id)),
-        (Kind::Provider, BUILTIN_PROVIDERS, |p, t| {
-            ProviderManifest::parse(p, t).ok().map(|m| m.id)
-        }),
-    ];
+    let agent_id: IdOf = |p, t| AgentManifest::parse(p, t).ok().map(|m| m.id);
+    let provider_id: IdOf = |p, t| ProviderManifest::parse(p, t).ok().map(|m| m.id);
+    let kinds =
+        [(Kind::Agent, BUILTIN_AGENTS, agent_id), (Kind::Provider, BUILTIN_PROVIDERS, provider_id)];
     for (kind, builtins, id_of) in kinds {
         for path in toml_files(&dir.join(kind.dir())) {
             let Ok(text) = fs::read_to_string(&path) else { continue };
@@ -935,6 +936,118 @@ provider_types = ["anthropic"]
         );
         assert!(catalog.provider_warnings.is_empty());
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A config dir with commit `c1` current, holding `files`.
+    fn registry_world(name: &str, files: &[(&str, &str)]) -> (PathBuf, Paths) {
+        let dir =
+            std::env::temp_dir().join(format!("ringlet-layers-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let commit = dir.join("registry/commits/c1");
+        for (path, text) in files {
+            let path = commit.join(path);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        }
+        fs::create_dir_all(&commit).unwrap();
+        std::os::unix::fs::symlink("commits/c1", dir.join("registry/current")).unwrap();
+        let vars = |name: &str| match name {
+            "HOME" => Some(dir.clone().into_os_string()),
+            "RINGLET_CONFIG_DIR" => Some(dir.clone().into_os_string()),
+            _ => None,
+        };
+        let paths = Paths::from_vars(vars, 0).unwrap();
+        (dir, paths)
+    }
+
+    #[test]
+    fn registry_sits_between_builtins_and_user_files() {
+        let synced = |name: &str| {
+            BUILTIN_AGENTS[0].1.replace("name = \"Claude Code\"", &format!("name = \"{name}\""))
+        };
+        let (dir, paths) = registry_world(
+            "layers",
+            &[
+                ("agents/claude.toml", &synced("Synced Claude")),
+                ("agents/fake.toml", AGENT),
+                ("agents/broken.toml", "id = \"x\"\nname = [\n"),
+                ("providers/notes.txt", "ignored"),
+            ],
+        );
+        let catalog = Catalog::load(&paths);
+        let claude = catalog.agent("claude").unwrap();
+        assert_eq!(
+            (claude.manifest.name.as_str(), claude.layer),
+            ("Synced Claude", Layer::Registry)
+        );
+        assert!(claude.source().ends_with("registry/commits/c1/agents/claude.toml"));
+        assert_eq!(catalog.agent("fake").unwrap().layer, Layer::Registry);
+        assert_eq!(catalog.agent("codex").unwrap().layer, Layer::Builtin);
+        assert_eq!(catalog.agent_warnings.len(), 1, "{:?}", catalog.agent_warnings);
+        assert!(catalog.agent_warnings[0].contains("commits/c1/agents/broken.toml:2:"));
+
+        // A user file wins over the synced one, silently: that is the order.
+        fs::create_dir_all(paths.agents_d()).unwrap();
+        fs::write(paths.agents_d().join("claude.toml"), synced("My Claude")).unwrap();
+        let catalog = Catalog::load(&paths);
+        let claude = catalog.agent("claude").unwrap();
+        assert_eq!((claude.manifest.name.as_str(), claude.layer), ("My Claude", Layer::User));
+        assert_eq!(catalog.agent_warnings.len(), 1, "{:?}", catalog.agent_warnings);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn overridden_builtins_lists_what_differs_from_the_builtins() {
+        let claude = BUILTIN_AGENTS[0].1.replace("name = \"Claude Code\"", "name = \"Synced\"");
+        let (dir, paths) = registry_world(
+            "overrides",
+            &[
+                ("agents/claude.toml", &claude),
+                // Equal to the built-in: replaces nothing.
+                ("agents/codex.toml", BUILTIN_AGENTS[1].1),
+                // New, not a built-in.
+                ("agents/fake.toml", AGENT),
+                // Named after nothing: the id decides.
+                ("providers/zz.toml", &BUILTIN_PROVIDERS[1].1.replace("OpenAI\"", "OpenAI 2\"")),
+                ("providers/broken.toml", "id = "),
+                ("scripts/claude.rhai", "#{}"),
+                ("scripts/codex.rhai", crate::scripting::builtins()[1].1),
+                ("scripts/other.rhai", "#{}"),
+                ("pricing/litellm-pricing.json", "{}"),
+            ],
+        );
+        assert_eq!(BUILTIN_PROVIDERS[1].0, "openai.toml");
+        assert_eq!(
+            overridden_builtins(&paths),
+            [
+                (Kind::Agent, "claude".to_string()),
+                (Kind::Provider, "openai".to_string()),
+                (Kind::Script, "claude.rhai".to_string()),
+                (Kind::Pricing, "litellm-pricing.json".to_string()),
+            ]
+        );
+        // The embedded snapshot itself is no override.
+        let pricing = dir.join("registry/commits/c1").join(registry::PRICING_PATH);
+        fs::write(&pricing, crate::usage::pricing::embedded_text()).unwrap();
+        assert_eq!(overridden_builtins(&paths).len(), 3);
+        fs::remove_file(dir.join("registry/current")).unwrap();
+        assert!(overridden_builtins(&paths).is_empty());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn builtin_files_are_named_after_their_ids() {
+        let none = Path::new("/nonexistent-ringlet-dir");
+        let catalog = Catalog::load_layers(none, None, none);
+        for (name, text) in BUILTIN_AGENTS {
+            let m = AgentManifest::parse(Path::new(name), text).unwrap();
+            assert_eq!(format!("{}.toml", m.id), *name);
+        }
+        for (name, text) in BUILTIN_PROVIDERS {
+            let m = ProviderManifest::parse(Path::new(name), text).unwrap();
+            assert_eq!(format!("{}.toml", m.id), *name);
+        }
+        assert!(catalog.agents.iter().all(|a| a.layer == Layer::Builtin));
     }
 
     #[test]
