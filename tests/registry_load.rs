@@ -372,3 +372,54 @@ fn a_broken_synced_manifest_is_a_warning_with_file_and_line_and_the_rest_loads()
     assert!(env.log_text().contains("broken.toml:3:"), "logged by the daemon too");
     assert_eq!(env.daemon_pid(), Some(pid), "the same daemon throughout");
 }
+
+/// A profile's proxy, a long-lived child of its own, prices each request with
+/// the table of the commit `current` names at that moment.
+#[test]
+fn a_running_proxy_prices_with_the_current_commit() {
+    use crate::util::upstream::{MockUpstream, ServeChild, anthropic_message};
+    let env = Env::new("regload-proxy");
+    let model = "regload-proxy-model";
+    let up = MockUpstream::always(anthropic_message(model, "ok", 1000, 1000));
+    let token = "local-token-0123456789abcdef0123456789abcdef";
+    let config = serde_json::json!({
+        "alias": "work", "agent": "claude", "family": "anthropic", "local_token": token,
+        "rules": [], "aliases": {}, "budget": {},
+        "upstreams": {"default": {"url": up.url(), "auth": "x_api_key", "key": "k"}},
+        "default_upstream": "default",
+        "config_dir": env.config, "log_dir": env.config.join("proxy/work"),
+    });
+    commit(&env, 1, &[("pricing/litellm-pricing.json", &litellm(model, 1e-6, 2e-6))]);
+    commit(&env, 2, &[("pricing/litellm-pricing.json", &litellm(model, 2e-6, 4e-6))]);
+    let proxy = ServeChild::start(&env, &config);
+    let body = serde_json::json!({"model": model, "max_tokens": 8,
+                                  "messages": [{"role": "user", "content": "hi"}]})
+    .to_string();
+    let auth = [("x-api-key", token), ("anthropic-version", "2023-06-01")];
+    let log = env.config.join("proxy/work/requests.jsonl");
+    let costs = || -> Vec<Value> {
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["cost_usd"].clone())
+            .collect()
+    };
+    let mut expected = Vec::new();
+    for (tag, cost) in [(None, Value::Null), (Some(1), 0.003.into()), (Some(2), 0.006.into())] {
+        switch(&env, tag);
+        let answer = proxy.request("POST", "/v1/messages", &auth, body.as_bytes());
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        expected.push(cost);
+        let n = expected.len();
+        assert!(
+            crate::util::wait_until(std::time::Duration::from_secs(10), || costs().len() == n),
+            "{:?}",
+            costs()
+        );
+    }
+    let got = costs();
+    assert_eq!(got[0], Value::Null, "unpriced before any commit: {got:?}");
+    for (got, want) in got.iter().zip(&expected).skip(1) {
+        let (got, want) = (got.as_f64().unwrap(), want.as_f64().unwrap());
+        assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+    }
+}

@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -313,6 +313,48 @@ impl Pricing {
             self.source.push_str(" + config overrides");
         }
     }
+}
+
+/// A price table that follows the registry: [`Live::current`] reloads it
+/// when `<config_dir>/registry/current` names another commit (one
+/// `readlink` per call), so a long-lived process (a profile's proxy) prices
+/// with what the last sync brought, without a restart.
+pub struct Live {
+    config_dir: PathBuf,
+    overrides: BTreeMap<String, ModelPrice>,
+    /// The commit the table came from ([`registry_key`]) and the table.
+    table: Mutex<(Option<PathBuf>, Arc<Pricing>)>,
+}
+
+impl Live {
+    /// Loads the table now; warnings go to the log.
+    pub fn new(config_dir: &Path, overrides: BTreeMap<String, ModelPrice>) -> Live {
+        let key = registry_key(config_dir);
+        let table = Arc::new(load_logged(config_dir, &overrides));
+        Live { config_dir: config_dir.to_path_buf(), overrides, table: Mutex::new((key, table)) }
+    }
+
+    /// The table for the commit `current` names now.
+    pub fn current(&self) -> Arc<Pricing> {
+        // Read before loading: a switch in between reloads again next time.
+        let key = registry_key(&self.config_dir);
+        let mut slot = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.0 != key {
+            let table = Arc::new(load_logged(&self.config_dir, &self.overrides));
+            crate::info!("prices reloaded ({}) from {:?}", table.source(), key);
+            *slot = (key, table);
+        }
+        slot.1.clone()
+    }
+}
+
+/// [`Pricing::load`], its warnings written to the log.
+pub fn load_logged(config_dir: &Path, overrides: &BTreeMap<String, ModelPrice>) -> Pricing {
+    let (pricing, warnings) = Pricing::load(config_dir, overrides);
+    for w in warnings {
+        crate::warn!("pricing: {w}");
+    }
+    pricing
 }
 
 /// What `<config_dir>/registry/current` points at (its link text), the
@@ -1018,6 +1060,26 @@ mod tests {
         let (p, _) = Pricing::load(&dir, &BTreeMap::new());
         assert_usd(p.cost(Agent::Claude, "claude-sonnet-5", &t, false), 0.002);
         assert_eq!(registry_key(&dir), Some("commits/c2".into()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn live_prices_follow_current() {
+        let dir = temp_dir("live");
+        let t = tokens(1000, 0, 0, 0, 0);
+        let live = Live::new(&dir, BTreeMap::new());
+        assert_eq!(live.current().cost(Agent::Claude, "regload-x", &t, false), None);
+        std::fs::create_dir_all(dir.join("registry/commits/c2/pricing")).unwrap();
+        std::fs::write(
+            dir.join("registry/commits/c2/pricing/litellm-pricing.json"),
+            r#"{"regload-x": {"input_cost_per_token": 1e-6, "output_cost_per_token": 0}}"#,
+        )
+        .unwrap();
+        // Same commit, same table, even though the files below changed.
+        assert_eq!(live.current().cost(Agent::Claude, "regload-x", &t, false), None);
+        std::os::unix::fs::symlink("commits/c2", dir.join("registry/next")).unwrap();
+        std::fs::rename(dir.join("registry/next"), dir.join("registry/current")).unwrap();
+        assert_usd(live.current().cost(Agent::Claude, "regload-x", &t, false), 0.001);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

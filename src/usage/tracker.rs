@@ -86,11 +86,7 @@ impl Tracker {
 
     /// The price table as the registry and config.toml say now.
     fn prices(&self) -> Pricing {
-        let (pricing, warnings) = Pricing::load(&self.config_dir, &self.overrides);
-        for w in warnings {
-            crate::warn!("pricing: {w}");
-        }
-        pricing
+        pricing::load_logged(&self.config_dir, &self.overrides)
     }
 
     /// Scans every root for what changed since the last scan.
