@@ -233,15 +233,21 @@ fn a_synced_script_renders_profiles_and_is_confined_like_a_local_one() {
 
     // A synced script that writes outside the profile home is refused as a
     // local one is, and leaves nothing anywhere.
+    let outside = env.root.join("outside");
+    fs::create_dir_all(&outside).unwrap();
     let escapes = [
-        ("../escape.txt", "contains `..`"),
-        ("../../../escape.txt", "contains `..`"),
-        ("conf/../../escape.txt", "contains `..`"),
-        ("/tmp/regload-escape.txt", "is absolute"),
+        (script_writing("../escape.txt", "escaped"), "contains `..`"),
+        (script_writing("../../../escape.txt", "escaped"), "contains `..`"),
+        (script_writing("conf/../../escape.txt", "escaped"), "contains `..`"),
+        (script_writing("/tmp/regload-escape.txt", "escaped"), "is absolute"),
+        // What a render removes is confined the same way.
+        ("#{ remove: [\"../../../outside\"] }".to_string(), "contains `..`"),
+        (format!("#{{ remove: [\"{}\"] }}", outside.display()), "is absolute"),
     ];
-    for (i, (path, expected)) in escapes.iter().enumerate() {
+    for (i, (script, expected)) in escapes.iter().enumerate() {
         let tag = 10 + i as u8;
-        commit(&env, tag, &[("scripts/synced.rhai", &script_writing(path, "escaped"))]);
+        let path = script;
+        commit(&env, tag, &[("scripts/synced.rhai", script)]);
         switch(&env, Some(tag));
         let (_, err) = env
             .cmd(&["profiles", "create", "fake", "bad", "-p", "anthropic", "--api-key-stdin"])
@@ -253,6 +259,7 @@ fn a_synced_script_renders_profiles_and_is_confined_like_a_local_one() {
         assert!(!env.config.join("profiles/bad.json").exists(), "{path}: a profile was left");
     }
     assert!(!Path::new("/tmp/regload-escape.txt").exists());
+    assert!(outside.is_dir(), "a synced script removed a directory outside the home");
     let escaped: Vec<PathBuf> = all_files(&env.root)
         .into_iter()
         .filter(|p| p.file_name().is_some_and(|n| n == "escape.txt"))
