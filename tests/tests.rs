@@ -72,3 +72,6 @@ mod proxy_litellm;
 mod attacks_proxy_relay;
 // Red-team attacks on the proxy's lifecycle and its secrets at the process level.
 mod attacks_proxy_lifecycle;
+// Profile templates and the model catalog: create --template, layering,
+// `profiles templates`, unknown-model warnings, --script, REST.
+mod templates;
