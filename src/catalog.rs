@@ -351,7 +351,7 @@ mod tests {
     fn builtin_manifests_name_only_catalog_models() {
         let none = Path::new("/nonexistent-ringlet-dir");
         let catalog = ModelCatalog::load_from(None, none);
-        let manifests = crate::manifests::Catalog::load(none, none);
+        let manifests = crate::manifests::Catalog::load_layers(none, None, none);
         for p in &manifests.providers {
             let p = &p.manifest;
             if p.kind == crate::manifests::ProviderType::SelfAuth {

@@ -385,7 +385,7 @@ mod tests {
         let none = Path::new("/nonexistent-ringlet-dir");
         let t = Templates::load_from(None, none);
         assert!(t.warnings.is_empty(), "{:?}", t.warnings);
-        let manifests = crate::manifests::Catalog::load(none, none);
+        let manifests = crate::manifests::Catalog::load_layers(none, None, none);
         for (file, text) in BUILTIN {
             let info = parse(Path::new(file), text, "builtin".into()).unwrap();
             assert_eq!(format!("{}.toml", info.name), *file);

@@ -12,6 +12,8 @@ mod daemon;
 mod ipc;
 // Built-in and user manifests, overrides, broken files, endpoints.
 mod manifests;
+// Synced registry manifests, scripts and prices really used, without a restart.
+mod registry_load;
 // Agent detection: caching, hanging probes, the real agents from npm.
 mod detect;
 // Profiles with fake agents: create, bad input, secrets, scripts, runs, hooks, shims.
