@@ -101,6 +101,7 @@ pub fn tcp_socket_uid(_addr: SocketAddr, _remote: SocketAddr) -> Option<u32> {
 /// A request without `NLM_F_DUMP` is an exact lookup: the kernel finds the
 /// socket whose own address and port are `id.idiag_src`/`idiag_sport` and
 /// whose remote ones are `idiag_dst`/`idiag_dport`, or answers `ENOENT`.
+#[cfg(any(target_os = "linux", test))]
 mod diag {
     use std::net::{IpAddr, SocketAddr};
 
