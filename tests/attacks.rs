@@ -144,7 +144,8 @@ fn a_silent_crowd_of_another_uid_cannot_close_the_owners_connections() {
         i += 1;
     }
     // An owner's client descheduled between `connect` and `write`, for
-    // longer than the crowd takes to reconnect thousands of times.
+    // longer than the crowd takes to reconnect past the whole pool many
+    // times over.
     let silent: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(addr).unwrap()).collect();
     std::thread::sleep(Duration::from_secs(1));
     for (j, s) in silent.into_iter().enumerate() {
