@@ -70,3 +70,6 @@ mod proxy_litellm;
 mod attacks_proxy_relay;
 // Red-team attacks on the proxy's lifecycle and its secrets at the process level.
 mod attacks_proxy_lifecycle;
+// The registry's offline mechanics: `registry index` builds this repository's
+// registry (what `make registry` runs) and refuses trees that are not one.
+mod registry_store;

@@ -114,6 +114,7 @@ pub fn run(global: Global, inv: Invocation) -> Result<()> {
         ["proxy", "status"] => proxies::status(&ctx, inv.arg("alias")),
         ["proxy", "logs"] => proxies::logs(&ctx, &inv),
         ["proxy", "serve"] => crate::proxy::serve::run(),
+        ["registry", "index"] => crate::registry::index::cli(&inv, ctx.global.json),
         _ => Err(not_implemented(&inv)),
     };
     // Name the command in every error: `ringlet: <command>: <why>`.
