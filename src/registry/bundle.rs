@@ -44,9 +44,16 @@ pub struct DirSource {
 }
 
 impl DirSource {
+    /// `dir` is the user's own path: links on the way to it are followed
+    /// (resolved once, here); nothing below it ever is.
     pub fn new(dir: &Path) -> Result<DirSource> {
-        let root = fsutil::open_dir(dir)
-            .with_context(|| format!("opening the registry directory {}", dir.display()))?;
+        let open = || -> Result<(PathBuf, OwnedFd)> {
+            let real = std::fs::canonicalize(dir)?;
+            let root = fsutil::open_dir(&real)?;
+            Ok((real, root))
+        };
+        let (_, root) =
+            open().with_context(|| format!("opening the registry directory {}", dir.display()))?;
         Ok(DirSource { dir: dir.to_path_buf(), root })
     }
 }
@@ -372,7 +379,16 @@ pub fn export(paths: &Paths, out: &Path) -> Result<ExportReport> {
         write_entry(&mut tar, &a.path, &data);
     }
     tar.resize(tar.len() + 2 * BLOCK, 0);
-    fsutil::write_atomic(out, &tar, 0o644)?;
+    // The user's own path: a link among its directories is followed (once,
+    // here), the file itself is replaced atomically, never written through.
+    let name = out.file_name().with_context(|| format!("{}: not a file name", out.display()))?;
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let parent = std::fs::canonicalize(parent)
+        .with_context(|| format!("{}: no such directory", parent.display()))?;
+    fsutil::write_atomic(&parent.join(name), &tar, 0o644)?;
     Ok(ExportReport {
         commit,
         file: out.display().to_string(),
@@ -430,6 +446,9 @@ pub(crate) mod tests {
         let dir = scratch("dirsource");
         let reg = dir.join("reg");
         let bytes = make_registry(&reg, "one");
+        // The user's own path may be a link; nothing below it may.
+        std::os::unix::fs::symlink(&reg, dir.join("via")).unwrap();
+        assert_eq!(DirSource::new(&dir.join("via")).unwrap().index().unwrap(), bytes);
         let mut src = DirSource::new(&reg).unwrap();
         assert_eq!(src.index().unwrap(), bytes);
         assert!(src.signature().unwrap().is_none());

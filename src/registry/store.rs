@@ -247,7 +247,9 @@ fn sync_locked(
     }
 
     let target = commits.join(&commit);
-    let kept = target.is_dir() && !opts.force && verify_tree(&target, &index).is_ok();
+    let kept = !opts.force
+        && std::fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir())
+        && verify_tree(&target, &index).is_ok();
     let (fetched, reused, fetched_bytes) = if kept {
         // One of the kept commits (a return to it): verified, so used as is.
         progress(&Progress {
@@ -794,6 +796,13 @@ mod tests {
         crate::registry::sign::tests::sign(&dir.join("keys"), &reg.join("registry.json"));
         let unchecked = sync_dir(&p, &reg, &SyncOptions::default()).unwrap();
         assert!(unchecked.warnings[0].contains("not checked"), "{:?}", unchecked.warnings);
+        // Signed with another key.
+        let other = crate::registry::sign::tests::keygen(&dir.join("other"));
+        let err =
+            sync_dir(&p, &reg, &SyncOptions { public_key: Some(other), ..Default::default() })
+                .unwrap_err();
+        assert!(format!("{err:#}").contains("another key"), "{err:#}");
+        assert_eq!(current_commit(&p), Some(unchecked.commit.clone()));
         // A signature of an older registry.json: bad.
         let old_sig = fs::read(reg.join(SIGNATURE_FILE)).unwrap();
         make_registry(&reg, "four");
@@ -812,6 +821,57 @@ mod tests {
         assert!(load_state(&p).last_error.unwrap().contains("bad signature"));
         drop(held);
         sync_dir(&p, &reg, &SyncOptions::default()).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A source that fails (a dropped connection) at its `fail_at`th artifact.
+    struct Failing {
+        inner: DirSource,
+        served: usize,
+        fail_at: usize,
+    }
+
+    impl Source for Failing {
+        fn describe(&self) -> String {
+            "a flaky source".into()
+        }
+        fn index(&mut self) -> Result<Vec<u8>> {
+            self.inner.index()
+        }
+        fn signature(&mut self) -> Result<Option<Vec<u8>>> {
+            self.inner.signature()
+        }
+        fn artifact(&mut self, a: &crate::registry::Artifact) -> Result<Vec<u8>> {
+            self.served += 1;
+            if self.served == self.fail_at {
+                bail!("connection reset");
+            }
+            self.inner.artifact(a)
+        }
+    }
+
+    #[test]
+    fn a_source_failing_mid_sync_leaves_current_and_no_staging() {
+        let dir = scratch("store-flaky");
+        let p = paths(&dir);
+        let reg = dir.join("reg");
+        make_registry(&reg, "one");
+        let good = sync_dir(&p, &reg, &SyncOptions::default()).unwrap().commit;
+        make_registry(&reg, "two");
+        for fail_at in 1..=4 {
+            let mut src = Failing { inner: DirSource::new(&reg).unwrap(), served: 0, fail_at };
+            let opts = SyncOptions { force: true, ..Default::default() };
+            let mut calls = 0;
+            let err = sync(&p, &mut src, &opts, &mut |_| calls += 1).unwrap_err();
+            assert!(format!("{err:#}").contains("connection reset"), "{err:#}");
+            assert_eq!(calls, fail_at - 1);
+            assert_eq!(current_commit(&p), Some(good.clone()));
+            assert_eq!(commits_on_disk(&p), vec![good.clone()]);
+            assert!(load_state(&p).last_error.unwrap().contains("connection reset"));
+        }
+        // And the next sync completes, clearing the error.
+        sync_dir(&p, &reg, &SyncOptions::default()).unwrap();
+        assert!(load_state(&p).last_error.is_none());
         fs::remove_dir_all(&dir).unwrap();
     }
 
