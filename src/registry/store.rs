@@ -333,6 +333,7 @@ fn stage(
             Some((d, fd, by_hash))
         });
     let mut kinds: Vec<(Kind, OwnedFd)> = Vec::new();
+    let mut written: Vec<(File, PathBuf)> = Vec::new();
     let (mut fetched, mut reused, mut fetched_bytes) = (0, 0, 0u64);
     let mut done = total.clone();
     for a in &index.artifacts {
@@ -363,7 +364,11 @@ fn stage(
         }
         let (_, kindfd) = kinds.iter().find(|(k, _)| *k == a.kind).expect("created above");
         let file = a.path.rsplit('/').next().unwrap_or_default();
-        fsutil::create_new_at(kindfd.as_fd(), &dir.join(a.kind.dir()), file, &data, 0o600)?;
+        let shown = dir.join(&a.path);
+        written.push((
+            fsutil::create_new_at(kindfd.as_fd(), &dir.join(a.kind.dir()), file, &data, 0o600)?,
+            shown,
+        ));
         if done.artifacts_done == 0 {
             fsutil::crash_point("registry:staging");
         }
@@ -371,9 +376,16 @@ fn stage(
         done.bytes_done += a.size;
         progress(&done);
     }
-    fsutil::create_new_at(stagefd.as_fd(), &dir, "registry.json", index_bytes, 0o600)?;
+    let index_file =
+        fsutil::create_new_at(stagefd.as_fd(), &dir, "registry.json", index_bytes, 0o600)?;
+    written.push((index_file, dir.join("registry.json")));
     if let Some(sig) = signature {
-        fsutil::create_new_at(stagefd.as_fd(), &dir, SIGNATURE_FILE, sig, 0o600)?;
+        let sig_file = fsutil::create_new_at(stagefd.as_fd(), &dir, SIGNATURE_FILE, sig, 0o600)?;
+        written.push((sig_file, dir.join(SIGNATURE_FILE)));
+    }
+    // Every file is durable before the tree gets its commit's name.
+    for (file, path) in written {
+        file.sync_all().with_context(|| format!("syncing {}", path.display()))?;
     }
     for (_, fd) in &kinds {
         rustix::fs::fsync(fd).context("syncing the staging dir")?;
