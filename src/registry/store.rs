@@ -47,7 +47,7 @@ const STAGING: &str = ".staging-";
 const LINK_TMP: &str = ".current-";
 
 /// How a sync may go.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct SyncOptions {
     /// Refetch every artifact, even if unchanged (repairs a damaged cache).
     pub force: bool,
@@ -228,7 +228,9 @@ fn sync_locked(
         ..Progress::default()
     };
     if previous.as_deref() == Some(commit.as_str()) && !opts.force {
-        record(paths, &commit, previous.as_deref(), &index)?;
+        if let Err(e) = record(paths, &commit, previous.as_deref(), &index) {
+            warnings.push(format!("recording the sync in state.json: {e:#}"));
+        }
         progress(&Progress {
             artifacts_done: total.artifacts_total,
             bytes_done: total.bytes_total,
@@ -292,8 +294,14 @@ fn sync_locked(
     fsutil::crash_point("registry:swapped");
 
     let changes = changes::between(previous_dir.as_deref(), &target);
-    record(paths, &commit, previous.as_deref(), &index)?;
-    prune(paths, &commits)?;
+    // `current` has changed: the sync succeeded, whatever happens to the
+    // record of it (reported, never turned into a failure).
+    if let Err(e) = record(paths, &commit, previous.as_deref(), &index) {
+        warnings.push(format!("recording the sync in state.json: {e:#}"));
+    }
+    if let Err(e) = prune(paths, &commits) {
+        warnings.push(format!("removing old commits: {e:#}"));
+    }
     Ok(Outcome {
         commit,
         previous,
@@ -581,7 +589,9 @@ pub fn rollback(paths: &Paths) -> Result<Outcome> {
         swap_current(&locked, candidate)?;
         let mut state = state.clone();
         state.channel = Some(index.channel.clone());
-        save_state(paths, &state)?;
+        if let Err(e) = save_state(paths, &state) {
+            tried.push(format!("recording the rollback in state.json: {e:#}"));
+        }
         return Ok(Outcome {
             commit: candidate.clone(),
             previous: Some(current),
