@@ -233,7 +233,9 @@ fn read_entries(data: &[u8]) -> Result<BTreeMap<String, (usize, usize)>> {
             );
         }
         let mut path = cstr(&h[..100])?.to_string();
-        if &h[257..262] == b"ustar" {
+        // POSIX ustar only: GNU's own format ("ustar  ") keeps other
+        // fields where ustar has the prefix.
+        if &h[257..263] == b"ustar\0" {
             let prefix = cstr(&h[345..500])?;
             if !prefix.is_empty() {
                 path = format!("{prefix}/{path}");
@@ -508,6 +510,17 @@ pub(crate) mod tests {
         assert!(status.success());
         let mut src = TarSource::open(&dir.join("gnu.tar")).unwrap();
         assert_eq!(src.index().unwrap(), bytes);
+        // GNU tar's default format too.
+        let status = std::process::Command::new("tar")
+            .arg("-cf")
+            .arg(dir.join("default.tar"))
+            .arg("-C")
+            .arg(&reg)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(TarSource::open(&dir.join("default.tar")).unwrap().index().unwrap(), bytes);
         assert_eq!(
             src.artifact(&index.artifacts[3]).unwrap(),
             fs::read(reg.join("scripts/a.rhai")).unwrap()

@@ -898,6 +898,21 @@ mod tests {
     }
 
     #[test]
+    fn a_sync_whose_record_fails_still_succeeds_with_a_warning() {
+        let dir = scratch("store-record");
+        let p = paths(&dir);
+        let reg = dir.join("reg");
+        make_registry(&reg, "one");
+        // state.json cannot be written (a directory is in the way).
+        fs::create_dir_all(root(&p).join("state.json/x")).unwrap();
+        let out = sync_dir(&p, &reg, &SyncOptions::default()).unwrap();
+        assert_eq!(current_commit(&p), Some(out.commit.clone()));
+        assert!(out.warnings.iter().any(|w| w.contains("state.json")), "{:?}", out.warnings);
+        assert_eq!(load_state(&p), State::default());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn rollback_prune_to_three_and_leftovers() {
         let dir = scratch("store-rollback");
         let p = paths(&dir);
