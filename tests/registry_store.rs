@@ -128,6 +128,9 @@ fn index_refuses_what_a_registry_cannot_hold() {
     std::os::unix::fs::symlink(env.root.join("elsewhere"), reg.join("agents")).unwrap();
     refuse("links are refused");
     fs::remove_file(reg.join("agents")).unwrap();
+    let missing = env.root.join("missing");
+    let (_, err) = env.cmd(&["registry", "index", missing.to_str().unwrap()]).code(1);
+    assert!(err.contains("not a directory") && !missing.exists(), "{err}");
     let (_, err) = env.cmd(&["registry", "index", reg_s, "--channel", "../x"]).code(1);
     assert!(err.contains("channel"), "{err}");
     // --repo never writes into a tree that is not empty.

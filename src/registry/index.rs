@@ -172,6 +172,9 @@ fn check_name(name: &str) -> Result<()> {
 /// trailing newline), already checked by [`parse`].
 pub fn build(dir: &Path, channel: &str) -> Result<Vec<u8>> {
     check_channel(channel)?;
+    if !dir.is_dir() {
+        bail!("{} is not a directory", dir.display());
+    }
     let mut artifacts = Vec::new();
     for kind in Kind::ALL {
         let sub = dir.join(kind.dir());
