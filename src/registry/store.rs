@@ -251,6 +251,7 @@ fn sync_locked(
     let target = commits.join(&commit);
     let kept = !opts.force
         && std::fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir())
+        && std::fs::read(target.join("registry.json")).is_ok_and(|b| b == bytes)
         && verify_tree(&target, &index).is_ok();
     let (fetched, reused, fetched_bytes) = if kept {
         // One of the kept commits (a return to it): verified, so used as is.
