@@ -339,6 +339,7 @@ mod tests {
             "proxy status",
             "proxy logs",
             "proxy serve",
+            "registry index",
         ];
         for (path, cmd) in parse::all_paths() {
             if cmd.ready && cmd.runnable {
