@@ -241,7 +241,11 @@ pub fn assemble(repo: &Path, out: &Path, channel: &str) -> Result<Vec<u8>> {
     }
     let copy = |from: &Path, kind: Kind, name: &str| -> Result<()> {
         let bytes = fs::read(from).with_context(|| format!("reading {}", from.display()))?;
-        crate::fsutil::write_atomic(&out.join(kind.dir()).join(name), &bytes, 0o644)
+        // A tree to publish: directories as the umask makes them (a web
+        // server may run as another user), not write_atomic's private 0700.
+        let dir = out.join(kind.dir());
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        crate::fsutil::write_atomic(&dir.join(name), &bytes, 0o644)
     };
     for &(kind, src, ext) in REPO_LAYOUT {
         let dir = repo.join(src);
