@@ -123,6 +123,8 @@ fn read_only(request: &Request) -> bool {
             | Request::ProxyAliasList { .. }
             | Request::ProxyBudgetShow { .. }
             | Request::ProvidersKeyList
+            | Request::ProfilesTemplates { .. }
+            | Request::Models { .. }
     )
 }
 

@@ -12,6 +12,8 @@ mod daemon;
 mod ipc;
 // Built-in and user manifests, overrides, broken files, endpoints.
 mod manifests;
+// Synced registry manifests, scripts and prices really used, without a restart.
+mod registry_load;
 // Agent detection: caching, hanging probes, the real agents from npm.
 mod detect;
 // Profiles with fake agents: create, bad input, secrets, scripts, runs, hooks, shims.
@@ -73,3 +75,6 @@ mod attacks_proxy_lifecycle;
 // The registry's offline mechanics: `registry index` builds this repository's
 // registry (what `make registry` runs) and refuses trees that are not one.
 mod registry_store;
+// Profile templates and the model catalog: create --template, layering,
+// `profiles templates`, unknown-model warnings, --script, REST.
+mod templates;

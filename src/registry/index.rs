@@ -424,10 +424,12 @@ mod tests {
         let bytes = assemble(Path::new(env!("CARGO_MANIFEST_DIR")), &out, "stable").unwrap();
         let index = parse(&bytes).unwrap();
         assert_eq!(fs::read(out.join("registry.json")).unwrap(), bytes);
-        let embedded: [(Kind, &[(&str, &str)]); 3] = [
+        let embedded: [(Kind, &[(&str, &str)]); 5] = [
             (Kind::Agent, crate::manifests::BUILTIN_AGENTS),
             (Kind::Provider, crate::manifests::BUILTIN_PROVIDERS),
             (Kind::Script, crate::scripting::BUILTIN),
+            (Kind::Template, crate::templates::BUILTIN),
+            (Kind::Catalog, crate::catalog::BUILTIN),
         ];
         for (kind, table) in embedded {
             let in_tree: BTreeMap<String, Vec<u8>> = index
