@@ -59,7 +59,7 @@ fn index_assembles_this_repository_as_a_registry() {
     let mut on_disk = BTreeSet::new();
     files(&reg, "", &mut on_disk);
     assert_eq!(on_disk, listed);
-    for kind in ["agent", "provider", "script", "pricing"] {
+    for kind in ["agent", "provider", "script", "pricing", "template", "catalog"] {
         assert!(kinds.contains(kind), "{kind} missing: {kinds:?}");
     }
     // The same sources as the repository's files, under the layout's names.
