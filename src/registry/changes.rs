@@ -64,7 +64,7 @@ pub fn between(old: Option<&Path>, new: &Path) -> Vec<Change> {
     let mut before = effective(old);
     let mut after = effective(Some(new));
     // Dry renders, only for the scripts whose text changed.
-    let names: Vec<String> = after
+    let names: std::collections::BTreeSet<String> = after
         .scripts
         .keys()
         .chain(before.scripts.keys())
