@@ -9,9 +9,9 @@
 //!    `commits/.staging-*` and `.current-*`;
 //! 2. read and check `registry.json`, its signature, the pin;
 //! 3. stage every artifact in a fresh `commits/.staging-<random>/`, each
-//!    file created `O_EXCL|O_NOFOLLOW` and fsynced after its size and
-//!    SHA-256 were checked (unchanged ones are copied from the current
-//!    commit, re-checked), then `registry.json` and its signature;
+//!    file created `O_EXCL|O_NOFOLLOW` once its size and SHA-256 were
+//!    checked (unchanged ones are copied from the current commit,
+//!    re-checked), then `registry.json` and its signature; all fsynced;
 //! 4. rename the staging dir to `commits/<commit>/` (a complete, verified
 //!    tree, never visible half-written under that name);
 //! 5. point `current` at it: a fresh symlink under a random name, renamed
