@@ -27,7 +27,7 @@ use crate::protocol::EndpointInfo;
 use crate::registry::{self, Kind};
 
 /// The built-in agent manifests, by file name.
-const BUILTIN_AGENTS: &[(&str, &str)] = &[
+pub(crate) const BUILTIN_AGENTS: &[(&str, &str)] = &[
     ("claude.toml", include_str!("../manifests/agents/claude.toml")),
     ("codex.toml", include_str!("../manifests/agents/codex.toml")),
     ("opencode.toml", include_str!("../manifests/agents/opencode.toml")),
@@ -36,7 +36,7 @@ const BUILTIN_AGENTS: &[(&str, &str)] = &[
 ];
 
 /// The built-in provider manifests, by file name.
-const BUILTIN_PROVIDERS: &[(&str, &str)] = &[
+pub(crate) const BUILTIN_PROVIDERS: &[(&str, &str)] = &[
     ("anthropic.toml", include_str!("../manifests/providers/anthropic.toml")),
     ("openai.toml", include_str!("../manifests/providers/openai.toml")),
     ("openrouter.toml", include_str!("../manifests/providers/openrouter.toml")),

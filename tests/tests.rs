@@ -72,6 +72,9 @@ mod proxy_litellm;
 mod attacks_proxy_relay;
 // Red-team attacks on the proxy's lifecycle and its secrets at the process level.
 mod attacks_proxy_lifecycle;
+// The registry's offline mechanics: `registry index` builds this repository's
+// registry (what `make registry` runs) and refuses trees that are not one.
+mod registry_store;
 // Profile templates and the model catalog: create --template, layering,
 // `profiles templates`, unknown-model warnings, --script, REST.
 mod templates;

@@ -461,6 +461,22 @@ pub static ROOT: Cmd = Cmd {
             "registry",
             "The manifest and pricing registry",
             &[
+                Cmd {
+                    hidden: true,
+                    ..rcmd(
+                        "index",
+                        "Write registry.json for a registry tree (`make registry` runs it with --repo)",
+                        &[
+                            pos("dir", "The registry tree"),
+                            opt("channel", "C", "The channel to name (default: stable)"),
+                            opt(
+                                "repo",
+                                "DIR",
+                                "First assemble this repository's registry into <dir>",
+                            ),
+                        ],
+                    )
+                },
                 cmd(
                     "sync",
                     "Fetch the registry",

@@ -115,6 +115,7 @@ pub fn run(global: Global, inv: Invocation) -> Result<()> {
         ["proxy", "status"] => proxies::status(&ctx, inv.arg("alias")),
         ["proxy", "logs"] => proxies::logs(&ctx, &inv),
         ["proxy", "serve"] => crate::proxy::serve::run(),
+        ["registry", "index"] => crate::registry::index::cli(&inv, ctx.global.json),
         _ => Err(not_implemented(&inv)),
     };
     // Name the command in every error: `ringlet: <command>: <why>`.
@@ -340,6 +341,7 @@ mod tests {
             "proxy status",
             "proxy logs",
             "proxy serve",
+            "registry index",
         ];
         for (path, cmd) in parse::all_paths() {
             if cmd.ready && cmd.runnable {

@@ -16,6 +16,12 @@
 //! the catalog) only ever look below [`current_dir`].
 #![allow(dead_code)] // The skeleton of issue 13: removed when the pieces land.
 
+pub mod bundle;
+pub mod changes;
+pub mod index;
+pub mod sign;
+pub mod store;
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};

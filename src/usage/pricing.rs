@@ -30,7 +30,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::{Agent, Tokens};
 
 /// The snapshot shipped in the binary.
-const EMBEDDED: &str = include_str!("../../manifests/pricing.json");
+pub(crate) const EMBEDDED: &str = include_str!("../../manifests/pricing.json");
 
 /// The embedded snapshot's text (`registry inspect` compares the synced
 /// table with it).
