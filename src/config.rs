@@ -34,6 +34,7 @@ pub struct Config {
     pub agents: std::collections::BTreeMap<String, AgentPrefs>,
     /// Price overrides by model name, in LiteLLM's field names
     /// (`[pricing."my-model"] input_cost_per_token = 3e-6`).
+    #[serde(deserialize_with = "price_overrides")]
     pub pricing: std::collections::BTreeMap<String, crate::usage::pricing::ModelPrice>,
     /// `[proxy]`: which program serves the profiles' routing proxies.
     pub proxy: ProxyConfig,
@@ -207,6 +208,26 @@ impl Config {
 
 /// Formats a TOML error as one line: `<file>:<line>:<col>: <message> (at <text>)`.
 /// Shared by the config and manifest loaders.
+/// `[pricing."<model>"]` tables, read as TOML values and then as the JSON
+/// the LiteLLM price table is read as: `ModelPrice` has some thirty fields,
+/// and a TOML deserializer of its own would cost 30 KB of the binary for a
+/// rarely used override.
+fn price_overrides<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<std::collections::BTreeMap<String, crate::usage::pricing::ModelPrice>, D::Error> {
+    use serde::de::Error as _;
+    let tables = std::collections::BTreeMap::<String, toml::Table>::deserialize(d)?;
+    tables
+        .into_iter()
+        .map(|(model, table)| {
+            let price = serde_json::to_value(&table)
+                .and_then(|json| crate::usage::pricing::ModelPrice::deserialize(&json))
+                .map_err(|e| D::Error::custom(format!("[pricing.\"{model}\"]: {e}")))?;
+            Ok((model, price))
+        })
+        .collect()
+}
+
 pub fn toml_error(path: &Path, text: &str, err: &toml::de::Error) -> String {
     let message = err.message().trim().replace('\n', "; ");
     match err.span() {
@@ -296,6 +317,15 @@ mod tests {
     fn syntax_error_names_line() {
         let err = parse("[daemon\n").unwrap_err().to_string();
         assert!(err.starts_with("config.toml:1:"), "{err}");
+    }
+
+    #[test]
+    fn price_overrides_are_read_and_a_bad_one_names_its_model() {
+        let c = parse("[pricing.\"my-model\"]\ninput_cost_per_token = 3e-6\n").unwrap();
+        assert_eq!(c.pricing["my-model"].input_cost_per_token, Some(3e-6));
+        let err = parse("\n[pricing.m]\ninput_cost_per_token = \"x\"\n").unwrap_err().to_string();
+        assert!(err.starts_with("config.toml:2:"), "{err}");
+        assert!(err.contains("[pricing.\"m\"]: invalid type: string \"x\""), "{err}");
     }
 
     #[test]
