@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::config::toml_error;
 use crate::manifests::ProviderManifest;
 use crate::paths::Paths;
 use crate::usage::pricing::Pricing;
@@ -249,8 +248,7 @@ pub(crate) fn valid_id(id: &str) -> bool {
 }
 
 fn parse(path: &Path, text: &str) -> Result<ProviderModels> {
-    let m: ProviderModels =
-        toml::from_str(text).map_err(|e| anyhow!("{}", toml_error(path, text, &e)))?;
+    let m: ProviderModels = crate::config::from_toml(path, text)?;
     if !valid_id(&m.provider) {
         bail!(at(
             path,

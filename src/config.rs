@@ -34,7 +34,6 @@ pub struct Config {
     pub agents: std::collections::BTreeMap<String, AgentPrefs>,
     /// Price overrides by model name, in LiteLLM's field names
     /// (`[pricing."my-model"] input_cost_per_token = 3e-6`).
-    #[serde(deserialize_with = "price_overrides")]
     pub pricing: std::collections::BTreeMap<String, crate::usage::pricing::ModelPrice>,
     /// `[proxy]`: which program serves the profiles' routing proxies.
     pub proxy: ProxyConfig,
@@ -161,8 +160,7 @@ impl Config {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Config::default()),
             Err(e) => return Err(anyhow!("reading {}: {e}", path.display())),
         };
-        let config: Config =
-            toml::from_str(&text).map_err(|e| anyhow!("{}", toml_error(path, &text, &e)))?;
+        let config: Config = from_toml(path, &text)?;
         config.validate().map_err(|e| anyhow!("{}: {e}", path.display()))?;
         Ok(config)
     }
@@ -206,28 +204,90 @@ impl Config {
     }
 }
 
-/// Formats a TOML error as one line: `<file>:<line>:<col>: <message> (at <text>)`.
-/// Shared by the config and manifest loaders.
-/// `[pricing."<model>"]` tables, read as TOML values and then as the JSON
-/// the LiteLLM price table is read as: `ModelPrice` has some thirty fields,
-/// and a TOML deserializer of its own would cost 30 KB of the binary for a
-/// rarely used override.
-fn price_overrides<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<std::collections::BTreeMap<String, crate::usage::pricing::ModelPrice>, D::Error> {
-    use serde::de::Error as _;
-    let tables = std::collections::BTreeMap::<String, toml::Table>::deserialize(d)?;
-    tables
-        .into_iter()
-        .map(|(model, table)| {
-            let price = serde_json::to_value(&table)
-                .and_then(|json| crate::usage::pricing::ModelPrice::deserialize(&json))
-                .map_err(|e| D::Error::custom(format!("[pricing.\"{model}\"]: {e}")))?;
-            Ok((model, price))
-        })
-        .collect()
+/// Reads a TOML file into `T`, with errors as `<file>:<line>:<col>:
+/// <message>`. Shared by every loader of TOML (config, manifests, templates,
+/// catalogs).
+///
+/// The toml parser checks the syntax and builds a table; `T` is then read
+/// from that table as JSON, by serde_json's `Value` deserializer. Why not
+/// `toml::from_str::<T>`: toml's own deserializer, instantiated for each of
+/// the thirty-odd types read from TOML, was 270 KB of the binary; read
+/// through the JSON value it is a fraction (and shares code with the types
+/// read from JSON). What that costs: serde names no position for a wrong
+/// type or an unknown key, so [`locate`] finds it in the text.
+pub fn from_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
+    let table: toml::Table =
+        toml::from_str(text).map_err(|e| anyhow!("{}", toml_error(path, text, &e)))?;
+    let json = serde_json::to_value(&table).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    T::deserialize(&json).map_err(|e| anyhow!("{}", locate(path, text, &e.to_string())))
 }
 
+/// `<file>:<line>:<col>: <message>` for a serde error on a TOML file, the
+/// position found from what the message quotes: the key of ``unknown field
+/// `x` `` (or variant), or the value of `invalid type: string "x"`. Without
+/// either (`missing field`), `<file>: <message>`.
+fn locate(path: &Path, text: &str, message: &str) -> String {
+    let quoted = |open: &str, close: char| {
+        let start = message.find(open)? + open.len();
+        let len = message[start..].find(close)?;
+        Some(&message[start..start + len])
+    };
+    let at = if let Some(key) = quoted("unknown field `", '`') {
+        find_key(text, key)
+    } else if let Some(value) = quoted("string \"", '"') {
+        text.find(&format!("\"{value}\"")).or_else(|| text.find(&format!("'{value}'")))
+    } else if let Some(variant) = quoted("unknown variant `", '`') {
+        text.find(&format!("\"{variant}\"")).or_else(|| text.find(&format!("'{variant}'")))
+    } else if let Some(number) =
+        ["integer `", "floating point `"].iter().find_map(|o| quoted(o, '`'))
+    {
+        find_value(text, number)
+    } else {
+        None
+    };
+    match at {
+        Some(offset) => {
+            let (line, col) = line_col(text, offset);
+            format!("{}:{line}:{col}: {message}", path.display())
+        }
+        None => format!("{}: {message}", path.display()),
+    }
+}
+
+/// Where a line sets `key` (`key =`, `"key" =`), or a table header names it.
+fn find_key(text: &str, key: &str) -> Option<usize> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        let bare = trimmed.trim_start_matches('[').trim_start_matches('"');
+        let after = bare.strip_prefix(key).map(|rest| rest.trim_start_matches('"').trim_start());
+        if after.is_some_and(|rest| rest.starts_with('=') || rest.starts_with(']')) {
+            return Some(offset + indent);
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// Where a line sets some key to exactly `value`.
+fn find_value(text: &str, value: &str) -> Option<usize> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if let Some(eq) = line.find('=')
+            && line[eq + 1..].trim() == value
+        {
+            return Some(
+                offset + eq + 1 + (line[eq + 1..].len() - line[eq + 1..].trim_start().len()),
+            );
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// Formats a TOML error as one line: `<file>:<line>:<col>: <message> (at <text>)`.
+/// Shared by the config and manifest loaders.
 pub fn toml_error(path: &Path, text: &str, err: &toml::de::Error) -> String {
     let message = err.message().trim().replace('\n', "; ");
     match err.span() {
@@ -257,8 +317,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Config> {
-        let config: Config = toml::from_str(text)
-            .map_err(|e| anyhow!("{}", toml_error(Path::new("config.toml"), text, &e)))?;
+        let config: Config = from_toml(Path::new("config.toml"), text)?;
         config.validate()?;
         Ok(config)
     }
@@ -320,12 +379,27 @@ mod tests {
     }
 
     #[test]
-    fn price_overrides_are_read_and_a_bad_one_names_its_model() {
+    fn price_overrides_are_read_and_a_bad_one_is_located() {
         let c = parse("[pricing.\"my-model\"]\ninput_cost_per_token = 3e-6\n").unwrap();
         assert_eq!(c.pricing["my-model"].input_cost_per_token, Some(3e-6));
         let err = parse("\n[pricing.m]\ninput_cost_per_token = \"x\"\n").unwrap_err().to_string();
-        assert!(err.starts_with("config.toml:2:"), "{err}");
-        assert!(err.contains("[pricing.\"m\"]: invalid type: string \"x\""), "{err}");
+        assert_eq!(err, "config.toml:3:24: invalid type: string \"x\", expected f64");
+    }
+
+    #[test]
+    fn type_errors_are_located_by_what_they_quote() {
+        let err = |text: &str| parse(text).unwrap_err().to_string();
+        let unknown = err("[daemon]\nhttp_port = 1\n  typo = 2\n");
+        assert!(unknown.starts_with("config.toml:3:3: unknown field `typo`"), "{unknown}");
+        let number = err("[daemon]\nhttp_port = 99999999\n");
+        assert!(
+            number.starts_with("config.toml:2:13: invalid value: integer `99999999`"),
+            "{number}"
+        );
+        let variant = err("[proxy]\nbackend = \"nginx\"\n");
+        assert!(variant.starts_with("config.toml:2:11: unknown variant `nginx`"), "{variant}");
+        let table = err("[nosuch]\nx = 1\n");
+        assert!(table.starts_with("config.toml:1:1: unknown field `nosuch`"), "{table}");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::time::SystemTime;
 use anyhow::{Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{line_col, toml_error};
+use crate::config::line_col;
 use crate::paths::Paths;
 use crate::protocol::EndpointInfo;
 use crate::registry::{self, Kind};
@@ -289,7 +289,7 @@ fn read_manifest(path: &Path) -> Result<String> {
 
 /// Parses TOML into `T`, with errors as `<path>:<line>:<col>: <message>`.
 fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
-    toml::from_str(text).map_err(|e| anyhow!("{}", toml_error(path, text, &e)))
+    crate::config::from_toml(path, text)
 }
 
 /// A validation error pointing at the line where `key` is set, if it is.

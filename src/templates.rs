@@ -27,12 +27,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::catalog::{at, line_of, toml_files, valid_id};
-use crate::config::toml_error;
 use crate::paths::Paths;
 use crate::profiles::NotFound;
 use crate::profiles::create::CreateRequest;
@@ -178,7 +177,7 @@ impl Templates {
 }
 
 fn parse(path: &Path, text: &str, source: String) -> Result<TemplateInfo> {
-    let f: File = toml::from_str(text).map_err(|e| anyhow!("{}", toml_error(path, text, &e)))?;
+    let f: File = crate::config::from_toml(path, text)?;
     if !valid_id(&f.name) {
         bail!(at(
             path,
@@ -335,7 +334,7 @@ pub fn apply(
 /// `(field, value)` pairs in file order of sections.
 #[allow(dead_code)] // For registry::changes (helper regstore), which lands apart.
 pub fn command_bearing(path: &Path, text: &str) -> Result<Vec<(String, String)>> {
-    let f: File = toml::from_str(text).map_err(|e| anyhow!("{}", toml_error(path, text, &e)))?;
+    let f: File = crate::config::from_toml(path, text)?;
     let base = Settings {
         provider: f.provider,
         endpoint: f.endpoint,
