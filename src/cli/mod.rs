@@ -20,6 +20,7 @@ mod prompt;
 mod providers;
 mod proxies;
 mod proxy;
+mod registry;
 mod terminal;
 mod ui;
 mod usage;
@@ -114,6 +115,11 @@ pub fn run(global: Global, inv: Invocation) -> Result<()> {
         ["proxy", "status"] => proxies::status(&ctx, inv.arg("alias")),
         ["proxy", "logs"] => proxies::logs(&ctx, &inv),
         ["proxy", "serve"] => crate::proxy::serve::run(),
+        ["registry", "sync"] => registry::sync(&ctx, &inv),
+        ["registry", "inspect"] => registry::inspect(&ctx, &inv),
+        ["registry", "pin"] => registry::pin(&ctx, &inv),
+        ["registry", "rollback"] => registry::rollback(&ctx),
+        ["registry", "export"] => registry::export(&ctx, &inv),
         _ => Err(not_implemented(&inv)),
     };
     // Name the command in every error: `ringlet: <command>: <why>`.
@@ -338,6 +344,11 @@ mod tests {
             "proxy status",
             "proxy logs",
             "proxy serve",
+            "registry sync",
+            "registry inspect",
+            "registry pin",
+            "registry rollback",
+            "registry export",
         ];
         for (path, cmd) in parse::all_paths() {
             if cmd.ready && cmd.runnable {

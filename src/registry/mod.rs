@@ -16,6 +16,12 @@
 //! the catalog) only ever look below [`current_dir`].
 #![allow(dead_code)] // The skeleton of issue 13: removed when the pieces land.
 
+pub mod fetch;
+pub mod runner;
+// regstore's API, stubbed on this branch until it lands (REGISTRY.md).
+mod stub;
+pub use stub::{bundle, changes, index, store};
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};

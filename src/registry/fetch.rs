@@ -1,0 +1,269 @@
+//! Registries over HTTP(S): [`HttpSource`], a [`Source`] that fetches
+//! `registry.json`, its signature and the artifacts from a registry's root
+//! URL with the one client of [`crate::net`] (its download settings: a total
+//! time limit per request, a few redirects followed, never HTTPS down to
+//! HTTP, `[tls] ca_file` trusted).
+//!
+//! The root URL comes from `[registry] url`, a template: `{channel}` becomes
+//! the channel and `{ref}` the pin, or the channel when nothing is pinned
+//! ([`expand`]). Every body is capped before it is read whole: an artifact at
+//! the size `registry.json` gives it (one byte more is read, to tell "too
+//! big" from "just right"), `registry.json` at [`MAX_INDEX`]. A body that
+//! ends early is an error that says so; hashes are the store's to check.
+//!
+//! A build without the `net` feature has no TLS; rather than quietly speaking
+//! plain HTTP only, it says that URL sync is not built in ([`HttpSource::new`]),
+//! and `registry sync --from <dir|file.tar>` carries on working.
+
+use anyhow::{Result, bail};
+
+use crate::registry::Artifact;
+use crate::registry::index::Source;
+
+/// Largest `registry.json` accepted (a registry of thousands of artifacts
+/// is well below it).
+pub const MAX_INDEX: u64 = 8 << 20;
+/// Largest artifact accepted whatever `registry.json` says (the LiteLLM
+/// price file, the largest, is about 1 MB).
+pub const MAX_ARTIFACT: u64 = 64 << 20;
+/// Largest `registry.json.minisig`.
+const MAX_SIGNATURE: u64 = 4096;
+/// Redirects followed per request; one more is an error.
+pub const MAX_REDIRECTS: u32 = 5;
+/// How long connecting may take (within the total).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether `reference` is a registry commit (the SHA-256 of a
+/// `registry.json`): a pin to one accepts only that exact index.
+pub fn is_commit(reference: &str) -> bool {
+    reference.len() == 64 && reference.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Checks a pin: it is pasted into a URL, so only the characters of tags,
+/// branches and hashes, no `..` segment, nothing that starts an option.
+pub fn check_ref(reference: &str) -> Result<()> {
+    let plain = reference
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'));
+    let bad_segment = reference.split('/').any(|s| s.is_empty() || s == "." || s == "..");
+    if reference.is_empty()
+        || reference.len() > 128
+        || !plain
+        || bad_segment
+        || reference.starts_with('-')
+    {
+        bail!(
+            "`{reference}` is not a ref: give a tag, a branch or a commit hash (letters, digits, \
+             `-`, `_`, `.`, `/`; no `..`)"
+        );
+    }
+    Ok(())
+}
+
+/// The root URL of a registry: `template` with `{channel}` and `{ref}`
+/// filled in, without a trailing `/` or `/registry.json`.
+pub fn expand(template: &str, channel: &str, reference: Option<&str>) -> Result<String> {
+    let url = template.replace("{channel}", channel).replace("{ref}", reference.unwrap_or(channel));
+    if let Some(open) = url.find('{') {
+        let rest = &url[open..];
+        let name = &rest[..rest.find('}').map_or(rest.len(), |i| i + 1)];
+        bail!(
+            "registry URL `{template}`: unknown placeholder `{name}` (only {{channel}} and {{ref}})"
+        );
+    }
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        bail!("registry URL `{url}` is not an http:// or https:// URL");
+    }
+    if url.contains(['?', '#']) {
+        bail!("registry URL `{url}`: a query or fragment cannot hold a registry; give its root");
+    }
+    let url = url.strip_suffix("/registry.json").unwrap_or(&url);
+    Ok(url.trim_end_matches('/').to_string())
+}
+
+/// A registry served over HTTP(S); see the module docs.
+pub struct HttpSource {
+    #[cfg(feature = "net")]
+    agent: ureq::Agent,
+    /// The root URL, no trailing `/`.
+    root: String,
+    /// The channel asked for: `registry.json` must say the same.
+    channel: String,
+    /// Requests sent so far (each redirect hop not counted).
+    pub requests: usize,
+}
+
+impl HttpSource {
+    /// A source for the registry at `root` (see [`expand`]), each request
+    /// limited to `timeout` in all.
+    #[cfg(feature = "net")]
+    pub fn new(
+        root: &str,
+        channel: &str,
+        ca_file: Option<&std::path::Path>,
+        timeout: std::time::Duration,
+    ) -> Result<HttpSource> {
+        let limits = crate::net::Download {
+            connect: CONNECT_TIMEOUT.min(timeout),
+            total: timeout,
+            max_redirects: MAX_REDIRECTS,
+            https_only: root.starts_with("https://"),
+        };
+        let agent = crate::net::download_agent(ca_file, &limits)?;
+        Ok(HttpSource { agent, root: root.into(), channel: channel.into(), requests: 0 })
+    }
+
+    /// Without the `net` feature: no URL sync (see the module docs).
+    #[cfg(not(feature = "net"))]
+    pub fn new(
+        root: &str,
+        _channel: &str,
+        _ca_file: Option<&std::path::Path>,
+        _timeout: std::time::Duration,
+    ) -> Result<HttpSource> {
+        bail!(
+            "cannot fetch {root}: URL sync is not built in (this ringlet was built without the \
+             `net` feature); import a bundle or a directory with \
+             `ringlet registry sync --from <dir|file.tar>`"
+        )
+    }
+
+    fn url(&self, rel: &str) -> String {
+        format!("{}/{rel}", self.root)
+    }
+
+    /// GETs `rel` and reads at most `cap` + 1 bytes of it; `None` for a 404.
+    #[cfg(feature = "net")]
+    fn get(&mut self, rel: &str, cap: u64) -> Result<Option<Vec<u8>>> {
+        use std::io::Read;
+        let url = self.url(rel);
+        self.requests += 1;
+        let mut response = self.agent.get(&url).call().map_err(|e| http_error(&url, e))?;
+        let status = response.status().as_u16();
+        if status == 404 {
+            return Ok(None);
+        }
+        if !(200..300).contains(&status) {
+            bail!("GET {url}: the server answered HTTP {status}");
+        }
+        if let Some(len) = response.body().content_length()
+            && len > cap
+        {
+            bail!("GET {url}: the server announces {len} bytes, more than the {cap} expected");
+        }
+        let mut body = Vec::new();
+        response
+            .body_mut()
+            .as_reader()
+            .take(cap + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| anyhow::anyhow!("GET {url}: the download broke off: {e}"))?;
+        if body.len() as u64 > cap {
+            bail!("GET {url}: the body is larger than the {cap} bytes expected");
+        }
+        Ok(Some(body))
+    }
+
+    #[cfg(not(feature = "net"))]
+    fn get(&mut self, rel: &str, _cap: u64) -> Result<Option<Vec<u8>>> {
+        bail!("cannot fetch {}: URL sync is not built in", self.url(rel))
+    }
+}
+
+/// One line for a failed request: what timed out, looped or refused.
+#[cfg(feature = "net")]
+fn http_error(url: &str, e: ureq::Error) -> anyhow::Error {
+    match e {
+        ureq::Error::Timeout(what) => {
+            anyhow::anyhow!("GET {url}: timed out ({what}); see [registry] timeout_secs")
+        }
+        ureq::Error::TooManyRedirects => {
+            anyhow::anyhow!("GET {url}: more than {MAX_REDIRECTS} redirects (a redirect loop?)")
+        }
+        other => anyhow::anyhow!("GET {url}: {other}"),
+    }
+}
+
+impl Source for HttpSource {
+    fn describe(&self) -> String {
+        self.root.clone()
+    }
+
+    fn index(&mut self) -> Result<Vec<u8>> {
+        let Some(bytes) = self.get("registry.json", MAX_INDEX)? else {
+            bail!(
+                "GET {}: HTTP 404: no registry there (check [registry] url and the channel `{}`)",
+                self.url("registry.json"),
+                self.channel
+            );
+        };
+        // The store parses it again; here only to refuse another channel's
+        // index before anything is fetched for it.
+        if let Ok(index) = crate::registry::index::parse(&bytes)
+            && index.channel != self.channel
+        {
+            bail!(
+                "{} is channel `{}`, not the `{}` asked for",
+                self.url("registry.json"),
+                index.channel,
+                self.channel
+            );
+        }
+        Ok(bytes)
+    }
+
+    fn signature(&mut self) -> Result<Option<Vec<u8>>> {
+        self.get("registry.json.minisig", MAX_SIGNATURE)
+    }
+
+    fn artifact(&mut self, a: &Artifact) -> Result<Vec<u8>> {
+        if a.size > MAX_ARTIFACT {
+            bail!("{}: {} bytes is more than the {MAX_ARTIFACT} accepted", a.path, a.size);
+        }
+        let Some(bytes) = self.get(&a.path, a.size)? else {
+            bail!(
+                "GET {}: HTTP 404 (registry.json lists it; the server does not have it)",
+                self.url(&a.path)
+            );
+        };
+        if (bytes.len() as u64) < a.size {
+            bail!(
+                "GET {}: truncated: {} of the {} bytes registry.json gives",
+                self.url(&a.path),
+                bytes.len(),
+                a.size
+            );
+        }
+        Ok(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_expand() {
+        let t = "https://r.example/{ref}/{channel}/";
+        assert_eq!(expand(t, "stable", None).unwrap(), "https://r.example/stable/stable");
+        assert_eq!(expand(t, "beta", Some("v2")).unwrap(), "https://r.example/v2/beta");
+        let t = "http://127.0.0.1:1/reg/registry.json";
+        assert_eq!(expand(t, "stable", None).unwrap(), "http://127.0.0.1:1/reg");
+        let err = expand("https://x/{branch}", "stable", None).unwrap_err().to_string();
+        assert!(err.contains("`{branch}`"), "{err}");
+        assert!(expand("file:///etc", "stable", None).is_err());
+        assert!(expand("https://x/?a={ref}", "stable", None).is_err());
+    }
+
+    #[test]
+    fn refs_and_commits() {
+        for good in ["v1", "main", "release/2026.1", &"a".repeat(64)] {
+            check_ref(good).unwrap();
+        }
+        for bad in ["", "..", "a/../b", "-x", "a b", "a?b", "a%2f", "/abs", "a//b", "x\n"] {
+            assert!(check_ref(bad).is_err(), "{bad:?}");
+        }
+        assert!(is_commit(&"0f".repeat(32)));
+        assert!(!is_commit(&"0F".repeat(32)) && !is_commit("v1"));
+    }
+}
