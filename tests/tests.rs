@@ -70,3 +70,6 @@ mod proxy_litellm;
 mod attacks_proxy_relay;
 // Red-team attacks on the proxy's lifecycle and its secrets at the process level.
 mod attacks_proxy_lifecycle;
+// Registry sync (issue 13): local HTTP/HTTPS servers of this repository's
+// registry, every failure leaving `current` alone, pins, offline, bundles.
+mod registry_sync;

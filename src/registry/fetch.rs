@@ -157,7 +157,7 @@ impl HttpSource {
             .as_reader()
             .take(cap + 1)
             .read_to_end(&mut body)
-            .map_err(|e| anyhow::anyhow!("GET {url}: the download broke off: {e}"))?;
+            .map_err(|e| body_error(&url, e))?;
         if body.len() as u64 > cap {
             bail!("GET {url}: the body is larger than the {cap} bytes expected");
         }
@@ -182,6 +182,18 @@ fn http_error(url: &str, e: ureq::Error) -> anyhow::Error {
         }
         other => anyhow::anyhow!("GET {url}: {other}"),
     }
+}
+
+/// A body read that failed: a timeout said as one, else where it broke off.
+#[cfg(feature = "net")]
+fn body_error(url: &str, e: std::io::Error) -> anyhow::Error {
+    let inner = e.get_ref().and_then(|i| i.downcast_ref::<ureq::Error>());
+    if let Some(ureq::Error::Timeout(what)) = inner {
+        return anyhow::anyhow!(
+            "GET {url}: timed out ({what}) while reading the body; see [registry] timeout_secs"
+        );
+    }
+    anyhow::anyhow!("GET {url}: the download broke off: {e}")
 }
 
 impl Source for HttpSource {
