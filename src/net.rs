@@ -63,7 +63,9 @@ pub fn agent(ca_file: Option<&Path>, timeouts: Timeouts) -> Result<ureq::Agent> 
     Ok(builder(ca_file, timeouts)?.build().new_agent())
 }
 
-/// Limits of a download ([`download_agent`]).
+/// Limits of a download ([`download_agent`]). Without the `net` feature
+/// there is no TLS, and the registry sync fetches no URL at all.
+#[cfg(feature = "net")]
 #[derive(Debug, Clone, Copy)]
 pub struct Download {
     /// Name resolution plus the TCP connect.
@@ -80,6 +82,7 @@ pub struct Download {
 /// A client for fetching files (the registry): GET redirects are followed
 /// up to `limits.max_redirects`, and a request ends after `limits.total`
 /// however the server paces it. Statuses still come back as answers.
+#[cfg(feature = "net")]
 pub fn download_agent(ca_file: Option<&Path>, limits: &Download) -> Result<ureq::Agent> {
     let timeouts = Timeouts { connect: limits.connect, idle_read: limits.total };
     let builder = builder(ca_file, timeouts)?
