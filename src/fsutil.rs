@@ -157,6 +157,34 @@ pub fn create_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<bool> {
     result
 }
 
+/// Creates `name` in the opened directory `dirfd` with `bytes` and `mode`,
+/// `O_CREAT|O_EXCL|O_NOFOLLOW` (an existing entry, a link included, is an
+/// error), and fsyncs it; the caller fsyncs the directory. For directories
+/// that are themselves fresh and unguessably named (the registry's staging
+/// dirs), where a temp file and rename per file would buy nothing.
+pub fn create_new_at(
+    dirfd: BorrowedFd<'_>,
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    mode: u32,
+) -> Result<()> {
+    let shown = dir.join(name);
+    let flags = OFlags::WRONLY
+        | OFlags::CREATE
+        | OFlags::EXCL
+        | OFlags::NOFOLLOW
+        | OFlags::CLOEXEC
+        | OFlags::NOCTTY;
+    let fd = rustix::fs::openat(dirfd, name, flags, Mode::from_raw_mode(mode & 0o700))
+        .with_context(|| format!("creating {}", shown.display()))?;
+    rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
+        .with_context(|| format!("setting the mode of {}", shown.display()))?;
+    let mut file = File::from(fd);
+    file.write_all(bytes).with_context(|| format!("writing {}", shown.display()))?;
+    file.sync_all().with_context(|| format!("syncing {}", shown.display()))
+}
+
 /// Creates a fresh temp file beside `name`: `.<name>.<16 hex>.tmp`, random,
 /// exclusive, never through a link.
 fn create_temp(

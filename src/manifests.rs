@@ -23,7 +23,7 @@ use crate::config::{line_col, toml_error};
 use crate::protocol::EndpointInfo;
 
 /// The built-in agent manifests, by file name.
-const BUILTIN_AGENTS: &[(&str, &str)] = &[
+pub(crate) const BUILTIN_AGENTS: &[(&str, &str)] = &[
     ("claude.toml", include_str!("../manifests/agents/claude.toml")),
     ("codex.toml", include_str!("../manifests/agents/codex.toml")),
     ("opencode.toml", include_str!("../manifests/agents/opencode.toml")),
@@ -32,7 +32,7 @@ const BUILTIN_AGENTS: &[(&str, &str)] = &[
 ];
 
 /// The built-in provider manifests, by file name.
-const BUILTIN_PROVIDERS: &[(&str, &str)] = &[
+pub(crate) const BUILTIN_PROVIDERS: &[(&str, &str)] = &[
     ("anthropic.toml", include_str!("../manifests/providers/anthropic.toml")),
     ("openai.toml", include_str!("../manifests/providers/openai.toml")),
     ("openrouter.toml", include_str!("../manifests/providers/openrouter.toml")),

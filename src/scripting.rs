@@ -22,7 +22,7 @@ use crate::paths::Paths;
 
 /// The built-in scripts, embedded; a user or registry script of the same
 /// name replaces one.
-const BUILTIN: &[(&str, &str)] = &[
+pub(crate) const BUILTIN: &[(&str, &str)] = &[
     ("claude.rhai", include_str!("../scripts/claude.rhai")),
     ("codex.rhai", include_str!("../scripts/codex.rhai")),
     ("opencode.rhai", include_str!("../scripts/opencode.rhai")),

@@ -8,8 +8,8 @@
 #     usage figures of `make bench`;
 #   - Node.js/npm and util-linux (setpriv) from Debian if they are missing;
 #   - a headless Secret Service for the keychain tests (dbus, gnome-keyring,
-#     secret-tool; see tests/with-keyring.sh), tmux and bubblewrap, without
-#     recommends, if they are missing;
+#     secret-tool; see tests/with-keyring.sh), tmux, bubblewrap and minisign
+#     (the registry's signature tests), without recommends, if they are missing;
 #   - rustfmt and clippy if the toolchain lacks them;
 #   - the system SQLite the default build links (libsqlite3-dev, pkg-config);
 #   - LiteLLM's proxy (`litellm[proxy]`, pinned below and in
@@ -71,6 +71,8 @@ command -v secret-tool >/dev/null 2>&1 || lean+=(libsecret-tools)
 command -v tmux >/dev/null 2>&1 || lean+=(tmux)
 # The terminal sandbox's tests run the real bwrap.
 command -v bwrap >/dev/null 2>&1 || lean+=(bubblewrap)
+# The registry's signature tests sign with the real minisign tool.
+command -v minisign >/dev/null 2>&1 || lean+=(minisign)
 [ ${#lean[@]} -eq 0 ] || apt_install --no-install-recommends "${lean[@]}"
 
 for component in rustfmt clippy; do

@@ -16,11 +16,13 @@
 //! the catalog) only ever look below [`current_dir`].
 #![allow(dead_code)] // The skeleton of issue 13: removed when the pieces land.
 
+pub mod bundle;
+pub mod changes;
 pub mod fetch;
+pub mod index;
 pub mod runner;
-// regstore's API, stubbed on this branch until it lands (REGISTRY.md).
-mod stub;
-pub use stub::{bundle, changes, index, store};
+pub mod sign;
+pub mod store;
 
 use std::path::{Path, PathBuf};
 

@@ -29,7 +29,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::{Agent, Tokens};
 
 /// The snapshot shipped in the binary.
-const EMBEDDED: &str = include_str!("../../manifests/pricing.json");
+pub(crate) const EMBEDDED: &str = include_str!("../../manifests/pricing.json");
 
 /// The synced full LiteLLM file, relative to the config dir.
 const REGISTRY_FILE: &str = "registry/litellm-pricing.json";

@@ -1,0 +1,376 @@
+//! `registry.json`: parsing with every rule of the format (REGISTRY.md),
+//! building it for a tree (`make registry`, a publisher's own registry), the
+//! commit (the SHA-256 of its exact bytes), and [`Source`], the one shape
+//! every place a registry comes from has (a directory and a tar bundle in
+//! `bundle.rs`, HTTP in `fetch.rs`).
+//!
+//! The rules are strict because a registry is code arriving from elsewhere:
+//! an artifact path is exactly `<kind dir>/<name>`, with a name of plain
+//! characters that cannot be `.`, `..`, hidden, absolute or hold a separator,
+//! so no later step (staging, import, the readers) ever has to think about
+//! where a path leads. Anything the rules refuse is refused whole, before a
+//! byte of any artifact is fetched.
+
+use std::fs;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+
+use super::{Artifact, FORMAT, Index, Kind, PRICING_PATH};
+
+/// The most `registry.json` may hold. This repository's is about 4 KiB; a
+/// registry with thousands of artifacts still fits.
+pub const INDEX_CAP: u64 = 1 << 20;
+
+/// The most one artifact may hold. The LiteLLM pricing file, the biggest,
+/// is about 50 KiB as this repository trims it and about 1.5 MiB whole.
+pub const ARTIFACT_CAP: u64 = 16 << 20;
+
+/// The longest artifact file name; with its kind's directory a path always
+/// fits a ustar header's 100-byte name field (bundle.rs).
+const NAME_MAX: usize = 80;
+
+/// The signature file beside `registry.json`.
+pub const SIGNATURE_FILE: &str = "registry.json.minisig";
+
+/// The most a signature file may hold (minisign's are about 300 bytes).
+pub const SIGNATURE_CAP: u64 = 4 << 10;
+
+/// A place a registry comes from: a directory, a tar bundle, a URL.
+pub trait Source {
+    /// The source for messages: its URL, directory or file.
+    fn describe(&self) -> String;
+    /// The bytes of `registry.json`, at most [`INDEX_CAP`].
+    fn index(&mut self) -> Result<Vec<u8>>;
+    /// The bytes of `registry.json.minisig`, `None` if the source has none.
+    fn signature(&mut self) -> Result<Option<Vec<u8>>>;
+    /// The bytes of one artifact; reads at most `a.size + 1` bytes, so that
+    /// an oversized artifact is seen as such without reading it all.
+    fn artifact(&mut self, a: &Artifact) -> Result<Vec<u8>>;
+}
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// A registry's commit: the SHA-256 of the exact bytes of its `registry.json`.
+pub fn commit_of(bytes: &[u8]) -> String {
+    sha256_hex(bytes)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Whether `s` is a commit (or an artifact's hash): 64 lower-case hex digits.
+pub fn is_commit(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Parses `registry.json` and checks every rule: the format version, the
+/// channel, each artifact's path, size and hash, paths sorted and unique.
+pub fn parse(bytes: &[u8]) -> Result<Index> {
+    if bytes.len() as u64 > INDEX_CAP {
+        bail!("registry.json is {} bytes, over the {INDEX_CAP}-byte limit", bytes.len());
+    }
+    let index: Index = serde_json::from_slice(bytes).context("registry.json is not valid")?;
+    if index.format != FORMAT {
+        bail!(
+            "registry.json has format {}, this ringlet reads format {FORMAT} (a newer ringlet may read it)",
+            index.format
+        );
+    }
+    check_channel(&index.channel)?;
+    let mut previous: Option<&str> = None;
+    for a in &index.artifacts {
+        check_path(a.kind, &a.path).with_context(|| format!("registry.json: {:?}", a.path))?;
+        if a.size > ARTIFACT_CAP {
+            bail!(
+                "registry.json: {} is {} bytes, over the {ARTIFACT_CAP}-byte limit",
+                a.path,
+                a.size
+            );
+        }
+        if !is_commit(&a.sha256) {
+            bail!("registry.json: {}: sha256 must be 64 lower-case hex digits", a.path);
+        }
+        if let Some(p) = previous
+            && p >= a.path.as_str()
+        {
+            bail!(
+                "registry.json: artifacts must be sorted by path and unique ({:?} after {p:?})",
+                a.path
+            );
+        }
+        previous = Some(&a.path);
+    }
+    Ok(index)
+}
+
+/// A channel name: 1 to 64 of `[A-Za-z0-9._-]`, not starting with a dot (it
+/// is substituted into a URL template).
+pub fn check_channel(channel: &str) -> Result<()> {
+    if channel.is_empty()
+        || channel.len() > 64
+        || channel.starts_with('.')
+        || !channel.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        bail!("channel {channel:?} must be 1 to 64 of A-Z a-z 0-9 . _ - and not start with a dot");
+    }
+    Ok(())
+}
+
+/// An artifact path: `<kind dir>/<name>`, one level, a plain name with the
+/// kind's extension (the pricing file has its one fixed path).
+pub fn check_path(kind: Kind, path: &str) -> Result<()> {
+    let Some((dir, name)) = path.split_once('/') else {
+        bail!("an artifact path must be <{}>/<name>", kind.dir());
+    };
+    if dir != kind.dir() {
+        bail!("a {} must be under {}/, not {dir:?}", kind.as_str(), kind.dir());
+    }
+    check_name(name)?;
+    let ext = match kind {
+        Kind::Script => ".rhai",
+        Kind::Pricing if path != PRICING_PATH => bail!("the pricing file must be {PRICING_PATH}"),
+        Kind::Pricing => ".json",
+        Kind::Agent | Kind::Provider | Kind::Template | Kind::Catalog => ".toml",
+    };
+    if !name.ends_with(ext) || name.len() == ext.len() {
+        bail!("a {} must be named <name>{ext}", kind.as_str());
+    }
+    Ok(())
+}
+
+/// A file name: 1 to [`NAME_MAX`] of `[A-Za-z0-9._-]`, not starting with a
+/// dot. This refuses `.`, `..`, hidden files, separators of any platform,
+/// sub-directories, control characters and our own temp names at once.
+fn check_name(name: &str) -> Result<()> {
+    if name.is_empty()
+        || name.len() > NAME_MAX
+        || name.starts_with('.')
+        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        bail!(
+            "{name:?}: a file name must be 1 to {NAME_MAX} of A-Z a-z 0-9 . _ - and not start with a dot \
+             (no sub-directories, no `..`, no absolute path)"
+        );
+    }
+    Ok(())
+}
+
+/// Indexes the registry tree at `dir`: every file in each kind's directory,
+/// which must be a regular file (a link is refused) with a valid name.
+/// Other top-level entries (a README, `registry.json` itself) are not part
+/// of the registry. Returns the bytes of `registry.json` (pretty, one
+/// trailing newline), already checked by [`parse`].
+pub fn build(dir: &Path, channel: &str) -> Result<Vec<u8>> {
+    check_channel(channel)?;
+    let mut artifacts = Vec::new();
+    for kind in Kind::ALL {
+        let sub = dir.join(kind.dir());
+        let meta = match fs::symlink_metadata(&sub) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", sub.display())),
+        };
+        if !meta.is_dir() {
+            bail!("{} is not a directory (links are refused)", sub.display());
+        }
+        for entry in fs::read_dir(&sub).with_context(|| format!("listing {}", sub.display()))? {
+            let entry = entry.with_context(|| format!("listing {}", sub.display()))?;
+            let file = entry.path();
+            let name = entry.file_name();
+            let name = name.to_str().with_context(|| format!("{}: not UTF-8", file.display()))?;
+            let path = format!("{}/{name}", kind.dir());
+            check_path(kind, &path).with_context(|| format!("{}", file.display()))?;
+            let meta = fs::symlink_metadata(&file)?;
+            if !meta.is_file() {
+                bail!(
+                    "{}: only regular files may be in a registry (links are refused)",
+                    file.display()
+                );
+            }
+            let bytes = fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            if bytes.len() as u64 > ARTIFACT_CAP {
+                bail!("{}: over the {ARTIFACT_CAP}-byte limit", file.display());
+            }
+            artifacts.push(Artifact {
+                kind,
+                path,
+                size: bytes.len() as u64,
+                sha256: sha256_hex(&bytes),
+            });
+        }
+    }
+    artifacts.sort_by(|a, b| a.path.cmp(&b.path));
+    let index = Index { format: FORMAT, channel: channel.to_string(), artifacts };
+    let mut bytes = serde_json::to_vec_pretty(&index)?;
+    bytes.push(b'\n');
+    parse(&bytes)?;
+    Ok(bytes)
+}
+
+/// Where each kind comes from in this repository (REGISTRY.md's layout
+/// table): `(kind, source dir relative to the repository, extension)`. The
+/// pricing file is the one exception, mapped by [`assemble`].
+const REPO_LAYOUT: &[(Kind, &str, &str)] = &[
+    (Kind::Agent, "manifests/agents", ".toml"),
+    (Kind::Provider, "manifests/providers", ".toml"),
+    (Kind::Script, "scripts", ".rhai"),
+    (Kind::Template, "manifests/templates", ".toml"),
+    (Kind::Catalog, "manifests/catalog", ".toml"),
+];
+
+/// Copies this repository's registry sources (`manifests/`, `scripts/`) from
+/// `repo` into the registry layout at `out` (which must not exist or be
+/// empty), then writes `out/registry.json`. Returns its bytes. `make
+/// registry` runs this through `ringlet registry index --repo`.
+pub fn assemble(repo: &Path, out: &Path, channel: &str) -> Result<Vec<u8>> {
+    if fs::read_dir(out).is_ok_and(|mut d| d.next().is_some()) {
+        bail!("{} is not empty; remove it first", out.display());
+    }
+    let copy = |from: &Path, kind: Kind, name: &str| -> Result<()> {
+        let to = out.join(kind.dir());
+        fs::create_dir_all(&to).with_context(|| format!("creating {}", to.display()))?;
+        fs::copy(from, to.join(name))
+            .with_context(|| format!("copying {} into {}", from.display(), to.display()))?;
+        Ok(())
+    };
+    for &(kind, src, ext) in REPO_LAYOUT {
+        let dir = repo.join(src);
+        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        for entry in entries {
+            let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(ext) && !name.starts_with('.') {
+                copy(&entry.path(), kind, &name)?;
+            }
+        }
+    }
+    let pricing = repo.join("manifests/pricing.json");
+    copy(&pricing, Kind::Pricing, PRICING_PATH.rsplit('/').next().unwrap_or_default())?;
+    fs::create_dir_all(out)?;
+    let bytes = build(out, channel)?;
+    fs::write(out.join("registry.json"), &bytes)
+        .with_context(|| format!("writing {}", out.join("registry.json").display()))?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index_json(artifacts: &str) -> String {
+        format!(r#"{{"format":1,"channel":"stable","artifacts":[{artifacts}]}}"#)
+    }
+
+    fn one(kind: &str, path: &str) -> String {
+        format!(r#"{{"kind":"{kind}","path":"{path}","size":3,"sha256":"{}"}}"#, "a".repeat(64))
+    }
+
+    #[test]
+    fn commit_is_the_sha256_of_the_bytes() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(commit_of(b""), sha256_hex(b""));
+        assert!(is_commit(&commit_of(b"x")));
+        assert!(!is_commit(&commit_of(b"x").to_uppercase()));
+    }
+
+    #[test]
+    fn a_valid_index_parses() {
+        let text = index_json(&format!(
+            "{},{},{}",
+            one("agent", "agents/claude.toml"),
+            one("pricing", "pricing/litellm-pricing.json"),
+            one("script", "scripts/claude.rhai")
+        ));
+        let index = parse(text.as_bytes()).unwrap();
+        assert_eq!(index.artifacts.len(), 3);
+        assert_eq!(index.channel, "stable");
+    }
+
+    #[test]
+    fn every_bad_path_is_refused() {
+        for (kind, path, why) in [
+            ("agent", "/agents/claude.toml", "must be under agents/"),
+            ("agent", "agents/../claude.toml", "no sub-directories"),
+            ("agent", "agents/..", "file name"),
+            ("agent", "agents/.", "file name"),
+            ("agent", "agents/", "file name"),
+            ("agent", "agents/sub/claude.toml", "file name"),
+            ("agent", "agents/a\\b.toml", "file name"),
+            ("agent", "agents/.hidden.toml", "file name"),
+            ("agent", "agents//claude.toml", "file name"),
+            ("agent", "claude.toml", "<agents>/<name>"),
+            ("agent", "scripts/claude.toml", "must be under agents/"),
+            ("agent", "agents/claude.rhai", "<name>.toml"),
+            ("agent", "agents/.toml", "file name"),
+            ("script", "scripts/x.toml", "<name>.rhai"),
+            ("pricing", "pricing/other.json", "must be pricing/litellm-pricing.json"),
+        ] {
+            let err = parse(index_json(&one(kind, path)).as_bytes()).unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(msg.contains(why), "{path}: {msg}");
+        }
+    }
+
+    #[test]
+    fn every_other_rule_is_checked() {
+        let a = one("agent", "agents/a.toml");
+        let b = one("agent", "agents/b.toml");
+        for (text, why) in [
+            ("not json".to_string(), "not valid"),
+            (index_json(&format!("{b},{a}")), "sorted"),
+            (index_json(&format!("{a},{a}")), "unique"),
+            (index_json(&a).replace("\"format\":1", "\"format\":2"), "format 2"),
+            (index_json(&a).replace("stable", ""), "channel"),
+            (index_json(&a).replace("stable", "../x"), "channel"),
+            (index_json(&a).replace(&"a".repeat(64), &"A".repeat(64)), "hex"),
+            (index_json(&a).replace(&"a".repeat(64), "abc"), "hex"),
+            (index_json(&a).replace("\"size\":3", "\"size\":99999999999"), "limit"),
+            (index_json(&a).replace("\"size\":3", "\"size\":-1"), "not valid"),
+            (index_json(&a).replace("\"kind\":\"agent\"", "\"kind\":\"binary\""), "not valid"),
+            (index_json(&a).replace("\"size\"", "\"extra\":1,\"size\""), "not valid"),
+        ] {
+            let err = parse(text.as_bytes()).unwrap_err();
+            assert!(format!("{err:#}").contains(why), "{text}: {err:#}");
+        }
+        let big = vec![b' '; INDEX_CAP as usize + 1];
+        assert!(format!("{:#}", parse(&big).unwrap_err()).contains("limit"));
+    }
+
+    #[test]
+    fn build_indexes_a_tree_and_refuses_links() {
+        let dir = std::env::temp_dir().join(format!("ringlet-index-build-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("agents")).unwrap();
+        fs::create_dir_all(dir.join("scripts")).unwrap();
+        fs::write(dir.join("agents/b.toml"), "id = \"b\"\n").unwrap();
+        fs::write(dir.join("agents/a.toml"), "id = \"a\"\n").unwrap();
+        fs::write(dir.join("scripts/a.rhai"), "1").unwrap();
+        fs::write(dir.join("README.md"), "not part of it").unwrap();
+        let bytes = build(&dir, "beta").unwrap();
+        let index = parse(&bytes).unwrap();
+        let paths: Vec<_> = index.artifacts.iter().map(|a| a.path.as_str()).collect();
+        assert_eq!(paths, ["agents/a.toml", "agents/b.toml", "scripts/a.rhai"]);
+        assert_eq!(index.channel, "beta");
+        assert_eq!(index.artifacts[2].sha256, sha256_hex(b"1"));
+        assert_eq!(index.artifacts[2].size, 1);
+        std::os::unix::fs::symlink("/etc/passwd", dir.join("agents/c.toml")).unwrap();
+        assert!(format!("{:#}", build(&dir, "beta").unwrap_err()).contains("links are refused"));
+        fs::remove_file(dir.join("agents/c.toml")).unwrap();
+        fs::write(dir.join("agents/c.txt"), "").unwrap();
+        assert!(format!("{:#}", build(&dir, "beta").unwrap_err()).contains("<name>.toml"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
