@@ -90,14 +90,6 @@ pub enum AutoSync {
     Daily,
 }
 
-/// Whether `name` may be a channel: it lands in a URL and in messages.
-pub fn valid_channel(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        && !name.starts_with('.')
-}
-
 /// `[tls]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -247,11 +239,8 @@ impl Config {
             }
         }
         let registry = &self.registry;
-        if !valid_channel(&registry.channel) {
-            return Err(anyhow!(
-                "[registry] channel: `{}` is not a channel name (letters, digits, `-`, `_`, `.`)",
-                registry.channel
-            ));
+        if let Err(e) = crate::registry::index::check_channel(&registry.channel) {
+            return Err(anyhow!("[registry] channel: {e}"));
         }
         if let Some(url) = &registry.url
             && !(url.starts_with("https://") || url.starts_with("http://"))

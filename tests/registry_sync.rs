@@ -496,7 +496,12 @@ fn pins_offline_and_rollback() {
     let out = env.cmd(&["registry", "rollback"]).ok();
     assert!(out.contains(&a[..12]), "{out}");
     assert_eq!(current(&env).as_deref(), Some(a.as_str()));
-    assert_eq!(inspect(&env)["history"][0], json!(a));
+    let view = inspect(&env);
+    assert_eq!(view["commit"], json!(a), "{view}");
+    assert!(view["history"].as_array().unwrap().contains(&json!(b)), "{view}");
+    // Back at the tip: the kept tree is reused, nothing fetched.
+    let out = env.cmd(&["registry", "sync", "--json"]).json();
+    assert_eq!((&out["commit"], &out["fetched"]), (&json!(b), &json!(0)), "{out}");
 }
 
 #[test]

@@ -8,8 +8,11 @@
 //! the channel and `{ref}` the pin, or the channel when nothing is pinned
 //! ([`expand`]). Every body is capped before it is read whole: an artifact at
 //! the size `registry.json` gives it (one byte more is read, to tell "too
-//! big" from "just right"), `registry.json` at [`MAX_INDEX`]. A body that
+//! big" from "just right"), `registry.json` at [`INDEX_CAP`]. A body that
 //! ends early is an error that says so; hashes are the store's to check.
+//! `registry.json.minisig` is asked for only when `[registry] public_key` is
+//! set: without a key it would go unchecked, and an unchanged registry costs
+//! one request.
 //!
 //! A build without the `net` feature has no TLS; rather than quietly speaking
 //! plain HTTP only, it says that URL sync is not built in ([`HttpSource::new`]),
@@ -18,26 +21,12 @@
 use anyhow::{Result, bail};
 
 use crate::registry::Artifact;
-use crate::registry::index::Source;
+use crate::registry::index::{ARTIFACT_CAP, INDEX_CAP, SIGNATURE_CAP, SIGNATURE_FILE, Source};
 
-/// Largest `registry.json` accepted (a registry of thousands of artifacts
-/// is well below it).
-pub const MAX_INDEX: u64 = 8 << 20;
-/// Largest artifact accepted whatever `registry.json` says (the LiteLLM
-/// price file, the largest, is about 1 MB).
-pub const MAX_ARTIFACT: u64 = 64 << 20;
-/// Largest `registry.json.minisig`.
-const MAX_SIGNATURE: u64 = 4096;
 /// Redirects followed per request; one more is an error.
 pub const MAX_REDIRECTS: u32 = 5;
 /// How long connecting may take (within the total).
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Whether `reference` is a registry commit (the SHA-256 of a
-/// `registry.json`): a pin to one accepts only that exact index.
-pub fn is_commit(reference: &str) -> bool {
-    reference.len() == 64 && reference.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
 
 /// Checks a pin: it is pasted into a URL, so only the characters of tags,
 /// branches and hashes, no `..` segment, nothing that starts an option.
@@ -89,17 +78,20 @@ pub struct HttpSource {
     root: String,
     /// The channel asked for: `registry.json` must say the same.
     channel: String,
+    /// Whether a signature is wanted (a public key is set).
+    signed: bool,
     /// Requests sent so far (each redirect hop not counted).
     pub requests: usize,
 }
 
 impl HttpSource {
     /// A source for the registry at `root` (see [`expand`]), each request
-    /// limited to `timeout` in all.
+    /// limited to `timeout` in all; `signed`: fetch the signature too.
     #[cfg(feature = "net")]
     pub fn new(
         root: &str,
         channel: &str,
+        signed: bool,
         ca_file: Option<&std::path::Path>,
         timeout: std::time::Duration,
     ) -> Result<HttpSource> {
@@ -110,7 +102,7 @@ impl HttpSource {
             https_only: root.starts_with("https://"),
         };
         let agent = crate::net::download_agent(ca_file, &limits)?;
-        Ok(HttpSource { agent, root: root.into(), channel: channel.into(), requests: 0 })
+        Ok(HttpSource { agent, root: root.into(), channel: channel.into(), signed, requests: 0 })
     }
 
     /// Without the `net` feature: no URL sync (see the module docs).
@@ -118,6 +110,7 @@ impl HttpSource {
     pub fn new(
         root: &str,
         _channel: &str,
+        _signed: bool,
         _ca_file: Option<&std::path::Path>,
         _timeout: std::time::Duration,
     ) -> Result<HttpSource> {
@@ -202,7 +195,7 @@ impl Source for HttpSource {
     }
 
     fn index(&mut self) -> Result<Vec<u8>> {
-        let Some(bytes) = self.get("registry.json", MAX_INDEX)? else {
+        let Some(bytes) = self.get("registry.json", INDEX_CAP)? else {
             bail!(
                 "GET {}: HTTP 404: no registry there (check [registry] url and the channel `{}`)",
                 self.url("registry.json"),
@@ -225,12 +218,15 @@ impl Source for HttpSource {
     }
 
     fn signature(&mut self) -> Result<Option<Vec<u8>>> {
-        self.get("registry.json.minisig", MAX_SIGNATURE)
+        if !self.signed {
+            return Ok(None);
+        }
+        self.get(SIGNATURE_FILE, SIGNATURE_CAP)
     }
 
     fn artifact(&mut self, a: &Artifact) -> Result<Vec<u8>> {
-        if a.size > MAX_ARTIFACT {
-            bail!("{}: {} bytes is more than the {MAX_ARTIFACT} accepted", a.path, a.size);
+        if a.size > ARTIFACT_CAP {
+            bail!("{}: {} bytes is more than the {ARTIFACT_CAP} accepted", a.path, a.size);
         }
         let Some(bytes) = self.get(&a.path, a.size)? else {
             bail!(
@@ -268,14 +264,12 @@ mod tests {
     }
 
     #[test]
-    fn refs_and_commits() {
+    fn refs() {
         for good in ["v1", "main", "release/2026.1", &"a".repeat(64)] {
             check_ref(good).unwrap();
         }
         for bad in ["", "..", "a/../b", "-x", "a b", "a?b", "a%2f", "/abs", "a//b", "x\n"] {
             assert!(check_ref(bad).is_err(), "{bad:?}");
         }
-        assert!(is_commit(&"0f".repeat(32)));
-        assert!(!is_commit(&"0F".repeat(32)) && !is_commit("v1"));
     }
 }

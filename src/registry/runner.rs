@@ -35,7 +35,7 @@ use serde_json::{Value, json};
 use super::fetch::{self, HttpSource};
 use super::index::Source;
 use super::{Kind, bundle, changes, current_commit, current_dir, index, store};
-use crate::config::{AutoSync, Config, valid_channel};
+use crate::config::{AutoSync, Config};
 use crate::daemon::events::{EventBus, EventKind};
 use crate::paths::Paths;
 
@@ -76,7 +76,7 @@ pub struct SyncStarted {
 /// Where artifacts come from, decided by [`plan`].
 #[derive(Debug, Clone)]
 enum Origin {
-    Url { root: String, channel: String, ca_file: Option<PathBuf>, timeout: Duration },
+    Url { root: String, channel: String, signed: bool, ca_file: Option<PathBuf>, timeout: Duration },
     Dir(PathBuf),
     Tar(PathBuf),
     Cache,
@@ -284,13 +284,11 @@ fn now_secs() -> u64 {
 fn plan(paths: &Paths, config: &Config, req: &SyncRequest) -> Result<Plan> {
     let reg = &config.registry;
     let channel = req.channel.clone().unwrap_or_else(|| reg.channel.clone());
-    if !valid_channel(&channel) {
-        bail!("`{channel}` is not a channel name (letters, digits, `-`, `_`, `.`)");
-    }
+    index::check_channel(&channel)?;
     let state = store::load_state(paths);
     let mut opts = store::SyncOptions {
         force: req.force,
-        expect_commit: state.pin.clone().filter(|p| fetch::is_commit(p)),
+        expect_commit: state.pin.clone().filter(|p| index::is_commit(p)),
         public_key: reg.public_key.clone(),
         allow_unsigned: reg.allow_unsigned,
     };
@@ -340,6 +338,7 @@ fn plan(paths: &Paths, config: &Config, req: &SyncRequest) -> Result<Plan> {
     let from = Origin::Url {
         root: root.clone(),
         channel,
+        signed: reg.public_key.is_some(),
         ca_file: config.tls.ca_file.clone(),
         timeout: Duration::from_secs(reg.timeout_secs),
     };
@@ -351,7 +350,10 @@ fn run(slot: &Mutex<Inner>, paths: &Paths, events: &EventBus, id: &str, plan: Pl
     let source = plan.describe.clone();
     events.emit(EventKind::RegistrySyncStarted, json!({"id": id, "source": source}));
     crate::info!("registry: sync {id} from {source}");
-    let result = execute(slot, paths, events, id, &plan);
+    // The store records its own failures in state.json; one before it ran
+    // (a bundle that cannot be opened, a bad CA file) is recorded here.
+    let mut recorded = false;
+    let result = execute(slot, paths, events, id, &plan, &mut recorded);
     let finished = crate::time::now_rfc3339();
     let last = match result {
         Ok(report) => {
@@ -374,7 +376,7 @@ fn run(slot: &Mutex<Inner>, paths: &Paths, events: &EventBus, id: &str, plan: Pl
         Err(e) => {
             let error = format!("{e:#}");
             crate::warn!("registry: sync {id} failed: {error}");
-            if !plan_is_offline(&plan) {
+            if !recorded && !plan_is_offline(&plan) {
                 let mut state = store::load_state(paths);
                 state.last_error = Some(error.clone());
                 if let Err(e) = store::save_state(paths, &state) {
@@ -403,11 +405,12 @@ fn execute(
     events: &EventBus,
     id: &str,
     plan: &Plan,
+    recorded: &mut bool,
 ) -> Result<SyncReport> {
     let mut source: Box<dyn Source> = match &plan.from {
         Origin::Cache => return offline(paths, id),
-        Origin::Url { root, channel, ca_file, timeout } => {
-            Box::new(HttpSource::new(root, channel, ca_file.as_deref(), *timeout)?)
+        Origin::Url { root, channel, signed, ca_file, timeout } => {
+            Box::new(HttpSource::new(root, channel, *signed, ca_file.as_deref(), *timeout)?)
         }
         Origin::Dir(dir) => Box::new(bundle::DirSource::new(dir)?),
         Origin::Tar(file) => Box::new(bundle::TarSource::open(file)?),
@@ -426,6 +429,7 @@ fn execute(
         data["id"] = json!(id);
         events.emit(EventKind::RegistrySyncProgress, data);
     };
+    *recorded = true;
     let outcome = store::sync(paths, source.as_mut(), &plan.opts, &mut progress)?;
     let mut warnings = plan.warnings.clone();
     warnings.extend(outcome.warnings.iter().cloned());
@@ -587,13 +591,20 @@ pub fn pin(paths: &Paths, runner: &Runner, reference: Option<&str>) -> Result<Va
     if let Some(r) = reference {
         fetch::check_ref(r).map_err(Refused::Bad)?;
     }
+    // A commit is a hash in any case; the store compares lower case.
+    let lower = reference.map(str::to_ascii_lowercase);
+    let reference = match lower {
+        Some(l) if index::is_commit(&l) => Some(l),
+        _ => reference.map(str::to_string),
+    };
+    let reference = reference.as_deref();
     runner.idle_or_busy()?;
     let mut state = store::load_state(paths);
     state.pin = reference.map(str::to_string);
     store::save_state(paths, &state).map_err(Refused::Bad)?;
     Ok(json!({
         "pin": state.pin,
-        "commit": reference.is_some_and(fetch::is_commit),
+        "commit": reference.is_some_and(index::is_commit),
         "current": current_commit(paths),
     }))
 }
