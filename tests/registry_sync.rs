@@ -623,3 +623,91 @@ fn a_bundle_exported_in_one_home_imports_in_another_without_a_server() {
         fs::read(good.join(f)).unwrap()
     );
 }
+
+/// A minisign key pair made with the real tool in `dir`; the public key line.
+fn minisign_key(dir: &Path) -> Option<String> {
+    fs::create_dir_all(dir).unwrap();
+    let made = Command::new("minisign")
+        .args(["-G", "-W", "-f", "-p"])
+        .arg(dir.join("minisign.pub"))
+        .arg("-s")
+        .arg(dir.join("minisign.key"))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    assert!(made.success());
+    Some(fs::read_to_string(dir.join("minisign.pub")).unwrap().lines().nth(1)?.to_string())
+}
+
+fn minisign_sign(keys: &Path, file: &Path) {
+    let status = Command::new("minisign")
+        .arg("-S")
+        .arg("-s")
+        .arg(keys.join("minisign.key"))
+        .arg("-m")
+        .arg(file)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_signed_url_registry_is_verified_with_the_configured_key() {
+    let env = Env::new("reg-signed");
+    let keys = env.root.join("keys");
+    let Some(public) = minisign_key(&keys) else {
+        assert!(std::env::var_os("REQUIRE_KEYCHAIN").is_none(), "no minisign (tests/setup.sh)");
+        eprintln!("skipped: no minisign");
+        return;
+    };
+    let good = env.root.join("good");
+    let a = this_registry(&good);
+    minisign_sign(&keys, &good.join("registry.json"));
+    let trees = Trees::default();
+    trees.mount("stable", &good);
+    let server = trees.http();
+    env.write_config(&format!(
+        "[registry]\nurl = \"{}/{{channel}}\"\npublic_key = \"{public}\"\n",
+        server.url()
+    ));
+    let (_, err) = env.cmd(&["registry", "sync"]).code(0);
+    assert!(!err.contains("unsigned"), "{err}");
+    assert_eq!(current(&env).as_deref(), Some(a.as_str()));
+    assert!(server.requests().iter().any(|r| r.path == "/stable/registry.json.minisig"));
+    assert_eq!(inspect(&env)["signed"], true);
+
+    // B carries A's signature (copied with the tree): bad. Without one: refused.
+    let next = env.root.join("next");
+    changed_copy(&good, &next, "next");
+    trees.mount("stable", &next);
+    let err = failing_sync(&env);
+    assert!(err.contains("bad signature"), "{err}");
+    fs::remove_file(next.join("registry.json.minisig")).unwrap();
+    let err = failing_sync(&env);
+    assert!(err.contains("not signed"), "{err}");
+    assert_eq!(current(&env).as_deref(), Some(a.as_str()));
+}
+
+#[test]
+fn auto_sync_daily_syncs_a_never_synced_registry_soon_after_the_daemon_starts() {
+    let env = Env::new("reg-auto");
+    let good = env.root.join("good");
+    let commit = this_registry(&good);
+    let trees = Trees::default();
+    trees.mount("stable", &good);
+    let server = trees.http();
+    env.write_config(&format!("{}auto_sync = \"daily\"\n", unsigned_config(&server.url())));
+    env.start_daemon();
+    assert!(
+        wait_until(Duration::from_secs(20), || current(&env).as_deref() == Some(commit.as_str())),
+        "no daily sync: {:?}",
+        paths_after(&server, 0)
+    );
+    // Synced today: the daemon does not sync again on its own.
+    let seen = server.requests().len();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.requests().len(), seen);
+    assert_eq!(inspect(&env)["auto_sync"], "daily");
+}
