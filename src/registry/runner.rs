@@ -353,7 +353,11 @@ fn run(slot: &Mutex<Inner>, paths: &Paths, events: &EventBus, id: &str, plan: Pl
     // The store records its own failures in state.json; one before it ran
     // (a bundle that cannot be opened, a bad CA file) is recorded here.
     let mut recorded = false;
-    let result = execute(slot, paths, events, id, &plan, &mut recorded);
+    // A bug that panics must not leave the slot taken for the daemon's life.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        execute(slot, paths, events, id, &plan, &mut recorded)
+    }))
+    .unwrap_or_else(|_| Err(anyhow!("the sync failed on a bug (see the daemon log)")));
     let finished = crate::time::now_rfc3339();
     let last = match result {
         Ok(report) => {
