@@ -263,6 +263,15 @@ mod tests {
         assert!(expand("https://x/?a={ref}", "stable", None).is_err());
     }
 
+    #[cfg(not(feature = "net"))]
+    #[test]
+    fn without_net_a_url_sync_says_it_is_not_built_in() {
+        let err =
+            HttpSource::new("https://r.example/stable", "stable", false, None, Default::default());
+        let err = format!("{:#}", err.err().unwrap());
+        assert!(err.contains("URL sync is not built in") && err.contains("--from"), "{err}");
+    }
+
     #[test]
     fn refs() {
         for good in ["v1", "main", "release/2026.1", &"a".repeat(64)] {
