@@ -10,7 +10,6 @@
 //! writes the caller's file.
 
 use std::io::{IsTerminal, Write};
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -352,9 +351,10 @@ pub fn rollback(ctx: &Ctx) -> Result<()> {
 }
 
 pub fn export(ctx: &Ctx, inv: &Invocation) -> Result<()> {
-    let file = Path::new(inv.arg("file").unwrap_or_default());
+    let given = inv.arg("file").unwrap_or_default();
+    let file = std::path::absolute(given).with_context(|| given.to_string())?;
     let paths = ctx.paths()?;
-    let report = crate::registry::bundle::export(&paths, file)?;
+    let report = crate::registry::bundle::export(&paths, &file)?;
     let mut out = Out::new();
     let data = serde_json::to_value(&report)?;
     if ctx.global.json {
