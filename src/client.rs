@@ -125,6 +125,8 @@ fn read_only(request: &Request) -> bool {
             | Request::ProvidersKeyList
             | Request::RegistryInspect { .. }
             | Request::RegistryChanges
+            | Request::ProfilesTemplates { .. }
+            | Request::Models { .. }
     )
 }
 

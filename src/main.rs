@@ -7,6 +7,7 @@
 //! else runs through [`cli::run`], which talks to the daemon ([`client`],
 //! [`daemon`]) over the wire protocol ([`protocol`]).
 
+mod catalog;
 mod cli;
 mod client;
 mod config;
@@ -23,6 +24,7 @@ mod proxy;
 mod registry;
 mod scripting;
 mod secrets;
+mod templates;
 mod terminal;
 mod time;
 mod usage;

@@ -1,11 +1,13 @@
 //! Agent and provider manifests (design.md §6): the built-in TOML files in
-//! `manifests/`, embedded in the binary, overridden by id by the user's own
-//! files in `agents.d/` and `providers.d/`.
+//! `manifests/`, embedded in the binary, overridden by id by the synced
+//! registry's files (`<config>/registry/current/agents/`, `providers/`),
+//! which the user's own files in `agents.d/` and `providers.d/` override in
+//! turn: built-in < registry < user.
 //!
-//! Loading never fails as a whole because of one user file: a broken file
-//! becomes a warning line ([`Catalog::agent_warnings`]) naming its path and line, and every
-//! other manifest still loads. Built-in manifests are checked by unit tests,
-//! so a broken one cannot ship.
+//! Loading never fails as a whole because of one file: a broken synced or
+//! user file becomes a warning line ([`Catalog::agent_warnings`]) naming its
+//! path and line, and every other manifest still loads. Built-in manifests
+//! are checked by unit tests, so a broken one cannot ship.
 //!
 //! Endpoint resolution lives here too ([`ProviderManifest::resolve_endpoint`]),
 //! because every consumer (listing, profile creation, the proxy) must agree
@@ -20,7 +22,9 @@ use anyhow::{Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{line_col, toml_error};
+use crate::paths::Paths;
 use crate::protocol::EndpointInfo;
+use crate::registry::{self, Kind};
 
 /// The built-in agent manifests, by file name.
 pub(crate) const BUILTIN_AGENTS: &[(&str, &str)] = &[
@@ -54,12 +58,24 @@ pub struct Catalog {
     pub provider_warnings: Vec<String>,
 }
 
+/// Where a manifest came from, lowest precedence first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Layer {
+    /// Embedded in the binary.
+    Builtin,
+    /// The synced registry's current commit.
+    Registry,
+    /// `agents.d/` or `providers.d/`.
+    User,
+}
+
 /// A manifest and where it came from.
 #[derive(Debug, Clone)]
 pub struct Loaded<T> {
     pub manifest: T,
-    /// `None` for built-ins, else the user file.
+    /// `None` for built-ins, else the synced or user file.
     pub path: Option<PathBuf>,
+    pub layer: Layer,
 }
 
 impl<T> Loaded<T> {
@@ -72,14 +88,36 @@ impl<T> Loaded<T> {
 }
 
 impl Catalog {
-    /// Built-ins plus the user's `agents.d/*.toml` and `providers.d/*.toml`.
-    pub fn load(agents_d: &Path, providers_d: &Path) -> Catalog {
+    /// Built-ins, then the synced registry's current commit, then the user's
+    /// `agents.d/*.toml` and `providers.d/*.toml`; a later layer replaces an
+    /// earlier one's manifest of the same id.
+    pub fn load(paths: &Paths) -> Catalog {
+        let registry = registry::current_dir(paths);
+        Catalog::load_layers(&paths.agents_d(), registry.as_deref(), &paths.providers_d())
+    }
+
+    /// [`Catalog::load`] from explicit directories; `registry` is a commit
+    /// directory (its `agents/` and `providers/`), `None` when none is synced.
+    pub fn load_layers(agents_d: &Path, registry: Option<&Path>, providers_d: &Path) -> Catalog {
         let mut agent_warnings = Vec::new();
         let mut provider_warnings = Vec::new();
-        let agents = load_kind(BUILTIN_AGENTS, agents_d, AgentManifest::parse, &mut agent_warnings);
+        let layers = |kind: Kind, user: &Path| {
+            let mut dirs = Vec::new();
+            if let Some(reg) = registry {
+                dirs.push((Layer::Registry, reg.join(kind.dir())));
+            }
+            dirs.push((Layer::User, user.to_path_buf()));
+            dirs
+        };
+        let agents = load_kind(
+            BUILTIN_AGENTS,
+            &layers(Kind::Agent, agents_d),
+            AgentManifest::parse,
+            &mut agent_warnings,
+        );
         let providers = load_kind(
             BUILTIN_PROVIDERS,
-            providers_d,
+            &layers(Kind::Provider, providers_d),
             ProviderManifest::parse,
             &mut provider_warnings,
         );
@@ -117,13 +155,67 @@ pub fn dir_fingerprint(dirs: &[&Path]) -> Vec<Fingerprint> {
     out
 }
 
+/// A manifest's id, if the text parses.
+type IdOf = fn(&Path, &str) -> Option<String>;
+
+/// The built-ins the current registry commit replaces, for `registry
+/// inspect`: agents and providers by id, scripts by file name, and the price
+/// table (`litellm-pricing.json`), sorted by kind then name. A synced file
+/// byte-for-byte equal to its built-in (a registry made from this binary's
+/// own sources) replaces nothing and is not listed. A synced manifest that
+/// does not parse is not listed either (it loads as a warning, not an
+/// override). Empty when no commit is current.
+pub fn overridden_builtins(paths: &Paths) -> Vec<(Kind, String)> {
+    let Some(dir) = registry::current_dir(paths) else { return Vec::new() };
+    let mut out = Vec::new();
+    let agent_id: IdOf = |p, t| AgentManifest::parse(p, t).ok().map(|m| m.id);
+    let provider_id: IdOf = |p, t| ProviderManifest::parse(p, t).ok().map(|m| m.id);
+    let kinds =
+        [(Kind::Agent, BUILTIN_AGENTS, agent_id), (Kind::Provider, BUILTIN_PROVIDERS, provider_id)];
+    for (kind, builtins, id_of) in kinds {
+        for path in toml_files(&dir.join(kind.dir())) {
+            let Ok(text) = fs::read_to_string(&path) else { continue };
+            if builtins.iter().any(|(_, b)| *b == text) {
+                continue;
+            }
+            // Built-in files are named after their ids (a unit test checks).
+            if let Some(id) = id_of(&path, &text)
+                && builtins.iter().any(|(name, _)| name.strip_suffix(".toml") == Some(id.as_str()))
+            {
+                out.push((kind, id));
+            }
+        }
+    }
+    for (name, builtin) in crate::scripting::builtins() {
+        let path = registry::artifact_path(&dir, Kind::Script, name);
+        if fs::read_to_string(&path).is_ok_and(|text| text != *builtin) {
+            out.push((Kind::Script, (*name).to_string()));
+        }
+    }
+    let pricing = dir.join(registry::PRICING_PATH);
+    let embedded = crate::usage::pricing::embedded_text();
+    // Sizes first: a full LiteLLM table is megabytes and differs in size.
+    let differs = match fs::metadata(&pricing) {
+        Ok(meta) if meta.len() != embedded.len() as u64 => true,
+        Ok(_) => fs::read(&pricing).is_ok_and(|bytes| bytes != embedded.as_bytes()),
+        Err(_) => false,
+    };
+    if differs {
+        let name = registry::PRICING_PATH.rsplit('/').next().unwrap_or(registry::PRICING_PATH);
+        out.push((Kind::Pricing, name.to_string()));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 trait HasId {
     fn id(&self) -> &str;
 }
 
 fn load_kind<T: HasId>(
     builtins: &[(&str, &str)],
-    user_dir: &Path,
+    dirs: &[(Layer, PathBuf)],
     parse: fn(&Path, &str) -> Result<T>,
     warnings: &mut Vec<String>,
 ) -> Vec<Loaded<T>> {
@@ -133,12 +225,49 @@ fn load_kind<T: HasId>(
         // like any other broken file rather than taking the daemon down.
         match parse(Path::new(name), text) {
             Ok(m) => {
-                by_id.insert(m.id().to_string(), Loaded { manifest: m, path: None });
+                by_id.insert(
+                    m.id().to_string(),
+                    Loaded { manifest: m, path: None, layer: Layer::Builtin },
+                );
             }
             Err(e) => warnings.push(format!("built-in {e}")),
         }
     }
-    let mut files: Vec<PathBuf> = match fs::read_dir(user_dir) {
+    for (layer, dir) in dirs {
+        for path in toml_files(dir) {
+            let text = match read_manifest(&path) {
+                Ok(t) => t,
+                Err(e) => {
+                    warnings.push(format!("{e:#}; skipped"));
+                    continue;
+                }
+            };
+            match parse(&path, &text) {
+                Ok(m) => {
+                    let id = m.id().to_string();
+                    // Replacing a lower layer is the point; two files of one
+                    // layer with the same id are a mistake worth naming.
+                    if let Some(prev) = by_id.get(&id).filter(|l| l.layer == *layer)
+                        && let Some(prev) = &prev.path
+                    {
+                        warnings.push(format!(
+                            "{}: id `{id}` is also defined by {}; the later file wins",
+                            path.display(),
+                            prev.display()
+                        ));
+                    }
+                    by_id.insert(id, Loaded { manifest: m, path: Some(path), layer: *layer });
+                }
+                Err(e) => warnings.push(format!("{e}; skipped")),
+            }
+        }
+    }
+    by_id.into_values().collect()
+}
+
+/// The `*.toml` files of `dir`, sorted; none when it does not exist.
+fn toml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = match fs::read_dir(dir) {
         Ok(entries) => entries
             .flatten()
             .map(|e| e.path())
@@ -147,30 +276,14 @@ fn load_kind<T: HasId>(
         Err(_) => Vec::new(),
     };
     files.sort();
-    for path in files {
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) => {
-                warnings.push(format!("{}: {e}; skipped", path.display()));
-                continue;
-            }
-        };
-        match parse(&path, &text) {
-            Ok(m) => {
-                let id = m.id().to_string();
-                if let Some(prev) = by_id.get(&id).and_then(|l| l.path.as_ref()) {
-                    warnings.push(format!(
-                        "{}: id `{id}` is also defined by {}; the later file wins",
-                        path.display(),
-                        prev.display()
-                    ));
-                }
-                by_id.insert(id, Loaded { manifest: m, path: Some(path) });
-            }
-            Err(e) => warnings.push(format!("{e}; skipped")),
-        }
-    }
-    by_id.into_values().collect()
+    files
+}
+
+/// A manifest's text. Links are followed: people keep dotfiles in a
+/// repository and link them here; a synced registry holds only the regular
+/// files its sync verified.
+fn read_manifest(path: &Path) -> Result<String> {
+    fs::read_to_string(path).map_err(|e| anyhow!("{}: {e}", path.display()))
 }
 
 /// Parses TOML into `T`, with errors as `<path>:<line>:<col>: <message>`.
@@ -646,7 +759,7 @@ provider_types = ["anthropic"]
     #[test]
     fn every_builtin_manifest_loads_cleanly() {
         let none = Path::new("/nonexistent-ringlet-dir");
-        let catalog = Catalog::load(none, none);
+        let catalog = Catalog::load_layers(none, None, none);
         assert!(catalog.agent_warnings.is_empty(), "{:?}", catalog.agent_warnings);
         assert!(catalog.provider_warnings.is_empty(), "{:?}", catalog.provider_warnings);
         let ids: Vec<_> = catalog.agents.iter().map(|a| a.manifest.id.as_str()).collect();
@@ -677,7 +790,7 @@ provider_types = ["anthropic"]
     #[test]
     fn builtin_claude_and_codex_use_config_dir() {
         let none = Path::new("/nonexistent-ringlet-dir");
-        let catalog = Catalog::load(none, none);
+        let catalog = Catalog::load_layers(none, None, none);
         for id in ["claude", "codex"] {
             assert_eq!(catalog.agent(id).unwrap().manifest.profile.strategy, Strategy::ConfigDir);
         }
@@ -686,7 +799,7 @@ provider_types = ["anthropic"]
     #[test]
     fn every_builtin_provider_resolves_without_flags() {
         let none = Path::new("/nonexistent-ringlet-dir");
-        for p in Catalog::load(none, none).providers {
+        for p in Catalog::load_layers(none, None, none).providers {
             let ep = p.manifest.resolve_endpoint(None).unwrap();
             assert_eq!(
                 ep.is_none(),
@@ -791,7 +904,7 @@ provider_types = ["anthropic"]
         parse("fake", "format = \"claude\"\npaths = [\".claude/projects\"]").unwrap();
 
         let none = Path::new("/nonexistent-ringlet-dir");
-        let catalog = Catalog::load(none, none);
+        let catalog = Catalog::load_layers(none, None, none);
         for id in ["grok", "droid"] {
             let usage = catalog.agent(id).unwrap().manifest.usage.clone().unwrap();
             assert_eq!(usage.format, crate::usage::Format::Proxy, "{id}");
@@ -808,7 +921,7 @@ provider_types = ["anthropic"]
         fs::write(agents_d.join("fake.toml"), AGENT).unwrap();
         fs::write(agents_d.join("broken.toml"), "id = \"x\"\nname = [\n").unwrap();
         fs::write(agents_d.join("notes.txt"), "ignored").unwrap();
-        let catalog = Catalog::load(&agents_d, &dir.join("providers.d"));
+        let catalog = Catalog::load_layers(&agents_d, None, &dir.join("providers.d"));
         let claude = catalog.agent("claude").unwrap();
         assert_eq!(claude.manifest.name, "My Claude");
         assert!(claude.source().ends_with("agents.d/claude.toml"));
@@ -822,6 +935,118 @@ provider_types = ["anthropic"]
         );
         assert!(catalog.provider_warnings.is_empty());
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A config dir with commit `c1` current, holding `files`.
+    fn registry_world(name: &str, files: &[(&str, &str)]) -> (PathBuf, Paths) {
+        let dir =
+            std::env::temp_dir().join(format!("ringlet-layers-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let commit = dir.join("registry/commits/c1");
+        for (path, text) in files {
+            let path = commit.join(path);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        }
+        fs::create_dir_all(&commit).unwrap();
+        std::os::unix::fs::symlink("commits/c1", dir.join("registry/current")).unwrap();
+        let vars = |name: &str| match name {
+            "HOME" => Some(dir.clone().into_os_string()),
+            "RINGLET_CONFIG_DIR" => Some(dir.clone().into_os_string()),
+            _ => None,
+        };
+        let paths = Paths::from_vars(vars, 0).unwrap();
+        (dir, paths)
+    }
+
+    #[test]
+    fn registry_sits_between_builtins_and_user_files() {
+        let synced = |name: &str| {
+            BUILTIN_AGENTS[0].1.replace("name = \"Claude Code\"", &format!("name = \"{name}\""))
+        };
+        let (dir, paths) = registry_world(
+            "layers",
+            &[
+                ("agents/claude.toml", &synced("Synced Claude")),
+                ("agents/fake.toml", AGENT),
+                ("agents/broken.toml", "id = \"x\"\nname = [\n"),
+                ("providers/notes.txt", "ignored"),
+            ],
+        );
+        let catalog = Catalog::load(&paths);
+        let claude = catalog.agent("claude").unwrap();
+        assert_eq!(
+            (claude.manifest.name.as_str(), claude.layer),
+            ("Synced Claude", Layer::Registry)
+        );
+        assert!(claude.source().ends_with("registry/commits/c1/agents/claude.toml"));
+        assert_eq!(catalog.agent("fake").unwrap().layer, Layer::Registry);
+        assert_eq!(catalog.agent("codex").unwrap().layer, Layer::Builtin);
+        assert_eq!(catalog.agent_warnings.len(), 1, "{:?}", catalog.agent_warnings);
+        assert!(catalog.agent_warnings[0].contains("commits/c1/agents/broken.toml:2:"));
+
+        // A user file wins over the synced one, silently: that is the order.
+        fs::create_dir_all(paths.agents_d()).unwrap();
+        fs::write(paths.agents_d().join("claude.toml"), synced("My Claude")).unwrap();
+        let catalog = Catalog::load(&paths);
+        let claude = catalog.agent("claude").unwrap();
+        assert_eq!((claude.manifest.name.as_str(), claude.layer), ("My Claude", Layer::User));
+        assert_eq!(catalog.agent_warnings.len(), 1, "{:?}", catalog.agent_warnings);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn overridden_builtins_lists_what_differs_from_the_builtins() {
+        let claude = BUILTIN_AGENTS[0].1.replace("name = \"Claude Code\"", "name = \"Synced\"");
+        let (dir, paths) = registry_world(
+            "overrides",
+            &[
+                ("agents/claude.toml", &claude),
+                // Equal to the built-in: replaces nothing.
+                ("agents/codex.toml", BUILTIN_AGENTS[1].1),
+                // New, not a built-in.
+                ("agents/fake.toml", AGENT),
+                // Named after nothing: the id decides.
+                ("providers/zz.toml", &BUILTIN_PROVIDERS[1].1.replace("OpenAI\"", "OpenAI 2\"")),
+                ("providers/broken.toml", "id = "),
+                ("scripts/claude.rhai", "#{}"),
+                ("scripts/codex.rhai", crate::scripting::builtins()[1].1),
+                ("scripts/other.rhai", "#{}"),
+                ("pricing/litellm-pricing.json", "{}"),
+            ],
+        );
+        assert_eq!(BUILTIN_PROVIDERS[1].0, "openai.toml");
+        assert_eq!(
+            overridden_builtins(&paths),
+            [
+                (Kind::Agent, "claude".to_string()),
+                (Kind::Provider, "openai".to_string()),
+                (Kind::Script, "claude.rhai".to_string()),
+                (Kind::Pricing, "litellm-pricing.json".to_string()),
+            ]
+        );
+        // The embedded snapshot itself is no override.
+        let pricing = dir.join("registry/commits/c1").join(registry::PRICING_PATH);
+        fs::write(&pricing, crate::usage::pricing::embedded_text()).unwrap();
+        assert_eq!(overridden_builtins(&paths).len(), 3);
+        fs::remove_file(dir.join("registry/current")).unwrap();
+        assert!(overridden_builtins(&paths).is_empty());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn builtin_files_are_named_after_their_ids() {
+        let none = Path::new("/nonexistent-ringlet-dir");
+        let catalog = Catalog::load_layers(none, None, none);
+        for (name, text) in BUILTIN_AGENTS {
+            let m = AgentManifest::parse(Path::new(name), text).unwrap();
+            assert_eq!(format!("{}.toml", m.id), *name);
+        }
+        for (name, text) in BUILTIN_PROVIDERS {
+            let m = ProviderManifest::parse(Path::new(name), text).unwrap();
+            assert_eq!(format!("{}.toml", m.id), *name);
+        }
+        assert!(catalog.agents.iter().all(|a| a.layer == Layer::Builtin));
     }
 
     #[test]

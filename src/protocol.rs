@@ -15,12 +15,14 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::catalog::{ModelList, ModelView};
 use crate::profiles::Profile;
 pub use crate::profiles::create::{CreateRequest, Created};
 pub use crate::profiles::hooks::HookRow;
 pub use crate::profiles::run::{RunEnded, RunPlan};
 pub use crate::proxy::supervisor::ProxyInfo;
 pub use crate::registry::runner::{RegistryView, SyncReport, SyncRequest, SyncStarted};
+pub use crate::templates::TemplateList;
 pub use crate::terminal::TerminalRequest;
 pub use crate::terminal::session::Info as TerminalInfo;
 pub use crate::usage::report::{
@@ -38,13 +40,18 @@ pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RequestFrame {
     pub version: u32,
+    #[serde(with = "wire")]
     pub request: Request,
 }
 
 /// Every request the daemon serves. Each variant names the `data` of its
 /// successful reply.
+///
+/// On the wire a request is one object tagged by `type`
+/// (`{"type":"agents_inspect","id":"claude"}`); see [`wire`] for why serde
+/// derives the externally tagged shape and [`wire`] reshapes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
     /// Reply: a [`DaemonStatus`].
     Status,
@@ -67,6 +74,18 @@ pub enum Request {
     ProvidersList,
     /// Reply: one [`ProviderInfo`] with its manifest; `not_found` otherwise.
     ProvidersInspect { id: String },
+    /// Reply: a [`TemplateList`]: the profile templates, or those for
+    /// `agent` (`not_found` for an unknown agent).
+    ProfilesTemplates {
+        #[serde(default)]
+        agent: Option<String>,
+    },
+    /// Reply: a [`ModelList`]: the model catalog, or one provider's
+    /// (`not_found` for a provider neither manifests nor catalog know).
+    Models {
+        #[serde(default)]
+        provider: Option<String>,
+    },
     /// Reply: `null`, then one [`EventFrame`] line per event until the client
     /// hangs up. An empty `events` list means every event type.
     Subscribe {
@@ -260,6 +279,64 @@ pub enum Request {
     DebugPanic,
 }
 
+/// The request's wire shape, `{"type": <variant>, ..fields}`, made from and
+/// into serde's externally tagged `{<variant>: {..fields}}` (or `"<variant>"`
+/// for a variant without fields). Why not `#[serde(tag = "type")]`: an
+/// internally tagged enum buffers every request in serde's generic `Content`
+/// and instantiates each variant's visitor over it, 120 KB of the binary for
+/// 55 variants; the externally tagged derive over a `Value` costs a fraction.
+pub mod wire {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::{Map, Value};
+
+    use super::Request;
+
+    /// `{"type": "x", ..}` into `Request`.
+    pub fn from_value(value: Value) -> Result<Request, serde_json::Error> {
+        let Value::Object(mut fields) = value else {
+            return Err(serde_json::Error::custom("a request must be a JSON object"));
+        };
+        let name = match fields.remove("type") {
+            Some(Value::String(name)) => name,
+            Some(_) => return Err(serde_json::Error::custom("request `type` must be a string")),
+            None => return Err(serde_json::Error::custom("missing field `type`")),
+        };
+        if fields.is_empty() {
+            // A variant without fields is a bare string; a struct variant
+            // whose fields all have defaults is an empty object.
+            if let Ok(request) = Request::deserialize(Value::String(name.clone())) {
+                return Ok(request);
+            }
+        }
+        Request::deserialize(Value::Object(Map::from_iter([(name, Value::Object(fields))])))
+    }
+
+    /// `Request` into `{"type": "x", ..}`.
+    pub fn to_value(request: &Request) -> Result<Value, serde_json::Error> {
+        let (name, fields) = match serde_json::to_value(request)? {
+            Value::String(name) => (name, Map::new()),
+            Value::Object(outer) => match outer.into_iter().next() {
+                Some((name, Value::Object(fields))) => (name, fields),
+                _ => return Err(serde_json::Error::custom("request variant is not a struct")),
+            },
+            _ => return Err(serde_json::Error::custom("request is not an enum variant")),
+        };
+        let mut tagged = Map::with_capacity(fields.len() + 1);
+        tagged.insert("type".into(), Value::String(name));
+        tagged.extend(fields);
+        Ok(Value::Object(tagged))
+    }
+
+    pub fn serialize<S: Serializer>(request: &Request, s: S) -> Result<S::Ok, S::Error> {
+        to_value(request).map_err(serde::ser::Error::custom)?.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Request, D::Error> {
+        from_value(Value::deserialize(d)?).map_err(D::Error::custom)
+    }
+}
+
 /// What the daemon answers: the protocol version and either data or an error.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ReplyFrame {
@@ -433,6 +510,10 @@ pub struct ProviderInfo {
     pub models: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<Value>,
+    /// The catalog's models of this provider (context window, price); only
+    /// in `ProvidersInspect` replies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub catalog: Vec<ModelView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -536,9 +617,38 @@ mod tests {
             request: Request::AgentsInspect { id: "claude".into() },
         };
         let line = serde_json::to_string(&frame).unwrap();
-        assert_eq!(line, r#"{"version":1,"request":{"type":"agents_inspect","id":"claude"}}"#);
+        let want = r#"{"version":1,"request":{"type":"agents_inspect","id":"claude"}}"#;
+        let parsed: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed, serde_json::from_str::<Value>(want).unwrap());
         let back: RequestFrame = serde_json::from_str(&line).unwrap();
         assert_eq!(back.request, frame.request);
+    }
+
+    #[test]
+    fn every_shape_of_variant_crosses_the_wire() {
+        let requests = [
+            Request::Status,
+            Request::DaemonToken { rotate: false },
+            Request::DaemonToken { rotate: true },
+            Request::Usage(UsageQuery::default()),
+        ];
+        for request in requests {
+            let value = wire::to_value(&request).unwrap();
+            assert!(value["type"].is_string(), "{value}");
+            assert_eq!(wire::from_value(value).unwrap(), request);
+        }
+        // Defaults may be left out, as the tests' raw frames do.
+        let bare = serde_json::json!({"type": "daemon_token"});
+        assert_eq!(wire::from_value(bare).unwrap(), Request::DaemonToken { rotate: false });
+        for bad in [
+            serde_json::json!({"type": "no_such_thing"}),
+            serde_json::json!({"type": 3}),
+            serde_json::json!({"id": "x"}),
+            serde_json::json!(["status"]),
+            serde_json::json!({"type": "status", "extra": 1}),
+        ] {
+            assert!(wire::from_value(bad.clone()).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -86,10 +86,13 @@ pub fn resolve(paths: &Paths, name: &str) -> Result<Script> {
     {
         bail!("script name `{name}` must be a plain file name ending in .rhai");
     }
-    let candidates = [
-        paths.config_dir.join("scripts").join(name),
-        paths.config_dir.join("registry").join("current").join("scripts").join(name),
-    ];
+    // The registry's copy through the commit `current` names, so errors
+    // and `origin` say which commit the script came from. It is confined
+    // like any other: what it renders goes through the same checks (paths
+    // relative to the profile home, no `..`, written beneath it).
+    let registry = crate::registry::current_dir(paths)
+        .map(|dir| crate::registry::artifact_path(&dir, crate::registry::Kind::Script, name));
+    let candidates = std::iter::once(paths.config_dir.join("scripts").join(name)).chain(registry);
     for path in candidates {
         match fs::read_to_string(&path) {
             Ok(text) => {
@@ -331,6 +334,12 @@ fn trim_lines(text: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The built-in scripts, by file name (`registry inspect` compares the
+/// synced ones with them).
+pub fn builtins() -> &'static [(&'static str, &'static str)] {
+    BUILTIN
 }
 
 /// Names of the built-in scripts (for tests and `--template` help).

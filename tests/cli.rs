@@ -36,7 +36,10 @@ fn registry_pin_needs_a_ref_or_clear_and_starts_no_daemon_to_say_so() {
 fn usage_errors_are_one_line_exit_1() {
     let env = Env::new("usage-errors");
     let (_, err) = env.cmd(&["profiles", "create", "claude", "work"]).code(1);
-    assert_eq!(err, "ringlet: profiles create: missing required option --provider\n");
+    assert_eq!(
+        err,
+        "ringlet: profiles create: missing required option --provider (or --template)\n"
+    );
     let (_, err) = env.cmd(&["agents", "frob"]).code(1);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("ringlet: agents: unknown command `frob`"), "{err}");

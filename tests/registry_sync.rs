@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::util::registry::{changed_copy, this_registry};
+use crate::util::registry::{changed_copy, index, this_registry};
 use crate::util::upstream::{Action, Chunk, Gate, MockUpstream, Recorded, Reply};
 use crate::util::{Env, read_line_matching, wait_until};
 
@@ -157,8 +157,8 @@ fn a_sync_fetches_the_registry_and_a_second_fetches_only_registry_json() {
     assert_eq!(view["counts"]["pricing"], 1, "{view}");
     assert_eq!(view["last_error"], Value::Null);
     assert!(view["last_sync"].as_str().unwrap().ends_with('Z'), "{view}");
-    let overridden = view["overridden"].as_array().unwrap();
-    assert!(overridden.contains(&json!({"kind": "agent", "id": "claude"})), "{view}");
+    // This repository's registry is the built-ins: it overrides none of them.
+    assert_eq!(view["overridden"], json!([]), "{view}");
     let text = env.cmd(&["registry", "inspect"]).ok();
     assert!(text.contains(&commit) && text.contains("agent 5"), "{text}");
 
@@ -623,4 +623,71 @@ fn auto_sync_daily_syncs_a_never_synced_registry_soon_after_the_daemon_starts() 
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(server.requests().len(), seen);
     assert_eq!(inspect(&env)["auto_sync"], "daily");
+}
+
+/// End to end (regload's loading, driven by a real sync): a provider the
+/// registry adds and a built-in it changes are what the running daemon
+/// serves right after the sync, and a profile created then uses them.
+#[test]
+fn a_synced_provider_is_used_by_the_running_daemon_without_a_restart() {
+    let env = Env::new("reg-e2e");
+    let tree = env.root.join("tree");
+    this_registry(&tree);
+    let anthropic = tree.join("providers/anthropic.toml");
+    let text = fs::read_to_string(&anthropic).unwrap();
+    let text = text.replace(
+        "default = \"https://api.anthropic.com\"",
+        "default = \"https://anthropic.registry.example\"",
+    );
+    fs::write(&anthropic, text).unwrap();
+    fs::write(
+        tree.join("providers/acme.toml"),
+        "id = \"acme\"\nname = \"Acme AI\"\ntype = \"anthropic\"\n\n[endpoints]\n\
+         default = \"https://api.acme.example\"\n\n[auth]\nenv_key = \"ACME_API_KEY\"\n\n\
+         [models]\navailable = [\"acme-1\"]\ndefault = \"acme-1\"\n",
+    )
+    .unwrap();
+    index(&tree, "stable");
+    let trees = Trees::default();
+    trees.mount("stable", &tree);
+    let server = trees.http();
+    env.write_config(&unsigned_config(&server.url()));
+    env.fake_agent("claude", "echo '2.1.332 (Claude Code)'");
+
+    let pid = env.start_daemon();
+    let before = env.cmd(&["providers", "inspect", "anthropic", "--json"]).json();
+    assert_eq!(before["default_endpoint"]["url"], "https://api.anthropic.com", "{before}");
+    env.cmd(&["providers", "inspect", "acme"]).code(1);
+
+    env.cmd(&["registry", "sync"]).ok();
+    let after = env.cmd(&["providers", "inspect", "anthropic", "--json"]).json();
+    assert_eq!(after["default_endpoint"]["url"], "https://anthropic.registry.example", "{after}");
+    let acme = env.cmd(&["providers", "inspect", "acme", "--json"]).json();
+    assert_eq!(acme["default_model"], "acme-1", "{acme}");
+    let view = inspect(&env);
+    assert!(
+        view["overridden"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"kind": "provider", "id": "anthropic"})),
+        "{view}"
+    );
+    // A profile created now goes to the synced endpoint.
+    let created = env
+        .cmd(&[
+            "profiles",
+            "create",
+            "claude",
+            "work",
+            "-p",
+            "acme",
+            "--api-key-stdin",
+            "--no-alias",
+            "--json",
+        ])
+        .env("RINGLET_SECRET_STORE", "file")
+        .stdin(crate::util::KEY)
+        .json();
+    assert!(created.to_string().contains("https://api.acme.example"), "{created}");
+    assert_eq!(env.daemon_pid(), Some(pid), "the daemon was restarted");
 }

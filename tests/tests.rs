@@ -12,6 +12,8 @@ mod daemon;
 mod ipc;
 // Built-in and user manifests, overrides, broken files, endpoints.
 mod manifests;
+// Synced registry manifests, scripts and prices really used, without a restart.
+mod registry_load;
 // Agent detection: caching, hanging probes, the real agents from npm.
 mod detect;
 // Profiles with fake agents: create, bad input, secrets, scripts, runs, hooks, shims.
@@ -73,3 +75,6 @@ mod attacks_proxy_lifecycle;
 // Registry sync (issue 13): local HTTP/HTTPS servers of this repository's
 // registry, every failure leaving `current` alone, pins, offline, bundles.
 mod registry_sync;
+// Profile templates and the model catalog: create --template, layering,
+// `profiles templates`, unknown-model warnings, --script, REST.
+mod templates;

@@ -201,14 +201,19 @@ pub static ROOT: Cmd = Cmd {
                     &[
                         pos("agent", "Agent id"),
                         pos("alias", "Profile name: [a-z0-9][a-z0-9_-]{0,63}"),
-                        required(short(opt("provider", "ID", "Provider id"), 'p')),
+                        short(opt("provider", "ID", "Provider id (or the template's)"), 'p'),
                         opt("endpoint", "NAME|URL", "Provider endpoint name, or a URL"),
                         opt("model", "MODEL", "Model (default: the provider's)"),
                         opt("hooks", "A,B", "Hook sets from config.toml to install"),
                         opt("mcp", "A,B", "MCP servers from config.toml to install"),
                         flag("bare", "Write no hooks or MCP servers"),
                         flag("proxy", "Route through the profile's proxy"),
-                        opt("template", "NAME", "Script template to use"),
+                        opt(
+                            "template",
+                            "NAME",
+                            "Profile template: provider, endpoint, model, hooks, MCP servers (flags override)",
+                        ),
+                        opt("script", "NAME", "Rhai script to render with (default: the agent's)"),
                         opt(
                             "permission-mode",
                             "MODE",
@@ -220,6 +225,11 @@ pub static ROOT: Cmd = Cmd {
                     ],
                 ),
                 rcmd("list", "List profiles", &[opt("agent", "ID", "Only profiles of this agent")]),
+                rcmd(
+                    "templates",
+                    "List profile templates (built-in, registry, templates.d)",
+                    &[opt("agent", "ID", "Only templates for this agent")],
+                ),
                 rcmd(
                     "inspect",
                     "Show a profile (the key redacted)",

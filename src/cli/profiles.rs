@@ -6,11 +6,11 @@
 use anyhow::{Result, bail};
 use serde_json::Value;
 
-use super::{Ctx, Exit, Invocation, Out, Table, fetch, launch, prompt, warn_all};
+use super::{Ctx, Exit, Invocation, Out, Table, UsageError, fetch, launch, prompt, warn_all};
 use crate::client;
 use crate::protocol::{
     CreateRequest, Created, Deleted, ProfileEnv, ProfileList, ProfileView, ProviderInfo, Request,
-    RunPlan, Stats,
+    RunPlan, Stats, TemplateList,
 };
 
 fn list_value(inv: &Invocation, name: &str) -> Option<Vec<String>> {
@@ -30,6 +30,7 @@ pub fn create(ctx: &Ctx, inv: &Invocation) -> Result<()> {
         bare: inv.flag("bare"),
         proxy: inv.flag("proxy"),
         template: inv.value("template").map(String::from),
+        script: inv.value("script").map(String::from),
         dry_run: inv.flag("dry-run"),
         api_key: None,
         alias_shim: !inv.flag("no-alias"),
@@ -40,6 +41,22 @@ pub fn create(ctx: &Ctx, inv: &Invocation) -> Result<()> {
     // (The daemon checks it too, for every client.)
     if let Some(mode) = &request.permission_mode {
         crate::profiles::render::PermissionMode::parse(mode)?;
+    }
+    let mut request = request;
+    if request.provider.is_empty() {
+        if request.template.is_none() {
+            return Err(
+                UsageError("missing required option --provider (or --template)".into()).into()
+            );
+        }
+        // The template names the provider, whose key is asked for next: a
+        // dry run resolves it, and fails (unknown template, another agent's)
+        // before anything is typed.
+        let probe = CreateRequest { dry_run: true, api_key: None, ..request.clone() };
+        let paths = ctx.paths()?;
+        let dry: Created =
+            serde_json::from_value(client::request(&paths, &Request::ProfilesCreate(probe))?)?;
+        request.provider = dry.profile.provider;
     }
     create_with(ctx, request, inv.flag("api-key-stdin"))
 }
@@ -185,6 +202,37 @@ pub fn list(ctx: &Ctx, inv: &Invocation) -> Result<()> {
             p.runs.to_string(),
             p.last_used.clone().unwrap_or_default(),
         ]);
+    }
+    table.write(&mut out)?;
+    Ok(out.finish()?)
+}
+
+/// `profiles templates [--agent A]`: one row per template and agent.
+pub fn templates(ctx: &Ctx, inv: &Invocation) -> Result<()> {
+    let agent = inv.value("agent").map(String::from);
+    let mut out = Out::new();
+    let request = Request::ProfilesTemplates { agent: agent.clone() };
+    let Some(list) = fetch::<TemplateList>(ctx, &request, &mut out)? else {
+        return Ok(out.finish()?);
+    };
+    warn_all(&list.warnings);
+    let mut table =
+        Table::new(&["NAME", "AGENT", "PROVIDER", "ENDPOINT", "MODEL", "SOURCE", "DESCRIPTION"]);
+    for t in &list.templates {
+        for (id, s) in &t.settings {
+            if agent.as_deref().is_some_and(|a| a != id) {
+                continue;
+            }
+            table.row(vec![
+                t.name.clone(),
+                id.clone(),
+                s.provider.clone().unwrap_or_else(|| "-".into()),
+                s.endpoint.clone().unwrap_or_else(|| "-".into()),
+                s.model.clone().unwrap_or_else(|| "-".into()),
+                t.source.clone(),
+                t.description.clone(),
+            ]);
+        }
     }
     table.write(&mut out)?;
     Ok(out.finish()?)

@@ -51,7 +51,24 @@ pub fn inspect(ctx: &Ctx, id: &str) -> Result<()> {
     };
     out.line(format_args!("  auth env key:   {auth}"))?;
     out.line(format_args!("  default model:  {}", p.default_model.as_deref().unwrap_or("-")))?;
-    let models = if p.models.is_empty() { "-".to_string() } else { p.models.join(", ") };
-    out.line(format_args!("  models:         {models}"))?;
+    if p.catalog.is_empty() {
+        let models = if p.models.is_empty() { "-".to_string() } else { p.models.join(", ") };
+        out.line(format_args!("  models:         {models}"))?;
+        return Ok(out.finish()?);
+    }
+    // The catalog's view: context window and price per million tokens.
+    out.line(format_args!("  models:         from the catalog ({})", p.catalog[0].source))?;
+    let mut table = Table::new(&["MODEL", "CONTEXT", "INPUT $/MTOK", "OUTPUT $/MTOK", "ALIASES"]);
+    for m in &p.catalog {
+        let usd = |v: Option<f64>| v.map_or("-".into(), |v| format!("${v:.2}"));
+        table.row(vec![
+            format!("{}{}", m.id, if m.default { " (default)" } else { "" }),
+            m.context_window.map_or("-".into(), |c| c.to_string()),
+            usd(m.input_usd_per_mtok),
+            usd(m.output_usd_per_mtok),
+            m.aliases.join(", "),
+        ]);
+    }
+    table.write(&mut out)?;
     Ok(out.finish()?)
 }

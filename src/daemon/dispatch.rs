@@ -46,6 +46,8 @@ pub fn handle(state: &State, request: Request) -> Reply {
         Request::AgentsInspect { id } => handle_agents_inspect(state, &id),
         Request::ProvidersList => handle_providers_list(state),
         Request::ProvidersInspect { id } => handle_providers_inspect(state, &id),
+        Request::ProfilesTemplates { agent } => handle_profiles_templates(state, agent.as_deref()),
+        Request::Models { provider } => handle_models(state, provider.as_deref()),
         Request::ProfilesCreate(req) => handle_profiles_create(state, req),
         Request::ProfilesList { agent } => handle_profiles_list(state, agent.as_deref()),
         Request::ProfilesInspect { alias } => handle_profiles_inspect(state, &alias),
@@ -299,9 +301,46 @@ fn handle_providers_list(state: &State) -> Reply {
 fn handle_providers_inspect(state: &State, id: &str) -> Reply {
     let catalog: std::sync::Arc<Catalog> = state.catalog();
     match catalog.provider(id) {
-        Some(p) => Reply::ok(&provider_info(p, true)),
+        Some(p) => {
+            let mut info = provider_info(p, true);
+            info.catalog = crate::catalog::ModelCatalog::load(&state.paths).views(
+                Some(id),
+                &catalog,
+                &pricing(state),
+            );
+            Reply::ok(&info)
+        }
         None => not_found("provider", id, catalog.providers.iter().map(|p| p.manifest.id.as_str())),
     }
+}
+
+/// The prices the usage reports use (the registry's when synced, then
+/// config.toml's overrides), for the catalog's views.
+fn pricing(state: &State) -> crate::usage::pricing::Pricing {
+    crate::usage::pricing::Pricing::load(&state.paths.config_dir, &state.config.pricing).0
+}
+
+fn handle_profiles_templates(state: &State, agent: Option<&str>) -> Reply {
+    let catalog = state.catalog();
+    if let Some(id) = agent
+        && catalog.agent(id).is_none()
+    {
+        return not_found("agent", id, catalog.agents.iter().map(|a| a.manifest.id.as_str()));
+    }
+    Reply::ok(&crate::templates::Templates::load(&state.paths).list(agent))
+}
+
+fn handle_models(state: &State, provider: Option<&str>) -> Reply {
+    let catalog = state.catalog();
+    let models = crate::catalog::ModelCatalog::load(&state.paths);
+    if let Some(id) = provider
+        && catalog.provider(id).is_none()
+        && !models.providers.contains_key(id)
+    {
+        return not_found("provider", id, catalog.providers.iter().map(|p| p.manifest.id.as_str()));
+    }
+    let views = models.views(provider, &catalog, &pricing(state));
+    Reply::ok(&crate::protocol::ModelList { models: views, warnings: models.warnings.clone() })
 }
 
 /// Runs detection under the detector lock and emits events for changes.
@@ -363,6 +402,7 @@ fn provider_info(loaded: &Loaded<ProviderManifest>, with_manifest: bool) -> Prov
         default_model: m.models.default.clone(),
         models: m.models.available.clone(),
         manifest: with_manifest.then(|| serde_json::to_value(m).unwrap_or(Value::Null)),
+        catalog: Vec::new(),
     }
 }
 

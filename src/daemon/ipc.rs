@@ -285,7 +285,7 @@ pub fn decode_request(line: &[u8]) -> Result<Request, Reply> {
             ),
         ));
     }
-    serde_json::from_value(request)
+    crate::protocol::wire::from_value(request)
         .map_err(|e| Reply::error(ErrorCode::BadRequest, format!("invalid request: {e}")))
 }
 

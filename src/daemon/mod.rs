@@ -251,9 +251,10 @@ pub struct State {
     pub events: Arc<EventBus>,
     /// Requests answered so far (all connection threads increment it).
     pub requests_served: AtomicU64,
-    /// The loaded manifests and the fingerprint of the user dirs they came
-    /// from; connection threads reload it when a user file changes.
-    catalog: Mutex<Option<(Vec<manifests::Fingerprint>, Arc<Catalog>)>>,
+    /// The loaded manifests, the registry commit and the fingerprint of the
+    /// user dirs they came from; connection threads reload it when a user
+    /// file changes or `registry/current` names another commit.
+    catalog: Mutex<Option<(CatalogKey, Arc<Catalog>)>>,
     /// The detection cache. Held for a whole detection by the connection
     /// thread running it, so concurrent listings never probe twice.
     pub detector: Mutex<Detector>,
@@ -290,23 +291,33 @@ pub struct State {
     ctl: Sender<Ctl>,
 }
 
+/// What a loaded [`Catalog`] depends on: the registry commit `current`
+/// names and the user manifest dirs' fingerprint.
+type CatalogKey = (Option<String>, Vec<manifests::Fingerprint>);
+
 impl State {
-    /// The current manifests, reloaded only if `agents.d`/`providers.d` changed.
+    /// The current manifests, reloaded only if `agents.d`/`providers.d`
+    /// changed or a registry sync (or rollback) switched `current`. A commit
+    /// directory never changes once made, so its name stands for its files:
+    /// one `readlink`, no walk of the registry.
     pub fn catalog(&self) -> Arc<Catalog> {
         let agents_d = self.paths.agents_d();
         let providers_d = self.paths.providers_d();
-        let fingerprint = manifests::dir_fingerprint(&[&agents_d, &providers_d]);
+        let key = (
+            crate::registry::current_commit(&self.paths),
+            manifests::dir_fingerprint(&[&agents_d, &providers_d]),
+        );
         let mut slot = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((fp, catalog)) = slot.as_ref()
-            && *fp == fingerprint
+        if let Some((k, catalog)) = slot.as_ref()
+            && *k == key
         {
             return catalog.clone();
         }
-        let catalog = Arc::new(Catalog::load(&agents_d, &providers_d));
+        let catalog = Arc::new(Catalog::load(&self.paths));
         for w in catalog.agent_warnings.iter().chain(&catalog.provider_warnings) {
             crate::warn!("manifest: {w}");
         }
-        *slot = Some((fingerprint, catalog.clone()));
+        *slot = Some((key, catalog.clone()));
         catalog
     }
 

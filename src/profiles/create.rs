@@ -35,7 +35,14 @@ pub struct CreateRequest {
     pub mcp: Option<Vec<String>>,
     pub bare: bool,
     pub proxy: bool,
+    /// A profile template (`profiles templates`): provider, endpoint, model,
+    /// hooks and MCP servers, each overridden by the field given here. A
+    /// name that is no template but a script is the old meaning of this
+    /// field (see `script`): accepted, with a notice.
     pub template: Option<String>,
+    /// The Rhai script to render with (`name` or `name.rhai`); `None` =
+    /// the agent's own. (Called `template` before templates existed.)
+    pub script: Option<String>,
     pub dry_run: bool,
     pub api_key: Option<String>,
     /// Install the `~/.local/bin/<alias>` shim.
@@ -71,12 +78,19 @@ pub struct Created {
     pub notices: Vec<String>,
 }
 
-pub fn create(s: &Services<'_>, req: CreateRequest) -> Result<Created> {
+pub fn create(s: &Services<'_>, mut req: CreateRequest) -> Result<Created> {
     check_alias(&req.alias)?;
     let agent = s.catalog.agent(&req.agent).ok_or_else(|| {
         let known: Vec<&str> = s.catalog.agents.iter().map(|a| a.manifest.id.as_str()).collect();
         NotFound(format!("unknown agent `{}` (known: {})", req.agent, known.join(", ")))
     })?;
+    // Things the user should know (file store fallback, shim not installed,
+    // a model the catalog does not know).
+    let mut notices = Vec::new();
+    let template = match req.template.clone() {
+        Some(name) => crate::templates::apply(s.paths, &name, &mut req, &mut notices)?,
+        None => None,
+    };
     let provider = s.catalog.provider(&req.provider).ok_or_else(|| {
         let known: Vec<&str> = s.catalog.providers.iter().map(|p| p.manifest.id.as_str()).collect();
         NotFound(format!("unknown provider `{}` (known: {})", req.provider, known.join(", ")))
@@ -104,6 +118,11 @@ pub fn create(s: &Services<'_>, req: CreateRequest) -> Result<Created> {
         })?;
     if model.trim().is_empty() || model.chars().any(char::is_control) {
         bail!("invalid model name `{}`", model.escape_debug());
+    }
+    // Not an error: catalogs lag behind providers, and a typo shows here.
+    if let Some(warning) = crate::catalog::ModelCatalog::load(s.paths).check_model(provider, &model)
+    {
+        notices.push(warning);
     }
     if req.proxy {
         // Before the key is asked for or anything is written.
@@ -140,11 +159,36 @@ pub fn create(s: &Services<'_>, req: CreateRequest) -> Result<Created> {
                 agent.name
             );
         }
-        let hooks = if agent.supports_hooks { hooks } else { Default::default() };
-        (hooks, hooks::mcp_from_config(&s.config.mcp_servers, req.mcp.as_deref())?)
+        let mut hooks = if agent.supports_hooks { hooks } else { Default::default() };
+        let mut mcp = hooks::mcp_from_config(&s.config.mcp_servers, req.mcp.as_deref())?;
+        // The template's come on top of config.toml's: its hooks first, then
+        // the user's; an MCP server of the same name is the user's.
+        if let Some(t) = &template {
+            if agent.supports_hooks {
+                let mut merged = t.hooks.clone();
+                for (event, groups) in hooks {
+                    let into = merged.entry(event).or_insert_with(|| serde_json::json!([]));
+                    if let (Some(into), Some(groups)) = (into.as_array_mut(), groups.as_array()) {
+                        into.extend(groups.iter().cloned());
+                    }
+                }
+                hooks = merged;
+            } else if !t.hooks.is_empty() {
+                notices.push(format!(
+                    "template `{}` sets hooks, which {} does not support; they are left out",
+                    req.template.as_deref().unwrap_or_default(),
+                    agent.name
+                ));
+            }
+            for (name, server) in &t.mcp_servers {
+                mcp.entry(name.clone()).or_insert_with(|| server.clone());
+            }
+        }
+        (hooks, mcp)
     };
-    let script = match &req.template {
-        Some(t) => format!("{t}.rhai"),
+    let script = match &req.script {
+        Some(name) if name.ends_with(".rhai") => name.clone(),
+        Some(name) => format!("{name}.rhai"),
         None => agent.profile.script.clone(),
     };
     let home =
@@ -191,7 +235,7 @@ pub fn create(s: &Services<'_>, req: CreateRequest) -> Result<Created> {
     env.extend(script_env);
     let files = render::preview_files(&profile.home, &rendered)?;
     if req.dry_run {
-        return Ok(Created { profile, dry_run: true, files, env, args, notices: vec![] });
+        return Ok(Created { profile, dry_run: true, files, env, args, notices });
     }
 
     let lock = s.store.lock()?;
@@ -214,7 +258,6 @@ pub fn create(s: &Services<'_>, req: CreateRequest) -> Result<Created> {
         intent: false,
     };
     let mut profile = profile;
-    let mut notices = Vec::new();
     if !profile.home.exists() {
         undo.home = Some(profile.home.clone());
     }

@@ -439,7 +439,7 @@ mod tests {
                 socket: dir.join("run/sock"),
             };
             World {
-                catalog: Catalog::load(&dir.join("none"), &dir.join("none")),
+                catalog: Catalog::load_layers(&dir.join("none"), None, &dir.join("none")),
                 store: Store::new(dir.join("config/profiles")),
                 secrets: Secrets::new(dir.join("config/secrets"), Some(StoreKind::File)),
                 config: Config::default(),

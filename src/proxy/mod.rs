@@ -134,7 +134,7 @@ pub struct ServeConfig {
     /// The key in `upstreams` of the profile's own provider, which serves a
     /// request no alias or rule matched, with the model it asked for.
     pub default_upstream: String,
-    /// Ringlet's config dir: prices (`registry/litellm-pricing.json`).
+    /// Ringlet's config dir: prices (`registry/current/pricing/litellm-pricing.json`).
     pub config_dir: PathBuf,
     /// Where the request log goes: `<config>/proxy/<alias>/`.
     pub log_dir: PathBuf,

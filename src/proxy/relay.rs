@@ -37,7 +37,7 @@ use super::serve::{Client, Framing};
 use super::{AuthStyle, Family, ServeConfig, Upstream};
 use crate::daemon::http::Head;
 use crate::daemon::http::auth::{bearer, same_token};
-use crate::usage::pricing::Pricing;
+use crate::usage::pricing;
 
 /// Request headers that never go upstream: hop-by-hop (RFC 9110 §7.6.1),
 /// framing that the client library redoes, the local token, and
@@ -93,7 +93,8 @@ pub struct Proxy {
     pub config: ServeConfig,
     router: Router,
     agent: ureq::Agent,
-    pricing: Pricing,
+    /// Follows the registry's `current`: a sync changes the next request's price.
+    pricing: pricing::Live,
     price_as: crate::usage::Agent,
     ledger: Ledger,
     stats: Mutex<Stats>,
@@ -155,10 +156,7 @@ impl Proxy {
         let router = Router::new(&config.rules, &config.aliases).context("the proxy's rules")?;
         let agent = crate::net::agent(config.ca_file.as_deref(), Default::default())
             .context("the upstream client")?;
-        let (pricing, warnings) = Pricing::load(&config.config_dir, &Default::default());
-        for warning in warnings {
-            crate::warn!("{warning}");
-        }
+        let pricing = pricing::Live::new(&config.config_dir, Default::default());
         // Prices differ by agent only in how cache tokens bill; an agent
         // without usage logs of its own bills like its API family's.
         let price_as = crate::usage::Agent::from_id(&config.agent).unwrap_or(match config.family {
@@ -555,7 +553,7 @@ impl Proxy {
             cache_read: tokens.cache_read,
             ..Default::default()
         };
-        self.pricing.cost(self.price_as, model, &tokens, false)
+        self.pricing.current().cost(self.price_as, model, &tokens, false)
     }
 
     fn note_attempt(&self, attempt: &Attempt, failed: bool, fell_back: bool) {

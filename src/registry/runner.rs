@@ -153,9 +153,29 @@ struct Inner {
 pub struct Runner {
     inner: Arc<Mutex<Inner>>,
     next: AtomicU64,
+    /// The built-ins the current commit overrides, by commit: reading and
+    /// parsing its manifests once per commit keeps `registry inspect` quick.
+    overridden: Mutex<Option<(String, Vec<Overridden>)>>,
 }
 
 impl Runner {
+    /// [`crate::manifests::overridden_builtins`] of `commit`, cached.
+    fn overridden(&self, paths: &Paths, commit: Option<&str>) -> Vec<Overridden> {
+        let Some(commit) = commit else { return Vec::new() };
+        let mut cache = self.overridden.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((c, list)) = cache.as_ref()
+            && c == commit
+        {
+            return list.clone();
+        }
+        let list: Vec<Overridden> = crate::manifests::overridden_builtins(paths)
+            .into_iter()
+            .map(|(kind, id)| Overridden { kind, id })
+            .collect();
+        *cache = Some((commit.to_string(), list.clone()));
+        list
+    }
+
     /// Whether a sync is running (the daemon does not idle out meanwhile).
     pub fn running(&self) -> bool {
         lock(&self.inner).running.is_some()
@@ -505,7 +525,9 @@ pub struct RegistryView {
     pub history: Vec<String>,
     /// Artifacts of the current commit per kind (every kind listed).
     pub counts: BTreeMap<String, usize>,
-    /// Built-in manifests and scripts the current commit replaces.
+    /// Built-ins the current commit replaces (a synced file equal to its
+    /// built-in replaces nothing): agents and providers by id, scripts by
+    /// file name, the price table.
     pub overridden: Vec<Overridden>,
     pub signed: bool,
     pub allow_unsigned: bool,
@@ -531,6 +553,7 @@ pub fn view(paths: &Paths, runner: &Runner, with_changes: bool) -> Result<Regist
         *counts.entry(a.kind.as_str().into()).or_default() += 1;
     }
     let (running, last_run) = runner.snapshot();
+    let commit = current_commit(paths);
     let changes = match (with_changes, current_dir(paths)) {
         (false, _) => None,
         (true, None) => Some(Vec::new()),
@@ -545,13 +568,13 @@ pub fn view(paths: &Paths, runner: &Runner, with_changes: bool) -> Result<Regist
         url: config.registry.url.clone(),
         channel: config.registry.channel.clone(),
         current_channel: index.as_ref().map(|i| i.channel.clone()),
-        commit: current_commit(paths),
+        overridden: runner.overridden(paths, commit.as_deref()),
+        commit,
         pin: state.pin.clone(),
         last_sync: state.last_sync.map(|t| crate::time::rfc3339(t as i64, 0)),
         last_error: state.last_error.clone(),
         history: state.history.clone(),
         counts,
-        overridden: index.as_ref().map(overridden).unwrap_or_default(),
         signed: config.registry.public_key.is_some(),
         allow_unsigned: config.registry.allow_unsigned,
         auto_sync: match config.registry.auto_sync {
@@ -562,32 +585,6 @@ pub fn view(paths: &Paths, runner: &Runner, with_changes: bool) -> Result<Regist
         last_run,
         changes,
     })
-}
-
-/// The built-in agents, providers and scripts an index replaces, by id
-/// (the file name without its extension).
-fn overridden(index: &super::Index) -> Vec<Overridden> {
-    // Built-ins only: no user directory to read.
-    let builtins = crate::manifests::Catalog::load(Path::new(""), Path::new(""));
-    // The built-in scripts are the ones the built-in agents name.
-    let scripts: Vec<&str> =
-        builtins.agents.iter().map(|a| a.manifest.profile.script.as_str()).collect();
-    index
-        .artifacts
-        .iter()
-        .filter_map(|a| {
-            let file = a.path.rsplit('/').next()?;
-            let id = file.rsplit_once('.').map_or(file, |(stem, _)| stem);
-            let builtin = match a.kind {
-                Kind::Agent => builtins.agent(id).is_some(),
-                Kind::Provider => builtins.provider(id).is_some(),
-                Kind::Script => scripts.contains(&file) || scripts.contains(&id),
-                Kind::Pricing => true,
-                _ => false,
-            };
-            builtin.then(|| Overridden { kind: a.kind, id: id.to_string() })
-        })
-        .collect()
 }
 
 /// `registry pin <ref>` / `--clear`: the new pin.

@@ -238,6 +238,18 @@ impl Store {
         &self.pricing
     }
 
+    /// Replaces the price table (a registry sync brought new prices) and
+    /// reprices every record; the agent's own figure, where it wrote one,
+    /// stays. Nothing on disk changes: the log keeps tokens, not our prices.
+    pub fn set_pricing(&mut self, pricing: Pricing) {
+        self.pricing = pricing;
+        for r in &mut self.records {
+            let model = self.names.get(r.model);
+            r.cost_usd =
+                r.agent_cost.or_else(|| self.pricing.cost(r.agent, model, &r.tokens, r.fast));
+        }
+    }
+
     /// Whether the store already counts `key`.
     #[cfg(test)]
     pub fn contains(&self, key: u64) -> bool {

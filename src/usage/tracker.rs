@@ -3,7 +3,10 @@
 //! fast) and serialised by one lock, so a report always follows a finished
 //! scan and two scans never race over the index. A report skips its scan
 //! when the watcher vouches that nothing changed since the last one
-//! ([`Freshness`]): the walk is most of an unchanged report's time.
+//! ([`Freshness`]): the walk is most of an unchanged report's time. The
+//! prices are reloaded, and every record repriced, when the registry's
+//! `current` link names another commit (one `readlink` per request): a sync
+//! changes the next report without a daemon restart.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use anyhow::{Result, bail};
 
-use super::pricing::{ModelPrice, Pricing};
+use super::pricing::{self, ModelPrice, Pricing};
 use super::report::{self, ImportReport, Input, UsageQuery, UsageReport};
 use super::scan::{self, Outcome, Root, Scanner};
 use super::store::Store;
@@ -24,6 +27,8 @@ struct Loaded {
     scanner: Scanner,
     /// The roots of the last successful scan.
     scanned: Vec<Root>,
+    /// The registry commit the prices came from ([`pricing::registry_key`]).
+    prices_from: Option<PathBuf>,
 }
 
 pub struct Tracker {
@@ -49,18 +54,39 @@ impl Tracker {
 
     fn lock(&self) -> Result<MutexGuard<'_, Option<Loaded>>> {
         let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.is_none() {
-            let (pricing, warnings) = Pricing::load(&self.config_dir, &self.overrides);
-            for w in warnings {
-                crate::warn!("pricing: {w}");
+        let prices_from = pricing::registry_key(&self.config_dir);
+        match guard.as_mut() {
+            None => {
+                let store = Store::open(&self.dir, self.prices())?;
+                if store.bad_lines > 0 {
+                    crate::warn!("usage store: {} unreadable lines skipped", store.bad_lines);
+                }
+                let scanner = Scanner::open(&self.dir);
+                *guard = Some(Loaded { store, scanner, scanned: Vec::new(), prices_from });
             }
-            let store = Store::open(&self.dir, pricing)?;
-            if store.bad_lines > 0 {
-                crate::warn!("usage store: {} unreadable lines skipped", store.bad_lines);
+            Some(loaded) if loaded.prices_from != prices_from => {
+                let started = std::time::Instant::now();
+                loaded.store.set_pricing(self.prices());
+                crate::info!(
+                    "prices reloaded from {} ({}), {} records repriced in {} ms",
+                    prices_from.as_deref().map_or("the embedded snapshot".into(), |p| format!(
+                        "registry/{}",
+                        p.display()
+                    )),
+                    loaded.store.pricing().source(),
+                    loaded.store.records().len(),
+                    started.elapsed().as_millis()
+                );
+                loaded.prices_from = prices_from;
             }
-            *guard = Some(Loaded { store, scanner: Scanner::open(&self.dir), scanned: Vec::new() });
+            Some(_) => {}
         }
         Ok(guard)
+    }
+
+    /// The price table as the registry and config.toml say now.
+    fn prices(&self) -> Pricing {
+        pricing::load_logged(&self.config_dir, &self.overrides)
     }
 
     /// Scans every root for what changed since the last scan.

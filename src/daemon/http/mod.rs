@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub(crate) mod handshake;
+pub(crate) mod peer;
 mod rest;
 pub mod routes;
 pub(crate) mod slots;

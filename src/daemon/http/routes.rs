@@ -18,6 +18,8 @@
 //! | GET | `/api/agents/{id}` | `AgentsInspect` | |
 //! | GET | `/api/providers` | `ProvidersList` | |
 //! | GET | `/api/providers/{id}` | `ProvidersInspect` | |
+//! | GET | `/api/templates?agent=` | `ProfilesTemplates` | |
+//! | GET | `/api/models?provider=` | `Models` | |
 //! | GET | `/api/profiles?agent=` | `ProfilesList` | |
 //! | POST | `/api/profiles` | `ProfilesCreate` | `CreateRequest` |
 //! | GET | `/api/profiles/{alias}` | `ProfilesInspect` | |
@@ -263,6 +265,8 @@ enum Resource<'a> {
     RegistryPin,
     RegistryRollback,
     RegistryChanges,
+    Templates,
+    Models,
     /// A path of a feature that arrives in a later issue: 501 whatever the
     /// method, so a client can tell "not yet" from "never". None today; kept
     /// for the next feature whose paths are named before it is built.
@@ -324,6 +328,8 @@ fn resource<'a>(segments: &[&'a str]) -> Option<Resource<'a>> {
         ["api", "registry", "pin"] => Resource::RegistryPin,
         ["api", "registry", "rollback"] => Resource::RegistryRollback,
         ["api", "registry", "changes"] => Resource::RegistryChanges,
+        ["api", "templates"] => Resource::Templates,
+        ["api", "models"] => Resource::Models,
         _ => return None,
     };
     Some(resource)
@@ -347,7 +353,9 @@ impl Resource<'_> {
             | Resource::ProfileProxy(_)
             | Resource::ProviderKeys
             | Resource::Registry
-            | Resource::RegistryChanges => &["GET"],
+            | Resource::RegistryChanges
+            | Resource::Templates
+            | Resource::Models => &["GET"],
             Resource::ProxyEnable(_)
             | Resource::ProxyDisable(_)
             | Resource::ProxyRouteMove { .. } => &["POST"],
@@ -390,6 +398,8 @@ fn build(
         (Resource::Agent(id), "GET") => Request::AgentsInspect { id: id.into() },
         (Resource::Providers, "GET") => Request::ProvidersList,
         (Resource::Provider(id), "GET") => Request::ProvidersInspect { id: id.into() },
+        (Resource::Templates, "GET") => Request::ProfilesTemplates { agent: query.text("agent") },
+        (Resource::Models, "GET") => Request::Models { provider: query.text("provider") },
         (Resource::Profiles, "GET") => Request::ProfilesList { agent: query.text("agent") },
         // The IPC wire form, unchanged: the alias travels in the body.
         (Resource::Profiles, "POST") => {
@@ -874,6 +884,22 @@ mod tests {
             get("/api/providers/anthropic"),
             Ok(Request::ProvidersInspect { id: "anthropic".into() })
         );
+    }
+
+    #[test]
+    fn templates_and_models_take_their_one_filter() {
+        assert_eq!(get("/api/templates"), Ok(Request::ProfilesTemplates { agent: None }));
+        assert_eq!(
+            get("/api/templates?agent=claude"),
+            Ok(Request::ProfilesTemplates { agent: Some("claude".into()) })
+        );
+        assert_eq!(get("/api/models"), Ok(Request::Models { provider: None }));
+        assert_eq!(
+            get("/api/models?provider=zai"),
+            Ok(Request::Models { provider: Some("zai".into()) })
+        );
+        fails(get("/api/models?agent=x"), 400, "unknown query parameter `agent`");
+        fails(call("POST", "/api/templates", b"{}"), 405, "");
     }
 
     #[test]

@@ -12,8 +12,20 @@
 //! one with bytes waiting unread in its socket goes last of all: a
 //! newcomer whose request is already in its socket (the owner's) is never
 //! closed for others that are silent or still trickling, however fast they
-//! reconnect, before its thread has looked at it. A
-//! connection that shows the token moves out of the pool into one of
+//! reconnect, before its thread has looked at it.
+//!
+//! Before any of that, on loopback, a connection from a process of the
+//! daemon's own uid never gives way to another uid's (`peer`: the kernel
+//! says who owns the other end): the owner's client may be descheduled
+//! between `connect` and `write` for longer than a crowd takes to reconnect
+//! past the whole pool, and until it sends nothing else tells its
+//! connection from the crowd's. When only such connections are left to
+//! give way, a newcomer of another uid is turned away (503) instead. The
+//! kernel is asked only when the pool is full, once per connection at
+//! most, so an uncrowded front door never pays for it. A remote peer or a
+//! failed lookup is another uid's.
+//!
+//! A connection that shows the token moves out of the pool into one of
 //! [`MAX_TRUSTED`] slots that are never taken away; only the owner's own
 //! connections can fill those (then the next one gets 503).
 //!
@@ -27,7 +39,7 @@
 use std::io::{self, Read as _};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use mio::Waker;
@@ -47,6 +59,9 @@ pub struct Slots {
     /// Bumped by every token rotation; a slot trusted under an older one is
     /// a stranger again.
     generation: Arc<AtomicU64>,
+    /// Whether a connection's peer runs as the daemon's uid
+    /// ([`super::peer::runs_as_us`]; tests pretend).
+    ours: fn(&TcpStream) -> bool,
 }
 
 impl Default for Slots {
@@ -67,6 +82,9 @@ pub struct Slot {
     /// Its thread has read bytes from it (until settled: its head is being
     /// read).
     heard: AtomicBool,
+    /// Its peer runs as the daemon's uid: asked once, when it might have
+    /// to give way.
+    ours: OnceLock<bool>,
     /// The generation it showed the token in; 0: never.
     trusted_in: AtomicU64,
     generation: Arc<AtomicU64>,
@@ -82,6 +100,7 @@ impl Slots {
             max_trusted,
             stranger_pool,
             generation: Arc::new(AtomicU64::new(1)),
+            ours: super::peer::runs_as_us,
         }
     }
 
@@ -96,30 +115,52 @@ impl Slots {
     }
 
     /// A slot for a new connection (a stranger so far). When the stranger
-    /// pool is full, the oldest stranger already read (or else the oldest)
-    /// is shut down to make room. `None` only if the socket
-    /// cannot be duplicated (answer 503).
+    /// pool is full, one stranger gives way (see the module's comment for
+    /// which) and is shut down. `None`: the newcomer is turned away (answer
+    /// 503), because only connections of the daemon's uid could make room
+    /// for one of another uid, or its socket cannot be duplicated.
     pub fn take(&self, stream: &TcpStream) -> Option<Arc<Slot>> {
         let handle = stream.try_clone().ok()?;
+        let ours = OnceLock::new();
         let mut open = self.lock();
         let strangers = open.iter().filter(|s| !s.trusted()).count();
         if strangers >= self.stranger_pool {
             // One whose request is waiting unread in its socket, or being
-            // read, goes last of all: its thread has not got to its head yet
-            // (on a loaded machine a crowd reconnecting fast outpaces it),
-            // and the owner's connection is like that until its token is
-            // seen.
-            let oldest = open
+            // read, goes last: its thread has not got to its head yet (on a
+            // loaded machine a crowd reconnecting fast outpaces it), and the
+            // owner's connection is like that until its token is seen.
+            let mut ranked: Vec<_> = open
                 .iter()
                 .enumerate()
                 .filter(|(_, s)| !s.trusted())
-                .min_by_key(|(_, s)| {
+                .map(|(i, s)| {
                     let settled = s.settled.load(Ordering::SeqCst);
                     let reading = s.heard.load(Ordering::SeqCst) && !settled;
-                    (reading || s.unread_bytes(), !settled, s.accepted)
+                    ((reading || s.unread_bytes(), !settled, s.accepted), i)
                 })
-                .map(|(i, _)| i);
-            if let Some(i) = oldest {
+                .collect();
+            ranked.sort_unstable();
+            // Before all that, one of the daemon's uid never makes room for
+            // another uid's: asked in that order, so a crowd's newcomer
+            // costs one lookup (of the one that goes).
+            let mut first_ours = None;
+            let mut victim = None;
+            for &(_, i) in &ranked {
+                if open[i].ours(self.ours) {
+                    first_ours.get_or_insert(i);
+                } else {
+                    victim = Some(i);
+                    break;
+                }
+            }
+            if victim.is_none() {
+                if !*ours.get_or_init(|| (self.ours)(stream)) {
+                    crate::debug!("http: turned away a connection of another uid (a full pool)");
+                    return None;
+                }
+                victim = first_ours;
+            }
+            if let Some(i) = victim {
                 let evicted = open.swap_remove(i);
                 // Its thread sees the end of its stream and ends; the slot is
                 // already gone from the count.
@@ -132,6 +173,7 @@ impl Slots {
             accepted: Instant::now(),
             settled: AtomicBool::new(false),
             heard: AtomicBool::new(false),
+            ours,
             trusted_in: AtomicU64::new(0),
             generation: self.generation.clone(),
             waker: Mutex::new(None),
@@ -185,6 +227,11 @@ impl Slot {
     /// It showed the current token.
     pub fn trusted(&self) -> bool {
         self.trusted_in.load(Ordering::SeqCst) == self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Whether its peer runs as the daemon's uid, asked of `ask` once.
+    fn ours(&self, ask: fn(&TcpStream) -> bool) -> bool {
+        *self.ours.get_or_init(|| ask(&self.stream))
     }
 
     /// Its thread has had a look and it may give way to newcomers.
@@ -352,6 +399,86 @@ mod tests {
         slots.take(&s1).unwrap();
         assert!(!closed(&mut conns[0].2), "the one with a request waiting stays");
         assert!(closed(&mut conns[1].2), "the silent one went");
+    }
+
+    thread_local! {
+        /// The client ports of connections that pretend to be another uid's,
+        /// and how many times the pretend lookup was asked.
+        static THEIRS: std::cell::RefCell<(Vec<u16>, usize)> = Default::default();
+    }
+
+    /// [`Slots::ours`] for tests: ours unless its client port is in
+    /// `THEIRS`.
+    fn pretend(stream: &TcpStream) -> bool {
+        let port = stream.peer_addr().unwrap().port();
+        THEIRS.with(|t| {
+            let mut t = t.borrow_mut();
+            t.1 += 1;
+            !t.0.contains(&port)
+        })
+    }
+
+    /// A connected pair whose client pretends to be another uid's.
+    fn theirs(listener: &TcpListener) -> (TcpStream, TcpStream) {
+        let (server, client) = pair(listener);
+        THEIRS.with(|t| t.borrow_mut().0.push(client.local_addr().unwrap().port()));
+        (server, client)
+    }
+
+    fn lookups() -> usize {
+        THEIRS.with(|t| t.borrow().1)
+    }
+
+    #[test]
+    fn another_uids_newcomers_never_close_a_connection_of_ours() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let slots = Slots { ours: pretend, ..Slots::default() };
+        // The oldest is ours and silent (a client descheduled before its
+        // first write); the rest of the pool is another uid's crowd.
+        let (s0, mut c0) = pair(&listener);
+        let mine = slots.take(&s0).unwrap();
+        mine.settle();
+        let mut crowd = Vec::new();
+        for _ in 1..STRANGER_POOL {
+            let (server, client) = theirs(&listener);
+            let slot = slots.take(&server).unwrap();
+            slot.settle();
+            crowd.push((slot, server, client));
+        }
+        assert_eq!(lookups(), 0, "nobody is asked while the pool has room");
+        // The crowd reconnects many times over: each newcomer closes one of
+        // the crowd, never ours, and costs one lookup.
+        for round in 0..3 * STRANGER_POOL {
+            let (server, client) = theirs(&listener);
+            let slot = slots.take(&server).unwrap();
+            slot.settle();
+            crowd.push((slot, server, client));
+            assert_eq!(lookups(), round + 2, "ours is asked once, then one of the crowd each");
+        }
+        assert!(!closed(&mut c0), "ours stays");
+        assert!(closed(&mut crowd[0].2), "the crowd's oldest went");
+        assert_eq!(slots.count(), STRANGER_POOL);
+    }
+
+    #[test]
+    fn with_only_ours_to_give_way_another_uids_newcomer_is_turned_away() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let slots = Slots { ours: pretend, ..Slots::with_limits(MAX_TRUSTED, 2) };
+        let mut mine = Vec::new();
+        for _ in 0..2 {
+            let (server, client) = pair(&listener);
+            let slot = slots.take(&server).unwrap();
+            slot.settle();
+            mine.push((slot, server, client));
+        }
+        let (s1, _c1) = theirs(&listener);
+        assert!(slots.take(&s1).is_none(), "turned away");
+        assert!(!closed(&mut mine[0].2) && !closed(&mut mine[1].2), "ours stay");
+        // A newcomer of ours closes the oldest of ours, as before.
+        let (s2, _c2) = pair(&listener);
+        slots.take(&s2).unwrap();
+        assert!(closed(&mut mine[0].2), "the oldest of ours went");
+        assert!(!closed(&mut mine[1].2));
     }
 
     #[test]
