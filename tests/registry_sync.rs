@@ -206,7 +206,7 @@ fn broken_servers_fail_clearly_and_leave_current_alone() {
     let mut flipped = claude.clone();
     flipped[0] ^= 1;
     let cases: Vec<(&str, Action, &str)> = vec![
-        ("checksum", bytes(&flipped), "claude.toml"),
+        ("checksum", bytes(&flipped), "checksum mismatch"),
         ("404", Reply::bytes(404, "text/plain", b"gone").into(), "HTTP 404"),
         (
             "slow",
@@ -227,13 +227,13 @@ fn broken_servers_fail_clearly_and_leave_current_alone() {
         (
             "truncated",
             Reply::bytes(200, "text/plain", &claude).cut_after(claude.len() / 2).into(),
-            "claude.toml",
+            "truncated",
         ),
         ("oversized", bytes(&[claude.clone(), vec![b'#'; 4096]].concat()), "more than"),
         (
             "redirect loop",
             Reply::bytes(302, "text/plain", b"").header("location", path).into(),
-            "redirect",
+            "more than 5 redirects",
         ),
     ];
     for (name, action, says) in cases {

@@ -186,7 +186,7 @@ fn body_error(url: &str, e: std::io::Error) -> anyhow::Error {
             "GET {url}: timed out ({what}) while reading the body; see [registry] timeout_secs"
         );
     }
-    anyhow::anyhow!("GET {url}: the download broke off: {e}")
+    anyhow::anyhow!("GET {url}: the download broke off before its end (truncated): {e}")
 }
 
 impl Source for HttpSource {
