@@ -379,7 +379,7 @@ fn run(slot: &Mutex<Inner>, paths: &Paths, events: &EventBus, id: &str, plan: Pl
     }))
     .unwrap_or_else(|_| Err(anyhow!("the sync failed on a bug (see the daemon log)")));
     let finished = crate::time::now_rfc3339();
-    let last = match result {
+    let (last, kind, data) = match result {
         Ok(report) => {
             for w in &report.warnings {
                 crate::warn!("registry: {w}");
@@ -391,11 +391,9 @@ fn run(slot: &Mutex<Inner>, paths: &Paths, events: &EventBus, id: &str, plan: Pl
                 report.reused,
                 if report.unchanged { ", unchanged" } else { "" }
             );
-            events.emit(
-                EventKind::RegistrySyncCompleted,
-                serde_json::to_value(&report).unwrap_or(Value::Null),
-            );
-            Finished { id: id.into(), source, finished, ok: true, error: None }
+            let data = serde_json::to_value(&report).unwrap_or(Value::Null);
+            let last = Finished { id: id.into(), source, finished, ok: true, error: None };
+            (last, EventKind::RegistrySyncCompleted, data)
         }
         Err(e) => {
             let error = format!("{e:#}");
@@ -407,16 +405,19 @@ fn run(slot: &Mutex<Inner>, paths: &Paths, events: &EventBus, id: &str, plan: Pl
                     crate::warn!("registry: recording the failure: {e:#}");
                 }
             }
-            events.emit(
-                EventKind::RegistrySyncFailed,
-                json!({"id": id, "source": source, "error": error}),
-            );
-            Finished { id: id.into(), source, finished, ok: false, error: Some(error) }
+            let data = json!({"id": id, "source": source, "error": error});
+            let last = Finished { id: id.into(), source, finished, ok: false, error: Some(error) };
+            (last, EventKind::RegistrySyncFailed, data)
         }
     };
-    let mut inner = lock(slot);
-    inner.running = None;
-    inner.last = Some(last);
+    // The slot is free before the last event goes out: whoever it tells
+    // may start the next sync at once.
+    {
+        let mut inner = lock(slot);
+        inner.running = None;
+        inner.last = Some(last);
+    }
+    events.emit(kind, data);
 }
 
 fn plan_is_offline(plan: &Plan) -> bool {
