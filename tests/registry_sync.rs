@@ -312,6 +312,9 @@ fn one_sync_at_a_time_and_a_daemon_killed_mid_sync_leaves_current_intact() {
     // A second sync is told, and changes nothing.
     let (_, err) = env.cmd(&["registry", "sync"]).code(1);
     assert!(err.contains("already running"), "{err}");
+    let (out, _) = env.cmd(&["registry", "sync", "--json"]).code(1);
+    let refused: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(refused["error"]["code"], "conflict", "{refused}");
     let running = inspect(&env)["running"].clone();
     assert!(running["id"].is_string(), "{running}");
     let (_, err) = env.cmd(&["registry", "rollback"]).code(1);
@@ -659,7 +662,21 @@ fn a_synced_provider_is_used_by_the_running_daemon_without_a_restart() {
     assert_eq!(before["default_endpoint"]["url"], "https://api.anthropic.com", "{before}");
     env.cmd(&["providers", "inspect", "acme"]).code(1);
 
-    env.cmd(&["registry", "sync"]).ok();
+    // The sync lists the command-bearing change: where a key is sent.
+    let out = env.cmd(&["registry", "sync"]).ok();
+    let change = "provider anthropic: endpoints.default: \"https://api.anthropic.com\" -> \
+                  \"https://anthropic.registry.example\"";
+    assert!(out.contains("changes in command-bearing fields") && out.contains(change), "{out}");
+    let text = env.cmd(&["registry", "inspect", "--changes"]).ok();
+    assert!(text.contains("changes against the built-ins") && text.contains(change), "{text}");
+    let view = env.cmd(&["registry", "inspect", "--changes", "--json"]).json();
+    let listed = view["changes"].as_array().unwrap();
+    assert!(
+        listed.iter().any(|c| c["kind"] == "provider"
+            && c["id"] == "anthropic"
+            && c["after"] == "https://anthropic.registry.example"),
+        "{view}"
+    );
     let after = env.cmd(&["providers", "inspect", "anthropic", "--json"]).json();
     assert_eq!(after["default_endpoint"]["url"], "https://anthropic.registry.example", "{after}");
     let acme = env.cmd(&["providers", "inspect", "acme", "--json"]).json();
