@@ -342,6 +342,15 @@ fn plan(paths: &Paths, config: &Config, req: &SyncRequest) -> Result<Plan> {
         })?,
     };
     let root = fetch::expand(&url, &channel, state.pin.as_deref())?;
+    if let Some(pin) = &state.pin
+        && !url.contains("{ref}")
+    {
+        warnings.push(format!(
+            "pinned to {pin}, but the registry URL has no {{ref}} to fetch it by: the channel's \
+             registry.json is fetched{}",
+            if index::is_commit(pin) { " and accepted only if it is that commit" } else { "" }
+        ));
+    }
     if reg.public_key.is_none() {
         if !reg.allow_unsigned {
             bail!(
@@ -693,6 +702,12 @@ mod tests {
         let c = plan(&p, &config(url), &SyncRequest::default()).unwrap();
         assert_eq!(c.opts.expect_commit.as_deref(), Some(commit.as_str()));
         assert!(matches!(pin(&p, &runner, Some("../x")), Err(Refused::Bad(_))));
+        // A commit in upper case is the same commit.
+        pin(&p, &runner, Some(&commit.to_uppercase())).unwrap();
+        assert_eq!(store::load_state(&p).pin.as_deref(), Some(commit.as_str()));
+        let no_ref = "[registry]\nurl = \"http://h/{channel}\"\nallow_unsigned = true\n";
+        let warned = plan(&p, &config(no_ref), &SyncRequest::default()).unwrap();
+        assert!(warned.warnings.iter().any(|w| w.contains("no {ref}")), "{:?}", warned.warnings);
         pin(&p, &runner, None).unwrap();
         let cleared = plan(&p, &config(url), &SyncRequest::default()).unwrap();
         assert_eq!(cleared.describe, "http://h/stable/x");
