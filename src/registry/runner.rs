@@ -1,7 +1,7 @@
 //! The daemon's registry syncs: each runs on its own `registry-sync` thread,
 //! never inside a request handler, and reports through events:
-//! `RegistrySyncStarted`, `RegistrySyncProgress` (artifacts and bytes, after
-//! each artifact), then `RegistrySyncCompleted` or `RegistrySyncFailed`, all
+//! `RegistrySyncStarted`, `RegistrySyncProgress` (artifacts and bytes, at
+//! most every 100 ms and after the last artifact), then `RegistrySyncCompleted` or `RegistrySyncFailed`, all
 //! carrying the sync's `id`. The request that starts one ([`Runner::start`])
 //! is answered at once with that id; the CLI subscribes first and then
 //! follows the events, and `GET /api/registry` shows the running sync and the
@@ -43,6 +43,8 @@ use crate::paths::Paths;
 const AUTO_CHECK: Duration = Duration::from_secs(3600);
 /// Its first look, after the daemon starts.
 const AUTO_FIRST: Duration = Duration::from_secs(2);
+/// The least time between two `RegistrySyncProgress` events of one sync.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 /// How old the last sync is before `auto_sync = "daily"` starts one.
 const DAY: u64 = 24 * 3600;
 
@@ -449,6 +451,7 @@ fn execute(
         Origin::Dir(dir) => Box::new(bundle::DirSource::new(dir)?),
         Origin::Tar(file) => Box::new(bundle::TarSource::open(file)?),
     };
+    let mut last_event: Option<std::time::Instant> = None;
     let mut progress = |p: &store::Progress| {
         let view = ProgressView {
             artifacts_done: p.artifacts_done,
@@ -459,6 +462,13 @@ fn execute(
         if let Some(r) = lock(slot).running.as_mut() {
             r.progress = view.clone();
         }
+        // An event per PROGRESS_EVERY at most, and always the last: a local
+        // sync of hundreds of artifacts must not flood the subscribers.
+        let last = p.artifacts_done >= p.artifacts_total;
+        if !last && last_event.is_some_and(|t| t.elapsed() < PROGRESS_EVERY) {
+            return;
+        }
+        last_event = Some(std::time::Instant::now());
         let mut data = serde_json::to_value(&view).unwrap_or(Value::Null);
         data["id"] = json!(id);
         events.emit(EventKind::RegistrySyncProgress, data);
