@@ -36,7 +36,7 @@ pub enum EventKind {
     RegistrySyncStarted,
     RegistrySyncCompleted,
     RegistrySyncFailed,
-    /// A registry sync's artifacts and bytes so far (after each artifact).
+    /// A registry sync's artifacts and bytes so far (at most every 100 ms).
     RegistrySyncProgress,
     ProxyStarted,
     ProxyStopped,
