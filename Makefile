@@ -5,7 +5,7 @@ CARGO ?= cargo
 PREFIX ?= /usr/local
 RELEASE := target/release/ringlet
 
-.PHONY: help build build-deps run test ci bench install setup fmt-check clippy doc no-async pricing
+.PHONY: help build build-deps run test ci bench install setup fmt-check clippy doc no-async pricing registry
 
 # Only for `--features bundled-sqlite` builds: leave out the SQLite parts the
 # OpenCode reader never uses (full-text search, R-trees, extensions, ...);
@@ -66,6 +66,14 @@ bench: setup ## Print the figures table (release build)
 pricing: ## Regenerate manifests/pricing.json from LITELLM=<litellm wheel or JSON>
 	@test -n "$(LITELLM)" || { echo "usage: make pricing LITELLM=<wheel or JSON> [LITELLM_LEGACY='<older> ...']" >&2; exit 2; }
 	python3 tests/tools/pricing_snapshot.py $(LITELLM) $(addprefix --legacy ,$(LITELLM_LEGACY))
+
+# This repository is itself a registry (design.md §8): manifests/, scripts/
+# and the pricing snapshot in the registry layout, indexed by registry.json.
+# The binary embeds the same files (a unit test keeps them byte-equal).
+# Publish the tree as is (sign it: minisign -Sm target/registry/registry.json).
+registry: ## Assemble this repository's registry into target/registry (CHANNEL=stable)
+	rm -rf target/registry
+	$(CARGO) run --quiet --locked -- registry index target/registry --repo . --channel $(or $(CHANNEL),stable)
 
 install: build ## Install the binary into $(PREFIX)/bin
 	install -D -m 0755 $(RELEASE) $(DESTDIR)$(PREFIX)/bin/ringlet

@@ -265,10 +265,27 @@ fn kind(value: &Value) -> &'static str {
 
 /// The shared engine, built on first use. `Engine` is `Sync` (rhai's `sync`
 /// feature), so every daemon thread uses this one.
+///
+/// Rhai's standard library less two packages a config script has no use
+/// for, blobs (byte buffers) and bit fields: about 60 KB of the binary.
+/// Strings, arrays (with sorting), maps, iteration, logic and integer math
+/// stay, as `Engine::new` has them.
 fn engine() -> &'static Engine {
+    use rhai::packages::{
+        BasicArrayPackage, BasicMapPackage, BasicMathPackage, CorePackage, LogicPackage,
+        MoreStringPackage, Package,
+    };
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
-        let mut engine = Engine::new();
+        let mut engine = Engine::new_raw();
+        engine.register_global_module(CorePackage::new().as_shared_module());
+        engine.register_global_module(LogicPackage::new().as_shared_module());
+        engine.register_global_module(BasicMathPackage::new().as_shared_module());
+        engine.register_global_module(BasicArrayPackage::new().as_shared_module());
+        engine.register_global_module(BasicMapPackage::new().as_shared_module());
+        engine.register_global_module(MoreStringPackage::new().as_shared_module());
+        // As `Engine::new` does: map keys and property names are interned.
+        engine.set_max_strings_interned(256);
         engine.set_max_operations(MAX_OPERATIONS);
         engine.set_max_call_levels(MAX_CALL_LEVELS);
         engine.set_max_expr_depths(64, 32);

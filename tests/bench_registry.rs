@@ -2,8 +2,8 @@
 //! sync of this repository's registry, both from a local HTTP server, and
 //! `registry inspect`. Each is the wall time of the whole `ringlet` command
 //! (spawn, IPC, the daemon's sync thread, the events the CLI waits for)
-//! against the sandbox's warm daemon. The registry tree is built as the tests
-//! build it (tests/util/registry.rs) and served by a small keep-alive
+//! against the sandbox's warm daemon. The registry tree is built as `make
+//! registry` builds it (tests/util/registry.rs) and served by a small keep-alive
 //! HTTP/1.1 server in this file, a thread per connection, whose answers cost
 //! nothing next to the sync. A full sync starts from an empty
 //! `<config>/registry` each time (removed untimed), so every artifact is
@@ -29,7 +29,7 @@ const INSPECT_RUNS: usize = 200;
 pub fn figures(sb: &Sandbox) -> Vec<Row> {
     let tree = sb.root.join("registry-tree");
     let _ = std::fs::remove_dir_all(&tree);
-    super::registry_tree::this_registry(&tree);
+    super::registry_tree::this_registry(RINGLET, &tree);
     let server = match Server::start(tree) {
         Ok(s) => s,
         Err(e) => return vec![Row::error(UNCHANGED, e)],

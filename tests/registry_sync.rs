@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::util::registry::{changed_copy, index, this_registry};
+use crate::util::registry::{changed_copy, index, sha256, this_registry};
 use crate::util::upstream::{Action, Chunk, Gate, MockUpstream, Recorded, Reply};
-use crate::util::{Env, read_line_matching, wait_until};
+use crate::util::{BIN, Env, read_line_matching, wait_until};
 
 /// A server of registry trees: URL path prefix -> directory; an override
 /// (path -> action) answers first, for the failure cases.
@@ -97,7 +97,7 @@ fn failing_sync(env: &Env) -> String {
 fn a_sync_fetches_the_registry_and_a_second_fetches_only_registry_json() {
     let env = Env::new("reg-sync");
     let tree = env.root.join("tree");
-    let commit = this_registry(&tree);
+    let commit = this_registry(BIN, &tree);
     let trees = Trees::default();
     trees.mount("stable", &tree);
     let server = trees.http();
@@ -117,6 +117,8 @@ fn a_sync_fetches_the_registry_and_a_second_fetches_only_registry_json() {
     let mut events = BufReader::new(stream);
     read_line_matching(&mut events, Duration::from_secs(5), |_| true).expect("subscribed");
 
+    // The commit is the SHA-256 of registry.json, computed apart from the binary.
+    assert_eq!(commit, sha256(&fs::read(tree.join("registry.json")).unwrap()));
     let (out, err) = env.cmd(&["registry", "sync"]).code(0);
     assert!(out.contains(&format!("now at commit {}", &commit[..12])), "{out}");
     assert!(err.contains("unsigned"), "an unsigned sync warns: {err}");
@@ -189,7 +191,7 @@ fn json_file(path: &Path) -> Value {
 fn broken_servers_fail_clearly_and_leave_current_alone() {
     let env = Env::new("reg-broken");
     let good = env.root.join("good");
-    let a = this_registry(&good);
+    let a = this_registry(BIN, &good);
     let trees = Trees::default();
     trees.mount("stable", &good);
     let server = trees.http();
@@ -199,7 +201,7 @@ fn broken_servers_fail_clearly_and_leave_current_alone() {
 
     // Commit B differs from A in agents/claude.toml only.
     let next = env.root.join("next");
-    let b = changed_copy(&good, &next, "next");
+    let b = changed_copy(BIN, &good, &next, "next");
     trees.mount("stable", &next);
     let claude = fs::read(next.join("agents/claude.toml")).unwrap();
     let path = "/stable/agents/claude.toml";
@@ -291,9 +293,9 @@ fn stalled(bytes: &[u8], gate: &Gate) -> Action {
 fn one_sync_at_a_time_and_a_daemon_killed_mid_sync_leaves_current_intact() {
     let env = Env::new("reg-kill");
     let good = env.root.join("good");
-    let a = this_registry(&good);
+    let a = this_registry(BIN, &good);
     let next = env.root.join("next");
-    let b = changed_copy(&good, &next, "next");
+    let b = changed_copy(BIN, &good, &next, "next");
     let trees = Trees::default();
     trees.mount("stable", &good);
     let server = trees.http();
@@ -331,7 +333,7 @@ fn one_sync_at_a_time_and_a_daemon_killed_mid_sync_leaves_current_intact() {
 
     // kill -9 mid-artifact: back to A's tree served as C's.
     let third = env.root.join("third");
-    let c = changed_copy(&good, &third, "third");
+    let c = changed_copy(BIN, &good, &third, "third");
     trees.mount("stable", &third);
     let claude = fs::read(third.join("agents/claude.toml")).unwrap();
     let gate = Gate::new();
@@ -364,9 +366,9 @@ fn one_sync_at_a_time_and_a_daemon_killed_mid_sync_leaves_current_intact() {
 fn pins_offline_and_rollback() {
     let env = Env::new("reg-pin");
     let good = env.root.join("good");
-    let a = this_registry(&good);
+    let a = this_registry(BIN, &good);
     let next = env.root.join("next");
-    let b = changed_copy(&good, &next, "next");
+    let b = changed_copy(BIN, &good, &next, "next");
     let trees = Trees::default();
     trees.mount("stable", &next);
     trees.mount(&a, &good); // an older commit, served under its hash
@@ -428,7 +430,7 @@ fn pins_offline_and_rollback() {
 fn a_url_needs_a_key_or_allow_unsigned_and_no_url_says_how_to_set_one() {
     let env = Env::new("reg-unsigned");
     let good = env.root.join("good");
-    this_registry(&good);
+    this_registry(BIN, &good);
     let trees = Trees::default();
     trees.mount("stable", &good);
     let server = trees.http();
@@ -456,7 +458,7 @@ fn https_with_the_test_ca_from_tls_ca_file() {
         return;
     };
     let good = env.root.join("good");
-    let commit = this_registry(&good);
+    let commit = this_registry(BIN, &good);
     let trees = Trees::default();
     trees.mount("stable", &good);
     let me = trees.clone();
@@ -479,7 +481,7 @@ fn https_with_the_test_ca_from_tls_ca_file() {
 fn the_rest_routes_start_a_sync_and_show_it() {
     let env = Env::new("reg-rest");
     let good = env.root.join("good");
-    let commit = this_registry(&good);
+    let commit = this_registry(BIN, &good);
     let trees = Trees::default();
     trees.mount("stable", &good);
     let server = trees.http();
@@ -525,7 +527,7 @@ fn the_rest_routes_start_a_sync_and_show_it() {
 fn a_bundle_exported_in_one_home_imports_in_another_without_a_server() {
     let env = Env::new("reg-export");
     let good = env.root.join("good");
-    let commit = this_registry(&good);
+    let commit = this_registry(BIN, &good);
     // A directory import needs no server, nor a URL.
     env.cmd(&["registry", "sync", "--from", good.to_str().unwrap()]).ok();
     assert_eq!(current(&env).as_deref(), Some(commit.as_str()));
@@ -584,7 +586,7 @@ fn a_signed_url_registry_is_verified_with_the_configured_key() {
         return;
     };
     let good = env.root.join("good");
-    let a = this_registry(&good);
+    let a = this_registry(BIN, &good);
     minisign_sign(&keys, &good.join("registry.json"));
     let trees = Trees::default();
     trees.mount("stable", &good);
@@ -601,7 +603,7 @@ fn a_signed_url_registry_is_verified_with_the_configured_key() {
 
     // B carries A's signature (copied with the tree): bad. Without one: refused.
     let next = env.root.join("next");
-    changed_copy(&good, &next, "next");
+    changed_copy(BIN, &good, &next, "next");
     trees.mount("stable", &next);
     let err = failing_sync(&env);
     assert!(err.contains("bad signature"), "{err}");
@@ -615,7 +617,7 @@ fn a_signed_url_registry_is_verified_with_the_configured_key() {
 fn auto_sync_daily_syncs_a_never_synced_registry_soon_after_the_daemon_starts() {
     let env = Env::new("reg-auto");
     let good = env.root.join("good");
-    let commit = this_registry(&good);
+    let commit = this_registry(BIN, &good);
     let trees = Trees::default();
     trees.mount("stable", &good);
     let server = trees.http();
@@ -640,7 +642,7 @@ fn auto_sync_daily_syncs_a_never_synced_registry_soon_after_the_daemon_starts() 
 fn a_synced_provider_is_used_by_the_running_daemon_without_a_restart() {
     let env = Env::new("reg-e2e");
     let tree = env.root.join("tree");
-    this_registry(&tree);
+    this_registry(BIN, &tree);
     let anthropic = tree.join("providers/anthropic.toml");
     let text = fs::read_to_string(&anthropic).unwrap();
     let text = text.replace(
@@ -655,7 +657,7 @@ fn a_synced_provider_is_used_by_the_running_daemon_without_a_restart() {
          [models]\navailable = [\"acme-1\"]\ndefault = \"acme-1\"\n",
     )
     .unwrap();
-    index(&tree, "stable");
+    index(BIN, &tree, "stable");
     let trees = Trees::default();
     trees.mount("stable", &tree);
     let server = trees.http();

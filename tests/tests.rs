@@ -75,6 +75,9 @@ mod attacks_proxy_lifecycle;
 // Registry sync (issue 13): local HTTP/HTTPS servers of this repository's
 // registry, every failure leaving `current` alone, pins, offline, bundles.
 mod registry_sync;
+// The registry's offline mechanics: `registry index` builds this repository's
+// registry (what `make registry` runs) and refuses trees that are not one.
+mod registry_store;
 // Profile templates and the model catalog: create --template, layering,
 // `profiles templates`, unknown-model warnings, --script, REST.
 mod templates;

@@ -461,6 +461,22 @@ pub static ROOT: Cmd = Cmd {
             "registry",
             "Manifests, scripts, prices and templates that arrive after the binary",
             &[
+                Cmd {
+                    hidden: true,
+                    ..rcmd(
+                        "index",
+                        "Write registry.json for a registry tree (`make registry` runs it with --repo)",
+                        &[
+                            pos("dir", "The registry tree"),
+                            opt("channel", "C", "The channel to name (default: stable)"),
+                            opt(
+                                "repo",
+                                "DIR",
+                                "First assemble this repository's registry into <dir>",
+                            ),
+                        ],
+                    )
+                },
                 rcmd(
                     "sync",
                     "Fetch the registry from [registry] url, or import a directory or bundle",

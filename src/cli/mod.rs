@@ -121,6 +121,7 @@ pub fn run(global: Global, inv: Invocation) -> Result<()> {
         ["registry", "pin"] => registry::pin(&ctx, &inv),
         ["registry", "rollback"] => registry::rollback(&ctx),
         ["registry", "export"] => registry::export(&ctx, &inv),
+        ["registry", "index"] => crate::registry::index::cli(&inv, ctx.global.json),
         _ => Err(not_implemented(&inv)),
     };
     // Name the command in every error: `ringlet: <command>: <why>`.
@@ -351,6 +352,7 @@ mod tests {
             "registry pin",
             "registry rollback",
             "registry export",
+            "registry index",
         ];
         for (path, cmd) in parse::all_paths() {
             if cmd.ready && cmd.runnable {

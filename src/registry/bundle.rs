@@ -44,9 +44,16 @@ pub struct DirSource {
 }
 
 impl DirSource {
+    /// `dir` is the user's own path: links on the way to it are followed
+    /// (resolved once, here); nothing below it ever is.
     pub fn new(dir: &Path) -> Result<DirSource> {
-        let root = fsutil::open_dir(dir)
-            .with_context(|| format!("opening the registry directory {}", dir.display()))?;
+        let open = || -> Result<(PathBuf, OwnedFd)> {
+            let real = std::fs::canonicalize(dir)?;
+            let root = fsutil::open_dir(&real)?;
+            Ok((real, root))
+        };
+        let (_, root) =
+            open().with_context(|| format!("opening the registry directory {}", dir.display()))?;
         Ok(DirSource { dir: dir.to_path_buf(), root })
     }
 }
@@ -226,7 +233,9 @@ fn read_entries(data: &[u8]) -> Result<BTreeMap<String, (usize, usize)>> {
             );
         }
         let mut path = cstr(&h[..100])?.to_string();
-        if &h[257..262] == b"ustar" {
+        // POSIX ustar only: GNU's own format ("ustar  ") keeps other
+        // fields where ustar has the prefix.
+        if &h[257..263] == b"ustar\0" {
             let prefix = cstr(&h[345..500])?;
             if !prefix.is_empty() {
                 path = format!("{prefix}/{path}");
@@ -372,7 +381,16 @@ pub fn export(paths: &Paths, out: &Path) -> Result<ExportReport> {
         write_entry(&mut tar, &a.path, &data);
     }
     tar.resize(tar.len() + 2 * BLOCK, 0);
-    fsutil::write_atomic(out, &tar, 0o644)?;
+    // The user's own path: a link among its directories is followed (once,
+    // here), the file itself is replaced atomically, never written through.
+    let name = out.file_name().with_context(|| format!("{}: not a file name", out.display()))?;
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let parent = std::fs::canonicalize(parent)
+        .with_context(|| format!("{}: no such directory", parent.display()))?;
+    fsutil::write_atomic(&parent.join(name), &tar, 0o644)?;
     Ok(ExportReport {
         commit,
         file: out.display().to_string(),
@@ -430,6 +448,9 @@ pub(crate) mod tests {
         let dir = scratch("dirsource");
         let reg = dir.join("reg");
         let bytes = make_registry(&reg, "one");
+        // The user's own path may be a link; nothing below it may.
+        std::os::unix::fs::symlink(&reg, dir.join("via")).unwrap();
+        assert_eq!(DirSource::new(&dir.join("via")).unwrap().index().unwrap(), bytes);
         let mut src = DirSource::new(&reg).unwrap();
         assert_eq!(src.index().unwrap(), bytes);
         assert!(src.signature().unwrap().is_none());
@@ -489,6 +510,17 @@ pub(crate) mod tests {
         assert!(status.success());
         let mut src = TarSource::open(&dir.join("gnu.tar")).unwrap();
         assert_eq!(src.index().unwrap(), bytes);
+        // GNU tar's default format too.
+        let status = std::process::Command::new("tar")
+            .arg("-cf")
+            .arg(dir.join("default.tar"))
+            .arg("-C")
+            .arg(&reg)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(TarSource::open(&dir.join("default.tar")).unwrap().index().unwrap(), bytes);
         assert_eq!(
             src.artifact(&index.artifacts[3]).unwrap(),
             fs::read(reg.join("scripts/a.rhai")).unwrap()

@@ -172,6 +172,9 @@ fn check_name(name: &str) -> Result<()> {
 /// trailing newline), already checked by [`parse`].
 pub fn build(dir: &Path, channel: &str) -> Result<Vec<u8>> {
     check_channel(channel)?;
+    if !dir.is_dir() {
+        bail!("{} is not a directory", dir.display());
+    }
     let mut artifacts = Vec::new();
     for kind in Kind::ALL {
         let sub = dir.join(kind.dir());
@@ -237,11 +240,12 @@ pub fn assemble(repo: &Path, out: &Path, channel: &str) -> Result<Vec<u8>> {
         bail!("{} is not empty; remove it first", out.display());
     }
     let copy = |from: &Path, kind: Kind, name: &str| -> Result<()> {
-        let to = out.join(kind.dir());
-        fs::create_dir_all(&to).with_context(|| format!("creating {}", to.display()))?;
-        fs::copy(from, to.join(name))
-            .with_context(|| format!("copying {} into {}", from.display(), to.display()))?;
-        Ok(())
+        let bytes = fs::read(from).with_context(|| format!("reading {}", from.display()))?;
+        // A tree to publish: directories as the umask makes them (a web
+        // server may run as another user), not write_atomic's private 0700.
+        let dir = out.join(kind.dir());
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        crate::fsutil::write_atomic(&dir.join(name), &bytes, 0o644)
     };
     for &(kind, src, ext) in REPO_LAYOUT {
         let dir = repo.join(src);
@@ -256,11 +260,45 @@ pub fn assemble(repo: &Path, out: &Path, channel: &str) -> Result<Vec<u8>> {
     }
     let pricing = repo.join("manifests/pricing.json");
     copy(&pricing, Kind::Pricing, PRICING_PATH.rsplit('/').next().unwrap_or_default())?;
-    fs::create_dir_all(out)?;
     let bytes = build(out, channel)?;
-    fs::write(out.join("registry.json"), &bytes)
-        .with_context(|| format!("writing {}", out.join("registry.json").display()))?;
+    crate::fsutil::write_atomic(&out.join("registry.json"), &bytes, 0o644)?;
     Ok(bytes)
+}
+
+/// `ringlet registry index <dir> [--channel C] [--repo DIR]` (hidden; for
+/// publishers and `make registry`): indexes the tree at `dir`, after first
+/// assembling this repository's registry into it with `--repo`, writes
+/// `dir/registry.json` and prints the commit. Local only: no daemon.
+pub fn cli(inv: &crate::cli::Invocation, json: bool) -> Result<()> {
+    let dir = Path::new(inv.arg("dir").unwrap_or_default());
+    let channel = inv.value("channel").unwrap_or("stable");
+    let bytes = match inv.value("repo") {
+        Some(repo) => assemble(Path::new(repo), dir, channel)?,
+        None => {
+            let bytes = build(dir, channel)?;
+            crate::fsutil::write_atomic(&dir.join("registry.json"), &bytes, 0o644)?;
+            bytes
+        }
+    };
+    let index = parse(&bytes)?;
+    let commit = commit_of(&bytes);
+    let mut out = crate::cli::Out::new();
+    if json {
+        out.json(&serde_json::json!({
+            "dir": dir.display().to_string(),
+            "channel": index.channel,
+            "commit": commit,
+            "artifacts": index.artifacts.len(),
+        }))?;
+    } else {
+        out.line(format_args!(
+            "{}: {} artifacts, channel {}, commit {commit}",
+            dir.join("registry.json").display(),
+            index.artifacts.len(),
+            index.channel
+        ))?;
+    }
+    Ok(out.finish()?)
 }
 
 #[cfg(test)]
@@ -372,5 +410,52 @@ mod tests {
         fs::write(dir.join("agents/c.txt"), "").unwrap();
         assert!(format!("{:#}", build(&dir, "beta").unwrap_err()).contains("<name>.toml"));
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The built-ins embedded in the binary are byte for byte this
+    /// repository's registry (`make registry`), both ways: a file added to
+    /// `manifests/` or `scripts/` but not embedded, or embedded from
+    /// elsewhere, fails here.
+    #[test]
+    fn the_embedded_builtins_are_this_repositorys_registry() {
+        use std::collections::BTreeMap;
+        let out = std::env::temp_dir().join(format!("ringlet-index-drift-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&out);
+        let bytes = assemble(Path::new(env!("CARGO_MANIFEST_DIR")), &out, "stable").unwrap();
+        let index = parse(&bytes).unwrap();
+        assert_eq!(fs::read(out.join("registry.json")).unwrap(), bytes);
+        let embedded: [(Kind, &[(&str, &str)]); 5] = [
+            (Kind::Agent, crate::manifests::BUILTIN_AGENTS),
+            (Kind::Provider, crate::manifests::BUILTIN_PROVIDERS),
+            (Kind::Script, crate::scripting::BUILTIN),
+            (Kind::Template, crate::templates::BUILTIN),
+            (Kind::Catalog, crate::catalog::BUILTIN),
+        ];
+        for (kind, table) in embedded {
+            let in_tree: BTreeMap<String, Vec<u8>> = index
+                .artifacts
+                .iter()
+                .filter(|a| a.kind == kind)
+                .map(|a| {
+                    let name = a.path.rsplit('/').next().unwrap().to_string();
+                    (name, fs::read(out.join(&a.path)).unwrap())
+                })
+                .collect();
+            let built_in: BTreeMap<String, Vec<u8>> =
+                table.iter().map(|(n, t)| (n.to_string(), t.as_bytes().to_vec())).collect();
+            assert_eq!(
+                in_tree.keys().collect::<Vec<_>>(),
+                built_in.keys().collect::<Vec<_>>(),
+                "{kind:?}: the registry and the built-ins list different files"
+            );
+            assert!(in_tree == built_in, "{kind:?}: a built-in differs from its registry file");
+        }
+        let pricing = fs::read(out.join(PRICING_PATH)).unwrap();
+        assert_eq!(pricing, crate::usage::pricing::EMBEDDED.as_bytes());
+        for a in &index.artifacts {
+            let data = fs::read(out.join(&a.path)).unwrap();
+            assert_eq!((data.len() as u64, sha256_hex(&data)), (a.size, a.sha256.clone()));
+        }
+        fs::remove_dir_all(&out).unwrap();
     }
 }

@@ -9,9 +9,9 @@
 //!    `commits/.staging-*` and `.current-*`;
 //! 2. read and check `registry.json`, its signature, the pin;
 //! 3. stage every artifact in a fresh `commits/.staging-<random>/`, each
-//!    file created `O_EXCL|O_NOFOLLOW` and fsynced after its size and
-//!    SHA-256 were checked (unchanged ones are copied from the current
-//!    commit, re-checked), then `registry.json` and its signature;
+//!    file created `O_EXCL|O_NOFOLLOW` once its size and SHA-256 were
+//!    checked (unchanged ones are copied from the current commit,
+//!    re-checked), then `registry.json` and its signature; all fsynced;
 //! 4. rename the staging dir to `commits/<commit>/` (a complete, verified
 //!    tree, never visible half-written under that name);
 //! 5. point `current` at it: a fresh symlink under a random name, renamed
@@ -47,7 +47,7 @@ const STAGING: &str = ".staging-";
 const LINK_TMP: &str = ".current-";
 
 /// How a sync may go.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct SyncOptions {
     /// Refetch every artifact, even if unchanged (repairs a damaged cache).
     pub force: bool,
@@ -228,7 +228,9 @@ fn sync_locked(
         ..Progress::default()
     };
     if previous.as_deref() == Some(commit.as_str()) && !opts.force {
-        record(paths, &commit, previous.as_deref(), &index)?;
+        if let Err(e) = record(paths, &commit, previous.as_deref(), &index) {
+            warnings.push(format!("recording the sync in state.json: {e:#}"));
+        }
         progress(&Progress {
             artifacts_done: total.artifacts_total,
             bytes_done: total.bytes_total,
@@ -247,7 +249,10 @@ fn sync_locked(
     }
 
     let target = commits.join(&commit);
-    let kept = target.is_dir() && !opts.force && verify_tree(&target, &index).is_ok();
+    let kept = !opts.force
+        && std::fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir())
+        && std::fs::read(target.join("registry.json")).is_ok_and(|b| b == bytes)
+        && verify_tree(&target, &index).is_ok();
     let (fetched, reused, fetched_bytes) = if kept {
         // One of the kept commits (a return to it): verified, so used as is.
         progress(&Progress {
@@ -290,8 +295,14 @@ fn sync_locked(
     fsutil::crash_point("registry:swapped");
 
     let changes = changes::between(previous_dir.as_deref(), &target);
-    record(paths, &commit, previous.as_deref(), &index)?;
-    prune(paths, &commits)?;
+    // `current` has changed: the sync succeeded, whatever happens to the
+    // record of it (reported, never turned into a failure).
+    if let Err(e) = record(paths, &commit, previous.as_deref(), &index) {
+        warnings.push(format!("recording the sync in state.json: {e:#}"));
+    }
+    if let Err(e) = prune(paths, &commits) {
+        warnings.push(format!("removing old commits: {e:#}"));
+    }
     Ok(Outcome {
         commit,
         previous,
@@ -331,6 +342,7 @@ fn stage(
             Some((d, fd, by_hash))
         });
     let mut kinds: Vec<(Kind, OwnedFd)> = Vec::new();
+    let mut written: Vec<(File, PathBuf)> = Vec::new();
     let (mut fetched, mut reused, mut fetched_bytes) = (0, 0, 0u64);
     let mut done = total.clone();
     for a in &index.artifacts {
@@ -361,7 +373,11 @@ fn stage(
         }
         let (_, kindfd) = kinds.iter().find(|(k, _)| *k == a.kind).expect("created above");
         let file = a.path.rsplit('/').next().unwrap_or_default();
-        fsutil::create_new_at(kindfd.as_fd(), &dir.join(a.kind.dir()), file, &data, 0o600)?;
+        let shown = dir.join(&a.path);
+        written.push((
+            fsutil::create_new_at(kindfd.as_fd(), &dir.join(a.kind.dir()), file, &data, 0o600)?,
+            shown,
+        ));
         if done.artifacts_done == 0 {
             fsutil::crash_point("registry:staging");
         }
@@ -369,9 +385,16 @@ fn stage(
         done.bytes_done += a.size;
         progress(&done);
     }
-    fsutil::create_new_at(stagefd.as_fd(), &dir, "registry.json", index_bytes, 0o600)?;
+    let index_file =
+        fsutil::create_new_at(stagefd.as_fd(), &dir, "registry.json", index_bytes, 0o600)?;
+    written.push((index_file, dir.join("registry.json")));
     if let Some(sig) = signature {
-        fsutil::create_new_at(stagefd.as_fd(), &dir, SIGNATURE_FILE, sig, 0o600)?;
+        let sig_file = fsutil::create_new_at(stagefd.as_fd(), &dir, SIGNATURE_FILE, sig, 0o600)?;
+        written.push((sig_file, dir.join(SIGNATURE_FILE)));
+    }
+    // Every file is durable before the tree gets its commit's name.
+    for (file, path) in written {
+        file.sync_all().with_context(|| format!("syncing {}", path.display()))?;
     }
     for (_, fd) in &kinds {
         rustix::fs::fsync(fd).context("syncing the staging dir")?;
@@ -567,7 +590,9 @@ pub fn rollback(paths: &Paths) -> Result<Outcome> {
         swap_current(&locked, candidate)?;
         let mut state = state.clone();
         state.channel = Some(index.channel.clone());
-        save_state(paths, &state)?;
+        if let Err(e) = save_state(paths, &state) {
+            tried.push(format!("recording the rollback in state.json: {e:#}"));
+        }
         return Ok(Outcome {
             commit: candidate.clone(),
             previous: Some(current),
@@ -794,6 +819,13 @@ mod tests {
         crate::registry::sign::tests::sign(&dir.join("keys"), &reg.join("registry.json"));
         let unchecked = sync_dir(&p, &reg, &SyncOptions::default()).unwrap();
         assert!(unchecked.warnings[0].contains("not checked"), "{:?}", unchecked.warnings);
+        // Signed with another key.
+        let other = crate::registry::sign::tests::keygen(&dir.join("other"));
+        let err =
+            sync_dir(&p, &reg, &SyncOptions { public_key: Some(other), ..Default::default() })
+                .unwrap_err();
+        assert!(format!("{err:#}").contains("another key"), "{err:#}");
+        assert_eq!(current_commit(&p), Some(unchecked.commit.clone()));
         // A signature of an older registry.json: bad.
         let old_sig = fs::read(reg.join(SIGNATURE_FILE)).unwrap();
         make_registry(&reg, "four");
@@ -812,6 +844,72 @@ mod tests {
         assert!(load_state(&p).last_error.unwrap().contains("bad signature"));
         drop(held);
         sync_dir(&p, &reg, &SyncOptions::default()).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A source that fails (a dropped connection) at its `fail_at`th artifact.
+    struct Failing {
+        inner: DirSource,
+        served: usize,
+        fail_at: usize,
+    }
+
+    impl Source for Failing {
+        fn describe(&self) -> String {
+            "a flaky source".into()
+        }
+        fn index(&mut self) -> Result<Vec<u8>> {
+            self.inner.index()
+        }
+        fn signature(&mut self) -> Result<Option<Vec<u8>>> {
+            self.inner.signature()
+        }
+        fn artifact(&mut self, a: &crate::registry::Artifact) -> Result<Vec<u8>> {
+            self.served += 1;
+            if self.served == self.fail_at {
+                bail!("connection reset");
+            }
+            self.inner.artifact(a)
+        }
+    }
+
+    #[test]
+    fn a_source_failing_mid_sync_leaves_current_and_no_staging() {
+        let dir = scratch("store-flaky");
+        let p = paths(&dir);
+        let reg = dir.join("reg");
+        make_registry(&reg, "one");
+        let good = sync_dir(&p, &reg, &SyncOptions::default()).unwrap().commit;
+        make_registry(&reg, "two");
+        for fail_at in 1..=4 {
+            let mut src = Failing { inner: DirSource::new(&reg).unwrap(), served: 0, fail_at };
+            let opts = SyncOptions { force: true, ..Default::default() };
+            let mut calls = 0;
+            let err = sync(&p, &mut src, &opts, &mut |_| calls += 1).unwrap_err();
+            assert!(format!("{err:#}").contains("connection reset"), "{err:#}");
+            assert_eq!(calls, fail_at - 1);
+            assert_eq!(current_commit(&p), Some(good.clone()));
+            assert_eq!(commits_on_disk(&p), vec![good.clone()]);
+            assert!(load_state(&p).last_error.unwrap().contains("connection reset"));
+        }
+        // And the next sync completes, clearing the error.
+        sync_dir(&p, &reg, &SyncOptions::default()).unwrap();
+        assert!(load_state(&p).last_error.is_none());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_sync_whose_record_fails_still_succeeds_with_a_warning() {
+        let dir = scratch("store-record");
+        let p = paths(&dir);
+        let reg = dir.join("reg");
+        make_registry(&reg, "one");
+        // state.json cannot be written (a directory is in the way).
+        fs::create_dir_all(root(&p).join("state.json/x")).unwrap();
+        let out = sync_dir(&p, &reg, &SyncOptions::default()).unwrap();
+        assert_eq!(current_commit(&p), Some(out.commit.clone()));
+        assert!(out.warnings.iter().any(|w| w.contains("state.json")), "{:?}", out.warnings);
+        assert_eq!(load_state(&p), State::default());
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -1,74 +1,47 @@
 //! This repository's registry as a tree on disk, for the registry tests and
-//! `make bench`: `manifests/`, `scripts/` and the price file laid out as
-//! `make registry` lays them out (REGISTRY.md), indexed into `registry.json`
-//! here, with hashes by coreutils' `sha256sum` (apart from the binary under
-//! test). Also: a copy with one artifact changed, for a second commit.
+//! `make bench`: built by the binary under test exactly as `make registry`
+//! builds it (`ringlet registry index <dir> --repo <this repository>`), and
+//! re-indexed the same way after a test changes a file. `sha256` is
+//! coreutils', for checking the binary's commit from outside it.
 
 use std::fs;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use serde_json::json;
-
 /// The repository this test binary was built from.
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
-/// Copies this repository's artifacts into a registry tree at `dir` (the
-/// layout of REGISTRY.md) and writes its `registry.json`; returns the commit.
-pub fn this_registry(dir: &Path) -> String {
-    let repo = Path::new(REPO);
-    let copy_all = |from: &Path, ext: &str, to: &str| {
-        // Templates and the catalog arrive with helper templates' work.
-        let Ok(entries) = fs::read_dir(from) else { return };
-        fs::create_dir_all(dir.join(to)).unwrap();
-        for entry in entries.flatten() {
-            let name = entry.file_name().into_string().unwrap();
-            if name.ends_with(ext) {
-                fs::copy(entry.path(), dir.join(to).join(&name)).unwrap();
-            }
-        }
-    };
-    copy_all(&repo.join("manifests/agents"), ".toml", "agents");
-    copy_all(&repo.join("manifests/providers"), ".toml", "providers");
-    copy_all(&repo.join("scripts"), ".rhai", "scripts");
-    copy_all(&repo.join("manifests/templates"), ".toml", "templates");
-    copy_all(&repo.join("manifests/catalog"), ".toml", "catalog");
-    fs::create_dir_all(dir.join("pricing")).unwrap();
-    fs::copy(repo.join("manifests/pricing.json"), dir.join("pricing/litellm-pricing.json"))
-        .unwrap();
-    index(dir, "stable")
+/// Runs `ringlet registry index <dir> <args> --json` with `bin`; the commit.
+fn run_index(bin: &str, dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(bin)
+        .args(["registry", "index"])
+        .arg(dir)
+        .args(args)
+        .arg("--json")
+        .env_clear()
+        .env("HOME", dir.parent().unwrap_or(dir))
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running ringlet registry index");
+    assert!(out.status.success(), "registry index: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["commit"].as_str().unwrap().to_string()
+}
+
+/// Assembles this repository's registry into `dir` (what `make registry`
+/// does); returns its commit.
+pub fn this_registry(bin: &str, dir: &Path) -> String {
+    run_index(bin, dir, &["--repo", REPO])
 }
 
 /// (Re)writes `dir/registry.json` for the files under it; returns the commit.
-pub fn index(dir: &Path, channel: &str) -> String {
-    let mut artifacts = Vec::new();
-    for (kind, sub) in [
-        ("agent", "agents"),
-        ("provider", "providers"),
-        ("script", "scripts"),
-        ("pricing", "pricing"),
-        ("template", "templates"),
-        ("catalog", "catalog"),
-    ] {
-        let Ok(entries) = fs::read_dir(dir.join(sub)) else { continue };
-        for entry in entries.flatten() {
-            let name = entry.file_name().into_string().unwrap();
-            let bytes = fs::read(entry.path()).unwrap();
-            artifacts.push(json!({"kind": kind, "path": format!("{sub}/{name}"),
-                                  "size": bytes.len(), "sha256": sha256(&bytes)}));
-        }
-    }
-    artifacts.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
-    let text = serde_json::to_vec_pretty(
-        &json!({"format": 1, "channel": channel, "artifacts": artifacts}),
-    )
-    .unwrap();
-    fs::write(dir.join("registry.json"), &text).unwrap();
-    sha256(&text)
+pub fn index(bin: &str, dir: &Path, channel: &str) -> String {
+    run_index(bin, dir, &["--channel", channel])
 }
 
-/// SHA-256 by coreutils' sha256sum: the test computes it apart from the binary.
+/// SHA-256 by coreutils' sha256sum: computed apart from the binary.
 pub fn sha256(bytes: &[u8]) -> String {
     let mut child =
         Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
@@ -79,13 +52,13 @@ pub fn sha256(bytes: &[u8]) -> String {
 
 /// A copy of the registry at `from` with `agents/claude.toml` changed (so
 /// one artifact differs); returns its commit.
-pub fn changed_copy(from: &Path, to: &Path, note: &str) -> String {
+pub fn changed_copy(bin: &str, from: &Path, to: &Path, note: &str) -> String {
     copy_tree(from, to);
     let claude = to.join("agents/claude.toml");
     let mut text = fs::read_to_string(&claude).unwrap();
     text.push_str(&format!("\n# {note}\n"));
     fs::write(&claude, text).unwrap();
-    index(to, "stable")
+    index(bin, to, "stable")
 }
 
 pub fn copy_tree(from: &Path, to: &Path) {
