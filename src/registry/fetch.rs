@@ -70,6 +70,55 @@ pub fn expand(template: &str, channel: &str, reference: Option<&str>) -> Result<
     Ok(url.trim_end_matches('/').to_string())
 }
 
+/// The download client kept between syncs: making one (the TLS roots, the
+/// crypto provider) costs milliseconds, and a kept one keeps its idle
+/// connection to the registry, so an unchanged sync is one request on an
+/// open connection. A new one is made when the settings change (the CA
+/// file's path, size and time included).
+#[derive(Default)]
+pub struct Clients {
+    #[cfg(feature = "net")]
+    slot: std::sync::Mutex<Option<(ClientKey, ureq::Agent)>>,
+}
+
+/// The CA file (path, size, time), the total timeout, HTTPS only: what a
+/// kept client was made for.
+#[cfg(feature = "net")]
+type ClientKey =
+    (Option<(std::path::PathBuf, u64, Option<std::time::SystemTime>)>, std::time::Duration, bool);
+
+#[cfg(feature = "net")]
+impl Clients {
+    fn get(
+        &self,
+        ca_file: Option<&std::path::Path>,
+        timeout: std::time::Duration,
+        https_only: bool,
+    ) -> Result<ureq::Agent> {
+        let ca = ca_file.map(|f| {
+            let meta = std::fs::metadata(f).ok();
+            let len = meta.as_ref().map_or(0, |m| m.len());
+            (f.to_path_buf(), len, meta.and_then(|m| m.modified().ok()))
+        });
+        let key: ClientKey = (ca, timeout, https_only);
+        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((kept, agent)) = slot.as_ref()
+            && *kept == key
+        {
+            return Ok(agent.clone());
+        }
+        let limits = crate::net::Download {
+            connect: CONNECT_TIMEOUT.min(timeout),
+            total: timeout,
+            max_redirects: MAX_REDIRECTS,
+            https_only,
+        };
+        let agent = crate::net::download_agent(ca_file, &limits)?;
+        *slot = Some((key, agent.clone()));
+        Ok(agent)
+    }
+}
+
 /// A registry served over HTTP(S); see the module docs.
 pub struct HttpSource {
     #[cfg(feature = "net")]
@@ -86,7 +135,8 @@ pub struct HttpSource {
 
 impl HttpSource {
     /// A source for the registry at `root` (see [`expand`]), each request
-    /// limited to `timeout` in all; `signed`: fetch the signature too.
+    /// limited to `timeout` in all; `signed`: fetch the signature too. The
+    /// client comes from `clients` (made there when its settings are new).
     #[cfg(feature = "net")]
     pub fn new(
         root: &str,
@@ -94,14 +144,9 @@ impl HttpSource {
         signed: bool,
         ca_file: Option<&std::path::Path>,
         timeout: std::time::Duration,
+        clients: &Clients,
     ) -> Result<HttpSource> {
-        let limits = crate::net::Download {
-            connect: CONNECT_TIMEOUT.min(timeout),
-            total: timeout,
-            max_redirects: MAX_REDIRECTS,
-            https_only: root.starts_with("https://"),
-        };
-        let agent = crate::net::download_agent(ca_file, &limits)?;
+        let agent = clients.get(ca_file, timeout, root.starts_with("https://"))?;
         Ok(HttpSource { agent, root: root.into(), channel: channel.into(), signed, requests: 0 })
     }
 
@@ -113,6 +158,7 @@ impl HttpSource {
         _signed: bool,
         _ca_file: Option<&std::path::Path>,
         _timeout: std::time::Duration,
+        _clients: &Clients,
     ) -> Result<HttpSource> {
         bail!(
             "cannot fetch {root}: URL sync is not built in (this ringlet was built without the \
@@ -266,8 +312,9 @@ mod tests {
     #[cfg(not(feature = "net"))]
     #[test]
     fn without_net_a_url_sync_says_it_is_not_built_in() {
-        let err =
-            HttpSource::new("https://r.example/stable", "stable", false, None, Default::default());
+        let clients = Clients::default();
+        let root = "https://r.example/stable";
+        let err = HttpSource::new(root, "stable", false, None, Default::default(), &clients);
         let err = format!("{:#}", err.err().unwrap());
         assert!(err.contains("URL sync is not built in") && err.contains("--from"), "{err}");
     }

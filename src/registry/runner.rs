@@ -155,6 +155,8 @@ struct Inner {
 pub struct Runner {
     inner: Arc<Mutex<Inner>>,
     next: AtomicU64,
+    /// The download client, kept between syncs.
+    clients: Arc<fetch::Clients>,
     /// The built-ins the current commit overrides, by commit: reading and
     /// parsing its manifests once per commit keeps `registry inspect` quick.
     overridden: Mutex<Option<(String, Vec<Overridden>)>>,
@@ -226,10 +228,10 @@ impl Runner {
             progress: ProgressView::default(),
         };
         let (slot, paths, events) = (self.inner.clone(), paths.clone(), events.clone());
-        let thread_id = id.clone();
+        let (thread_id, clients) = (id.clone(), self.clients.clone());
         let spawned = std::thread::Builder::new()
             .name("registry-sync".into())
-            .spawn(move || run(&slot, &paths, &events, &thread_id, plan));
+            .spawn(move || run(&slot, &paths, &events, &clients, &thread_id, plan));
         if let Err(e) = spawned {
             return Err(Refused::Bad(anyhow!("starting the registry sync thread: {e}")));
         }
@@ -377,7 +379,14 @@ fn plan(paths: &Paths, config: &Config, req: &SyncRequest) -> Result<Plan> {
 }
 
 /// The sync thread: runs the plan, reports, frees the slot.
-fn run(slot: &Mutex<Inner>, paths: &Paths, events: &EventBus, id: &str, plan: Plan) {
+fn run(
+    slot: &Mutex<Inner>,
+    paths: &Paths,
+    events: &EventBus,
+    clients: &fetch::Clients,
+    id: &str,
+    plan: Plan,
+) {
     let source = plan.describe.clone();
     events.emit(EventKind::RegistrySyncStarted, json!({"id": id, "source": source}));
     crate::info!("registry: sync {id} from {source}");
@@ -386,7 +395,7 @@ fn run(slot: &Mutex<Inner>, paths: &Paths, events: &EventBus, id: &str, plan: Pl
     let mut recorded = false;
     // A bug that panics must not leave the slot taken for the daemon's life.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        execute(slot, paths, events, id, &plan, &mut recorded)
+        execute(slot, paths, events, clients, id, &plan, &mut recorded)
     }))
     .unwrap_or_else(|_| Err(anyhow!("the sync failed on a bug (see the daemon log)")));
     let finished = crate::time::now_rfc3339();
@@ -439,6 +448,7 @@ fn execute(
     slot: &Mutex<Inner>,
     paths: &Paths,
     events: &EventBus,
+    clients: &fetch::Clients,
     id: &str,
     plan: &Plan,
     recorded: &mut bool,
@@ -446,7 +456,8 @@ fn execute(
     let mut source: Box<dyn Source> = match &plan.from {
         Origin::Cache => return offline(paths, id),
         Origin::Url { root, channel, signed, ca_file, timeout } => {
-            Box::new(HttpSource::new(root, channel, *signed, ca_file.as_deref(), *timeout)?)
+            let ca_file = ca_file.as_deref();
+            Box::new(HttpSource::new(root, channel, *signed, ca_file, *timeout, clients)?)
         }
         Origin::Dir(dir) => Box::new(bundle::DirSource::new(dir)?),
         Origin::Tar(file) => Box::new(bundle::TarSource::open(file)?),
