@@ -123,6 +123,8 @@ fn read_only(request: &Request) -> bool {
             | Request::ProxyAliasList { .. }
             | Request::ProxyBudgetShow { .. }
             | Request::ProvidersKeyList
+            | Request::RegistryInspect { .. }
+            | Request::RegistryChanges
             | Request::ProfilesTemplates { .. }
             | Request::Models { .. }
     )
@@ -359,6 +361,64 @@ fn exchange(mut stream: UnixStream, request: &Request) -> Result<Value, Exchange
             Err(Exchange::Lost(anyhow::Error::new(e).context("reading the daemon's reply")))
         }
         (Ok(()), Ok(_)) => Err(Exchange::Lost(anyhow!("the connection ended before a reply"))),
+    }
+}
+
+/// An event stream (`Subscribe`) kept open by the CLI: one event per line.
+pub struct Events {
+    reader: BufReader<UnixStream>,
+    /// What arrived of the next line so far (kept across timeouts).
+    partial: Vec<u8>,
+}
+
+/// What [`Events::next`] found.
+#[derive(Debug)]
+pub enum Next {
+    Event(crate::protocol::EventFrame),
+    /// Nothing within the wait.
+    Idle,
+    /// The daemon ended the stream (it stopped, or dropped a lagging reader).
+    Closed,
+}
+
+/// Subscribes to `events` (starting the daemon if needed); the stream is
+/// open once this returns, so nothing emitted afterwards is missed.
+pub fn subscribe(paths: &Paths, events: &[&str]) -> Result<Events> {
+    let mut stream = connect_or_start(paths, false)?;
+    let request = Request::Subscribe { events: events.iter().map(|e| e.to_string()).collect() };
+    let frame = RequestFrame { version: PROTOCOL_VERSION, request };
+    let mut line = serde_json::to_vec(&frame)?;
+    line.push(b'\n');
+    // No half-close: the daemon takes end-of-file for a client that left.
+    stream.write_all(&line).context("subscribing to the daemon's events")?;
+    stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
+    let mut reader = BufReader::new(stream);
+    let mut reply = String::new();
+    reader.read_line(&mut reply).context("reading the daemon's reply")?;
+    decode_reply(&reply)?;
+    Ok(Events { reader, partial: Vec::new() })
+}
+
+impl Events {
+    /// The next event, waiting at most `wait`.
+    pub fn next(&mut self, wait: Duration) -> Result<Next> {
+        self.reader.get_ref().set_read_timeout(Some(wait.max(Duration::from_millis(1))))?;
+        match self.reader.read_until(b'\n', &mut self.partial) {
+            Ok(0) => Ok(Next::Closed),
+            Ok(_) if self.partial.ends_with(b"\n") => {
+                let line = std::mem::take(&mut self.partial);
+                let frame = serde_json::from_slice(&line)
+                    .map_err(|e| anyhow!("malformed event from the daemon: {e}"))?;
+                Ok(Next::Event(frame))
+            }
+            // The end of the stream after part of a line.
+            Ok(_) => Ok(Next::Closed),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Ok(Next::Idle)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Next::Idle),
+            Err(_) => Ok(Next::Closed),
+        }
     }
 }
 

@@ -40,6 +40,54 @@ pub struct Config {
     /// `[tls]`: what outbound HTTPS (proxy upstreams) trusts besides the
     /// system's CA store.
     pub tls: TlsConfig,
+    /// `[registry]`: where `registry sync` fetches from, and how it checks.
+    pub registry: RegistryConfig,
+}
+
+/// `[registry]` (design.md §8, README "Registry").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// The registry's root URL, a template: `{channel}` becomes the channel,
+    /// `{ref}` the pin (the channel when nothing is pinned). No default until
+    /// the project publishes a registry.
+    pub url: Option<String>,
+    /// The channel synced when `--channel` is not given.
+    pub channel: String,
+    /// A minisign public key (the base64 line of a `.pub` file): when set,
+    /// `registry.json` must carry a valid `registry.json.minisig` by it.
+    pub public_key: Option<String>,
+    /// A URL without `public_key` is refused unless this is set; every such
+    /// sync then warns.
+    pub allow_unsigned: bool,
+    /// `off`: the network is touched only by `registry sync`; `daily`: the
+    /// daemon also syncs once a day while it runs.
+    pub auto_sync: AutoSync,
+    /// The longest one download (`registry.json`, one artifact) may take,
+    /// connecting included.
+    pub timeout_secs: u64,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            url: None,
+            channel: "stable".into(),
+            public_key: None,
+            allow_unsigned: false,
+            auto_sync: AutoSync::Off,
+            timeout_secs: 30,
+        }
+    }
+}
+
+/// `[registry] auto_sync`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoSync {
+    #[default]
+    Off,
+    Daily,
 }
 
 /// `[tls]`.
@@ -188,6 +236,21 @@ impl Config {
                      relative to it, like `.gitconfig` or `~/.config/git`"
                 ));
             }
+        }
+        let registry = &self.registry;
+        if let Err(e) = crate::registry::index::check_channel(&registry.channel) {
+            return Err(anyhow!("[registry] channel: {e}"));
+        }
+        if let Some(url) = &registry.url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(anyhow!(
+                "[registry] url: `{url}` is not an http:// or https:// URL (for a directory or \
+                 a bundle use `ringlet registry sync --from <dir|file.tar>`)"
+            ));
+        }
+        if registry.timeout_secs == 0 {
+            return Err(anyhow!("[registry] timeout_secs must be at least 1"));
         }
         let known = crate::terminal::sandbox::OPT_INS;
         for (alias, names) in &self.sandbox.allow {
@@ -356,6 +419,30 @@ mod tests {
         assert_eq!(c.tls.ca_file.as_deref(), Some(std::path::Path::new("/etc/corp.pem")));
         let err = parse("[proxy]\nbackend = \"ultrallm\"\n").unwrap_err().to_string();
         assert!(err.starts_with("config.toml:2:") && err.contains("builtin"), "{err}");
+    }
+
+    #[test]
+    fn the_registry_section() {
+        let c = parse("").unwrap();
+        assert_eq!((c.registry.url, c.registry.channel.as_str()), (None, "stable"));
+        assert_eq!((c.registry.allow_unsigned, c.registry.auto_sync), (false, AutoSync::Off));
+        let c = parse(
+            "[registry]\nurl = \"https://r.example/{ref}/{channel}\"\nchannel = \"beta\"\n\
+             public_key = \"RWQ\"\nallow_unsigned = true\nauto_sync = \"daily\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.registry.url.as_deref(), Some("https://r.example/{ref}/{channel}"));
+        assert_eq!((c.registry.channel.as_str(), c.registry.auto_sync), ("beta", AutoSync::Daily));
+        assert!(c.registry.allow_unsigned && c.registry.public_key.is_some());
+        for (bad, says) in [
+            ("url = \"ftp://x\"", "[registry] url"),
+            ("channel = \"../x\"", "[registry] channel"),
+            ("auto_sync = \"hourly\"", "daily"),
+            ("timeout_secs = 0", "timeout_secs"),
+        ] {
+            let err = parse(&format!("[registry]\n{bad}\n")).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -165,7 +165,6 @@ type IdOf = fn(&Path, &str) -> Option<String>;
 /// own sources) replaces nothing and is not listed. A synced manifest that
 /// does not parse is not listed either (it loads as a warning, not an
 /// override). Empty when no commit is current.
-#[allow(dead_code)] // Until `registry inspect` (helper regsync) lands and calls it.
 pub fn overridden_builtins(paths: &Paths) -> Vec<(Kind, String)> {
     let Some(dir) = registry::current_dir(paths) else { return Vec::new() };
     let mut out = Vec::new();

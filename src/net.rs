@@ -15,6 +15,11 @@
 //! runs, but a read that waits more than a few minutes for a byte ends it.
 //! Connections are pooled per host, which saves the TCP and TLS handshakes
 //! on every request after the first.
+//!
+//! The registry sync downloads instead ([`download_agent`]): plain GETs with
+//! a total time limit per request, a bounded number of redirects followed
+//! (never from HTTPS down to HTTP), and an honest User-Agent; the caller caps
+//! every body's size.
 
 use std::path::Path;
 use std::time::Duration;
@@ -55,6 +60,47 @@ const SYSTEM_BUNDLES: &[&str] = &[
 /// certificates are trusted beside the system's bundle file; without one the
 /// platform verifier decides.
 pub fn agent(ca_file: Option<&Path>, timeouts: Timeouts) -> Result<ureq::Agent> {
+    Ok(builder(ca_file, timeouts)?.build().new_agent())
+}
+
+/// Limits of a download ([`download_agent`]). Without the `net` feature
+/// there is no TLS, and the registry sync fetches no URL at all.
+#[cfg(feature = "net")]
+#[derive(Debug, Clone, Copy)]
+pub struct Download {
+    /// Name resolution plus the TCP connect.
+    pub connect: Duration,
+    /// The whole request, redirects and body included.
+    pub total: Duration,
+    /// Redirects followed; one more is an error ("too many redirects").
+    pub max_redirects: u32,
+    /// Refuse any plain-HTTP hop (set when the first URL is HTTPS, so a
+    /// redirect can never downgrade it).
+    pub https_only: bool,
+}
+
+/// A client for fetching files (the registry): GET redirects are followed
+/// up to `limits.max_redirects`, and a request ends after `limits.total`
+/// however the server paces it. Statuses still come back as answers.
+#[cfg(feature = "net")]
+pub fn download_agent(ca_file: Option<&Path>, limits: &Download) -> Result<ureq::Agent> {
+    let timeouts = Timeouts { connect: limits.connect, idle_read: limits.total };
+    let builder = builder(ca_file, timeouts)?
+        .max_redirects(limits.max_redirects)
+        .max_redirects_will_error(true)
+        .https_only(limits.https_only)
+        .timeout_global(Some(limits.total))
+        .user_agent(concat!("ringlet/", env!("CARGO_PKG_VERSION")))
+        .max_idle_connections(4)
+        .max_idle_connections_per_host(2);
+    Ok(builder.build().new_agent())
+}
+
+/// The settings both clients share.
+fn builder(
+    ca_file: Option<&Path>,
+    timeouts: Timeouts,
+) -> Result<ureq::config::ConfigBuilder<ureq::typestate::AgentScope>> {
     let builder = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
@@ -77,7 +123,7 @@ pub fn agent(ca_file: Option<&Path>, timeouts: Timeouts) -> Result<ureq::Agent> 
     let builder = builder.tls_config(tls(ca_file)?);
     #[cfg(not(feature = "net"))]
     let _ = ca_file;
-    Ok(builder.build().new_agent())
+    Ok(builder)
 }
 
 #[cfg(feature = "net")]

@@ -21,6 +21,7 @@ pub use crate::profiles::create::{CreateRequest, Created};
 pub use crate::profiles::hooks::HookRow;
 pub use crate::profiles::run::{RunEnded, RunPlan};
 pub use crate::proxy::supervisor::ProxyInfo;
+pub use crate::registry::runner::{RegistryView, SyncReport, SyncRequest, SyncStarted};
 pub use crate::templates::TemplateList;
 pub use crate::terminal::TerminalRequest;
 pub use crate::terminal::session::Info as TerminalInfo;
@@ -252,6 +253,26 @@ pub enum Request {
     ProvidersKeyRemove { provider: String },
     /// Reply: an array of `proxy::manage::ProviderKeyRow` (never a key).
     ProvidersKeyList,
+    /// Reply: a [`SyncStarted`]. The sync runs on its own thread; its
+    /// `RegistrySync*` events carry the same `id`, `RegistrySyncCompleted`'s
+    /// data is a [`SyncReport`].
+    RegistrySync(SyncRequest),
+    /// Reply: a [`RegistryView`]; `changes` adds the command-bearing changes
+    /// against the built-ins.
+    RegistryInspect {
+        #[serde(default)]
+        changes: bool,
+    },
+    /// Reply: `{"commit", "changes": [...]}`: what the current commit changes
+    /// in command-bearing fields against the built-ins.
+    RegistryChanges,
+    /// Reply: `{"pin", "commit", "current"}`. `reference` absent clears the pin.
+    RegistryPin {
+        #[serde(default)]
+        reference: Option<String>,
+    },
+    /// Reply: `{"rollback": true, "commit", "previous", "changes"}`.
+    RegistryRollback,
     /// Test hook, debug builds only: the handler panics, to prove a panic
     /// costs one request an error reply and never the daemon.
     #[cfg(debug_assertions)]

@@ -28,6 +28,13 @@
 #[path = "bench_proxy.rs"]
 mod proxy_figures;
 
+#[path = "bench_registry.rs"]
+mod registry_figures;
+
+#[path = "util/registry.rs"]
+#[allow(dead_code)]
+mod registry_tree;
+
 #[path = "util/claude_gen.rs"]
 #[allow(dead_code)]
 mod claude_gen;
@@ -66,7 +73,7 @@ fn main() -> ExitCode {
         }
     };
     // `cargo bench --bench figures -- http` takes one group of figures
-    // (startup, http, proxy, usage); cargo itself adds `--bench`.
+    // (startup, http, proxy, registry, usage); cargo itself adds `--bench`.
     let groups: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let wanted = |group: &str| groups.is_empty() || groups.iter().any(|g| g == group);
     let mut rows = Vec::new();
@@ -78,6 +85,9 @@ fn main() -> ExitCode {
     }
     if wanted("proxy") {
         rows.extend(proxy_figures::figures(&sandbox));
+    }
+    if wanted("registry") {
+        rows.extend(registry_figures::figures(&sandbox));
     }
     drop(sandbox); // stops the daemon and removes the temp dir
     if wanted("usage") {

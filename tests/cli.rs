@@ -20,14 +20,15 @@ fn version_and_help_touch_nothing() {
 }
 
 #[test]
-fn pending_commands_exit_2_without_starting_a_daemon() {
-    let env = Env::new("pending");
-    let (out, err) = env.cmd(&["registry", "pin", "v1"]).code(2);
+fn registry_pin_needs_a_ref_or_clear_and_starts_no_daemon_to_say_so() {
+    // The registry commands were the last ones pending (exit 2); none is now.
+    let env = Env::new("pin-usage");
+    let (out, err) = env.cmd(&["registry", "pin"]).code(1);
     assert_eq!(out, "");
-    assert_eq!(err, "ringlet: registry pin: not implemented yet\n");
-    let (out, _) = env.cmd(&["registry", "inspect", "--json"]).code(2);
+    assert_eq!(err, "ringlet: registry pin: give a ref to pin, or --clear (not both)\n");
+    let (out, _) = env.cmd(&["registry", "pin", "v1", "--clear", "--json"]).code(1);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["error"]["code"], "not_implemented");
+    assert_eq!(v["error"]["code"], "usage");
     assert!(env.daemon_processes().is_empty());
 }
 

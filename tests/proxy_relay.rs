@@ -420,7 +420,7 @@ fn a_body_over_the_cap_gets_413_in_the_family_shape() {
 
 /// Makes a CA and a certificate for 127.0.0.1 signed by it, with the openssl CLI; `None` when
 /// there is no openssl.
-fn test_ca(
+pub(crate) fn test_ca(
     dir: &Path,
     name: &str,
 ) -> Option<(std::path::PathBuf, std::path::PathBuf, std::path::PathBuf)> {

@@ -72,6 +72,9 @@ mod proxy_litellm;
 mod attacks_proxy_relay;
 // Red-team attacks on the proxy's lifecycle and its secrets at the process level.
 mod attacks_proxy_lifecycle;
+// Registry sync (issue 13): local HTTP/HTTPS servers of this repository's
+// registry, every failure leaving `current` alone, pins, offline, bundles.
+mod registry_sync;
 // The registry's offline mechanics: `registry index` builds this repository's
 // registry (what `make registry` runs) and refuses trees that are not one.
 mod registry_store;

@@ -459,7 +459,7 @@ pub static ROOT: Cmd = Cmd {
         },
         group(
             "registry",
-            "The manifest and pricing registry",
+            "Manifests, scripts, prices and templates that arrive after the binary",
             &[
                 Cmd {
                     hidden: true,
@@ -477,13 +477,35 @@ pub static ROOT: Cmd = Cmd {
                         ],
                     )
                 },
-                cmd(
+                rcmd(
                     "sync",
-                    "Fetch the registry",
-                    &[flag("force", "Fetch even if fresh"), flag("offline", "Use the cache only")],
+                    "Fetch the registry from [registry] url, or import a directory or bundle",
+                    &[
+                        flag("force", "Fetch every artifact, even unchanged ones"),
+                        flag("offline", "Use the cache only; touch no network"),
+                        opt("channel", "C", "Sync this channel (default: [registry] channel)"),
+                        opt("from", "DIR|FILE.tar|URL", "Import from here instead"),
+                    ],
                 ),
-                cmd("inspect", "Show the registry state", &[]),
-                cmd("pin", "Pin the registry to a ref", &[pos("ref", "Commit or tag")]),
+                rcmd(
+                    "inspect",
+                    "Show channel, commit, pin, last sync, counts and overridden built-ins",
+                    &[flag("changes", "List command-bearing changes against the built-ins")],
+                ),
+                rcmd(
+                    "pin",
+                    "Pin syncs to a ref: a tag, a branch, or a commit (only that one is accepted)",
+                    &[
+                        optional(pos("ref", "Tag, branch or commit hash")),
+                        flag("clear", "Remove the pin"),
+                    ],
+                ),
+                rcmd("rollback", "Return to the previous commit kept", &[]),
+                rcmd(
+                    "export",
+                    "Write the current commit as one bundle, for `sync --from` elsewhere",
+                    &[pos("file", "The bundle to write (.tar)")],
+                ),
             ],
         ),
         group(

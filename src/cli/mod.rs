@@ -20,6 +20,7 @@ mod prompt;
 mod providers;
 mod proxies;
 mod proxy;
+mod registry;
 mod terminal;
 mod ui;
 mod usage;
@@ -115,6 +116,11 @@ pub fn run(global: Global, inv: Invocation) -> Result<()> {
         ["proxy", "status"] => proxies::status(&ctx, inv.arg("alias")),
         ["proxy", "logs"] => proxies::logs(&ctx, &inv),
         ["proxy", "serve"] => crate::proxy::serve::run(),
+        ["registry", "sync"] => registry::sync(&ctx, &inv),
+        ["registry", "inspect"] => registry::inspect(&ctx, &inv),
+        ["registry", "pin"] => registry::pin(&ctx, &inv),
+        ["registry", "rollback"] => registry::rollback(&ctx),
+        ["registry", "export"] => registry::export(&ctx, &inv),
         ["registry", "index"] => crate::registry::index::cli(&inv, ctx.global.json),
         _ => Err(not_implemented(&inv)),
     };
@@ -341,6 +347,11 @@ mod tests {
             "proxy status",
             "proxy logs",
             "proxy serve",
+            "registry sync",
+            "registry inspect",
+            "registry pin",
+            "registry rollback",
+            "registry export",
             "registry index",
         ];
         for (path, cmd) in parse::all_paths() {

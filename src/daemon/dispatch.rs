@@ -21,6 +21,7 @@ use crate::protocol::{
     RunEnded, Stats, UsageQuery,
 };
 use crate::proxy::{config as proxy_config, manage};
+use crate::registry::runner as registry;
 use crate::usage::store::DEFAULT_PROFILE;
 
 /// Serves one request for a transport (IPC, HTTP): a panicking handler
@@ -166,12 +167,38 @@ pub fn handle(state: &State, request: Request) -> Reply {
         }
         Request::ProvidersKeyRemove { provider } => handle_providers_key_remove(state, &provider),
         Request::ProvidersKeyList => with_services(state, manage::provider_key_list),
+        Request::RegistrySync(req) => registry_reply(
+            state.registry.start(&state.paths, &state.events, &req).map(|s| json!(s)),
+        ),
+        Request::RegistryInspect { changes } => {
+            result(registry::view(&state.paths, &state.registry, changes))
+        }
+        Request::RegistryChanges => result(
+            registry::view(&state.paths, &state.registry, true)
+                .map(|v| json!({"commit": v.commit, "changes": v.changes.unwrap_or_default()})),
+        ),
+        Request::RegistryPin { reference } => {
+            registry_reply(registry::pin(&state.paths, &state.registry, reference.as_deref()))
+        }
+        Request::RegistryRollback => {
+            registry_reply(registry::rollback(&state.paths, &state.registry, &state.events))
+        }
         #[cfg(debug_assertions)]
         Request::DebugPanic => panic!("debug_panic requested"),
         Request::Subscribe { .. } => Reply::error(
             ErrorCode::BadRequest,
             "subscribe streams events and is served by the connection, not the dispatcher",
         ),
+    }
+}
+
+/// A registry request's reply: a running sync is a conflict, anything
+/// else refused a bad request (its message says what to set or give).
+fn registry_reply(outcome: Result<Value, registry::Refused>) -> Reply {
+    match outcome {
+        Ok(data) => Reply::ok(&data),
+        Err(registry::Refused::Busy(why)) => Reply::error(ErrorCode::Conflict, why),
+        Err(registry::Refused::Bad(e)) => Reply::error(ErrorCode::BadRequest, format!("{e:#}")),
     }
 }
 

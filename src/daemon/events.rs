@@ -36,6 +36,8 @@ pub enum EventKind {
     RegistrySyncStarted,
     RegistrySyncCompleted,
     RegistrySyncFailed,
+    /// A registry sync's artifacts and bytes so far (at most every 100 ms).
+    RegistrySyncProgress,
     ProxyStarted,
     ProxyStopped,
     ProxyError,
@@ -50,7 +52,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 21] = [
+    pub const ALL: [EventKind; 22] = [
         EventKind::ProfileCreated,
         EventKind::ProfileUpdated,
         EventKind::ProfileDeleted,
@@ -61,6 +63,7 @@ impl EventKind {
         EventKind::RegistrySyncStarted,
         EventKind::RegistrySyncCompleted,
         EventKind::RegistrySyncFailed,
+        EventKind::RegistrySyncProgress,
         EventKind::ProxyStarted,
         EventKind::ProxyStopped,
         EventKind::ProxyError,
@@ -86,6 +89,7 @@ impl EventKind {
             EventKind::RegistrySyncStarted => "RegistrySyncStarted",
             EventKind::RegistrySyncCompleted => "RegistrySyncCompleted",
             EventKind::RegistrySyncFailed => "RegistrySyncFailed",
+            EventKind::RegistrySyncProgress => "RegistrySyncProgress",
             EventKind::ProxyStarted => "ProxyStarted",
             EventKind::ProxyStopped => "ProxyStopped",
             EventKind::ProxyError => "ProxyError",

@@ -9,6 +9,8 @@
 //! - `signals`: SIGTERM/SIGINT/SIGHUP become [`Ctl::Shutdown`] ([`signals`]).
 //! - `proxy-supervisor`: spawns and watches every routing proxy
 //!   ([`crate::proxy::supervisor`]).
+//! - `registry-auto` and one `registry-sync` per sync
+//!   ([`crate::registry::runner`]).
 //!
 //! Shared state lives in [`State`]; each field says who touches it.
 //!
@@ -284,6 +286,8 @@ pub struct State {
     pub terminals: crate::terminal::Registry,
     /// The profiles' routing proxies (owned by the `proxy-supervisor` thread).
     pub proxies: crate::proxy::supervisor::Proxies,
+    /// Registry syncs: one at a time, each on its own thread.
+    pub registry: Arc<crate::registry::runner::Runner>,
     ctl: Sender<Ctl>,
 }
 
@@ -458,6 +462,7 @@ fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
         http_listener: OnceLock::new(),
         terminals: crate::terminal::Registry::default(),
         proxies: crate::proxy::supervisor::Proxies::new()?,
+        registry: Arc::default(),
         paths,
         config,
         options,
@@ -480,6 +485,7 @@ fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
     ipc::spawn_accept(listener, state.clone()).context("starting the IPC thread")?;
     usage::spawn_watcher(state.clone()).context("starting the usage watcher")?;
     state.proxies.spawn_thread(state.events.clone())?;
+    state.registry.spawn_auto(&state.paths, &state.events);
     if let Some(info) = http::start(&state).context("starting the HTTP API")? {
         let _ = state.http.set(info);
     }
@@ -562,6 +568,7 @@ fn serve(state: &State, ctl: &mpsc::Receiver<Ctl>) -> String {
                 if local_runs_in_progress(state)
                     || state.terminals.any_running()
                     || state.proxies.recently_active()
+                    || state.registry.running()
                 {
                     state.activity.touch();
                 }

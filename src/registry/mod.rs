@@ -18,7 +18,9 @@
 
 pub mod bundle;
 pub mod changes;
+pub mod fetch;
 pub mod index;
+pub mod runner;
 pub mod sign;
 pub mod store;
 

@@ -9,6 +9,7 @@
 pub mod claude_gen;
 pub mod http;
 pub mod mock;
+pub mod registry;
 pub mod upstream;
 use std::ffi::OsString;
 use std::fs;
