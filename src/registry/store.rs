@@ -144,22 +144,29 @@ pub fn save_state(paths: &Paths, s: &State) -> Result<()> {
 struct Locked {
     root: PathBuf,
     rootfd: OwnedFd,
-    _lock: fd_lock::RwLock<File>,
+    lock: File,
 }
 
 fn lock(paths: &Paths) -> Result<Locked> {
+    use rustix::fs::{FlockOperation, flock};
     let root = root(paths);
     let rootfd = fsutil::open_private_dir(&root)?;
-    let file = fsutil::open_private(&root.join("registry.lock"), fsutil::Access::ReadWrite, 0o600)?;
-    let mut lock = fd_lock::RwLock::new(file);
-    match lock.try_write() {
-        // The guard only borrows; flock is held by the open file
-        // description until `lock` (and its fd) is dropped with `Locked`.
-        Ok(guard) => std::mem::forget(guard),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => bail!(BUSY),
-        Err(e) => return Err(e).context("locking registry.lock"),
+    let lock = fsutil::open_private(&root.join("registry.lock"), fsutil::Access::ReadWrite, 0o600)?;
+    match flock(&lock, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Locked { root, rootfd, lock }),
+        Err(rustix::io::Errno::WOULDBLOCK) => bail!(BUSY),
+        Err(e) => Err(std::io::Error::from(e)).context("locking registry.lock"),
     }
-    Ok(Locked { root, rootfd, _lock: lock })
+}
+
+impl Drop for Locked {
+    /// Unlocks explicitly rather than by closing: a process forked by
+    /// another thread (the daemon spawns agents and probes) holds a copy of
+    /// the fd until it execs, and the lock with it, so a close alone could
+    /// leave the next sync told "already running".
+    fn drop(&mut self) {
+        let _ = rustix::fs::flock(&self.lock, rustix::fs::FlockOperation::Unlock);
+    }
 }
 
 /// Syncs from `source`: see the module doc for the steps. A failure is also
