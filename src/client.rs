@@ -450,8 +450,8 @@ mod tests {
 
     #[test]
     fn replies_decode_to_data_or_typed_errors() {
-        assert_eq!(decode_reply(r#"{"version":1,"data":[1]}"#).unwrap(), serde_json::json!([1]));
-        let err = decode_reply(r#"{"version":1,"error":{"code":"not_found","message":"no x"}}"#)
+        assert_eq!(decode_reply(r#"{"version":2,"data":[1]}"#).unwrap(), serde_json::json!([1]));
+        let err = decode_reply(r#"{"version":2,"error":{"code":"not_found","message":"no x"}}"#)
             .unwrap_err();
         let daemon = err.downcast_ref::<DaemonError>().unwrap();
         assert_eq!((daemon.code, daemon.message.as_str()), (ErrorCode::NotFound, "no x"));

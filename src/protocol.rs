@@ -30,7 +30,7 @@ pub use crate::usage::report::{
 };
 
 /// Bumped whenever a request or reply changes shape.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest request line the daemon reads; anything longer is answered with
 /// [`ErrorCode::TooLarge`] and the connection is closed.
@@ -617,7 +617,7 @@ mod tests {
             request: Request::AgentsInspect { id: "claude".into() },
         };
         let line = serde_json::to_string(&frame).unwrap();
-        let want = r#"{"version":1,"request":{"type":"agents_inspect","id":"claude"}}"#;
+        let want = r#"{"version":2,"request":{"type":"agents_inspect","id":"claude"}}"#;
         let parsed: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(parsed, serde_json::from_str::<Value>(want).unwrap());
         let back: RequestFrame = serde_json::from_str(&line).unwrap();
@@ -653,18 +653,18 @@ mod tests {
 
     #[test]
     fn reply_frame_flattens_data_or_error() {
-        let ok = ReplyFrame { version: 1, reply: Reply::ok(&42) };
-        assert_eq!(serde_json::to_string(&ok).unwrap(), r#"{"version":1,"data":42}"#);
-        let err = ReplyFrame { version: 1, reply: Reply::error(ErrorCode::NotFound, "no") };
+        let ok = ReplyFrame { version: 2, reply: Reply::ok(&42) };
+        assert_eq!(serde_json::to_string(&ok).unwrap(), r#"{"version":2,"data":42}"#);
+        let err = ReplyFrame { version: 2, reply: Reply::error(ErrorCode::NotFound, "no") };
         let line = serde_json::to_string(&err).unwrap();
-        assert_eq!(line, r#"{"version":1,"error":{"code":"not_found","message":"no"}}"#);
+        assert_eq!(line, r#"{"version":2,"error":{"code":"not_found","message":"no"}}"#);
         let back: ReplyFrame = serde_json::from_str(&line).unwrap();
         assert_eq!(back.reply, err.reply);
     }
 
     #[test]
     fn unknown_request_fields_are_rejected() {
-        let bad = r#"{"version":1,"request":{"type":"agents_inspect","id":"x","extra":1}}"#;
+        let bad = r#"{"version":2,"request":{"type":"agents_inspect","id":"x","extra":1}}"#;
         assert!(serde_json::from_str::<RequestFrame>(bad).is_err());
     }
 }

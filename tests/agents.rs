@@ -980,7 +980,7 @@ fn a_real_claude_run_is_counted_priced_and_announced() {
     let mut events = {
         let mut stream = UnixStream::connect(w.socket()).unwrap();
         stream
-            .write_all(b"{\"version\":1,\"request\":{\"type\":\"subscribe\",\"events\":[\"UsageUpdated\"]}}\n")
+            .write_all(b"{\"version\":2,\"request\":{\"type\":\"subscribe\",\"events\":[\"UsageUpdated\"]}}\n")
             .unwrap();
         let mut reader = BufReader::new(stream);
         let mut ack = String::new();

@@ -21,7 +21,7 @@ fn r(env: &Env, args: &[&str]) -> TestCommand {
 
 /// One request over the daemon socket, its reply parsed.
 fn ipc(env: &Env, request: Value) -> Value {
-    let mut line = json!({"version": 1, "request": request}).to_string().into_bytes();
+    let mut line = json!({"version": 2, "request": request}).to_string().into_bytes();
     line.push(b'\n');
     let reply = env.raw_request(&line);
     serde_json::from_str(&reply).unwrap_or_else(|e| panic!("{e}: {reply}"))

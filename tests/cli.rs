@@ -99,13 +99,13 @@ fn fill_ipc_cap(env: &Env) -> Vec<std::os::unix::net::UnixStream> {
     for _ in 0..4096 {
         let stream = std::os::unix::net::UnixStream::connect(env.socket()).unwrap();
         stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
-        let _ = (&stream).write_all(b"{\"version\":1,\"request\":{\"type\":\"subscribe\"}}\n");
+        let _ = (&stream).write_all(b"{\"version\":2,\"request\":{\"type\":\"subscribe\"}}\n");
         let mut line = String::new();
         let _ = BufReader::new(&stream).read_line(&mut line);
         if line.contains("too many connections") {
             return held;
         }
-        assert_eq!(line.trim(), r#"{"version":1,"data":null}"#, "subscription refused otherwise");
+        assert_eq!(line.trim(), r#"{"version":2,"data":null}"#, "subscription refused otherwise");
         held.push(stream);
     }
     panic!("no connection cap met after {} connections", held.len());

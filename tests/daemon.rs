@@ -32,7 +32,7 @@ fn any_command_starts_the_daemon_detached() {
     let status = env.cmd(&["daemon", "status", "--json"]).json();
     assert_eq!(status["running"], true);
     assert_eq!(status["pid"], pid);
-    assert_eq!(status["protocol"], 1);
+    assert_eq!(status["protocol"], 2);
 }
 
 #[test]
@@ -121,7 +121,7 @@ fn idle_daemon_exits_and_stay_alive_does_not() {
     // timeout counted from the start, the daemon is still up (it is due to
     // go at 12 s). 2 s to spare either way.
     thread::sleep(Duration::from_secs(4));
-    let reply = env.raw_request(b"{\"version\":1,\"request\":{\"type\":\"providers_list\"}}\n");
+    let reply = env.raw_request(b"{\"version\":2,\"request\":{\"type\":\"providers_list\"}}\n");
     assert!(reply.contains("\"data\""), "{reply}");
     thread::sleep((up + Duration::from_secs(10)).saturating_duration_since(Instant::now()));
     assert!(pid_alive(pid), "activity 6 s ago must keep it alive");
@@ -182,7 +182,7 @@ fn an_open_subscription_counts_as_activity() {
     let stream = std::os::unix::net::UnixStream::connect(env.socket()).unwrap();
     std::io::Write::write_all(
         &mut &stream,
-        b"{\"version\":1,\"request\":{\"type\":\"subscribe\"}}\n",
+        b"{\"version\":2,\"request\":{\"type\":\"subscribe\"}}\n",
     )
     .unwrap();
     thread::sleep(Duration::from_millis(4500));

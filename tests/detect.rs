@@ -81,7 +81,7 @@ fn an_upgraded_binary_is_probed_again_and_announced() {
     let stream = std::os::unix::net::UnixStream::connect(env.socket()).unwrap();
     std::io::Write::write_all(
         &mut &stream,
-        b"{\"version\":1,\"request\":{\"type\":\"subscribe\",\"events\":[\"AgentUpdated\"]}}\n",
+        b"{\"version\":2,\"request\":{\"type\":\"subscribe\",\"events\":[\"AgentUpdated\"]}}\n",
     )
     .unwrap();
     let mut reader = std::io::BufReader::new(stream);

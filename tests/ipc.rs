@@ -15,7 +15,7 @@ use crate::util::{Env, read_line_matching};
 
 fn error_code(reply: &str) -> String {
     let v: Value = serde_json::from_str(reply).unwrap_or_else(|e| panic!("{e}: {reply:?}"));
-    assert_eq!(v["version"], 1, "{reply}");
+    assert_eq!(v["version"], 2, "{reply}");
     v["error"]["code"].as_str().unwrap_or_else(|| panic!("not an error: {reply}")).to_string()
 }
 
@@ -39,7 +39,7 @@ fn oversized_request_is_refused_and_the_daemon_stays_up() {
     still_serves(&env, pid);
 
     // Exactly at the cap with a valid-looking prefix: still too large.
-    let mut line = br#"{"version":1,"request":{"type":"status"}}"#.to_vec();
+    let mut line = br#"{"version":2,"request":{"type":"status"}}"#.to_vec();
     line.resize(1 << 20, b' ');
     line.push(b'\n');
     assert_eq!(error_code(&env.raw_request(&line)), "too_large");
@@ -53,12 +53,12 @@ fn malformed_frames_get_errors() {
     let cases: [(&[u8], &str); 7] = [
         (b"{not json\n", "bad_request"),
         (b"\xff\xfe\xfd\n", "bad_request"),
-        (br#"{"version":1,"request":{"type":"launch_missiles"}}"#, "bad_request"),
-        (br#"{"version":1,"request":{"type":"agents_inspect"}}"#, "bad_request"),
+        (br#"{"version":2,"request":{"type":"launch_missiles"}}"#, "bad_request"),
+        (br#"{"version":2,"request":{"type":"agents_inspect"}}"#, "bad_request"),
         (br#"{"request":{"type":"status"}}"#, "bad_request"),
-        (br#"{"version":2,"request":{"type":"status"}}"#, "version_mismatch"),
+        (br#"{"version":99,"request":{"type":"status"}}"#, "version_mismatch"),
         // Truncated: the client half-closes mid-frame.
-        (br#"{"version":1,"request":{"ty"#, "bad_request"),
+        (br#"{"version":2,"request":{"ty"#, "bad_request"),
     ];
     for (line, code) in cases {
         let reply = env.raw_request(line);
@@ -67,12 +67,12 @@ fn malformed_frames_get_errors() {
     // Connect and hang up without a byte: nothing to answer, nothing breaks.
     drop(UnixStream::connect(env.socket()).unwrap());
     let v: Value = serde_json::from_str(
-        &env.raw_request(b"{\"version\":1,\"request\":{\"type\":\"status\"}}\n"),
+        &env.raw_request(b"{\"version\":2,\"request\":{\"type\":\"status\"}}\n"),
     )
     .unwrap();
     assert_eq!(v["data"]["pid"], pid);
     let reply =
-        env.raw_request(br#"{"version":1,"request":{"type":"agents_inspect","id":"nope"}}"#);
+        env.raw_request(br#"{"version":2,"request":{"type":"agents_inspect","id":"nope"}}"#);
     assert_eq!(error_code(&reply), "not_found");
     still_serves(&env, pid);
 }
@@ -81,7 +81,7 @@ fn malformed_frames_get_errors() {
 fn a_panicking_handler_costs_one_request_not_the_daemon() {
     let env = Env::new("panic");
     let pid = env.start_daemon();
-    let reply = env.raw_request(b"{\"version\":1,\"request\":{\"type\":\"debug_panic\"}}\n");
+    let reply = env.raw_request(b"{\"version\":2,\"request\":{\"type\":\"debug_panic\"}}\n");
     assert_eq!(error_code(&reply), "internal", "{reply}");
     still_serves(&env, pid);
     assert!(env.log_text().contains("handler panicked"), "{}", env.log_text());
@@ -139,11 +139,11 @@ fn subscribers_receive_events_and_the_shutdown() {
     env.start_daemon();
     let stream = UnixStream::connect(env.socket()).unwrap();
     (&stream)
-        .write_all(b"{\"version\":1,\"request\":{\"type\":\"subscribe\",\"events\":[\"AgentDetected\",\"DaemonShuttingDown\"]}}\n")
+        .write_all(b"{\"version\":2,\"request\":{\"type\":\"subscribe\",\"events\":[\"AgentDetected\",\"DaemonShuttingDown\"]}}\n")
         .unwrap();
     let mut reader = BufReader::new(stream);
     let ack = read_line_matching(&mut reader, Duration::from_secs(5), |_| true).unwrap();
-    assert_eq!(ack.trim(), r#"{"version":1,"data":null}"#);
+    assert_eq!(ack.trim(), r#"{"version":2,"data":null}"#);
     assert_eq!(env.cmd(&["daemon", "status", "--json"]).json()["subscribers"], 1);
 
     env.cmd(&["agents", "list"]).ok();
@@ -167,7 +167,7 @@ fn unknown_event_names_are_refused() {
     let env = Env::new("subscribe-bad");
     env.start_daemon();
     let reply = env.raw_request(
-        b"{\"version\":1,\"request\":{\"type\":\"subscribe\",\"events\":[\"Nonsense\"]}}\n",
+        b"{\"version\":2,\"request\":{\"type\":\"subscribe\",\"events\":[\"Nonsense\"]}}\n",
     );
     assert_eq!(error_code(&reply), "bad_request");
     assert!(reply.contains("Nonsense"), "{reply}");
@@ -212,9 +212,9 @@ fn a_peer_of_another_uid_is_refused() {
     assert!(line.contains("listening on"), "{line}");
     // We are root, so the 0600 socket of uid 65534 lets us connect; the
     // daemon must still refuse to serve us.
-    let reply = env.raw_request(b"{\"version\":1,\"request\":{\"type\":\"status\"}}\n");
+    let reply = env.raw_request(b"{\"version\":2,\"request\":{\"type\":\"status\"}}\n");
     assert_eq!(error_code(&reply), "forbidden", "{reply}");
-    let shutdown = env.raw_request(b"{\"version\":1,\"request\":{\"type\":\"shutdown\"}}\n");
+    let shutdown = env.raw_request(b"{\"version\":2,\"request\":{\"type\":\"shutdown\"}}\n");
     assert_eq!(error_code(&shutdown), "forbidden");
     let _ = daemon.kill();
     let _ = daemon.wait();

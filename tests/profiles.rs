@@ -648,7 +648,7 @@ fn events_follow_the_profile_and_never_carry_the_key() {
     env.start_daemon();
     let mut stream = UnixStream::connect(env.socket()).unwrap();
     stream
-        .write_all(b"{\"version\":1,\"request\":{\"type\":\"subscribe\",\"events\":[]}}\n")
+        .write_all(b"{\"version\":2,\"request\":{\"type\":\"subscribe\",\"events\":[]}}\n")
         .unwrap();
     let mut reader = BufReader::new(stream);
     let mut first = String::new();

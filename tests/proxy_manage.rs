@@ -503,7 +503,7 @@ fn routing_changes_are_announced() {
     create(&env, "claude", "work", "anthropic", &[]);
     let stream = UnixStream::connect(env.socket()).unwrap();
     (&stream)
-        .write_all(b"{\"version\":1,\"request\":{\"type\":\"subscribe\",\"events\":[\"ProfileUpdated\"]}}\n")
+        .write_all(b"{\"version\":2,\"request\":{\"type\":\"subscribe\",\"events\":[\"ProfileUpdated\"]}}\n")
         .unwrap();
     let mut reader = BufReader::new(stream);
     let wait = std::time::Duration::from_secs(10);

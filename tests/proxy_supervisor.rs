@@ -128,7 +128,7 @@ fn subscribe(env: &Env) -> BufReader<UnixStream> {
     let stream = UnixStream::connect(env.socket()).unwrap();
     (&stream)
         .write_all(
-            br#"{"version":1,"request":{"type":"subscribe","events":["ProxyStarted","ProxyStopped","ProxyError"]}}
+            br#"{"version":2,"request":{"type":"subscribe","events":["ProxyStarted","ProxyStopped","ProxyError"]}}
 "#,
         )
         .unwrap();
@@ -532,7 +532,7 @@ fn budget_events_come_from_the_childs_stats() {
     let stream = UnixStream::connect(env.socket()).unwrap();
     (&stream)
         .write_all(
-            br#"{"version":1,"request":{"type":"subscribe","events":["ProxyBudgetWarning","ProxyBudgetExceeded"]}}
+            br#"{"version":2,"request":{"type":"subscribe","events":["ProxyBudgetWarning","ProxyBudgetExceeded"]}}
 "#,
         )
         .unwrap();

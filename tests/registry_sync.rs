@@ -112,7 +112,7 @@ fn a_sync_fetches_the_registry_and_a_second_fetches_only_registry_json() {
     // Events, from a subscriber of our own.
     let stream = UnixStream::connect(env.socket()).unwrap();
     (&stream)
-        .write_all(b"{\"version\":1,\"request\":{\"type\":\"subscribe\",\"events\":[\"RegistrySyncStarted\",\"RegistrySyncProgress\",\"RegistrySyncCompleted\"]}}\n")
+        .write_all(b"{\"version\":2,\"request\":{\"type\":\"subscribe\",\"events\":[\"RegistrySyncStarted\",\"RegistrySyncProgress\",\"RegistrySyncCompleted\"]}}\n")
         .unwrap();
     let mut events = BufReader::new(stream);
     read_line_matching(&mut events, Duration::from_secs(5), |_| true).expect("subscribed");

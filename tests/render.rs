@@ -384,7 +384,7 @@ fn the_permission_mode_is_validated_stored_shown_and_rendered() {
     assert!(!env.home.join(".claude-profiles/bad").exists(), "a refused create wrote its home");
     // The daemon checks it too, for clients other than the CLI.
     env.start_daemon();
-    let line = json!({"version": 1, "request": {"type": "profiles_create", "agent": "claude",
+    let line = json!({"version": 2, "request": {"type": "profiles_create", "agent": "claude",
         "alias": "bad", "provider": "anthropic", "api_key": KEY, "permission_mode": "yolo"}});
     let reply = env.raw_request(format!("{line}\n").as_bytes());
     assert!(reply.contains("unknown permission mode `yolo`"), "{reply}");

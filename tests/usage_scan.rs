@@ -268,7 +268,7 @@ fn subscribe(env: &Env) -> BufReader<UnixStream> {
     let mut stream = UnixStream::connect(env.socket()).unwrap();
     stream
         .write_all(
-            b"{\"version\":1,\"request\":{\"type\":\"subscribe\",\"events\":[\"UsageUpdated\"]}}\n",
+            b"{\"version\":2,\"request\":{\"type\":\"subscribe\",\"events\":[\"UsageUpdated\"]}}\n",
         )
         .unwrap();
     let mut reader = BufReader::new(stream);

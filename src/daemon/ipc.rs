@@ -378,7 +378,7 @@ mod tests {
 
     #[test]
     fn decodes_a_good_request() {
-        let r = decode_request(br#"{"version":1,"request":{"type":"agents_list"}}"#).unwrap();
+        let r = decode_request(br#"{"version":2,"request":{"type":"agents_list"}}"#).unwrap();
         assert_eq!(r, Request::AgentsList);
     }
 
@@ -390,7 +390,7 @@ mod tests {
             ErrorCode::BadRequest
         );
         assert_eq!(
-            code(decode_request(br#"{"version":1,"request":{"type":"fly"}}"#)),
+            code(decode_request(br#"{"version":2,"request":{"type":"fly"}}"#)),
             ErrorCode::BadRequest
         );
         assert_eq!(
