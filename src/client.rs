@@ -424,8 +424,8 @@ impl Events {
 
 /// Checks the version, then turns the reply into data or a [`DaemonError`].
 pub fn decode_reply(line: &str) -> Result<Value> {
-    let value: Value =
-        serde_json::from_str(line).map_err(|e| anyhow!("malformed reply from the daemon: {e}"))?;
+    let value: Value = serde_json::from_slice(line.as_bytes())
+        .map_err(|e| anyhow!("malformed reply from the daemon: {e}"))?;
     let version = value.get("version").and_then(Value::as_u64);
     if version != Some(u64::from(PROTOCOL_VERSION)) {
         bail!(

@@ -165,7 +165,7 @@ fn attached(ws: &mut WebSocket<TcpStream>, socket_fd: i32, winch: &AtomicBool) -
                     stdout.flush()?;
                 }
                 Ok(Message::Text(text)) => {
-                    let msg: Value = serde_json::from_str(&text).unwrap_or_default();
+                    let msg: Value = serde_json::from_slice(text.as_bytes()).unwrap_or_default();
                     if msg["type"] == "state_changed" {
                         return Ok(Ended::Exited(msg["exit_code"].as_i64().unwrap_or(0) as i32));
                     }

@@ -42,8 +42,8 @@ pub fn hooks(ctx: &Ctx, inv: &Invocation, action: &str) -> Result<()> {
         "import" => {
             let file = inv.arg("file").unwrap_or_default();
             let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
-            let hooks =
-                serde_json::from_str(&text).with_context(|| format!("{file} is not valid JSON"))?;
+            let hooks = serde_json::from_slice(text.as_bytes())
+                .with_context(|| format!("{file} is not valid JSON"))?;
             Request::HooksImport { alias, hooks }
         }
         _ => Request::HooksExport { alias },

@@ -207,7 +207,7 @@ pub fn logs(ctx: &Ctx, inv: &Invocation) -> Result<()> {
 /// One request-log record as a line: time, status, model and where it
 /// went, timings, tokens, cost, and the attempts that fell through.
 fn readable(line: &str) -> String {
-    let Ok(r) = serde_json::from_str::<Value>(line) else { return line.to_string() };
+    let Ok(r) = serde_json::from_slice::<Value>(line.as_bytes()) else { return line.to_string() };
     let text = |k: &str| r[k].as_str().unwrap_or("").to_string();
     let mut s = format!("{}  {}  {}", text("ts"), r["status"].as_u64().unwrap_or(0), text("model"));
     if let Some(target) = r["target"].as_str() {

@@ -230,7 +230,7 @@ impl Store {
         let Some(bytes) = read_private(&path, PROFILE_CAP)? else { return Ok(None) };
         let text = String::from_utf8(bytes)
             .map_err(|_| anyhow::anyhow!("{} is not UTF-8", path.display()))?;
-        let profile: Profile = serde_json::from_str(&text)
+        let profile: Profile = serde_json::from_slice(text.as_bytes())
             .with_context(|| format!("{} is corrupt", path.display()))?;
         if profile.alias != alias {
             bail!("{} names another profile (`{}`)", path.display(), profile.alias);

@@ -296,11 +296,11 @@ fn keep_from_disk(
     let Ok(existing) = String::from_utf8(bytes) else { return Ok((text.to_string(), false)) };
     let patterns: Vec<Vec<&str>> = keep.iter().map(|p| p.split('.').collect()).collect();
     if rel.ends_with(".json") {
-        let Ok(Value::Object(new)) = serde_json::from_str::<Value>(text) else {
+        let Ok(Value::Object(new)) = serde_json::from_slice::<Value>(text.as_bytes()) else {
             return Ok((text.to_string(), false));
         };
         // A file the agent corrupted is replaced.
-        let Ok(Value::Object(old)) = serde_json::from_str::<Value>(&existing) else {
+        let Ok(Value::Object(old)) = serde_json::from_slice::<Value>(existing.as_bytes()) else {
             return Ok((text.to_string(), false));
         };
         let mut kept = pick(&old, &patterns);

@@ -243,7 +243,7 @@ pub fn read_runs(config_dir: &Path) -> Vec<RunRow> {
             return Vec::new();
         }
     }
-    text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect()
+    text.lines().filter_map(|line| serde_json::from_slice(line.as_bytes()).ok()).collect()
 }
 
 /// Per profile, runs and total time in milliseconds, for `stats`.

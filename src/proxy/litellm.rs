@@ -801,7 +801,7 @@ pub fn main_if_asked() -> Option<std::process::ExitCode> {
     let run = || -> Result<std::io::Error> {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text)?;
-        let input: Input = serde_json::from_str(&text).context("reading the input")?;
+        let input: Input = serde_json::from_slice(text.as_bytes()).context("reading the input")?;
         let paths = crate::paths::Paths::from_env()?;
         paths.ensure_runtime_dir()?;
         let path = std::env::var_os("PATH");

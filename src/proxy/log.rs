@@ -261,7 +261,7 @@ pub fn spend_since(dir: &Path, since: SystemTime) -> Result<(Option<Carry>, Vec<
     for line in text.split_inclusive('\n') {
         at += line.len();
         if is_carry(line)
-            && let Ok(found) = serde_json::from_str::<Carry>(line)
+            && let Ok(found) = serde_json::from_slice::<Carry>(line.as_bytes())
         {
             carry = Some(found);
             after = at;
@@ -277,7 +277,7 @@ fn records_in(text: &str, since: SystemTime) -> Vec<Record> {
     let since = jiff::Timestamp::try_from(since).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     text.lines()
         .filter(|l| !is_carry(l))
-        .filter_map(|l| serde_json::from_str::<Record>(l).ok())
+        .filter_map(|l| serde_json::from_slice::<Record>(l.as_bytes()).ok())
         .filter(|r| r.ts.parse::<jiff::Timestamp>().is_ok_and(|ts| ts >= since))
         .collect()
 }

@@ -223,7 +223,7 @@ fn dry_render(side: &Effective, name: &str) -> Fields {
         }
         for (path, text) in &rendered.files {
             let value = if path.ends_with(".json") {
-                serde_json::from_str::<Value>(text).ok()
+                serde_json::from_slice::<Value>(text.as_bytes()).ok()
             } else if path.ends_with(".toml") {
                 text.parse::<toml::Table>().ok().and_then(|t| serde_json::to_value(t).ok())
             } else {

@@ -375,7 +375,7 @@ fn registry_file(config_dir: &Path) -> Option<PathBuf> {
 
 fn parse(text: &str, source: &str) -> Result<Pricing> {
     let table: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(text).context("parsing the LiteLLM price table")?;
+        serde_json::from_slice(text.as_bytes()).context("parsing the LiteLLM price table")?;
     let entries: BTreeMap<String, ModelPrice> = table
         .into_iter()
         .filter(|(key, value)| key != "sample_spec" && value.is_object())

@@ -203,7 +203,7 @@ pub fn serve(
 
 /// A JSON message from the client; `Some(error)` to tell it what was wrong.
 fn command(state: &State, id: &str, client: u64, text: &str) -> Option<String> {
-    let Ok(msg) = serde_json::from_str::<Value>(text) else {
+    let Ok(msg) = serde_json::from_slice::<Value>(text.as_bytes()) else {
         return Some("messages are JSON objects (keystrokes go in binary frames)".into());
     };
     match msg["type"].as_str() {

@@ -391,7 +391,7 @@ fn passes(filter: &Option<Vec<EventKind>>, line: &str) -> bool {
 /// A client message: `{"action":"subscribe","events":[...]}` (an empty list
 /// means every kind). The answer says what the stream now carries.
 fn command(text: &str, filter: &mut Option<Vec<EventKind>>) -> Value {
-    let Ok(msg) = serde_json::from_str::<Value>(text) else {
+    let Ok(msg) = serde_json::from_slice::<Value>(text.as_bytes()) else {
         return json!({"type": "error", "message": "messages are JSON objects"});
     };
     if msg["action"] != "subscribe" {
