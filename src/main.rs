@@ -35,6 +35,7 @@ use std::process::ExitCode;
 use cli::{Exit, Parsed, UsageError};
 
 fn main() -> ExitCode {
+    abort_on_panic();
     // Before anything else: a terminal session's helper (hidden; see
     // terminal/helper.rs) starts fast and touches no config or daemon.
     if let Some(code) = terminal::helper::main_if_asked() {
@@ -50,6 +51,20 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => report(&err, json),
     }
+}
+
+/// A panic is a bug: it is reported as usual (the daemon's stderr is its
+/// log) and the process ends there, in every build. Release builds compile
+/// with `panic = "abort"` (Cargo.toml: 0.94 MB smaller); this hook makes
+/// debug builds, whose tests run the same binary, end the same way instead
+/// of unwinding one thread. The daemon's core dumps are off, so an abort
+/// leaves no memory image with a key in it.
+fn abort_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        std::process::abort();
+    }));
 }
 
 fn run() -> anyhow::Result<()> {

@@ -274,7 +274,8 @@ pub enum Request {
     /// Reply: `{"rollback": true, "commit", "previous", "changes"}`.
     RegistryRollback,
     /// Test hook, debug builds only: the handler panics, to prove a panic
-    /// costs one request an error reply and never the daemon.
+    /// is logged and ends the daemon (never a half-served state), and that
+    /// the next command starts a fresh one.
     #[cfg(debug_assertions)]
     DebugPanic,
 }

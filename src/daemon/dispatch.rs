@@ -24,17 +24,6 @@ use crate::proxy::{config as proxy_config, manage};
 use crate::registry::runner as registry;
 use crate::usage::store::DEFAULT_PROFILE;
 
-/// Serves one request for a transport (IPC, HTTP): a panicking handler
-/// costs this request an internal-error reply, never the daemon. The panic
-/// hook has already logged what panicked and where.
-pub fn handle_guarded(state: &State, request: Request) -> Reply {
-    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(state, request)));
-    served.unwrap_or_else(|_| {
-        crate::error!("a request handler panicked; the daemon carries on");
-        Reply::error(ErrorCode::Internal, "internal error (a bug); see the daemon log")
-    })
-}
-
 /// Serves one request.
 pub fn handle(state: &State, request: Request) -> Reply {
     match request {

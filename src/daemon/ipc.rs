@@ -144,8 +144,7 @@ fn spawn_conn(stream: UnixStream, state: Arc<State>) {
             write_reply(&mut stream, &Reply::error(ErrorCode::Internal, "too many connections"));
         return;
     };
-    // Released when the thread ends, even by a panic (which, with
-    // `panic = "unwind"`, ends only this thread), or if it never starts.
+    // Released when the thread ends, or if it never starts.
     let guard = SlotGuard(slot);
     let spawned = thread::Builder::new().name("ipc-conn".into()).spawn(move || {
         if let Err(e) = serve_conn(stream, &state, &guard.0) {
@@ -201,7 +200,7 @@ fn serve_conn(mut stream: UnixStream, state: &State, slot: &ConnSlot) -> Result<
         Request::Subscribe { events } => subscribe(stream, state, &events),
         // Shutdown is served by the dispatcher too: the main thread waits
         // for this connection (it is busy) before the process exits.
-        request => write_reply(&mut stream, &dispatch::handle_guarded(state, request)),
+        request => write_reply(&mut stream, &dispatch::handle(state, request)),
     }
 }
 

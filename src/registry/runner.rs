@@ -393,11 +393,7 @@ fn run(
     // The store records its own failures in state.json; one before it ran
     // (a bundle that cannot be opened, a bad CA file) is recorded here.
     let mut recorded = false;
-    // A bug that panics must not leave the slot taken for the daemon's life.
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        execute(slot, paths, events, clients, id, &plan, &mut recorded)
-    }))
-    .unwrap_or_else(|_| Err(anyhow!("the sync failed on a bug (see the daemon log)")));
+    let result = execute(slot, paths, events, clients, id, &plan, &mut recorded);
     let finished = crate::time::now_rfc3339();
     let (last, kind, data) = match result {
         Ok(report) => {

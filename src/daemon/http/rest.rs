@@ -112,7 +112,7 @@ pub fn serve(state: &State, info: &HttpInfo, mut request: tiny_http::Request) {
                     Request::ProfilesEnv { alias } => Some(alias.clone()),
                     _ => None,
                 };
-                let mut reply = dispatch::handle_guarded(state, req);
+                let mut reply = dispatch::handle(state, req);
                 if let Some(alias) = env_of {
                     reply = redact_env(state, &alias, reply);
                 }
