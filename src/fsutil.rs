@@ -45,15 +45,26 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("creating {}", dir.display()))
 }
 
-/// `n` random bytes from the kernel, hex-encoded.
+/// `n` random bytes from the kernel, hex-encoded: one `getrandom(2)` call
+/// (every atomic write names its temp file with these; opening and closing
+/// `/dev/urandom` per name cost two more syscalls, and a kept descriptor
+/// would show up in every fd count of the daemon).
 pub fn random_hex(n: usize) -> Result<String> {
     let mut bytes = vec![0u8; n];
-    let mut file = File::from(
-        rustix::fs::open("/dev/urandom", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .context("opening /dev/urandom")?,
-    );
-    file.read_exact(&mut bytes).context("reading /dev/urandom")?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    let mut filled = 0;
+    while filled < n {
+        match rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(got) => filled += got,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e).context("reading random bytes from the kernel"),
+        }
+    }
+    let mut hex = String::with_capacity(2 * n);
+    for b in bytes {
+        hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+    }
+    Ok(hex)
 }
 
 /// Opens the directory `dir` itself without following a link at its last
