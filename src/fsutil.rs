@@ -389,6 +389,20 @@ impl Beneath {
         Ok(Beneath { root: open_dir(root)?, path: root.to_path_buf() })
     }
 
+    /// The directory `rel` beneath the root as a [`Beneath`] of its own,
+    /// opened like every walk here (no link on the way, created 0700 when
+    /// missing and `create`), so that several files in it are reached
+    /// without walking again. `None` when it is missing and not `create`;
+    /// `rel` must not be empty (the root is `self`).
+    pub fn dir(&self, rel: &Path, create: bool) -> Result<Option<Beneath>> {
+        match self.walk(rel, create) {
+            Ok(Some(fd)) => Ok(Some(Beneath { root: fd, path: self.path.join(rel) })),
+            Ok(None) => bail!("{}: not a directory beneath {}", rel.display(), self.path.display()),
+            Err(e) if e.downcast_ref::<Errno>() == Some(&Errno::NOENT) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Creates `rel` and its missing parents (0700) beneath the root.
     pub fn create_dir_all(&self, rel: &Path) -> Result<()> {
         self.walk(rel, true).map(drop)
