@@ -231,7 +231,7 @@ pub fn remove_stale_temps(dir: &Path) -> Result<usize> {
         Err(_) if !dir.exists() => return Ok(0),
         Err(e) => return Err(e),
     };
-    Ok(remove_temps_at(&fd, false, true))
+    Ok(remove_temps_at(fd, false, true))
 }
 
 /// [`remove_stale_temps`] for a profile home, where renders write: the home
@@ -239,17 +239,20 @@ pub fn remove_stale_temps(dir: &Path) -> Result<usize> {
 /// opened without following a link. Returns how many it removed.
 pub fn remove_stale_temps_in_home(home: &Path) -> usize {
     match open_dir(home) {
-        Ok(fd) => remove_temps_at(&fd, true, false),
+        Ok(fd) => remove_temps_at(fd, true, false),
         Err(_) => 0,
     }
 }
 
 /// Unlinks our temp files in the open directory `fd`, and with `subdirs`
-/// also in the directories directly in it.
-fn remove_temps_at(fd: &OwnedFd, subdirs: bool, legacy: bool) -> usize {
-    let Ok(entries) = rustix::fs::Dir::read_from(fd) else { return 0 };
+/// also in the directories directly in it. The listing reads `fd` itself
+/// (`Dir::new`; `Dir::read_from` would reopen it through `.`, two more
+/// syscalls per directory at every daemon start).
+fn remove_temps_at(fd: OwnedFd, subdirs: bool, legacy: bool) -> usize {
+    let Ok(mut dir) = rustix::fs::Dir::new(fd) else { return 0 };
     let mut removed = 0;
-    for entry in entries.flatten() {
+    while let Some(entry) = dir.read() {
+        let (Ok(entry), Ok(fd)) = (entry, dir.fd()) else { continue };
         let name = entry.file_name();
         let bytes = name.to_bytes();
         if bytes == b"." || bytes == b".." {
@@ -263,7 +266,7 @@ fn remove_temps_at(fd: &OwnedFd, subdirs: bool, legacy: bool) -> usize {
             && entry.file_type() == FileType::Directory
             && let Ok(sub) = rustix::fs::openat(fd, name, dir_flags(), Mode::empty())
         {
-            removed += remove_temps_at(&sub, false, legacy);
+            removed += remove_temps_at(sub, false, legacy);
         }
     }
     removed
