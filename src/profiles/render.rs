@@ -195,13 +195,14 @@ pub fn isolation_env(profile: &Profile, agent: &AgentManifest) -> BTreeMap<Strin
 }
 
 /// Creates the profile home (0700) and every `config_env` directory in it.
-pub fn ensure_home(profile: &Profile, agent: &AgentManifest) -> Result<()> {
+/// Returns the home opened (no link at its name) for [`write_files_in`].
+pub fn ensure_home(profile: &Profile, agent: &AgentManifest) -> Result<Beneath> {
     create_private_dir(&profile.home)?;
     let home = Beneath::open(&profile.home)?;
     for dir in agent.profile.config_env.values() {
         home.create_dir_all(&relative_path(dir)?)?;
     }
-    Ok(())
+    Ok(home)
 }
 
 /// One file as it will be written.
@@ -222,8 +223,12 @@ pub struct FileOut {
 /// (perhaps unsandboxed) run. Only the records a file's `keep` list names
 /// are carried over from the file on disk. Files holding the secret are 0600.
 pub fn write_files(home: &Path, rendered: &Rendered, key: Option<&str>) -> Result<()> {
-    let home = Beneath::open(home)?;
-    let mut dirs = Dirs { home: &home, open: Vec::new() };
+    write_files_in(&Beneath::open(home)?, rendered, key)
+}
+
+/// [`write_files`] into a home already opened (by [`ensure_home`]).
+pub fn write_files_in(home: &Beneath, rendered: &Rendered, key: Option<&str>) -> Result<()> {
+    let mut dirs = Dirs { home, open: Vec::new() };
     for rel in &rendered.remove {
         let rel_path = relative_path(rel)?;
         let (parent, name) = parent_and_name(&rel_path)?;
