@@ -45,15 +45,26 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("creating {}", dir.display()))
 }
 
-/// `n` random bytes from the kernel, hex-encoded.
+/// `n` random bytes from the kernel, hex-encoded: one `getrandom(2)` call
+/// (every atomic write names its temp file with these; opening and closing
+/// `/dev/urandom` per name cost two more syscalls, and a kept descriptor
+/// would show up in every fd count of the daemon).
 pub fn random_hex(n: usize) -> Result<String> {
     let mut bytes = vec![0u8; n];
-    let mut file = File::from(
-        rustix::fs::open("/dev/urandom", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .context("opening /dev/urandom")?,
-    );
-    file.read_exact(&mut bytes).context("reading /dev/urandom")?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    let mut filled = 0;
+    while filled < n {
+        match rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(got) => filled += got,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e).context("reading random bytes from the kernel"),
+        }
+    }
+    let mut hex = String::with_capacity(2 * n);
+    for b in bytes {
+        hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+    }
+    Ok(hex)
 }
 
 /// Opens the directory `dir` itself without following a link at its last
@@ -250,7 +261,7 @@ pub fn remove_stale_temps(dir: &Path) -> Result<usize> {
         Err(_) if !dir.exists() => return Ok(0),
         Err(e) => return Err(e),
     };
-    Ok(remove_temps_at(&fd, false, true))
+    Ok(remove_temps_at(fd, false, true))
 }
 
 /// [`remove_stale_temps`] for a profile home, where renders write: the home
@@ -258,17 +269,20 @@ pub fn remove_stale_temps(dir: &Path) -> Result<usize> {
 /// opened without following a link. Returns how many it removed.
 pub fn remove_stale_temps_in_home(home: &Path) -> usize {
     match open_dir(home) {
-        Ok(fd) => remove_temps_at(&fd, true, false),
+        Ok(fd) => remove_temps_at(fd, true, false),
         Err(_) => 0,
     }
 }
 
 /// Unlinks our temp files in the open directory `fd`, and with `subdirs`
-/// also in the directories directly in it.
-fn remove_temps_at(fd: &OwnedFd, subdirs: bool, legacy: bool) -> usize {
-    let Ok(entries) = rustix::fs::Dir::read_from(fd) else { return 0 };
+/// also in the directories directly in it. The listing reads `fd` itself
+/// (`Dir::new`; `Dir::read_from` would reopen it through `.`, two more
+/// syscalls per directory at every daemon start).
+fn remove_temps_at(fd: OwnedFd, subdirs: bool, legacy: bool) -> usize {
+    let Ok(mut dir) = rustix::fs::Dir::new(fd) else { return 0 };
     let mut removed = 0;
-    for entry in entries.flatten() {
+    while let Some(entry) = dir.read() {
+        let (Ok(entry), Ok(fd)) = (entry, dir.fd()) else { continue };
         let name = entry.file_name();
         let bytes = name.to_bytes();
         if bytes == b"." || bytes == b".." {
@@ -282,7 +296,7 @@ fn remove_temps_at(fd: &OwnedFd, subdirs: bool, legacy: bool) -> usize {
             && entry.file_type() == FileType::Directory
             && let Ok(sub) = rustix::fs::openat(fd, name, dir_flags(), Mode::empty())
         {
-            removed += remove_temps_at(&sub, false, legacy);
+            removed += remove_temps_at(sub, false, legacy);
         }
     }
     removed
@@ -406,6 +420,20 @@ impl Beneath {
     /// Opens `root` (which must exist and not be a link).
     pub fn open(root: &Path) -> Result<Beneath> {
         Ok(Beneath { root: open_dir(root)?, path: root.to_path_buf() })
+    }
+
+    /// The directory `rel` beneath the root as a [`Beneath`] of its own,
+    /// opened like every walk here (no link on the way, created 0700 when
+    /// missing and `create`), so that several files in it are reached
+    /// without walking again. `None` when it is missing and not `create`;
+    /// `rel` must not be empty (the root is `self`).
+    pub fn dir(&self, rel: &Path, create: bool) -> Result<Option<Beneath>> {
+        match self.walk(rel, create) {
+            Ok(Some(fd)) => Ok(Some(Beneath { root: fd, path: self.path.join(rel) })),
+            Ok(None) => bail!("{}: not a directory beneath {}", rel.display(), self.path.display()),
+            Err(e) if e.downcast_ref::<Errno>() == Some(&Errno::NOENT) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Creates `rel` and its missing parents (0700) beneath the root.

@@ -12,10 +12,10 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Result, anyhow, bail};
-use rhai::{Dynamic, Engine, EvalAltResult, Position, Scope};
+use rhai::{AST, Dynamic, Engine, EvalAltResult, ParseError, Position, Scope};
 use serde_json::Value;
 
 use crate::paths::Paths;
@@ -124,14 +124,44 @@ pub fn render(script: &Script, ctx: &Value) -> Result<Rendered> {
     let ctx = rhai::serde::to_dynamic(ctx).map_err(|e| anyhow!("{label}: building ctx: {e}"))?;
     let mut scope = Scope::new();
     scope.push_constant("ctx", ctx);
-    // Compiled against the scope, so strict variables know `ctx`.
-    let ast = engine.compile_with_scope(&scope, &script.text).map_err(|e| {
+    let ast = compiled(engine, &scope, &script.text).map_err(|e| {
         let line = e.1.line().map(|l| format!(":{l}")).unwrap_or_default();
         anyhow!("{label}{line}: syntax error: {}", e.0)
     })?;
     let out: Dynamic =
         engine.eval_ast_with_scope(&mut scope, &ast).map_err(|e| script_error(&label, *e))?;
     decode_output(&label, out)
+}
+
+/// How many compiled scripts [`compiled`] keeps (the built-ins plus a few
+/// user or registry scripts; the oldest goes first).
+const COMPILED_KEPT: usize = 16;
+
+/// `text` compiled against `scope`, from a cache keyed by the whole text:
+/// every render of a profile compiled its script anew, and tokenizing the
+/// commented built-ins was most of a render's CPU time. The AST depends on
+/// the text alone: the scope only tells strict variables that `ctx` exists
+/// (always the one name), and with rhai's `no_optimize` no value of the
+/// scope is folded into it. A changed file is a different text, so an
+/// edited or synced script is compiled afresh; errors are not kept.
+fn compiled(engine: &Engine, scope: &Scope, text: &str) -> Result<Arc<AST>, ParseError> {
+    static CACHE: Mutex<Vec<(String, Arc<AST>)>> = Mutex::new(Vec::new());
+    let lock = || CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, ast)) = lock().iter().find(|(t, _)| t == text) {
+        return Ok(Arc::clone(ast));
+    }
+    // Compiled outside the lock: two threads may both compile a new text,
+    // and the second result replaces nothing (the first is found below).
+    let ast = Arc::new(engine.compile_with_scope(scope, text)?);
+    let mut cache = lock();
+    if let Some((_, kept)) = cache.iter().find(|(t, _)| t == text) {
+        return Ok(Arc::clone(kept));
+    }
+    if cache.len() >= COMPILED_KEPT {
+        cache.remove(0);
+    }
+    cache.push((text.to_string(), Arc::clone(&ast)));
+    Ok(ast)
 }
 
 /// One line: `<script>:<line>: <message>`.
@@ -456,6 +486,32 @@ mod tests {
         assert_eq!(parsed["features"]["x"].as_bool(), Some(false));
         assert_eq!(r.files["p.json"], "{\n  \"a\": [\n    1\n  ]\n}\n");
         assert!(run("toml_encode(1)").is_err());
+    }
+
+    /// The compiled-script cache is keyed by the whole text: a script
+    /// edited under the same name renders its new text, a syntax error is
+    /// reported every time (never cached), and a repeat is the same AST.
+    #[test]
+    fn compiled_scripts_follow_their_text() {
+        let ctx = serde_json::json!({"n": 1});
+        let one = inline("cache.rhai", r#"#{files: #{}, env: #{A: "one"}, args: []}"#);
+        let two = inline("cache.rhai", r#"#{files: #{}, env: #{A: "two"}, args: []}"#);
+        assert_eq!(render(&one, &ctx).unwrap().env["A"], "one");
+        assert_eq!(render(&two, &ctx).unwrap().env["A"], "two");
+        assert_eq!(render(&one, &ctx).unwrap().env["A"], "one");
+        let mut scope = Scope::new();
+        scope.push_constant("ctx", Dynamic::UNIT);
+        let a = compiled(engine(), &scope, &one.text).unwrap();
+        let b = compiled(engine(), &scope, &one.text).unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "a repeated text is compiled once");
+        let broken = inline("cache.rhai", "#{files: ");
+        for _ in 0..2 {
+            let err = render(&broken, &ctx).unwrap_err().to_string();
+            assert!(err.contains("syntax error"), "{err}");
+        }
+        // Strict variables still apply: only `ctx` is known.
+        let unknown = inline("cache.rhai", "#{env: #{A: nope}}");
+        assert!(render(&unknown, &ctx).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! only in 0600 files), and the environment of the isolation strategy.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value, json};
@@ -195,13 +195,14 @@ pub fn isolation_env(profile: &Profile, agent: &AgentManifest) -> BTreeMap<Strin
 }
 
 /// Creates the profile home (0700) and every `config_env` directory in it.
-pub fn ensure_home(profile: &Profile, agent: &AgentManifest) -> Result<()> {
+/// Returns the home opened (no link at its name) for [`write_files_in`].
+pub fn ensure_home(profile: &Profile, agent: &AgentManifest) -> Result<Beneath> {
     create_private_dir(&profile.home)?;
     let home = Beneath::open(&profile.home)?;
     for dir in agent.profile.config_env.values() {
         home.create_dir_all(&relative_path(dir)?)?;
     }
-    Ok(())
+    Ok(home)
 }
 
 /// One file as it will be written.
@@ -222,20 +223,72 @@ pub struct FileOut {
 /// (perhaps unsandboxed) run. Only the records a file's `keep` list names
 /// are carried over from the file on disk. Files holding the secret are 0600.
 pub fn write_files(home: &Path, rendered: &Rendered, key: Option<&str>) -> Result<()> {
-    let home = Beneath::open(home)?;
+    write_files_in(&Beneath::open(home)?, rendered, key)
+}
+
+/// [`write_files`] into a home already opened (by [`ensure_home`]).
+pub fn write_files_in(home: &Beneath, rendered: &Rendered, key: Option<&str>) -> Result<()> {
+    let mut dirs = Dirs { home, open: Vec::new() };
     for rel in &rendered.remove {
-        home.remove_all(&relative_path(rel)?)
-            .with_context(|| format!("removing {rel} from the profile home"))?;
+        let rel_path = relative_path(rel)?;
+        let (parent, name) = parent_and_name(&rel_path)?;
+        let removed = match dirs.get(parent, false) {
+            Ok(Some(dir)) => dir.remove_all(name),
+            Ok(None) => Ok(()), // its directory is missing: nothing to remove
+            Err(e) => Err(e),
+        };
+        removed.with_context(|| format!("removing {rel} from the profile home"))?;
     }
     for (rel, text) in &rendered.files {
         let rel_path = relative_path(rel)?;
-        let (merged, _) =
-            keep_from_disk(Some(&home), &rel_path, rel, text, rendered.keep.get(rel))?;
+        let (parent, name) = parent_and_name(&rel_path)?;
+        let dir = dirs
+            .get(parent, true)
+            .and_then(|d| d.context("created but not found"))
+            .with_context(|| format!("writing {rel} in the profile home"))?;
+        let (merged, _) = keep_from_disk(Some(dir), name, rel, text, rendered.keep.get(rel))?;
         let (content, secret) = substitute(&merged, KeyValue::Key(key))?;
-        home.write_atomic(&rel_path, content.as_bytes(), if secret { 0o600 } else { 0o644 })
+        dir.write_atomic(name, content.as_bytes(), if secret { 0o600 } else { 0o644 })
             .with_context(|| format!("writing {rel} in the profile home"))?;
     }
     Ok(())
+}
+
+/// The directories one render reaches beneath the profile home, each
+/// walked (`openat2`, no link on the way) once and kept open for the
+/// render: a Claude render removed four entries and read and wrote two
+/// files in `.claude/`, and walked to it seven times. What a kept fd
+/// reaches is what a fresh walk at that moment would have: the directory
+/// itself, never a link put in its place (a directory moved by someone
+/// else is the same race a walk followed by a write already has).
+struct Dirs<'a> {
+    home: &'a Beneath,
+    open: Vec<(PathBuf, Beneath)>,
+}
+
+impl Dirs<'_> {
+    /// The directory `parent` (the home when empty); `None` when it is
+    /// missing and not `create`.
+    fn get(&mut self, parent: &Path, create: bool) -> Result<Option<&Beneath>> {
+        if parent.as_os_str().is_empty() {
+            return Ok(Some(self.home));
+        }
+        let at = match self.open.iter().position(|(p, _)| p == parent) {
+            Some(at) => at,
+            None => {
+                let Some(dir) = self.home.dir(parent, create)? else { return Ok(None) };
+                self.open.push((parent.to_path_buf(), dir));
+                self.open.len() - 1
+            }
+        };
+        Ok(Some(&self.open[at].1))
+    }
+}
+
+/// A relative file path's directory part and its name (as a path).
+fn parent_and_name(rel: &Path) -> Result<(&Path, &Path)> {
+    let name = rel.file_name().with_context(|| format!("{}: no file name", rel.display()))?;
+    Ok((rel.parent().unwrap_or(Path::new("")), Path::new(name)))
 }
 
 /// The files as a dry run shows them: with the kept records of what is on

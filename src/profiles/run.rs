@@ -112,8 +112,8 @@ pub fn prepare(
         ));
         crate::warn!("profile {alias}: home {} was missing; recreated", profile.home.display());
     }
-    render::ensure_home(&profile, agent)?;
-    render::write_files(&profile.home, &rendered, key.as_deref())?;
+    let home = render::ensure_home(&profile, agent)?;
+    render::write_files_in(&home, &rendered, key.as_deref())?;
     let (script_env, script_args) =
         render::substitute_all(&rendered.env, &rendered.args, KeyValue::Key(key.as_deref()))?;
     let mut env = render::isolation_env(&profile, agent);
@@ -143,8 +143,8 @@ pub fn env_only(s: &Services<'_>, alias: &str) -> Result<(Profile, BTreeMap<Stri
     let (agent, provider) = s.manifests(&profile)?;
     let key = s.agent_key(&profile)?;
     let rendered = render::render(s.paths, &profile, agent, provider, s.config)?;
-    render::ensure_home(&profile, agent)?;
-    render::write_files(&profile.home, &rendered, key.as_deref())?;
+    let home = render::ensure_home(&profile, agent)?;
+    render::write_files_in(&home, &rendered, key.as_deref())?;
     let (script_env, _) =
         render::substitute_all(&rendered.env, &rendered.args, KeyValue::Key(key.as_deref()))?;
     let took = started.elapsed().as_secs_f64() * 1000.0;

@@ -135,14 +135,27 @@ pub fn roots(
             });
         }
     }
+    // Each root's real path, resolved once (`None`: it does not resolve):
+    // comparing every default path with every root by canonicalizing both
+    // cost a readlink per component per pair, at every scan.
+    let mut real: Vec<Option<PathBuf>> =
+        out.iter().map(|r| fs::canonicalize(&r.path).ok()).collect();
     for m in &catalog.agents {
         let Some(usage) = &m.manifest.usage else { continue };
         let Some(agent) = usage.format.agent(&m.manifest.id) else { continue };
         for template in &usage.default_paths {
             let path = expand(template, home, var);
-            if path.is_relative() || out.iter().any(|r| same_dir(&r.path, &path)) {
+            if path.is_relative() {
                 continue;
             }
+            let path_real = fs::canonicalize(&path).ok();
+            let same = |(r, real): (&Root, &Option<PathBuf>)| {
+                r.path == path || (path_real.is_some() && *real == path_real)
+            };
+            if out.iter().zip(&real).any(same) {
+                continue;
+            }
+            real.push(path_real);
             out.push(Root {
                 path,
                 format: usage.format,
@@ -173,10 +186,6 @@ fn expand(template: &str, home: &Path, var: &dyn Fn(&str) -> Option<String>) -> 
     }
     out.push_str(rest);
     expand_tilde(&out, home)
-}
-
-fn same_dir(a: &Path, b: &Path) -> bool {
-    a == b || matches!((fs::canonicalize(a), fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
 }
 
 /// What the index remembers about one file.
@@ -1002,6 +1011,32 @@ fn open_regular(path: &Path) -> Result<(File, Metadata), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A default path that is the same directory as another (through a
+    /// link) is one root, not two; paths that do not resolve are compared
+    /// as written. (Each path is resolved once, not once per pair.)
+    #[test]
+    fn default_roots_through_links_are_one_root() {
+        let dir = std::env::temp_dir().join(format!("ringlet-scan-roots-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let home = dir.join("home");
+        fs::create_dir_all(home.join(".config/claude/projects")).unwrap();
+        std::os::unix::fs::symlink(home.join(".config/claude"), home.join(".claude")).unwrap();
+        let none = dir.join("none");
+        let catalog = Catalog::load_layers(&none, None, &none);
+        let var = |_: &str| None;
+        let found = roots(&catalog, &[], &home, &dir.join("config"), &var);
+        let claude: Vec<&Root> = found.iter().filter(|r| r.format == Format::Claude).collect();
+        assert_eq!(claude.len(), 1, "{:?}", found.iter().map(|r| &r.path).collect::<Vec<_>>());
+        assert_eq!(claude[0].path, home.join(".claude/projects"));
+        // Two codex paths that do not exist: both kept.
+        assert_eq!(found.iter().filter(|r| r.format == Format::Codex).count(), 2);
+        // Without the link both Claude paths are roots.
+        fs::remove_file(home.join(".claude")).unwrap();
+        let found = roots(&catalog, &[], &home, &dir.join("config"), &var);
+        assert_eq!(found.iter().filter(|r| r.format == Format::Claude).count(), 2);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     /// An agent's flood of files in its log root: the walk looks at a
     /// bounded number of entries and reports the rest (the real bound,
