@@ -332,7 +332,6 @@ pub fn apply(
 /// (for `registry inspect --changes`): provider and endpoint, hook commands,
 /// MCP server commands (with their arguments) and URLs, per section, as
 /// `(field, value)` pairs in file order of sections.
-#[allow(dead_code)] // For registry::changes (helper regstore), which lands apart.
 pub fn command_bearing(path: &Path, text: &str) -> Result<Vec<(String, String)>> {
     let f: File = crate::config::from_toml(path, text)?;
     let base = Settings {

@@ -14,7 +14,6 @@
 //! `state.json` (pin, channel, last sync, recent commits). Readers (the
 //! manifest catalog, the script resolver, the pricing table, templates and
 //! the catalog) only ever look below [`current_dir`].
-#![allow(dead_code)] // The skeleton of issue 13: removed when the pieces land.
 
 pub mod bundle;
 pub mod changes;

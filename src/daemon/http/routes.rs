@@ -84,7 +84,7 @@ use crate::protocol::{CreateRequest, ErrorCode, Reply, ReportKind, Request, Usag
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpError {
     pub status: u16,
-    /// `bad_request`, `not_found`, `method_not_allowed` or `not_implemented`.
+    /// `bad_request`, `not_found`, `method_not_allowed`, or an error code's.
     pub code: &'static str,
     pub message: String,
 }
@@ -102,18 +102,14 @@ impl HttpError {
 /// Maps an HTTP request to the one [`Request`] the dispatcher serves. `path`
 /// is the request target without its query, `query` what followed the `?`
 /// (empty when none). Checks run in a fixed order so a client sees the most
-/// basic mistake first: a path that does not exist (404), a feature not
-/// built yet (501), a method the path does not take (405), then a bad query
-/// or body (400).
+/// basic mistake first: a path that does not exist (404), a method the
+/// path does not take (405), then a bad query or body (400).
 pub fn route(method: &str, path: &str, query: &str, body: &[u8]) -> Result<Request, HttpError> {
     let segments = segments(path)?;
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let Some(resource) = resource(&segments) else {
         return Err(HttpError::not_found(path));
     };
-    if let Resource::Unbuilt(feature) = resource {
-        return Err(not_implemented(feature));
-    }
     let allowed = resource.methods();
     if !allowed.contains(&method) {
         return Err(method_not_allowed(path, method, allowed));
@@ -220,11 +216,7 @@ enum Resource<'a> {
     ProfileEnv(&'a str),
     Hooks(&'a str),
     HooksExport(&'a str),
-    Hook {
-        alias: &'a str,
-        event: &'a str,
-        index: &'a str,
-    },
+    Hook { alias: &'a str, event: &'a str, index: &'a str },
     Usage(ReportKind),
     UsageImportClaude,
     DaemonStatus,
@@ -235,28 +227,16 @@ enum Resource<'a> {
     TerminalCleanup,
     ProxyStatus(Option<&'a str>),
     ProxyStopAll,
-    ProxyAction {
-        alias: &'a str,
-        action: &'a str,
-    },
+    ProxyAction { alias: &'a str, action: &'a str },
     ProxyLogs(&'a str),
     ProfileProxy(&'a str),
     ProxyEnable(&'a str),
     ProxyDisable(&'a str),
     ProxyRoutes(&'a str),
-    ProxyRoute {
-        alias: &'a str,
-        name: &'a str,
-    },
-    ProxyRouteMove {
-        alias: &'a str,
-        name: &'a str,
-    },
+    ProxyRoute { alias: &'a str, name: &'a str },
+    ProxyRouteMove { alias: &'a str, name: &'a str },
     ProxyAliases(&'a str),
-    ProxyAlias {
-        alias: &'a str,
-        model: &'a str,
-    },
+    ProxyAlias { alias: &'a str, model: &'a str },
     ProxyBudget(&'a str),
     ProviderKeys,
     ProviderKey(&'a str),
@@ -267,11 +247,6 @@ enum Resource<'a> {
     RegistryChanges,
     Templates,
     Models,
-    /// A path of a feature that arrives in a later issue: 501 whatever the
-    /// method, so a client can tell "not yet" from "never". None today; kept
-    /// for the next feature whose paths are named before it is built.
-    #[allow(dead_code)]
-    Unbuilt(&'static str),
 }
 
 /// The route table. `None`: no such path.
@@ -379,7 +354,6 @@ impl Resource<'_> {
             | Resource::RegistrySync
             | Resource::RegistryPin
             | Resource::RegistryRollback => &["POST"],
-            Resource::Unbuilt(_) => &[],
         }
     }
 }
@@ -538,7 +512,6 @@ fn build(
         }
         (Resource::RegistryRollback, "POST") => Request::RegistryRollback,
         (Resource::RegistryChanges, "GET") => Request::RegistryChanges,
-        (Resource::Unbuilt(feature), _) => return Err(not_implemented(feature)),
         // `route` checked the method against `methods`; this arm keeps the
         // two tables honest if they ever drift (a test walks both).
         (resource, method) => return Err(method_not_allowed(path, method, resource.methods())),
@@ -565,14 +538,6 @@ fn method_not_allowed(path: &str, method: &str, allowed: &[&str]) -> HttpError {
         status: 405,
         code: "method_not_allowed",
         message: format!("{path} takes {}, not {method}", allowed.join(", ")),
-    }
-}
-
-fn not_implemented(feature: &str) -> HttpError {
-    HttpError {
-        status: 501,
-        code: "not_implemented",
-        message: format!("{feature}: not implemented yet"),
     }
 }
 
