@@ -345,6 +345,11 @@ fn plan(paths: &Paths, config: &Config, req: &SyncRequest) -> Result<Plan> {
             )
         })?,
     };
+    // state.json may have been edited by hand: the pin gets the check
+    // `registry pin` gives it before it is pasted into a URL.
+    if let Some(pin) = &state.pin {
+        fetch::check_ref(pin).context("the pin in registry/state.json")?;
+    }
     let root = fetch::expand(&url, &channel, state.pin.as_deref())?;
     if let Some(pin) = &state.pin
         && !url.contains("{ref}")
