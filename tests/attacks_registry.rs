@@ -156,3 +156,177 @@ fn a_pin_tampered_in_state_json_is_checked_before_it_reaches_a_url() {
     }
     assert!(server.requests().is_empty(), "{:?}", server.requests());
 }
+
+/// One ustar header block and its data, made by hand: `size` is written as
+/// given (it may lie), `kind` is the type flag.
+fn tar_entry(out: &mut Vec<u8>, path: &str, kind: u8, data: &[u8], size: &str) {
+    let mut h = [0u8; 512];
+    h[..path.len()].copy_from_slice(path.as_bytes());
+    h[100..107].copy_from_slice(b"0000644");
+    h[108..115].copy_from_slice(b"0000000");
+    h[116..123].copy_from_slice(b"0000000");
+    h[124..124 + size.len()].copy_from_slice(size.as_bytes());
+    h[136..147].copy_from_slice(b"00000000000");
+    h[156] = kind;
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].fill(b' ');
+    let sum: u64 = h.iter().map(|&b| b as u64).sum();
+    h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+    out.extend_from_slice(&h);
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+}
+
+fn file_entry(out: &mut Vec<u8>, path: &str, data: &[u8]) {
+    tar_entry(out, path, b'0', data, &format!("{:011o}", data.len()));
+}
+
+/// Hand-made hostile bundles: each refused with a clear error, nothing
+/// staged, `current` unchanged.
+#[test]
+fn hostile_bundles_are_refused_and_current_stays() {
+    let env = Env::new("atk-tar");
+    let good = env.root.join("good");
+    let commit = this_registry(BIN, &good);
+    env.cmd(&["registry", "sync", "--from", good.to_str().unwrap()]).ok();
+    let index = fs::read(good.join("registry.json")).unwrap();
+    let listed: Value = serde_json::from_slice(&index).unwrap();
+    let first = listed["artifacts"][0]["path"].as_str().unwrap().to_string();
+    let body = fs::read(good.join(&first)).unwrap();
+    let other_index = br#"{"format":1,"channel":"stable","artifacts":[]}"#;
+    let long = format!("agents/{}.toml", "x".repeat(120));
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "registry.json twice",
+            {
+                let mut t = Vec::new();
+                file_entry(&mut t, "registry.json", other_index);
+                file_entry(&mut t, "./registry.json", &index);
+                t
+            },
+            "twice",
+        ),
+        (
+            "a hard link to an artifact",
+            {
+                let mut t = Vec::new();
+                file_entry(&mut t, "registry.json", &index);
+                tar_entry(&mut t, &first, b'1', b"", "00000000000");
+                t
+            },
+            "hard link",
+        ),
+        (
+            "a GNU long name renaming the next entry",
+            {
+                let mut t = Vec::new();
+                file_entry(&mut t, "registry.json", &index);
+                tar_entry(
+                    &mut t,
+                    "././@LongLink",
+                    b'L',
+                    long.as_bytes(),
+                    &format!("{:011o}", long.len()),
+                );
+                file_entry(&mut t, "agents/short.toml", &body);
+                t
+            },
+            "GNU long name",
+        ),
+        (
+            "a GNU sparse file",
+            {
+                let mut t = Vec::new();
+                file_entry(&mut t, "registry.json", &index);
+                tar_entry(&mut t, &first, b'S', &body, &format!("{:011o}", body.len()));
+                t
+            },
+            "unknown type",
+        ),
+        (
+            "a size field of 8 GiB",
+            {
+                let mut t = Vec::new();
+                file_entry(&mut t, "registry.json", &index);
+                tar_entry(&mut t, &first, b'0', &body, "77777777777");
+                t
+            },
+            "truncated",
+        ),
+        (
+            "a size field in base-256",
+            {
+                let mut t = Vec::new();
+                file_entry(&mut t, "registry.json", &index);
+                tar_entry(&mut t, &first, b'0', &body, "\u{80}\u{7f}");
+                t
+            },
+            "",
+        ),
+        (
+            "a header cut in half",
+            {
+                let mut t = Vec::new();
+                file_entry(&mut t, "registry.json", &index);
+                file_entry(&mut t, &first, &body);
+                let keep = t.len() - body.len().div_ceil(512) * 512 - 300;
+                t.truncate(keep);
+                t
+            },
+            "truncated",
+        ),
+    ];
+    for (what, bytes, why) in cases {
+        let file = env.root.join("hostile.tar");
+        fs::write(&file, &bytes).unwrap();
+        let child = env.cmd(&["registry", "sync", "--from", file.to_str().unwrap()]).spawn();
+        let (code, out, err) = finish(child, Duration::from_secs(20), what);
+        assert_eq!(code, 1, "{what}: {out}{err}");
+        assert!(err.contains(why), "{what}: {err}");
+        assert_eq!(current(&env).as_deref(), Some(commit.as_str()), "{what}");
+        let staged: Vec<_> = fs::read_dir(env.config.join("registry/commits"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(staged, vec![commit.clone()], "{what}");
+    }
+}
+
+/// A registry is code: an agent manifest whose detection command and setup
+/// task run something. The sync itself runs neither, and lists both as
+/// command-bearing changes (and `inspect --changes` against the built-ins).
+#[test]
+fn a_manifest_with_commands_is_listed_and_not_run_by_the_sync() {
+    let env = Env::new("atk-cmds");
+    let good = env.root.join("good");
+    this_registry(BIN, &good);
+    let marker = env.root.join("ran");
+    let evil = env.root.join("evil.sh");
+    fs::write(&evil, format!("#!/bin/sh\ntouch {}\n", marker.display())).unwrap();
+    let mut perms = fs::metadata(&evil).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    fs::set_permissions(&evil, perms).unwrap();
+    let claude = good.join("agents/claude.toml");
+    let text = fs::read_to_string(&claude)
+        .unwrap()
+        .replace(
+            "commands = [\"claude\"]",
+            &format!("commands = [{:?}]", evil.display().to_string()),
+        )
+        .replace(
+            "command = \"claude doctor\"",
+            &format!("command = {:?}", evil.display().to_string()),
+        );
+    fs::write(&claude, text).unwrap();
+    crate::util::registry::index(BIN, &good, "stable");
+    let out = env.cmd(&["registry", "sync", "--from", good.to_str().unwrap(), "--json"]).json();
+    let shown = out.to_string();
+    assert!(shown.contains("detect.commands") && shown.contains("evil.sh"), "{out}");
+    assert!(shown.contains("setup_tasks.doctor"), "{out}");
+    assert!(!marker.exists(), "the sync ran a command of the registry");
+    let changes = env.cmd(&["registry", "inspect", "--changes", "--json"]).json().to_string();
+    assert!(changes.contains("detect.commands") && changes.contains("evil.sh"), "{changes}");
+    assert!(!marker.exists(), "inspect ran a command of the registry");
+}
