@@ -330,3 +330,84 @@ fn a_manifest_with_commands_is_listed_and_not_run_by_the_sync() {
     assert!(changes.contains("detect.commands") && changes.contains("evil.sh"), "{changes}");
     assert!(!marker.exists(), "inspect ran a command of the registry");
 }
+
+/// `kill -9` of the daemon at each crash point of a sync (store.rs): before
+/// the swap `current` is the old commit, after it the new one; either way
+/// the next sync completes and leaves no staging dir or temp link behind.
+#[test]
+fn a_daemon_killed_at_each_crash_point_leaves_current_whole() {
+    let env = Env::new("atk-crash");
+    let one = env.root.join("one");
+    let first = this_registry(BIN, &one);
+    env.cmd(&["registry", "sync", "--from", one.to_str().unwrap()]).ok();
+    for (n, (point, swapped)) in [
+        ("registry:staging", false),
+        ("registry:staged", false),
+        ("registry:renamed", false),
+        ("registry:swapped", true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let before = current(&env).unwrap();
+        let next = env.root.join(format!("next{n}"));
+        let commit = crate::util::registry::changed_copy(BIN, &one, &next, point);
+        if let Some(pid) = env.daemon_pid() {
+            env.cmd(&["daemon", "stop"]).ok();
+            crate::util::wait_until(Duration::from_secs(10), || !crate::util::pid_alive(pid));
+        }
+        let child = env
+            .cmd(&["registry", "sync", "--from", next.to_str().unwrap()])
+            .env("RINGLET_TEST_CRASH_AT", point)
+            .spawn();
+        let (code, out, err) = finish(child, Duration::from_secs(30), point);
+        assert_ne!(code, 0, "{point}: the daemon was not killed: {out}{err}");
+        let now = current(&env);
+        let want = if swapped { &commit } else { &before };
+        assert_eq!(now.as_ref(), Some(want), "{point}");
+        // What `current` names is a whole commit.
+        let dir = env.config.join("registry/current");
+        assert!(dir.join("registry.json").is_file(), "{point}");
+        // The next sync (a fresh daemon) completes and clears leftovers.
+        env.cmd(&["registry", "sync", "--from", next.to_str().unwrap()]).ok();
+        assert_eq!(current(&env).as_deref(), Some(commit.as_str()), "{point}");
+        let reg = env.config.join("registry");
+        for dir in [reg.clone(), reg.join("commits")] {
+            for e in fs::read_dir(&dir).unwrap().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                assert!(!name.starts_with('.'), "{point}: left {}", dir.join(&name).display());
+            }
+        }
+    }
+    let _ = first;
+}
+
+/// A hostile server: a redirect to `file://`, and a header without end.
+/// Each is an error, fast, with `current` unchanged.
+#[test]
+fn a_redirect_to_file_and_an_endless_header_fail_clearly() {
+    let env = Env::new("atk-http");
+    let good = env.root.join("good");
+    let commit = this_registry(BIN, &good);
+    env.cmd(&["registry", "sync", "--from", good.to_str().unwrap()]).ok();
+    let which = std::sync::Arc::new(std::sync::Mutex::new(0));
+    let w = which.clone();
+    let server = MockUpstream::start(move |_| match *w.lock().unwrap() {
+        0 => Reply::bytes(302, "text/plain", b"").header("location", "file:///etc/passwd").into(),
+        _ => Reply::bytes(200, "application/json", b"{}")
+            .header("x-pad", &"a".repeat(4 << 20))
+            .into(),
+    });
+    env.write_config(&format!(
+        "[registry]\nurl = \"{}/{{ref}}\"\nallow_unsigned = true\ntimeout_secs = 10\n",
+        server.url()
+    ));
+    for case in 0..2 {
+        *which.lock().unwrap() = case;
+        let child = env.cmd(&["registry", "sync"]).spawn();
+        let (code, out, err) = finish(child, Duration::from_secs(30), "hostile server");
+        assert_eq!(code, 1, "case {case}: {out}{err}");
+        assert!(err.contains("registry.json"), "case {case}: {err}");
+        assert_eq!(current(&env).as_deref(), Some(commit.as_str()));
+    }
+}
