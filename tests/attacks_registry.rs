@@ -7,7 +7,7 @@
 use std::fs;
 use std::path::Path;
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -24,24 +24,27 @@ fn inspect(env: &Env) -> Value {
     env.cmd(&["registry", "inspect", "--json"]).json()
 }
 
-/// Waits for `child` at most `limit`; kills it and panics on a hang.
-fn finish(mut child: Child, limit: Duration, what: &str) -> (i32, String, String) {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let out = child.wait_with_output().unwrap();
-            return (
-                status.code().unwrap_or(-1),
+/// Waits for `child` at most `limit` (reading its output meanwhile, so a
+/// long one cannot block on a full pipe); kills it and panics on a hang.
+fn finish(child: Child, limit: Duration, what: &str) -> (i32, String, String) {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => {
+            let out = out.unwrap();
+            (
+                out.status.code().unwrap_or(-1),
                 String::from_utf8_lossy(&out.stdout).into_owned(),
                 String::from_utf8_lossy(&out.stderr).into_owned(),
-            );
+            )
         }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
+        Err(_) => {
+            crate::util::kill(pid, 9);
             panic!("{what}: still running after {limit:?} (hung)");
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -410,4 +413,90 @@ fn a_redirect_to_file_and_an_endless_header_fail_clearly() {
         assert!(err.contains("registry.json"), "case {case}: {err}");
         assert_eq!(current(&env).as_deref(), Some(commit.as_str()));
     }
+}
+
+/// The registry dir tampered with links: `state.json` and `registry.lock`
+/// leading to a file of the user, `commits` leading to another dir. A sync
+/// never writes through them: the user's file and the other dir are left
+/// exactly as they were.
+#[test]
+fn links_planted_in_the_registry_dir_are_never_written_through() {
+    let env = Env::new("atk-links");
+    let good = env.root.join("good");
+    let commit = this_registry(BIN, &good);
+    let reg = env.config.join("registry");
+    fs::create_dir_all(&reg).unwrap();
+    let precious = env.root.join("precious.txt");
+    fs::write(&precious, "mine\n").unwrap();
+    let elsewhere = env.root.join("elsewhere");
+    fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&precious, reg.join("state.json")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, reg.join("commits")).unwrap();
+    let child = env.cmd(&["registry", "sync", "--from", good.to_str().unwrap()]).spawn();
+    let (_code, out, err) = finish(child, Duration::from_secs(30), "sync into a linked registry");
+    assert_eq!(fs::read_to_string(&precious).unwrap(), "mine\n", "{out}{err}");
+    assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0, "{out}{err}");
+    // Whatever it did, `current` (if any) is a real commit below commits/.
+    if let Some(c) = current(&env) {
+        assert_eq!(c, commit);
+        assert!(fs::symlink_metadata(reg.join("commits")).unwrap().is_dir());
+    }
+    // A lock file that is a link is not followed either.
+    let _ = fs::remove_file(reg.join("registry.lock"));
+    std::os::unix::fs::symlink(&precious, reg.join("registry.lock")).unwrap();
+    let child = env.cmd(&["registry", "sync", "--from", good.to_str().unwrap()]).spawn();
+    let (_code, out, err) = finish(child, Duration::from_secs(30), "sync with a linked lock");
+    assert_eq!(fs::read_to_string(&precious).unwrap(), "mine\n", "{out}{err}");
+}
+
+/// `registry export` onto a link: the link is replaced by the bundle, the
+/// file it led to is untouched (and a dir that is a link on the way is the
+/// user's own choice, followed once).
+#[test]
+fn export_onto_a_link_replaces_the_link_not_its_target() {
+    let env = Env::new("atk-export");
+    let good = env.root.join("good");
+    this_registry(BIN, &good);
+    env.cmd(&["registry", "sync", "--from", good.to_str().unwrap()]).ok();
+    let precious = env.root.join("precious.txt");
+    fs::write(&precious, "mine\n").unwrap();
+    let out = env.root.join("bundle.tar");
+    std::os::unix::fs::symlink(&precious, &out).unwrap();
+    env.cmd(&["registry", "export", out.to_str().unwrap()]).ok();
+    assert_eq!(fs::read_to_string(&precious).unwrap(), "mine\n");
+    assert!(fs::symlink_metadata(&out).unwrap().is_file());
+}
+
+/// The sync lists what changed scripts set by rendering them (bounded per
+/// render by Rhai's operation limit). A registry of scripts that each spin
+/// to that limit, and an agent manifest listing hundreds of provider types
+/// (one render each), must not keep the sync (and the one sync slot, and
+/// every `inspect --changes`) busy for minutes: the dry renders share one
+/// budget, and what it does not reach is listed as not rendered.
+#[test]
+fn spinning_scripts_and_endless_provider_types_do_not_stall_the_sync() {
+    let env = Env::new("atk-spin");
+    let good = env.root.join("good");
+    this_registry(BIN, &good);
+    let claude = good.join("agents/claude.toml");
+    let types: Vec<String> = (0..300).map(|i| format!("\"t{i}\"")).collect();
+    let text = fs::read_to_string(&claude).unwrap().replace(
+        "provider_types = [\"anthropic\", \"anthropic-compatible\", \"self\"]",
+        &format!("provider_types = [{}]", types.join(", ")),
+    );
+    assert!(text.contains("\"t299\""));
+    fs::write(&claude, text).unwrap();
+    fs::write(good.join("scripts/claude.rhai"), "loop { }\n").unwrap();
+    for i in 0..200 {
+        fs::write(good.join(format!("scripts/spin{i:03}.rhai")), "loop { }\n").unwrap();
+    }
+    crate::util::registry::index(BIN, &good, "stable");
+    let child = env.cmd(&["registry", "sync", "--from", good.to_str().unwrap(), "--json"]).spawn();
+    let (code, out, err) = finish(child, Duration::from_secs(90), "a sync of spinning scripts");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("not rendered"), "{out}");
+    let child = env.cmd(&["registry", "inspect", "--changes", "--json"]).spawn();
+    let (code, out, err) = finish(child, Duration::from_secs(90), "inspect --changes");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("spin199.rhai"), "{out}");
 }
