@@ -120,7 +120,10 @@ fn current_leading_outside_commits_is_not_followed() {
     crate::util::registry::copy_tree(&reg.join("commits").join(&commit), &outside);
     let link = reg.join("current");
     let relative = format!("commits/../../../elsewhere/{commit}");
-    for target in [outside.to_str().unwrap(), relative.as_str(), "/etc", "commits/../.."] {
+    let dangling = format!("commits/{}", "f".repeat(64));
+    let targets =
+        [outside.to_str().unwrap(), relative.as_str(), "/etc", "commits/../..", dangling.as_str()];
+    for target in targets {
         absolute_link(Path::new(target), &link);
         let view = inspect(&env);
         assert_eq!(view["commit"], Value::Null, "current -> {target}: {view}");
@@ -499,4 +502,43 @@ fn spinning_scripts_and_endless_provider_types_do_not_stall_the_sync() {
     let (code, out, err) = finish(child, Duration::from_secs(90), "inspect --changes");
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("spin199.rhai"), "{out}");
+}
+
+/// `POST /api/registry/sync` with `from`: the token holder is the owner, so
+/// the daemon may read a path of the owner's as a registry, but a file that
+/// is not one only yields an error that does not quote it, and a URL is
+/// held to the signing rule of `[registry]` (no key, no allow_unsigned: no
+/// request at all).
+#[test]
+fn rest_from_a_private_file_or_an_unsigned_url_reveals_and_reaches_nothing() {
+    let env = Env::new("atk-rest");
+    let probe = MockUpstream::start(|_| Reply::bytes(404, "text/plain", b"no").into());
+    let (addr, token) = env.http();
+    let auth = format!("Bearer {token}");
+    let call = |method: &str, path: &str, body: &str| {
+        let headers = [("authorization", auth.as_str()), ("content-type", "application/json")];
+        let answer = crate::util::http::request(addr, method, path, &headers, body.as_bytes());
+        (answer.status, answer.json())
+    };
+    let secret = env.home.join("id_secret");
+    let text = "SECRET-".repeat(200);
+    fs::write(&secret, &text).unwrap();
+    let body = json!({"from": secret.to_str().unwrap()}).to_string();
+    let (status, reply) = call("POST", "/api/registry/sync", &body);
+    assert_eq!(status, 200, "{reply}");
+    let id = reply["data"]["id"].as_str().unwrap().to_string();
+    assert!(
+        crate::util::wait_until(Duration::from_secs(20), || {
+            call("GET", "/api/registry", "").1["data"]["last_run"]["id"] == json!(id)
+        }),
+        "the sync never finished"
+    );
+    let (_, v) = call("GET", "/api/registry", "");
+    assert_eq!(v["data"]["last_run"]["ok"], json!(false), "{v}");
+    assert!(!v.to_string().contains("SECRET"), "{v}");
+    let body = json!({"from": format!("{}/x", probe.url())}).to_string();
+    let (status, v) = call("POST", "/api/registry/sync", &body);
+    assert_eq!(status, 400, "{v}");
+    assert!(v.to_string().contains("unsigned"), "{v}");
+    assert!(probe.requests().is_empty());
 }
