@@ -542,3 +542,50 @@ fn rest_from_a_private_file_or_an_unsigned_url_reveals_and_reaches_nothing() {
     assert!(v.to_string().contains("unsigned"), "{v}");
     assert!(probe.requests().is_empty());
 }
+
+fn minisign(args: &[&str]) {
+    let status = std::process::Command::new("minisign")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("minisign (Debian package; tests/setup.sh installs it)");
+    assert!(status.success(), "minisign {args:?}");
+}
+
+/// A rollback (replay) attack: a server serves an older `registry.json`
+/// with its valid signature. Refused unless the user pinned it; a pin to
+/// its commit goes back on purpose.
+#[test]
+fn an_older_validly_signed_registry_is_refused_as_a_rollback_unless_pinned() {
+    let env = Env::new("atk-replay");
+    let keys = env.root.join("keys");
+    fs::create_dir_all(&keys).unwrap();
+    let (public, secret) = (keys.join("minisign.pub"), keys.join("minisign.key"));
+    minisign(&["-G", "-W", "-f", "-p", public.to_str().unwrap(), "-s", secret.to_str().unwrap()]);
+    let key = fs::read_to_string(&public).unwrap().lines().nth(1).unwrap().to_string();
+    env.write_config(&format!("[registry]\npublic_key = \"{key}\"\n"));
+    let sign = |tree: &Path, at: u64| {
+        let comment = format!("timestamp:{at}\tfile:registry.json\thashed");
+        let index = tree.join("registry.json");
+        let s = secret.to_str().unwrap();
+        minisign(&["-S", "-s", s, "-m", index.to_str().unwrap(), "-t", &comment]);
+    };
+    // The old registry (signed in 2001), then the new one (signed in 2033).
+    let old = env.root.join("old");
+    let old_commit = this_registry(BIN, &old);
+    sign(&old, 1_000_000_000);
+    let new = env.root.join("new");
+    let new_commit = crate::util::registry::changed_copy(BIN, &old, &new, "fixed");
+    sign(&new, 2_000_000_000);
+    env.cmd(&["registry", "sync", "--from", new.to_str().unwrap()]).ok();
+    assert_eq!(current(&env).as_deref(), Some(new_commit.as_str()));
+    // The replay: the old registry, validly signed, served again.
+    let (_, err) = env.cmd(&["registry", "sync", "--from", old.to_str().unwrap()]).code(1);
+    assert!(err.contains("rollback"), "{err}");
+    assert_eq!(current(&env).as_deref(), Some(new_commit.as_str()));
+    // Pinned on purpose: accepted.
+    env.cmd(&["registry", "pin", &old_commit]).ok();
+    env.cmd(&["registry", "sync", "--from", old.to_str().unwrap()]).ok();
+    assert_eq!(current(&env).as_deref(), Some(old_commit.as_str()));
+}

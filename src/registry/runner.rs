@@ -315,6 +315,8 @@ fn plan(paths: &Paths, config: &Config, req: &SyncRequest) -> Result<Plan> {
         expect_commit: state.pin.clone().filter(|p| index::is_commit(p)),
         public_key: reg.public_key.clone(),
         allow_unsigned: reg.allow_unsigned,
+        // A pin (a commit or a ref) may lead to an older registry on purpose.
+        allow_older: state.pin.is_some(),
     };
     let mut warnings = Vec::new();
     if req.offline {
