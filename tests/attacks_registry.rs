@@ -589,3 +589,40 @@ fn an_older_validly_signed_registry_is_refused_as_a_rollback_unless_pinned() {
     env.cmd(&["registry", "sync", "--from", old.to_str().unwrap()]).ok();
     assert_eq!(current(&env).as_deref(), Some(old_commit.as_str()));
 }
+
+/// An HTTPS registry that redirects to plain HTTP (where anyone on the path
+/// could answer): the redirect is not followed, the plain server never sees
+/// a request, and nothing changes.
+#[test]
+fn an_https_registry_redirecting_to_http_is_not_followed() {
+    let env = Env::new("atk-downgrade");
+    let Some((ca, cert, key)) = crate::proxy_relay::test_ca(&env.root.join("ca"), "reg") else {
+        eprintln!("skipped: no openssl CLI to make a test CA");
+        return;
+    };
+    let good = env.root.join("good");
+    this_registry(BIN, &good);
+    let tree = good.clone();
+    let plain = MockUpstream::start(move |r| {
+        let rel = r.path.trim_start_matches("/stable/");
+        match fs::read(tree.join(rel)) {
+            Ok(bytes) => Reply::bytes(200, "application/octet-stream", &bytes).into(),
+            Err(_) => Reply::bytes(404, "text/plain", b"no").into(),
+        }
+    });
+    let to = plain.url();
+    let secure = MockUpstream::https(&cert, &key, move |r| {
+        Reply::bytes(302, "text/plain", b"").header("location", &format!("{to}{}", r.path)).into()
+    });
+    env.write_config(&format!(
+        "[registry]\nurl = \"{}/{{ref}}\"\nallow_unsigned = true\ntimeout_secs = 10\n\
+         [tls]\nca_file = \"{}\"\n",
+        secure.url(),
+        ca.display()
+    ));
+    let (_, err) = env.cmd(&["registry", "sync"]).code(1);
+    assert!(err.contains("registry.json"), "{err}");
+    assert!(plain.requests().is_empty(), "followed to plain HTTP: {:?}", plain.requests());
+    assert_eq!(current(&env), None);
+    assert!(!secure.requests().is_empty());
+}
