@@ -81,3 +81,6 @@ mod registry_store;
 // Profile templates and the model catalog: create --template, layering,
 // `profiles templates`, unknown-model warnings, --script, REST.
 mod templates;
+// Attacks on the registry: hostile sources, a FIFO as --from, a total size
+// cap, `current` and state.json tampered by hand.
+mod attacks_registry;

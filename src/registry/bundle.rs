@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -131,6 +132,12 @@ pub(crate) fn read_beneath(
     Ok(Some(bytes))
 }
 
+/// `O_NONBLOCK|O_NOCTTY` for [`TarSource::open`] (no effect on a regular
+/// file's reads).
+fn libc_flags() -> i32 {
+    (OFlags::NONBLOCK | OFlags::NOCTTY).bits() as i32
+}
+
 /// A registry bundle (`registry export`'s output, or a ustar archive of a
 /// registry directory), checked whole when opened and held in memory.
 pub struct TarSource {
@@ -143,7 +150,13 @@ pub struct TarSource {
 impl TarSource {
     pub fn open(file: &Path) -> Result<TarSource> {
         let shown = file.display();
-        let f = File::open(file).with_context(|| format!("opening the bundle {shown}"))?;
+        // Non-blocking: opening a FIFO for reading would otherwise wait for
+        // a writer forever, holding the one sync slot; fstat then refuses it.
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc_flags())
+            .open(file)
+            .with_context(|| format!("opening the bundle {shown}"))?;
         let meta = f.metadata().with_context(|| format!("checking {shown}"))?;
         if !meta.is_file() {
             bail!("{shown} is not a regular file");

@@ -58,6 +58,14 @@ struct Effective {
     agents: BTreeMap<String, toml::Table>,
 }
 
+/// The time all dry renders of one comparison may take together; what is
+/// left is listed as not rendered.
+const RENDER_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The most provider types one script is dry-rendered for (the built-in
+/// agents have at most 5).
+const MAX_TYPES: usize = 8;
+
 /// The command-bearing changes from `old` (a commit directory, or `None`
 /// for the built-ins alone) to the commit directory `new`.
 pub fn between(old: Option<&Path>, new: &Path) -> Vec<Change> {
@@ -71,9 +79,13 @@ pub fn between(old: Option<&Path>, new: &Path) -> Vec<Change> {
         .filter(|n| before.scripts.get(*n) != after.scripts.get(*n))
         .cloned()
         .collect();
+    // One budget for every dry render of this comparison: each render is
+    // bounded by Rhai's operation limit, but a registry can hold thousands
+    // of scripts, and this runs in the sync and in `inspect --changes`.
+    let deadline = std::time::Instant::now() + RENDER_BUDGET;
     for name in names {
         for side in [&mut before, &mut after] {
-            let fields = dry_render(side, &name);
+            let fields = dry_render(side, &name, deadline);
             side.fields.entry((Kind::Script, name.clone())).or_default().extend(fields);
         }
     }
@@ -175,7 +187,7 @@ const RENDERED_KEYS: &[&str] =
 /// Renders script `name` of `side` with a made-up profile of the agent that
 /// uses it, once per provider type that agent takes, and returns what it
 /// set (see the module doc). A script that fails says so in one field.
-fn dry_render(side: &Effective, name: &str) -> Fields {
+fn dry_render(side: &Effective, name: &str, deadline: std::time::Instant) -> Fields {
     let mut out = Fields::new();
     let Some(text) = side.scripts.get(name) else { return out };
     let agent = side.agents.get(name);
@@ -185,6 +197,10 @@ fn dry_render(side: &Effective, name: &str) -> Fields {
         .and_then(|a| a.get("profile")?.get("provider_types")?.as_array().cloned())
         .map(|v| v.iter().filter_map(|t| t.as_str().map(String::from)).collect())
         .unwrap_or_else(|| vec!["anthropic".to_string()]);
+    // One render per provider type: a manifest may list any number of them.
+    let mut seen = std::collections::HashSet::new();
+    let types: Vec<String> =
+        types.into_iter().filter(|t| seen.insert(t.clone())).take(MAX_TYPES).collect();
     let script = crate::scripting::Script {
         name: name.to_string(),
         origin: "registry (dry render)".into(),
@@ -207,6 +223,13 @@ fn dry_render(side: &Effective, name: &str) -> Fields {
             },
             "prefs": { "hooks": {}, "mcp_servers": {}, "custom": {}, "settings": {} },
         });
+        if std::time::Instant::now() > deadline {
+            out.insert(
+                "render".into(),
+                "not rendered: the dry-render budget was spent; review this script by hand".into(),
+            );
+            break;
+        }
         let at = format!("render({kind})");
         let rendered = match crate::scripting::render(&script, &ctx) {
             Ok(r) => r,

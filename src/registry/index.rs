@@ -27,6 +27,14 @@ pub const INDEX_CAP: u64 = 1 << 20;
 /// is about 50 KiB as this repository trims it and about 1.5 MiB whole.
 pub const ARTIFACT_CAP: u64 = 16 << 20;
 
+/// The most all artifacts together may hold, checked before any is read: a
+/// `registry.json` within [`INDEX_CAP`] can list thousands of artifacts of
+/// [`ARTIFACT_CAP`] each, over 100 GB a sync would write to the config
+/// dir's disk. The same as a bundle's cap (`bundle::BUNDLE_CAP`), so what a
+/// sync accepts can always be exported; this repository's registry is about
+/// 150 KiB.
+pub const TOTAL_CAP: u64 = 64 << 20;
+
 /// The longest artifact file name; with its kind's directory a path always
 /// fits a ustar header's 100-byte name field (bundle.rs).
 const NAME_MAX: usize = 80;
@@ -109,6 +117,13 @@ pub fn parse(bytes: &[u8]) -> Result<Index> {
             );
         }
         previous = Some(&a.path);
+    }
+    let total: u64 = index.artifacts.iter().map(|a| a.size).sum();
+    if total > TOTAL_CAP {
+        bail!(
+            "registry.json lists {total} bytes in all, over the {TOTAL_CAP}-byte limit of a \
+             registry: refused before anything is fetched"
+        );
     }
     Ok(index)
 }

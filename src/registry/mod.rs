@@ -112,10 +112,25 @@ pub fn root(paths: &Paths) -> PathBuf {
 /// The commit directory `current` points at, if a sync ever completed.
 /// Every reader of synced artifacts starts here.
 pub fn current_dir(paths: &Paths) -> Option<PathBuf> {
-    let link = root(paths).join("current");
-    let target = std::fs::read_link(&link).ok()?;
-    let dir = link.parent()?.join(target);
-    dir.is_dir().then_some(dir)
+    current_in(&root(paths))
+}
+
+/// [`current_dir`] for the registry dir `root` (`<config>/registry`), for
+/// readers without a whole [`Paths`] (the proxy child's price table). Only
+/// a link of the form `commits/<name>` counts, to a real directory (not a
+/// link) in a real `commits/`: a `current` edited by hand or by another
+/// program to lead elsewhere (`/etc`, `commits/../..`, an absolute path, a
+/// commit dir that is itself a link) is no registry, never followed.
+pub fn current_in(root: &Path) -> Option<PathBuf> {
+    let target = std::fs::read_link(root.join("current")).ok()?;
+    let name = target.to_str()?.strip_prefix("commits/")?;
+    if name.is_empty() || name.starts_with('.') || name.contains('/') {
+        return None;
+    }
+    let commits = root.join("commits");
+    let real_dir = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
+    let dir = commits.join(name);
+    (real_dir(&commits) && real_dir(&dir)).then_some(dir)
 }
 
 /// The commit `current` points at (its directory's name).

@@ -315,6 +315,8 @@ fn plan(paths: &Paths, config: &Config, req: &SyncRequest) -> Result<Plan> {
         expect_commit: state.pin.clone().filter(|p| index::is_commit(p)),
         public_key: reg.public_key.clone(),
         allow_unsigned: reg.allow_unsigned,
+        // A pin (a commit or a ref) may lead to an older registry on purpose.
+        allow_older: state.pin.is_some(),
     };
     let mut warnings = Vec::new();
     if req.offline {
@@ -345,6 +347,11 @@ fn plan(paths: &Paths, config: &Config, req: &SyncRequest) -> Result<Plan> {
             )
         })?,
     };
+    // state.json may have been edited by hand: the pin gets the check
+    // `registry pin` gives it before it is pasted into a URL.
+    if let Some(pin) = &state.pin {
+        fetch::check_ref(pin).context("the pin in registry/state.json")?;
+    }
     let root = fetch::expand(&url, &channel, state.pin.as_deref())?;
     if let Some(pin) = &state.pin
         && !url.contains("{ref}")

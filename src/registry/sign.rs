@@ -35,6 +35,18 @@ pub fn verify(index: &[u8], sig: Option<&[u8]>, public_key: &str) -> Result<()> 
     })
 }
 
+/// The `timestamp:` minisign writes into a signature's trusted comment
+/// (which the signature covers), in Unix seconds; `None` when the signature
+/// does not decode or its comment has none. Meaningful only for a
+/// signature [`verify`] accepted.
+pub fn signed_time(sig: &[u8]) -> Option<u64> {
+    let sig = Signature::decode(std::str::from_utf8(sig).ok()?).ok()?;
+    let comment = sig.trusted_comment();
+    let at = comment.find("timestamp:")? + "timestamp:".len();
+    let digits: String = comment[at..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
 /// A minisign public key: `RW...` alone, or `minisign.pub`'s two lines.
 fn parse_key(text: &str) -> Result<PublicKey> {
     let text = text.trim();

@@ -59,6 +59,10 @@ pub struct SyncOptions {
     /// Only consulted by the caller (regsync) for URLs; dir and tar imports
     /// may be unsigned unless a key is set.
     pub allow_unsigned: bool,
+    /// Accept a signed `registry.json` signed earlier than the current
+    /// commit's (a pin: the user asked for an older registry on purpose).
+    /// Without it such a registry is refused as a rollback.
+    pub allow_older: bool,
 }
 
 /// Progress, reported after each artifact.
@@ -229,6 +233,12 @@ fn sync_locked(
 
     let previous = current_commit(paths);
     let previous_dir = current_dir(paths);
+    if let (Some(key), Some(dir)) = (&opts.public_key, &previous_dir)
+        && opts.expect_commit.is_none()
+        && !opts.allow_older
+    {
+        refuse_older(dir, key, signature.as_deref(), &from)?;
+    }
     let total = Progress {
         artifacts_total: index.artifacts.len(),
         bytes_total: index.artifacts.iter().map(|a| a.size).sum(),
@@ -320,6 +330,34 @@ fn sync_locked(
         changes,
         warnings,
     })
+}
+
+/// A signature proves who made a `registry.json`, not that it is the
+/// newest: a server (or whoever sits between it and us) can serve an older,
+/// validly signed one with the flaws since fixed. So a signed registry
+/// signed earlier (minisign's trusted `timestamp:`) than the current commit,
+/// whose own signature still verifies with the same key, is refused; a pin
+/// goes back on purpose.
+fn refuse_older(current: &Path, key: &str, signature: Option<&[u8]>, from: &str) -> Result<()> {
+    let Some(new) = signature.and_then(super::sign::signed_time) else { return Ok(()) };
+    let Ok(fd) = fsutil::open_dir(current) else { return Ok(()) };
+    let read = |rel: &str, cap: u64| read_beneath(fd.as_fd(), current, rel, cap).ok().flatten();
+    let (Some(index), Some(sig)) =
+        (read("registry.json", INDEX_CAP + 1), read(SIGNATURE_FILE, SIGNATURE_CAP + 1))
+    else {
+        return Ok(());
+    };
+    if super::sign::verify(&index, Some(&sig), key).is_err() {
+        return Ok(());
+    }
+    match super::sign::signed_time(&sig) {
+        Some(old) if new < old => bail!(
+            "the registry at {from} was signed at {new}, before the current commit (signed at \
+             {old}): refused as a rollback to an older registry. To go back on purpose, pin its \
+             commit: ringlet registry pin <commit>"
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// Fills the staging dir `name`; returns (fetched, reused, bytes fetched).

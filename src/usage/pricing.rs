@@ -368,8 +368,7 @@ pub fn registry_key(config_dir: &Path) -> Option<PathBuf> {
 /// The same rule as [`crate::registry::current_dir`], which needs a whole
 /// [`crate::paths::Paths`] that the proxy child does not have.
 fn registry_file(config_dir: &Path) -> Option<PathBuf> {
-    let root = config_dir.join("registry");
-    let commit = root.join(registry_key(config_dir)?);
+    let commit = crate::registry::current_in(&config_dir.join("registry"))?;
     Some(commit.join(crate::registry::PRICING_PATH))
 }
 
