@@ -96,7 +96,7 @@ pub fn run() -> Result<()> {
 }
 
 /// Non-dumpable (no ptrace by other processes of the user, no core file,
-/// /proc/<pid>/mem closed) and no core dumps: the child holds keys.
+/// `/proc/<pid>/mem` closed) and no core dumps: the child holds keys.
 fn harden() -> Result<()> {
     use rustix::process::{Resource, Rlimit, setrlimit};
     setrlimit(Resource::Core, Rlimit { current: Some(0), maximum: Some(0) })
