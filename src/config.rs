@@ -490,6 +490,16 @@ mod tests {
     }
 
     #[test]
+    fn free_form_tables_keep_toml_types_through_the_json_route() {
+        let c = parse("[custom]\nwhen = 1979-05-27T07:32:00Z\nn = 3\nf = 1.5\nlist = [1, \"a\"]\n")
+            .unwrap();
+        assert!(c.custom["when"].is_datetime(), "{:?}", c.custom["when"]);
+        assert_eq!(c.custom["n"].as_integer(), Some(3));
+        assert_eq!(c.custom["f"].as_float(), Some(1.5));
+        assert_eq!(c.custom["list"].as_array().map(Vec::len), Some(2));
+    }
+
+    #[test]
     fn zero_idle_timeout_is_refused() {
         let err = parse("[daemon]\nidle_timeout_secs = 0\n").unwrap_err().to_string();
         assert!(err.contains("idle_timeout_secs"), "{err}");
