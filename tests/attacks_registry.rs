@@ -525,7 +525,7 @@ fn rest_from_a_private_file_or_an_unsigned_url_reveals_and_reaches_nothing() {
     fs::write(&secret, &text).unwrap();
     let body = json!({"from": secret.to_str().unwrap()}).to_string();
     let (status, reply) = call("POST", "/api/registry/sync", &body);
-    assert_eq!(status, 200, "{reply}");
+    assert_eq!(status, 202, "{reply}");
     let id = reply["data"]["id"].as_str().unwrap().to_string();
     assert!(
         crate::util::wait_until(Duration::from_secs(20), || {

@@ -494,7 +494,7 @@ fn the_rest_routes_start_a_sync_and_show_it() {
         (answer.status, answer.json())
     };
     let (status, reply) = call("POST", "/api/registry/sync", "");
-    assert_eq!(status, 200, "{reply}");
+    assert_eq!(status, 202, "{reply}");
     let id = reply["data"]["id"].as_str().unwrap().to_string();
     assert!(
         wait_until(Duration::from_secs(20), || {

@@ -19,7 +19,7 @@ use tiny_http::{Header, Response};
 
 use super::HttpInfo;
 use super::auth;
-use super::routes::{self, envelope_error, envelope_ok, status_of};
+use super::routes::{self, envelope_error, envelope_ok, status_of, success_status};
 use crate::daemon::State;
 use crate::daemon::dispatch;
 use crate::protocol::{ErrorCode, Reply, Request};
@@ -105,8 +105,7 @@ pub fn serve(state: &State, info: &HttpInfo, mut request: tiny_http::Request) {
                 (200, envelope_ok(&serde_json::Value::Null), "application/json")
             }
             Ok(req) => {
-                let create = matches!(&req, Request::ProfilesCreate(c) if !c.dry_run)
-                    || matches!(&req, Request::TerminalCreate(_));
+                let success = success_status(&req);
                 state.requests_served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let env_of = match &req {
                     Request::ProfilesEnv { alias } => Some(alias.clone()),
@@ -116,7 +115,7 @@ pub fn serve(state: &State, info: &HttpInfo, mut request: tiny_http::Request) {
                 if let Some(alias) = env_of {
                     reply = redact_env(state, &alias, reply);
                 }
-                let status = status_of(&reply, create);
+                let status = status_of(&reply, success);
                 let body = match &reply {
                     Reply::Ok { data } => envelope_ok(data),
                     Reply::Err { error } => {

@@ -56,7 +56,7 @@
 //! | GET | `/api/providers/keys` | `ProvidersKeyList` (never a key) | |
 //! | PUT / DELETE | `/api/providers/{id}/key` | `ProvidersKeySet` (`{key}`); `ProvidersKeyRemove` | |
 //! | GET | `/api/registry?changes=true` | `RegistryInspect` | |
-//! | POST | `/api/registry/sync` | `RegistrySync` (answers at once with the sync's id; events follow) | optional `{force?, offline?, channel?, from?}` |
+//! | POST | `/api/registry/sync` | `RegistrySync` (answers at once, 202, with the sync's id; events follow) | optional `{force?, offline?, channel?, from?}` |
 //! | POST | `/api/registry/pin` | `RegistryPin` | `{"ref": "<ref>"}` or `{"clear": true}` |
 //! | POST | `/api/registry/rollback` | `RegistryRollback` | |
 //! | GET | `/api/registry/changes` | `RegistryChanges` | |
@@ -121,13 +121,24 @@ pub fn route(method: &str, path: &str, query: &str, body: &[u8]) -> Result<Reque
     Ok(request)
 }
 
-/// The HTTP status of a dispatcher reply. `request_was_create`: the reply
-/// answers a POST that makes a new resource (a profile, a terminal
-/// session), whose success is 201 Created.
-pub fn status_of(reply: &Reply, request_was_create: bool) -> u16 {
+/// The status a request's success gets: 201 Created for a POST that makes
+/// a new resource (a profile, a terminal session), 202 Accepted for one that
+/// starts work that goes on after the answer (a registry sync, whose end
+/// the events tell), else 200.
+pub fn success_status(request: &Request) -> u16 {
+    match request {
+        Request::ProfilesCreate(c) if !c.dry_run => 201,
+        Request::TerminalCreate(_) => 201,
+        Request::RegistrySync(_) => 202,
+        _ => 200,
+    }
+}
+
+/// The HTTP status of a dispatcher reply: `success` (see
+/// [`success_status`]) for data, the error code's status otherwise.
+pub fn status_of(reply: &Reply, success: u16) -> u16 {
     match reply {
-        Reply::Ok { .. } if request_was_create => 201,
-        Reply::Ok { .. } => 200,
+        Reply::Ok { .. } => success,
         // Exhaustive on purpose: a new error code must choose its status.
         Reply::Err { error } => match error.code {
             ErrorCode::BadRequest => 400,
@@ -1437,8 +1448,10 @@ mod tests {
 
     #[test]
     fn status_of_maps_every_reply() {
-        assert_eq!(status_of(&Reply::ok(&json!({"a": 1})), false), 200);
-        assert_eq!(status_of(&Reply::ok(&Value::Null), true), 201);
+        assert_eq!(status_of(&Reply::ok(&json!({"a": 1})), 200), 200);
+        assert_eq!(status_of(&Reply::ok(&Value::Null), 201), 201);
+        assert_eq!(success_status(&Request::RegistrySync(Default::default())), 202);
+        assert_eq!(success_status(&Request::AgentsList), 200);
         for (code, status) in [
             (ErrorCode::BadRequest, 400),
             (ErrorCode::Forbidden, 403),
@@ -1451,8 +1464,8 @@ mod tests {
         ] {
             let reply = Reply::Err { error: ErrorReply { code, message: "m".into() } };
             // A failed create is no creation: its error status stands.
-            assert_eq!(status_of(&reply, false), status, "{code:?}");
-            assert_eq!(status_of(&reply, true), status, "{code:?}");
+            assert_eq!(status_of(&reply, 200), status, "{code:?}");
+            assert_eq!(status_of(&reply, 201), status, "{code:?}");
         }
     }
 
