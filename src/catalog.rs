@@ -207,17 +207,8 @@ impl ModelCatalog {
 /// The `*.toml` files of `dir`, sorted, with their text; an unreadable file
 /// is a warning. A missing directory holds none.
 pub(crate) fn toml_files(dir: &Path, warnings: &mut Vec<String>) -> Vec<(PathBuf, String)> {
-    let mut files: Vec<PathBuf> = match fs::read_dir(dir) {
-        Ok(entries) => entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    files.sort();
     let mut out = Vec::new();
-    for path in files {
+    for path in crate::manifests::toml_files(dir) {
         match fs::read_to_string(&path) {
             Ok(text) => out.push((path, text)),
             Err(e) => warnings.push(format!("{}: {e}; skipped", path.display())),

@@ -266,7 +266,7 @@ fn load_kind<T: HasId>(
 }
 
 /// The `*.toml` files of `dir`, sorted; none when it does not exist.
-fn toml_files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn toml_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = match fs::read_dir(dir) {
         Ok(entries) => entries
             .flatten()

@@ -13,16 +13,8 @@ use serde_json::{Value, json};
 
 use crate::util::registry::this_registry;
 use crate::util::upstream::{MockUpstream, Reply};
+use crate::registry_sync::{current, inspect};
 use crate::util::{BIN, Env};
-
-fn current(env: &Env) -> Option<String> {
-    let link = fs::read_link(env.config.join("registry/current")).ok()?;
-    Some(link.file_name()?.to_str()?.to_string())
-}
-
-fn inspect(env: &Env) -> Value {
-    env.cmd(&["registry", "inspect", "--json"]).json()
-}
 
 /// Waits for `child` at most `limit` (reading its output meanwhile, so a
 /// long one cannot block on a full pipe); kills it and panics on a hang.

@@ -74,12 +74,14 @@ fn unsigned_config_timeout(url: &str, secs: u64) -> String {
     format!("[registry]\nurl = \"{url}/{{ref}}\"\nallow_unsigned = true\ntimeout_secs = {secs}\n")
 }
 
-fn current(env: &Env) -> Option<String> {
+/// The commit `current` names, read from the link itself.
+pub(crate) fn current(env: &Env) -> Option<String> {
     let link = fs::read_link(env.config.join("registry/current")).ok()?;
     Some(link.file_name()?.to_str()?.to_string())
 }
 
-fn inspect(env: &Env) -> Value {
+/// `registry inspect --json`'s data.
+pub(crate) fn inspect(env: &Env) -> Value {
     env.cmd(&["registry", "inspect", "--json"]).json()
 }
 
