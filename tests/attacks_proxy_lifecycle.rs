@@ -6,64 +6,17 @@
 //! binary and daemon in a temp world (file secret store).
 
 use std::fs;
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::Ipv4Addr;
 use std::thread;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::{Env, KEY, TestCommand, wait_until};
+use crate::proxy_supervisor::{free_port, port_is_free, real_world, real_world_opts, status};
+use crate::util::{Env, TestCommand, wait_until};
 
 fn r(env: &Env, args: &[&str]) -> TestCommand {
     env.cmd(args).env("RINGLET_SECRET_STORE", "file")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
-}
-
-/// A world whose profile `work` (claude) uses a mock provider, proxy
-/// enabled on a free port, the daemon running the real `ringlet proxy
-/// serve`: the world, the port, the local token.
-fn real_world(name: &str, upstream: &str) -> (Env, u16, String) {
-    real_world_opts(name, upstream, &[])
-}
-
-/// [`real_world`], the daemon started with `daemon_env` too.
-fn real_world_opts(name: &str, upstream: &str, daemon_env: &[(&str, &str)]) -> (Env, u16, String) {
-    let env = Env::new(name);
-    env.fake_agent("claude", "echo '2.1.0 (Claude Code)'");
-    let dir = env.config.join("providers.d");
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(
-        dir.join("mockant.toml"),
-        format!(
-            "id = \"mockant\"\nname = \"Mock\"\ntype = \"anthropic-compatible\"\n\n\
-             [endpoints]\ndefault = \"{upstream}\"\n\n[auth]\nenv_key = \"MOCK_KEY\"\n\n\
-             [models]\navailable = [\"mock-1\"]\ndefault = \"mock-1\"\n"
-        ),
-    )
-    .unwrap();
-    let mut daemon = r(&env, &["daemon"]);
-    for (k, v) in daemon_env {
-        daemon = daemon.env(k, v);
-    }
-    daemon.ok();
-    r(
-        &env,
-        &["profiles", "create", "claude", "work", "-p", "mockant", "--api-key-stdin", "--no-alias"],
-    )
-    .stdin(KEY)
-    .ok();
-    let port = free_port();
-    r(&env, &["proxy", "enable", "work", "--port", &port.to_string()]).ok();
-    let token = fs::read_to_string(env.config.join("secrets").join("proxy.work")).unwrap();
-    (env, port, token.trim().to_string())
-}
-
-fn status(env: &Env, alias: &str) -> Value {
-    let all = r(env, &["proxy", "status", alias, "--json"]).json();
-    all.as_array().and_then(|a| a.first()).cloned().unwrap_or_else(|| panic!("{all}"))
 }
 
 fn fds(pid: u32) -> Vec<String> {
@@ -74,10 +27,6 @@ fn fds(pid: u32) -> Vec<String> {
     }
     out.sort();
     out
-}
-
-fn port_is_free(port: u16) -> bool {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
 }
 
 /// Every live `proxy serve` process whose parent is `daemon`.

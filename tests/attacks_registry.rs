@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::registry_sync::{current, inspect};
 use crate::util::registry::this_registry;
 use crate::util::upstream::{MockUpstream, Reply};
-use crate::registry_sync::{current, inspect};
 use crate::util::{BIN, Env};
 
 /// Waits for `child` at most `limit` (reading its output meanwhile, so a

@@ -114,11 +114,11 @@ fn enable(env: &Env, alias: &str, port: Option<u16>) {
     fs::write(&path, serde_json::to_string_pretty(&profile).unwrap()).unwrap();
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
 }
 
-fn status(env: &Env, alias: &str) -> Value {
+pub(crate) fn status(env: &Env, alias: &str) -> Value {
     let all = env.cmd(&["proxy", "status", alias, "--json"]).json();
     all.as_array().and_then(|a| a.first()).cloned().unwrap_or_else(|| panic!("{all}"))
 }
@@ -160,7 +160,7 @@ fn relay(port: u16) -> std::io::Result<u64> {
     Ok(v["pid"].as_u64().unwrap_or(0))
 }
 
-fn port_is_free(port: u16) -> bool {
+pub(crate) fn port_is_free(port: u16) -> bool {
     TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
 }
 
@@ -610,7 +610,16 @@ fn messages_with(port: u16, token: &str, stream: bool) -> (u16, String) {
 /// A world whose profile `work` (claude) uses a provider at `upstream`,
 /// its proxy enabled on a free port and run by the real `ringlet proxy
 /// serve`: the world, the port and the local token.
-fn real_world(name: &str, upstream: &str) -> (Env, u16, String) {
+pub(crate) fn real_world(name: &str, upstream: &str) -> (Env, u16, String) {
+    real_world_opts(name, upstream, &[])
+}
+
+/// [`real_world`], the daemon started with `daemon_env` too.
+pub(crate) fn real_world_opts(
+    name: &str,
+    upstream: &str,
+    daemon_env: &[(&str, &str)],
+) -> (Env, u16, String) {
     let env = Env::new(name);
     env.fake_agent("claude", "echo '2.1.0 (Claude Code)'");
     let dir = env.config.join("providers.d");
@@ -624,7 +633,11 @@ fn real_world(name: &str, upstream: &str) -> (Env, u16, String) {
         ),
     )
     .unwrap();
-    env.cmd(&["daemon"]).env("RINGLET_SECRET_STORE", "file").ok();
+    let mut daemon = env.cmd(&["daemon"]).env("RINGLET_SECRET_STORE", "file");
+    for (k, v) in daemon_env {
+        daemon = daemon.env(k, v);
+    }
+    daemon.ok();
     let create = ["profiles", "create", "claude", "work", "-p", "mockant", "--api-key-stdin"];
     let mut args = create.to_vec();
     args.push("--no-alias");
