@@ -14,24 +14,14 @@ use serde_json::{Value, json};
 use crate::util::Env;
 use crate::util::upstream::{MockUpstream, ServeChild, anthropic_message};
 
-const TOKEN: &str = "local-token-0123456789abcdef0123456789abcdef";
+use crate::proxy_relay::{TOKEN, config};
 
 /// A proxy for profile `work` whose one upstream is `up`.
 fn proxy(env: &Env, up: &MockUpstream) -> ServeChild {
-    let config = json!({
-        "alias": "work",
-        "agent": "claude",
-        "family": "anthropic",
-        "local_token": TOKEN,
-        "rules": [],
-        "aliases": {},
-        "budget": {},
-        "upstreams": {"default": {"url": up.url(), "auth": "x_api_key", "key": "up-key"}},
-        "default_upstream": "default",
-        "config_dir": env.config,
-        "log_dir": env.config.join("proxy").join("work"),
-    });
-    ServeChild::start(env, &config)
+    ServeChild::start(
+        env,
+        &config(env, &[("default", &up.url(), "x_api_key", "up-key")], json!([]), json!({})),
+    )
 }
 
 fn auth() -> [(&'static str, &'static str); 2] {
@@ -291,13 +281,7 @@ fn an_upstream_s_1xx_answers_are_not_taken_for_the_answer() {
         .into_boxed_slice(),
     );
     let url = raw_upstream(answer);
-    let config = json!({
-        "alias": "work", "agent": "claude", "family": "anthropic", "local_token": TOKEN,
-        "rules": [], "aliases": {}, "budget": {},
-        "upstreams": {"default": {"url": url, "auth": "x_api_key", "key": "k"}},
-        "default_upstream": "default",
-        "config_dir": env.config, "log_dir": env.config.join("proxy").join("work"),
-    });
+    let config = config(&env, &[("default", &url, "x_api_key", "k")], json!([]), json!({}));
     let proxy = ServeChild::start(&env, &config);
     let answer = proxy.try_request("POST", "/v1/messages", &auth(), &message("m"));
     let answer = answer.expect("an answer");
@@ -476,13 +460,7 @@ fn an_upstream_answer_shorter_than_its_length_closes_the_agent_s_connection() {
     let url = raw_upstream(
         b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"a\":",
     );
-    let config = json!({
-        "alias": "work", "agent": "claude", "family": "anthropic", "local_token": TOKEN,
-        "rules": [], "aliases": {}, "budget": {},
-        "upstreams": {"default": {"url": url, "auth": "x_api_key", "key": "k"}},
-        "default_upstream": "default",
-        "config_dir": env.config, "log_dir": env.config.join("proxy").join("work"),
-    });
+    let config = config(&env, &[("default", &url, "x_api_key", "k")], json!([]), json!({}));
     let proxy = ServeChild::start(&env, &config);
     let mut conn = proxy.open("POST", "/v1/messages", &auth(), &message("m")).unwrap();
     let head = conn.head().unwrap();

@@ -15,11 +15,16 @@ use crate::util::upstream::{
     anthropic_stream, dead_url,
 };
 
-const TOKEN: &str = "local-token-0123456789abcdef0123456789abcdef";
+pub(crate) const TOKEN: &str = "local-token-0123456789abcdef0123456789abcdef";
 
 /// A `ServeConfig` for profile `work` (Claude Code, Anthropic family) whose default upstream is
 /// `default` and whose other upstreams are `ups` (key, url, auth style, upstream key).
-fn config(env: &Env, ups: &[(&str, &str, &str, &str)], rules: Value, budget: Value) -> Value {
+pub(crate) fn config(
+    env: &Env,
+    ups: &[(&str, &str, &str, &str)],
+    rules: Value,
+    budget: Value,
+) -> Value {
     let mut upstreams = serde_json::Map::new();
     for (name, url, auth, key) in ups {
         upstreams.insert(name.to_string(), json!({"url": url, "auth": auth, "key": key}));
