@@ -120,19 +120,7 @@ impl MockProvider {
     /// Waits until at least `n` requests have arrived or `timeout` passes, and returns what has
     /// arrived either way, so the caller's assertion can show it.
     pub fn wait_for_requests(&self, n: usize, timeout: Duration) -> Vec<Seen> {
-        let deadline = Instant::now() + timeout;
-        let mut seen = lock(&self.shared.seen);
-        while seen.len() < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            seen = match self.shared.arrived.wait_timeout(seen, left) {
-                Ok((guard, _)) => guard,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-        }
-        seen.clone()
+        wait_for_len(&self.shared.seen, &self.shared.arrived, n, timeout)
     }
 
     fn start(flavor: Flavor, reply: &str, tool: Option<ToolCall>) -> MockProvider {
@@ -200,8 +188,32 @@ struct Shared {
 }
 
 /// A panicking test thread must not turn every later lock into a second panic.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Waits until `seen` holds at least `n` items (`arrived` is notified at
+/// each) or `timeout` passes, and returns what is there either way, so the
+/// caller's assertion can show it. Shared by the mock providers and upstreams.
+pub(crate) fn wait_for_len<T: Clone>(
+    seen: &Mutex<Vec<T>>,
+    arrived: &Condvar,
+    n: usize,
+    timeout: Duration,
+) -> Vec<T> {
+    let deadline = Instant::now() + timeout;
+    let mut seen = lock(seen);
+    while seen.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        seen = match arrived.wait_timeout(seen, left) {
+            Ok((guard, _)) => guard,
+            Err(poisoned) => poisoned.into_inner().0,
+        };
+    }
+    seen.clone()
 }
 
 /// Numbers the answers of all mocks in the process, so message and request ids never repeat

@@ -18,11 +18,13 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use super::mock::lock;
 
 /// One request as the mock received it.
 #[derive(Debug, Clone)]
@@ -346,19 +348,7 @@ impl MockUpstream {
     /// Waits until at least `n` requests have arrived or `timeout` passes; returns what
     /// arrived either way, for the caller's assertion to show.
     pub fn wait_for_requests(&self, n: usize, timeout: Duration) -> Vec<Recorded> {
-        let deadline = Instant::now() + timeout;
-        let mut seen = lock(&self.shared.seen);
-        while seen.len() < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            seen = match self.shared.arrived.wait_timeout(seen, left) {
-                Ok((guard, _)) => guard,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-        }
-        seen.clone()
+        super::mock::wait_for_len(&self.shared.seen, &self.shared.arrived, n, timeout)
     }
 }
 
@@ -411,10 +401,6 @@ struct Shared {
     stop: AtomicBool,
     /// Each connection thread with a second handle to its socket, for `Drop` to shut down.
     conns: Mutex<Vec<(JoinHandle<()>, TcpStream)>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn accept_loop(
