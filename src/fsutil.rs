@@ -59,12 +59,17 @@ pub fn random_hex(n: usize) -> Result<String> {
             Err(e) => return Err(e).context("reading random bytes from the kernel"),
         }
     }
-    let mut hex = String::with_capacity(2 * n);
-    for b in bytes {
+    Ok(hex(&bytes))
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut hex = String::with_capacity(2 * bytes.len());
+    for &b in bytes {
         hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
         hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
     }
-    Ok(hex)
+    hex
 }
 
 /// Opens the directory `dir` itself without following a link at its last

@@ -60,20 +60,12 @@ pub trait Source {
 
 /// Lower-case hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
+    crate::fsutil::hex(&Sha256::digest(bytes))
 }
 
 /// A registry's commit: the SHA-256 of the exact bytes of its `registry.json`.
 pub fn commit_of(bytes: &[u8]) -> String {
     sha256_hex(bytes)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// Whether `s` is a commit (or an artifact's hash): 64 lower-case hex digits.
