@@ -13,7 +13,6 @@
 //! its history files, so only a spent ticket may ever land there.
 
 use std::fs;
-use std::io::Read;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -64,11 +63,7 @@ pub fn rotate(path: &Path) -> Result<String> {
 
 /// 256 random bits, hex (a token or a ticket).
 fn fresh() -> Result<String> {
-    let mut bytes = [0u8; TOKEN_BYTES];
-    fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .context("reading /dev/urandom")?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    crate::fsutil::random_hex(TOKEN_BYTES)
 }
 
 /// How long a login ticket stays valid: long enough to open a browser.
