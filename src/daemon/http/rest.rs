@@ -40,6 +40,28 @@ fn asset(path: &str) -> Option<(&'static [u8], &'static str)> {
     ASSETS.iter().find(|(p, _, _)| *p == path).map(|&(_, bytes, kind)| (bytes, kind))
 }
 
+/// Debug builds only: with `RINGLET_DEV_STATIC=<dir>` in the daemon's
+/// environment the UI is read from that directory at each request, so the
+/// page can be worked on without rebuilding the binary.
+#[cfg(debug_assertions)]
+fn dev_asset(path: &str) -> Option<(u16, Vec<u8>, &'static str)> {
+    let dir = std::env::var_os("RINGLET_DEV_STATIC")?;
+    let rel = if path == "/" { "index.html" } else { path.strip_prefix("/static/")? };
+    if rel.split('/').any(|c| c.is_empty() || c.starts_with('.')) {
+        return None;
+    }
+    let kind = match rel.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("ico") => "image/x-icon",
+        _ => return None,
+    };
+    let bytes = std::fs::read(std::path::Path::new(&dir).join(rel)).ok()?;
+    Some((200, bytes, kind))
+}
+
 /// Scripts and styles from 'self' only; nothing external. The terminal
 /// view sets colours through the CSSOM, which style-src does not govern, so
 /// no inline style needs 'unsafe-inline' (design.md kept it for xterm.js,
@@ -68,6 +90,10 @@ pub fn serve(state: &State, info: &HttpInfo, mut request: tiny_http::Request) {
         let url = request.url().to_string();
         let (path, query) = url.split_once('?').unwrap_or((&url, ""));
         let method = request.method().as_str().to_string();
+        #[cfg(debug_assertions)]
+        if let Some(answer) = dev_asset(path) {
+            break 'answer answer;
+        }
         if let Some((bytes, content_type)) = asset(path) {
             break 'answer match method.as_str() {
                 "GET" | "HEAD" => (200, bytes.to_vec(), content_type),

@@ -1,0 +1,139 @@
+// The web UI's entry point: signs in, routes `#/<page>[/<arg>...][?query]`
+// to one module per page (js/pages/<page>.js), and shows whether the live
+// event stream is connected. Each page module exports `title` and
+// `mount(view, ctx)`, which fills `view` and may return a cleanup function
+// called when the user leaves the page. `ctx`: `args` (path segments after
+// the page), `query` (URLSearchParams), `navigate(hash)`.
+
+import { redeemTicket, token, onSignedOut, ApiError } from "./api.js";
+import * as live from "./live.js";
+import { h, toast } from "./ui.js";
+
+export const PAGES = ["dashboard", "profiles", "terminals", "usage", "proxies", "agents", "registry", "events", "doctor", "settings"];
+
+const $ = (id) => document.getElementById(id);
+let cleanup = null;
+let routeSeq = 0;
+
+applySettings();
+
+function applySettings() {
+  const s = document.documentElement.dataset;
+  const theme = localStorage.getItem("ringlet.theme");
+  if (theme === "light" || theme === "dark") s.theme = theme;
+  else delete s.theme;
+}
+window.addEventListener("storage", (e) => e.key === "ringlet.theme" && applySettings());
+export { applySettings };
+
+function parseHash() {
+  const raw = location.hash.replace(/^#\/?/, "");
+  const [path, q] = raw.split("?", 2);
+  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  const page = PAGES.includes(parts[0]) ? parts[0] : "dashboard";
+  return { page, args: parts.slice(1), query: new URLSearchParams(q || "") };
+}
+
+function navigate(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+async function route() {
+  if (location.hash.startsWith("#ticket=")) {
+    await signIn();
+    return;
+  }
+  if (!token()) {
+    showSignIn();
+    return;
+  }
+  const seq = ++routeSeq;
+  const { page, args, query } = parseHash();
+  if (cleanup) {
+    try {
+      cleanup();
+    } catch (e) {
+      console.error(e);
+    }
+    cleanup = null;
+  }
+  for (const a of document.querySelectorAll("#nav a")) {
+    if (a.getAttribute("href") === `#/${page}`) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  closeNav();
+  const view = $("view");
+  view.replaceChildren(h("p", { class: "loading" }, "Loading…"));
+  $("signin").hidden = true;
+  document.body.classList.remove("signed-out");
+  let mod;
+  try {
+    mod = await import(`./pages/${page}.js`);
+  } catch (e) {
+    view.replaceChildren(h("p", { class: "error" }, `This page failed to load: ${e.message}`));
+    return;
+  }
+  if (seq !== routeSeq) return;
+  document.title = `${mod.title} · ringlet`;
+  view.replaceChildren();
+  try {
+    const done = await mod.mount(view, { args, query, navigate });
+    if (seq !== routeSeq) {
+      if (typeof done === "function") done();
+      return;
+    }
+    cleanup = typeof done === "function" ? done : null;
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return;
+    view.append(h("p", { class: "error", role: "alert" }, e.message || String(e)));
+  }
+}
+
+async function signIn() {
+  try {
+    await redeemTicket();
+    $("signin-error").textContent = "";
+    live.start();
+  } catch (e) {
+    $("signin-error").textContent = e.message;
+  }
+  route();
+}
+
+function showSignIn(why) {
+  live.stop();
+  if (cleanup) cleanup();
+  cleanup = null;
+  $("view").replaceChildren();
+  $("signin").hidden = false;
+  document.body.classList.add("signed-out");
+  document.title = "Sign in · ringlet";
+  if (why) $("signin-error").textContent = why;
+}
+
+function closeNav() {
+  $("nav").classList.remove("open");
+  $("nav-toggle").setAttribute("aria-expanded", "false");
+}
+
+$("nav-toggle").addEventListener("click", () => {
+  const open = $("nav").classList.toggle("open");
+  $("nav-toggle").setAttribute("aria-expanded", String(open));
+});
+
+onSignedOut((why) => showSignIn(why));
+
+live.onConnection((connected, reconnected) => {
+  const el = $("conn");
+  el.textContent = connected ? "Live" : token() ? "Disconnected: retrying…" : "";
+  el.className = `conn ${connected ? "up" : "down"}`;
+  if (reconnected) {
+    toast("Reconnected to the daemon.");
+    route();
+  }
+});
+
+window.addEventListener("hashchange", route);
+if (token()) live.start();
+route();

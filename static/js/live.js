@@ -1,0 +1,98 @@
+// Live state: the one `/ws` event stream of this page, shared by every
+// view. It reconnects by itself (1 s, doubling to 15 s) when the daemon
+// stops or the connection drops, tells listeners whether it is connected
+// (a stopped daemon shows as disconnected, never as stale data), keeps the
+// last events for the dashboard and the events page, and after a
+// reconnect tells views to reload, since events may have been missed.
+
+import { socket, token } from "./api.js";
+
+const KEPT = 500;
+const recent = [];
+const listeners = new Map(); // type or "*" -> Set of fn(event)
+const stateListeners = new Set(); // fn(connected, reconnected)
+let ws = null;
+let connected = false;
+let everConnected = false;
+let delay = 1000;
+let timer = null;
+
+/// Calls `fn(event)` for each event of `type` ("*" for all). Returns the
+/// function that stops it; views call it when they unmount.
+export function on(type, fn) {
+  if (!listeners.has(type)) listeners.set(type, new Set());
+  listeners.get(type).add(fn);
+  return () => listeners.get(type).delete(fn);
+}
+
+/// Calls `fn(connected, reconnected)` now and on each change.
+export function onConnection(fn) {
+  stateListeners.add(fn);
+  fn(connected, false);
+  return () => stateListeners.delete(fn);
+}
+
+/// The last events, oldest first.
+export function recentEvents() {
+  return recent.slice();
+}
+
+export function isConnected() {
+  return connected;
+}
+
+function setConnected(now) {
+  const reconnected = now && everConnected;
+  connected = now;
+  if (now) everConnected = true;
+  for (const fn of stateListeners) fn(now, reconnected);
+}
+
+function dispatch(event) {
+  recent.push(event);
+  if (recent.length > KEPT) recent.splice(0, recent.length - KEPT);
+  for (const key of [event.type, "*"]) {
+    for (const fn of listeners.get(key) || []) {
+      try {
+        fn(event);
+      } catch (e) {
+        console.error(e);
+      }
+    }
+  }
+}
+
+/// Opens the stream (again); a no-op while one is open.
+export function start() {
+  if (ws || !token()) return;
+  clearTimeout(timer);
+  ws = socket("/ws");
+  ws.addEventListener("open", () => {
+    delay = 1000;
+    setConnected(true);
+  });
+  ws.addEventListener("message", (m) => {
+    if (typeof m.data !== "string") return;
+    try {
+      dispatch(JSON.parse(m.data));
+    } catch {
+      // Not an event frame: ignored.
+    }
+  });
+  ws.addEventListener("close", () => {
+    ws = null;
+    if (connected) setConnected(false);
+    if (!token()) return;
+    timer = setTimeout(start, delay);
+    delay = Math.min(delay * 2, 15000);
+  });
+}
+
+/// Closes the stream for good (signed out).
+export function stop() {
+  clearTimeout(timer);
+  const old = ws;
+  ws = null;
+  if (old) old.close();
+  if (connected) setConnected(false);
+}
