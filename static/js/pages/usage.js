@@ -73,8 +73,8 @@ export async function mount(view, ctx) {
   // --- result areas -----------------------------------------------------
   const totalsBox = h("div", { class: "usage-totals" });
   const chartBox = h("div", { class: "usage-chart" });
-  const byProfile = h("div");
-  const byModel = h("div");
+  const byProfile = h("div", { class: "sr-caption" });
+  const byModel = h("div", { class: "sr-caption" });
   const exportCsv = h("button", { type: "button", onclick: () => download("csv") }, "Download CSV");
   const exportJson = h("button", { type: "button", onclick: () => download("json") }, "Download JSON");
 
@@ -143,7 +143,7 @@ export async function mount(view, ctx) {
   function render() {
     const { daily, models, profiles: byProf, exported } = last;
     totalsBox.replaceChildren(totals(daily));
-    chartBox.replaceChildren(chart(daily, exported, state.measure));
+    drawChart();
     byProfile.replaceChildren(groupTable(byProf, "profile", "Profile", "Cost by profile"));
     byModel.replaceChildren(groupTable(models, "model", "Model", "Cost by model"));
   }
@@ -194,8 +194,20 @@ export async function mount(view, ctx) {
   measure.addEventListener("change", () => {
     state.measure = measure.value;
     remember();
-    if (last) chartBox.replaceChildren(chart(last.daily, last.exported, state.measure));
+    if (last) drawChart();
   });
+
+  // The chart is drawn for the width it has (text stays legible on a
+  // phone), and again when that width changes.
+  let drawnWidth = 0;
+  function drawChart() {
+    drawnWidth = chartBox.clientWidth;
+    chartBox.replaceChildren(chart(last.daily, last.exported, state.measure, drawnWidth));
+  }
+  const resized = new ResizeObserver(() => {
+    if (last && Math.abs(chartBox.clientWidth - drawnWidth) > 24) drawChart();
+  });
+  resized.observe(chartBox);
 
   async function download(format) {
     const button = format === "csv" ? exportCsv : exportJson;
@@ -278,6 +290,7 @@ export async function mount(view, ctx) {
   return () => {
     seq++;
     clearTimeout(timer);
+    resized.disconnect();
     for (const off of offs) off();
   };
 }
@@ -363,7 +376,7 @@ function groupTable(r, key, label, caption) {
 /// The stacked daily chart: one bar per day (every day of the range, empty
 /// ones included), a segment per model, a legend, and a button that shows
 /// the same numbers as a table.
-function chart(daily, exported, measure) {
+function chart(daily, exported, measure, width) {
   const days = dayList(daily, exported);
   if (!days.length || !exported.rows.length) return h("p", { class: "empty" }, "No usage in this period.");
   const value = (row) => (measure === "cost" ? row.cost_usd || 0 : row.total_tokens || 0);
@@ -384,9 +397,9 @@ function chart(daily, exported, measure) {
   const fmt = (v) => (measure === "cost" ? cost(v) : compact(v));
 
   // Geometry in viewBox units; the SVG scales to the card's width.
-  const W = 720;
-  const H = 260;
-  const left = 64;
+  const W = Math.max(300, Math.round(width || 720));
+  const H = W < 500 ? 220 : 260;
+  const left = 56;
   const bottom = 28;
   const top = 10;
   const plotW = W - left - 8;
