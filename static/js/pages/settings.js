@@ -250,7 +250,7 @@ function licences() {
 
 /// A package's licence text, fetched when its <details> first opens.
 function licenceText(r, base) {
-  const pre = h("pre", { class: "settings-licence" }, "Loading…");
+  const pre = h("pre", { class: "settings-licence", tabindex: "0", "aria-label": `Licence text of ${r.name}` }, "Loading…");
   const details = h("details", null, h("summary", null, `Licence of ${r.name} (${r.licence})`), pre);
   let loaded = false;
   details.addEventListener("toggle", async () => {

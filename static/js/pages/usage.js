@@ -395,6 +395,8 @@ function chart(daily, exported, measure, width) {
   const dayTotals = days.map((d) => [...byDay.get(d).values()].reduce((a, b) => a + b, 0));
   const max = Math.max(...dayTotals, 0);
   const fmt = (v) => (measure === "cost" ? cost(v) : compact(v));
+  // The table gives the exact figures the chart rounds.
+  const exact = (v) => (measure === "cost" ? cost(v) : count(v));
 
   // Geometry in viewBox units; the SVG scales to the card's width.
   const W = Math.max(300, Math.round(width || 720));
@@ -471,8 +473,8 @@ function chart(daily, exported, measure, width) {
   const tableId = `usage-table-${Math.random().toString(36).slice(2, 8)}`;
   const cols = [
     { label: "Day", value: (d) => d },
-    ...models.map((m) => ({ label: m, class: "num", value: (d) => fmt(byDay.get(d).get(m) || 0) })),
-    { label: "Day total", class: "num", value: (d) => fmt(dayTotals[days.indexOf(d)]) },
+    ...models.map((m) => ({ label: m, class: "num", value: (d) => exact(byDay.get(d).get(m) || 0) })),
+    { label: "Day total", class: "num", value: (d) => exact(dayTotals[days.indexOf(d)]) },
   ];
   const tbl = h("div", { id: tableId, hidden: true }, table(cols, days.slice().reverse(), { caption: `${measure === "cost" ? "Cost" : "Tokens"} per day and model` }));
   const toggle = h("button", { type: "button", "aria-expanded": "false", "aria-controls": tableId }, "Show as a table");
