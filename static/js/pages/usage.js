@@ -127,10 +127,16 @@ export async function mount(view, ctx) {
       const allModels = state.model
         ? await api("GET", withQuery("/api/usage/models", { ...params, model: "" })).catch(() => models)
         : models;
+      // Likewise profiles; a deleted profile's usage can be picked too.
+      const allProfiles = state.profile
+        ? await api("GET", withQuery("/api/usage/profiles", { ...params, profile: "" })).catch(() => byProf)
+        : byProf;
       if (my !== seq) return;
       last = { daily, models, profiles: byProf, exported };
       const names = allModels.rows.map((r) => r.model).filter(Boolean);
       fillSelect(model, [["", "All models"], ...unique([...names, state.model]).map((m) => [m, m])], state.model);
+      const used = allProfiles.rows.map((r) => r.profile).filter(Boolean);
+      fillSelect(profile, [["", "All profiles"], ...unique([...profileNames, ...used, state.profile]).map((p) => [p, p])], state.profile);
       render();
       status.textContent = `${describeRange(daily)}, days in ${daily.timezone}. Prices: ${daily.pricing || "n/a"}.`;
     } catch (e) {
@@ -232,7 +238,24 @@ export async function mount(view, ctx) {
   }
 
   function importSection() {
-    const dir = h("input", { type: "text", name: "dir", autocomplete: "off", spellcheck: "false", placeholder: "/home/you/backup/.claude" });
+    const dirs = h("datalist", { id: "usage-import-dirs" });
+    const dir = h("input", { type: "text", name: "dir", autocomplete: "off", spellcheck: "false", list: "usage-import-dirs", placeholder: "/home/you/backup/.claude" });
+    // Directory completion from the daemon (`/api/fs/dirs`, dirs under the
+    // home); without that route the field is plain text.
+    let completing = null;
+    let completion = true;
+    dir.addEventListener("input", () => {
+      clearTimeout(completing);
+      if (!completion || !dir.value.startsWith("/") && !dir.value.startsWith("~")) return;
+      completing = setTimeout(async () => {
+        try {
+          const r = await api("GET", withQuery("/api/fs/dirs", { prefix: dir.value }));
+          dirs.replaceChildren(...(r && Array.isArray(r.dirs) ? r.dirs : []).map((d) => h("option", { value: d })));
+        } catch (e) {
+          if (e.status === 404) completion = false;
+        }
+      }, 250);
+    });
     const as = h("input", { type: "text", name: "profile", autocomplete: "off", spellcheck: "false", placeholder: "(default)" });
     const go = h("button", { type: "submit", class: "primary" }, "Import");
     const result = h("div", { class: "usage-import-result", role: "status", "aria-live": "polite" });
@@ -245,6 +268,7 @@ export async function mount(view, ctx) {
         "Counts a Claude Code config dir's transcripts (projects/**/*.jsonl) into the usage store, once: history already counted is not counted again.",
       ),
       field("Claude config dir (absolute path)", dir, "Empty: the daemon user's ~/.claude (or $CLAUDE_CONFIG_DIR)."),
+      dirs,
       field("Count it as profile", as, "Empty: (default), your own use outside profiles."),
       h("div", { class: "row" }, go),
       result,
