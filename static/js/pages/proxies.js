@@ -9,7 +9,7 @@
 
 import { api, withQuery } from "../api.js";
 import * as live from "../live.js";
-import { h, table, section, ago, duration, cost, count, failed, field, select, state as stateDot, toast } from "../ui.js";
+import { h, table, section, ago, duration, cost, count, failed, field, select, confirm, state as stateDot, toast } from "../ui.js";
 
 export const title = "Proxies";
 
@@ -215,6 +215,9 @@ export async function mount(view, ctx) {
   }
 
   async function act(action, alias) {
+    if (action === "stop-all" && !(await confirm("Stop every proxy? Agents running through them lose their connection until they are started again.", { action: "Stop all", danger: true }))) {
+      return;
+    }
     const path = action === "stop-all" ? "/api/proxy/stop-all" : `/api/proxy/${encodeURIComponent(alias)}/${action}`;
     try {
       await api("POST", path);

@@ -25,7 +25,7 @@ const PERIODS = [
   ["all", "All time"],
   ["custom", "Custom days…"],
 ];
-const SERIES = 8; // colours in app.css (.series-1 ... .series-8); more models share the last
+const SERIES = 8; // colours in app.css (.series-1 ... .series-8)
 const CSV_HEADER =
   "date,profile,model,input_tokens,output_tokens,cache_creation_tokens,cache_creation_1h_tokens,cache_read_tokens,reasoning_tokens,total_tokens,cost_usd,unpriced_tokens,messages,sessions,runs,runtime_secs";
 
@@ -405,16 +405,23 @@ function chart(daily, exported, measure, width) {
   if (!days.length || !exported.rows.length) return h("p", { class: "empty" }, "No usage in this period.");
   const value = (row) => (measure === "cost" ? row.cost_usd || 0 : row.total_tokens || 0);
   // day -> model -> value; models ordered by their share, biggest first.
+  // Past SERIES models, the smallest share one segment, "other models", so
+  // no two segments share a colour.
+  const share = new Map();
+  for (const row of exported.rows) share.set(row.model || "?", (share.get(row.model || "?") || 0) + value(row));
+  const ranked = [...share.keys()].sort((a, b) => share.get(b) - share.get(a) || a.localeCompare(b));
+  const kept = new Set(ranked.length > SERIES ? ranked.slice(0, SERIES - 1) : ranked);
+  const other = ranked.length > SERIES ? `${ranked.length - SERIES + 1} other models` : null;
   const byDay = new Map(days.map((d) => [d, new Map()]));
   const modelTotal = new Map();
   for (const row of exported.rows) {
-    const m = row.model || "?";
+    const m = kept.has(row.model || "?") ? row.model || "?" : other;
     const v = value(row);
     const cell = byDay.get(row.date);
     if (cell) cell.set(m, (cell.get(m) || 0) + v);
     modelTotal.set(m, (modelTotal.get(m) || 0) + v);
   }
-  const models = [...modelTotal.keys()].sort((a, b) => modelTotal.get(b) - modelTotal.get(a) || a.localeCompare(b));
+  const models = [...modelTotal.keys()].sort((a, b) => (a === other) - (b === other) || modelTotal.get(b) - modelTotal.get(a) || a.localeCompare(b));
   const colour = new Map(models.map((m, i) => [m, `series-${Math.min(i, SERIES - 1) + 1}`]));
   const dayTotals = days.map((d) => [...byDay.get(d).values()].reduce((a, b) => a + b, 0));
   const max = Math.max(...dayTotals, 0);
