@@ -106,8 +106,11 @@ export async function mount(view, ctx) {
     const current = log.alias || ctx.args[0] || (proxies[0] && proxies[0].alias) || "";
     const aliases = proxies.map((p) => p.alias);
     if (current && !aliases.includes(current)) aliases.unshift(current);
-    logAlias.replaceChildren(...aliases.map((a) => h("option", { value: a, selected: a === current }, a)));
-    logAlias.value = current;
+    // Rebuilt only when the list changes: a select being used keeps its state.
+    if ([...logAlias.options].map((o) => o.value).join("\n") !== aliases.join("\n")) {
+      logAlias.replaceChildren(...aliases.map((a) => h("option", { value: a, selected: a === current }, a)));
+      logAlias.value = current;
+    }
     if (current && log.alias !== current) switchLog(current);
     if (!current) {
       logBox.replaceChildren(h("p", { class: "empty" }, "No proxy, no requests."));
