@@ -10,6 +10,8 @@ import * as live from "../live.js";
 import { h, table, ago, duration, cost, count, state } from "../ui.js";
 
 export const title = "Dashboard";
+/// replaceChildren without the "null" text a left-out child would become.
+const fill = (el, ...kids) => el.replaceChildren(...kids.filter((k) => k !== null && k !== undefined && k !== false));
 const enc = encodeURIComponent;
 const EVENTS_SHOWN = 12;
 
@@ -160,7 +162,7 @@ export async function mount(view) {
     sessionList = await api("GET", "/api/terminal/sessions");
     const running = sessionList.filter((s) => s.state === "running");
     const waiting = running.filter((s) => s.agent_state === "waiting").length;
-    sessions.body.replaceChildren(
+    fill(sessions.body, 
       waiting ? h("p", { class: "warn-text" }, `${waiting} waiting for you`) : null,
       table(
         [

@@ -11,6 +11,8 @@ import * as live from "../live.js";
 import { h, table, section, ago, toast, failed, confirm, field, select, state } from "../ui.js";
 
 export const title = "Profiles";
+/// replaceChildren without the "null" text a left-out child would become.
+const fill = (el, ...kids) => el.replaceChildren(...kids.filter((k) => k !== null && k !== undefined && k !== false));
 
 // Claude Code's hook events (src/profiles/hooks.rs EVENTS): the daemon has
 // no route listing them; an unknown one is refused with the known list.
@@ -173,19 +175,23 @@ async function deleteProfile(alias, button, after) {
 // ---------------------------------------------------------------------------
 // The create form
 
-/// Known names of config.toml's hook sets or MCP servers. No route lists
-/// them, so a dry-run create naming one that cannot exist gets the daemon's
-/// refusal, which names the known ones ("... (known: a, b)"). Null when the
-/// answer has another shape (the field then takes names as text).
-async function configNames(kind, agent, provider) {
-  const body = { agent, alias: "ringlet-ui-probe", provider, dry_run: true, [kind]: ["\u0000"] };
+/// What config.toml adds to a new profile by default: its MCP servers by
+/// name and its hook sets, merged. No route lists them, so a dry-run create
+/// (nothing written, no key needed) shows them: with no template and not
+/// bare, its MCP servers are exactly config.toml's, its hooks config.toml's
+/// sets (their names are not in the answer). Null when the dry run fails.
+async function configDefaults(agent, provider) {
+  const body = { agent, alias: `ui-probe-${Date.now().toString(36)}`, provider, dry_run: true };
   try {
-    await api("POST", "/api/profiles", body);
-  } catch (e) {
-    const m = /\(known: ([^)]*)\)/.exec(e.message || "");
-    if (m && /config\.toml/.test(e.message)) return m[1] === "none" ? [] : m[1].split(", ").filter(Boolean);
+    const plan = await api("POST", "/api/profiles", body);
+    const hooks = [];
+    for (const [event, groups] of Object.entries(plan.profile?.hooks || {})) {
+      for (const g of groups || []) for (const hk of g.hooks || []) hooks.push({ event, matcher: g.matcher || "", command: hk.command || "" });
+    }
+    return { mcp: Object.keys(plan.profile?.mcp_servers || {}), hooks };
+  } catch {
+    return null;
   }
-  return null;
 }
 
 async function createForm(ctx, close) {
@@ -256,32 +262,62 @@ async function createForm(ctx, close) {
     result,
   );
 
-  let hookNames = null;
+  // Hooks: all of config.toml's sets (the default), none, or the sets
+  // named. MCP servers: a checkbox per server of config.toml.
   let mcpNames = null;
-  const checks = (box, names, kind, prefix) => {
-    if (names === null) {
-      const input = h("input", { name: kind, autocomplete: "off", "data-free": "1" });
-      box.replaceChildren(field("Names, comma-separated (blank: all)", input));
-    } else if (!names.length) {
-      box.replaceChildren(h("p", { class: "muted" }, `None in config.toml.`));
+  const hookMode = (v) => h("input", { type: "radio", name: "hook-mode", id: `pc-hooks-${v}`, value: v, checked: v === "all" });
+  const hookModes = ["all", "none", "some"].map(hookMode);
+  const hookNamesInput = h("input", { name: "hooks", autocomplete: "off", spellcheck: "false", placeholder: "fmt, notify" });
+  const hookNamesField = field("Hook set names, comma-separated", hookNamesInput, "The names of config.toml's [hooks.<name>] tables.");
+  hookNamesField.hidden = true;
+  const hookList = h("div");
+  hooksBox.replaceChildren(
+    h("p", { class: "check" }, hookModes[0], " ", h("label", { for: "pc-hooks-all" }, "Every hook set of config.toml")),
+    hookList,
+    h("p", { class: "check" }, hookModes[1], " ", h("label", { for: "pc-hooks-none" }, "None")),
+    h("p", { class: "check" }, hookModes[2], " ", h("label", { for: "pc-hooks-some" }, "Only the sets named")),
+    hookNamesField,
+  );
+  for (const r of hookModes) {
+    r.addEventListener("change", () => {
+      hookNamesField.hidden = !hookModes[2].checked;
+      if (!hookNamesField.hidden) hookNamesInput.focus();
+    });
+  }
+  const showDefaults = (d) => {
+    mcpNames = d ? d.mcp : null;
+    if (mcpNames === null) {
+      mcpBox.replaceChildren(field("MCP server names, comma-separated (blank: all)", h("input", { name: "mcp", autocomplete: "off", spellcheck: "false" })));
+    } else if (!mcpNames.length) {
+      mcpBox.replaceChildren(h("p", { class: "muted" }, "None in config.toml."));
     } else {
-      box.replaceChildren(
-        ...names.map((n) => {
-          const id = `${prefix}-${n}`;
-          return h("p", { class: "check" }, h("input", { type: "checkbox", id, value: n, checked: true }), " ", h("label", { for: id }, n));
-        }),
+      mcpBox.replaceChildren(
+        ...mcpNames.map((n, i) => h("p", { class: "check" }, h("input", { type: "checkbox", id: `pc-mcp-${i}`, value: n, checked: true }), " ", h("label", { for: `pc-mcp-${i}` }, n))),
       );
     }
+    fill(hookList, 
+      !d
+        ? null
+        : d.hooks.length
+          ? h("ul", { class: "notices" }, d.hooks.map((x) => h("li", null, h("code", null, x.event), x.matcher ? ` (${x.matcher})` : "", ": ", h("code", { class: "wrap" }, x.command))))
+          : h("p", { class: "muted" }, "config.toml has no hook sets."),
+    );
   };
-  const picked = (box, names) => {
-    if (names === null) {
-      const text = box.querySelector("input")?.value.trim();
+  const pickedHooks = () => {
+    if (hookModes[1].checked) return [];
+    if (hookModes[2].checked) return hookNamesInput.value.split(",").map((s) => s.trim()).filter(Boolean);
+    return null;
+  };
+  const pickedMcp = () => {
+    if (mcpNames === null) {
+      const text = mcpBox.querySelector("input")?.value.trim();
       return text ? text.split(",").map((s) => s.trim()).filter(Boolean) : null;
     }
-    if (!names.length) return null;
-    const on = [...box.querySelectorAll("input:checked")].map((i) => i.value);
-    return on.length === names.length ? null : on;
+    if (!mcpNames.length) return null;
+    const on = [...mcpBox.querySelectorAll("input:checked")].map((i) => i.value);
+    return on.length === mcpNames.length ? null : on;
   };
+  let probed = false;
 
   const manifest = async (id) => {
     if (!manifests.has(id)) {
@@ -349,10 +385,12 @@ async function createForm(ctx, close) {
     hooksSet.querySelector(".unsupported")?.remove();
     if (m.supports_hooks === false) hooksSet.append(h("p", { class: "muted unsupported" }, `${agent.value} has no hooks.`));
     await onProvider(endpoint.value);
-    if (hookNames === null && mcpNames === null && provider.value) {
-      [hookNames, mcpNames] = await Promise.all([configNames("hooks", agent.value, provider.value), configNames("mcp", agent.value, provider.value)]);
-      checks(hooksBox, hookNames, "hooks", "pc-hook");
-      checks(mcpBox, mcpNames, "mcp", "pc-mcp");
+    // Once, and again when a first agent with hooks comes after one without
+    // (an agent without hooks gets none of config.toml's in the dry run).
+    const withHooks = m.supports_hooks !== false;
+    if (provider.value && (!probed || (withHooks && probed === "no-hooks"))) {
+      probed = withHooks ? "hooks" : "no-hooks";
+      showDefaults(await configDefaults(agent.value, provider.value));
     }
   }
 
@@ -385,8 +423,8 @@ async function createForm(ctx, close) {
       endpoint: ep || null,
       model: model.value.trim() || null,
       template: template.value || null,
-      hooks: bare.checked || !supportsHooks ? null : picked(hooksBox, hookNames),
-      mcp: bare.checked ? null : picked(mcpBox, mcpNames),
+      hooks: bare.checked || !supportsHooks ? null : pickedHooks(),
+      mcp: bare.checked ? null : pickedMcp(),
       bare: bare.checked,
       proxy: proxy.checked,
       permission_mode: permission.value,
@@ -410,7 +448,7 @@ async function createForm(ctx, close) {
     // A dry run needs no key: it is not sent.
     const plan = await act(preview, () => api("POST", "/api/profiles", request(true)), error);
     if (!plan) return;
-    result.replaceChildren(
+    fill(result, 
       h("h3", null, "Preview: nothing was written"),
       notices(plan.notices),
       table([{ label: "Variable", value: (r) => r[0] }, { label: "Value", value: (r) => h("code", null, r[1]) }], Object.entries(plan.env || {}), { caption: "Environment of a run" }),
@@ -613,7 +651,8 @@ async function hooksSection(base, box, p) {
     toast("Hook added.");
     command.focus();
   });
-  box.replaceChildren(listBox, p.agent === "claude" || Object.keys(p.hooks || {}).length ? null : h("p", { class: "hint" }, "Hooks are Claude Code's; the daemon says so if this agent has none."), form);
+  const note = p.agent === "claude" || Object.keys(p.hooks || {}).length ? [] : [h("p", { class: "hint" }, "Hooks are Claude Code's; the daemon says so if this agent has none.")];
+  box.replaceChildren(listBox, ...note, form);
   try {
     await load();
   } catch (e) {

@@ -10,6 +10,8 @@ import * as live from "../live.js";
 import { h, table, section, ago, toast, failed, confirm, field, state, count } from "../ui.js";
 
 export const title = "Registry";
+/// replaceChildren without the "null" text a left-out child would become.
+const fill = (el, ...kids) => el.replaceChildren(...kids.filter((k) => k !== null && k !== undefined && k !== false));
 
 function short(commit) {
   return commit ? commit.slice(0, 12) : "none";
@@ -210,7 +212,7 @@ export async function mount(view) {
       syncId = null;
       syncBtn.disabled = false;
       progressBox.hidden = true;
-      syncOut.replaceChildren(
+      fill(syncOut, 
         h("p", null, state("done", "ok"), ` Commit ${short(r.commit)}${r.unchanged ? " (unchanged)" : ""}${r.offline ? " (offline, cached)" : ""}: ${r.fetched} fetched, ${r.reused} reused, ${bytes(r.bytes)}.`),
         ...(r.warnings || []).map((w) => h("p", { class: "warn-text" }, w)),
         r.changes?.length ? changesTable(r.changes, "What this sync changed") : null,
