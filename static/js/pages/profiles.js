@@ -8,9 +8,16 @@
 
 import { api, withQuery } from "../api.js";
 import * as live from "../live.js";
-import { h, table, section, ago, toast, failed, confirm, field, select, state } from "../ui.js";
+import { h, table as baseTable, section, ago, toast, failed, confirm, field, select, state } from "../ui.js";
 
 export const title = "Profiles";
+/// A table whose caption is for screen readers only: the card's heading
+/// above already says it (`showCaption` keeps it visible).
+const table = (columns, rows, opts = {}) => {
+  const t = baseTable(columns, rows, opts);
+  if (!opts.showCaption) t.querySelector?.("caption")?.classList.add("visually-hidden");
+  return t;
+};
 /// replaceChildren without the "null" text a left-out child would become.
 const fill = (el, ...kids) => el.replaceChildren(...kids.filter((k) => k !== null && k !== undefined && k !== false));
 
@@ -78,8 +85,8 @@ async function mountList(view, ctx) {
   const createBox = h("div", { id: "profile-create", hidden: true });
   const newBtn = h("button", { type: "button", class: "primary", "aria-expanded": "false", "aria-controls": "profile-create" }, "New profile");
   view.append(
-    h("h1", null, title),
-    h("div", { class: "row profiles-tools" }, field("Search profiles", search, "Alias, agent, provider or model"), newBtn),
+    h("div", { class: "page-head" }, h("h1", null, title), newBtn),
+    h("div", { class: "profiles-tools" }, field("Search profiles", search, "Alias, agent, provider or model")),
     createBox,
     section("All profiles", shown, warnBox, listBox),
   );
@@ -349,7 +356,8 @@ async function createForm(ctx, close) {
 
   function fillEndpoints(wanted) {
     const p = providerOf();
-    const opts = [["", p?.default_endpoint ? `Default: ${p.default_endpoint.name} (${p.default_endpoint.url})` : "Default"]];
+    const d = p?.default_endpoint;
+    const opts = [["", d ? `Default${d.name === "default" ? "" : `: ${d.name}`} (${d.url})` : "Default"]];
     for (const e of p?.endpoints || []) opts.push([e.name, `${e.name} (${e.url})`]);
     opts.push(["custom", "Custom URL…"]);
     endpoint.replaceChildren(...opts.map(([v, l]) => h("option", { value: v }, l)));

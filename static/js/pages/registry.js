@@ -7,9 +7,16 @@
 
 import { api } from "../api.js";
 import * as live from "../live.js";
-import { h, table, section, ago, toast, failed, confirm, field, state, count } from "../ui.js";
+import { h, table as baseTable, section, ago, toast, failed, confirm, field, state, count } from "../ui.js";
 
 export const title = "Registry";
+/// A table whose caption is for screen readers only: the card's heading
+/// above already says it (`showCaption` keeps it visible).
+const table = (columns, rows, opts = {}) => {
+  const t = baseTable(columns, rows, opts);
+  if (!opts.showCaption) t.querySelector?.("caption")?.classList.add("visually-hidden");
+  return t;
+};
 /// replaceChildren without the "null" text a left-out child would become.
 const fill = (el, ...kids) => el.replaceChildren(...kids.filter((k) => k !== null && k !== undefined && k !== false));
 
@@ -34,7 +41,7 @@ function changesTable(changes, caption) {
       { label: "After", value: (c) => (c.after == null ? h("span", { class: "muted" }, "removed") : h("code", { class: "wrap" }, c.after)) },
     ],
     changes || [],
-    { caption, empty: "No command-bearing changes." },
+    { caption, showCaption: true, empty: "No command-bearing changes." },
   );
 }
 
