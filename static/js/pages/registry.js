@@ -45,6 +45,15 @@ function changesTable(changes, caption) {
   );
 }
 
+/// Where a manifest comes from, short: built-in, the registry commit it was
+/// synced in (the full path in the tooltip), or the user's file.
+function source(src) {
+  if (!src || src === "builtin") return "built-in";
+  const m = /\/registry\/commits\/([0-9a-f]{12})[0-9a-f]*\//.exec(src);
+  if (m) return h("span", { title: src }, `registry ${m[1]}`);
+  return h("code", { class: "wrap" }, src);
+}
+
 export async function mount(view) {
   const statusBox = h("div", null, h("p", { class: "loading" }, "Loading…"));
   const changesBox = h("div", null, h("p", { class: "loading" }, "Loading…"));
@@ -165,7 +174,7 @@ export async function mount(view) {
                 Object.entries(r.settings || {}).map(([agent, s]) => h("li", null, `${agent}: ${s.provider || "?"}${s.endpoint ? `@${s.endpoint}` : ""}${s.model ? ` / ${s.model}` : ""}`)),
               ),
           },
-          { label: "Source", value: (r) => (r.source === "builtin" ? "built-in" : r.source) },
+          { label: "Source", value: (r) => source(r.source) },
         ],
         t.templates || [],
         { caption: "Profile templates", empty: "No templates." },
