@@ -85,7 +85,7 @@ async function mountList(view, ctx) {
   const createBox = h("div", { id: "profile-create", hidden: true });
   const newBtn = h("button", { type: "button", class: "primary", "aria-expanded": "false", "aria-controls": "profile-create" }, "New profile");
   view.append(
-    h("div", { class: "page-head" }, h("h1", null, title), newBtn),
+    h("div", { class: "page-head" }, h("h1", { tabindex: "-1" }, title), newBtn),
     h("div", { class: "profiles-tools" }, field("Search profiles", search, "Alias, agent, provider or model")),
     createBox,
     section("All profiles", shown, warnBox, listBox),
@@ -152,6 +152,8 @@ async function mountList(view, ctx) {
 
   search.addEventListener("input", render);
   await load();
+  // After a delete on the profile's page, the list's heading takes the focus.
+  if (document.activeElement === document.body || !document.activeElement) view.querySelector("h1")?.focus();
   if (ctx.query.get("new") === "1") openCreate(true);
   const reload = debounce(() => load().catch(failed));
   const offs = ["ProfileCreated", "ProfileUpdated", "ProfileDeleted", "ProfileStarted", "ProfileStopped"].map((t) => live.on(t, reload));
@@ -496,7 +498,8 @@ function notices(list) {
 
 async function mountProfile(view, ctx, alias) {
   const base = `/api/profiles/${enc(alias)}`;
-  view.append(h("p", null, h("a", { href: "#/profiles" }, "← All profiles")), h("h1", null, `Profile ${alias}`));
+  const heading = h("h1", { tabindex: "-1" }, `Profile ${alias}`);
+  view.append(h("p", null, h("a", { href: "#/profiles" }, "← All profiles")), heading);
   let p;
   try {
     p = await api("GET", base);
@@ -562,6 +565,9 @@ async function mountProfile(view, ctx, alias) {
 
   loadEnv();
   await Promise.all([hooksSection(base, hooksBox, p), proxySection(base, proxyBox, alias, reloadProfile)]);
+  // Arrived here by an action whose button is gone (a create): the
+  // heading takes the focus, not the top of the document.
+  if (document.activeElement === document.body || !document.activeElement) heading.focus();
 
   const reload = debounce(() => reloadProfile().then(loadEnv).catch(failed), 300);
   const offs = [
