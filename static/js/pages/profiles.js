@@ -232,6 +232,8 @@ async function createForm(ctx, close) {
   const permission = select("permission_mode", PERMISSION_MODES, "ask");
   const proxy = h("input", { type: "checkbox", name: "proxy", id: "pc-proxy" });
   const bare = h("input", { type: "checkbox", name: "bare", id: "pc-bare" });
+  const shim = h("input", { type: "checkbox", name: "alias_shim", id: "pc-shim" });
+  const script = h("input", { name: "script", autocomplete: "off", spellcheck: "false" });
   const hooksBox = h("div", { class: "checks" });
   const mcpBox = h("div", { class: "checks" });
   const hooksSet = h("fieldset", null, h("legend", null, "Hook sets (config.toml)"), hooksBox);
@@ -257,6 +259,7 @@ async function createForm(ctx, close) {
       h("div", null, field("Model", model, "Blank: the provider's default."), modelList),
       keyField,
       field("Permission mode", permission, "What the agent may do before it asks."),
+      field("Script (optional)", script, "A Rhai script by name (claude or claude.rhai); blank: the agent's own."),
     ),
     h("div", { class: "form-grid" }, hooksSet, mcpSet),
     h(
@@ -265,6 +268,7 @@ async function createForm(ctx, close) {
       h("legend", null, "Options"),
       h("p", { class: "check" }, proxy, " ", h("label", { for: "pc-proxy" }, "Route it through its own proxy (rules, aliases, budget)")),
       h("p", { class: "check" }, bare, " ", h("label", { for: "pc-bare" }, "Bare: no hook sets and no MCP servers")),
+      h("p", { class: "check" }, shim, " ", h("label", { for: "pc-shim" }, "Install a shell command named after the profile in ~/.local/bin (the notices say if it was not)")),
     ),
     error,
     h("div", { class: "actions" }, h("button", { type: "button", onclick: close }, "Cancel"), preview, submit),
@@ -438,6 +442,8 @@ async function createForm(ctx, close) {
       bare: bare.checked,
       proxy: proxy.checked,
       permission_mode: permission.value,
+      script: script.value.trim() || null,
+      alias_shim: shim.checked,
       dry_run: dryRun,
     };
   }
@@ -666,7 +672,45 @@ async function hooksSection(base, box, p) {
     command.focus();
   });
   const note = p.agent === "claude" || Object.keys(p.hooks || {}).length ? [] : [h("p", { class: "hint" }, "Hooks are Claude Code's; the daemon says so if this agent has none.")];
-  box.replaceChildren(listBox, ...note, form);
+  // Import and export: Claude Code's own hooks JSON, as `hooks import` and
+  // `hooks export` take and print it.
+  const io = h("textarea", { name: "hooks_json", rows: "6", spellcheck: "false", autocomplete: "off" });
+  const ioErr = errorBox();
+  const exportBtn = h("button", { type: "button" }, "Export into the box");
+  const importBtn = h("button", { type: "submit" }, "Import (replaces every hook)");
+  const ioForm = h(
+    "form",
+    { class: "inline-form", "aria-label": "Import or export hooks" },
+    h("details", null, h("summary", null, "Import or export as JSON"), field("Hooks JSON", io, "Claude Code's schema: {\"hooks\": {\"Stop\": [{\"matcher\": \"\", \"hooks\": [{\"type\": \"command\", \"command\": \"…\"}]}]}}"), ioErr, h("div", { class: "actions" }, exportBtn, importBtn)),
+  );
+  exportBtn.addEventListener("click", async () => {
+    const out = await act(exportBtn, () => api("GET", `${base}/hooks/export`), ioErr);
+    if (out === undefined) return;
+    io.value = JSON.stringify(out, null, 2);
+    io.focus();
+  });
+  ioForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    ioErr.textContent = "";
+    let parsed;
+    try {
+      parsed = JSON.parse(io.value);
+    } catch (err) {
+      ioErr.textContent = `Not JSON: ${err.message}`;
+      io.focus();
+      return;
+    }
+    if (!(await confirm("Replace every hook of this profile with the ones in the box?", { action: "Import" }))) {
+      importBtn.focus();
+      return;
+    }
+    const rows = await act(importBtn, () => api("PUT", `${base}/hooks`, parsed), ioErr);
+    if (!rows) return;
+    render(rows);
+    toast(`Hooks imported: ${rows.length}.`);
+    importBtn.focus();
+  });
+  box.replaceChildren(listBox, ...note, form, ioForm);
   try {
     await load();
   } catch (e) {
