@@ -10,6 +10,12 @@ import * as live from "../live.js";
 import { h, table as baseTable, ago, duration, cost, count, state } from "../ui.js";
 
 export const title = "Dashboard";
+/// On a phone the table's rows become stacked cards (each cell with its
+/// column's name: `data-label`), rather than a table to scroll sideways.
+const stacked = (el) => {
+  el.classList?.add("stack-narrow");
+  return el;
+};
 /// A table whose caption is for screen readers only: the card's heading
 /// above already says it (`showCaption` keeps it visible).
 const table = (columns, rows, opts = {}) => {
@@ -171,7 +177,7 @@ export async function mount(view) {
     const waiting = running.filter((s) => s.agent_state === "waiting").length;
     fill(sessions.body, 
       waiting ? h("p", { class: "warn-text" }, `${waiting} waiting for you`) : null,
-      table(
+      stacked(table(
         [
           { label: "Session", value: (s) => h("a", { href: `#/terminals/${enc(s.id)}` }, s.id) },
           { label: "Profile", value: (s) => h("a", { href: `#/profiles/${enc(s.profile)}` }, s.profile) },
@@ -182,14 +188,14 @@ export async function mount(view) {
         ],
         running,
         { caption: "Running sessions", empty: "No session running. Start one from a profile or the Terminals page." },
-      ),
+      )),
     );
   });
 
   const loadProxies = guard(proxies, async () => {
     proxyList = await api("GET", "/api/proxy/status");
     proxies.body.replaceChildren(
-      table(
+      stacked(table(
         [
           { label: "Profile", value: (p) => h("a", { href: `#/profiles/${enc(p.alias)}` }, p.alias) },
           { label: "State", value: (p) => state(p.state, p.state === "running" ? "running" : p.state === "failed" ? "failed" : "stopped") },
@@ -199,7 +205,7 @@ export async function mount(view) {
         ],
         proxyList,
         { caption: "Proxies", empty: "No profile routes through a proxy." },
-      ),
+      )),
     );
     renderCounts();
   });

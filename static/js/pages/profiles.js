@@ -11,6 +11,12 @@ import * as live from "../live.js";
 import { h, table as baseTable, section, ago, toast, failed, confirm, field, select, state } from "../ui.js";
 
 export const title = "Profiles";
+/// On a phone the table's rows become stacked cards (each cell with its
+/// column's name: `data-label`), rather than a table to scroll sideways.
+const stacked = (el) => {
+  el.classList?.add("stack-narrow");
+  return el;
+};
 /// A table whose caption is for screen readers only: the card's heading
 /// above already says it (`showCaption` keeps it visible).
 const table = (columns, rows, opts = {}) => {
@@ -116,7 +122,7 @@ async function mountList(view, ctx) {
     const rows = profiles.filter((p) => !q || [p.alias, p.agent, p.provider, p.model, p.endpoint_name].some((v) => v && v.toLowerCase().includes(q)));
     shown.textContent = q ? `${rows.length} of ${profiles.length} shown` : `${profiles.length} profile${profiles.length === 1 ? "" : "s"}`;
     listBox.replaceChildren(
-      table(
+      stacked(table(
         [
           { label: "Alias", value: (p) => h("a", { href: `#/profiles/${enc(p.alias)}` }, p.alias) },
           { label: "Agent", value: (p) => p.agent },
@@ -139,7 +145,7 @@ async function mountList(view, ctx) {
         ],
         rows,
         { caption: "Profiles", empty: profiles.length ? "No profile matches the search." : "No profiles yet: create one with “New profile”." },
-      ),
+      )),
     );
   }
 

@@ -112,6 +112,8 @@ export async function mount(view) {
 
   let view_ = null;
   let syncId = null;
+  // Syncs whose end event came before the POST's answer (a fast local one).
+  const ended = new Set();
 
   const showProgress = (p) => {
     if (!p) return;
@@ -197,6 +199,7 @@ export async function mount(view) {
     syncBtn.disabled = true;
     try {
       const started = await api("POST", "/api/registry/sync", Object.keys(body).length ? body : undefined);
+      if (ended.has(started.id)) return;
       syncId = started.id;
       showProgress({ artifacts_done: 0, artifacts_total: 0, bytes_done: 0 });
       syncOut.replaceChildren(h("p", null, `Sync ${started.id} started from ${started.source}…`));
@@ -225,6 +228,7 @@ export async function mount(view) {
         return;
       }
       if (!mine(ev)) return;
+      ended.add(r.id);
       syncId = null;
       syncBtn.disabled = false;
       progressBox.hidden = true;
@@ -238,6 +242,7 @@ export async function mount(view) {
     }),
     live.on("RegistrySyncFailed", (ev) => {
       if (!mine(ev)) return;
+      ended.add(ev.data.id);
       syncId = null;
       syncBtn.disabled = false;
       progressBox.hidden = true;
