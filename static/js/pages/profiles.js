@@ -576,7 +576,7 @@ async function mountProfile(view, ctx, alias) {
   };
 
   loadEnv();
-  await Promise.all([hooksSection(base, hooksBox, p), proxySection(base, proxyBox, alias, reloadProfile)]);
+  const [, proxyLive] = await Promise.all([hooksSection(base, hooksBox, p), proxySection(base, proxyBox, alias, reloadProfile)]);
   // Arrived here by an action whose button is gone (a create): the
   // heading takes the focus, not the top of the document.
   if (document.activeElement === document.body || !document.activeElement) heading.focus();
@@ -584,6 +584,7 @@ async function mountProfile(view, ctx, alias) {
   const reload = debounce(() => reloadProfile().then(loadEnv).catch(failed), 300);
   const offs = [
     live.on("ProfileUpdated", (e) => e.data?.alias === alias && reload()),
+    ...["ProxyStarted", "ProxyStopped", "ProxyError"].map((t) => live.on(t, (e) => (e.data?.alias === alias || !e.data?.alias) && proxyLive?.())),
     live.on("ProfileDeleted", (e) => {
       if (e.data?.alias === alias) {
         toast(`Profile ${alias} was deleted.`);
@@ -724,8 +725,11 @@ async function hooksSection(base, box, p) {
   }
 }
 
+/// Returns the function that reloads the proxy process's state (the page
+/// calls it on Proxy* events).
 async function proxySection(base, box, alias, reloadProfile) {
   const stateBox = h("div");
+  const processBox = h("div", { class: "row proxy-process" });
   const rulesBox = h("div");
   const aliasesBox = h("div");
   const upstreamsBox = h("div");
@@ -746,6 +750,7 @@ async function proxySection(base, box, alias, reloadProfile) {
     toast(on ? `Proxy enabled for ${alias}: runs go through it.` : `Proxy disabled for ${alias}; its routing is kept.`);
     renderConfig(next);
     reloadProfile().catch(() => {});
+    await loadProcess();
     toggle.focus();
   });
 
@@ -943,10 +948,47 @@ async function proxySection(base, box, alias, reloadProfile) {
       ),
     );
   };
-  const refresh = async () => renderConfig(await api("GET", `${base}/proxy`));
+  const refresh = async () => {
+    renderConfig(await api("GET", `${base}/proxy`));
+    await loadProcess();
+  };
+
+  // The proxy process: its state, and start / stop (the Proxies page has
+  // every proxy, its stats and request log).
+  const loadProcess = async () => {
+    let info;
+    try {
+      [info] = await api("GET", `/api/proxy/status/${enc(alias)}`);
+    } catch (e) {
+      processBox.replaceChildren(h("span", { class: "error" }, e.message));
+      return;
+    }
+    if (!info) {
+      processBox.replaceChildren();
+      return;
+    }
+    const running = info.state === "running" || info.state === "starting";
+    const kind = info.state === "running" ? "running" : info.state === "failed" ? "failed" : info.state === "starting" ? "waiting" : "stopped";
+    const button = h("button", { type: "button", disabled: !cfg?.enabled && !running }, running ? "Stop the proxy" : "Start the proxy");
+    button.addEventListener("click", async () => {
+      const next = await act(button, () => api("POST", `/api/proxy/${enc(alias)}/${running ? "stop" : "start"}`));
+      if (!next) return;
+      toast(`Proxy of ${alias}: ${next.state}.`);
+      await loadProcess();
+      processBox.querySelector("button")?.focus();
+    });
+    fill(processBox, 
+      h("span", null, "Process: "),
+      state(info.state, kind),
+      info.port && running ? h("span", null, `port ${info.port}`) : null,
+      info.last_error ? h("span", { class: "error" }, info.last_error) : null,
+      button,
+    );
+  };
 
   box.replaceChildren(
     stateBox,
+    processBox,
     enableForm,
     h("h3", null, "Rules"),
     rulesBox,
@@ -965,6 +1007,7 @@ async function proxySection(base, box, alias, reloadProfile) {
   } catch (e) {
     box.replaceChildren(h("p", { class: "error" }, e.message));
   }
+  return () => loadProcess().catch(() => {});
 }
 
 function fmtBudget(b) {
