@@ -10,6 +10,12 @@ import * as live from "../live.js";
 import { h, table as baseTable, section, ago, toast, failed, confirm, field, state, count } from "../ui.js";
 
 export const title = "Registry";
+/// On a phone the table's rows become stacked cards (each cell with its
+/// column's name: `data-label`), rather than a table to scroll sideways.
+const stacked = (el) => {
+  el.classList?.add("stack-narrow");
+  return el;
+};
 /// A table whose caption is for screen readers only: the card's heading
 /// above already says it (`showCaption` keeps it visible).
 const table = (columns, rows, opts = {}) => {
@@ -162,7 +168,7 @@ export async function mount(view) {
     const t = await api("GET", "/api/templates");
     templatesBox.replaceChildren(
       ...(t.warnings || []).map((w) => h("p", { class: "error" }, w)),
-      table(
+      stacked(table(
         [
           { label: "Template", value: (r) => h("code", null, r.name) },
           { label: "Agents", value: (r) => (r.agents || []).join(", ") },
@@ -180,7 +186,7 @@ export async function mount(view) {
         ],
         t.templates || [],
         { caption: "Profile templates", empty: "No templates." },
-      ),
+      )),
     );
   };
 
