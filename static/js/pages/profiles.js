@@ -139,7 +139,10 @@ async function mountList(view, ctx) {
                 "span",
                 { class: "row" },
                 h("a", { href: `#/terminals?new=1&profile=${enc(p.alias)}`, "aria-label": `Start a session of ${p.alias}` }, "Start"),
-                h("button", { type: "button", class: "link danger", "aria-label": `Delete ${p.alias}`, onclick: (e) => deleteProfile(p.alias, e.currentTarget, load) }, "Delete"),
+                h("button", { type: "button", class: "link danger", "aria-label": `Delete ${p.alias}`, onclick: (e) => deleteProfile(p.alias, e.currentTarget, async () => {
+                  await load();
+                  search.focus();
+                }) }, "Delete"),
               ),
           },
         ],
