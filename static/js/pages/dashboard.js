@@ -85,6 +85,7 @@ export async function mount(view) {
   let sessionList = [];
   let proxyList = [];
   let profileCount = null;
+  let stats = null;
 
   const guard = (target, fn) => async () => {
     try {
@@ -121,6 +122,7 @@ export async function mount(view) {
         h("li", null, h("a", { href: "#/terminals" }, h("span", { class: "stat" }, count(status.terminals_running)), " sessions running"), status.terminals_ended ? h("span", { class: "muted" }, ` (${status.terminals_ended} ended)`) : null),
         h("li", null, h("span", { class: "stat" }, count(status.terminal_clients)), " terminal clients"),
         h("li", null, h("a", { href: "#/proxies" }, h("span", { class: "stat" }, `${running}/${proxyList.length}`), " proxies running")),
+        stats ? h("li", null, h("span", { class: "stat" }, count(stats.total_runs)), ` runs, ${duration(stats.total_run_secs) || "0 s"} in all`) : null,
       ),
     );
   };
@@ -133,7 +135,9 @@ export async function mount(view) {
   });
 
   const loadProfiles = guard(counts, async () => {
-    profileCount = ((await api("GET", "/api/profiles")).profiles || []).length;
+    const [list, st] = await Promise.all([api("GET", "/api/profiles"), api("GET", "/api/stats")]);
+    profileCount = (list.profiles || []).length;
+    stats = st;
     renderCounts();
   });
 
@@ -244,6 +248,7 @@ export async function mount(view) {
     ...["TerminalSessionCreated", "TerminalSessionEnded", "TerminalStateChanged"].flatMap((t) => [live.on(t, sessions$), live.on(t, status$)]),
     ...["ProfileCreated", "ProfileDeleted"].flatMap((t) => [live.on(t, profiles$), live.on(t, proxies$)]),
     live.on("ProfileUpdated", proxies$),
+    live.on("ProfileStopped", profiles$),
     ...["ProxyStarted", "ProxyStopped", "ProxyError"].map((t) => live.on(t, proxies$)),
     ...["UsageUpdated", "UsageImported"].map((t) => live.on(t, spend$)),
     ...["AgentDetected", "AgentUpdated"].map((t) => live.on(t, agents$)),
