@@ -394,8 +394,16 @@ function groupTable(r, key, label, caption) {
     { label: "Sessions", class: "num", value: (x) => count(x.sessions) },
     { label: "Runs", class: "num", value: (x) => count(x.runs) },
   ];
-  return table(cols, rows, { caption, empty: "No usage in this period." });
+  return stacked(table(cols, rows, { caption, empty: "No usage in this period." }));
 }
+
+/// On a phone a table's rows become stacked cards (each cell labelled with
+/// its column: `data-label`; app.css `.stack-narrow`), not a table to scroll.
+function stacked(el) {
+  el.classList.add("stack-narrow");
+  return el;
+}
+
 
 /// The stacked daily chart: one bar per day (every day of the range, empty
 /// ones included), a segment per model, a legend, and a button that shows
