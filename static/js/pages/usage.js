@@ -217,6 +217,7 @@ export async function mount(view, ctx) {
 
   async function download(format) {
     const button = format === "csv" ? exportCsv : exportJson;
+    const focused = document.activeElement === button;
     button.disabled = true;
     try {
       const report = await api("GET", withQuery("/api/usage/export", query()));
@@ -234,6 +235,8 @@ export async function mount(view, ctx) {
       failed(e);
     } finally {
       button.disabled = false;
+      // A disabled button loses focus to <body>: give it back.
+      if (focused && document.activeElement === document.body) button.focus();
     }
   }
 
@@ -275,6 +278,7 @@ export async function mount(view, ctx) {
     );
     importForm.addEventListener("submit", async (e) => {
       e.preventDefault();
+      const focused = document.activeElement === go;
       go.disabled = true;
       result.replaceChildren(h("p", { class: "muted" }, "Importing…"));
       const body = {};
@@ -297,6 +301,7 @@ export async function mount(view, ctx) {
         result.replaceChildren(h("p", { class: "error", role: "alert" }, err.message));
       } finally {
         go.disabled = false;
+        if (focused && document.activeElement === document.body) go.focus();
       }
     });
     return section("Import old Claude history", null, importForm);
