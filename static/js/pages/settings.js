@@ -204,6 +204,8 @@ function sessions() {
     if (!yes) return;
     try {
       await api("DELETE", "/api/browser-sessions");
+      // This browser's token went too: the next call's 401 shows the sign-in.
+      load();
     } catch (e) {
       failed(e);
     }
