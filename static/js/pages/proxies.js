@@ -113,6 +113,7 @@ export async function mount(view, ctx) {
       logAlias.value = current;
     }
     if (current && log.alias !== current) switchLog(current);
+    logForm.hidden = !current;
     if (!current) {
       logBox.replaceChildren(h("p", { class: "empty" }, "No proxy, no requests."));
       logStatus.textContent = "";
