@@ -86,4 +86,21 @@ headers = { Authorization = "Bearer sk-mcp-header-secret" }
     assert!(data["permission_modes"].as_array().unwrap().iter().any(|m| m == "plan"), "{body}");
     let text = body.to_string();
     assert!(!text.contains("sk-mcp"), "no MCP env or header value over HTTP: {text}");
+
+    // A profile made with them shows their variables' names over HTTP, not
+    // their values; the CLI (same uid, over IPC) still shows the values.
+    env.create_profile("claude", "tools");
+    for path in ["/api/profiles/tools", "/api/profiles"] {
+        let (status, body) = get(&env, path);
+        assert_eq!(status, 200, "{body}");
+        let text = body.to_string();
+        assert!(!text.contains("sk-mcp"), "{path}: {text}");
+        if path == "/api/profiles/tools" {
+            let servers = &body["data"]["mcp_servers"];
+            assert_eq!(servers["mini"]["env"]["MINI_TOKEN"], "<redacted>", "{body}");
+            assert_eq!(servers["web"]["headers"]["Authorization"], "<redacted>", "{body}");
+        }
+    }
+    let local = env.cmd(&["profiles", "inspect", "tools", "--json"]).ok();
+    assert!(local.contains("sk-mcp-secret-0123456789"), "{local}");
 }
