@@ -141,7 +141,7 @@ export async function mount(view, ctx) {
       ["Up", p.uptime_secs !== null && p.uptime_secs !== undefined ? duration(p.uptime_secs) : "–"],
       ["Restarts", count(p.restarts)],
       p.spawn_to_healthy_ms ? ["Start to healthy", `${p.spawn_to_healthy_ms.toFixed(0)} ms`] : null,
-      s ? ["Requests", `${count(s.requests)} since start${busy(s) ? `, ${count(busy(s))} in flight` : ""}`] : null,
+      s ? ["Requests", `${count(s.requests)} since start${s.in_flight ? `, ${count(s.in_flight)} in flight` : ""}`] : null,
       s ? ["Last request", s.last_request ? ago(s.last_request) : "none"] : null,
       s && s.unpriced_requests ? ["Unpriced requests", `${count(s.unpriced_requests)} this month (not in the spend)`] : null,
     ].filter(Boolean);
@@ -379,12 +379,6 @@ export async function mount(view, ctx) {
     log.alias = null;
     for (const off of offs) off();
   };
-}
-
-/// Requests under way. The proxy counts the daemon's own `/ringlet/stats`
-/// request, the one that produced these figures, among them: left out.
-function busy(s) {
-  return Math.max(0, (s.in_flight || 0) - 1);
 }
 
 /// On a phone a table's rows become stacked cards (each cell labelled with
