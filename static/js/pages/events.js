@@ -175,7 +175,12 @@ function key(e) {
 function item(e) {
   const when = e.timestamp ? new Date(e.timestamp) : null;
   const time = when && !Number.isNaN(when.getTime())
-    ? h("time", { datetime: e.timestamp, title: when.toLocaleString() }, when.toLocaleTimeString())
+    ? h(
+        "time",
+        { datetime: e.timestamp, title: when.toLocaleString() },
+        // The date too for an event of another day (the daemon's record).
+        when.toDateString() === new Date().toDateString() ? when.toLocaleTimeString() : when.toLocaleString(),
+      )
     : h("span", null, "");
   const kind = SEVERITY[e.type] || "";
   return h(
