@@ -113,6 +113,9 @@ export class TermView {
       ["INT", "TERM", "HUP", "KILL"].map((s) => h("option", { value: s }, `SIG${s}`)),
     );
     this.signalBtn = h("button", { type: "button", onclick: () => this.sendSignal() }, "Send");
+    // Shown when another client sized the session differently from this
+    // box: takes the size back.
+    this.fitBtn = h("button", { type: "button", hidden: true, title: "Size the session to this window", onclick: () => this.takeSize() }, "Fit");
     this.killBtn = h("button", { type: "button", class: "danger", onclick: () => this.actions.kill?.() }, "Kill");
     this.searchBtn = h(
       "button",
@@ -126,7 +129,7 @@ export class TermView {
       "div",
       { class: "term-bar", role: "toolbar", "aria-label": `Terminal ${this.id}` },
       this.status,
-      h("span", { class: "term-tools" }, this.reconnectBtn, h("span", { class: "term-signal" }, this.signalSel, this.signalBtn), this.killBtn, this.searchBtn, windowBtn),
+      h("span", { class: "term-tools" }, this.fitBtn, this.reconnectBtn, h("span", { class: "term-signal" }, this.signalSel, this.signalBtn), this.killBtn, this.searchBtn, windowBtn),
     );
 
     this.searchInput = h("input", { type: "search", "aria-label": "Search the terminal", placeholder: "Search" });
@@ -185,6 +188,7 @@ export class TermView {
     this.term.onResize(({ cols, rows }) => {
       if (!this.applyingRemote) this.sendResize(cols, rows);
     });
+    this.term.onResize(() => this.checkFit());
     this.term.onTitleChange((t) => {
       this.title = t;
       this.host.setAttribute("aria-label", `Terminal ${this.id}${t ? `: ${t}` : ""}`);
@@ -313,7 +317,10 @@ export class TermView {
         return;
       }
       if (msg.type === "connected") this.connected(msg.session || {});
-      else if (msg.type === "resized") this.remoteResize(msg.cols, msg.rows);
+      else if (msg.type === "resized") {
+        this.remoteResize(msg.cols, msg.rows);
+        if (!this.fitBtn.hidden) this.setStatus(`sized ${msg.cols}×${msg.rows} by another client`);
+      }
       else if (msg.type === "state_changed") this.setInfo({ state: msg.state, exit_code: msg.exit_code });
       else if (msg.type === "error") this.setStatus(`error: ${msg.message}`);
     });
@@ -389,6 +396,21 @@ export class TermView {
     const rows = Math.max(1, Math.min(1000, dims.rows));
     if (cols !== this.term.cols || rows !== this.term.rows) this.term.resize(cols, rows);
     else if (force) this.sendResize(cols, rows);
+    this.checkFit();
+  }
+
+  /// Whether the terminal has the size of its box (else the Fit button).
+  checkFit() {
+    if (!this.opened || !this.host.offsetParent) return;
+    const dims = this.fit.proposeDimensions();
+    const fits = !dims || !this.settled || (dims.cols === this.term.cols && dims.rows === this.term.rows);
+    this.fitBtn.hidden = fits || this.info.state !== "running";
+  }
+
+  takeSize() {
+    this.setStatus("");
+    this.fitNow(true);
+    this.term.focus();
   }
 
   sendResize(cols, rows) {
