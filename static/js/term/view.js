@@ -7,9 +7,10 @@
 // xterm's binary mouse reports), `resize` when the box it sits in changes
 // size (debounced), and `signal`.
 //
-// A client the daemon dropped for falling behind (close code 1013)
-// reconnects by itself: the reproduced screen fills the gap. Any other
-// close leaves the view saying why, with a Reconnect button.
+// A client the daemon dropped for falling behind (close code 1013, or 1006
+// when its socket was too full for the close frame) reconnects by itself:
+// the reproduced screen fills the gap. Any other close leaves the view
+// saying why, with a Reconnect button.
 //
 // Keys: xterm captures Tab (the program needs it), so Ctrl+Shift+ArrowUp
 // is the way out of the terminal, to its toolbar (then Tab and Shift+Tab
@@ -104,6 +105,7 @@ export class TermView {
     this.applyingRemote = false;
     this.frames = 0;
     this.settled = true;
+    this.tries = 0;
 
     this.status = h("span", { class: "term-status", role: "status", "aria-live": "polite" }, "");
     this.reconnectBtn = h("button", { type: "button", onclick: () => this.reconnect() }, "Reconnect");
@@ -237,7 +239,8 @@ export class TermView {
     const ctrlShift = e.ctrlKey && e.shiftKey && !e.altKey && !e.metaKey;
     if (ctrlShift && e.key === "ArrowUp") {
       e.preventDefault();
-      (this.toolbar.querySelector("button:not([disabled])") || this.toolbar).focus();
+      const first = [...this.toolbar.querySelectorAll("button, select")].find((b) => !b.hidden && !b.disabled);
+      (first || this.toolbar).focus();
       return false;
     }
     if (ctrlShift && (e.key === "F" || e.key === "f")) {
@@ -316,7 +319,10 @@ export class TermView {
       } catch {
         return;
       }
-      if (msg.type === "connected") this.connected(msg.session || {});
+      if (msg.type === "connected") {
+        this.tries = 0;
+        this.connected(msg.session || {});
+      }
       else if (msg.type === "resized") {
         this.remoteResize(msg.cols, msg.rows);
         if (!this.fitBtn.hidden) this.setStatus(`sized ${msg.cols}×${msg.rows} by another client`);
@@ -335,8 +341,17 @@ export class TermView {
         this.retryTimer = setTimeout(() => this.connect(), 300);
         return;
       }
+      // 1006, no close frame: the daemon may have dropped a lagging client
+      // whose socket was too full for its close frame, or be restarting.
+      // A few tries, further apart; then the Reconnect button.
+      if (e.code === 1006 && this.info.state === "running" && this.tries < 3) {
+        const delay = 500 * 2 ** this.tries++;
+        this.setStatus("connection lost: reconnecting…");
+        this.retryTimer = setTimeout(() => this.connect(), delay);
+        return;
+      }
       if (this.info.state !== "running") this.setStatus("");
-      else this.setStatus(`disconnected${e.reason ? `: ${e.reason}` : ""}`);
+      else this.setStatus(`disconnected (${e.code}${e.reason ? `: ${e.reason}` : ""})`);
       this.updateBar();
     });
   }
@@ -438,6 +453,7 @@ export class TermView {
   }
 
   reconnect() {
+    this.tries = 0;
     const old = this.ws;
     this.ws = null;
     if (old) old.close();
