@@ -57,7 +57,7 @@ export function newSessionForm({ profiles, preselect, size, onCreated, onCancel 
     placeholder: "~/projects/app",
   });
   const dirs = h("datalist", { id: listId });
-  const sandbox = h("input", { type: "checkbox", name: "sandbox", checked: true });
+  const sandbox = h("input", { type: "checkbox", name: "sandbox", checked: true, "aria-describedby": `sb-${listSeq}-hint` });
   const flags = h("input", { name: "bwrap_flags", type: "text", spellcheck: "false", placeholder: "--ro-bind /opt /opt" });
   const args = h("input", { name: "args", type: "text", spellcheck: "false", placeholder: "--resume" });
   const error = h("p", { class: "error", role: "alert" });
@@ -107,7 +107,7 @@ export function newSessionForm({ profiles, preselect, size, onCreated, onCancel 
       "div",
       { class: "field" },
       h("span", { class: "row" }, sandbox, h("label", { for: (sandbox.id = `sb-${listSeq}`) }, "Sandbox (bwrap)")),
-      h("small", { class: "hint" }, "Off runs the agent with your whole account's access."),
+      h("small", { class: "hint", id: `sb-${listSeq}-hint` }, "Off runs the agent with your whole account's access."),
     ),
     field("Extra bwrap flags", flags, "Split like shell words, e.g. --ro-bind /opt /opt."),
     field("Arguments", args, "After the profile's own, split like shell words."),
