@@ -36,8 +36,6 @@ mod usage_proxy;
 mod http;
 // Terminal sessions: a real PTY over the HTTP API and WebSockets.
 mod terminal;
-// The web UI's terminal view: its emulator (static/term.js, in node), keys, a real session.
-mod web_terminal;
 // The sandbox with the real bwrap: allowlist, work dirs in the home, --bwrap-flags.
 mod sandbox;
 // Files an agent or a crash can attack: planted links, FIFOs, huge files,

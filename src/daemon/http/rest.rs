@@ -1,7 +1,7 @@
 //! REST requests, as tiny_http hands them over from the bridge: the Host
 //! check, the bearer token, the body limit, then `routes` maps the request to
 //! the one `Request` enum and the shared dispatcher serves it, exactly as it
-//! serves the CLI. The static UI (`/`, `/app.js`, `/term.js`, `/app.css`)
+//! serves the CLI. The static UI (`/`, `/app.css`)
 //! needs no token, and `POST /api/login` takes a one-time ticket instead;
 //! nothing else is answered without the token.
 //!
@@ -28,10 +28,8 @@ use crate::protocol::{ErrorCode, Reply, Request};
 pub const MAX_BODY: usize = 1 << 20;
 
 /// The web UI (`static/`), embedded: path, bytes, content type.
-const ASSETS: [(&str, &[u8], &str); 4] = [
+const ASSETS: [(&str, &[u8], &str); 2] = [
     ("/", include_bytes!("../../../static/index.html"), "text/html; charset=utf-8"),
-    ("/app.js", include_bytes!("../../../static/app.js"), "text/javascript; charset=utf-8"),
-    ("/term.js", include_bytes!("../../../static/term.js"), "text/javascript; charset=utf-8"),
     ("/app.css", include_bytes!("../../../static/app.css"), "text/css; charset=utf-8"),
 ];
 
