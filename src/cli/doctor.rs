@@ -39,11 +39,7 @@ pub fn run(ctx: &Ctx) -> Result<()> {
                     // Another uid on the port could pose as the web UI.
                     if let Some(port) = addr.rsplit_once(':').and_then(|(_, p)| p.parse().ok()) {
                         let owner = crate::daemon::http::owner::check(port);
-                        checks.push((
-                            "http port owner",
-                            owner.is_ok(),
-                            owner.unwrap_or_else(|e| e),
-                        ));
+                        checks.push(("port", owner.is_ok(), owner.unwrap_or_else(|e| e)));
                     }
                 }
                 None => checks.push((
