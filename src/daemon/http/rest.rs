@@ -249,6 +249,11 @@ fn login(
                 "http: a browser signed in with a login ticket (browser session {})",
                 session.id
             );
+            if session.evicted > 0 {
+                // The least recently used session(s) ended to make room:
+                // their WebSockets close.
+                info.slots.revoke();
+            }
             (200, envelope_ok(&serde_json::json!(session)), JSON)
         }
         Err(e) => {
