@@ -452,10 +452,6 @@ fn a_listener_of_another_uid_on_the_port_is_refused() {
     assert!(!out.status.success(), "{stdout}");
     assert!(!stdout.contains("#ticket=") && !stderr.contains("#ticket="), "{stdout}{stderr}");
     assert!(stderr.contains("uid 65534"), "{stderr}");
-    // `doctor` says the same.
-    let doctor = env.cmd(&["doctor"]).env("RINGLET_HTTP_PORT", &p).output();
-    let said = String::from_utf8_lossy(&doctor.stdout);
-    assert!(said.contains("port") && said.contains("held by uid 65534"), "{said}");
     drop(beside);
     assert!(env.cmd(&["ui", "--no-open"]).env("RINGLET_HTTP_PORT", &p).ok().contains("#ticket="));
     env.cmd(&["daemon", "stop"]).ok();
