@@ -41,6 +41,8 @@ mod sandbox;
 // Files an agent or a crash can attack: planted links, FIFOs, huge files,
 // fixed names, stale temps, kill -9 mid create/delete.
 mod files;
+// Browser sign-in: session tokens from tickets, revocation, expiry, the port's owner.
+mod browser_sessions;
 // The red team's attacks on the trust boundaries (issue 11): strangers on the
 // HTTP port, hostile sandboxed agents, secrets in the environment.
 mod attacks;
