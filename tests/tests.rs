@@ -34,6 +34,8 @@ mod usage_scan;
 mod usage_proxy;
 // The HTTP API: auth, browser checks, routes, limits, the /ws event stream.
 mod http;
+// The web UI's files: gzip, versioned URLs and caching, 304, HEAD, the CSP, traversal.
+mod web_assets;
 // Terminal sessions: a real PTY over the HTTP API and WebSockets.
 mod terminal;
 // The web UI's terminal view: its emulator (static/term.js, in node), keys, a real session.
