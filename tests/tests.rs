@@ -36,6 +36,8 @@ mod usage_proxy;
 mod http;
 // The web UI's files: gzip, versioned URLs and caching, 304, HEAD, the CSP, traversal.
 mod web_assets;
+// The routes the web UI's pages need: directory completion, signals, doctor.
+mod ui_routes;
 // Terminal sessions: a real PTY over the HTTP API and WebSockets.
 mod terminal;
 // The web UI's terminal view: its emulator (static/term.js, in node), keys, a real session.
