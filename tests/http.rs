@@ -826,7 +826,7 @@ fn idle_connections_without_the_token_cannot_lock_the_user_out() {
     let open = |auth: &str| {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let path = if auth.is_empty() { "/app.css" } else { "/api/agents" };
+        let path = if auth.is_empty() { "/favicon.ico" } else { "/api/agents" };
         s.write_all(format!("GET {path} HTTP/1.1\r\n{host}{auth}\r\n").as_bytes()).unwrap();
         assert_eq!(read_one(&mut s), 200);
         s
@@ -853,7 +853,7 @@ fn idle_connections_without_the_token_cannot_lock_the_user_out() {
     // their own small pool.
     let late = get(addr, "/api/agents", &token);
     assert_eq!(late.status, 503, "{}", late.head);
-    assert_eq!(request(addr, "GET", "/app.css", &[], b"").status, 200);
+    assert_eq!(request(addr, "GET", "/favicon.ico", &[], b"").status, 200);
     for user in &mut users[..3] {
         user.write_all(format!("GET /api/agents HTTP/1.1\r\n{host}{auth}\r\n").as_bytes()).unwrap();
         assert_eq!(read_one(user), 200, "a kept slot still works");
