@@ -33,9 +33,8 @@ pub const MAX_BODY: usize = 1 << 20;
 /// script. Inline styles are allowed (design.md §5): xterm.js's DOM
 /// renderer writes `<style>` elements and `style` attributes for its
 /// cells and colours.
-pub const CSP: &str = "default-src 'self'; script-src 'self'; \
-                       style-src 'self' 'unsafe-inline'; connect-src 'self'; \
-                       img-src 'self' data:; frame-ancestors 'none'";
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+                   connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'";
 
 pub fn serve(state: &State, info: &HttpInfo, mut request: tiny_http::Request) {
     let _busy = state.activity.busy();
