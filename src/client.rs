@@ -127,6 +127,8 @@ fn read_only(request: &Request) -> bool {
             | Request::RegistryChanges
             | Request::ProfilesTemplates { .. }
             | Request::Models { .. }
+            | Request::Doctor
+            | Request::FsDirs { .. }
     )
 }
 

@@ -13,6 +13,7 @@ mod client;
 mod config;
 mod daemon;
 mod detect;
+mod doctor;
 mod fsutil;
 mod logger;
 mod manifests;

@@ -195,6 +195,21 @@ pub enum Request {
     TerminalKill { id: String },
     /// Reply: `{"removed": [ids]}`: every ended session.
     TerminalCleanup,
+    /// Reply: `{"id", "signal"}` (the number sent). Sends one of the
+    /// signals the terminal WebSocket allows (`pty::signal_by_name`: a name
+    /// such as `INT` or `SIGINT`, or its number) to the session's process
+    /// group; `not_found` for an unknown session.
+    TerminalSignal { id: String, signal: String },
+    /// Reply: `{"dirs": [absolute paths]}`: directories under the home
+    /// completing `prefix` (`daemon::dirs`), for the web UI's working
+    /// directory field; `bad_request` for a prefix outside the home.
+    FsDirs {
+        #[serde(default)]
+        prefix: String,
+    },
+    /// Reply: `{"checks": [doctor::Check]}`: the checks the daemon runs
+    /// about itself (`ringlet doctor` adds the CLI's own).
+    Doctor,
     /// Reply: a [`UsageReport`]. Scans what changed first, so the answer
     /// includes every line an agent has written.
     Usage(UsageQuery),

@@ -227,6 +227,29 @@ impl Secrets {
         }
     }
 
+    /// Where a secret stored now would go, and why (for `doctor`): the pin
+    /// of RINGLET_SECRET_STORE, or in automatic mode whether the keychain
+    /// opens (the store is kept open for later use, as a write would).
+    pub fn store_in_use(&self) -> (StoreKind, String) {
+        match self.forced {
+            Some(kind) => (kind, format!("{ENV_VAR} pins {}", self.describe(kind))),
+            None => match self.keychain_store() {
+                Ok(_) => (
+                    StoreKind::Keyring,
+                    format!("{} is reachable", self.describe(StoreKind::Keyring)),
+                ),
+                Err(e) => (
+                    StoreKind::File,
+                    format!(
+                        "{}: {}",
+                        self.describe(StoreKind::File),
+                        fallback_reason(&e).unwrap_or_else(|| one_line(&e))
+                    ),
+                ),
+            },
+        }
+    }
+
     /// Where `kind` keeps secrets, for people.
     pub fn describe(&self, kind: StoreKind) -> String {
         match kind {

@@ -34,6 +34,10 @@ mod usage_scan;
 mod usage_proxy;
 // The HTTP API: auth, browser checks, routes, limits, the /ws event stream.
 mod http;
+// The web UI's files: gzip, versioned URLs and caching, 304, HEAD, the CSP, traversal.
+mod web_assets;
+// The routes the web UI's pages need: directory completion, signals, doctor.
+mod ui_routes;
 // Terminal sessions: a real PTY over the HTTP API and WebSockets.
 mod terminal;
 // The sandbox with the real bwrap: allowlist, work dirs in the home, --bwrap-flags.

@@ -516,6 +516,12 @@ pub static ROOT: Cmd = Cmd {
                 rcmd("info", "Show a session", &[pos("id", "Session id")]),
                 rcmd("kill", "End a session's processes", &[pos("id", "Session id")]),
                 rcmd(
+                    "signal",
+                    "Send a signal to a session's processes (INT, TERM, KILL, HUP, QUIT, \
+                     WINCH, CONT, STOP)",
+                    &[pos("id", "Session id"), pos("signal", "Signal name or number")],
+                ),
+                rcmd(
                     "attach",
                     "Attach this terminal to a session (Ctrl-] detaches)",
                     &[pos("id", "Session id")],

@@ -1,125 +1,59 @@
 //! `ringlet doctor`: checks what remote terminals, the HTTP API and the
-//! profiles' proxies need and says what to fix. Never starts a daemon (it only reports on one).
+//! profiles' proxies need and says what to fix. The CLI's own checks (the
+//! sandbox as found on the user's PATH, which `profiles run --remote` and
+//! `terminal` sessions started here use) come first, then the daemon's
+//! (`crate::doctor`, the same the web UI's Doctor page shows) when one
+//! runs. Never starts a daemon (it only reports on one). Exits 1 when a
+//! check fails; a warning does not.
 
 use anyhow::Result;
 use serde_json::json;
 
 use super::{Ctx, Exit, Out};
 use crate::client;
+use crate::doctor::{Check, Status};
 use crate::protocol::Request;
 use crate::terminal::sandbox;
 
 pub fn run(ctx: &Ctx) -> Result<()> {
     let paths = ctx.paths()?;
-    let mut checks = Vec::new();
-    // The sandbox remote sessions run in by default.
-    if cfg!(target_os = "macos") {
-        let found = std::path::Path::new(sandbox::SANDBOX_EXEC).is_file();
-        let detail = if found {
-            format!("{} is there", sandbox::SANDBOX_EXEC)
-        } else {
-            format!("{} is missing: remote sessions need --no-sandbox", sandbox::SANDBOX_EXEC)
-        };
-        checks.push(("sandbox", found, detail));
-    } else {
-        let path = std::env::var_os("PATH");
-        match sandbox::check_bwrap(path.as_deref()) {
-            Ok(bwrap) => {
-                checks.push(("sandbox", true, format!("bwrap works ({})", bwrap.display())))
-            }
-            Err(e) => checks.push(("sandbox", false, e.to_string())),
-        }
-    }
+    let mut checks = vec![local_sandbox()];
     match client::request_if_running(&paths, &Request::Status)? {
         Some(status) => {
-            checks.push(("daemon", true, format!("running (pid {})", status["pid"])));
-            match status["http"].as_str() {
-                Some(addr) => checks.push(("http", true, format!("listening on http://{addr}"))),
-                None => checks.push((
-                    "http",
-                    false,
-                    match status["http_error"].as_str() {
-                        Some(why) => format!("not listening: {why}"),
-                        None => "not listening; the daemon log says why".into(),
-                    },
-                )),
+            checks.push(Check::new(
+                "daemon",
+                Status::Ok,
+                format!("running (pid {})", status["pid"]),
+            ));
+            match client::request_if_running(&paths, &Request::Doctor) {
+                Ok(Some(reply)) => {
+                    let theirs: Vec<Check> =
+                        serde_json::from_value(reply["checks"].clone()).unwrap_or_default();
+                    // The daemon's own line says the same as ours, and more.
+                    checks.pop();
+                    checks.extend(theirs);
+                }
+                Ok(None) => {}
+                Err(e) => checks.push(
+                    Check::new("daemon", Status::Warn, format!("its own checks: {e:#}"))
+                        .fix("ringlet daemon stop (the next command starts this version)"),
+                ),
             }
         }
-        None => checks.push(("daemon", true, "not running (any command starts it)".into())),
-    }
-    // Profiles whose key is gone (the running daemon checked them at start).
-    let list = client::request_if_running(&paths, &Request::ProfilesList { agent: None })?;
-    if let Some(profiles) = list.as_ref().and_then(|l| l["profiles"].as_array()) {
-        let missing: Vec<&str> = profiles
-            .iter()
-            .filter(|p| p["key_missing"] == true)
-            .filter_map(|p| p["alias"].as_str())
-            .collect();
-        if missing.is_empty() {
-            checks.push(("keys", true, format!("{} profile(s), every key stored", profiles.len())));
-        } else {
-            checks.push((
-                "keys",
-                false,
-                format!(
-                    "no API key stored for {}: delete the profile and create it again",
-                    missing.join(", ")
-                ),
-            ));
-        }
-    }
-    // Each proxy's health, as the daemon's supervisor sees it.
-    if let Some(proxies) =
-        client::request_if_running(&paths, &Request::ProxyStatus { alias: None })?
-        && let Some(proxies) = proxies.as_array()
-    {
-        for p in proxies {
-            let alias = p["alias"].as_str().unwrap_or("?");
-            let port = p["port"].as_u64().map_or("-".to_string(), |p| p.to_string());
-            let state = p["state"].as_str().unwrap_or("?");
-            let (ok, detail) = match state {
-                "running" => match (p["pid"].as_u64(), p["stats_error"].as_str()) {
-                    (Some(pid), None) => {
-                        (true, format!("{alias}: running on port {port} (pid {pid})"))
-                    }
-                    (_, why) => (
-                        false,
-                        format!(
-                            "{alias}: running on port {port} but {}",
-                            why.unwrap_or("unhealthy")
-                        ),
-                    ),
-                },
-                "failed" => (
-                    false,
-                    format!(
-                        "{alias}: failed: {} (`ringlet proxy start {alias}` tries again)",
-                        p["last_error"].as_str().unwrap_or("no reason recorded")
-                    ),
-                ),
-                "starting" => (
-                    true,
-                    match p["last_error"].as_str() {
-                        Some(why) => format!("{alias}: restarting on port {port} after: {why}"),
-                        None => format!("{alias}: starting on port {port}"),
-                    },
-                ),
-                other => (true, format!("{alias}: {other} (port {port})")),
-            };
-            checks.push(("proxy", ok, detail));
+        None => {
+            checks.push(Check::new("daemon", Status::Ok, "not running (any command starts it)"))
         }
     }
     let mut out = Out::new();
-    let failed = checks.iter().filter(|(_, ok, _)| !ok).count();
+    let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
     if ctx.global.json {
-        let list: Vec<_> = checks
-            .iter()
-            .map(|(name, ok, detail)| json!({"check": name, "ok": ok, "detail": detail}))
-            .collect();
-        out.json(&json!({"checks": list, "ok": failed == 0}))?;
+        out.json(&json!({"checks": checks, "ok": failed == 0}))?;
     } else {
-        for (name, ok, detail) in &checks {
-            out.line(format_args!("{} {name:<8} {detail}", if *ok { "ok  " } else { "FAIL" }))?;
+        for c in &checks {
+            out.line(format_args!("{} {:<8} {}", c.status.label(), c.name, c.detail))?;
+            if let Some(fix) = c.fix.as_deref().filter(|_| c.status != Status::Ok) {
+                out.line(format_args!("              fix: {fix}"))?;
+            }
         }
     }
     out.finish()?;
@@ -127,4 +61,29 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         return Err(Exit { code: 1, message: None }.into());
     }
     Ok(())
+}
+
+/// The sandbox sessions started from this shell get: bwrap on the user's
+/// PATH (the CLI sends its PATH with the session), proved to work.
+fn local_sandbox() -> Check {
+    if cfg!(target_os = "macos") {
+        let found = std::path::Path::new(sandbox::SANDBOX_EXEC).is_file();
+        return if found {
+            Check::new("sandbox", Status::Ok, format!("{} is there", sandbox::SANDBOX_EXEC))
+        } else {
+            Check::new(
+                "sandbox",
+                Status::Fail,
+                format!("{} is missing: remote sessions need --no-sandbox", sandbox::SANDBOX_EXEC),
+            )
+        };
+    }
+    let path = std::env::var_os("PATH");
+    match sandbox::check_bwrap(path.as_deref()) {
+        Ok(bwrap) => {
+            Check::new("sandbox", Status::Ok, format!("bwrap works ({})", bwrap.display()))
+        }
+        Err(e) => Check::new("sandbox", Status::Fail, e.to_string())
+            .fix("or start sessions without the sandbox (--no-sandbox)"),
+    }
 }

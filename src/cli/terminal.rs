@@ -1,4 +1,4 @@
-//! `ringlet terminal list|info|kill` and `profiles run --remote`: terminal
+//! `ringlet terminal list|info|kill|signal` and `profiles run --remote`: terminal
 //! sessions the daemon runs (`terminal attach` is in attach.rs; browsers and
 //! any WebSocket client attach at `/ws/terminal/{id}`).
 
@@ -42,6 +42,18 @@ pub fn info(ctx: &Ctx, id: &str) -> Result<()> {
 
 pub fn kill(ctx: &Ctx, id: &str) -> Result<()> {
     show(ctx, &Request::TerminalKill { id: id.into() })
+}
+
+/// `terminal signal <id> <signal>`: the signal goes to the session's
+/// process group, as the WebSocket's `signal` message sends it.
+pub fn signal(ctx: &Ctx, id: &str, signal: &str) -> Result<()> {
+    let request = Request::TerminalSignal { id: id.into(), signal: signal.into() };
+    let mut out = Out::new();
+    let Some(sent) = fetch::<serde_json::Value>(ctx, &request, &mut out)? else {
+        return Ok(out.finish()?);
+    };
+    out.line(format_args!("sent signal {} to session {id}", sent["signal"]))?;
+    Ok(out.finish()?)
 }
 
 /// `profiles run <alias> --remote`: starts the session; in a terminal it

@@ -87,6 +87,11 @@ pub fn handle(state: &State, request: Request) -> Reply {
         Request::TerminalCleanup => {
             Reply::ok(&json!({ "removed": state.terminals.cleanup(std::time::Duration::ZERO) }))
         }
+        Request::TerminalSignal { id, signal } => handle_terminal_signal(state, &id, &signal),
+        Request::FsDirs { prefix } => result(
+            super::dirs::complete(&state.paths.home, &prefix).map(|dirs| json!({ "dirs": dirs })),
+        ),
+        Request::Doctor => Reply::ok(&json!({ "checks": crate::doctor::daemon_checks(state) })),
         Request::UsageImportClaude { dir, profile } => {
             handle_usage_import_claude(state, dir.as_deref(), profile.as_deref())
         }
@@ -996,6 +1001,20 @@ fn handle_usage_import_claude(state: &State, dir: Option<&str>, profile: Option<
 /// PATH for a session whose creator sent none (a browser) when the daemon
 /// has none either.
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+fn handle_terminal_signal(state: &State, id: &str, signal: &str) -> Reply {
+    let Some(number) = crate::terminal::pty::signal_by_name(signal) else {
+        return Reply::error(
+            ErrorCode::BadRequest,
+            format!(
+                "signal `{signal}`: give one of INT, TERM, KILL, HUP, QUIT, WINCH, CONT, STOP \
+                 (a name, SIG-prefixed or not, or its number)"
+            ),
+        );
+    };
+    let sent = state.terminals.send(id, crate::terminal::session::Ctl::Signal(number));
+    result(sent.map(|()| json!({ "id": id, "signal": number })))
+}
 
 fn handle_terminal_create(state: &State, req: crate::protocol::TerminalRequest) -> Reply {
     use crate::terminal::{helper, pty, sandbox, session};

@@ -20,6 +20,7 @@
 //! key the user's shell held never sits in its environment, its children's,
 //! or a core file.
 
+mod dirs;
 pub mod dispatch;
 pub mod events;
 pub mod http;

@@ -12,6 +12,7 @@
 //! are capped, and connections without the token can never crowd out those
 //! with it (`slots`). None of it touches the IPC path.
 
+pub mod assets;
 pub mod auth;
 pub(crate) mod handshake;
 pub mod owner;

@@ -1,8 +1,8 @@
 //! REST requests, as tiny_http hands them over from the bridge: the Host
 //! check, the bearer token, the body limit, then `routes` maps the request to
 //! the one `Request` enum and the shared dispatcher serves it, exactly as it
-//! serves the CLI. The static UI (`/`, `/app.css`)
-//! needs no token, and `POST /api/login` takes a one-time ticket instead;
+//! serves the CLI. The static UI (`/`, `/favicon.ico`, `/static/...`: see
+//! `assets`) needs no token, and `POST /api/login` takes a one-time ticket instead;
 //! nothing else is answered without the token.
 //!
 //! HTTP never hands out an API key: a page (or a script injected into one)
@@ -15,13 +15,15 @@
 //! /api/login` answers with a browser session token, never the daemon's,
 //! and `DELETE /api/login` ends the caller's own browser session.
 
-use std::io::Read;
+use std::borrow::Cow;
+use std::io::{Cursor, Read};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tiny_http::{Header, Response};
 
 use super::HttpInfo;
+use super::assets;
 use super::auth;
 use super::routes::{self, envelope_error, envelope_ok, status_of, success_status};
 use crate::daemon::State;
@@ -31,44 +33,11 @@ use crate::protocol::{ErrorCode, Reply, Request};
 /// Request bodies larger than this get 413 from the front door, unread.
 pub const MAX_BODY: usize = 1 << 20;
 
-/// The web UI (`static/`), embedded: path, bytes, content type.
-const ASSETS: [(&str, &[u8], &str); 2] = [
-    ("/", include_bytes!("../../../static/index.html"), "text/html; charset=utf-8"),
-    ("/app.css", include_bytes!("../../../static/app.css"), "text/css; charset=utf-8"),
-];
-
-fn asset(path: &str) -> Option<(&'static [u8], &'static str)> {
-    let path = if path == "/index.html" { "/" } else { path };
-    ASSETS.iter().find(|(p, _, _)| *p == path).map(|&(_, bytes, kind)| (bytes, kind))
-}
-
-/// Debug builds only: with `RINGLET_DEV_STATIC=<dir>` in the daemon's
-/// environment the UI is read from that directory at each request, so the
-/// page can be worked on without rebuilding the binary.
-#[cfg(debug_assertions)]
-fn dev_asset(path: &str) -> Option<(u16, Vec<u8>, &'static str)> {
-    let dir = std::env::var_os("RINGLET_DEV_STATIC")?;
-    let rel = if path == "/" { "index.html" } else { path.strip_prefix("/static/")? };
-    if rel.split('/').any(|c| c.is_empty() || c.starts_with('.')) {
-        return None;
-    }
-    let kind = match rel.rsplit('.').next() {
-        Some("html") => "text/html; charset=utf-8",
-        Some("js" | "mjs") => "text/javascript; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        Some("svg") => "image/svg+xml",
-        Some("ico") => "image/x-icon",
-        _ => return None,
-    };
-    let bytes = std::fs::read(std::path::Path::new(&dir).join(rel)).ok()?;
-    Some((200, bytes, kind))
-}
-
-/// Scripts and styles from 'self' only; nothing external. The terminal
-/// view sets colours through the CSSOM, which style-src does not govern, so
-/// no inline style needs 'unsafe-inline' (design.md kept it for xterm.js,
-/// which the UI does not use).
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+/// Scripts and styles from 'self' only; nothing external, no inline
+/// script. Inline styles are allowed (design.md §5): xterm.js's DOM
+/// renderer writes `<style>` elements and `style` attributes for its
+/// cells and colours.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
                    connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'";
 
 pub fn serve(state: &State, info: &HttpInfo, mut request: tiny_http::Request) {
@@ -92,17 +61,8 @@ pub fn serve(state: &State, info: &HttpInfo, mut request: tiny_http::Request) {
         let url = request.url().to_string();
         let (path, query) = url.split_once('?').unwrap_or((&url, ""));
         let method = request.method().as_str().to_string();
-        #[cfg(debug_assertions)]
-        if let Some(answer) = dev_asset(path) {
-            break 'answer answer;
-        }
-        if let Some((bytes, content_type)) = asset(path) {
-            break 'answer match method.as_str() {
-                "GET" | "HEAD" => (200, bytes.to_vec(), content_type),
-                _ => {
-                    (405, envelope_error(405, "method_not_allowed", "GET only"), "application/json")
-                }
-            };
+        if let Some(file) = assets::serve(path, &method, &header) {
+            return send(request, file.status, file.body, &file.headers);
         }
         if path == "/api/login" && method != "DELETE" {
             break 'answer login(state, info, &method, header("Origin").as_deref(), &mut request);
@@ -174,26 +134,36 @@ pub fn serve(state: &State, info: &HttpInfo, mut request: tiny_http::Request) {
             }
         }
     };
-    let mut response = Response::from_data(body).with_status_code(status);
-    for (name, value) in [
-        ("Content-Type", content_type),
-        ("Content-Security-Policy", CSP),
-        ("X-Content-Type-Options", "nosniff"),
-        ("Cache-Control", "no-store"),
-    ] {
-        if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            response.add_header(h);
-        }
-    }
-    if let Err(e) = request.respond(response) {
-        crate::debug!("http: writing a response: {e}");
-    }
+    let headers = [("Content-Type", content_type.into()), ("Cache-Control", "no-store".into())];
+    send(request, status, body.into(), &headers);
     if shutdown {
         // Still busy (so the shutdown waits for us): give the bridge a moment
         // to carry the answer to the client.
         std::thread::sleep(std::time::Duration::from_millis(100));
         state.requests_served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         state.request_shutdown("shutdown requested over HTTP");
+    }
+}
+
+/// Answers `request` with `headers`, the Content-Security-Policy and
+/// `nosniff`.
+fn send(
+    request: tiny_http::Request,
+    status: u16,
+    body: Cow<'static, [u8]>,
+    headers: &[(&str, Cow<'static, str>)],
+) {
+    let length = body.len();
+    let mut response =
+        Response::new(status.into(), Vec::new(), Cursor::new(body), Some(length), None);
+    let fixed = [("Content-Security-Policy", CSP), ("X-Content-Type-Options", "nosniff")];
+    for (name, value) in headers.iter().map(|(n, v)| (*n, v.as_ref())).chain(fixed) {
+        if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            response.add_header(h);
+        }
+    }
+    if let Err(e) = request.respond(response) {
+        crate::debug!("http: writing a response: {e}");
     }
 }
 

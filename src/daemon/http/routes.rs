@@ -38,6 +38,9 @@
 //! | GET / POST | `/api/terminal/sessions` | `TerminalList`; `TerminalCreate` (body: `TerminalRequest`) | |
 //! | GET / DELETE | `/api/terminal/sessions/{id}` | `TerminalInfo`; `TerminalKill` | |
 //! | POST | `/api/terminal/cleanup` | `TerminalCleanup` | |
+//! | POST | `/api/terminal/sessions/{id}/signal` | `TerminalSignal` | `{signal}`: a name (`"INT"`) or number (`2`) |
+//! | GET | `/api/fs/dirs?prefix=` | `FsDirs` | |
+//! | GET | `/api/doctor` | `Doctor` | |
 //! | GET | `/api/proxy/status`, `/api/proxy/status/{alias}` | `ProxyStatus` | |
 //! | POST | `/api/proxy/{alias}/{start,stop,restart}` | `ProxyStart`, `ProxyStop`, `ProxyRestart` | |
 //! | POST | `/api/proxy/stop-all` | `ProxyStopAll` | |
@@ -242,6 +245,9 @@ enum Resource<'a> {
     TerminalSessions,
     TerminalSession(&'a str),
     TerminalCleanup,
+    TerminalSignal(&'a str),
+    FsDirs,
+    Doctor,
     ProxyStatus(Option<&'a str>),
     ProxyStopAll,
     ProxyAction { alias: &'a str, action: &'a str },
@@ -311,6 +317,9 @@ fn resource<'a>(segments: &[&'a str]) -> Option<Resource<'a>> {
         ["api", "terminal", "sessions"] => Resource::TerminalSessions,
         ["api", "terminal", "sessions", id] => Resource::TerminalSession(id),
         ["api", "terminal", "cleanup"] => Resource::TerminalCleanup,
+        ["api", "terminal", "sessions", id, "signal"] => Resource::TerminalSignal(id),
+        ["api", "fs", "dirs"] => Resource::FsDirs,
+        ["api", "doctor"] => Resource::Doctor,
         // `status` first: a profile named `status` is shown, not started.
         ["api", "proxy", "status"] => Resource::ProxyStatus(None),
         ["api", "proxy", "status", alias] => Resource::ProxyStatus(Some(alias)),
@@ -355,7 +364,9 @@ impl Resource<'_> {
             | Resource::Templates
             | Resource::Models
             | Resource::Events
-            | Resource::ConfigChoices => &["GET"],
+            | Resource::ConfigChoices
+            | Resource::FsDirs
+            | Resource::Doctor => &["GET"],
             Resource::ProxyEnable(_)
             | Resource::ProxyDisable(_)
             | Resource::ProxyRouteMove { .. } => &["POST"],
@@ -376,6 +387,7 @@ impl Resource<'_> {
             Resource::UsageImportClaude
             | Resource::DaemonShutdown
             | Resource::TerminalCleanup
+            | Resource::TerminalSignal(_)
             | Resource::ProxyStopAll
             | Resource::ProxyAction { .. }
             | Resource::RegistrySync
@@ -461,6 +473,24 @@ fn build(
         (Resource::TerminalSession(id), "GET") => Request::TerminalInfo { id: id.into() },
         (Resource::TerminalSession(id), "DELETE") => Request::TerminalKill { id: id.into() },
         (Resource::TerminalCleanup, "POST") => Request::TerminalCleanup,
+        (Resource::TerminalSignal(id), "POST") => {
+            let SignalBody { signal } = json_object(body)?;
+            let signal = match signal {
+                Value::String(name) => name,
+                Value::Number(n) => n.to_string(),
+                other => {
+                    return Err(HttpError::bad_request(format!(
+                        "`signal` is a name (\"INT\") or a number (2), not {other}"
+                    )));
+                }
+            };
+            Request::TerminalSignal { id: id.into(), signal }
+        }
+        // No `text`: an empty prefix is the home itself.
+        (Resource::FsDirs, "GET") => {
+            Request::FsDirs { prefix: query.take("prefix").unwrap_or_default() }
+        }
+        (Resource::Doctor, "GET") => Request::Doctor,
         (Resource::ProxyStatus(alias), "GET") => {
             Request::ProxyStatus { alias: alias.map(str::to_string) }
         }
@@ -625,6 +655,14 @@ struct RouteBody {
     target: String,
     #[serde(default)]
     priority: i64,
+}
+
+/// `POST /api/terminal/sessions/{id}/signal`: `{"signal": "INT"}` or
+/// `{"signal": 2}`, as the terminal WebSocket's `signal` message.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignalBody {
+    signal: Value,
 }
 
 /// `POST .../proxy/routes/{name}/move`.
@@ -1296,6 +1334,26 @@ mod tests {
             call("POST", "/api/terminal/sessions", br#"{"profile":"p","cols":100}"#).unwrap();
         let Request::TerminalCreate(req) = create else { panic!("{create:?}") };
         assert_eq!((req.profile.as_str(), req.cols, req.rows, req.sandbox), ("p", 100, 24, true));
+    }
+
+    #[test]
+    fn signal_dirs_and_doctor_routes() {
+        let signal = |body: &[u8]| call("POST", "/api/terminal/sessions/t1/signal", body);
+        let sent = |name: &str| Request::TerminalSignal { id: "t1".into(), signal: name.into() };
+        assert_eq!(signal(br#"{"signal":"INT"}"#), Ok(sent("INT")));
+        assert_eq!(signal(br#"{"signal":2}"#), Ok(sent("2")));
+        fails(signal(br#"{"signal":[2]}"#), 400, "a name");
+        fails(signal(br#"{"sig":2}"#), 400, "unknown field");
+        fails(signal(b""), 400, "a JSON body is required");
+        fails(call("GET", "/api/terminal/sessions/t1/signal", b""), 405, "POST");
+        assert_eq!(get("/api/fs/dirs"), Ok(Request::FsDirs { prefix: String::new() }));
+        assert_eq!(
+            get("/api/fs/dirs?prefix=%7E%2Fpro"),
+            Ok(Request::FsDirs { prefix: "~/pro".into() })
+        );
+        fails(get("/api/fs/dirs?path=x"), 400, "takes prefix");
+        assert_eq!(get("/api/doctor"), Ok(Request::Doctor));
+        fails(call("POST", "/api/doctor", b""), 405, "GET");
     }
 
     #[test]
