@@ -227,9 +227,18 @@ fn sandbox(state: &State) -> Check {
 
 fn http(state: &State) -> Check {
     match (state.http.get(), state.http_error.get()) {
-        (Some(info), _) => {
-            Check::new("http", Status::Ok, format!("listening on http://{}", info.addr))
-        }
+        // Listening is not enough: another uid on the same port at another
+        // loopback address (`[::1]` beside 127.0.0.1) gets the web UI's
+        // origin too.
+        (Some(info), _) => match crate::daemon::http::owner::check(info.addr.port()) {
+            Ok(owner) => Check::new(
+                "http",
+                Status::Ok,
+                format!("listening on http://{}; {owner}", info.addr),
+            ),
+            Err(foreign) => Check::new("http", Status::Fail, foreign)
+                .fix("do not sign in to the web UI until that process is gone"),
+        },
         (None, why) => Check::new(
             "http",
             Status::Fail,

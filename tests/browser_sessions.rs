@@ -452,6 +452,13 @@ fn a_listener_of_another_uid_on_the_port_is_refused() {
     assert!(!out.status.success(), "{stdout}");
     assert!(!stdout.contains("#ticket=") && !stderr.contains("#ticket="), "{stdout}{stderr}");
     assert!(stderr.contains("uid 65534"), "{stderr}");
+    // So does `doctor` (the daemon's own check of its port).
+    let doctor = env.cmd(&["doctor", "--json"]).env("RINGLET_HTTP_PORT", &p).output();
+    let report: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    let http = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "http").cloned();
+    let http = http.unwrap_or_default();
+    assert_eq!(http["status"], "fail", "{report}");
+    assert!(http["detail"].as_str().unwrap_or_default().contains("uid 65534"), "{report}");
     // A daemon that starts beside it says so in its log.
     env.cmd(&["daemon", "stop"]).ok();
     env.cmd(&["providers", "list"]).env("RINGLET_HTTP_PORT", &p).ok();
