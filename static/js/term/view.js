@@ -158,7 +158,7 @@ export class TermView {
     });
     this.searchInput.addEventListener("input", () => this.find(1, true));
 
-    this.host = h("div", { class: "term-host" });
+    this.host = h("div", { class: "term-host", "aria-keyshortcuts": "Control+Shift+ArrowUp" });
     this.hint = h(
       "p",
       { class: "term-hint hint" },
@@ -172,6 +172,9 @@ export class TermView {
       scrollback: 10000,
       screenReaderMode: screenReader(),
       theme: THEMES[pageTheme()],
+      // Programs' dim greys on the light theme fall under WCAG AA; xterm
+      // lightens or darkens a foreground too close to its background.
+      minimumContrastRatio: 4.5,
       allowProposedApi: true,
       linkHandler: { activate: (_e, text) => openLink(text), allowNonHttpProtocols: false },
     });
