@@ -94,6 +94,8 @@ async function signIn() {
   try {
     await redeemTicket();
     $("signin-error").textContent = "";
+    // The stream may be open with the session the ticket replaced.
+    live.stop();
     live.start();
   } catch (e) {
     $("signin-error").textContent = e.message;
@@ -135,5 +137,6 @@ live.onConnection((connected, reconnected) => {
 });
 
 window.addEventListener("hashchange", route);
-if (token()) live.start();
+// With a ticket in the address, the stream starts once it is traded.
+if (token() && !location.hash.startsWith("#ticket=")) live.start();
 route();

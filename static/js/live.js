@@ -69,21 +69,26 @@ function dispatch(event) {
 export function start() {
   if (ws || !token()) return;
   clearTimeout(timer);
-  ws = socket("/ws");
-  ws.addEventListener("open", () => {
+  // Each handler checks it still belongs to the current socket: one that
+  // stop() closed must not clear or reopen its successor.
+  const sock = socket("/ws");
+  ws = sock;
+  sock.addEventListener("open", () => {
+    if (ws !== sock) return;
     delay = 1000;
     setConnected(true);
     seed();
   });
-  ws.addEventListener("message", (m) => {
-    if (typeof m.data !== "string") return;
+  sock.addEventListener("message", (m) => {
+    if (ws !== sock || typeof m.data !== "string") return;
     try {
       dispatch(JSON.parse(m.data));
     } catch {
       // Not an event frame: ignored.
     }
   });
-  ws.addEventListener("close", (e) => {
+  sock.addEventListener("close", (e) => {
+    if (ws !== sock) return;
     ws = null;
     if (connected) setConnected(false);
     if (!token()) return;
@@ -120,4 +125,7 @@ export function stop() {
   ws = null;
   if (old) old.close();
   if (connected) setConnected(false);
+  // A stream stopped on purpose (sign-out, a new sign-in) that starts
+  // again is a new one, not a reconnect that should reload the page.
+  everConnected = false;
 }
