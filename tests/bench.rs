@@ -31,6 +31,9 @@ mod proxy_figures;
 #[path = "bench_registry.rs"]
 mod registry_figures;
 
+#[path = "bench_browser.rs"]
+mod browser_figures;
+
 #[path = "util/registry.rs"]
 #[allow(dead_code)]
 mod registry_tree;
@@ -73,7 +76,7 @@ fn main() -> ExitCode {
         }
     };
     // `cargo bench --bench figures -- http` takes one group of figures
-    // (startup, http, proxy, registry, usage); cargo itself adds `--bench`.
+    // (startup, http, proxy, registry, browser, usage); cargo itself adds `--bench`.
     let groups: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let wanted = |group: &str| groups.is_empty() || groups.iter().any(|g| g == group);
     let mut rows = Vec::new();
@@ -88,6 +91,9 @@ fn main() -> ExitCode {
     }
     if wanted("registry") {
         rows.extend(registry_figures::figures(&sandbox));
+    }
+    if wanted("browser") {
+        rows.extend(browser_figures::figures(&sandbox));
     }
     drop(sandbox); // stops the daemon and removes the temp dir
     if wanted("usage") {

@@ -38,6 +38,9 @@ mod http;
 mod terminal;
 // The web UI's terminal view: its emulator (static/term.js, in node), keys, a real session.
 mod web_terminal;
+// The web UI in a real browser: Debian's Chromium driven by playwright-core
+// (node --test tests/browser/) against a real daemon world.
+mod browser;
 // The sandbox with the real bwrap: allowlist, work dirs in the home, --bwrap-flags.
 mod sandbox;
 // Files an agent or a crash can attack: planted links, FIFOs, huge files,
