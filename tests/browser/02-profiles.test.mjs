@@ -5,7 +5,7 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { MOCK_PROVIDER, MOCK_REPLY, browser, newContext, open, ringlet, signIn, storedValues, until, watch } from "./world.mjs";
+import { CLAUDE_PROFILE, MOCK_PROVIDER, MOCK_REPLY, browser, newContext, open, ringlet, signIn, storedValues, until, watch } from "./world.mjs";
 
 const ALIAS = "formmade";
 const KEY = process.env.RINGLET_FORM_KEY || "sk-ant-api03-browserform-0123456789abcdefKLMN";
@@ -42,9 +42,9 @@ test("a profile created through the form keeps its key in the store and runs", a
   const checks = watch(page);
   await open(page, "profiles");
   const form = await createForm(page);
-  await form.getByLabel(/^agent/i).selectOption("claude");
-  await form.getByLabel(/^alias/i).fill(ALIAS);
-  const provider = form.getByLabel(/^provider/i);
+  await form.getByRole("combobox", { name: /^agent/i }).selectOption("claude");
+  await form.getByRole("textbox", { name: /alias/i }).fill(ALIAS);
+  const provider = form.getByRole("combobox", { name: /^provider/i });
   // The providers offered follow the agent: wait for the test world's one.
   await until("the mock provider offered", () => provider.locator(`option[value="${MOCK_PROVIDER}"]`).count());
   await provider.selectOption(MOCK_PROVIDER);
@@ -78,19 +78,20 @@ test("a profile created through the form keeps its key in the store and runs", a
   assert.ok(out.includes(MOCK_REPLY), `the run did not answer from the mock:\n${out}`);
 });
 
-test("a bad profile gets the daemon's own error next to the form", async () => {
+test("a refused profile gets the daemon's own error, and nothing changes", async () => {
   const page = await signIn(context);
   await open(page, "profiles");
   const form = await createForm(page);
-  await form.getByLabel(/^agent/i).selectOption("claude");
-  // An alias the daemon refuses (spaces and a slash).
-  await form.getByLabel(/^alias/i).fill("no/such alias");
-  const provider = form.getByLabel(/^provider/i);
+  await form.getByRole("combobox", { name: /^agent/i }).selectOption("claude");
+  // An alias that passes the form's own checks but exists already.
+  await form.getByRole("textbox", { name: /alias/i }).fill(CLAUDE_PROFILE);
+  const provider = form.getByRole("combobox", { name: /^provider/i });
   await until("the mock provider offered", () => provider.locator(`option[value="${MOCK_PROVIDER}"]`).count());
   await provider.selectOption(MOCK_PROVIDER);
   await form.getByLabel(/^api key/i).fill("sk-ant-api03-refused-0123456789abcdefKLMN");
   await form.getByRole("button", { name: /create profile/i }).click();
-  await page.getByRole("alert").filter({ hasText: /alias/i }).first().waitFor({ timeout: 10_000 });
-  const list = JSON.parse(ringlet(["profiles", "list", "--json"]));
-  assert.ok(!JSON.stringify(list).includes("no/such"), "the bad profile was created");
+  const alert = page.getByRole("alert").filter({ hasText: CLAUDE_PROFILE }).first();
+  await alert.waitFor({ timeout: 10_000 });
+  // The existing profile kept its key.
+  assert.ok(!ringlet(["profiles", "env", CLAUDE_PROFILE]).includes("refused"), "the refused key replaced the profile's");
 });

@@ -31,7 +31,7 @@ export async function startSession(page, profile) {
   const before = new Set(sessions().map((s) => s.id));
   await page.goto(`${BASE}#/terminals?new=1&profile=${encodeURIComponent(profile)}`);
   await settled(page, "terminals");
-  const start = page.getByRole("button", { name: /start session/i });
+  const start = page.getByRole("button", { name: /^start( session)?$/i });
   await start.waitFor();
   const form = page.locator("form").filter({ has: start });
   const dir = form.getByLabel(/working dir/i);

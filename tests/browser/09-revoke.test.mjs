@@ -32,7 +32,7 @@ test("a revoked browser session gets 401 and its WebSockets close", async () => 
   void id;
   await page.goto(`${BASE}#/terminals?new=1&profile=${SHELL_PROFILE}`);
   await settled(page, "terminals");
-  await page.getByRole("button", { name: /start session/i }).click();
+  await page.getByRole("button", { name: /^start( session)?$/i }).click();
   await page.locator(".xterm").first().waitFor();
   await until("both WebSockets open", () => sockets.some((s) => /\/ws$/.test(s.url)) && sockets.some((s) => s.url.includes("/ws/terminal/")));
   const token = await page.evaluate(() => localStorage.getItem("ringlet.session"));

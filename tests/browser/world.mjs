@@ -105,7 +105,7 @@ export function watch(page) {
   return {
     problems: async () => {
       const csp = await page.evaluate(() => window.__cspViolations || []).catch(() => []);
-      return [...seen, ...csp.map((v) => `CSP violation: ${v}`)];
+      return [...new Set([...seen, ...csp.map((v) => `CSP violation: ${v}`)])];
     },
     clear: () => {
       seen.length = 0;
