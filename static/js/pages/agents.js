@@ -7,13 +7,29 @@
 
 import { api } from "../api.js";
 import * as live from "../live.js";
-import { h, table, section, toast, failed, confirm, field, state, count } from "../ui.js";
+import { h, table as baseTable, section, toast, failed, confirm, field, state, count } from "../ui.js";
 
 export const title = "Agents and providers";
+/// A table whose caption is for screen readers only: the card's heading
+/// above already says it (`showCaption` keeps it visible).
+const table = (columns, rows, opts = {}) => {
+  const t = baseTable(columns, rows, opts);
+  if (!opts.showCaption) t.querySelector?.("caption")?.classList.add("visually-hidden");
+  return t;
+};
 const enc = encodeURIComponent;
 
 function price(v) {
   return typeof v === "number" ? `$${v}` : "";
+}
+
+/// Where a manifest comes from, short: built-in, the registry commit it was
+/// synced in (the full path in the tooltip), or the user's file.
+function source(src) {
+  if (!src || src === "builtin") return "built-in";
+  const m = /\/registry\/commits\/([0-9a-f]{12})[0-9a-f]*\//.exec(src);
+  if (m) return h("span", { title: src }, `registry ${m[1]}`);
+  return h("code", { class: "wrap" }, src);
 }
 
 export async function mount(view) {
@@ -43,7 +59,7 @@ export async function mount(view) {
           { label: "Installed", value: (a) => (a.installed ? state("yes", "ok") : state("no", "stopped")) },
           { label: "Version", value: (a) => a.version || (a.probe_error ? h("span", { class: "warn-text" }, a.probe_error) : "") },
           { label: "Path", value: (a) => (a.path ? h("code", { class: "wrap" }, a.path) : h("span", { class: "muted" }, `${a.binary} not on PATH`)) },
-          { label: "Source", value: (a) => (a.source === "builtin" ? "built-in" : h("code", { class: "wrap" }, a.source)) },
+          { label: "Source", value: (a) => source(a.source) },
           {
             label: "Profiles",
             value: (a) => {
@@ -70,7 +86,7 @@ export async function mount(view) {
             { label: "In $/Mtok", class: "num", value: (m) => price(m.input_usd_per_mtok) },
             { label: "Out $/Mtok", class: "num", value: (m) => price(m.output_usd_per_mtok) },
             { label: "Aliases", value: (m) => (m.aliases || []).join(", ") },
-            { label: "Source", value: (m) => m.source },
+            { label: "Source", value: (m) => source(m.source) },
           ],
           info.catalog || [],
           { caption: `${p.name}: catalog`, empty: "The catalog has no models of this provider." },
@@ -100,7 +116,7 @@ export async function mount(view) {
           },
           { label: "Key", value: (p) => (p.auth_required ? h("code", null, p.auth_env_key || "required") : h("span", { class: "muted" }, "none")) },
           { label: "Models", value: (p) => (p.models.length ? p.models.map((m) => (m === p.default_model ? `${m} (default)` : m)).join(", ") : "") },
-          { label: "Source", value: (p) => (p.source === "builtin" ? "built-in" : h("code", { class: "wrap" }, p.source)) },
+          { label: "Source", value: (p) => source(p.source) },
         ],
         providers,
         { caption: "Providers", empty: "No providers known." },

@@ -7,9 +7,16 @@
 
 import { api, withQuery } from "../api.js";
 import * as live from "../live.js";
-import { h, table, ago, duration, cost, count, state } from "../ui.js";
+import { h, table as baseTable, ago, duration, cost, count, state } from "../ui.js";
 
 export const title = "Dashboard";
+/// A table whose caption is for screen readers only: the card's heading
+/// above already says it (`showCaption` keeps it visible).
+const table = (columns, rows, opts = {}) => {
+  const t = baseTable(columns, rows, opts);
+  if (!opts.showCaption) t.querySelector?.("caption")?.classList.add("visually-hidden");
+  return t;
+};
 /// replaceChildren without the "null" text a left-out child would become.
 const fill = (el, ...kids) => el.replaceChildren(...kids.filter((k) => k !== null && k !== undefined && k !== false));
 const enc = encodeURIComponent;
@@ -152,7 +159,7 @@ export async function mount(view) {
         "ul",
         { class: "plain" },
         list.map((a) =>
-          h("li", null, a.installed ? state("installed", "ok") : state("not installed", "stopped"), " ", h("strong", null, a.name), a.version ? ` ${a.version}` : ""),
+          h("li", null, state(`${a.name}${a.version ? ` ${a.version}` : ""}`, a.installed ? "ok" : "stopped"), a.installed ? "" : h("span", { class: "muted" }, " (not installed)")),
         ),
       ),
     );

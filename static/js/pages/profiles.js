@@ -8,9 +8,16 @@
 
 import { api, withQuery } from "../api.js";
 import * as live from "../live.js";
-import { h, table, section, ago, toast, failed, confirm, field, select, state } from "../ui.js";
+import { h, table as baseTable, section, ago, toast, failed, confirm, field, select, state } from "../ui.js";
 
 export const title = "Profiles";
+/// A table whose caption is for screen readers only: the card's heading
+/// above already says it (`showCaption` keeps it visible).
+const table = (columns, rows, opts = {}) => {
+  const t = baseTable(columns, rows, opts);
+  if (!opts.showCaption) t.querySelector?.("caption")?.classList.add("visually-hidden");
+  return t;
+};
 /// replaceChildren without the "null" text a left-out child would become.
 const fill = (el, ...kids) => el.replaceChildren(...kids.filter((k) => k !== null && k !== undefined && k !== false));
 
@@ -78,8 +85,8 @@ async function mountList(view, ctx) {
   const createBox = h("div", { id: "profile-create", hidden: true });
   const newBtn = h("button", { type: "button", class: "primary", "aria-expanded": "false", "aria-controls": "profile-create" }, "New profile");
   view.append(
-    h("h1", null, title),
-    h("div", { class: "row profiles-tools" }, field("Search profiles", search, "Alias, agent, provider or model"), newBtn),
+    h("div", { class: "page-head" }, h("h1", { tabindex: "-1" }, title), newBtn),
+    h("div", { class: "profiles-tools" }, field("Search profiles", search, "Alias, agent, provider or model")),
     createBox,
     section("All profiles", shown, warnBox, listBox),
   );
@@ -145,6 +152,8 @@ async function mountList(view, ctx) {
 
   search.addEventListener("input", render);
   await load();
+  // After a delete on the profile's page, the list's heading takes the focus.
+  if (document.activeElement === document.body || !document.activeElement) view.querySelector("h1")?.focus();
   if (ctx.query.get("new") === "1") openCreate(true);
   const reload = debounce(() => load().catch(failed));
   const offs = ["ProfileCreated", "ProfileUpdated", "ProfileDeleted", "ProfileStarted", "ProfileStopped"].map((t) => live.on(t, reload));
@@ -349,7 +358,8 @@ async function createForm(ctx, close) {
 
   function fillEndpoints(wanted) {
     const p = providerOf();
-    const opts = [["", p?.default_endpoint ? `Default: ${p.default_endpoint.name} (${p.default_endpoint.url})` : "Default"]];
+    const d = p?.default_endpoint;
+    const opts = [["", d ? `Default${d.name === "default" ? "" : `: ${d.name}`} (${d.url})` : "Default"]];
     for (const e of p?.endpoints || []) opts.push([e.name, `${e.name} (${e.url})`]);
     opts.push(["custom", "Custom URL…"]);
     endpoint.replaceChildren(...opts.map(([v, l]) => h("option", { value: v }, l)));
@@ -488,7 +498,8 @@ function notices(list) {
 
 async function mountProfile(view, ctx, alias) {
   const base = `/api/profiles/${enc(alias)}`;
-  view.append(h("p", null, h("a", { href: "#/profiles" }, "← All profiles")), h("h1", null, `Profile ${alias}`));
+  const heading = h("h1", { tabindex: "-1" }, `Profile ${alias}`);
+  view.append(h("p", null, h("a", { href: "#/profiles" }, "← All profiles")), heading);
   let p;
   try {
     p = await api("GET", base);
@@ -554,6 +565,9 @@ async function mountProfile(view, ctx, alias) {
 
   loadEnv();
   await Promise.all([hooksSection(base, hooksBox, p), proxySection(base, proxyBox, alias, reloadProfile)]);
+  // Arrived here by an action whose button is gone (a create): the
+  // heading takes the focus, not the top of the document.
+  if (document.activeElement === document.body || !document.activeElement) heading.focus();
 
   const reload = debounce(() => reloadProfile().then(loadEnv).catch(failed), 300);
   const offs = [

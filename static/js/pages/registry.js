@@ -7,9 +7,16 @@
 
 import { api } from "../api.js";
 import * as live from "../live.js";
-import { h, table, section, ago, toast, failed, confirm, field, state, count } from "../ui.js";
+import { h, table as baseTable, section, ago, toast, failed, confirm, field, state, count } from "../ui.js";
 
 export const title = "Registry";
+/// A table whose caption is for screen readers only: the card's heading
+/// above already says it (`showCaption` keeps it visible).
+const table = (columns, rows, opts = {}) => {
+  const t = baseTable(columns, rows, opts);
+  if (!opts.showCaption) t.querySelector?.("caption")?.classList.add("visually-hidden");
+  return t;
+};
 /// replaceChildren without the "null" text a left-out child would become.
 const fill = (el, ...kids) => el.replaceChildren(...kids.filter((k) => k !== null && k !== undefined && k !== false));
 
@@ -34,8 +41,17 @@ function changesTable(changes, caption) {
       { label: "After", value: (c) => (c.after == null ? h("span", { class: "muted" }, "removed") : h("code", { class: "wrap" }, c.after)) },
     ],
     changes || [],
-    { caption, empty: "No command-bearing changes." },
+    { caption, showCaption: true, empty: "No command-bearing changes." },
   );
+}
+
+/// Where a manifest comes from, short: built-in, the registry commit it was
+/// synced in (the full path in the tooltip), or the user's file.
+function source(src) {
+  if (!src || src === "builtin") return "built-in";
+  const m = /\/registry\/commits\/([0-9a-f]{12})[0-9a-f]*\//.exec(src);
+  if (m) return h("span", { title: src }, `registry ${m[1]}`);
+  return h("code", { class: "wrap" }, src);
 }
 
 export async function mount(view) {
@@ -158,7 +174,7 @@ export async function mount(view) {
                 Object.entries(r.settings || {}).map(([agent, s]) => h("li", null, `${agent}: ${s.provider || "?"}${s.endpoint ? `@${s.endpoint}` : ""}${s.model ? ` / ${s.model}` : ""}`)),
               ),
           },
-          { label: "Source", value: (r) => (r.source === "builtin" ? "built-in" : r.source) },
+          { label: "Source", value: (r) => source(r.source) },
         ],
         t.templates || [],
         { caption: "Profile templates", empty: "No templates." },
