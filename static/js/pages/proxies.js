@@ -136,7 +136,7 @@ export async function mount(view, ctx) {
       ["Up", p.uptime_secs !== null && p.uptime_secs !== undefined ? duration(p.uptime_secs) : "–"],
       ["Restarts", count(p.restarts)],
       p.spawn_to_healthy_ms ? ["Start to healthy", `${p.spawn_to_healthy_ms.toFixed(0)} ms`] : null,
-      s ? ["Requests", `${count(s.requests)} since start${s.in_flight ? `, ${count(s.in_flight)} in flight` : ""}`] : null,
+      s ? ["Requests", `${count(s.requests)} since start${busy(s) ? `, ${count(busy(s))} in flight` : ""}`] : null,
       s ? ["Last request", s.last_request ? ago(s.last_request) : "none"] : null,
       s && s.unpriced_requests ? ["Unpriced requests", `${count(s.unpriced_requests)} this month (not in the spend)`] : null,
     ].filter(Boolean);
@@ -275,7 +275,7 @@ export async function mount(view, ctx) {
     logBox.replaceChildren(
       table(
         [
-          { label: "Time", value: (e) => (e.ts ? h("time", { datetime: e.ts, title: e.ts }, new Date(e.ts).toLocaleString()) : "") },
+          { label: "Time", class: "nowrap", value: (e) => when(e.ts) },
           { label: "Status", value: (e) => statusCell(e.status) },
           { label: "Model asked", value: (e) => h("code", null, e.model || "") },
           { label: "Rule", value: (e) => e.rule || h("span", { class: "muted" }, "default") },
@@ -358,6 +358,12 @@ export async function mount(view, ctx) {
   };
 }
 
+/// Requests under way. The proxy counts the daemon's own `/ringlet/stats`
+/// request, the one that produced these figures, among them: left out.
+function busy(s) {
+  return Math.max(0, (s.in_flight || 0) - 1);
+}
+
 function parseLine(line) {
   try {
     const e = JSON.parse(line);
@@ -368,6 +374,14 @@ function parseLine(line) {
   } catch {
     return null;
   }
+}
+
+/// The time of a request; its date too when it was not today.
+function when(ts) {
+  if (!ts) return "";
+  const t = new Date(ts);
+  const today = t.toDateString() === new Date().toDateString();
+  return h("time", { datetime: ts, title: t.toLocaleString() }, today ? t.toLocaleTimeString() : t.toLocaleString());
 }
 
 function statusCell(status) {

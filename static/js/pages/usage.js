@@ -266,7 +266,7 @@ export async function mount(view, ctx) {
             h("code", null, r.dir),
             ` (${count(r.found)} billing ${r.found === 1 ? "line" : "lines"} read, repeats and history already counted included).`,
           ),
-          skipped(r.skipped),
+          skipped(r.skipped) || "",
         );
         load();
       } catch (err) {
