@@ -1030,7 +1030,7 @@ impl Screen for Remote {
             self.0.pump();
         }
         // 2.1.332 puts a no-break space after the prompt's `❯`.
-        crate::web_terminal::screen_lines(&self.0.seen, 120, 40).join("\n").replace('\u{a0}', " ")
+        crate::util::xterm::screen_lines(&self.0.seen, 120, 40).join("\n").replace('\u{a0}', " ")
     }
     fn press(&mut self, key: Key) {
         self.0.type_in(match key {
@@ -1106,7 +1106,7 @@ fn claude_in_a_sandboxed_remote_session_reaches_its_prompt_and_the_mock() {
     // The web UI's emulator draws the same stream as Claude laid it out: the
     // prompt and the reply on lines of their own, no escape left as text.
     let screen: Vec<String> =
-        crate::web_terminal::lines(&crate::web_terminal::view(&term.seen, 120, 40))
+        crate::util::xterm::screen_lines(&term.seen, 120, 40)
             .into_iter()
             .map(|l| l.replace('\u{a0}', " "))
             .collect();

@@ -1192,7 +1192,7 @@ fn screen_of(t: &mut Term, cols: u16, rows: u16) -> String {
     for _ in 0..5 {
         t.pump();
     }
-    crate::web_terminal::lines(&crate::web_terminal::view(&t.seen, cols, rows))
+    crate::util::xterm::screen_lines(&t.seen, cols, rows)
         .into_iter()
         .map(|l| l.replace('\u{a0}', " "))
         .collect::<Vec<_>>()

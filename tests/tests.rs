@@ -36,8 +36,6 @@ mod usage_proxy;
 mod http;
 // Terminal sessions: a real PTY over the HTTP API and WebSockets.
 mod terminal;
-// The web UI's terminal view: its emulator (static/term.js, in node), keys, a real session.
-mod web_terminal;
 // The web UI in a real browser: Debian's Chromium driven by playwright-core
 // (node --test tests/browser/) against a real daemon world.
 mod browser;

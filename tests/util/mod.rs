@@ -11,6 +11,7 @@ pub mod http;
 pub mod mock;
 pub mod registry;
 pub mod upstream;
+pub mod xterm;
 use std::ffi::OsString;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -108,6 +108,7 @@ export async function mount(view, ctx) {
     if (!v) {
       v = new TermView(sessions.get(id), {
         solo,
+        onLayout: () => sizeHost(),
         onInfo: (info) => {
           const s = sessions.get(id);
           if (s) Object.assign(s, { state: info.state, exit_code: info.exit_code });

@@ -88,9 +88,11 @@ function openLink(uri) {
 
 export class TermView {
   /// `session`: the session's info; `onInfo(info)`: the session's state
-  /// changed (exited, resized); `actions`: {kill(), openWindow()}.
-  constructor(session, { onInfo, actions, solo = false } = {}) {
+  /// changed (exited, resized); `onLayout()`: the view's height changed
+  /// (search box); `actions`: {kill(), openWindow(), confirmSignal(name)}.
+  constructor(session, { onInfo, onLayout, actions, solo = false } = {}) {
     loadCss();
+    this.onLayout = onLayout || (() => {});
     this.id = session.id;
     this.info = { ...session };
     this.onInfo = onInfo || (() => {});
@@ -264,6 +266,7 @@ export class TermView {
       this.search.clearDecorations();
       this.term.focus();
     }
+    this.onLayout();
     this.scheduleFit();
   }
 
@@ -325,7 +328,8 @@ export class TermView {
         this.retryTimer = setTimeout(() => this.connect(), 300);
         return;
       }
-      this.setStatus(`disconnected${e.reason ? `: ${e.reason}` : ""}`);
+      if (this.info.state !== "running") this.setStatus("");
+      else this.setStatus(`disconnected${e.reason ? `: ${e.reason}` : ""}`);
       this.updateBar();
     });
   }
@@ -443,7 +447,7 @@ export class TermView {
     this.signalSel.disabled = !running;
     this.signalBtn.disabled = !running;
     this.killBtn.disabled = !running;
-    this.reconnectBtn.classList.toggle("primary", !this.ws && !this.closed);
+    this.reconnectBtn.classList.toggle("primary", running && !this.ws && !this.closed);
   }
 
   destroy() {
