@@ -44,10 +44,9 @@ pub fn figures(sb: &Sandbox) -> Vec<Row> {
     };
     eprintln!("figures: {PAGE_LOAD}; {SEQ}");
     match measure(sb, &tools) {
-        Ok((load, seq)) => vec![
-            Row::timed(PAGE_LOAD, &load, Some(300.0)),
-            Row::timed(SEQ, &seq, Some(2000.0)),
-        ],
+        Ok((load, seq)) => {
+            vec![Row::timed(PAGE_LOAD, &load, Some(300.0)), Row::timed(SEQ, &seq, Some(2000.0))]
+        }
         Err(e) => vec![Row::error(PAGE_LOAD, e.clone()), Row::error(SEQ, e)],
     }
 }
@@ -109,7 +108,10 @@ fn measure(sb: &Sandbox, tools: &std::path::Path) -> Result<(Timings, Timings)> 
     let samples = |key: &str| -> Timings {
         let ms = v[key].as_array().cloned().unwrap_or_default();
         Timings::new(
-            ms.iter().filter_map(|m| m.as_f64()).map(|m| Duration::from_secs_f64(m / 1000.0)).collect(),
+            ms.iter()
+                .filter_map(|m| m.as_f64())
+                .map(|m| Duration::from_secs_f64(m / 1000.0))
+                .collect(),
         )
     };
     Ok((samples("page_load_ms"), samples("seq_ms")))

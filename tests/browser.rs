@@ -42,7 +42,9 @@ pub const FORM_KEY: &str = "sk-ant-api03-browserform-0123456789abcdefKLMN";
 pub fn browser_tools() -> PathBuf {
     match std::env::var_os("RINGLET_TEST_BROWSER") {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/ringlet-test/browser"),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/ringlet-test/browser")
+        }
     }
 }
 

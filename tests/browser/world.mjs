@@ -135,7 +135,7 @@ export async function signIn(context) {
 }
 
 /// Waits until `page` shows `name`'s h1 and nothing is left loading.
-export async function settled(page, name, timeout = 15_000) {
+export async function settled(page, name, timeout = 30_000) {
   await page.getByRole("heading", { level: 1, name: TITLES[name] }).first().waitFor({ timeout });
   await page.waitForFunction(() => !document.querySelector("main .loading"), null, { timeout });
 }
