@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use crate::catalog::{ModelList, ModelView};
+pub use crate::daemon::browser::BrowserSession;
 use crate::profiles::Profile;
 pub use crate::profiles::create::{CreateRequest, Created};
 pub use crate::profiles::hooks::HookRow;
@@ -66,6 +67,18 @@ pub enum Request {
     /// Reply: `{"url", "expires_in_secs"}`: the web UI's address with a
     /// one-time login ticket in its fragment (`ringlet ui`).
     UiTicket,
+    /// Reply: an array of [`BrowserSession`], the most recently used
+    /// first; the one whose id is `current` (the HTTP caller's own) is
+    /// marked.
+    BrowserSessionsList {
+        #[serde(default)]
+        current: Option<String>,
+    },
+    /// Reply: `{"revoked": 1}`; `not_found` for an unknown id. The
+    /// session's WebSockets close.
+    BrowserSessionsRevoke { id: String },
+    /// Reply: `{"revoked": <count>}`: every browser session ends.
+    BrowserSessionsRevokeAll,
     /// Reply: an [`AgentList`]; runs detection (cached) for every agent.
     AgentsList,
     /// Reply: one [`AgentInfo`] with its manifest; `not_found` otherwise.
@@ -632,6 +645,9 @@ mod tests {
             Request::DaemonToken { rotate: false },
             Request::DaemonToken { rotate: true },
             Request::Usage(UsageQuery::default()),
+            Request::BrowserSessionsList { current: None },
+            Request::BrowserSessionsRevoke { id: "0123abcd".into() },
+            Request::BrowserSessionsRevokeAll,
         ];
         for request in requests {
             let value = wire::to_value(&request).unwrap();

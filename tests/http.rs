@@ -574,7 +574,10 @@ fn the_web_ui_signs_in_once_with_a_ticket_from_ringlet_ui() {
     let ours = format!("http://localhost:{}", addr.port());
     let answer = login(&first, Some(&ours));
     assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
-    assert_eq!(answer.json()["data"]["token"], token.as_str());
+    // A browser session's own token (tests/browser_sessions.rs), never the daemon's.
+    let browser = answer.json()["data"]["token"].as_str().unwrap().to_string();
+    assert_ne!(browser, token);
+    assert_eq!(get(addr, "/api/agents", &browser).status, 200);
     let again = login(&first, Some(&ours));
     assert_eq!(again.status, 401, "a spent ticket fails");
     assert!(String::from_utf8_lossy(&again.body).contains("run `ringlet ui` again"));
@@ -1047,7 +1050,9 @@ fn failed_logins_are_summarised_in_the_log_and_a_good_ticket_still_works() {
     let ticket = url.split_once("#ticket=").unwrap().1;
     let answer = login(ticket);
     assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
-    assert_eq!(answer.json()["data"]["token"], token.as_str());
+    let browser = answer.json()["data"]["token"].as_str().unwrap().to_string();
+    assert_ne!(browser, token, "a browser session's token, never the daemon's");
+    assert_eq!(get(addr, "/api/agents", &browser).status, 200);
     env.cmd(&["daemon", "stop"]).ok();
     let log = env.log_text();
     let about: Vec<&str> = log

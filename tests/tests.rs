@@ -34,6 +34,8 @@ mod usage_scan;
 mod usage_proxy;
 // The HTTP API: auth, browser checks, routes, limits, the /ws event stream.
 mod http;
+// Browser sign-in: session tokens from tickets, revocation, expiry, the port's owner.
+mod browser_sessions;
 // Terminal sessions: a real PTY over the HTTP API and WebSockets.
 mod terminal;
 // The web UI in a real browser: Debian's Chromium driven by playwright-core

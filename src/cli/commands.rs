@@ -565,7 +565,11 @@ pub static ROOT: Cmd = Cmd {
         rcmd(
             "ui",
             "Open the web UI with a one-time login link (printed too)",
-            &[flag("no-open", "Only print the link; do not start a browser")],
+            &[
+                flag("no-open", "Only print the link; do not start a browser"),
+                flag("sessions", "List the browsers signed in (browser sessions)"),
+                opt("revoke", "ID|all", "Sign a browser session out (or all of them)"),
+            ],
         ),
     ],
     runnable: false,

@@ -31,6 +31,11 @@ pub fn handle(state: &State, request: Request) -> Reply {
         Request::Shutdown => handle_shutdown(state),
         Request::DaemonToken { rotate } => handle_daemon_token(state, rotate),
         Request::UiTicket => handle_ui_ticket(state),
+        Request::BrowserSessionsList { current } => {
+            Reply::ok(&state.browser.list(current.as_deref()))
+        }
+        Request::BrowserSessionsRevoke { id } => handle_browser_sessions_revoke(state, Some(&id)),
+        Request::BrowserSessionsRevokeAll => handle_browser_sessions_revoke(state, None),
         Request::AgentsList => handle_agents_list(state),
         Request::AgentsInspect { id } => handle_agents_inspect(state, &id),
         Request::ProvidersList => handle_providers_list(state),
@@ -219,6 +224,10 @@ fn handle_status(state: &State) -> Reply {
 fn handle_daemon_token(state: &State, rotate: bool) -> Reply {
     let token = if rotate { state.rotate_http_token() } else { Ok(state.http_token()) };
     if rotate && token.is_ok() {
+        // Every browser session ends with it (signed in under the old one).
+        if let Err(e) = state.browser.revoke_all() {
+            crate::warn!("browser sessions: ended, but not in the file: {e:#}");
+        }
         // What the old token opened ends: WebSockets close, kept-alive
         // connections must show the new one.
         if let Some(http) = state.http.get() {
@@ -232,9 +241,48 @@ fn handle_daemon_token(state: &State, rotate: bool) -> Reply {
     )
 }
 
+/// Ends one browser session (`id`) or all; their WebSockets are woken to
+/// find their token gone, and close.
+fn handle_browser_sessions_revoke(state: &State, id: Option<&str>) -> Reply {
+    let revoked = match id {
+        Some(id) => match state.browser.revoke(id) {
+            Ok(true) => Ok(1),
+            Ok(false) => {
+                return Reply::error(
+                    ErrorCode::NotFound,
+                    format!("no browser session {id} (`ringlet ui --sessions` lists them)"),
+                );
+            }
+            Err(e) => Err(e),
+        },
+        None => state.browser.revoke_all(),
+    };
+    // Ended in memory even when the file could not be written: close what
+    // they opened either way.
+    if let Some(http) = state.http.get() {
+        http.slots.revoke();
+    }
+    match revoked {
+        Ok(n) => {
+            crate::info!("http: {n} browser session(s) revoked");
+            Reply::ok(&json!({"revoked": n}))
+        }
+        Err(e) => Reply::error(
+            ErrorCode::Internal,
+            format!(
+                "revoked until the daemon restarts, but {} could not be written: {e:#}",
+                state.browser.path().display()
+            ),
+        ),
+    }
+}
+
 fn handle_ui_ticket(state: &State) -> Reply {
     result((|| {
         let Some(info) = state.http.get() else {
+            if let Some(why) = state.http_error.get() {
+                anyhow::bail!("the daemon's HTTP API is not listening: {why}");
+            }
             anyhow::bail!(
                 "the daemon's HTTP API is not listening (the daemon log says why; \
                  often the port is taken: set [daemon] http_port)"

@@ -20,6 +20,7 @@
 //! key the user's shell held never sits in its environment, its children's,
 //! or a core file.
 
+pub mod browser;
 pub mod dispatch;
 pub mod events;
 pub mod http;
@@ -203,8 +204,17 @@ pub fn bind_http(state: &State, host: &str, port: u16) -> io::Result<std::net::T
             continue;
         }
         let why = if busy {
+            // Another user's program there could serve a look-alike page on
+            // the web UI's origin: say whose it is (`http::owner`).
+            let whose = match http::owner::foreign_uid(port) {
+                Some(uid) => format!(
+                    " (uid {uid}, not this daemon's user: a page it serves could pose as \
+                     Ringlet's web UI; do not sign in there)"
+                ),
+                None => String::new(),
+            };
             format!(
-                "{host}:{port} is held by another process (retried for {} s); \
+                "{host}:{port} is held by another process{whose} (retried for {} s); \
                  stop it or set [daemon] http_port",
                 HTTP_PORT_RETRY.as_secs()
             )
@@ -275,6 +285,8 @@ pub struct State {
     http_token: RwLock<String>,
     /// Browser login tickets (`ringlet ui`), spent by `POST /api/login`.
     pub tickets: http::auth::Tickets,
+    /// The browser sessions those tickets bought (`browser`).
+    pub browser: browser::Sessions,
     /// Where the HTTP front door listens, once it does.
     pub http: OnceLock<http::HttpInfo>,
     /// Why it does not, when its port could not be bound.
@@ -457,6 +469,7 @@ fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
         stopping: AtomicBool::new(false),
         http_token: RwLock::new(http_token),
         tickets: http::auth::Tickets::default(),
+        browser: browser::Sessions::load(paths.config_dir.join(browser::FILE_NAME)),
         http: OnceLock::new(),
         http_error: OnceLock::new(),
         http_listener: OnceLock::new(),
@@ -489,6 +502,7 @@ fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
     if let Some(info) = http::start(&state).context("starting the HTTP API")? {
         let _ = state.http.set(info);
     }
+    browser::spawn_expiry(state.clone()).context("starting the browser session expiry")?;
 
     let pid = std::process::id();
     crate::info!(

@@ -55,7 +55,13 @@ export async function redeemTicket() {
   if (!reply.ok || !body.success) {
     throw new ApiError(reply.status, body.error?.code, body.error?.message || `sign-in failed (${reply.status})`);
   }
+  // A ticket pasted into a tab already signed in replaces its session:
+  // the old one is ended on the daemon rather than left to expire.
+  const previous = token();
   localStorage.setItem(KEY, body.data.token);
+  if (previous && previous !== body.data.token) {
+    fetch("/api/login", { method: "DELETE", headers: { Authorization: `Bearer ${previous}` } }).catch(() => {});
+  }
   return true;
 }
 

@@ -5,7 +5,7 @@
 // last events for the dashboard and the events page, and after a
 // reconnect tells views to reload, since events may have been missed.
 
-import { socket, token } from "./api.js";
+import { api, socket, token } from "./api.js";
 
 const KEPT = 500;
 const recent = [];
@@ -79,10 +79,14 @@ export function start() {
       // Not an event frame: ignored.
     }
   });
-  ws.addEventListener("close", () => {
+  ws.addEventListener("close", (e) => {
     ws = null;
     if (connected) setConnected(false);
     if (!token()) return;
+    // 1008: this browser's session was signed out, revoked or expired (or
+    // the daemon's token rotated). A REST call confirms it, and its 401
+    // signs the page out rather than reconnecting with a dead token.
+    if (e.code === 1008) api("GET", "/api/daemon/status").catch(() => {});
     timer = setTimeout(start, delay);
     delay = Math.min(delay * 2, 15000);
   });

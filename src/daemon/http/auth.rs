@@ -9,10 +9,11 @@
 //!
 //! Browsers sign in with a login ticket ([`Tickets`]): `ringlet ui` asks for
 //! one and puts it in the URL's fragment; the page trades it once, within a
-//! minute, for the token (`POST /api/login`). A browser keeps whole URLs in
-//! its history files, so only a spent ticket may ever land there.
+//! minute, for a browser session token (`POST /api/login`; see
+//! `daemon::browser`), never the daemon's own. A browser keeps whole URLs in
+//! its history files, so only a spent ticket may ever land there. Every
+//! bearer check takes either token ([`authorize`]).
 
-use std::fs;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -108,6 +109,36 @@ fn valid(token: &str) -> bool {
     token.len() == TOKEN_BYTES * 2 && token.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// Who a bearer token stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bearer {
+    /// The daemon's own token (`<config>/http_token`).
+    Daemon,
+    /// A live browser session's.
+    Browser(crate::daemon::browser::Live),
+}
+
+impl Bearer {
+    /// The browser session's id, if it is one.
+    pub fn session(&self) -> Option<&str> {
+        match self {
+            Bearer::Daemon => None,
+            Bearer::Browser(live) => Some(&live.id),
+        }
+    }
+}
+
+/// The one bearer check (REST, `/ws`, `/ws/terminal/{id}`, the front
+/// door's trust): the daemon's token, or a live browser session's (whose
+/// use it records); `None` for anything else. Both compared in constant
+/// time.
+pub fn authorize(state: &crate::daemon::State, given: &str) -> Option<Bearer> {
+    if same_token(given, &state.http_token()) {
+        return Some(Bearer::Daemon);
+    }
+    state.browser.check(given).map(Bearer::Browser)
+}
+
 /// Compares in time that depends only on the lengths, never on where the
 /// first difference is.
 pub fn same_token(given: &str, token: &str) -> bool {
@@ -158,28 +189,7 @@ pub fn login_peer_allowed(stream: &std::net::TcpStream) -> bool {
 /// The uid owning the TCP socket at `addr` connected to `remote`, from the
 /// kernel's socket table (`/proc/net/tcp`, `tcp6`).
 fn socket_uid(addr: std::net::SocketAddr, remote: std::net::SocketAddr) -> Option<u32> {
-    // As the kernel prints them: each 32-bit word of the address in host
-    // byte order, in hex, then the port.
-    let hex = |a: std::net::SocketAddr| {
-        let octets = match a.ip() {
-            std::net::IpAddr::V4(ip) => ip.octets().to_vec(),
-            std::net::IpAddr::V6(ip) => ip.octets().to_vec(),
-        };
-        let words: String = octets
-            .chunks(4)
-            .map(|c| format!("{:08X}", u32::from_ne_bytes([c[0], c[1], c[2], c[3]])))
-            .collect();
-        format!("{words}:{:04X}", a.port())
-    };
-    let table = if addr.is_ipv4() { "/proc/net/tcp" } else { "/proc/net/tcp6" };
-    let text = fs::read_to_string(table).ok()?;
-    let (want_local, want_remote) = (hex(addr), hex(remote));
-    text.lines().skip(1).find_map(|line| {
-        let cols: Vec<&str> = line.split_whitespace().collect();
-        (cols.get(1) == Some(&want_local.as_str()) && cols.get(2) == Some(&want_remote.as_str()))
-            .then(|| cols.get(7)?.parse().ok())
-            .flatten()
-    })
+    super::owner::connected_uid(&super::owner::table(), addr, remote)
 }
 
 /// The names the daemon answers to: its loopback names with its port (and
@@ -207,6 +217,7 @@ pub fn origin_allowed(origin: Option<&str>, bind: &str, port: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn token_file_is_private_kept_and_rotated() {

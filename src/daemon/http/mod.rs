@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub(crate) mod handshake;
+pub mod owner;
 pub(crate) mod peer;
 mod rest;
 pub mod routes;
@@ -196,7 +197,8 @@ fn connection(
     bridge(reader, head, body, state, internal)
 }
 
-/// A connection that sends the right token leaves the stranger pool for a
+/// A connection that sends the right token (the daemon's or a live
+/// browser session's) leaves the stranger pool for a
 /// slot that is never taken away (`slots`); `Err(503)` when the owner's own
 /// connections hold all of those. The REST server and the upgrade check the
 /// token again for what they serve.
@@ -213,7 +215,7 @@ fn admit(state: &State, info: &HttpInfo, slot: &Arc<Slot>, head: &Head) -> Resul
     let generation = info.slots.generation();
     let given = auth::bearer(head.header("authorization"))
         .or_else(|| auth::subprotocol_token(head.header("sec-websocket-protocol")));
-    if given.is_some_and(|t| auth::same_token(t, &state.http_token()))
+    if given.is_some_and(|t| auth::authorize(state, t).is_some())
         && !info.slots.trust(slot, generation)
     {
         return Err(503);

@@ -2,8 +2,10 @@
 //! check, the bearer token, the body limit, then `routes` maps the request to
 //! the one `Request` enum and the shared dispatcher serves it, exactly as it
 //! serves the CLI. The static UI (`/`, `/app.js`, `/term.js`, `/app.css`)
-//! needs no token, and `POST /api/login` takes a one-time ticket instead;
-//! nothing else is answered without the token.
+//! needs no token, and `POST /api/login` takes a one-time ticket instead
+//! (and answers with a browser session token, never the daemon's); nothing
+//! else is answered without a token, the daemon's or a live browser
+//! session's. `DELETE /api/login` ends the caller's own browser session.
 //!
 //! HTTP never hands out an API key: a page (or a script injected into one)
 //! has no use for it, so `GET /api/profiles/{alias}/env` shows the key's
@@ -102,15 +104,21 @@ pub fn serve(state: &State, info: &HttpInfo, mut request: tiny_http::Request) {
                 }
             };
         }
-        if path == "/api/login" {
+        if path == "/api/login" && method != "DELETE" {
             break 'answer login(state, info, &method, header("Origin").as_deref(), &mut request);
         }
-        let token = state.http_token();
         let authorization = header("Authorization");
         let given = auth::bearer(authorization.as_deref());
-        if !given.is_some_and(|t| auth::same_token(t, &token)) {
-            let why = if given.is_some() { "wrong token" } else { "a bearer token is required" };
+        let Some(bearer) = given.and_then(|t| auth::authorize(state, t)) else {
+            let why = if given.is_some() {
+                "wrong token, or a browser session that was signed out, revoked or expired"
+            } else {
+                "a bearer token is required"
+            };
             break 'answer (401, envelope_error(401, "unauthorized", why), "application/json");
+        };
+        if path == "/api/login" {
+            break 'answer sign_out(state, &bearer);
         }
         // The front door has read the whole body already and refused any
         // over MAX_BODY (413), so this read neither waits nor grows.
@@ -124,6 +132,11 @@ pub fn serve(state: &State, info: &HttpInfo, mut request: tiny_http::Request) {
         }
         match routes::route(&method, path, query, &body) {
             Err(e) => (e.status, envelope_error(e.status, e.code, &e.message), "application/json"),
+            // Which session is the caller's own is known here only.
+            Ok(Request::BrowserSessionsList { .. }) => dispatched(
+                state,
+                Request::BrowserSessionsList { current: bearer.session().map(String::from) },
+            ),
             Ok(Request::Shutdown) => {
                 // Answered first, then the shutdown starts: otherwise the
                 // daemon could exit before the bridge delivers the answer.
@@ -175,9 +188,35 @@ pub fn serve(state: &State, info: &HttpInfo, mut request: tiny_http::Request) {
     }
 }
 
-/// `POST /api/login`: a live ticket from `ringlet ui` buys the token, once.
-/// No bearer token here (the page has none yet); the Host check has run,
-/// and a browser's Origin must be ours, so no other page can trade one.
+/// `DELETE /api/login`: the caller's own browser session ends (the page's
+/// "sign out"). The daemon's token has no session to end.
+fn sign_out(state: &State, bearer: &auth::Bearer) -> (u16, Vec<u8>, &'static str) {
+    let Some(id) = bearer.session() else {
+        let why = "DELETE /api/login ends a browser session; this is the daemon's own token \
+                   (`ringlet daemon token --rotate` replaces it)";
+        return (400, envelope_error(400, "bad_request", why), "application/json");
+    };
+    dispatched(state, Request::BrowserSessionsRevoke { id: id.to_string() })
+}
+
+/// A request the dispatcher serves, in the envelope.
+fn dispatched(state: &State, req: Request) -> (u16, Vec<u8>, &'static str) {
+    let success = success_status(&req);
+    state.requests_served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let reply = dispatch::handle(state, req);
+    let status = status_of(&reply, success);
+    let body = match &reply {
+        Reply::Ok { data } => envelope_ok(data),
+        Reply::Err { error } => envelope_error(status, error.code.as_str(), &error.message),
+    };
+    (status, body, "application/json")
+}
+
+/// `POST /api/login`: a live ticket from `ringlet ui` buys a browser
+/// session (`{"token","id","expires_at"}`: a token of its own, never the
+/// daemon's), once. No bearer token here (the page has none yet); the Host
+/// check has run, and a browser's Origin must be ours, so no other page can
+/// trade one.
 fn login(
     state: &State,
     info: &HttpInfo,
@@ -204,8 +243,19 @@ fn login(
         return (401, envelope_error(401, "unauthorized", why), JSON);
     }
     FAILED_LOGINS.report();
-    crate::info!("http: a browser signed in with a login ticket");
-    (200, envelope_ok(&serde_json::json!({"token": state.http_token()})), JSON)
+    match state.browser.create() {
+        Ok(session) => {
+            crate::info!(
+                "http: a browser signed in with a login ticket (browser session {})",
+                session.id
+            );
+            (200, envelope_ok(&serde_json::json!(session)), JSON)
+        }
+        Err(e) => {
+            let why = format!("cannot start a browser session: {e:#}");
+            (500, envelope_error(500, "internal", &why), JSON)
+        }
+    }
 }
 
 /// How often at most a line about failed logins reaches the log.

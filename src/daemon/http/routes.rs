@@ -60,7 +60,11 @@
 //! | POST | `/api/registry/pin` | `RegistryPin` | `{"ref": "<ref>"}` or `{"clear": true}` |
 //! | POST | `/api/registry/rollback` | `RegistryRollback` | |
 //! | GET | `/api/registry/changes` | `RegistryChanges` | |
-//! | POST | `/api/login` | none: `rest` trades the ticket for the token ([`login_ticket`]) | `{ticket}` |
+//! | POST | `/api/login` | none: `rest` trades the ticket for a browser session ([`login_ticket`]) | `{ticket}` |
+//! | DELETE | `/api/login` | `BrowserSessionsRevoke` of the caller's own session (`rest`) | |
+//! | GET | `/api/browser-sessions` | `BrowserSessionsList` (`rest` marks the caller's `current`) | |
+//! | DELETE | `/api/browser-sessions` | `BrowserSessionsRevokeAll` | |
+//! | DELETE | `/api/browser-sessions/{id}` | `BrowserSessionsRevoke` | |
 //!
 //! Usage takes the query parameters `period`, `since`, `until`, `profile`,
 //! `model`, `agent` and `timezone`, as the CLI's flags; the report kind is
@@ -258,6 +262,8 @@ enum Resource<'a> {
     RegistryChanges,
     Templates,
     Models,
+    BrowserSessions,
+    BrowserSession(&'a str),
 }
 
 /// The route table. `None`: no such path.
@@ -316,6 +322,8 @@ fn resource<'a>(segments: &[&'a str]) -> Option<Resource<'a>> {
         ["api", "registry", "changes"] => Resource::RegistryChanges,
         ["api", "templates"] => Resource::Templates,
         ["api", "models"] => Resource::Models,
+        ["api", "browser-sessions"] => Resource::BrowserSessions,
+        ["api", "browser-sessions", id] => Resource::BrowserSession(id),
         _ => return None,
     };
     Some(resource)
@@ -352,6 +360,8 @@ impl Resource<'_> {
             Resource::ProxyRoute { .. } => &["DELETE"],
             Resource::ProxyAlias { .. } | Resource::ProviderKey(_) => &["PUT", "DELETE"],
             Resource::ProxyBudget(_) => &["GET", "PUT"],
+            Resource::BrowserSessions => &["GET", "DELETE"],
+            Resource::BrowserSession(_) => &["DELETE"],
             Resource::Profiles => &["GET", "POST"],
             Resource::Profile(_) | Resource::TerminalSession(_) => &["GET", "DELETE"],
             Resource::TerminalSessions => &["GET", "POST"],
@@ -523,6 +533,11 @@ fn build(
         }
         (Resource::RegistryRollback, "POST") => Request::RegistryRollback,
         (Resource::RegistryChanges, "GET") => Request::RegistryChanges,
+        (Resource::BrowserSessions, "GET") => Request::BrowserSessionsList { current: None },
+        (Resource::BrowserSessions, "DELETE") => Request::BrowserSessionsRevokeAll,
+        (Resource::BrowserSession(id), "DELETE") => {
+            Request::BrowserSessionsRevoke { id: id.into() }
+        }
         // `route` checked the method against `methods`; this arm keeps the
         // two tables honest if they ever drift (a test walks both).
         (resource, method) => return Err(method_not_allowed(path, method, resource.methods())),
@@ -539,7 +554,8 @@ pub fn login_ticket(method: &str, body: &[u8]) -> Result<String, HttpError> {
         ticket: String,
     }
     if method != "POST" {
-        return Err(method_not_allowed("/api/login", method, &["POST"]));
+        // DELETE (sign out) needs the bearer and is `rest`'s.
+        return Err(method_not_allowed("/api/login", method, &["POST", "DELETE"]));
     }
     Ok(json_object::<LoginBody>(body)?.ticket)
 }
@@ -1201,6 +1217,23 @@ mod tests {
     }
 
     #[test]
+    fn the_browser_session_routes() {
+        let list = Request::BrowserSessionsList { current: None };
+        assert_eq!(get("/api/browser-sessions").unwrap(), list);
+        assert_eq!(
+            call("DELETE", "/api/browser-sessions", b"").unwrap(),
+            Request::BrowserSessionsRevokeAll
+        );
+        assert_eq!(
+            call("DELETE", "/api/browser-sessions/0123abcd", b"").unwrap(),
+            Request::BrowserSessionsRevoke { id: "0123abcd".into() }
+        );
+        fails(call("GET", "/api/browser-sessions/0123abcd", b""), 405, "takes DELETE");
+        fails(call("POST", "/api/browser-sessions", b""), 405, "takes GET, DELETE");
+        fails(get("/api/browser-sessions?current=x"), 400, "current");
+    }
+
+    #[test]
     fn the_registry_routes() {
         assert_eq!(get("/api/registry").unwrap(), Request::RegistryInspect { changes: false });
         assert_eq!(
@@ -1353,7 +1386,7 @@ mod tests {
         let body = format!(r#"{{"ticket":"{t}"}}"#);
         assert_eq!(login_ticket("POST", body.as_bytes()), Ok(t));
         let e = login_ticket("GET", b"").unwrap_err();
-        assert_eq!((e.status, e.message.as_str()), (405, "/api/login takes POST, not GET"));
+        assert_eq!((e.status, e.message.as_str()), (405, "/api/login takes POST, DELETE, not GET"));
         assert_eq!(login_ticket("POST", b"").unwrap_err().status, 400);
         assert_eq!(login_ticket("POST", br#"{"token":"x"}"#).unwrap_err().status, 400);
         assert_eq!(login_ticket("POST", br#"["x"]"#).unwrap_err().status, 400);

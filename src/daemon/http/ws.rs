@@ -15,8 +15,9 @@
 //! written, so a client that stops reading lets its bounded bus queue fill,
 //! and the bus drops it; nobody else waits. A client that takes nothing for
 //! [`STALL_LIMIT`] is cut off. Rotating the token closes every WebSocket
-//! opened with the old one (1008, policy violation): the connection's slot
-//! wakes its loop ([`Credential`]).
+//! opened with the old one (1008, policy violation), and ending a browser
+//! session closes those opened with its token: the connection's slot wakes
+//! its loop ([`Credential`]).
 
 use std::io::{self, Write};
 use std::net::TcpStream;
@@ -61,22 +62,24 @@ const MAX_OUTPUT: usize = 1 << 20;
 /// the close frame to a client whose socket is full; then it is cut.
 pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
-/// What a WebSocket was opened with: the token, and the generation of the
-/// slots' trust when it was checked ([`Slots::revoke`] bumps it).
+/// What a WebSocket was opened with: the token (the daemon's or a browser
+/// session's), and the generation of the slots' trust when it was checked
+/// ([`Slots::revoke`] bumps it at every rotation, revocation or expiry).
 pub(crate) struct Credential {
     token: String,
     generation: u64,
 }
 
 impl Credential {
-    /// True once the token it was opened with has been rotated away.
+    /// True once the token it was opened with has been rotated away, or
+    /// its browser session has ended.
     pub(crate) fn revoked(&mut self, state: &State, slots: &Slots) -> bool {
         let now = slots.generation();
         if now == self.generation {
             return false;
         }
         self.generation = now;
-        !auth::same_token(&self.token, &state.http_token())
+        auth::authorize(state, &self.token).is_none()
     }
 }
 
@@ -137,7 +140,7 @@ pub(super) fn upgrade(
     let generation = info.slots.generation();
     let via_protocol = auth::subprotocol_token(head.header("sec-websocket-protocol"));
     let given = auth::bearer(head.header("authorization")).or(via_protocol);
-    let Some(given) = given.filter(|t| auth::same_token(t, &state.http_token())) else {
+    let Some(given) = given.filter(|t| auth::authorize(state, t).is_some()) else {
         let why = if given.is_some() { "wrong token" } else { "a bearer token is required" };
         answer_error(&mut stream, 401, "unauthorized", why)?;
         return Ok(None);
@@ -263,8 +266,10 @@ pub(crate) fn would_block(e: &tungstenite::Error) -> bool {
     matches!(e, tungstenite::Error::Io(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
-/// The close reason of a WebSocket whose token was rotated away.
-pub(crate) const REVOKED: &str = "the token was rotated; sign in again";
+/// The close reason of a WebSocket whose token was rotated away (or whose
+/// browser session was revoked or expired).
+pub(crate) const REVOKED: &str =
+    "the token was rotated or the browser session ended; sign in again";
 
 fn events(
     state: &State,
