@@ -10,6 +10,12 @@ import * as live from "../live.js";
 import { h, table as baseTable, section, toast, failed, confirm, field, state, count } from "../ui.js";
 
 export const title = "Agents and providers";
+/// On a phone the table's rows become stacked cards (each cell with its
+/// column's name: `data-label`), rather than a table to scroll sideways.
+const stacked = (el) => {
+  el.classList?.add("stack-narrow");
+  return el;
+};
 /// A table whose caption is for screen readers only: the card's heading
 /// above already says it (`showCaption` keeps it visible).
 const table = (columns, rows, opts = {}) => {
@@ -53,7 +59,7 @@ export async function mount(view) {
     }
     agentsBox.replaceChildren(
       ...(agents.warnings || []).map((w) => h("p", { class: "error" }, w)),
-      table(
+      stacked(table(
         [
           { label: "Agent", value: (a) => h("span", null, h("strong", null, a.name), " ", h("code", null, a.id)) },
           { label: "Installed", value: (a) => (a.installed ? state("yes", "ok") : state("no", "stopped")) },
@@ -70,7 +76,7 @@ export async function mount(view) {
         ],
         agents.agents || [],
         { caption: "Agents", empty: "No agents known." },
-      ),
+      )),
     );
   };
 
@@ -102,7 +108,7 @@ export async function mount(view) {
     providers = data.providers || [];
     providersBox.replaceChildren(
       ...(data.warnings || []).map((w) => h("p", { class: "error" }, w)),
-      table(
+      stacked(table(
         [
           { label: "Provider", value: (p) => h("span", null, h("strong", null, p.name), " ", h("code", null, p.id)) },
           { label: "Type", value: (p) => p.type },
@@ -120,7 +126,7 @@ export async function mount(view) {
         ],
         providers,
         { caption: "Providers", empty: "No providers known." },
-      ),
+      )),
       h("h3", null, "Catalog"),
       ...providers.map((p) => {
         const box = h("div");
@@ -183,7 +189,7 @@ export async function mount(view) {
   const loadKeys = async () => {
     const rows = await api("GET", "/api/providers/keys");
     listBox.replaceChildren(
-      table(
+      stacked(table(
         [
           { label: "Provider", value: (r) => r.provider },
           { label: "Secret", value: (r) => h("code", null, r.name) },
@@ -219,7 +225,7 @@ export async function mount(view) {
         ],
         rows,
         { caption: "Stored provider keys", empty: "No provider keys stored. A profile's own key serves its own provider; store one here for a rule or alias that targets another provider." },
-      ),
+      )),
     );
   };
   keysBox.replaceChildren(listBox, form);

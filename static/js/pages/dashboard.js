@@ -10,6 +10,12 @@ import * as live from "../live.js";
 import { h, table as baseTable, ago, duration, cost, count, state } from "../ui.js";
 
 export const title = "Dashboard";
+/// On a phone the table's rows become stacked cards (each cell with its
+/// column's name: `data-label`), rather than a table to scroll sideways.
+const stacked = (el) => {
+  el.classList?.add("stack-narrow");
+  return el;
+};
 /// A table whose caption is for screen readers only: the card's heading
 /// above already says it (`showCaption` keeps it visible).
 const table = (columns, rows, opts = {}) => {
@@ -79,6 +85,7 @@ export async function mount(view) {
   let sessionList = [];
   let proxyList = [];
   let profileCount = null;
+  let stats = null;
 
   const guard = (target, fn) => async () => {
     try {
@@ -115,6 +122,7 @@ export async function mount(view) {
         h("li", null, h("a", { href: "#/terminals" }, h("span", { class: "stat" }, count(status.terminals_running)), " sessions running"), status.terminals_ended ? h("span", { class: "muted" }, ` (${status.terminals_ended} ended)`) : null),
         h("li", null, h("span", { class: "stat" }, count(status.terminal_clients)), " terminal clients"),
         h("li", null, h("a", { href: "#/proxies" }, h("span", { class: "stat" }, `${running}/${proxyList.length}`), " proxies running")),
+        stats ? h("li", null, h("span", { class: "stat" }, count(stats.total_runs)), ` runs, ${duration(stats.total_run_secs) || "0 s"} in all`) : null,
       ),
     );
   };
@@ -127,7 +135,9 @@ export async function mount(view) {
   });
 
   const loadProfiles = guard(counts, async () => {
-    profileCount = ((await api("GET", "/api/profiles")).profiles || []).length;
+    const [list, st] = await Promise.all([api("GET", "/api/profiles"), api("GET", "/api/stats")]);
+    profileCount = (list.profiles || []).length;
+    stats = st;
     renderCounts();
   });
 
@@ -171,7 +181,7 @@ export async function mount(view) {
     const waiting = running.filter((s) => s.agent_state === "waiting").length;
     fill(sessions.body, 
       waiting ? h("p", { class: "warn-text" }, `${waiting} waiting for you`) : null,
-      table(
+      stacked(table(
         [
           { label: "Session", value: (s) => h("a", { href: `#/terminals/${enc(s.id)}` }, s.id) },
           { label: "Profile", value: (s) => h("a", { href: `#/profiles/${enc(s.profile)}` }, s.profile) },
@@ -182,14 +192,14 @@ export async function mount(view) {
         ],
         running,
         { caption: "Running sessions", empty: "No session running. Start one from a profile or the Terminals page." },
-      ),
+      )),
     );
   });
 
   const loadProxies = guard(proxies, async () => {
     proxyList = await api("GET", "/api/proxy/status");
     proxies.body.replaceChildren(
-      table(
+      stacked(table(
         [
           { label: "Profile", value: (p) => h("a", { href: `#/profiles/${enc(p.alias)}` }, p.alias) },
           { label: "State", value: (p) => state(p.state, p.state === "running" ? "running" : p.state === "failed" ? "failed" : "stopped") },
@@ -199,7 +209,7 @@ export async function mount(view) {
         ],
         proxyList,
         { caption: "Proxies", empty: "No profile routes through a proxy." },
-      ),
+      )),
     );
     renderCounts();
   });
@@ -238,6 +248,7 @@ export async function mount(view) {
     ...["TerminalSessionCreated", "TerminalSessionEnded", "TerminalStateChanged"].flatMap((t) => [live.on(t, sessions$), live.on(t, status$)]),
     ...["ProfileCreated", "ProfileDeleted"].flatMap((t) => [live.on(t, profiles$), live.on(t, proxies$)]),
     live.on("ProfileUpdated", proxies$),
+    live.on("ProfileStopped", profiles$),
     ...["ProxyStarted", "ProxyStopped", "ProxyError"].map((t) => live.on(t, proxies$)),
     ...["UsageUpdated", "UsageImported"].map((t) => live.on(t, spend$)),
     ...["AgentDetected", "AgentUpdated"].map((t) => live.on(t, agents$)),

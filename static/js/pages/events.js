@@ -208,7 +208,8 @@ export function describe(e) {
     case "ProxyStarted":
       return `Proxy ${s(d.alias)} started on port ${s(d.port)} (pid ${s(d.pid)}${d.restarts ? `, restart ${d.restarts}` : ""})`;
     case "ProxyStopped":
-      return `Proxy ${s(d.alias)} stopped${d.reason ? ` (${d.reason})` : ""}; port ${s(d.port)} freed`;
+      // "stopped" is the reason of a stop someone asked for.
+      return `Proxy ${s(d.alias)} stopped (${!d.reason || d.reason === "stopped" ? "on request" : d.reason}); port ${s(d.port)} freed`;
     case "ProxyError":
       return d.state === "restarting"
         ? `Proxy ${s(d.alias)} failed: ${s(d.error)}; restarting in ${count(d.restart_in_ms)} ms`

@@ -11,6 +11,12 @@ import * as live from "../live.js";
 import { h, table as baseTable, section, ago, toast, failed, confirm, field, select, state } from "../ui.js";
 
 export const title = "Profiles";
+/// On a phone the table's rows become stacked cards (each cell with its
+/// column's name: `data-label`), rather than a table to scroll sideways.
+const stacked = (el) => {
+  el.classList?.add("stack-narrow");
+  return el;
+};
 /// A table whose caption is for screen readers only: the card's heading
 /// above already says it (`showCaption` keeps it visible).
 const table = (columns, rows, opts = {}) => {
@@ -116,7 +122,7 @@ async function mountList(view, ctx) {
     const rows = profiles.filter((p) => !q || [p.alias, p.agent, p.provider, p.model, p.endpoint_name].some((v) => v && v.toLowerCase().includes(q)));
     shown.textContent = q ? `${rows.length} of ${profiles.length} shown` : `${profiles.length} profile${profiles.length === 1 ? "" : "s"}`;
     listBox.replaceChildren(
-      table(
+      stacked(table(
         [
           { label: "Alias", value: (p) => h("a", { href: `#/profiles/${enc(p.alias)}` }, p.alias) },
           { label: "Agent", value: (p) => p.agent },
@@ -133,13 +139,16 @@ async function mountList(view, ctx) {
                 "span",
                 { class: "row" },
                 h("a", { href: `#/terminals?new=1&profile=${enc(p.alias)}`, "aria-label": `Start a session of ${p.alias}` }, "Start"),
-                h("button", { type: "button", class: "link danger", "aria-label": `Delete ${p.alias}`, onclick: (e) => deleteProfile(p.alias, e.currentTarget, load) }, "Delete"),
+                h("button", { type: "button", class: "link danger", "aria-label": `Delete ${p.alias}`, onclick: (e) => deleteProfile(p.alias, e.currentTarget, async () => {
+                  await load();
+                  search.focus();
+                }) }, "Delete"),
               ),
           },
         ],
         rows,
         { caption: "Profiles", empty: profiles.length ? "No profile matches the search." : "No profiles yet: create one with “New profile”." },
-      ),
+      )),
     );
   }
 
@@ -232,6 +241,8 @@ async function createForm(ctx, close) {
   const permission = select("permission_mode", PERMISSION_MODES, "ask");
   const proxy = h("input", { type: "checkbox", name: "proxy", id: "pc-proxy" });
   const bare = h("input", { type: "checkbox", name: "bare", id: "pc-bare" });
+  const shim = h("input", { type: "checkbox", name: "alias_shim", id: "pc-shim" });
+  const script = h("input", { name: "script", autocomplete: "off", spellcheck: "false" });
   const hooksBox = h("div", { class: "checks" });
   const mcpBox = h("div", { class: "checks" });
   const hooksSet = h("fieldset", null, h("legend", null, "Hook sets (config.toml)"), hooksBox);
@@ -257,6 +268,7 @@ async function createForm(ctx, close) {
       h("div", null, field("Model", model, "Blank: the provider's default."), modelList),
       keyField,
       field("Permission mode", permission, "What the agent may do before it asks."),
+      field("Script (optional)", script, "A Rhai script by name (claude or claude.rhai); blank: the agent's own."),
     ),
     h("div", { class: "form-grid" }, hooksSet, mcpSet),
     h(
@@ -265,6 +277,7 @@ async function createForm(ctx, close) {
       h("legend", null, "Options"),
       h("p", { class: "check" }, proxy, " ", h("label", { for: "pc-proxy" }, "Route it through its own proxy (rules, aliases, budget)")),
       h("p", { class: "check" }, bare, " ", h("label", { for: "pc-bare" }, "Bare: no hook sets and no MCP servers")),
+      h("p", { class: "check" }, shim, " ", h("label", { for: "pc-shim" }, "Install a shell command named after the profile in ~/.local/bin (the notices say if it was not)")),
     ),
     error,
     h("div", { class: "actions" }, h("button", { type: "button", onclick: close }, "Cancel"), preview, submit),
@@ -438,6 +451,8 @@ async function createForm(ctx, close) {
       bare: bare.checked,
       proxy: proxy.checked,
       permission_mode: permission.value,
+      script: script.value.trim() || null,
+      alias_shim: shim.checked,
       dry_run: dryRun,
     };
   }
@@ -564,7 +579,7 @@ async function mountProfile(view, ctx, alias) {
   };
 
   loadEnv();
-  await Promise.all([hooksSection(base, hooksBox, p), proxySection(base, proxyBox, alias, reloadProfile)]);
+  const [, proxyLive] = await Promise.all([hooksSection(base, hooksBox, p), proxySection(base, proxyBox, alias, reloadProfile)]);
   // Arrived here by an action whose button is gone (a create): the
   // heading takes the focus, not the top of the document.
   if (document.activeElement === document.body || !document.activeElement) heading.focus();
@@ -572,6 +587,7 @@ async function mountProfile(view, ctx, alias) {
   const reload = debounce(() => reloadProfile().then(loadEnv).catch(failed), 300);
   const offs = [
     live.on("ProfileUpdated", (e) => e.data?.alias === alias && reload()),
+    ...["ProxyStarted", "ProxyStopped", "ProxyError"].map((t) => live.on(t, (e) => (e.data?.alias === alias || !e.data?.alias) && proxyLive?.())),
     live.on("ProfileDeleted", (e) => {
       if (e.data?.alias === alias) {
         toast(`Profile ${alias} was deleted.`);
@@ -666,7 +682,45 @@ async function hooksSection(base, box, p) {
     command.focus();
   });
   const note = p.agent === "claude" || Object.keys(p.hooks || {}).length ? [] : [h("p", { class: "hint" }, "Hooks are Claude Code's; the daemon says so if this agent has none.")];
-  box.replaceChildren(listBox, ...note, form);
+  // Import and export: Claude Code's own hooks JSON, as `hooks import` and
+  // `hooks export` take and print it.
+  const io = h("textarea", { name: "hooks_json", rows: "6", spellcheck: "false", autocomplete: "off" });
+  const ioErr = errorBox();
+  const exportBtn = h("button", { type: "button" }, "Export into the box");
+  const importBtn = h("button", { type: "submit" }, "Import (replaces every hook)");
+  const ioForm = h(
+    "form",
+    { class: "inline-form", "aria-label": "Import or export hooks" },
+    h("details", null, h("summary", null, "Import or export as JSON"), field("Hooks JSON", io, "Claude Code's schema: {\"hooks\": {\"Stop\": [{\"matcher\": \"\", \"hooks\": [{\"type\": \"command\", \"command\": \"…\"}]}]}}"), ioErr, h("div", { class: "actions" }, exportBtn, importBtn)),
+  );
+  exportBtn.addEventListener("click", async () => {
+    const out = await act(exportBtn, () => api("GET", `${base}/hooks/export`), ioErr);
+    if (out === undefined) return;
+    io.value = JSON.stringify(out, null, 2);
+    io.focus();
+  });
+  ioForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    ioErr.textContent = "";
+    let parsed;
+    try {
+      parsed = JSON.parse(io.value);
+    } catch (err) {
+      ioErr.textContent = `Not JSON: ${err.message}`;
+      io.focus();
+      return;
+    }
+    if (!(await confirm("Replace every hook of this profile with the ones in the box?", { action: "Import" }))) {
+      importBtn.focus();
+      return;
+    }
+    const rows = await act(importBtn, () => api("PUT", `${base}/hooks`, parsed), ioErr);
+    if (!rows) return;
+    render(rows);
+    toast(`Hooks imported: ${rows.length}.`);
+    importBtn.focus();
+  });
+  box.replaceChildren(listBox, ...note, form, ioForm);
   try {
     await load();
   } catch (e) {
@@ -674,8 +728,11 @@ async function hooksSection(base, box, p) {
   }
 }
 
+/// Returns the function that reloads the proxy process's state (the page
+/// calls it on Proxy* events).
 async function proxySection(base, box, alias, reloadProfile) {
   const stateBox = h("div");
+  const processBox = h("div", { class: "row proxy-process" });
   const rulesBox = h("div");
   const aliasesBox = h("div");
   const upstreamsBox = h("div");
@@ -696,6 +753,7 @@ async function proxySection(base, box, alias, reloadProfile) {
     toast(on ? `Proxy enabled for ${alias}: runs go through it.` : `Proxy disabled for ${alias}; its routing is kept.`);
     renderConfig(next);
     reloadProfile().catch(() => {});
+    await loadProcess();
     toggle.focus();
   });
 
@@ -893,10 +951,47 @@ async function proxySection(base, box, alias, reloadProfile) {
       ),
     );
   };
-  const refresh = async () => renderConfig(await api("GET", `${base}/proxy`));
+  const refresh = async () => {
+    renderConfig(await api("GET", `${base}/proxy`));
+    await loadProcess();
+  };
+
+  // The proxy process: its state, and start / stop (the Proxies page has
+  // every proxy, its stats and request log).
+  const loadProcess = async () => {
+    let info;
+    try {
+      [info] = await api("GET", `/api/proxy/status/${enc(alias)}`);
+    } catch (e) {
+      processBox.replaceChildren(h("span", { class: "error" }, e.message));
+      return;
+    }
+    if (!info) {
+      processBox.replaceChildren();
+      return;
+    }
+    const running = info.state === "running" || info.state === "starting";
+    const kind = info.state === "running" ? "running" : info.state === "failed" ? "failed" : info.state === "starting" ? "waiting" : "stopped";
+    const button = h("button", { type: "button", disabled: !cfg?.enabled && !running }, running ? "Stop the proxy" : "Start the proxy");
+    button.addEventListener("click", async () => {
+      const next = await act(button, () => api("POST", `/api/proxy/${enc(alias)}/${running ? "stop" : "start"}`));
+      if (!next) return;
+      toast(`Proxy of ${alias}: ${next.state}.`);
+      await loadProcess();
+      processBox.querySelector("button")?.focus();
+    });
+    fill(processBox, 
+      h("span", null, "Process: "),
+      state(info.state, kind),
+      info.port && running ? h("span", null, `port ${info.port}`) : null,
+      info.last_error ? h("span", { class: "error" }, info.last_error) : null,
+      button,
+    );
+  };
 
   box.replaceChildren(
     stateBox,
+    processBox,
     enableForm,
     h("h3", null, "Rules"),
     rulesBox,
@@ -915,6 +1010,7 @@ async function proxySection(base, box, alias, reloadProfile) {
   } catch (e) {
     box.replaceChildren(h("p", { class: "error" }, e.message));
   }
+  return () => loadProcess().catch(() => {});
 }
 
 function fmtBudget(b) {

@@ -9,7 +9,7 @@
 
 import { api, withQuery } from "../api.js";
 import * as live from "../live.js";
-import { h, table, section, ago, duration, cost, count, failed, field, select, state as stateDot, toast } from "../ui.js";
+import { h, table, section, ago, duration, cost, count, failed, field, select, confirm, state as stateDot, toast } from "../ui.js";
 
 export const title = "Proxies";
 
@@ -106,8 +106,11 @@ export async function mount(view, ctx) {
     const current = log.alias || ctx.args[0] || (proxies[0] && proxies[0].alias) || "";
     const aliases = proxies.map((p) => p.alias);
     if (current && !aliases.includes(current)) aliases.unshift(current);
-    logAlias.replaceChildren(...aliases.map((a) => h("option", { value: a, selected: a === current }, a)));
-    logAlias.value = current;
+    // Rebuilt only when the list changes: a select being used keeps its state.
+    if ([...logAlias.options].map((o) => o.value).join("\n") !== aliases.join("\n")) {
+      logAlias.replaceChildren(...aliases.map((a) => h("option", { value: a, selected: a === current }, a)));
+      logAlias.value = current;
+    }
     if (current && log.alias !== current) switchLog(current);
     if (!current) {
       logBox.replaceChildren(h("p", { class: "empty" }, "No proxy, no requests."));
@@ -215,6 +218,9 @@ export async function mount(view, ctx) {
   }
 
   async function act(action, alias) {
+    if (action === "stop-all" && !(await confirm("Stop every proxy? Agents running through them lose their connection until they are started again.", { action: "Stop all", danger: true }))) {
+      return;
+    }
     const path = action === "stop-all" ? "/api/proxy/stop-all" : `/api/proxy/${encodeURIComponent(alias)}/${action}`;
     try {
       await api("POST", path);

@@ -10,6 +10,12 @@ import * as live from "../live.js";
 import { h, table as baseTable, section, ago, toast, failed, confirm, field, state, count } from "../ui.js";
 
 export const title = "Registry";
+/// On a phone the table's rows become stacked cards (each cell with its
+/// column's name: `data-label`), rather than a table to scroll sideways.
+const stacked = (el) => {
+  el.classList?.add("stack-narrow");
+  return el;
+};
 /// A table whose caption is for screen readers only: the card's heading
 /// above already says it (`showCaption` keeps it visible).
 const table = (columns, rows, opts = {}) => {
@@ -112,6 +118,8 @@ export async function mount(view) {
 
   let view_ = null;
   let syncId = null;
+  // Syncs whose end event came before the POST's answer (a fast local one).
+  const ended = new Set();
 
   const showProgress = (p) => {
     if (!p) return;
@@ -160,7 +168,7 @@ export async function mount(view) {
     const t = await api("GET", "/api/templates");
     templatesBox.replaceChildren(
       ...(t.warnings || []).map((w) => h("p", { class: "error" }, w)),
-      table(
+      stacked(table(
         [
           { label: "Template", value: (r) => h("code", null, r.name) },
           { label: "Agents", value: (r) => (r.agents || []).join(", ") },
@@ -178,7 +186,7 @@ export async function mount(view) {
         ],
         t.templates || [],
         { caption: "Profile templates", empty: "No templates." },
-      ),
+      )),
     );
   };
 
@@ -197,6 +205,7 @@ export async function mount(view) {
     syncBtn.disabled = true;
     try {
       const started = await api("POST", "/api/registry/sync", Object.keys(body).length ? body : undefined);
+      if (ended.has(started.id)) return;
       syncId = started.id;
       showProgress({ artifacts_done: 0, artifacts_total: 0, bytes_done: 0 });
       syncOut.replaceChildren(h("p", null, `Sync ${started.id} started from ${started.source}…`));
@@ -225,6 +234,7 @@ export async function mount(view) {
         return;
       }
       if (!mine(ev)) return;
+      ended.add(r.id);
       syncId = null;
       syncBtn.disabled = false;
       progressBox.hidden = true;
@@ -238,6 +248,7 @@ export async function mount(view) {
     }),
     live.on("RegistrySyncFailed", (ev) => {
       if (!mine(ev)) return;
+      ended.add(ev.data.id);
       syncId = null;
       syncBtn.disabled = false;
       progressBox.hidden = true;

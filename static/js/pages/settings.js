@@ -138,7 +138,7 @@ function account() {
 }
 
 function sessions() {
-  const box = h("div", null, h("p", { class: "loading" }, "Loading…"));
+  const box = h("div", { class: "sr-caption" }, h("p", { class: "loading" }, "Loading…"));
   const revokeAll = h("button", { type: "button", class: "danger", hidden: true }, "Revoke all");
   const load = async () => {
     try {
@@ -213,7 +213,7 @@ function sessions() {
 }
 
 function licences() {
-  const box = h("div", null, h("p", { class: "loading" }, "Loading…"));
+  const box = h("div", { class: "sr-caption" }, h("p", { class: "loading" }, "Loading…"));
   const base = new URL("../../vendor/", import.meta.url);
   (async () => {
     try {
@@ -234,7 +234,6 @@ function licences() {
             { label: "Package", value: (r) => h("code", null, r.name) },
             { label: "Version", value: (r) => r.version },
             { label: "Licence", value: (r) => r.licence },
-            { label: "Integrity", value: (r) => h("code", { class: "settings-integrity" }, r.integrity) },
           ],
           rows,
           { caption: "Vendored packages" },
@@ -250,8 +249,14 @@ function licences() {
 
 /// A package's licence text, fetched when its <details> first opens.
 function licenceText(r, base) {
-  const pre = h("pre", { class: "settings-licence" }, "Loading…");
-  const details = h("details", null, h("summary", null, `Licence of ${r.name} (${r.licence})`), pre);
+  const pre = h("pre", { class: "settings-licence", tabindex: "0", "aria-label": `Licence text of ${r.name}` }, "Loading…");
+  const details = h(
+    "details",
+    null,
+    h("summary", null, `Licence of ${r.name} ${r.version} (${r.licence})`),
+    h("p", { class: "settings-integrity" }, "npm integrity: ", h("code", null, r.integrity)),
+    pre,
+  );
   let loaded = false;
   details.addEventListener("toggle", async () => {
     if (!details.open || loaded) return;

@@ -25,7 +25,7 @@ const PERIODS = [
   ["all", "All time"],
   ["custom", "Custom days…"],
 ];
-const SERIES = 8; // colours in app.css (.series-1 ... .series-8); more models share the last
+const SERIES = 8; // colours in app.css (.series-1 ... .series-8)
 const CSV_HEADER =
   "date,profile,model,input_tokens,output_tokens,cache_creation_tokens,cache_creation_1h_tokens,cache_read_tokens,reasoning_tokens,total_tokens,cost_usd,unpriced_tokens,messages,sessions,runs,runtime_secs";
 
@@ -127,10 +127,16 @@ export async function mount(view, ctx) {
       const allModels = state.model
         ? await api("GET", withQuery("/api/usage/models", { ...params, model: "" })).catch(() => models)
         : models;
+      // Likewise profiles; a deleted profile's usage can be picked too.
+      const allProfiles = state.profile
+        ? await api("GET", withQuery("/api/usage/profiles", { ...params, profile: "" })).catch(() => byProf)
+        : byProf;
       if (my !== seq) return;
       last = { daily, models, profiles: byProf, exported };
       const names = allModels.rows.map((r) => r.model).filter(Boolean);
       fillSelect(model, [["", "All models"], ...unique([...names, state.model]).map((m) => [m, m])], state.model);
+      const used = allProfiles.rows.map((r) => r.profile).filter(Boolean);
+      fillSelect(profile, [["", "All profiles"], ...unique([...profileNames, ...used, state.profile]).map((p) => [p, p])], state.profile);
       render();
       status.textContent = `${describeRange(daily)}, days in ${daily.timezone}. Prices: ${daily.pricing || "n/a"}.`;
     } catch (e) {
@@ -232,7 +238,24 @@ export async function mount(view, ctx) {
   }
 
   function importSection() {
-    const dir = h("input", { type: "text", name: "dir", autocomplete: "off", spellcheck: "false", placeholder: "/home/you/backup/.claude" });
+    const dirs = h("datalist", { id: "usage-import-dirs" });
+    const dir = h("input", { type: "text", name: "dir", autocomplete: "off", spellcheck: "false", list: "usage-import-dirs", placeholder: "/home/you/backup/.claude" });
+    // Directory completion from the daemon (`/api/fs/dirs`, dirs under the
+    // home); without that route the field is plain text.
+    let completing = null;
+    let completion = true;
+    dir.addEventListener("input", () => {
+      clearTimeout(completing);
+      if (!completion || !dir.value.startsWith("/") && !dir.value.startsWith("~")) return;
+      completing = setTimeout(async () => {
+        try {
+          const r = await api("GET", withQuery("/api/fs/dirs", { prefix: dir.value }));
+          dirs.replaceChildren(...(r && Array.isArray(r.dirs) ? r.dirs : []).map((d) => h("option", { value: d })));
+        } catch (e) {
+          if (e.status === 404) completion = false;
+        }
+      }, 250);
+    });
     const as = h("input", { type: "text", name: "profile", autocomplete: "off", spellcheck: "false", placeholder: "(default)" });
     const go = h("button", { type: "submit", class: "primary" }, "Import");
     const result = h("div", { class: "usage-import-result", role: "status", "aria-live": "polite" });
@@ -245,6 +268,7 @@ export async function mount(view, ctx) {
         "Counts a Claude Code config dir's transcripts (projects/**/*.jsonl) into the usage store, once: history already counted is not counted again.",
       ),
       field("Claude config dir (absolute path)", dir, "Empty: the daemon user's ~/.claude (or $CLAUDE_CONFIG_DIR)."),
+      dirs,
       field("Count it as profile", as, "Empty: (default), your own use outside profiles."),
       h("div", { class: "row" }, go),
       result,
@@ -381,20 +405,29 @@ function chart(daily, exported, measure, width) {
   if (!days.length || !exported.rows.length) return h("p", { class: "empty" }, "No usage in this period.");
   const value = (row) => (measure === "cost" ? row.cost_usd || 0 : row.total_tokens || 0);
   // day -> model -> value; models ordered by their share, biggest first.
+  // Past SERIES models, the smallest share one segment, "other models", so
+  // no two segments share a colour.
+  const share = new Map();
+  for (const row of exported.rows) share.set(row.model || "?", (share.get(row.model || "?") || 0) + value(row));
+  const ranked = [...share.keys()].sort((a, b) => share.get(b) - share.get(a) || a.localeCompare(b));
+  const kept = new Set(ranked.length > SERIES ? ranked.slice(0, SERIES - 1) : ranked);
+  const other = ranked.length > SERIES ? `${ranked.length - SERIES + 1} other models` : null;
   const byDay = new Map(days.map((d) => [d, new Map()]));
   const modelTotal = new Map();
   for (const row of exported.rows) {
-    const m = row.model || "?";
+    const m = kept.has(row.model || "?") ? row.model || "?" : other;
     const v = value(row);
     const cell = byDay.get(row.date);
     if (cell) cell.set(m, (cell.get(m) || 0) + v);
     modelTotal.set(m, (modelTotal.get(m) || 0) + v);
   }
-  const models = [...modelTotal.keys()].sort((a, b) => modelTotal.get(b) - modelTotal.get(a) || a.localeCompare(b));
+  const models = [...modelTotal.keys()].sort((a, b) => (a === other) - (b === other) || modelTotal.get(b) - modelTotal.get(a) || a.localeCompare(b));
   const colour = new Map(models.map((m, i) => [m, `series-${Math.min(i, SERIES - 1) + 1}`]));
   const dayTotals = days.map((d) => [...byDay.get(d).values()].reduce((a, b) => a + b, 0));
   const max = Math.max(...dayTotals, 0);
   const fmt = (v) => (measure === "cost" ? cost(v) : compact(v));
+  // The table gives the exact figures the chart rounds.
+  const exact = (v) => (measure === "cost" ? cost(v) : count(v));
 
   // Geometry in viewBox units; the SVG scales to the card's width.
   const W = Math.max(300, Math.round(width || 720));
@@ -471,8 +504,8 @@ function chart(daily, exported, measure, width) {
   const tableId = `usage-table-${Math.random().toString(36).slice(2, 8)}`;
   const cols = [
     { label: "Day", value: (d) => d },
-    ...models.map((m) => ({ label: m, class: "num", value: (d) => fmt(byDay.get(d).get(m) || 0) })),
-    { label: "Day total", class: "num", value: (d) => fmt(dayTotals[days.indexOf(d)]) },
+    ...models.map((m) => ({ label: m, class: "num", value: (d) => exact(byDay.get(d).get(m) || 0) })),
+    { label: "Day total", class: "num", value: (d) => exact(dayTotals[days.indexOf(d)]) },
   ];
   const tbl = h("div", { id: tableId, hidden: true }, table(cols, days.slice().reverse(), { caption: `${measure === "cost" ? "Cost" : "Tokens"} per day and model` }));
   const toggle = h("button", { type: "button", "aria-expanded": "false", "aria-controls": tableId }, "Show as a table");
