@@ -3,8 +3,8 @@
 // (tests/util/xterm.rs):
 //   node xterm-screen.mjs COLS ROWS < output-bytes
 // writes stdin to a fresh COLS x ROWS terminal and prints, as JSON, the
-// screen's lines (trailing blanks cut), the cursor and whether the
-// alternate screen is on.
+// screen's lines (trailing blanks cut, spaces a program wrote too), the
+// cursor and whether the alternate screen is on.
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 
@@ -15,7 +15,7 @@ const term = new Terminal({ cols, rows, scrollback: 0, allowProposedApi: true })
 term.write(fs.readFileSync(0), () => {
   const b = term.buffer.active;
   const lines = [];
-  for (let y = 0; y < term.rows; y++) lines.push(b.getLine(b.baseY + y)?.translateToString(true) ?? "");
+  for (let y = 0; y < term.rows; y++) lines.push((b.getLine(b.baseY + y)?.translateToString(true) ?? "").replace(/[ \u00a0]+$/, ""));
   process.stdout.write(JSON.stringify({ lines, cursor: { x: b.cursorX, y: b.cursorY }, alt: b.type === "alternate" }));
   term.dispose();
 });

@@ -7,9 +7,10 @@
 // xterm's binary mouse reports), `resize` when the box it sits in changes
 // size (debounced), and `signal`.
 //
-// A client the daemon dropped for falling behind (close code 1013)
-// reconnects by itself: the reproduced screen fills the gap. Any other
-// close leaves the view saying why, with a Reconnect button.
+// A client the daemon dropped for falling behind (close code 1013, or 1006
+// when its socket was too full for the close frame) reconnects by itself:
+// the reproduced screen fills the gap. Any other close leaves the view
+// saying why, with a Reconnect button.
 //
 // Keys: xterm captures Tab (the program needs it), so Ctrl+Shift+ArrowUp
 // is the way out of the terminal, to its toolbar (then Tab and Shift+Tab
@@ -104,6 +105,7 @@ export class TermView {
     this.applyingRemote = false;
     this.frames = 0;
     this.settled = true;
+    this.tries = 0;
 
     this.status = h("span", { class: "term-status", role: "status", "aria-live": "polite" }, "");
     this.reconnectBtn = h("button", { type: "button", onclick: () => this.reconnect() }, "Reconnect");
@@ -113,6 +115,9 @@ export class TermView {
       ["INT", "TERM", "HUP", "KILL"].map((s) => h("option", { value: s }, `SIG${s}`)),
     );
     this.signalBtn = h("button", { type: "button", onclick: () => this.sendSignal() }, "Send");
+    // Shown when another client sized the session differently from this
+    // box: takes the size back.
+    this.fitBtn = h("button", { type: "button", hidden: true, title: "Size the session to this window", onclick: () => this.takeSize() }, "Fit");
     this.killBtn = h("button", { type: "button", class: "danger", onclick: () => this.actions.kill?.() }, "Kill");
     this.searchBtn = h(
       "button",
@@ -126,7 +131,7 @@ export class TermView {
       "div",
       { class: "term-bar", role: "toolbar", "aria-label": `Terminal ${this.id}` },
       this.status,
-      h("span", { class: "term-tools" }, this.reconnectBtn, h("span", { class: "term-signal" }, this.signalSel, this.signalBtn), this.killBtn, this.searchBtn, windowBtn),
+      h("span", { class: "term-tools" }, this.fitBtn, this.reconnectBtn, h("span", { class: "term-signal" }, this.signalSel, this.signalBtn), this.killBtn, this.searchBtn, windowBtn),
     );
 
     this.searchInput = h("input", { type: "search", "aria-label": "Search the terminal", placeholder: "Search" });
@@ -185,6 +190,7 @@ export class TermView {
     this.term.onResize(({ cols, rows }) => {
       if (!this.applyingRemote) this.sendResize(cols, rows);
     });
+    this.term.onResize(() => this.checkFit());
     this.term.onTitleChange((t) => {
       this.title = t;
       this.host.setAttribute("aria-label", `Terminal ${this.id}${t ? `: ${t}` : ""}`);
@@ -233,7 +239,8 @@ export class TermView {
     const ctrlShift = e.ctrlKey && e.shiftKey && !e.altKey && !e.metaKey;
     if (ctrlShift && e.key === "ArrowUp") {
       e.preventDefault();
-      (this.toolbar.querySelector("button:not([disabled])") || this.toolbar).focus();
+      const first = [...this.toolbar.querySelectorAll("button, select")].find((b) => !b.hidden && !b.disabled);
+      (first || this.toolbar).focus();
       return false;
     }
     if (ctrlShift && (e.key === "F" || e.key === "f")) {
@@ -312,8 +319,14 @@ export class TermView {
       } catch {
         return;
       }
-      if (msg.type === "connected") this.connected(msg.session || {});
-      else if (msg.type === "resized") this.remoteResize(msg.cols, msg.rows);
+      if (msg.type === "connected") {
+        this.tries = 0;
+        this.connected(msg.session || {});
+      }
+      else if (msg.type === "resized") {
+        this.remoteResize(msg.cols, msg.rows);
+        if (!this.fitBtn.hidden) this.setStatus(`sized ${msg.cols}×${msg.rows} by another client`);
+      }
       else if (msg.type === "state_changed") this.setInfo({ state: msg.state, exit_code: msg.exit_code });
       else if (msg.type === "error") this.setStatus(`error: ${msg.message}`);
     });
@@ -328,8 +341,17 @@ export class TermView {
         this.retryTimer = setTimeout(() => this.connect(), 300);
         return;
       }
+      // 1006, no close frame: the daemon may have dropped a lagging client
+      // whose socket was too full for its close frame, or be restarting.
+      // A few tries, further apart; then the Reconnect button.
+      if (e.code === 1006 && this.info.state === "running" && this.tries < 3) {
+        const delay = 500 * 2 ** this.tries++;
+        this.setStatus("connection lost: reconnecting…");
+        this.retryTimer = setTimeout(() => this.connect(), delay);
+        return;
+      }
       if (this.info.state !== "running") this.setStatus("");
-      else this.setStatus(`disconnected${e.reason ? `: ${e.reason}` : ""}`);
+      else this.setStatus(`disconnected (${e.code}${e.reason ? `: ${e.reason}` : ""})`);
       this.updateBar();
     });
   }
@@ -389,6 +411,21 @@ export class TermView {
     const rows = Math.max(1, Math.min(1000, dims.rows));
     if (cols !== this.term.cols || rows !== this.term.rows) this.term.resize(cols, rows);
     else if (force) this.sendResize(cols, rows);
+    this.checkFit();
+  }
+
+  /// Whether the terminal has the size of its box (else the Fit button).
+  checkFit() {
+    if (!this.opened || !this.host.offsetParent) return;
+    const dims = this.fit.proposeDimensions();
+    const fits = !dims || !this.settled || (dims.cols === this.term.cols && dims.rows === this.term.rows);
+    this.fitBtn.hidden = fits || this.info.state !== "running";
+  }
+
+  takeSize() {
+    this.setStatus("");
+    this.fitNow(true);
+    this.term.focus();
   }
 
   sendResize(cols, rows) {
@@ -416,6 +453,7 @@ export class TermView {
   }
 
   reconnect() {
+    this.tries = 0;
     const old = this.ws;
     this.ws = null;
     if (old) old.close();
