@@ -49,6 +49,11 @@ const trimmed = (s) => s.replace(/\s+$/, "");
 /// Opens the session again (a reload: a new page, a new WebSocket) and
 /// expects the same screen the old connection showed.
 async function reconnectSameScreen(page, id, before) {
+  const size = () => {
+    const s = sessions().find((x) => x.id === id);
+    return s && `${s.cols}x${s.rows}`;
+  };
+  const sizeBefore = size();
   await page.goto(`${BASE}#/terminals/${id}`);
   await page.reload();
   await settled(page, "terminals");
@@ -60,7 +65,7 @@ async function reconnectSameScreen(page, id, before) {
       return now === trimmed(before);
     },
     15_000,
-  ).catch(() => assert.equal(now, trimmed(before), "the reconnected screen differs"));
+  ).catch(() => assert.equal(now, trimmed(before), `the reconnected screen differs (session size ${sizeBefore} before, ${size()} after)`));
 }
 
 async function kill(page, id) {
@@ -151,8 +156,11 @@ test("the real Claude Code: prompt, the mock's reply, wheel scrollback, reconnec
     },
     20_000,
   );
-  await sleep(500);
+  // The view holds still where the wheel left it.
+  await sleep(1500);
   scrolled = await screenText(page);
+  await sleep(1500);
+  assert.equal(trimmed(await screenText(page)), trimmed(scrolled), "Claude Code's view moved by itself after the wheel");
   await reconnectSameScreen(page, id, scrolled);
   await kill(page, id);
   assert.deepEqual(await checks.problems(), []);
