@@ -1,7 +1,8 @@
 // Terminals in the browser: a session running a real shell (typed into,
-// resized, reconnected to the same screen, killed) and one running the real
-// Claude Code against the mock provider, whose fullscreen UI is scrolled
-// back with the mouse wheel, then reconnected to and killed.
+// resized, reloaded and found on the same screen, killed) and one running
+// the real Claude Code against the mock provider, whose fullscreen UI is
+// scrolled back with the mouse wheel, then connected to from a second tab
+// (which must show the same screen as the first) and killed.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -68,6 +69,28 @@ async function reconnectSameScreen(page, id, before) {
   ).catch(() => assert.equal(now, trimmed(before), `the reconnected screen differs (session size ${sizeBefore} before, ${size()} after)`));
 }
 
+/// A second client connecting now (another tab) must show the screen the
+/// first one, connected all along, shows: the daemon's reproduced screen.
+/// (Claude Code may redraw when the new tab's terminal takes the focus; the
+/// first client sees that redraw live, so the two still agree.)
+async function secondClientSameScreen(page, id) {
+  const other = await page.context().newPage();
+  await other.goto(`${BASE}#/terminals/${id}`);
+  await settled(other, "terminals");
+  let first = "";
+  let second = "";
+  await until(
+    "the same screen in a second client",
+    async () => {
+      first = trimmed(await screenText(page));
+      second = trimmed(await screenText(other));
+      return first !== "" && first === second;
+    },
+    15_000,
+  ).catch(() => assert.equal(second, first, "a client connecting now sees another screen than the one connected all along"));
+  await other.close();
+}
+
 async function kill(page, id) {
   await page.getByRole("button", { name: /^kill/i }).first().click();
   const dialog = page.getByRole("dialog");
@@ -127,7 +150,7 @@ async function trustThisFolder(page) {
   }
 }
 
-test("the real Claude Code: prompt, the mock's reply, wheel scrollback, reconnect, kill", async () => {
+test("the real Claude Code: prompt, the mock's reply, wheel scrollback, a second client on the same screen, kill", async () => {
   const page = await signIn(context);
   const checks = watch(page);
   const id = await startSession(page, CLAUDE_PROFILE);
@@ -161,7 +184,7 @@ test("the real Claude Code: prompt, the mock's reply, wheel scrollback, reconnec
   scrolled = await screenText(page);
   await sleep(1500);
   assert.equal(trimmed(await screenText(page)), trimmed(scrolled), "Claude Code's view moved by itself after the wheel");
-  await reconnectSameScreen(page, id, scrolled);
+  await secondClientSameScreen(page, id);
   await kill(page, id);
   assert.deepEqual(await checks.problems(), []);
 });
