@@ -34,8 +34,6 @@ mod usage_scan;
 mod usage_proxy;
 // The HTTP API: auth, browser checks, routes, limits, the /ws event stream.
 mod http;
-// Browser sign-in: session tokens from tickets, revocation, expiry, the port's owner.
-mod browser_sessions;
 // Terminal sessions: a real PTY over the HTTP API and WebSockets.
 mod terminal;
 // The web UI in a real browser: Debian's Chromium driven by playwright-core
@@ -46,6 +44,8 @@ mod sandbox;
 // Files an agent or a crash can attack: planted links, FIFOs, huge files,
 // fixed names, stale temps, kill -9 mid create/delete.
 mod files;
+// Browser sign-in: session tokens from tickets, revocation, expiry, the port's owner.
+mod browser_sessions;
 // The red team's attacks on the trust boundaries (issue 11): strangers on the
 // HTTP port, hostile sandboxed agents, secrets in the environment.
 mod attacks;

@@ -34,18 +34,7 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         Some(status) => {
             checks.push(("daemon", true, format!("running (pid {})", status["pid"])));
             match status["http"].as_str() {
-                Some(addr) => {
-                    checks.push(("http", true, format!("listening on http://{addr}")));
-                    // Another uid on the port could pose as the web UI.
-                    if let Some(port) = addr.rsplit_once(':').and_then(|(_, p)| p.parse().ok()) {
-                        let owner = crate::daemon::http::owner::check(port);
-                        checks.push((
-                            "http port owner",
-                            owner.is_ok(),
-                            owner.unwrap_or_else(|e| e),
-                        ));
-                    }
-                }
+                Some(addr) => checks.push(("http", true, format!("listening on http://{addr}"))),
                 None => checks.push((
                     "http",
                     false,

@@ -90,6 +90,9 @@ pub struct NewSession {
     pub token: String,
     pub id: String,
     pub expires_at: String,
+    /// Sessions ended to make room (their WebSockets are to be woken).
+    #[serde(skip)]
+    pub evicted: usize,
 }
 
 /// A session as listed (`GET /api/browser-sessions`, `ringlet ui
@@ -176,14 +179,16 @@ impl Sessions {
         let expires = stored.expires();
         let mut list = self.lock();
         list.retain(|s| s.expires() > now);
+        let mut evicted = 0;
         while list.len() >= MAX_SESSIONS {
+            evicted += 1;
             let oldest = list.iter().enumerate().min_by_key(|(_, s)| s.last_used).map(|(i, _)| i);
             list.remove(oldest.unwrap_or(0));
         }
         list.push(stored);
         // Not kept on disk is still a session, for this daemon's life.
         self.save_or_warn(&list);
-        Ok(NewSession { token, id, expires_at: rfc3339(expires) })
+        Ok(NewSession { token, id, expires_at: rfc3339(expires), evicted })
     }
 
     /// The live session `token` belongs to, if any; its use is recorded
@@ -409,7 +414,7 @@ mod tests {
         }
         // The first is used: the second is now the least recently used.
         assert!(s.check_at(&first.token, t0 + 2 * TOUCH_EVERY).is_some());
-        s.create_at(t0 + 3 * TOUCH_EVERY).unwrap();
+        assert_eq!(s.create_at(t0 + 3 * TOUCH_EVERY).unwrap().evicted, 1);
         assert_eq!(s.lock().len(), MAX_SESSIONS);
         assert!(s.check_at(&first.token, t0 + 3 * TOUCH_EVERY).is_some());
         assert_eq!(s.check_at(&second.token, t0 + 3 * TOUCH_EVERY), None);

@@ -20,13 +20,15 @@
 //! key the user's shell held never sits in its environment, its children's,
 //! or a core file.
 
-pub mod browser;
 pub mod dispatch;
 pub mod events;
 pub mod http;
 mod ipc;
 mod signals;
 mod usage;
+
+// What `POST /api/login` signs a web page in with, instead of the token.
+pub mod browser;
 
 use std::collections::HashMap;
 use std::ffi::OsString;

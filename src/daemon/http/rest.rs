@@ -2,16 +2,18 @@
 //! check, the bearer token, the body limit, then `routes` maps the request to
 //! the one `Request` enum and the shared dispatcher serves it, exactly as it
 //! serves the CLI. The static UI (`/`, `/app.js`, `/term.js`, `/app.css`)
-//! needs no token, and `POST /api/login` takes a one-time ticket instead
-//! (and answers with a browser session token, never the daemon's); nothing
-//! else is answered without a token, the daemon's or a live browser
-//! session's. `DELETE /api/login` ends the caller's own browser session.
+//! needs no token, and `POST /api/login` takes a one-time ticket instead;
+//! nothing else is answered without the token.
 //!
 //! HTTP never hands out an API key: a page (or a script injected into one)
 //! has no use for it, so `GET /api/profiles/{alias}/env` shows the key's
 //! variable as `<redacted>` ([`redact_env`]); the CLI's `profiles env`, over
 //! IPC, still prints it. Failed logins are summed up in the log, at most
 //! one line a minute ([`FailedLogins`]).
+//!
+//! "The token" is the daemon's or a live browser session's: `POST
+//! /api/login` answers with a browser session token, never the daemon's,
+//! and `DELETE /api/login` ends the caller's own browser session.
 
 use std::io::Read;
 use std::sync::Mutex;
@@ -188,35 +190,11 @@ pub fn serve(state: &State, info: &HttpInfo, mut request: tiny_http::Request) {
     }
 }
 
-/// `DELETE /api/login`: the caller's own browser session ends (the page's
-/// "sign out"). The daemon's token has no session to end.
-fn sign_out(state: &State, bearer: &auth::Bearer) -> (u16, Vec<u8>, &'static str) {
-    let Some(id) = bearer.session() else {
-        let why = "DELETE /api/login ends a browser session; this is the daemon's own token \
-                   (`ringlet daemon token --rotate` replaces it)";
-        return (400, envelope_error(400, "bad_request", why), "application/json");
-    };
-    dispatched(state, Request::BrowserSessionsRevoke { id: id.to_string() })
-}
-
-/// A request the dispatcher serves, in the envelope.
-fn dispatched(state: &State, req: Request) -> (u16, Vec<u8>, &'static str) {
-    let success = success_status(&req);
-    state.requests_served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let reply = dispatch::handle(state, req);
-    let status = status_of(&reply, success);
-    let body = match &reply {
-        Reply::Ok { data } => envelope_ok(data),
-        Reply::Err { error } => envelope_error(status, error.code.as_str(), &error.message),
-    };
-    (status, body, "application/json")
-}
-
-/// `POST /api/login`: a live ticket from `ringlet ui` buys a browser
-/// session (`{"token","id","expires_at"}`: a token of its own, never the
-/// daemon's), once. No bearer token here (the page has none yet); the Host
-/// check has run, and a browser's Origin must be ours, so no other page can
-/// trade one.
+/// `POST /api/login`: a live ticket from `ringlet ui` buys the token, once.
+/// No bearer token here (the page has none yet); the Host check has run,
+/// and a browser's Origin must be ours, so no other page can trade one.
+/// The token is a browser session's (`{"token","id","expires_at"}`), never
+/// the daemon's.
 fn login(
     state: &State,
     info: &HttpInfo,
@@ -249,6 +227,11 @@ fn login(
                 "http: a browser signed in with a login ticket (browser session {})",
                 session.id
             );
+            if session.evicted > 0 {
+                // The least recently used session(s) ended to make room:
+                // their WebSockets close.
+                info.slots.revoke();
+            }
             (200, envelope_ok(&serde_json::json!(session)), JSON)
         }
         Err(e) => {
@@ -256,6 +239,30 @@ fn login(
             (500, envelope_error(500, "internal", &why), JSON)
         }
     }
+}
+
+/// `DELETE /api/login`: the caller's own browser session ends (the page's
+/// "sign out"). The daemon's token has no session to end.
+fn sign_out(state: &State, bearer: &auth::Bearer) -> (u16, Vec<u8>, &'static str) {
+    let Some(id) = bearer.session() else {
+        let why = "DELETE /api/login ends a browser session; this is the daemon's own token \
+                   (`ringlet daemon token --rotate` replaces it)";
+        return (400, envelope_error(400, "bad_request", why), "application/json");
+    };
+    dispatched(state, Request::BrowserSessionsRevoke { id: id.to_string() })
+}
+
+/// A request the dispatcher serves, in the envelope.
+fn dispatched(state: &State, req: Request) -> (u16, Vec<u8>, &'static str) {
+    let success = success_status(&req);
+    state.requests_served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let reply = dispatch::handle(state, req);
+    let status = status_of(&reply, success);
+    let body = match &reply {
+        Reply::Ok { data } => envelope_ok(data),
+        Reply::Err { error } => envelope_error(status, error.code.as_str(), &error.message),
+    };
+    (status, body, "application/json")
 }
 
 /// How often at most a line about failed logins reaches the log.

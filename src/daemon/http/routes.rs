@@ -237,6 +237,8 @@ enum Resource<'a> {
     DaemonStatus,
     DaemonShutdown,
     Stats,
+    BrowserSessions,
+    BrowserSession(&'a str),
     TerminalSessions,
     TerminalSession(&'a str),
     TerminalCleanup,
@@ -262,8 +264,6 @@ enum Resource<'a> {
     RegistryChanges,
     Templates,
     Models,
-    BrowserSessions,
-    BrowserSession(&'a str),
 }
 
 /// The route table. `None`: no such path.
@@ -304,6 +304,8 @@ fn resource<'a>(segments: &[&'a str]) -> Option<Resource<'a>> {
         ["api", "daemon", "status"] => Resource::DaemonStatus,
         ["api", "daemon", "shutdown"] => Resource::DaemonShutdown,
         ["api", "stats"] => Resource::Stats,
+        ["api", "browser-sessions"] => Resource::BrowserSessions,
+        ["api", "browser-sessions", id] => Resource::BrowserSession(id),
         ["api", "terminal", "sessions"] => Resource::TerminalSessions,
         ["api", "terminal", "sessions", id] => Resource::TerminalSession(id),
         ["api", "terminal", "cleanup"] => Resource::TerminalCleanup,
@@ -322,8 +324,6 @@ fn resource<'a>(segments: &[&'a str]) -> Option<Resource<'a>> {
         ["api", "registry", "changes"] => Resource::RegistryChanges,
         ["api", "templates"] => Resource::Templates,
         ["api", "models"] => Resource::Models,
-        ["api", "browser-sessions"] => Resource::BrowserSessions,
-        ["api", "browser-sessions", id] => Resource::BrowserSession(id),
         _ => return None,
     };
     Some(resource)
