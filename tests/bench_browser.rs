@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use super::{RINGLET, Result, Row, Sandbox, Timings};
 
-pub const PAGE_LOAD: &str = "26. page load to interactive, cold, loopback";
+pub const PAGE_LOAD: &str = "27. page load to interactive, cold, loopback";
 pub const SEQ: &str = "28. `seq 1 300000` rendered in the browser terminal";
 
 const PAGE_RUNS: usize = 20;
