@@ -90,8 +90,13 @@ test("a refused profile gets the daemon's own error, and nothing changes", async
   await provider.selectOption(MOCK_PROVIDER);
   await form.getByLabel(/^api key/i).fill("sk-ant-api03-refused-0123456789abcdefKLMN");
   await form.getByRole("button", { name: /create profile/i }).click();
-  const alert = page.getByRole("alert").filter({ hasText: CLAUDE_PROFILE }).first();
-  await alert.waitFor({ timeout: 10_000 });
+  // The daemon's refusal, shown where the user looks (the form's alert).
+  const said = await until("an error shown", async () => {
+    const texts = await page.getByRole("alert").allInnerTexts();
+    return texts.find((t) => t.trim() !== "");
+  });
+  assert.match(said, /already exists/i, `the page said: ${said}`);
+  assert.ok(said.includes(CLAUDE_PROFILE), `the page said: ${said}`);
   // The existing profile kept its key.
   assert.ok(!ringlet(["profiles", "env", CLAUDE_PROFILE]).includes("refused"), "the refused key replaced the profile's");
 });

@@ -41,6 +41,9 @@ function focused(page) {
 
 async function tabUntil(page, what, pred, limit = 60) {
   const seen = [];
+  // Already there (a form may focus its first field when it opens).
+  const now = await focused(page);
+  if (now && pred(now)) return now;
   for (let i = 0; i < limit; i++) {
     await page.keyboard.press("Tab");
     const f = await focused(page);
