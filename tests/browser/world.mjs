@@ -126,10 +126,16 @@ export async function newContext(b, options = {}) {
   return context;
 }
 
-/// A page signed in through a fresh ticket, on the dashboard.
+/// A page on the dashboard, signed in: through a fresh ticket, unless the
+/// context (the browser) has a session already, which every new tab shares.
+/// (A ticket opened in a signed-in browser replaces the session, and the
+/// page's live stream, started with the old token, reconnects once.)
 export async function signIn(context) {
+  const state = await context.storageState();
+  const origin = BASE.replace(/\/$/, "");
+  const has = state.origins.some((o) => o.origin === origin && o.localStorage.some((e) => e.name === "ringlet.session"));
   const page = await context.newPage();
-  await page.goto(ticketUrl());
+  await page.goto(has ? `${BASE}#/dashboard` : ticketUrl());
   await settled(page, "dashboard");
   return page;
 }
