@@ -99,6 +99,20 @@ pub enum Request {
         #[serde(default)]
         provider: Option<String>,
     },
+    /// Reply: `{"events": [EventFrame...]}`, the last `limit` (default 50,
+    /// at most what the daemon keeps) events of the `events` types (all
+    /// when empty), oldest first.
+    EventsRecent {
+        #[serde(default)]
+        limit: Option<usize>,
+        #[serde(default)]
+        events: Vec<String>,
+    },
+    /// Reply: what a new profile can pick from config.toml, for forms:
+    /// `{"hook_sets": [{name, event, matcher}], "mcp_servers": [{name,
+    /// type, command|url}], "hook_events": [...], "permission_modes":
+    /// [...]}`. No MCP `env` or `headers`: they may hold secrets.
+    ConfigChoices,
     /// Reply: `null`, then one [`EventFrame`] line per event until the client
     /// hangs up. An empty `events` list means every event type.
     Subscribe {

@@ -1105,11 +1105,10 @@ fn claude_in_a_sandboxed_remote_session_reaches_its_prompt_and_the_mock() {
     let mut term = remote.0;
     // The web UI's emulator draws the same stream as Claude laid it out: the
     // prompt and the reply on lines of their own, no escape left as text.
-    let screen: Vec<String> =
-        crate::util::xterm::screen_lines(&term.seen, 120, 40)
-            .into_iter()
-            .map(|l| l.replace('\u{a0}', " "))
-            .collect();
+    let screen: Vec<String> = crate::util::xterm::screen_lines(&term.seen, 120, 40)
+        .into_iter()
+        .map(|l| l.replace('\u{a0}', " "))
+        .collect();
     assert!(screen.iter().any(|l| l == "❯ say pong"), "{screen:#?}");
     assert!(screen.iter().any(|l| *l == format!("● {reply}")), "{screen:#?}");
     assert!(screen.iter().all(|l| !l.contains('\x1b') && !l.contains("[?")), "{screen:#?}");

@@ -166,7 +166,7 @@ fn a_silent_crowd_of_another_uid_cannot_close_the_owners_connections() {
 const PIPELINER: &str = r#"
 import socket, sys, threading
 port, count, requests = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-req = b"GET /term.js HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % port
+req = b"GET /static/vendor/xterm.mjs HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % port
 held = []
 for _ in range(count):
     s = socket.socket()
@@ -183,7 +183,7 @@ threading.Event().wait()
 "#;
 
 /// Item 7, pipelining: a stranger (no token needed for the web UI's files)
-/// that pipelines requests for `/term.js` and reads no answer (two
+/// that pipelines requests for the UI's largest file and reads no answer (two
 /// connections were enough; the test opens 16, twice the workers and
 /// within the stranger pool, so that none is closed for a newcomer) held
 /// every REST worker: tiny_http hands each pipelined request to

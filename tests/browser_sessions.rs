@@ -452,6 +452,11 @@ fn a_listener_of_another_uid_on_the_port_is_refused() {
     assert!(!out.status.success(), "{stdout}");
     assert!(!stdout.contains("#ticket=") && !stderr.contains("#ticket="), "{stdout}{stderr}");
     assert!(stderr.contains("uid 65534"), "{stderr}");
+    // A daemon that starts beside it says so in its log.
+    env.cmd(&["daemon", "stop"]).ok();
+    env.cmd(&["providers", "list"]).env("RINGLET_HTTP_PORT", &p).ok();
+    let log = env.log_text();
+    assert!(log.contains(&format!("HTTP port: [::1]:{port} is held by uid 65534")), "{log}");
     drop(beside);
     assert!(env.cmd(&["ui", "--no-open"]).env("RINGLET_HTTP_PORT", &p).ok().contains("#ticket="));
     env.cmd(&["daemon", "stop"]).ok();
@@ -466,5 +471,6 @@ fn a_listener_of_another_uid_on_the_port_is_refused() {
     let status = env.cmd(&["daemon", "status", "--json"]).env("RINGLET_HTTP_PORT", &p).json();
     let why = status["http_error"].as_str().unwrap_or_default();
     assert!(why.contains("held by another process") && why.contains("uid 65534"), "{status}");
-    assert!(env.log_text().contains("uid 65534"), "{}", env.log_text());
+    let log = env.log_text();
+    assert!(log.contains("is held by another process (uid 65534"), "{log}");
 }

@@ -186,6 +186,8 @@ fn fallback_goes_down_the_chain_each_upstream_with_its_own_key_and_model() {
     assert_eq!(of("dead/m-dead")["errors"], 1);
     assert_eq!(of("uok/m-ok")["errors"], 0);
     assert_eq!(stats["requests"], 1);
+    // The stats request itself is not an agent's request in flight.
+    assert_eq!(stats["in_flight"], 0, "{stats}");
 }
 
 #[test]

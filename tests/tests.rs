@@ -87,3 +87,5 @@ mod templates;
 // Attacks on the registry: hostile sources, a FIFO as --from, a total size
 // cap, `current` and state.json tampered by hand.
 mod attacks_registry;
+// The routes the web UI leans on: recent events, config.toml choices.
+mod ui_api;

@@ -548,6 +548,14 @@ pub static ROOT: Cmd = Cmd {
                         "Print the HTTP API token",
                         &[flag("rotate", "Replace it with a new one")],
                     ),
+                    rcmd(
+                        "events",
+                        "Show the daemon's recent events (profiles, sessions, proxies, usage...)",
+                        &[
+                            opt("limit", "N", "At most N events, the newest (default 50)"),
+                            opt("type", "TYPES", "Only these event types, comma-separated"),
+                        ],
+                    ),
                 ],
             )
         },

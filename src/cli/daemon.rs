@@ -233,6 +233,29 @@ pub fn token(ctx: &Ctx, inv: &Invocation) -> Result<()> {
     Ok(out.finish()?)
 }
 
+/// `daemon events`: what the daemon kept of its recent events, oldest first,
+/// one line each (time, type, data); `--json` gives the frames.
+pub fn events(ctx: &Ctx, inv: &Invocation) -> Result<()> {
+    let limit = match inv.value("limit") {
+        Some(n) => {
+            Some(n.parse().map_err(|_| anyhow::anyhow!("--limit takes a number, not `{n}`"))?)
+        }
+        None => None,
+    };
+    let events = inv.value("type").map(|t| t.split(',').map(str::to_owned).collect());
+    let request = Request::EventsRecent { limit, events: events.unwrap_or_default() };
+    let mut out = Out::new();
+    let Some(data) = super::fetch::<serde_json::Value>(ctx, &request, &mut out)? else {
+        return Ok(out.finish()?);
+    };
+    for e in data["events"].as_array().into_iter().flatten() {
+        let stamp = e["timestamp"].as_str().unwrap_or_default();
+        let kind = e["type"].as_str().unwrap_or_default();
+        out.line(format_args!("{stamp}  {kind:<22}  {}", e["data"]))?;
+    }
+    Ok(out.finish()?)
+}
+
 fn human_duration(secs: u64) -> String {
     match secs {
         0..60 => format!("{secs} s"),

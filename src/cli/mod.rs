@@ -85,6 +85,7 @@ pub fn run(global: Global, inv: Invocation) -> Result<()> {
         ["daemon", "status"] => daemon::status(&ctx),
         ["daemon", "stop"] => daemon::stop(&ctx, &inv),
         ["daemon", "token"] => daemon::token(&ctx, &inv),
+        ["daemon", "events"] => daemon::events(&ctx, &inv),
         ["terminal", "list"] => terminal::list(&ctx),
         ["terminal", "info"] => terminal::info(&ctx, inv.arg("id").unwrap_or_default()),
         ["terminal", "kill"] => terminal::kill(&ctx, inv.arg("id").unwrap_or_default()),

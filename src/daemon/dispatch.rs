@@ -177,6 +177,8 @@ pub fn handle(state: &State, request: Request) -> Reply {
         Request::RegistryRollback => {
             registry_reply(registry::rollback(&state.paths, &state.registry, &state.events))
         }
+        Request::EventsRecent { limit, events } => handle_events_recent(state, limit, &events),
+        Request::ConfigChoices => handle_config_choices(state),
         #[cfg(debug_assertions)]
         Request::DebugPanic => panic!("debug_panic requested"),
         Request::Subscribe { .. } => Reply::error(
@@ -184,6 +186,54 @@ pub fn handle(state: &State, request: Request) -> Reply {
             "subscribe streams events and is served by the connection, not the dispatcher",
         ),
     }
+}
+
+fn handle_events_recent(state: &State, limit: Option<usize>, names: &[String]) -> Reply {
+    let mut kinds = Vec::new();
+    for name in names {
+        match EventKind::parse(name) {
+            Some(kind) => kinds.push(kind),
+            None => {
+                let known = EventKind::ALL.iter().map(|k| k.as_str());
+                return not_found("event type", name, known);
+            }
+        }
+    }
+    let lines = state.events.recent(limit.unwrap_or(50), &kinds);
+    let events: Vec<Value> =
+        lines.iter().filter_map(|line| serde_json::from_str(line).ok()).collect();
+    Reply::ok(&json!({ "events": events }))
+}
+
+fn handle_config_choices(state: &State) -> Reply {
+    let text = |v: &toml::Value, key: &str| v.get(key).and_then(|x| x.as_str()).map(str::to_owned);
+    let hook_sets: Vec<Value> = state
+        .config
+        .hooks
+        .iter()
+        .map(|(name, set)| {
+            json!({ "name": name, "event": text(set, "event"), "matcher": text(set, "matcher") })
+        })
+        .collect();
+    let mcp_servers: Vec<Value> = state
+        .config
+        .mcp_servers
+        .iter()
+        .map(|(name, server)| {
+            let url = text(server, "url");
+            let kind = text(server, "type")
+                .unwrap_or_else(|| if url.is_some() { "http" } else { "stdio" }.into());
+            json!({ "name": name, "type": kind, "command": text(server, "command"), "url": url })
+        })
+        .collect();
+    let modes: Vec<&str> =
+        crate::profiles::render::PermissionMode::ALL.iter().map(|m| m.as_str()).collect();
+    Reply::ok(&json!({
+        "hook_sets": hook_sets,
+        "mcp_servers": mcp_servers,
+        "hook_events": crate::profiles::hooks::EVENTS,
+        "permission_modes": modes,
+    }))
 }
 
 /// A registry request's reply: a running sync is a conflict, anything

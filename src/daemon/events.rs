@@ -7,6 +7,7 @@
 //! falls [`QUEUE_BOUND`] events behind is dropped (its connection then ends),
 //! so a stalled client cannot delay the code that emits or any other client.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,10 @@ use crate::protocol::EventFrame;
 /// bursts (detection of every agent, a usage scan), small enough that a
 /// stalled client holds little memory.
 pub const QUEUE_BOUND: usize = 256;
+
+/// Events kept for late readers (`GET /api/events`, `daemon events`): a
+/// page opened now shows what happened before it, not an empty list.
+pub const RECENT_KEPT: usize = 200;
 
 /// Every event type of design.md §5. Each is emitted by the code path that
 /// its name describes; the ones whose code paths arrive in later issues are
@@ -138,6 +143,8 @@ pub struct EventBus {
     /// while blocking, since sends are `try_send`.
     subscribers: Mutex<Vec<Subscriber>>,
     next_id: AtomicU64,
+    /// The last [`RECENT_KEPT`] event lines, oldest first.
+    recent: Mutex<VecDeque<(EventKind, Arc<str>)>>,
 }
 
 impl EventBus {
@@ -192,6 +199,13 @@ impl EventBus {
             }
         };
         crate::debug!("event {line}");
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            if recent.len() == RECENT_KEPT {
+                recent.pop_front();
+            }
+            recent.push_back((kind, line.clone()));
+        }
         self.lock().retain(|s| {
             if !s.filter.is_empty() && !s.filter.contains(&kind) {
                 return true;
@@ -209,6 +223,21 @@ impl EventBus {
             }
             kept
         });
+    }
+
+    /// The last `limit` events (of the given kinds; all when empty), oldest
+    /// first, as the JSON lines subscribers got.
+    pub fn recent(&self, limit: usize, kinds: &[EventKind]) -> Vec<Arc<str>> {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<Arc<str>> = recent
+            .iter()
+            .rev()
+            .filter(|(kind, _)| kinds.is_empty() || kinds.contains(kind))
+            .take(limit)
+            .map(|(_, line)| line.clone())
+            .collect();
+        out.reverse();
+        out
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Subscriber>> {

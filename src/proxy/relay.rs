@@ -204,6 +204,8 @@ impl Proxy {
         self.stats.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// What `GET /ringlet/stats` answers. That request is itself counted in
+    /// flight while it is served; it is not one of the agent's.
     pub fn stats(&self) -> StatsReply {
         let snap = self.ledger.snapshot(jiff::Timestamp::now());
         let stats = self.stats_lock();
@@ -229,7 +231,7 @@ impl Proxy {
             pid: std::process::id(),
             started: self.started.clone(),
             requests: stats.requests,
-            in_flight: self.in_flight(),
+            in_flight: self.in_flight().saturating_sub(1),
             last_request: stats.last_request.clone(),
             spend_today_usd: snap.today,
             spend_month_usd: snap.month,

@@ -2,8 +2,10 @@
 // view. It reconnects by itself (1 s, doubling to 15 s) when the daemon
 // stops or the connection drops, tells listeners whether it is connected
 // (a stopped daemon shows as disconnected, never as stale data), keeps the
-// last events for the dashboard and the events page, and after a
-// reconnect tells views to reload, since events may have been missed.
+// last events for the dashboard and the events page (seeded on each
+// connect from the daemon's own record, `GET /api/events`, so a page opened
+// now shows what happened before it), and after a reconnect tells views to
+// reload, since events may have been missed.
 
 import { api, socket, token } from "./api.js";
 
@@ -32,7 +34,8 @@ export function onConnection(fn) {
   return () => stateListeners.delete(fn);
 }
 
-/// The last events, oldest first.
+/// The last events, oldest first. Listeners of the pseudo-type "@recent"
+/// are called when the daemon's record has been merged in.
 export function recentEvents() {
   return recent.slice();
 }
@@ -70,6 +73,7 @@ export function start() {
   ws.addEventListener("open", () => {
     delay = 1000;
     setConnected(true);
+    seed();
   });
   ws.addEventListener("message", (m) => {
     if (typeof m.data !== "string") return;
@@ -90,6 +94,23 @@ export function start() {
     timer = setTimeout(start, delay);
     delay = Math.min(delay * 2, 15000);
   });
+}
+
+const key = (e) => `${e.timestamp}|${e.type}|${JSON.stringify(e.data)}`;
+
+/// Merges the daemon's kept events with the ones that arrived here.
+async function seed() {
+  let kept;
+  try {
+    kept = (await api("GET", `/api/events?limit=${KEPT}`)).events;
+  } catch {
+    return; // Not fatal: the live stream goes on.
+  }
+  const seen = new Set(kept.map(key));
+  const merged = kept.concat(recent.filter((e) => !seen.has(key(e))));
+  merged.sort((a, b) => (a.timestamp < b.timestamp ? -1 : a.timestamp > b.timestamp ? 1 : 0));
+  recent.splice(0, recent.length, ...merged.slice(-KEPT));
+  for (const fn of listeners.get("@recent") || []) fn();
 }
 
 /// Closes the stream for good (signed out).

@@ -89,6 +89,12 @@ pub fn start(state: &Arc<State>) -> Result<Option<HttpInfo>> {
         }
     };
     let info = HttpInfo { addr: listener.local_addr()?, bind, slots: Arc::default() };
+    // Another uid beside us on the port (on `[::1]` while we hold
+    // 127.0.0.1) could serve a look-alike page to a browser that opens
+    // `localhost`: said in the log (`ringlet ui` refuses to open a link).
+    if let Err(why) = owner::check(info.addr.port()) {
+        crate::warn!("HTTP port: {why}");
+    }
 
     let internal = state.paths.rest_socket();
     let _ = std::fs::remove_file(&internal);

@@ -1,7 +1,7 @@
 //! REST requests, as tiny_http hands them over from the bridge: the Host
 //! check, the bearer token, the body limit, then `routes` maps the request to
 //! the one `Request` enum and the shared dispatcher serves it, exactly as it
-//! serves the CLI. The static UI (`/`, `/app.js`, `/term.js`, `/app.css`)
+//! serves the CLI. The static UI (`/`, `/app.css`)
 //! needs no token, and `POST /api/login` takes a one-time ticket instead;
 //! nothing else is answered without the token.
 //!
@@ -32,10 +32,8 @@ use crate::protocol::{ErrorCode, Reply, Request};
 pub const MAX_BODY: usize = 1 << 20;
 
 /// The web UI (`static/`), embedded: path, bytes, content type.
-const ASSETS: [(&str, &[u8], &str); 4] = [
+const ASSETS: [(&str, &[u8], &str); 2] = [
     ("/", include_bytes!("../../../static/index.html"), "text/html; charset=utf-8"),
-    ("/app.js", include_bytes!("../../../static/app.js"), "text/javascript; charset=utf-8"),
-    ("/term.js", include_bytes!("../../../static/term.js"), "text/javascript; charset=utf-8"),
     ("/app.css", include_bytes!("../../../static/app.css"), "text/css; charset=utf-8"),
 ];
 
@@ -152,9 +150,18 @@ pub fn serve(state: &State, info: &HttpInfo, mut request: tiny_http::Request) {
                     Request::ProfilesEnv { alias } => Some(alias.clone()),
                     _ => None,
                 };
+                let shows_profiles = matches!(
+                    req,
+                    Request::ProfilesInspect { .. }
+                        | Request::ProfilesCreate(_)
+                        | Request::ProfilesList { .. }
+                );
                 let mut reply = dispatch::handle(state, req);
                 if let Some(alias) = env_of {
                     reply = redact_env(state, &alias, reply);
+                }
+                if let (true, Reply::Ok { data }) = (shows_profiles, &mut reply) {
+                    redact_mcp(data);
                 }
                 let status = status_of(&reply, success);
                 let body = match &reply {
@@ -335,6 +342,37 @@ fn redact_env(state: &State, alias: &str, reply: Reply) -> Reply {
         }
     }
     Reply::Ok { data }
+}
+
+/// MCP servers' `env` and `headers` values become `<redacted>` wherever a
+/// profile reply carries `mcp_servers`: they come from config.toml or a
+/// template and often hold tokens (`GITHUB_TOKEN`, `Authorization`), which
+/// no HTTP reply hands out. The names stay, so a page can show what is set.
+fn redact_mcp(data: &mut serde_json::Value) {
+    use serde_json::Value;
+    match data {
+        Value::Object(map) => {
+            for (name, value) in map.iter_mut() {
+                if name == "mcp_servers" {
+                    for server in value.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
+                        for field in ["env", "headers"] {
+                            let Some(vars) = server.get_mut(field).and_then(Value::as_object_mut)
+                            else {
+                                continue;
+                            };
+                            for v in vars.values_mut() {
+                                *v = Value::String(crate::profiles::render::REDACTED.into());
+                            }
+                        }
+                    }
+                } else {
+                    redact_mcp(value);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_mcp),
+        _ => {}
+    }
 }
 
 /// Whether `value` holds `key` or its last 20 characters (which scripts

@@ -264,6 +264,8 @@ enum Resource<'a> {
     RegistryChanges,
     Templates,
     Models,
+    Events,
+    ConfigChoices,
 }
 
 /// The route table. `None`: no such path.
@@ -324,6 +326,8 @@ fn resource<'a>(segments: &[&'a str]) -> Option<Resource<'a>> {
         ["api", "registry", "changes"] => Resource::RegistryChanges,
         ["api", "templates"] => Resource::Templates,
         ["api", "models"] => Resource::Models,
+        ["api", "events"] => Resource::Events,
+        ["api", "config", "choices"] => Resource::ConfigChoices,
         _ => return None,
     };
     Some(resource)
@@ -349,7 +353,9 @@ impl Resource<'_> {
             | Resource::Registry
             | Resource::RegistryChanges
             | Resource::Templates
-            | Resource::Models => &["GET"],
+            | Resource::Models
+            | Resource::Events
+            | Resource::ConfigChoices => &["GET"],
             Resource::ProxyEnable(_)
             | Resource::ProxyDisable(_)
             | Resource::ProxyRouteMove { .. } => &["POST"],
@@ -395,6 +401,14 @@ fn build(
         (Resource::Provider(id), "GET") => Request::ProvidersInspect { id: id.into() },
         (Resource::Templates, "GET") => Request::ProfilesTemplates { agent: query.text("agent") },
         (Resource::Models, "GET") => Request::Models { provider: query.text("provider") },
+        (Resource::Events, "GET") => Request::EventsRecent {
+            limit: query.number("limit")?,
+            events: query
+                .text("type")
+                .map(|t| t.split(',').map(str::to_owned).collect())
+                .unwrap_or_default(),
+        },
+        (Resource::ConfigChoices, "GET") => Request::ConfigChoices,
         (Resource::Profiles, "GET") => Request::ProfilesList { agent: query.text("agent") },
         // The IPC wire form, unchanged: the alias travels in the body.
         (Resource::Profiles, "POST") => {

@@ -223,7 +223,7 @@ export async function mount(view) {
             { class: "events-mini" },
             list.map((e) => h("li", null, ago(e.timestamp), " ", h("strong", null, e.type), " ", h("span", { class: "muted" }, eventSummary(e)))),
           )
-        : h("p", { class: "empty" }, live.isConnected() ? "No events since this page opened." : "Not connected to the event stream."),
+        : h("p", { class: "empty" }, live.isConnected() ? "No events yet." : "Not connected to the event stream."),
     );
   };
 
@@ -245,6 +245,7 @@ export async function mount(view) {
   const events$ = soon(renderEvents, 100);
   const offs = [
     live.on("*", events$),
+    live.on("@recent", events$),
     ...["TerminalSessionCreated", "TerminalSessionEnded", "TerminalStateChanged"].flatMap((t) => [live.on(t, sessions$), live.on(t, status$)]),
     ...["ProfileCreated", "ProfileDeleted"].flatMap((t) => [live.on(t, profiles$), live.on(t, proxies$)]),
     live.on("ProfileUpdated", proxies$),

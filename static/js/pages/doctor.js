@@ -33,6 +33,7 @@ export async function mount(view) {
   let seq = 0;
   async function run() {
     const my = ++seq;
+    const focused = document.activeElement === rerun;
     rerun.disabled = true;
     summary.textContent = "Running the checks…";
     try {
@@ -64,7 +65,11 @@ export async function mount(view) {
         ),
       );
     } finally {
-      if (my === seq) rerun.disabled = false;
+      if (my === seq) {
+        rerun.disabled = false;
+        // A disabled button loses focus to <body>: give it back.
+        if (focused && document.activeElement === document.body) rerun.focus();
+      }
     }
   }
   rerun.addEventListener("click", run);

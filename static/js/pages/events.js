@@ -1,7 +1,8 @@
 // Events: the daemon's `/ws` event stream as readable lines ("Profile work
 // created (claude with anthropic, claude-opus-4-8)", "Session t3 ended
-// (exit 0)"), newest first, seeded with the events this tab has already
-// received (live.recentEvents()). Filterable by type and by text; a pause
+// (exit 0)"), newest first, seeded with live.recentEvents() (the daemon's
+// own record, `GET /api/events`, merged with what this tab received; when
+// that record arrives after the page opened, "@recent" redraws the list). Filterable by type and by text; a pause
 // toggle holds new events back (counted) until resumed. Nothing is
 // clipped: long values wrap, and each event's data opens as pretty JSON.
 
@@ -67,13 +68,13 @@ export async function mount(view) {
 
   view.append(
     h("h1", null, title),
-    h("p", { class: "muted" }, "What the daemon announced since this tab connected, newest first. Details open each event's data."),
+    h("p", { class: "muted" }, "What the daemon announced, its recent events first, then live, newest first. Details open each event's data."),
     form,
     shown,
     list,
   );
 
-  const events = live.recentEvents().reverse(); // newest first
+  let events = live.recentEvents().reverse(); // newest first
   const seen = new Set(TYPES);
   let paused = false;
   let held = [];
@@ -124,6 +125,14 @@ export async function mount(view) {
     updateCount(list.querySelectorAll("li.event").length);
   }
 
+  // The daemon's record came in (on each connect): the list starts over
+  // from it, minus what a pause still holds back.
+  const offRecent = live.on("@recent", () => {
+    const waiting = new Set(held.map(key));
+    events = live.recentEvents().reverse().filter((e) => !waiting.has(key(e))).slice(0, KEPT);
+    fillTypes();
+    render();
+  });
   const off = live.on("*", (e) => {
     if (paused) {
       held.push(e);
@@ -152,13 +161,26 @@ export async function mount(view) {
 
   fillTypes();
   render();
-  return () => off();
+  return () => {
+    off();
+    offRecent();
+  };
+}
+
+/// An event's identity, as live.js merges the daemon's record with it.
+function key(e) {
+  return `${e.timestamp}|${e.type}|${JSON.stringify(e.data)}`;
 }
 
 function item(e) {
   const when = e.timestamp ? new Date(e.timestamp) : null;
   const time = when && !Number.isNaN(when.getTime())
-    ? h("time", { datetime: e.timestamp, title: when.toLocaleString() }, when.toLocaleTimeString())
+    ? h(
+        "time",
+        { datetime: e.timestamp, title: when.toLocaleString() },
+        // The date too for an event of another day (the daemon's record).
+        when.toDateString() === new Date().toDateString() ? when.toLocaleTimeString() : when.toLocaleString(),
+      )
     : h("span", null, "");
   const kind = SEVERITY[e.type] || "";
   return h(

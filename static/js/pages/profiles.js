@@ -27,13 +27,6 @@ const table = (columns, rows, opts = {}) => {
 /// replaceChildren without the "null" text a left-out child would become.
 const fill = (el, ...kids) => el.replaceChildren(...kids.filter((k) => k !== null && k !== undefined && k !== false));
 
-// Claude Code's hook events (src/profiles/hooks.rs EVENTS): the daemon has
-// no route listing them; an unknown one is refused with the known list.
-const HOOK_EVENTS = [
-  "PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionRequest", "Notification",
-  "UserPromptSubmit", "Stop", "SubagentStart", "SubagentStop", "PreCompact", "SessionStart", "SessionEnd",
-];
-const PERMISSION_MODES = ["ask", "accept-edits", "plan", "auto", "bypass"];
 const enc = encodeURIComponent;
 
 export async function mount(view, ctx) {
@@ -193,30 +186,12 @@ async function deleteProfile(alias, button, after) {
 // ---------------------------------------------------------------------------
 // The create form
 
-/// What config.toml adds to a new profile by default: its MCP servers by
-/// name and its hook sets, merged. No route lists them, so a dry-run create
-/// (nothing written, no key needed) shows them: with no template and not
-/// bare, its MCP servers are exactly config.toml's, its hooks config.toml's
-/// sets (their names are not in the answer). Null when the dry run fails.
-async function configDefaults(agent, provider) {
-  const body = { agent, alias: `ui-probe-${Date.now().toString(36)}`, provider, dry_run: true };
-  try {
-    const plan = await api("POST", "/api/profiles", body);
-    const hooks = [];
-    for (const [event, groups] of Object.entries(plan.profile?.hooks || {})) {
-      for (const g of groups || []) for (const hk of g.hooks || []) hooks.push({ event, matcher: g.matcher || "", command: hk.command || "" });
-    }
-    return { mcp: Object.keys(plan.profile?.mcp_servers || {}), hooks };
-  } catch {
-    return null;
-  }
-}
-
 async function createForm(ctx, close) {
-  const [agentsData, providersData, templatesData] = await Promise.all([
+  const [agentsData, providersData, templatesData, choices] = await Promise.all([
     api("GET", "/api/agents"),
     api("GET", "/api/providers"),
     api("GET", "/api/templates"),
+    api("GET", "/api/config/choices"),
   ]);
   const agents = agentsData.agents || [];
   const providers = providersData.providers || [];
@@ -238,7 +213,7 @@ async function createForm(ctx, close) {
   const model = h("input", { name: "model", list: "profile-models", autocomplete: "off", spellcheck: "false" });
   const key = h("input", { type: "password", name: "api_key", autocomplete: "off", spellcheck: "false" });
   const keyField = field("API key", key, "Sent once to the daemon, which keeps it in the secret store. It is cleared from this form when sent and never stored in the browser.");
-  const permission = select("permission_mode", PERMISSION_MODES, "ask");
+  const permission = select("permission_mode", choices.permission_modes, "ask");
   const proxy = h("input", { type: "checkbox", name: "proxy", id: "pc-proxy" });
   const bare = h("input", { type: "checkbox", name: "bare", id: "pc-bare" });
   const shim = h("input", { type: "checkbox", name: "alias_shim", id: "pc-shim" });
@@ -284,62 +259,32 @@ async function createForm(ctx, close) {
     result,
   );
 
-  // Hooks: all of config.toml's sets (the default), none, or the sets
-  // named. MCP servers: a checkbox per server of config.toml.
-  let mcpNames = null;
-  const hookMode = (v) => h("input", { type: "radio", name: "hook-mode", id: `pc-hooks-${v}`, value: v, checked: v === "all" });
-  const hookModes = ["all", "none", "some"].map(hookMode);
-  const hookNamesInput = h("input", { name: "hooks", autocomplete: "off", spellcheck: "false", placeholder: "fmt, notify" });
-  const hookNamesField = field("Hook set names, comma-separated", hookNamesInput, "The names of config.toml's [hooks.<name>] tables.");
-  hookNamesField.hidden = true;
-  const hookList = h("div");
-  hooksBox.replaceChildren(
-    h("p", { class: "check" }, hookModes[0], " ", h("label", { for: "pc-hooks-all" }, "Every hook set of config.toml")),
-    hookList,
-    h("p", { class: "check" }, hookModes[1], " ", h("label", { for: "pc-hooks-none" }, "None")),
-    h("p", { class: "check" }, hookModes[2], " ", h("label", { for: "pc-hooks-some" }, "Only the sets named")),
-    hookNamesField,
-  );
-  for (const r of hookModes) {
-    r.addEventListener("change", () => {
-      hookNamesField.hidden = !hookModes[2].checked;
-      if (!hookNamesField.hidden) hookNamesInput.focus();
-    });
-  }
-  const showDefaults = (d) => {
-    mcpNames = d ? d.mcp : null;
-    if (mcpNames === null) {
-      mcpBox.replaceChildren(field("MCP server names, comma-separated (blank: all)", h("input", { name: "mcp", autocomplete: "off", spellcheck: "false" })));
-    } else if (!mcpNames.length) {
-      mcpBox.replaceChildren(h("p", { class: "muted" }, "None in config.toml."));
-    } else {
-      mcpBox.replaceChildren(
-        ...mcpNames.map((n, i) => h("p", { class: "check" }, h("input", { type: "checkbox", id: `pc-mcp-${i}`, value: n, checked: true }), " ", h("label", { for: `pc-mcp-${i}` }, n))),
-      );
-    }
-    fill(hookList, 
-      !d
-        ? null
-        : d.hooks.length
-          ? h("ul", { class: "notices" }, d.hooks.map((x) => h("li", null, h("code", null, x.event), x.matcher ? ` (${x.matcher})` : "", ": ", h("code", { class: "wrap" }, x.command))))
-          : h("p", { class: "muted" }, "config.toml has no hook sets."),
+  // Hook sets and MCP servers: a checkbox each, from config.toml (every one
+  // is on by default, as with the CLI). All on sends nothing (the default);
+  // otherwise the names picked, or an empty list for none.
+  const checks = (kind, items, label) =>
+    items.map((x, i) =>
+      h("p", { class: "check" }, h("input", { type: "checkbox", id: `pc-${kind}-${i}`, value: x.name, checked: true }), " ", h("label", { for: `pc-${kind}-${i}` }, label(x))),
     );
+  const hookSets = choices.hook_sets || [];
+  const mcpServers = choices.mcp_servers || [];
+  hooksBox.replaceChildren(
+    ...(hookSets.length
+      ? checks("hooks", hookSets, (x) => [h("strong", null, x.name), " ", h("code", null, x.event || "?"), x.matcher ? ` (${x.matcher})` : ""])
+      : [h("p", { class: "muted" }, "config.toml has no hook sets.")]),
+  );
+  mcpBox.replaceChildren(
+    ...(mcpServers.length
+      ? checks("mcp", mcpServers, (x) => [h("strong", null, x.name), " ", h("span", { class: "muted" }, x.type === "http" ? x.url || "http" : x.command || "stdio")])
+      : [h("p", { class: "muted" }, "config.toml has no MCP servers.")]),
+  );
+  const picked = (box, total) => {
+    if (!total) return null;
+    const on = [...box.querySelectorAll("input:checked")].map((i) => i.value);
+    return on.length === total ? null : on;
   };
-  const pickedHooks = () => {
-    if (hookModes[1].checked) return [];
-    if (hookModes[2].checked) return hookNamesInput.value.split(",").map((s) => s.trim()).filter(Boolean);
-    return null;
-  };
-  const pickedMcp = () => {
-    if (mcpNames === null) {
-      const text = mcpBox.querySelector("input")?.value.trim();
-      return text ? text.split(",").map((s) => s.trim()).filter(Boolean) : null;
-    }
-    if (!mcpNames.length) return null;
-    const on = [...mcpBox.querySelectorAll("input:checked")].map((i) => i.value);
-    return on.length === mcpNames.length ? null : on;
-  };
-  let probed = false;
+  const pickedHooks = () => picked(hooksBox, hookSets.length);
+  const pickedMcp = () => picked(mcpBox, mcpServers.length);
 
   const manifest = async (id) => {
     if (!manifests.has(id)) {
@@ -408,13 +353,6 @@ async function createForm(ctx, close) {
     hooksSet.querySelector(".unsupported")?.remove();
     if (m.supports_hooks === false) hooksSet.append(h("p", { class: "muted unsupported" }, `${agent.value} has no hooks.`));
     await onProvider(endpoint.value);
-    // Once, and again when a first agent with hooks comes after one without
-    // (an agent without hooks gets none of config.toml's in the dry run).
-    const withHooks = m.supports_hooks !== false;
-    if (provider.value && (!probed || (withHooks && probed === "no-hooks"))) {
-      probed = withHooks ? "hooks" : "no-hooks";
-      showDefaults(await configDefaults(agent.value, provider.value));
-    }
   }
 
   template.addEventListener("change", async () => {
@@ -620,7 +558,8 @@ function mcpTable(p) {
 
 async function hooksSection(base, box, p) {
   const listBox = h("div");
-  const event = select("event", HOOK_EVENTS, "PostToolUse");
+  const { hook_events: hookEvents } = await api("GET", "/api/config/choices");
+  const event = select("event", hookEvents, "PostToolUse");
   const matcher = h("input", { name: "matcher", autocomplete: "off", spellcheck: "false", placeholder: "Edit|Write" });
   const command = h("input", { name: "command", required: true, autocomplete: "off", spellcheck: "false" });
   const timeout = h("input", { name: "timeout", type: "number", min: "1", step: "1", inputmode: "numeric" });

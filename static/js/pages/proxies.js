@@ -14,6 +14,7 @@ import { h, table, section, ago, duration, cost, count, failed, field, select, c
 export const title = "Proxies";
 
 const LOG_LINES = 100;
+const PAGE_ROWS = 25;
 const POLL_MS = 3000;
 const STATE_KIND = { running: "running", starting: "waiting", stopping: "waiting", stopped: "stopped", failed: "failed" };
 
@@ -112,6 +113,7 @@ export async function mount(view, ctx) {
       logAlias.value = current;
     }
     if (current && log.alias !== current) switchLog(current);
+    logForm.hidden = !current;
     if (!current) {
       logBox.replaceChildren(h("p", { class: "empty" }, "No proxy, no requests."));
       logStatus.textContent = "";
@@ -139,7 +141,7 @@ export async function mount(view, ctx) {
       ["Up", p.uptime_secs !== null && p.uptime_secs !== undefined ? duration(p.uptime_secs) : "–"],
       ["Restarts", count(p.restarts)],
       p.spawn_to_healthy_ms ? ["Start to healthy", `${p.spawn_to_healthy_ms.toFixed(0)} ms`] : null,
-      s ? ["Requests", `${count(s.requests)} since start${busy(s) ? `, ${count(busy(s))} in flight` : ""}`] : null,
+      s ? ["Requests", `${count(s.requests)} since start${s.in_flight ? `, ${count(s.in_flight)} in flight` : ""}`] : null,
       s ? ["Last request", s.last_request ? ago(s.last_request) : "none"] : null,
       s && s.unpriced_requests ? ["Unpriced requests", `${count(s.unpriced_requests)} this month (not in the spend)`] : null,
     ].filter(Boolean);
@@ -202,7 +204,7 @@ export async function mount(view, ctx) {
   }
 
   function targets(rows, alias) {
-    return table(
+    return stacked(table(
       [
         { label: "Target", value: (t) => h("code", null, t.target) },
         { label: "Requests", class: "num", value: (t) => count(t.requests) },
@@ -214,7 +216,7 @@ export async function mount(view, ctx) {
       ],
       rows,
       { caption: `Targets of ${alias} since the proxy started` },
-    );
+    ));
   }
 
   async function act(action, alias) {
@@ -237,10 +239,12 @@ export async function mount(view, ctx) {
 
   function switchLog(alias) {
     log = { alias, next: null, entries: [] };
+    limit = PAGE_ROWS;
     logBox.replaceChildren(h("p", { class: "loading" }, "Loading…"));
     pollLog();
   }
 
+  let limit = PAGE_ROWS; // rows shown; "Show more" adds PAGE_ROWS
   let logBusy = false;
   async function pollLog() {
     if (!log.alias || logBusy) return;
@@ -261,7 +265,7 @@ export async function mount(view, ctx) {
       log.entries = [...fresh.reverse(), ...log.entries].slice(0, 500);
       log.next = r.next;
       const n = log.entries.length;
-      logStatus.textContent = `${count(n)} ${n === 1 ? "request" : "requests"} shown, newest first (updated every few seconds); ${r.path}`;
+      logStatus.textContent = `The last ${count(n)} ${n === 1 ? "request" : "requests"}, newest first (updated every few seconds); ${r.path}`;
       if (fresh.length || first) renderLog();
     } catch (e) {
       if (log.alias !== wanted) return;
@@ -279,7 +283,7 @@ export async function mount(view, ctx) {
       return !text || e.search.includes(text);
     });
     logBox.replaceChildren(
-      table(
+      stacked(table(
         [
           { label: "Time", class: "nowrap", value: (e) => when(e.ts) },
           { label: "Status", value: (e) => statusCell(e.status) },
@@ -296,18 +300,31 @@ export async function mount(view, ctx) {
             value: (e) => (e.cost_usd === null || e.cost_usd === undefined ? (e.tokens ? "unpriced" : "–") : cost(e.cost_usd)),
           },
         ],
-        rows,
+        rows.slice(0, limit),
         {
           caption: `Requests through the proxy of ${log.alias}`,
           empty: log.entries.length ? "No request matches the filter." : "No request yet.",
         },
-      ),
+      )),
+      rows.length > limit
+        ? h(
+            "div",
+            { class: "row" },
+            h("button", { type: "button", onclick: () => ((limit += PAGE_ROWS), renderLog()) }, `Show ${Math.min(PAGE_ROWS, rows.length - limit)} more`),
+            h("span", { class: "muted" }, `${count(limit)} of ${count(rows.length)} shown`),
+          )
+        : "",
     );
   }
 
+  // A filter starts from the newest page again.
+  const refilter = () => {
+    limit = PAGE_ROWS;
+    renderLog();
+  };
   logAlias.addEventListener("change", () => switchLog(logAlias.value));
-  logFilter.addEventListener("input", renderLog);
-  errorsOnly.addEventListener("change", renderLog);
+  logFilter.addEventListener("input", refilter);
+  errorsOnly.addEventListener("change", refilter);
 
   // --- live ---------------------------------------------------------------
 
@@ -364,10 +381,11 @@ export async function mount(view, ctx) {
   };
 }
 
-/// Requests under way. The proxy counts the daemon's own `/ringlet/stats`
-/// request, the one that produced these figures, among them: left out.
-function busy(s) {
-  return Math.max(0, (s.in_flight || 0) - 1);
+/// On a phone a table's rows become stacked cards (each cell labelled with
+/// its column: `data-label`; app.css `.stack-narrow`), not a table to scroll.
+function stacked(el) {
+  el.classList.add("stack-narrow");
+  return el;
 }
 
 function parseLine(line) {

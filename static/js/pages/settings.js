@@ -146,7 +146,7 @@ function sessions() {
       const list = Array.isArray(reply) ? reply : reply && Array.isArray(reply.sessions) ? reply.sessions : [];
       revokeAll.hidden = list.length === 0;
       box.replaceChildren(
-        table(
+        stacked(table(
           [
             { label: "Session", value: (s) => h("span", null, h("code", null, s.id), s.current ? h("strong", null, " (this browser)") : "") },
             { label: "Signed in", value: (s) => ago(s.created_at) },
@@ -164,7 +164,7 @@ function sessions() {
           ],
           list,
           { caption: "Browser sessions of this daemon", empty: "No browser session." },
-        ),
+        )),
       );
     } catch (e) {
       box.replaceChildren(
@@ -204,12 +204,21 @@ function sessions() {
     if (!yes) return;
     try {
       await api("DELETE", "/api/browser-sessions");
+      // This browser's token went too: the next call's 401 shows the sign-in.
+      load();
     } catch (e) {
       failed(e);
     }
   });
   load();
   return section("Browser sessions", revokeAll, h("p", { class: "hint" }, "Each sign-in through a ", h("code", null, "ringlet ui"), " link is one session, until it expires or is revoked."), box);
+}
+
+/// On a phone a table's rows become stacked cards (each cell labelled with
+/// its column: `data-label`; app.css `.stack-narrow`), not a table to scroll.
+function stacked(el) {
+  el.classList.add("stack-narrow");
+  return el;
 }
 
 function licences() {

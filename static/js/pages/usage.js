@@ -217,6 +217,7 @@ export async function mount(view, ctx) {
 
   async function download(format) {
     const button = format === "csv" ? exportCsv : exportJson;
+    const focused = document.activeElement === button;
     button.disabled = true;
     try {
       const report = await api("GET", withQuery("/api/usage/export", query()));
@@ -234,6 +235,8 @@ export async function mount(view, ctx) {
       failed(e);
     } finally {
       button.disabled = false;
+      // A disabled button loses focus to <body>: give it back.
+      if (focused && document.activeElement === document.body) button.focus();
     }
   }
 
@@ -275,6 +278,7 @@ export async function mount(view, ctx) {
     );
     importForm.addEventListener("submit", async (e) => {
       e.preventDefault();
+      const focused = document.activeElement === go;
       go.disabled = true;
       result.replaceChildren(h("p", { class: "muted" }, "Importing…"));
       const body = {};
@@ -297,6 +301,7 @@ export async function mount(view, ctx) {
         result.replaceChildren(h("p", { class: "error", role: "alert" }, err.message));
       } finally {
         go.disabled = false;
+        if (focused && document.activeElement === document.body) go.focus();
       }
     });
     return section("Import old Claude history", null, importForm);
@@ -394,8 +399,16 @@ function groupTable(r, key, label, caption) {
     { label: "Sessions", class: "num", value: (x) => count(x.sessions) },
     { label: "Runs", class: "num", value: (x) => count(x.runs) },
   ];
-  return table(cols, rows, { caption, empty: "No usage in this period." });
+  return stacked(table(cols, rows, { caption, empty: "No usage in this period." }));
 }
+
+/// On a phone a table's rows become stacked cards (each cell labelled with
+/// its column: `data-label`; app.css `.stack-narrow`), not a table to scroll.
+function stacked(el) {
+  el.classList.add("stack-narrow");
+  return el;
+}
+
 
 /// The stacked daily chart: one bar per day (every day of the range, empty
 /// ones included), a segment per model, a legend, and a button that shows

@@ -57,7 +57,7 @@ export function newSessionForm({ profiles, preselect, size, onCreated, onCancel 
     placeholder: "~/projects/app",
   });
   const dirs = h("datalist", { id: listId });
-  const sandbox = h("input", { type: "checkbox", name: "sandbox", checked: true });
+  const sandbox = h("input", { type: "checkbox", name: "sandbox", checked: true, "aria-describedby": `sb-${listSeq}-hint` });
   const flags = h("input", { name: "bwrap_flags", type: "text", spellcheck: "false", placeholder: "--ro-bind /opt /opt" });
   const args = h("input", { name: "args", type: "text", spellcheck: "false", placeholder: "--resume" });
   const error = h("p", { class: "error", role: "alert" });
@@ -101,13 +101,13 @@ export function newSessionForm({ profiles, preselect, size, onCreated, onCancel 
     { class: "card term-new", "aria-labelledby": "term-new-title" },
     h("h2", { id: "term-new-title" }, "New session"),
     field("Profile", profile),
-    field("Working directory", dir, "Under your home; empty: the profile's home with the sandbox, your home without. ~ is your home."),
+    field("Working directory", dir, "Under your home (~); empty: the profile's home with the sandbox, your home without."),
     dirs,
     h(
       "div",
       { class: "field" },
       h("span", { class: "row" }, sandbox, h("label", { for: (sandbox.id = `sb-${listSeq}`) }, "Sandbox (bwrap)")),
-      h("small", { class: "hint" }, "Off runs the agent with your whole account's access."),
+      h("small", { class: "hint", id: `sb-${listSeq}-hint` }, "Off runs the agent with your whole account's access."),
     ),
     field("Extra bwrap flags", flags, "Split like shell words, e.g. --ro-bind /opt /opt."),
     field("Arguments", args, "After the profile's own, split like shell words."),
@@ -141,20 +141,28 @@ export function newSessionForm({ profiles, preselect, size, onCreated, onCancel 
     }
   });
 
-  // `~` and `~/x` become absolute (the daemon wants an absolute path): the
-  // home is learnt from the completion's answer for `~/`.
+  // `~`, `~/x` and a relative `x` (under the home, as the completion
+  // takes it) become absolute: the daemon wants an absolute path. The
+  // home is learnt from the completions of `~/` (or of `~/.`: a home
+  // holds hidden directories when it holds nothing else).
   async function absolute(path) {
-    if (!path.startsWith("~")) return path;
+    if (path.startsWith("/")) return path;
     if (!home) {
-      try {
-        const reply = await api("GET", withQuery("/api/fs/dirs", { prefix: "~/" }));
-        home = commonParent(reply?.dirs || []);
-      } catch {
-        // Asked below.
+      for (const prefix of ["~/", "~/."]) {
+        try {
+          const reply = await api("GET", withQuery("/api/fs/dirs", { prefix }));
+          home = commonParent(reply?.dirs || []);
+        } catch {
+          // No completion from this daemon: asked for below.
+        }
+        if (home) break;
       }
     }
-    if (!home) throw new Error("type an absolute path (the daemon did not say where the home is)");
-    return path === "~" ? home : home + path.slice(1);
+    if (!home) throw new Error("type the working directory as an absolute path (/home/...)");
+    if (path === "~") return home;
+    if (path.startsWith("~/")) return home + path.slice(1);
+    if (path.startsWith("~")) throw new Error("only your own home (~ or ~/...) can be named with ~");
+    return `${home}/${path}`;
   }
 
   setTimeout(() => profile.focus(), 0);

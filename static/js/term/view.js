@@ -364,10 +364,12 @@ export class TermView {
     this.remoteResize(session.cols, session.rows);
     this.frames = 0;
     this.settled = false;
-    // The history and screen frames are written at the session's size; a
-    // daemon that sends one frame of scrollback only (or an idle session)
-    // gets its fit after a moment.
-    this.settleTimer = setTimeout(() => this.settle(), 400);
+    // The history and screen frames are written at the session's size,
+    // and the fit waits for xterm to have parsed them (seconds for a big
+    // history on a slow machine); a daemon that sends one frame of
+    // scrollback only, then nothing (an idle session), gets its fit after
+    // a moment.
+    this.settleTimer = setTimeout(() => this.frames < 2 && this.settle(), 400);
     this.setStatus("connected");
     this.onInfo(this.info);
     this.updateBar();
