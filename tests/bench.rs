@@ -34,6 +34,12 @@ mod registry_figures;
 #[path = "bench_web.rs"]
 mod web_figures;
 
+#[path = "bench_browser.rs"]
+mod browser_figures;
+
+#[path = "bench_screen.rs"]
+mod screen_figures;
+
 #[path = "util/registry.rs"]
 #[allow(dead_code)]
 mod registry_tree;
@@ -76,7 +82,7 @@ fn main() -> ExitCode {
         }
     };
     // `cargo bench --bench figures -- http` takes one group of figures
-    // (startup, http, proxy, registry, web, usage); cargo itself adds `--bench`.
+    // (startup, http, proxy, registry, web, browser, usage); cargo itself adds `--bench`.
     let groups: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let wanted = |group: &str| groups.is_empty() || groups.iter().any(|g| g == group);
     let mut rows = Vec::new();
@@ -94,6 +100,9 @@ fn main() -> ExitCode {
     }
     if wanted("web") {
         rows.extend(web_figures::figures(&sandbox));
+    }
+    if wanted("browser") {
+        rows.extend(browser_figures::figures(&sandbox));
     }
     drop(sandbox); // stops the daemon and removes the temp dir
     if wanted("usage") {
@@ -129,12 +138,14 @@ fn startup_figures(sb: &Sandbox) -> Vec<Row> {
     vec![size, version, reference, warm, cold, rss, render, overhead]
 }
 
-/// Figures 12-16: the HTTP API and terminal sessions.
+/// Figures 12-16: the HTTP API and terminal sessions; 17-18 (bench_screen.rs):
+/// the screens the daemon keeps.
 fn http_figures(sb: &Sandbox) -> Vec<Row> {
     let (rest, rest_p99) = rest_throughput(sb)
         .unwrap_or_else(|e| (Row::error(REST, e.clone()), Row::error(REST_P99, e)));
     let mut rows = vec![rest, rest_p99];
     rows.extend(terminal_figures(sb).unwrap_or_else(|e| vec![Row::error(PTY_RATE, e)]));
+    rows.extend(screen_figures::figures(sb));
     rows
 }
 

@@ -6,6 +6,12 @@
 #     the checkout so a fresh clone does not download them again; ccusage,
 #     pinned there too, for the usage cross-check (tests/usage.rs) and the
 #     usage figures of `make bench`;
+#   - for the browser tests (tests/browser.rs), Debian's chromium and a font
+#     (fonts-dejavu-core, so screenshots render alike everywhere) without
+#     recommends, and playwright-core and axe-core from npm, pinned in
+#     tests/browser/package.json, into $RINGLET_TEST_BROWSER (default
+#     ~/.cache/ringlet-test/browser); playwright drives /usr/bin/chromium and
+#     never downloads a browser of its own;
 #   - Node.js/npm and util-linux (setpriv) from Debian if they are missing;
 #   - a headless Secret Service for the keychain tests (dbus, gnome-keyring,
 #     secret-tool; see tests/with-keyring.sh), tmux, bubblewrap and minisign
@@ -22,6 +28,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 agents=${RINGLET_TEST_AGENTS:-$HOME/.cache/ringlet-test/agents}
+browser=${RINGLET_TEST_BROWSER:-$HOME/.cache/ringlet-test/browser}
 litellm_venv=${RINGLET_TEST_LITELLM_VENV:-$HOME/.cache/ringlet-test/litellm-venv}
 # The newest release whose `proxy` extra resolves from PyPI here (later ones
 # pin litellm-enterprise / litellm-proxy-extras / litellm-proxy builds the
@@ -73,6 +80,10 @@ command -v tmux >/dev/null 2>&1 || lean+=(tmux)
 command -v bwrap >/dev/null 2>&1 || lean+=(bubblewrap)
 # The registry's signature tests sign with the real minisign tool.
 command -v minisign >/dev/null 2>&1 || lean+=(minisign)
+# The browser tests drive Debian's chromium (headless); one plain font keeps
+# their screenshots alike from machine to machine.
+[ -x /usr/bin/chromium ] || lean+=(chromium)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || lean+=(fonts-dejavu-core)
 [ ${#lean[@]} -eq 0 ] || apt_install --no-install-recommends "${lean[@]}"
 
 for component in rustfmt clippy; do
@@ -87,9 +98,11 @@ done
 # script) and warns when an installed package's `engines.node` range excludes
 # this Node (Claude Code 2.1.332 declares >=22 and runs on 20: a warning, not
 # a failure).
-mkdir -p "$agents"
-check_agents() {
-    node - "$here/agents/package.json" "$agents" <<'JS'
+mkdir -p "$agents" "$browser"
+# check_pins <package.json> <install dir>: prints "stale" when a pin is not
+# installed at its version.
+check_pins() {
+    node - "$1" "$2" <<'JS'
 const [pins, dir] = process.argv.slice(2);
 const deps = require(pins).dependencies;
 // A minimal semver range check (no semver package here): `||` sets of
@@ -131,7 +144,7 @@ for (const [name, version] of Object.entries(deps)) {
 if (stale) console.log('stale');
 JS
 }
-stale=$(check_agents)
+stale=$(check_pins "$here/agents/package.json" "$agents")
 for bin in claude codex opencode ccusage; do
     [ -x "$agents/node_modules/.bin/$bin" ] || stale=stale
 done
@@ -140,9 +153,21 @@ if [ -n "$stale" ]; then
     echo "setup: installing the pinned agents into $agents (npm)"
     cp "$here/agents/package.json" "$agents/package.json"
     (cd "$agents" && npm install --no-audit --no-fund --loglevel=error)
-    [ -z "$(check_agents)" ] || { echo "setup: the pinned agents did not install" >&2; exit 1; }
+    [ -z "$(check_pins "$here/agents/package.json" "$agents")" ] ||
+        { echo "setup: the pinned agents did not install" >&2; exit 1; }
 fi
 echo "setup: agents ready in $agents"
+
+# playwright-core (the driver only: no browser download) and axe-core, the
+# same way.
+if [ -n "$(check_pins "$here/browser/package.json" "$browser")" ]; then
+    echo "setup: installing playwright-core and axe-core into $browser (npm)"
+    cp "$here/browser/package.json" "$browser/package.json"
+    (cd "$browser" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund --loglevel=error)
+    [ -z "$(check_pins "$here/browser/package.json" "$browser")" ] ||
+        { echo "setup: playwright-core and axe-core did not install" >&2; exit 1; }
+fi
+echo "setup: browser test tools ready in $browser"
 
 # LiteLLM: a stamp written after pip succeeds records the version, so an
 # interrupted install is never mistaken for a good one (a venv cannot be

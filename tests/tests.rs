@@ -40,6 +40,9 @@ mod web_assets;
 mod ui_routes;
 // Terminal sessions: a real PTY over the HTTP API and WebSockets.
 mod terminal;
+// The web UI in a real browser: Debian's Chromium driven by playwright-core
+// (node --test tests/browser/) against a real daemon world.
+mod browser;
 // The sandbox with the real bwrap: allowlist, work dirs in the home, --bwrap-flags.
 mod sandbox;
 // Files an agent or a crash can attack: planted links, FIFOs, huge files,

@@ -1,0 +1,87 @@
+// The browser figures of `make bench` (tests/bench_browser.rs runs this):
+//   - page load to interactive, cold, loopback: a fresh browser context (no
+//     cache) per run, signed in, from navigation start to the dashboard's
+//     data shown (its h1 there and nothing left "Loading…"), read from the
+//     page's own clock (performance.now() counts from navigation start);
+//   - `seq 1 300000` rendered in the browser terminal: from pressing Enter
+//     on the typed command to the row "300000" on the screen.
+// Prints one JSON line: {"page_load_ms": [...], "seq_ms": [...]}.
+// Environment: RINGLET_TEST_BROWSER, RINGLET_UI_URL, RINGLET_TICKET_URL (a
+// fresh sign-in link), RINGLET_BENCH_PROFILE (a profile whose sessions run
+// a shell with the prompt "$ "), RINGLET_PAGE_RUNS, RINGLET_SEQ_RUNS.
+
+import { join } from "node:path";
+
+const modules = join(process.env.RINGLET_TEST_BROWSER, "node_modules");
+const { chromium } = await import(join(modules, "playwright-core", "index.mjs"));
+const BASE = process.env.RINGLET_UI_URL;
+const pageRuns = Number(process.env.RINGLET_PAGE_RUNS || 20);
+const seqRuns = Number(process.env.RINGLET_SEQ_RUNS || 5);
+
+const browser = await chromium.launch({
+  executablePath: process.env.RINGLET_CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: process.getuid() === 0 ? ["--no-sandbox"] : [],
+});
+
+try {
+  // One sign-in; the cold runs start from its browser session token.
+  const first = await browser.newContext();
+  const page = await first.newPage();
+  await page.goto(process.env.RINGLET_TICKET_URL);
+  await page.waitForFunction(() => localStorage.getItem("ringlet.session"), null, { timeout: 30_000 });
+  const token = await page.evaluate(() => localStorage.getItem("ringlet.session"));
+  await first.close();
+
+  const ready = () => {
+    const h1 = document.querySelector("main h1");
+    return h1 && /^Dashboard/.test(h1.textContent) && !document.querySelector("main .loading") && performance.now();
+  };
+  const pageLoad = [];
+  for (let i = 0; i < pageRuns + 1; i++) {
+    const context = await browser.newContext();
+    await context.addInitScript((t) => localStorage.setItem("ringlet.session", t), token);
+    const p = await context.newPage();
+    await p.goto(`${BASE}#/dashboard`, { waitUntil: "commit" });
+    const at = await (await p.waitForFunction(ready, null, { polling: "raf", timeout: 30_000 })).jsonValue();
+    // The first run warms the daemon and the browser: not counted.
+    if (i > 0) pageLoad.push(at);
+    await context.close();
+  }
+
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  await context.addInitScript((t) => localStorage.setItem("ringlet.session", t), token);
+  const p = await context.newPage();
+  const reply = await p.request.post(`${BASE}api/terminal/sessions`, {
+    headers: { Authorization: `Bearer ${token}` },
+    data: { profile: process.env.RINGLET_BENCH_PROFILE, sandbox: false, cols: 120, rows: 40 },
+  });
+  const created = await reply.json();
+  if (!created.success) throw new Error(`creating the session: ${JSON.stringify(created)}`);
+  const id = created.data.id;
+  await p.goto(`${BASE}#/terminals/${id}?solo=1`);
+  const rows = (want) => {
+    const r = [...document.querySelectorAll(".xterm-rows")].find((x) => x.offsetParent !== null);
+    if (!r) return false;
+    const lines = [...r.children].map((c) => c.textContent.replace(/\u00a0/g, " ").trimEnd());
+    return want === "prompt" ? lines.some((l) => /^\$$/.test(l)) && !lines.includes("300000") : lines.includes("300000");
+  };
+  await p.waitForFunction(rows, "prompt", { timeout: 30_000 });
+  await p.locator(".xterm").first().click();
+  const seq = [];
+  for (let i = 0; i < seqRuns; i++) {
+    await p.keyboard.type("seq 1 300000");
+    const t0 = performance.now();
+    await p.keyboard.press("Enter");
+    await p.waitForFunction(rows, "done", { polling: "raf", timeout: 120_000 });
+    seq.push(performance.now() - t0);
+    await p.keyboard.type("clear");
+    await p.keyboard.press("Enter");
+    await p.waitForFunction(rows, "prompt", { timeout: 30_000 });
+  }
+  await p.request.delete(`${BASE}api/terminal/sessions/${id}`, { headers: { Authorization: `Bearer ${token}` } });
+  await context.close();
+  console.log(JSON.stringify({ page_load_ms: pageLoad, seq_ms: seq }));
+} finally {
+  await browser.close();
+}
