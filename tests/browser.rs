@@ -128,6 +128,12 @@ impl World {
             ),
         )
         .unwrap();
+        // Claude Code 2.1.332 draws fullscreen (alternate screen, mouse
+        // tracking) for a fresh install or behind a server-side gate; a
+        // profile home here has neither, so it would draw inline and the
+        // wheel would scroll the browser's own scrollback. The test is about
+        // the fullscreen UI, so it asks for it as a user would.
+        env.write_config("[agents.claude.settings]\ntui = \"fullscreen\"\n");
         let mut start = env.cmd(&["daemon", "--stay-alive"]).env("RINGLET_SECRET_STORE", "file");
         if std::env::var_os("RINGLET_BROWSER_DEV_STATIC").is_some() {
             let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("static");

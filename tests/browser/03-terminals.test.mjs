@@ -157,6 +157,8 @@ test("the real Claude Code: prompt, the mock's reply, wheel scrollback, a second
   await page.locator(".xterm").first().click();
   await trustThisFolder(page);
   await waitScreen(page, "the prompt", (s) => !s.includes("trust this folder") && s.includes("❯"), 60_000);
+  // Its fullscreen UI tracks the mouse: xterm.js marks the terminal so.
+  await until("Claude Code's mouse tracking", () => page.evaluate(() => !!document.querySelector(".xterm.enable-mouse-events")), 20_000);
   await sleep(500);
   await page.keyboard.type("say pong");
   await waitScreen(page, "the typed prompt", (s) => s.includes("say pong"));
