@@ -254,6 +254,9 @@ export async function mount(view) {
     ...["UsageUpdated", "UsageImported"].map((t) => live.on(t, spend$)),
     ...["AgentDetected", "AgentUpdated"].map((t) => live.on(t, agents$)),
   ];
+  // The daemon's record of events may have arrived while the cards loaded,
+  // before the listeners above were there.
+  renderEvents();
   // Uptime and "x minutes ago" move on by themselves.
   const tick = setInterval(() => {
     renderDaemon();
