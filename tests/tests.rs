@@ -36,6 +36,9 @@ mod usage_proxy;
 mod http;
 // Terminal sessions: a real PTY over the HTTP API and WebSockets.
 mod terminal;
+// The screens the daemon keeps (issue 14): reconnecting to the real agents'
+// TUIs against tmux's view, query answers, attach's restore, agent state.
+mod terminal_screen;
 // The web UI's terminal view: its emulator (static/term.js, in node), keys, a real session.
 mod web_terminal;
 // The sandbox with the real bwrap: allowlist, work dirs in the home, --bwrap-flags.
