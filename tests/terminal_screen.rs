@@ -322,11 +322,11 @@ impl Ws {
         let mut frames = Vec::new();
         let mut last = Instant::now();
         while last.elapsed() < quiet && Instant::now() < deadline {
-            if let Some(m) = self.frame() {
-                if !matches!(m, Message::Ping(_) | Message::Pong(_)) {
-                    frames.push(m);
-                    last = Instant::now();
-                }
+            if let Some(m) = self.frame()
+                && !matches!(m, Message::Ping(_) | Message::Pong(_))
+            {
+                frames.push(m);
+                last = Instant::now();
             }
         }
         frames
@@ -373,7 +373,7 @@ fn queries_in(bytes: &[u8]) -> Vec<String> {
         } else if bytes[i + 1] == b']' {
             let start = i + 2;
             let mut j = start;
-            while j < bytes.len() && bytes[j] != 0x07 && !(bytes[j] == 0x1b) {
+            while j < bytes.len() && bytes[j] != 0x07 && bytes[j] != 0x1b {
                 j += 1;
             }
             let body = &bytes[start..j.min(bytes.len())];
@@ -523,9 +523,12 @@ fn detach_leaves_the_terminal_clean(tmux: &Tmux, name: &str, id: &str, f: &mut F
     });
     // tmux's capture resets the previous line's attributes at the start of
     // a line: only a change to something else counts.
+    // Up to the end of the detach message: what is right of it on that row
+    // is whatever the program had drawn there.
     let coloured = pane.screen.lines().find(|l| l.contains(&detach));
     let plain = |l: &str| {
-        let mut l = l.to_string();
+        let end = l.find(&detach).map_or(0, |at| at + l[at..].find(']').map_or(0, |e| e + 1));
+        let mut l = l[..end].to_string();
         for reset in ["\x1b[0m", "\x1b[m", "\x1b[39m", "\x1b[49m"] {
             l = l.replace(reset, "");
         }
