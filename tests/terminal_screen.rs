@@ -443,12 +443,28 @@ fn browser_client_matches(
 ) {
     let mut ws = Ws::terminal(addr, token, id);
     let frames = ws.until_quiet(Duration::from_millis(1500), Duration::from_secs(20));
+    replay_matches(env, tmux, &frames, live, (cols, rows), "browser client", f);
+}
+
+/// `frames` (a browser-style client's, from its first) hold `connected`, a
+/// binary history frame, a binary screen frame and the live output, no
+/// terminal query; their bytes drawn in a fresh pane of the session's size
+/// show what pane `live` shows.
+fn replay_matches(
+    env: &Env,
+    tmux: &mut Tmux,
+    frames: &[Message],
+    live: &str,
+    (cols, rows): (u16, u16),
+    what: &str,
+    f: &mut Findings,
+) {
     let first = frames.first().and_then(|m| match m {
         Message::Text(t) => serde_json::from_str::<Value>(t).ok(),
         _ => None,
     });
     f.check(first.as_ref().is_some_and(|v| v["type"] == "connected"), || {
-        format!("the first frame is not `connected`: {:?}", frames.first())
+        format!("{what}: the first frame is not `connected`: {:?}", frames.first())
     });
     let binaries: Vec<&[u8]> = frames
         .iter()
@@ -469,18 +485,16 @@ fn browser_client_matches(
         frames.len() >= 3
             && matches!(frames[1], Message::Binary(_))
             && matches!(frames[2], Message::Binary(_)),
-        || format!("not connected, history, screen: {kinds:?}"),
+        || format!("{what}: not connected, history, screen: {kinds:?}"),
     );
     let all: Vec<u8> = binaries.concat();
     let queries = queries_in(&all);
-    f.check(queries.is_empty(), || {
-        format!("terminal queries reached the browser client: {queries:?}")
-    });
-    let file = env.root.join(format!("ws-{id}.bytes"));
+    f.check(queries.is_empty(), || format!("{what}: terminal queries reached it: {queries:?}"));
+    let file = env.root.join("ws.bytes");
     fs::write(&file, &all).unwrap();
     tmux.window("ws", cols, rows, &replay_command(&file));
     let settled = tmux.settled(&[live, "ws"], SETTLE_LIMIT);
-    f.result("the browser client's bytes drawn in a fresh pane vs the live pane", settled);
+    f.result(&format!("{what}: its bytes drawn in a fresh pane vs the live pane"), settled);
     let _ = tmux.command(&["kill-session", "-t", "ws"]);
 }
 
@@ -836,7 +850,26 @@ os.system("sleep 600")
         "pane A did not attach"
     );
     tmux.keys("A", &["go", "Enter"]);
+    // A browser-style client connects while the program draws frames: its
+    // screen and the live output after it join with no gap and no repeat.
+    tmux.wait("A", "the frames", Duration::from_secs(60), |s| s.contains("frame "));
+    let mut mid = Ws::terminal(addr, &token, &id);
     // 3 MiB through the PTY and a pane: seconds on a loaded machine.
+    let mut mid_frames = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    // The program's last write is the title; it may straddle two frames.
+    let mut tail: Vec<u8> = Vec::new();
+    while !tail.windows(11).any(|w| w == b"final-title") {
+        assert!(Instant::now() < deadline, "the mid-stream client never got the last frame");
+        if let Some(m) = mid.frame() {
+            if let Message::Binary(b) = &m {
+                tail.extend_from_slice(b);
+                tail.drain(..tail.len().saturating_sub(b.len() + 16));
+            }
+            mid_frames.push(m);
+        }
+    }
+    mid_frames.extend(mid.until_quiet(Duration::from_millis(1500), Duration::from_secs(20)));
     tmux.wait("A", "the last frame", Duration::from_secs(60), |s| {
         s.contains("final row 28") && s.contains("bottom line outside the region")
     });
@@ -870,6 +903,8 @@ os.system("sleep 600")
         "attaching B changed pane A".to_string()
     });
     browser_client_matches(&env, &mut tmux, (addr, &token), &id, "A", (cols, rows), &mut f);
+    let what = "the client connected mid-stream";
+    replay_matches(&env, &mut tmux, &mid_frames, "A", (cols, rows), what, &mut f);
     detach_leaves_the_terminal_clean(&tmux, "B", &id, &mut f);
     env.cmd(&["terminal", "kill", &id]).ok();
     f.done();
