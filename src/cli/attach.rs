@@ -2,7 +2,14 @@
 //! daemon terminal session, over the same `/ws/terminal/{id}` WebSocket a
 //! browser uses. Raw mode while attached; the window size follows this
 //! terminal (SIGWINCH); Ctrl-] detaches (the session keeps running); the
-//! terminal is restored however the loop ends.
+//! terminal is restored however the loop ends: raw mode off, and every mode
+//! the session's output turned on undone (alternate screen, hidden cursor,
+//! mouse and focus reporting, bracketed paste, keypad and keyboard
+//! protocol, cursor shape, colours, margins), found by running the same
+//! scanner the daemon uses over what arrives; the title is pushed on
+//! attaching and popped after. The daemon sends the reproduced screen,
+//! never old queries, and answers new ones itself, so nothing this
+//! terminal answers is typed into the program or, after, the shell.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -24,9 +31,13 @@ use crate::client;
 use crate::daemon::http::handshake;
 use crate::daemon::http::ws::{flush, queue, would_block};
 use crate::protocol::Request;
+use crate::terminal::modes::Tracker;
 
 /// Ctrl-] detaches, as in telnet: rarely needed inside an agent.
 pub const DETACH: u8 = 0x1d;
+/// XTWINOPS: save the window title on attaching, restore it after.
+const PUSH_TITLE: &[u8] = b"\x1b[22;0t";
+const POP_TITLE: &[u8] = b"\x1b[23;0t";
 const STDIN: Token = Token(0);
 const SOCKET: Token = Token(1);
 
@@ -95,8 +106,16 @@ pub fn run(ctx: &Ctx, id: &str) -> Result<()> {
     termios::tcsetattr(std::io::stdin(), OptionalActions::Now, &raw)
         .context("entering raw mode")?;
     let guard = RawMode { saved };
+    let mut stdout = std::io::stdout();
+    let _ = stdout.write_all(PUSH_TITLE).and_then(|()| stdout.flush());
 
-    let ended = attached(&mut ws, socket_fd, &winch);
+    let mut tracker = Tracker::default();
+    let ended = attached(&mut ws, socket_fd, &winch, &mut tracker);
+    // Whatever ended it, the program's modes do not stay on in this
+    // terminal, and the detach line starts on a line of its own.
+    let mut restore = tracker.restore();
+    restore.extend_from_slice(POP_TITLE);
+    let _ = stdout.write_all(&restore).and_then(|()| stdout.flush());
     drop(guard);
     let mut stderr = std::io::stderr();
     match ended? {
@@ -125,7 +144,12 @@ enum Ended {
     Closed,
 }
 
-fn attached(ws: &mut WebSocket<TcpStream>, socket_fd: i32, winch: &AtomicBool) -> Result<Ended> {
+fn attached(
+    ws: &mut WebSocket<TcpStream>,
+    socket_fd: i32,
+    winch: &AtomicBool,
+    tracker: &mut Tracker,
+) -> Result<Ended> {
     let mut poll = Poll::new()?;
     let stdin_fd = std::io::stdin().as_raw_fd();
     poll.registry().register(&mut SourceFd(&stdin_fd), STDIN, Interest::READABLE)?;
@@ -161,6 +185,7 @@ fn attached(ws: &mut WebSocket<TcpStream>, socket_fd: i32, winch: &AtomicBool) -
         loop {
             match ws.read() {
                 Ok(Message::Binary(bytes)) => {
+                    tracker.feed(&bytes);
                     stdout.write_all(&bytes)?;
                     stdout.flush()?;
                 }

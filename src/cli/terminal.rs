@@ -18,13 +18,15 @@ pub fn list(ctx: &Ctx) -> Result<()> {
         out.line("no terminal sessions")?;
         return Ok(out.finish()?);
     }
-    let mut table =
-        Table::new(&["ID", "PROFILE", "STATE", "PID", "SIZE", "CLIENTS", "SANDBOX", "STARTED"]);
+    let mut table = Table::new(&[
+        "ID", "PROFILE", "STATE", "AGENT", "PID", "SIZE", "CLIENTS", "SANDBOX", "STARTED",
+    ]);
     for s in &sessions {
         table.row(vec![
             s.id.clone(),
             s.profile.clone(),
             state(s),
+            agent_state(s).into(),
             s.pid.to_string(),
             format!("{}x{}", s.cols, s.rows),
             s.clients.to_string(),
@@ -93,9 +95,22 @@ fn show(ctx: &Ctx, request: &Request) -> Result<()> {
     out.line(format_args!("  pid:      {}", s.pid))?;
     out.line(format_args!("  size:     {}x{}", s.cols, s.rows))?;
     out.line(format_args!("  sandbox:  {}", s.sandbox))?;
+    if s.agent_state.is_some() {
+        out.line(format_args!("  agent:    {}", agent_state(&s)))?;
+    }
     out.line(format_args!("  clients:  {}", s.clients))?;
     out.line(format_args!("  attach:   ringlet terminal attach {}", s.id))?;
     Ok(out.finish()?)
+}
+
+/// The agent's own state (`OSC 7501`): "working", "waiting for you", or
+/// "-" for an agent that never says.
+fn agent_state(s: &TerminalInfo) -> &'static str {
+    match s.agent_state.as_deref() {
+        Some("working") => "working",
+        Some("waiting") => "waiting for you",
+        _ => "-",
+    }
 }
 
 fn state(s: &TerminalInfo) -> String {

@@ -1025,6 +1025,7 @@ fn handle_terminal_create(state: &State, req: crate::protocol::TerminalRequest) 
             created_at: crate::time::now_rfc3339(),
             ended_at: None,
             clients: 0,
+            agent_state: None,
         };
         // The end is announced from the session thread and recorded (like
         // a local run's: ProfileStopped, sessions.jsonl) by the main thread.
@@ -1046,8 +1047,20 @@ fn handle_terminal_create(state: &State, req: crate::protocol::TerminalRequest) 
                 signal,
             }));
         });
-        let handle =
-            session::start(spawn, info, state.config.terminal.scrollback_bytes as usize, on_end)?;
+        let events = state.events.clone();
+        let on_state = Box::new(move |info: &session::Info| {
+            events.emit(
+                EventKind::TerminalStateChanged,
+                json!({"id": info.id, "profile": info.profile, "agent_state": info.agent_state}),
+            );
+        });
+        let handle = session::start(
+            spawn,
+            info,
+            state.config.terminal.scrollback_bytes as usize,
+            on_end,
+            on_state,
+        )?;
         let info = state.terminals.insert(handle);
         if !req.sandbox {
             crate::warn!("terminal {}: started without the sandbox (--no-sandbox)", info.id);

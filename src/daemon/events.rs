@@ -49,10 +49,13 @@ pub enum EventKind {
     DaemonShuttingDown,
     TerminalSessionCreated,
     TerminalSessionEnded,
+    /// A session's agent went from working to waiting for the user, or
+    /// back (`OSC 7501` program status).
+    TerminalStateChanged,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 22] = [
+    pub const ALL: [EventKind; 23] = [
         EventKind::ProfileCreated,
         EventKind::ProfileUpdated,
         EventKind::ProfileDeleted,
@@ -75,6 +78,7 @@ impl EventKind {
         EventKind::DaemonShuttingDown,
         EventKind::TerminalSessionCreated,
         EventKind::TerminalSessionEnded,
+        EventKind::TerminalStateChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -101,6 +105,7 @@ impl EventKind {
             EventKind::DaemonShuttingDown => "DaemonShuttingDown",
             EventKind::TerminalSessionCreated => "TerminalSessionCreated",
             EventKind::TerminalSessionEnded => "TerminalSessionEnded",
+            EventKind::TerminalStateChanged => "TerminalStateChanged",
         }
     }
 

@@ -9,10 +9,12 @@
 //! reads the process table. [`Registry`] is the daemon's list of sessions.
 
 pub mod helper;
+pub mod modes;
 #[cfg(target_os = "linux")]
 mod procfs;
 pub mod pty;
 pub mod sandbox;
+pub mod screen;
 pub mod session;
 
 use std::collections::BTreeMap;

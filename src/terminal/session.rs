@@ -3,13 +3,19 @@
 //! sends it messages with a wake, alacritty's `EventLoopSender`).
 //!
 //! The thread runs a mio loop over the PTY master and a `Waker`. Output is
-//! read in chunks, appended to the bounded scrollback, and handed to every
-//! client as one shared buffer. A client attaches through the same thread, so
-//! it gets the scrollback and then every later chunk: no gap, no duplicate.
+//! read in chunks and fed to the session's [`Screen`] (a virtual terminal,
+//! the history of lines that scrolled off it, the modes it has on), which
+//! takes out the terminal queries and answers them to the program; the rest
+//! goes to every client as one shared buffer. A client attaches through the
+//! same thread, so it gets the history, the reproduced screen and then every
+//! later chunk: no gap, no duplicate. What a client sends that answers a
+//! query is dropped (the daemon answered already), and the agent's state
+//! from `OSC 7501` is kept in the info (`agent_state`, announced by
+//! `on_state`).
 //! A client whose backlog passes a bound in bytes (it stopped reading) is
 //! dropped and told so, which ends its connection; the others and the agent
 //! never wait for it. When the agent exits the thread keeps the
-//! scrollback and the exit code for late attachers until the session is
+//! screen and the exit code for late attachers until the session is
 //! removed.
 
 use std::collections::VecDeque;
@@ -26,6 +32,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use serde::{Deserialize, Serialize};
 
 use super::pty::{Exit, Pty};
+use super::screen::{Screen, filter_input};
 
 const PTY: Token = Token(0);
 const WAKE: Token = Token(1);
@@ -42,13 +49,21 @@ const MESSAGE_COST: usize = 64;
 /// clients typing into a program that never reads its terminal would grow
 /// the daemon without bound.
 const MAX_PENDING_INPUT: usize = 4 << 20;
+/// Room in a client's backlog for the reproduced screen it gets on
+/// attaching (a full 200x60 screen of coloured cells is a few hundred KiB).
+const SCREEN_ALLOWANCE: usize = 1 << 20;
+/// How long the program may stay quiet with an escape sequence or a
+/// character cut off at the end of its last write before the cut-off bytes
+/// go out as they are.
+const HELD_FOR: Duration = Duration::from_millis(20);
 /// How long `kill` gives the agent between SIGHUP, SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
 
 /// What a client receives, in order.
 #[derive(Debug, Clone)]
 pub enum Out {
-    /// Terminal output (the scrollback first, as one chunk).
+    /// Terminal output. On attaching, first the history above the screen
+    /// (possibly empty), then the reproduced screen, one chunk each.
     Data(Arc<[u8]>),
     /// Another client resized the terminal.
     Resized { cols: u16, rows: u16 },
@@ -159,6 +174,10 @@ pub struct Info {
     pub created_at: String,
     pub ended_at: Option<String>,
     pub clients: usize,
+    /// "working" or "waiting" (for the user), from the program's
+    /// `OSC 7501` status; None when it never said.
+    #[serde(default)]
+    pub agent_state: Option<String>,
 }
 
 /// The handle the registry keeps: send + wake, and the shared info.
@@ -212,6 +231,10 @@ impl Removal {
 /// final info and how it ended.
 pub type OnEnd = Box<dyn Fn(&Info, Exit) + Send>;
 
+/// Called from the session thread when the agent state changes, with the
+/// info holding the new one.
+pub type OnState = Box<dyn Fn(&Info) + Send>;
+
 /// Starts the session thread, which starts the agent: bwrap's
 /// `--die-with-parent` ties the sandbox to the *thread* that started it, so
 /// that must be the session's own thread, not a short-lived request thread.
@@ -221,12 +244,16 @@ pub fn start(
     info: Info,
     scrollback: usize,
     on_end: OnEnd,
+    on_state: OnState,
 ) -> Result<Handle> {
     let poll = Poll::new().context("creating the session's poller")?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
     let (tx, rx) = mpsc::channel();
     let info = Arc::new(Mutex::new(info));
-    let id = info.lock().unwrap_or_else(|p| p.into_inner()).id.clone();
+    let (id, cols, rows) = {
+        let i = info.lock().unwrap_or_else(|p| p.into_inner());
+        (i.id.clone(), i.cols, i.rows)
+    };
     let shared = info.clone();
     let (started_tx, started_rx) = mpsc::sync_channel::<Result<u32, String>>(1);
     let thread = std::thread::Builder::new()
@@ -247,12 +274,13 @@ pub fn start(
                 poll,
                 rx,
                 info: shared,
-                ring: VecDeque::new(),
+                screen: Screen::new(cols, rows, scrollback.max(1)),
                 cap: scrollback.max(1),
                 clients: Vec::new(),
                 pending: VecDeque::new(),
                 exit: None,
                 on_end,
+                on_state,
             };
             if let Err(e) = session.run() {
                 crate::warn!("terminal session: {e:#}");
@@ -285,7 +313,8 @@ struct Session {
     poll: Poll,
     rx: Receiver<Ctl>,
     info: Arc<Mutex<Info>>,
-    ring: VecDeque<u8>,
+    /// The screen, its history and modes (the history is bounded by `cap`).
+    screen: Screen,
     cap: usize,
     clients: Vec<Client>,
     /// Input not yet accepted by the terminal (a large paste).
@@ -293,6 +322,8 @@ struct Session {
     exit: Option<i32>,
     /// Announces the end (TerminalSessionEnded) and records the run.
     on_end: OnEnd,
+    /// Announces a new agent state (TerminalStateChanged).
+    on_state: OnState,
 }
 
 impl Session {
@@ -307,7 +338,12 @@ impl Session {
             // While the agent runs, look at it now and then even without
             // events: a child that exits without closing the terminal (its
             // own children keep it open) is noticed.
-            let timeout = pty_open.then_some(Duration::from_millis(250));
+            // Output cut off mid-sequence waits only a moment for the rest.
+            let timeout = if self.screen.holds() {
+                Some(HELD_FOR)
+            } else {
+                pty_open.then_some(Duration::from_millis(250))
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -319,6 +355,7 @@ impl Session {
                 // gather what is there into one chunk before fanning it out,
                 // so clients get fewer, larger frames.
                 let mut filled = 0;
+                let mut quiet = true;
                 loop {
                     match self.pty.read(&mut buf[filled..]) {
                         Ok(0) => {
@@ -328,6 +365,7 @@ impl Session {
                         }
                         Ok(n) => {
                             filled += n;
+                            quiet = false;
                             if buf.len() - filled < 4096 {
                                 self.output(&buf[..filled]);
                                 filled = 0;
@@ -339,6 +377,11 @@ impl Session {
                 }
                 if filled > 0 {
                     self.output(&buf[..filled]);
+                }
+                if (quiet || !pty_open) && self.screen.holds() {
+                    let mut out = Vec::new();
+                    self.screen.flush_held(&mut out);
+                    self.broadcast(Out::Data(out.into()), None);
                 }
                 if pty_open {
                     self.flush_input(fd)?;
@@ -362,6 +405,12 @@ impl Session {
                 }
             }
             while let Ok(ctl) = self.rx.try_recv() {
+                // What a client's terminal answers to a query never reaches
+                // the program: the daemon answered it already.
+                let ctl = match ctl {
+                    Ctl::Input(bytes) => Ctl::Input(filter_input(&bytes).unwrap_or(bytes)),
+                    other => other,
+                };
                 match ctl {
                     Ctl::Attach(client) => self.attach(client),
                     Ctl::Detach(id) => self.clients.retain(|c| c.id != id),
@@ -381,6 +430,7 @@ impl Session {
                     }
                     Ctl::Resize { cols, rows, from } => {
                         if self.exit.is_none() && self.pty.resize(cols, rows).is_ok() {
+                            self.screen.resize(cols, rows);
                             self.update(|i| (i.cols, i.rows) = (cols, rows));
                             self.broadcast(Out::Resized { cols, rows }, Some(from));
                         }
@@ -436,18 +486,31 @@ impl Session {
         Ok(())
     }
 
+    /// Feeds output to the screen; queues its answers to queries for the
+    /// program (written with the next input flush) and sends the rest on.
     fn output(&mut self, bytes: &[u8]) {
-        self.ring.extend(bytes);
-        let excess = self.ring.len().saturating_sub(self.cap);
-        self.ring.drain(..excess);
-        self.broadcast(Out::Data(Arc::from(bytes)), None);
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut replies = Vec::new();
+        let changed = self.screen.feed(bytes, &mut out, &mut replies);
+        if self.exit.is_none() && self.pending.len() + replies.len() <= MAX_PENDING_INPUT {
+            self.pending.extend(replies);
+        }
+        if !out.is_empty() {
+            self.broadcast(Out::Data(out.into()), None);
+        }
+        if changed {
+            let state = self.screen.agent_state().map(|s| s.as_str().to_string());
+            self.update(|i| i.agent_state = state);
+            (self.on_state)(&self.info.lock().unwrap_or_else(|p| p.into_inner()));
+        }
     }
 
     fn attach(&mut self, client: Client) {
-        let (a, b) = self.ring.as_slices();
-        let snapshot: Arc<[u8]> = [a, b].concat().into();
-        let limit = self.backlog_limit();
-        let mut ok = snapshot.is_empty() || client.offer(Out::Data(snapshot), limit).is_ok();
+        let history: Arc<[u8]> = self.screen.history().into();
+        let screen: Arc<[u8]> = self.screen.reproduce().into();
+        let limit = self.backlog_limit() + screen.len();
+        let mut ok = client.offer(Out::Data(history), limit).is_ok()
+            && client.offer(Out::Data(screen), limit).is_ok();
         if let Some(code) = self.exit {
             ok &= client.offer(Out::Ended { exit_code: code }, limit).is_ok();
         }
@@ -472,10 +535,10 @@ impl Session {
         (self.on_end)(&self.info.lock().unwrap_or_else(|p| p.into_inner()), exit);
     }
 
-    /// A client may lag by the scrollback it got on attaching plus
-    /// `CLIENT_BACKLOG`.
+    /// A client may lag by the history it got on attaching plus
+    /// `CLIENT_BACKLOG` (and, while it takes them, the reproduced screen).
     fn backlog_limit(&self) -> usize {
-        self.cap + CLIENT_BACKLOG
+        self.cap + CLIENT_BACKLOG + SCREEN_ALLOWANCE
     }
 
     /// Sends to every client (but `except`), dropping the ones that lag.

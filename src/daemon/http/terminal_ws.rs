@@ -1,8 +1,15 @@
 //! `GET /ws/terminal/{id}`: one client of a terminal session (design.md §5).
 //!
-//! The server sends `{"type":"connected",...}`, then the scrollback, then live
-//! output as binary frames, `{"type":"resized",...}` when another client
-//! resizes, and `{"type":"state_changed","state":"exited","exit_code":N}`.
+//! The server sends `{"type":"connected",...}`, then exactly one binary
+//! frame with the history above the screen (lines that scrolled off the
+//! main screen, with their colours; possibly empty), then exactly one binary
+//! frame with the reproduced screen (it starts by resetting the client's
+//! screen and modes, then draws the daemon's virtual screen and sets its
+//! modes and title), then live output as binary frames,
+//! `{"type":"resized",...}` when another client resizes, and
+//! `{"type":"state_changed","state":"exited","exit_code":N}`. Terminal
+//! queries never reach a client (the daemon answers them) and what a
+//! client's terminal sends in answer to one is dropped from its input.
 //! The client sends keystrokes as binary frames, `{"type":"resize","cols",
 //! "rows"}` and `{"type":"signal","signal":N or "INT"}`.
 //!
@@ -13,7 +20,7 @@
 //! when the previous frames have been written; a client that stops reading
 //! lets its backlog grow past the session's bound and the session drops it,
 //! which ends its connection with 1013 (try again later: the web UI
-//! reconnects for the scrollback). That close frame must reach a client
+//! reconnects for the screen). That close frame must reach a client
 //! whose socket is full, so nothing more is queued and the socket gets a
 //! short grace to drain it ([`close_within_grace`]). A rotated token ends
 //! the connection with 1008.
@@ -74,8 +81,12 @@ pub fn serve(
     let fd = stream.as_raw_fd();
     poll.registry().register(&mut SourceFd(&fd), SOCKET, Interest::READABLE)?;
     // Output waits here only until flushed (the next frame is taken after),
-    // so one frame, the scrollback on attach at most, plus replies.
-    let max_output = state.config.terminal.scrollback_bytes as usize + (1 << 20);
+    // so one frame, the history or the reproduced screen on attach at most
+    // (a few dozen bytes a cell, at worst), plus replies.
+    let session = state.terminals.info(id)?;
+    let max_output = state.config.terminal.scrollback_bytes as usize
+        + (1 << 20)
+        + 32 * session.cols as usize * session.rows as usize;
     let config = config(MAX_INPUT, max_output);
     let early = !leftover.is_empty();
     let mut ws = WebSocket::from_partially_read(stream, leftover, Role::Server, Some(config));
@@ -84,7 +95,6 @@ pub fn serve(
         waker.wake()?;
     }
 
-    let session = state.terminals.info(id)?;
     queue(&mut ws, Message::text(json!({"type": "connected", "session": session}).to_string()))?;
     let backlog = Arc::new(Backlog::default());
     // The session gets a clone of the waker, and this thread keeps its own:
@@ -179,13 +189,13 @@ pub fn serve(
             // waiting would hold this thread, the socket and the queued
             // output (and keep the daemon busy) until the client reads
             // again, or for good. End the connection now, and tell the
-            // client why (it reconnects for the scrollback): its socket is
+            // client why (it reconnects for the screen): its socket is
             // likely full, so the close frame gets a short grace to drain
             // behind what is already queued. Checked here, just before
             // waiting, because the session's wake may come in the middle
             // of a round.
             if backlog.dropped() {
-                let reason = "too far behind the output; reconnect for the scrollback";
+                let reason = "too far behind the output; reconnect for the screen";
                 close_within_grace(&mut ws, CloseCode::Again, reason);
                 return Ok(());
             }
