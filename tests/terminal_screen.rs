@@ -145,7 +145,7 @@ impl Tmux {
 
     fn pane(&self, name: &str) -> Pane {
         Pane {
-            screen: self.ok(&["capture-pane", "-p", "-e", "-t", name]),
+            screen: canonical(&self.ok(&["capture-pane", "-p", "-e", "-t", name])),
             state: self.ok(&["display-message", "-p", "-t", name, PANE_STATE]),
         }
     }
@@ -205,6 +205,111 @@ impl Drop for Tmux {
             kill(pid, 9);
         }
     }
+}
+
+/// The attributes of a cell as SGR sets them: foreground, background, and
+/// the flags (bold, dim, italic, underline, blink, reverse, hidden, strike).
+#[derive(Clone, Default, PartialEq, Eq)]
+struct Attrs {
+    fg: String,
+    bg: String,
+    flags: [bool; 10],
+}
+
+impl Attrs {
+    fn apply(&mut self, params: &str) {
+        let p: Vec<&str> = params.split([';', ':']).collect();
+        let mut i = 0;
+        while i < p.len() {
+            let n: u32 = p[i].parse().unwrap_or(0);
+            match n {
+                0 => *self = Attrs::default(),
+                1..=9 => self.flags[n as usize] = true,
+                21 | 22 => (self.flags[1], self.flags[2]) = (false, false),
+                23..=29 => self.flags[(n - 20) as usize] = false,
+                30..=37 | 90..=97 => self.fg = n.to_string(),
+                39 => self.fg.clear(),
+                40..=47 | 100..=107 => self.bg = n.to_string(),
+                49 => self.bg.clear(),
+                38 | 48 | 58 => {
+                    // 38;5;n and 38;2;r;g;b take the next 2 or 4.
+                    let k = match p.get(i + 1).copied() {
+                        Some("5") => 3,
+                        Some("2") => 5,
+                        _ => 1,
+                    };
+                    let value = p[i..(i + k).min(p.len())].join(";");
+                    if n == 38 {
+                        self.fg = value;
+                    } else if n == 48 {
+                        self.bg = value;
+                    }
+                    i += k - 1;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+    }
+
+    fn show(&self) -> String {
+        let flags: Vec<String> =
+            (1..10).filter(|&k| self.flags[k]).map(|k| k.to_string()).collect();
+        format!("⟦fg={} bg={} {}⟧", self.fg, self.bg, flags.join(","))
+    }
+}
+
+/// `capture-pane -e` output in a canonical form: tmux writes the same
+/// cells differently depending on how they were drawn (a reset at the
+/// start of a row after an underlined one; resets after the last cell when
+/// the row was filled with blanks). Each row here is its characters with
+/// `⟦...⟧` wherever the attributes differ from the cell before (the row
+/// starts from the defaults), without trailing blanks in the defaults.
+fn canonical(captured: &str) -> String {
+    let mut state = Attrs::default();
+    let mut rows = Vec::new();
+    for line in captured.lines() {
+        let mut cells: Vec<(char, Attrs)> = Vec::new();
+        let mut chars = line.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' && chars.peek() == Some(&'[') {
+                chars.next();
+                let mut params = String::new();
+                let mut fin = None;
+                for d in chars.by_ref() {
+                    if ('\x40'..='\x7e').contains(&d) {
+                        fin = Some(d);
+                        break;
+                    }
+                    params.push(d);
+                }
+                if fin == Some('m') {
+                    state.apply(&params);
+                } else {
+                    // Not SGR: kept as text, so a difference shows.
+                    cells.push(('␛', state.clone()));
+                    cells.extend(params.chars().map(|c| (c, state.clone())));
+                    cells.extend(fin.map(|f| (f, state.clone())));
+                }
+            } else {
+                cells.push((c, state.clone()));
+            }
+        }
+        while cells.last().is_some_and(|(c, a)| *c == ' ' && *a == Attrs::default()) {
+            cells.pop();
+        }
+        let mut row = String::new();
+        let mut last = Attrs::default();
+        for (c, a) in cells {
+            if a != last {
+                row.push_str(&a.show());
+                last = a;
+            }
+            row.push(c);
+        }
+        rows.push(row);
+    }
+    rows.join("\n")
 }
 
 /// What differs between the first pane and each other one: the modes, and
@@ -535,18 +640,12 @@ fn detach_leaves_the_terminal_clean(tmux: &Tmux, name: &str, id: &str, f: &mut F
     f.check(line.is_some_and(|l| l.starts_with(&detach)), || {
         format!("the detach line is not on a fresh line: {line:?}\n{text}")
     });
-    // tmux's capture resets the previous line's attributes at the start of
-    // a line: only a change to something else counts.
-    // Up to the end of the detach message: what is right of it on that row
-    // is whatever the program had drawn there.
+    // Up to the end of the message: what is right of it on that row is
+    // whatever the program had drawn there.
     let coloured = pane.screen.lines().find(|l| l.contains(&detach));
     let plain = |l: &str| {
         let end = l.find(&detach).map_or(0, |at| at + l[at..].find(']').map_or(0, |e| e + 1));
-        let mut l = l[..end].to_string();
-        for reset in ["\x1b[0m", "\x1b[m", "\x1b[39m", "\x1b[49m"] {
-            l = l.replace(reset, "");
-        }
-        !l.contains('\x1b')
+        !l[..end].contains('⟦')
     };
     f.check(coloured.is_some_and(plain), || {
         format!("the detach line is not in the default colours: {coloured:?}")
