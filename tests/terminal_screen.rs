@@ -238,7 +238,16 @@ impl Attrs {
                         Some("2") => 5,
                         _ => 1,
                     };
-                    let value = p[i..(i + k).min(p.len())].join(";");
+                    let mut value = p[i..(i + k).min(p.len())].join(";");
+                    // The 16 basic colours as palette indices are the
+                    // same colours as 30-37 and 90-97 (40-47, 100-107).
+                    if k == 3
+                        && let Some(c) = p.get(i + 2).and_then(|c| c.parse::<u32>().ok())
+                        && c < 16
+                    {
+                        let base = if n == 38 { 30 } else { 40 };
+                        value = (if c < 8 { base + c } else { base + 60 + c - 8 }).to_string();
+                    }
                     if n == 38 {
                         self.fg = value;
                     } else if n == 48 {
@@ -264,7 +273,8 @@ impl Attrs {
 /// start of a row after an underlined one; resets after the last cell when
 /// the row was filled with blanks). Each row here is its characters with
 /// `⟦...⟧` wherever the attributes differ from the cell before (the row
-/// starts from the defaults), without trailing blanks in the defaults.
+/// starts from the defaults), without trailing blanks in the defaults; a
+/// blank's foreground colour, which nothing shows, is left out.
 fn canonical(captured: &str) -> String {
     let mut state = Attrs::default();
     let mut rows = Vec::new();
@@ -291,6 +301,10 @@ fn canonical(captured: &str) -> String {
                     cells.extend(params.chars().map(|c| (c, state.clone())));
                     cells.extend(fin.map(|f| (f, state.clone())));
                 }
+            } else if c == ' ' && !(state.flags[4] || state.flags[7] || state.flags[9]) {
+                // A blank shows no foreground (unless underlined, reversed
+                // or struck through).
+                cells.push((c, Attrs { fg: String::new(), ..state.clone() }));
             } else {
                 cells.push((c, state.clone()));
             }
@@ -683,7 +697,7 @@ fn typed_answers(screen: &str) -> Vec<String> {
 
 /// The mock provider and profile of one agent, in a world with the real
 /// agents on PATH and a work directory.
-fn agent_world(name: &str, agent: &str) -> (Env, MockProvider, PathBuf) {
+fn agent_world(name: &str, agent: &str, config: &str) -> (Env, MockProvider, PathBuf) {
     let bin = real_agents_dir().join("node_modules").join(".bin");
     assert!(
         bin.join(agent).is_file(),
@@ -692,6 +706,7 @@ fn agent_world(name: &str, agent: &str) -> (Env, MockProvider, PathBuf) {
     );
     let mut env = Env::new(name);
     env.extra_path.push(bin);
+    env.write_config(config);
     let (mock, kind, endpoint, env_key, model) = match agent {
         "codex" => {
             let mock = MockProvider::openai_responses("pong from the codex mock");
@@ -788,8 +803,8 @@ fn event_for(
 /// start, pane B attached once A is quiet, a browser-style client after
 /// that; all three show what A shows, B's attaching changed nothing on the
 /// program's screen, and detaching B leaves its terminal clean.
-fn reconnect_to_agent(agent: &str, ready: impl Fn(&str) -> bool) {
-    let (env, mock, work) = agent_world(&format!("screen-{agent}"), agent);
+fn reconnect_to_agent(agent: &str, config: &str, fullscreen: bool, ready: impl Fn(&str) -> bool) {
+    let (env, mock, work) = agent_world(&format!("screen-{agent}"), agent, config);
     let (addr, token) = env.http();
     let (cols, rows) = (120, 40);
     let info = create(
@@ -814,11 +829,9 @@ fn reconnect_to_agent(agent: &str, ready: impl Fn(&str) -> bool) {
         Err(e) => panic!("{agent} never held still: {e}"),
     };
     eprintln!("{agent}: UI quiet after {:?}", started.elapsed());
-    f.check(before.state_map()["alternate_on"] == "1", || {
-        format!(
-            "{agent} is not on the alternate screen (not its full-screen UI?):\n{}",
-            tmux.text("A")
-        )
+    let alternate = if fullscreen { "1" } else { "0" };
+    f.check(before.state_map()["alternate_on"] == alternate, || {
+        format!("{agent}: alternate_on is not {alternate}:\n{}", tmux.text("A"))
     });
 
     // B attaches late, from a shell.
@@ -873,21 +886,36 @@ fn reconnect_to_agent(agent: &str, ready: impl Fn(&str) -> bool) {
 // Tests
 // ---------------------------------------------------------------------------
 
+/// Claude Code's prompt, the trust dialog answered.
+fn claude_ready(s: &str) -> bool {
+    !s.contains("trust this folder") && s.lines().any(|l| l.trim_start().starts_with('❯'))
+}
+
+/// Claude Code's fullscreen UI (alternate screen, mouse tracking), which
+/// 2.1.332 picks by itself only behind a feature gate (never against a
+/// mock base URL): `tui = "fullscreen"` in the settings asks for it.
 #[test]
 fn reconnecting_to_claude_code_shows_the_screen_tmux_shows() {
-    reconnect_to_agent("claude", |s| {
-        !s.contains("trust this folder") && s.lines().any(|l| l.trim_start().starts_with('❯'))
-    });
+    let config = "[agents.claude.settings]\ntui = \"fullscreen\"\n";
+    reconnect_to_agent("claude", config, true, claude_ready);
+}
+
+/// Claude Code's inline UI (the main screen, its own reverse-video cursor).
+#[test]
+fn reconnecting_to_inline_claude_code_shows_the_screen_tmux_shows() {
+    reconnect_to_agent("claude", "", false, claude_ready);
 }
 
 #[test]
 fn reconnecting_to_codex_shows_the_screen_tmux_shows() {
-    reconnect_to_agent("codex", |s| s.contains("OpenAI Codex") && s.contains("To get started"));
+    reconnect_to_agent("codex", "", true, |s| {
+        s.contains("OpenAI Codex") && s.contains("To get started")
+    });
 }
 
 #[test]
 fn reconnecting_to_opencode_shows_the_screen_tmux_shows() {
-    reconnect_to_agent("opencode", |s| s.contains("Ask anything"));
+    reconnect_to_agent("opencode", "", true, |s| s.contains("Ask anything"));
 }
 
 /// A program that turns on every mode it can, then writes well over the
@@ -1005,6 +1033,53 @@ os.system("sleep 600")
     let what = "the client connected mid-stream";
     replay_matches(&env, &mut tmux, &mid_frames, "A", (cols, rows), what, &mut f);
     detach_leaves_the_terminal_clean(&tmux, "B", &id, &mut f);
+    env.cmd(&["terminal", "kill", &id]).ok();
+    f.done();
+}
+
+/// Erasing and scrolling with a pen on (the background colour is kept,
+/// reverse video and underline are not), and a reverse-video cell drawn
+/// then overwritten (Claude Code's own cursor): a client attaching
+/// afterwards sees what tmux shows running the program itself.
+#[test]
+fn erased_cells_look_as_tmux_draws_them() {
+    let env = shell_world("screen-erase");
+    let (addr, token) = env.http();
+    let (cols, rows) = (100u16, 30u16);
+    let script = env.root.join("erase.py");
+    fs::write(
+        &script,
+        r#"
+import os
+w = lambda s: os.write(1, s.encode())
+w("\x1b[?1049h\x1b[H\x1b[2J")
+w("el-reverse\x1b[7m\x1b[K\x1b[0m\r\n")
+w("el-blue\x1b[44m\x1b[K\x1b[0m\r\n")
+w("el-underline-red\x1b[4;41m\x1b[K\x1b[0m\r\n")
+w("ech-reverse-12345tail\x1b[9D\x1b[7m\x1b[5X\x1b[0m\r\n")
+w("ech-green-12345tail\x1b[9D\x1b[42m\x1b[5X\x1b[0m\r\n")
+w("dch-reverse-abcdef\x1b[6D\x1b[7m\x1b[2P\x1b[0m\r\n")
+w("cursor-cell:\x1b[7m \x1b[27m\x1b[D \r\n")
+w("cursor-cell-2:\x1b[7m \x1b[0m\x1b[D\x1b[K\r\n")
+w("\x1b[12;1H\x1b[7m\x1b[L\x1b[0m")
+w("\x1b[20;1H\x1b[45m\x1b[J\x1b[0m")
+w("\x1b[25;1Hbelow\x1b[3;5H")
+os.system("sleep 600")
+"#,
+    )
+    .unwrap();
+    let command = format!("exec python3 {}", script.display());
+    let info = create(&env, addr, &token, json!({"args": ["-c", &command]}));
+    let id = info["id"].as_str().unwrap().to_string();
+    let mut f = Findings::default();
+    let mut tmux = Tmux::new(&env);
+    // The reference: tmux running the program itself.
+    tmux.window("R", cols, rows, &format!("sh -c {}", sh_quote(&command)));
+    tmux.wait("R", "the program", Duration::from_secs(20), |s| s.contains("below"));
+    tmux.window("B", cols, rows, &attach_then_shell(&env, &id));
+    let settled = tmux.settled(&["R", "B"], SETTLE_LIMIT);
+    f.result("`terminal attach` vs tmux running the program", settled);
+    browser_client_matches(&env, &mut tmux, (addr, &token), &id, "R", (cols, rows), &mut f);
     env.cmd(&["terminal", "kill", &id]).ok();
     f.done();
 }
