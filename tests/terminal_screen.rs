@@ -150,6 +150,11 @@ impl Tmux {
         }
     }
 
+    /// The lines of pane `name` that scrolled off its top, oldest first.
+    fn history(&self, name: &str) -> String {
+        self.ok(&["capture-pane", "-p", "-S", "-", "-E", "-1", "-t", name])
+    }
+
     fn keys(&self, name: &str, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", name];
         args.extend_from_slice(keys);
@@ -1080,6 +1085,63 @@ os.system("sleep 600")
     let settled = tmux.settled(&["R", "B"], SETTLE_LIMIT);
     f.result("`terminal attach` vs tmux running the program", settled);
     browser_client_matches(&env, &mut tmux, (addr, &token), &id, "R", (cols, rows), &mut f);
+    env.cmd(&["terminal", "kill", &id]).ok();
+    f.done();
+}
+
+/// The lines that scrolled off the top come first, in a frame of their
+/// own, then the screen: a fresh pane fed both has the history and the
+/// screen of tmux running the program itself.
+#[test]
+fn the_history_above_the_screen_comes_before_it() {
+    let env = shell_world("screen-history");
+    let (addr, token) = env.http();
+    let (cols, rows) = (100u16, 30u16);
+    let command = "i=0; while [ $i -lt 100 ]; do i=$((i+1)); echo \"numbered line $i\"; done; \
+                   printf '\\033[1;31mred\\033[0m at the end'; exec sleep 600";
+    let info = create(&env, addr, &token, json!({"args": ["-c", command]}));
+    let id = info["id"].as_str().unwrap().to_string();
+    let mut f = Findings::default();
+    let mut tmux = Tmux::new(&env);
+    tmux.window("R", cols, rows, &format!("sh -c {}", sh_quote(command)));
+    tmux.wait("R", "the program", Duration::from_secs(20), |s| s.contains("at the end"));
+    let mut ws = Ws::terminal(addr, &token, &id);
+    let frames = ws.until_quiet(Duration::from_millis(1500), Duration::from_secs(20));
+    let binary = |i: usize| match frames.get(i) {
+        Some(Message::Binary(b)) => String::from_utf8_lossy(b).into_owned(),
+        _ => String::new(),
+    };
+    let (history, screen) = (binary(1), binary(2));
+    f.check(
+        history.contains("numbered line 1\r\n") && history.contains("numbered line 71"),
+        || format!("the history frame lacks the lines above the screen: {history:?}"),
+    );
+    f.check(!history.contains("numbered line 72\r\n"), || {
+        format!("the history frame holds a line of the screen: {history:?}")
+    });
+    f.check(screen.contains("numbered line 72") && screen.contains("at the end"), || {
+        format!("the screen frame lacks the screen: {screen:?}")
+    });
+    replay_matches(&env, &mut tmux, &frames, "R", (cols, rows), "history and screen", &mut f);
+    // The replay pane was killed by replay_matches: feed it again to read its history.
+    let all: Vec<u8> = frames
+        .iter()
+        .filter_map(|m| match m {
+            Message::Binary(b) => Some(b.to_vec()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let file = env.root.join("history.bytes");
+    fs::write(&file, &all).unwrap();
+    tmux.window("H", cols, rows, &replay_command(&file));
+    let ok = wait_until(Duration::from_secs(10), || tmux.text("H").contains("at the end"));
+    f.check(ok, || format!("the replay pane shows:\n{}", tmux.text("H")));
+    let (want, got) = (tmux.history("R"), tmux.history("H"));
+    assert!(want.contains("numbered line 1\n"), "tmux's own history: {want}");
+    f.check(want.trim_end() == got.trim_end(), || {
+        format!("the scrollback differs:\ntmux:\n{want}\nreplayed:\n{got}")
+    });
     env.cmd(&["terminal", "kill", &id]).ok();
     f.done();
 }
