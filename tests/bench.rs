@@ -31,6 +31,9 @@ mod proxy_figures;
 #[path = "bench_registry.rs"]
 mod registry_figures;
 
+#[path = "bench_screen.rs"]
+mod screen_figures;
+
 #[path = "util/registry.rs"]
 #[allow(dead_code)]
 mod registry_tree;
@@ -123,12 +126,14 @@ fn startup_figures(sb: &Sandbox) -> Vec<Row> {
     vec![size, version, reference, warm, cold, rss, render, overhead]
 }
 
-/// Figures 12-16: the HTTP API and terminal sessions.
+/// Figures 12-16: the HTTP API and terminal sessions; 17-18 (bench_screen.rs):
+/// the screens the daemon keeps.
 fn http_figures(sb: &Sandbox) -> Vec<Row> {
     let (rest, rest_p99) = rest_throughput(sb)
         .unwrap_or_else(|e| (Row::error(REST, e.clone()), Row::error(REST_P99, e)));
     let mut rows = vec![rest, rest_p99];
     rows.extend(terminal_figures(sb).unwrap_or_else(|e| vec![Row::error(PTY_RATE, e)]));
+    rows.extend(screen_figures::figures(sb));
     rows
 }
 

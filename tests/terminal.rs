@@ -481,8 +481,12 @@ fn attach_from_a_real_terminal_and_detach() {
     assert!(
         tmux(&["new-session", "-d", "-s", "a", "-x", "100", "-y", "30", &command]).status.success()
     );
-    let screen =
-        || String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", "a"]).stdout).into_owned();
+    // With the pane's history: attaching pushes what was on screen (the
+    // session line `profiles run --remote` prints) up into it.
+    let screen = || {
+        String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-S", "-", "-t", "a"]).stdout)
+            .into_owned()
+    };
     let wait = |what: &str| {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -504,9 +508,42 @@ fn attach_from_a_real_terminal_and_detach() {
     .to_string();
     tmux(&["send-keys", "-t", "a", "stty size", "Enter"]);
     wait(&pane);
+    // The program turns on the alternate screen, hides the cursor, asks for
+    // mouse reports and the keypad; a query it sends is answered by the
+    // daemon, never by this terminal (whose answer would be typed into the
+    // shell after detaching).
+    let flags = || {
+        let out = tmux(&[
+            "display",
+            "-p",
+            "-t",
+            "a",
+            "#{alternate_on} #{cursor_flag} #{mouse_any_flag} #{keypad_flag}",
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(flags(), "0 1 0 0");
+    tmux(&[
+        "send-keys",
+        "-t",
+        "a",
+        r"printf '\033[?1049h\033[?25l\033[?1003h\033=\033[c'; echo modes-$((4+4))",
+        "Enter",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while flags() != "1 0 1 1" {
+        assert!(Instant::now() < deadline, "modes not on: {}", flags());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     tmux(&["send-keys", "-t", "a", "C-]"]);
     let s = wait("ATTACH-EXIT=0");
     assert!(s.contains(&format!("[detached from {id}")), "{s}");
+    // Every mode is undone, the detach line is on a line of its own, and
+    // nothing was answered into the shell.
+    assert_eq!(flags(), "0 1 0 0", "{s}");
+    let line = s.lines().find(|l| l.contains("[detached from")).unwrap();
+    assert!(line.starts_with("[detached from"), "{s}");
+    assert!(!s.contains("?1;2c") && !s.contains("62;"), "{s}");
     tmux(&["kill-server"]);
 
     // `profiles run --remote` in a terminal attaches at once.
@@ -529,22 +566,48 @@ fn attach_from_a_real_terminal_and_detach() {
     assert!(err.contains("needs a terminal"), "{err}");
 }
 
-/// A client attaching while the program writes nonstop gets the scrollback
-/// (exactly the default 1 MiB ring, as more than that was written) and then
-/// the live output, as one unbroken sequence: no line lost or repeated at
-/// the seam.
+/// The lines a terminal shows for `bytes`, its scrollback included, blank
+/// ones left out: what a client of `cols` x `rows` makes of the history,
+/// the reproduced screen and the live output.
+fn rendered(bytes: &[u8], cols: usize, rows: usize) -> Vec<String> {
+    let mut vt = avt::Vt::builder().size(cols, rows).build();
+    vt.feed_str(&String::from_utf8_lossy(bytes));
+    vt.lines().map(|l| l.text().trim_end().to_string()).filter(|l| !l.is_empty()).collect()
+}
+
+/// `L<n>` lines in order with no number missing or repeated (the last one
+/// left out when it may be cut short); returns the first and last number.
+fn consecutive(lines: &[String], last_cut: bool) -> (u64, u64) {
+    let whole = &lines[..lines.len() - last_cut as usize];
+    assert!(whole.len() > 2, "too few lines: {lines:?}");
+    let mut numbers = Vec::with_capacity(whole.len());
+    for (i, line) in whole.iter().enumerate() {
+        let n = line.strip_prefix('L').and_then(|n| n.parse::<u64>().ok());
+        let n = n.unwrap_or_else(|| panic!("line {i} is {line:?}, not L<n>"));
+        if let Some(&prev) = numbers.last() {
+            assert_eq!(n, prev + 1, "after L{prev} came L{n} (line {i} of {})", whole.len());
+        }
+        numbers.push(n);
+    }
+    (numbers[0], *numbers.last().unwrap())
+}
+
+/// A client attaching while the program writes nonstop gets the history
+/// above the screen (at most the default 1 MiB), the screen, then the live
+/// output: drawn by a terminal, one unbroken sequence, no line lost or
+/// repeated at either seam.
 #[test]
-fn a_client_attaching_mid_stream_gets_scrollback_then_live_with_no_gap() {
+fn a_client_attaching_mid_stream_gets_history_screen_then_live_with_no_gap() {
     let env = shell_world("term-seam");
     let (addr, token) = env.http();
     let script = "i=0; while :; do i=$((i+1)); echo \"L$i\"; done";
     let info = create(&env, addr, &token, json!({"args": ["-c", script]}));
     let id = info["id"].as_str().unwrap().to_string();
 
-    // Watch until well over the ring's size has been written (a second or
-    // so; a loaded machine takes longer).
+    // Watch until well over the history's size has been written (a second
+    // or so; a loaded machine takes longer).
     let mut watcher = Term::open(addr, &token, &id);
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let mut written = 0;
     while written < (3 << 20) / 2 {
         assert!(Instant::now() < deadline, "only {written} bytes of output");
@@ -555,40 +618,44 @@ fn a_client_attaching_mid_stream_gets_scrollback_then_live_with_no_gap() {
     drop(watcher);
 
     let mut late = Term::open(addr, &token, &id);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut frames = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut frames = Vec::new();
     let mut all = Vec::new();
-    let mut ring = 0;
-    while all.len() < ring + (512 << 10) || frames < 3 {
+    while frames.len() < 3 || all.len() < frames[0] + frames[1] + (256 << 10) {
         assert!(Instant::now() < deadline, "only {} bytes after attaching", all.len());
         match late.frame() {
             Some(Message::Binary(b)) => {
-                if frames == 0 {
-                    ring = b.len();
-                }
-                frames += 1;
+                frames.push(b.len());
                 all.extend_from_slice(&b);
             }
             Some(Message::Text(t)) => panic!("unexpected {t}"),
             _ => {}
         }
     }
-    assert_eq!(ring, 1 << 20, "the first frame is the whole ring, scrollback_bytes by default");
-    // The seam is somewhere in here: the check covers the ring, the live
-    // part and the join.
-    let (first, last) = numbered_lines(&all);
-    let (_, ring_last) = numbered_lines(&all[..ring]);
-    assert!(first < ring_last && ring_last < last, "{first} {ring_last} {last}");
+    let history = frames[0];
+    assert!(
+        history <= 1 << 20 && history > (1 << 20) - 100,
+        "the first frame is the history, up to scrollback_bytes by default: {history}"
+    );
+    let screen = &all[history..history + frames[1]];
+    assert!(screen.starts_with(b"\x1b[?1047l"), "the screen starts with a reset");
+    // Each part on its own is a run of lines, and the three join up.
+    let (_, history_last) = consecutive(&rendered(&all[..history], 100, 30), false);
+    let (screen_first, _) = consecutive(&rendered(screen, 100, 30), true);
+    assert_eq!(screen_first, history_last + 1, "the screen follows the history");
+    let (first, last) = consecutive(&rendered(&all, 100, 30), true);
+    assert!(first < history_last && screen_first + 30 < last, "{first} {history_last} {last}");
     let (status, _) =
         api(addr, &token, "DELETE", &format!("/api/terminal/sessions/{id}"), &Value::Null);
     assert_eq!(status, 200);
 }
 
-/// `[terminal] scrollback_bytes` bounds the ring: a client attaching after
-/// the program wrote far more (and exited) gets exactly that many bytes,
-/// the last ones, then the exit.
+/// `[terminal] scrollback_bytes` bounds the history: a client attaching
+/// after the program wrote far more (and exited) gets at most that many
+/// bytes of whole lines, the newest, then the screen with the last lines,
+/// then the exit.
 #[test]
-fn the_scrollback_is_bounded_by_the_configured_size() {
+fn the_history_is_bounded_by_the_configured_size() {
     let env = shell_world_with_config("term-ring", "[terminal]\nscrollback_bytes = 10000\n");
     let (addr, token) = env.http();
     let script = "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); echo \"L$i\"; done";
@@ -596,19 +663,29 @@ fn the_scrollback_is_bounded_by_the_configured_size() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(exits_within(addr, &token, &id, Duration::from_secs(10)));
+    assert!(exits_within(addr, &token, &id, Duration::from_secs(30)));
     let mut late = Term::open(addr, &token, &id);
     let deadline = Instant::now() + Duration::from_secs(10);
-    let ring = loop {
-        assert!(Instant::now() < deadline, "no scrollback");
+    let mut frames = Vec::new();
+    while frames.len() < 2 {
+        assert!(Instant::now() < deadline, "no history and screen");
         if let Some(Message::Binary(b)) = late.frame() {
-            break b;
+            frames.push(b);
         }
-    };
-    assert_eq!(ring.len(), 10000);
-    assert!(ring.ends_with(b"\r\nL19999\r\nL20000\r\n"), "the ring keeps the newest bytes");
-    let (_, last) = numbered_lines(&ring);
-    assert_eq!(last, 20000);
+    }
+    let history = &frames[0];
+    assert!(history.len() <= 10000 && history.len() > 9900, "{}", history.len());
+    assert!(history.starts_with(b"L") && history.ends_with(b"\r\n"), "whole lines");
+    // The main screen (30 rows) holds L19972 to L20000 and the empty line
+    // after; the history ends just above it.
+    assert!(
+        history.ends_with(b"\r\nL19970\r\nL19971\r\n"),
+        "the newest lines are kept: {:?}",
+        String::from_utf8_lossy(&history[history.len() - 40..])
+    );
+    let screen = rendered(&frames[1], 100, 30);
+    assert_eq!(screen.first().map(String::as_str), Some("L19972"), "{screen:?}");
+    assert_eq!(screen.last().map(String::as_str), Some("L20000"), "{screen:?}");
     assert_eq!(late.text("state_changed")["exit_code"], 0);
 }
 

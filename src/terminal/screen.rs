@@ -328,7 +328,10 @@ mod tests {
     }
 
     /// Cells and cursor of the visible screen, for comparing two terminals.
-    fn picture(vt: &Vt) -> (Vec<Vec<(char, Pen)>>, usize, usize, bool) {
+    /// Every cell (character and pen) of each row, and the cursor.
+    type Picture = (Vec<Vec<(char, Pen)>>, usize, usize, bool);
+
+    fn picture(vt: &Vt) -> Picture {
         let lines = vt.view().map(|l| l.cells().iter().map(|c| (c.char(), *c.pen())).collect());
         let c = vt.cursor();
         (lines.collect(), c.col, c.row, c.visible)

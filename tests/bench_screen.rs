@@ -1,0 +1,140 @@
+//! Figures 17 and 18: the screen each terminal session keeps in the daemon.
+//!
+//! 17 times what a client waits on connecting for the reproduced screen of a
+//! 200x60 session whose every cell has its own colours (the largest dump a
+//! screen that size makes): from the TCP connect to the screen frame.
+//! 18 is what a session with its screen costs the daemon: 20 sessions of a
+//! full-screen program (2 MB of lines first, so the history is full, then
+//! the coloured screen), the daemon's resident memory before and after,
+//! divided by 20; the target is 1 MB on top of the history
+//! (`scrollback_bytes`, 1 MiB by default).
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use super::{Result, Row, Sandbox, Timings, http_api, http_call};
+
+const SNAPSHOT: &str = "17. screen snapshot on connect, 200x60";
+const PER_SESSION: &str = "18. daemon memory per session with its screen";
+const CONNECTS: usize = 50;
+const SESSIONS: usize = 20;
+const HISTORY: f64 = (1 << 20) as f64;
+
+pub fn figures(sb: &Sandbox) -> Vec<Row> {
+    match measure(sb) {
+        Ok(rows) => rows,
+        Err(e) => vec![Row::error(SNAPSHOT, e.clone()), Row::error(PER_SESSION, e)],
+    }
+}
+
+/// 200x60 cells, each with its own 256-colour foreground and background.
+fn coloured_screen() -> Vec<u8> {
+    let mut s = String::from("\x1b[H");
+    for row in 0..60 {
+        s.push_str(&format!("\x1b[{};1H", row + 1));
+        for col in 0..200 {
+            let (fg, bg) = ((row * 7 + col) % 256, (row + col * 3) % 256);
+            let ch = char::from(b'!' + ((row + col) % 90) as u8);
+            s.push_str(&format!("\x1b[38;5;{fg};48;5;{bg}m{ch}"));
+        }
+    }
+    s.push_str("\x1b[0m");
+    s.into_bytes()
+}
+
+fn measure(sb: &Sandbox) -> Result<Vec<Row>> {
+    use tungstenite::client::IntoClientRequest;
+    let (addr, token) = http_api(sb)?;
+    let screen_file = sb.root.join("screen.txt");
+    fs::write(&screen_file, coloured_screen()).map_err(|e| e.to_string())?;
+    let create = |script: &str| -> Result<String> {
+        let body = serde_json::json!({"profile": "sh", "args": ["-c", script], "sandbox": false,
+            "path": "/usr/bin:/bin", "cols": 200, "rows": 60});
+        let info = http_call(addr, &token, "POST", "/api/terminal/sessions", &body.to_string())?;
+        Ok(info["id"].as_str().unwrap_or_default().to_string())
+    };
+    // The first two frames after `connected`: the history and the screen.
+    let connect = |id: &str| -> Result<(Duration, Vec<u8>)> {
+        let t = Instant::now();
+        let mut req = format!("ws://{addr}/ws/terminal/{id}")
+            .into_client_request()
+            .map_err(|e| e.to_string())?;
+        req.headers_mut().insert(
+            "Authorization",
+            format!("Bearer {token}").parse().map_err(|_| "header".to_string())?,
+        );
+        let stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let (mut ws, _) = tungstenite::client(req, stream).map_err(|e| e.to_string())?;
+        let mut binary = 0;
+        loop {
+            if let tungstenite::Message::Binary(b) = ws.read().map_err(|e| e.to_string())? {
+                binary += 1;
+                if binary == 2 {
+                    return Ok((t.elapsed(), b.to_vec()));
+                }
+            }
+        }
+    };
+    let file = screen_file.display().to_string();
+
+    eprintln!("figures: {SNAPSHOT} ({CONNECTS} connects)");
+    let id = create(&format!("cat '{file}'; exec sleep 1000"))?;
+    // Wait for the program's screen to be in place (a frame that big).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while connect(&id)?.1.len() < 200 * 60 * 10 {
+        if Instant::now() > deadline {
+            return Err("the coloured screen never filled".into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut samples = Vec::with_capacity(CONNECTS);
+    let mut size = 0;
+    for _ in 0..CONNECTS {
+        let (took, screen) = connect(&id)?;
+        size = screen.len();
+        samples.push(took);
+    }
+    eprintln!("figures: the 200x60 screen frame is {size} bytes");
+    let snapshot = Row::timed(SNAPSHOT, &Timings::new(samples), Some(2.0));
+    http_call(addr, &token, "DELETE", &format!("/api/terminal/sessions/{id}"), "")?;
+
+    eprintln!("figures: {PER_SESSION} ({SESSIONS} sessions)");
+    std::thread::sleep(Duration::from_millis(300));
+    let before = rss_kib(sb)?;
+    let mut ids = Vec::new();
+    let script = format!("seq 1 300000; cat '{file}'; exec sleep 1000");
+    for _ in 0..SESSIONS {
+        ids.push(create(&script)?);
+    }
+    // Until every session's screen is full (its frame is that big).
+    for id in &ids {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while connect(id)?.1.len() < 200 * 60 * 10 {
+            if Instant::now() > deadline {
+                return Err(format!("session {id} never drew its screen"));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let after = rss_kib(sb)?;
+    for id in &ids {
+        http_call(addr, &token, "DELETE", &format!("/api/terminal/sessions/{id}"), "")?;
+    }
+    let per = (after.saturating_sub(before) * 1024) as f64 / SESSIONS as f64;
+    let mut row = Row::amount(PER_SESSION, (per - HISTORY) / 1e6, 1.0, "MB + history");
+    row.measured = format!("{:.2} MB ({:.2} MB + 1 MiB history)", per / 1e6, (per - HISTORY) / 1e6);
+    Ok(vec![snapshot, row])
+}
+
+fn rss_kib(sb: &Sandbox) -> Result<u64> {
+    let pid = sb.daemon_pid()?;
+    let path = format!("/proc/{pid}/status");
+    let status = fs::read_to_string(&path).map_err(|e| format!("reading {path}: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("no VmRSS line in {path}"))
+}
