@@ -35,6 +35,9 @@ use crate::util::{BIN, Env, kill, pid_alive, real_agents_dir, wait_until};
 /// but OpenCode's first start in a fresh home took two minutes on a 2-core
 /// machine at load 20 (its `init` alone 38 s).
 const AGENT_LIMIT: Duration = Duration::from_secs(180);
+/// How long Claude Code may take to report its state after a prompt (the
+/// mock answers at once).
+const STATE_LIMIT: Duration = Duration::from_secs(60);
 /// How long two panes may take to agree once the program is quiet.
 const SETTLE_LIMIT: Duration = Duration::from_secs(20);
 
@@ -868,11 +871,11 @@ fn reconnect_to_agent(agent: &str, config: &str, fullscreen: bool, ready: impl F
         tmux.keys("A", &["-l", "say pong"]);
         tmux.wait("A", "the typed prompt", AGENT_LIMIT, |s| s.contains("say pong"));
         tmux.keys("A", &["Enter"]);
-        let working = event_for(&mut events, "TerminalStateChanged", &id, AGENT_LIMIT, |v| {
+        let working = event_for(&mut events, "TerminalStateChanged", &id, STATE_LIMIT, |v| {
             v["data"]["agent_state"] == "working"
         });
         if f.result("claude: TerminalStateChanged working", working).is_some() {
-            let waiting = event_for(&mut events, "TerminalStateChanged", &id, AGENT_LIMIT, |v| {
+            let waiting = event_for(&mut events, "TerminalStateChanged", &id, STATE_LIMIT, |v| {
                 v["data"]["agent_state"] == "waiting"
             });
             f.result("claude: TerminalStateChanged waiting after the reply", waiting);
