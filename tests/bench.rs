@@ -76,7 +76,7 @@ fn main() -> ExitCode {
         }
     };
     // `cargo bench --bench figures -- http` takes one group of figures
-    // (startup, http, proxy, registry, usage); cargo itself adds `--bench`.
+    // (startup, http, screen, proxy, registry, usage); cargo itself adds `--bench`.
     let groups: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let wanted = |group: &str| groups.is_empty() || groups.iter().any(|g| g == group);
     let mut rows = Vec::new();
@@ -85,6 +85,9 @@ fn main() -> ExitCode {
     }
     if wanted("http") {
         rows.extend(http_figures(&sandbox));
+    }
+    if wanted("screen") {
+        rows.extend(screen_figures::figures(&sandbox));
     }
     if wanted("proxy") {
         rows.extend(proxy_figures::figures(&sandbox));
@@ -126,14 +129,12 @@ fn startup_figures(sb: &Sandbox) -> Vec<Row> {
     vec![size, version, reference, warm, cold, rss, render, overhead]
 }
 
-/// Figures 12-16: the HTTP API and terminal sessions; 17-18 (bench_screen.rs):
-/// the screens the daemon keeps.
+/// Figures 12-16: the HTTP API and terminal sessions.
 fn http_figures(sb: &Sandbox) -> Vec<Row> {
     let (rest, rest_p99) = rest_throughput(sb)
         .unwrap_or_else(|e| (Row::error(REST, e.clone()), Row::error(REST_P99, e)));
     let mut rows = vec![rest, rest_p99];
     rows.extend(terminal_figures(sb).unwrap_or_else(|e| vec![Row::error(PTY_RATE, e)]));
-    rows.extend(screen_figures::figures(sb));
     rows
 }
 

@@ -1374,3 +1374,56 @@ fn claude_gets_its_own_sigint_in_a_sandboxed_session() {
     assert_eq!(info["exit_code"], 0, "{info}\n{}", screen_of(&mut t, 120, 40));
     env.cmd(&["terminal", "kill", &id]).ok();
 }
+
+/// Issue 14 item 4: the daemon answers Claude Code's `OSC 7501 ; ?` probe
+/// itself (the client never sees it), and a program's `OSC 7501` status
+/// becomes the session's `agent_state` (API, `terminal list`) with a
+/// `TerminalStateChanged` event on each change.
+#[test]
+fn the_agent_state_follows_the_programs_status() {
+    let env = shell_world("term-state");
+    let (addr, token) = env.http();
+    let mut req = format!("ws://{addr}/ws").into_client_request().unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_str(&format!("bearer, {token}")).unwrap(),
+    );
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (mut events, _) = tungstenite::client(req, stream).unwrap();
+    let mut next_state = || loop {
+        match events.read() {
+            Ok(Message::Text(t)) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == "TerminalStateChanged" {
+                    return v["data"].clone();
+                }
+            }
+            Ok(_) => {}
+            Err(e) => panic!("waiting for TerminalStateChanged: {e}"),
+        }
+    };
+    let id = create(&env, addr, &token, Value::Null)["id"].as_str().unwrap().to_string();
+    assert_eq!(session_info(addr, &token, &id)["agent_state"], Value::Null);
+    let mut t = Term::open(addr, &token, &id);
+    // The probe: the program reads the daemon's answer from its terminal.
+    t.type_in(
+        "stty raw -echo; printf '\\033]7501;?\\033\\\\'; dd bs=1 count=10 2>/dev/null | od -An -c | tr -d ' \\n'; stty sane; echo; echo probed-$((2*3))\n",
+    );
+    let seen = t.until("probed-6");
+    assert!(seen.contains("033]7501;?033\\"), "the daemon's answer reached the program: {seen}");
+    assert!(!seen.contains("\x1b]7501;?"), "the query never reaches a client");
+
+    t.type_in("printf '\\033]7501;state=working;app=test\\033\\\\'; echo now-$((1+1))\n");
+    t.until("now-2");
+    let changed = next_state();
+    assert_eq!(changed, json!({"id": id, "profile": "sh1", "agent_state": "working"}));
+    assert_eq!(session_info(addr, &token, &id)["agent_state"], "working");
+    let listed = env.cmd(&["terminal", "list"]).ok();
+    assert!(listed.contains("working"), "{listed}");
+
+    t.type_in("printf '\\033]7501;state=idle;app=test\\033\\\\'\n");
+    assert_eq!(next_state()["agent_state"], "waiting");
+    let listed = env.cmd(&["terminal", "list"]).ok();
+    assert!(listed.contains("waiting for you"), "{listed}");
+}
