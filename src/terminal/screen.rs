@@ -25,6 +25,9 @@ use avt::{Color, Line, Pen, Vt};
 use super::modes::{Action, Modes, Step, step};
 pub use super::modes::{AgentState, filter_input};
 
+/// Line feeds fed to avt at once, at most (see [`Screen::emit`]).
+const FEED_LINES: usize = 32;
+
 /// A session's screen, its history and its modes.
 pub struct Screen {
     vt: Vt,
@@ -117,9 +120,20 @@ impl Screen {
         }
         out.extend_from_slice(bytes);
         let text = String::from_utf8_lossy(bytes);
-        let changes = self.vt.feed_str(&text);
-        for line in changes.scrollback {
-            push_history(&mut self.history, self.history_cap, &line);
+        // avt hands out the lines that scrolled off only at the end of a
+        // feed, keeping them (a whole row of cells each) until then: fed a
+        // 64 KiB read of short lines at once, it would hold thousands of
+        // rows, tens of MB, for a moment. A few lines at a time keep that
+        // small (and the memory the allocator keeps after it).
+        let mut rest: &str = &text;
+        while !rest.is_empty() {
+            let cut = rest.match_indices('\n').nth(FEED_LINES).map_or(rest.len(), |(i, _)| i + 1);
+            let (piece, tail) = rest.split_at(cut);
+            let changes = self.vt.feed_str(piece);
+            for line in changes.scrollback {
+                push_history(&mut self.history, self.history_cap, &line);
+            }
+            rest = tail;
         }
     }
 
