@@ -43,6 +43,9 @@ mod terminal;
 // The web UI in a real browser: Debian's Chromium driven by playwright-core
 // (node --test tests/browser/) against a real daemon world.
 mod browser;
+// The screens the daemon keeps (issue 14): reconnecting to the real agents'
+// TUIs against tmux's view, query answers, attach's restore, agent state.
+mod terminal_screen;
 // The sandbox with the real bwrap: allowlist, work dirs in the home, --bwrap-flags.
 mod sandbox;
 // Files an agent or a crash can attack: planted links, FIFOs, huge files,
