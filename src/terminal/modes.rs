@@ -907,6 +907,84 @@ fn is_reply(seq: &[u8]) -> bool {
     }
 }
 
+/// The SGR attributes avt wrongly gives to cells it blanks. Terminals
+/// (xterm, tmux, xterm.js) fill erased, inserted and scrolled-in cells with
+/// the background colour only; avt uses the whole pen, so a program that
+/// erases with reverse video on (Claude Code does, after its cursor block)
+/// would leave reversed blanks in the reproduced screen. This follows the
+/// three attributes that show on a blank and, around a blanking operation
+/// while one is on, gives avt (only avt: clients get the bytes as they
+/// were) an SGR that turns them off and one that turns them back on.
+#[derive(Default)]
+pub struct BlankAttrs {
+    inverse: bool,
+    underline: bool,
+    strike: bool,
+}
+
+impl BlankAttrs {
+    /// Follows `seq`; for a blanking operation while an attribute is on,
+    /// the SGR to feed avt before it and the one to feed after.
+    pub fn around(&mut self, seq: &[u8]) -> Option<(&'static [u8], Vec<u8>)> {
+        let c = csi(seq)?;
+        if c.prefix != 0 || !c.inter.is_empty() {
+            return None;
+        }
+        match c.fin {
+            b'm' => {
+                self.sgr(c.params);
+                None
+            }
+            b'@' | b'J' | b'K' | b'L' | b'M' | b'P' | b'S' | b'T' | b'X' => {
+                if !(self.inverse || self.underline || self.strike) {
+                    return None;
+                }
+                let mut on = b"\x1b[".to_vec();
+                let codes: Vec<&str> =
+                    [(self.inverse, "7"), (self.underline, "4"), (self.strike, "9")]
+                        .into_iter()
+                        .filter_map(|(set, code)| set.then_some(code))
+                        .collect();
+                on.extend_from_slice(codes.join(";").as_bytes());
+                on.push(b'm');
+                Some((b"\x1b[27;24;29m", on))
+            }
+            _ => None,
+        }
+    }
+
+    fn sgr(&mut self, params: &[u8]) {
+        let mut items = params.split(|&b| b == b';');
+        while let Some(item) = items.next() {
+            let mut sub = item.split(|&b| b == b':');
+            let code = sub.next().and_then(|p| std::str::from_utf8(p).ok()?.parse().ok());
+            match code.unwrap_or(0u32) {
+                0 => *self = BlankAttrs::default(),
+                7 => self.inverse = true,
+                27 => self.inverse = false,
+                // `4:0` is "no underline"; `4:3` a curly one.
+                4 => self.underline = sub.next() != Some(b"0"),
+                21 => self.underline = true,
+                24 => self.underline = false,
+                9 => self.strike = true,
+                29 => self.strike = false,
+                // Colours: `38;5;n`, `38;2;r;g;b` (with `:` all in one item).
+                38 | 48 | 58 if !item.contains(&b':') => {
+                    let skip = match items.next() {
+                        Some(b"5") => 1,
+                        Some(b"2") => 3,
+                        _ => 0,
+                    };
+                    for _ in 0..skip {
+                        items.next();
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

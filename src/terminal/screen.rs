@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 
 use avt::{Color, Line, Pen, Vt};
 
-use super::modes::{Action, Modes, Step, step};
+use super::modes::{Action, BlankAttrs, Modes, Step, step};
 pub use super::modes::{AgentState, filter_input};
 
 /// Line feeds fed to avt at once, at most (see [`Screen::emit`]).
@@ -39,6 +39,8 @@ pub struct Screen {
     history_cap: usize,
     /// The start of a sequence or character the last read cut off.
     held: Vec<u8>,
+    /// What avt would wrongly put on blanked cells (see [`BlankAttrs`]).
+    blank_attrs: BlankAttrs,
 }
 
 impl Screen {
@@ -53,6 +55,7 @@ impl Screen {
             history: VecDeque::new(),
             history_cap,
             held: Vec::new(),
+            blank_attrs: BlankAttrs::default(),
         }
     }
 
@@ -75,7 +78,15 @@ impl Screen {
                 Step::Text(end) => at = end,
                 Step::Seq(end) => {
                     match self.modes.classify(&data[at..end]) {
-                        Action::Pass => {}
+                        Action::Pass => {
+                            if let Some((off, on)) = self.blank_attrs.around(&data[at..end]) {
+                                self.emit(&data[start..at], out);
+                                self.feed_vt(off);
+                                self.emit(&data[at..end], out);
+                                self.feed_vt(&on);
+                                start = end;
+                            }
+                        }
                         Action::Strip => {
                             self.emit(&data[start..at], out);
                             start = end;
@@ -119,6 +130,11 @@ impl Screen {
             return;
         }
         out.extend_from_slice(bytes);
+        self.feed_vt(bytes);
+    }
+
+    /// Feeds avt alone (clients get `emit`'s bytes).
+    fn feed_vt(&mut self, bytes: &[u8]) {
         let text = String::from_utf8_lossy(bytes);
         // avt hands out the lines that scrolled off only at the end of a
         // feed, keeping them (a whole row of cells each) until then: fed a
@@ -349,6 +365,38 @@ mod tests {
         let lines = vt.view().map(|l| l.cells().iter().map(|c| (c.char(), *c.pen())).collect());
         let c = vt.cursor();
         (lines.collect(), c.col, c.row, c.visible)
+    }
+
+    #[test]
+    fn blanks_made_with_reverse_or_underline_on_carry_only_the_background() {
+        let mut screen = Screen::new(20, 3, 1 << 10);
+        // A reversed space (a cursor block) stays reversed; the five cells
+        // ECH blanks with reverse on, the rest of the line EL blanks with
+        // underline on, and a line IL inserts do not.
+        let program = b"ech-reverse-12345tail\x1b[1;12H\x1b[38;5;7;7m\x1b[5X\x1b[27m\
+\x1b[2;1H\x1b[7m \x1b[27m-\x1b[4m\x1b[K\x1b[24m\x1b[3;1H\x1b[9;7m\x1b[L\x1b[0m";
+        let (out, _) = fed(&mut screen, program);
+        assert_eq!(out, program, "clients get the program's bytes as they were");
+        let rows: Vec<Vec<(char, Pen)>> = screen
+            .vt
+            .view()
+            .map(|l| l.cells().iter().map(|c| (c.char(), *c.pen())).collect())
+            .collect();
+        let reversed = |row: usize| -> Vec<usize> {
+            (0..20).filter(|&c| rows[row][c].1.is_inverse()).collect()
+        };
+        assert_eq!(reversed(0), Vec::<usize>::new(), "ECH: {:?}", screen.text());
+        assert_eq!(reversed(1), [0], "the printed reversed space stays so");
+        assert!((2..20).all(|c| !rows[1][c].1.is_underline()), "EL with underline on");
+        assert!((0..20).all(|c| !rows[2][c].1.is_inverse() && !rows[2][c].1.is_strikethrough()));
+        // The program's attributes are back on after each operation: the
+        // 256-colour 7 was a colour, not reverse video.
+        fed(&mut screen, b"\x1b[1;1H\x1b[38;5;7mx\x1b[7my");
+        let first: Vec<bool> = screen.vt.view().next().unwrap().cells()[..2]
+            .iter()
+            .map(|c| c.pen().is_inverse())
+            .collect();
+        assert_eq!(first, [false, true]);
     }
 
     #[test]
