@@ -316,6 +316,7 @@ mod tests {
             "daemon status",
             "daemon stop",
             "daemon token",
+            "daemon events",
             "terminal list",
             "terminal info",
             "terminal kill",

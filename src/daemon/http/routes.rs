@@ -1208,8 +1208,8 @@ mod tests {
             ("POST", "/api/profiles/work/run-ended"),
             ("POST", "/api/profiles/work/env/setup"),
             ("POST", "/api/env/setup"),
+            // Streaming events is `/ws`; `/api/events` is the kept record.
             ("GET", "/api/subscribe"),
-            ("GET", "/api/events"),
             ("POST", "/api/debug/panic"),
         ] {
             fails(call(method, path, b"{}"), 404, "no such path");
@@ -1354,6 +1354,22 @@ mod tests {
         fails(get("/api/fs/dirs?path=x"), 400, "takes prefix");
         assert_eq!(get("/api/doctor"), Ok(Request::Doctor));
         fails(call("POST", "/api/doctor", b""), 405, "GET");
+    }
+
+    #[test]
+    fn recent_events_and_config_choices_routes() {
+        let recent = |limit, events: &[&str]| Request::EventsRecent {
+            limit,
+            events: events.iter().map(|e| e.to_string()).collect(),
+        };
+        assert_eq!(get("/api/events"), Ok(recent(None, &[])));
+        assert_eq!(
+            get("/api/events?limit=5&type=ProfileCreated,UsageUpdated"),
+            Ok(recent(Some(5), &["ProfileCreated", "UsageUpdated"]))
+        );
+        fails(get("/api/events?limit=many"), 400, "limit");
+        fails(call("DELETE", "/api/events", b""), 405, "GET");
+        assert_eq!(get("/api/config/choices"), Ok(Request::ConfigChoices));
     }
 
     #[test]
