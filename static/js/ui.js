@@ -48,6 +48,26 @@ export function table(columns, rows, { caption, empty = "Nothing yet." } = {}) {
   );
 }
 
+/// On a phone the table's rows become stacked cards (each cell with its
+/// column's name: `data-label`), rather than a table to scroll sideways.
+export function stacked(el) {
+  el.classList?.add("stack-narrow");
+  return el;
+}
+
+/// A table inside a card whose heading already says what it is: its
+/// caption is for screen readers only (`showCaption` keeps it visible).
+export function cardTable(columns, rows, opts = {}) {
+  const t = table(columns, rows, opts);
+  if (!opts.showCaption) t.querySelector?.("caption")?.classList.add("visually-hidden");
+  return t;
+}
+
+/// replaceChildren without the "null" text a left-out child would become.
+export function fill(el, ...kids) {
+  el.replaceChildren(...kids.filter((k) => k !== null && k !== undefined && k !== false));
+}
+
 /// A page section with a heading and optional tools beside it.
 export function section(title, tools, ...body) {
   return h("section", { class: "card" }, h("div", { class: "card-head" }, h("h2", null, title), tools), ...body);

@@ -7,24 +7,9 @@
 
 import { api } from "../api.js";
 import * as live from "../live.js";
-import { h, table as baseTable, section, ago, toast, failed, confirm, field, state, count } from "../ui.js";
+import { h, cardTable as table, stacked, fill, section, ago, toast, failed, confirm, field, state, count } from "../ui.js";
 
 export const title = "Registry";
-/// On a phone the table's rows become stacked cards (each cell with its
-/// column's name: `data-label`), rather than a table to scroll sideways.
-const stacked = (el) => {
-  el.classList?.add("stack-narrow");
-  return el;
-};
-/// A table whose caption is for screen readers only: the card's heading
-/// above already says it (`showCaption` keeps it visible).
-const table = (columns, rows, opts = {}) => {
-  const t = baseTable(columns, rows, opts);
-  if (!opts.showCaption) t.querySelector?.("caption")?.classList.add("visually-hidden");
-  return t;
-};
-/// replaceChildren without the "null" text a left-out child would become.
-const fill = (el, ...kids) => el.replaceChildren(...kids.filter((k) => k !== null && k !== undefined && k !== false));
 
 function short(commit) {
   return commit ? commit.slice(0, 12) : "none";
