@@ -84,6 +84,19 @@ command -v minisign >/dev/null 2>&1 || lean+=(minisign)
 # their screenshots alike from machine to machine.
 [ -x /usr/bin/chromium ] || lean+=(chromium)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || lean+=(fonts-dejavu-core)
+# The CLI's completions are tried in each real shell; the man page is
+# linted with mandoc; the user unit is checked by systemd-analyze; the .deb
+# is built with dpkg-dev and checked by lintian; the `system-dbus` feature
+# links the system's libdbus.
+for bin in zsh fish mandoc lintian systemd-analyze dpkg-shlibdeps; do
+    case $bin in
+        systemd-analyze) pkg=systemd ;;
+        dpkg-shlibdeps) pkg=dpkg-dev ;;
+        *) pkg=$bin ;;
+    esac
+    command -v "$bin" >/dev/null 2>&1 || lean+=("$pkg")
+done
+pkg-config --exists dbus-1 2>/dev/null || lean+=(libdbus-1-dev)
 [ ${#lean[@]} -eq 0 ] || apt_install --no-install-recommends "${lean[@]}"
 
 for component in rustfmt clippy; do

@@ -23,6 +23,9 @@ pub struct Cmd {
     /// Internal (`proxy serve`, which the daemon runs): parsed and run like
     /// any other, never listed in help.
     pub hidden: bool,
+    /// Worked examples for `--help`, the man page and the README: each is
+    /// (what it does, the command line).
+    pub examples: &'static [(&'static str, &'static str)],
 }
 
 /// One option or positional argument.
@@ -58,6 +61,7 @@ const fn group(name: &'static str, about: &'static str, subs: &'static [Cmd]) ->
         ready: true,
         trailing: None,
         hidden: false,
+        examples: &[],
     }
 }
 
@@ -71,7 +75,14 @@ const fn cmd(name: &'static str, about: &'static str, args: &'static [Arg]) -> C
         ready: false,
         trailing: None,
         hidden: false,
+        examples: &[],
     }
+}
+
+/// A command or group with worked examples (see [`Cmd::examples`]).
+#[allow(dead_code)]
+const fn examples(c: Cmd, examples: &'static [(&'static str, &'static str)]) -> Cmd {
+    Cmd { examples, ..c }
 }
 
 const fn ready(c: Cmd) -> Cmd {
@@ -585,9 +596,19 @@ pub static ROOT: Cmd = Cmd {
                 opt("revoke", "ID|all", "Sign a browser session out (or all of them)"),
             ],
         ),
+        cmd(
+            "completions",
+            "Print a shell completion script (bash, zsh or fish)",
+            &[choices(pos("shell", "Shell"), &["bash", "zsh", "fish"])],
+        ),
+        Cmd {
+            hidden: true,
+            ..cmd("manpage", "Print the man page (roff), generated from this help", &[])
+        },
     ],
     runnable: false,
     ready: true,
     trailing: None,
     hidden: false,
+    examples: &[],
 };

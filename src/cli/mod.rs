@@ -21,6 +21,7 @@ mod providers;
 mod proxies;
 mod proxy;
 mod registry;
+pub mod style;
 mod terminal;
 mod ui;
 mod usage;
