@@ -80,7 +80,6 @@ const fn cmd(name: &'static str, about: &'static str, args: &'static [Arg]) -> C
 }
 
 /// A command or group with worked examples (see [`Cmd::examples`]).
-#[allow(dead_code)]
 const fn examples(c: Cmd, examples: &'static [(&'static str, &'static str)]) -> Cmd {
     Cmd { examples, ..c }
 }
@@ -585,7 +584,10 @@ pub static ROOT: Cmd = Cmd {
                 &[pos("alias", "Profile name"), pos("task", "Task name from the agent manifest")],
             )],
         ),
-        rcmd("stats", "Profile statistics", &[]),
+        examples(
+            rcmd("stats", "Profile statistics", &[]),
+            &[("Runs, time and cost per profile", "ringlet stats")],
+        ),
         rcmd("doctor", "Check the sandbox and the daemon's HTTP API; say what to fix", &[]),
         rcmd(
             "ui",

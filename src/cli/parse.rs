@@ -288,6 +288,12 @@ pub fn help(path: &[&str], cmd: &Cmd) -> String {
         rows.push(("-V, --version".into(), "Print version".into()));
     }
     section(&mut out, "Global options", &mut rows);
+    if !cmd.examples.is_empty() {
+        out.push_str("\nExamples:\n");
+        for (what, line) in cmd.examples {
+            let _ = writeln!(out, "  # {what}\n  $ {line}");
+        }
+    }
     if path.is_empty() {
         out.push_str(
             "\nEnvironment: RINGLET_CONFIG_DIR, RINGLET_DAEMON_ENDPOINT, RINGLET_LOG, XDG_CONFIG_HOME, XDG_RUNTIME_DIR\n",
