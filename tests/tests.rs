@@ -96,3 +96,8 @@ mod templates;
 mod attacks_registry;
 // The routes the web UI leans on: recent events, config.toml choices.
 mod ui_api;
+// Shell completion (issue 15): the generated scripts in the real bash, fish
+// and zsh, live names with and without a daemon, and never starting one.
+mod completions;
+// The man page (issue 15): generated from the command table, mandoc-lint clean.
+mod manpage;
