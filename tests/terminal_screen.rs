@@ -16,8 +16,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -29,7 +27,8 @@ use tungstenite::{Message, WebSocket};
 use crate::terminal::{create, shell_world};
 use crate::util::http::request;
 use crate::util::mock::MockProvider;
-use crate::util::{BIN, Env, kill, pid_alive, real_agents_dir, wait_until};
+use crate::util::tmux::{Tmux, sh_quote};
+use crate::util::{BIN, Env, real_agents_dir, wait_until};
 
 /// How long an agent may take to draw its UI: seconds on an idle machine,
 /// but OpenCode's first start in a fresh home took two minutes on a 2-core
@@ -67,15 +66,6 @@ const PANE_STATE: &str = concat!(
     "pane_title=#{pane_title}",
 );
 
-/// A tmux server of its own (socket and config under the world's root, no
-/// status line, so a pane is exactly the window's size), killed on drop.
-struct Tmux {
-    socket: String,
-    dir: PathBuf,
-    conf: PathBuf,
-    server: Option<u32>,
-}
-
 /// One pane as tmux holds it: the screen with its attributes, and the modes.
 #[derive(Clone, PartialEq, Eq, Debug)]
 struct Pane {
@@ -94,59 +84,22 @@ impl Pane {
     }
 }
 
+/// A tmux server of the test's own (see `util::tmux`) with no status line,
+/// so a pane is exactly the window's size, and a history of 5000 lines.
+fn screen_tmux(env: &Env) -> Tmux {
+    Tmux::new(&env.root, "scr", "set -g status off\nset -g history-limit 5000\n")
+}
+
 impl Tmux {
-    fn new(env: &Env) -> Tmux {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let socket = format!("scr-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
-        let conf = env.root.join("tmux.conf");
-        fs::write(&conf, "set -g status off\nset -g history-limit 5000\n").unwrap();
-        Tmux { socket, dir: env.root.clone(), conf, server: None }
+    /// A session `name` of `cols` x `rows` running `shell_command`, its
+    /// pane exactly that size (the comparisons need the sizes equal).
+    fn sized_window(&mut self, name: &str, cols: u16, rows: u16, shell_command: &str) {
+        self.window(name, cols, rows, shell_command);
+        let size = self.display(name, "#{pane_width}x#{pane_height}");
+        assert_eq!(size, format!("{cols}x{rows}"), "the pane is not the window's size");
     }
 
-    fn command(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .arg("-f")
-            .arg(&self.conf)
-            .args(args)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("HOME", &self.dir)
-            .env("TMUX_TMPDIR", &self.dir)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("tmux: {e}; run tests/setup.sh (it installs tmux)"))
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.command(args);
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// A session `name` of `cols` x `rows` running `shell_command`.
-    fn window(&mut self, name: &str, cols: u16, rows: u16, shell_command: &str) {
-        let (cols, rows) = (cols.to_string(), rows.to_string());
-        self.ok(&["new-session", "-d", "-s", name, "-x", &cols, "-y", &rows, shell_command]);
-        if self.server.is_none() {
-            self.server = self.ok(&["display-message", "-p", "#{pid}"]).trim().parse().ok();
-        }
-        let size = self.ok(&["display-message", "-p", "-t", name, "#{pane_width}x#{pane_height}"]);
-        assert_eq!(size.trim(), format!("{cols}x{rows}"), "the pane is not the window's size");
-    }
-
-    /// The pane's screen as text, one line per row.
-    fn text(&self, name: &str) -> String {
-        self.ok(&["capture-pane", "-p", "-t", name])
-    }
-
-    /// A session like [`Tmux::window`] whose output, from its first byte,
+    /// A session like [`Tmux::sized_window`] whose output, from its first byte,
     /// is also appended to `file` (kept with the world when a test fails:
     /// the bytes to replay through `Screen` or a fresh pane). The command
     /// waits until tmux pipes the pane, so nothing is missed.
@@ -158,8 +111,8 @@ impl Tmux {
         shell_command: &str,
         file: &Path,
     ) {
-        let go = format!("{}-go", name);
-        self.window(name, cols, rows, &format!("tmux wait-for {go}; {shell_command}"));
+        let go = format!("{name}-go");
+        self.sized_window(name, cols, rows, &format!("tmux wait-for {go}; {shell_command}"));
         let pipe = format!("cat >> {}", sh_quote(&file.display().to_string()));
         self.ok(&["pipe-pane", "-o", "-t", name, &pipe]);
         self.ok(&["wait-for", "-S", &go]);
@@ -182,25 +135,6 @@ impl Tmux {
     /// The lines of pane `name` that scrolled off its top, oldest first.
     fn history(&self, name: &str) -> String {
         self.ok(&["capture-pane", "-p", "-S", "-", "-E", "-1", "-t", name])
-    }
-
-    fn keys(&self, name: &str, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", name];
-        args.extend_from_slice(keys);
-        self.ok(&args);
-    }
-
-    /// Polls pane `name` until `done` holds; panics with the screen after `limit`.
-    fn wait(&self, name: &str, what: &str, limit: Duration, done: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            let text = self.text(name);
-            if done(&text) {
-                return text;
-            }
-            assert!(Instant::now() < deadline, "no {what} in pane {name}:\n{text}");
-            thread::sleep(Duration::from_millis(100));
-        }
     }
 
     /// Waits until every pane of `names` shows the same screen and modes
@@ -226,17 +160,6 @@ impl Tmux {
             }
             last = Some(now);
             thread::sleep(Duration::from_millis(350));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.command(&["kill-server"]);
-        if let Some(pid) = self.server
-            && !wait_until(Duration::from_secs(3), || !pid_alive(pid))
-        {
-            kill(pid, 9);
         }
     }
 }
@@ -399,11 +322,6 @@ fn differences(names: &[&str], panes: &[Pane]) -> String {
         out.push_str(&first.screen);
     }
     out
-}
-
-/// Single-quoted for sh.
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 /// `ringlet <args>` in this world, as a shell command for a pane.
@@ -698,7 +616,7 @@ fn replay(
 ) -> Result<Pane, String> {
     let file = env.root.join("ws.bytes");
     fs::write(&file, binary_bytes(frames)).unwrap();
-    tmux.window("ws", cols, rows, &replay_command(&file));
+    tmux.sized_window("ws", cols, rows, &replay_command(&file));
     let settled = tmux.settled(&[live, "ws"], SETTLE_LIMIT);
     let _ = tmux.command(&["kill-session", "-t", "ws"]);
     settled
@@ -904,7 +822,7 @@ fn reconnect_to_agent(agent: &str, config: &str, fullscreen: bool, ready: impl F
     let id = info["id"].as_str().unwrap().to_string();
     let mut f = Findings::default();
     let mut events = Ws::open(addr, &token, "/ws");
-    let mut tmux = Tmux::new(&env);
+    let mut tmux = screen_tmux(&env);
     let attach = ringlet_command(&env, &format!("terminal attach {id}"));
     tmux.recorded_window("A", cols, rows, &attach, &env.root.join("A.bytes"));
     let started = Instant::now();
@@ -923,7 +841,7 @@ fn reconnect_to_agent(agent: &str, config: &str, fullscreen: bool, ready: impl F
     });
 
     // B attaches late, from a shell.
-    tmux.window("B", cols, rows, &attach_then_shell(&env, &id));
+    tmux.sized_window("B", cols, rows, &attach_then_shell(&env, &id));
     let after = f.result(
         &format!("{agent}: pane B attached late vs pane A attached from the start"),
         tmux.settled(&["A", "B"], SETTLE_LIMIT),
@@ -1061,8 +979,8 @@ os.system("sleep 600")
     );
     let id = info["id"].as_str().unwrap().to_string();
     let mut f = Findings::default();
-    let mut tmux = Tmux::new(&env);
-    tmux.window("A", cols, rows, &ringlet_command(&env, &format!("terminal attach {id}")));
+    let mut tmux = screen_tmux(&env);
+    tmux.sized_window("A", cols, rows, &ringlet_command(&env, &format!("terminal attach {id}")));
     assert!(
         wait_until(Duration::from_secs(10), || {
             env.cmd(&["terminal", "info", &id, "--json"]).json()["clients"] == 1
@@ -1117,7 +1035,7 @@ os.system("sleep 600")
         );
     }
 
-    tmux.window("B", cols, rows, &attach_then_shell(&env, &id));
+    tmux.sized_window("B", cols, rows, &attach_then_shell(&env, &id));
     let after = f.result("pane B attached late vs pane A", tmux.settled(&["A", "B"], SETTLE_LIMIT));
     f.check(after.as_ref().is_none_or(|a| *a == before), || {
         "attaching B changed pane A".to_string()
@@ -1165,11 +1083,11 @@ os.system("sleep 600")
     let info = create(&env, addr, &token, json!({"args": ["-c", &command]}));
     let id = info["id"].as_str().unwrap().to_string();
     let mut f = Findings::default();
-    let mut tmux = Tmux::new(&env);
+    let mut tmux = screen_tmux(&env);
     // The reference: tmux running the program itself.
-    tmux.window("R", cols, rows, &format!("sh -c {}", sh_quote(&command)));
+    tmux.sized_window("R", cols, rows, &format!("sh -c {}", sh_quote(&command)));
     tmux.wait("R", "the program", Duration::from_secs(20), |s| s.contains("below"));
-    tmux.window("B", cols, rows, &attach_then_shell(&env, &id));
+    tmux.sized_window("B", cols, rows, &attach_then_shell(&env, &id));
     let settled = tmux.settled(&["R", "B"], SETTLE_LIMIT);
     f.result("`terminal attach` vs tmux running the program", settled);
     browser_client_matches(&env, &mut tmux, (addr, &token), &id, "R", (cols, rows), &mut f);
@@ -1190,8 +1108,8 @@ fn the_history_above_the_screen_comes_before_it() {
     let info = create(&env, addr, &token, json!({"args": ["-c", command]}));
     let id = info["id"].as_str().unwrap().to_string();
     let mut f = Findings::default();
-    let mut tmux = Tmux::new(&env);
-    tmux.window("R", cols, rows, &format!("sh -c {}", sh_quote(command)));
+    let mut tmux = screen_tmux(&env);
+    tmux.sized_window("R", cols, rows, &format!("sh -c {}", sh_quote(command)));
     tmux.wait("R", "the program", Duration::from_secs(20), |s| s.contains("at the end"));
     let mut ws = Ws::terminal(addr, &token, &id);
     let frames = ws.until_quiet(Duration::from_millis(1500), Duration::from_secs(20));
@@ -1214,7 +1132,7 @@ fn the_history_above_the_screen_comes_before_it() {
     // The replay pane was killed by replay_matches: feed it again to read its history.
     let file = env.root.join("history.bytes");
     fs::write(&file, binary_bytes(&frames)).unwrap();
-    tmux.window("H", cols, rows, &replay_command(&file));
+    tmux.sized_window("H", cols, rows, &replay_command(&file));
     let ok = wait_until(Duration::from_secs(10), || tmux.text("H").contains("at the end"));
     f.check(ok, || format!("the replay pane shows:\n{}", tmux.text("H")));
     let (want, got) = (tmux.history("R"), tmux.history("H"));
@@ -1324,9 +1242,9 @@ fn with_three_clients_each_query_is_answered_once() {
     let (log, command) = query_log(&env, "three");
     let info = create(&env, addr, &token, json!({"args": ["-c", format!("{command} go")]}));
     let id = info["id"].as_str().unwrap().to_string();
-    let mut tmux = Tmux::new(&env);
-    tmux.window("A", 100, 30, &ringlet_command(&env, &format!("terminal attach {id}")));
-    tmux.window("B", 100, 30, &ringlet_command(&env, &format!("terminal attach {id}")));
+    let mut tmux = screen_tmux(&env);
+    tmux.sized_window("A", 100, 30, &ringlet_command(&env, &format!("terminal attach {id}")));
+    tmux.sized_window("B", 100, 30, &ringlet_command(&env, &format!("terminal attach {id}")));
     let mut browser = Ws::terminal(addr, &token, &id);
     assert!(
         wait_until(Duration::from_secs(10), || {
