@@ -538,6 +538,7 @@ fn browser_client_matches(
         if !more.iter().any(|m| matches!(m, Message::Binary(_))) {
             break;
         }
+        eprintln!("{what}: pane {live} changed after the client went quiet; replaying again");
         frames.extend(more);
         result = replay(env, tmux, &frames, live, (cols, rows));
     }
