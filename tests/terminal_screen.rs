@@ -1050,9 +1050,10 @@ os.system("sleep 600")
 }
 
 /// Erasing and scrolling with a pen on (the background colour is kept,
-/// reverse video and underline are not), and a reverse-video cell drawn
-/// then overwritten (Claude Code's own cursor): a client attaching
-/// afterwards sees what tmux shows running the program itself.
+/// reverse video and underline are not), a reverse-video cell drawn
+/// then overwritten, and one left as the last cell written on its row
+/// (Claude Code's own cursor, after `❯`): a client attaching afterwards
+/// sees what tmux shows running the program itself.
 #[test]
 fn erased_cells_look_as_tmux_draws_them() {
     let env = shell_world("screen-erase");
@@ -1073,6 +1074,7 @@ w("ech-green-12345tail\x1b[9D\x1b[42m\x1b[5X\x1b[0m\r\n")
 w("dch-reverse-abcdef\x1b[6D\x1b[7m\x1b[2P\x1b[0m\r\n")
 w("cursor-cell:\x1b[7m \x1b[27m\x1b[D \r\n")
 w("cursor-cell-2:\x1b[7m \x1b[0m\x1b[D\x1b[K\r\n")
+w("cursor-last:\u276f\u00a0\x1b[7m \x1b[27m\r\n")
 w("\x1b[12;1H\x1b[7m\x1b[L\x1b[0m")
 w("\x1b[20;1H\x1b[45m\x1b[J\x1b[0m")
 w("\x1b[25;1Hbelow\x1b[3;5H")
