@@ -6,6 +6,9 @@ mod util;
 
 // Parsing, help, version, errors, exit codes, broken pipes, config errors.
 mod cli;
+// The CLI's conventions: one error prefix, suggestions, the `--` hint, exit
+// codes, colour on a terminal only, relative times, runtimes that agree.
+mod conventions;
 // Auto-start, the start race, stale sockets, idle exit, signals, status/stop.
 mod daemon;
 // Raw IPC: oversized, malformed and foreign frames, peers, subscriptions.

@@ -393,12 +393,9 @@ pub fn stats(ctx: &Ctx) -> Result<()> {
     Ok(out.finish()?)
 }
 
+/// The same words as `usage` for the same seconds (`5m07s`, `3d04h`).
 fn duration(secs: u64) -> String {
-    match secs {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
-        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-    }
+    super::usage::duration(secs)
 }
 
 #[cfg(test)]

@@ -945,6 +945,10 @@ fn handle_env_setup(state: &State, alias: &str, task: &str, path: Option<&str>) 
 fn handle_stats(state: &State) -> Reply {
     result(state.profiles.list().map(|(profiles, _)| {
         let totals = run::session_totals(&state.paths.config_dir);
+        // The total from milliseconds, as the usage reports sum them: whole
+        // seconds per profile, summed, would come out short of `usage`.
+        let total_run_ms: u64 =
+            profiles.iter().filter_map(|p| totals.get(&p.alias)).map(|&(_, ms)| ms).sum();
         let profiles: Vec<ProfileStats> = profiles
             .into_iter()
             .map(|p| {
@@ -962,7 +966,7 @@ fn handle_stats(state: &State) -> Reply {
             .collect();
         Stats {
             total_runs: profiles.iter().map(|p| p.runs).sum(),
-            total_run_secs: profiles.iter().map(|p| p.run_secs).sum(),
+            total_run_secs: total_run_ms / 1000,
             profiles,
         }
     }))
@@ -970,10 +974,45 @@ fn handle_stats(state: &State) -> Reply {
 
 fn handle_usage(state: &State, query: &UsageQuery) -> Reply {
     let runs = run::read_runs(&state.paths.config_dir);
-    result(state.usage.report(&usage::roots(state), query, &runs).map(|(report, outcome)| {
+    result(state.usage.report(&usage::roots(state), query, &runs).and_then(|(report, outcome)| {
         usage::announce(state, &outcome);
-        report
+        unknown_profile(state, query, &report)?;
+        Ok(report)
     }))
+}
+
+/// `usage --profile nope`: "no profile `nope`" rather than "no usage",
+/// when no profile has that name and nothing was ever counted under it (a
+/// deleted profile's history, or `(default)` for imports, still reports).
+fn unknown_profile(
+    state: &State,
+    query: &UsageQuery,
+    report: &crate::protocol::UsageReport,
+) -> anyhow::Result<()> {
+    let Some(alias) = query.profile.as_deref() else { return Ok(()) };
+    let counted = report.totals.messages > 0 || report.totals.runs > 0;
+    if counted || alias == "(default)" {
+        return Ok(());
+    }
+    if crate::profiles::check_alias(alias).is_ok() && state.profiles.load(alias)?.is_some() {
+        return Ok(());
+    }
+    // Cheap, and only when nothing matched: had it ever any usage at all?
+    let all_time = UsageQuery {
+        profile: Some(alias.to_string()),
+        report: crate::protocol::ReportKind::Summary,
+        ..UsageQuery::default()
+    };
+    let (ever, _) = state.usage.report(
+        &usage::roots(state),
+        &all_time,
+        &run::read_runs(&state.paths.config_dir),
+    )?;
+    if ever.totals.messages > 0 || ever.totals.runs > 0 {
+        return Ok(());
+    }
+    // The store's own "no profile" error, with its suggestion.
+    state.profiles.get(alias).map(|_| ())
 }
 
 fn handle_usage_import_claude(state: &State, dir: Option<&str>, profile: Option<&str>) -> Reply {
