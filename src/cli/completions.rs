@@ -892,7 +892,21 @@ mod tests {
             for node in nodes().iter().skip(1) {
                 assert!(text.contains(&format!("'{}'", node.key)), "{shell}: {}", node.key);
             }
-            for hidden in ["manpage", "__complete", "proxy serve", "registry index", "log-file"] {
+            // The scripts run `__complete`; they never offer it, nor any
+            // other hidden command or option.
+            let hidden_words = [
+                "manpage",
+                "'__complete",
+                "__complete\\t",
+                "'proxy serve'",
+                "'serve",
+                "serve\\t",
+                "'registry index'",
+                "'index",
+                "index\\t",
+                "log-file",
+            ];
+            for hidden in hidden_words {
                 assert!(!text.contains(hidden), "{shell} offers hidden {hidden}");
             }
         }
