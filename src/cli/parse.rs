@@ -152,6 +152,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Parsed
                         let mut line = vec!["ringlet".to_string()];
                         line.extend(path.iter().map(|p| p.to_string()));
                         line.extend(positionals.iter().cloned());
+                        // Ringlet's own options given so far stay before `--`.
+                        for (name, value) in &options {
+                            line.push(format!("--{name}"));
+                            if !value.is_empty() {
+                                line.push(value.clone());
+                            }
+                        }
                         line.push("--".into());
                         line.push(option);
                         line.extend(rest);
@@ -645,6 +652,10 @@ mod tests {
         assert!(
             err(&["profiles", "run", "work", "-pxyz"])
                 .ends_with("`ringlet profiles run work -- -pxyz`")
+        );
+        assert!(
+            err(&["profiles", "run", "work", "--remote", "--cols", "90", "-p", "hi"])
+                .ends_with("`ringlet profiles run work --remote --cols 90 -- -p hi`")
         );
         assert!(
             err(&["profiles", "run", "work", "--model=a", "b"])
