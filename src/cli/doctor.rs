@@ -385,7 +385,8 @@ fn report(ctx: &Ctx, checks: &[Check]) -> Result<()> {
     if ctx.global.json {
         out.json(&json!({"checks": checks, "ok": fails == 0}))?;
     } else {
-        let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(8).max(8);
+        // Eight wide: the few longer names push only their own line.
+        let width = 8;
         for c in checks {
             let tone = match c.status {
                 Status::Ok => Tone::Ok,
