@@ -588,7 +588,7 @@ pub static ROOT: Cmd = Cmd {
             rcmd("stats", "Profile statistics", &[]),
             &[("Runs, time and cost per profile", "ringlet stats")],
         ),
-        rcmd("doctor", "Check the sandbox and the daemon's HTTP API; say what to fix", &[]),
+        rcmd("doctor", "Check setup, keys, sandbox, PATH and shims; say what to fix", &[]),
         rcmd(
             "ui",
             "Open the web UI with a one-time login link (printed too)",
