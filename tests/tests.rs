@@ -41,6 +41,8 @@ mod http;
 mod web_assets;
 // The routes the web UI's pages need: directory completion, signals, doctor.
 mod ui_routes;
+// `ringlet doctor`: every check, planted plain-file keys, stale shims, a replaced daemon.
+mod doctor;
 // Terminal sessions: a real PTY over the HTTP API and WebSockets.
 mod terminal;
 // The web UI in a real browser: Debian's Chromium driven by playwright-core

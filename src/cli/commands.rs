@@ -760,7 +760,7 @@ pub static ROOT: Cmd = Cmd {
             rcmd("stats", "Profile statistics", &[]),
             &[("Runs, time and cost per profile", "ringlet stats")],
         ),
-        rcmd("doctor", "Check the sandbox and the daemon's HTTP API; say what to fix", &[])
+        rcmd("doctor", "Check setup, keys, sandbox, PATH and shims; say what to fix", &[])
         .with_examples(&[
             ("What works and what to fix", "ringlet doctor"),
             ("The same checks as JSON", "ringlet doctor --json"),
