@@ -96,3 +96,7 @@ mod templates;
 mod attacks_registry;
 // The routes the web UI leans on: recent events, config.toml choices.
 mod ui_api;
+// A new user's first commands (issue 15): checks before the key prompt, a
+// forgiving `init`, `profiles delete` and `--purge`, `daemon --stay-alive`
+// on a running daemon, shims that survive a moved binary.
+mod first_run;
