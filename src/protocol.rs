@@ -601,6 +601,9 @@ pub struct Deleted {
     pub shim_removed: bool,
     /// The home, when `purge` removed it.
     pub home_removed: Option<String>,
+    /// The home, when it is still there (no `purge`, or it could not go).
+    #[serde(default)]
+    pub home_kept: Option<String>,
     pub notices: Vec<String>,
 }
 

@@ -336,20 +336,24 @@ pub fn delete(ctx: &Ctx, inv: &Invocation) -> Result<()> {
     let alias = inv.arg("alias").unwrap_or_default();
     let purge = inv.flag("purge");
     let mut out = Out::new();
-    // The home first: to name it in the question, and to say it was kept.
-    let view: ProfileView = serde_json::from_value(client::request(
-        &ctx.paths()?,
-        &Request::ProfilesInspect { alias: alias.into() },
-    )?)?;
-    let home = view.profile.home.display().to_string();
-    if purge && view.home_exists && !inv.flag("yes") && !ctx.global.json && prompt::is_terminal() {
-        let answer = prompt::ask(
-            &format!(
-                "Delete profile {alias} and everything in its home {home} (the agent's history \
-                 and settings)? (yes/no)"
-            ),
-            "no",
-        )?;
+    if purge && !inv.flag("yes") && !ctx.global.json && prompt::is_terminal() {
+        // The home, to name it in the question (and to fail on a typo first).
+        let view: ProfileView = serde_json::from_value(client::request(
+            &ctx.paths()?,
+            &Request::ProfilesInspect { alias: alias.into() },
+        )?)?;
+        let home = view.profile.home.display().to_string();
+        let answer = if view.home_exists {
+            prompt::ask(
+                &format!(
+                    "Delete profile {alias} and everything in its home {home} (the agent's \
+                     history and settings)? (yes/no)"
+                ),
+                "no",
+            )?
+        } else {
+            "yes".into()
+        };
         if !matches!(answer.to_ascii_lowercase().as_str(), "y" | "yes") {
             return Err(Exit {
                 code: 1,
@@ -370,13 +374,14 @@ pub fn delete(ctx: &Ctx, inv: &Invocation) -> Result<()> {
     if d.shim_removed {
         out.line("  removed its shell alias")?;
     }
-    match &d.home_removed {
-        Some(removed) => out.line(format_args!("  removed {removed}"))?,
-        None if view.home_exists && !purge => out.line(format_args!(
-            "  kept its home {home} (the agent's history and settings; \
-             `ringlet profiles delete` with --purge removes it, or remove it yourself)"
-        ))?,
-        None => {}
+    if let Some(removed) = &d.home_removed {
+        out.line(format_args!("  removed {removed}"))?;
+    }
+    if let Some(home) = &d.home_kept {
+        out.line(format_args!(
+            "  kept its home {home} (the agent's history and settings: remove it \
+             yourself when no longer needed; --purge removes the home with the profile)"
+        ))?;
     }
     Ok(out.finish()?)
 }

@@ -683,6 +683,8 @@ fn handle_profiles_delete(state: &State, alias: &str, purge: bool) -> Reply {
             }
         };
         let home_removed = purge_path.and_then(|home| remove_home(&home, &mut notices));
+        let home_kept = (home_removed.is_none() && profile.home.exists())
+            .then(|| profile.home.display().to_string());
         crash_point("delete:home");
         if secret_removed || profile.secret.is_none() {
             recover::finish(&state.profiles, &lock, recover::Op::Delete, alias);
@@ -693,6 +695,7 @@ fn handle_profiles_delete(state: &State, alias: &str, purge: bool) -> Reply {
             secret_removed,
             shim_removed,
             home_removed,
+            home_kept,
             notices,
         })
     })();
