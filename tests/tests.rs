@@ -106,3 +106,7 @@ mod ui_api;
 mod completions;
 // The man page (issue 15): generated from the command table, mandoc-lint clean.
 mod manpage;
+// A new user's first commands (issue 15): checks before the key prompt, a
+// forgiving `init`, `profiles delete` and `--purge`, `daemon --stay-alive`
+// on a running daemon, shims that survive a moved binary.
+mod first_run;

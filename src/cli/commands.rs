@@ -161,8 +161,12 @@ pub static ROOT: Cmd = Cmd {
             "init",
             "Set up ringlet: check the daemon, find agents, create a first profile",
             &[
-                short(flag("yes", "Accept every default without asking"), 'y'),
+                short(
+                    flag("yes", "Accept every default without asking; an existing profile is kept"),
+                    'y',
+                ),
                 flag("no-profile", "Do not create a profile"),
+                flag("api-key-stdin", "Read the API key from stdin (first line)"),
                 flag("skip-daemon", "Do not start the daemon"),
             ],
         ))
@@ -307,8 +311,16 @@ pub static ROOT: Cmd = Cmd {
                 ),
                 rcmd(
                     "delete",
-                    "Delete a profile",
-                    &[pos("alias", "Profile name"), flag("purge", "Also delete its home")],
+                    "Delete a profile, its key and its shell alias (the home is kept)",
+                    &[
+                        pos("alias", "Profile name"),
+                        flag(
+                            "purge",
+                            "Also delete its home; asks first on a terminal (with no terminal, \
+                             deletes without asking)",
+                        ),
+                        short(flag("yes", "Do not ask before --purge deletes the home"), 'y'),
+                    ],
                 ),
                 Cmd {
                     trailing: Some("AGENT_ARGS"),

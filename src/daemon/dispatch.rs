@@ -29,6 +29,13 @@ pub fn handle(state: &State, request: Request) -> Reply {
     match request {
         Request::Status => handle_status(state),
         Request::Shutdown => handle_shutdown(state),
+        Request::DaemonStayAlive => {
+            let changed = !state.keep_alive.swap(true, Ordering::SeqCst);
+            if changed {
+                crate::info!("staying alive from now on (daemon --stay-alive)");
+            }
+            Reply::ok(&json!({ "stay_alive": true, "changed": changed }))
+        }
         Request::DaemonToken { rotate } => handle_daemon_token(state, rotate),
         Request::UiTicket => handle_ui_ticket(state),
         Request::BrowserSessionsList { current } => {
@@ -261,8 +268,8 @@ fn handle_status(state: &State) -> Reply {
         uptime_secs: state.started.elapsed().as_secs(),
         socket: state.paths.socket.display().to_string(),
         config_dir: state.paths.config_dir.display().to_string(),
-        stay_alive: state.options.stay_alive,
-        idle_timeout_secs: (!state.options.stay_alive)
+        stay_alive: state.keep_alive.load(Ordering::SeqCst),
+        idle_timeout_secs: (!state.keep_alive.load(Ordering::SeqCst))
             .then_some(state.config.daemon.idle_timeout_secs),
         requests_served: state.requests_served.load(Ordering::Relaxed),
         subscribers: state.events.subscriber_count(),
@@ -676,6 +683,8 @@ fn handle_profiles_delete(state: &State, alias: &str, purge: bool) -> Reply {
             }
         };
         let home_removed = purge_path.and_then(|home| remove_home(&home, &mut notices));
+        let home_kept = (home_removed.is_none() && profile.home.exists())
+            .then(|| profile.home.display().to_string());
         crash_point("delete:home");
         if secret_removed || profile.secret.is_none() {
             recover::finish(&state.profiles, &lock, recover::Op::Delete, alias);
@@ -686,6 +695,7 @@ fn handle_profiles_delete(state: &State, alias: &str, purge: bool) -> Reply {
             secret_removed,
             shim_removed,
             home_removed,
+            home_kept,
             notices,
         })
     })();
