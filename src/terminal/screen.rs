@@ -60,11 +60,7 @@ impl Screen {
         Screen {
             vt,
             modes: Modes::default(),
-            // Exactly the bound, never more: trimming before each line is
-            // added keeps it from growing (a `VecDeque` left to grow doubles,
-            // and a ring that wraps touches every page it has). The pages
-            // are only touched as the history fills.
-            history: VecDeque::with_capacity(history_cap),
+            history: VecDeque::new(),
             history_cap,
             held: Vec::new(),
             blank_attrs: BlankAttrs::default(),
@@ -440,6 +436,15 @@ fn push_history_bytes(history: &mut VecDeque<u8>, cap: usize, line: &[u8]) {
             Some(i) => drop(history.drain(..over + i)),
             None => history.clear(),
         }
+    }
+    // Grown by doubling up to exactly the bound, never past it: a
+    // `VecDeque` left to grow would double past it, and a ring that wraps
+    // touches every page it has.
+    let need = history.len() + line.len();
+    if history.capacity() < need {
+        let most = cap.max(need);
+        let want = (history.capacity() * 2).clamp(need.max(4096).min(most), most);
+        history.reserve_exact(want - history.len());
     }
     history.extend(line);
 }
@@ -893,6 +898,11 @@ mod tests {
         assert!(lines[1976].ends_with(" \x1b[0m"));
         assert_eq!(s.text()[22], "line 1999");
         assert_eq!(s.vt.cursor().row, 23);
+        // The ring holds the bound and never allocated past it.
+        let mut s = Screen::new(80, 24, 10_000);
+        fed(&mut s, &stream);
+        assert!(s.history().len() > 9_000);
+        assert!(s.history.capacity() <= 10_000, "{}", s.history.capacity());
     }
 
     #[test]
