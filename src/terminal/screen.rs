@@ -18,7 +18,7 @@
 //! program has been quiet a moment, [`Screen::flush_held`]).
 
 use std::collections::VecDeque;
-use std::fmt::Write as _;
+use std::io::Write as _;
 
 use avt::{Color, Line, Pen, Vt};
 
@@ -41,6 +41,14 @@ pub struct Screen {
     held: Vec<u8>,
     /// What avt would wrongly put on blanked cells (see [`BlankAttrs`]).
     blank_attrs: BlankAttrs,
+    /// Which character sets avt translates printed text with (see
+    /// [`Charsets`]): lines are skipped only when none is in use.
+    charsets: Charsets,
+    /// Whether runs of plain lines may skip avt (see [`Screen::feed_run`]);
+    /// off only in tests, which compare both ways.
+    skip_lines: bool,
+    /// One history line being formatted (kept to save an allocation per line).
+    scratch: Vec<u8>,
 }
 
 impl Screen {
@@ -56,6 +64,9 @@ impl Screen {
             history_cap,
             held: Vec::new(),
             blank_attrs: BlankAttrs::default(),
+            charsets: Charsets::default(),
+            skip_lines: true,
+            scratch: Vec::new(),
         }
     }
 
@@ -77,9 +88,20 @@ impl Screen {
             match step(data, at) {
                 Step::Text(end) => at = end,
                 Step::Seq(end) => {
-                    match self.modes.classify(&data[at..end]) {
+                    let seq = &data[at..end];
+                    let was_alternate = self.modes.alternate();
+                    match self.modes.classify(seq) {
                         Action::Pass => {
-                            if let Some((off, on)) = self.blank_attrs.around(&data[at..end]) {
+                            // avt hands out the lines that scrolled off the
+                            // main screen only at the end of a feed, and
+                            // drops them if the alternate screen is on by
+                            // then or a reset replaced the screen: feed it
+                            // the output before either on its own.
+                            if (!was_alternate && self.modes.alternate()) || seq == b"\x1bc" {
+                                self.emit(&data[start..at], out);
+                                start = at;
+                            }
+                            if let Some((off, on)) = self.blank_attrs.around(seq) {
                                 self.emit(&data[start..at], out);
                                 self.feed_vt(off);
                                 self.emit(&data[at..end], out);
@@ -133,8 +155,111 @@ impl Screen {
         self.feed_vt(bytes);
     }
 
-    /// Feeds avt alone (clients get `emit`'s bytes).
+    /// Feeds avt alone (clients get `emit`'s bytes). A long run of plain
+    /// lines (see [`Screen::feed_run`]) mostly skips avt.
     fn feed_vt(&mut self, bytes: &[u8]) {
+        let (cols, rows) = self.vt.size();
+        let mut fed = 0;
+        let mut at = 0;
+        while at < bytes.len() {
+            let (end, lines) = plain_lines(&bytes[at..], cols);
+            // Worth it only when some lines would scroll off unseen.
+            if self.skip_lines && lines > rows + 1 {
+                self.feed_avt(&bytes[fed..at]);
+                self.feed_run(&bytes[at..at + end]);
+                at += end;
+                fed = at;
+                continue;
+            }
+            // Past the plain lines (if any) and the line that ended them.
+            at += end;
+            at += bytes[at..].iter().position(|&b| b == b'\n').map_or(bytes.len() - at, |i| i + 1);
+        }
+        self.feed_avt(&bytes[fed..]);
+    }
+
+    /// A run of plain lines (printable ASCII, each ending in CR LF, none
+    /// wider than the screen): the lines that would scroll off the top
+    /// before anyone could see them go straight to the history, and avt is
+    /// fed only the ones still on the screen at the end. At 71 bytes a line
+    /// on an 80x24 screen, a 64 KiB read costs avt 24 lines rather than 900.
+    ///
+    /// avt itself says whether that is exact: the first line is fed to it,
+    /// and only if its line feed scrolled exactly one line into the history
+    /// with the cursor staying on its row (so that row is the bottom of a
+    /// scroll region that starts at the top, on the main screen; margins,
+    /// the alternate screen and origin mode can only change through escape
+    /// sequences, and a run has none) does every later line print at column
+    /// 0 of a fresh blank line in the current pen, scroll once, and push
+    /// the top line into the history. The pen is read off that fresh line.
+    /// Nothing else can differ: no character set translates the text (that
+    /// is followed separately), and insert mode on a blank line prints the
+    /// same cells.
+    fn feed_run(&mut self, run: &[u8]) {
+        let first = run.iter().position(|&b| b == b'\n').map_or(run.len(), |i| i + 1);
+        let before = self.vt.cursor();
+        let mut scrolled = 0;
+        // The run is ASCII: whole characters, no lossy conversion needed.
+        let text = std::str::from_utf8(&run[..first]).unwrap_or_default();
+        for line in self.vt.feed_str(text).scrollback {
+            push_history(&mut self.history, self.history_cap, &line, &mut self.scratch);
+            scrolled += 1;
+        }
+        let after = self.vt.cursor();
+        let row = after.row;
+        let exact = scrolled == 1
+            && after.col == 0
+            && before.row == row
+            && !self.charsets.translating()
+            && first < run.len();
+        if !exact {
+            self.feed_avt(&run[first..]);
+            return;
+        }
+        let pen = self.vt.view().nth(row).and_then(|l| l.cells().first()).map(|c| *c.pen());
+        let pen = match pen {
+            Some(pen) => pen,
+            None => {
+                self.feed_avt(&run[first..]);
+                return;
+            }
+        };
+        // The last `row` lines stay on the screen (rows 0..row, the cursor
+        // on a fresh line below them); the ones before them scroll off after
+        // the lines the screen shows now.
+        let rest = &run[first..];
+        let mut cut = rest.len();
+        for _ in 0..row {
+            cut = rest[..cut - 1].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        }
+        let (skipped, shown) = rest.split_at(cut);
+        self.feed_avt(shown);
+        let cols = self.vt.size().0;
+        for line in skipped.split_inclusive(|&b| b == b'\n') {
+            let text = &line[..line.len() - 2];
+            let s = &mut self.scratch;
+            s.clear();
+            if pen.is_default() {
+                // Blanks in the default pen are trimmed, as push_history does.
+                let used = text.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+                s.extend_from_slice(&text[..used]);
+            } else {
+                sgr(&pen, s);
+                s.extend_from_slice(text);
+                s.resize(s.len() + cols - text.len(), b' ');
+                s.extend_from_slice(b"\x1b[0m");
+            }
+            s.extend_from_slice(b"\r\n");
+            push_history_bytes(&mut self.history, self.history_cap, s);
+        }
+    }
+
+    /// Feeds avt every byte of `bytes`.
+    fn feed_avt(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.charsets.follow(bytes);
         let text = String::from_utf8_lossy(bytes);
         // avt hands out the lines that scrolled off only at the end of a
         // feed, keeping them (a whole row of cells each) until then: fed a
@@ -147,7 +272,7 @@ impl Screen {
             let (piece, tail) = rest.split_at(cut);
             let changes = self.vt.feed_str(piece);
             for line in changes.scrollback {
-                push_history(&mut self.history, self.history_cap, &line);
+                push_history(&mut self.history, self.history_cap, &line, &mut self.scratch);
             }
             rest = tail;
         }
@@ -156,7 +281,7 @@ impl Screen {
     pub fn resize(&mut self, cols: u16, rows: u16) {
         let changes = self.vt.resize(cols.max(1) as usize, rows.max(1) as usize);
         for line in changes.scrollback {
-            push_history(&mut self.history, self.history_cap, &line);
+            push_history(&mut self.history, self.history_cap, &line, &mut self.scratch);
         }
     }
 
@@ -268,39 +393,128 @@ fn translate(dump: &str, out: &mut Vec<u8>) {
 /// history, dropping whole lines from the front past `cap` bytes. (avt does
 /// not say whether a line wrapped, so every line ends with CR LF: the same
 /// picture at the session's width, without reflow at another.)
-fn push_history(history: &mut VecDeque<u8>, cap: usize, line: &Line) {
-    let mut s = String::with_capacity(line.len() + 16);
+fn push_history(history: &mut VecDeque<u8>, cap: usize, line: &Line, s: &mut Vec<u8>) {
+    s.clear();
     let cells = line.cells();
     let used = cells.iter().rposition(|c| !c.is_default()).map_or(0, |i| i + 1);
     let mut pen = Pen::default();
+    let mut buf = [0u8; 4];
     for cell in &cells[..used] {
         if cell.width() == 0 {
             continue;
         }
         if *cell.pen() != pen {
             pen = *cell.pen();
-            sgr(&pen, &mut s);
+            sgr(&pen, s);
         }
-        s.push(cell.char());
+        let c = cell.char();
+        if c.is_ascii() {
+            s.push(c as u8);
+        } else {
+            s.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        }
     }
     if !pen.is_default() {
-        s.push_str("\x1b[0m");
+        s.extend_from_slice(b"\x1b[0m");
     }
-    s.push_str("\r\n");
-    history.extend(s.as_bytes());
-    if history.len() > cap {
-        history.drain(..history.len() - cap);
-        match history.iter().position(|&b| b == b'\n') {
-            Some(i) => drop(history.drain(..=i)),
+    s.extend_from_slice(b"\r\n");
+    push_history_bytes(history, cap, s);
+}
+
+/// Appends one formatted line (ending in CR LF) to the history, first
+/// dropping whole lines from the front so that it stays within `cap` bytes
+/// (so the ring never grows past its first allocation).
+fn push_history_bytes(history: &mut VecDeque<u8>, cap: usize, line: &[u8]) {
+    if line.len() > cap {
+        history.clear();
+        return;
+    }
+    let over = (history.len() + line.len()).saturating_sub(cap);
+    if over > 0 {
+        // Up to the end of the line the cut falls in.
+        match history.range(over - 1..).position(|&b| b == b'\n') {
+            Some(i) => drop(history.drain(..over + i)),
             None => history.clear(),
+        }
+    }
+    // Grown by doubling up to exactly the bound, never past it: a
+    // `VecDeque` left to grow would double past it, and a ring that wraps
+    // touches every page it has.
+    let need = history.len() + line.len();
+    if history.capacity() < need {
+        let most = cap.max(need);
+        let want = (history.capacity() * 2).clamp(need.max(4096).min(most), most);
+        history.reserve_exact(want - history.len());
+    }
+    history.extend(line);
+}
+
+/// The character sets avt translates printed text with: G0 and G1 set to
+/// DEC line drawing (`ESC ( 0`, `ESC ) 0`), and which one is in use (SO,
+/// SI). Followed on everything avt is fed, in order, so that a run of
+/// plain lines skips avt only when avt would print its bytes as they are.
+#[derive(Default)]
+struct Charsets {
+    g0_drawing: bool,
+    g1_drawing: bool,
+    shifted: bool,
+}
+
+impl Charsets {
+    fn translating(&self) -> bool {
+        if self.shifted { self.g1_drawing } else { self.g0_drawing }
+    }
+
+    fn follow(&mut self, bytes: &[u8]) {
+        let mut i = 0;
+        while let Some(j) = bytes[i..].iter().position(|&b| matches!(b, 0x0e | 0x0f | 0x1b)) {
+            i += j;
+            match bytes[i] {
+                0x0e => self.shifted = true,
+                0x0f => self.shifted = false,
+                _ => match (bytes.get(i + 1), bytes.get(i + 2)) {
+                    (Some(b'('), Some(&f)) => self.g0_drawing = f == b'0',
+                    (Some(b')'), Some(&f)) => self.g1_drawing = f == b'0',
+                    // RIS, and DECSTR (`CSI ! p`): avt resets both.
+                    (Some(b'c'), _) => *self = Charsets::default(),
+                    (Some(b'['), Some(b'!')) if bytes.get(i + 3) == Some(&b'p') => {
+                        *self = Charsets::default()
+                    }
+                    _ => {}
+                },
+            }
+            i += 1;
         }
     }
 }
 
+/// The plain lines `bytes` starts with: printable ASCII ending in CR LF,
+/// at most `cols` characters each. Returns where they end and how many.
+fn plain_lines(bytes: &[u8], cols: usize) -> (usize, usize) {
+    let (mut end, mut lines, mut start) = (0, 0, 0);
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if (0x20..0x7f).contains(&b) {
+            i += 1;
+            continue;
+        }
+        if b == b'\r' && bytes.get(i + 1) == Some(&b'\n') && i - start <= cols {
+            i += 2;
+            end = i;
+            start = i;
+            lines += 1;
+            continue;
+        }
+        break;
+    }
+    (end, lines)
+}
+
 /// The SGR sequence that sets exactly `pen`.
-fn sgr(pen: &Pen, s: &mut String) {
-    s.push_str("\x1b[0");
-    let color = |s: &mut String, c: Color, base: u8| match c {
+fn sgr(pen: &Pen, s: &mut Vec<u8>) {
+    s.extend_from_slice(b"\x1b[0");
+    let color = |s: &mut Vec<u8>, c: Color, base: u8| match c {
         Color::Indexed(i) if i < 8 => {
             let _ = write!(s, ";{}", base + i);
         }
@@ -330,10 +544,10 @@ fn sgr(pen: &Pen, s: &mut String) {
         (pen.is_strikethrough(), ";9"),
     ] {
         if on {
-            s.push_str(code);
+            s.extend_from_slice(code.as_bytes());
         }
     }
-    s.push('m');
+    s.push(b'm');
 }
 
 #[cfg(test)]
@@ -560,6 +774,135 @@ mod tests {
             fed(&mut s, format!("alt {i}\r\n").as_bytes());
         }
         assert!(!String::from_utf8(s.history()).unwrap().contains("alt"));
+    }
+
+    /// A small deterministic generator (xorshift) for the stream tests.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    /// Output mixing long runs of plain lines with everything that changes
+    /// how they print: colours, cursor moves, scroll regions, the alternate
+    /// screen, character sets, insert, autowrap, origin and newline modes,
+    /// resets, tabs, wide and non-ASCII characters, lines wider than the
+    /// screen and lines ending in a bare LF.
+    fn mixed_stream(rng: &mut Rng, cols: usize, rows: usize) -> Vec<u8> {
+        const OPS: &[&str] = &[
+            "\x1b[0m",
+            "\x1b[31m",
+            "\x1b[44;1m",
+            "\x1b[7m",
+            "\x1b[38;5;200;48;2;1;2;3m",
+            "\x1b[?1049h",
+            "\x1b[?1049l",
+            "\x1b(0",
+            "\x1b(B",
+            "\x1b)0",
+            "\x0e",
+            "\x0f",
+            "\x1b[4h",
+            "\x1b[4l",
+            "\x1b[?7l",
+            "\x1b[?7h",
+            "\x1b[?6h",
+            "\x1b[?6l",
+            "\x1b[20h",
+            "\x1b[20l",
+            "\x1bc",
+            "\x1b[!p",
+            "\x1b[r",
+            "\t",
+            "é✓界",
+            "\x1b7",
+            "\x1b8",
+            "\x1b[2J",
+            "\x1bM",
+            "\x1b[3L",
+            "\x1b[2S",
+        ];
+        let mut out = String::new();
+        for _ in 0..200 {
+            match rng.below(6) {
+                0 | 1 => {
+                    for _ in 0..rng.below(3 * rows + 10) {
+                        let len = rng.below(cols + 4);
+                        for _ in 0..len {
+                            out.push(char::from(b' ' + rng.below(95) as u8));
+                        }
+                        out.push_str(if rng.below(20) == 0 { "\n" } else { "\r\n" });
+                    }
+                }
+                2 => out.push_str(OPS[rng.below(OPS.len())]),
+                3 => {
+                    out.push_str(&format!("\x1b[{};{}H", rng.below(rows + 2), rng.below(cols + 2)))
+                }
+                4 => {
+                    let top = rng.below(rows) + 1;
+                    out.push_str(&format!("\x1b[{};{}r", top, top + rng.below(rows)));
+                }
+                _ => out.push_str("partial line "),
+            }
+        }
+        out.into_bytes()
+    }
+
+    #[test]
+    fn plain_lines_that_skip_avt_leave_the_same_screen_history_and_state() {
+        for seed in 1..40u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let (cols, rows) = [(20, 5), (80, 24), (10, 1), (30, 3), (7, 2)][seed as usize % 5];
+            let cap = [1000, 100_000][seed as usize % 2];
+            let stream = mixed_stream(&mut rng, cols, rows);
+            let mut fast = Screen::new(cols as u16, rows as u16, cap);
+            let mut slow = Screen::new(cols as u16, rows as u16, cap);
+            slow.skip_lines = false;
+            let mut at = 0;
+            while at < stream.len() {
+                let end = (at + 1 + rng.below(3000)).min(stream.len());
+                let (a, _) = fed(&mut fast, &stream[at..end]);
+                let (b, _) = fed(&mut slow, &stream[at..end]);
+                assert_eq!(a, b, "seed {seed}: clients get the same bytes");
+                at = end;
+                assert_eq!(picture(&fast.vt), picture(&slow.vt), "seed {seed} at {at}");
+                assert_eq!(fast.history(), slow.history(), "seed {seed} at {at}");
+            }
+            assert_eq!(fast.reproduce(), slow.reproduce(), "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn a_flood_of_lines_mostly_skips_avt_and_keeps_history_exact() {
+        // 80x24, green on blue, 2,000 lines in one read: the history holds
+        // every line in order, coloured, and the screen the last 23.
+        let mut s = Screen::new(80, 24, 1 << 20);
+        let mut stream = b"\x1b[32;44m".to_vec();
+        for i in 0..2000 {
+            stream.extend_from_slice(format!("line {i}\r\n").as_bytes());
+        }
+        fed(&mut s, &stream);
+        let history = String::from_utf8(s.history()).unwrap();
+        let lines: Vec<&str> = history.split_terminator("\r\n").collect();
+        // The first 23 line feeds move the cursor down a blank screen.
+        assert_eq!(lines.len(), 2000 - 23);
+        // Printed over the blanks of the first screen (default pen); the
+        // later ones on lines scrolled in with the colours on.
+        assert_eq!(lines[0], "\x1b[0;32;44mline 0\x1b[0m");
+        assert!(lines[1976].starts_with("\x1b[0;32;44mline 1976 "));
+        assert!(lines[1976].ends_with(" \x1b[0m"));
+        assert_eq!(s.text()[22], "line 1999");
+        assert_eq!(s.vt.cursor().row, 23);
+        // The ring holds the bound and never allocated past it.
+        let mut s = Screen::new(80, 24, 10_000);
+        fed(&mut s, &stream);
+        assert!(s.history().len() > 9_000);
+        assert!(s.history.capacity() <= 10_000, "{}", s.history.capacity());
     }
 
     #[test]
