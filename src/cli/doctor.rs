@@ -32,8 +32,18 @@ const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 pub fn run(ctx: &Ctx) -> Result<()> {
     let paths = ctx.paths()?;
     let path_var = std::env::var_os("PATH");
-    let mut checks = daemon_side(&paths);
-    checks.push(local_sandbox(path_var.as_deref()));
+    // The trial sandbox here runs while the daemon runs its own checks
+    // (another trial sandbox among them): the two waits overlap.
+    let (mut checks, sandbox) = std::thread::scope(|s| {
+        let local = s.spawn(|| local_sandbox(path_var.as_deref()));
+        let checks = daemon_side(&paths);
+        let sandbox = local.join().unwrap_or_else(|_| {
+            Check::new("sandbox", Status::Fail, "the check of bwrap on your PATH panicked")
+                .fix("run `ringlet doctor` again; report it if it persists")
+        });
+        (checks, sandbox)
+    });
+    checks.push(sandbox);
     checks.push(ringlet_on_path(path_var.as_deref()));
     let shims = aliases::list(&paths.home);
     checks.push(shim_dir_on_path(&paths, path_var.as_deref(), &shims));
