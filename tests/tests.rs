@@ -96,3 +96,5 @@ mod templates;
 mod attacks_registry;
 // The routes the web UI leans on: recent events, config.toml choices.
 mod ui_api;
+// Packaging (issue 15): make install/uninstall, the systemd user unit, the .deb.
+mod packaging;
