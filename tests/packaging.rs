@@ -68,6 +68,12 @@ fn make(target: &str, vars: &[(&str, &Path)], extra: &[(&str, &Path)]) -> (Strin
         arg.push(value);
         cmd.arg(arg);
     }
+    // A test's HOME must not hide cargo and rustup (NOTICE lists the
+    // crates with `cargo tree`).
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    for (var, dir) in [("CARGO_HOME", ".cargo"), ("RUSTUP_HOME", ".rustup")] {
+        cmd.env(var, std::env::var_os(var).map_or_else(|| home.join(dir), PathBuf::from));
+    }
     for (name, value) in extra {
         cmd.env(name, value);
     }
