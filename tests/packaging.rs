@@ -398,6 +398,7 @@ fn make_deb_passes_lintian_and_installs_and_purges_in_a_scratch_root() {
         copyright.contains("License: MIT") && copyright.contains("xterm.js authors"),
         "{copyright}"
     );
+    assert!(copyright.contains("\n serde v1."), "the crates are listed:\n{copyright}");
     let (status, _) = dpkg(&["--status", "ringlet"]);
     assert!(status.contains("Status: install ok installed"), "{status}");
 

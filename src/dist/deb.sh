@@ -71,12 +71,16 @@ DEB=1 DESTDIR=$root PREFIX=/usr BIN=$bin GEN=${GEN:-$bin} NOTICE_OUT=$work/NOTIC
 # carry hundreds of MB of them).
 strip --strip-unneeded --remove-section=.comment --remove-section=.note "$root/usr/bin/ringlet"
 
-# copyright (machine-readable): Ringlet's MIT licence, the embedded
-# xterm.js files with their own copyright lines, and NOTICE's lists.
+# copyright (machine-readable): Ringlet's MIT licence and the embedded
+# xterm.js files with their own copyright lines.
 {
     printf 'Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n'
     printf 'Upstream-Name: ringlet\n'
-    printf 'Comment: The binary embeds third-party files and crates; NOTICE, below.\n\n'
+    # NOTICE (what the binary embeds: the web UI's xterm.js files with
+    # their licences, and the Rust crates compiled in) as the comment.
+    printf 'Comment:\n'
+    sed -e 's/^$/./' -e 's/^/ /' "$work/NOTICE"
+    printf '\n'
     printf 'Files: *\nCopyright: 2026 The Ringlet authors\nLicense: MIT\n\n'
     printf 'Files: static/vendor/*\nCopyright:'
     grep -h '^Copyright' "$SRC"/static/vendor/LICENSE.* | sed 's/^Copyright (c) / /' | sort -u
@@ -84,8 +88,6 @@ strip --strip-unneeded --remove-section=.comment --remove-section=.note "$root/u
     printf 'License: MIT\n'
     # The licence text without its title and copyright line, as a field body.
     sed -n '/^Permission/,$p' "$SRC/src/dist/LICENSE" | sed -e 's/^$/./' -e 's/^/ /'
-    printf '\nFiles: NOTICE\nCopyright: see below\nLicense: MIT\nComment:\n'
-    sed -e 's/^$/./' -e 's/^/ /' "$work/NOTICE"
 } >"$work/copyright"
 install -d "$doc"
 install -m 0644 "$work/copyright" "$doc/copyright"
