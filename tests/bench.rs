@@ -40,6 +40,9 @@ mod browser_figures;
 #[path = "bench_screen.rs"]
 mod screen_figures;
 
+#[path = "bench_shell.rs"]
+mod shell_figures;
+
 #[path = "util/registry.rs"]
 #[allow(dead_code)]
 mod registry_tree;
@@ -82,7 +85,7 @@ fn main() -> ExitCode {
         }
     };
     // `cargo bench --bench figures -- http` takes one group of figures
-    // (startup, http, screen, proxy, registry, web, browser, usage); cargo itself adds `--bench`.
+    // (startup, http, screen, proxy, registry, web, browser, shell, usage); cargo itself adds `--bench`.
     let groups: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let wanted = |group: &str| groups.is_empty() || groups.iter().any(|g| g == group);
     let mut rows = Vec::new();
@@ -106,6 +109,9 @@ fn main() -> ExitCode {
     }
     if wanted("browser") {
         rows.extend(browser_figures::figures(&sandbox));
+    }
+    if wanted("shell") {
+        rows.extend(shell_figures::figures(&sandbox));
     }
     drop(sandbox); // stops the daemon and removes the temp dir
     if wanted("usage") {

@@ -98,3 +98,8 @@ mod attacks_registry;
 mod ui_api;
 // Packaging (issue 15): make install/uninstall, the systemd user unit, the .deb.
 mod packaging;
+// Shell completion (issue 15): the generated scripts in the real bash, fish
+// and zsh, live names with and without a daemon, and never starting one.
+mod completions;
+// The man page (issue 15): generated from the command table, mandoc-lint clean.
+mod manpage;

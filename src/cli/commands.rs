@@ -598,14 +598,25 @@ pub static ROOT: Cmd = Cmd {
                 opt("revoke", "ID|all", "Sign a browser session out (or all of them)"),
             ],
         ),
-        cmd(
+        rcmd(
             "completions",
             "Print a shell completion script (bash, zsh or fish)",
             &[choices(pos("shell", "Shell"), &["bash", "zsh", "fish"])],
         ),
         Cmd {
             hidden: true,
-            ..cmd("manpage", "Print the man page (roff), generated from this help", &[])
+            ..rcmd("manpage", "Print the man page (roff), generated from this help", &[])
+        },
+        Cmd {
+            hidden: true,
+            ..rcmd(
+                "__complete",
+                "Print live names for shell completion (asks a running daemon, never starts one)",
+                &[choices(
+                    pos("kind", "What to list"),
+                    &["profiles", "agents", "providers", "sessions"],
+                )],
+            )
         },
     ],
     runnable: false,

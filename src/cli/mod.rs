@@ -9,11 +9,13 @@
 mod agents;
 mod attach;
 pub mod commands;
+mod completions;
 mod daemon;
 mod doctor;
 mod hooks;
 mod init;
 mod launch;
+mod man;
 pub mod parse;
 mod profiles;
 mod prompt;
@@ -129,6 +131,9 @@ pub fn run(global: Global, inv: Invocation) -> Result<()> {
         ["registry", "rollback"] => registry::rollback(&ctx),
         ["registry", "export"] => registry::export(&ctx, &inv),
         ["registry", "index"] => crate::registry::index::cli(&inv, ctx.global.json),
+        ["completions"] => completions::print_script(&inv),
+        ["manpage"] => man::print(),
+        ["__complete"] => completions::live(&ctx, &inv),
         _ => Err(not_implemented(&inv)),
     };
     // Name the command in every error: `ringlet: <command>: <why>`.
@@ -362,6 +367,9 @@ mod tests {
             "registry rollback",
             "registry export",
             "registry index",
+            "completions",
+            "manpage",
+            "__complete",
         ];
         for (path, cmd) in parse::all_paths() {
             if cmd.ready && cmd.runnable {
