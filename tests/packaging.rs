@@ -7,7 +7,6 @@
 //! (systemd, dpkg-dev, lintian).
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -49,13 +48,6 @@ fn stripped(env: &Env) -> PathBuf {
     let out = env.root.join("ringlet-stripped");
     run(tool(60, "strip").arg("-o").arg(&out).arg(BIN));
     out
-}
-
-/// What prints the man page and completions: the binary itself once
-/// `manpage` and `completions` are implemented (helper `manc`); a stub until
-/// then.
-fn generator(env: &Env, _bin: &Path) -> PathBuf {
-    stub_generator(env)
 }
 
 /// `make <target> VAR=value...` in the repository, with the test's own
@@ -122,12 +114,10 @@ fn unit_keys(unit: &str) -> Vec<(String, String)> {
 fn make_install_puts_every_file_in_its_place_and_uninstall_takes_them_away() {
     let env = Env::new("make-install");
     let bin = stripped(&env);
-    let generator = generator(&env, &bin);
     // `make install PREFIX=~/.local`, the README's line, with the tilde
     // left for the script (zsh and dash pass it through unexpanded).
     let home = &env.home;
-    let vars =
-        [("BIN", bin.as_path()), ("GEN", generator.as_path()), ("PREFIX", Path::new("~/.local"))];
+    let vars = [("BIN", bin.as_path()), ("PREFIX", Path::new("~/.local"))];
     make("install", &vars, &[("HOME", home)]);
 
     let prefix = home.join(".local");
@@ -150,17 +140,13 @@ fn make_install_puts_every_file_in_its_place_and_uninstall_takes_them_away() {
     assert!(printed(&installed, &["--version"]).starts_with("ringlet "));
     // The man page and completions are what the binary prints.
     let share = prefix.join("share");
-    assert_eq!(read(&share.join("man/man1/ringlet.1")), printed(&generator, &["manpage"]));
+    assert_eq!(read(&share.join("man/man1/ringlet.1")), printed(&bin, &["manpage"]));
     for (shell, file) in [
         ("bash", "bash-completion/completions/ringlet"),
         ("zsh", "zsh/site-functions/_ringlet"),
         ("fish", "fish/vendor_completions.d/ringlet.fish"),
     ] {
-        assert_eq!(
-            read(&share.join(file)),
-            printed(&generator, &["completions", shell]),
-            "{shell}"
-        );
+        assert_eq!(read(&share.join(file)), printed(&bin, &["completions", shell]), "{shell}");
     }
     // The unit names the installed binary.
     let unit = read(&share.join("systemd/user/ringlet.service"));
@@ -201,9 +187,8 @@ fn make_install_puts_every_file_in_its_place_and_uninstall_takes_them_away() {
 fn the_user_unit_passes_systemd_analyze_and_runs_the_daemon_the_cli_dials() {
     let env = Env::new("unit");
     let bin = stripped(&env);
-    let generator = generator(&env, &bin);
     let prefix = env.root.join("usr");
-    make("install", &[("BIN", &bin), ("GEN", &generator), ("PREFIX", &prefix)], &[]);
+    make("install", &[("BIN", &bin), ("PREFIX", &prefix)], &[]);
     let unit_path = prefix.join("share/systemd/user/ringlet.service");
     let unit = read(&unit_path);
 
@@ -310,13 +295,11 @@ fn the_user_unit_passes_systemd_analyze_and_runs_the_daemon_the_cli_dials() {
 fn make_deb_passes_lintian_and_installs_and_purges_in_a_scratch_root() {
     let env = Env::new("deb");
     let bin = stripped(&env);
-    let generator = generator(&env, &bin);
     let out = env.root.join("out");
     let (stdout, _) = make(
         "deb",
         &[
             ("BIN", &bin),
-            ("GEN", &generator),
             ("DEB_OUT", &out),
             // The test's package need not be small, only quick (lintian
             // rejects an uncompressed one).
@@ -422,18 +405,4 @@ fn make_deb_passes_lintian_and_installs_and_purges_in_a_scratch_root() {
         lint.status.success() && !text.lines().any(|l| l.starts_with("E: ")),
         "lintian:\n{text}"
     );
-}
-
-/// A shell script that prints what `ringlet manpage` and `ringlet
-/// completions` print, for a binary built before they existed.
-fn stub_generator(env: &Env) -> PathBuf {
-    let path = env.root.join("gen");
-    fs::write(
-        &path,
-        "#!/bin/sh\ncase $1 in\nmanpage) printf '.TH RINGLET 1\\n.SH NAME\\nringlet \\\\- agents\\n' ;;\n\
-         completions) echo \"# $2\" ;;\n*) exit 2 ;;\nesac\n",
-    )
-    .unwrap();
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
-    path
 }
