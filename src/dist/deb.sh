@@ -63,7 +63,9 @@ trap 'rm -rf "$work"' EXIT INT TERM
 root=$work/root
 doc=$root/usr/share/doc/ringlet
 
-DEB=1 DESTDIR=$root PREFIX=/usr BIN=$bin GEN=${GEN:-$bin} NOTICE_OUT=$work/NOTICE \
+# SOURCE_DATE_EPOCH dates the man page as the changelog (reproducible).
+SOURCE_DATE_EPOCH=$epoch DEB=1 DESTDIR=$root PREFIX=/usr BIN=$bin GEN=${GEN:-$bin} \
+    NOTICE_OUT=$work/NOTICE \
     ZSHCOMPDIR=/usr/share/zsh/vendor-completions SYSTEMDUSERUNITDIR=/usr/lib/systemd/user \
     BINDIR= DATADIR= MANDIR= DOCDIR= BASHCOMPDIR= FISHCOMPDIR= \
     sh "$SRC/src/dist/install.sh" install >/dev/null
