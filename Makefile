@@ -83,7 +83,7 @@ registry: ## Assemble this repository's registry into target/registry (CHANNEL=s
 # GEN=<binary> runs another binary to print the man page and completions
 # (a cross build's BIN cannot run here).
 install: $(if $(BIN),,build) ## Install binary, man page, completions, user unit, licence into $(PREFIX) (DESTDIR too)
-	BIN='$(or $(BIN),$(RELEASE))' GEN='$(GEN)' PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' \
+	BIN='$(or $(BIN),$(RELEASE))' GEN='$(GEN)' PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' CARGO='$(CARGO)' \
 		sh src/dist/install.sh install
 
 uninstall: ## Remove what `make install` installed (the same PREFIX and DESTDIR)
@@ -91,8 +91,9 @@ uninstall: ## Remove what `make install` installed (the same PREFIX and DESTDIR)
 
 # The package links the system's libdbus-1 (`system-dbus`) instead of the
 # copy the default `vendored-dbus` feature compiles in, as Debian prefers.
-# Offline, from vendored sources, for packagers:
-#   cargo vendor --locked src/vendor-crates > .cargo/config.toml
+# Offline, from vendored sources, for packagers (vendor/ and .cargo/ go in
+# their source tarball, not in this repository):
+#   mkdir -p .cargo && cargo vendor --locked vendor > .cargo/config.toml
 #   make deb CARGO='cargo --offline'
 # (README "Packaging"). BIN=<binary> packages that binary instead;
 # DEB_OUT=<dir> writes the package elsewhere.
@@ -100,5 +101,5 @@ DEB_FEATURES := sqlite,net,system-dbus
 DEB_OUT ?= target/deb
 deb: $(if $(BIN),,build-deps) ## Build a Debian package into target/deb (release, system libdbus; DEBFULLNAME, DEBEMAIL)
 	$(if $(BIN),,$(CARGO) build --release --locked --no-default-features --features $(DEB_FEATURES))
-	$(if $(BIN),,CARGO_TREE_FLAGS='--no-default-features --features $(DEB_FEATURES)') \
+	CARGO='$(CARGO)' $(if $(BIN),,CARGO_TREE_FLAGS='--no-default-features --features $(DEB_FEATURES)') \
 		sh src/dist/deb.sh '$(or $(BIN),$(RELEASE))' '$(DEB_OUT)'

@@ -149,9 +149,11 @@ notice() {
     done
     # Without cargo (files staged from a prebuilt binary) the list is left
     # out; with it, a failure stops the install rather than leave it short.
-    if command -v "${CARGO:-cargo}" >/dev/null 2>&1 && [ -f "$SRC/Cargo.lock" ]; then
+    # CARGO may carry options (`make deb CARGO='cargo --offline'`): words.
+    cargo=${CARGO:-cargo}
+    if command -v "${cargo%% *}" >/dev/null 2>&1 && [ -f "$SRC/Cargo.lock" ]; then
         # shellcheck disable=SC2086 # the flags are words on purpose
-        if ! (cd "$SRC" && "${CARGO:-cargo}" tree --locked --offline -e normal --prefix none \
+        if ! (cd "$SRC" && $cargo tree --locked --offline -e normal --prefix none \
             --format '{p} {l}' ${CARGO_TREE_FLAGS:-}) >"$tmp/crates" 2>"$tmp/err"; then
             echo "install.sh: listing the crates for NOTICE failed: $(cat "$tmp/err")" >&2
             exit 1
