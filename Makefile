@@ -82,11 +82,11 @@ registry: ## Assemble this repository's registry into target/registry (CHANNEL=s
 # BIN=<binary> installs that binary instead of building the release one;
 # GEN=<binary> runs another binary to print the man page and completions
 # (a cross build's BIN cannot run here).
-install: $(if $(BIN),,build) ## Install binary, man page, completions, user unit, licence into $(PREFIX) (DESTDIR too)
+install: $(if $(BIN),,build) ## Install binary, man page, completions, user unit, licence (PREFIX=/usr/local, DESTDIR)
 	BIN='$(or $(BIN),$(RELEASE))' GEN='$(GEN)' PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' CARGO='$(CARGO)' \
 		sh src/dist/install.sh install
 
-uninstall: ## Remove what `make install` installed (the same PREFIX and DESTDIR)
+uninstall: ## Remove what `make install` installed (the same PREFIX, DESTDIR)
 	PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' sh src/dist/install.sh uninstall
 
 # The package links the system's libdbus-1 (`system-dbus`) instead of the
@@ -99,7 +99,8 @@ uninstall: ## Remove what `make install` installed (the same PREFIX and DESTDIR)
 # DEB_OUT=<dir> writes the package elsewhere.
 DEB_FEATURES := sqlite,net,system-dbus
 DEB_OUT ?= target/deb
-deb: $(if $(BIN),,build-deps) ## Build a Debian package into target/deb (release, system libdbus; DEBFULLNAME, DEBEMAIL)
+deb: ## Build a Debian package into target/deb (release, system libdbus; DEBFULLNAME, DEBEMAIL)
+	bash tests/setup.sh --deb-deps
 	$(if $(BIN),,$(CARGO) build --release --locked --no-default-features --features $(DEB_FEATURES))
 	CARGO='$(CARGO)' $(if $(BIN),,CARGO_TREE_FLAGS='--no-default-features --features $(DEB_FEATURES)') \
 		sh src/dist/deb.sh '$(or $(BIN),$(RELEASE))' '$(DEB_OUT)'
