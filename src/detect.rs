@@ -283,7 +283,7 @@ pub fn find_binary_where(
 
 /// Runs `<path> <flag>` and extracts a version, killing the probe's whole
 /// process group if it outlives `timeout`.
-fn probe_version(path: &Path, flag: &str, timeout: Duration) -> Result<String, String> {
+pub fn probe_version(path: &Path, flag: &str, timeout: Duration) -> Result<String, String> {
     let mut cmd = Command::new(path);
     // A minimal environment: a probe needs to find its interpreter (PATH)
     // and nothing of the daemon's beyond that.

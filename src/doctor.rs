@@ -1,17 +1,26 @@
 //! The checks the daemon can run about itself, each with what to do when it
 //! fails: served as `GET /api/doctor` (the web UI's Doctor page) and shown by
 //! `ringlet doctor` beside the checks only the CLI can make (the sandbox on
-//! the user's own PATH; later PATH and shims).
+//! the user's own PATH, `ringlet` and the shim dir on PATH, stale shims).
+//! The checks that need only files ([`config_check`], [`manifests_check`],
+//! [`keystore_check`], [`key_files_check`]) are public so that `ringlet
+//! doctor` runs the same code when no daemon runs.
 //!
 //! Every check is cheap and local: files the daemon already reads, its own
-//! state, one trial sandbox, one keychain open. None starts anything.
+//! state, one trial sandbox, one keychain open. None starts anything, and
+//! none ever reads a secret: the key files are only listed and `lstat`ed.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::daemon::{State, dispatch};
+use crate::manifests::Catalog;
+use crate::paths::Paths;
 use crate::protocol::Request;
-use crate::secrets::StoreKind;
+use crate::secrets::{Secrets, StoreKind};
 
 /// Registry copies older than this are called stale (a warning).
 const STALE_REGISTRY_DAYS: i64 = 30;
@@ -61,9 +70,22 @@ impl Check {
     }
 }
 
+impl Status {
+    /// The worse of two outcomes.
+    pub fn worst(self, other: Status) -> Status {
+        let rank = |s| match s {
+            Status::Ok => 0,
+            Status::Warn => 1,
+            Status::Fail => 2,
+        };
+        if rank(other) > rank(self) { other } else { self }
+    }
+}
+
 /// Every check the daemon runs, in the order shown.
 pub fn daemon_checks(state: &State) -> Vec<Check> {
-    let mut checks = vec![daemon(state), config(state), manifests(state)];
+    let mut checks =
+        vec![daemon(state), config_check(&state.paths), manifests_check(&state.catalog())];
     checks.extend(agents(state));
     checks.extend(keys(state));
     checks.push(sandbox(state));
@@ -80,21 +102,38 @@ fn daemon(state: &State) -> Check {
         s if s < 7200 => format!("{} min", s / 60),
         s => format!("{} h", s / 3600),
     };
-    Check::new(
-        "daemon",
-        Status::Ok,
-        format!(
-            "ringlet {} (protocol {}), pid {}, up {up}",
-            env!("CARGO_PKG_VERSION"),
-            crate::protocol::PROTOCOL_VERSION,
-            std::process::id()
-        ),
-    )
+    let detail = format!(
+        "ringlet {} (protocol {}), pid {}, up {up}",
+        env!("CARGO_PKG_VERSION"),
+        crate::protocol::PROTOCOL_VERSION,
+        std::process::id()
+    );
+    // An upgrade (`make install`, a package) replaces the file under a
+    // daemon that keeps running the old code until it stops.
+    match replaced_binary() {
+        Some(exe) => Check::new(
+            "daemon",
+            Status::Warn,
+            format!(
+                "{detail}; its binary {exe} was replaced or removed since it started: it still runs the old code"
+            ),
+        )
+        .fix("ringlet daemon stop (the next command starts the installed ringlet)"),
+        None => Check::new("daemon", Status::Ok, detail),
+    }
+}
+
+/// The path this process was started from, when that file has since been
+/// removed or replaced (Linux marks the link ` (deleted)`).
+fn replaced_binary() -> Option<String> {
+    let exe = std::fs::read_link("/proc/self/exe").ok()?;
+    let exe = exe.to_string_lossy();
+    exe.strip_suffix(" (deleted)").map(str::to_string)
 }
 
 /// config.toml as it is on disk now (the daemon keeps what it read at start).
-fn config(state: &State) -> Check {
-    let path = state.paths.config_file();
+pub fn config_check(paths: &Paths) -> Check {
+    let path = paths.config_file();
     match crate::config::Config::load(&path) {
         Ok(_) if path.exists() => {
             Check::new("config", Status::Ok, format!("{} loads", path.display()))
@@ -107,8 +146,8 @@ fn config(state: &State) -> Check {
     }
 }
 
-fn manifests(state: &State) -> Check {
-    let catalog = state.catalog();
+/// The agent and provider manifests: what loads, and the files that do not.
+pub fn manifests_check(catalog: &Catalog) -> Check {
     let warnings: Vec<&String> =
         catalog.agent_warnings.iter().chain(&catalog.provider_warnings).collect();
     let layer = |l| {
@@ -166,14 +205,10 @@ fn agents(state: &State) -> Vec<Check> {
     checks
 }
 
-/// Where keys go, and profiles whose key is gone.
+/// Where keys go, profiles whose key is gone, and the keys in plain files.
 fn keys(state: &State) -> Vec<Check> {
-    let (kind, why) = state.secrets.store_in_use();
-    let store = match kind {
-        StoreKind::Keyring => Check::new("keystore", Status::Ok, why),
-        StoreKind::File => Check::new("keystore", Status::Ok, why),
-    };
-    let mut checks = vec![store];
+    let in_use = state.secrets.store_in_use();
+    let mut checks = vec![keystore_check(&in_use)];
     let list = data(state, Request::ProfilesList { agent: None });
     if let Some(profiles) = list["profiles"].as_array() {
         let missing: Vec<&str> = profiles
@@ -199,7 +234,136 @@ fn keys(state: &State) -> Vec<Check> {
             .fix("ringlet profiles delete <alias>, then ringlet profiles create ...")
         });
     }
+    checks.push(key_files_check(&state.paths, &in_use));
     checks
+}
+
+/// Where a key stored now goes, from [`Secrets::store_in_use`]: the
+/// keychain, files by the user's choice (`RINGLET_SECRET_STORE=file`), or
+/// files because no keychain answers (a warning: keys then sit in plain
+/// files, and the user may not know).
+pub fn keystore_check(in_use: &(StoreKind, String)) -> Check {
+    let (kind, why) = in_use;
+    match (kind, pinned()) {
+        (StoreKind::File, None) => Check::new(
+            "keystore",
+            Status::Warn,
+            format!("new keys go to plain files: {why}"),
+        )
+        .fix(
+            "run a Secret Service in your session (GNOME Keyring, KeePassXC) and restart the daemon \
+             (`ringlet daemon stop`), or set RINGLET_SECRET_STORE=file to choose files knowingly",
+        ),
+        _ => Check::new("keystore", Status::Ok, why.clone()),
+    }
+}
+
+/// What RINGLET_SECRET_STORE pins in this process (an invalid value never
+/// gets this far: the daemon refuses to start with one).
+fn pinned() -> Option<StoreKind> {
+    Secrets::forced_from_env().ok().flatten()
+}
+
+/// Every secret kept in a plain file (`<config>/secrets/`), named, with why
+/// it is there: the pin of RINGLET_SECRET_STORE (fine: the user chose
+/// files), no keychain reachable, or a fallback or a hand-made file while
+/// the keychain works (worth moving). A file other users can read is a
+/// failure; one no profile uses is a warning. The files are `lstat`ed,
+/// never read.
+pub fn key_files_check(paths: &Paths, in_use: &(StoreKind, String)) -> Check {
+    let dir = paths.config_dir.join("secrets");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Check::new("keyfiles", Status::Ok, "no key in plain files");
+    };
+    let profiles = crate::profiles::Store::new(paths.config_dir.join("profiles"));
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        // Temp files of an atomic write in progress start with a dot.
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        return Check::new("keyfiles", Status::Ok, "no key in plain files");
+    }
+    let mut status = Status::Ok;
+    let mut fixes = Vec::new();
+    let mut listed = Vec::new();
+    for name in &names {
+        let path = dir.join(name);
+        let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+        let mut notes = Vec::new();
+        if !meta.file_type().is_file() {
+            notes.push("not a regular file: never read".to_string());
+            status = status.worst(Status::Warn);
+            fixes.push(format!("rm {}", shell_word(&path)));
+            listed.push(format!("{name} ({})", notes.join("; ")));
+            continue;
+        }
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            notes.push(format!("mode {mode:o}, readable by other users"));
+            status = status.worst(Status::Fail);
+            fixes.push(format!("chmod 600 {}", shell_word(&path)));
+        }
+        let unused = match crate::secrets::owner(name) {
+            crate::secrets::Owner::Profile(alias) => {
+                (!profiles.path(alias).exists()).then(|| format!("no profile `{alias}` uses it"))
+            }
+            crate::secrets::Owner::Proxy(alias) => (!profiles.path(alias).exists())
+                .then(|| format!("a proxy token no profile `{alias}` uses")),
+            crate::secrets::Owner::Provider(_) => None,
+        };
+        if let Some(unused) = unused {
+            notes.push(unused);
+            status = status.worst(Status::Warn);
+            fixes.push(format!(
+                "rm {} (the daemon also removes it at its next start)",
+                shell_word(&path)
+            ));
+        }
+        listed.push(if notes.is_empty() {
+            name.clone()
+        } else {
+            format!("{name} ({})", notes.join("; "))
+        });
+    }
+    let (kind, why) = in_use;
+    let why = match (pinned(), kind) {
+        (Some(StoreKind::File), _) => "RINGLET_SECRET_STORE=file pins the file store".to_string(),
+        (_, StoreKind::File) => why.clone(),
+        (_, StoreKind::Keyring) => {
+            status = status.worst(Status::Warn);
+            fixes.push(
+                "move them to the keychain, which works now: `ringlet providers key set <id>` \
+                 for a provider key; delete and create a profile again for its key"
+                    .into(),
+            );
+            "left from a time no keychain answered, or written by hand; the keychain works now"
+                .to_string()
+        }
+    };
+    let check = Check::new(
+        "keyfiles",
+        status,
+        format!(
+            "{} secret(s) in plain files in {}: {}; why: {why}",
+            listed.len(),
+            dir.display(),
+            listed.join(", ")
+        ),
+    );
+    if fixes.is_empty() { check } else { check.fix(fixes.join("; ")) }
+}
+
+/// `path` as one shell word, for a fix the user pastes.
+pub fn shell_word(path: &Path) -> String {
+    let text = path.display().to_string();
+    if text.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+~".contains(&b)) {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
 }
 
 /// The sandbox sessions started by the daemon itself (the web UI's) get:

@@ -25,6 +25,7 @@ mod proxy;
 mod registry;
 mod scripting;
 mod secrets;
+mod suggest;
 mod templates;
 mod terminal;
 mod time;
@@ -48,6 +49,8 @@ fn main() -> ExitCode {
         return code;
     }
     let json = std::env::args_os().any(|a| a == "--json");
+    // Before parsing, so that a usage error is coloured as asked too.
+    cli::style::init(color_choice(std::env::args_os().skip(1)));
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => report(&err, json),
@@ -72,6 +75,7 @@ fn run() -> anyhow::Result<()> {
     let (global, parsed) = cli::parse::parse_env()?;
     let invocation = match parsed {
         Parsed::Help(text) => {
+            let text = cli::parse::colour_help(&text);
             return Ok(cli::Stdout(io::stdout().lock()).write_all(text.as_bytes())?);
         }
         Parsed::Version => {
@@ -92,10 +96,32 @@ fn run() -> anyhow::Result<()> {
     cli::run(global, invocation)
 }
 
+/// `--color` as given (`--color X` or `--color=X`, the last one wins,
+/// none after `--`): `auto` when absent or not a choice, which the parser
+/// then reports as a usage error.
+fn color_choice(args: impl Iterator<Item = std::ffi::OsString>) -> cli::style::Choice {
+    let mut choice = cli::style::Choice::Auto;
+    let mut args = args.map(|a| a.to_string_lossy().into_owned());
+    while let Some(arg) = args.next() {
+        let value = match arg.as_str() {
+            "--" => break,
+            "--color" => args.next(),
+            other => other.strip_prefix("--color=").map(String::from),
+        };
+        if let Some(c) = value.as_deref().and_then(cli::style::Choice::parse) {
+            choice = c;
+        }
+    }
+    choice
+}
+
 /// The one place errors become output: `ringlet: <what>: <why>` on stderr
-/// (or an error object on stdout with `--json`) and an exit code. A closed
-/// stdout (`ringlet ... | head`) is a normal end, not an error; any other
-/// broken pipe (the daemon's socket) is one.
+/// (or an error object on stdout with `--json`) and an exit code: 2 for a
+/// usage error (a mistake on the command line), 1 for any other failure,
+/// or the code an [`Exit`] carries (3 from `daemon status` with no daemon,
+/// the agent's own from `profiles run`). A closed stdout (`ringlet ... |
+/// head`) is a normal end, not an error; any other broken pipe (the
+/// daemon's socket) is one.
 fn report(err: &anyhow::Error, json: bool) -> ExitCode {
     if cli::StdoutClosed::is_in(err) {
         return ExitCode::SUCCESS;
@@ -104,21 +130,57 @@ fn report(err: &anyhow::Error, json: bool) -> ExitCode {
         if exit.message.is_none() {
             return ExitCode::from(exit.code);
         }
-        (exit.code, if exit.code == 2 { "not_implemented" } else { "error" })
+        (exit.code, if exit.code == 2 { "usage" } else { "error" })
     } else if err.downcast_ref::<UsageError>().is_some() {
-        (1, "usage")
+        (2, "usage")
     } else if let Some(d) = err.downcast_ref::<client::DaemonError>() {
         (1, d.code.as_str())
     } else {
         (1, "error")
     };
-    let message = format!("{err:#}");
+    let message = one_prefix(&format!("{err:#}"));
     if json {
         let body =
             serde_json::json!({"success": false, "error": {"code": kind, "message": message}});
         let _ = writeln!(io::stdout().lock(), "{body}");
     } else {
-        let _ = writeln!(io::stderr().lock(), "ringlet: {message}");
+        let prefix = cli::style::err(cli::style::Tone::Error, "ringlet:");
+        let _ = writeln!(io::stderr().lock(), "{prefix} {message}");
     }
     ExitCode::from(code)
+}
+
+/// The message without a `ringlet: ` of its own (an error relayed from the
+/// daemon or a child that already named the program): one prefix, printed
+/// by [`report`].
+fn one_prefix(message: &str) -> String {
+    let mut text = message;
+    while let Some(rest) = text.strip_prefix("ringlet: ") {
+        text = rest;
+    }
+    text.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_colour_choice_is_read_before_parsing() {
+        use cli::style::Choice;
+        let choice = |args: &[&str]| color_choice(args.iter().map(Into::into));
+        assert_eq!(choice(&[]), Choice::Auto);
+        assert_eq!(choice(&["agents", "list", "--color", "always"]), Choice::Always);
+        assert_eq!(choice(&["--color=never", "agents"]), Choice::Never);
+        assert_eq!(choice(&["--color=never", "--color", "always"]), Choice::Always);
+        assert_eq!(choice(&["--color", "purple"]), Choice::Auto);
+        assert_eq!(choice(&["profiles", "run", "w", "--", "--color", "always"]), Choice::Auto);
+    }
+
+    #[test]
+    fn errors_carry_one_prefix() {
+        assert_eq!(one_prefix("ringlet: unknown command `x`"), "unknown command `x`");
+        assert_eq!(one_prefix("agents: unknown command `x`"), "agents: unknown command `x`");
+        assert_eq!(one_prefix("ringlet: ringlet: x"), "x");
+    }
 }

@@ -58,6 +58,10 @@ pub enum Request {
     Status,
     /// Reply: `null`; the daemon then shuts down cleanly.
     Shutdown,
+    /// Reply: `{"stay_alive": true, "changed": bool}`: a running daemon
+    /// stops exiting for idleness (`ringlet daemon --stay-alive` while one
+    /// runs); `changed` is false if it already stayed alive.
+    DaemonStayAlive,
     /// Reply: `{"token", "path"}`, the HTTP API's bearer token; `rotate`
     /// replaces it first (the old one stops working at once).
     DaemonToken {
@@ -597,6 +601,9 @@ pub struct Deleted {
     pub shim_removed: bool,
     /// The home, when `purge` removed it.
     pub home_removed: Option<String>,
+    /// The home, when it is still there (no `purge`, or it could not go).
+    #[serde(default)]
+    pub home_kept: Option<String>,
     pub notices: Vec<String>,
 }
 

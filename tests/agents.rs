@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::util::mock::{MockProvider, Seen, ToolCall};
+use crate::util::tmux::{Tmux, sh_quote};
 use crate::util::{BIN, Env, kill, mode, pid_alive, real_agents_dir, wait_until};
 
 /// How long one agent run may take before the test gives up (they take a
@@ -479,84 +480,21 @@ fn claude_runs_the_stop_and_post_tool_use_hooks_added_with_ringlet() {
     w.assert_no_strays("after the hooked run");
 }
 
-/// A tmux server of its own (socket under the world's root), killed on drop.
-struct Tmux {
-    socket: String,
-    dir: PathBuf,
-    server: Option<u32>,
-}
+/// The tmux pane the tests run Claude Code in.
+const PANE: &str = "S";
 
 impl Tmux {
-    fn new(w: &World) -> Tmux {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let socket = format!("e2e-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
-        Tmux { socket, dir: w.root.clone(), server: None }
-    }
-
-    fn command(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .arg("-f")
-            .arg("/dev/null")
-            .args(args)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("HOME", &self.dir)
-            .env("TMUX_TMPDIR", &self.dir)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("tmux: {e}; run tests/setup.sh (it installs tmux)"))
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.command(args);
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn start(&mut self, cwd: &Path, shell_command: &str) {
-        self.ok(&[
-            "new-session",
-            "-d",
-            "-s",
-            "S",
-            "-x",
-            "120",
-            "-y",
-            "40",
-            "-c",
-            &cwd.display().to_string(),
-            shell_command,
-        ]);
-        self.server = self.ok(&["display-message", "-p", "#{pid}"]).trim().parse().ok();
-    }
-
-    fn screen(&self) -> String {
-        self.ok(&["capture-pane", "-p", "-t", "S"])
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "S"];
-        args.extend_from_slice(keys);
-        self.ok(&args);
-    }
-
-    fn text(&self, text: &str) {
-        self.ok(&["send-keys", "-t", "S", "-l", text]);
-    }
-
-    /// Polls the pane until `done` holds, checking every screen with
+    /// Polls pane [`PANE`] until `done` holds, checking every screen with
     /// `check`; panics with the last screen after [`AGENT_LIMIT`].
-    fn wait(&self, what: &str, check: impl Fn(&str), done: impl Fn(&str) -> bool) -> String {
+    fn wait_checked(
+        &self,
+        what: &str,
+        check: impl Fn(&str),
+        done: impl Fn(&str) -> bool,
+    ) -> String {
         let started = Instant::now();
         loop {
-            let screen = self.screen();
+            let screen = self.text(PANE);
             check(&screen);
             if done(&screen) {
                 return screen;
@@ -568,22 +506,6 @@ impl Tmux {
             thread::sleep(Duration::from_millis(100));
         }
     }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.command(&["kill-server"]);
-        if let Some(pid) = self.server
-            && !wait_until(Duration::from_secs(3), || !pid_alive(pid))
-        {
-            kill(pid, 9);
-        }
-    }
-}
-
-/// Single-quoted for sh.
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 /// A key the tests press in Claude Code's dialogs.
@@ -602,13 +524,16 @@ trait Screen {
 
 impl Screen for Tmux {
     fn screen(&mut self) -> String {
-        Tmux::screen(self)
+        self.text(PANE)
     }
     fn press(&mut self, key: Key) {
-        self.keys(&[match key {
-            Key::Down => "Down",
-            Key::Enter => "Enter",
-        }]);
+        self.keys(
+            PANE,
+            &[match key {
+                Key::Down => "Down",
+                Key::Enter => "Enter",
+            }],
+        );
     }
 }
 
@@ -702,9 +627,10 @@ fn claude_interactive_first_run_in_a_terminal_asks_only_about_trust() {
         env.join(" "),
         sh_quote(BIN)
     );
-    let mut tmux = Tmux::new(&w);
+    // tmux's defaults: a status line, so the pane is 120x39.
+    let mut tmux = Tmux::new(&w.root, "e2e", "");
     let started = Instant::now();
-    tmux.start(&w.work, &shell);
+    tmux.window_in(PANE, (120, 40), Some(&w.work), &shell);
 
     let unwanted = |screen: &str| {
         for bad in [
@@ -723,10 +649,10 @@ fn claude_interactive_first_run_in_a_terminal_asks_only_about_trust() {
     trust_this_folder(&mut tmux, unwanted);
     // The prompt, whatever the footer says.
     let prompt_ready = |s: &str| !s.contains("trust this folder") && s.contains('❯');
-    tmux.wait("the prompt", unwanted, prompt_ready);
+    tmux.wait_checked("the prompt", unwanted, prompt_ready);
     // The profile's permission mode (ask: Claude Code's "default", shown as
     // manual mode), not the auto mode 2.1.332 gives an API key by itself.
-    let screen = tmux.wait("the pinned mode", unwanted, |s| {
+    let screen = tmux.wait_checked("the pinned mode", unwanted, |s| {
         s.contains("manual mode on") || s.contains("auto mode on")
     });
     assert!(screen.contains("manual mode on"), "not the pinned mode:\n{screen}");
@@ -734,15 +660,15 @@ fn claude_interactive_first_run_in_a_terminal_asks_only_about_trust() {
     // after the trust question when it did).
     let settle = Instant::now();
     while settle.elapsed() < Duration::from_millis(1500) {
-        unwanted(&tmux.screen());
+        unwanted(&tmux.text(PANE));
         thread::sleep(Duration::from_millis(100));
     }
     eprintln!("claude tmux: prompt after {:?}", started.elapsed());
 
-    tmux.text("say pong");
-    tmux.wait("the typed prompt", unwanted, |s| s.contains("say pong"));
-    tmux.keys(&["Enter"]);
-    tmux.wait("the mock's reply", unwanted, |s| s.contains(reply));
+    tmux.keys(PANE, &["-l", "say pong"]);
+    tmux.wait_checked("the typed prompt", unwanted, |s| s.contains("say pong"));
+    tmux.keys(PANE, &["Enter"]);
+    tmux.wait_checked("the mock's reply", unwanted, |s| s.contains(reply));
     eprintln!("claude tmux: reply after {:?}", started.elapsed());
     let seen = wait_for_prompt(&mock, "/v1/messages", "say pong");
     let calls = model_calls(&seen, "/v1/messages");
@@ -764,8 +690,8 @@ fn claude_interactive_first_run_in_a_terminal_asks_only_about_trust() {
     // Claude Code exits on a second Ctrl-C within 800 ms of the first as it
     // reads them; two presses 300 ms apart could drift past that on a loaded
     // machine, so both go in one send-keys (it reads them as two presses).
-    tmux.keys(&["C-c", "C-c"]);
-    let screen = tmux.wait("claude to exit", |_| {}, |s| s.contains("RINGLET-EXITED rc="));
+    tmux.keys(PANE, &["C-c", "C-c"]);
+    let screen = tmux.wait_checked("claude to exit", |_| {}, |s| s.contains("RINGLET-EXITED rc="));
     assert!(screen.contains("RINGLET-EXITED rc=0"), "{screen}");
     eprintln!("claude tmux: exited after {:?}", started.elapsed());
 

@@ -91,6 +91,7 @@ fn main() -> ExitCode {
     let mut rows = Vec::new();
     if wanted("startup") {
         rows.extend(startup_figures(&sandbox));
+        rows.push(doctor_figure(&sandbox));
     }
     if wanted("http") {
         rows.extend(http_figures(&sandbox));
@@ -470,6 +471,9 @@ const ECHO: &str = "14. keystroke -> echo via WebSocket, p50";
 const ECHO_P99: &str = "    the same, p99";
 const SESSIONS_RSS: &str = "15. daemon RSS, 10 sessions x 5 clients";
 const IDLE_CPU: &str = "16. daemon CPU, all idle, + 20 /ws clients";
+const DOCTOR: &str = "`doctor`, warm daemon";
+/// Runs of `doctor`; each starts two trial sandboxes.
+const DOCTOR_RUNS: usize = 50;
 /// Interleaved pairs for figure 7; each starts Node twice.
 const RUN_PAIRS: usize = 25;
 
@@ -616,6 +620,34 @@ fn cold_start(sb: &Sandbox) -> Result<Row> {
         last_pid = Some(pid);
     }
     Ok(Row::timed(COLD, &Timings::new(samples), Some(40.0)))
+}
+
+/// `ringlet doctor` with a warm daemon: the CLI's own checks (its trial
+/// sandbox, PATH, shims) and the daemon's (another trial sandbox, the
+/// keystore, agents from the detection cache, the port's owner, the
+/// registry). A failing check (exit 1, say no bwrap here) is still a
+/// measured run; any other exit is an error.
+fn doctor_figure(sb: &Sandbox) -> Row {
+    eprintln!("figures: {DOCTOR} ({DOCTOR_RUNS} runs)");
+    let run = || -> Result<Duration> {
+        let mut cmd = sb.command(RINGLET, &["doctor"]);
+        let start = Instant::now();
+        let status = cmd.status().map_err(|e| format!("spawning {}: {e}", describe(&cmd)))?;
+        let took = start.elapsed();
+        match status.code() {
+            Some(0 | 1) => Ok(took),
+            _ => Err(format!("{} failed ({status})", describe(&cmd))),
+        }
+    };
+    let measure = || -> Result<Timings> {
+        sb.run_ringlet(&["agents", "list"])?; // the daemon runs, its cache is warm
+        run()?;
+        (0..DOCTOR_RUNS).map(|_| run()).collect::<Result<Vec<_>>>().map(Timings::new)
+    };
+    match measure() {
+        Ok(timings) => Row::timed(DOCTOR, &timings, Some(100.0)),
+        Err(e) => Row::error(DOCTOR, e),
+    }
 }
 
 /// Figures 5 and 11: the resident memory of the daemon, after the warm runs

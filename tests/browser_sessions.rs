@@ -381,6 +381,55 @@ fn a_websocket_closes_when_its_session_expires() {
     assert_eq!(status(addr, &token), 401);
 }
 
+/// At most 64 browser sessions live at once: signing in a 65th ends the
+/// least recently used, not the oldest, and no other. The 64 are planted
+/// in the file with tokens the test chose (the file holds their SHA-256):
+/// session 0 was signed in last but used least recently, session 1 signed
+/// in first but used recently.
+#[test]
+fn signing_in_a_65th_browser_ends_the_least_recently_used() {
+    use sha2::Digest;
+    let env = Env::new("bs-cap");
+    env.http();
+    env.cmd(&["daemon", "stop"]).ok();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let token = |i: usize| format!("{i:02x}").repeat(32);
+    let sessions: Vec<Value> = (0..64)
+        .map(|i| {
+            let digest = sha2::Sha256::digest(token(i).as_bytes());
+            let hash: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            let (created, last_used) = match i {
+                0 => (now - 3600, now - 3000),
+                1 => (now - 86_400, now - 10),
+                _ => (now - 7200, now - 2000 + i as u64),
+            };
+            json!({"id": format!("{i:016x}"), "hash": format!("sha256:{hash}"),
+                   "created": created, "last_used": last_used})
+        })
+        .collect();
+    let file = json!({"version": 1, "sessions": sessions});
+    fs::write(sessions_file(&env), file.to_string()).unwrap();
+    let (addr, _) = env.http();
+    let listed = |env: &Env| env.cmd(&["--json", "ui", "--sessions"]).json();
+    assert_eq!(listed(&env).as_array().unwrap().len(), 64);
+
+    let new = login(&env, addr);
+    assert_eq!(status(addr, &token(0)), 401, "the least recently used is ended");
+    let ids: Vec<String> = listed(&env)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 64, "{ids:?}");
+    assert!(!ids.contains(&format!("{:016x}", 0)), "{ids:?}");
+    assert!(ids.contains(&new["id"].as_str().unwrap().to_string()), "{ids:?}");
+    assert_eq!(status(addr, new["token"].as_str().unwrap()), 200);
+    for i in 1..64 {
+        assert_eq!(status(addr, &token(i)), 200, "session {i} was ended too");
+    }
+}
+
 /// A listener run as `nobody` (uid 65534), killed when dropped.
 struct Foreign(Child);
 

@@ -217,6 +217,13 @@ fn live_names_need_no_daemon_and_touch_nothing() {
     for kind in ["profiles", "sessions"] {
         assert_eq!(env.cmd(&["__complete", kind]).ok(), "", "{kind}");
     }
+    // A shell without a script is a usage error (its exit code is the
+    // CLI's for usage errors).
+    let out = env.cmd(&["completions", "tcsh", "--json"]).output();
+    assert!(!out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["code"], "usage", "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("bash, zsh, fish"), "{v}");
     assert!(!env.config.exists(), "a completion created the config dir");
     assert!(!env.run.join("ringlet").exists(), "a completion created the runtime dir");
     assert!(env.daemon_processes().is_empty());

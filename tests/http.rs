@@ -1196,3 +1196,75 @@ fn a_key_in_the_agents_arguments_is_not_shown_over_http() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Connections kept alive and idle must not hold up new ones: a page fires
+/// several calls at once on new connections while its earlier ones sit
+/// idle. Behind the front door tiny_http gave each of its connections a
+/// pool thread for as long as it stayed open, and its pool queued a burst's
+/// surplus behind threads already taken, so one or two calls of a burst
+/// were answered only when an idle connection timed out (15 s). Each burst
+/// here follows a closed connection, which leaves one pool thread idle and
+/// the rest taken; every answer must come well before that timeout.
+#[test]
+fn a_burst_of_new_connections_is_answered_while_others_idle_kept_alive() {
+    let env = Env::new("http-burst");
+    let (addr, token) = env.http();
+    let ask = |path: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n")
+    };
+    // One whole answer (heads and Content-Length bodies only: all the
+    // routes asked here have them); its status line.
+    let answer = |stream: &mut TcpStream| -> String {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 16384];
+        loop {
+            if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&got[..end]).to_string();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .expect("a Content-Length");
+                if got.len() >= end + 4 + length {
+                    return head.lines().next().unwrap().to_string();
+                }
+            }
+            match stream.read(&mut buf) {
+                Ok(0) => panic!("closed before a whole answer"),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => panic!("no answer within 10 s (IDLE_TIMEOUT is 15 s): {e}"),
+            }
+        }
+    };
+    for _ in 0..3 {
+        let mut idle = Vec::new();
+        for _ in 0..4 {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(ask("/api/daemon/status").as_bytes()).unwrap();
+            assert!(answer(&mut s).contains(" 200 "));
+            idle.push(s);
+        }
+        drop(idle.remove(0));
+        std::thread::sleep(Duration::from_millis(50));
+        let burst: Vec<TcpStream> = (0..8).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        for mut s in &burst {
+            s.write_all(ask("/api/stats").as_bytes()).unwrap();
+        }
+        let waiting: Vec<_> = burst
+            .into_iter()
+            .map(|mut s| {
+                std::thread::spawn(move || {
+                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    answer(&mut s)
+                })
+            })
+            .collect();
+        for w in waiting {
+            let status = w.join().unwrap_or_else(|_| panic!("a call of the burst went unanswered"));
+            assert!(status.contains(" 200 "), "{status}");
+        }
+    }
+}

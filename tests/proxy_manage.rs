@@ -108,7 +108,7 @@ fn provider_keys_live_apart_from_a_profile_named_like_the_provider() {
         r(&env, &["providers", "key", "set", "nope", "--api-key-stdin"]).stdin("x").code(1);
     assert!(err.contains("nope"), "{err}");
     // A key never comes from argv: there is no such argument.
-    r(&env, &["providers", "key", "set", "openai", PKEY]).code(1);
+    r(&env, &["providers", "key", "set", "openai", PKEY]).code(2);
 
     r(&env, &["providers", "key", "remove", "openai"]).ok();
     assert_eq!(secret_file(&env, "provider.openai"), None);
@@ -219,7 +219,7 @@ fn rules_list_in_try_order_move_and_remove() {
     assert_eq!(list(), ["c", "b", "a", "d"]);
     r(&env, &["proxy", "route", "move", "work", "b", "--priority=-10"]).ok();
     assert_eq!(list(), ["c", "a", "d", "b"]);
-    r(&env, &["proxy", "route", "move", "work", "a"]).code(1); // --priority is required
+    r(&env, &["proxy", "route", "move", "work", "a"]).code(2); // --priority is required
     r(&env, &["proxy", "route", "remove", "work", "a"]).ok();
     assert_eq!(list(), ["c", "d", "b"]);
     // Stored in the order added, with the priorities given.

@@ -150,7 +150,7 @@ fn a_template_for_another_agent_or_an_unknown_one_is_a_clear_error() {
     assert!(err.contains("unknown template `nope`"), "{err}");
     assert!(err.contains("known: claude-anthropic, codex-openai, minimax-m2, zai-glm"), "{err}");
     // Neither a provider nor a template.
-    let (_, err) = env.cmd(&["profiles", "create", "claude", "x"]).code(1);
+    let (_, err) = env.cmd(&["profiles", "create", "claude", "x"]).code(2);
     assert!(err.contains("missing required option --provider"), "{err}");
     // Nothing was created.
     let list = env.cmd(&["profiles", "list", "--json"]).json();

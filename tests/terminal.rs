@@ -13,6 +13,7 @@ use tungstenite::http::HeaderValue;
 use tungstenite::{Message, WebSocket};
 
 use crate::util::http::request;
+use crate::util::tmux::Tmux;
 use crate::util::{Env, pid_alive, wait_until};
 
 /// A world with a `shell` agent: its binary runs `sh` with a known prompt,
@@ -463,13 +464,6 @@ fn attach_from_a_real_terminal_and_detach() {
     let env = shell_world("term-attach");
     let (addr, token) = env.http();
     let id = create(&env, addr, &token, Value::Null)["id"].as_str().unwrap().to_string();
-    // A tmux server of its own per use: a killed server's socket name is not
-    // reused at once.
-    let sock = std::cell::Cell::new(0u32);
-    let tmux = |args: &[&str]| {
-        let name = format!("ringlet-attach-{}-{}", std::process::id(), sock.get());
-        std::process::Command::new("tmux").arg("-L").arg(name).args(args).output().expect("tmux")
-    };
     let command = format!(
         "env -i HOME={} PATH={} RINGLET_CONFIG_DIR={} XDG_RUNTIME_DIR={} RINGLET_HTTP_PORT=0 TERM=xterm {} terminal attach {id}; echo ATTACH-EXIT=$?; sleep 60",
         env.home.display(),
@@ -478,19 +472,15 @@ fn attach_from_a_real_terminal_and_detach() {
         env.run.display(),
         crate::util::BIN,
     );
-    assert!(
-        tmux(&["new-session", "-d", "-s", "a", "-x", "100", "-y", "30", &command]).status.success()
-    );
+    // tmux's defaults: a status line, so the pane is 100x29.
+    let mut tmux = Tmux::new(&env.root, "attach", "");
+    tmux.window("a", 100, 30, &command);
     // With the pane's history: attaching pushes what was on screen (the
     // session line `profiles run --remote` prints) up into it.
-    let screen = || {
-        String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-S", "-", "-t", "a"]).stdout)
-            .into_owned()
-    };
-    let wait = |what: &str| {
+    let wait = |tmux: &Tmux, what: &str| {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let s = screen();
+            let s = tmux.text_with_history("a");
             if s.contains(what) {
                 return s;
             }
@@ -499,66 +489,51 @@ fn attach_from_a_real_terminal_and_detach() {
         }
     };
     std::thread::sleep(Duration::from_millis(300));
-    tmux(&["send-keys", "-t", "a", "echo hi-$((2+3))", "Enter"]);
-    wait("hi-5");
-    let pane = String::from_utf8_lossy(
-        &tmux(&["display", "-p", "-t", "a", "#{pane_height} #{pane_width}"]).stdout,
-    )
-    .trim()
-    .to_string();
-    tmux(&["send-keys", "-t", "a", "stty size", "Enter"]);
-    wait(&pane);
+    tmux.keys("a", &["echo hi-$((2+3))", "Enter"]);
+    wait(&tmux, "hi-5");
+    let pane = tmux.display("a", "#{pane_height} #{pane_width}");
+    tmux.keys("a", &["stty size", "Enter"]);
+    wait(&tmux, &pane);
     // The program turns on the alternate screen, hides the cursor, asks for
     // mouse reports and the keypad; a query it sends is answered by the
     // daemon, never by this terminal (whose answer would be typed into the
     // shell after detaching).
-    let flags = || {
-        let out = tmux(&[
-            "display",
-            "-p",
-            "-t",
-            "a",
-            "#{alternate_on} #{cursor_flag} #{mouse_any_flag} #{keypad_flag}",
-        ]);
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    let flags = |tmux: &Tmux| {
+        tmux.display("a", "#{alternate_on} #{cursor_flag} #{mouse_any_flag} #{keypad_flag}")
     };
-    assert_eq!(flags(), "0 1 0 0");
-    tmux(&[
-        "send-keys",
-        "-t",
+    assert_eq!(flags(&tmux), "0 1 0 0");
+    tmux.keys(
         "a",
-        r"printf '\033[?1049h\033[?25l\033[?1003h\033=\033[c'; echo modes-$((4+4))",
-        "Enter",
-    ]);
+        &[r"printf '\033[?1049h\033[?25l\033[?1003h\033=\033[c'; echo modes-$((4+4))", "Enter"],
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
-    while flags() != "1 0 1 1" {
-        assert!(Instant::now() < deadline, "modes not on: {}", flags());
+    while flags(&tmux) != "1 0 1 1" {
+        assert!(Instant::now() < deadline, "modes not on: {}", flags(&tmux));
         std::thread::sleep(Duration::from_millis(50));
     }
-    tmux(&["send-keys", "-t", "a", "C-]"]);
-    let s = wait("ATTACH-EXIT=0");
+    tmux.keys("a", &["C-]"]);
+    let s = wait(&tmux, "ATTACH-EXIT=0");
     assert!(s.contains(&format!("[detached from {id}")), "{s}");
     // Every mode is undone, the detach line is on a line of its own, and
     // nothing was answered into the shell.
-    assert_eq!(flags(), "0 1 0 0", "{s}");
+    assert_eq!(flags(&tmux), "0 1 0 0", "{s}");
     let line = s.lines().find(|l| l.contains("[detached from")).unwrap();
     assert!(line.starts_with("[detached from"), "{s}");
     assert!(!s.contains("?1;2c") && !s.contains("62;"), "{s}");
-    tmux(&["kill-server"]);
+    drop(tmux);
 
-    // `profiles run --remote` in a terminal attaches at once.
-    sock.set(1);
+    // `profiles run --remote` in a terminal attaches at once (in a tmux
+    // server of its own: a killed server's socket name is not reused at once).
     let command =
         command.replace(&format!("terminal attach {id}"), "profiles run sh1 --remote --no-sandbox");
-    assert!(
-        tmux(&["new-session", "-d", "-s", "a", "-x", "100", "-y", "30", &command]).status.success()
-    );
-    wait("Ctrl-] detaches");
-    tmux(&["send-keys", "-t", "a", "echo remote-$((3+4))", "Enter"]);
-    wait("remote-7");
-    tmux(&["send-keys", "-t", "a", "C-]"]);
-    wait("ATTACH-EXIT=0");
-    tmux(&["kill-server"]);
+    let mut tmux = Tmux::new(&env.root, "attach", "");
+    tmux.window("a", 100, 30, &command);
+    wait(&tmux, "Ctrl-] detaches");
+    tmux.keys("a", &["echo remote-$((3+4))", "Enter"]);
+    wait(&tmux, "remote-7");
+    tmux.keys("a", &["C-]"]);
+    wait(&tmux, "ATTACH-EXIT=0");
+    drop(tmux);
     let info = env.cmd(&["terminal", "info", &id, "--json"]).json();
     assert_eq!(info["state"], "running", "detaching leaves the session running: {info}");
     // Without a terminal, attach says so.

@@ -6,6 +6,9 @@ mod util;
 
 // Parsing, help, version, errors, exit codes, broken pipes, config errors.
 mod cli;
+// The CLI's conventions: one error prefix, suggestions, the `--` hint, exit
+// codes, colour on a terminal only, relative times, runtimes that agree.
+mod conventions;
 // Auto-start, the start race, stale sockets, idle exit, signals, status/stop.
 mod daemon;
 // Raw IPC: oversized, malformed and foreign frames, peers, subscriptions.
@@ -38,6 +41,8 @@ mod http;
 mod web_assets;
 // The routes the web UI's pages need: directory completion, signals, doctor.
 mod ui_routes;
+// `ringlet doctor`: every check, planted plain-file keys, stale shims, a replaced daemon.
+mod doctor;
 // Terminal sessions: a real PTY over the HTTP API and WebSockets.
 mod terminal;
 // The web UI in a real browser: Debian's Chromium driven by playwright-core
@@ -103,3 +108,7 @@ mod packaging;
 mod completions;
 // The man page (issue 15): generated from the command table, mandoc-lint clean.
 mod manpage;
+// A new user's first commands (issue 15): checks before the key prompt, a
+// forgiving `init`, `profiles delete` and `--purge`, `daemon --stay-alive`
+// on a running daemon, shims that survive a moved binary.
+mod first_run;

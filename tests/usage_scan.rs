@@ -387,14 +387,16 @@ fn unpriced_models_are_reported_never_free() {
 #[test]
 fn reports_refuse_bad_filters_clearly() {
     let env = Env::new("usage-bad-filters");
-    for (args, needle) in [
-        (&["usage", "--period", "fortnight"][..], "fortnight"),
-        (&["usage", "--since", "2026-13-01"][..], "2026-13-01"),
-        (&["usage", "--since", "2026-03-02", "--until", "2026-03-01"][..], "2026-03-01"),
-        (&["usage", "--timezone", "Mars/Olympus_Mons"][..], "Mars/Olympus_Mons"),
-        (&["usage", "--agent", "vim"][..], "vim"),
+    // Exit 2: the parser knows the periods (a usage error); 1: the daemon
+    // refused the query.
+    for (args, needle, code) in [
+        (&["usage", "--period", "fortnight"][..], "fortnight", 2),
+        (&["usage", "--since", "2026-13-01"][..], "2026-13-01", 1),
+        (&["usage", "--since", "2026-03-02", "--until", "2026-03-01"][..], "2026-03-01", 1),
+        (&["usage", "--timezone", "Mars/Olympus_Mons"][..], "Mars/Olympus_Mons", 1),
+        (&["usage", "--agent", "vim"][..], "vim", 1),
     ] {
-        let (_, err) = env.cmd(args).code(1);
+        let (_, err) = env.cmd(args).code(code);
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }

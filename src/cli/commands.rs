@@ -4,7 +4,8 @@
 //! so a command cannot exist in one and not the other.
 //!
 //! A command with `ready: false` is parsed and validated like any other and
-//! then answers `not implemented yet` with exit code 2; the README lists them.
+//! then fails with `not available in this build` (exit 1: exit 2 means a
+//! usage error only).
 
 /// One command or command group.
 #[derive(Debug)]
@@ -84,6 +85,14 @@ const fn examples(c: Cmd, examples: &'static [(&'static str, &'static str)]) -> 
     Cmd { examples, ..c }
 }
 
+impl Cmd {
+    /// [`examples`] as a method: `group(...).with_examples(&[...])` adds
+    /// them without nesting (and re-indenting) the command's definition.
+    const fn with_examples(self, examples: &'static [(&'static str, &'static str)]) -> Cmd {
+        Cmd { examples, ..self }
+    }
+}
+
 const fn ready(c: Cmd) -> Cmd {
     Cmd { ready: true, ..c }
 }
@@ -152,11 +161,19 @@ pub static ROOT: Cmd = Cmd {
             "init",
             "Set up ringlet: check the daemon, find agents, create a first profile",
             &[
-                short(flag("yes", "Accept every default without asking"), 'y'),
+                short(
+                    flag("yes", "Accept every default without asking; an existing profile is kept"),
+                    'y',
+                ),
                 flag("no-profile", "Do not create a profile"),
+                flag("api-key-stdin", "Read the API key from stdin (first line)"),
                 flag("skip-daemon", "Do not start the daemon"),
             ],
-        )),
+        ))
+        .with_examples(&[
+            ("Set up interactively: daemon, agents, a first profile", "ringlet init"),
+            ("Accept every default without asking", "ringlet init -y"),
+        ]),
         group(
             "agents",
             "Installed coding agents",
@@ -168,7 +185,11 @@ pub static ROOT: Cmd = Cmd {
                     &[pos("id", "Agent id")],
                 )),
             ],
-        ),
+        )
+        .with_examples(&[
+            ("Installed agents and their versions", "ringlet agents list"),
+            ("An agent's manifest and detection details", "ringlet agents inspect claude"),
+        ]),
         group(
             "providers",
             "API providers",
@@ -198,9 +219,26 @@ pub static ROOT: Cmd = Cmd {
                         ),
                         rcmd("list", "List the providers with a stored key (never the key)", &[]),
                     ],
-                ),
+                )
+                .with_examples(&[
+                    ("Store a key (hidden prompt)", "ringlet providers key set zai"),
+                    (
+                        "Store a key read from a file",
+                        "ringlet providers key set zai --api-key-stdin < key.txt",
+                    ),
+                    ("Which providers have a key (never the key)", "ringlet providers key list"),
+                    ("Remove a key", "ringlet providers key remove zai"),
+                ]),
             ],
-        ),
+        )
+        .with_examples(&[
+            ("Providers with their default endpoints", "ringlet providers list"),
+            ("Every endpoint, auth variable and model of one", "ringlet providers inspect minimax"),
+            (
+                "Store a provider's key for proxy targets (hidden prompt)",
+                "ringlet providers key set zai",
+            ),
+        ]),
         group(
             "profiles",
             "Profiles: an agent, a provider and a model in an isolated home",
@@ -233,7 +271,33 @@ pub static ROOT: Cmd = Cmd {
                         flag("api-key-stdin", "Read the API key from stdin"),
                         flag("no-alias", "Do not install a shell alias"),
                     ],
-                ),
+                )
+                .with_examples(&[
+                    (
+                        "Claude Code with Anthropic; asks for the key (hidden)",
+                        "ringlet profiles create claude work -p anthropic",
+                    ),
+                    (
+                        "Any provider the agent speaks, with a model",
+                        "ringlet profiles create claude glm -p zai --model glm-5.1",
+                    ),
+                    (
+                        "A named endpoint (or a URL)",
+                        "ringlet profiles create claude cn -p minimax --endpoint china",
+                    ),
+                    (
+                        "The key from a file",
+                        "ringlet profiles create codex oa -p openai --api-key-stdin < key.txt",
+                    ),
+                    (
+                        "Show the files and environment; write nothing",
+                        "ringlet profiles create opencode oc -p openrouter --dry-run",
+                    ),
+                    (
+                        "Provider, endpoint, model and hooks from a template",
+                        "ringlet profiles create claude glm2 --template zai-glm",
+                    ),
+                ]),
                 rcmd("list", "List profiles", &[opt("agent", "ID", "Only profiles of this agent")]),
                 rcmd(
                     "templates",
@@ -247,8 +311,16 @@ pub static ROOT: Cmd = Cmd {
                 ),
                 rcmd(
                     "delete",
-                    "Delete a profile",
-                    &[pos("alias", "Profile name"), flag("purge", "Also delete its home")],
+                    "Delete a profile, its key and its shell alias (the home is kept)",
+                    &[
+                        pos("alias", "Profile name"),
+                        flag(
+                            "purge",
+                            "Also delete its home; asks first on a terminal (with no terminal, \
+                             deletes without asking)",
+                        ),
+                        short(flag("yes", "Do not ask before --purge deletes the home"), 'y'),
+                    ],
                 ),
                 Cmd {
                     trailing: Some("AGENT_ARGS"),
@@ -264,14 +336,44 @@ pub static ROOT: Cmd = Cmd {
                             opt("bwrap-flags", "FLAGS", "Extra bwrap arguments (--remote)"),
                         ],
                     )
-                },
+                }
+                .with_examples(&[
+                    (
+                        "The profile's agent, here, straight to its prompt",
+                        "ringlet profiles run work",
+                    ),
+                    (
+                        "Arguments after -- go to the agent verbatim",
+                        "ringlet profiles run work -- -p \"explain this repo\"",
+                    ),
+                    (
+                        "In a daemon-owned terminal session (attach from anywhere)",
+                        "ringlet profiles run work --remote",
+                    ),
+                ]),
                 rcmd(
                     "env",
                     "Print shell-safe export lines for eval",
                     &[pos("alias", "Profile name")],
                 ),
             ],
-        ),
+        )
+        .with_examples(&[
+            (
+                "Create a profile: Claude Code with Anthropic (asks for the key)",
+                "ringlet profiles create claude work -p anthropic",
+            ),
+            ("Run its agent here", "ringlet profiles run work"),
+            (
+                "Arguments after -- go to the agent verbatim",
+                "ringlet profiles run work -- -p \"explain this repo\"",
+            ),
+            ("List profiles", "ringlet profiles list"),
+            (
+                "Delete a profile with its key, shim and home",
+                "ringlet profiles delete work --purge",
+            ),
+        ]),
         group(
             "aliases",
             "Shell shims in ~/.local/bin that run a profile",
@@ -280,7 +382,12 @@ pub static ROOT: Cmd = Cmd {
                 rcmd("uninstall", "Remove a profile's shim", &[pos("alias", "Profile name")]),
                 rcmd("list", "List installed shims", &[]),
             ],
-        ),
+        )
+        .with_examples(&[
+            ("A shim: typing `work` runs the profile", "ringlet aliases install work"),
+            ("The shims installed", "ringlet aliases list"),
+            ("Remove a shim", "ringlet aliases uninstall work"),
+        ]),
         group(
             "hooks",
             "Claude Code hooks of a profile",
@@ -312,7 +419,19 @@ pub static ROOT: Cmd = Cmd {
                 ),
                 rcmd("export", "Print a profile's hooks as JSON", &[pos("alias", "Profile name")]),
             ],
-        ),
+        )
+        .with_examples(&[
+            (
+                "Notify when Claude Code stops",
+                "ringlet hooks add work Stop 'notify-send \"Claude is done\"'",
+            ),
+            ("A profile's hooks, numbered", "ringlet hooks list work"),
+            ("Remove the first Stop hook", "ringlet hooks remove work Stop 1"),
+            (
+                "Copy hooks to another profile",
+                "ringlet hooks export work > hooks.json; ringlet hooks import other hooks.json",
+            ),
+        ]),
         group(
             "proxy",
             "The routing proxy of a profile",
@@ -393,7 +512,19 @@ pub static ROOT: Cmd = Cmd {
                             ],
                         ),
                     ],
-                ),
+                )
+                .with_examples(&[
+                    (
+                        "Long requests to Z.ai",
+                        "ringlet proxy route add work long 'tokens > 100000' zai/glm-5.1 --priority 10",
+                    ),
+                    (
+                        "A fallback tried last",
+                        "ringlet proxy route add work fallback always zai@china/glm-5.1 --priority -10",
+                    ),
+                    ("The rules in the order they are tried", "ringlet proxy route list work"),
+                    ("Try a rule earlier", "ringlet proxy route move work long --priority 20"),
+                ]),
                 group(
                     "alias",
                     "Model aliases",
@@ -414,7 +545,14 @@ pub static ROOT: Cmd = Cmd {
                             &[pos("alias", "Profile name"), pos("from", "Model name")],
                         ),
                     ],
-                ),
+                )
+                .with_examples(&[
+                    (
+                        "Send requests for `fast` to GLM",
+                        "ringlet proxy alias set work fast zai/glm-5.1",
+                    ),
+                    ("The model aliases", "ringlet proxy alias list work"),
+                ]),
                 group(
                     "budget",
                     "Spend limits of a profile's proxy",
@@ -430,9 +568,24 @@ pub static ROOT: Cmd = Cmd {
                         ),
                         rcmd("show", "Show the limits", &[pos("alias", "Profile name")]),
                     ],
-                ),
+                )
+                .with_examples(&[
+                    ("At most $20 a day", "ringlet proxy budget set work --daily 20"),
+                    ("Remove the monthly limit", "ringlet proxy budget set work --monthly none"),
+                    ("The limits", "ringlet proxy budget show work"),
+                ]),
             ],
-        ),
+        )
+        .with_examples(&[
+            ("Route a profile through its proxy", "ringlet proxy enable work"),
+            (
+                "Long requests to another provider",
+                "ringlet proxy route add work long 'tokens > 100000' zai/glm-5.1 --priority 10",
+            ),
+            ("The effective routing, keys redacted", "ringlet proxy config work"),
+            ("Every proxy's state", "ringlet proxy status"),
+            ("Follow a proxy's requests", "ringlet proxy logs work --follow"),
+        ]),
         Cmd {
             runnable: true,
             ready: true,
@@ -466,7 +619,17 @@ pub static ROOT: Cmd = Cmd {
                     ),
                 ],
             )
-        },
+        }
+        .with_examples(&[
+            ("Totals: tokens by kind, cost, sessions, runtime", "ringlet usage"),
+            ("One row per day, the last 30 days", "ringlet usage daily --period 30d"),
+            ("One row per model, one profile", "ringlet usage models --profile work"),
+            ("Day x profile x model as CSV", "ringlet usage export --format csv > usage.csv"),
+            (
+                "Count old Claude Code history, once",
+                "ringlet usage import-claude --claude-dir ~/backup/.claude",
+            ),
+        ]),
         group(
             "registry",
             "Manifests, scripts, prices and templates that arrive after the binary",
@@ -517,7 +680,13 @@ pub static ROOT: Cmd = Cmd {
                     &[pos("file", "The bundle to write (.tar)")],
                 ),
             ],
-        ),
+        )
+        .with_examples(&[
+            ("Fetch the registry", "ringlet registry sync"),
+            ("Import a directory or bundle instead", "ringlet registry sync --from ./registry.tar"),
+            ("Pin syncs to a tag", "ringlet registry pin v1.4"),
+            ("Back to the previous commit", "ringlet registry rollback"),
+        ]),
         group(
             "terminal",
             "Terminal sessions run by the daemon",
@@ -537,7 +706,12 @@ pub static ROOT: Cmd = Cmd {
                     &[pos("id", "Session id")],
                 ),
             ],
-        ),
+        )
+        .with_examples(&[
+            ("Sessions, their state, clients and sandbox", "ringlet terminal list"),
+            ("This terminal joins a session; Ctrl-] detaches", "ringlet terminal attach t1"),
+            ("End a session's processes", "ringlet terminal kill t1"),
+        ]),
         Cmd {
             runnable: true,
             args: &[
@@ -574,7 +748,14 @@ pub static ROOT: Cmd = Cmd {
                     ),
                 ],
             )
-        },
+        }
+        .with_examples(&[
+            ("Whether the daemon runs (exit 3 if not); never starts one", "ringlet daemon status"),
+            ("Start in the background, never idle out", "ringlet daemon --stay-alive"),
+            ("Run in this terminal, log to stderr", "ringlet daemon --foreground"),
+            ("Stop it", "ringlet daemon stop"),
+            ("What happened lately", "ringlet daemon events --limit 20"),
+        ]),
         group(
             "env",
             "Agent setup tasks",
@@ -583,12 +764,19 @@ pub static ROOT: Cmd = Cmd {
                 "Run an agent's setup task in a profile",
                 &[pos("alias", "Profile name"), pos("task", "Task name from the agent manifest")],
             )],
-        ),
+        )
+        .with_examples(&[
+            ("Run Claude Code's `doctor` task in a profile", "ringlet env setup work doctor"),
+        ]),
         examples(
             rcmd("stats", "Profile statistics", &[]),
             &[("Runs, time and cost per profile", "ringlet stats")],
         ),
-        rcmd("doctor", "Check the sandbox and the daemon's HTTP API; say what to fix", &[]),
+        rcmd("doctor", "Check setup, keys, sandbox, PATH and shims; say what to fix", &[])
+        .with_examples(&[
+            ("What works and what to fix", "ringlet doctor"),
+            ("The same checks as JSON", "ringlet doctor --json"),
+        ]),
         rcmd(
             "ui",
             "Open the web UI with a one-time login link (printed too)",
@@ -597,7 +785,13 @@ pub static ROOT: Cmd = Cmd {
                 flag("sessions", "List the browsers signed in (browser sessions)"),
                 opt("revoke", "ID|all", "Sign a browser session out (or all of them)"),
             ],
-        ),
+        )
+        .with_examples(&[
+            ("Open the web UI, signed in by a one-time link", "ringlet ui"),
+            ("Only print the link", "ringlet ui --no-open"),
+            ("The browsers signed in", "ringlet ui --sessions"),
+            ("Sign every browser out", "ringlet ui --revoke all"),
+        ]),
         rcmd(
             "completions",
             "Print a shell completion script (bash, zsh or fish)",
@@ -623,5 +817,14 @@ pub static ROOT: Cmd = Cmd {
     ready: true,
     trailing: None,
     hidden: false,
-    examples: &[],
+    examples: &[
+        (
+            "Create a profile: Claude Code with Anthropic (asks for the key)",
+            "ringlet profiles create claude work -p anthropic",
+        ),
+        ("Run its agent here", "ringlet profiles run work"),
+        ("Arguments after -- go to the agent", "ringlet profiles run work -- -p \"explain this repo\""),
+        ("Open the web UI", "ringlet ui"),
+        ("Token usage and cost per day", "ringlet usage daily --period 30d"),
+    ],
 };

@@ -700,8 +700,11 @@ const REPLY_CAP: u64 = 16 << 20;
 /// `ringlet completions <shell>`.
 pub fn print_script(inv: &Invocation) -> Result<()> {
     let shell = inv.arg("shell").unwrap_or_default();
-    // The parser checked the choice; this is the table and the code agreeing.
-    let text = script(shell).ok_or_else(|| anyhow::anyhow!("no completion script for {shell}"))?;
+    // The parser checks the choices of options, not of positionals: a
+    // shell we have no script for is a usage error here.
+    let text = script(shell).ok_or_else(|| {
+        super::UsageError(format!("unknown shell `{shell}` (one of: bash, zsh, fish)"))
+    })?;
     let mut out = Out::new();
     out.line(text.trim_end())?;
     out.finish()?;
@@ -892,7 +895,21 @@ mod tests {
             for node in nodes().iter().skip(1) {
                 assert!(text.contains(&format!("'{}'", node.key)), "{shell}: {}", node.key);
             }
-            for hidden in ["manpage", "__complete", "proxy serve", "registry index", "log-file"] {
+            // The scripts run `__complete`; they never offer it, nor any
+            // other hidden command or option.
+            let hidden_words = [
+                "manpage",
+                "'__complete",
+                "__complete\\t",
+                "'proxy serve'",
+                "'serve",
+                "serve\\t",
+                "'registry index'",
+                "'index",
+                "index\\t",
+                "log-file",
+            ];
+            for hidden in hidden_words {
                 assert!(!text.contains(hidden), "{shell} offers hidden {hidden}");
             }
         }

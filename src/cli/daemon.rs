@@ -29,6 +29,14 @@ pub fn start(ctx: &Ctx, inv: &Invocation) -> Result<()> {
     }
     let started = client::start_daemon(&paths, stay_alive)?;
     let mut out = Out::new();
+    // A daemon that was already running (started on demand, so it would
+    // idle out) is switched to stay alive, as asked.
+    let switched = if stay_alive && started == Started::AlreadyRunning {
+        let reply = client::request(&paths, &Request::DaemonStayAlive)?;
+        Some(reply["changed"].as_bool().unwrap_or(false))
+    } else {
+        None
+    };
     match started {
         Started::Spawned { pid } if ctx.global.json => {
             out.json(&json!({"started": true, "pid": pid, "socket": paths.socket}))?
@@ -36,11 +44,18 @@ pub fn start(ctx: &Ctx, inv: &Invocation) -> Result<()> {
         Started::Spawned { pid } => {
             out.line(format_args!("daemon started (pid {pid}) on {}", paths.socket.display()))?
         }
-        Started::AlreadyRunning if ctx.global.json => {
-            out.json(&json!({"started": false, "socket": paths.socket}))?
-        }
+        Started::AlreadyRunning if ctx.global.json => out.json(&json!({
+            "started": false,
+            "socket": paths.socket,
+            "stay_alive_switched": switched == Some(true),
+        }))?,
         Started::AlreadyRunning => {
-            out.line(format_args!("daemon already running on {}", paths.socket.display()))?
+            out.line(format_args!("daemon already running on {}", paths.socket.display()))?;
+            match switched {
+                Some(true) => out.line("  it now stays alive (no exit when idle)")?,
+                Some(false) => out.line("  it already stays alive")?,
+                None => {}
+            }
         }
     }
     Ok(out.finish()?)

@@ -130,6 +130,10 @@ pub fn page() -> String {
         let _ = writeln!(m, ".TP\n{short}\\fB\\-\\-{}\\fR{value}", esc(g.long));
         let _ = writeln!(m, "{}", prose(g.help));
     }
+    m.push_str(".SH EXIT STATUS\n");
+    for (code, what) in EXIT_STATUS {
+        let _ = writeln!(m, ".TP\n.B {code}\n{}", prose(what));
+    }
     m.push_str(".SH ENVIRONMENT\n");
     for (name, what) in ENVIRONMENT {
         let _ = writeln!(m, ".TP\n.B {name}\n{}", prose(what));
@@ -137,10 +141,6 @@ pub fn page() -> String {
     m.push_str(".SH FILES\n");
     for (name, what) in FILES {
         let _ = writeln!(m, ".TP\n.I {}\n{}", esc(name), prose(what));
-    }
-    m.push_str(".SH EXIT STATUS\n");
-    for (code, what) in EXIT_STATUS {
-        let _ = writeln!(m, ".TP\n.B {code}\n{}", prose(what));
     }
     m.push_str(".SH EXAMPLES\n");
     let _ = writeln!(
@@ -154,7 +154,7 @@ pub fn page() -> String {
     }
     m.push_str(".EE\n.RE\n");
     m.push_str(".SH SEE ALSO\n");
-    m.push_str(".BR bwrap (1),\n.BR claude (1),\n.BR codex (1),\n.BR systemctl (1)\n");
+    m.push_str(".BR bwrap (1),\n.BR systemctl (1)\n");
     m
 }
 

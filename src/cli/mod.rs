@@ -140,9 +140,10 @@ pub fn run(global: Global, inv: Invocation) -> Result<()> {
     result.map_err(|e| if e.is::<Exit>() { e } else { e.context(inv.name()) })
 }
 
-/// Exit code 2: the command is parsed and checked, but its feature is pending.
+/// A command in the table that this build does not carry out: a failure
+/// (exit 1), never exit 2, which means a usage error.
 fn not_implemented(inv: &Invocation) -> anyhow::Error {
-    Exit { code: 2, message: Some(format!("{}: not implemented yet", inv.name())) }.into()
+    Exit { code: 1, message: Some(format!("{}: not available in this build", inv.name())) }.into()
 }
 
 /// Sends `request` (starting the daemon if needed). With `--json` the
@@ -237,16 +238,24 @@ impl Write for Stdout {
     }
 }
 
-/// Prints warnings to stderr as `ringlet: warning: ...`.
+/// Prints warnings to stderr as `ringlet: warning: ...` (`warning:` in the
+/// warning tone on a terminal).
 pub fn warn_all(warnings: &[String]) {
     let mut err = io::stderr().lock();
+    let label = style::err(style::Tone::Warn, "warning:");
     for w in warnings {
-        let _ = writeln!(err, "ringlet: warning: {w}");
+        let _ = writeln!(err, "ringlet: {label} {w}");
     }
 }
 
 /// A plain-text table: a header row and left-aligned columns two spaces
-/// apart. Empty cells print as `-`.
+/// apart. Empty cells print as `-`; a cell holding an RFC 3339 instant
+/// prints as a person reads it ("3 minutes ago", [`crate::time::relative`]),
+/// which is what every table with a time wants (`--json` keeps the instant).
+/// On a terminal the header row is in the
+/// header tone and the cells of a `STATE`, `STATUS` or `INSTALLED` column in the tone of
+/// their state ([`style::state_tone`]); the padding is computed on the plain
+/// text, so colour never shifts a column.
 pub struct Table {
     rows: Vec<Vec<String>>,
 }
@@ -257,8 +266,16 @@ impl Table {
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows
-            .push(cells.into_iter().map(|c| if c.is_empty() { "-".into() } else { c }).collect());
+        self.rows.push(
+            cells
+                .into_iter()
+                .map(|c| match c {
+                    c if c.is_empty() => "-".into(),
+                    c if crate::time::looks_rfc3339(&c) => crate::time::relative(&c),
+                    c => c,
+                })
+                .collect(),
+        );
     }
 
     pub fn write(&self, out: &mut Out) -> io::Result<()> {
@@ -273,18 +290,37 @@ impl Table {
                     .unwrap_or(0)
             })
             .collect();
-        for row in &self.rows {
+        let states: Vec<bool> = self.rows[0]
+            .iter()
+            .map(|h| matches!(h.as_str(), "STATE" | "STATUS" | "INSTALLED"))
+            .collect();
+        for (r, row) in self.rows.iter().enumerate() {
             let mut line = String::new();
-            for (i, cell) in row.iter().enumerate() {
-                if i + 1 == row.len() {
-                    line.push_str(cell);
+            let last = row.len().saturating_sub(1);
+            // The last cell with text: trailing padding is never printed.
+            let end = row.iter().rposition(|c| !c.trim().is_empty()).unwrap_or(0);
+            for (i, cell) in row.iter().enumerate().take(end + 1) {
+                let tone = if r == 0 {
+                    None
+                } else if states.get(i) == Some(&true) {
+                    cell.split_whitespace().next().and_then(style::state_tone)
                 } else {
+                    None
+                };
+                match tone {
+                    Some(tone) => line.push_str(&style::out(tone, cell)),
+                    None => line.push_str(cell),
+                }
+                if i < last && i < end {
                     let pad = widths[i] - cell.chars().count() + 2;
-                    line.push_str(cell);
                     line.extend(std::iter::repeat_n(' ', pad));
                 }
             }
-            out.line(line.trim_end())?;
+            if r == 0 {
+                out.line(style::out(style::Tone::Header, line.trim_end()))?;
+            } else {
+                out.line(line.trim_end())?;
+            }
         }
         Ok(())
     }

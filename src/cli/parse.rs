@@ -3,15 +3,24 @@
 //!
 //! `-h/--help` and `-V/--version` return as soon as they are seen, before
 //! any file, socket or engine is touched. Global options (`--json`,
-//! `--log-level`) are accepted anywhere.
+//! `--log-level`, `--color`) are accepted anywhere.
+//!
+//! Mistakes are [`UsageError`]s (exit 2), one line each, named after the
+//! command they were made in, with the closest known name offered for a
+//! mistyped command, option or value ([`crate::suggest`]).
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
 
 use super::commands::{Arg, Cmd, Kind, ROOT};
+use super::style::Choice;
 use crate::logger::Level;
+use crate::suggest::closest;
 
-/// A command-line mistake: reported as `ringlet: <command>: <why>`, exit 1.
+/// The long options every command takes (see [`parse`]).
+const GLOBAL_LONGS: &[&str] = &["json", "log-level", "color", "help", "version"];
+
+/// A command-line mistake: reported as `ringlet: <command>: <why>`, exit 2.
 #[derive(Debug)]
 pub struct UsageError(pub String);
 
@@ -28,6 +37,9 @@ impl std::error::Error for UsageError {}
 pub struct Global {
     pub json: bool,
     pub log_level: Option<Level>,
+    /// `--color auto|always|never` (applied by `main` before parsing, so
+    /// even a usage error is coloured as asked).
+    pub color: Choice,
 }
 
 /// What the command line asks for.
@@ -95,8 +107,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Parsed
     let mut options: Vec<(&'static str, String)> = Vec::new();
     let mut positionals: Vec<String> = Vec::new();
     let mut trailing: Vec<String> = Vec::new();
-    let here = |path: &[&str]| if path.is_empty() { "ringlet".to_string() } else { path.join(" ") };
-    let lex = |path: &[&str], e: lexopt::Error| UsageError(format!("{}: {e}", here(path)));
+    let lex = |path: &[&str], e: lexopt::Error| at(path, e.to_string());
 
     while let Some(arg) = parser.next().map_err(|e| lex(&path, e))? {
         match arg {
@@ -106,30 +117,73 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Parsed
             Long("log-level") => {
                 let v = parser.value().map_err(|e| lex(&path, e))?;
                 let v = v.string().map_err(|e| lex(&path, e))?;
-                let level =
-                    Level::parse(&v).map_err(|e| UsageError(format!("{}: {e}", here(&path))))?;
+                let level = Level::parse(&v).map_err(|e| at(&path, e.to_string()))?;
                 global.log_level = Some(level);
             }
+            Long("color") => {
+                let v = parser.value().map_err(|e| lex(&path, e))?;
+                let v = v.string().map_err(|e| lex(&path, e))?;
+                global.color = Choice::parse(&v).ok_or_else(|| {
+                    at(&path, not_a_choice("--color", &v, &["auto", "always", "never"]))
+                })?;
+            }
             Long(_) | Short(_) => {
-                let (spec, shown) = match arg {
-                    Long(name) => (find_long(cmd, name), format!("--{name}")),
-                    Short(c) => (find_short(cmd, c), format!("-{c}")),
+                let (spec, shown, long) = match arg {
+                    Long(name) => {
+                        (find_long(cmd, name), format!("--{name}"), Some(name.to_string()))
+                    }
+                    Short(c) => (find_short(cmd, c), format!("-{c}"), None),
                     Value(_) => unreachable!(),
                 };
                 let Some(spec) = spec else {
-                    return Err(UsageError(format!(
-                        "{}: unknown option {shown} (see `{} --help`)",
-                        here(&path),
-                        ["ringlet"].iter().chain(&path).copied().collect::<Vec<_>>().join(" ")
-                    )));
+                    if cmd.trailing.is_some() {
+                        // `profiles run work -p hi`: the agent's own options.
+                        let attached =
+                            parser.optional_value().map(|v| v.to_string_lossy().into_owned());
+                        let rest: Vec<String> = parser
+                            .raw_args()
+                            .map(|raw| raw.map(|a| a.to_string_lossy().into_owned()).collect())
+                            .unwrap_or_default();
+                        let option = match (&long, attached) {
+                            (Some(_), Some(v)) => format!("{shown}={v}"),
+                            (None, Some(v)) => format!("{shown}{v}"),
+                            _ => shown.clone(),
+                        };
+                        let mut line = vec!["ringlet".to_string()];
+                        line.extend(path.iter().map(|p| p.to_string()));
+                        line.extend(positionals.iter().cloned());
+                        // Ringlet's own options given so far stay before `--`.
+                        for (name, value) in &options {
+                            line.push(format!("--{name}"));
+                            if !value.is_empty() {
+                                line.push(value.clone());
+                            }
+                        }
+                        line.push("--".into());
+                        line.push(option);
+                        line.extend(rest);
+                        return Err(at(
+                            &path,
+                            format!(
+                                "unknown option {shown}; the agent's own arguments go after \
+                                 `--`: `{}`",
+                                line.join(" ")
+                            ),
+                        ));
+                    }
+                    let hint = match &long {
+                        Some(name) => did_you_mean(closest(name, long_names(cmd)), "--"),
+                        None => String::new(),
+                    };
+                    return Err(at(
+                        &path,
+                        format!("unknown option {shown}{hint} (see `{} --help`)", full(&path)),
+                    ));
                 };
                 match spec.kind {
                     Kind::Flag => {
                         if parser.optional_value().is_some() {
-                            return Err(UsageError(format!(
-                                "{}: {shown} takes no value",
-                                here(&path)
-                            )));
+                            return Err(at(&path, format!("{shown} takes no value")));
                         }
                         options.push((spec.name, String::new()));
                     }
@@ -137,11 +191,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Parsed
                         let v = parser.value().map_err(|e| lex(&path, e))?;
                         let v = v.string().map_err(|e| lex(&path, e))?;
                         if !spec.choices.is_empty() && !spec.choices.contains(&v.as_str()) {
-                            return Err(UsageError(format!(
-                                "{}: {shown} must be one of {}, not `{v}`",
-                                here(&path),
-                                spec.choices.join(", ")
-                            )));
+                            return Err(at(&path, not_a_choice(&shown, &v, spec.choices)));
                         }
                         options.push((spec.name, v));
                     }
@@ -157,11 +207,17 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Parsed
                         continue;
                     }
                     if positional_count(cmd) == 0 {
-                        return Err(UsageError(format!(
-                            "{}: unknown command `{v}` (one of: {})",
-                            here(&path),
-                            cmd.subs.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
-                        )));
+                        let visible = cmd.subs.iter().filter(|s| !s.hidden).map(|s| s.name);
+                        let message = match closest(&v, visible.clone()) {
+                            Some(name) => {
+                                format!("unknown command `{v}`; did you mean `{name}`?")
+                            }
+                            None => format!(
+                                "unknown command `{v}` (one of: {})",
+                                visible.collect::<Vec<_>>().join(", ")
+                            ),
+                        };
+                        return Err(at(&path, message));
                     }
                 }
                 if positionals.len() < positional_count(cmd) {
@@ -169,7 +225,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Parsed
                 } else if cmd.trailing.is_some() {
                     trailing.push(v);
                 } else {
-                    return Err(UsageError(format!("{}: unexpected argument `{v}`", here(&path))));
+                    return Err(at(&path, format!("unexpected argument `{v}`")));
                 }
             }
         }
@@ -182,28 +238,58 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Parsed
     // Options given before a subcommand must belong to the final command.
     for (name, _) in &options {
         if find_long(cmd, name).is_none() {
-            return Err(UsageError(format!("{}: unknown option --{name}", here(&path))));
+            let hint = did_you_mean(closest(name, long_names(cmd)), "--");
+            return Err(at(&path, format!("unknown option --{name}{hint}")));
         }
     }
     let declared: Vec<&Arg> = cmd.args.iter().filter(|a| a.kind == Kind::Positional).collect();
     if let Some(missing) = declared.iter().skip(positionals.len()).find(|a| a.required) {
-        return Err(UsageError(format!(
-            "{}: missing <{}> (usage: {})",
-            here(&path),
-            missing.name.to_uppercase(),
-            usage_line(&path, cmd)
-        )));
+        return Err(at(
+            &path,
+            format!(
+                "missing <{}> (usage: {})",
+                missing.name.to_uppercase(),
+                usage_line(&path, cmd)
+            ),
+        ));
     }
     if let Some(missing) = cmd.args.iter().find(|a| {
         a.required && a.kind != Kind::Positional && !options.iter().any(|(n, _)| *n == a.name)
     }) {
-        return Err(UsageError(format!(
-            "{}: missing required option --{}",
-            here(&path),
-            missing.name
-        )));
+        return Err(at(&path, format!("missing required option --{}", missing.name)));
     }
     Ok((global, Parsed::Run(Invocation { path, cmd, options, positionals, trailing })))
+}
+
+/// A mistake made in the command at `path`: `profiles create: <why>`, or
+/// just `<why>` at the top, where `main`'s `ringlet: ` names the command.
+fn at(path: &[&str], why: String) -> UsageError {
+    if path.is_empty() { UsageError(why) } else { UsageError(format!("{}: {why}", path.join(" "))) }
+}
+
+/// `ringlet profiles create`, for hints.
+fn full(path: &[&str]) -> String {
+    ["ringlet"].iter().chain(path).copied().collect::<Vec<_>>().join(" ")
+}
+
+/// `; did you mean `--force`?`, or nothing.
+fn did_you_mean(name: Option<&str>, prefix: &str) -> String {
+    name.map(|n| format!("; did you mean `{prefix}{n}`?")).unwrap_or_default()
+}
+
+/// `--period must be one of today, ..., not `weak`; did you mean `week`?`
+fn not_a_choice(shown: &str, value: &str, choices: &[&str]) -> String {
+    let hint = did_you_mean(closest(value, choices.iter().copied()), "");
+    format!("{shown} must be one of {}, not `{value}`{hint}", choices.join(", "))
+}
+
+/// The long options `cmd` takes, with the global ones, for suggestions.
+fn long_names(cmd: &'static Cmd) -> impl Iterator<Item = &'static str> + Clone {
+    cmd.args
+        .iter()
+        .filter(|a| a.kind != Kind::Positional && !a.hidden)
+        .map(|a| a.name)
+        .chain(GLOBAL_LONGS.iter().copied())
 }
 
 fn find_long(cmd: &'static Cmd, name: &str) -> Option<&'static Arg> {
@@ -247,7 +333,7 @@ pub fn help(path: &[&str], cmd: &Cmd) -> String {
         if path.is_empty() { "ringlet".to_string() } else { format!("ringlet {}", path.join(" ")) };
     let _ = writeln!(out, "{title}: {}", cmd.about);
     if !cmd.ready {
-        let _ = writeln!(out, "(not implemented yet: parsed and checked, then exits with code 2)");
+        let _ = writeln!(out, "(not available in this build yet: exits with code 1)");
     }
     let _ = writeln!(out, "\nUsage: {}", usage_line(path, cmd));
 
@@ -263,7 +349,7 @@ pub fn help(path: &[&str], cmd: &Cmd) -> String {
         }
     };
     for sub in cmd.subs.iter().filter(|s| !s.hidden) {
-        let pending = if sub.ready || !sub.subs.is_empty() { "" } else { " (not implemented yet)" };
+        let pending = if sub.ready || !sub.subs.is_empty() { "" } else { " (not available yet)" };
         rows.push((sub.name.to_string(), format!("{}{pending}", sub.about)));
     }
     section(&mut out, "Commands", &mut rows);
@@ -283,6 +369,10 @@ pub fn help(path: &[&str], cmd: &Cmd) -> String {
     section(&mut out, "Options", &mut rows);
     rows.push(("    --json".into(), "Print machine-readable JSON".into()));
     rows.push(("    --log-level <LEVEL>".into(), "error, warn, info or debug".into()));
+    rows.push((
+        "    --color <WHEN>".into(),
+        "auto (on a terminal, unless NO_COLOR is set), always or never".into(),
+    ));
     rows.push(("-h, --help".into(), "Print help".into()));
     if path.is_empty() {
         rows.push(("-V, --version".into(), "Print version".into()));
@@ -296,10 +386,49 @@ pub fn help(path: &[&str], cmd: &Cmd) -> String {
     }
     if path.is_empty() {
         out.push_str(
-            "\nEnvironment: RINGLET_CONFIG_DIR, RINGLET_DAEMON_ENDPOINT, RINGLET_LOG, XDG_CONFIG_HOME, XDG_RUNTIME_DIR\n",
+            "\nEnvironment: RINGLET_CONFIG_DIR, RINGLET_DAEMON_ENDPOINT, RINGLET_LOG, XDG_CONFIG_HOME, XDG_RUNTIME_DIR, NO_COLOR, CLICOLOR_FORCE\n",
+        );
+        out.push_str(
+            "\nExit status: 0 success, 1 failure, 2 usage error, 3 `daemon status` with no daemon; \
+             `profiles run` exits with the agent's own code\n",
         );
     }
     out
+}
+
+/// The section titles of a help screen.
+const SECTIONS: &[&str] = &[
+    "Usage",
+    "Commands",
+    "Arguments",
+    "Options",
+    "Global options",
+    "Examples",
+    "Environment",
+    "Exit status",
+];
+
+/// The help screen for stdout: its section titles (`Usage:`, `Options:`,
+/// ...) in the header tone when stdout takes colour. [`help`] itself stays
+/// plain, for the man page and completions built from it.
+pub fn colour_help(text: &str) -> std::borrow::Cow<'_, str> {
+    use super::style::{Tone, out, stdout_coloured};
+    if !stdout_coloured() {
+        return text.into();
+    }
+    let mut coloured = String::with_capacity(text.len() + 256);
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches('\n');
+        let title = body.split_once(':').map(|(t, _)| t).filter(|t| SECTIONS.contains(t));
+        match title {
+            Some(t) => {
+                coloured.push_str(&out(Tone::Header, &format!("{t}:")));
+                coloured.push_str(&line[t.len() + 1..]);
+            }
+            None => coloured.push_str(line),
+        }
+    }
+    coloured.into()
 }
 
 /// Every command path in the tree, for tests.
@@ -374,7 +503,14 @@ mod tests {
     #[test]
     fn globals_anywhere() {
         let (g, _) = parse_from(&["agents", "list", "--json", "--log-level", "debug"]).unwrap();
-        assert_eq!(g, Global { json: true, log_level: Some(Level::Debug) });
+        assert_eq!(g, Global { json: true, log_level: Some(Level::Debug), ..Global::default() });
+        let (g, _) = parse_from(&["--color", "never", "agents", "list"]).unwrap();
+        assert_eq!(g.color, Choice::Never);
+        let (g, _) = parse_from(&["agents", "list", "--color=always"]).unwrap();
+        assert_eq!(g.color, Choice::Always);
+        assert!(
+            err(&["agents", "list", "--color", "sometimes"]).contains("--color must be one of")
+        );
         let (g, _) = parse_from(&["--json", "agents", "list"]).unwrap();
         assert!(g.json);
         assert!(err(&["--log-level", "loud", "agents", "list"]).contains("unknown log level"));
@@ -442,6 +578,91 @@ mod tests {
         assert_eq!(run(&["proxy", "status"]).arg("alias"), None);
         assert_eq!(run(&["proxy", "status", "work"]).arg("alias"), Some("work"));
         assert_eq!(run(&["proxy", "route", "list", "w"]).path, ["proxy", "route", "list"]);
+    }
+
+    /// Splits an example's command line as a shell would (quotes only; the
+    /// examples use no other shell syntax in their arguments), up to a
+    /// redirection or a second command.
+    fn shell_words(line: &str) -> Vec<String> {
+        let mut words = Vec::new();
+        let mut word: Option<String> = None;
+        let mut quote: Option<char> = None;
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), c) => word.get_or_insert_default().push(c),
+                (None, '\'' | '"') => {
+                    quote = Some(c);
+                    word.get_or_insert_default();
+                }
+                (None, '<' | '>' | ';') => break,
+                (None, c) if c.is_whitespace() => words.extend(word.take()),
+                (None, c) => word.get_or_insert_default().push(c),
+            }
+        }
+        words.extend(word);
+        words
+    }
+
+    #[test]
+    fn every_group_and_main_command_has_examples_that_parse() {
+        let main_commands =
+            ["init", "profiles create", "profiles run", "usage", "daemon", "doctor", "ui", "stats"];
+        for (path, cmd) in all_paths() {
+            let name = path.join(" ");
+            let group = !cmd.subs.is_empty() && !cmd.hidden;
+            if group || main_commands.contains(&name.as_str()) {
+                assert!(!cmd.examples.is_empty(), "`{name}` has no examples");
+                let mut args = path.clone();
+                args.push("--help");
+                let Parsed::Help(h) = parse_from(&args).unwrap().1 else { panic!() };
+                assert!(h.contains("\nExamples:\n  # "), "{name}: {h}");
+            }
+            for (what, line) in cmd.examples {
+                assert!(!what.is_empty() && line.starts_with("ringlet "), "{name}: {line}");
+                let words = shell_words(line);
+                let args: Vec<&str> = words.iter().skip(1).map(String::as_str).collect();
+                match parse_from(&args) {
+                    Ok((_, Parsed::Run(_))) => {}
+                    other => panic!("{name}: example `{line}` does not run: {other:?}"),
+                }
+            }
+        }
+        assert_eq!(shell_words("ringlet a 'b c' \"d\" < f"), ["ringlet", "a", "b c", "d"]);
+    }
+
+    #[test]
+    fn suggestions_and_the_double_dash_hint() {
+        assert_eq!(err(&["profile"]), "unknown command `profile`; did you mean `profiles`?");
+        assert_eq!(err(&["agents", "lst"]), "agents: unknown command `lst`; did you mean `list`?");
+        assert!(err(&["frob"]).starts_with("unknown command `frob` (one of: init, agents,"));
+        assert!(!err(&["frob"]).contains("manpage"), "hidden commands are not offered");
+        assert_eq!(
+            err(&["daemon", "stop", "--forse"]),
+            "daemon stop: unknown option --forse; did you mean `--force`? \
+             (see `ringlet daemon stop --help`)"
+        );
+        assert!(err(&["agents", "list", "--jsno"]).contains("did you mean `--json`?"));
+        assert!(err(&["usage", "--period", "weak"]).ends_with("not `weak`; did you mean `week`?"));
+        assert_eq!(
+            err(&["profiles", "run", "work", "-p", "hi"]),
+            "profiles run: unknown option -p; the agent's own arguments go after `--`: \
+             `ringlet profiles run work -- -p hi`"
+        );
+        assert!(
+            err(&["profiles", "run", "work", "-pxyz"])
+                .ends_with("`ringlet profiles run work -- -pxyz`")
+        );
+        assert!(
+            err(&["profiles", "run", "work", "--remote", "--cols", "90", "-p", "hi"])
+                .ends_with("`ringlet profiles run work --remote --cols 90 -- -p hi`")
+        );
+        assert!(
+            err(&["profiles", "run", "work", "--model=a", "b"])
+                .ends_with("`ringlet profiles run work -- --model=a b`")
+        );
+        // Top level: no command to name, so main's `ringlet: ` is the only prefix.
+        assert!(err(&["--log-level", "loud"]).starts_with("unknown log level"));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use anyhow::{Result, bail};
 use serde_json::Value;
 
+use super::style::{self, Tone};
 use super::{Ctx, Exit, Invocation, Out, Table, UsageError, fetch, launch, prompt, warn_all};
 use crate::client;
 use crate::protocol::{
@@ -81,6 +82,8 @@ pub fn create_with(ctx: &Ctx, mut request: CreateRequest, key_from_stdin: bool) 
         );
     }
     let needs_key = provider.kind != "self" && provider.auth_required;
+    // Notices already shown (by the check before the prompt).
+    let mut shown: Vec<String> = Vec::new();
     let api_key = if provider.kind == "self" {
         if key_from_stdin {
             bail!("provider `{}` uses the agent's own login and takes no API key", provider.id);
@@ -102,6 +105,17 @@ pub fn create_with(ctx: &Ctx, mut request: CreateRequest, key_from_stdin: bool) 
         }
         Some(key)
     } else if needs_key && !dry_run {
+        // Everything cheap is checked before the key is typed: the daemon
+        // validates the request as a dry run (the same code as the real
+        // create: name, pairing, existing profile, endpoint, hooks,
+        // template, proxy flags, shim), so a typo never costs the key.
+        let probe = CreateRequest { dry_run: true, api_key: None, ..request.clone() };
+        let dry: Created =
+            serde_json::from_value(client::request(&paths, &Request::ProfilesCreate(probe))?)?;
+        if !ctx.global.json {
+            warn_each(&dry.notices);
+        }
+        shown = dry.notices;
         let label = provider
             .manifest
             .as_ref()
@@ -126,7 +140,8 @@ pub fn create_with(ctx: &Ctx, mut request: CreateRequest, key_from_stdin: bool) 
         return Ok(out.finish()?);
     }
     let c: Created = serde_json::from_value(data)?;
-    warn_all(&c.notices);
+    let fresh: Vec<String> = c.notices.iter().filter(|n| !shown.contains(n)).cloned().collect();
+    warn_each(&fresh);
     let p = &c.profile;
     if c.dry_run {
         out.line("Dry run: nothing was written.")?;
@@ -175,6 +190,18 @@ pub fn create_with(ctx: &Ctx, mut request: CreateRequest, key_from_stdin: bool) 
         out.line(format_args!("Run it with: ringlet profiles run {}", p.alias))?;
     }
     Ok(out.finish()?)
+}
+
+/// Prints each warning on stderr, `ringlet: warning: ...`, coloured.
+pub(super) fn warn_each(warnings: &[String]) {
+    for w in warnings {
+        warn(w);
+    }
+}
+
+/// One warning on stderr, coloured on a terminal.
+pub(super) fn warn(text: &str) {
+    eprintln!("ringlet: {} {text}", style::err(Tone::Warn, "warning:"));
 }
 
 fn store_name(kind: crate::secrets::StoreKind) -> &'static str {
@@ -301,15 +328,60 @@ pub fn inspect(ctx: &Ctx, alias: &str) -> Result<()> {
     Ok(out.finish()?)
 }
 
+/// `profiles delete <alias> [--purge] [-y]`: the profile, its key and its
+/// shim go; the home stays (it holds the agent's history and settings)
+/// unless `--purge`, which on a terminal asks first (`-y` does not; with no
+/// terminal nothing is asked and `--purge` is taken as given).
 pub fn delete(ctx: &Ctx, inv: &Invocation) -> Result<()> {
     let alias = inv.arg("alias").unwrap_or_default();
-    let request = Request::ProfilesDelete { alias: alias.into(), purge: inv.flag("purge") };
+    let purge = inv.flag("purge");
     let mut out = Out::new();
+    if purge && !inv.flag("yes") && !ctx.global.json && prompt::is_terminal() {
+        // The home, to name it in the question (and to fail on a typo first).
+        let view: ProfileView = serde_json::from_value(client::request(
+            &ctx.paths()?,
+            &Request::ProfilesInspect { alias: alias.into() },
+        )?)?;
+        let home = view.profile.home.display().to_string();
+        let answer = if view.home_exists {
+            prompt::ask(
+                &format!(
+                    "Delete profile {alias} and everything in its home {home} (the agent's \
+                     history and settings)? (yes/no)"
+                ),
+                "no",
+            )?
+        } else {
+            "yes".into()
+        };
+        if !matches!(answer.to_ascii_lowercase().as_str(), "y" | "yes") {
+            return Err(Exit {
+                code: 1,
+                message: Some(
+                    "profiles delete: nothing deleted (without --purge the home is kept)".into(),
+                ),
+            }
+            .into());
+        }
+    }
+    let request = Request::ProfilesDelete { alias: alias.into(), purge };
     let Some(d) = fetch::<Deleted>(ctx, &request, &mut out)? else { return Ok(out.finish()?) };
-    warn_all(&d.notices);
+    warn_each(&d.notices);
     out.line(format_args!("Deleted profile {}", d.alias))?;
-    if let Some(home) = &d.home_removed {
-        out.line(format_args!("  removed {home}"))?;
+    if d.secret_removed {
+        out.line("  removed its API key")?;
+    }
+    if d.shim_removed {
+        out.line("  removed its shell alias")?;
+    }
+    if let Some(removed) = &d.home_removed {
+        out.line(format_args!("  removed {removed}"))?;
+    }
+    if let Some(home) = &d.home_kept {
+        out.line(format_args!(
+            "  kept its home {home} (the agent's history and settings: remove it \
+             yourself when no longer needed; --purge removes the home with the profile)"
+        ))?;
     }
     Ok(out.finish()?)
 }
@@ -393,12 +465,9 @@ pub fn stats(ctx: &Ctx) -> Result<()> {
     Ok(out.finish()?)
 }
 
+/// The same words as `usage` for the same seconds (`5m07s`, `3d04h`).
 fn duration(secs: u64) -> String {
-    match secs {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
-        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-    }
+    super::usage::duration(secs)
 }
 
 #[cfg(test)]

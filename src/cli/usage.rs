@@ -316,8 +316,8 @@ fn dollars(usd: f64) -> String {
     format!("${}.{:02}", count(cents / 100), cents % 100)
 }
 
-/// `42s`, `5m07s`, `2h03m`, `3d04h`.
-fn duration(secs: u64) -> String {
+/// `42s`, `5m07s`, `2h03m`, `3d04h` (`stats` shows runtimes this way too).
+pub(super) fn duration(secs: u64) -> String {
     match secs {
         s if s < 60 => format!("{s}s"),
         s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),

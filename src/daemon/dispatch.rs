@@ -29,6 +29,13 @@ pub fn handle(state: &State, request: Request) -> Reply {
     match request {
         Request::Status => handle_status(state),
         Request::Shutdown => handle_shutdown(state),
+        Request::DaemonStayAlive => {
+            let changed = !state.keep_alive.swap(true, Ordering::SeqCst);
+            if changed {
+                crate::info!("staying alive from now on (daemon --stay-alive)");
+            }
+            Reply::ok(&json!({ "stay_alive": true, "changed": changed }))
+        }
         Request::DaemonToken { rotate } => handle_daemon_token(state, rotate),
         Request::UiTicket => handle_ui_ticket(state),
         Request::BrowserSessionsList { current } => {
@@ -261,8 +268,8 @@ fn handle_status(state: &State) -> Reply {
         uptime_secs: state.started.elapsed().as_secs(),
         socket: state.paths.socket.display().to_string(),
         config_dir: state.paths.config_dir.display().to_string(),
-        stay_alive: state.options.stay_alive,
-        idle_timeout_secs: (!state.options.stay_alive)
+        stay_alive: state.keep_alive.load(Ordering::SeqCst),
+        idle_timeout_secs: (!state.keep_alive.load(Ordering::SeqCst))
             .then_some(state.config.daemon.idle_timeout_secs),
         requests_served: state.requests_served.load(Ordering::Relaxed),
         subscribers: state.events.subscriber_count(),
@@ -676,6 +683,8 @@ fn handle_profiles_delete(state: &State, alias: &str, purge: bool) -> Reply {
             }
         };
         let home_removed = purge_path.and_then(|home| remove_home(&home, &mut notices));
+        let home_kept = (home_removed.is_none() && profile.home.exists())
+            .then(|| profile.home.display().to_string());
         crash_point("delete:home");
         if secret_removed || profile.secret.is_none() {
             recover::finish(&state.profiles, &lock, recover::Op::Delete, alias);
@@ -686,6 +695,7 @@ fn handle_profiles_delete(state: &State, alias: &str, purge: bool) -> Reply {
             secret_removed,
             shim_removed,
             home_removed,
+            home_kept,
             notices,
         })
     })();
@@ -945,6 +955,10 @@ fn handle_env_setup(state: &State, alias: &str, task: &str, path: Option<&str>) 
 fn handle_stats(state: &State) -> Reply {
     result(state.profiles.list().map(|(profiles, _)| {
         let totals = run::session_totals(&state.paths.config_dir);
+        // The total from milliseconds, as the usage reports sum them: whole
+        // seconds per profile, summed, would come out short of `usage`.
+        let total_run_ms: u64 =
+            profiles.iter().filter_map(|p| totals.get(&p.alias)).map(|&(_, ms)| ms).sum();
         let profiles: Vec<ProfileStats> = profiles
             .into_iter()
             .map(|p| {
@@ -962,7 +976,7 @@ fn handle_stats(state: &State) -> Reply {
             .collect();
         Stats {
             total_runs: profiles.iter().map(|p| p.runs).sum(),
-            total_run_secs: profiles.iter().map(|p| p.run_secs).sum(),
+            total_run_secs: total_run_ms / 1000,
             profiles,
         }
     }))
@@ -970,10 +984,45 @@ fn handle_stats(state: &State) -> Reply {
 
 fn handle_usage(state: &State, query: &UsageQuery) -> Reply {
     let runs = run::read_runs(&state.paths.config_dir);
-    result(state.usage.report(&usage::roots(state), query, &runs).map(|(report, outcome)| {
+    result(state.usage.report(&usage::roots(state), query, &runs).and_then(|(report, outcome)| {
         usage::announce(state, &outcome);
-        report
+        unknown_profile(state, query, &report)?;
+        Ok(report)
     }))
+}
+
+/// `usage --profile nope`: "no profile `nope`" rather than "no usage",
+/// when no profile has that name and nothing was ever counted under it (a
+/// deleted profile's history, or `(default)` for imports, still reports).
+fn unknown_profile(
+    state: &State,
+    query: &UsageQuery,
+    report: &crate::protocol::UsageReport,
+) -> anyhow::Result<()> {
+    let Some(alias) = query.profile.as_deref() else { return Ok(()) };
+    let counted = report.totals.messages > 0 || report.totals.runs > 0;
+    if counted || alias == "(default)" {
+        return Ok(());
+    }
+    if crate::profiles::check_alias(alias).is_ok() && state.profiles.load(alias)?.is_some() {
+        return Ok(());
+    }
+    // Cheap, and only when nothing matched: had it ever any usage at all?
+    let all_time = UsageQuery {
+        profile: Some(alias.to_string()),
+        report: crate::protocol::ReportKind::Summary,
+        ..UsageQuery::default()
+    };
+    let (ever, _) = state.usage.report(
+        &usage::roots(state),
+        &all_time,
+        &run::read_runs(&state.paths.config_dir),
+    )?;
+    if ever.totals.messages > 0 || ever.totals.runs > 0 {
+        return Ok(());
+    }
+    // The store's own "no profile" error, with its suggestion.
+    state.profiles.get(alias).map(|_| ())
 }
 
 fn handle_usage_import_claude(state: &State, dir: Option<&str>, profile: Option<&str>) -> Reply {

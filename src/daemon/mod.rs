@@ -255,7 +255,10 @@ pub enum Ctl {
 pub struct State {
     pub paths: Paths,
     pub config: Config,
-    pub options: Options,
+    /// Never exit for idleness: `Options::stay_alive`, or switched on
+    /// later by a `DaemonStayAlive` request (`daemon --stay-alive` while
+    /// this daemon runs).
+    pub keep_alive: AtomicBool,
     pub started: Instant,
     /// `PATH` as the daemon received it; detection searches it.
     pub path_var: Option<OsString>,
@@ -481,7 +484,7 @@ fn serve_until_shutdown(paths: Paths, options: Options) -> Result<()> {
         registry: Arc::default(),
         paths,
         config,
-        options,
+        keep_alive: AtomicBool::new(options.stay_alive),
         started: Instant::now(),
         path_var: std::env::var_os("PATH"),
         activity: Activity::new(),
@@ -565,9 +568,10 @@ fn wait_for_an_exiting_daemon(lock: &mut fd_lock::RwLock<File>, paths: &Paths) -
 
 /// Waits for a shutdown request or the idle timeout; returns the reason.
 fn serve(state: &State, ctl: &mpsc::Receiver<Ctl>) -> String {
-    let idle_limit = (!state.options.stay_alive)
-        .then(|| Duration::from_secs(state.config.daemon.idle_timeout_secs));
     loop {
+        // Read each time: `daemon --stay-alive` may switch it on meanwhile.
+        let idle_limit = (!state.keep_alive.load(Ordering::SeqCst))
+            .then(|| Duration::from_secs(state.config.daemon.idle_timeout_secs));
         // Wake when the idle deadline could first pass, at least once a
         // second so a deadline moved by activity is noticed promptly.
         let wait = match (idle_limit, state.activity.idle_for()) {

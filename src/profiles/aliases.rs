@@ -1,9 +1,14 @@
-//! Alias shims: `~/.local/bin/<alias>`, a two-line shell script that runs
+//! Alias shims: `~/.local/bin/<alias>`, a small shell script that runs
 //! `ringlet profiles run <alias> -- "$@"`. A shim carries a marker line; a
 //! file without it is the user's and is never overwritten or deleted. A shim
 //! never shadows an existing command: a profile called `git` or `claude`
 //! would otherwise hijack that command (and, for an agent's own name, make
 //! `profiles run` call itself).
+//!
+//! A shim finds `ringlet` on `PATH` first, then at the absolute path the
+//! binary had when the shim was written, and otherwise says so (exit 127):
+//! moving or reinstalling the binary (`make install`, a distro package)
+//! breaks no shim as long as the new one is on `PATH`.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -36,22 +41,46 @@ pub fn is_shim(path: &Path) -> bool {
     }
 }
 
+/// The shim's text. Line 2 is the marker and the last line the `exec ...
+/// profiles run <alias> -- "$@"` (`doctor` reads both).
 fn shim_text(ringlet: &Path, alias: &str) -> String {
     // The alias is [a-z0-9_-] only (check_alias), so it needs no quoting;
     // the binary path is single-quoted for the shell.
     let exe = ringlet.display().to_string().replace('\'', r"'\''");
-    format!("#!/bin/sh\n{MARKER}\nexec '{exe}' profiles run {alias} -- \"$@\"\n")
+    let shown = shell_dq_text(&ringlet.display().to_string());
+    format!(
+        "#!/bin/sh\n{MARKER}\n\
+         # Finds ringlet on PATH first, else where it was when this was written.\n\
+         r=$(command -v ringlet 2>/dev/null) || r='{exe}'\n\
+         if [ ! -x \"$r\" ]; then\n\
+         \x20 echo \"{alias}: ringlet is not on PATH and no longer at {shown}; \
+         put it on PATH or reinstall it\" >&2\n\
+         \x20 exit 127\n\
+         fi\n\
+         exec \"$r\" profiles run {alias} -- \"$@\"\n"
+    )
 }
 
-/// Installs the shim for `alias`. `path_var` is the PATH used to refuse a
-/// name that is already a command. Returns the shim's path.
-pub fn install(
-    home: &Path,
-    ringlet: &Path,
-    alias: &str,
-    path_var: Option<&OsStr>,
-) -> Result<PathBuf> {
+/// `text` made safe inside a double-quoted shell string (for a message).
+fn shell_dq_text(text: &str) -> String {
+    text.chars()
+        .map(|c| if matches!(c, '"' | '\\' | '$' | '`') || c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// What installing the shim for `alias` would refuse, without writing
+/// anything (dry runs, the check before the key prompt). Returns the path
+/// the shim would have.
+pub fn check(home: &Path, alias: &str, path_var: Option<&OsStr>) -> Result<PathBuf> {
     check_alias(alias)?;
+    if alias == "ringlet" {
+        // The shim would find itself on PATH and run itself for ever.
+        return Err(Conflict(
+            "a shim called `ringlet` would stand in for ringlet itself; use another profile name"
+                .into(),
+        )
+        .into());
+    }
     let dir = shim_dir(home);
     let shim = dir.join(alias);
     match fs::symlink_metadata(&shim) {
@@ -73,6 +102,38 @@ pub fn install(
         ))
         .into());
     }
+    Ok(shim)
+}
+
+/// A notice when the shim dir is not on `path_var` (the caller's PATH): the
+/// shim works, but typing its name finds nothing until the dir is added.
+pub fn path_notice(home: &Path, alias: &str, path_var: Option<&OsStr>) -> Option<String> {
+    let path_var = path_var?;
+    let dir = shim_dir(home);
+    let real = fs::canonicalize(&dir).ok();
+    let on_path = std::env::split_paths(path_var).any(|p| {
+        p == dir || (p.is_absolute() && real.is_some() && fs::canonicalize(&p).ok() == real)
+    });
+    (!on_path).then(|| {
+        format!(
+            "{dir} is not on your PATH, so typing `{alias}` finds nothing: add \
+             `export PATH=\"{dir}:$PATH\"` to your shell's startup file (meanwhile, \
+             `ringlet profiles run {alias}` works)",
+            dir = dir.display()
+        )
+    })
+}
+
+/// Installs the shim for `alias`. `path_var` is the PATH used to refuse a
+/// name that is already a command. Returns the shim's path.
+pub fn install(
+    home: &Path,
+    ringlet: &Path,
+    alias: &str,
+    path_var: Option<&OsStr>,
+) -> Result<PathBuf> {
+    let shim = check(home, alias, path_var)?;
+    let dir = shim_dir(home);
     // `~/.local/bin` is the user's own and may be a link (dotfile setups):
     // followed, unlike Ringlet's private dirs; the shim itself never is.
     create_private_dir(&dir)?;
@@ -136,10 +197,8 @@ mod tests {
         let exe = Path::new("/opt/it's/ringlet");
         let shim = install(&home, exe, "work", Some(OsStr::new("/nonexistent"))).unwrap();
         let text = fs::read_to_string(&shim).unwrap();
-        assert!(
-            text.contains("exec '/opt/it'\\''s/ringlet' profiles run work -- \"$@\""),
-            "{text}"
-        );
+        assert!(text.contains("|| r='/opt/it'\\''s/ringlet'\n"), "{text}");
+        assert!(text.ends_with("exec \"$r\" profiles run work -- \"$@\"\n"), "{text}");
         assert!(is_shim(&shim));
         assert_eq!(list(&home), vec![("work".to_string(), shim.clone())]);
         install(&home, exe, "work", None).unwrap(); // re-install over our own shim

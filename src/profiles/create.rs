@@ -234,6 +234,30 @@ pub fn create(s: &Services<'_>, mut req: CreateRequest) -> Result<Created> {
         render::substitute_all(&rendered.env, &rendered.args, KeyValue::Redacted)?;
     env.extend(script_env);
     let files = render::preview_files(&profile.home, &rendered)?;
+    let path_var = req.path.as_deref().map(std::ffi::OsStr::new);
+    // Not errors: the profile works without either, but the user should know
+    // before typing a key (the CLI shows a dry run's notices first).
+    if req.path.is_some()
+        && super::run::find_agent(&agent.commands(), req.path.as_deref()).is_none()
+    {
+        notices.push(format!(
+            "{} is not installed (no `{}` on your PATH): the profile is created, but running it \
+             needs the agent installed (`ringlet agents inspect {}` shows where it is looked for)",
+            agent.name,
+            agent.commands().join("` or `"),
+            agent.id
+        ));
+    }
+    if req.alias_shim {
+        match aliases::check(&s.paths.home, &req.alias, path_var) {
+            Ok(_) => notices.extend(aliases::path_notice(&s.paths.home, &req.alias, path_var)),
+            Err(e) if req.dry_run => {
+                notices.push(format!("no shell alias would be installed: {e:#}"))
+            }
+            // The real install below says why.
+            Err(_) => {}
+        }
+    }
     if req.dry_run {
         return Ok(Created { profile, dry_run: true, files, env, args, notices });
     }

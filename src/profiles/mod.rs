@@ -238,14 +238,31 @@ impl Store {
         Ok(Some(profile))
     }
 
-    /// Loads a profile that must exist.
+    /// Loads a profile that must exist. The error names the closest
+    /// profile there is, if one is close ("did you mean `work`?").
     pub fn get(&self, alias: &str) -> Result<Profile> {
         match self.load(alias)? {
             Some(p) => Ok(p),
             None => {
-                Err(NotFound(format!("no profile `{alias}` (see `ringlet profiles list`)")).into())
+                let names = self.names();
+                let hint = match crate::suggest::closest(alias, names.iter().map(String::as_str)) {
+                    Some(name) => format!("; did you mean `{name}`?"),
+                    None => " (see `ringlet profiles list`)".to_string(),
+                };
+                Err(NotFound(format!("no profile `{alias}`{hint}")).into())
             }
         }
+    }
+
+    /// The names of the profiles on disk, from their file names only (no
+    /// file is read): cheap enough for an error message.
+    fn names(&self) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(&self.dir) else { return Vec::new() };
+        entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".json").map(String::from))
+            .filter(|name| check_alias(name).is_ok())
+            .collect()
     }
 
     /// Every readable profile, by name, and the files that were not.

@@ -74,17 +74,36 @@ export function section(title, tools, ...body) {
 }
 
 /// "3 minutes ago" (a title attribute keeps the local date and time).
+/// Worded here rather than by Intl.RelativeTimeFormat and toLocaleString,
+/// as the rest of the page is in English: a page's first use of an Intl
+/// formatter loads its locale data, tens of milliseconds (hundreds on a
+/// busy machine) that every first paint of the dashboard paid.
 export function ago(stamp) {
   if (!stamp) return h("span", null, "never");
   const t = new Date(stamp);
   const s = Math.round((Date.now() - t.getTime()) / 1000);
-  const rtf = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
   let text;
-  if (Math.abs(s) < 45) text = rtf.format(-s, "second");
-  else if (Math.abs(s) < 2700) text = rtf.format(-Math.round(s / 60), "minute");
-  else if (Math.abs(s) < 79200) text = rtf.format(-Math.round(s / 3600), "hour");
-  else text = rtf.format(-Math.round(s / 86400), "day");
-  return h("time", { datetime: t.toISOString(), title: t.toLocaleString() }, text);
+  if (Math.abs(s) < 45) text = s === 0 ? "now" : relative(s, "second");
+  else if (Math.abs(s) < 2700) text = relative(Math.round(s / 60), "minute");
+  else if (Math.abs(s) < 79200) text = relative(Math.round(s / 3600), "hour");
+  else {
+    const d = Math.round(s / 86400);
+    text = d === 1 ? "yesterday" : d === -1 ? "tomorrow" : relative(d, "day");
+  }
+  return h("time", { datetime: t.toISOString(), title: localTime(t) }, text);
+}
+
+/// `n` units ago (n > 0) or in `-n` units.
+function relative(n, unit) {
+  const abs = Math.abs(n);
+  const units = `${abs} ${unit}${abs === 1 ? "" : "s"}`;
+  return n > 0 ? `${units} ago` : `in ${units}`;
+}
+
+/// `2026-12-07 15:04:05`, local time.
+export function localTime(t) {
+  const p = (n) => String(n).padStart(2, "0");
+  return `${t.getFullYear()}-${p(t.getMonth() + 1)}-${p(t.getDate())} ${p(t.getHours())}:${p(t.getMinutes())}:${p(t.getSeconds())}`;
 }
 
 export function duration(secs) {
@@ -99,8 +118,13 @@ export function cost(usd) {
   return typeof usd === "number" ? `$${usd.toFixed(usd !== 0 && Math.abs(usd) < 0.01 ? 4 : 2)}` : "n/a";
 }
 
+/// `14,800`: digits grouped by threes (not toLocaleString: see `ago`).
 export function count(n) {
-  return typeof n === "number" ? n.toLocaleString() : "";
+  if (typeof n !== "number") return "";
+  if (!Number.isFinite(n)) return String(n);
+  const [whole, frac] = String(Math.abs(Math.round(n * 1000) / 1000)).split(".");
+  const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return `${n < 0 ? "-" : ""}${grouped}${frac ? `.${frac}` : ""}`;
 }
 
 /// A short-lived message; errors stay until dismissed.

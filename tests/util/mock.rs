@@ -123,6 +123,17 @@ impl MockProvider {
         wait_for_len(&self.shared.seen, &self.shared.arrived, n, timeout)
     }
 
+    /// Holds every answer to a POST (a model call) until [`MockProvider::release`]: the agent
+    /// stays busy for as long as a test needs to watch it working, however fast the machine.
+    pub fn hold(&self) {
+        self.shared.held.store(true, Ordering::SeqCst);
+    }
+
+    /// Lets the held answers go; answers go at once from then on.
+    pub fn release(&self) {
+        self.shared.held.store(false, Ordering::SeqCst);
+    }
+
     fn start(flavor: Flavor, reply: &str, tool: Option<ToolCall>) -> MockProvider {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding the mock provider");
         let addr = listener.local_addr().expect("mock provider address");
@@ -133,6 +144,7 @@ impl MockProvider {
             seen: Mutex::new(Vec::new()),
             arrived: Condvar::new(),
             stop: AtomicBool::new(false),
+            held: AtomicBool::new(false),
             conns: Mutex::new(Vec::new()),
         });
         let accept_shared = Arc::clone(&shared);
@@ -182,6 +194,8 @@ struct Shared {
     arrived: Condvar,
     /// Set by `Drop`; the accept thread checks it after every accept.
     stop: AtomicBool,
+    /// Set by [`MockProvider::hold`]: answers to POSTs wait while it is (or until `stop`).
+    held: AtomicBool,
     /// Each connection thread with a second handle to its socket, pushed by the accept thread
     /// and drained by `Drop`, which shuts the sockets down and joins the threads.
     conns: Mutex<Vec<(JoinHandle<()>, TcpStream)>>,
@@ -283,6 +297,12 @@ fn serve_requests(stream: &TcpStream, shared: &Shared) -> io::Result<()> {
             Err(e) => return Err(e),
         };
         let seen = record(shared, &request);
+        while request.method == "POST"
+            && shared.held.load(Ordering::SeqCst)
+            && !shared.stop.load(Ordering::SeqCst)
+        {
+            thread::sleep(Duration::from_millis(10));
+        }
         let reply = answer(shared, &request, &seen);
         reply.write(&mut writer, request.method != "HEAD", request.keep_alive)?;
         if !request.keep_alive {

@@ -10,6 +10,7 @@ pub mod claude_gen;
 pub mod http;
 pub mod mock;
 pub mod registry;
+pub mod tmux;
 pub mod upstream;
 pub mod xterm;
 use std::ffi::OsString;

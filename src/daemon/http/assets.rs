@@ -248,6 +248,63 @@ mod tests {
         assert!(looks_like_version(VERSION));
     }
 
+    /// The page preloads every module the dashboard (the page `ringlet ui`
+    /// opens) needs before it can ask for its data: js/app.js's static
+    /// imports and js/pages/dashboard.js with its own, all at once rather
+    /// than one level of imports after another. Nothing else (the other
+    /// pages, xterm.js) is fetched before it is used.
+    #[test]
+    fn index_preloads_the_dashboards_module_graph() {
+        let text = |path: &str| String::from_utf8(inflate(find(path).unwrap()).unwrap()).unwrap();
+        let html = text("index.html");
+        let prefix = format!("<link rel=\"modulepreload\" href=\"/static/{VERSION}/");
+        let mut preloaded: Vec<String> = html
+            .split(prefix.as_str())
+            .skip(1)
+            .map(|rest| rest.split('"').next().unwrap().to_string())
+            .collect();
+        preloaded.sort();
+        let mut graph = std::collections::BTreeSet::new();
+        let mut queue = vec!["js/app.js".to_string(), "js/pages/dashboard.js".to_string()];
+        while let Some(path) = queue.pop() {
+            if !graph.insert(path.clone()) {
+                continue;
+            }
+            let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
+            for spec in static_imports(&text(&path)) {
+                queue.push(resolve(dir, &spec));
+            }
+        }
+        // app.js itself is the page's module script.
+        graph.remove("js/app.js");
+        assert_eq!(preloaded, graph.into_iter().collect::<Vec<_>>(), "{html}");
+    }
+
+    /// The relative specifiers of a module's static imports
+    /// (`import ... from "./x.js";` at the start of a line).
+    fn static_imports(text: &str) -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("import "))
+            .filter_map(|l| l.rsplit_once(" from \"").or_else(|| l.split_once("import \"")))
+            .map(|(_, spec)| spec.split('"').next().unwrap().to_string())
+            .filter(|spec| spec.starts_with("./") || spec.starts_with("../"))
+            .collect()
+    }
+
+    fn resolve(dir: &str, spec: &str) -> String {
+        let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+        for segment in spec.split('/') {
+            match segment {
+                "." => {}
+                ".." => {
+                    parts.pop();
+                }
+                s => parts.push(s),
+            }
+        }
+        parts.join("/")
+    }
+
     #[test]
     fn gzip_is_accepted_unless_refused() {
         for yes in [None, Some("gzip"), Some("gzip, deflate, br"), Some("br;q=1, GZIP;q=0.5")] {

@@ -23,12 +23,11 @@ pub(crate) mod slots;
 mod terminal_ws;
 pub(crate) mod ws;
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -425,11 +424,22 @@ fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-/// Serves a connection's requests through tiny_http: each whole request the
-/// [`Framer`] cuts goes up the private socket, and a second thread copies
-/// the answers back. A client that does not read its answers is cut off
+/// Serves a connection's requests through tiny_http, one at a time: each
+/// whole request the [`Framer`] cuts goes up a private connection of its
+/// own, which is then half-closed, and the answer is copied back until
+/// tiny_http closes it. A client that does not read its answers is cut off
 /// after [`WRITE_TIMEOUT`], and tiny_http's write then fails too, so a
 /// worker is never held either way.
+///
+/// Why a private connection per request rather than one per client
+/// connection: tiny_http gives each of its connections a pool thread for
+/// as long as it stays open, and its pool (0.12's `TaskPool`) hands a burst
+/// of new connections to idle threads that have been woken for another:
+/// a burst's surplus waited in its queue until some kept-alive connection
+/// closed, after [`IDLE_TIMEOUT`]. A page firing eight calls at once saw
+/// one or two of them answered 15 s late. Its connections now last one
+/// request, so anything queued waits for a request, never for an idle
+/// client.
 fn bridge(
     mut reader: Framer<'_>,
     mut head: Head,
@@ -437,53 +447,72 @@ fn bridge(
     state: &State,
     internal: &std::path::Path,
 ) -> Result<()> {
-    let upstream = UnixStream::connect(internal).context("connecting to the REST server")?;
     let mut client_w = reader.input.stream.try_clone()?;
     client_w.set_write_timeout(Some(WRITE_TIMEOUT))?;
-    let (mut up_r, mut up_w) = (upstream.try_clone()?, upstream);
-    // Set when this thread will answer the client itself after the last
-    // forwarded answer, so the copying thread must leave the client open.
-    let refusing = Arc::new(AtomicBool::new(false));
-    let back = std::thread::Builder::new().name("http-bridge".into()).spawn({
-        let refusing = refusing.clone();
-        move || {
-            let _ = io::copy(&mut up_r, &mut client_w);
-            let _ = up_r.shutdown(Shutdown::Both);
-            if !refusing.load(Ordering::SeqCst) {
-                // tiny_http closed (or the client stopped reading): end the
-                // connection, which also wakes the thread reading from it.
-                let _ = client_w.shutdown(Shutdown::Both);
-            }
-        }
-    })?;
     loop {
         // A connection without the token gets one answer, then is closed:
-        // tiny_http hands each pipelined request to a worker of its own,
-        // which then waits to write behind the answers before it, so a
-        // stranger pipelining requests and reading nothing would hold
-        // every worker. One answer to a stranger (an error, the login, a
-        // file of the UI) fits the socket to tiny_http and holds none.
+        // one answer to a stranger (an error, the login, a file of the UI)
+        // holds no worker for longer than that.
         let last = !reader.input.slot.trusted();
-        if forward(&mut up_w, &head, &body, last).is_err() || last {
+        let mut upstream =
+            UnixStream::connect(internal).context("connecting to the REST server")?;
+        forward(&mut upstream, &head, &body, last)?;
+        // The end of this request's connection: tiny_http answers it,
+        // then finds nothing more and closes, which ends the copy below.
+        upstream.shutdown(Shutdown::Write)?;
+        let close = last || wants_close(&head);
+        let whole = match relay(&mut upstream, &mut client_w) {
+            Ok(whole) => whole,
+            Err(e) => {
+                // The client went away or stopped reading: dropping the
+                // private connection fails tiny_http's write, if still going.
+                let _ = reader.input.stream.shutdown(Shutdown::Both);
+                return Err(e.into());
+            }
+        };
+        if close || !whole {
+            let _ = client_w.shutdown(Shutdown::Both);
             break;
         }
         match reader.next(IDLE_TIMEOUT) {
             Ok(Some((h, b))) => (head, body) = (h, b),
             Ok(None) => break,
-            Err(status) => {
-                // Answered after the answers already on their way.
-                refusing.store(true, Ordering::SeqCst);
-                let _ = up_w.shutdown(Shutdown::Write);
-                let _ = back.join();
-                return reader.refuse(status);
-            }
+            // Answered after the answers already sent.
+            Err(status) => return reader.refuse(status),
         }
         state.activity.touch();
     }
-    // Half-close: the answers to what was sent can still come back.
-    let _ = up_w.shutdown(Shutdown::Write);
-    let _ = back.join();
     Ok(())
+}
+
+/// Copies one answer from tiny_http to the client, until tiny_http closes
+/// its connection. False when tiny_http closed before a whole head (the
+/// connection to the client then ends too).
+fn relay(upstream: &mut UnixStream, client: &mut TcpStream) -> io::Result<bool> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 8192];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = upstream.read(&mut buf)?;
+        if n == 0 {
+            client.write_all(&head)?;
+            return Ok(false);
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    client.write_all(&head)?;
+    io::copy(upstream, client)?;
+    Ok(true)
+}
+
+/// Whether the client asked for its connection to end with this answer:
+/// `Connection: close`, or HTTP/1.0 without `keep-alive` (tiny_http's rule,
+/// which it follows without saying so in its answer).
+fn wants_close(head: &Head) -> bool {
+    match head.header("connection").map(str::to_ascii_lowercase) {
+        Some(v) if v.contains("close") => true,
+        Some(v) => head.version == "HTTP/1.0" && !v.contains("keep-alive"),
+        None => head.version == "HTTP/1.0",
+    }
 }
 
 /// Hands one whole request to tiny_http, with a head rebuilt from what the
