@@ -210,6 +210,8 @@ fn the_user_unit_passes_systemd_analyze_and_runs_the_daemon_the_cli_dials() {
     let keys = unit_keys(&unit);
     let value = |key: &str| keys.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
     assert_eq!(value("Restart"), Some("on-failure"));
+    // A start that always fails (another daemon holds the lock) ends.
+    assert_eq!(value("StartLimitBurst"), Some("3"));
     assert_eq!(value("WantedBy"), Some("default.target"));
     assert!(value("NoNewPrivileges").is_some(), "some hardening is there");
     // Nothing that takes away user namespaces (bwrap), the home (profiles,
