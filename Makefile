@@ -5,7 +5,7 @@ CARGO ?= cargo
 PREFIX ?= /usr/local
 RELEASE := target/release/ringlet
 
-.PHONY: help build build-deps run test ci bench install setup fmt-check clippy doc no-async pricing registry
+.PHONY: help build build-deps run test ci bench install uninstall deb setup fmt-check clippy doc no-async pricing registry
 
 # Only for `--features bundled-sqlite` builds: leave out the SQLite parts the
 # OpenCode reader never uses (full-text search, R-trees, extensions, ...);
@@ -75,5 +75,32 @@ registry: ## Assemble this repository's registry into target/registry (CHANNEL=s
 	rm -rf target/registry
 	$(CARGO) run --quiet --locked -- registry index target/registry --repo . --channel $(or $(CHANNEL),stable)
 
-install: build ## Install the binary into $(PREFIX)/bin
-	install -D -m 0755 $(RELEASE) $(DESTDIR)$(PREFIX)/bin/ringlet
+# `make install PREFIX=~/.local` puts ringlet on PATH for one user (no root).
+# Installs the binary, the man page, bash/zsh/fish completions, the systemd
+# user unit (not enabled), LICENSE and NOTICE; src/dist/install.sh says where
+# each goes and takes BINDIR, MANDIR, SYSTEMDUSERUNITDIR... to override one.
+# BIN=<binary> installs that binary instead of building the release one;
+# GEN=<binary> runs another binary to print the man page and completions
+# (a cross build's BIN cannot run here).
+install: $(if $(BIN),,build) ## Install binary, man page, completions, user unit, licence (PREFIX=/usr/local, DESTDIR)
+	BIN='$(or $(BIN),$(RELEASE))' GEN='$(GEN)' PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' CARGO='$(CARGO)' \
+		sh src/dist/install.sh install
+
+uninstall: ## Remove what `make install` installed (the same PREFIX, DESTDIR)
+	PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' sh src/dist/install.sh uninstall
+
+# The package links the system's libdbus-1 (`system-dbus`) instead of the
+# copy the default `vendored-dbus` feature compiles in, as Debian prefers.
+# Offline, from vendored sources, for packagers (vendor/ and .cargo/ go in
+# their source tarball, not in this repository):
+#   mkdir -p .cargo && cargo vendor --locked vendor > .cargo/config.toml
+#   make deb CARGO='cargo --offline'
+# (README "Packaging"). BIN=<binary> packages that binary instead;
+# DEB_OUT=<dir> writes the package elsewhere.
+DEB_FEATURES := sqlite,net,system-dbus
+DEB_OUT ?= target/deb
+deb: ## Build a Debian package into target/deb (release, system libdbus; DEBFULLNAME, DEBEMAIL)
+	bash tests/setup.sh --deb-deps
+	$(if $(BIN),,$(CARGO) build --release --locked --no-default-features --features $(DEB_FEATURES))
+	CARGO='$(CARGO)' $(if $(BIN),,CARGO_TREE_FLAGS='--no-default-features --features $(DEB_FEATURES)') \
+		sh src/dist/deb.sh '$(or $(BIN),$(RELEASE))' '$(DEB_OUT)'

@@ -358,6 +358,13 @@ const KEYCHAIN_NAME: &str = "Windows Credential Manager";
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 const KEYCHAIN_NAME: &str = "not supported on this platform";
 
+// Cargo features only add: with the default `vendored-dbus` still on, a
+// `system-dbus` build would link the vendored libdbus without a word.
+#[cfg(all(feature = "system-dbus", feature = "vendored-dbus"))]
+compile_error!(
+    "`system-dbus` links the system's libdbus-1: build with `--no-default-features --features sqlite,net,system-dbus`"
+);
+
 /// Connects to the platform's keychain. On Linux this opens the session bus
 /// and an encrypted Secret Service session, and fails here when there is none.
 #[cfg(any(target_os = "linux", target_os = "macos", windows))]

@@ -62,6 +62,16 @@ if ! pkg-config --exists sqlite3 2>/dev/null; then
     apt_install --no-install-recommends libsqlite3-dev pkg-config
 fi
 [ "${1:-}" != "--build-deps" ] || exit 0
+# `make deb` also links the system's libdbus (the `system-dbus` feature) and
+# needs dpkg-dev (dpkg-shlibdeps) and binutils (strip).
+if [ "${1:-}" = "--deb-deps" ]; then
+    deb=()
+    pkg-config --exists dbus-1 2>/dev/null || deb+=(libdbus-1-dev)
+    command -v dpkg-shlibdeps >/dev/null 2>&1 || deb+=(dpkg-dev)
+    command -v strip >/dev/null 2>&1 || deb+=(binutils)
+    [ ${#deb[@]} -eq 0 ] || apt_install --no-install-recommends "${deb[@]}"
+    exit 0
+fi
 
 command -v npm >/dev/null 2>&1 || apt_install nodejs npm
 command -v setpriv >/dev/null 2>&1 || apt_install util-linux

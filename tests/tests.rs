@@ -101,6 +101,8 @@ mod templates;
 mod attacks_registry;
 // The routes the web UI leans on: recent events, config.toml choices.
 mod ui_api;
+// Packaging (issue 15): make install/uninstall, the systemd user unit, the .deb.
+mod packaging;
 // Shell completion (issue 15): the generated scripts in the real bash, fish
 // and zsh, live names with and without a daemon, and never starting one.
 mod completions;
