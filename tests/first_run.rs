@@ -150,7 +150,13 @@ fn profiles_create_checks_everything_before_asking_for_the_key() {
     for (name, args, _) in cases {
         script.push_str(&format!("try {name} {args}\n"));
     }
-    script.push_str("echo DONE >>cases.log\ntry good claude good -p anthropic\nsleep 60\n");
+    // The valid create waits for the test's go: started at once, its prompt
+    // could show between the test's last look at the screen and its read of
+    // the log, and count as an invalid input's prompt.
+    script.push_str(
+        "echo DONE >>cases.log\nwhile [ ! -e go ]; do sleep 0.05; done\n\
+         try good claude good -p anthropic\nsleep 60\n",
+    );
     let tmux = Tmux::start(&env, &script);
     let log = env.root.join("cases.log");
     let started = Instant::now();
@@ -163,6 +169,7 @@ fn profiles_create_checks_everything_before_asking_for_the_key() {
         assert!(started.elapsed() < LIMIT, "the cases did not finish:\n{}", read(&log));
         thread::sleep(Duration::from_millis(50));
     }
+    fs::write(env.root.join("go"), "").unwrap();
     let results = read(&log);
     for (name, args, why) in cases {
         let err = read(&env.root.join(format!("{name}.err")));
