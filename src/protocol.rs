@@ -624,6 +624,10 @@ pub struct AliasInfo {
     pub path: String,
     /// Whether a profile of that name exists.
     pub profile_exists: bool,
+    /// Things the user should know about a shim just installed (its dir is
+    /// not on the caller's PATH).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
 }
 
 /// Reply to [`Request::ProxyLogs`].

@@ -358,4 +358,10 @@ fn create_warns_about_a_missing_agent_and_a_shim_dir_off_path() {
     assert!(err.contains("warning: Claude Code is not installed"), "{err}");
     assert!(err.contains(".local/bin is not on your PATH"), "{err}");
     assert!(env.home.join(".local/bin/w1").exists());
+    // `aliases install` says the same of a shim it writes.
+    env.cmd(&["aliases", "uninstall", "w1"]).ok();
+    let out = env.cmd(&["aliases", "install", "w1"]).output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(".local/bin is not on your PATH"), "{err}");
 }

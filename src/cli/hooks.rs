@@ -74,6 +74,7 @@ pub fn aliases(ctx: &Ctx, inv: &Invocation, action: &str) -> Result<()> {
         "install" => {
             let a: AliasInfo = serde_json::from_value(data)?;
             out.line(format_args!("Installed {} (runs profile {})", a.path, a.alias))?;
+            super::warn_all(&a.notices);
         }
         "uninstall" => {
             let a: AliasInfo = serde_json::from_value(data)?;

@@ -858,12 +858,8 @@ fn handle_aliases_install(state: &State, alias: &str, path: Option<String>) -> R
     result((|| {
         let exe = std::env::current_exe()?;
         state.profiles.get(alias)?;
-        let shim = aliases::install(
-            &state.paths.home,
-            &exe,
-            alias,
-            path.as_deref().map(std::ffi::OsStr::new),
-        )?;
+        let path_var = path.as_deref().map(std::ffi::OsStr::new);
+        let shim = aliases::install(&state.paths.home, &exe, alias, path_var)?;
         state.profiles.update(alias, |p| {
             p.alias_shim = Some(shim.clone());
             Ok(())
@@ -872,6 +868,7 @@ fn handle_aliases_install(state: &State, alias: &str, path: Option<String>) -> R
             alias: alias.to_string(),
             path: shim.display().to_string(),
             profile_exists: true,
+            notices: aliases::path_notice(&state.paths.home, alias, path_var).into_iter().collect(),
         })
     })())
 }
@@ -893,6 +890,7 @@ fn handle_aliases_uninstall(state: &State, alias: &str) -> Reply {
             alias: alias.to_string(),
             path: path.display().to_string(),
             profile_exists: exists,
+            notices: Vec::new(),
         })
     })())
 }
@@ -904,6 +902,7 @@ fn handle_aliases_list(state: &State) -> Reply {
             profile_exists: state.profiles.load(&alias).ok().flatten().is_some(),
             alias,
             path: path.display().to_string(),
+            notices: Vec::new(),
         })
         .collect();
     Reply::ok(&list)
