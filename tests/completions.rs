@@ -11,13 +11,12 @@
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
 use crate::terminal::{create, shell_world};
+use crate::util::tmux::{Tmux, sh_quote};
 use crate::util::{BIN, Env, wait_until};
 
 /// A world with profiles `sh1` (the `shell` agent of agents.d) and `work`,
@@ -64,10 +63,10 @@ fn bash(env: &Env, script: &Path, lines: &[&[&str]]) -> Vec<Vec<String>> {
          c() {{ COMP_WORDS=(\"$@\"); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
          COMP_LINE=\"$*\"; COMP_POINT=${{#COMP_LINE}}; COMPREPLY=(); _ringlet; \
          echo \"@@ ${{COMPREPLY[*]}}\"; }}\n",
-        quote(&script.display().to_string())
+        sh_quote(&script.display().to_string())
     );
     for words in lines {
-        let words: Vec<String> = words.iter().map(|w| quote(w)).collect();
+        let words: Vec<String> = words.iter().map(|w| sh_quote(w)).collect();
         driver.push_str(&format!("c {}\n", words.join(" ")));
     }
     let out = run(env, "bash", &["--norc", "--noprofile", "-s"], &driver);
@@ -80,9 +79,9 @@ fn bash(env: &Env, script: &Path, lines: &[&[&str]]) -> Vec<Vec<String>> {
 /// What fish completes for each command line (the text before the cursor),
 /// names only, sorted, all in one fish process.
 fn fish(env: &Env, script: &Path, lines: &[&str]) -> Vec<Vec<String>> {
-    let mut driver = format!("source {}\n", quote(&script.display().to_string()));
+    let mut driver = format!("source {}\n", sh_quote(&script.display().to_string()));
     for line in lines {
-        driver.push_str(&format!("complete -C {}\necho @@\n", quote(line)));
+        driver.push_str(&format!("complete -C {}\necho @@\n", sh_quote(line)));
     }
     let out = run(env, "fish", &["--no-config", "-c", &driver], "");
     let mut all = Vec::new();
@@ -108,10 +107,6 @@ fn answers(out: &str, parse: impl Fn(&str) -> Option<Vec<String>>) -> Vec<Vec<St
             v
         })
         .collect()
-}
-
-fn quote(word: &str) -> String {
-    format!("'{}'", word.replace('\'', r"'\''"))
 }
 
 fn names(list: &[&str]) -> Vec<String> {
@@ -229,68 +224,8 @@ fn live_names_need_no_daemon_and_touch_nothing() {
     assert!(env.daemon_processes().is_empty());
 }
 
-/// A tmux server of this test's own, killed on drop.
-struct Tmux {
-    socket: String,
-    dir: PathBuf,
-}
-
-impl Tmux {
-    fn start(env: &Env, command: &str) -> Tmux {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let socket =
-            format!("complete-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
-        let t = Tmux { socket, dir: env.root.clone() };
-        t.ok(&["new-session", "-d", "-s", "S", "-x", "150", "-y", "40", command]);
-        t
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket, "-f", "/dev/null"])
-            .args(args)
-            .env("TMUX_TMPDIR", &self.dir)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("tmux: {e}; run tests/setup.sh (it installs tmux)"));
-        assert!(out.status.success(), "tmux {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.ok(&["capture-pane", "-p", "-t", "S"])
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "S"];
-        args.extend_from_slice(keys);
-        self.ok(&args);
-    }
-
-    /// Waits until the screen satisfies `done`; panics with it after 20 s.
-    /// (capture-pane drops trailing spaces: `done` cannot look for them.)
-    fn wait(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
-        let started = Instant::now();
-        loop {
-            let screen = self.screen();
-            if done(&screen) {
-                return screen;
-            }
-            assert!(started.elapsed() < Duration::from_secs(20), "no {what}:\n{screen}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .env("TMUX_TMPDIR", &self.dir)
-            .stderr(Stdio::null())
-            .status();
-    }
-}
+/// How long zsh may take to show what a step waits for.
+const LIMIT: Duration = Duration::from_secs(20);
 
 #[test]
 fn zsh_completes_interactively_with_and_without_a_daemon() {
@@ -320,24 +255,28 @@ fn zsh_completes_interactively_with_and_without_a_daemon() {
         config = env.config.display(),
         run = env.run.display(),
     );
-    let tmux = Tmux::start(&env, &command);
-    tmux.wait("zsh's prompt", |s| s.contains("READY%"));
+    let mut tmux = Tmux::new(&env.root, "complete", "");
+    tmux.window("S", 150, 40, &command);
+    // capture-pane drops trailing spaces: no `done` below looks for them.
+    let wait = |what: &str, done: &dyn Fn(&str) -> bool| tmux.wait("S", what, LIMIT, done);
+    let keys = |keys: &[&str]| tmux.keys("S", keys);
+    wait("zsh's prompt", &|s| s.contains("READY%"));
 
     // A command, then a profile name from the running daemon (a list).
-    tmux.keys(&["ringlet prof", "Tab"]);
-    tmux.wait("`profiles` completed", |s| s.contains("ringlet profiles"));
-    tmux.keys(&["ru", "Tab"]);
-    tmux.wait("`run` completed", |s| s.contains("ringlet profiles run"));
-    tmux.keys(&["Tab"]);
-    tmux.wait("the profiles listed", |s| s.contains("sh1") && s.contains("work"));
-    tmux.keys(&["C-u", "C-l"]);
-    tmux.wait("a clear line", |s| !s.contains("sh1"));
+    keys(&["ringlet prof", "Tab"]);
+    wait("`profiles` completed", &|s| s.contains("ringlet profiles"));
+    keys(&["ru", "Tab"]);
+    wait("`run` completed", &|s| s.contains("ringlet profiles run"));
+    keys(&["Tab"]);
+    wait("the profiles listed", &|s| s.contains("sh1") && s.contains("work"));
+    keys(&["C-u", "C-l"]);
+    wait("a clear line", &|s| !s.contains("sh1"));
 
     // Without a daemon: from the profile files; and option choices.
     stop_daemon(&env);
-    tmux.keys(&["ringlet profiles inspect wo", "Tab"]);
-    tmux.wait("`work` completed from disk", |s| s.contains("ringlet profiles inspect work"));
-    tmux.keys(&["C-u", "ringlet usage --period ye", "Tab"]);
-    tmux.wait("a choice completed", |s| s.contains("--period yesterday"));
+    keys(&["ringlet profiles inspect wo", "Tab"]);
+    wait("`work` completed from disk", &|s| s.contains("ringlet profiles inspect work"));
+    keys(&["C-u", "ringlet usage --period ye", "Tab"]);
+    wait("a choice completed", &|s| s.contains("--period yesterday"));
     assert_no_daemon(&env, "zsh");
 }

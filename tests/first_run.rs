@@ -5,97 +5,31 @@
 //! daemon, and alias shims find `ringlet` after the binary moves.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::util::tmux::{Tmux, sh_quote};
 use crate::util::{BIN, Env, KEY, TestCommand, pid_alive, wait_until};
 
 /// How long a screen may take to show what a step waits for (a loaded
 /// 2-core machine starts a daemon and a debug binary slowly).
 const LIMIT: Duration = Duration::from_secs(30);
 
-/// A tmux server of its own (socket under the world's root), killed on drop.
-struct Tmux {
-    socket: String,
-    dir: PathBuf,
+/// A tmux server of the test's own (see `util::tmux`) running `script`
+/// (sh) in pane `S`, 120x50.
+fn start(env: &Env, script: &str) -> Tmux {
+    let file = env.root.join("pane.sh");
+    fs::write(&file, script).unwrap();
+    let mut tmux = Tmux::new(&env.root, "fr", "");
+    tmux.window("S", 120, 50, &format!("sh {}", sh_quote(&file.display().to_string())));
+    tmux
 }
 
-impl Tmux {
-    /// Starts `script` (sh) in a 120x50 pane.
-    fn start(env: &Env, script: &str) -> Tmux {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let socket = format!("fr-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
-        let tmux = Tmux { socket, dir: env.root.clone() };
-        let file = env.root.join(format!("{}.sh", tmux.socket));
-        fs::write(&file, script).unwrap();
-        let shell = format!("sh {}", file.display());
-        tmux.ok(&["new-session", "-d", "-s", "S", "-x", "120", "-y", "50", &shell]);
-        tmux
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .arg("-f")
-            .arg("/dev/null")
-            .args(args)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("HOME", &self.dir)
-            .env("TMUX_TMPDIR", &self.dir)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("tmux: {e}; run tests/setup.sh (it installs tmux)"));
-        assert!(out.status.success(), "tmux {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// The pane with its history.
-    fn screen(&self) -> String {
-        self.ok(&["capture-pane", "-p", "-S", "-200", "-t", "S"])
-    }
-
-    /// Types `text` and Enter.
-    fn line(&self, text: &str) {
-        if !text.is_empty() {
-            self.ok(&["send-keys", "-t", "S", "-l", text]);
-        }
-        self.ok(&["send-keys", "-t", "S", "Enter"]);
-    }
-
-    /// Polls until `done` holds of the screen; panics with it after LIMIT.
-    fn wait(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
-        let started = Instant::now();
-        loop {
-            let screen = self.screen();
-            if done(&screen) {
-                return screen;
-            }
-            assert!(
-                started.elapsed() < LIMIT,
-                "waited {LIMIT:?} for {what}; the screen:\n{screen}"
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .arg("kill-server")
-            .env("TMUX_TMPDIR", &self.dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
+/// Polls pane `S`, its history included, until `done` holds; panics with
+/// it after LIMIT.
+fn wait(tmux: &Tmux, what: &str, done: impl Fn(&str) -> bool) -> String {
+    tmux.wait_with_history("S", what, LIMIT, done)
 }
 
 /// The start of a pane's script: the world's environment, as `Env::cmd`
@@ -157,11 +91,11 @@ fn profiles_create_checks_everything_before_asking_for_the_key() {
         "echo DONE >>cases.log\nwhile [ ! -e go ]; do sleep 0.05; done\n\
          try good claude good -p anthropic\nsleep 60\n",
     );
-    let tmux = Tmux::start(&env, &script);
+    let tmux = start(&env, &script);
     let log = env.root.join("cases.log");
     let started = Instant::now();
     loop {
-        let screen = tmux.screen();
+        let screen = tmux.text_with_history("S");
         assert!(!screen.contains("API key"), "a key prompt showed:\n{screen}\n{}", read(&log));
         if read(&log).contains("DONE") {
             break;
@@ -176,9 +110,13 @@ fn profiles_create_checks_everything_before_asking_for_the_key() {
         assert!(results.contains(&format!("{name} rc=1\n")), "{name} ({args}):\n{results}\n{err}");
         assert!(err.contains(why), "{name} ({args}): wanted `{why}` in:\n{err}");
     }
-    tmux.wait("the key prompt of a valid create", |s| s.contains("Anthropic API key:"));
-    tmux.line(KEY);
-    assert!(wait_until(LIMIT, || read(&log).contains("good rc=")), "{}", tmux.screen());
+    wait(&tmux, "the key prompt of a valid create", |s| s.contains("Anthropic API key:"));
+    tmux.line("S", KEY);
+    assert!(
+        wait_until(LIMIT, || read(&log).contains("good rc=")),
+        "{}",
+        tmux.text_with_history("S")
+    );
     assert!(read(&log).contains("good rc=0"), "{}", read(&env.root.join("good.err")));
 }
 
@@ -201,38 +139,40 @@ fn init_re_asks_on_a_typo_and_a_second_init_y_keeps_what_exists() {
     claude(&env);
     let mut script = world_script(&env, Path::new(BIN));
     script.push_str("\"$R\" init; echo \"INIT-rc=$?\"\nsleep 60\n");
-    let tmux = Tmux::start(&env, &script);
+    let tmux = start(&env, &script);
     let count = |s: &str, what: &str| s.matches(what).count();
-    tmux.wait("the agent question", |s| s.contains("Agent (1) claude) [claude]:"));
-    tmux.line("cluade");
-    tmux.wait("the agent question again", |s| {
+    wait(&tmux, "the agent question", |s| s.contains("Agent (1) claude) [claude]:"));
+    tmux.line("S", "cluade");
+    wait(&tmux, "the agent question again", |s| {
         s.contains("did you mean `claude`") && count(s, "Agent (1) claude)") == 2
     });
-    tmux.line("");
-    let s = tmux.wait("the provider question", |s| s.contains("Provider ("));
+    tmux.line("S", "");
+    let s = wait(&tmux, "the provider question", |s| s.contains("Provider ("));
     assert!(s.contains("anthropic") && s.contains(") custom)"), "{s}");
-    tmux.line("anthropc");
-    tmux.wait("the provider question again", |s| {
+    tmux.line("S", "anthropc");
+    wait(&tmux, "the provider question again", |s| {
         s.contains("did you mean `anthropic`") && count(s, "Provider (") == 2
     });
-    tmux.line("custom");
-    tmux.wait("the provider's name", |s| s.contains("Name of the new provider"));
-    tmux.line("");
-    tmux.wait("the URL", |s| s.contains("Its base URL"));
-    tmux.line("htp://typo");
-    tmux.wait("the URL again", |s| count(s, "Its base URL") == 2);
-    tmux.line("http://127.0.0.1:9/v1");
-    tmux.wait("the API type", |s| s.contains("Its API type (1) anthropic-compatible)"));
-    tmux.line("");
-    tmux.wait("the model", |s| s.contains("Its model"));
-    tmux.line("m1");
-    tmux.wait("the profile name", |s| s.contains("Profile name") && s.contains("[claude-custom]"));
-    tmux.line("Bad Name");
-    tmux.wait("the profile name again", |s| count(s, "Profile name") == 2);
-    tmux.line("");
-    tmux.wait("the key prompt", |s| s.contains("custom API key:"));
-    tmux.line(KEY);
-    let s = tmux.wait("init to end", |s| s.contains("INIT-rc="));
+    tmux.line("S", "custom");
+    wait(&tmux, "the provider's name", |s| s.contains("Name of the new provider"));
+    tmux.line("S", "");
+    wait(&tmux, "the URL", |s| s.contains("Its base URL"));
+    tmux.line("S", "htp://typo");
+    wait(&tmux, "the URL again", |s| count(s, "Its base URL") == 2);
+    tmux.line("S", "http://127.0.0.1:9/v1");
+    wait(&tmux, "the API type", |s| s.contains("Its API type (1) anthropic-compatible)"));
+    tmux.line("S", "");
+    wait(&tmux, "the model", |s| s.contains("Its model"));
+    tmux.line("S", "m1");
+    wait(&tmux, "the profile name", |s| {
+        s.contains("Profile name") && s.contains("[claude-custom]")
+    });
+    tmux.line("S", "Bad Name");
+    wait(&tmux, "the profile name again", |s| count(s, "Profile name") == 2);
+    tmux.line("S", "");
+    wait(&tmux, "the key prompt", |s| s.contains("custom API key:"));
+    tmux.line("S", KEY);
+    let s = wait(&tmux, "init to end", |s| s.contains("INIT-rc="));
     assert!(s.contains("INIT-rc=0"), "{s}");
     assert!(s.contains("Created profile claude-custom"), "{s}");
     let manifest = read(&env.config.join("providers.d/custom.toml"));
@@ -267,15 +207,15 @@ fn profiles_delete_says_what_it_kept_and_purge_asks_on_a_terminal() {
         "\"$R\" profiles delete asked --purge; echo \"NO-rc=$?\"\n\
          \"$R\" profiles delete asked --purge; echo \"YES-rc=$?\"\nsleep 60\n",
     );
-    let tmux = Tmux::start(&env, &script);
-    tmux.wait("the question", |s| s.contains("Delete profile asked and everything in its home"));
-    tmux.line("no");
-    let s = tmux.wait("the refusal", |s| s.contains("NO-rc="));
+    let tmux = start(&env, &script);
+    wait(&tmux, "the question", |s| s.contains("Delete profile asked and everything in its home"));
+    tmux.line("S", "no");
+    let s = wait(&tmux, "the refusal", |s| s.contains("NO-rc="));
     assert!(s.contains("NO-rc=1") && s.contains("nothing deleted"), "{s}");
     assert!(home("asked").is_dir() && env.config.join("profiles/asked.json").exists());
-    tmux.wait("the question again", |s| s.matches("Delete profile asked").count() == 2);
-    tmux.line("yes");
-    let s = tmux.wait("the delete", |s| s.contains("YES-rc="));
+    wait(&tmux, "the question again", |s| s.matches("Delete profile asked").count() == 2);
+    tmux.line("S", "yes");
+    let s = wait(&tmux, "the delete", |s| s.contains("YES-rc="));
     assert!(s.contains("YES-rc=0"), "{s}");
     assert!(!home("asked").exists() && !env.config.join("profiles/asked.json").exists());
 

@@ -114,6 +114,14 @@ impl Tmux {
         self.ok(&args);
     }
 
+    /// Types `text` (literally) into pane `name`, then Enter.
+    pub fn line(&self, name: &str, text: &str) {
+        if !text.is_empty() {
+            self.keys(name, &["-l", text]);
+        }
+        self.keys(name, &["Enter"]);
+    }
+
     /// Polls pane `name` until `done` holds; panics with the screen after `limit`.
     pub fn wait(
         &self,
@@ -122,13 +130,41 @@ impl Tmux {
         limit: Duration,
         done: impl Fn(&str) -> bool,
     ) -> String {
+        self.wait_on(name, what, limit, || self.text(name), done)
+    }
+
+    /// Like [`Tmux::wait`], on the pane's history and screen: what a step
+    /// waits for may have scrolled off the top by the time it is looked at.
+    pub fn wait_with_history(
+        &self,
+        name: &str,
+        what: &str,
+        limit: Duration,
+        done: impl Fn(&str) -> bool,
+    ) -> String {
+        self.wait_on(name, what, limit, || self.text_with_history(name), done)
+    }
+
+    /// Polls `capture` of pane `name` until `done` holds of it; panics with
+    /// the last capture after `limit`.
+    fn wait_on(
+        &self,
+        name: &str,
+        what: &str,
+        limit: Duration,
+        capture: impl Fn() -> String,
+        done: impl Fn(&str) -> bool,
+    ) -> String {
         let deadline = Instant::now() + limit;
         loop {
-            let text = self.text(name);
+            let text = capture();
             if done(&text) {
                 return text;
             }
-            assert!(Instant::now() < deadline, "no {what} in pane {name}:\n{text}");
+            assert!(
+                Instant::now() < deadline,
+                "waited {limit:?} for {what} in pane {name}:\n{text}"
+            );
             thread::sleep(Duration::from_millis(100));
         }
     }
