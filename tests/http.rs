@@ -1005,8 +1005,17 @@ fn trickling_strangers_of_another_uid_cannot_lock_the_owner_out() {
 
 /// Item 8: failed logins are summed up in the log, not written one by one,
 /// and no count of them keeps a good ticket out.
+///
+/// The daemon writes a line at the first failure, then at most one a
+/// minute, and one with the rest before a good login: so however slowly a
+/// loaded machine sends them, the failures fit in 2 lines plus one per
+/// minute they took, and the lines count each failure once. 100 of them,
+/// from 4 connections at a time, are far more lines than that if written
+/// one by one, and take seconds, not minutes.
 #[test]
 fn failed_logins_are_summarised_in_the_log_and_a_good_ticket_still_works() {
+    const THREADS: usize = 4;
+    const EACH: usize = 25;
     let env = Env::new("http-bad-tickets");
     let (addr, token) = env.http();
     let login = |ticket: &str| {
@@ -1019,13 +1028,22 @@ fn failed_logins_are_summarised_in_the_log_and_a_good_ticket_still_works() {
             body.as_bytes(),
         )
     };
-    for i in 0..500 {
-        let wrong = format!("{i:064x}");
-        assert_eq!(login(&wrong).status, 401);
-    }
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let login = &login;
+            s.spawn(move || {
+                for i in 0..EACH {
+                    let wrong = format!("{:064x}", t * EACH + i);
+                    assert_eq!(login(&wrong).status, 401);
+                }
+            });
+        }
+    });
     let url = env.cmd(&["--json", "ui", "--no-open"]).json()["url"].as_str().unwrap().to_string();
     let ticket = url.split_once("#ticket=").unwrap().1;
     let answer = login(ticket);
+    let took = started.elapsed();
     assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
     let browser = answer.json()["data"]["token"].as_str().unwrap().to_string();
     assert_ne!(browser, token, "a browser session's token, never the daemon's");
@@ -1036,13 +1054,19 @@ fn failed_logins_are_summarised_in_the_log_and_a_good_ticket_still_works() {
         .lines()
         .filter(|l| l.contains(" http: ") && l.contains("login") && !l.contains("signed in"))
         .collect();
-    assert!(!about.is_empty() && about.len() <= 2, "{} lines:\n{}", about.len(), about.join("\n"));
-    // Every failure is counted in them.
-    let counted: u64 = about
+    let most = 2 + took.as_secs() as usize / 60;
+    assert!(
+        !about.is_empty() && about.len() <= most,
+        "{} lines, not 1 to {most} ({took:?}):\n{}",
+        about.len(),
+        about.join("\n")
+    );
+    // Every failure is counted in them, once.
+    let counted: usize = about
         .iter()
-        .filter_map(|l| l.split(" failed login").next()?.rsplit(' ').next()?.parse::<u64>().ok())
+        .filter_map(|l| l.split(" failed login").next()?.rsplit(' ').next()?.parse::<usize>().ok())
         .sum();
-    assert_eq!(counted, 500, "{}", about.join("\n"));
+    assert_eq!(counted, THREADS * EACH, "{}", about.join("\n"));
 }
 
 /// Item 9: two Host headers are a 400 (RFC 9112 §3.2), whichever is good.
