@@ -701,6 +701,15 @@ fn typed_answers(screen: &str) -> Vec<String> {
     found
 }
 
+/// No terminal answer shows in pane `name` as typed into its program.
+fn nothing_typed(tmux: &Tmux, name: &str, when: &str, f: &mut Findings) {
+    let text = tmux.text(name);
+    let typed = typed_answers(&text);
+    f.check(typed.is_empty(), || {
+        format!("{when}: terminal answers typed into the program: {typed:?}\n{text}")
+    });
+}
+
 /// The mock provider and profile of one agent, in a world with the real
 /// agents on PATH and a work directory.
 fn agent_world(name: &str, agent: &str, config: &str) -> (Env, MockProvider, PathBuf) {
@@ -848,22 +857,14 @@ fn reconnect_to_agent(agent: &str, config: &str, fullscreen: bool, ready: impl F
         tmux.settled(&["A", "B"], SETTLE_LIMIT),
     );
     if after.is_some() {
-        let text = tmux.text("A");
-        let typed = typed_answers(&text);
-        f.check(typed.is_empty(), || {
-            format!("{agent}: terminal answers typed into the program after B attached: {typed:?}\n{text}")
-        });
+        nothing_typed(&tmux, "A", &format!("{agent}: after B attached"), &mut f);
     }
     // A browser connects.
     browser_client_matches(&env, &mut tmux, (addr, &token), &id, "A", (cols, rows), &mut f);
     // B leaves.
     detach_leaves_the_terminal_clean(&tmux, "B", &id, &mut f);
     let _ = tmux.settled(&["A"], SETTLE_LIMIT);
-    let text = tmux.text("A");
-    let typed = typed_answers(&text);
-    f.check(typed.is_empty(), || {
-        format!("{agent}: terminal answers typed into the program by the end: {typed:?}\n{text}")
-    });
+    nothing_typed(&tmux, "A", &format!("{agent}: by the end"), &mut f);
     // Claude Code asks for OSC 7501 and reports its state: working while
     // it waits for the model, then waiting for the user. The mock holds
     // its answer until Claude Code said it is working: answered at once,
@@ -891,6 +892,39 @@ fn reconnect_to_agent(agent: &str, config: &str, fullscreen: bool, ready: impl F
     drop(mock);
     env.cmd(&["terminal", "kill", &id]).ok();
     drop(tmux);
+    f.done();
+}
+
+/// A session of `sh1` (see [`shell_world`]) running `sh -c command`: its id.
+fn sh_session(env: &Env, (addr, token): (SocketAddr, &str), command: &str) -> String {
+    let info = create(env, addr, token, json!({"args": ["-c", command]}));
+    info["id"].as_str().unwrap().to_string()
+}
+
+/// `source` as `<name>.py` in the world's root: the shell command that runs it.
+fn python(env: &Env, name: &str, source: &str) -> String {
+    let script = env.root.join(format!("{name}.py"));
+    fs::write(&script, source).unwrap();
+    format!("exec python3 {}", sh_quote(&script.display().to_string()))
+}
+
+/// Whether `n` clients are attached to session `id` within 10 s.
+fn clients_attached(env: &Env, id: &str, n: u64) -> bool {
+    wait_until(Duration::from_secs(10), || {
+        env.cmd(&["terminal", "info", id, "--json"]).json()["clients"] == n
+    })
+}
+
+/// Pane `R`: tmux running `command` itself, the reference a client is
+/// compared with, once it shows `marker`.
+fn reference(tmux: &mut Tmux, (cols, rows): (u16, u16), command: &str, marker: &str) {
+    tmux.sized_window("R", cols, rows, &format!("sh -c {}", sh_quote(command)));
+    tmux.wait("R", "the program", Duration::from_secs(20), |s| s.contains(marker));
+}
+
+/// Ends session `id` and the test: it fails if any finding did.
+fn finish(env: &Env, id: &str, f: Findings) {
+    env.cmd(&["terminal", "kill", id]).ok();
     f.done();
 }
 
@@ -940,9 +974,9 @@ fn a_late_client_gets_the_screen_and_modes_written_before_the_ring() {
     let env = shell_world("screen-synthetic");
     let (addr, token) = env.http();
     let (cols, rows) = (100u16, 30u16);
-    let script = env.root.join("tui.py");
-    fs::write(
-        &script,
+    let command = python(
+        &env,
+        "tui",
         r#"
 import os, sys
 w = lambda s: os.write(1, s.encode())
@@ -970,24 +1004,12 @@ w("\x1b[12;34H")
 w("\x1b]2;final-title\x07")
 os.system("sleep 600")
 "#,
-    )
-    .unwrap();
-    let info = create(
-        &env,
-        addr,
-        &token,
-        json!({"args": ["-c", format!("exec python3 {}", script.display())]}),
     );
-    let id = info["id"].as_str().unwrap().to_string();
+    let id = sh_session(&env, (addr, &token), &command);
     let mut f = Findings::default();
     let mut tmux = screen_tmux(&env);
     tmux.sized_window("A", cols, rows, &ringlet_command(&env, &format!("terminal attach {id}")));
-    assert!(
-        wait_until(Duration::from_secs(10), || {
-            env.cmd(&["terminal", "info", &id, "--json"]).json()["clients"] == 1
-        }),
-        "pane A did not attach"
-    );
+    assert!(clients_attached(&env, &id, 1), "pane A did not attach");
     tmux.keys("A", &["go", "Enter"]);
     // A browser-style client connects while the program draws frames: its
     // screen and the live output after it join with no gap and no repeat.
@@ -1045,8 +1067,7 @@ os.system("sleep 600")
     let what = "the client connected mid-stream";
     replay_matches(&env, &mut tmux, &mid_frames, "A", (cols, rows), what, &mut f);
     detach_leaves_the_terminal_clean(&tmux, "B", &id, &mut f);
-    env.cmd(&["terminal", "kill", &id]).ok();
-    f.done();
+    finish(&env, &id, f);
 }
 
 /// Erasing and scrolling with a pen on (the background colour is kept,
@@ -1059,9 +1080,9 @@ fn erased_cells_look_as_tmux_draws_them() {
     let env = shell_world("screen-erase");
     let (addr, token) = env.http();
     let (cols, rows) = (100u16, 30u16);
-    let script = env.root.join("erase.py");
-    fs::write(
-        &script,
+    let command = python(
+        &env,
+        "erase",
         r#"
 import os
 w = lambda s: os.write(1, s.encode())
@@ -1080,22 +1101,16 @@ w("\x1b[20;1H\x1b[45m\x1b[J\x1b[0m")
 w("\x1b[25;1Hbelow\x1b[3;5H")
 os.system("sleep 600")
 "#,
-    )
-    .unwrap();
-    let command = format!("exec python3 {}", script.display());
-    let info = create(&env, addr, &token, json!({"args": ["-c", &command]}));
-    let id = info["id"].as_str().unwrap().to_string();
+    );
+    let id = sh_session(&env, (addr, &token), &command);
     let mut f = Findings::default();
     let mut tmux = screen_tmux(&env);
-    // The reference: tmux running the program itself.
-    tmux.sized_window("R", cols, rows, &format!("sh -c {}", sh_quote(&command)));
-    tmux.wait("R", "the program", Duration::from_secs(20), |s| s.contains("below"));
+    reference(&mut tmux, (cols, rows), &command, "below");
     tmux.sized_window("B", cols, rows, &attach_then_shell(&env, &id));
     let settled = tmux.settled(&["R", "B"], SETTLE_LIMIT);
     f.result("`terminal attach` vs tmux running the program", settled);
     browser_client_matches(&env, &mut tmux, (addr, &token), &id, "R", (cols, rows), &mut f);
-    env.cmd(&["terminal", "kill", &id]).ok();
-    f.done();
+    finish(&env, &id, f);
 }
 
 /// The lines that scrolled off the top come first, in a frame of their
@@ -1108,12 +1123,10 @@ fn the_history_above_the_screen_comes_before_it() {
     let (cols, rows) = (100u16, 30u16);
     let command = "i=0; while [ $i -lt 100 ]; do i=$((i+1)); echo \"numbered line $i\"; done; \
                    printf '\\033[1;31mred\\033[0m at the end'; exec sleep 600";
-    let info = create(&env, addr, &token, json!({"args": ["-c", command]}));
-    let id = info["id"].as_str().unwrap().to_string();
+    let id = sh_session(&env, (addr, &token), command);
     let mut f = Findings::default();
     let mut tmux = screen_tmux(&env);
-    tmux.sized_window("R", cols, rows, &format!("sh -c {}", sh_quote(command)));
-    tmux.wait("R", "the program", Duration::from_secs(20), |s| s.contains("at the end"));
+    reference(&mut tmux, (cols, rows), command, "at the end");
     let mut ws = Ws::terminal(addr, &token, &id);
     let frames = ws.until_quiet(Duration::from_millis(1500), Duration::from_secs(20));
     let binary = |i: usize| match frames.get(i) {
@@ -1143,8 +1156,7 @@ fn the_history_above_the_screen_comes_before_it() {
     f.check(want.trim_end() == got.trim_end(), || {
         format!("the scrollback differs:\ntmux:\n{want}\nreplayed:\n{got}")
     });
-    env.cmd(&["terminal", "kill", &id]).ok();
-    f.done();
+    finish(&env, &id, f);
 }
 
 /// The query program: answers to DA1 and CPR are collected for 2 s after
@@ -1215,11 +1227,22 @@ fn answers(log: &str, name: &str) -> (usize, usize, String) {
     (da1, cpr, rest.replace('\x1b', "ESC"))
 }
 
+/// The program's query log `text`: exactly one answer to each query (DA1,
+/// CPR) and no other input.
+fn answered_once(text: &str, f: &mut Findings) {
+    for (name, query) in [("da1", "DA1"), ("cpr", "CPR")] {
+        let (da1, cpr, rest) = answers(text, name);
+        let n = if name == "da1" { da1 } else { cpr };
+        f.check(n == 1 && rest.is_empty(), || {
+            format!("{query}: {n} answers, other input {rest:?}\n{text}")
+        });
+    }
+}
+
 fn query_log(env: &Env, name: &str) -> (PathBuf, String) {
     let log = env.root.join(format!("{name}.log"));
-    let script = env.root.join("queries.py");
-    fs::write(&script, QUERIES).unwrap();
-    (log.clone(), format!("exec python3 {} {}", script.display(), log.display()))
+    let command = python(env, "queries", QUERIES);
+    (log.clone(), format!("{command} {}", sh_quote(&log.display().to_string())))
 }
 
 fn wait_log(log: &Path) -> String {
@@ -1243,18 +1266,12 @@ fn with_three_clients_each_query_is_answered_once() {
     let env = shell_world("screen-queries");
     let (addr, token) = env.http();
     let (log, command) = query_log(&env, "three");
-    let info = create(&env, addr, &token, json!({"args": ["-c", format!("{command} go")]}));
-    let id = info["id"].as_str().unwrap().to_string();
+    let id = sh_session(&env, (addr, &token), &format!("{command} go"));
     let mut tmux = screen_tmux(&env);
     tmux.sized_window("A", 100, 30, &ringlet_command(&env, &format!("terminal attach {id}")));
     tmux.sized_window("B", 100, 30, &ringlet_command(&env, &format!("terminal attach {id}")));
     let mut browser = Ws::terminal(addr, &token, &id);
-    assert!(
-        wait_until(Duration::from_secs(10), || {
-            env.cmd(&["terminal", "info", &id, "--json"]).json()["clients"] == 3
-        }),
-        "not all three clients attached"
-    );
+    assert!(clients_attached(&env, &id, 3), "not all three clients attached");
     tmux.wait("A", "the program", Duration::from_secs(10), |s| s.contains("ready-for-go"));
     browser.type_in(b"go\r");
     // The browser answers what it sees, as xterm.js would, until the program is done.
@@ -1278,18 +1295,10 @@ fn with_three_clients_each_query_is_answered_once() {
     }
     let text = wait_log(&log);
     let mut f = Findings::default();
-    let (da1, _, rest) = answers(&text, "da1");
-    f.check(da1 == 1 && rest.is_empty(), || {
-        format!("DA1: {da1} answers, other input {rest:?}\n{text}")
-    });
-    let (_, cpr, rest) = answers(&text, "cpr");
-    f.check(cpr == 1 && rest.is_empty(), || {
-        format!("CPR: {cpr} answers, other input {rest:?}\n{text}")
-    });
+    answered_once(&text, &mut f);
     let queries = queries_in(&seen);
     f.check(queries.is_empty(), || format!("queries reached the browser client: {queries:?}"));
-    env.cmd(&["terminal", "kill", &id]).ok();
-    f.done();
+    finish(&env, &id, f);
 }
 
 /// With no client attached, a program's query is still answered (by the
@@ -1299,22 +1308,13 @@ fn with_no_client_a_query_is_still_answered() {
     let env = shell_world("screen-queries-none");
     let (addr, token) = env.http();
     let (log, command) = query_log(&env, "none");
-    let info = create(&env, addr, &token, json!({"args": ["-c", format!("{command} now")]}));
-    let id = info["id"].as_str().unwrap().to_string();
+    let id = sh_session(&env, (addr, &token), &format!("{command} now"));
     let text = wait_log(&log);
     let mut f = Findings::default();
-    let (da1, _, rest) = answers(&text, "da1");
-    f.check(da1 == 1 && rest.is_empty(), || {
-        format!("DA1: {da1} answers, other input {rest:?}\n{text}")
-    });
-    let (_, cpr, rest) = answers(&text, "cpr");
-    f.check(cpr == 1 && rest.is_empty(), || {
-        format!("CPR: {cpr} answers, other input {rest:?}\n{text}")
-    });
+    answered_once(&text, &mut f);
     let info = env.cmd(&["terminal", "info", &id, "--json"]).json();
     f.check(info["clients"] == 0, || format!("a client was attached: {info}"));
-    env.cmd(&["terminal", "kill", &id]).ok();
-    f.done();
+    finish(&env, &id, f);
 }
 
 /// OSC 7501 program status (as Codex sends it, BEL- or ST-terminated)
@@ -1331,8 +1331,7 @@ fn program_status_becomes_the_sessions_agent_state() {
                   read l; printf '\\033]7501;state=working:app=codex\\033\\\\'; echo sent-3; \
                   read l; printf '\\033]7501;state=done:app=codex\\007'; echo sent-4; \
                   exec sleep 600";
-    let info = create(&env, addr, &token, json!({"args": ["-c", script]}));
-    let id = info["id"].as_str().unwrap().to_string();
+    let id = sh_session(&env, (addr, &token), script);
     let mut f = Findings::default();
     let listed = |env: &Env| -> Value {
         let list = env.cmd(&["terminal", "list", "--json"]).json();
@@ -1387,6 +1386,5 @@ fn program_status_becomes_the_sessions_agent_state() {
     let table = env.cmd(&["terminal", "list"]).ok();
     f.check(table.contains("waiting"), || format!("`terminal list` shows no state:\n{table}"));
     drop(term);
-    env.cmd(&["terminal", "kill", &id]).ok();
-    f.done();
+    finish(&env, &id, f);
 }
