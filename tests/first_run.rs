@@ -29,7 +29,7 @@ fn start(env: &Env, script: &str) -> Tmux {
 /// Polls pane `S`, its history included, until `done` holds; panics with
 /// it after LIMIT.
 fn wait(tmux: &Tmux, what: &str, done: impl Fn(&str) -> bool) -> String {
-    tmux.wait_with_history("S", what, LIMIT, done)
+    tmux.poll(what, LIMIT, || tmux.text_with_history("S"), done)
 }
 
 /// The start of a pane's script: the world's environment, as `Env::cmd`

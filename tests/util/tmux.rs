@@ -130,26 +130,14 @@ impl Tmux {
         limit: Duration,
         done: impl Fn(&str) -> bool,
     ) -> String {
-        self.wait_on(name, what, limit, || self.text(name), done)
+        self.poll(&format!("{what} in pane {name}"), limit, || self.text(name), done)
     }
 
-    /// Like [`Tmux::wait`], on the pane's history and screen: what a step
-    /// waits for may have scrolled off the top by the time it is looked at.
-    pub fn wait_with_history(
+    /// Polls `capture` (a pane's text: [`Tmux::text_with_history`] where
+    /// what a step waits for may have scrolled off) until `done` holds of
+    /// it; panics with the last capture after `limit`.
+    pub fn poll(
         &self,
-        name: &str,
-        what: &str,
-        limit: Duration,
-        done: impl Fn(&str) -> bool,
-    ) -> String {
-        self.wait_on(name, what, limit, || self.text_with_history(name), done)
-    }
-
-    /// Polls `capture` of pane `name` until `done` holds of it; panics with
-    /// the last capture after `limit`.
-    fn wait_on(
-        &self,
-        name: &str,
         what: &str,
         limit: Duration,
         capture: impl Fn() -> String,
@@ -161,10 +149,7 @@ impl Tmux {
             if done(&text) {
                 return text;
             }
-            assert!(
-                Instant::now() < deadline,
-                "waited {limit:?} for {what} in pane {name}:\n{text}"
-            );
+            assert!(Instant::now() < deadline, "waited {limit:?} for {what}:\n{text}");
             thread::sleep(Duration::from_millis(100));
         }
     }
