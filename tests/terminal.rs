@@ -8,11 +8,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tungstenite::client::IntoClientRequest;
-use tungstenite::http::HeaderValue;
 use tungstenite::{Message, WebSocket};
 
-use crate::util::http::request;
+use crate::util::http::{request, ws_frame, ws_open, ws_request};
 use crate::util::tmux::Tmux;
 use crate::util::{Env, pid_alive, wait_until};
 
@@ -77,15 +75,8 @@ pub(crate) struct Term {
 
 impl Term {
     pub(crate) fn open(addr: SocketAddr, token: &str, id: &str) -> Term {
-        let mut req = format!("ws://{addr}/ws/terminal/{id}").into_client_request().unwrap();
-        req.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            HeaderValue::from_str(&format!("bearer, {token}")).unwrap(),
-        );
-        let stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-        let (ws, _) =
-            tungstenite::client(req, stream).unwrap_or_else(|e| panic!("attach {id}: {e}"));
+        let path = format!("/ws/terminal/{id}");
+        let ws = ws_open(addr, &path, token, Duration::from_millis(200));
         let mut t = Term { ws, seen: Vec::new(), texts: Vec::new() };
         let connected = t.text("connected");
         assert_eq!(connected["session"]["id"], id);
@@ -93,16 +84,10 @@ impl Term {
     }
 
     pub(crate) fn pump(&mut self) {
-        match self.ws.read() {
-            Ok(Message::Binary(b)) => self.seen.extend_from_slice(&b),
-            Ok(Message::Text(t)) => self.texts.push(serde_json::from_str(&t).unwrap()),
-            Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => panic!("{e}"),
+        match self.frame() {
+            Some(Message::Binary(b)) => self.seen.extend_from_slice(&b),
+            Some(Message::Text(t)) => self.texts.push(serde_json::from_str(&t).unwrap()),
+            _ => {}
         }
     }
 
@@ -134,18 +119,7 @@ impl Term {
 
     /// The next frame as it came (None: nothing within the read timeout).
     fn frame(&mut self) -> Option<Message> {
-        match self.ws.read() {
-            Ok(message) => Some(message),
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                None
-            }
-            Err(e) => panic!("{e}"),
-        }
+        ws_frame(&mut self.ws)
     }
 
     /// Sends a text frame.
@@ -322,11 +296,7 @@ fn bad_terminal_requests_get_clear_errors() {
     assert_eq!(status, 400);
     let (status, _) = api(addr, &token, "DELETE", "/api/terminal/sessions/t999", &Value::Null);
     assert_eq!(status, 404);
-    let mut req = format!("ws://{addr}/ws/terminal/t999").into_client_request().unwrap();
-    req.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_str(&format!("bearer, {token}")).unwrap(),
-    );
+    let req = ws_request(addr, "/ws/terminal/t999", &token);
     let err = tungstenite::client(req, TcpStream::connect(addr).unwrap()).err().unwrap();
     assert!(
         matches!(err, tungstenite::HandshakeError::Failure(tungstenite::Error::Http(ref r)) if r.status() == 404),
@@ -1358,14 +1328,7 @@ fn claude_gets_its_own_sigint_in_a_sandboxed_session() {
 fn the_agent_state_follows_the_programs_status() {
     let env = shell_world("term-state");
     let (addr, token) = env.http();
-    let mut req = format!("ws://{addr}/ws").into_client_request().unwrap();
-    req.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_str(&format!("bearer, {token}")).unwrap(),
-    );
-    let stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let (mut events, _) = tungstenite::client(req, stream).unwrap();
+    let mut events = ws_open(addr, "/ws", &token, Duration::from_secs(10));
     let mut next_state = || loop {
         match events.read() {
             Ok(Message::Text(t)) => {

@@ -20,12 +20,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tungstenite::client::IntoClientRequest;
-use tungstenite::http::HeaderValue;
 use tungstenite::{Message, WebSocket};
 
 use crate::terminal::{create, shell_world};
-use crate::util::http::request;
+use crate::util::http::{request, ws_frame, ws_open};
 use crate::util::mock::MockProvider;
 use crate::util::tmux::{Tmux, sh_quote};
 use crate::util::{BIN, Env, real_agents_dir, wait_until};
@@ -365,15 +363,7 @@ struct Ws {
 
 impl Ws {
     fn open(addr: SocketAddr, token: &str, path: &str) -> Ws {
-        let mut req = format!("ws://{addr}{path}").into_client_request().unwrap();
-        req.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            HeaderValue::from_str(&format!("bearer, {token}")).unwrap(),
-        );
-        let stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-        let (ws, _) = tungstenite::client(req, stream).unwrap_or_else(|e| panic!("{path}: {e}"));
-        Ws { ws }
+        Ws { ws: ws_open(addr, path, token, Duration::from_millis(100)) }
     }
 
     fn terminal(addr: SocketAddr, token: &str, id: &str) -> Ws {
@@ -382,18 +372,7 @@ impl Ws {
 
     /// The next frame (None: nothing within the read timeout).
     fn frame(&mut self) -> Option<Message> {
-        match self.ws.read() {
-            Ok(message) => Some(message),
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                None
-            }
-            Err(e) => panic!("{e}"),
-        }
+        ws_frame(&mut self.ws)
     }
 
     /// Frames until none came for `quiet` (at most `limit` in all).

@@ -1,12 +1,17 @@
 //! A plain HTTP/1.1 client for the daemon's API: one request per
-//! connection (`Connection: close`), read to EOF, chunked bodies decoded.
-//! Shared by the HTTP and terminal tests.
+//! connection (`Connection: close`), read to EOF, chunked bodies decoded;
+//! and WebSockets with the bearer token as a browser sends it. Shared by
+//! the HTTP and terminal tests.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use serde_json::Value;
+use tungstenite::client::IntoClientRequest;
+use tungstenite::handshake::client::Request;
+use tungstenite::http::HeaderValue;
+use tungstenite::{Message, WebSocket};
 
 pub struct Answer {
     pub status: u16,
@@ -54,6 +59,49 @@ pub fn request(
         body = dechunk(&body);
     }
     Answer { status, head, body }
+}
+
+/// The handshake request of a WebSocket to `path`, with `token` as the
+/// bearer the way a browser sends it (`Sec-WebSocket-Protocol: bearer,
+/// <token>`: a page cannot set an Authorization header on one).
+pub fn ws_request(addr: SocketAddr, path: &str, token: &str) -> Request {
+    let mut req = format!("ws://{addr}{path}").into_client_request().unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_str(&format!("bearer, {token}")).unwrap(),
+    );
+    req
+}
+
+/// A WebSocket to `path` (see [`ws_request`]) whose reads give up after
+/// `timeout`; panics when the daemon refuses it.
+pub fn ws_open(
+    addr: SocketAddr,
+    path: &str,
+    token: &str,
+    timeout: Duration,
+) -> WebSocket<TcpStream> {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(timeout)).unwrap();
+    let (ws, _) = tungstenite::client(ws_request(addr, path, token), stream)
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    ws
+}
+
+/// The next frame as it came (None: nothing within the read timeout).
+pub fn ws_frame(ws: &mut WebSocket<TcpStream>) -> Option<Message> {
+    match ws.read() {
+        Ok(message) => Some(message),
+        Err(tungstenite::Error::Io(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            None
+        }
+        Err(e) => panic!("{e}"),
+    }
 }
 
 /// `POST /api/terminal/sessions` with `token` as the bearer and `body` as
