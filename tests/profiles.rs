@@ -8,10 +8,9 @@
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::util::{BIN, Env, KEY, mode, read_line_matching};
+use crate::util::{BIN, Env, KEY, mode, read_line_matching, texts_under};
 
 /// A fake agent with a home-wrapper profile and a user script that writes
 /// a secret file, a settings file, env and arguments.
@@ -81,22 +80,6 @@ fn create_fake(env: &Env, alias: &str) {
     .ok();
 }
 
-/// Every file under `dir`, recursively, with its contents (lossy).
-fn all_files(dir: &Path) -> Vec<(PathBuf, String)> {
-    let mut out = Vec::new();
-    let Ok(entries) = fs::read_dir(dir) else { return out };
-    for e in entries.flatten() {
-        let p = e.path();
-        let meta = fs::symlink_metadata(&p).unwrap();
-        if meta.is_dir() {
-            out.extend(all_files(&p));
-        } else if meta.is_file() {
-            out.push((p.clone(), String::from_utf8_lossy(&fs::read(&p).unwrap()).into_owned()));
-        }
-    }
-    out
-}
-
 #[test]
 fn create_list_inspect_delete_and_where_the_key_goes() {
     let env = Env::new("crud");
@@ -123,7 +106,7 @@ fn create_list_inspect_delete_and_where_the_key_goes() {
     assert_eq!(fs::read_to_string(&secret).unwrap(), KEY);
     assert_eq!(mode(&secret), 0o600);
     assert_eq!(mode(&env.config.join("secrets")), 0o700);
-    for (path, content) in all_files(&env.config).into_iter().chain(all_files(&env.home)) {
+    for (path, content) in texts_under(&env.config).into_iter().chain(texts_under(&env.home)) {
         if path != secret {
             assert!(!content.contains(KEY), "the key leaked into {}", path.display());
         }
@@ -186,7 +169,7 @@ fn every_invalid_alias_class_is_refused_and_leaves_nothing() {
         assert!(err.contains("[a-z0-9][a-z0-9_-]{0,63}"), "{bad:?}: {err}");
         assert_eq!(err.lines().count(), 1, "one line: {err}");
     }
-    assert!(all_files(&env.config.join("profiles")).is_empty());
+    assert!(texts_under(&env.config.join("profiles")).is_empty());
     assert!(!env.home.join(".claude-profiles").exists());
 }
 
@@ -247,7 +230,7 @@ fn unknown_names_and_incompatible_pairs() {
     assert!(
         !env.home.join(".claude-profiles").exists() && !env.home.join(".codex-profiles").exists()
     );
-    assert!(all_files(&env.config.join("secrets")).is_empty());
+    assert!(texts_under(&env.config.join("secrets")).is_empty());
 }
 
 #[test]
@@ -291,7 +274,7 @@ fn dry_run_shows_everything_and_changes_nothing() {
     assert!(!json.to_string().contains(KEY), "dry runs redact the key");
     assert!(!env.home.join(".claude-profiles").exists());
     assert!(!env.config.join("profiles/d.json").exists());
-    assert!(all_files(&env.config.join("secrets")).is_empty());
+    assert!(texts_under(&env.config.join("secrets")).is_empty());
     assert!(!env.home.join(".local/bin/d").exists());
 }
 
@@ -326,7 +309,7 @@ fn bad_scripts_fail_before_anything_is_written_and_the_daemon_keeps_serving() {
         assert!(err.contains(expected), "{text}: {err}");
         assert!(!env.home.join(".fake-profiles").exists(), "{text}: home left behind");
         assert!(!env.config.join("profiles/f.json").exists(), "{text}: profile left behind");
-        assert!(all_files(&env.config.join("secrets")).is_empty(), "{text}: secret left behind");
+        assert!(texts_under(&env.config.join("secrets")).is_empty(), "{text}: secret left behind");
         assert!(!env.root.join("escape.json").exists() && !env.home.join("escape.json").exists());
     }
     env.cmd(&["daemon", "status"]).ok();
@@ -709,7 +692,7 @@ fn keys_go_to_the_real_secret_service() {
         .code(0);
     assert!(!err.contains("file store"), "{err}");
     assert_eq!(lookup(), KEY);
-    assert!(all_files(&env.config.join("secrets")).is_empty(), "nothing in the file store");
+    assert!(texts_under(&env.config.join("secrets")).is_empty(), "nothing in the file store");
     let inspect = env.cmd(&["profiles", "inspect", &alias, "--json"]).json();
     assert_eq!(inspect["secret"], "keyring");
     env.cmd(&["profiles", "run", &alias]).ok();

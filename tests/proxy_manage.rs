@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use serde_json::{Value, json};
 
 use crate::util::http::{Answer, request};
-use crate::util::{Env, KEY, TestCommand};
+use crate::util::{Env, KEY, TestCommand, texts_under};
 
 /// A provider key, distinct from the profile key [`KEY`].
 const PKEY: &str = "sk-prov-ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210";
@@ -50,25 +50,6 @@ fn assert_no_key(what: &str, text: &str) {
         assert!(!text.contains(key), "{what} holds a key:\n{text}");
         assert!(!text.contains(&key[key.len() - 20..]), "{what} holds a key's tail:\n{text}");
     }
-}
-
-/// Every file under `dir`, as text.
-fn all_files(dir: &std::path::Path) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let Ok(entries) = fs::read_dir(dir) else { return out };
-    for e in entries.flatten() {
-        let p = e.path();
-        let meta = fs::symlink_metadata(&p).unwrap();
-        if meta.is_dir() {
-            out.extend(all_files(&p));
-        } else if meta.is_file() {
-            out.push((
-                p.display().to_string(),
-                String::from_utf8_lossy(&fs::read(&p).unwrap()).into(),
-            ));
-        }
-    }
-    out
 }
 
 #[test]
@@ -286,10 +267,10 @@ fn enable_renders_the_agent_against_its_proxy_with_the_local_token() {
     assert!(text.contains(&format!("ANTHROPIC_BASE_URL='{url}'")), "{text}");
     assert!(text.contains(&format!("ANTHROPIC_API_KEY='{token}'")), "{text}");
     let home = env.home.join(".claude-profiles").join("work");
-    let files = all_files(&home);
+    let files = texts_under(&home);
     assert!(!files.is_empty(), "nothing rendered in {}", home.display());
     for (path, content) in &files {
-        assert_no_key(path, content);
+        assert_no_key(&path.display().to_string(), content);
     }
 
     // Every other reply: config (text and JSON), inspect, list.
@@ -367,7 +348,7 @@ fn every_builtin_script_points_its_agent_at_the_proxy() {
         let exported = r(&env, &["profiles", "env", &alias]).ok();
         assert_no_key(&format!("{agent}/{provider} env"), &exported);
         let home = profile_json(&env, &alias)["home"].as_str().unwrap().to_string();
-        let files = all_files(std::path::Path::new(&home));
+        let files = texts_under(std::path::Path::new(&home));
         let url = format!("http://127.0.0.1:{port}{suffix}");
         let everything = format!(
             "{exported}\n{}",
@@ -564,7 +545,7 @@ fn keychain_items_are_namespaced() {
     let exported = kc(&["profiles", "env", &id]).ok();
     assert!(exported.contains(&local), "{exported}");
     assert_no_key("profiles env", &exported);
-    assert!(all_files(&env.config.join("secrets")).is_empty(), "nothing in the file store");
+    assert!(texts_under(&env.config.join("secrets")).is_empty(), "nothing in the file store");
     kc(&["daemon", "stop"]).ok();
     assert!(kc(&["profiles", "env", &id]).ok().contains(&local), "stable across restarts");
 

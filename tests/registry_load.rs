@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::util::{Env, KEY};
+use crate::util::{Env, KEY, files_under};
 
 /// A commit name as a sync makes them (64 hex digits), from a short tag.
 fn commit_name(tag: u8) -> String {
@@ -188,20 +188,6 @@ fn script_writing(path: &str, text: &str) -> String {
     format!("#{{ files: #{{ \"{path}\": \"{text}\" }} }}\n")
 }
 
-fn all_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = fs::read_dir(dir) else { return out };
-    for e in entries.flatten() {
-        let meta = fs::symlink_metadata(e.path()).unwrap();
-        if meta.is_dir() {
-            out.extend(all_files(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
-}
-
 #[test]
 fn a_synced_script_renders_profiles_and_is_confined_like_a_local_one() {
     let env = synced_script_world("regload-script");
@@ -260,7 +246,7 @@ fn a_synced_script_renders_profiles_and_is_confined_like_a_local_one() {
     }
     assert!(!Path::new("/tmp/regload-escape.txt").exists());
     assert!(outside.is_dir(), "a synced script removed a directory outside the home");
-    let escaped: Vec<PathBuf> = all_files(&env.root)
+    let escaped: Vec<PathBuf> = files_under(&env.root)
         .into_iter()
         .filter(|p| p.file_name().is_some_and(|n| n == "escape.txt"))
         .collect();

@@ -398,3 +398,34 @@ pub fn installed_version(package: &str) -> String {
 pub fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o7777
 }
+
+/// Everything under `dir` that is not a directory, recursively: files,
+/// and links and other entries as themselves (links are not followed).
+/// Nothing when `dir` does not exist.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else { return out };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = fs::symlink_metadata(&path) else { continue };
+        if meta.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// The regular files under `dir` (see [`files_under`]) with their contents
+/// (lossy UTF-8): where a test looks for a key that must not be there.
+pub fn texts_under(dir: &Path) -> Vec<(PathBuf, String)> {
+    files_under(dir)
+        .into_iter()
+        .filter(|p| fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))
+        .map(|p| {
+            let text = String::from_utf8_lossy(&fs::read(&p).unwrap()).into_owned();
+            (p, text)
+        })
+        .collect()
+}
