@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use crate::util::{BIN, Env, KEY, mode, read_line_matching, texts_under};
+use crate::util::{BIN, Env, KEY, TestCommand, mode, read_line_matching, texts_under};
 
 /// A fake agent with a home-wrapper profile and a user script that writes
 /// a secret file, a settings file, env and arguments.
@@ -66,6 +66,11 @@ exit 0"#,
 }
 
 fn create_fake(env: &Env, alias: &str) {
+    create_fake_cmd(env, alias).ok();
+}
+
+/// `profiles create fake <alias> -p anthropic` with [`KEY`] on stdin, not yet run.
+fn create_fake_cmd(env: &Env, alias: &str) -> TestCommand {
     env.cmd(&[
         "profiles",
         "create",
@@ -77,7 +82,6 @@ fn create_fake(env: &Env, alias: &str) {
         "--no-alias",
     ])
     .stdin(KEY)
-    .ok();
 }
 
 #[test]
@@ -293,19 +297,7 @@ fn bad_scripts_fail_before_anything_is_written_and_the_daemon_keeps_serving() {
     ];
     for (text, expected) in cases {
         fs::write(&script, text).unwrap();
-        let (_, err) = env
-            .cmd(&[
-                "profiles",
-                "create",
-                "fake",
-                "f",
-                "-p",
-                "anthropic",
-                "--api-key-stdin",
-                "--no-alias",
-            ])
-            .stdin(KEY)
-            .code(1);
+        let (_, err) = create_fake_cmd(&env, "f").code(1);
         assert!(err.contains(expected), "{text}: {err}");
         assert!(!env.home.join(".fake-profiles").exists(), "{text}: home left behind");
         assert!(!env.config.join("profiles/f.json").exists(), "{text}: profile left behind");
@@ -319,19 +311,7 @@ fn bad_scripts_fail_before_anything_is_written_and_the_daemon_keeps_serving() {
     let outside = env.root.join("outside");
     fs::create_dir_all(&outside).unwrap();
     std::os::unix::fs::symlink(&outside, env.home.join(".fake-profiles/f/link")).unwrap();
-    let (_, err) = env
-        .cmd(&[
-            "profiles",
-            "create",
-            "fake",
-            "f",
-            "-p",
-            "anthropic",
-            "--api-key-stdin",
-            "--no-alias",
-        ])
-        .stdin(KEY)
-        .code(1);
+    let (_, err) = create_fake_cmd(&env, "f").code(1);
     assert!(err.contains("symbolic link"), "{err}");
     assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
     assert!(env.home.join(".fake-profiles/f").exists(), "a home that was there before stays");
