@@ -67,6 +67,12 @@ pub(crate) fn create(env: &Env, addr: SocketAddr, token: &str, extra: Value) -> 
     reply["data"].clone()
 }
 
+/// A session of `sh1` running `sh -c command`: its id.
+pub(crate) fn sh_session(env: &Env, (addr, token): (SocketAddr, &str), command: &str) -> String {
+    let info = create(env, addr, token, json!({"args": ["-c", command]}));
+    info["id"].as_str().unwrap().to_string()
+}
+
 pub(crate) struct Term {
     ws: WebSocket<TcpStream>,
     pub(crate) seen: Vec<u8>,
@@ -158,17 +164,7 @@ fn numbered_lines(bytes: &[u8]) -> (u64, u64) {
     let text = String::from_utf8_lossy(bytes);
     let pieces: Vec<&str> = text.split("\r\n").collect();
     assert!(pieces.len() > 3, "too few lines: {text:?}");
-    let inner = &pieces[1..pieces.len() - 1];
-    let mut numbers = Vec::with_capacity(inner.len());
-    for (i, line) in inner.iter().enumerate() {
-        let n = line.strip_prefix('L').and_then(|n| n.parse::<u64>().ok());
-        let n = n.unwrap_or_else(|| panic!("line {i} is {line:?}, not L<n>"));
-        if let Some(&prev) = numbers.last() {
-            assert_eq!(n, prev + 1, "after L{prev} came L{n} (line {i} of {})", inner.len());
-        }
-        numbers.push(n);
-    }
-    (numbers[0], *numbers.last().unwrap())
+    consecutive(&pieces[1..], true)
 }
 
 #[test]
@@ -522,11 +518,12 @@ fn rendered(bytes: &[u8], cols: usize, rows: usize) -> Vec<String> {
 
 /// `L<n>` lines in order with no number missing or repeated (the last one
 /// left out when it may be cut short); returns the first and last number.
-fn consecutive(lines: &[String], last_cut: bool) -> (u64, u64) {
+fn consecutive(lines: &[impl AsRef<str> + std::fmt::Debug], last_cut: bool) -> (u64, u64) {
     let whole = &lines[..lines.len() - last_cut as usize];
     assert!(whole.len() > 2, "too few lines: {lines:?}");
     let mut numbers = Vec::with_capacity(whole.len());
     for (i, line) in whole.iter().enumerate() {
+        let line = line.as_ref();
         let n = line.strip_prefix('L').and_then(|n| n.parse::<u64>().ok());
         let n = n.unwrap_or_else(|| panic!("line {i} is {line:?}, not L<n>"));
         if let Some(&prev) = numbers.last() {
@@ -546,8 +543,7 @@ fn a_client_attaching_mid_stream_gets_history_screen_then_live_with_no_gap() {
     let env = shell_world("term-seam");
     let (addr, token) = env.http();
     let script = "i=0; while :; do i=$((i+1)); echo \"L$i\"; done";
-    let info = create(&env, addr, &token, json!({"args": ["-c", script]}));
-    let id = info["id"].as_str().unwrap().to_string();
+    let id = sh_session(&env, (addr, &token), script);
 
     // Watch until well over the history's size has been written (a second
     // or so; a loaded machine takes longer).
@@ -604,10 +600,7 @@ fn the_history_is_bounded_by_the_configured_size() {
     let env = shell_world_with_config("term-ring", "[terminal]\nscrollback_bytes = 10000\n");
     let (addr, token) = env.http();
     let script = "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); echo \"L$i\"; done";
-    let id = create(&env, addr, &token, json!({"args": ["-c", script]}))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = sh_session(&env, (addr, &token), script);
     assert!(exits_within(addr, &token, &id, Duration::from_secs(30)));
     let mut late = Term::open(addr, &token, &id);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -649,10 +642,7 @@ fn resize_and_signals_reach_the_process_group() {
         (trap 'echo child-HUP' HUP; trap 'echo child-TERM' TERM; \
          echo child-ready; while :; do sleep 0.05; done) & \
         echo leader-ready; while :; do sleep 0.05; done";
-    let id = create(&env, addr, &token, json!({"args": ["-c", script]}))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = sh_session(&env, (addr, &token), script);
     let mut a = Term::open(addr, &token, &id);
     let mut b = Term::open(addr, &token, &id);
     a.until("leader-ready");
@@ -762,10 +752,7 @@ fn a_client_that_stops_reading_is_dropped_and_the_others_get_everything() {
         "read -r go; seq 1 {count} | sed 's/^/L/' | cat; echo END-OF-BURST; \
          while read -r line; do echo \"got-$line\"; done"
     );
-    let id = create(&env, addr, &token, json!({"args": ["-c", script]}))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = sh_session(&env, (addr, &token), &script);
     let stalled = Term::open(addr, &token, &id);
     let mut reader = Term::open(addr, &token, &id);
     assert!(wait_until(Duration::from_secs(5), || session_info(addr, &token, &id)["clients"] == 2));
@@ -876,8 +863,7 @@ fn input_the_agent_never_reads_is_bounded_and_oversized_frames_refused() {
     // so when the kernel drains the PTY faster than the session thread
     // writes (a loaded machine) it took everything and nothing was dropped.
     let script = "stty raw -echo; echo raw-ready; exec sleep 1000";
-    let info = create(&env, addr, &token, json!({"args": ["-c", script]}));
-    let id = info["id"].as_str().unwrap().to_string();
+    let id = sh_session(&env, (addr, &token), script);
     let mut t = Term::open(addr, &token, &id);
     t.until("raw-ready");
     // Six 1 MiB pastes into a program that never reads its terminal: the

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tungstenite::{Message, WebSocket};
 
-use crate::terminal::{create, shell_world};
+use crate::terminal::{create, sh_session, shell_world};
 use crate::util::http::{request, ws_frame, ws_open};
 use crate::util::mock::MockProvider;
 use crate::util::tmux::{Tmux, sh_quote};
@@ -872,12 +872,6 @@ fn reconnect_to_agent(agent: &str, config: &str, fullscreen: bool, ready: impl F
     env.cmd(&["terminal", "kill", &id]).ok();
     drop(tmux);
     f.done();
-}
-
-/// A session of `sh1` (see [`shell_world`]) running `sh -c command`: its id.
-fn sh_session(env: &Env, (addr, token): (SocketAddr, &str), command: &str) -> String {
-    let info = create(env, addr, token, json!({"args": ["-c", command]}));
-    info["id"].as_str().unwrap().to_string()
 }
 
 /// `source` as `<name>.py` in the world's root: the shell command that runs it.
