@@ -52,6 +52,18 @@ fn proxy_children(daemon: u32) -> Vec<u32> {
 /// gone, holding its port and upstream key, out of reach of `proxy stop`
 /// (no such profile) until the daemon exits. A debug pause widens the
 /// window that a `profiles run` racing a delete hits by chance.
+/// The proxy on `port` answers its stats route to `token`.
+fn assert_serves(port: u16, token: &str) {
+    let answer = crate::util::http::request(
+        std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        "GET",
+        "/ringlet/stats",
+        &[("Authorization", &format!("Bearer {token}"))],
+        b"",
+    );
+    assert_eq!(answer.status, 200, "{}", answer.head);
+}
+
 #[test]
 fn a_profile_deleted_or_disabled_while_its_proxy_starts_leaves_no_proxy() {
     let mock = crate::util::mock::MockProvider::anthropic("pong");
@@ -127,14 +139,7 @@ fn the_proxy_child_inherits_no_stray_descriptor() {
         }
     }
     // And it still serves.
-    let answer = crate::util::http::request(
-        std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-        "GET",
-        "/ringlet/stats",
-        &[("Authorization", &format!("Bearer {token}"))],
-        b"",
-    );
-    assert_eq!(answer.status, 200, "{}", answer.head);
+    assert_serves(port, &token);
     // Nor does a remote session's sandboxed agent get it (bwrap passes on
     // every descriptor it is given): an open file, or worse a directory,
     // from outside the sandbox would be a way out of it.
@@ -202,14 +207,7 @@ fn a_storm_of_start_stop_restart_leaks_nothing() {
         "children left: {:?} (current {pid})",
         proxy_children(daemon)
     );
-    let answer = crate::util::http::request(
-        std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-        "GET",
-        "/ringlet/stats",
-        &[("Authorization", &format!("Bearer {token}"))],
-        b"",
-    );
-    assert_eq!(answer.status, 200, "{}", answer.head);
+    assert_serves(port, &token);
     r(&env, &["proxy", "stop", "work"]).ok();
     assert!(port_is_free(port), "the port outlived the stop");
     assert!(
