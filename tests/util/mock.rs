@@ -162,24 +162,35 @@ impl MockProvider {
 
 impl Drop for MockProvider {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        // accept() has no timeout, so a connection of our own wakes it to see the flag. If even
-        // that fails, the thread is left detached rather than joined forever.
-        let woke = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2)).is_ok();
-        if let Some(accept) = self.accept.take()
-            && woke
-        {
-            let _ = accept.join();
-        }
-        // Agents keep idle connections open, and their threads block in read until the socket
-        // is shut down under them.
-        let conns = std::mem::take(&mut *lock(&self.shared.conns));
-        for (_, stream) in &conns {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-        for (handle, _) in conns {
-            let _ = handle.join();
-        }
+        stop_server(self.addr, &self.shared.stop, self.accept.take(), &self.shared.conns);
+    }
+}
+
+/// Stops a mock server (this one or `upstream`'s): raises `stop`, wakes the
+/// accept thread to see it and joins it, then ends every connection.
+pub(crate) fn stop_server(
+    addr: SocketAddr,
+    stop: &AtomicBool,
+    accept: Option<JoinHandle<()>>,
+    conns: &Mutex<Vec<(JoinHandle<()>, TcpStream)>>,
+) {
+    stop.store(true, Ordering::SeqCst);
+    // accept() has no timeout, so a connection of our own wakes it to see the flag. If even
+    // that fails, the thread is left detached rather than joined forever.
+    let woke = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok();
+    if let Some(accept) = accept
+        && woke
+    {
+        let _ = accept.join();
+    }
+    // Agents keep idle connections open, and their threads block in read until the socket
+    // is shut down under them.
+    let conns = std::mem::take(&mut *lock(conns));
+    for (_, stream) in &conns {
+        let _ = stream.shutdown(Shutdown::Both);
+    }
+    for (handle, _) in conns {
+        let _ = handle.join();
     }
 }
 

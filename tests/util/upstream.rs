@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::mock::lock;
+use super::mock::{lock, stop_server};
 
 /// One request as the mock received it.
 #[derive(Debug, Clone)]
@@ -354,21 +354,7 @@ impl MockUpstream {
 
 impl Drop for MockUpstream {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        // accept() has no timeout: a connection of our own wakes it to see the flag.
-        let woke = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2)).is_ok();
-        if let Some(accept) = self.accept.take()
-            && woke
-        {
-            let _ = accept.join();
-        }
-        let conns = std::mem::take(&mut *lock(&self.shared.conns));
-        for (_, stream) in &conns {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-        for (handle, _) in conns {
-            let _ = handle.join();
-        }
+        stop_server(self.addr, &self.shared.stop, self.accept.take(), &self.shared.conns);
     }
 }
 
