@@ -20,7 +20,9 @@ use serde_json::{Value, json};
 
 use crate::util::mock::{MockProvider, Seen, ToolCall};
 use crate::util::tmux::{Tmux, sh_quote};
-use crate::util::{BIN, Env, kill, mode, pid_alive, real_agents_dir, wait_until};
+use crate::util::{
+    BIN, Env, kill, mode, pid_alive, real_agents_dir, regular_files_under, wait_until,
+};
 
 /// How long one agent run may take before the test gives up (they take a
 /// few seconds; a cold start on a loaded machine more).
@@ -160,7 +162,7 @@ impl World {
     /// `.claude-profiles`): no agent wrote its config, cache or state there.
     fn assert_home_only(&self, profiles_dir: &str) {
         let names = self.home_entries();
-        let stray: Vec<String> = all_files(&self.home)
+        let stray: Vec<String> = regular_files_under(&self.home)
             .into_iter()
             .map(|p| p.strip_prefix(&self.home).unwrap().display().to_string())
             .filter(|p| !p.starts_with(&format!("{profiles_dir}/")))
@@ -280,25 +282,9 @@ fn strays(root: &Path, log: &Path) -> Vec<(u32, String)> {
     found
 }
 
-/// Every regular file under `dir`, recursively (symlinks are not followed).
-fn all_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = fs::read_dir(dir) else { return out };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Ok(meta) = fs::symlink_metadata(&path) else { continue };
-        if meta.is_dir() {
-            out.extend(all_files(&path));
-        } else if meta.is_file() {
-            out.push(path);
-        }
-    }
-    out
-}
-
 /// Files under `dir` whose name ends with `suffix`.
 fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
-    all_files(dir)
+    regular_files_under(dir)
         .into_iter()
         .filter(|p| p.file_name().unwrap().to_string_lossy().ends_with(suffix))
         .collect()
@@ -306,7 +292,7 @@ fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
 
 /// Files under `dir` that contain `needle` anywhere (binary files too).
 fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
-    all_files(dir)
+    regular_files_under(dir)
         .into_iter()
         .filter(|p| {
             let mut bytes = Vec::new();
@@ -1113,7 +1099,7 @@ fn claude_through_its_proxy_falls_back_to_a_second_provider_and_follows_an_alias
     assert!(!env.contains(profile_key) && !env.contains(mock_key), "an upstream key: {env}");
     assert!(env.contains("ANTHROPIC_BASE_URL") && env.contains("127.0.0.1:"), "{env}");
     let home = w.home.join(".claude-profiles/px");
-    for file in all_files(&home) {
+    for file in regular_files_under(&home) {
         let text = fs::read(&file).unwrap_or_default();
         let text = String::from_utf8_lossy(&text);
         assert!(!text.contains(profile_key) && !text.contains(mock_key), "{}", file.display());
@@ -1187,7 +1173,7 @@ fn codex_through_its_proxy_reaches_the_responses_provider() {
         assert_eq!(call.model.as_deref(), Some("mock-codex-1"), "{}", summary(&seen));
     }
     let home = w.home.join(".codex-profiles/cx");
-    for file in all_files(&home) {
+    for file in regular_files_under(&home) {
         let text = fs::read(&file).unwrap_or_default();
         assert!(!String::from_utf8_lossy(&text).contains(key), "{}", file.display());
     }

@@ -417,12 +417,18 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The regular files under `dir` (see [`files_under`]) with their contents
-/// (lossy UTF-8): where a test looks for a key that must not be there.
+/// The regular files under `dir` (see [`files_under`]: no links).
+pub fn regular_files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = files_under(dir);
+    files.retain(|p| fs::symlink_metadata(p).is_ok_and(|m| m.is_file()));
+    files
+}
+
+/// The regular files under `dir` with their contents (lossy UTF-8): where
+/// a test looks for a key that must not be there.
 pub fn texts_under(dir: &Path) -> Vec<(PathBuf, String)> {
-    files_under(dir)
+    regular_files_under(dir)
         .into_iter()
-        .filter(|p| fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))
         .map(|p| {
             let text = String::from_utf8_lossy(&fs::read(&p).unwrap()).into_owned();
             (p, text)
