@@ -210,12 +210,21 @@ fn model_names_cannot_grow_the_stats_without_bound() {
         let answer = proxy.request("POST", "/v1/messages", &auth(), &message(&format!("m-{i}")));
         assert_eq!(answer.status, 200);
     }
-    let stats = proxy
-        .request("GET", "/ringlet/stats", &[("authorization", &format!("Bearer {TOKEN}"))], b"")
-        .json();
-    let targets = stats["targets"].as_array().unwrap();
+    // A request is counted just after its last byte is written, so the
+    // stats may lag the reply by a moment: wait for the count to settle.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (targets, requests) = loop {
+        let stats = proxy
+            .request("GET", "/ringlet/stats", &[("authorization", &format!("Bearer {TOKEN}"))], b"")
+            .json();
+        let targets = stats["targets"].as_array().unwrap().clone();
+        let requests: u64 = targets.iter().map(|t| t["requests"].as_u64().unwrap()).sum();
+        if requests >= 150 || std::time::Instant::now() > deadline {
+            break (targets, requests);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert!(targets.len() <= 65, "{} targets", targets.len());
-    let requests: u64 = targets.iter().map(|t| t["requests"].as_u64().unwrap()).sum();
     assert_eq!(requests, 150, "every request is still counted");
     let log = std::fs::read_to_string(env.config.join("proxy/work/requests.jsonl")).unwrap();
     let longest = log.lines().map(str::len).max().unwrap_or(0);
