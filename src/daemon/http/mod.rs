@@ -1,16 +1,15 @@
 //! The HTTP front door (design.md §2): one TCP port, by default
 //! `127.0.0.1:8765`, for both the REST API and WebSockets.
 //!
-//! tiny_http cannot give a full-duplex WebSocket (its upgraded stream is
-//! blocking and cannot be split), so the daemon owns the listener. Each
-//! connection gets a thread that reads whole requests, head and body, each
-//! bounded in size and time: a `GET /ws` upgrade is completed on the raw
-//! `TcpStream` and served by `ws`; anything else is handed, one complete
-//! request at a time, to tiny_http listening on a private socket beside the
-//! IPC one (`rest`), and its answers are copied back. tiny_http's few workers
-//! therefore never wait on a slow client, in either direction. Connections
-//! are capped, and connections without the token can never crowd out those
-//! with it (`slots`). None of it touches the IPC path.
+//! The daemon owns the listener. Each connection gets a thread that reads
+//! whole requests, head and body, each bounded in size and time: a `GET /ws`
+//! upgrade is completed on the raw `TcpStream` and served by `ws` (or
+//! `terminal_ws`); anything else is answered on the same thread by `rest`
+//! (the UI's files from `assets`, the REST API through the one dispatcher)
+//! and written back whole, so a slow client, in either direction, holds
+//! only its own connection. Connections are capped, and connections without
+//! the token can never crowd out those with it (`slots`). None of it
+//! touches the IPC path.
 
 pub mod assets;
 pub mod auth;
@@ -23,10 +22,8 @@ pub(crate) mod slots;
 mod terminal_ws;
 pub(crate) mod ws;
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,8 +33,7 @@ use super::State;
 pub(crate) use rest::holds_key;
 use slots::{Slot, SlotReader, Slots};
 
-/// A request head larger than this gets 431 (tiny_http applies its own
-/// limits to later requests on a kept-alive connection).
+/// A request head larger than this gets 431.
 const MAX_HEAD: usize = 16 * 1024;
 /// A new connection must start its first request within this.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,10 +46,6 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// browsers reconnect at no cost and every open connection holds one of the
 /// [`slots::MAX_TRUSTED`] slots.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
-/// tiny_http worker threads (each serves one request at a time). A few
-/// requests wait on purpose (a session kill waits up to 2 s for a stubborn
-/// agent), so there are more than cores; an idle one costs only its stack.
-const REST_WORKERS: usize = 8;
 
 /// Where the front door listens, for status replies and the Host checks.
 #[derive(Debug, Clone)]
@@ -96,32 +88,15 @@ pub fn start(state: &Arc<State>) -> Result<Option<HttpInfo>> {
         crate::warn!("HTTP port: {why}");
     }
 
-    let internal = state.paths.rest_socket();
-    let _ = std::fs::remove_file(&internal);
-    let server = match tiny_http::Server::http_unix(&internal) {
-        Ok(server) => Arc::new(server),
-        Err(e) => {
-            crate::warn!("HTTP API disabled: cannot listen on {}: {e}", internal.display());
-            return Ok(None);
-        }
-    };
-    for i in 0..REST_WORKERS {
-        let (state, server, info) = (state.clone(), server.clone(), info.clone());
-        std::thread::Builder::new().name(format!("http-rest-{i}")).spawn(move || {
-            while let Ok(request) = server.recv() {
-                rest::serve(&state, &info, request);
-            }
-        })?;
-    }
     let (state, accept_info) = (state.clone(), info.clone());
     std::thread::Builder::new()
         .name("http-accept".into())
-        .spawn(move || accept(listener, &state, &accept_info, internal))?;
+        .spawn(move || accept(listener, &state, &accept_info))?;
     crate::info!("HTTP API on http://{}", info.addr);
     Ok(Some(info))
 }
 
-fn accept(listener: TcpListener, state: &Arc<State>, info: &HttpInfo, internal: PathBuf) {
+fn accept(listener: TcpListener, state: &Arc<State>, info: &HttpInfo) {
     for conn in listener.incoming() {
         let Ok(mut stream) = conn else { continue };
         let Some(slot) = info.slots.take(&stream) else {
@@ -129,11 +104,11 @@ fn accept(listener: TcpListener, state: &Arc<State>, info: &HttpInfo, internal: 
             let _ = answer_error(&mut stream, 503, "unavailable", why);
             continue;
         };
-        let (state, conn_info, internal) = (state.clone(), info.clone(), internal.clone());
+        let (state, conn_info) = (state.clone(), info.clone());
         let spawned = std::thread::Builder::new().name("http-conn".into()).spawn({
             let slot = slot.clone();
             move || {
-                if let Err(e) = connection(stream, &state, &conn_info, &internal, &slot) {
+                if let Err(e) = connection(stream, &state, &conn_info, &slot) {
                     crate::debug!("http connection: {e:#}");
                 }
                 conn_info.slots.give_back(&slot);
@@ -167,15 +142,10 @@ impl Head {
     }
 }
 
-fn connection(
-    stream: TcpStream,
-    state: &State,
-    info: &HttpInfo,
-    internal: &std::path::Path,
-    slot: &Arc<Slot>,
-) -> Result<()> {
-    // tiny_http and tungstenite write small frames; without this, each reply
-    // after the first on a kept-alive connection waits ~40 ms (design.md §5).
+fn connection(stream: TcpStream, state: &State, info: &HttpInfo, slot: &Arc<Slot>) -> Result<()> {
+    // Answers and tungstenite's frames are small writes; without this, each
+    // reply after the first on a kept-alive connection waits ~40 ms
+    // (design.md §5).
     stream.set_nodelay(true)?;
     let admit = |slot: &Arc<Slot>, head: &Head| admit(state, info, slot, head);
     let mut reader = Framer { input: SlotReader::new(stream, slot.clone()), admit: &admit };
@@ -200,7 +170,7 @@ fn connection(
         }
         reader = Framer { input: SlotReader { stream, pending, slot, started }, admit };
     }
-    bridge(reader, head, body, state, internal)
+    serve(reader, head, body, state, info)
 }
 
 /// A connection that sends the right token (the daemon's or a live
@@ -230,9 +200,8 @@ fn admit(state: &State, info: &HttpInfo, slot: &Arc<Slot>, head: &Head) -> Resul
 }
 
 /// Cuts a client's byte stream into whole requests (head and body), each
-/// read within [`REQUEST_TIMEOUT`], so that tiny_http, whose few workers
-/// read bodies themselves, is only ever handed a complete request and can
-/// never be held by a client that sends slowly.
+/// read within [`REQUEST_TIMEOUT`], so that a request is answered only once
+/// it is whole and a client that sends slowly is cut off.
 struct Framer<'a> {
     /// The connection, what was read past the last request (a pipelining
     /// client's next one) and its slot.
@@ -367,8 +336,8 @@ pub(crate) fn content_length(head: &Head) -> Result<usize, u16> {
 }
 
 pub(crate) fn parse_head(bytes: &[u8]) -> Result<Head, u16> {
-    // ASCII only: tiny_http drops a connection whose head has other bytes
-    // without a word, and nothing here needs them.
+    // ASCII only: nothing here needs other bytes, and a head relayed
+    // upstream (the proxy) must mean the same to the next server.
     if !bytes.is_ascii() {
         return Err(400);
     }
@@ -392,8 +361,8 @@ pub(crate) fn parse_head(bytes: &[u8]) -> Result<Head, u16> {
     }
     // Strict, as RFC 9112 asks of a server: a line without a colon, a name
     // that is not a token (a space before the colon, a folded line starting
-    // with white space) is a 400. tiny_http parses the head again behind the
-    // front door, and the two must never read one head two ways.
+    // with white space) is a 400. A relayed head is parsed again upstream,
+    // and the two must never read one head two ways.
     let mut headers = Vec::new();
     for line in lines.filter(|l| !l.is_empty()) {
         let (name, value) = line.split_once(':').ok_or(400u16)?;
@@ -408,8 +377,8 @@ pub(crate) fn parse_head(bytes: &[u8]) -> Result<Head, u16> {
         }
         // RFC 9110 §5.5: no CR, LF, NUL or other control byte in a value
         // (tab aside). Lines are cut at CRLF only, so a bare LF stays in the
-        // value, and the head rebuilt for tiny_http (or relayed upstream)
-        // would carry it as a line break: a header of the client's making.
+        // value, and a head relayed upstream (the proxy) would carry it as
+        // a line break: a header of the client's making.
         if value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
             return Err(400);
         }
@@ -424,54 +393,49 @@ fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-/// Serves a connection's requests through tiny_http, one at a time: each
-/// whole request the [`Framer`] cuts goes up a private connection of its
-/// own, which is then half-closed, and the answer is copied back until
-/// tiny_http closes it. A client that does not read its answers is cut off
-/// after [`WRITE_TIMEOUT`], and tiny_http's write then fails too, so a
-/// worker is never held either way.
+/// Serves a connection's requests, one at a time, on its own thread: each
+/// whole request the [`Framer`] cuts is answered by `rest` (the files of
+/// the UI, or the REST API through the one dispatcher) and written back in
+/// one piece. A client that does not read its answers is cut off after
+/// [`WRITE_TIMEOUT`]; a slow client holds only its own connection's thread.
 ///
-/// Why a private connection per request rather than one per client
-/// connection: tiny_http gives each of its connections a pool thread for
-/// as long as it stays open, and its pool (0.12's `TaskPool`) hands a burst
-/// of new connections to idle threads that have been woken for another:
-/// a burst's surplus waited in its queue until some kept-alive connection
-/// closed, after [`IDLE_TIMEOUT`]. A page firing eight calls at once saw
-/// one or two of them answered 15 s late. Its connections now last one
-/// request, so anything queued waits for a request, never for an idle
-/// client.
-fn bridge(
+/// The answers used to come from tiny_http behind a private connection per
+/// request. That hop cost each request a connection and two thread
+/// hand-offs (p99 5.2 ms for `GET /api/profiles`), and a connection per
+/// client instead would let idle clients hold tiny_http's pool threads (a
+/// burst of new connections then waited for an idle one to time out, 15 s).
+/// Each connection's own thread has neither problem.
+fn serve(
     mut reader: Framer<'_>,
     mut head: Head,
     mut body: Vec<u8>,
     state: &State,
-    internal: &std::path::Path,
+    info: &HttpInfo,
 ) -> Result<()> {
     let mut client_w = reader.input.stream.try_clone()?;
     client_w.set_write_timeout(Some(WRITE_TIMEOUT))?;
     loop {
-        // A connection without the token gets one answer, then is closed:
-        // one answer to a stranger (an error, the login, a file of the UI)
-        // holds no worker for longer than that.
-        let last = !reader.input.slot.trusted();
-        let mut upstream =
-            UnixStream::connect(internal).context("connecting to the REST server")?;
-        forward(&mut upstream, &head, &body, last)?;
-        // The end of this request's connection: tiny_http answers it,
-        // then finds nothing more and closes, which ends the copy below.
-        upstream.shutdown(Shutdown::Write)?;
-        let close = last || wants_close(&head);
-        let whole = match relay(&mut upstream, &mut client_w) {
-            Ok(whole) => whole,
-            Err(e) => {
-                // The client went away or stopped reading: dropping the
-                // private connection fails tiny_http's write, if still going.
-                let _ = reader.input.stream.shutdown(Shutdown::Both);
-                return Err(e.into());
-            }
-        };
-        if close || !whole {
-            let _ = client_w.shutdown(Shutdown::Both);
+        let answer = rest::answer(state, info, &head, &body);
+        // A connection without the token gets one answer, then is closed,
+        // unless the answer was a file of the UI: a browser loads the page's
+        // files on a few connections without the token, then calls the API
+        // with it on the same ones. It holds a stranger's slot meanwhile,
+        // which a newcomer may take (`slots`).
+        let close = (!reader.input.slot.trusted() && !answer.file) || wants_close(&head);
+        let mut bytes = rest::head_of(&answer, &head.version, close);
+        if head.method != "HEAD" {
+            bytes.extend_from_slice(&answer.body);
+        }
+        if let Err(e) = client_w.write_all(&bytes) {
+            let _ = reader.input.stream.shutdown(Shutdown::Both);
+            return Err(e.into());
+        }
+        if answer.shutdown {
+            state.requests_served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            state.request_shutdown("shutdown requested over HTTP");
+        }
+        if close {
+            let _ = client_w.shutdown(Shutdown::Write);
             break;
         }
         match reader.next(IDLE_TIMEOUT) {
@@ -485,69 +449,14 @@ fn bridge(
     Ok(())
 }
 
-/// Copies one answer from tiny_http to the client, until tiny_http closes
-/// its connection. False when tiny_http closed before a whole head (the
-/// connection to the client then ends too).
-fn relay(upstream: &mut UnixStream, client: &mut TcpStream) -> io::Result<bool> {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 8192];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = upstream.read(&mut buf)?;
-        if n == 0 {
-            client.write_all(&head)?;
-            return Ok(false);
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    client.write_all(&head)?;
-    io::copy(upstream, client)?;
-    Ok(true)
-}
-
 /// Whether the client asked for its connection to end with this answer:
-/// `Connection: close`, or HTTP/1.0 without `keep-alive` (tiny_http's rule,
-/// which it follows without saying so in its answer).
+/// `Connection: close`, or HTTP/1.0 without `keep-alive`.
 fn wants_close(head: &Head) -> bool {
     match head.header("connection").map(str::to_ascii_lowercase) {
         Some(v) if v.contains("close") => true,
         Some(v) => head.version == "HTTP/1.0" && !v.contains("keep-alive"),
         None => head.version == "HTTP/1.0",
     }
-}
-
-/// Hands one whole request to tiny_http, with a head rebuilt from what the
-/// front door parsed, so the two can never read a request differently.
-/// Left out: `Expect` (the body is already here; HTTP/1.1 lets a client
-/// waiting for `100 Continue` send it anyway), `Upgrade`, and `upgrade` in
-/// `Connection` (tiny_http would hand the rest of the connection to the
-/// handler as the body, and the handler would wait for its end). `last`:
-/// the connection ends after this answer (`Connection: close`).
-fn forward(up: &mut UnixStream, head: &Head, body: &[u8], last: bool) -> io::Result<()> {
-    let mut text = format!("{} {} {}\r\n", head.method, head.target, head.version);
-    if last {
-        // So that the answer says `Connection: close`.
-        text.push_str("connection: close\r\n");
-    }
-    for (name, value) in &head.headers {
-        match name.as_str() {
-            "expect" | "upgrade" => {}
-            "connection" if last => {}
-            "connection" => {
-                let kept: Vec<&str> = value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("upgrade"))
-                    .collect();
-                if !kept.is_empty() {
-                    text.push_str(&format!("connection: {}\r\n", kept.join(", ")));
-                }
-            }
-            _ => text.push_str(&format!("{name}: {value}\r\n")),
-        }
-    }
-    text.push_str("\r\n");
-    up.write_all(text.as_bytes())?;
-    up.write_all(body)
 }
 
 #[cfg(test)]
@@ -609,25 +518,5 @@ mod tests {
         }
         assert_eq!(length("Content-Length: 5\r\nContent-Length: 6\r\n"), Err(400));
         assert_eq!(length("Content-Length: 99999999999999999999999\r\n"), Err(413));
-    }
-
-    #[test]
-    fn the_backend_gets_a_head_rebuilt_from_what_was_parsed() {
-        use std::io::Read as _;
-        let (mut a, mut b) = UnixStream::pair().unwrap();
-        let h = head(
-            "POST /api/x HTTP/1.1\r\nHost: h:1\r\nExpect: 100-continue\r\n\
-             Connection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nContent-Length: 2\r\n\r\n",
-        )
-        .unwrap();
-        forward(&mut a, &h, b"{}", false).unwrap();
-        drop(a);
-        let mut sent = String::new();
-        b.read_to_string(&mut sent).unwrap();
-        assert_eq!(
-            sent,
-            "POST /api/x HTTP/1.1\r\nhost: h:1\r\nconnection: keep-alive\r\n\
-             content-length: 2\r\n\r\n{}"
-        );
     }
 }

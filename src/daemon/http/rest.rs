@@ -1,4 +1,4 @@
-//! REST requests, as tiny_http hands them over from the bridge: the Host
+//! Requests, as the front door hands them over whole: the Host
 //! check, the bearer token, the body limit, then `routes` maps the request to
 //! the one `Request` enum and the shared dispatcher serves it, exactly as it
 //! serves the CLI. The static UI (`/`, `/favicon.ico`, `/static/...`: see
@@ -16,16 +16,13 @@
 //! and `DELETE /api/login` ends the caller's own browser session.
 
 use std::borrow::Cow;
-use std::io::{Cursor, Read};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tiny_http::{Header, Response};
-
-use super::HttpInfo;
 use super::assets;
 use super::auth;
 use super::routes::{self, envelope_error, envelope_ok, status_of, success_status};
+use super::{Head, HttpInfo};
 use crate::daemon::State;
 use crate::daemon::dispatch;
 use crate::protocol::{ErrorCode, Reply, Request};
@@ -40,15 +37,26 @@ pub const MAX_BODY: usize = 1 << 20;
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
                    connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'";
 
-pub fn serve(state: &State, info: &HttpInfo, mut request: tiny_http::Request) {
+/// What the front door writes back for one request.
+pub struct Answer {
+    pub status: u16,
+    /// Content-Type, Cache-Control and the rest; [`CSP`] and `nosniff` are
+    /// added to every answer when it is written.
+    pub headers: Vec<(&'static str, Cow<'static, str>)>,
+    pub body: Cow<'static, [u8]>,
+    /// A file of the UI (or its 304): a connection without the token may
+    /// stay open after it (a browser fetches the page's files, then calls
+    /// the API with the token on the same connections).
+    pub file: bool,
+    /// `POST /api/daemon/shutdown`: the daemon stops once this is written.
+    pub shutdown: bool,
+}
+
+/// Answers one whole request (`body` read by the front door, within
+/// [`MAX_BODY`]).
+pub fn answer(state: &State, info: &HttpInfo, head: &Head, body: &[u8]) -> Answer {
     let _busy = state.activity.busy();
-    let header = |name: &str| {
-        request
-            .headers()
-            .iter()
-            .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_str().to_string())
-    };
+    let header = |name: &str| head.header(&name.to_ascii_lowercase()).map(str::to_string);
     let mut shutdown = false;
     let (status, body, content_type) = 'answer: {
         if !auth::host_allowed(header("Host").as_deref(), &info.bind, info.addr.port()) {
@@ -58,14 +66,15 @@ pub fn serve(state: &State, info: &HttpInfo, mut request: tiny_http::Request) {
                 "application/json",
             );
         }
-        let url = request.url().to_string();
-        let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-        let method = request.method().as_str().to_string();
-        if let Some(file) = assets::serve(path, &method, &header) {
-            return send(request, file.status, file.body, &file.headers);
+        let (path, query) = head.target.split_once('?').unwrap_or((&head.target, ""));
+        let method = head.method.as_str();
+        if let Some(file) = assets::serve(path, method, &header) {
+            let file_ok = matches!(file.status, 200 | 304);
+            let (status, body, headers) = (file.status, file.body, file.headers);
+            return Answer { status, headers, body, file: file_ok, shutdown: false };
         }
         if path == "/api/login" && method != "DELETE" {
-            break 'answer login(state, info, &method, header("Origin").as_deref(), &mut request);
+            break 'answer login(state, info, method, header("Origin").as_deref(), body);
         }
         let authorization = header("Authorization");
         let given = auth::bearer(authorization.as_deref());
@@ -80,17 +89,10 @@ pub fn serve(state: &State, info: &HttpInfo, mut request: tiny_http::Request) {
         if path == "/api/login" {
             break 'answer sign_out(state, &bearer);
         }
-        // The front door has read the whole body already and refused any
-        // over MAX_BODY (413), so this read neither waits nor grows.
-        let mut body = Vec::new();
-        if request.as_reader().take(MAX_BODY as u64).read_to_end(&mut body).is_err() {
-            break 'answer (
-                400,
-                envelope_error(400, "bad_request", "reading the body"),
-                "application/json",
-            );
+        if path == DASHBOARD {
+            break 'answer dashboard(state, method, query);
         }
-        match routes::route(&method, path, query, &body) {
+        match routes::route(method, path, query, body) {
             Err(e) => (e.status, envelope_error(e.status, e.code, &e.message), "application/json"),
             // Which session is the caller's own is known here only.
             Ok(Request::BrowserSessionsList { .. }) => dispatched(
@@ -99,7 +101,7 @@ pub fn serve(state: &State, info: &HttpInfo, mut request: tiny_http::Request) {
             ),
             Ok(Request::Shutdown) => {
                 // Answered first, then the shutdown starts: otherwise the
-                // daemon could exit before the bridge delivers the answer.
+                // daemon could exit before the answer is written.
                 shutdown = true;
                 (200, envelope_ok(&serde_json::Value::Null), "application/json")
             }
@@ -134,36 +136,68 @@ pub fn serve(state: &State, info: &HttpInfo, mut request: tiny_http::Request) {
             }
         }
     };
-    let headers = [("Content-Type", content_type.into()), ("Cache-Control", "no-store".into())];
-    send(request, status, body.into(), &headers);
-    if shutdown {
-        // Still busy (so the shutdown waits for us): give the bridge a moment
-        // to carry the answer to the client.
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        state.requests_served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        state.request_shutdown("shutdown requested over HTTP");
-    }
+    let headers = vec![("Content-Type", content_type.into()), ("Cache-Control", "no-store".into())];
+    Answer { status, headers, body: body.into(), file: false, shutdown }
 }
 
-/// Answers `request` with `headers`, the Content-Security-Policy and
-/// `nosniff`.
-fn send(
-    request: tiny_http::Request,
-    status: u16,
-    body: Cow<'static, [u8]>,
-    headers: &[(&str, Cow<'static, str>)],
-) {
-    let length = body.len();
-    let mut response =
-        Response::new(status.into(), Vec::new(), Cursor::new(body), Some(length), None);
+/// The head of `answer` to a `version` request: the status line, its
+/// headers, the Content-Security-Policy, `nosniff`, `Date`, the length
+/// (of the body a GET would get, for a HEAD) and what becomes of the
+/// connection (`close`, or `keep-alive` for an HTTP/1.0 client that
+/// asked for it).
+pub fn head_of(answer: &Answer, version: &str, close: bool) -> Vec<u8> {
+    let mut text = format!("HTTP/1.1 {} {}\r\n", answer.status, reason(answer.status));
     let fixed = [("Content-Security-Policy", CSP), ("X-Content-Type-Options", "nosniff")];
-    for (name, value) in headers.iter().map(|(n, v)| (*n, v.as_ref())).chain(fixed) {
-        if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            response.add_header(h);
-        }
+    for (name, value) in answer.headers.iter().map(|(n, v)| (*n, v.as_ref())).chain(fixed) {
+        text.push_str(&format!("{name}: {value}\r\n"));
     }
-    if let Err(e) = request.respond(response) {
-        crate::debug!("http: writing a response: {e}");
+    let date = jiff::fmt::rfc2822::DateTimePrinter::new()
+        .timestamp_to_rfc9110_string(&jiff::Timestamp::now())
+        .unwrap_or_default();
+    text.push_str(&format!("Date: {date}\r\n"));
+    if answer.status != 304 {
+        text.push_str(&format!("Content-Length: {}\r\n", answer.body.len()));
+    }
+    if close {
+        text.push_str("Connection: close\r\n");
+    } else if version == "HTTP/1.0" {
+        text.push_str("Connection: keep-alive\r\n");
+    }
+    text.push_str("\r\n");
+    text.into_bytes()
+}
+
+/// The reason phrase of a status.
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        413 => "Payload Too Large",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Content",
+        423 => "Locked",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "Status",
     }
 }
 
@@ -177,18 +211,15 @@ fn login(
     info: &HttpInfo,
     method: &str,
     origin: Option<&str>,
-    request: &mut tiny_http::Request,
+    body: &[u8],
 ) -> (u16, Vec<u8>, &'static str) {
     const JSON: &str = "application/json";
     if !auth::origin_allowed(origin, &info.bind, info.addr.port()) {
         return (403, envelope_error(403, "forbidden", "a foreign Origin"), JSON);
     }
-    let mut body = Vec::new();
     // A ticket is 64 bytes: anything much longer is not a login.
-    if request.as_reader().take(4096).read_to_end(&mut body).is_err() {
-        return (400, envelope_error(400, "bad_request", "reading the body"), JSON);
-    }
-    let ticket = match routes::login_ticket(method, &body) {
+    let body = &body[..body.len().min(4096)];
+    let ticket = match routes::login_ticket(method, body) {
         Ok(ticket) => ticket,
         Err(e) => return (e.status, envelope_error(e.status, e.code, &e.message), JSON),
     };
@@ -240,6 +271,62 @@ fn dispatched(state: &State, req: Request) -> (u16, Vec<u8>, &'static str) {
         Reply::Err { error } => envelope_error(status, error.code.as_str(), &error.message),
     };
     (status, body, "application/json")
+}
+
+/// `GET /api/dashboard`: what the web UI's first page shows, in one
+/// answer instead of one call per card (a cold page paid for each: the
+/// browser opens at most six connections to a host, so its eight calls
+/// took two rounds, each behind a new connection).
+const DASHBOARD: &str = "/api/dashboard";
+
+/// The routes `GET /api/dashboard` is made of, each served exactly as its own
+/// route serves it, through the one dispatcher: `(field, path, query)`.
+const DASHBOARD_PARTS: [(&str, &str, &str); 7] = [
+    ("status", "/api/daemon/status", ""),
+    ("stats", "/api/stats", ""),
+    ("usage_today", "/api/usage", "period=today"),
+    ("usage_month", "/api/usage", "period=month"),
+    ("agents", "/api/agents", ""),
+    ("sessions", "/api/terminal/sessions", ""),
+    ("proxies", "/api/proxy/status", ""),
+];
+
+/// `GET /api/dashboard`: `{"<part>": data, ...}` for each of
+/// [`DASHBOARD_PARTS`]; a part whose request fails is left out of the data
+/// and named in `errors` (`{"<part>": message}`) instead, so that one
+/// failing card leaves the others working. No query: a page that wants
+/// something else calls the part's own route.
+fn dashboard(state: &State, method: &str, query: &str) -> (u16, Vec<u8>, &'static str) {
+    const JSON: &str = "application/json";
+    if method != "GET" {
+        let why = format!("{DASHBOARD} takes GET, not {method}");
+        return (405, envelope_error(405, "method_not_allowed", &why), JSON);
+    }
+    if !query.is_empty() {
+        let why = format!("{DASHBOARD} takes no query parameters");
+        return (400, envelope_error(400, "bad_request", &why), JSON);
+    }
+    let mut data = serde_json::Map::new();
+    let mut errors = serde_json::Map::new();
+    for (field, path, query) in DASHBOARD_PARTS {
+        let reply = match routes::route("GET", path, query, b"") {
+            Ok(req) => {
+                state.requests_served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                dispatch::handle(state, req)
+            }
+            Err(e) => Reply::error(ErrorCode::Internal, e.message),
+        };
+        match reply {
+            Reply::Ok { data: part } => {
+                data.insert(field.into(), part);
+            }
+            Reply::Err { error } => {
+                errors.insert(field.into(), error.message.into());
+            }
+        }
+    }
+    data.insert("errors".into(), errors.into());
+    (200, envelope_ok(&data.into()), JSON)
 }
 
 /// How often at most a line about failed logins reaches the log.
