@@ -1,15 +1,19 @@
 //! The HTTP front door (design.md §2): one TCP port, by default
 //! `127.0.0.1:8765`, for both the REST API and WebSockets.
 //!
-//! The daemon owns the listener. Each connection gets a thread that reads
-//! whole requests, head and body, each bounded in size and time: a `GET /ws`
-//! upgrade is completed on the raw `TcpStream` and served by `ws` (or
-//! `terminal_ws`); anything else is answered on the same thread by `rest`
-//! (the UI's files from `assets`, the REST API through the one dispatcher)
-//! and written back whole, so a slow client, in either direction, holds
-//! only its own connection. Connections are capped, and connections without
-//! the token can never crowd out those with it (`slots`). None of it
-//! touches the IPC path.
+//! tiny_http cannot give a full-duplex WebSocket (its upgraded stream is
+//! blocking and cannot be split), so the daemon owns the listener. Each
+//! connection gets a thread that reads whole requests, head and body, each
+//! bounded in size and time: a `GET /ws` upgrade is completed on the raw
+//! `TcpStream` and served by `ws` (or `terminal_ws`); the UI's files are
+//! answered on that thread from the binary (`rest::file`, `assets`);
+//! anything else is handed, one complete request at a time, to tiny_http
+//! listening on a private socket beside the IPC one (`rest`), over private
+//! connections kept open for the next request ([`Backend`]), and its whole
+//! answer is read, then copied back. tiny_http's few workers therefore never
+//! wait on a slow client, in either direction. Connections are capped, and
+//! connections without the token can never crowd out those with it
+//! (`slots`). None of it touches the IPC path.
 
 pub mod assets;
 pub mod auth;
@@ -22,9 +26,12 @@ pub(crate) mod slots;
 mod terminal_ws;
 pub(crate) mod ws;
 
-use std::io::{self, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -33,7 +40,8 @@ use super::State;
 pub(crate) use rest::holds_key;
 use slots::{Slot, SlotReader, Slots};
 
-/// A request head larger than this gets 431.
+/// A request head larger than this gets 431 (tiny_http applies its own
+/// limits behind it).
 const MAX_HEAD: usize = 16 * 1024;
 /// A new connection must start its first request within this.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -46,6 +54,16 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// browsers reconnect at no cost and every open connection holds one of the
 /// [`slots::MAX_TRUSTED`] slots.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+/// tiny_http worker threads (each serves one request at a time). A few
+/// requests wait on purpose (a session kill waits up to 2 s for a stubborn
+/// agent), so there are more than cores; an idle one costs only its stack.
+const REST_WORKERS: usize = 8;
+/// Private connections to tiny_http kept open for the next request, at
+/// most; more may be open at once, and are closed after their request.
+const BACKEND_IDLE: usize = 16;
+/// A head from tiny_http larger than this is an error (they are a few
+/// hundred bytes).
+const MAX_BACKEND_HEAD: usize = 64 * 1024;
 
 /// Where the front door listens, for status replies and the Host checks.
 #[derive(Debug, Clone)]
@@ -88,15 +106,33 @@ pub fn start(state: &Arc<State>) -> Result<Option<HttpInfo>> {
         crate::warn!("HTTP port: {why}");
     }
 
+    let internal = state.paths.rest_socket();
+    let _ = std::fs::remove_file(&internal);
+    let server = match tiny_http::Server::http_unix(&internal) {
+        Ok(server) => Arc::new(server),
+        Err(e) => {
+            crate::warn!("HTTP API disabled: cannot listen on {}: {e}", internal.display());
+            return Ok(None);
+        }
+    };
+    for i in 0..REST_WORKERS {
+        let (state, server, info) = (state.clone(), server.clone(), info.clone());
+        std::thread::Builder::new().name(format!("http-rest-{i}")).spawn(move || {
+            while let Ok(request) = server.recv() {
+                rest::serve(&state, &info, request);
+            }
+        })?;
+    }
+    let backend = Arc::new(Backend::new(internal));
     let (state, accept_info) = (state.clone(), info.clone());
     std::thread::Builder::new()
         .name("http-accept".into())
-        .spawn(move || accept(listener, &state, &accept_info))?;
+        .spawn(move || accept(listener, &state, &accept_info, &backend))?;
     crate::info!("HTTP API on http://{}", info.addr);
     Ok(Some(info))
 }
 
-fn accept(listener: TcpListener, state: &Arc<State>, info: &HttpInfo) {
+fn accept(listener: TcpListener, state: &Arc<State>, info: &HttpInfo, backend: &Arc<Backend>) {
     for conn in listener.incoming() {
         let Ok(mut stream) = conn else { continue };
         let Some(slot) = info.slots.take(&stream) else {
@@ -104,11 +140,11 @@ fn accept(listener: TcpListener, state: &Arc<State>, info: &HttpInfo) {
             let _ = answer_error(&mut stream, 503, "unavailable", why);
             continue;
         };
-        let (state, conn_info) = (state.clone(), info.clone());
+        let (state, conn_info, backend) = (state.clone(), info.clone(), backend.clone());
         let spawned = std::thread::Builder::new().name("http-conn".into()).spawn({
             let slot = slot.clone();
             move || {
-                if let Err(e) = connection(stream, &state, &conn_info, &slot) {
+                if let Err(e) = connection(stream, &state, &conn_info, &backend, &slot) {
                     crate::debug!("http connection: {e:#}");
                 }
                 conn_info.slots.give_back(&slot);
@@ -142,7 +178,13 @@ impl Head {
     }
 }
 
-fn connection(stream: TcpStream, state: &State, info: &HttpInfo, slot: &Arc<Slot>) -> Result<()> {
+fn connection(
+    stream: TcpStream,
+    state: &State,
+    info: &HttpInfo,
+    backend: &Backend,
+    slot: &Arc<Slot>,
+) -> Result<()> {
     // Answers and tungstenite's frames are small writes; without this, each
     // reply after the first on a kept-alive connection waits ~40 ms
     // (design.md §5).
@@ -170,7 +212,7 @@ fn connection(stream: TcpStream, state: &State, info: &HttpInfo, slot: &Arc<Slot
         }
         reader = Framer { input: SlotReader { stream, pending, slot, started }, admit };
     }
-    serve(reader, head, body, state, info)
+    serve(reader, head, body, state, info, backend)
 }
 
 /// A connection that sends the right token (the daemon's or a live
@@ -200,8 +242,9 @@ fn admit(state: &State, info: &HttpInfo, slot: &Arc<Slot>, head: &Head) -> Resul
 }
 
 /// Cuts a client's byte stream into whole requests (head and body), each
-/// read within [`REQUEST_TIMEOUT`], so that a request is answered only once
-/// it is whole and a client that sends slowly is cut off.
+/// read within [`REQUEST_TIMEOUT`], so that tiny_http, whose few workers
+/// read bodies themselves, is only ever handed a complete request and can
+/// never be held by a client that sends slowly.
 struct Framer<'a> {
     /// The connection, what was read past the last request (a pipelining
     /// client's next one) and its slot.
@@ -393,46 +436,47 @@ fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-/// Serves a connection's requests, one at a time, on its own thread: each
-/// whole request the [`Framer`] cuts is answered by `rest` (the files of
-/// the UI, or the REST API through the one dispatcher) and written back in
-/// one piece. A client that does not read its answers is cut off after
-/// [`WRITE_TIMEOUT`]; a slow client holds only its own connection's thread.
-///
-/// The answers used to come from tiny_http behind a private connection per
-/// request. That hop cost each request a connection and two thread
-/// hand-offs (p99 5.2 ms for `GET /api/profiles`), and a connection per
-/// client instead would let idle clients hold tiny_http's pool threads (a
-/// burst of new connections then waited for an idle one to time out, 15 s).
-/// Each connection's own thread has neither problem.
+/// Serves a connection's requests, one at a time: the UI's files are
+/// answered here ([`rest::file`]), every other request goes to tiny_http
+/// over one of the [`Backend`]'s kept-alive private connections and its
+/// answer is read whole, then written back. A client that does not read
+/// its answers is cut off after [`WRITE_TIMEOUT`]; since tiny_http's
+/// answer has been read by then, no worker of it ever waits on a client.
 fn serve(
     mut reader: Framer<'_>,
     mut head: Head,
     mut body: Vec<u8>,
     state: &State,
     info: &HttpInfo,
+    backend: &Backend,
 ) -> Result<()> {
     let mut client_w = reader.input.stream.try_clone()?;
     client_w.set_write_timeout(Some(WRITE_TIMEOUT))?;
     loop {
-        let answer = rest::answer(state, info, &head, &body);
+        let trusted = reader.input.slot.trusted();
         // A connection without the token gets one answer, then is closed,
         // unless the answer was a file of the UI: a browser loads the page's
         // files on a few connections without the token, then calls the API
         // with it on the same ones. It holds a stranger's slot meanwhile,
         // which a newcomer may take (`slots`).
-        let close = (!reader.input.slot.trusted() && !answer.file) || wants_close(&head);
-        let mut bytes = rest::head_of(&answer, &head.version, close);
-        if head.method != "HEAD" {
-            bytes.extend_from_slice(&answer.body);
-        }
+        let (bytes, close) = match rest::file(info, &head) {
+            Some(answer) => {
+                let close = (!trusted && !answer.file) || wants_close(&head);
+                let mut bytes = rest::head_of(&answer, &head.version, close);
+                if head.method != "HEAD" {
+                    bytes.extend_from_slice(&answer.body);
+                }
+                (bytes, close)
+            }
+            None => {
+                let close = !trusted || wants_close(&head);
+                let answer = backend.ask(&head, &body).context("the REST server")?;
+                (answer.for_client(&head.version, close), close)
+            }
+        };
         if let Err(e) = client_w.write_all(&bytes) {
             let _ = reader.input.stream.shutdown(Shutdown::Both);
             return Err(e.into());
-        }
-        if answer.shutdown {
-            state.requests_served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            state.request_shutdown("shutdown requested over HTTP");
         }
         if close {
             let _ = client_w.shutdown(Shutdown::Write);
@@ -447,6 +491,140 @@ fn serve(
         state.activity.touch();
     }
     Ok(())
+}
+
+/// tiny_http behind the front door: private connections to its socket,
+/// kept open between requests (a connection per request cost each REST
+/// call a connect, an accept and a thread hand-off: p99 5.2 ms).
+///
+/// tiny_http 0.12 gives each connection a thread of its pool (`TaskPool`)
+/// for as long as it stays open, and a connection that comes while the
+/// thread woken for another has not yet taken that one is queued behind it,
+/// to wait until some connection closes: with every connection kept open,
+/// for ever. So connections are opened one at a time, and each is answered
+/// once (a probe) before the next is opened: its thread has taken it.
+pub(crate) struct Backend {
+    path: PathBuf,
+    idle: Mutex<Vec<BufReader<UnixStream>>>,
+    /// Held while a connection is opened and probed.
+    opening: Mutex<()>,
+}
+
+/// tiny_http's answer to one request.
+struct BackendAnswer {
+    /// Its head's lines, without the blank line that ends it.
+    head: Vec<u8>,
+    body: Vec<u8>,
+}
+
+impl BackendAnswer {
+    /// The bytes for the client: tiny_http's head, what becomes of the
+    /// connection (`close`, or `keep-alive` for an HTTP/1.0 client that
+    /// asked for it), the body.
+    fn for_client(mut self, version: &str, close: bool) -> Vec<u8> {
+        if close {
+            self.head.extend_from_slice(b"Connection: close\r\n");
+        } else if version == "HTTP/1.0" {
+            self.head.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+        self.head.extend_from_slice(b"\r\n");
+        self.head.extend_from_slice(&self.body);
+        self.head
+    }
+}
+
+impl Backend {
+    fn new(path: PathBuf) -> Backend {
+        Backend { path, idle: Mutex::default(), opening: Mutex::default() }
+    }
+
+    /// Hands one whole request to tiny_http and reads its whole answer. A
+    /// connection that fails is dropped, never reused.
+    fn ask(&self, head: &Head, body: &[u8]) -> io::Result<BackendAnswer> {
+        let mut conn = self.take()?;
+        forward(conn.get_mut(), head, body)?;
+        let bodiless = head.method == "HEAD";
+        let answer = read_answer(&mut conn, bodiless)?;
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < BACKEND_IDLE {
+            idle.push(conn);
+        }
+        Ok(answer)
+    }
+
+    /// An idle connection, or a new one, opened as [`Backend`] says.
+    fn take(&self) -> io::Result<BufReader<UnixStream>> {
+        let pop = || self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        if let Some(conn) = pop() {
+            return Ok(conn);
+        }
+        let _one = self.opening.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(conn) = pop() {
+            return Ok(conn);
+        }
+        let mut conn = BufReader::new(UnixStream::connect(&self.path)?);
+        // Any request does: without a Host it gets a 403 at once.
+        conn.get_mut().write_all(b"GET / HTTP/1.1\r\n\r\n")?;
+        read_answer(&mut conn, false)?;
+        Ok(conn)
+    }
+}
+
+/// Reads one answer off a connection to tiny_http, by its Content-Length
+/// (`rest` always gives one): the head and, unless `bodiless` (a HEAD) or
+/// its status has none, the body.
+fn read_answer(conn: &mut BufReader<UnixStream>, bodiless: bool) -> io::Result<BackendAnswer> {
+    let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
+    let mut head = Vec::new();
+    let mut length = None;
+    let mut status = 0u16;
+    loop {
+        let start = head.len();
+        if conn.read_until(b'\n', &mut head)? == 0 {
+            return Err(bad("tiny_http closed the connection"));
+        }
+        if head.len() > MAX_BACKEND_HEAD {
+            return Err(bad("an oversized answer head"));
+        }
+        let line = &head[start..];
+        if line == b"\r\n" {
+            head.truncate(start);
+            break;
+        }
+        let text = String::from_utf8_lossy(line).to_ascii_lowercase();
+        if start == 0 {
+            status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        } else if let Some(v) = text.strip_prefix("content-length:") {
+            length = Some(v.trim().parse::<usize>().map_err(|_| bad("a bad Content-Length"))?);
+        } else if text.starts_with("transfer-encoding:") {
+            return Err(bad("a chunked answer"));
+        }
+    }
+    let none = bodiless || status < 200 || status == 204 || status == 304;
+    let mut body = vec![0; if none { 0 } else { length.ok_or_else(|| bad("no Content-Length"))? }];
+    conn.read_exact(&mut body)?;
+    Ok(BackendAnswer { head, body })
+}
+
+/// Hands one whole request to tiny_http, with a head rebuilt from what the
+/// front door parsed, so the two can never read a request differently.
+/// Always as HTTP/1.1 without `Connection` (the private connection stays
+/// open whatever the client asked; the front door answers for its own).
+/// Left out too: `Expect` (the body is already here), `Upgrade` (tiny_http
+/// would hand the rest of the connection to the handler as the body) and
+/// `TE` (tiny_http would answer chunked).
+fn forward(up: &mut UnixStream, head: &Head, body: &[u8]) -> io::Result<()> {
+    let mut text = format!("{} {} HTTP/1.1\r\n", head.method, head.target);
+    for (name, value) in &head.headers {
+        match name.as_str() {
+            "expect" | "upgrade" | "connection" | "keep-alive" | "te" => {}
+            _ => text.push_str(&format!("{name}: {value}\r\n")),
+        }
+    }
+    text.push_str("\r\n");
+    let mut bytes = text.into_bytes();
+    bytes.extend_from_slice(body);
+    up.write_all(&bytes)
 }
 
 /// Whether the client asked for its connection to end with this answer:
@@ -518,5 +696,42 @@ mod tests {
         }
         assert_eq!(length("Content-Length: 5\r\nContent-Length: 6\r\n"), Err(400));
         assert_eq!(length("Content-Length: 99999999999999999999999\r\n"), Err(413));
+    }
+
+    #[test]
+    fn the_backend_gets_a_head_rebuilt_from_what_was_parsed() {
+        use std::io::Read as _;
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let h = head(
+            "POST /api/x HTTP/1.0\r\nHost: h:1\r\nExpect: 100-continue\r\nTE: chunked\r\n\
+             Connection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nContent-Length: 2\r\n\r\n",
+        )
+        .unwrap();
+        forward(&mut a, &h, b"{}").unwrap();
+        drop(a);
+        let mut sent = String::new();
+        b.read_to_string(&mut sent).unwrap();
+        assert_eq!(sent, "POST /api/x HTTP/1.1\r\nhost: h:1\r\ncontent-length: 2\r\n\r\n{}");
+    }
+
+    #[test]
+    fn answers_are_read_by_their_length_and_say_what_becomes_of_the_connection() {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        a.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}HTTP/1.1 304 Not Modified\r\n\
+              ETag: x\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+        )
+        .unwrap();
+        let mut conn = BufReader::new(b);
+        let first = read_answer(&mut conn, false).unwrap();
+        assert_eq!(first.body, b"{}");
+        let bytes = first.for_client("HTTP/1.1", true);
+        assert_eq!(bytes, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+        let second = read_answer(&mut conn, false).unwrap();
+        assert!(second.body.is_empty());
+        let kept = second.for_client("HTTP/1.0", false);
+        assert!(kept.ends_with(b"ETag: x\r\nConnection: keep-alive\r\n\r\n"));
+        // A HEAD's answer has the length of a GET's, and no body.
+        assert!(read_answer(&mut conn, true).unwrap().body.is_empty());
     }
 }

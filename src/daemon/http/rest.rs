@@ -1,8 +1,9 @@
-//! Requests, as the front door hands them over whole: the Host
+//! REST requests, as tiny_http hands them over from the front door: the Host
 //! check, the bearer token, the body limit, then `routes` maps the request to
 //! the one `Request` enum and the shared dispatcher serves it, exactly as it
 //! serves the CLI. The static UI (`/`, `/favicon.ico`, `/static/...`: see
-//! `assets`) needs no token, and `POST /api/login` takes a one-time ticket instead;
+//! `assets`) needs no token and is answered by the front door itself
+//! ([`file`]), and `POST /api/login` takes a one-time ticket instead;
 //! nothing else is answered without the token.
 //!
 //! HTTP never hands out an API key: a page (or a script injected into one)
@@ -16,8 +17,11 @@
 //! and `DELETE /api/login` ends the caller's own browser session.
 
 use std::borrow::Cow;
+use std::io::{Cursor, Read};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use tiny_http::{Header, Response};
 
 use super::assets;
 use super::auth;
@@ -37,107 +41,44 @@ pub const MAX_BODY: usize = 1 << 20;
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
                    connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'";
 
-/// What the front door writes back for one request.
+/// What the front door writes back itself: a file of the UI.
 pub struct Answer {
     pub status: u16,
     /// Content-Type, Cache-Control and the rest; [`CSP`] and `nosniff` are
     /// added to every answer when it is written.
     pub headers: Vec<(&'static str, Cow<'static, str>)>,
     pub body: Cow<'static, [u8]>,
-    /// A file of the UI (or its 304): a connection without the token may
-    /// stay open after it (a browser fetches the page's files, then calls
-    /// the API with the token on the same connections).
+    /// A file (or its 304): a connection without the token may stay open
+    /// after it (a browser fetches the page's files, then calls the API
+    /// with the token on the same connections).
     pub file: bool,
-    /// `POST /api/daemon/shutdown`: the daemon stops once this is written.
-    pub shutdown: bool,
 }
 
-/// Answers one whole request (`body` read by the front door, within
-/// [`MAX_BODY`]).
-pub fn answer(state: &State, info: &HttpInfo, head: &Head, body: &[u8]) -> Answer {
-    let _busy = state.activity.busy();
+/// The front door's own answer to a request for the UI's files (`/`,
+/// `/index.html`, `/favicon.ico`, `/static/...`), after the same Host check
+/// as every request: no hop to tiny_http for what needs no token and no
+/// dispatcher. `None` for every other path (tiny_http serves those).
+pub fn file(info: &HttpInfo, head: &Head) -> Option<Answer> {
+    let path = head.path();
+    if !assets::is_ui_path(path) {
+        return None;
+    }
     let header = |name: &str| head.header(&name.to_ascii_lowercase()).map(str::to_string);
-    let mut shutdown = false;
-    let (status, body, content_type) = 'answer: {
-        if !auth::host_allowed(header("Host").as_deref(), &info.bind, info.addr.port()) {
-            break 'answer (
-                403,
-                envelope_error(403, "forbidden", "the Host header does not name this daemon"),
-                "application/json",
-            );
-        }
-        let (path, query) = head.target.split_once('?').unwrap_or((&head.target, ""));
-        let method = head.method.as_str();
-        if let Some(file) = assets::serve(path, method, &header) {
-            let file_ok = matches!(file.status, 200 | 304);
-            let (status, body, headers) = (file.status, file.body, file.headers);
-            return Answer { status, headers, body, file: file_ok, shutdown: false };
-        }
-        if path == "/api/login" && method != "DELETE" {
-            break 'answer login(state, info, method, header("Origin").as_deref(), body);
-        }
-        let authorization = header("Authorization");
-        let given = auth::bearer(authorization.as_deref());
-        let Some(bearer) = given.and_then(|t| auth::authorize(state, t)) else {
-            let why = if given.is_some() {
-                "wrong token, or a browser session that was signed out, revoked or expired"
-            } else {
-                "a bearer token is required"
-            };
-            break 'answer (401, envelope_error(401, "unauthorized", why), "application/json");
-        };
-        if path == "/api/login" {
-            break 'answer sign_out(state, &bearer);
-        }
-        if path == DASHBOARD {
-            break 'answer dashboard(state, method, query);
-        }
-        match routes::route(method, path, query, body) {
-            Err(e) => (e.status, envelope_error(e.status, e.code, &e.message), "application/json"),
-            // Which session is the caller's own is known here only.
-            Ok(Request::BrowserSessionsList { .. }) => dispatched(
-                state,
-                Request::BrowserSessionsList { current: bearer.session().map(String::from) },
-            ),
-            Ok(Request::Shutdown) => {
-                // Answered first, then the shutdown starts: otherwise the
-                // daemon could exit before the answer is written.
-                shutdown = true;
-                (200, envelope_ok(&serde_json::Value::Null), "application/json")
-            }
-            Ok(req) => {
-                let success = success_status(&req);
-                state.requests_served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let env_of = match &req {
-                    Request::ProfilesEnv { alias } => Some(alias.clone()),
-                    _ => None,
-                };
-                let shows_profiles = matches!(
-                    req,
-                    Request::ProfilesInspect { .. }
-                        | Request::ProfilesCreate(_)
-                        | Request::ProfilesList { .. }
-                );
-                let mut reply = dispatch::handle(state, req);
-                if let Some(alias) = env_of {
-                    reply = redact_env(state, &alias, reply);
-                }
-                if let (true, Reply::Ok { data }) = (shows_profiles, &mut reply) {
-                    redact_mcp(data);
-                }
-                let status = status_of(&reply, success);
-                let body = match &reply {
-                    Reply::Ok { data } => envelope_ok(data),
-                    Reply::Err { error } => {
-                        envelope_error(status, error.code.as_str(), &error.message)
-                    }
-                };
-                (status, body, "application/json")
-            }
-        }
-    };
-    let headers = vec![("Content-Type", content_type.into()), ("Cache-Control", "no-store".into())];
-    Answer { status, headers, body: body.into(), file: false, shutdown }
+    if !auth::host_allowed(header("Host").as_deref(), &info.bind, info.addr.port()) {
+        let why = "the Host header does not name this daemon";
+        return Some(Answer {
+            status: 403,
+            headers: vec![
+                ("Content-Type", "application/json".into()),
+                ("Cache-Control", "no-store".into()),
+            ],
+            body: envelope_error(403, "forbidden", why).into(),
+            file: false,
+        });
+    }
+    let answer = assets::serve(path, &head.method, &header)?;
+    let file = matches!(answer.status, 200 | 304);
+    Some(Answer { status: answer.status, headers: answer.headers, body: answer.body, file })
 }
 
 /// The head of `answer` to a `version` request: the status line, its
@@ -201,6 +142,139 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
+pub fn serve(state: &State, info: &HttpInfo, mut request: tiny_http::Request) {
+    let _busy = state.activity.busy();
+    let header = |name: &str| {
+        request
+            .headers()
+            .iter()
+            .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str().to_string())
+    };
+    let mut shutdown = false;
+    let (status, body, content_type) = 'answer: {
+        if !auth::host_allowed(header("Host").as_deref(), &info.bind, info.addr.port()) {
+            break 'answer (
+                403,
+                envelope_error(403, "forbidden", "the Host header does not name this daemon"),
+                "application/json",
+            );
+        }
+        let url = request.url().to_string();
+        let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+        let method = request.method().as_str().to_string();
+        if let Some(file) = assets::serve(path, &method, &header) {
+            return send(request, file.status, file.body, &file.headers);
+        }
+        if path == "/api/login" && method != "DELETE" {
+            break 'answer login(state, info, &method, header("Origin").as_deref(), &mut request);
+        }
+        let authorization = header("Authorization");
+        let given = auth::bearer(authorization.as_deref());
+        let Some(bearer) = given.and_then(|t| auth::authorize(state, t)) else {
+            let why = if given.is_some() {
+                "wrong token, or a browser session that was signed out, revoked or expired"
+            } else {
+                "a bearer token is required"
+            };
+            break 'answer (401, envelope_error(401, "unauthorized", why), "application/json");
+        };
+        if path == "/api/login" {
+            break 'answer sign_out(state, &bearer);
+        }
+        if path == DASHBOARD {
+            break 'answer dashboard(state, &method, query);
+        }
+        // The front door has read the whole body already and refused any
+        // over MAX_BODY (413), so this read neither waits nor grows.
+        let mut body = Vec::new();
+        if request.as_reader().take(MAX_BODY as u64).read_to_end(&mut body).is_err() {
+            break 'answer (
+                400,
+                envelope_error(400, "bad_request", "reading the body"),
+                "application/json",
+            );
+        }
+        match routes::route(&method, path, query, &body) {
+            Err(e) => (e.status, envelope_error(e.status, e.code, &e.message), "application/json"),
+            // Which session is the caller's own is known here only.
+            Ok(Request::BrowserSessionsList { .. }) => dispatched(
+                state,
+                Request::BrowserSessionsList { current: bearer.session().map(String::from) },
+            ),
+            Ok(Request::Shutdown) => {
+                // Answered first, then the shutdown starts: otherwise the
+                // daemon could exit before the bridge delivers the answer.
+                shutdown = true;
+                (200, envelope_ok(&serde_json::Value::Null), "application/json")
+            }
+            Ok(req) => {
+                let success = success_status(&req);
+                state.requests_served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let env_of = match &req {
+                    Request::ProfilesEnv { alias } => Some(alias.clone()),
+                    _ => None,
+                };
+                let shows_profiles = matches!(
+                    req,
+                    Request::ProfilesInspect { .. }
+                        | Request::ProfilesCreate(_)
+                        | Request::ProfilesList { .. }
+                );
+                let mut reply = dispatch::handle(state, req);
+                if let Some(alias) = env_of {
+                    reply = redact_env(state, &alias, reply);
+                }
+                if let (true, Reply::Ok { data }) = (shows_profiles, &mut reply) {
+                    redact_mcp(data);
+                }
+                let status = status_of(&reply, success);
+                let body = match &reply {
+                    Reply::Ok { data } => envelope_ok(data),
+                    Reply::Err { error } => {
+                        envelope_error(status, error.code.as_str(), &error.message)
+                    }
+                };
+                (status, body, "application/json")
+            }
+        }
+    };
+    let headers = [("Content-Type", content_type.into()), ("Cache-Control", "no-store".into())];
+    send(request, status, body.into(), &headers);
+    if shutdown {
+        // Still busy (so the shutdown waits for us): give the bridge a moment
+        // to carry the answer to the client.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        state.requests_served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        state.request_shutdown("shutdown requested over HTTP");
+    }
+}
+
+/// Answers `request` with `headers`, the Content-Security-Policy and
+/// `nosniff`.
+fn send(
+    request: tiny_http::Request,
+    status: u16,
+    body: Cow<'static, [u8]>,
+    headers: &[(&str, Cow<'static, str>)],
+) {
+    let length = body.len();
+    // Always a Content-Length, never chunked: the front door reads each
+    // answer off a kept-alive connection by its length.
+    let mut response =
+        Response::new(status.into(), Vec::new(), Cursor::new(body), Some(length), None)
+            .with_chunked_threshold(usize::MAX);
+    let fixed = [("Content-Security-Policy", CSP), ("X-Content-Type-Options", "nosniff")];
+    for (name, value) in headers.iter().map(|(n, v)| (*n, v.as_ref())).chain(fixed) {
+        if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            response.add_header(h);
+        }
+    }
+    if let Err(e) = request.respond(response) {
+        crate::debug!("http: writing a response: {e}");
+    }
+}
+
 /// `POST /api/login`: a live ticket from `ringlet ui` buys the token, once.
 /// No bearer token here (the page has none yet); the Host check has run,
 /// and a browser's Origin must be ours, so no other page can trade one.
@@ -211,15 +285,18 @@ fn login(
     info: &HttpInfo,
     method: &str,
     origin: Option<&str>,
-    body: &[u8],
+    request: &mut tiny_http::Request,
 ) -> (u16, Vec<u8>, &'static str) {
     const JSON: &str = "application/json";
     if !auth::origin_allowed(origin, &info.bind, info.addr.port()) {
         return (403, envelope_error(403, "forbidden", "a foreign Origin"), JSON);
     }
+    let mut body = Vec::new();
     // A ticket is 64 bytes: anything much longer is not a login.
-    let body = &body[..body.len().min(4096)];
-    let ticket = match routes::login_ticket(method, body) {
+    if request.as_reader().take(4096).read_to_end(&mut body).is_err() {
+        return (400, envelope_error(400, "bad_request", "reading the body"), JSON);
+    }
+    let ticket = match routes::login_ticket(method, &body) {
         Ok(ticket) => ticket,
         Err(e) => return (e.status, envelope_error(e.status, e.code, &e.message), JSON),
     };
@@ -445,6 +522,30 @@ pub(crate) fn holds_key(value: &str, key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answer_heads_say_the_length_and_what_becomes_of_the_connection() {
+        let answer = |status| Answer {
+            status,
+            headers: vec![("Content-Type", "application/json".into())],
+            body: Cow::Borrowed(b"{}"),
+            file: false,
+        };
+        let text =
+            |a: &Answer, version, close| String::from_utf8(head_of(a, version, close)).unwrap();
+        let ok = text(&answer(200), "HTTP/1.1", false);
+        assert!(ok.starts_with("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"), "{ok}");
+        assert!(ok.contains("\r\nContent-Length: 2\r\n") && ok.ends_with("\r\n\r\n"), "{ok}");
+        assert!(ok.contains(&format!("\r\nContent-Security-Policy: {CSP}\r\n")), "{ok}");
+        assert!(ok.contains("\r\nDate: ") && ok.contains(" GMT\r\n"), "{ok}");
+        assert!(!ok.contains("Connection:"), "{ok}");
+        assert!(text(&answer(401), "HTTP/1.1", true).contains("\r\nConnection: close\r\n"));
+        let old = text(&answer(200), "HTTP/1.0", false);
+        assert!(old.contains("\r\nConnection: keep-alive\r\n"), "{old}");
+        let not_modified = text(&answer(304), "HTTP/1.1", false);
+        assert!(not_modified.starts_with("HTTP/1.1 304 Not Modified\r\n"), "{not_modified}");
+        assert!(!not_modified.contains("Content-Length"), "{not_modified}");
+    }
 
     #[test]
     fn the_key_and_its_tail_are_found() {
