@@ -1,7 +1,7 @@
 //! The REST mapping (design.md §5): an HTTP request's method, path, query
 //! and body in, one protocol [`Request`] out; and on the way back, the status
 //! code of a dispatcher [`Reply`] and the JSON envelope it travels in. Pure
-//! functions, no I/O. `rest` takes the request from the front door, calls [`route`],
+//! functions, no I/O. `rest` reads the request off tiny_http, calls [`route`],
 //! serves the result through the shared dispatcher exactly as IPC does, and
 //! renders it with [`status_of`], [`envelope_ok`] and [`envelope_error`].
 //!
