@@ -104,3 +104,36 @@ headers = { Authorization = "Bearer sk-mcp-header-secret" }
     let local = env.cmd(&["profiles", "inspect", "tools", "--json"]).ok();
     assert!(local.contains("sk-mcp-secret-0123456789"), "{local}");
 }
+
+/// The dashboard's one call: each part is what its own route answers, and
+/// it needs the token like them.
+#[test]
+fn the_dashboard_is_its_cards_routes_in_one_answer() {
+    let env = Env::new("ui-dashboard");
+    env.create_profile("claude", "dash");
+    let (status, body) = get(&env, "/api/dashboard");
+    assert_eq!(status, 200, "{body}");
+    let data = &body["data"];
+    assert_eq!(data["errors"], serde_json::json!({}), "{body}");
+    for (field, path) in [
+        ("stats", "/api/stats"),
+        ("usage_today", "/api/usage?period=today"),
+        ("usage_month", "/api/usage?period=month"),
+        ("agents", "/api/agents"),
+        ("sessions", "/api/terminal/sessions"),
+        ("proxies", "/api/proxy/status"),
+    ] {
+        let (_, alone) = get(&env, path);
+        assert_eq!(data[field], alone["data"], "{field} against {path}");
+    }
+    let (_, alone) = get(&env, "/api/daemon/status");
+    for key in ["version", "pid", "socket", "http", "profiles"] {
+        assert_eq!(data["status"][key], alone["data"][key], "status.{key}: {body}");
+    }
+    assert_eq!(data["status"]["profiles"], 1, "{body}");
+
+    let (addr, _) = env.http();
+    assert_eq!(request(addr, "GET", "/api/dashboard", &[], b"").status, 401);
+    let (status, _) = get(&env, "/api/dashboard?period=7d");
+    assert_eq!(status, 400);
+}

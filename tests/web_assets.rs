@@ -332,3 +332,54 @@ fn a_debug_daemon_serves_the_ui_from_the_dev_directory() {
         assert!(!String::from_utf8_lossy(&answer.body).contains("not for you"), "{path}");
     }
 }
+
+/// A browser loads the page's files without the token, then calls the API
+/// with it, on the same few connections: a connection that got a file stays
+/// open for the next request (one that got anything else without the token
+/// is closed after it, as before), and its API call is answered there.
+#[test]
+fn a_connection_that_got_a_file_stays_open_for_the_api_calls_after_it() {
+    use std::io::{Read, Write};
+    let env = Env::new("assets-keepalive");
+    let (addr, token) = env.http();
+    let host = format!("Host: 127.0.0.1:{}\r\n", addr.port());
+    // One whole answer: its head, lower-cased.
+    let answer = |s: &mut std::net::TcpStream| -> String {
+        let mut raw = Vec::new();
+        let mut byte = [0u8; 1];
+        while !raw.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut byte).unwrap();
+            raw.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        let mut body = vec![0u8; length];
+        s.read_exact(&mut body).unwrap();
+        head
+    };
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    for path in ["/", "/favicon.ico"] {
+        write!(s, "GET {path} HTTP/1.1\r\n{host}Accept-Encoding: gzip\r\n\r\n").unwrap();
+        let head = answer(&mut s);
+        assert!(head.starts_with("http/1.1 200"), "{path}: {head}");
+        assert!(!head.contains("connection: close"), "{path}: {head}");
+    }
+    write!(s, "GET /api/dashboard HTTP/1.1\r\n{host}Authorization: Bearer {token}\r\n\r\n")
+        .unwrap();
+    let head = answer(&mut s);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(!head.contains("connection: close"), "with the token, kept: {head}");
+
+    // Without the token, an API answer still ends the connection.
+    let mut stranger = std::net::TcpStream::connect(addr).unwrap();
+    stranger.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    write!(stranger, "GET /api/dashboard HTTP/1.1\r\n{host}\r\n").unwrap();
+    let head = answer(&mut stranger);
+    assert!(head.starts_with("http/1.1 401") && head.contains("connection: close"), "{head}");
+    let mut rest = Vec::new();
+    assert_eq!(stranger.read_to_end(&mut rest).unwrap(), 0, "closed after the 401");
+}

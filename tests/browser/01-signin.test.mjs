@@ -4,26 +4,15 @@
 // tab of the same browser is signed in without a ticket, and a ticket link
 // pasted into an open tab signs it in.
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { BASE, browser, newContext, ringlet, settled, storedValues, ticketUrl, watch } from "./world.mjs";
+import { BASE, newContext, openBrowser, ringlet, settled, storedValues, ticketUrl, watch } from "./world.mjs";
 
-let b;
-let context;
 let page;
-
-before(async () => {
-  b = await browser();
-  context = await newContext(b);
-});
-
-after(async () => {
-  await context?.close();
-  await b?.close();
-});
+const world = openBrowser();
 
 test("a ticket from `ringlet ui` signs in; the page keeps no daemon token", async () => {
-  page = await context.newPage();
+  page = await world.context.newPage();
   const checks = watch(page);
   const url = ticketUrl();
   assert.ok(url.startsWith(BASE), `${url} is not on ${BASE}`);
@@ -43,7 +32,7 @@ test("a ticket from `ringlet ui` signs in; the page keeps no daemon token", asyn
   assert.deepEqual(stored.cookies, [], "the daemon set cookies");
   assert.equal(stored.cookie, "");
   // A spent ticket does not sign in a second time.
-  const again = await context.request.post(`${BASE}api/login`, {
+  const again = await world.context.request.post(`${BASE}api/login`, {
     data: { ticket: new URL(url).hash.slice("#ticket=".length) },
     headers: { Origin: BASE.replace(/\/$/, "") },
   });
@@ -52,13 +41,13 @@ test("a ticket from `ringlet ui` signs in; the page keeps no daemon token", asyn
 });
 
 test("the favicon is served without a token", async () => {
-  const reply = await context.request.get(`${BASE}favicon.ico`);
+  const reply = await world.context.request.get(`${BASE}favicon.ico`);
   assert.equal(reply.status(), 200);
 });
 
 test("a new tab of the same browser is signed in", async () => {
   assert.ok(page, "not signed in (the first test failed)");
-  const tab = await context.newPage();
+  const tab = await world.context.newPage();
   const tabChecks = watch(tab);
   await tab.goto(`${BASE}#/profiles`);
   await settled(tab, "profiles");
@@ -70,7 +59,7 @@ test("a new tab of the same browser is signed in", async () => {
 });
 
 test("a browser with no session is asked to sign in; a pasted ticket link signs it in", async () => {
-  const other = await newContext(b);
+  const other = await newContext(world.browser);
   const tab = await other.newPage();
   await tab.goto(`${BASE}#/profiles`);
   await tab.getByRole("heading", { name: "Sign in" }).waitFor({ timeout: 10_000 });

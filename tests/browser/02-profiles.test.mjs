@@ -3,25 +3,14 @@
 // from there), nothing the page keeps holds it, and the profile runs: the
 // real Claude Code answers through it from the mock provider.
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { CLAUDE_PROFILE, MOCK_PROVIDER, MOCK_REPLY, browser, newContext, open, ringlet, signIn, storedValues, until, watch } from "./world.mjs";
+import { CLAUDE_PROFILE, MOCK_PROVIDER, MOCK_REPLY, openBrowser, open, ringlet, signIn, storedValues, until, watch } from "./world.mjs";
 
 const ALIAS = "formmade";
 const KEY = process.env.RINGLET_FORM_KEY || "sk-ant-api03-browserform-0123456789abcdefKLMN";
 
-let b;
-let context;
-
-before(async () => {
-  b = await browser();
-  context = await newContext(b);
-});
-
-after(async () => {
-  await context?.close();
-  await b?.close();
-});
+const world = openBrowser();
 
 /// The create form: the form holding the "Create profile" button.
 async function createForm(page) {
@@ -38,7 +27,7 @@ async function createForm(page) {
 }
 
 test("a profile created through the form keeps its key in the store and runs", async () => {
-  const page = await signIn(context);
+  const page = await signIn(world.context);
   const checks = watch(page);
   await open(page, "profiles");
   const form = await createForm(page);
@@ -79,7 +68,7 @@ test("a profile created through the form keeps its key in the store and runs", a
 });
 
 test("a refused profile gets the daemon's own error, and nothing changes", async () => {
-  const page = await signIn(context);
+  const page = await signIn(world.context);
   await open(page, "profiles");
   const form = await createForm(page);
   await form.getByRole("combobox", { name: /^agent/i }).selectOption("claude");

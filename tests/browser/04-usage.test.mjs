@@ -3,25 +3,14 @@
 // usage page shows exactly the tokens the mock reported: every call is 123
 // input and 45 output tokens, and the page's totals are the CLI's.
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { CLAUDE_PROFILE, browser, newContext, open, ringlet, signIn, until, watch } from "./world.mjs";
+import { CLAUDE_PROFILE, openBrowser, open, ringlet, signIn, until, watch } from "./world.mjs";
 
 const MOCK_INPUT = 123;
 const MOCK_OUTPUT = 45;
 
-let b;
-let context;
-
-before(async () => {
-  b = await browser();
-  context = await newContext(b);
-});
-
-after(async () => {
-  await context?.close();
-  await b?.close();
-});
+const world = openBrowser();
 
 function totals() {
   return JSON.parse(ringlet(["usage", "--json"])).totals;
@@ -38,7 +27,7 @@ test("the usage page shows the mock's exact tokens", async () => {
   assert.ok(Number.isInteger(calls) && calls >= 1, JSON.stringify(t));
   assert.equal(t.output_tokens, calls * MOCK_OUTPUT, JSON.stringify(t));
 
-  const page = await signIn(context);
+  const page = await signIn(world.context);
   const checks = watch(page);
   await open(page, "usage");
   const main = page.getByRole("main");

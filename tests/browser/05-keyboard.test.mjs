@@ -3,22 +3,11 @@
 // Tab walks the profile form's fields; and the terminal's keyboard trap has
 // a documented way out (the key its `aria-keyshortcuts` names).
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { BASE, PAGES, SHELL_PROFILE, browser, newContext, open, ringlet, settled, signIn, until, waitScreen, watch } from "./world.mjs";
+import { BASE, PAGES, SHELL_PROFILE, openBrowser, open, ringlet, settled, signIn, until, waitScreen, watch } from "./world.mjs";
 
-let b;
-let context;
-
-before(async () => {
-  b = await browser();
-  context = await newContext(b);
-});
-
-after(async () => {
-  await context?.close();
-  await b?.close();
-});
+const world = openBrowser();
 
 /// What has the focus: its accessible-ish name, tag, and whether a focus
 /// ring shows (an outline or a box shadow).
@@ -54,7 +43,7 @@ async function tabUntil(page, what, pred, limit = 60) {
 }
 
 test("Tab goes through the skip link and the whole nav with a visible focus", async () => {
-  const page = await signIn(context);
+  const page = await signIn(world.context);
   const checks = watch(page);
   await page.goto(`${BASE}#/dashboard`);
   await settled(page, "dashboard");
@@ -81,7 +70,7 @@ test("Tab goes through the skip link and the whole nav with a visible focus", as
 });
 
 test("the profile form is reached and filled with the keyboard alone", async () => {
-  const page = await signIn(context);
+  const page = await signIn(world.context);
   await open(page, "profiles");
   const submit = page.getByRole("button", { name: /create profile/i });
   if (!(await submit.isVisible())) {
@@ -97,7 +86,7 @@ test("the profile form is reached and filled with the keyboard alone", async () 
 });
 
 test("the terminal's keyboard trap has a documented way out", async () => {
-  const page = await signIn(context);
+  const page = await signIn(world.context);
   await page.goto(`${BASE}#/terminals?new=1&profile=${SHELL_PROFILE}`);
   await settled(page, "terminals");
   await tabUntil(page, "the Start session button", (f) => /^start( session)?$/i.test(f.name));

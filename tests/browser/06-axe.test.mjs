@@ -5,26 +5,15 @@
 // The pages run with CSP bypassed here only so axe's bundle can be
 // injected; the CSP itself is checked in 01-pages.
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { AXE, PAGES, browser, newContext, open, signIn } from "./world.mjs";
+import { AXE, PAGES, openBrowser, open, signIn } from "./world.mjs";
 
-let b;
-let context;
-
-before(async () => {
-  b = await browser();
-  context = await newContext(b, { bypassCSP: true });
-});
-
-after(async () => {
-  await context?.close();
-  await b?.close();
-});
+const world = openBrowser({ bypassCSP: true });
 
 for (const theme of ["light", "dark"]) {
   test(`axe finds nothing serious on any page (${theme} theme)`, async () => {
-    const page = await signIn(context);
+    const page = await signIn(world.context);
     await page.evaluate((t) => localStorage.setItem("ringlet.theme", t), theme);
     await page.reload();
     const found = [];

@@ -4,26 +4,16 @@
 // screen, on a desktop (1280 px) and a phone (390 px); a screenshot of each
 // lands in target/ui-shots/<page>-<width>.png.
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { PAGES, SHOTS, browser, newContext, open, signIn, watch } from "./world.mjs";
+import { PAGES, SHOTS, openBrowser, open, signIn, watch } from "./world.mjs";
 
-let b;
-let context;
 let page;
 let checks;
-
-before(async () => {
-  b = await browser();
-  context = await newContext(b);
+const world = openBrowser({}, async ({ context }) => {
   page = await signIn(context);
   checks = watch(page);
-});
-
-after(async () => {
-  await context?.close();
-  await b?.close();
 });
 
 for (const [width, height] of [

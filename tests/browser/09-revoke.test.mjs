@@ -2,31 +2,20 @@
 // `ringlet ui --revoke all` the page's token gets 401 on REST, its
 // WebSockets close, and the page shows that it is signed out by itself.
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { BASE, SHELL_PROFILE, browser, newContext, ringlet, settled, signIn, until } from "./world.mjs";
+import { BASE, SHELL_PROFILE, openBrowser, ringlet, settled, signIn, until } from "./world.mjs";
 
-let b;
-let context;
-
-before(async () => {
-  b = await browser();
-  context = await newContext(b);
-});
-
-after(async () => {
-  await context?.close();
-  await b?.close();
-});
+const world = openBrowser();
 
 test("a revoked browser session gets 401 and its WebSockets close", async () => {
   const sockets = [];
-  context.on("page", (p) => p.on("websocket", (ws) => {
+  world.context.on("page", (p) => p.on("websocket", (ws) => {
     const s = { url: ws.url(), closed: false };
     ws.on("close", () => (s.closed = true));
     sockets.push(s);
   }));
-  const page = await signIn(context);
+  const page = await signIn(world.context);
   // A terminal too, so both kinds of WebSocket are open.
   const id = JSON.parse(ringlet(["terminal", "list", "--json"]));
   void id;

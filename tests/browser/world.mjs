@@ -7,6 +7,7 @@
 // notes14/browser.md).
 
 import { execFileSync } from "node:child_process";
+import { after, before } from "node:test";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import assert from "node:assert/strict";
@@ -124,6 +125,24 @@ export async function newContext(b, options = {}) {
     });
   });
   return context;
+}
+
+/// What every test file opens with: before its tests, the suite's browser
+/// and a new context of it (`options` as for newContext), then
+/// `setup(world)` if given; after them, both closed. Returns the `world`
+/// whose `browser` and `context` are set by the time a test runs.
+export function openBrowser(options = {}, setup) {
+  const world = {};
+  before(async () => {
+    world.browser = await browser();
+    world.context = await newContext(world.browser, options);
+    if (setup) await setup(world);
+  });
+  after(async () => {
+    await world.context?.close();
+    await world.browser?.close();
+  });
+  return world;
 }
 
 /// A page on the dashboard, signed in: through a fresh ticket, unless the

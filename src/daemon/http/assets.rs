@@ -79,6 +79,11 @@ impl Answer {
     }
 }
 
+/// Whether `path` names the UI's files (what [`serve`] answers).
+pub fn is_ui_path(path: &str) -> bool {
+    matches!(path, "/" | "/index.html" | "/favicon.ico") || path.starts_with("/static/")
+}
+
 /// The answer to `path` when it names the UI's files (`/`, `/index.html`,
 /// `/favicon.ico`, anything under `/static/`); `None` for every other path.
 /// `header` looks a request header up by name.

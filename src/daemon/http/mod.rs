@@ -5,12 +5,15 @@
 //! blocking and cannot be split), so the daemon owns the listener. Each
 //! connection gets a thread that reads whole requests, head and body, each
 //! bounded in size and time: a `GET /ws` upgrade is completed on the raw
-//! `TcpStream` and served by `ws`; anything else is handed, one complete
-//! request at a time, to tiny_http listening on a private socket beside the
-//! IPC one (`rest`), and its answers are copied back. tiny_http's few workers
-//! therefore never wait on a slow client, in either direction. Connections
-//! are capped, and connections without the token can never crowd out those
-//! with it (`slots`). None of it touches the IPC path.
+//! `TcpStream` and served by `ws` (or `terminal_ws`); the UI's files are
+//! answered on that thread from the binary (`rest::file`, `assets`);
+//! anything else is handed, one complete request at a time, to tiny_http
+//! listening on a private socket beside the IPC one (`rest`), over private
+//! connections kept open for the next request ([`Backend`]), and its whole
+//! answer is read, then copied back. tiny_http's few workers therefore never
+//! wait on a slow client, in either direction. Connections are capped, and
+//! connections without the token can never crowd out those with it
+//! (`slots`). None of it touches the IPC path.
 
 pub mod assets;
 pub mod auth;
@@ -23,11 +26,12 @@ pub(crate) mod slots;
 mod terminal_ws;
 pub(crate) mod ws;
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -37,7 +41,7 @@ pub(crate) use rest::holds_key;
 use slots::{Slot, SlotReader, Slots};
 
 /// A request head larger than this gets 431 (tiny_http applies its own
-/// limits to later requests on a kept-alive connection).
+/// limits behind it).
 const MAX_HEAD: usize = 16 * 1024;
 /// A new connection must start its first request within this.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,6 +58,12 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 /// requests wait on purpose (a session kill waits up to 2 s for a stubborn
 /// agent), so there are more than cores; an idle one costs only its stack.
 const REST_WORKERS: usize = 8;
+/// Private connections to tiny_http kept open for the next request, at
+/// most; more may be open at once, and are closed after their request.
+const BACKEND_IDLE: usize = 16;
+/// A head from tiny_http larger than this is an error (they are a few
+/// hundred bytes).
+const MAX_BACKEND_HEAD: usize = 64 * 1024;
 
 /// Where the front door listens, for status replies and the Host checks.
 #[derive(Debug, Clone)]
@@ -113,15 +123,16 @@ pub fn start(state: &Arc<State>) -> Result<Option<HttpInfo>> {
             }
         })?;
     }
+    let backend = Arc::new(Backend::new(internal));
     let (state, accept_info) = (state.clone(), info.clone());
     std::thread::Builder::new()
         .name("http-accept".into())
-        .spawn(move || accept(listener, &state, &accept_info, internal))?;
+        .spawn(move || accept(listener, &state, &accept_info, &backend))?;
     crate::info!("HTTP API on http://{}", info.addr);
     Ok(Some(info))
 }
 
-fn accept(listener: TcpListener, state: &Arc<State>, info: &HttpInfo, internal: PathBuf) {
+fn accept(listener: TcpListener, state: &Arc<State>, info: &HttpInfo, backend: &Arc<Backend>) {
     for conn in listener.incoming() {
         let Ok(mut stream) = conn else { continue };
         let Some(slot) = info.slots.take(&stream) else {
@@ -129,11 +140,11 @@ fn accept(listener: TcpListener, state: &Arc<State>, info: &HttpInfo, internal: 
             let _ = answer_error(&mut stream, 503, "unavailable", why);
             continue;
         };
-        let (state, conn_info, internal) = (state.clone(), info.clone(), internal.clone());
+        let (state, conn_info, backend) = (state.clone(), info.clone(), backend.clone());
         let spawned = std::thread::Builder::new().name("http-conn".into()).spawn({
             let slot = slot.clone();
             move || {
-                if let Err(e) = connection(stream, &state, &conn_info, &internal, &slot) {
+                if let Err(e) = connection(stream, &state, &conn_info, &backend, &slot) {
                     crate::debug!("http connection: {e:#}");
                 }
                 conn_info.slots.give_back(&slot);
@@ -171,11 +182,12 @@ fn connection(
     stream: TcpStream,
     state: &State,
     info: &HttpInfo,
-    internal: &std::path::Path,
+    backend: &Backend,
     slot: &Arc<Slot>,
 ) -> Result<()> {
-    // tiny_http and tungstenite write small frames; without this, each reply
-    // after the first on a kept-alive connection waits ~40 ms (design.md §5).
+    // Answers and tungstenite's frames are small writes; without this, each
+    // reply after the first on a kept-alive connection waits ~40 ms
+    // (design.md §5).
     stream.set_nodelay(true)?;
     let admit = |slot: &Arc<Slot>, head: &Head| admit(state, info, slot, head);
     let mut reader = Framer { input: SlotReader::new(stream, slot.clone()), admit: &admit };
@@ -200,7 +212,7 @@ fn connection(
         }
         reader = Framer { input: SlotReader { stream, pending, slot, started }, admit };
     }
-    bridge(reader, head, body, state, internal)
+    serve(reader, head, body, state, info, backend)
 }
 
 /// A connection that sends the right token (the daemon's or a live
@@ -367,8 +379,8 @@ pub(crate) fn content_length(head: &Head) -> Result<usize, u16> {
 }
 
 pub(crate) fn parse_head(bytes: &[u8]) -> Result<Head, u16> {
-    // ASCII only: tiny_http drops a connection whose head has other bytes
-    // without a word, and nothing here needs them.
+    // ASCII only: nothing here needs other bytes, and a head relayed
+    // upstream (the proxy) must mean the same to the next server.
     if !bytes.is_ascii() {
         return Err(400);
     }
@@ -392,8 +404,8 @@ pub(crate) fn parse_head(bytes: &[u8]) -> Result<Head, u16> {
     }
     // Strict, as RFC 9112 asks of a server: a line without a colon, a name
     // that is not a token (a space before the colon, a folded line starting
-    // with white space) is a 400. tiny_http parses the head again behind the
-    // front door, and the two must never read one head two ways.
+    // with white space) is a 400. A relayed head is parsed again upstream,
+    // and the two must never read one head two ways.
     let mut headers = Vec::new();
     for line in lines.filter(|l| !l.is_empty()) {
         let (name, value) = line.split_once(':').ok_or(400u16)?;
@@ -408,8 +420,8 @@ pub(crate) fn parse_head(bytes: &[u8]) -> Result<Head, u16> {
         }
         // RFC 9110 §5.5: no CR, LF, NUL or other control byte in a value
         // (tab aside). Lines are cut at CRLF only, so a bare LF stays in the
-        // value, and the head rebuilt for tiny_http (or relayed upstream)
-        // would carry it as a line break: a header of the client's making.
+        // value, and a head relayed upstream (the proxy) would carry it as
+        // a line break: a header of the client's making.
         if value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
             return Err(400);
         }
@@ -424,54 +436,50 @@ fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-/// Serves a connection's requests through tiny_http, one at a time: each
-/// whole request the [`Framer`] cuts goes up a private connection of its
-/// own, which is then half-closed, and the answer is copied back until
-/// tiny_http closes it. A client that does not read its answers is cut off
-/// after [`WRITE_TIMEOUT`], and tiny_http's write then fails too, so a
-/// worker is never held either way.
-///
-/// Why a private connection per request rather than one per client
-/// connection: tiny_http gives each of its connections a pool thread for
-/// as long as it stays open, and its pool (0.12's `TaskPool`) hands a burst
-/// of new connections to idle threads that have been woken for another:
-/// a burst's surplus waited in its queue until some kept-alive connection
-/// closed, after [`IDLE_TIMEOUT`]. A page firing eight calls at once saw
-/// one or two of them answered 15 s late. Its connections now last one
-/// request, so anything queued waits for a request, never for an idle
-/// client.
-fn bridge(
+/// Serves a connection's requests, one at a time: the UI's files are
+/// answered here ([`rest::file`]), every other request goes to tiny_http
+/// over one of the [`Backend`]'s kept-alive private connections and its
+/// answer is read whole, then written back. A client that does not read
+/// its answers is cut off after [`WRITE_TIMEOUT`]; since tiny_http's
+/// answer has been read by then, no worker of it ever waits on a client.
+fn serve(
     mut reader: Framer<'_>,
     mut head: Head,
     mut body: Vec<u8>,
     state: &State,
-    internal: &std::path::Path,
+    info: &HttpInfo,
+    backend: &Backend,
 ) -> Result<()> {
     let mut client_w = reader.input.stream.try_clone()?;
     client_w.set_write_timeout(Some(WRITE_TIMEOUT))?;
     loop {
-        // A connection without the token gets one answer, then is closed:
-        // one answer to a stranger (an error, the login, a file of the UI)
-        // holds no worker for longer than that.
-        let last = !reader.input.slot.trusted();
-        let mut upstream =
-            UnixStream::connect(internal).context("connecting to the REST server")?;
-        forward(&mut upstream, &head, &body, last)?;
-        // The end of this request's connection: tiny_http answers it,
-        // then finds nothing more and closes, which ends the copy below.
-        upstream.shutdown(Shutdown::Write)?;
-        let close = last || wants_close(&head);
-        let whole = match relay(&mut upstream, &mut client_w) {
-            Ok(whole) => whole,
-            Err(e) => {
-                // The client went away or stopped reading: dropping the
-                // private connection fails tiny_http's write, if still going.
-                let _ = reader.input.stream.shutdown(Shutdown::Both);
-                return Err(e.into());
+        let trusted = reader.input.slot.trusted();
+        // A connection without the token gets one answer, then is closed,
+        // unless the answer was a file of the UI: a browser loads the page's
+        // files on a few connections without the token, then calls the API
+        // with it on the same ones. It holds a stranger's slot meanwhile,
+        // which a newcomer may take (`slots`).
+        let (bytes, close) = match rest::file(info, &head) {
+            Some(answer) => {
+                let close = (!trusted && !answer.file) || wants_close(&head);
+                let mut bytes = rest::head_of(&answer, &head.version, close);
+                if head.method != "HEAD" {
+                    bytes.extend_from_slice(&answer.body);
+                }
+                (bytes, close)
+            }
+            None => {
+                let close = !trusted || wants_close(&head);
+                let answer = backend.ask(&head, &body).context("the REST server")?;
+                (answer.for_client(&head.version, close), close)
             }
         };
-        if close || !whole {
-            let _ = client_w.shutdown(Shutdown::Both);
+        if let Err(e) = client_w.write_all(&bytes) {
+            let _ = reader.input.stream.shutdown(Shutdown::Both);
+            return Err(e.into());
+        }
+        if close {
+            let _ = client_w.shutdown(Shutdown::Write);
             break;
         }
         match reader.next(IDLE_TIMEOUT) {
@@ -485,69 +493,148 @@ fn bridge(
     Ok(())
 }
 
-/// Copies one answer from tiny_http to the client, until tiny_http closes
-/// its connection. False when tiny_http closed before a whole head (the
-/// connection to the client then ends too).
-fn relay(upstream: &mut UnixStream, client: &mut TcpStream) -> io::Result<bool> {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 8192];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = upstream.read(&mut buf)?;
-        if n == 0 {
-            client.write_all(&head)?;
-            return Ok(false);
+/// tiny_http behind the front door: private connections to its socket,
+/// kept open between requests (a connection per request cost each REST
+/// call a connect, an accept and a thread hand-off: p99 5.2 ms).
+///
+/// tiny_http 0.12 gives each connection a thread of its pool (`TaskPool`)
+/// for as long as it stays open, and a connection that comes while the
+/// thread woken for another has not yet taken that one is queued behind it,
+/// to wait until some connection closes: with every connection kept open,
+/// for ever. So connections are opened one at a time, and each is answered
+/// once (a probe) before the next is opened: its thread has taken it.
+pub(crate) struct Backend {
+    path: PathBuf,
+    idle: Mutex<Vec<BufReader<UnixStream>>>,
+    /// Held while a connection is opened and probed.
+    opening: Mutex<()>,
+}
+
+/// tiny_http's answer to one request.
+struct BackendAnswer {
+    /// Its head's lines, without the blank line that ends it.
+    head: Vec<u8>,
+    body: Vec<u8>,
+}
+
+impl BackendAnswer {
+    /// The bytes for the client: tiny_http's head, what becomes of the
+    /// connection (`close`, or `keep-alive` for an HTTP/1.0 client that
+    /// asked for it), the body.
+    fn for_client(mut self, version: &str, close: bool) -> Vec<u8> {
+        if close {
+            self.head.extend_from_slice(b"Connection: close\r\n");
+        } else if version == "HTTP/1.0" {
+            self.head.extend_from_slice(b"Connection: keep-alive\r\n");
         }
-        head.extend_from_slice(&buf[..n]);
+        self.head.extend_from_slice(b"\r\n");
+        self.head.extend_from_slice(&self.body);
+        self.head
     }
-    client.write_all(&head)?;
-    io::copy(upstream, client)?;
-    Ok(true)
+}
+
+impl Backend {
+    fn new(path: PathBuf) -> Backend {
+        Backend { path, idle: Mutex::default(), opening: Mutex::default() }
+    }
+
+    /// Hands one whole request to tiny_http and reads its whole answer. A
+    /// connection that fails is dropped, never reused.
+    fn ask(&self, head: &Head, body: &[u8]) -> io::Result<BackendAnswer> {
+        let mut conn = self.take()?;
+        forward(conn.get_mut(), head, body)?;
+        let bodiless = head.method == "HEAD";
+        let answer = read_answer(&mut conn, bodiless)?;
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < BACKEND_IDLE {
+            idle.push(conn);
+        }
+        Ok(answer)
+    }
+
+    /// An idle connection, or a new one, opened as [`Backend`] says.
+    fn take(&self) -> io::Result<BufReader<UnixStream>> {
+        let pop = || self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        if let Some(conn) = pop() {
+            return Ok(conn);
+        }
+        let _one = self.opening.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(conn) = pop() {
+            return Ok(conn);
+        }
+        let mut conn = BufReader::new(UnixStream::connect(&self.path)?);
+        // Any request does: without a Host it gets a 403 at once.
+        conn.get_mut().write_all(b"GET / HTTP/1.1\r\n\r\n")?;
+        read_answer(&mut conn, false)?;
+        Ok(conn)
+    }
+}
+
+/// Reads one answer off a connection to tiny_http, by its Content-Length
+/// (`rest` always gives one): the head and, unless `bodiless` (a HEAD) or
+/// its status has none, the body.
+fn read_answer(conn: &mut BufReader<UnixStream>, bodiless: bool) -> io::Result<BackendAnswer> {
+    let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
+    let mut head = Vec::new();
+    let mut length = None;
+    let mut status = 0u16;
+    loop {
+        let start = head.len();
+        if conn.read_until(b'\n', &mut head)? == 0 {
+            return Err(bad("tiny_http closed the connection"));
+        }
+        if head.len() > MAX_BACKEND_HEAD {
+            return Err(bad("an oversized answer head"));
+        }
+        let line = &head[start..];
+        if line == b"\r\n" {
+            head.truncate(start);
+            break;
+        }
+        let text = String::from_utf8_lossy(line).to_ascii_lowercase();
+        if start == 0 {
+            status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        } else if let Some(v) = text.strip_prefix("content-length:") {
+            length = Some(v.trim().parse::<usize>().map_err(|_| bad("a bad Content-Length"))?);
+        } else if text.starts_with("transfer-encoding:") {
+            return Err(bad("a chunked answer"));
+        }
+    }
+    let none = bodiless || status < 200 || status == 204 || status == 304;
+    let mut body = vec![0; if none { 0 } else { length.ok_or_else(|| bad("no Content-Length"))? }];
+    conn.read_exact(&mut body)?;
+    Ok(BackendAnswer { head, body })
+}
+
+/// Hands one whole request to tiny_http, with a head rebuilt from what the
+/// front door parsed, so the two can never read a request differently.
+/// Always as HTTP/1.1 without `Connection` (the private connection stays
+/// open whatever the client asked; the front door answers for its own).
+/// Left out too: `Expect` (the body is already here), `Upgrade` (tiny_http
+/// would hand the rest of the connection to the handler as the body) and
+/// `TE` (tiny_http would answer chunked).
+fn forward(up: &mut UnixStream, head: &Head, body: &[u8]) -> io::Result<()> {
+    let mut text = format!("{} {} HTTP/1.1\r\n", head.method, head.target);
+    for (name, value) in &head.headers {
+        match name.as_str() {
+            "expect" | "upgrade" | "connection" | "keep-alive" | "te" => {}
+            _ => text.push_str(&format!("{name}: {value}\r\n")),
+        }
+    }
+    text.push_str("\r\n");
+    let mut bytes = text.into_bytes();
+    bytes.extend_from_slice(body);
+    up.write_all(&bytes)
 }
 
 /// Whether the client asked for its connection to end with this answer:
-/// `Connection: close`, or HTTP/1.0 without `keep-alive` (tiny_http's rule,
-/// which it follows without saying so in its answer).
+/// `Connection: close`, or HTTP/1.0 without `keep-alive`.
 fn wants_close(head: &Head) -> bool {
     match head.header("connection").map(str::to_ascii_lowercase) {
         Some(v) if v.contains("close") => true,
         Some(v) => head.version == "HTTP/1.0" && !v.contains("keep-alive"),
         None => head.version == "HTTP/1.0",
     }
-}
-
-/// Hands one whole request to tiny_http, with a head rebuilt from what the
-/// front door parsed, so the two can never read a request differently.
-/// Left out: `Expect` (the body is already here; HTTP/1.1 lets a client
-/// waiting for `100 Continue` send it anyway), `Upgrade`, and `upgrade` in
-/// `Connection` (tiny_http would hand the rest of the connection to the
-/// handler as the body, and the handler would wait for its end). `last`:
-/// the connection ends after this answer (`Connection: close`).
-fn forward(up: &mut UnixStream, head: &Head, body: &[u8], last: bool) -> io::Result<()> {
-    let mut text = format!("{} {} {}\r\n", head.method, head.target, head.version);
-    if last {
-        // So that the answer says `Connection: close`.
-        text.push_str("connection: close\r\n");
-    }
-    for (name, value) in &head.headers {
-        match name.as_str() {
-            "expect" | "upgrade" => {}
-            "connection" if last => {}
-            "connection" => {
-                let kept: Vec<&str> = value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("upgrade"))
-                    .collect();
-                if !kept.is_empty() {
-                    text.push_str(&format!("connection: {}\r\n", kept.join(", ")));
-                }
-            }
-            _ => text.push_str(&format!("{name}: {value}\r\n")),
-        }
-    }
-    text.push_str("\r\n");
-    up.write_all(text.as_bytes())?;
-    up.write_all(body)
 }
 
 #[cfg(test)]
@@ -616,18 +703,35 @@ mod tests {
         use std::io::Read as _;
         let (mut a, mut b) = UnixStream::pair().unwrap();
         let h = head(
-            "POST /api/x HTTP/1.1\r\nHost: h:1\r\nExpect: 100-continue\r\n\
+            "POST /api/x HTTP/1.0\r\nHost: h:1\r\nExpect: 100-continue\r\nTE: chunked\r\n\
              Connection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nContent-Length: 2\r\n\r\n",
         )
         .unwrap();
-        forward(&mut a, &h, b"{}", false).unwrap();
+        forward(&mut a, &h, b"{}").unwrap();
         drop(a);
         let mut sent = String::new();
         b.read_to_string(&mut sent).unwrap();
-        assert_eq!(
-            sent,
-            "POST /api/x HTTP/1.1\r\nhost: h:1\r\nconnection: keep-alive\r\n\
-             content-length: 2\r\n\r\n{}"
-        );
+        assert_eq!(sent, "POST /api/x HTTP/1.1\r\nhost: h:1\r\ncontent-length: 2\r\n\r\n{}");
+    }
+
+    #[test]
+    fn answers_are_read_by_their_length_and_say_what_becomes_of_the_connection() {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        a.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}HTTP/1.1 304 Not Modified\r\n\
+              ETag: x\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+        )
+        .unwrap();
+        let mut conn = BufReader::new(b);
+        let first = read_answer(&mut conn, false).unwrap();
+        assert_eq!(first.body, b"{}");
+        let bytes = first.for_client("HTTP/1.1", true);
+        assert_eq!(bytes, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+        let second = read_answer(&mut conn, false).unwrap();
+        assert!(second.body.is_empty());
+        let kept = second.for_client("HTTP/1.0", false);
+        assert!(kept.ends_with(b"ETag: x\r\nConnection: keep-alive\r\n\r\n"));
+        // A HEAD's answer has the length of a GET's, and no body.
+        assert!(read_answer(&mut conn, true).unwrap().body.is_empty());
     }
 }

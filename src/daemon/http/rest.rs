@@ -1,8 +1,9 @@
-//! REST requests, as tiny_http hands them over from the bridge: the Host
+//! REST requests, as tiny_http hands them over from the front door: the Host
 //! check, the bearer token, the body limit, then `routes` maps the request to
 //! the one `Request` enum and the shared dispatcher serves it, exactly as it
 //! serves the CLI. The static UI (`/`, `/favicon.ico`, `/static/...`: see
-//! `assets`) needs no token, and `POST /api/login` takes a one-time ticket instead;
+//! `assets`) needs no token and is answered by the front door itself
+//! ([`file`]), and `POST /api/login` takes a one-time ticket instead;
 //! nothing else is answered without the token.
 //!
 //! HTTP never hands out an API key: a page (or a script injected into one)
@@ -22,10 +23,10 @@ use std::time::{Duration, Instant};
 
 use tiny_http::{Header, Response};
 
-use super::HttpInfo;
 use super::assets;
 use super::auth;
 use super::routes::{self, envelope_error, envelope_ok, status_of, success_status};
+use super::{Head, HttpInfo};
 use crate::daemon::State;
 use crate::daemon::dispatch;
 use crate::protocol::{ErrorCode, Reply, Request};
@@ -39,6 +40,107 @@ pub const MAX_BODY: usize = 1 << 20;
 /// cells and colours.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
                    connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'";
+
+/// What the front door writes back itself: a file of the UI.
+pub struct Answer {
+    pub status: u16,
+    /// Content-Type, Cache-Control and the rest; [`CSP`] and `nosniff` are
+    /// added to every answer when it is written.
+    pub headers: Vec<(&'static str, Cow<'static, str>)>,
+    pub body: Cow<'static, [u8]>,
+    /// A file (or its 304): a connection without the token may stay open
+    /// after it (a browser fetches the page's files, then calls the API
+    /// with the token on the same connections).
+    pub file: bool,
+}
+
+/// The front door's own answer to a request for the UI's files (`/`,
+/// `/index.html`, `/favicon.ico`, `/static/...`), after the same Host check
+/// as every request: no hop to tiny_http for what needs no token and no
+/// dispatcher. `None` for every other path (tiny_http serves those).
+pub fn file(info: &HttpInfo, head: &Head) -> Option<Answer> {
+    let path = head.path();
+    if !assets::is_ui_path(path) {
+        return None;
+    }
+    let header = |name: &str| head.header(&name.to_ascii_lowercase()).map(str::to_string);
+    if !auth::host_allowed(header("Host").as_deref(), &info.bind, info.addr.port()) {
+        let why = "the Host header does not name this daemon";
+        return Some(Answer {
+            status: 403,
+            headers: vec![
+                ("Content-Type", "application/json".into()),
+                ("Cache-Control", "no-store".into()),
+            ],
+            body: envelope_error(403, "forbidden", why).into(),
+            file: false,
+        });
+    }
+    let answer = assets::serve(path, &head.method, &header)?;
+    let file = matches!(answer.status, 200 | 304);
+    Some(Answer { status: answer.status, headers: answer.headers, body: answer.body, file })
+}
+
+/// The head of `answer` to a `version` request: the status line, its
+/// headers, the Content-Security-Policy, `nosniff`, `Date`, the length
+/// (of the body a GET would get, for a HEAD) and what becomes of the
+/// connection (`close`, or `keep-alive` for an HTTP/1.0 client that
+/// asked for it).
+pub fn head_of(answer: &Answer, version: &str, close: bool) -> Vec<u8> {
+    let mut text = format!("HTTP/1.1 {} {}\r\n", answer.status, reason(answer.status));
+    let fixed = [("Content-Security-Policy", CSP), ("X-Content-Type-Options", "nosniff")];
+    for (name, value) in answer.headers.iter().map(|(n, v)| (*n, v.as_ref())).chain(fixed) {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    let date = jiff::fmt::rfc2822::DateTimePrinter::new()
+        .timestamp_to_rfc9110_string(&jiff::Timestamp::now())
+        .unwrap_or_default();
+    text.push_str(&format!("Date: {date}\r\n"));
+    if answer.status != 304 {
+        text.push_str(&format!("Content-Length: {}\r\n", answer.body.len()));
+    }
+    if close {
+        text.push_str("Connection: close\r\n");
+    } else if version == "HTTP/1.0" {
+        text.push_str("Connection: keep-alive\r\n");
+    }
+    text.push_str("\r\n");
+    text.into_bytes()
+}
+
+/// The reason phrase of a status.
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        413 => "Payload Too Large",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Content",
+        423 => "Locked",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "Status",
+    }
+}
 
 pub fn serve(state: &State, info: &HttpInfo, mut request: tiny_http::Request) {
     let _busy = state.activity.busy();
@@ -79,6 +181,9 @@ pub fn serve(state: &State, info: &HttpInfo, mut request: tiny_http::Request) {
         };
         if path == "/api/login" {
             break 'answer sign_out(state, &bearer);
+        }
+        if path == DASHBOARD {
+            break 'answer dashboard(state, &method, query);
         }
         // The front door has read the whole body already and refused any
         // over MAX_BODY (413), so this read neither waits nor grows.
@@ -154,8 +259,11 @@ fn send(
     headers: &[(&str, Cow<'static, str>)],
 ) {
     let length = body.len();
+    // Always a Content-Length, never chunked: the front door reads each
+    // answer off a kept-alive connection by its length.
     let mut response =
-        Response::new(status.into(), Vec::new(), Cursor::new(body), Some(length), None);
+        Response::new(status.into(), Vec::new(), Cursor::new(body), Some(length), None)
+            .with_chunked_threshold(usize::MAX);
     let fixed = [("Content-Security-Policy", CSP), ("X-Content-Type-Options", "nosniff")];
     for (name, value) in headers.iter().map(|(n, v)| (*n, v.as_ref())).chain(fixed) {
         if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
@@ -240,6 +348,62 @@ fn dispatched(state: &State, req: Request) -> (u16, Vec<u8>, &'static str) {
         Reply::Err { error } => envelope_error(status, error.code.as_str(), &error.message),
     };
     (status, body, "application/json")
+}
+
+/// `GET /api/dashboard`: what the web UI's first page shows, in one
+/// answer instead of one call per card (a cold page paid for each: the
+/// browser opens at most six connections to a host, so its eight calls
+/// took two rounds, each behind a new connection).
+const DASHBOARD: &str = "/api/dashboard";
+
+/// The routes `GET /api/dashboard` is made of, each served exactly as its own
+/// route serves it, through the one dispatcher: `(field, path, query)`.
+const DASHBOARD_PARTS: [(&str, &str, &str); 7] = [
+    ("status", "/api/daemon/status", ""),
+    ("stats", "/api/stats", ""),
+    ("usage_today", "/api/usage", "period=today"),
+    ("usage_month", "/api/usage", "period=month"),
+    ("agents", "/api/agents", ""),
+    ("sessions", "/api/terminal/sessions", ""),
+    ("proxies", "/api/proxy/status", ""),
+];
+
+/// `GET /api/dashboard`: `{"<part>": data, ...}` for each of
+/// [`DASHBOARD_PARTS`]; a part whose request fails is left out of the data
+/// and named in `errors` (`{"<part>": message}`) instead, so that one
+/// failing card leaves the others working. No query: a page that wants
+/// something else calls the part's own route.
+fn dashboard(state: &State, method: &str, query: &str) -> (u16, Vec<u8>, &'static str) {
+    const JSON: &str = "application/json";
+    if method != "GET" {
+        let why = format!("{DASHBOARD} takes GET, not {method}");
+        return (405, envelope_error(405, "method_not_allowed", &why), JSON);
+    }
+    if !query.is_empty() {
+        let why = format!("{DASHBOARD} takes no query parameters");
+        return (400, envelope_error(400, "bad_request", &why), JSON);
+    }
+    let mut data = serde_json::Map::new();
+    let mut errors = serde_json::Map::new();
+    for (field, path, query) in DASHBOARD_PARTS {
+        let reply = match routes::route("GET", path, query, b"") {
+            Ok(req) => {
+                state.requests_served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                dispatch::handle(state, req)
+            }
+            Err(e) => Reply::error(ErrorCode::Internal, e.message),
+        };
+        match reply {
+            Reply::Ok { data: part } => {
+                data.insert(field.into(), part);
+            }
+            Reply::Err { error } => {
+                errors.insert(field.into(), error.message.into());
+            }
+        }
+    }
+    data.insert("errors".into(), errors.into());
+    (200, envelope_ok(&data.into()), JSON)
 }
 
 /// How often at most a line about failed logins reaches the log.
@@ -358,6 +522,30 @@ pub(crate) fn holds_key(value: &str, key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answer_heads_say_the_length_and_what_becomes_of_the_connection() {
+        let answer = |status| Answer {
+            status,
+            headers: vec![("Content-Type", "application/json".into())],
+            body: Cow::Borrowed(b"{}"),
+            file: false,
+        };
+        let text =
+            |a: &Answer, version, close| String::from_utf8(head_of(a, version, close)).unwrap();
+        let ok = text(&answer(200), "HTTP/1.1", false);
+        assert!(ok.starts_with("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"), "{ok}");
+        assert!(ok.contains("\r\nContent-Length: 2\r\n") && ok.ends_with("\r\n\r\n"), "{ok}");
+        assert!(ok.contains(&format!("\r\nContent-Security-Policy: {CSP}\r\n")), "{ok}");
+        assert!(ok.contains("\r\nDate: ") && ok.contains(" GMT\r\n"), "{ok}");
+        assert!(!ok.contains("Connection:"), "{ok}");
+        assert!(text(&answer(401), "HTTP/1.1", true).contains("\r\nConnection: close\r\n"));
+        let old = text(&answer(200), "HTTP/1.0", false);
+        assert!(old.contains("\r\nConnection: keep-alive\r\n"), "{old}");
+        let not_modified = text(&answer(304), "HTTP/1.1", false);
+        assert!(not_modified.starts_with("HTTP/1.1 304 Not Modified\r\n"), "{not_modified}");
+        assert!(!not_modified.contains("Content-Length"), "{not_modified}");
+    }
 
     #[test]
     fn the_key_and_its_tail_are_found() {

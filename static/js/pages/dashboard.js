@@ -1,11 +1,11 @@
 // Dashboard: the daemon (version, uptime, ports, pid), the agents
 // installed, counts, running sessions with their agent state, proxies,
-// today's and this month's spend, and the last events. Each card reloads
-// on its own when an event says its data changed (sessions on
+// today's and this month's spend, and the last events. The first fill is
+// one call (GET /api/dashboard); after that each card reloads on its own when an event says its data changed (sessions on
 // TerminalSession*, profiles on Profile*, proxies on Proxy*, spend on
 // UsageUpdated), so nothing shown is stale; a reconnect remounts the page.
 
-import { api, withQuery } from "../api.js";
+import { api, withQuery, ApiError } from "../api.js";
 import * as live from "../live.js";
 import { h, cardTable as table, stacked, fill, ago, duration, cost, count, state } from "../ui.js";
 
@@ -112,25 +112,19 @@ export async function mount(view) {
     );
   };
 
-  const loadStatus = guard(daemon, async () => {
-    status = await api("GET", "/api/daemon/status");
+  const showStatus = (data) => {
+    status = data;
     statusAt = Date.now();
     renderDaemon();
     renderCounts();
-  });
+  };
 
-  const loadProfiles = guard(counts, async () => {
-    const [list, st] = await Promise.all([api("GET", "/api/profiles"), api("GET", "/api/stats")]);
-    profileCount = (list.profiles || []).length;
-    stats = st;
+  const showStats = (data) => {
+    stats = data;
     renderCounts();
-  });
+  };
 
-  const loadSpend = guard(spend, async () => {
-    const [today, month] = await Promise.all([
-      api("GET", withQuery("/api/usage", { period: "today" })),
-      api("GET", withQuery("/api/usage", { period: "month" })),
-    ]);
+  const showSpend = (today, month) => {
     const line = (label, r) => {
       const t = r.totals || {};
       return h(
@@ -143,10 +137,10 @@ export async function mount(view) {
       );
     };
     spend.body.replaceChildren(h("div", { class: "spend" }, line("Today", today), line(`This month (since ${month.since})`, month)));
-  });
+  };
 
-  const loadAgents = guard(agents, async () => {
-    const list = (await api("GET", "/api/agents")).agents || [];
+  const showAgents = (data) => {
+    const list = data.agents || [];
     const installed = list.filter((a) => a.installed);
     agents.body.replaceChildren(
       h("p", null, `${installed.length} of ${list.length} installed`),
@@ -158,10 +152,10 @@ export async function mount(view) {
         ),
       ),
     );
-  });
+  };
 
-  const loadSessions = guard(sessions, async () => {
-    sessionList = await api("GET", "/api/terminal/sessions");
+  const showSessions = (data) => {
+    sessionList = data;
     const running = sessionList.filter((s) => s.state === "running");
     const waiting = running.filter((s) => s.agent_state === "waiting").length;
     fill(sessions.body, 
@@ -179,10 +173,10 @@ export async function mount(view) {
         { caption: "Running sessions", empty: "No session running. Start one from a profile or the Terminals page." },
       )),
     );
-  });
+  };
 
-  const loadProxies = guard(proxies, async () => {
-    proxyList = await api("GET", "/api/proxy/status");
+  const showProxies = (data) => {
+    proxyList = data;
     proxies.body.replaceChildren(
       stacked(table(
         [
@@ -197,7 +191,50 @@ export async function mount(view) {
       )),
     );
     renderCounts();
+  };
+
+  // Each card reloads from its own route when an event says it changed.
+  const loadStatus = guard(daemon, async () => showStatus(await api("GET", "/api/daemon/status")));
+  const loadProfiles = guard(counts, async () => {
+    const [list, st] = await Promise.all([api("GET", "/api/profiles"), api("GET", "/api/stats")]);
+    profileCount = (list.profiles || []).length;
+    showStats(st);
   });
+  const loadSpend = guard(spend, async () => {
+    const [today, month] = await Promise.all([
+      api("GET", withQuery("/api/usage", { period: "today" })),
+      api("GET", withQuery("/api/usage", { period: "month" })),
+    ]);
+    showSpend(today, month);
+  });
+  const loadAgents = guard(agents, async () => showAgents(await api("GET", "/api/agents")));
+  const loadSessions = guard(sessions, async () => showSessions(await api("GET", "/api/terminal/sessions")));
+  const loadProxies = guard(proxies, async () => showProxies(await api("GET", "/api/proxy/status")));
+
+  /// The first fill: every card from one call (GET /api/dashboard, the
+  /// same routes' data in one answer). A part that failed shows its error
+  /// in its own card.
+  const loadAll = async () => {
+    let all;
+    try {
+      all = await api("GET", "/api/dashboard");
+    } catch (e) {
+      for (const c of [daemon, counts, spend, agents, sessions, proxies]) c.body.replaceChildren(h("p", { class: "error" }, e.message));
+      throw e;
+    }
+    const errors = all.errors || {};
+    const part = (target, names, show) => {
+      const failed = names.find((n) => errors[n] !== undefined);
+      if (failed) target.body.replaceChildren(h("p", { class: "error" }, errors[failed]));
+      else show(...names.map((n) => all[n]));
+    };
+    part(daemon, ["status"], showStatus);
+    part(counts, ["stats"], showStats);
+    part(spend, ["usage_today", "usage_month"], showSpend);
+    part(agents, ["agents"], showAgents);
+    part(sessions, ["sessions"], showSessions);
+    part(proxies, ["proxies"], showProxies);
+  };
 
   const renderEvents = () => {
     const list = live.recentEvents().slice(-EVENTS_SHOWN).reverse();
@@ -213,7 +250,11 @@ export async function mount(view) {
   };
 
   renderEvents();
-  await Promise.all([loadStatus(), loadProfiles(), loadSpend(), loadAgents(), loadSessions(), loadProxies()]);
+  try {
+    await loadAll();
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) throw e;
+  }
 
   // Coalesce bursts: a scan announces one UsageUpdated per profile and model.
   const timers = new Map();

@@ -102,6 +102,23 @@ export async function mount(view, ctx) {
     v.host.style.height = `${Math.max(solo ? 120 : 240, window.innerHeight - top - below)}px`;
   };
   window.addEventListener("resize", sizeHost);
+  // ... and follows whatever above or below it changes height (the
+  // header, the tabs, the toolbar, the hint): the box is sized from their
+  // layout, which is not final when the page first renders.
+  let layoutFrame = 0;
+  const relayout = new ResizeObserver(() => {
+    cancelAnimationFrame(layoutFrame);
+    layoutFrame = requestAnimationFrame(sizeHost);
+  });
+  const observed = new Set();
+  const observeLayout = (v) => {
+    for (const el of [document.querySelector("header.top"), view.querySelector(".term-head"), tablist, v.toolbar, v.searchBox, v.hint]) {
+      if (el && !observed.has(el)) {
+        observed.add(el);
+        relayout.observe(el);
+      }
+    }
+  };
 
   function viewFor(id) {
     let v = views.get(id);
@@ -264,6 +281,7 @@ export async function mount(view, ctx) {
     if (!solo) panel.setAttribute("aria-labelledby", `tab-${active}`);
     else panel.setAttribute("aria-label", `Terminal ${active}`);
     if (panel.firstChild !== v.el || panel.childNodes.length !== 1) panel.replaceChildren(v.el);
+    observeLayout(v);
     sizeHost();
     v.show();
   }
@@ -295,6 +313,8 @@ export async function mount(view, ctx) {
     themeObserver.disconnect();
     media.removeEventListener("change", retheme);
     window.removeEventListener("resize", sizeHost);
+    relayout.disconnect();
+    cancelAnimationFrame(layoutFrame);
     for (const v of views.values()) v.destroy();
     views.clear();
     view.classList.remove("terminals-page");
