@@ -515,6 +515,8 @@ struct BackendAnswer {
     /// Its head's lines, without the blank line that ends it.
     head: Vec<u8>,
     body: Vec<u8>,
+    /// Whether the connection may carry another request.
+    reusable: bool,
 }
 
 impl BackendAnswer {
@@ -540,32 +542,50 @@ impl Backend {
 
     /// Hands one whole request to tiny_http and reads its whole answer. A
     /// connection that fails is dropped, never reused.
+    ///
+    /// A kept connection that tiny_http closed while it was idle fails
+    /// before a byte of answer: the request then goes once more, on a new
+    /// connection (tiny_http never saw it, so nothing is done twice).
     fn ask(&self, head: &Head, body: &[u8]) -> io::Result<BackendAnswer> {
-        let mut conn = self.take()?;
-        forward(conn.get_mut(), head, body)?;
         let bodiless = head.method == "HEAD";
-        let answer = read_answer(&mut conn, bodiless)?;
+        let (mut conn, kept) = self.take()?;
+        let mut tried =
+            forward(conn.get_mut(), head, body).and_then(|()| read_answer(&mut conn, bodiless));
+        let unseen = |e: &io::Error| {
+            use io::ErrorKind::{BrokenPipe, ConnectionReset, UnexpectedEof};
+            matches!(e.kind(), UnexpectedEof | BrokenPipe | ConnectionReset)
+        };
+        if kept && tried.as_ref().is_err_and(unseen) {
+            conn = self.open()?;
+            tried =
+                forward(conn.get_mut(), head, body).and_then(|()| read_answer(&mut conn, bodiless));
+        }
+        let answer = tried?;
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < BACKEND_IDLE {
+        if answer.reusable && idle.len() < BACKEND_IDLE {
             idle.push(conn);
         }
         Ok(answer)
     }
 
-    /// An idle connection, or a new one, opened as [`Backend`] says.
-    fn take(&self) -> io::Result<BufReader<UnixStream>> {
+    /// An idle connection (true), or a new one, opened as [`Backend`] says.
+    fn take(&self) -> io::Result<(BufReader<UnixStream>, bool)> {
         let pop = || self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         if let Some(conn) = pop() {
-            return Ok(conn);
+            return Ok((conn, true));
         }
+        Ok((self.open()?, false))
+    }
+
+    /// A new connection, opened and probed as [`Backend`] says.
+    fn open(&self) -> io::Result<BufReader<UnixStream>> {
         let _one = self.opening.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(conn) = pop() {
-            return Ok(conn);
-        }
         let mut conn = BufReader::new(UnixStream::connect(&self.path)?);
         // Any request does: without a Host it gets a 403 at once.
         conn.get_mut().write_all(b"GET / HTTP/1.1\r\n\r\n")?;
-        read_answer(&mut conn, false)?;
+        if !read_answer(&mut conn, false)?.reusable {
+            return Err(io::Error::other("tiny_http closed a new connection after one answer"));
+        }
         Ok(conn)
     }
 }
@@ -578,10 +598,14 @@ fn read_answer(conn: &mut BufReader<UnixStream>, bodiless: bool) -> io::Result<B
     let mut head = Vec::new();
     let mut length = None;
     let mut status = 0u16;
+    let mut reusable = true;
     loop {
         let start = head.len();
         if conn.read_until(b'\n', &mut head)? == 0 {
-            return Err(bad("tiny_http closed the connection"));
+            // Closed before a byte: tiny_http never answered (see `ask`).
+            let kind =
+                if start == 0 { io::ErrorKind::UnexpectedEof } else { io::ErrorKind::InvalidData };
+            return Err(io::Error::new(kind, "tiny_http closed the connection"));
         }
         if head.len() > MAX_BACKEND_HEAD {
             return Err(bad("an oversized answer head"));
@@ -598,12 +622,17 @@ fn read_answer(conn: &mut BufReader<UnixStream>, bodiless: bool) -> io::Result<B
             length = Some(v.trim().parse::<usize>().map_err(|_| bad("a bad Content-Length"))?);
         } else if text.starts_with("transfer-encoding:") {
             return Err(bad("a chunked answer"));
+        } else if let Some(v) = text.strip_prefix("connection:") {
+            // tiny_http ends this connection: it is not kept, and the
+            // client's own `Connection` is the front door's to say.
+            reusable &= !v.contains("close");
+            head.truncate(start);
         }
     }
     let none = bodiless || status < 200 || status == 204 || status == 304;
     let mut body = vec![0; if none { 0 } else { length.ok_or_else(|| bad("no Content-Length"))? }];
     conn.read_exact(&mut body)?;
-    Ok(BackendAnswer { head, body })
+    Ok(BackendAnswer { head, body, reusable })
 }
 
 /// Hands one whole request to tiny_http, with a head rebuilt from what the
@@ -643,6 +672,64 @@ mod tests {
 
     fn head(text: &str) -> Result<Head, u16> {
         parse_head(text.as_bytes())
+    }
+
+    /// A stand-in for tiny_http: answers each request on a connection with
+    /// its number on that connection, and ends every connection after
+    /// `per_conn` answers (saying so only when `say` is set).
+    fn backend_closing_after(per_conn: usize, say: bool) -> Backend {
+        let path = std::env::temp_dir()
+            .join(format!("ringlet-backend-{}-{per_conn}-{say}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                std::thread::spawn(move || {
+                    let mut r = BufReader::new(conn.try_clone().unwrap());
+                    let mut w = conn;
+                    for n in 1..=per_conn {
+                        let mut line = String::new();
+                        while line != "\r\n" {
+                            line.clear();
+                            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                        }
+                        let last = if say && n == per_conn { "Connection: close\r\n" } else { "" };
+                        let body = n.to_string();
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\n{last}Content-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        w.write_all(answer.as_bytes()).unwrap();
+                    }
+                });
+            }
+        });
+        Backend::new(path)
+    }
+
+    #[test]
+    fn a_kept_connection_the_rest_server_closed_is_replaced_without_a_lost_request() {
+        let get = parse_head(b"GET /api/x HTTP/1.1\r\nHost: h:1\r\n\r\n").unwrap();
+        // The probe and one request per connection, closed without a word:
+        // every second request meets a dead kept connection.
+        let silent = backend_closing_after(2, false);
+        for _ in 0..5 {
+            let answer = silent.ask(&get, b"").unwrap();
+            assert_eq!(answer.body, b"2", "each answer is the second on a fresh connection");
+        }
+        // Said with `Connection: close`: never kept, never reused.
+        let backend = backend_closing_after(3, true);
+        let bodies: Vec<Vec<u8>> = (0..4).map(|_| backend.ask(&get, b"").unwrap().body).collect();
+        assert_eq!(bodies, [b"2", b"3", b"2", b"3"]);
+        let answer = backend.ask(&get, b"").unwrap();
+        let text = String::from_utf8(answer.for_client("HTTP/1.1", false)).unwrap();
+        assert!(!text.to_ascii_lowercase().contains("connection: close"), "{text}");
+        for b in [silent, backend] {
+            let _ = std::fs::remove_file(&b.path);
+        }
     }
 
     #[test]
