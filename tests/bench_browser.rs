@@ -4,7 +4,9 @@
 //!   - page load to interactive, cold: a fresh browser context (empty cache)
 //!     per run, already signed in, from navigation start to the dashboard's
 //!     data shown, on the page's own clock; the median of 20 runs after one
-//!     untimed warm-up;
+//!     untimed warm-up; beside it, for reference, the same browser loading a
+//!     bare page (an `h1`) from a node server in runs paired with ours: what
+//!     Chromium costs before any page runs, the floor under the figure;
 //!   - `seq 1 300000` rendered in the browser terminal: a shell session
 //!     shown alone (`#/terminals/<id>?solo=1`), from pressing Enter on the
 //!     typed command to the row `300000` on the screen; the median of 5.
@@ -20,6 +22,7 @@ use std::time::Duration;
 use super::{RINGLET, Result, Row, Sandbox, Timings};
 
 pub const PAGE_LOAD: &str = "27. page load to interactive, cold, loopback";
+pub const PAGE_FLOOR: &str = "    a bare page in the same browser, reference";
 pub const SEQ: &str = "28. `seq 1 300000` rendered in the browser terminal";
 
 const PAGE_RUNS: usize = 20;
@@ -44,16 +47,21 @@ pub fn figures(sb: &Sandbox) -> Vec<Row> {
     };
     eprintln!("figures: {PAGE_LOAD}; {SEQ}");
     match measure(sb, &tools) {
-        Ok((load, seq)) => {
-            vec![Row::timed(PAGE_LOAD, &load, Some(300.0)), Row::timed(SEQ, &seq, Some(2000.0))]
+        Ok((load, bare, seq)) => {
+            let floor = Row::timed(PAGE_FLOOR, &bare, None);
+            vec![
+                Row::timed(PAGE_LOAD, &load, Some(300.0)),
+                floor,
+                Row::timed(SEQ, &seq, Some(2000.0)),
+            ]
         }
         Err(e) => vec![Row::error(PAGE_LOAD, e.clone()), Row::error(SEQ, e)],
     }
 }
 
 /// A `bshell` agent (sh with the prompt `$ `) and its profile, then the
-/// node script; the two sets of samples.
-fn measure(sb: &Sandbox, tools: &std::path::Path) -> Result<(Timings, Timings)> {
+/// node script; its three sets of samples.
+fn measure(sb: &Sandbox, tools: &std::path::Path) -> Result<(Timings, Timings, Timings)> {
     let dir = sb.config_dir();
     let io = |e: std::io::Error| e.to_string();
     fs::create_dir_all(dir.join("agents.d")).map_err(io)?;
@@ -114,5 +122,5 @@ fn measure(sb: &Sandbox, tools: &std::path::Path) -> Result<(Timings, Timings)> 
                 .collect(),
         )
     };
-    Ok((samples("page_load_ms"), samples("seq_ms")))
+    Ok((samples("page_load_ms"), samples("bare_ms"), samples("seq_ms")))
 }

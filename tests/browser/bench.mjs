@@ -3,13 +3,18 @@
 //     cache) per run, signed in, from navigation start to the dashboard's
 //     data shown (its h1 there and nothing left "Loading…"), read from the
 //     page's own clock (performance.now() counts from navigation start);
+//     Each run is paired with one loading a bare page (an `h1`, nothing
+//     else) from a node server on loopback in a fresh context too: what the
+//     browser itself costs before any page of ours runs (its renderer, its
+//     own start-up pages), the floor under the figure on this machine;
 //   - `seq 1 300000` rendered in the browser terminal: from pressing Enter
 //     on the typed command to the row "300000" on the screen.
-// Prints one JSON line: {"page_load_ms": [...], "seq_ms": [...]}.
+// Prints one JSON line: {"page_load_ms": [...], "bare_ms": [...], "seq_ms": [...]}.
 // Environment: RINGLET_TEST_BROWSER, RINGLET_UI_URL, RINGLET_TICKET_URL (a
 // fresh sign-in link), RINGLET_BENCH_PROFILE (a profile whose sessions run
 // a shell with the prompt "$ "), RINGLET_PAGE_RUNS, RINGLET_SEQ_RUNS.
 
+import { createServer } from "node:http";
 import { join } from "node:path";
 
 const modules = join(process.env.RINGLET_TEST_BROWSER, "node_modules");
@@ -24,6 +29,13 @@ const browser = await chromium.launch({
   args: process.getuid() === 0 ? ["--no-sandbox"] : [],
 });
 
+const bare = createServer((_, res) => {
+  res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
+  res.end("<!doctype html><title>bare</title><main><h1>Dashboard</h1></main>");
+});
+await new Promise((ok) => bare.listen(0, "127.0.0.1", ok));
+const BARE = `http://127.0.0.1:${bare.address().port}/`;
+
 try {
   // One sign-in; the cold runs start from its browser session token.
   const first = await browser.newContext();
@@ -37,16 +49,25 @@ try {
     const h1 = document.querySelector("main h1");
     return h1 && /^Dashboard/.test(h1.textContent) && !document.querySelector("main .loading") && performance.now();
   };
-  const pageLoad = [];
-  for (let i = 0; i < pageRuns + 1; i++) {
+  const coldLoad = async (url) => {
     const context = await browser.newContext();
     await context.addInitScript((t) => localStorage.setItem("ringlet.session", t), token);
     const p = await context.newPage();
-    await p.goto(`${BASE}#/dashboard`, { waitUntil: "commit" });
+    await p.goto(url, { waitUntil: "commit" });
     const at = await (await p.waitForFunction(ready, null, { polling: "raf", timeout: 30_000 })).jsonValue();
-    // The first run warms the daemon and the browser: not counted.
-    if (i > 0) pageLoad.push(at);
     await context.close();
+    return at;
+  };
+  const pageLoad = [];
+  const bareLoad = [];
+  for (let i = 0; i < pageRuns + 1; i++) {
+    const at = await coldLoad(`${BASE}#/dashboard`);
+    const floor = await coldLoad(BARE);
+    // The first run warms the daemon and the browser: not counted.
+    if (i > 0) {
+      pageLoad.push(at);
+      bareLoad.push(floor);
+    }
   }
 
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
@@ -81,7 +102,8 @@ try {
   }
   await p.request.delete(`${BASE}api/terminal/sessions/${id}`, { headers: { Authorization: `Bearer ${token}` } });
   await context.close();
-  console.log(JSON.stringify({ page_load_ms: pageLoad, seq_ms: seq }));
+  console.log(JSON.stringify({ page_load_ms: pageLoad, bare_ms: bareLoad, seq_ms: seq }));
 } finally {
   await browser.close();
+  bare.close();
 }
