@@ -25,6 +25,15 @@ mod proxy;
 mod registry;
 mod scripting;
 mod secrets;
+// The system's SQLite, loaded when a database is first opened rather than
+// at every start (see the file).
+#[cfg(all(
+    target_os = "linux",
+    target_env = "gnu",
+    feature = "sqlite",
+    not(feature = "bundled-sqlite")
+))]
+mod sqlite_lazy;
 mod suggest;
 mod templates;
 mod terminal;
