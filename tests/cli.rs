@@ -191,3 +191,25 @@ fn a_daemon_that_hangs_up_is_an_error() {
     assert!(v["error"]["message"].as_str().unwrap().contains("without replying"), "{v}");
     drop(server);
 }
+
+/// A TAB completing profile names reads the profile files and never dials
+/// the daemon (whose full profile views cost most of a TAB): a listener
+/// standing in for the daemon sees no connection, and the names are there.
+#[test]
+fn profile_names_complete_from_their_files_without_dialing_the_daemon() {
+    let env = Env::new("complete-files");
+    env.create_profile("claude", "work");
+    env.cmd(&["daemon", "stop"]).ok();
+    let socket = env.root.join("watch.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let out = env.cmd(&["__complete", "profiles"]).env("RINGLET_DAEMON_ENDPOINT", &socket).ok();
+    assert!(out.lines().any(|l| l.starts_with("work\tclaude, ")), "{out}");
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("`__complete profiles` dialed the daemon: {other:?}"),
+    }
+    // Sessions live only in the daemon: those are still asked for.
+    env.cmd(&["__complete", "sessions"]).env("RINGLET_DAEMON_ENDPOINT", &socket).ok();
+    assert!(listener.accept().is_ok(), "`__complete sessions` did not ask the daemon");
+}
