@@ -25,6 +25,11 @@ pub fn start(ctx: &Ctx, inv: &Invocation) -> Result<()> {
     let stay_alive = inv.flag("stay-alive");
     if inv.flag("foreground") {
         let log_file = inv.value("log-file").map(PathBuf::from);
+        // Only the daemon a user runs: a detached one (`--log-file`) was
+        // spawned by a CLI that found none running.
+        if log_file.is_none() {
+            take_over(&paths)?;
+        }
         return daemon::run(paths, daemon::Options { stay_alive, log_file });
     }
     let started = client::start_daemon(&paths, stay_alive)?;
@@ -59,6 +64,37 @@ pub fn start(ctx: &Ctx, inv: &Invocation) -> Result<()> {
         }
     }
     Ok(out.finish()?)
+}
+
+/// Before a foreground daemon starts (the user unit's `daemon --foreground
+/// --stay-alive`, say): a daemon a CLI started on demand, which would exit
+/// when idle, is asked to stop and waited for, so this one takes its place
+/// rather than failing on its lock (and the unit stopping after its start
+/// limit). One that stays alive was asked to by someone and is left alone,
+/// as is one running terminal sessions, which stopping it would end: the
+/// daemon then reports the lock as it always did.
+fn take_over(paths: &crate::paths::Paths) -> Result<()> {
+    let Some(data) = client::request_if_running(paths, &Request::Status)? else { return Ok(()) };
+    let running: DaemonStatus = serde_json::from_value(data)?;
+    if running.stay_alive {
+        return Ok(());
+    }
+    if running.terminals_running > 0 {
+        bail!(
+            "a daemon started on demand (pid {}) runs {} terminal session(s), which taking \
+             over would end; stop it first (`ringlet daemon stop`), then start this one again",
+            running.pid,
+            running.terminals_running
+        );
+    }
+    crate::info!("taking over from the daemon started on demand (pid {})", running.pid);
+    // Opened before the daemon is told to go, so the pid cannot be reused
+    // by another process meanwhile.
+    let exited = ExitWatch::new(running.pid);
+    if client::request_if_running(paths, &Request::Shutdown)?.is_some() {
+        wait_until_gone(paths, exited)?;
+    }
+    Ok(())
 }
 
 pub fn status(ctx: &Ctx) -> Result<()> {
