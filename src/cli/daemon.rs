@@ -104,7 +104,11 @@ pub fn status(ctx: &Ctx) -> Result<()> {
         if ctx.global.json {
             out.json(&json!({"running": false, "socket": paths.socket}))?;
         } else {
-            out.line(format_args!("daemon is not running (socket {})", paths.socket.display()))?;
+            out.line(format_args!(
+                "daemon is {} (socket {})",
+                super::style::state("not running"),
+                paths.socket.display()
+            ))?;
         }
         out.finish()?;
         return Err(Exit { code: NOT_RUNNING, message: None }.into());
@@ -116,7 +120,7 @@ pub fn status(ctx: &Ctx) -> Result<()> {
         return Ok(out.finish()?);
     }
     let s: DaemonStatus = serde_json::from_value(data)?;
-    out.line(format_args!("daemon is running (pid {})", s.pid))?;
+    out.line(format_args!("daemon is {} (pid {})", super::style::state("running"), s.pid))?;
     out.line(format_args!("  version:   {} (protocol {})", s.version, s.protocol))?;
     out.line(format_args!("  uptime:    {}", human_duration(s.uptime_secs)))?;
     out.line(format_args!("  socket:    {}", s.socket))?;
@@ -181,7 +185,7 @@ pub fn stop(ctx: &Ctx, inv: &Invocation) -> Result<()> {
         for s in &sessions {
             out.line(format_args!("ended session {} (profile {})", s.id, s.profile))?;
         }
-        out.line("daemon stopped")?;
+        out.line(format_args!("daemon {}", super::style::state("stopped")))?;
     }
     Ok(out.finish()?)
 }
@@ -190,7 +194,7 @@ fn not_running(ctx: &Ctx, mut out: Out) -> Result<()> {
     if ctx.global.json {
         out.json(&json!({"stopped": false, "running": false}))?;
     } else {
-        out.line("daemon is not running")?;
+        out.line(format_args!("daemon is {}", super::style::state("not running")))?;
     }
     Ok(out.finish()?)
 }
@@ -287,23 +291,22 @@ pub fn token(ctx: &Ctx, inv: &Invocation) -> Result<()> {
 /// `daemon events`: what the daemon kept of its recent events, oldest first,
 /// one line each (time, type, data); `--json` gives the frames.
 pub fn events(ctx: &Ctx, inv: &Invocation) -> Result<()> {
-    let limit = match inv.value("limit") {
-        Some(n) => {
-            Some(n.parse().map_err(|_| anyhow::anyhow!("--limit takes a number, not `{n}`"))?)
-        }
-        None => None,
-    };
+    let limit = inv.parsed("limit", "a number")?;
     let events = inv.value("type").map(|t| t.split(',').map(str::to_owned).collect());
     let request = Request::EventsRecent { limit, events: events.unwrap_or_default() };
     let mut out = Out::new();
     let Some(data) = super::fetch::<serde_json::Value>(ctx, &request, &mut out)? else {
         return Ok(out.finish()?);
     };
+    // A table, so the time reads as a person's ("3 minutes ago"); `--json`
+    // keeps the RFC 3339 instant.
+    let mut table = super::Table::new(&["TIME", "EVENT", "DATA"]);
     for e in data["events"].as_array().into_iter().flatten() {
         let stamp = e["timestamp"].as_str().unwrap_or_default();
         let kind = e["type"].as_str().unwrap_or_default();
-        out.line(format_args!("{stamp}  {kind:<22}  {}", e["data"]))?;
+        table.row(vec![stamp.to_string(), kind.to_string(), e["data"].to_string()]);
     }
+    table.write(&mut out)?;
     Ok(out.finish()?)
 }
 
