@@ -10,7 +10,7 @@
 # The layout is install.sh's with PREFIX=/usr, plus Debian's places (zsh's
 # vendor-completions, /usr/lib/systemd/user) and files (a gzipped man page,
 # copyright, changelog.Debian.gz, md5sums). Depends comes from
-# dpkg-shlibdeps (libc6, libgcc-s1, libdbus-1-3; libsqlite3-0, which the
+# dpkg-shlibdeps (libc6, libdbus-1-3; libsqlite3-0, which the
 # binary loads on first use, from that package's shlibs file) plus
 # ca-certificates for the HTTPS that registry sync and the proxy's upstreams
 # use; bubblewrap, the terminal sessions' sandbox, is recommended. The user
