@@ -191,3 +191,33 @@ fn a_daemon_that_hangs_up_is_an_error() {
     assert!(v["error"]["message"].as_str().unwrap().contains("without replying"), "{v}");
     drop(server);
 }
+
+/// A TAB completing profile names reads the profile files and never dials
+/// the daemon (whose full profile views cost most of a TAB): a listener
+/// standing in for the daemon sees no connection, and the names are there.
+#[test]
+fn profile_names_complete_from_their_files_without_dialing_the_daemon() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let env = Env::new("complete-files");
+    env.create_profile("claude", "work");
+    env.cmd(&["daemon", "stop"]).ok();
+    let socket = env.root.join("watch.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    // Counts each connection, then hangs up at once: a CLI that dialed
+    // falls back to the files at once, after the count went up.
+    let dialed = Arc::new(AtomicUsize::new(0));
+    let counter = dialed.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(conn);
+        }
+    });
+    let out = env.cmd(&["__complete", "profiles"]).env("RINGLET_DAEMON_ENDPOINT", &socket).ok();
+    assert!(out.lines().any(|l| l.starts_with("work\tclaude, ")), "{out}");
+    assert_eq!(dialed.load(Ordering::SeqCst), 0, "`__complete profiles` dialed the daemon");
+    // Sessions live only in the daemon: those are still asked for.
+    env.cmd(&["__complete", "sessions"]).env("RINGLET_DAEMON_ENDPOINT", &socket).ok();
+    assert_eq!(dialed.load(Ordering::SeqCst), 1, "`__complete sessions` did not ask the daemon");
+}

@@ -241,3 +241,80 @@ fn colour_on_a_terminal_none_in_a_pipe_or_with_no_color() {
     let (_, err) = env.cmd(&["agents", "list", "--color", "sometimes"]).code(2);
     assert!(err.contains("--color must be one of auto, always, never"), "{err}");
 }
+
+/// Option values a command parses itself (numbers, ports, amounts, a hook's
+/// index) are usage errors like the parser's own: exit 2, one line, the
+/// command named, and no daemon started to say so.
+#[test]
+fn bad_option_values_found_after_parsing_exit_2() {
+    let env = Env::new("conv-values");
+    for (args, said) in [
+        (
+            &["daemon", "events", "--limit", "many"][..],
+            "daemon events: --limit takes a number, not `many`",
+        ),
+        (
+            &["proxy", "logs", "w", "--lines", "lots"][..],
+            "proxy logs: --lines takes a whole number",
+        ),
+        (
+            &["proxy", "enable", "w", "--port", "99999"][..],
+            "proxy enable: --port takes a port (1-65535)",
+        ),
+        (
+            &["proxy", "route", "add", "w", "r", "always", "t", "--priority", "hi"][..],
+            "--priority takes a whole number",
+        ),
+        (&["proxy", "budget", "set", "w", "--daily", "lots"][..], "--daily takes an amount in USD"),
+        (
+            &["proxy", "budget", "set", "w"][..],
+            "proxy budget set: give --daily USD, --monthly USD or both",
+        ),
+        (
+            &["hooks", "remove", "w", "Stop", "first"][..],
+            "hooks remove: <INDEX> takes a hook number",
+        ),
+        (
+            &["profiles", "run", "w", "--remote", "--cols", "wide"][..],
+            "--cols takes a number, not `wide`",
+        ),
+    ] {
+        let (out, err) = env.cmd(args).code(2);
+        assert_eq!(out, "", "{args:?}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("ringlet: ") && err.contains(said), "{args:?}: {err}");
+        let (out, _) = env.cmd(&[args, &["--json"]].concat()).code(2);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["error"]["code"], "usage", "{args:?}: {v}");
+    }
+    assert!(env.daemon_processes().is_empty(), "a usage error started a daemon");
+}
+
+/// `daemon events` is a table whose times read as a person's; `--json`
+/// keeps RFC 3339. States printed outside tables (`daemon status`, `agents
+/// inspect`) are in their tone when stdout takes colour, as table cells are.
+#[test]
+fn event_times_are_relative_and_states_outside_tables_are_coloured() {
+    let env = Env::new("conv-events");
+    env.fake_agent("claude", "echo '2.1.0 (Claude Code)'");
+    env.create_profile("claude", "work");
+    let table = env.cmd(&["daemon", "events", "--type", "ProfileCreated"]).ok();
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 2, "{table}");
+    assert!(lines[0].starts_with("TIME ") && lines[0].contains("EVENT"), "{table}");
+    assert!(lines[1].starts_with("just now ") && lines[1].contains("ProfileCreated"), "{table}");
+    let json = env.cmd(&["daemon", "events", "--json", "--type", "ProfileCreated"]).json();
+    let stamp = json["events"][0]["timestamp"].as_str().unwrap();
+    assert!(stamp.len() >= 20 && stamp.as_bytes()[10] == b'T', "{json}");
+
+    const GREEN: &str = "\x1b[32m";
+    let status = env.cmd(&["daemon", "status"]).env("CLICOLOR_FORCE", "1").ok();
+    assert!(status.starts_with(&format!("daemon is {GREEN}running\x1b[0m (pid ")), "{status:?}");
+    let agent = env.cmd(&["agents", "inspect", "claude"]).env("CLICOLOR_FORCE", "1").ok();
+    assert!(agent.contains(&format!("installed:       {GREEN}yes\x1b[0m")), "{agent:?}");
+    let plain = env.cmd(&["daemon", "status"]).ok();
+    assert!(plain.starts_with("daemon is running (pid ") && !plain.contains('\x1b'), "{plain}");
+    env.cmd(&["daemon", "stop"]).ok();
+    let (stopped, _) = env.cmd(&["daemon", "status"]).env("CLICOLOR_FORCE", "1").code(3);
+    assert!(stopped.starts_with("daemon is \x1b[2mnot running\x1b[0m"), "{stopped:?}");
+}

@@ -585,3 +585,34 @@ fn stop_on_a_terminal_asks_before_ending_sessions() {
     assert!(text.contains("daemon stopped"), "{text}");
     assert!(!pid_alive(daemon));
 }
+
+/// The user unit's `daemon --foreground --stay-alive` while a daemon started
+/// on demand runs (the user ran a command before the unit started): the
+/// foreground daemon asks it to stop, waits for it, and takes its place,
+/// instead of failing on the lock. A daemon that stays alive on purpose is
+/// not taken over.
+#[test]
+fn a_foreground_daemon_takes_over_from_one_started_on_demand() {
+    let env = Env::new("take-over");
+    let on_demand = env.start_daemon();
+    let mut child = env.cmd(&["daemon", "--foreground", "--stay-alive"]).spawn();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    assert!(line.contains("listening on"), "{line}");
+    assert!(
+        wait_until(Duration::from_secs(10), || !pid_alive(on_demand)),
+        "the old one still runs"
+    );
+    let status = env.cmd(&["daemon", "status", "--json"]).json();
+    assert_eq!(status["pid"], child.id(), "{status}");
+    assert_eq!(status["stay_alive"], true, "{status}");
+
+    // A second foreground daemon does not take over from this one.
+    let (_, err) = env.cmd(&["daemon", "--foreground"]).code(1);
+    assert!(err.contains("already running"), "{err}");
+    assert!(pid_alive(child.id()));
+
+    env.cmd(&["daemon", "stop"]).ok();
+    assert!(child.wait().unwrap().success());
+}

@@ -236,7 +236,8 @@ fn aliases_and_budgets() {
     assert!(text.contains("$20.00") && text.contains("$150.50"), "{text}");
     r(&env, &["proxy", "budget", "set", "work", "--daily", "none"]).ok();
     assert_eq!(show(), json!({"daily_usd": null, "monthly_usd": 150.5}));
-    r(&env, &["proxy", "budget", "set", "work"]).code(1);
+    // Neither limit given: a usage error.
+    r(&env, &["proxy", "budget", "set", "work"]).code(2);
     assert_eq!(profile_json(&env, "work")["routing"]["budget"]["monthly_usd"], 150.5);
 }
 

@@ -43,12 +43,13 @@ fn recent_events_are_kept_for_pages_and_the_shell() {
 
     let shell = env.cmd(&["daemon", "events", "--type", "ProfileCreated"]).ok();
     let lines: Vec<&str> = shell.lines().collect();
-    assert_eq!(lines.len(), 2, "{shell}");
-    assert!(lines[0].contains("ProfileCreated") && lines[0].contains("\"first\""), "{shell}");
+    // A header row (TIME EVENT DATA), then the two events.
+    assert_eq!(lines.len(), 3, "{shell}");
+    assert!(lines[1].contains("ProfileCreated") && lines[1].contains("\"first\""), "{shell}");
 
     let json = env.cmd(&["daemon", "events", "--json", "--limit", "1"]).json();
     assert_eq!(json["events"].as_array().map(Vec::len), Some(1), "{json}");
-    let (_, stderr) = env.cmd(&["daemon", "events", "--limit", "many"]).code(1);
+    let (_, stderr) = env.cmd(&["daemon", "events", "--limit", "many"]).code(2);
     assert!(stderr.contains("--limit takes a number"), "{stderr}");
 }
 

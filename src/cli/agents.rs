@@ -56,7 +56,8 @@ pub fn inspect(ctx: &Ctx, id: &str) -> Result<()> {
     out.line(format_args!("{} ({})", a.name, a.id))?;
     out.line(format_args!("  source:          {}", a.source))?;
     out.line(format_args!("  binary:          {}", a.binary))?;
-    out.line(format_args!("  installed:       {}", if a.installed { "yes" } else { "no" }))?;
+    let installed = super::style::state(if a.installed { "yes" } else { "no" });
+    out.line(format_args!("  installed:       {installed}"))?;
     if let Some(p) = &a.path {
         out.line(format_args!("  path:            {p}"))?;
     }

@@ -25,6 +25,11 @@ pub fn start(ctx: &Ctx, inv: &Invocation) -> Result<()> {
     let stay_alive = inv.flag("stay-alive");
     if inv.flag("foreground") {
         let log_file = inv.value("log-file").map(PathBuf::from);
+        // Only the daemon a user runs: a detached one (`--log-file`) was
+        // spawned by a CLI that found none running.
+        if log_file.is_none() {
+            take_over(&paths)?;
+        }
         return daemon::run(paths, daemon::Options { stay_alive, log_file });
     }
     let started = client::start_daemon(&paths, stay_alive)?;
@@ -61,6 +66,37 @@ pub fn start(ctx: &Ctx, inv: &Invocation) -> Result<()> {
     Ok(out.finish()?)
 }
 
+/// Before a foreground daemon starts (the user unit's `daemon --foreground
+/// --stay-alive`, say): a daemon a CLI started on demand, which would exit
+/// when idle, is asked to stop and waited for, so this one takes its place
+/// rather than failing on its lock (and the unit stopping after its start
+/// limit). One that stays alive was asked to by someone and is left alone,
+/// as is one running terminal sessions, which stopping it would end: the
+/// daemon then reports the lock as it always did.
+fn take_over(paths: &crate::paths::Paths) -> Result<()> {
+    let Some(data) = client::request_if_running(paths, &Request::Status)? else { return Ok(()) };
+    let running: DaemonStatus = serde_json::from_value(data)?;
+    if running.stay_alive {
+        return Ok(());
+    }
+    if running.terminals_running > 0 {
+        bail!(
+            "a daemon started on demand (pid {}) runs {} terminal session(s), which taking \
+             over would end; stop it first (`ringlet daemon stop`), then start this one again",
+            running.pid,
+            running.terminals_running
+        );
+    }
+    crate::info!("taking over from the daemon started on demand (pid {})", running.pid);
+    // Opened before the daemon is told to go, so the pid cannot be reused
+    // by another process meanwhile.
+    let exited = ExitWatch::new(running.pid);
+    if client::request_if_running(paths, &Request::Shutdown)?.is_some() {
+        wait_until_gone(paths, exited)?;
+    }
+    Ok(())
+}
+
 pub fn status(ctx: &Ctx) -> Result<()> {
     let paths = ctx.paths()?;
     let mut out = Out::new();
@@ -68,7 +104,11 @@ pub fn status(ctx: &Ctx) -> Result<()> {
         if ctx.global.json {
             out.json(&json!({"running": false, "socket": paths.socket}))?;
         } else {
-            out.line(format_args!("daemon is not running (socket {})", paths.socket.display()))?;
+            out.line(format_args!(
+                "daemon is {} (socket {})",
+                super::style::state("not running"),
+                paths.socket.display()
+            ))?;
         }
         out.finish()?;
         return Err(Exit { code: NOT_RUNNING, message: None }.into());
@@ -80,7 +120,7 @@ pub fn status(ctx: &Ctx) -> Result<()> {
         return Ok(out.finish()?);
     }
     let s: DaemonStatus = serde_json::from_value(data)?;
-    out.line(format_args!("daemon is running (pid {})", s.pid))?;
+    out.line(format_args!("daemon is {} (pid {})", super::style::state("running"), s.pid))?;
     out.line(format_args!("  version:   {} (protocol {})", s.version, s.protocol))?;
     out.line(format_args!("  uptime:    {}", human_duration(s.uptime_secs)))?;
     out.line(format_args!("  socket:    {}", s.socket))?;
@@ -145,7 +185,7 @@ pub fn stop(ctx: &Ctx, inv: &Invocation) -> Result<()> {
         for s in &sessions {
             out.line(format_args!("ended session {} (profile {})", s.id, s.profile))?;
         }
-        out.line("daemon stopped")?;
+        out.line(format_args!("daemon {}", super::style::state("stopped")))?;
     }
     Ok(out.finish()?)
 }
@@ -154,7 +194,7 @@ fn not_running(ctx: &Ctx, mut out: Out) -> Result<()> {
     if ctx.global.json {
         out.json(&json!({"stopped": false, "running": false}))?;
     } else {
-        out.line("daemon is not running")?;
+        out.line(format_args!("daemon is {}", super::style::state("not running")))?;
     }
     Ok(out.finish()?)
 }
@@ -251,23 +291,22 @@ pub fn token(ctx: &Ctx, inv: &Invocation) -> Result<()> {
 /// `daemon events`: what the daemon kept of its recent events, oldest first,
 /// one line each (time, type, data); `--json` gives the frames.
 pub fn events(ctx: &Ctx, inv: &Invocation) -> Result<()> {
-    let limit = match inv.value("limit") {
-        Some(n) => {
-            Some(n.parse().map_err(|_| anyhow::anyhow!("--limit takes a number, not `{n}`"))?)
-        }
-        None => None,
-    };
+    let limit = inv.parsed("limit", "a number")?;
     let events = inv.value("type").map(|t| t.split(',').map(str::to_owned).collect());
     let request = Request::EventsRecent { limit, events: events.unwrap_or_default() };
     let mut out = Out::new();
     let Some(data) = super::fetch::<serde_json::Value>(ctx, &request, &mut out)? else {
         return Ok(out.finish()?);
     };
+    // A table, so the time reads as a person's ("3 minutes ago"); `--json`
+    // keeps the RFC 3339 instant.
+    let mut table = super::Table::new(&["TIME", "EVENT", "DATA"]);
     for e in data["events"].as_array().into_iter().flatten() {
         let stamp = e["timestamp"].as_str().unwrap_or_default();
         let kind = e["type"].as_str().unwrap_or_default();
-        out.line(format_args!("{stamp}  {kind:<22}  {}", e["data"]))?;
+        table.row(vec![stamp.to_string(), kind.to_string(), e["data"].to_string()]);
     }
+    table.write(&mut out)?;
     Ok(out.finish()?)
 }
 

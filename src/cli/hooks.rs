@@ -36,7 +36,7 @@ pub fn hooks(ctx: &Ctx, inv: &Invocation, action: &str) -> Result<()> {
             Request::HooksRemove {
                 alias,
                 event: inv.arg("event").unwrap_or_default().into(),
-                index: index.parse().with_context(|| format!("`{index}` is not a hook number"))?,
+                index: super::parse::parsed_value("<INDEX>", index, "a hook number")?,
             }
         }
         "import" => {

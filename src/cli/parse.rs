@@ -79,6 +79,17 @@ impl Invocation {
         self.options.iter().rev().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
     }
 
+    /// Option `--name`'s value as a `T`. A value that is not one is a usage
+    /// error (exit 2), like any other mistake on the command line, though
+    /// found after parsing: `--limit takes a number, not `many``.
+    pub fn parsed<T: std::str::FromStr>(
+        &self,
+        name: &str,
+        what: &str,
+    ) -> Result<Option<T>, UsageError> {
+        self.value(name).map(|v| parsed_value(&format!("--{name}"), v, what)).transpose()
+    }
+
     /// The positional argument declared as `name`.
     pub fn arg(&self, name: &str) -> Option<&str> {
         let index = self
@@ -89,6 +100,16 @@ impl Invocation {
             .position(|a| a.name == name)?;
         self.positionals.get(index).map(String::as_str)
     }
+}
+
+/// `value` (given as `shown`: `--limit`, `<INDEX>`) as a `T`, or a usage
+/// error saying what it takes.
+pub fn parsed_value<T: std::str::FromStr>(
+    shown: &str,
+    value: &str,
+    what: &str,
+) -> Result<T, UsageError> {
+    value.parse().map_err(|_| UsageError(format!("{shown} takes {what}, not `{value}`")))
 }
 
 /// Parses the process's own arguments.

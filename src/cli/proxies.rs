@@ -56,18 +56,21 @@ fn one(ctx: &Ctx, request: &Request) -> Result<()> {
                 .map(|ms| format!(", healthy {ms:.0} ms after its start"))
                 .unwrap_or_default();
             out.line(format_args!(
-                "proxy {}: running on 127.0.0.1:{port} (pid {}{healthy})",
+                "proxy {}: {} on 127.0.0.1:{port} (pid {}{healthy})",
                 p.alias,
+                super::style::state("running"),
                 p.pid.map_or("-".into(), |p| p.to_string())
             ))?;
         }
-        ProxyState::Stopped => {
-            out.line(format_args!("proxy {}: stopped; port {port} is free", p.alias))?
-        }
+        ProxyState::Stopped => out.line(format_args!(
+            "proxy {}: {}; port {port} is free",
+            p.alias,
+            super::style::state("stopped")
+        ))?,
         state => out.line(format_args!(
             "proxy {}: {}{}",
             p.alias,
-            state.as_str(),
+            super::style::state(state.as_str()),
             p.last_error.map(|e| format!(" ({e})")).unwrap_or_default()
         ))?,
     }
@@ -174,13 +177,7 @@ fn duration(secs: u64) -> String {
 /// JSON lines with `--json`.
 pub fn logs(ctx: &Ctx, inv: &Invocation) -> Result<()> {
     let alias = inv.arg("alias").unwrap_or_default().to_string();
-    let lines = match inv.value("lines") {
-        Some(v) => Some(
-            v.parse::<usize>()
-                .map_err(|_| anyhow::anyhow!("--lines must be a whole number, got `{v}`"))?,
-        ),
-        None => None,
-    };
+    let lines: Option<usize> = inv.parsed("lines", "a whole number")?;
     let paths = ctx.paths()?;
     let mut from = None;
     loop {

@@ -19,16 +19,11 @@ fn alias(inv: &Invocation) -> String {
 }
 
 fn priority(inv: &Invocation) -> Result<Option<i64>> {
-    inv.value("priority")
-        .map(|v| v.parse().map_err(|_| anyhow!("--priority: `{v}` is not a whole number")))
-        .transpose()
+    Ok(inv.parsed("priority", "a whole number")?)
 }
 
 pub fn enable(ctx: &Ctx, inv: &Invocation) -> Result<()> {
-    let port = inv
-        .value("port")
-        .map(|v| v.parse::<u16>().map_err(|_| anyhow!("--port: `{v}` is not a port (1-65535)")))
-        .transpose()?;
+    let port: Option<u16> = inv.parsed("port", "a port (1-65535)")?;
     show_config(ctx, Request::ProxyEnable { alias: alias(inv), port })
 }
 
@@ -45,7 +40,7 @@ fn show_config(ctx: &Ctx, request: Request) -> Result<()> {
     let Some(v) = fetch::<ProxyView>(ctx, &request, &mut out)? else {
         return Ok(out.finish()?);
     };
-    let state = if v.enabled { "enabled" } else { "disabled (routing kept)" };
+    let state = super::style::state(if v.enabled { "enabled" } else { "disabled (routing kept)" });
     out.line(format_args!("Profile {} ({} with {}): proxy {state}", v.alias, v.agent, v.provider))?;
     let port = v.port.map_or("- (chosen at `proxy enable`)".to_string(), |p| p.to_string());
     out.line(format_args!("  port:       {port}"))?;
@@ -205,10 +200,11 @@ fn limit(inv: &Invocation, name: &str) -> Result<Option<Option<f64>>> {
     if matches!(v, "none" | "off") {
         return Ok(Some(None));
     }
-    let usd: f64 = v
-        .trim_start_matches('$')
-        .parse()
-        .map_err(|_| anyhow!("--{name}: `{v}` is not an amount in USD (or `none`)"))?;
+    let usd: f64 = super::parse::parsed_value(
+        &format!("--{name}"),
+        v.trim_start_matches('$'),
+        "an amount in USD (or `none`)",
+    )?;
     Ok(Some(Some(usd)))
 }
 
@@ -217,7 +213,10 @@ pub fn budget(ctx: &Ctx, inv: &Invocation, action: &str) -> Result<()> {
     let request = if action == "set" {
         let (daily, monthly) = (limit(inv, "daily")?, limit(inv, "monthly")?);
         if daily.is_none() && monthly.is_none() {
-            bail!("give --daily USD, --monthly USD or both (`none` removes a limit)");
+            return Err(super::UsageError(
+                "give --daily USD, --monthly USD or both (`none` removes a limit)".into(),
+            )
+            .into());
         }
         // The request sets both periods: a period not given keeps its limit.
         let current: Budget = serde_json::from_value(client::request(

@@ -123,17 +123,28 @@ pub fn err(tone: Tone, text: &str) -> Cow<'_, str> {
     paint(STDERR.load(Ordering::Relaxed), tone, text)
 }
 
+/// A state printed outside a table (`session t1 (running)`, `installed:
+/// yes`), for stdout: in the tone of its first word, as a table's state
+/// cell is; text that names no state stays plain.
+pub fn state(text: &str) -> Cow<'_, str> {
+    match text.split_whitespace().next().and_then(state_tone) {
+        Some(tone) => out(tone, text),
+        None => Cow::Borrowed(text),
+    }
+}
+
 /// The tone of a state word in a table or a status line: running, ok,
 /// stopped, failed... `None` for words that are no state.
 pub fn state_tone(word: &str) -> Option<Tone> {
     match word.to_ascii_lowercase().as_str() {
-        "ok" | "running" | "active" | "healthy" | "installed" | "yes" | "up" | "ready" => {
-            Some(Tone::Ok)
-        }
+        "ok" | "running" | "active" | "healthy" | "installed" | "yes" | "up" | "ready"
+        | "enabled" => Some(Tone::Ok),
         "warn" | "warning" | "starting" | "stopping" | "restarting" | "degraded" | "stale"
         | "unknown" | "idle" => Some(Tone::Warn),
         "fail" | "failed" | "error" | "crashed" | "dead" | "killed" | "down" => Some(Tone::Error),
-        "stopped" | "exited" | "disabled" | "no" | "missing" | "not installed" => Some(Tone::Dim),
+        "stopped" | "exited" | "disabled" | "no" | "missing" | "not installed" | "not" => {
+            Some(Tone::Dim)
+        }
         _ => None,
     }
 }
@@ -186,5 +197,6 @@ mod tests {
         assert_eq!(state_tone("Running"), Some(Tone::Ok));
         assert_eq!(state_tone("fail"), Some(Tone::Error));
         assert_eq!(state_tone("claude"), None);
+        assert_eq!(state_tone("enabled"), Some(Tone::Ok));
     }
 }

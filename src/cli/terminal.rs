@@ -63,12 +63,7 @@ pub fn signal(ctx: &Ctx, id: &str, signal: &str) -> Result<()> {
 /// (scripts, `--json`) it says where the session is.
 pub fn create(ctx: &Ctx, inv: &Invocation) -> Result<()> {
     let number = |name: &str, default: u16| -> Result<u16> {
-        match inv.value(name) {
-            Some(v) => {
-                v.parse().map_err(|_| anyhow::anyhow!("--{name} must be a number, got `{v}`"))
-            }
-            None => Ok(default),
-        }
+        Ok(inv.parsed(name, "a number")?.unwrap_or(default))
     };
     // What the CLI's own environment would give a local run: the daemon
     // keeps the names the profile passes through.
@@ -100,7 +95,7 @@ fn show(ctx: &Ctx, request: &Request) -> Result<()> {
     let Some(s) = fetch::<TerminalInfo>(ctx, request, &mut out)? else {
         return Ok(out.finish()?);
     };
-    out.line(format_args!("session {} ({})", s.id, state(&s)))?;
+    out.line(format_args!("session {} ({})", s.id, super::style::state(&state(&s))))?;
     out.line(format_args!("  profile:  {}", s.profile))?;
     out.line(format_args!("  command:  {}", s.command.join(" ")))?;
     out.line(format_args!("  dir:      {}", s.working_dir))?;

@@ -10,7 +10,8 @@
 # The layout is install.sh's with PREFIX=/usr, plus Debian's places (zsh's
 # vendor-completions, /usr/lib/systemd/user) and files (a gzipped man page,
 # copyright, changelog.Debian.gz, md5sums). Depends comes from
-# dpkg-shlibdeps (libc6, libgcc-s1, libsqlite3-0, libdbus-1-3) plus
+# dpkg-shlibdeps (libc6, libdbus-1-3; libsqlite3-0, which the
+# binary loads on first use, from that package's shlibs file) plus
 # ca-certificates for the HTTPS that registry sync and the proxy's upstreams
 # use; bubblewrap, the terminal sessions' sandbox, is recommended. The user
 # unit is installed but enabled for nobody: the CLI starts a daemon on
@@ -113,6 +114,19 @@ shlibs=$(cd "$work/src" && dpkg-shlibdeps -O "$root/usr/bin/ringlet" 2>"$work/sh
     exit 1
 }
 depends=${shlibs#shlibs:Depends=}
+# The system SQLite is loaded when a database is first opened, not at start
+# (src/sqlite_lazy.rs), so the binary does not name it in NEEDED and
+# dpkg-shlibdeps cannot see it: the shlibs line of the package that has it
+# gives the same dependency dpkg-shlibdeps would have written.
+if grep -q 'libsqlite3\.so\.0' "$root/usr/bin/ringlet" && ! printf '%s' "$depends" | grep -q 'libsqlite3-0'; then
+    lazy=$(dpkg-query --control-show libsqlite3-0 shlibs 2>/dev/null |
+        awk '$1 == "libsqlite3" && $2 == "0" { $1 = ""; $2 = ""; sub(/^ +/, ""); print; exit }')
+    [ -n "$lazy" ] || {
+        echo "deb.sh: the binary loads libsqlite3.so.0, but libsqlite3-0's shlibs file is not there to name the dependency" >&2
+        exit 1
+    }
+    depends="$depends, $lazy"
+fi
 
 mkdir -p "$root/DEBIAN"
 (cd "$root" && find usr -type f -exec md5sum {} + | LC_ALL=C sort -k 2) >"$root/DEBIAN/md5sums"
