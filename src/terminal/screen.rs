@@ -8,10 +8,11 @@
 //! the top of the main screen go, as text with their colours, into a ring
 //! bounded in bytes (`[terminal] scrollback_bytes`): the history a client
 //! gets above the screen. On connect a client gets [`Screen::history`],
-//! then [`Screen::reproduce`]: a reset of its screen and modes, avt's dump
-//! (both buffers, cursor and its visibility, saved cursor, margins,
-//! charsets, insert/autowrap/newline/cursor-key modes), then ringlet's
-//! tracked modes and the title.
+//! then [`Screen::reproduce`]: a reset of its screen and modes, avt's state
+//! as bytes (`Vt::dump_to`, added to the vendored avt in `src/vendor/avt`:
+//! both buffers and which lines wrapped, cursor and its visibility, pen,
+//! saved cursors, margins, tab stops, charsets, insert/autowrap/newline/
+//! cursor-key modes), then ringlet's tracked modes and the title.
 //!
 //! Output is fed whole escape sequences and whole UTF-8 characters: the
 //! unfinished tail of a read is held until the next one (or until the
@@ -308,7 +309,7 @@ impl Screen {
         out.extend_from_slice(b"\x1b[?1047l\x1b[0m\r");
         out.extend(std::iter::repeat_n(b'\n', rows.saturating_sub(1)));
         out.extend_from_slice(RESET);
-        translate(&self.vt.dump(), &mut out);
+        self.vt.dump_to(&mut out);
         self.modes.reproduce(&mut out);
         out
     }
@@ -320,74 +321,11 @@ impl Screen {
 }
 
 /// Every mode a client may have on, off; the cursor home on a clear
-/// screen. avt's dump then sets what the session has.
+/// screen. `Vt::dump_to` then sets what the session has.
 const RESET: &[u8] =
     b"\x1b[H\x1b[2J\x1b[r\x1b[?6l\x1b[?7h\x1b[4l\x1b[20l\x1b[?1l\x1b>\x1b(B\x1b)B\x0f\
 \x1b[?25h\x1b[?12l\x1b[?9l\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1005l\x1b[?1006l\x1b[?1015l\
 \x1b[?1016l\x1b[?1004l\x1b[?2004l\x1b[?2026l\x1b[0 q\x1b[>4m\x1b[H";
-
-/// avt's dump as bytes real terminals take: its 8-bit C1 controls (which a
-/// UTF-8 terminal ignores) as ESC sequences, REP (`CSI n b`, not in every
-/// terminal) expanded, and colours with `;` rather than `:` (older
-/// terminals know only that form).
-fn translate(dump: &str, out: &mut Vec<u8>) {
-    let mut chars = dump.chars().peekable();
-    let mut last = ' ';
-    let mut buf = [0u8; 4];
-    while let Some(c) = chars.next() {
-        let csi = match c {
-            '\u{9b}' => true,
-            '\x1b' if chars.peek() == Some(&'[') => {
-                chars.next();
-                true
-            }
-            '\u{90}' | '\u{98}' | '\u{9d}' => {
-                out.push(0x1b);
-                out.push(c as u8 - 0x40);
-                continue;
-            }
-            _ => {
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                if !c.is_control() {
-                    last = c;
-                }
-                continue;
-            }
-        };
-        debug_assert!(csi);
-        let mut body = String::new();
-        let mut fin = None;
-        for c in chars.by_ref() {
-            if ('\u{40}'..='\u{7e}').contains(&c) {
-                fin = Some(c);
-                break;
-            }
-            body.push(c);
-        }
-        match fin {
-            Some('b') if body.bytes().all(|b| b.is_ascii_digit()) => {
-                let n: usize = body.parse().unwrap_or(1).max(1);
-                let ch = last.encode_utf8(&mut buf);
-                for _ in 0..n {
-                    out.extend_from_slice(ch.as_bytes());
-                }
-            }
-            Some(f) => {
-                out.extend_from_slice(b"\x1b[");
-                if f == 'm' {
-                    out.extend(body.bytes().map(|b| if b == b':' { b';' } else { b }));
-                } else {
-                    out.extend_from_slice(body.as_bytes());
-                }
-                out.push(f as u8);
-            }
-            None => {
-                out.extend_from_slice(b"\x1b[");
-                out.extend_from_slice(body.as_bytes());
-            }
-        }
-    }
-}
 
 /// Appends one line that scrolled off, as text with SGR colours, to the
 /// history, dropping whole lines from the front past `cap` bytes. (avt does
@@ -794,6 +732,11 @@ mod tests {
     /// resets, tabs, wide and non-ASCII characters, lines wider than the
     /// screen and lines ending in a bare LF.
     fn mixed_stream(rng: &mut Rng, cols: usize, rows: usize) -> Vec<u8> {
+        mixed_stream_with(rng, cols, rows, &[])
+    }
+
+    /// [`mixed_stream`] with `more` operations among its own.
+    fn mixed_stream_with(rng: &mut Rng, cols: usize, rows: usize, more: &[&str]) -> Vec<u8> {
         const OPS: &[&str] = &[
             "\x1b[0m",
             "\x1b[31m",
@@ -839,7 +782,10 @@ mod tests {
                         out.push_str(if rng.below(20) == 0 { "\n" } else { "\r\n" });
                     }
                 }
-                2 => out.push_str(OPS[rng.below(OPS.len())]),
+                2 => {
+                    let n = rng.below(OPS.len() + more.len());
+                    out.push_str(OPS.get(n).unwrap_or_else(|| &more[n - OPS.len()]))
+                }
                 3 => {
                     out.push_str(&format!("\x1b[{};{}H", rng.below(rows + 2), rng.below(cols + 2)))
                 }
@@ -875,6 +821,98 @@ mod tests {
             }
             assert_eq!(fast.reproduce(), slow.reproduce(), "seed {seed}");
         }
+    }
+
+    /// What else the reproduced screen must carry: every kind of pen
+    /// change, tab stops, saved cursors on either screen, the other ways
+    /// to the alternate screen, the cursor outside the scroll region in
+    /// origin mode, wide characters, application cursor keys, and the
+    /// modes ringlet follows itself (mouse, paste, focus, keypad, cursor
+    /// shape, keyboard protocol, colours, title).
+    const MORE_OPS: &[&str] = &[
+        "\x1b[1m",
+        "\x1b[2m",
+        "\x1b[22m",
+        "\x1b[3;4;5;9m",
+        "\x1b[23;24;25;27;29m",
+        "\x1b[39m",
+        "\x1b[49m",
+        "\x1b[91;102m",
+        "\x1b[38;5;17m",
+        "\x1b[48;2;200;100;0m",
+        "\x1b[38:2:1:2:3m",
+        "\x1bH",
+        "\x1b[g",
+        "\x1b[3g",
+        "\x1b[5G\x1bH",
+        "\x1b[s",
+        "\x1b[u",
+        "\x1b[?47h",
+        "\x1b[?1047h",
+        "\x1b[?1047l",
+        "\x1b[?1048h",
+        "\x1b[?1048l",
+        "\x1b[?1h",
+        "\x1b[?1l",
+        "\x1b[?25l",
+        "\x1b[?25h",
+        "界界界界界界界界界界界",
+        // Blank default cells running to the edge of a line that wraps.
+        "\x1b[0mx                                                                                  y",
+        "\x1b[K",
+        "\x1b[1K",
+        "\x1b[3X",
+        "\x1b[2P",
+        "\x1b[2@",
+        "\x1b[1J",
+        "\x1b[?1002h\x1b[?1006h",
+        "\x1b[?1000l",
+        "\x1b[?2004h",
+        "\x1b[?1004h",
+        "\x1b=",
+        "\x1b>",
+        "\x1b[4 q",
+        "\x1b[>1u",
+        "\x1b[<u",
+        "\x1b]0;title\x07",
+        "\x1b]11;#102030\x1b\\",
+    ];
+
+    /// Random output fed to a Screen in random pieces: after each piece, a
+    /// fresh terminal fed the history and the reproduced screen (as a
+    /// client is) is in the very state of the session's, avt's own dump of
+    /// both being the same (both screens' cells, which lines wrapped, the
+    /// cursor and its visibility, the pen, saved cursors, margins, tab
+    /// stops, charsets, avt's modes), and so are the modes ringlet follows
+    /// itself; in the main screen and in the alternate one.
+    #[test]
+    fn random_streams_are_reproduced_exactly() {
+        let mut seen = [0; 2];
+        for seed in 1..50u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
+            let (cols, rows) = [(20, 5), (80, 24), (10, 1), (30, 3), (7, 2)][seed as usize % 5];
+            let stream = mixed_stream_with(&mut rng, cols, rows, MORE_OPS);
+            let mut s = Screen::new(cols as u16, rows as u16, 1000);
+            let mut at = 0;
+            while at < stream.len() {
+                let end = (at + 1 + rng.below(4000)).min(stream.len());
+                fed(&mut s, &stream[at..end]);
+                at = end;
+                let bytes = [s.history(), s.reproduce()].concat();
+                let mut client = Screen::new(cols as u16, rows as u16, 1000);
+                fed(&mut client, &bytes);
+                assert_eq!(client.vt.dump(), s.vt.dump(), "seed {seed} at {at}");
+                assert_eq!(picture(&client.vt), picture(&s.vt), "seed {seed} at {at}");
+                let modes = |s: &Screen| {
+                    let mut out = Vec::new();
+                    s.modes.reproduce(&mut out);
+                    out
+                };
+                assert_eq!(modes(&client), modes(&s), "seed {seed} at {at}");
+                seen[s.modes.alternate() as usize] += 1;
+            }
+        }
+        assert!(seen[0] > 20 && seen[1] > 20, "both screens: {seen:?}");
     }
 
     #[test]
