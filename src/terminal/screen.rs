@@ -23,7 +23,7 @@ use std::io::Write as _;
 
 use avt::{Color, Line, Pen, Vt};
 
-use super::modes::{Action, BlankAttrs, Modes, Step, step};
+use super::modes::{Action, BlankAttrs, Modes, each_sequence, join};
 pub use super::modes::{AgentState, filter_input};
 
 /// Line feeds fed to avt at once, at most (see [`Screen::emit`]).
@@ -75,64 +75,47 @@ impl Screen {
     /// to `out`, the answers to its queries (for the program) to `replies`.
     /// True when the agent state changed.
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<u8>, replies: &mut Vec<u8>) -> bool {
-        let owned;
-        let data: &[u8] = if self.held.is_empty() {
-            bytes
-        } else {
-            self.held.extend_from_slice(bytes);
-            owned = std::mem::take(&mut self.held);
-            &owned
-        };
-        let mut at = 0;
+        let data = join(&mut self.held, bytes);
         let mut start = 0;
-        while at < data.len() {
-            match step(data, at) {
-                Step::Text(end) => at = end,
-                Step::Seq(end) => {
-                    let seq = &data[at..end];
-                    let was_alternate = self.modes.alternate();
-                    match self.modes.classify(seq) {
-                        Action::Pass => {
-                            // avt hands out the lines that scrolled off the
-                            // main screen only at the end of a feed, and
-                            // drops them if the alternate screen is on by
-                            // then or a reset replaced the screen: feed it
-                            // the output before either on its own.
-                            if (!was_alternate && self.modes.alternate()) || seq == b"\x1bc" {
-                                self.emit(&data[start..at], out);
-                                start = at;
-                            }
-                            if let Some((off, on)) = self.blank_attrs.around(seq) {
-                                self.emit(&data[start..at], out);
-                                self.feed_vt(off);
-                                self.emit(&data[at..end], out);
-                                self.feed_vt(&on);
-                                start = end;
-                            }
-                        }
-                        Action::Strip => {
-                            self.emit(&data[start..at], out);
-                            start = end;
-                        }
-                        Action::Answer(query) => {
-                            // The bytes before it first: a cursor report
-                            // gives the position after them.
-                            self.emit(&data[start..at], out);
-                            start = end;
-                            let c = self.vt.cursor();
-                            let answer = self.modes.answer(&query, (c.row, c.col), self.vt.size());
-                            replies.extend_from_slice(&answer);
-                        }
+        let whole = each_sequence(&data, |at, end| {
+            let seq = &data[at..end];
+            let was_alternate = self.modes.alternate();
+            match self.modes.classify(seq) {
+                Action::Pass => {
+                    // avt hands out the lines that scrolled off the main
+                    // screen only at the end of a feed, and drops them if
+                    // the alternate screen is on by then or a reset
+                    // replaced the screen: feed it the output before
+                    // either on its own.
+                    if (!was_alternate && self.modes.alternate()) || seq == b"\x1bc" {
+                        self.emit(&data[start..at], out);
+                        start = at;
                     }
-                    at = end;
+                    if let Some((off, on)) = self.blank_attrs.around(seq) {
+                        self.emit(&data[start..at], out);
+                        self.feed_vt(off);
+                        self.emit(&data[at..end], out);
+                        self.feed_vt(&on);
+                        start = end;
+                    }
                 }
-                Step::Incomplete => {
-                    self.held = data[at..].to_vec();
-                    break;
+                Action::Strip => {
+                    self.emit(&data[start..at], out);
+                    start = end;
+                }
+                Action::Answer(query) => {
+                    // The bytes before it first: a cursor report gives the
+                    // position after them.
+                    self.emit(&data[start..at], out);
+                    start = end;
+                    let c = self.vt.cursor();
+                    let answer = self.modes.answer(&query, (c.row, c.col), self.vt.size());
+                    replies.extend_from_slice(&answer);
                 }
             }
-        }
-        self.emit(&data[start..at], out);
+        });
+        self.held = data[whole..].to_vec();
+        self.emit(&data[start..whole], out);
         self.modes.take_state_change()
     }
 
