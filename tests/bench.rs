@@ -195,9 +195,10 @@ fn http_call(
     Ok(v["data"].clone())
 }
 
-/// Figures 13-16: a `shell` agent whose sessions run `sh`.
-fn terminal_figures(sb: &Sandbox) -> Result<Vec<Row>> {
-    use tungstenite::client::IntoClientRequest;
+/// The `sh` profile of a `shell` agent running `sh`, which the terminal
+/// figures (13-18) start sessions of; made once (already there when an
+/// earlier group made it: that is fine).
+fn shell_profile(sb: &Sandbox) -> Result<()> {
     let dir = sb.config_dir();
     fs::create_dir_all(dir.join("agents.d")).map_err(|e| e.to_string())?;
     fs::create_dir_all(dir.join("scripts")).map_err(|e| e.to_string())?;
@@ -211,24 +212,39 @@ fn terminal_figures(sb: &Sandbox) -> Result<Vec<Row>> {
     let mut cmd = sb
         .command(RINGLET, &["profiles", "create", "shell", "sh", "-p", "anthropic", "--no-alias"]);
     cmd.env("ANTHROPIC_API_KEY", "sk-bench-0123456789abcdefghij");
-    cmd.status().map_err(|e| e.to_string())?;
+    cmd.output().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// A WebSocket client of the daemon at `addr` on `url`, with the bearer
+/// token, Nagle off (as the web UI's browser has it).
+fn ws_client(
+    addr: std::net::SocketAddr,
+    token: &str,
+    url: &str,
+) -> Result<tungstenite::WebSocket<std::net::TcpStream>> {
+    use tungstenite::client::IntoClientRequest;
+    let mut req = url.into_client_request().map_err(|e| e.to_string())?;
+    req.headers_mut().insert(
+        "Authorization",
+        format!("Bearer {token}").parse().map_err(|_| "header".to_string())?,
+    );
+    let stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let (ws, _) = tungstenite::client(req, stream).map_err(|e| e.to_string())?;
+    Ok(ws)
+}
+
+/// Figures 13-16: a `shell` agent whose sessions run `sh`.
+fn terminal_figures(sb: &Sandbox) -> Result<Vec<Row>> {
+    shell_profile(sb)?;
     let (addr, token) = http_api(sb)?;
     let create = |args: &[&str]| -> Result<String> {
         let body = serde_json::json!({"profile": "sh", "args": args, "sandbox": false, "path": "/usr/bin:/bin"});
         let info = http_call(addr, &token, "POST", "/api/terminal/sessions", &body.to_string())?;
         Ok(info["id"].as_str().unwrap_or_default().to_string())
     };
-    let attach_to = |url: &str| -> Result<tungstenite::WebSocket<std::net::TcpStream>> {
-        let mut req = url.into_client_request().map_err(|e| e.to_string())?;
-        req.headers_mut().insert(
-            "Authorization",
-            format!("Bearer {token}").parse().map_err(|_| "header".to_string())?,
-        );
-        let stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
-        stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        let (ws, _) = tungstenite::client(req, stream).map_err(|e| e.to_string())?;
-        Ok(ws)
-    };
+    let attach_to = |url: &str| ws_client(addr, &token, url);
     let attach = |id: &str| attach_to(&format!("ws://{addr}/ws/terminal/{id}"));
 
     // 13: a program writing a large stream, one client; and the same stream

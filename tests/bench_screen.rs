@@ -12,7 +12,7 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use super::{RINGLET, Result, Row, Sandbox, Timings, http_api, http_call};
+use super::{Result, Row, Sandbox, Timings, http_api, http_call, shell_profile, ws_client};
 
 const SNAPSHOT: &str = "17. screen snapshot on connect, 200x60";
 const PER_SESSION: &str = "18. daemon memory per session with its screen";
@@ -43,7 +43,6 @@ fn coloured_screen() -> Vec<u8> {
 }
 
 fn measure(sb: &Sandbox) -> Result<Vec<Row>> {
-    use tungstenite::client::IntoClientRequest;
     shell_profile(sb)?;
     let (addr, token) = http_api(sb)?;
     let screen_file = sb.root.join("screen.txt");
@@ -57,16 +56,7 @@ fn measure(sb: &Sandbox) -> Result<Vec<Row>> {
     // The first two frames after `connected`: the history and the screen.
     let connect = |id: &str| -> Result<(Duration, Vec<u8>)> {
         let t = Instant::now();
-        let mut req = format!("ws://{addr}/ws/terminal/{id}")
-            .into_client_request()
-            .map_err(|e| e.to_string())?;
-        req.headers_mut().insert(
-            "Authorization",
-            format!("Bearer {token}").parse().map_err(|_| "header".to_string())?,
-        );
-        let stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
-        stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        let (mut ws, _) = tungstenite::client(req, stream).map_err(|e| e.to_string())?;
+        let mut ws = ws_client(addr, &token, &format!("ws://{addr}/ws/terminal/{id}"))?;
         let mut binary = 0;
         loop {
             if let tungstenite::Message::Binary(b) = ws.read().map_err(|e| e.to_string())? {
@@ -130,27 +120,6 @@ fn measure(sb: &Sandbox) -> Result<Vec<Row>> {
     let mut row = Row::amount(PER_SESSION, (per - HISTORY) / 1e6, 1.0, "MB + history");
     row.measured = format!("{:.2} MB ({:.2} MB + 1 MiB history)", per / 1e6, (per - HISTORY) / 1e6);
     Ok(vec![snapshot, row])
-}
-
-/// The `sh` profile of a `shell` agent running `sh` (figure 13 makes the
-/// same one; this group may run alone).
-fn shell_profile(sb: &Sandbox) -> Result<()> {
-    let dir = sb.config_dir();
-    fs::create_dir_all(dir.join("agents.d")).map_err(|e| e.to_string())?;
-    fs::create_dir_all(dir.join("scripts")).map_err(|e| e.to_string())?;
-    fs::write(
-        dir.join("agents.d/shell.toml"),
-        "id = \"shell\"\nname = \"Shell\"\nbinary = \"sh\"\n[profile]\nstrategy = \"home-wrapper\"\nsource_home = \"~/.shell-profiles/{alias}\"\nscript = \"shell.rhai\"\nprovider_types = [\"anthropic\"]\n",
-    )
-    .map_err(|e| e.to_string())?;
-    fs::write(dir.join("scripts/shell.rhai"), "#{ files: #{}, env: #{}, args: [] }")
-        .map_err(|e| e.to_string())?;
-    let mut cmd = sb
-        .command(RINGLET, &["profiles", "create", "shell", "sh", "-p", "anthropic", "--no-alias"]);
-    cmd.env("ANTHROPIC_API_KEY", "sk-bench-0123456789abcdefghij");
-    // Already there when figure 13 ran first: that is fine.
-    cmd.output().map_err(|e| e.to_string())?;
-    Ok(())
 }
 
 fn rss_kib(sb: &Sandbox) -> Result<u64> {

@@ -20,6 +20,7 @@
 //! yet (held back until the next read, so a query split across two reads
 //! is still found).
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// An unfinished escape sequence longer than this is let through as it is
@@ -51,6 +52,35 @@ pub fn step(buf: &[u8], at: usize) -> Step {
         None if rest.len() > MAX_SEQUENCE => Step::Text(buf.len()),
         None => Step::Incomplete,
     }
+}
+
+/// `bytes` after the unfinished end of the last read, if one was held
+/// (taken from `held`).
+pub fn join<'a>(held: &mut Vec<u8>, bytes: &'a [u8]) -> Cow<'a, [u8]> {
+    if held.is_empty() {
+        Cow::Borrowed(bytes)
+    } else {
+        held.extend_from_slice(bytes);
+        Cow::Owned(std::mem::take(held))
+    }
+}
+
+/// Calls `seq(start, end)` for each whole escape sequence of `data`, in
+/// order, and returns where the whole part of `data` ends: the rest (to be
+/// held for the next read) starts a sequence or a character not finished.
+pub fn each_sequence(data: &[u8], mut seq: impl FnMut(usize, usize)) -> usize {
+    let mut at = 0;
+    while at < data.len() {
+        match step(data, at) {
+            Step::Text(end) => at = end,
+            Step::Seq(end) => {
+                seq(at, end);
+                at = end;
+            }
+            Step::Incomplete => break,
+        }
+    }
+    at
 }
 
 /// How many bytes at the end of `s` begin a UTF-8 character not yet whole.
@@ -805,45 +835,26 @@ pub struct Tracker {
 
 impl Tracker {
     pub fn feed(&mut self, bytes: &[u8]) {
-        let owned;
-        let data: &[u8] = if self.held.is_empty() {
-            bytes
-        } else {
-            self.held.extend_from_slice(bytes);
-            owned = std::mem::take(&mut self.held);
-            &owned
-        };
-        let mut at = 0;
-        while at < data.len() {
-            match step(data, at) {
-                Step::Text(end) => at = end,
-                Step::Seq(end) => {
-                    let seq = &data[at..end];
-                    let was_alternate = self.modes.alternate();
-                    self.modes.classify(seq);
-                    let screen = self.modes.alternate() as usize;
-                    if !was_alternate && screen == 1 {
-                        // A fresh alternate screen: nothing pushed on it yet.
-                        self.pushed[1] = 0;
-                    }
-                    if let Some(c) = csi(seq).filter(|c| c.fin == b'u' && c.inter.is_empty()) {
-                        let n = numbers(c.params).next().unwrap_or(0) as usize;
-                        match c.prefix {
-                            b'>' => self.pushed[screen] += 1,
-                            b'<' => {
-                                self.pushed[screen] = self.pushed[screen].saturating_sub(n.max(1))
-                            }
-                            _ => {}
-                        }
-                    }
-                    at = end;
-                }
-                Step::Incomplete => {
-                    self.held = data[at..].to_vec();
-                    break;
+        let data = join(&mut self.held, bytes);
+        let whole = each_sequence(&data, |at, end| {
+            let seq = &data[at..end];
+            let was_alternate = self.modes.alternate();
+            self.modes.classify(seq);
+            let screen = self.modes.alternate() as usize;
+            if !was_alternate && screen == 1 {
+                // A fresh alternate screen: nothing pushed on it yet.
+                self.pushed[1] = 0;
+            }
+            if let Some(c) = csi(seq).filter(|c| c.fin == b'u' && c.inter.is_empty()) {
+                let n = numbers(c.params).next().unwrap_or(0) as usize;
+                match c.prefix {
+                    b'>' => self.pushed[screen] += 1,
+                    b'<' => self.pushed[screen] = self.pushed[screen].saturating_sub(n.max(1)),
+                    _ => {}
                 }
             }
-        }
+        });
+        self.held = data[whole..].to_vec();
     }
 
     /// The bytes that undo every mode on (see [`Modes::restore`]).
@@ -865,22 +876,14 @@ pub fn filter_input(input: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let mut out: Option<Vec<u8>> = None;
-    let mut at = 0;
     let mut kept_to = 0;
-    while at < input.len() {
-        match step(input, at) {
-            Step::Text(end) => at = end,
-            Step::Seq(end) => {
-                if is_reply(&input[at..end]) {
-                    let o = out.get_or_insert_with(|| Vec::with_capacity(input.len()));
-                    o.extend_from_slice(&input[kept_to..at]);
-                    kept_to = end;
-                }
-                at = end;
-            }
-            Step::Incomplete => break,
+    each_sequence(input, |at, end| {
+        if is_reply(&input[at..end]) {
+            let o = out.get_or_insert_with(|| Vec::with_capacity(input.len()));
+            o.extend_from_slice(&input[kept_to..at]);
+            kept_to = end;
         }
-    }
+    });
     out.map(|mut o| {
         o.extend_from_slice(&input[kept_to..]);
         o
@@ -991,17 +994,7 @@ mod tests {
 
     fn classify_all(m: &mut Modes, bytes: &[u8]) -> Vec<Action> {
         let mut actions = Vec::new();
-        let mut at = 0;
-        while at < bytes.len() {
-            match step(bytes, at) {
-                Step::Text(end) => at = end,
-                Step::Seq(end) => {
-                    actions.push(m.classify(&bytes[at..end]));
-                    at = end;
-                }
-                Step::Incomplete => break,
-            }
-        }
+        each_sequence(bytes, |at, end| actions.push(m.classify(&bytes[at..end])));
         actions
     }
 

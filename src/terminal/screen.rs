@@ -8,10 +8,11 @@
 //! the top of the main screen go, as text with their colours, into a ring
 //! bounded in bytes (`[terminal] scrollback_bytes`): the history a client
 //! gets above the screen. On connect a client gets [`Screen::history`],
-//! then [`Screen::reproduce`]: a reset of its screen and modes, avt's dump
-//! (both buffers, cursor and its visibility, saved cursor, margins,
-//! charsets, insert/autowrap/newline/cursor-key modes), then ringlet's
-//! tracked modes and the title.
+//! then [`Screen::reproduce`]: a reset of its screen and modes, avt's state
+//! as bytes (`Vt::dump_to`, added to the vendored avt in `src/vendor/avt`:
+//! both buffers and which lines wrapped, cursor and its visibility, pen,
+//! saved cursors, margins, tab stops, charsets, insert/autowrap/newline/
+//! cursor-key modes), then ringlet's tracked modes and the title.
 //!
 //! Output is fed whole escape sequences and whole UTF-8 characters: the
 //! unfinished tail of a read is held until the next one (or until the
@@ -22,8 +23,14 @@ use std::io::Write as _;
 
 use avt::{Color, Line, Pen, Vt};
 
-use super::modes::{Action, BlankAttrs, Modes, Step, step};
+use super::modes::{Action, BlankAttrs, Modes, each_sequence, join};
 pub use super::modes::{AgentState, filter_input};
+
+/// The fewest columns the screen model gets, whatever the terminal's
+/// width: avt 0.17 panics (and a panic ends the daemon) on a wide character
+/// printed with autowrap off on a screen one column wide. A one-column
+/// terminal is drawn as two columns wide: nothing else happens there.
+const MIN_COLS: u16 = 2;
 
 /// Line feeds fed to avt at once, at most (see [`Screen::emit`]).
 const FEED_LINES: usize = 32;
@@ -54,7 +61,7 @@ pub struct Screen {
 impl Screen {
     pub fn new(cols: u16, rows: u16, history_cap: usize) -> Screen {
         let vt = Vt::builder()
-            .size(cols.max(1) as usize, rows.max(1) as usize)
+            .size(cols.max(MIN_COLS) as usize, rows.max(1) as usize)
             .scrollback_limit(0)
             .build();
         Screen {
@@ -74,64 +81,47 @@ impl Screen {
     /// to `out`, the answers to its queries (for the program) to `replies`.
     /// True when the agent state changed.
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<u8>, replies: &mut Vec<u8>) -> bool {
-        let owned;
-        let data: &[u8] = if self.held.is_empty() {
-            bytes
-        } else {
-            self.held.extend_from_slice(bytes);
-            owned = std::mem::take(&mut self.held);
-            &owned
-        };
-        let mut at = 0;
+        let data = join(&mut self.held, bytes);
         let mut start = 0;
-        while at < data.len() {
-            match step(data, at) {
-                Step::Text(end) => at = end,
-                Step::Seq(end) => {
-                    let seq = &data[at..end];
-                    let was_alternate = self.modes.alternate();
-                    match self.modes.classify(seq) {
-                        Action::Pass => {
-                            // avt hands out the lines that scrolled off the
-                            // main screen only at the end of a feed, and
-                            // drops them if the alternate screen is on by
-                            // then or a reset replaced the screen: feed it
-                            // the output before either on its own.
-                            if (!was_alternate && self.modes.alternate()) || seq == b"\x1bc" {
-                                self.emit(&data[start..at], out);
-                                start = at;
-                            }
-                            if let Some((off, on)) = self.blank_attrs.around(seq) {
-                                self.emit(&data[start..at], out);
-                                self.feed_vt(off);
-                                self.emit(&data[at..end], out);
-                                self.feed_vt(&on);
-                                start = end;
-                            }
-                        }
-                        Action::Strip => {
-                            self.emit(&data[start..at], out);
-                            start = end;
-                        }
-                        Action::Answer(query) => {
-                            // The bytes before it first: a cursor report
-                            // gives the position after them.
-                            self.emit(&data[start..at], out);
-                            start = end;
-                            let c = self.vt.cursor();
-                            let answer = self.modes.answer(&query, (c.row, c.col), self.vt.size());
-                            replies.extend_from_slice(&answer);
-                        }
+        let whole = each_sequence(&data, |at, end| {
+            let seq = &data[at..end];
+            let was_alternate = self.modes.alternate();
+            match self.modes.classify(seq) {
+                Action::Pass => {
+                    // avt hands out the lines that scrolled off the main
+                    // screen only at the end of a feed, and drops them if
+                    // the alternate screen is on by then or a reset
+                    // replaced the screen: feed it the output before
+                    // either on its own.
+                    if (!was_alternate && self.modes.alternate()) || seq == b"\x1bc" {
+                        self.emit(&data[start..at], out);
+                        start = at;
                     }
-                    at = end;
+                    if let Some((off, on)) = self.blank_attrs.around(seq) {
+                        self.emit(&data[start..at], out);
+                        self.feed_vt(off);
+                        self.emit(&data[at..end], out);
+                        self.feed_vt(&on);
+                        start = end;
+                    }
                 }
-                Step::Incomplete => {
-                    self.held = data[at..].to_vec();
-                    break;
+                Action::Strip => {
+                    self.emit(&data[start..at], out);
+                    start = end;
+                }
+                Action::Answer(query) => {
+                    // The bytes before it first: a cursor report gives the
+                    // position after them.
+                    self.emit(&data[start..at], out);
+                    start = end;
+                    let c = self.vt.cursor();
+                    let answer = self.modes.answer(&query, (c.row, c.col), self.vt.size());
+                    replies.extend_from_slice(&answer);
                 }
             }
-        }
-        self.emit(&data[start..at], out);
+        });
+        self.held = data[whole..].to_vec();
+        self.emit(&data[start..whole], out);
         self.modes.take_state_change()
     }
 
@@ -279,7 +269,7 @@ impl Screen {
     }
 
     pub fn resize(&mut self, cols: u16, rows: u16) {
-        let changes = self.vt.resize(cols.max(1) as usize, rows.max(1) as usize);
+        let changes = self.vt.resize(cols.max(MIN_COLS) as usize, rows.max(1) as usize);
         for line in changes.scrollback {
             push_history(&mut self.history, self.history_cap, &line, &mut self.scratch);
         }
@@ -308,7 +298,7 @@ impl Screen {
         out.extend_from_slice(b"\x1b[?1047l\x1b[0m\r");
         out.extend(std::iter::repeat_n(b'\n', rows.saturating_sub(1)));
         out.extend_from_slice(RESET);
-        translate(&self.vt.dump(), &mut out);
+        self.vt.dump_to(&mut out);
         self.modes.reproduce(&mut out);
         out
     }
@@ -320,74 +310,11 @@ impl Screen {
 }
 
 /// Every mode a client may have on, off; the cursor home on a clear
-/// screen. avt's dump then sets what the session has.
+/// screen. `Vt::dump_to` then sets what the session has.
 const RESET: &[u8] =
     b"\x1b[H\x1b[2J\x1b[r\x1b[?6l\x1b[?7h\x1b[4l\x1b[20l\x1b[?1l\x1b>\x1b(B\x1b)B\x0f\
 \x1b[?25h\x1b[?12l\x1b[?9l\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1005l\x1b[?1006l\x1b[?1015l\
 \x1b[?1016l\x1b[?1004l\x1b[?2004l\x1b[?2026l\x1b[0 q\x1b[>4m\x1b[H";
-
-/// avt's dump as bytes real terminals take: its 8-bit C1 controls (which a
-/// UTF-8 terminal ignores) as ESC sequences, REP (`CSI n b`, not in every
-/// terminal) expanded, and colours with `;` rather than `:` (older
-/// terminals know only that form).
-fn translate(dump: &str, out: &mut Vec<u8>) {
-    let mut chars = dump.chars().peekable();
-    let mut last = ' ';
-    let mut buf = [0u8; 4];
-    while let Some(c) = chars.next() {
-        let csi = match c {
-            '\u{9b}' => true,
-            '\x1b' if chars.peek() == Some(&'[') => {
-                chars.next();
-                true
-            }
-            '\u{90}' | '\u{98}' | '\u{9d}' => {
-                out.push(0x1b);
-                out.push(c as u8 - 0x40);
-                continue;
-            }
-            _ => {
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                if !c.is_control() {
-                    last = c;
-                }
-                continue;
-            }
-        };
-        debug_assert!(csi);
-        let mut body = String::new();
-        let mut fin = None;
-        for c in chars.by_ref() {
-            if ('\u{40}'..='\u{7e}').contains(&c) {
-                fin = Some(c);
-                break;
-            }
-            body.push(c);
-        }
-        match fin {
-            Some('b') if body.bytes().all(|b| b.is_ascii_digit()) => {
-                let n: usize = body.parse().unwrap_or(1).max(1);
-                let ch = last.encode_utf8(&mut buf);
-                for _ in 0..n {
-                    out.extend_from_slice(ch.as_bytes());
-                }
-            }
-            Some(f) => {
-                out.extend_from_slice(b"\x1b[");
-                if f == 'm' {
-                    out.extend(body.bytes().map(|b| if b == b':' { b';' } else { b }));
-                } else {
-                    out.extend_from_slice(body.as_bytes());
-                }
-                out.push(f as u8);
-            }
-            None => {
-                out.extend_from_slice(b"\x1b[");
-                out.extend_from_slice(body.as_bytes());
-            }
-        }
-    }
-}
 
 /// Appends one line that scrolled off, as text with SGR colours, to the
 /// history, dropping whole lines from the front past `cap` bytes. (avt does
@@ -794,6 +721,11 @@ mod tests {
     /// resets, tabs, wide and non-ASCII characters, lines wider than the
     /// screen and lines ending in a bare LF.
     fn mixed_stream(rng: &mut Rng, cols: usize, rows: usize) -> Vec<u8> {
+        mixed_stream_with(rng, cols, rows, &[])
+    }
+
+    /// [`mixed_stream`] with `more` operations among its own.
+    fn mixed_stream_with(rng: &mut Rng, cols: usize, rows: usize, more: &[&str]) -> Vec<u8> {
         const OPS: &[&str] = &[
             "\x1b[0m",
             "\x1b[31m",
@@ -839,7 +771,10 @@ mod tests {
                         out.push_str(if rng.below(20) == 0 { "\n" } else { "\r\n" });
                     }
                 }
-                2 => out.push_str(OPS[rng.below(OPS.len())]),
+                2 => {
+                    let n = rng.below(OPS.len() + more.len());
+                    out.push_str(OPS.get(n).unwrap_or_else(|| &more[n - OPS.len()]))
+                }
                 3 => {
                     out.push_str(&format!("\x1b[{};{}H", rng.below(rows + 2), rng.below(cols + 2)))
                 }
@@ -875,6 +810,128 @@ mod tests {
             }
             assert_eq!(fast.reproduce(), slow.reproduce(), "seed {seed}");
         }
+    }
+
+    /// What else the reproduced screen must carry: every kind of pen
+    /// change, tab stops, saved cursors on either screen, the other ways
+    /// to the alternate screen, the cursor outside the scroll region in
+    /// origin mode, wide characters, application cursor keys, and the
+    /// modes ringlet follows itself (mouse, paste, focus, keypad, cursor
+    /// shape, keyboard protocol, colours, title).
+    const MORE_OPS: &[&str] = &[
+        "\x1b[1m",
+        "\x1b[2m",
+        "\x1b[22m",
+        "\x1b[3;4;5;9m",
+        "\x1b[23;24;25;27;29m",
+        "\x1b[39m",
+        "\x1b[49m",
+        "\x1b[91;102m",
+        "\x1b[38;5;17m",
+        "\x1b[48;2;200;100;0m",
+        "\x1b[38:2:1:2:3m",
+        "\x1bH",
+        "\x1b[g",
+        "\x1b[3g",
+        "\x1b[5G\x1bH",
+        "\x1b[s",
+        "\x1b[u",
+        "\x1b[?47h",
+        "\x1b[?1047h",
+        "\x1b[?1047l",
+        "\x1b[?1048h",
+        "\x1b[?1048l",
+        "\x1b[?1h",
+        "\x1b[?1l",
+        "\x1b[?25l",
+        "\x1b[?25h",
+        "界界界界界界界界界界界",
+        // Blank default cells running to the edge of a line that wraps.
+        "\x1b[0mx                                                                                  y",
+        "\x1b[K",
+        "\x1b[1K",
+        "\x1b[3X",
+        "\x1b[2P",
+        "\x1b[2@",
+        "\x1b[1J",
+        "\x1b[?1002h\x1b[?1006h",
+        "\x1b[?1000l",
+        "\x1b[?2004h",
+        "\x1b[?1004h",
+        "\x1b=",
+        "\x1b>",
+        "\x1b[4 q",
+        "\x1b[>1u",
+        "\x1b[<u",
+        "\x1b]0;title\x07",
+        "\x1b]11;#102030\x1b\\",
+    ];
+
+    /// Random output fed to a Screen in random pieces: after each piece, a
+    /// fresh terminal fed the history and the reproduced screen (as a
+    /// client is) is in the very state of the session's, avt's own dump of
+    /// both being the same (both screens' cells, which lines wrapped, the
+    /// cursor and its visibility, the pen, saved cursors, margins, tab
+    /// stops, charsets, avt's modes), and so are the modes ringlet follows
+    /// itself; in the main screen and in the alternate one, and after
+    /// resizes.
+    #[test]
+    fn random_streams_are_reproduced_exactly() {
+        let (mut seen, mut exact, mut resized) = ([0; 2], 0, 0);
+        for seed in 1..50u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
+            let (cols, rows) = [(20, 5), (80, 24), (10, 1), (30, 3), (7, 2)][seed as usize % 5];
+            let stream = mixed_stream_with(&mut rng, cols, rows, MORE_OPS);
+            let mut s = Screen::new(cols as u16, rows as u16, 1000);
+            let mut at = 0;
+            let mut resized_hidden = false;
+            while at < stream.len() {
+                let end = (at + 1 + rng.below(4000)).min(stream.len());
+                fed(&mut s, &stream[at..end]);
+                at = end;
+                if rng.below(8) == 0 {
+                    // A resize reflows both screens, the hidden one too.
+                    resized_hidden |= s.modes.alternate();
+                    s.resize(1 + rng.below(cols + 10) as u16, 1 + rng.below(rows + 5) as u16);
+                    resized += 1;
+                }
+                let (cols, rows) = s.vt.size();
+                let bytes = [s.history(), s.reproduce()].concat();
+                let mut client = Screen::new(cols as u16, rows as u16, 1000);
+                fed(&mut client, &bytes);
+                // The session's very state, unless a resize reflowed the
+                // main screen while the alternate one hid it: avt then
+                // leaves its lines short of the new width, which no byte
+                // stream reproduces and nothing shows (the cells a client
+                // has there are blank).
+                if !resized_hidden {
+                    assert_eq!(client.vt.dump(), s.vt.dump(), "seed {seed} at {at}");
+                    exact += 1;
+                }
+                assert_eq!(picture(&client.vt), picture(&s.vt), "seed {seed} at {at}");
+                let modes = |s: &Screen| {
+                    let mut out = Vec::new();
+                    s.modes.reproduce(&mut out);
+                    out
+                };
+                assert_eq!(modes(&client), modes(&s), "seed {seed} at {at}");
+                seen[s.modes.alternate() as usize] += 1;
+            }
+        }
+        assert!(seen[0] > 20 && seen[1] > 20, "both screens: {seen:?}");
+        assert!(resized > 20 && exact > (seen[0] + seen[1]) / 2, "{resized} {exact} {seen:?}");
+    }
+
+    #[test]
+    fn wide_characters_on_a_one_column_terminal_do_not_end_the_daemon() {
+        // avt 0.17 underflows (a panic, which ends the daemon) printing a
+        // wide character with autowrap off one column wide.
+        let mut s = Screen::new(1, 3, 1000);
+        fed(&mut s, "\x1b[?7l界界x".as_bytes());
+        let mut s = Screen::new(40, 3, 1000);
+        s.resize(1, 3);
+        fed(&mut s, "\x1b[?7l界界x".as_bytes());
+        assert_eq!(picture(&client_of(&s)), picture(&s.vt));
     }
 
     #[test]

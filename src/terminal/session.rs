@@ -64,7 +64,9 @@ pub const KILL_GRACE: Duration = Duration::from_secs(2);
 pub enum Out {
     /// Terminal output. On attaching, first the history above the screen
     /// (possibly empty), then the reproduced screen, one chunk each.
-    Data(Arc<[u8]>),
+    /// Shared by every client without a copy, and what a WebSocket binary
+    /// message holds (tungstenite's `Bytes`: made from the `Vec` as it is).
+    Data(tungstenite::Bytes),
     /// Another client resized the terminal.
     Resized { cols: u16, rows: u16 },
     /// The agent exited (also sent on attach to an ended session).
@@ -506,8 +508,8 @@ impl Session {
     }
 
     fn attach(&mut self, client: Client) {
-        let history: Arc<[u8]> = self.screen.history().into();
-        let screen: Arc<[u8]> = self.screen.reproduce().into();
+        let history = tungstenite::Bytes::from(self.screen.history());
+        let screen = tungstenite::Bytes::from(self.screen.reproduce());
         let limit = self.backlog_limit() + screen.len();
         let mut ok = client.offer(Out::Data(history), limit).is_ok()
             && client.offer(Out::Data(screen), limit).is_ok();

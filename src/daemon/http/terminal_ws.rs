@@ -136,7 +136,9 @@ pub fn serve(
                     backlog.taken(out);
                 }
                 match out {
-                    Ok(Out::Data(bytes)) => queue(&mut ws, Message::Binary(bytes.to_vec().into()))?,
+                    // The session's shared buffer itself, not a copy (the
+                    // reproduced screen of a big coloured one is ~250 KB).
+                    Ok(Out::Data(bytes)) => queue(&mut ws, Message::Binary(bytes))?,
                     Ok(Out::Resized { cols, rows }) => queue(
                         &mut ws,
                         Message::text(json!({"type": "resized", "cols": cols, "rows": rows}).to_string()),

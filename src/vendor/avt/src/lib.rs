@@ -1,0 +1,17 @@
+mod buffer;
+mod cell;
+mod charset;
+mod color;
+mod line;
+pub mod parser;
+mod pen;
+mod tabs;
+pub mod terminal;
+pub mod util;
+mod vt;
+pub use cell::Cell;
+pub use charset::Charset;
+pub use color::Color;
+pub use line::Line;
+pub use pen::Pen;
+pub use vt::Vt;
