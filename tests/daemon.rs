@@ -558,6 +558,8 @@ fn stop_on_a_terminal_asks_before_ending_sessions() {
         env.program("script")
             .cmd
             .args(["-qec", &command, "/dev/null"])
+            // Plain words to look for (states are coloured on a terminal).
+            .env("NO_COLOR", "1")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

@@ -25,9 +25,11 @@ pub fn start(ctx: &Ctx, inv: &Invocation) -> Result<()> {
     let stay_alive = inv.flag("stay-alive");
     if inv.flag("foreground") {
         let log_file = inv.value("log-file").map(PathBuf::from);
-        // Only the daemon a user runs: a detached one (`--log-file`) was
-        // spawned by a CLI that found none running.
-        if log_file.is_none() {
+        // Only a daemon meant to stay (the user unit's form): a plain
+        // `--foreground` beside a running daemon is refused as ever (the
+        // socket of a live daemon is never taken from it), and a detached
+        // one (`--log-file`) was spawned by a CLI that found none running.
+        if stay_alive && log_file.is_none() {
             take_over(&paths)?;
         }
         return daemon::run(paths, daemon::Options { stay_alive, log_file });
@@ -66,13 +68,13 @@ pub fn start(ctx: &Ctx, inv: &Invocation) -> Result<()> {
     Ok(out.finish()?)
 }
 
-/// Before a foreground daemon starts (the user unit's `daemon --foreground
-/// --stay-alive`, say): a daemon a CLI started on demand, which would exit
-/// when idle, is asked to stop and waited for, so this one takes its place
-/// rather than failing on its lock (and the unit stopping after its start
-/// limit). One that stays alive was asked to by someone and is left alone,
-/// as is one running terminal sessions, which stopping it would end: the
-/// daemon then reports the lock as it always did.
+/// Before a foreground daemon that stays alive starts (the user unit's
+/// `daemon --foreground --stay-alive`): a daemon a CLI started on demand,
+/// which would exit when idle, is asked to stop and waited for, so this one
+/// takes its place rather than failing on its lock (and the unit stopping
+/// after its start limit). One that stays alive was asked to by someone and
+/// is left alone, as is one running terminal sessions, which stopping it
+/// would end: the daemon then reports the lock as it always did.
 fn take_over(paths: &crate::paths::Paths) -> Result<()> {
     let Some(data) = client::request_if_running(paths, &Request::Status)? else { return Ok(()) };
     let running: DaemonStatus = serde_json::from_value(data)?;
