@@ -805,19 +805,7 @@ fn websocket_closes_are_answered_and_protocol_errors_named() {
 /// Reads one response (head and Content-Length body) off a kept-alive
 /// connection; its status.
 fn read_one(stream: &mut TcpStream) -> u16 {
-    let mut raw = Vec::new();
-    let mut byte = [0u8; 1];
-    while !raw.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).unwrap();
-        raw.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&raw).to_ascii_lowercase();
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .map_or(0, |v| v.trim().parse().unwrap());
-    let mut body = vec![0u8; length];
-    stream.read_exact(&mut body).unwrap();
+    let head = crate::util::http::read_answer_head(stream);
     head.split(' ').nth(1).unwrap().parse().unwrap()
 }
 

@@ -343,23 +343,7 @@ fn a_connection_that_got_a_file_stays_open_for_the_api_calls_after_it() {
     let env = Env::new("assets-keepalive");
     let (addr, token) = env.http();
     let host = format!("Host: 127.0.0.1:{}\r\n", addr.port());
-    // One whole answer: its head, lower-cased.
-    let answer = |s: &mut std::net::TcpStream| -> String {
-        let mut raw = Vec::new();
-        let mut byte = [0u8; 1];
-        while !raw.ends_with(b"\r\n\r\n") {
-            s.read_exact(&mut byte).unwrap();
-            raw.push(byte[0]);
-        }
-        let head = String::from_utf8_lossy(&raw).to_ascii_lowercase();
-        let length: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .map_or(0, |v| v.trim().parse().unwrap());
-        let mut body = vec![0u8; length];
-        s.read_exact(&mut body).unwrap();
-        head
-    };
+    let answer = crate::util::http::read_answer_head;
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
     for path in ["/", "/favicon.ico"] {

@@ -24,7 +24,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::Value;
 
-use super::commands::{Arg, Cmd, Kind, ROOT};
+use super::commands::{Arg, Cmd, Kind};
 use super::{Ctx, Invocation, Out};
 use crate::paths::Paths;
 use crate::protocol::{PROTOCOL_VERSION, Request, RequestFrame};
@@ -144,17 +144,10 @@ struct Node {
 
 /// Every visible command, `ringlet` first, depth first.
 fn nodes() -> Vec<Node> {
-    fn walk(cmd: &'static Cmd, path: &mut Vec<&'static str>, out: &mut Vec<Node>) {
-        out.push(Node { key: path.join(" "), path: path.clone(), cmd });
-        for sub in cmd.subs.iter().filter(|s| !s.hidden) {
-            path.push(sub.name);
-            walk(sub, path, out);
-            path.pop();
-        }
-    }
-    let mut out = Vec::new();
-    walk(&ROOT, &mut Vec::new(), &mut out);
-    out
+    super::parse::command_paths(false)
+        .into_iter()
+        .map(|(path, cmd)| Node { key: path.join(" "), path, cmd })
+        .collect()
 }
 
 /// One option as the scripts see it: `--long`, its short form, and values.
@@ -917,7 +910,7 @@ mod tests {
 
     #[test]
     fn live_kinds_are_the_hidden_commands_choices() {
-        let cmd = ROOT.subs.iter().find(|c| c.name == "__complete").unwrap();
+        let cmd = crate::cli::commands::ROOT.subs.iter().find(|c| c.name == "__complete").unwrap();
         assert!(cmd.hidden && cmd.ready);
         assert_eq!(cmd.args[0].choices, LIVE);
         for node in nodes() {

@@ -116,11 +116,9 @@ pub fn page() -> String {
         let _ = writeln!(m, "{}", prose(para_text));
     }
     m.push_str(".SH COMMANDS\n");
-    let mut path = Vec::new();
-    for sub in ROOT.subs.iter().filter(|s| !s.hidden) {
-        path.push(sub.name);
-        command(&mut m, &mut path, sub);
-        path.pop();
+    // Every visible command below `ringlet` itself, depth first.
+    for (path, cmd) in super::parse::command_paths(false).into_iter().skip(1) {
+        command(&mut m, &path, cmd);
     }
     m.push_str(".SH GLOBAL OPTIONS\n");
     m.push_str("Every command takes these, before or after its name.\n");
@@ -158,8 +156,8 @@ pub fn page() -> String {
     m
 }
 
-/// One command (and, for a group, every visible command in it).
-fn command(m: &mut String, path: &mut Vec<&'static str>, cmd: &'static Cmd) {
+/// One command's section (its groups' commands get their own).
+fn command(m: &mut String, path: &[&'static str], cmd: &'static Cmd) {
     let _ = writeln!(m, ".SS \"ringlet {}\"", esc(&path.join(" ")));
     if cmd.runnable {
         para(m);
@@ -211,11 +209,6 @@ fn command(m: &mut String, path: &mut Vec<&'static str>, cmd: &'static Cmd) {
             let _ = writeln!(m, ".PP\n{}\n.EX\n$ {}\n.EE", prose(&sentence(what)), esc(line));
         }
         m.push_str(".RE\n");
-    }
-    for sub in cmd.subs.iter().filter(|s| !s.hidden) {
-        path.push(sub.name);
-        command(m, path, sub);
-        path.pop();
     }
 }
 

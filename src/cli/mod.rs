@@ -407,7 +407,7 @@ mod tests {
             "manpage",
             "__complete",
         ];
-        for (path, cmd) in parse::all_paths() {
+        for (path, cmd) in parse::command_paths(true) {
             if cmd.ready && cmd.runnable {
                 assert!(
                     routed.contains(&path.join(" ").as_str()),

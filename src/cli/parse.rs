@@ -452,23 +452,21 @@ pub fn colour_help(text: &str) -> std::borrow::Cow<'_, str> {
     coloured.into()
 }
 
-/// Every command path in the tree, for tests.
-#[cfg(test)]
-pub fn all_paths() -> Vec<(Vec<&'static str>, &'static Cmd)> {
-    fn walk(
-        cmd: &'static Cmd,
-        path: &mut Vec<&'static str>,
-        out: &mut Vec<(Vec<&'static str>, &'static Cmd)>,
-    ) {
+/// Every command in the tree with its path, `ringlet` itself (the empty
+/// path) first, depth first: what the man page, the completion scripts and
+/// the tests walk. Hidden commands, and those under them, only if `hidden`.
+pub fn command_paths(hidden: bool) -> Vec<(Vec<&'static str>, &'static Cmd)> {
+    type Out = Vec<(Vec<&'static str>, &'static Cmd)>;
+    fn walk(cmd: &'static Cmd, path: &mut Vec<&'static str>, hidden: bool, out: &mut Out) {
         out.push((path.clone(), cmd));
-        for sub in cmd.subs {
+        for sub in cmd.subs.iter().filter(|s| hidden || !s.hidden) {
             path.push(sub.name);
-            walk(sub, path, out);
+            walk(sub, path, hidden, out);
             path.pop();
         }
     }
     let mut out = Vec::new();
-    walk(&ROOT, &mut Vec::new(), &mut out);
+    walk(&ROOT, &mut Vec::new(), hidden, &mut out);
     out
 }
 
@@ -629,7 +627,7 @@ mod tests {
     fn every_group_and_main_command_has_examples_that_parse() {
         let main_commands =
             ["init", "profiles create", "profiles run", "usage", "daemon", "doctor", "ui", "stats"];
-        for (path, cmd) in all_paths() {
+        for (path, cmd) in command_paths(true) {
             let name = path.join(" ");
             let group = !cmd.subs.is_empty() && !cmd.hidden;
             if group || main_commands.contains(&name.as_str()) {
@@ -688,7 +686,7 @@ mod tests {
 
     #[test]
     fn every_command_has_help_and_about() {
-        for (path, cmd) in all_paths() {
+        for (path, cmd) in command_paths(true) {
             assert!(!cmd.about.is_empty(), "{path:?}");
             let mut args: Vec<&str> = path.clone();
             args.push("--help");
