@@ -3,7 +3,9 @@
 //! installs both) against the sandbox's daemon on loopback:
 //!   - page load to interactive, cold: a fresh browser context (empty cache)
 //!     per run, already signed in, from navigation start to the dashboard's
-//!     data shown, on the page's own clock; the median of 20 runs after one
+//!     data shown and drawn, on the page's own clock, as the page itself
+//!     notes it (not polled from outside, which would add Playwright's own
+//!     script to the load); the median of 20 runs after one
 //!     untimed warm-up; beside it, for reference, the same browser loading a
 //!     bare page (an `h1`) from a node server in runs paired with ours: what
 //!     Chromium costs before any page runs, the floor under the figure;

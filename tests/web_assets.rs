@@ -94,13 +94,18 @@ fn page(addr: SocketAddr) -> (String, String) {
 fn every_file_is_served_gzip_with_its_type_and_a_year_of_cache() {
     let env = Env::new("assets-all");
     let (addr, _token) = env.http();
-    let (_, version) = page(addr);
+    let (html, version) = page(addr);
     let files = source_files();
     for needed in ["index.html", "favicon.ico", "favicon.svg", "js/app.js", "vendor/xterm.mjs"] {
         assert!(files.iter().any(|f| f == needed), "{needed} in static/");
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("static");
-    for file in &files {
+    // The stylesheet comes inside the page (src/build.rs), whole, and is
+    // not a file of its own.
+    let css = fs::read_to_string(root.join("app.css")).unwrap();
+    assert!(html.contains(&format!("<style>\n{css}</style>")), "app.css inside the page");
+    assert_eq!(gz(addr, &format!("/static/{version}/app.css")).status, 404);
+    for file in files.iter().filter(|f| *f != "app.css") {
         let answer = gz(addr, &format!("/static/{version}/{file}"));
         assert_eq!(answer.status, 200, "{file}: {}", answer.head);
         assert_eq!(header(&answer, "Content-Type"), Some(expected_type(file)), "{file}");
@@ -267,7 +272,7 @@ fn favicon_csp_and_unversioned_paths_need_no_token() {
     let api =
         request(addr, "GET", "/api/agents", &[("Authorization", &format!("Bearer {token}"))], b"");
     assert_eq!(api.status, 200);
-    for answer in [&gz(addr, "/"), &gz(addr, "/static/app.css"), &api] {
+    for answer in [&gz(addr, "/"), &gz(addr, "/static/js/app.js"), &api] {
         assert_eq!(header(answer, "Content-Security-Policy"), Some(CSP), "{}", answer.head);
     }
     assert_eq!(header(&api, "Cache-Control"), Some("no-store"));

@@ -8,6 +8,9 @@
 import { redeemTicket, token, onSignedOut, ApiError } from "./api.js";
 import * as live from "./live.js";
 import { h, toast } from "./ui.js";
+// The page `ringlet ui` opens comes with the rest (index.html preloads
+// it), not one more round trip after it; the others load when visited.
+import * as dashboard from "./pages/dashboard.js";
 
 export const PAGES = ["dashboard", "profiles", "terminals", "usage", "proxies", "agents", "registry", "events", "doctor", "settings"];
 
@@ -69,7 +72,7 @@ async function route() {
   document.body.classList.remove("signed-out");
   let mod;
   try {
-    mod = await import(`./pages/${page}.js`);
+    mod = page === "dashboard" ? dashboard : await import(`./pages/${page}.js`);
   } catch (e) {
     view.replaceChildren(h("p", { class: "error" }, `This page failed to load: ${e.message}`));
     return;
@@ -137,6 +140,11 @@ live.onConnection((connected, reconnected) => {
 });
 
 window.addEventListener("hashchange", route);
-// With a ticket in the address, the stream starts once it is traded.
+// The first page's own calls go first: route() runs up to its first call
+// before the stream's socket is made, and the daemon's record of events
+// (up to 500 of them, for the event lists) is asked for once the page has
+// its data. With a ticket in the address, the stream starts once it is
+// traded.
+const first = route();
 if (token() && !location.hash.startsWith("#ticket=")) live.start();
-route();
+live.seedAfter(first);

@@ -18,6 +18,7 @@ let connected = false;
 let everConnected = false;
 let delay = 1000;
 let timer = null;
+let seedGate = Promise.resolve();
 
 /// Calls `fn(event)` for each event of `type` ("*" for all). Returns the
 /// function that stops it; views call it when they unmount.
@@ -103,8 +104,15 @@ export function start() {
 
 const key = (e) => `${e.timestamp}|${e.type}|${JSON.stringify(e.data)}`;
 
+/// Holds the next merge of the daemon's record until `promise` settles
+/// (app.js: until the first page has loaded its own data).
+export function seedAfter(promise) {
+  seedGate = promise.catch(() => {});
+}
+
 /// Merges the daemon's kept events with the ones that arrived here.
 async function seed() {
+  await seedGate;
   let kept;
   try {
     kept = (await api("GET", `/api/events?limit=${KEPT}`)).events;

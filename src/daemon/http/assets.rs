@@ -237,10 +237,11 @@ mod tests {
             assert_eq!(file.gzip[..3], [0x1f, 0x8b, 8], "{}", file.path);
             assert_eq!(inflate(file).map(|b| b.len()), Some(file.size), "{}", file.path);
         }
-        for needed in ["index.html", "favicon.ico", "app.css", "js/app.js", "vendor/xterm.mjs"] {
+        for needed in ["index.html", "favicon.ico", "js/app.js", "vendor/xterm.mjs"] {
             assert!(find(needed).is_some(), "{needed}");
         }
-        for never in ["README.md", "vendor/update.sh", "favicon.py"] {
+        // app.css is inside index.html.
+        for never in ["README.md", "vendor/update.sh", "favicon.py", "app.css"] {
             assert!(find(never).is_none(), "{never}");
         }
     }
@@ -251,6 +252,16 @@ mod tests {
         assert!(html.contains(&format!("\"/static/{VERSION}/js/app.js\"")), "{html}");
         assert!(!html.contains("\"/static/js"), "{html}");
         assert!(looks_like_version(VERSION));
+    }
+
+    /// The stylesheet comes inside the page, whole: no request of its own
+    /// before the first layout.
+    #[test]
+    fn index_carries_its_stylesheet() {
+        let html = String::from_utf8(inflate(find("index.html").unwrap()).unwrap()).unwrap();
+        let css = include_str!("../../../static/app.css");
+        assert!(html.contains(&format!("<style>\n{css}</style>")), "{html}");
+        assert!(!html.contains("rel=\"stylesheet\""), "{html}");
     }
 
     /// The page preloads every module the dashboard (the page `ringlet ui`

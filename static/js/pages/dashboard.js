@@ -50,6 +50,10 @@ function sessionState(s) {
 }
 
 export async function mount(view) {
+  // Asked for before anything is built: the daemon answers while the page
+  // lays out its cards.
+  const first = api("GET", "/api/dashboard");
+  first.catch(() => {}); // seen by loadAll below
   const daemon = card("Daemon", "daemon");
   const counts = card("Counts", "counts");
   const spend = card("Spend", "spend", ["#/usage", "Usage"]);
@@ -217,7 +221,7 @@ export async function mount(view) {
   const loadAll = async () => {
     let all;
     try {
-      all = await api("GET", "/api/dashboard");
+      all = await first;
     } catch (e) {
       for (const c of [daemon, counts, spend, agents, sessions, proxies]) c.body.replaceChildren(h("p", { class: "error" }, e.message));
       throw e;
