@@ -140,11 +140,15 @@ live.onConnection((connected, reconnected) => {
 });
 
 window.addEventListener("hashchange", route);
-// The first page's own calls go first: route() runs up to its first call
-// before the stream's socket is made, and the daemon's record of events
-// (up to 500 of them, for the event lists) is asked for once the page has
-// its data. With a ticket in the address, the stream starts once it is
-// traded.
-const first = route();
-if (token() && !location.hash.startsWith("#ticket=")) live.start();
-live.seedAfter(first);
+// Events that happened while the page loaded, before its stream opened.
+live.on("@missed", () => route());
+// The first page's own calls go first: the event stream (a socket, then
+// the daemon's record of up to 500 events) opens once the page has its
+// data, and does not compete with it while it loads. With a ticket in the
+// address, the stream starts once it is traded.
+const ticketed = location.hash.startsWith("#ticket=");
+route()
+  .catch((e) => console.error(e))
+  .then(() => {
+    if (token() && !ticketed) live.start();
+  });

@@ -18,7 +18,10 @@ let connected = false;
 let everConnected = false;
 let delay = 1000;
 let timer = null;
-let seedGate = Promise.resolve();
+/// Until the first merge of the daemon's record: app.js opens the stream
+/// after the first page has its data, so events may have happened in
+/// between that this page never received.
+let firstSeed = true;
 
 /// Calls `fn(event)` for each event of `type` ("*" for all). Returns the
 /// function that stops it; views call it when they unmount.
@@ -104,15 +107,11 @@ export function start() {
 
 const key = (e) => `${e.timestamp}|${e.type}|${JSON.stringify(e.data)}`;
 
-/// Holds the next merge of the daemon's record until `promise` settles
-/// (app.js: until the first page has loaded its own data).
-export function seedAfter(promise) {
-  seedGate = promise.catch(() => {});
-}
-
-/// Merges the daemon's kept events with the ones that arrived here.
+/// Merges the daemon's kept events with the ones that arrived here. The
+/// first time, if the record holds events from since this page started
+/// that did not arrive here, listeners of the pseudo-type "@missed" are
+/// called (app.js reloads the page's data, as after a reconnect).
 async function seed() {
-  await seedGate;
   let kept;
   try {
     kept = (await api("GET", `/api/events?limit=${KEPT}`)).events;
@@ -120,10 +119,14 @@ async function seed() {
     return; // Not fatal: the live stream goes on.
   }
   const seen = new Set(kept.map(key));
+  const arrived = new Set(recent.map(key));
+  const missed = firstSeed && kept.some((e) => !arrived.has(key(e)) && Date.parse(e.timestamp) >= performance.timeOrigin);
+  firstSeed = false;
   const merged = kept.concat(recent.filter((e) => !seen.has(key(e))));
   merged.sort((a, b) => (a.timestamp < b.timestamp ? -1 : a.timestamp > b.timestamp ? 1 : 0));
   recent.splice(0, recent.length, ...merged.slice(-KEPT));
   for (const fn of listeners.get("@recent") || []) fn();
+  if (missed) for (const fn of listeners.get("@missed") || []) fn();
 }
 
 /// Closes the stream for good (signed out).

@@ -49,9 +49,13 @@ function sessionState(s) {
   return h("span", { class: "row" }, run, state(label, s.agent_state));
 }
 
+/// How long the cards wait for their first data before they show empty
+/// ("Loading…") meanwhile.
+const EMPTY_CARDS_AFTER_MS = 250;
+
 export async function mount(view) {
   // Asked for before anything is built: the daemon answers while the page
-  // lays out its cards.
+  // builds its cards.
   const first = api("GET", "/api/dashboard");
   first.catch(() => {}); // seen by loadAll below
   const daemon = card("Daemon", "daemon");
@@ -61,13 +65,18 @@ export async function mount(view) {
   const sessions = card("Running sessions", "sessions", ["#/terminals", "Terminals"]);
   const proxies = card("Proxies", "proxies", ["#/proxies", "Proxies"]);
   const events = card("Recent events", "events", ["#/events", "All events"]);
-  view.append(
-    h("h1", null, title),
-    h("div", { class: "grid" }, daemon.el, counts.el, spend.el, agents.el),
-    sessions.el,
-    proxies.el,
-    events.el,
-  );
+  // The cards go on the page with their data, which the daemon gives in a
+  // few milliseconds: laying out empty cards first would only hold that
+  // answer back (the browser takes it in on the same thread, after the
+  // layout), and a cold load pays for every layout. A slow daemon gets
+  // them shown empty after EMPTY_CARDS_AFTER_MS.
+  const heading = h("h1", null, title);
+  const showCards = () => {
+    clearTimeout(emptyCards);
+    if (heading.isConnected) return;
+    view.append(heading, h("div", { class: "grid" }, daemon.el, counts.el, spend.el, agents.el), sessions.el, proxies.el, events.el);
+  };
+  const emptyCards = setTimeout(showCards, EMPTY_CARDS_AFTER_MS);
 
   let status = null;
   let statusAt = 0;
@@ -249,7 +258,7 @@ export async function mount(view) {
             { class: "events-mini" },
             list.map((e) => h("li", null, ago(e.timestamp), " ", h("strong", null, e.type), " ", h("span", { class: "muted" }, eventSummary(e)))),
           )
-        : h("p", { class: "empty" }, live.isConnected() ? "No events yet." : "Not connected to the event stream."),
+        : h("p", { class: "empty" }, live.isConnected() ? "No events yet." : "Waiting for the event stream…"),
     );
   };
 
@@ -257,8 +266,12 @@ export async function mount(view) {
   try {
     await loadAll();
   } catch (e) {
-    if (e instanceof ApiError && e.status === 401) throw e;
+    if (e instanceof ApiError && e.status === 401) {
+      clearTimeout(emptyCards);
+      throw e;
+    }
   }
+  showCards();
 
   // Coalesce bursts: a scan announces one UsageUpdated per profile and model.
   const timers = new Map();
