@@ -487,7 +487,7 @@ const ECHO: &str = "14. keystroke -> echo via WebSocket, p50";
 const ECHO_P99: &str = "    the same, p99";
 const SESSIONS_RSS: &str = "15. daemon RSS, 10 sessions x 5 clients";
 const IDLE_CPU: &str = "16. daemon CPU, all idle, + 20 /ws clients";
-const DOCTOR: &str = "`doctor`, warm daemon";
+const DOCTOR: &str = "33. `doctor`, warm daemon";
 /// Runs of `doctor`; each starts two trial sandboxes.
 const DOCTOR_RUNS: usize = 50;
 /// Interleaved pairs for figure 7; each starts Node twice.

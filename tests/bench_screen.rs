@@ -1,4 +1,4 @@
-//! Figures 17 and 18: the screen each terminal session keeps in the daemon.
+//! Figures 29 and 30: the screen each terminal session keeps in the daemon.
 //!
 //! 17 times what a client waits on connecting for the reproduced screen of a
 //! 200x60 session whose every cell has its own colours (the largest dump a
@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use super::{Result, Row, Sandbox, Timings, http_api, http_call, shell_profile, ws_client};
 
-const SNAPSHOT: &str = "17. screen snapshot on connect, 200x60";
-const PER_SESSION: &str = "18. daemon memory per session with its screen";
+const SNAPSHOT: &str = "29. screen snapshot on connect, 200x60";
+const PER_SESSION: &str = "30. daemon memory per session with its screen";
 const CONNECTS: usize = 50;
 const SESSIONS: usize = 20;
 const HISTORY: f64 = (1 << 20) as f64;

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use super::{QUICK_RUNS, RINGLET, Result, Row, Sandbox, Timings, time_quick};
 
-pub const HELP: &str = "27. ringlet --help";
-pub const COMPLETE: &str = "28. TAB: profile names, warm daemon (bash)";
+pub const HELP: &str = "31. ringlet --help";
+pub const COMPLETE: &str = "32. TAB: profile names, warm daemon (bash)";
 
 /// Profiles the completion lists.
 const PROFILES: &[&str] = &["shell-a", "shell-b", "shell-c", "shell-d", "shell-e"];
