@@ -274,7 +274,8 @@ mod tests {
     fn index_preloads_the_dashboards_module_graph() {
         let text = |path: &str| String::from_utf8(inflate(find(path).unwrap()).unwrap()).unwrap();
         let html = text("index.html");
-        let prefix = format!("<link rel=\"modulepreload\" fetchpriority=\"high\" href=\"/static/{VERSION}/");
+        let prefix =
+            format!("<link rel=\"modulepreload\" fetchpriority=\"high\" href=\"/static/{VERSION}/");
         let mut preloaded: Vec<String> = html
             .split(prefix.as_str())
             .skip(1)
