@@ -222,6 +222,8 @@ pub struct FileOut {
 /// into its settings inside the sandbox loses it here, before the next
 /// (perhaps unsandboxed) run. Only the records a file's `keep` list names
 /// are carried over from the file on disk. Files holding the secret are 0600.
+/// A file on disk that is already exactly what would be written (content,
+/// mode, a regular file of ours with no other name) is left in place.
 pub fn write_files(home: &Path, rendered: &Rendered, key: Option<&str>) -> Result<()> {
     write_files_in(&Beneath::open(home)?, rendered, key)
 }
@@ -248,7 +250,14 @@ pub fn write_files_in(home: &Beneath, rendered: &Rendered, key: Option<&str>) ->
             .with_context(|| format!("writing {rel} in the profile home"))?;
         let (merged, _) = keep_from_disk(Some(dir), name, rel, text, rendered.keep.get(rel))?;
         let (content, secret) = substitute(&merged, KeyValue::Key(key))?;
-        dir.write_atomic(name, content.as_bytes(), if secret { 0o600 } else { 0o644 })
+        let mode = if secret { 0o600 } else { 0o644 };
+        // A file already as rendered (the usual case from one run to the
+        // next) is left as it is: replacing it changes nothing but costs
+        // two fsyncs and a rename, most of a render's time.
+        if dir.holds(name, content.as_bytes(), mode) {
+            continue;
+        }
+        dir.write_atomic(name, content.as_bytes(), mode)
             .with_context(|| format!("writing {rel} in the profile home"))?;
     }
     Ok(())
@@ -486,6 +495,51 @@ mod tests {
         assert_eq!(t["model"].as_str(), Some("m"));
         assert_eq!(t["projects"]["/w"]["trust_level"].as_str(), Some("trusted"));
         assert!(t["projects"]["/w"].get("model").is_none() && t.get("notify").is_none(), "{t}");
+        fs::remove_dir_all(&home).unwrap();
+    }
+
+    #[test]
+    fn a_file_already_as_rendered_is_left_in_place_and_any_other_is_replaced() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+        let home = tmp("unchanged");
+        let mut r = Rendered::default();
+        r.files.insert("a/settings.json".into(), "{\"k\":\"${API_KEY}\"}".into());
+        r.files.insert("plain.txt".into(), "hello".into());
+        let key = Some("sk-0123456789abcdefghij");
+        write_files(&home, &r, key).unwrap();
+        let ino = |p: &str| fs::symlink_metadata(home.join(p)).unwrap().ino();
+        let mode = |p: &str| fs::metadata(home.join(p)).unwrap().permissions().mode() & 0o7777;
+        let (secret, plain) = (ino("a/settings.json"), ino("plain.txt"));
+        write_files(&home, &r, key).unwrap();
+        assert_eq!(ino("a/settings.json"), secret, "an unchanged file is not written again");
+        assert_eq!(ino("plain.txt"), plain);
+
+        // Another key: other bytes, replaced.
+        write_files(&home, &r, Some("sk-another-key-0123456789")).unwrap();
+        assert_ne!(ino("a/settings.json"), secret);
+        let read = |p: &str| fs::read_to_string(home.join(p)).unwrap();
+        assert_eq!(read("a/settings.json"), "{\"k\":\"sk-another-key-0123456789\"}");
+        // The same bytes with a wider mode: replaced, the mode set again.
+        fs::set_permissions(home.join("plain.txt"), fs::Permissions::from_mode(0o666)).unwrap();
+        write_files(&home, &r, key).unwrap();
+        assert_ne!(ino("plain.txt"), plain);
+        assert_eq!((read("plain.txt").as_str(), mode("plain.txt")), ("hello", 0o644));
+        // The same bytes under a second name (a hard link): replaced, so
+        // the rendered name no longer shares the file.
+        let (plain, other) = (ino("plain.txt"), home.join("other"));
+        fs::hard_link(home.join("plain.txt"), &other).unwrap();
+        write_files(&home, &r, key).unwrap();
+        assert_ne!(ino("plain.txt"), plain);
+        assert_eq!(fs::metadata(&other).unwrap().nlink(), 1);
+        // The same bytes behind a link at the name: replaced by a file.
+        fs::remove_file(home.join("plain.txt")).unwrap();
+        symlink(&other, home.join("plain.txt")).unwrap();
+        write_files(&home, &r, key).unwrap();
+        assert!(fs::symlink_metadata(home.join("plain.txt")).unwrap().is_file());
+        // Same length, other bytes: replaced.
+        fs::write(home.join("plain.txt"), "HELLO").unwrap();
+        write_files(&home, &r, key).unwrap();
+        assert_eq!(read("plain.txt"), "hello");
         fs::remove_dir_all(&home).unwrap();
     }
 
