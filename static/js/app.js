@@ -144,11 +144,15 @@ window.addEventListener("hashchange", route);
 live.on("@missed", () => route());
 // The first page's own calls go first: the event stream (a socket, then
 // the daemon's record of up to 500 events) opens once the page has its
-// data, and does not compete with it while it loads. With a ticket in the
-// address, the stream starts once it is traded.
+// data and has drawn it (or half a second later in a tab not shown, where
+// frames wait), and does not compete with it while it loads. With a
+// ticket in the address, the stream starts once it is traded.
 const ticketed = location.hash.startsWith("#ticket=");
 route()
   .catch((e) => console.error(e))
   .then(() => {
-    if (token() && !ticketed) live.start();
+    if (!token() || ticketed) return;
+    const open = () => live.start(); // a no-op once the stream is open
+    requestAnimationFrame(() => setTimeout(open));
+    setTimeout(open, 500);
   });
