@@ -202,20 +202,22 @@ fn inline_styles(files: &mut Vec<(String, Vec<u8>)>) {
     const OPEN: &str = "<link rel=\"stylesheet\" href=\"/static/";
     let Some(page) = files.iter().position(|(path, _)| path == "index.html") else { return };
     let mut html = String::from_utf8(files[page].1.clone()).expect("static/index.html: not UTF-8");
+    let mut inlined = Vec::new();
     while let Some(start) = html.find(OPEN) {
         let rest = &html[start + OPEN.len()..];
         let name = rest.split('"').next().unwrap_or_default().to_string();
         let end =
             start + OPEN.len() + rest.find('>').expect("static/index.html: an unclosed <link>") + 1;
-        let Some(file) = files.iter().position(|(path, _)| *path == name) else {
+        let Some((_, bytes)) = files.iter().find(|(path, _)| *path == name) else {
             panic!("static/index.html links /static/{name}, which is not there")
         };
-        let css = String::from_utf8(files.remove(file).1).expect("a stylesheet is UTF-8");
+        let css = std::str::from_utf8(bytes).expect("a stylesheet is UTF-8");
         assert!(!css.contains("</"), "static/{name}: `</` would end its <style> early");
         html.replace_range(start..end, &format!("<style>\n{css}</style>"));
+        inlined.push(name);
     }
-    let page = files.iter().position(|(path, _)| path == "index.html").unwrap_or_default();
     files[page].1 = html.into_bytes();
+    files.retain(|(path, _)| !inlined.contains(path));
 }
 
 /// `index.html` with every `/static/` reference (in a quoted attribute)

@@ -466,10 +466,7 @@ impl Beneath {
     pub fn holds(&self, rel: &Path, bytes: &[u8], mode: u32) -> bool {
         let Ok((parent, name)) = split(rel) else { return false };
         let Ok(dir) = self.walk(parent, false) else { return false };
-        let dirfd = dir.as_ref().map_or(self.root.as_fd(), |d| d.as_fd());
-        let flags =
-            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
-        let Ok(fd) = rustix::fs::openat(dirfd, name, flags, Mode::empty()) else { return false };
+        let Ok(fd) = self.open_leaf(dir.as_ref(), name) else { return false };
         let Ok(stat) = rustix::fs::fstat(&fd) else { return false };
         let same_kind = FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile
             && stat.st_uid == rustix::process::getuid().as_raw()
@@ -498,10 +495,7 @@ impl Beneath {
             Err(e) if e.downcast_ref::<Errno>() == Some(&Errno::NOENT) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let dirfd = dir.as_ref().map_or(self.root.as_fd(), |d| d.as_fd());
-        let flags =
-            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
-        let fd = match rustix::fs::openat(dirfd, name, flags, Mode::empty()) {
+        let fd = match self.open_leaf(dir.as_ref(), name) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => return Ok(None),
             Err(e @ (Errno::LOOP | Errno::MLINK | Errno::NXIO | Errno::ACCESS)) => {
@@ -559,6 +553,16 @@ impl Beneath {
     /// Opens the directory `rel` beneath the root, creating missing ones when
     /// `create`; `None` means the root itself. A missing directory without
     /// `create` is an [`Errno::NOENT`] error.
+    /// Opens `name` in `dir` (a directory [`Beneath::walk`] gave; `None`:
+    /// the root) for reading: never through a link at the name, never
+    /// blocking on a FIFO, never becoming a controlling terminal.
+    fn open_leaf(&self, dir: Option<&OwnedFd>, name: &OsStr) -> rustix::io::Result<OwnedFd> {
+        let dirfd = dir.map_or(self.root.as_fd(), |d| d.as_fd());
+        let flags =
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
+        rustix::fs::openat(dirfd, name, flags, Mode::empty())
+    }
+
     fn walk(&self, rel: &Path, create: bool) -> Result<Option<OwnedFd>> {
         if rel.as_os_str().is_empty() {
             return Ok(None);
