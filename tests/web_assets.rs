@@ -100,11 +100,12 @@ fn every_file_is_served_gzip_with_its_type_and_a_year_of_cache() {
         assert!(files.iter().any(|f| f == needed), "{needed} in static/");
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("static");
-    // The stylesheet comes inside the page (src/build.rs), whole, and is
-    // not a file of its own.
-    let css = fs::read_to_string(root.join("app.css")).unwrap();
-    assert!(html.contains(&format!("<style>\n{css}</style>")), "app.css inside the page");
+    // The stylesheet comes inside the page (src/build/web.rs), and is not
+    // a file of its own.
+    assert!(html.contains("<style>:root{"), "app.css inside the page");
     assert_eq!(gz(addr, &format!("/static/{version}/app.css")).status, 404);
+    // The dashboard's modules come inside js/app.js: the test below.
+    let bundled = dashboard_graph();
     for file in files.iter().filter(|f| *f != "app.css") {
         let answer = gz(addr, &format!("/static/{version}/{file}"));
         assert_eq!(answer.status, 200, "{file}: {}", answer.head);
@@ -117,7 +118,7 @@ fn every_file_is_served_gzip_with_its_type_and_a_year_of_cache() {
         assert_eq!(header(&answer, "Content-Security-Policy"), Some(CSP), "{file}");
         assert_eq!(header(&answer, "X-Content-Type-Options"), Some("nosniff"), "{file}");
         let bytes = gunzip(&answer.body);
-        if file != "index.html" {
+        if file != "index.html" && !bundled.contains(file) {
             assert_eq!(bytes, fs::read(root.join(file)).unwrap(), "{file}: the checkout's bytes");
         }
         assert!(answer.body.len() < bytes.len() || bytes.len() < 600, "{file}: compressed");
@@ -165,8 +166,67 @@ fn the_page_names_versioned_files_and_all_of_them_resolve() {
             queue.push(resolve(dir, &spec));
         }
     }
-    assert!(seen.contains(&format!("/static/{version}/js/api.js")), "{seen:?}");
+    assert!(seen.contains(&format!("/static/{version}/js/app.js")), "{seen:?}");
     assert!(seen.iter().all(|u| u.starts_with(&format!("/static/{version}/"))), "{seen:?}");
+}
+
+/// js/app.js and the modules it imports, in the checkout: the dashboard's
+/// module graph.
+fn dashboard_graph() -> BTreeSet<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("static");
+    let mut graph = BTreeSet::new();
+    let mut queue = vec!["js/app.js".to_string()];
+    while let Some(path) = queue.pop() {
+        if graph.insert(path.clone()) {
+            let text = fs::read_to_string(root.join(&path)).unwrap();
+            let dir = &path[..path.rfind('/').unwrap()];
+            queue.extend(relative_imports(&text).iter().map(|spec| resolve(dir, spec)));
+        }
+    }
+    graph
+}
+
+/// The page's one script carries the dashboard's modules (src/build/web.rs):
+/// every line of each, and no import of them. Each module's own URL gives
+/// its exports, exactly, from that one instance, for the pages loaded
+/// later (a second instance of the live stream would never hear an event);
+/// a page that imports them loads and shares them in a real browser
+/// (tests/browser).
+#[test]
+fn the_dashboards_modules_come_inside_app_js() {
+    let env = Env::new("assets-bundle");
+    let (addr, _token) = env.http();
+    let (_, version) = page(addr);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("static");
+    let served = |file: &str| {
+        let answer = gz(addr, &format!("/static/{version}/{file}"));
+        assert_eq!(answer.status, 200, "{file}");
+        String::from_utf8(gunzip(&answer.body)).unwrap()
+    };
+    let app = served("js/app.js");
+    assert!(relative_imports(&app).is_empty(), "js/app.js imports nothing statically");
+    let graph = dashboard_graph();
+    assert!(graph.len() >= 5, "{graph:?}");
+    for file in graph.iter().filter(|f| *f != "js/app.js") {
+        let source = fs::read_to_string(root.join(file)).unwrap();
+        let mut rest = app.as_str();
+        for line in source.lines().filter(|l| !l.starts_with("import ")) {
+            let line = line.strip_prefix("export ").unwrap_or(line);
+            let at = rest.find(line).unwrap_or_else(|| panic!("{file}: `{line}` not in js/app.js"));
+            rest = &rest[at + line.len()..];
+        }
+        let exports: Vec<&str> = source
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .map(|l| l.trim_start_matches("async ").split([' ', '(']).nth(1).unwrap())
+            .collect();
+        let shim = served(file);
+        let up = if file.matches('/').count() == 1 { "./" } else { "../" };
+        assert!(shim.contains(&format!("import {{ bundled }} from \"{up}app.js\";")), "{shim}");
+        let line = format!("export const {{ {} }} = bundled[\"{file}\"];", exports.join(", "));
+        assert!(shim.contains(&line), "{file}: {shim}");
+        assert!(app.contains(&format!("  \"{file}\": __module_")), "{file} in `bundled`");
+    }
 }
 
 /// The literal relative specifiers of a script's imports: `from "./x.js"`,

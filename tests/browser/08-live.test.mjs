@@ -4,6 +4,9 @@
 // back on purpose, a profile is created meanwhile, and once the stream
 // opens the dashboard must count it (live.js sees the event in the
 // daemon's record, not received live, and the page reloads its data).
+// And a page loaded after the dashboard hears that one stream: its modules
+// come with the page's one script in the release's files (src/build/web.rs),
+// and the pages loaded later must share their instance, not load another.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -39,5 +42,22 @@ test("what happens before the live stream opens still reaches the dashboard", as
     release();
     await page.unrouteAll();
     ringlet(["profiles", "delete", ALIAS]);
+  }
+});
+
+test("a page loaded after the first hears the one live stream", async () => {
+  const alias = "late-page";
+  await page.goto(`${BASE}#/dashboard`);
+  await page.reload();
+  await settled(page, "dashboard");
+  await until("the stream connected", async () => (await page.locator("#conn.up").count()) > 0);
+  await page.goto(`${BASE}#/profiles`);
+  await settled(page, "profiles");
+  assert.equal(await page.getByText(alias, { exact: true }).count(), 0);
+  try {
+    ringlet(["profiles", "create", "claude", alias, "-p", "anthropic", "--api-key-stdin", "--no-alias"], "sk-ant-late-0123456789abcdefghij\n");
+    await until("the profiles page listing the new profile", async () => (await page.getByText(alias, { exact: true }).count()) > 0, 10_000);
+  } finally {
+    ringlet(["profiles", "delete", alias]);
   }
 });
