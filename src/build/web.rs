@@ -206,17 +206,11 @@ const ENTRY: &str = "js/app.js";
 /// `export let`, a cycle, `import(` or `import.meta`, which would resolve
 /// against `js/app.js`'s URL once inside it) rather than guess.
 fn bundle(files: &mut [(String, Vec<u8>)]) {
-    let text = |files: &[(String, Vec<u8>)], path: &str| -> String {
-        let Some((_, bytes)) = files.iter().find(|(p, _)| p == path) else {
-            panic!("static/{path}: imported by the page, and not there")
-        };
-        String::from_utf8(bytes.clone()).unwrap_or_else(|_| panic!("static/{path}: not UTF-8"))
-    };
     // Depth first, each module after what it imports: the order of a
     // module graph's evaluation.
     let mut order: Vec<Module> = Vec::new();
     let mut path_to_here = vec![ENTRY.to_string()];
-    visit(files, &text, ENTRY, &mut path_to_here, &mut order);
+    visit(files, ENTRY, &mut path_to_here, &mut order);
     let entry = order.pop().expect("the entry comes last");
     let mut out = String::new();
     for module in &order {
@@ -283,18 +277,21 @@ type Module = (String, String);
 /// Adds `path`'s imports, then `path`, to `order` (once each).
 fn visit(
     files: &[(String, Vec<u8>)],
-    text: &dyn Fn(&[(String, Vec<u8>)], &str) -> String,
     path: &str,
     path_to_here: &mut Vec<String>,
     order: &mut Vec<Module>,
 ) {
-    let source = text(files, path);
+    let Some((_, bytes)) = files.iter().find(|(p, _)| p == path) else {
+        panic!("static/{path}: imported by the page, and not there")
+    };
+    let source =
+        String::from_utf8(bytes.clone()).unwrap_or_else(|_| panic!("static/{path}: not UTF-8"));
     for line in source.lines().filter(|l| l.starts_with("import ")) {
         let (spec, _) = parse_import(path, line);
         assert!(!path_to_here.contains(&spec), "static/{path}: an import cycle through {spec}");
         if !order.iter().any(|(p, _)| *p == spec) {
             path_to_here.push(spec.clone());
-            visit(files, text, &spec, path_to_here, order);
+            visit(files, &spec, path_to_here, order);
             path_to_here.pop();
         }
     }
