@@ -17,6 +17,19 @@ export const PAGES = ["dashboard", "profiles", "terminals", "usage", "proxies", 
 const $ = (id) => document.getElementById(id);
 let cleanup = null;
 let routeSeq = 0;
+let pageStyles = null;
+
+/// Links static/pages.css, the other pages' rules, once; resolves when it
+/// is in (or failed: a page without its own rules still works). The
+/// dashboard's rules come inside index.html (app.css), so a cold load of
+/// the page `ringlet ui` opens parses those alone.
+function loadPageStyles() {
+  pageStyles ??= new Promise((done) => {
+    const href = new URL("../pages.css", import.meta.url).href;
+    document.head.append(h("link", { rel: "stylesheet", href, onload: done, onerror: done }));
+  });
+  return pageStyles;
+}
 
 applySettings();
 
@@ -72,7 +85,7 @@ async function route() {
   document.body.classList.remove("signed-out");
   let mod;
   try {
-    mod = page === "dashboard" ? dashboard : await import(`./pages/${page}.js`);
+    mod = page === "dashboard" ? dashboard : (await Promise.all([import(`./pages/${page}.js`), loadPageStyles()]))[0];
   } catch (e) {
     view.replaceChildren(h("p", { class: "error" }, `This page failed to load: ${e.message}`));
     return;
@@ -145,14 +158,18 @@ live.on("@missed", () => route());
 // The first page's own calls go first: the event stream (a socket, then
 // the daemon's record of up to 500 events) opens once the page has its
 // data and has drawn it (or half a second later in a tab not shown, where
-// frames wait), and does not compete with it while it loads. With a
-// ticket in the address, the stream starts once it is traded.
+// frames wait), and does not compete with it while it loads; so do the
+// other pages' styles. With a ticket in the address, the stream starts
+// once it is traded.
 const ticketed = location.hash.startsWith("#ticket=");
 route()
   .catch((e) => console.error(e))
   .then(() => {
     if (!token() || ticketed) return;
-    const open = () => live.start(); // a no-op once the stream is open
+    const open = () => {
+      live.start(); // a no-op once the stream is open
+      loadPageStyles();
+    };
     requestAnimationFrame(() => setTimeout(open));
     setTimeout(open, 500);
   });

@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { PAGES, SHOTS, openBrowser, open, signIn, watch } from "./world.mjs";
+import { BASE, PAGES, SHOTS, newContext, openBrowser, open, settled, signIn, watch } from "./world.mjs";
 
 let page;
 let checks;
@@ -44,3 +44,38 @@ for (const [width, height] of [
   });
 }
 
+
+// The dashboard's rules come inside the page and the other pages' in
+// static/pages.css, which js/app.js links before it shows the first of
+// them: a tab opened straight on another page has that page's rules from
+// its first frame, and a cold load of the dashboard asks for the file only
+// after its own first frame.
+test("a tab opened on another page has its styles; the dashboard's first frame does without them", async () => {
+  // A new context: this browser's session, and nothing in its cache.
+  const fresh = await newContext(world.browser, { storageState: await world.context.storageState() });
+  const tab = await fresh.newPage();
+  try {
+    // Noted by the page itself when the dashboard's cards go in: whether
+    // pages.css is linked by then.
+    await fresh.addInitScript(() => {
+      const seen = new MutationObserver(() => {
+        if (!document.querySelector("main .card")) return;
+        seen.disconnect();
+        window.__pagesCssAtCards = !!document.querySelector('link[href$="/pages.css"]');
+      });
+      seen.observe(document, { childList: true, subtree: true });
+    });
+    await tab.goto(`${BASE}#/dashboard`);
+    await settled(tab, "dashboard");
+    assert.equal(await tab.evaluate(() => window.__pagesCssAtCards), false, "pages.css linked before the dashboard's cards");
+    await tab.waitForFunction(() => document.querySelector('link[href$="/pages.css"]'), null, { timeout: 10_000 });
+
+    await tab.goto(`${BASE}#/usage`);
+    await tab.reload();
+    await settled(tab, "usage");
+    const shown = await tab.evaluate(() => getComputedStyle(document.querySelector(".usage-filters")).display);
+    assert.equal(shown, "grid", "the usage page's own rule (pages.css) applies");
+  } finally {
+    await fresh.close();
+  }
+});
