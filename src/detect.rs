@@ -570,4 +570,19 @@ mod tests {
         assert!(find_binary(&["exe"], None).is_none());
         fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn only_names_not_there_at_all_count_as_absent() {
+        let dir = std::env::temp_dir().join(format!("ringlet-absent-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("plain"), "x").unwrap();
+        std::os::unix::fs::symlink(dir.join("nowhere"), dir.join("dangling")).unwrap();
+        let path = std::env::join_paths([Path::new("/nonexistent-ringlet-dir"), &dir]).unwrap();
+        let lookup = |names: &[&str]| find_in_path(names, Some(&path), |_, _| true);
+        assert!(matches!(lookup(&["none"]), Lookup::Absent));
+        // There but not usable: looked at again every time.
+        assert!(matches!(lookup(&["none", "plain"]), Lookup::TurnedDown));
+        assert!(matches!(lookup(&["dangling"]), Lookup::TurnedDown));
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -41,7 +41,7 @@ use serde_json::Value;
 
 use super::State;
 use super::dispatch;
-use crate::protocol::{ErrorCode, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Reply, ReplyFrame, Request};
+use crate::protocol::{ErrorCode, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Reply, Request};
 
 /// How long a client may take to send its whole request line, counted from
 /// the connection.
@@ -345,8 +345,14 @@ pub fn decode_request(line: &[u8]) -> Result<Request, Reply> {
 }
 
 fn write_reply(stream: &mut UnixStream, reply: &Reply) -> Result<()> {
-    let frame = ReplyFrame { version: PROTOCOL_VERSION, reply: reply.clone() };
-    let mut line = serde_json::to_vec(&frame)?;
+    /// [`crate::protocol::ReplyFrame`], borrowing the reply rather than copying its data.
+    #[derive(serde::Serialize)]
+    struct Frame<'a> {
+        version: u32,
+        #[serde(flatten)]
+        reply: &'a Reply,
+    }
+    let mut line = serde_json::to_vec(&Frame { version: PROTOCOL_VERSION, reply })?;
     line.push(b'\n');
     stream.write_all(&line).context("writing reply")?;
     Ok(())
@@ -476,6 +482,23 @@ mod tests {
         assert!(partial.load(Ordering::SeqCst), "caught mid-request");
         drop(ours);
         trickle.join().unwrap();
+    }
+
+    #[test]
+    fn replies_are_written_as_reply_frames() {
+        use crate::protocol::ReplyFrame;
+        for reply in [
+            Reply::ok(&serde_json::json!({"agents": [{"id": "claude"}], "warnings": []})),
+            Reply::ok(&Value::Null),
+            Reply::error(ErrorCode::NotFound, "no agent `x`"),
+        ] {
+            let (mut ours, theirs) = UnixStream::pair().unwrap();
+            write_reply(&mut ours, &reply).unwrap();
+            drop(ours);
+            let written = std::io::read_to_string(theirs).unwrap();
+            let frame = ReplyFrame { version: PROTOCOL_VERSION, reply };
+            assert_eq!(written, format!("{}\n", serde_json::to_string(&frame).unwrap()));
+        }
     }
 
     #[test]
