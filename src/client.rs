@@ -61,8 +61,9 @@ pub fn request(paths: &Paths, request: &Request) -> Result<Value> {
     Ok(reply.unwrap_or_default())
 }
 
-/// [`request`], with the reply's data decoded straight into `T` (no
-/// [`Value`] in between: the table commands' path, `agents list` first).
+/// [`request`], with the reply's data decoded straight into `T`, no
+/// [`Value`] in between (`agents list`'s table; each `T` adds a decoder of
+/// its own to the binary, so it is not every command's path).
 pub fn request_as<T: DeserializeOwned>(paths: &Paths, request: &Request) -> Result<T> {
     let reply = send(request, || connect_or_start(paths, false).map(Some), decode_reply_as::<T>)?;
     reply.context("the daemon sent no reply")

@@ -154,12 +154,12 @@ pub fn fetch<T: serde::de::DeserializeOwned>(
     request: &crate::protocol::Request,
     out: &mut Out,
 ) -> Result<Option<T>> {
-    if !ctx.global.json {
-        return Ok(Some(crate::client::request_as(&ctx.paths()?, request)?));
-    }
     let data = crate::client::request(&ctx.paths()?, request)?;
-    out.json(&data)?;
-    Ok(None)
+    if ctx.global.json {
+        out.json(&data)?;
+        return Ok(None);
+    }
+    Ok(Some(serde_json::from_value(data)?))
 }
 
 /// Buffered stdout whose errors propagate (a closed pipe ends the command).
