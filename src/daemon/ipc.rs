@@ -10,7 +10,8 @@
 //! request then wakes one daemon thread, which usually finds the request
 //! already there, instead of waking an accept thread that starts a thread
 //! (clone, and a stack to map and later give back) that then waits for it:
-//! a third of the round trip of `agents list` before. Whoever takes a
+//! about 0.1 ms of the 0.4 ms round trip of `agents list` before, measured
+//! on a small 2-core VM. Whoever takes a
 //! connection when no other thread is left waiting starts one first, so a
 //! slow request or an event stream never holds up the next connection; at
 //! most [`MAX_IDLE`] threads stay waiting once the rush is over.
