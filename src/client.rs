@@ -23,6 +23,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::paths::Paths;
@@ -55,17 +57,26 @@ impl std::error::Error for DaemonError {}
 
 /// Sends `request`, starting the daemon first if none answers.
 pub fn request(paths: &Paths, request: &Request) -> Result<Value> {
-    let reply = send(request, || connect_or_start(paths, false).map(Some))?;
+    let reply = send(request, || connect_or_start(paths, false).map(Some), decode_reply)?;
     Ok(reply.unwrap_or_default())
+}
+
+/// [`request`], with the reply's data decoded straight into `T`, no
+/// [`Value`] in between (`agents list`'s table; each `T` adds a decoder of
+/// its own to the binary, so it is not every command's path).
+pub fn request_as<T: DeserializeOwned>(paths: &Paths, request: &Request) -> Result<T> {
+    let reply = send(request, || connect_or_start(paths, false).map(Some), decode_reply_as::<T>)?;
+    reply.context("the daemon sent no reply")
 }
 
 /// Sends `request` only if a daemon is already running; `Ok(None)` if not.
 pub fn request_if_running(paths: &Paths, request: &Request) -> Result<Option<Value>> {
-    send(request, || match connect(paths) {
+    let dial = || match connect(paths) {
         Ok(stream) => Ok(Some(stream)),
         Err(e) if daemon_absent(&e) => Ok(None),
         Err(e) => Err(e).with_context(|| format!("connecting to {}", paths.socket.display())),
-    })
+    };
+    send(request, dial, decode_reply)
 }
 
 /// Dials with `dial` (`None`: no daemon, and none to start) and exchanges.
@@ -77,15 +88,23 @@ pub fn request_if_running(paths: &Paths, request: &Request) -> Result<Option<Val
 /// new one). A connection lost after the request was sent is retried only
 /// for read-only requests. Any other broken connection is an error, never
 /// a silent success.
-fn send(
+///
+/// The request line is encoded before dialling, so that it follows the
+/// connection at once: the daemon thread the connection wakes then finds
+/// it already there rather than waiting for it.
+fn send<R>(
     request: &Request,
     mut dial: impl FnMut() -> Result<Option<UnixStream>>,
-) -> Result<Option<Value>> {
+    decode: fn(&str) -> Result<R>,
+) -> Result<Option<R>> {
+    let frame = RequestFrame { version: PROTOCOL_VERSION, request: request.clone() };
+    let mut line = serde_json::to_vec(&frame)?;
+    line.push(b'\n');
     let deadline = Instant::now() + BUSY_RETRY;
     let mut pause = Duration::from_millis(10);
     loop {
         let Some(stream) = dial()? else { return Ok(None) };
-        let why = match exchange(stream, request) {
+        let why = match exchange(stream, &line, decode) {
             Ok(value) => return Ok(Some(value)),
             Err(Exchange::Failed(e)) => return Err(e),
             Err(Exchange::Unread(why)) => why,
@@ -319,19 +338,21 @@ enum Exchange {
 /// the request is read (`daemon/ipc.rs`), so retrying is always safe.
 const AT_CAPACITY: &str = "too many connections";
 
-/// Writes the request line, half-closes, reads the reply line.
-fn exchange(mut stream: UnixStream, request: &Request) -> Result<Value, Exchange> {
-    let frame = RequestFrame { version: PROTOCOL_VERSION, request: request.clone() };
-    let mut line = serde_json::to_vec(&frame).map_err(|e| Exchange::Failed(e.into()))?;
-    line.push(b'\n');
+/// Writes the request line, half-closes, reads the reply line and decodes
+/// it with `decode`.
+fn exchange<R>(
+    mut stream: UnixStream,
+    line: &[u8],
+    decode: fn(&str) -> Result<R>,
+) -> Result<R, Exchange> {
     // A daemon that refuses the connection has written its answer and closed
     // (EPIPE on this write): the answer is still there to read.
-    let sent = stream.write_all(&line).and_then(|()| stream.shutdown(std::net::Shutdown::Write));
+    let sent = stream.write_all(line).and_then(|()| stream.shutdown(std::net::Shutdown::Write));
     stream.set_read_timeout(Some(REPLY_TIMEOUT)).map_err(|e| Exchange::Failed(e.into()))?;
     let mut reply = String::new();
     let read = BufReader::new(stream).read_line(&mut reply);
     if reply.ends_with('\n') {
-        return match decode_reply(&reply) {
+        return match decode(&reply) {
             Err(e)
                 if e.downcast_ref::<DaemonError>()
                     .is_some_and(|d| d.message.starts_with(AT_CAPACITY)) =>
@@ -446,9 +467,54 @@ pub fn decode_reply(line: &str) -> Result<Value> {
     }
 }
 
+/// [`decode_reply`] straight into `T`: one pass over the line into a frame
+/// whose `data` is typed. Anything that pass does not take (another
+/// protocol version, an error reply, data that is not a `T`, a malformed
+/// line) goes through [`decode_reply`], so every failure reads as before.
+pub fn decode_reply_as<T: DeserializeOwned>(line: &str) -> Result<T> {
+    #[derive(Deserialize)]
+    struct Frame<T> {
+        version: Option<u64>,
+        data: Option<T>,
+    }
+    if let Ok(Frame { version: Some(v), data: Some(data) }) = serde_json::from_str(line)
+        && v == u64::from(PROTOCOL_VERSION)
+    {
+        return Ok(data);
+    }
+    Ok(serde_json::from_value(decode_reply(line)?)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_replies_decode_like_values() {
+        use crate::protocol::AgentList;
+        let good = r#"{"version":2,"data":{"agents":[],"warnings":["w"]}}"#;
+        let list: AgentList = decode_reply_as(good).unwrap();
+        assert_eq!(list.warnings, ["w"]);
+        // Every failure reads as it does through a Value.
+        for line in [
+            r#"{"version":2,"error":{"code":"not_found","message":"no x"}}"#,
+            r#"{"version":7,"data":{"agents":[],"warnings":[]}}"#,
+            r#"{"data":{"agents":[],"warnings":[]}}"#,
+            r#"{"version":2,"data":{"agents":7}}"#,
+            r#"{"version":2,"data":null}"#,
+            "garbage",
+        ] {
+            let typed = decode_reply_as::<AgentList>(line).unwrap_err();
+            let value = decode_reply(line)
+                .and_then(|v| Ok(serde_json::from_value::<AgentList>(v)?))
+                .unwrap_err();
+            assert_eq!(format!("{typed:#}"), format!("{value:#}"), "{line}");
+            assert_eq!(
+                typed.downcast_ref::<DaemonError>().map(|d| d.code),
+                value.downcast_ref::<DaemonError>().map(|d| d.code)
+            );
+        }
+    }
 
     #[test]
     fn replies_decode_to_data_or_typed_errors() {

@@ -11,6 +11,19 @@
 //! The cache also remembers what each agent looked like last time, across
 //! daemon restarts, so the AgentDetected/AgentUpdated events fire on real
 //! changes only.
+//!
+//! Looking for an agent that is not installed costs a `stat` in every `PATH`
+//! directory, most of a warm `agents list`'s work. So the detector also
+//! keeps, in memory, which agents none of whose names exists in any `PATH`
+//! directory, with each directory's identity and mtime ([`PathScan`]). An
+//! entry added to, removed from or renamed in a directory changes its
+//! mtime, so while no directory's stamp has changed those agents are still
+//! absent and one `stat` per directory replaces one per directory and name.
+//! A name that is there but was turned down (not executable, a dangling
+//! link, a shim) is looked at every time, since making it usable changes
+//! no directory. A stamp is trusted only once its mtime is
+//! [`SETTLED`] older than the clock when it was read, so a change within
+//! the same timestamp tick as the one before is never missed.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -34,6 +47,11 @@ const CACHE_VERSION: u32 = 1;
 
 /// At most this much of a probe's output is read.
 const MAX_PROBE_OUTPUT: u64 = 64 * 1024;
+
+/// How much older than the clock a directory's mtime must be for its stamp
+/// to be trusted ([`PathScan`]): more than a filesystem's timestamp tick
+/// (coarse kernel clocks, FAT's 2 s).
+const SETTLED: Duration = Duration::from_secs(3);
 
 /// What detection found for one agent.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +79,49 @@ pub struct Detector {
     file: PathBuf,
     cache: CacheFile,
     loaded: bool,
+    /// Agents known to be absent from `PATH`, and since when.
+    scan: Option<PathScan>,
+}
+
+/// The agents (by their command names) none of whose names exists in any
+/// `PATH` directory, valid while every directory's stamp is as recorded.
+#[derive(Debug, PartialEq)]
+struct PathScan {
+    path_var: std::ffi::OsString,
+    stamps: Vec<Option<DirStamp>>,
+    /// Every stamp was settled when read: none can hide a change.
+    settled: bool,
+    absent: Vec<Vec<String>>,
+}
+
+/// A directory's identity and mtime; `None` in [`PathScan::stamps`] for
+/// one that could not be read (missing: creating it changes the stamp).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct DirStamp {
+    dev: u64,
+    ino: u64,
+    mtime_ns: i128,
+}
+
+impl PathScan {
+    /// The stamps of `path_var`'s absolute directories now, and whether all
+    /// of them are settled.
+    fn stamps(path_var: &OsStr) -> (Vec<Option<DirStamp>>, bool) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        let mut settled = true;
+        let stamps = path_dirs(path_var)
+            .map(|dir| {
+                let meta = fs::metadata(dir).ok()?;
+                let mtime_ns =
+                    i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
+                settled &= mtime_ns < now - SETTLED.as_nanos() as i128;
+                Some(DirStamp { dev: meta.dev(), ino: meta.ino(), mtime_ns })
+            })
+            .collect();
+        (stamps, settled)
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -88,7 +149,44 @@ struct Seen {
 
 impl Detector {
     pub fn new(file: PathBuf) -> Detector {
-        Detector { file, cache: CacheFile::default(), loaded: false }
+        Detector { file, cache: CacheFile::default(), loaded: false, scan: None }
+    }
+
+    /// Each agent's binary, as [`find_binary`] finds it, skipping the
+    /// lookup of agents the last [`PathScan`] found absent while it holds.
+    fn find_all(
+        &mut self,
+        agents: &[&AgentManifest],
+        path_var: Option<&OsStr>,
+    ) -> Vec<Option<(PathBuf, u64, i64)>> {
+        let Some(path_var) = path_var else { return agents.iter().map(|_| None).collect() };
+        let (stamps, settled) = PathScan::stamps(path_var);
+        let holds = self
+            .scan
+            .as_ref()
+            .is_some_and(|scan| scan.settled && scan.path_var == path_var && scan.stamps == stamps);
+        if !holds {
+            let path_var = path_var.to_os_string();
+            self.scan = Some(PathScan { path_var, stamps, settled, absent: Vec::new() });
+        }
+        let scan = self.scan.as_mut().expect("set above");
+        agents
+            .iter()
+            .map(|agent| {
+                let commands = agent.commands();
+                if holds && scan.absent.iter().any(|a| *a == commands) {
+                    return None;
+                }
+                match find_in_path(&commands, Some(path_var), not_a_shim) {
+                    Lookup::Found(path, size, mtime_ns) => Some((path, size, mtime_ns)),
+                    Lookup::Absent => {
+                        scan.absent.push(commands.iter().map(|c| c.to_string()).collect());
+                        None
+                    }
+                    Lookup::TurnedDown => None,
+                }
+            })
+            .collect()
     }
 
     /// Detects every agent in `agents`. `path_var` is the `PATH` to search,
@@ -104,8 +202,7 @@ impl Detector {
         let mut dirty = false;
 
         // Find binaries and decide which need a probe.
-        let found: Vec<Option<(PathBuf, u64, i64)>> =
-            agents.iter().map(|a| find_binary(&a.commands(), path_var)).collect();
+        let found = self.find_all(agents, path_var);
         let mut to_probe: Vec<(PathBuf, &str)> = Vec::new();
         for (agent, hit) in agents.iter().zip(&found) {
             if let Some((path, size, mtime_ns)) = hit {
@@ -214,7 +311,9 @@ impl Detector {
 
         // Forget probes of binaries that no longer exist.
         let before = self.cache.binaries.len();
-        self.cache.binaries.retain(|path, _| Path::new(path).exists());
+        // (Those just found exist: no second look.)
+        let just_found = |path: &str| found.iter().flatten().any(|(p, _, _)| p.as_os_str() == path);
+        self.cache.binaries.retain(|path, _| just_found(path) || Path::new(path).exists());
         dirty |= before != self.cache.binaries.len();
 
         if dirty {
@@ -251,9 +350,17 @@ impl Detector {
 /// The first of `commands` found as an executable file on `path_var`, with
 /// the size and mtime (nanoseconds) of the file it resolves to.
 pub fn find_binary(commands: &[&str], path_var: Option<&OsStr>) -> Option<(PathBuf, u64, i64)> {
-    // Our own alias shims are never an agent: a profile called `claude`
-    // would otherwise be detected as Claude Code, and run itself.
-    find_binary_where(commands, path_var, |p| !crate::profiles::aliases::is_shim(p))
+    match find_in_path(commands, path_var, not_a_shim) {
+        Lookup::Found(path, size, mtime_ns) => Some((path, size, mtime_ns)),
+        Lookup::Absent | Lookup::TurnedDown => None,
+    }
+}
+
+/// Our own alias shims are never an agent: a profile called `claude` would
+/// otherwise be detected as Claude Code, and run itself. A shim is a small
+/// file, so a large one is not read to find out.
+fn not_a_shim(path: &Path, meta: &fs::Metadata) -> bool {
+    meta.len() >= 4096 || !crate::profiles::aliases::is_shim(path)
 }
 
 /// The first executable named like one of `commands` on `path_var` (absolute
@@ -263,22 +370,62 @@ pub fn find_binary_where(
     path_var: Option<&OsStr>,
     accept: impl Fn(&Path) -> bool,
 ) -> Option<(PathBuf, u64, i64)> {
-    let path_var = path_var?;
+    match find_in_path(commands, path_var, |path, _| accept(path)) {
+        Lookup::Found(path, size, mtime_ns) => Some((path, size, mtime_ns)),
+        Lookup::Absent | Lookup::TurnedDown => None,
+    }
+}
+
+/// What [`find_in_path`] found.
+enum Lookup {
+    /// The binary: path, size and mtime (ns) of the file it resolves to.
+    Found(PathBuf, u64, i64),
+    /// None of the names exists in any directory, not even as a dangling
+    /// link: only a change to a directory can make one appear.
+    Absent,
+    /// Something by one of the names is there but does not qualify, or
+    /// could not be looked at.
+    TurnedDown,
+}
+
+/// The absolute entries of `path_var`, in order: relative ones depend on the
+/// daemon's cwd and are skipped.
+fn path_dirs(path_var: &OsStr) -> impl Iterator<Item = PathBuf> + '_ {
+    std::env::split_paths(path_var).filter(|dir| dir.is_absolute())
+}
+
+/// [`find_binary_where`], also telling an absent name from one turned down.
+fn find_in_path(
+    commands: &[&str],
+    path_var: Option<&OsStr>,
+    accept: impl Fn(&Path, &fs::Metadata) -> bool,
+) -> Lookup {
+    let Some(path_var) = path_var else { return Lookup::Absent };
+    let mut absent = true;
     for cmd in commands {
-        for dir in std::env::split_paths(path_var) {
-            if dir.as_os_str().is_empty() || !dir.is_absolute() {
-                // Relative PATH entries depend on the daemon's cwd: skip them.
-                continue;
-            }
+        for dir in path_dirs(path_var) {
             let candidate = dir.join(cmd);
-            let Ok(meta) = fs::metadata(&candidate) else { continue };
-            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 && accept(&candidate) {
+            let meta = match fs::metadata(&candidate) {
+                Ok(meta) => meta,
+                Err(e) => {
+                    // Not there, unless as a link to nothing (which its
+                    // target's creation makes usable, changing no directory
+                    // here).
+                    absent &= e.kind() == std::io::ErrorKind::NotFound
+                        && fs::symlink_metadata(&candidate)
+                            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+                    continue;
+                }
+            };
+            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 && accept(&candidate, &meta)
+            {
                 let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
-                return Some((candidate, meta.len(), mtime_ns));
+                return Lookup::Found(candidate, meta.len(), mtime_ns);
             }
+            absent = false;
         }
     }
-    None
+    if absent { Lookup::Absent } else { Lookup::TurnedDown }
 }
 
 /// Runs `<path> <flag>` and extracts a version, killing the probe's whole
@@ -421,6 +568,21 @@ mod tests {
         assert!(find_binary(&["bin"], Some(dir.as_os_str())).is_none(), "directories do not count");
         assert_eq!(find_binary(&["nope", "exe"], Some(&path)).unwrap().0, exe);
         assert!(find_binary(&["exe"], None).is_none());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn only_names_not_there_at_all_count_as_absent() {
+        let dir = std::env::temp_dir().join(format!("ringlet-absent-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("plain"), "x").unwrap();
+        std::os::unix::fs::symlink(dir.join("nowhere"), dir.join("dangling")).unwrap();
+        let path = std::env::join_paths([Path::new("/nonexistent-ringlet-dir"), &dir]).unwrap();
+        let lookup = |names: &[&str]| find_in_path(names, Some(&path), |_, _| true);
+        assert!(matches!(lookup(&["none"]), Lookup::Absent));
+        // There but not usable: looked at again every time.
+        assert!(matches!(lookup(&["none", "plain"]), Lookup::TurnedDown));
+        assert!(matches!(lookup(&["dangling"]), Lookup::TurnedDown));
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -153,3 +153,66 @@ fn binaries_that_are_not_executable_or_print_nothing() {
     assert!(codex["probe_error"].as_str().unwrap().contains("failed"), "{codex}");
     assert!(agent(&list, "claude")["probe_error"].as_str().unwrap().contains("printed no version"));
 }
+
+/// Sets `dir`'s mtime a minute back, as a `PATH` directory nobody has
+/// touched for a while looks: the detector then trusts what it found
+/// missing there until the directory changes.
+fn age(dir: &std::path::Path) {
+    let then = std::time::SystemTime::now() - Duration::from_secs(60);
+    fs::File::open(dir).unwrap().set_modified(then).unwrap();
+}
+
+fn installed(env: &Env, id: &str) -> bool {
+    let list = env.cmd(&["agents", "list", "--json"]).json();
+    agent(&list, id)["installed"] == true
+}
+
+#[test]
+fn agents_appear_in_long_unchanged_path_directories() {
+    let mut env = Env::new("path-settled");
+    let later = env.root.join("later-bin");
+    env.extra_path.push(later.clone());
+    age(&env.bin);
+    // Twice: the second listing is answered from what the first found absent.
+    assert!(!installed(&env, "droid"));
+    assert!(!installed(&env, "droid"));
+
+    // Installed into a directory of PATH: the directory changed.
+    env.fake_agent("droid", "echo 0.1.0");
+    assert!(installed(&env, "droid"), "a new binary in a PATH directory");
+    age(&env.bin);
+    assert!(installed(&env, "droid"));
+    assert!(installed(&env, "droid"));
+
+    // Made executable: no directory changes, the file does.
+    fs::write(env.bin.join("grok"), "#!/bin/sh\necho 0.2.0\n").unwrap();
+    age(&env.bin);
+    assert!(!installed(&env, "grok"));
+    assert!(!installed(&env, "grok"));
+    let mode = || std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    fs::set_permissions(env.bin.join("grok"), mode()).unwrap();
+    assert!(installed(&env, "grok"), "a binary made executable");
+
+    // A link to nothing, then its target appears elsewhere.
+    let target = env.root.join("codex-target");
+    std::os::unix::fs::symlink(&target, env.bin.join("codex")).unwrap();
+    age(&env.bin);
+    assert!(!installed(&env, "codex"));
+    assert!(!installed(&env, "codex"));
+    fs::write(&target, "#!/bin/sh\necho codex-cli 0.3.0\n").unwrap();
+    fs::set_permissions(&target, mode()).unwrap();
+    assert!(installed(&env, "codex"), "a link whose target appeared");
+
+    // A PATH directory that did not exist yet.
+    assert!(!installed(&env, "opencode"));
+    fs::create_dir(&later).unwrap();
+    fs::write(later.join("opencode"), "#!/bin/sh\necho 1.0.0\n").unwrap();
+    fs::set_permissions(later.join("opencode"), mode()).unwrap();
+    assert!(installed(&env, "opencode"), "an agent in a PATH directory created later");
+
+    // Uninstalled.
+    age(&env.bin);
+    assert!(installed(&env, "droid"));
+    fs::remove_file(env.bin.join("droid")).unwrap();
+    assert!(!installed(&env, "droid"), "a removed binary");
+}

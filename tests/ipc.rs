@@ -128,6 +128,44 @@ fn a_silent_client_does_not_block_others() {
     assert!(reply.contains("no complete request line"), "{reply}");
 }
 
+/// The daemon's threads named `name`.
+fn threads_named(pid: u32, name: &str) -> usize {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
+    tasks
+        .flatten()
+        .filter(|t| fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
+        .count()
+}
+
+#[test]
+fn a_burst_of_connections_is_served_by_kept_threads_that_leave_no_crowd() {
+    let env = Env::new("burst");
+    let pid = env.start_daemon();
+    // Twenty connections held open at once: each has a thread of its own
+    // (none waits for another to finish), and one more is waiting to accept.
+    let held: Vec<UnixStream> =
+        (0..20).map(|_| UnixStream::connect(env.socket()).unwrap()).collect();
+    assert!(
+        wait_until(Duration::from_secs(10), || threads_named(pid, "ipc-accept") > 20),
+        "{} IPC threads for 20 open connections",
+        threads_named(pid, "ipc-accept")
+    );
+    still_serves(&env, pid);
+    // They hang up: their threads go back to waiting, and all but a few end.
+    drop(held);
+    assert!(
+        wait_until(Duration::from_secs(10), || threads_named(pid, "ipc-accept") <= 4),
+        "{} IPC threads left after the burst",
+        threads_named(pid, "ipc-accept")
+    );
+    // Kept threads serve one request after another.
+    for _ in 0..5 {
+        still_serves(&env, pid);
+    }
+    let left = threads_named(pid, "ipc-accept");
+    assert!((1..=4).contains(&left), "{left} IPC threads after serving");
+}
+
 #[test]
 fn a_daemon_of_another_protocol_version_is_named() {
     let env = Env::new("mismatch");

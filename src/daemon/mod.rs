@@ -5,7 +5,8 @@
 //! Threads (each named, each with one concern):
 //! - `main`: this file's [`run`]; waits on the [`Ctl`] channel and the idle
 //!   timer, and does the shutdown.
-//! - `ipc-accept` and one `ipc-conn` per connection ([`ipc`]).
+//! - `ipc-accept`: a few kept threads, each accepting a connection and serving
+//!   it, then the next ([`ipc`]).
 //! - `signals`: SIGTERM/SIGINT/SIGHUP become [`Ctl::Shutdown`] ([`signals`]).
 //! - `proxy-supervisor`: spawns and watches every routing proxy
 //!   ([`crate::proxy::supervisor`]).
