@@ -130,11 +130,7 @@ fn a_silent_client_does_not_block_others() {
 
 /// The daemon's threads named `name`.
 fn threads_named(pid: u32, name: &str) -> usize {
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
-    tasks
-        .flatten()
-        .filter(|t| fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
-        .count()
+    crate::util::thread_names(pid).iter().filter(|n| *n == name).count()
 }
 
 #[test]

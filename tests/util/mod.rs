@@ -299,6 +299,16 @@ pub fn pid_alive(pid: u32) -> bool {
         .any(|task| fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| alive(&stat)))
 }
 
+/// The names of `pid`'s threads (each one's `comm`), none if it is gone.
+pub fn thread_names(pid: u32) -> Vec<String> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else { return Vec::new() };
+    tasks
+        .flatten()
+        .filter_map(|t| fs::read_to_string(t.path().join("comm")).ok())
+        .map(|name| name.trim().to_string())
+        .collect()
+}
+
 pub fn kill(pid: u32, signal: i32) {
     let _ = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
 }
