@@ -47,7 +47,7 @@ const OPTIONS: &[(&str, &str)] =
 
 fn main() {
     println!("cargo:rerun-if-changed=src/build.rs");
-    println!("cargo:rerun-if-changed=src/build/web.rs");
+    println!("cargo:rerun-if-changed=src/build");
     let var = |name: &str| env::var(name).unwrap_or_default();
     let linux_gnu = var("CARGO_CFG_TARGET_OS") == "linux" && var("CARGO_CFG_TARGET_ENV") == "gnu";
     // A cross build links with another toolchain than the one probed here.

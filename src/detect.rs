@@ -350,10 +350,7 @@ impl Detector {
 /// The first of `commands` found as an executable file on `path_var`, with
 /// the size and mtime (nanoseconds) of the file it resolves to.
 pub fn find_binary(commands: &[&str], path_var: Option<&OsStr>) -> Option<(PathBuf, u64, i64)> {
-    match find_in_path(commands, path_var, not_a_shim) {
-        Lookup::Found(path, size, mtime_ns) => Some((path, size, mtime_ns)),
-        Lookup::Absent | Lookup::TurnedDown => None,
-    }
+    find_in_path(commands, path_var, not_a_shim).found()
 }
 
 /// Our own alias shims are never an agent: a profile called `claude` would
@@ -370,10 +367,7 @@ pub fn find_binary_where(
     path_var: Option<&OsStr>,
     accept: impl Fn(&Path) -> bool,
 ) -> Option<(PathBuf, u64, i64)> {
-    match find_in_path(commands, path_var, |path, _| accept(path)) {
-        Lookup::Found(path, size, mtime_ns) => Some((path, size, mtime_ns)),
-        Lookup::Absent | Lookup::TurnedDown => None,
-    }
+    find_in_path(commands, path_var, |path, _| accept(path)).found()
 }
 
 /// What [`find_in_path`] found.
@@ -386,6 +380,16 @@ enum Lookup {
     /// Something by one of the names is there but does not qualify, or
     /// could not be looked at.
     TurnedDown,
+}
+
+impl Lookup {
+    /// The binary, if found: path, size and mtime (ns).
+    fn found(self) -> Option<(PathBuf, u64, i64)> {
+        match self {
+            Lookup::Found(path, size, mtime_ns) => Some((path, size, mtime_ns)),
+            Lookup::Absent | Lookup::TurnedDown => None,
+        }
+    }
 }
 
 /// The absolute entries of `path_var`, in order: relative ones depend on the

@@ -10,6 +10,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use crate::util::Env;
+
+/// Import specifiers resolved as the build resolves them (its own file).
+#[path = "../src/build/specifier.rs"]
+mod specifier;
 use crate::util::http::{Answer, request};
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
@@ -163,7 +167,7 @@ fn the_page_names_versioned_files_and_all_of_them_resolve() {
         let text = String::from_utf8(gunzip(&answer.body)).unwrap();
         for spec in relative_imports(&text) {
             let dir = &url[..url.rfind('/').unwrap()];
-            queue.push(resolve(dir, &spec));
+            queue.push(format!("/{}", specifier::resolve(dir, &spec)));
         }
     }
     assert!(seen.contains(&format!("/static/{version}/js/app.js")), "{seen:?}");
@@ -180,7 +184,7 @@ fn dashboard_graph() -> BTreeSet<String> {
         if graph.insert(path.clone()) {
             let text = fs::read_to_string(root.join(&path)).unwrap();
             let dir = &path[..path.rfind('/').unwrap()];
-            queue.extend(relative_imports(&text).iter().map(|spec| resolve(dir, spec)));
+            queue.extend(relative_imports(&text).iter().map(|spec| specifier::resolve(dir, spec)));
         }
     }
     graph
@@ -243,20 +247,6 @@ fn relative_imports(text: &str) -> Vec<String> {
         }
     }
     specs
-}
-
-fn resolve(dir: &str, spec: &str) -> String {
-    let mut parts: Vec<&str> = dir.split('/').collect();
-    for segment in spec.split('/') {
-        match segment {
-            "." => {}
-            ".." => {
-                parts.pop();
-            }
-            s => parts.push(s),
-        }
-    }
-    parts.join("/")
 }
 
 #[test]

@@ -17,6 +17,9 @@ use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+#[path = "specifier.rs"]
+mod specifier;
+
 /// Files under `static/` that are not part of the UI: notes for developers,
 /// the vendoring script and the favicon's renderer.
 const NOT_SERVED: &[&str] = &["README.md", "vendor/update.sh", "favicon.py"];
@@ -338,17 +341,7 @@ fn parse_import(path: &str, line: &str) -> (String, String) {
         );
     }
     let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
-    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
-    for segment in spec.split('/') {
-        match segment {
-            "." => {}
-            ".." => {
-                parts.pop();
-            }
-            s => parts.push(s),
-        }
-    }
-    let resolved = parts.join("/");
+    let resolved = specifier::resolve(dir, spec);
     if !resolved.starts_with("js/") {
         panic!("static/{path}: imports {spec}, outside static/js");
     }

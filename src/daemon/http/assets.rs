@@ -30,6 +30,11 @@ use std::borrow::Cow;
 
 use super::routes::envelope_error;
 
+/// Import specifiers resolved as the build resolves them (its own file).
+#[cfg(test)]
+#[path = "../../build/specifier.rs"]
+mod specifier;
+
 /// One embedded file.
 pub struct File {
     /// Its path under `static/`, `/`-separated.
@@ -308,7 +313,7 @@ mod tests {
             }
             let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
             for spec in static_imports(&source(&path)) {
-                queue.push(resolve(dir, &spec));
+                queue.push(specifier::resolve(dir, &spec));
             }
         }
         assert_eq!(preloads(&source("index.html")), graph.into_iter().collect::<Vec<_>>());
@@ -323,20 +328,6 @@ mod tests {
             .map(|(_, spec)| spec.split('"').next().unwrap().to_string())
             .filter(|spec| spec.starts_with("./") || spec.starts_with("../"))
             .collect()
-    }
-
-    fn resolve(dir: &str, spec: &str) -> String {
-        let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
-        for segment in spec.split('/') {
-            match segment {
-                "." => {}
-                ".." => {
-                    parts.pop();
-                }
-                s => parts.push(s),
-            }
-        }
-        parts.join("/")
     }
 
     #[test]
